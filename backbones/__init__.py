@@ -1,0 +1,60 @@
+"""Video diffusion backbones behind one contract (:class:`backbones.base.VideoBackbone`).
+
+>>> from backbones import build_backbone, available_backbones
+>>> available_backbones()            # doctest: +SKIP
+['cogvideox-2b', 'cogvideox-5b', ...]
+>>> bb = build_backbone("cogvideox-2b", tiny=True)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+from .base import (
+    AttentionSite,
+    ConceptNotInPromptError,
+    PromptEmbedding,
+    SamplingDefaults,
+    VideoBackbone,
+    WeightsFolderError,
+)
+from .registry import (
+    UnknownBackboneError,
+    available_backbones,
+    backbone_class,
+    build_backbone,
+    register_backbone,
+    unregister_backbone,
+)
+
+_INFRA = {"base", "registry", "common"}
+
+
+def _import_family_modules() -> None:
+    # one file per family registers itself on import; importing them all here means adding a backbone
+    # never needs an edit to this file
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _INFRA and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    for ep in entry_points(group="t2v_unlearn.backbones"):
+        ep.load()
+
+
+_import_family_modules()
+
+__all__ = [
+    "AttentionSite",
+    "ConceptNotInPromptError",
+    "PromptEmbedding",
+    "SamplingDefaults",
+    "UnknownBackboneError",
+    "VideoBackbone",
+    "WeightsFolderError",
+    "available_backbones",
+    "backbone_class",
+    "build_backbone",
+    "register_backbone",
+    "unregister_backbone",
+]

@@ -1,0 +1,406 @@
+"""The backbone contract: what every video diffusion model must offer to be unlearned.
+
+A backbone wraps the real diffusers/transformers components of one model family (denoiser, text encoder,
+tokenizer, VAE, scheduler) and exposes the handful of operations the methods need:
+
+- ``prediction_type``: what the denoiser predicts (``"v_prediction"``, ``"epsilon"`` or ``"flow"``).
+- ``encode_prompts(prompts)``: text conditioning, cached per prompt string.
+- ``predict(latents, timesteps, cond)``: one denoiser call in the backbone's latent layout.
+- ``sample(...)``: classifier-free-guided denoising with the backbone's own scheduler, optionally stopped
+  early and observed step by step (this is how pseudo data is made).
+- ``attention_sites_of(denoiser)``: the attention layers where text meets video, in a fixed order.
+- ``processor_class``: the attention processor that applies adapters to the video tokens and reports the
+  text-to-video attention map of concept tokens (see :class:`unlearn.adapters.AdapterController`).
+- ``concept_token_indices(prompt, phrases)``: where the concept's words sit in the tokenized prompt.
+- ``decode(latents)``: frames as uint8 ``[B, F, H, W, 3]``.
+
+``backbones/README.md`` walks through adding a backbone.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+PredictionType = Literal["v_prediction", "epsilon", "flow"]
+
+
+class ConceptNotInPromptError(ValueError):
+    """The concept's words do not occur in a prompt whose concept mask is needed."""
+
+
+class WeightsFolderError(FileNotFoundError):
+    """A local weights folder is missing or lacks a component."""
+
+
+@dataclasses.dataclass
+class PromptEmbedding:
+    """Text conditioning for a batch of prompts, as the denoiser consumes it.
+
+    ``hidden_states`` is ``[B, L, D]``; ``attention_mask`` (``[B, L]``) and ``pooled`` (``[B, D']``) are
+    optional because only some families use them.
+    """
+
+    hidden_states: Tensor
+    attention_mask: Tensor | None = None
+    pooled: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.hidden_states.shape[0]
+
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> PromptEmbedding:
+        return PromptEmbedding(
+            fn(self.hidden_states),
+            None if self.attention_mask is None else fn(self.attention_mask),
+            None if self.pooled is None else fn(self.pooled),
+        )
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> PromptEmbedding:
+        def move(t: Tensor) -> Tensor:
+            # masks stay integer/bool; only floating tensors change dtype
+            return t.to(device=device, dtype=dtype if (dtype is not None and t.is_floating_point()) else None)
+
+        return self._map(move)
+
+    def __getitem__(self, index: Any) -> PromptEmbedding:
+        return self._map(lambda t: t[index])
+
+    def repeat(self, n: int) -> PromptEmbedding:
+        return self._map(lambda t: t.repeat_interleave(n, dim=0))
+
+    @staticmethod
+    def cat(items: Sequence[PromptEmbedding]) -> PromptEmbedding:
+        first = items[0]
+        return PromptEmbedding(
+            torch.cat([i.hidden_states for i in items]),
+            None if first.attention_mask is None else torch.cat([i.attention_mask for i in items]),
+            None if first.pooled is None else torch.cat([i.pooled for i in items]),
+        )
+
+    def to_dict(self, prefix: str = "") -> dict[str, Tensor]:
+        out = {f"{prefix}hidden_states": self.hidden_states}
+        if self.attention_mask is not None:
+            out[f"{prefix}attention_mask"] = self.attention_mask
+        if self.pooled is not None:
+            out[f"{prefix}pooled"] = self.pooled
+        return out
+
+    @classmethod
+    def from_dict(cls, tensors: dict[str, Tensor], prefix: str = "") -> PromptEmbedding:
+        return cls(
+            tensors[f"{prefix}hidden_states"],
+            tensors.get(f"{prefix}attention_mask"),
+            tensors.get(f"{prefix}pooled"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionSite:
+    """One attention layer where text and video tokens meet.
+
+    ``name`` is the module path inside the denoiser, ``module`` the diffusers ``Attention`` module, and
+    ``video_dim`` the width of the video tokens that leave the layer (the adapter's width).
+    """
+
+    name: str
+    module: nn.Module
+    video_dim: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingDefaults:
+    """The backbone's native generation settings (used when a config leaves them unset)."""
+
+    num_frames: int
+    height: int
+    width: int
+    num_inference_steps: int
+    guidance_scale: float
+
+
+class VideoBackbone(nn.Module, abc.ABC):
+    """Base class of every backbone wrapper. Subclasses implement the abstract methods below.
+
+    The wrapper holds exactly one copy of the denoiser. Its parameters are frozen; the adapters live in an
+    :class:`unlearn.adapters.AdapterController` that the processors consult, so "adapters off" gives the
+    frozen model's prediction without a second copy.
+    """
+
+    #: registry name, set by :func:`backbones.registry.register_backbone`
+    name: ClassVar[str] = ""
+    #: what the denoiser predicts
+    prediction_type: ClassVar[PredictionType]
+    #: attention processor class with adapter and concept-map hooks; built as ``processor_class(controller, i)``
+    processor_class: ClassVar[type]
+    #: layout of the video tokens relative to text tokens, documented for readers of the processor
+    token_layout: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        denoiser: nn.Module,
+        scheduler: Any,
+        text_encoder: nn.Module | None,
+        tokenizer: Any,
+        vae: nn.Module | None,
+        *,
+        defaults: SamplingDefaults,
+        source: str,
+        max_text_length: int,
+    ) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.text_encoder = text_encoder
+        self.vae = vae
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.defaults = defaults
+        self.source = source
+        self.max_text_length = max_text_length
+        self.requires_grad_(False)
+        self.eval()
+        self._prompt_cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
+        self._prompt_cache_size = 4096
+        self.controller: Any = None
+
+    # ------------------------------------------------------------------ abstract family-specific parts
+    @abc.abstractmethod
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        """Shape of one sample's latent (no batch dimension) for a video of this size."""
+
+    @abc.abstractmethod
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        """Run the text encoder(s) on a list of prompts (no caching; called under no_grad)."""
+
+    @abc.abstractmethod
+    def predict(self, latents: Tensor, timesteps: Tensor, cond: PromptEmbedding) -> Tensor:
+        """One denoiser call. ``latents`` in the backbone's layout, ``timesteps`` ``[B]``; returns a tensor
+        shaped like ``latents`` holding the ``prediction_type`` quantity."""
+
+    @abc.abstractmethod
+    def decode(self, latents: Tensor) -> Tensor:
+        """Latents to frames: uint8 ``[B, F, H, W, 3]``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def attention_sites_of(cls, denoiser: nn.Module) -> list[AttentionSite]:
+        """Attention layers where text meets video, in a fixed order (adapter ``i`` belongs to site ``i``)."""
+
+    # ------------------------------------------------------------------ shared behaviour
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.denoiser.parameters()).dtype
+
+    def attention_sites(self) -> list[AttentionSite]:
+        return self.attention_sites_of(self.denoiser)
+
+    @classmethod
+    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
+        """Give every attention site a processor that applies ``controller``'s adapters.
+
+        Works on a bare diffusers model too: this is how exported adapters attach to a stock pipeline.
+        """
+        sites = cls.attention_sites_of(denoiser)
+        if len(sites) != len(controller.adapters):
+            raise ValueError(
+                f"{cls.__name__}: the denoiser has {len(sites)} attention sites but the adapters cover "
+                f"{len(controller.adapters)}; were they trained on a different model configuration?"
+            )
+        for i, site in enumerate(sites):
+            site.module.set_processor(cls.processor_class(controller, i))
+
+    def attach_controller(self, controller: Any) -> None:
+        self.controller = controller
+        self.install_adapter_processors(self.denoiser, controller)
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: Sequence[str]) -> PromptEmbedding:
+        """Text conditioning for ``prompts``; each distinct prompt is encoded once per process."""
+        prompts = list(prompts)
+        if not prompts:
+            raise ValueError("encode_prompts got an empty prompt list")
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._prompt_cache))
+        if missing:
+            enc = self._encode(missing)
+            for i, p in enumerate(missing):
+                self._prompt_cache[p] = enc[i : i + 1].to("cpu")
+            while len(self._prompt_cache) > self._prompt_cache_size:
+                self._prompt_cache.popitem(last=False)
+        return PromptEmbedding.cat([self._prompt_cache[p] for p in prompts]).to(self.device)
+
+    def text_tokens(self, prompt: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and character offsets of ``prompt`` exactly as :meth:`_encode` tokenizes it."""
+        enc = self.tokenizer(
+            prompt,
+            max_length=self.max_text_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+        )
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+    #: position of the first text token in the sequence ``_encode`` returns (non-zero when a family crops a
+    #: prompt template off the front)
+    text_token_offset: ClassVar[int] = 0
+
+    def concept_token_indices(self, prompt: str, phrases: str | Sequence[str]) -> list[int]:
+        """Indices (into the encoded text sequence) of the tokens that spell any of ``phrases`` in ``prompt``.
+
+        Matching is case-insensitive on whole words; every occurrence counts. A phrase split into several
+        tokens gives all of them. Raises :class:`ConceptNotInPromptError` when nothing matches, or when the
+        match was truncated away by the text length limit.
+        """
+        if isinstance(phrases, str):
+            phrases = [phrases]
+        spans: list[tuple[int, int]] = []
+        for phrase in phrases:
+            if not phrase.strip():
+                continue
+            pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in phrase.split()) + r"(?!\w)"
+            spans += [m.span() for m in re.finditer(pattern, prompt, flags=re.IGNORECASE)]
+        if not spans:
+            raise ConceptNotInPromptError(
+                f"none of the concept words {list(phrases)!r} occur in the prompt {prompt!r}; the concept mask "
+                "needs them. Fix: give the words that name the concept in this prompt (prompt records' "
+                "`concept_words`, or `concept_synonyms` in the data config), or set model.alpha=0 to train "
+                "without localization."
+            )
+        _, offsets = self.text_tokens(prompt)
+        idx = [
+            i + self.text_token_offset
+            for i, (s, e) in enumerate(offsets)
+            if e > s and any(s < se and e > ss for ss, se in spans)
+        ]
+        if not idx:
+            raise ConceptNotInPromptError(
+                f"the concept words {list(phrases)!r} in {prompt!r} lie beyond the text encoder's "
+                f"{self.max_text_length}-token limit; shorten the prompt or move the concept earlier."
+            )
+        return idx
+
+    def concept_token_mask(self, prompts: Sequence[str], phrases: Sequence[Sequence[str]]) -> Tensor:
+        """Bool ``[B, L]`` over the encoded text sequence, True at concept tokens of each prompt."""
+        length = self.encode_prompts([prompts[0]]).hidden_states.shape[1]
+        mask = torch.zeros(len(prompts), length, dtype=torch.bool)
+        for b, (p, ph) in enumerate(zip(prompts, phrases)):
+            mask[b, self.concept_token_indices(p, ph)] = True
+        return mask
+
+    def new_scheduler(self) -> Any:
+        """A fresh scheduler (schedulers keep per-run state, so every sampling run gets its own)."""
+        return type(self.scheduler).from_config(self.scheduler.config)
+
+    def initial_noise(self, seeds: Sequence[int], num_frames: int, height: int, width: int) -> Tensor:
+        """Per-seed Gaussian noise, generated on the CPU so that a seed gives the same video on any device."""
+        shape = self.latent_shape(num_frames, height, width)
+        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return torch.stack(noise).to(self.device, self.dtype)
+
+    def guided_prediction(
+        self, latents: Tensor, t: Tensor, cond: PromptEmbedding, uncond: PromptEmbedding, guidance_scale: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Unconditional, conditional and classifier-free-guided predictions in one batched call."""
+        b = latents.shape[0]
+        ts = t.reshape(-1).expand(b) if t.numel() == 1 else t
+        pred = self.predict(torch.cat([latents, latents]), torch.cat([ts, ts]), PromptEmbedding.cat([uncond, cond]))
+        pred_uncond, pred_cond = pred.chunk(2)
+        return pred_uncond, pred_cond, pred_uncond + guidance_scale * (pred_cond - pred_uncond)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        *,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        negative_prompt: str | Sequence[str] = "",
+        cond: PromptEmbedding | None = None,
+        uncond: PromptEmbedding | None = None,
+        stop_at_step: int | None = None,
+        on_step: Callable[[int, Tensor, Tensor, Tensor, Tensor], None] | None = None,
+        cond_for_step: Callable[[int], tuple[PromptEmbedding, PromptEmbedding]] | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Denoise per-seed noise with classifier-free guidance and the backbone's scheduler.
+
+        ``stop_at_step=k`` returns the latent after ``k`` steps (``x_t`` for ``t = timesteps[k]``), which is
+        how pseudo data is made. ``on_step(i, t, x_t, pred_uncond, pred_cond)`` sees every step before it is
+        taken. ``cond_for_step(i)`` may replace the conditioning per step (SAFREE uses this).
+        """
+        d = self.defaults
+        num_frames, height, width = num_frames or d.num_frames, height or d.height, width or d.width
+        steps = num_inference_steps or d.num_inference_steps
+        g = d.guidance_scale if guidance_scale is None else guidance_scale
+        if len(prompts) != len(seeds):
+            raise ValueError(f"sample got {len(prompts)} prompts but {len(seeds)} seeds")
+        if cond is None:
+            cond = self.encode_prompts(prompts)
+        if uncond is None:
+            neg = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+            uncond = self.encode_prompts(neg)
+        scheduler = self.new_scheduler()
+        scheduler.set_timesteps(steps, device=self.device)
+        latents = self.initial_noise(seeds, num_frames, height, width) * getattr(scheduler, "init_noise_sigma", 1.0)
+        timesteps = scheduler.timesteps
+        iterator = enumerate(timesteps)
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, total=len(timesteps), desc=f"sampling {self.name}", leave=False)
+        for i, t in iterator:
+            if stop_at_step is not None and i >= stop_at_step:
+                break
+            c, u = cond_for_step(i) if cond_for_step is not None else (cond, uncond)
+            x_in = scheduler.scale_model_input(latents, t) if hasattr(scheduler, "scale_model_input") else latents
+            pred_uncond, pred_cond, guided = self.guided_prediction(x_in, t.to(self.device), c, u, g)
+            if on_step is not None:
+                on_step(i, t, latents, pred_uncond, pred_cond)
+            latents = self.scheduler_step(scheduler, guided, t, latents)
+        return latents
+
+    def scheduler_step(self, scheduler: Any, model_output: Tensor, t: Tensor, latents: Tensor) -> Tensor:
+        return scheduler.step(model_output, t, latents, return_dict=False)[0]
+
+    def timesteps_for(self, num_inference_steps: int) -> Tensor:
+        scheduler = self.new_scheduler()
+        scheduler.set_timesteps(num_inference_steps)
+        return scheduler.timesteps.clone()
+
+    def fingerprint(self) -> str:
+        """A short id of the exact weights, for cache keys: family, source and a digest of every tensor's
+        shape and leading bytes (cheap even for billions of parameters)."""
+        h = hashlib.sha256(json.dumps([self.name, self.source, str(self.dtype)]).encode())
+        for module in (self.denoiser, self.text_encoder):
+            if module is None:
+                continue
+            for key, tensor in module.state_dict().items():
+                flat = tensor.detach().reshape(-1)
+                head = flat[:64].float().cpu()
+                h.update(key.encode())
+                h.update(str(tuple(tensor.shape)).encode())
+                h.update(head.numpy().tobytes())
+                h.update(f"{flat.float().sum().item():.6e}".encode())
+        return h.hexdigest()[:16]
+
+
+def frames_to_uint8(video: Tensor) -> Tensor:
+    """``[B, C, F, H, W]`` in [-1, 1] → uint8 ``[B, F, H, W, C]``."""
+    video = (video.float().clamp(-1, 1) + 1) * 127.5
+    return video.round().to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()

@@ -1,0 +1,301 @@
+"""CogVideoX (2B and 5B): T5 text encoder, ``CogVideoXTransformer3DModel``, ``AutoencoderKLCogVideoX``,
+``CogVideoXDDIMScheduler`` with v-prediction.
+
+Text and video meet in the joint attention of every ``CogVideoXBlock``: text tokens come first, rotary
+embeddings (5B) apply to the video part only, one softmax over all keys. The adapter is added to the video
+tokens leaving that attention; the concept map is computed from the real (normed, rotated) q and k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
+from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer
+from .registry import register_backbone
+
+#: CogVideoX-2B/5B scheduler settings (their `scheduler/scheduler_config.json`)
+SCHEDULER_CONFIG: dict[str, dict[str, Any]] = {
+    "2b": dict(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+        set_alpha_to_one=True, snr_shift_scale=3.0, steps_offset=0, timestep_spacing="trailing",
+    ),
+    "5b": dict(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+        set_alpha_to_one=True, snr_shift_scale=1.0, steps_offset=0, timestep_spacing="trailing",
+    ),
+}
+
+#: tiny random transformers for tests: the 2B flavour uses sincos positions, the 5B flavour rotary ones
+TINY_TRANSFORMER_CONFIG: dict[str, dict[str, Any]] = {
+    "2b": dict(
+        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=2, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16,
+    ),
+    "5b": dict(  # rotary embeddings split the head dim in 3 even parts: 16 is the smallest that works
+        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=2, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=True,
+    ),
+}
+
+FULL_DEFAULTS = SamplingDefaults(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0)
+TINY_DEFAULTS = SamplingDefaults(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
+
+WEIGHTS_LAYOUT = {
+    "model_index.json": "pipeline index",
+    "transformer": "CogVideoXTransformer3DModel",
+    "text_encoder": "T5EncoderModel",
+    "tokenizer": "T5 tokenizer",
+    "vae": "AutoencoderKLCogVideoX",
+    "scheduler": "scheduler config",
+}
+
+
+class CogVideoXUnlearnAttnProcessor:
+    """diffusers' ``CogVideoXAttnProcessor2_0`` plus two hooks: the concept map (from the normed, rotated
+    q and k, chunked) and the adapter on the video tokens that leave the layer."""
+
+    def __init__(self, controller: Any, site_index: int) -> None:
+        self.controller = controller
+        self.site_index = site_index
+
+    def __call__(
+        self,
+        attn: nn.Module,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        from unlearn.attention_maps import concept_attention_probs
+
+        text_len = encoder_hidden_states.size(1)
+        hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+        batch_size, seq_len, _ = hidden_states.shape
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, seq_len, batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+
+        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        if image_rotary_emb is not None:
+            query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
+            if not attn.is_cross_attention:
+                key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
+
+        ctl = self.controller
+        if ctl is not None and ctl.wants_concept_map:
+            num_video = seq_len - text_len
+            with torch.no_grad():
+                probs = concept_attention_probs(
+                    query[:, :, text_len:], key, ctl.concept_key_mask(text_first=True, num_video=num_video), attn.scale
+                )
+            frames = ctl.context.get("frames", 1)
+            ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
+
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        encoder_hidden_states, hidden_states = hidden_states.split([text_len, seq_len - text_len], dim=1)
+        if ctl is not None:
+            hidden_states = ctl.adapt(self.site_index, hidden_states)
+        return hidden_states, encoder_hidden_states
+
+
+@register_backbone("cogvideox-2b", hub_id="THUDM/CogVideoX-2b", variant="2b")
+@register_backbone("cogvideox-5b", hub_id="THUDM/CogVideoX-5b", variant="5b")
+class CogVideoXBackbone(VideoBackbone):
+    """CogVideoX wrapper (v-prediction). Build with :meth:`load` or ``build_backbone("cogvideox-2b", ...)``."""
+
+    prediction_type = "v_prediction"
+    processor_class = CogVideoXUnlearnAttnProcessor
+    token_layout = "joint: [text | video], text first"
+
+    def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4,
+                 vae_scaling_factor: float = 1.15258426, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.vae_scale_factor_spatial = vae_scale_factor_spatial
+        self.vae_scale_factor_temporal = vae_scale_factor_temporal
+        self.vae_scaling_factor = vae_scaling_factor
+        self._rotary_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(
+        cls,
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str = "bfloat16",
+        hub_id: str = "THUDM/CogVideoX-2b",
+        variant: str = "2b",
+        seed: int = 0,
+        max_text_length: int | None = None,
+    ) -> CogVideoXBackbone:
+        """Load real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or build a
+        tiny random model (``tiny=True``: no download, CPU-sized, deterministic from ``seed``)."""
+        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        if tiny and pretrained is None:
+            return cls.tiny(variant=variant, seed=seed, torch_dtype=dtype)
+        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, max_text_length=max_text_length)
+
+    @classmethod
+    def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16,
+                        max_text_length: int | None = None) -> CogVideoXBackbone:
+        from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+        from transformers import AutoTokenizer, T5EncoderModel
+
+        if is_local_path(pretrained):
+            check_weights_folder(pretrained, WEIGHTS_LAYOUT, cls.__name__)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
+            text_encoder = T5EncoderModel.from_pretrained(pretrained, subfolder="text_encoder", torch_dtype=torch_dtype)
+            transformer = CogVideoXTransformer3DModel.from_pretrained(pretrained, subfolder="transformer", torch_dtype=torch_dtype)
+            vae = AutoencoderKLCogVideoX.from_pretrained(pretrained, subfolder="vae", torch_dtype=torch_dtype)
+            scheduler = CogVideoXDDIMScheduler.from_pretrained(pretrained, subfolder="scheduler")
+        except OSError as err:
+            if is_local_path(pretrained):
+                raise
+            raise hub_load_error(cls.__name__, pretrained, err) from err
+        full = transformer.config.num_layers > 8
+        return cls(
+            transformer, scheduler, text_encoder, tokenizer, vae,
+            defaults=FULL_DEFAULTS if full else TINY_DEFAULTS,
+            source=str(pretrained),
+            max_text_length=max_text_length or transformer.config.max_text_seq_length,
+            vae_scale_factor_spatial=2 ** (len(vae.config.block_out_channels) - 1),
+            vae_scale_factor_temporal=vae.config.temporal_compression_ratio,
+            vae_scaling_factor=vae.config.scaling_factor,
+        )
+
+    @classmethod
+    def tiny(cls, variant: str = "2b", seed: int = 0, torch_dtype: torch.dtype = torch.float32) -> CogVideoXBackbone:
+        """A random CogVideoX with diffusers' test-sized configs (runs on CPU in milliseconds)."""
+        from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+        from transformers import T5Config, T5EncoderModel
+
+        torch.manual_seed(seed)
+        tokenizer = tiny_t5_tokenizer(max_length=16)
+        text_encoder = T5EncoderModel(T5Config(
+            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+        ))
+        transformer = CogVideoXTransformer3DModel(**TINY_TRANSFORMER_CONFIG[variant])
+        vae = AutoencoderKLCogVideoX(
+            in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+            up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+            layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+        )
+        scheduler = CogVideoXDDIMScheduler(**SCHEDULER_CONFIG[variant])
+        backbone = cls(
+            transformer, scheduler, text_encoder, tokenizer, vae,
+            defaults=TINY_DEFAULTS, source=f"tiny-{variant}-seed{seed}", max_text_length=16,
+            vae_scale_factor_spatial=8, vae_scale_factor_temporal=4, vae_scaling_factor=vae.config.scaling_factor,
+        )
+        return backbone.to(torch_dtype)
+
+    def as_pipeline(self):
+        """A stock diffusers ``CogVideoXPipeline`` sharing this backbone's components."""
+        from diffusers import CogVideoXPipeline
+
+        return CogVideoXPipeline(
+            tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
+            transformer=self.denoiser, scheduler=self.new_scheduler(),
+        )
+
+    def save_pretrained(self, path: str) -> None:
+        self.as_pipeline().save_pretrained(path, safe_serialization=True)
+
+    # ------------------------------------------------------------------ contract
+    @classmethod
+    def attention_sites_of(cls, denoiser: nn.Module) -> list[AttentionSite]:
+        dim = denoiser.config.num_attention_heads * denoiser.config.attention_head_dim
+        return [
+            AttentionSite(f"transformer_blocks.{i}.attn1", block.attn1, dim)
+            for i, block in enumerate(denoiser.transformer_blocks)
+        ]
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        channels = self.denoiser.config.in_channels
+        s = self.vae_scale_factor_spatial
+        if height % (s * self.denoiser.config.patch_size) or width % (s * self.denoiser.config.patch_size):
+            raise ValueError(
+                f"height and width must be multiples of {s * self.denoiser.config.patch_size} for {self.name}; "
+                f"got {height}x{width}"
+            )
+        return (frames, channels, height // s, width // s)
+
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        ids = self.tokenizer(
+            prompts, padding="max_length", max_length=self.max_text_length, truncation=True,
+            add_special_tokens=True, return_tensors="pt",
+        ).input_ids
+        device = next(self.text_encoder.parameters()).device
+        hidden = self.text_encoder(ids.to(device))[0]
+        return PromptEmbedding(hidden.to(self.dtype))
+
+    def _rotary(self, grid_h: int, grid_w: int, frames: int) -> tuple[Tensor, Tensor]:
+        from diffusers.models.embeddings import get_3d_rotary_pos_embed
+        from diffusers.pipelines.cogvideo.pipeline_cogvideox import get_resize_crop_region_for_grid
+
+        key = (grid_h, grid_w, frames, str(self.device))
+        if key not in self._rotary_cache:
+            cfg = self.denoiser.config
+            p, p_t = cfg.patch_size, cfg.patch_size_t
+            base_w, base_h = cfg.sample_width // p, cfg.sample_height // p
+            if p_t is None:
+                crops = get_resize_crop_region_for_grid((grid_h, grid_w), base_w, base_h)
+                cos, sin = get_3d_rotary_pos_embed(
+                    embed_dim=cfg.attention_head_dim, crops_coords=crops, grid_size=(grid_h, grid_w),
+                    temporal_size=frames, device=self.device,
+                )
+            else:
+                cos, sin = get_3d_rotary_pos_embed(
+                    embed_dim=cfg.attention_head_dim, crops_coords=None, grid_size=(grid_h, grid_w),
+                    temporal_size=(frames + p_t - 1) // p_t, grid_type="slice", max_size=(base_h, base_w),
+                    device=self.device,
+                )
+            self._rotary_cache[key] = (cos, sin)
+        return self._rotary_cache[key]
+
+    def predict(self, latents: Tensor, timesteps: Tensor, cond: PromptEmbedding) -> Tensor:
+        if latents.dim() != 5:
+            raise ValueError(f"{self.name} latents must be [B, F, C, H, W]; got {tuple(latents.shape)}")
+        b, f, _, h, w = latents.shape
+        cfg = self.denoiser.config
+        p_t = cfg.patch_size_t or 1
+        if self.controller is not None:
+            self.controller.context["frames"] = (f + p_t - 1) // p_t
+        rotary = self._rotary(h // cfg.patch_size, w // cfg.patch_size, f) if cfg.use_rotary_positional_embeddings else None
+        timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
+        return self.denoiser(
+            hidden_states=latents.to(self.dtype),
+            encoder_hidden_states=cond.hidden_states.to(self.dtype),
+            timestep=timesteps.to(latents.device),
+            image_rotary_emb=rotary,
+            return_dict=False,
+        )[0]
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        z = latents.permute(0, 2, 1, 3, 4).to(next(self.vae.parameters()).dtype) / self.vae_scaling_factor
+        video = self.vae.decode(z).sample
+        return frames_to_uint8(video)

@@ -1,0 +1,77 @@
+"""Backbone registry: a name → wrapper class (+ default keyword arguments).
+
+Registering a backbone is one decorator in its own file::
+
+    @register_backbone("cogvideox-2b", hub_id="THUDM/CogVideoX-2b", variant="2b")
+    class CogVideoXBackbone(VideoBackbone): ...
+
+Every module in the ``backbones`` package is imported when the package is, and so are the entry points of
+the group ``t2v_unlearn.backbones`` (for backbones that live in another package), so a new file needs no edit
+anywhere else.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+_REGISTRY: dict[str, tuple[type, dict[str, Any]]] = {}
+
+
+class UnknownBackboneError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+def register_backbone(name: str, **defaults: Any) -> Callable[[type], type]:
+    """Class decorator: register ``cls`` under ``name``; ``defaults`` are passed to its ``load``."""
+
+    def decorate(cls: type) -> type:
+        if name in _REGISTRY and _REGISTRY[name][0] is not cls:
+            existing = _REGISTRY[name][0]
+            raise ValueError(f"backbone name {name!r} is already registered by {existing.__module__}.{existing.__name__}")
+        _REGISTRY[name] = (cls, dict(defaults))
+        if not getattr(cls, "name", ""):
+            cls.name = name
+        return cls
+
+    return decorate
+
+
+def unregister_backbone(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def available_backbones() -> list[str]:
+    """Names accepted by :func:`build_backbone`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def backbone_class(name: str) -> type:
+    return _lookup(name)[0]
+
+
+def _lookup(name: str) -> tuple[type, dict[str, Any]]:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownBackboneError(
+            f"unknown backbone {name!r}.{hint} Known backbones: {', '.join(available_backbones())}. "
+            "A new one is added by one file in backbones/ with @register_backbone (see backbones/README.md)."
+        )
+    return _REGISTRY[name]
+
+
+def build_backbone(name: str, **kwargs: Any):
+    """Build the backbone registered as ``name``.
+
+    Common keyword arguments: ``pretrained`` (hub id or local folder, default the family's hub id),
+    ``tiny`` (a small random model for tests, no download), ``torch_dtype`` ("float32", "bfloat16", ...).
+    """
+    cls, defaults = _lookup(name)
+    merged = {**defaults, **{k: v for k, v in kwargs.items() if v is not None}}
+    backbone = cls.load(**merged)
+    # one class may serve several names (cogvideox-2b/5b): the instance carries the name it was built by
+    backbone.name = name
+    return backbone

@@ -1,0 +1,7 @@
+"""Lightning callbacks of t2v-unlearn: adapter checkpoints, concept masks, sample videos."""
+
+from .checkpoint import AdapterCheckpoint
+from .masks import ConceptMaskCallback
+from .samples import SampleVideoCallback
+
+__all__ = ["AdapterCheckpoint", "ConceptMaskCallback", "SampleVideoCallback"]

@@ -1,0 +1,91 @@
+"""Save and log the concept masks that the localization loss uses (per attention layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from unlearn.losses import concept_mask
+
+
+class ConceptMaskCallback(pl.Callback):
+    """At the end of every ``every_n_epochs``-th epoch, run the current model on the first training batch
+    and save, per layer, the normalised concept attention map and its mask (``masks_epoch=N.safetensors``
+    and a PNG grid: rows = layers, columns = latent frames; left map, right mask). The grid is logged as an
+    image to wandb or TensorBoard when one is the logger.
+
+    Args:
+        dirpath: output folder (default ``<default_root_dir>/masks``).
+        every_n_epochs: period in epochs.
+        threshold: mask threshold (None: the model's ``mask_threshold``).
+    """
+
+    def __init__(self, dirpath: str | None = None, every_n_epochs: int = 1, threshold: float | None = None) -> None:
+        self.dirpath = dirpath
+        self.every_n_epochs = every_n_epochs
+        self.threshold = threshold
+        self._batch = None
+        self.last_files: list[Path] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        if self._batch is None and "x_t" in batch and "concept_tokens" in batch:
+            self._batch = {k: v[:1] for k, v in batch.items()}
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._batch is None or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        from unlearn.data import batch_embedding
+
+        b = self._batch
+        ctl = pl_module.controller
+        with ctl.capturing(b["concept_tokens"]):
+            pl_module.backbone.predict(b["x_t"], b["timesteps"], batch_embedding(b, "cond."))
+        _, maps = ctl.take()
+        thr = self.threshold if self.threshold is not None else pl_module.hparams.mask_threshold
+        tensors, rows = {}, []
+        for i, m in enumerate(maps):
+            soft, mask = concept_mask(m.float(), thr)
+            tensors[f"layer{i}.map"] = soft[0].cpu().contiguous()
+            tensors[f"layer{i}.mask"] = mask[0].cpu().contiguous()
+            rows.append(self._row(soft[0], mask[0]))
+        out = Path(self.dirpath or Path(trainer.default_root_dir) / "masks")
+        out.mkdir(parents=True, exist_ok=True)
+        st = out / f"masks_epoch={trainer.current_epoch}.safetensors"
+        save_file(tensors, st)
+        png = out / f"masks_epoch={trainer.current_epoch}.png"
+        width = max(r.shape[1] for r in rows)
+        grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows])
+        from PIL import Image
+
+        Image.fromarray(grid).resize((grid.shape[1] * 8, grid.shape[0] * 8), Image.NEAREST).save(png)
+        self.last_files = [st, png]
+        _log_image(trainer, "masks/concept", grid, trainer.global_step)
+
+    @staticmethod
+    def _row(soft: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """[F, S] map and mask → one RGB strip of F square tiles (map in green, mask in magenta)."""
+        f, s = soft.shape
+        side = int(round(s**0.5))
+        h, w = (side, s // side) if side * (s // side) == s else (1, s)
+        tiles = []
+        for k in range(f):
+            m = (soft[k].reshape(h, w).cpu().numpy() * 255).astype(np.uint8)
+            k_mask = (mask[k].reshape(h, w).cpu().numpy() * 255).astype(np.uint8)
+            tiles.append(np.stack([np.zeros_like(m), m, np.zeros_like(m)], -1))
+            tiles.append(np.stack([k_mask, np.zeros_like(m), k_mask], -1))
+            tiles.append(np.full((h, 1, 3), 80, np.uint8))
+        return np.concatenate(tiles, 1)
+
+
+def _log_image(trainer: pl.Trainer, key: str, image: np.ndarray, step: int) -> None:
+    for logger in trainer.loggers:
+        name = type(logger).__name__
+        if name == "WandbLogger":
+            logger.log_image(key=key, images=[image], step=step)
+        elif name == "TensorBoardLogger":
+            logger.experiment.add_image(key, image, step, dataformats="HWC")

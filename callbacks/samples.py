@@ -1,0 +1,80 @@
+"""Periodic sample videos: mp4 files (real encoder), logged to the active logger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+from unlearn.video import write_mp4
+
+
+class SampleVideoCallback(pl.Callback):
+    """Generate videos for ``prompts`` with the adapters on, every ``every_n_epochs`` epochs, plus the
+    original model's videos once at the start of fit (``original_*.mp4``) for comparison.
+
+    Videos go to ``dirpath`` as ``epoch=N_<i>.mp4`` and to wandb (``wandb.Video``) or TensorBoard
+    (``add_video``) when one is the logger.
+
+    Args:
+        prompts: prompts to sample.
+        dirpath: output folder (default ``<default_root_dir>/samples``).
+        every_n_epochs: period in epochs.
+        seed: noise seed (same for every epoch, so videos are comparable).
+        num_inference_steps: sampler steps (None: the backbone's default).
+        guidance_scale: CFG scale (None: the backbone's default).
+        num_frames / height / width: video size (None: the data module's pseudo-data size).
+        fps: frame rate of the written mp4.
+    """
+
+    def __init__(self, prompts: list[str], dirpath: str | None = None, every_n_epochs: int = 1, seed: int = 0,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: int = 8) -> None:
+        if not prompts:
+            raise ValueError("SampleVideoCallback needs at least one prompt")
+        self.prompts = prompts
+        self.dirpath = dirpath
+        self.every_n_epochs = every_n_epochs
+        self.seed = seed
+        self.sampling = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                             num_frames=num_frames, height=height, width=width)
+        self.fps = fps
+        self.written: list[Path] = []
+
+    def _dir(self, trainer: pl.Trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
+
+    def _settings(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict:
+        s = dict(self.sampling)
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "sampler_settings"):
+            d = dm.sampler_settings(module.backbone)
+            for k in ("num_frames", "height", "width", "num_inference_steps", "guidance_scale"):
+                if s[k] is None:
+                    s[k] = getattr(d, k)
+        return s
+
+    def _render(self, trainer: pl.Trainer, module: pl.LightningModule, tag: str, adapters: bool) -> None:
+        if not trainer.is_global_zero:
+            return
+        videos = module.generate(self.prompts, [self.seed + i for i in range(len(self.prompts))],
+                                 adapters=adapters, **self._settings(trainer, module))
+        for i, v in enumerate(videos):
+            path = write_mp4(v, self._dir(trainer) / f"{tag}_{i}.mp4", fps=self.fps)
+            self.written.append(path)
+            for logger in trainer.loggers:
+                name = type(logger).__name__
+                if name == "WandbLogger":
+                    import wandb
+
+                    logger.experiment.log({f"samples/{i}": wandb.Video(str(path), caption=f"{tag}: {self.prompts[i]}",
+                                                                        format="mp4"), "trainer/global_step": trainer.global_step})
+                elif name == "TensorBoardLogger":
+                    logger.experiment.add_video(f"samples/{i}", v.permute(0, 3, 1, 2)[None], trainer.global_step, fps=self.fps)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._render(trainer, pl_module, "original", adapters=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._render(trainer, pl_module, f"epoch={trainer.current_epoch}", adapters=True)

@@ -1,0 +1,124 @@
+"""Zero-initialised adapters on the video tokens, and the controller that attention processors consult.
+
+The controller owns one :class:`VideoTokenAdapter` per attention site. Processors (one class per backbone
+family, in ``backbones/``) call :meth:`AdapterController.adapt` on the video tokens that leave the attention
+layer and, when a concept map is requested, :meth:`AdapterController.record_concept_map`. Because the
+adapters are off with one switch, the same backbone copy gives both the frozen and the adapted prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class VideoTokenAdapter(nn.Module):
+    """``o = Up(GELU(Down(h)))`` with ``Up`` zero-initialised, so the adapted model starts as the frozen one."""
+
+    def __init__(self, dim: int, inner_dim: int = 128) -> None:
+        super().__init__()
+        self.down = nn.Linear(dim, inner_dim)
+        self.act = nn.GELU()
+        self.up = nn.Linear(inner_dim, dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.up(self.act(self.down(h)))
+
+
+class AdapterController(nn.Module):
+    """All adapters of one backbone plus the per-forward switches the processors read.
+
+    - ``enabled`` / ``scale``: adapters on (scaled) or off (frozen model).
+    - capture: inside :meth:`capturing`, adapter outputs ``o^l`` (``[B, N_video, C]``) and, if concept token
+      masks were given, the head-averaged attention mass of every video token on the concept tokens
+      (``[B, F, S]``) are recorded per site for the localization loss.
+    """
+
+    def __init__(self, dims: Sequence[int], inner_dim: int = 128, site_names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if not dims:
+            raise ValueError("AdapterController needs at least one attention site")
+        self.adapters = nn.ModuleList([VideoTokenAdapter(d, inner_dim) for d in dims])
+        self.site_names = list(site_names) if site_names is not None else [str(i) for i in range(len(dims))]
+        self.inner_dim = inner_dim
+        self.enabled = True
+        self.scale = 1.0
+        self._capture = False
+        self.concept_tokens: Tensor | None = None
+        self.outputs: dict[int, Tensor] = {}
+        self.concept_maps: dict[int, Tensor] = {}
+        #: per-forward facts a processor may need (e.g. number of latent frames); set by the backbone
+        self.context: dict[str, int] = {}
+
+    # -------------------------------------------------------------- used by processors
+    def adapt(self, site: int, video_tokens: Tensor) -> Tensor:
+        """Add adapter ``site``'s output to ``video_tokens`` (``[B, N, C]``) when adapters are on."""
+        if not self.enabled or self.scale == 0.0:
+            return video_tokens
+        adapter = self.adapters[site]
+        dtype = adapter.up.weight.dtype
+        o = adapter(video_tokens.to(dtype))
+        if self.scale != 1.0:
+            o = o * self.scale
+        if self._capture:
+            self.outputs[site] = o
+        return video_tokens + o.to(video_tokens.dtype)
+
+    @property
+    def wants_concept_map(self) -> bool:
+        return self._capture and self.concept_tokens is not None
+
+    def record_concept_map(self, site: int, probs: Tensor) -> None:
+        """``probs``: ``[B, F, S]`` attention mass of each video token on the concept tokens (no grad)."""
+        self.concept_maps[site] = probs.detach()
+
+    def concept_key_mask(self, text_first: bool, num_video: int) -> Tensor:
+        """Bool ``[B, N_keys]`` marking concept keys in a joint text+video key sequence."""
+        assert self.concept_tokens is not None
+        ct = self.concept_tokens
+        pad = torch.zeros(ct.shape[0], num_video, dtype=torch.bool, device=ct.device)
+        return torch.cat([ct, pad], 1) if text_first else torch.cat([pad, ct], 1)
+
+    # -------------------------------------------------------------- used by the method
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Adapters off: the backbone is the frozen model."""
+        prev = self.enabled
+        self.enabled = False
+        try:
+            yield
+        finally:
+            self.enabled = prev
+
+    @contextlib.contextmanager
+    def scaled(self, scale: float) -> Iterator[None]:
+        prev = self.scale
+        self.scale = float(scale)
+        try:
+            yield
+        finally:
+            self.scale = prev
+
+    @contextlib.contextmanager
+    def capturing(self, concept_tokens: Tensor | None = None) -> Iterator[None]:
+        """Record adapter outputs (and concept maps when ``concept_tokens`` ``[B, L_text]`` is given)."""
+        self._capture = True
+        self.concept_tokens = concept_tokens
+        self.outputs, self.concept_maps = {}, {}
+        try:
+            yield
+        finally:
+            self._capture = False
+            self.concept_tokens = None
+
+    def take(self) -> tuple[list[Tensor], list[Tensor]]:
+        """Captured adapter outputs and concept maps, in site order; clears them."""
+        outs = [self.outputs[i] for i in sorted(self.outputs)]
+        maps = [self.concept_maps[i] for i in sorted(self.concept_maps)]
+        self.outputs, self.concept_maps = {}, {}
+        return outs, maps

