@@ -223,7 +223,9 @@ class VideoBackbone(nn.Module, abc.ABC):
             site.module.set_processor(cls.processor_class(controller, i))
 
     def attach_controller(self, controller: Any) -> None:
-        self.controller = controller
+        # a plain reference, not a submodule: the adapters belong to the method, and the backbone's
+        # state_dict stays exactly the frozen weights
+        object.__setattr__(self, "controller", controller)
         self.install_adapter_processors(self.denoiser, controller)
 
     @torch.no_grad()

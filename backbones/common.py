@@ -69,3 +69,120 @@ def hub_load_error(family: str, pretrained: str, err: Exception) -> OSError:
         f"{family}: could not load {pretrained!r} from the model hub ({type(err).__name__}: {err}). "
         "Without network access, download the weights elsewhere and pass pretrained=<local folder>."
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BPE tokenizers for tiny models (CLIP for ZeroScope / HunyuanVideo's pooled text, byte-level Llama-3 style for
+# HunyuanVideo). Trained in code with `tokenizers` on TINY_VOCAB_WORDS: whole words for the tiny vocabulary,
+# characters (and a few learned pieces) for anything else. Deterministic: same vocabulary on every run.
+
+#: special tokens of the tiny Llama-3-style tokenizer (the HunyuanVideo prompt template uses the header/eot ones)
+LLAMA_SPECIAL_TOKENS = [
+    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|pad|>",
+]
+
+
+def _tiny_bpe_words(pre_tokenizer) -> list[str]:
+    """The training words as the tokenizer's pre-tokenizer splits them (e.g. byte-level ``Ġword``)."""
+    words = list(dict.fromkeys(TINY_VOCAB_WORDS))
+    text = " ".join(words) + " " + " ".join(words).title() + " " + " ".join(chr(c) for c in range(33, 127))
+    return list(dict.fromkeys(w for w, _ in pre_tokenizer.pre_tokenize_str(text)))
+
+
+def _train_bpe(words: list[str], end_of_word_suffix: str = "") -> tuple[list[tuple[str, str]], list[str]]:
+    """A deterministic BPE trainer: merge the most frequent adjacent pair (ties: the lexicographically smallest)
+    until every training word is one token. Returns ``(merges, alphabet)``; the caller numbers
+    the vocabulary. (``tokenizers``' trainer breaks ties in hash order, so its vocabulary changes run to run.)"""
+    from tokenizers import pre_tokenizers
+
+    seqs = []
+    for w in words:
+        syms = list(w)
+        syms[-1] += end_of_word_suffix
+        seqs.append(syms)
+    alphabet = sorted(set(pre_tokenizers.ByteLevel.alphabet()))
+    if end_of_word_suffix:
+        alphabet += sorted({c + end_of_word_suffix for c in alphabet})
+    merges: list[tuple[str, str]] = []
+    while True:
+        counts: dict[tuple[str, str], int] = {}
+        for syms in seqs:
+            for pair in zip(syms, syms[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        best = max(counts.values())
+        pair = min(p for p, c in counts.items() if c == best)
+        merges.append(pair)
+        joined = pair[0] + pair[1]
+        for k, syms in enumerate(seqs):
+            if len(syms) < 2:
+                continue
+            out, i = [], 0
+            while i < len(syms):
+                if i + 1 < len(syms) and syms[i] == pair[0] and syms[i + 1] == pair[1]:
+                    out.append(joined)
+                    i += 2
+                else:
+                    out.append(syms[i])
+                    i += 1
+            seqs[k] = out
+    return merges, alphabet
+
+
+def _bpe_vocab(specials: list[str], alphabet: list[str], merges: list[tuple[str, str]]) -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    for tok in [*specials, *alphabet, *(a + b for a, b in merges)]:
+        vocab.setdefault(tok, len(vocab))
+    return vocab
+
+
+def tiny_clip_tokenizer(max_length: int = 77):
+    """A ``CLIPTokenizer`` (byte-level BPE, ``</w>`` word ends, lower-casing) with a vocabulary trained in code."""
+    from tokenizers import Regex, pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(
+            Regex(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
+            behavior="removed", invert=True,
+        ),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    merges, alphabet = _cached_bpe("clip", pre, "</w>")
+    vocab = _bpe_vocab(["<|startoftext|>", "<|endoftext|>"], alphabet, merges)
+    clip = CLIPTokenizer(vocab=vocab, merges=list(merges))
+    clip.model_max_length = max_length
+    return clip
+
+
+_BPE_CACHE: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
+
+
+def _cached_bpe(kind: str, pre_tokenizer, suffix: str):
+    if kind not in _BPE_CACHE:
+        words = [w.lower() for w in _tiny_bpe_words(pre_tokenizer)] if kind == "clip" else _tiny_bpe_words(pre_tokenizer)
+        _BPE_CACHE[kind] = _train_bpe(list(dict.fromkeys(words)), suffix)
+    return _BPE_CACHE[kind]
+
+
+def tiny_llama_tokenizer(max_length: int = 256):
+    """A Llama-3-style tokenizer (byte-level BPE, ``<|begin_of_text|>`` prepended, header/eot special tokens)
+    wrapped in ``PreTrainedTokenizerFast``, as HunyuanVideo's real tokenizer is."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    merges, alphabet = _cached_bpe("llama", pre, "")
+    vocab = _bpe_vocab(LLAMA_SPECIAL_TOKENS, alphabet, merges)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    bos = LLAMA_SPECIAL_TOKENS[0]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=bos, eos_token="<|end_of_text|>", pad_token="<|pad|>",
+        additional_special_tokens=LLAMA_SPECIAL_TOKENS[2:5], model_max_length=max_length, padding_side="right",
+    )

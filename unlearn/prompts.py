@@ -168,21 +168,28 @@ def find_concept_words(prompt: str, phrases: Iterable[str], *, allow_plural: boo
 
     Returned as they are spelled *in the prompt* (so they can be located again), ordered by first position,
     without duplicates. A phrase of several words matches across any whitespace; with ``allow_plural`` a
-    trailing ``s``/``es``/``'s`` is accepted ("golf balls" matches "golf ball", the returned word is then
-    "golf ball" as spelled in the prompt). Returns ``[]`` when none occurs.
+    trailing ``s``/``es``/``'s`` is accepted ("golf balls" matches "golf ball"; the returned word is then
+    "golf balls" as spelled in the prompt, so a strict whole-word search finds it again). Returns ``[]``
+    when none occurs.
     """
-    hits: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    spans: list[tuple[int, int, str]] = []
     for phrase in phrases:
         if not phrase or not phrase.strip():
             continue
-        for m in _phrase_pattern(phrase, allow_plural).finditer(prompt):
-            word = m.group(1)
-            key = normalize_prompt(word)
-            if key not in seen:
-                seen.add(key)
-                hits.append((m.start(), word))
-    hits.sort(key=lambda h: h[0])
+        spans += [(m.start(), m.end(), m.group(0)) for m in _phrase_pattern(phrase, allow_plural).finditer(prompt)]
+    # a phrase inside a longer match ("ball" inside "golf balls") is part of that match, not a new word
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    hits: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    end = -1
+    for start, stop, word in spans:
+        if start < end:
+            continue
+        end = stop
+        key = normalize_prompt(word)
+        if key not in seen:
+            seen.add(key)
+            hits.append((start, word))
     return [w for _, w in hits]
 
 
@@ -250,7 +257,7 @@ class PromptRecord:
         """Character spans ``(start, end)`` of every occurrence of the concept words in the prompt."""
         spans: list[tuple[int, int]] = []
         for w in self.concept_words:
-            spans += [m.span(1) for m in _phrase_pattern(w).finditer(self.prompt)]
+            spans += [m.span() for m in _phrase_pattern(w).finditer(self.prompt)]
         return sorted(set(spans))
 
     def replace(self, **changes: Any) -> "PromptRecord":
@@ -400,9 +407,9 @@ class PromptSuite(Sequence[PromptRecord]):
 
     # -- files ------------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
-        """Write the suite atomically (temp file + ``os.replace``) as JSONL (``.jsonl``/``.json``) or CSV (``.csv``).
-
-        ``.json`` writes a JSON list. Returns the path. CSV cannot hold a concept word containing ``|``.
+        """Write the suite atomically (temp file + ``os.replace``) as JSONL (``.jsonl``), a JSON list (``.json``)
+        or CSV (``.csv``); a further ``.gz`` suffix gzips it. Returns the path. CSV cannot hold a concept word
+        containing ``|``.
         """
         path = Path(path)
         fmt = (format or _format_from_suffix(path, default="jsonl")).lower()
@@ -423,7 +430,10 @@ class PromptSuite(Sequence[PromptRecord]):
             text = buf.getvalue()
         else:
             raise ValueError(f"unknown prompt file format {fmt!r}; use jsonl, json or csv")
-        atomic_write_text(path, text)
+        if path.suffix.lower() == ".gz":
+            atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+        else:
+            atomic_write_text(path, text)
         return path
 
     @classmethod
@@ -481,13 +491,18 @@ def _format_from_suffix(path: Path, default: str | None = None) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -651,7 +666,7 @@ def _int_or_none(path: Path, line: int, value: Any, column: str) -> int | None:
     if re.fullmatch(r"[+-]?\d+(\.0+)?", s):  # pandas writes ints of a column with NaN as 123.0
         return int(s.split(".")[0])
     raise PromptFileError(path, f"column {column!r} holds {value!r}, not an integer seed", line=line,
-                          fix=f"fix the value, or load without seeds (seed_column=None)")
+                          fix="fix the value, or load without seeds (seed_column=None)")
 
 
 def _split_categories(value: str | None) -> list[str]:

@@ -45,8 +45,8 @@ class AugmentationSource(ABC):
 
     Subclasses set ``kind`` and implement :meth:`generate`. ``model_id`` and :meth:`instructions` identify
     what produced the prompts; :class:`~unlearn.augment.PromptAugmenter` hashes them into its cache key, so
-    changing the model or the instructions never serves stale prompts. ``calls`` counts :meth:`generate`
-    calls that reached the model/grammar (tests and the augmenter's statistics read it).
+    changing the model or the instructions never serves stale prompts. ``calls`` counts the requests that
+    reached the model or grammar (one per chunk of prompts; tests and the augmenter's statistics read it).
     """
 
     kind: str = "base"

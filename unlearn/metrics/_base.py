@@ -35,6 +35,12 @@ class EvaluationMetric(Metric):
             evaluator.to(self.device)
         return evaluator
 
+    def _mark_updated(self) -> None:
+        """Called by the ``update_*`` entry points that bypass ``update`` (precomputed detections, logits,
+        embeddings, features): invalidates torchmetrics' cached ``compute()`` result like ``update`` does."""
+        self._update_count += 1
+        self._computed = None
+
     def settings(self) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 

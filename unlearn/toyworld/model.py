@@ -46,7 +46,7 @@ class WorldConfig:
     text_layers: int = 1
     num_layers: int = 4
     num_attention_heads: int = 4
-    attention_head_dim: int = 24
+    attention_head_dim: int = 16
     time_embed_dim: int = 64
     patch_size: int = 2
     prediction_type: str = "v_prediction"

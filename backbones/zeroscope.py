@@ -1,0 +1,318 @@
+"""ZeroScope v2 (ModelScope text-to-video lineage): CLIP ViT-H text encoder, ``UNet3DConditionModel``, a 2D
+``AutoencoderKL`` applied per frame, ε-prediction DDPM (``TextToVideoSDPipeline``).
+
+Text meets video only in the **cross-attention** (``attn2``) of the spatial transformer blocks of the UNet
+(down, mid and up blocks; the temporal transformers are video-only self-attention and are not sites). There the
+queries are the video tokens of *one frame* with the frames folded into the batch (``[B·F, H·W, C]``, index
+``b·F + f``) and the keys are the 77 CLIP tokens only (no mask). Sites have different widths (320/640/1280 in
+the real model) and resolutions, so each :class:`~backbones.base.AttentionSite` carries its own ``video_dim``.
+
+The processor unfolds the frames before calling the controller: the adapter sees ``[B, F·H·W, C]`` (frame-major,
+the same order as the other families) and the concept map is ``[B, F, H·W]``; the controller's
+``concept_tokens`` (``[B, 77]``) is repeated per frame for the cross-attention keys. The number of frames comes
+from ``controller.context["frames"]``, which :meth:`predict` sets and which a forward pre-hook on the UNet also
+sets (so adapters attached to a stock ``TextToVideoSDPipeline`` get it too).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
+from .common import check_weights_folder, hub_load_error, is_local_path, tiny_clip_tokenizer
+from .registry import register_backbone
+
+#: ``cerspense/zeroscope_v2_576w`` ``scheduler/scheduler_config.json`` (a DDIMScheduler)
+SCHEDULER_CONFIG: dict[str, Any] = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, num_train_timesteps=1000,
+    prediction_type="epsilon", set_alpha_to_one=False, steps_offset=1,
+)
+#: the model card swaps in DPM-Solver++ (``DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``)
+DEFAULT_SCHEDULER_CLASS = "DPMSolverMultistepScheduler"
+
+TINY_UNET_CONFIG: dict[str, Any] = dict(
+    block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+    down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D"),
+    up_block_types=("CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+    cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
+)
+
+FULL_DEFAULTS = SamplingDefaults(num_frames=24, height=320, width=576, num_inference_steps=40, guidance_scale=9.0)
+TINY_DEFAULTS = SamplingDefaults(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0)
+CLIP_MAX_LENGTH = 77
+#: frames decoded per VAE call (the VAE is 2D; the pipeline decodes all frames at once)
+DECODE_CHUNK = 8
+
+WEIGHTS_LAYOUT = {
+    "model_index.json": "pipeline index",
+    "unet": "UNet3DConditionModel",
+    "text_encoder": "CLIPTextModel",
+    "tokenizer": "CLIP tokenizer",
+    "vae": "AutoencoderKL",
+    "scheduler": "scheduler config",
+}
+
+_SITE_PATTERN = re.compile(r"^(down_blocks|mid_block|up_blocks)(?:\.(\d+))?\.attentions\.(\d+)\.transformer_blocks\.(\d+)\.attn2$")
+_BLOCK_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
+
+
+class ZeroScopeUnlearnAttnProcessor:
+    """diffusers' ``AttnProcessor2_0`` for the UNet's cross-attention plus the two hooks: the concept map from the
+    real q (video tokens of one frame) and k (CLIP tokens), and the adapter on the attention output, with frames
+    unfolded from the batch so the controller sees ``[B, F·H·W, C]`` and ``[B, F, H·W]``."""
+
+    def __init__(self, controller: Any, site_index: int) -> None:
+        self.controller = controller
+        self.site_index = site_index
+
+    def __call__(
+        self,
+        attn: nn.Module,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        temb: Tensor | None = None,
+    ) -> Tensor:
+        from unlearn.attention_maps import concept_attention_probs
+
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        ctl = self.controller
+        if ctl is not None and ctl.wants_concept_map:
+            ct = ctl.concept_tokens  # [B, L]; frames are folded into the batch here
+            if batch_size % ct.shape[0]:
+                raise ValueError(f"concept tokens for {ct.shape[0]} videos do not divide the folded batch {batch_size}")
+            frames = batch_size // ct.shape[0]
+            key_valid = None
+            if attention_mask is not None and attention_mask.dtype == torch.bool:
+                key_valid = attention_mask[:, 0, 0]
+            with torch.no_grad():
+                probs = concept_attention_probs(
+                    query, key, ct.repeat_interleave(frames, dim=0), attn.scale, key_padding_mask=key_valid
+                )
+            ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1))
+
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if ctl is not None:
+            frames = ctl.context.get("frames") or 1
+            if batch_size % frames:
+                frames = 1
+            tokens = hidden_states.shape[1]
+            unfolded = hidden_states.reshape(batch_size // frames, frames * tokens, -1)
+            hidden_states = ctl.adapt(self.site_index, unfolded).reshape(batch_size, tokens, -1)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def _load_scheduler(pretrained: str, scheduler_class: str | None):
+    import diffusers
+
+    config = diffusers.DDIMScheduler.load_config(pretrained, subfolder="scheduler")
+    cls = getattr(diffusers, scheduler_class or config.get("_class_name", "DDIMScheduler"))
+    return cls.from_config(config)
+
+
+@register_backbone("zeroscope", hub_id="cerspense/zeroscope_v2_576w")
+class ZeroScopeBackbone(VideoBackbone):
+    """ZeroScope v2 wrapper (ε-prediction). Latents are ``[B, C, F, H, W]`` (no temporal compression)."""
+
+    prediction_type = "epsilon"
+    processor_class = ZeroScopeUnlearnAttnProcessor
+    token_layout = "cross: video queries of one frame ([B*F, H*W, C]), keys = 77 CLIP text tokens only"
+
+    def __init__(self, *args: Any, vae_scale_factor: int = 8, vae_scaling_factor: float = 0.18215, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.vae_scale_factor = vae_scale_factor
+        self.vae_scaling_factor = vae_scaling_factor
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(
+        cls,
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str = "bfloat16",
+        hub_id: str = "cerspense/zeroscope_v2_576w",
+        seed: int = 0,
+        max_text_length: int | None = None,
+        scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS,
+    ) -> ZeroScopeBackbone:
+        """Real weights (``pretrained``: hub id or local diffusers folder) or a tiny random model. The scheduler
+        is the folder's config in ``scheduler_class`` (default DPM-Solver++, as the model card uses; ``None``
+        keeps the class the folder names)."""
+        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        if tiny and pretrained is None:
+            return cls.tiny(seed=seed, torch_dtype=dtype, scheduler_class=scheduler_class)
+        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, scheduler_class=scheduler_class)
+
+    @classmethod
+    def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16,
+                        scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS) -> ZeroScopeBackbone:
+        from diffusers import AutoencoderKL, UNet3DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        if is_local_path(pretrained):
+            check_weights_folder(pretrained, WEIGHTS_LAYOUT, cls.__name__)
+        try:
+            tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
+            text_encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder", torch_dtype=torch_dtype)
+            unet = UNet3DConditionModel.from_pretrained(pretrained, subfolder="unet", torch_dtype=torch_dtype)
+            vae = AutoencoderKL.from_pretrained(pretrained, subfolder="vae", torch_dtype=torch_dtype)
+            scheduler = _load_scheduler(pretrained, scheduler_class)
+        except OSError as err:
+            if is_local_path(pretrained):
+                raise
+            raise hub_load_error(cls.__name__, pretrained, err) from err
+        full = unet.config.block_out_channels[0] >= 128
+        return cls(
+            unet, scheduler, text_encoder, tokenizer, vae,
+            defaults=FULL_DEFAULTS if full else TINY_DEFAULTS, source=str(pretrained), max_text_length=CLIP_MAX_LENGTH,
+            vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1), vae_scaling_factor=vae.config.scaling_factor,
+        )
+
+    @classmethod
+    def tiny(cls, seed: int = 0, torch_dtype: torch.dtype = torch.float32,
+             scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS) -> ZeroScopeBackbone:
+        """A random ZeroScope-shaped model (diffusers' test-sized UNet3D with two cross-attention levels)."""
+        import diffusers
+        from diffusers import AutoencoderKL, UNet3DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        torch.manual_seed(seed)
+        tokenizer = tiny_clip_tokenizer(max_length=CLIP_MAX_LENGTH)
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=len(tokenizer), hidden_size=16, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+            max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=16, hidden_act="gelu", layer_norm_eps=1e-5,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        ))
+        unet = UNet3DConditionModel(**TINY_UNET_CONFIG)
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+            layers_per_block=1, norm_num_groups=2, sample_size=64,
+        )
+        scheduler = getattr(diffusers, scheduler_class or "DDIMScheduler").from_config(
+            diffusers.DDIMScheduler(**SCHEDULER_CONFIG).config
+        )
+        backbone = cls(
+            unet, scheduler, text_encoder, tokenizer, vae, defaults=TINY_DEFAULTS, source=f"tiny-zeroscope-seed{seed}",
+            max_text_length=CLIP_MAX_LENGTH, vae_scale_factor=8, vae_scaling_factor=vae.config.scaling_factor,
+        )
+        return backbone.to(torch_dtype)
+
+    def as_pipeline(self):
+        """A stock diffusers ``TextToVideoSDPipeline`` sharing this backbone's components."""
+        from diffusers import TextToVideoSDPipeline
+
+        return TextToVideoSDPipeline(
+            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.denoiser,
+            scheduler=self.new_scheduler(),
+        )
+
+    def save_pretrained(self, path: str) -> None:
+        self.as_pipeline().save_pretrained(path, safe_serialization=True)
+
+    # ------------------------------------------------------------------ contract
+    @classmethod
+    def attention_sites_of(cls, denoiser: nn.Module) -> list[AttentionSite]:
+        """Every spatial cross-attention, in forward order (down blocks, mid block, up blocks)."""
+        found = []
+        for name, module in denoiser.named_modules():
+            m = _SITE_PATTERN.match(name)
+            if m:
+                key = (_BLOCK_ORDER[m.group(1)], int(m.group(2) or 0), int(m.group(3)), int(m.group(4)))
+                found.append((key, AttentionSite(name, module, module.to_out[0].out_features)))
+        return [site for _, site in sorted(found, key=lambda kv: kv[0])]
+
+    @classmethod
+    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
+        """Install the processors and a forward pre-hook on the UNet that tells the controller the number of
+        frames of every call (also inside a stock pipeline, which knows nothing of the controller)."""
+        super().install_adapter_processors(denoiser, controller)
+        old = getattr(denoiser, "_t2v_unlearn_frames_hook", None)
+        if old is not None:
+            old.remove()
+
+        def set_frames(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            sample = args[0] if args else kwargs.get("sample")
+            if sample is not None and sample.dim() == 5:
+                controller.context["frames"] = int(sample.shape[2])
+
+        denoiser._t2v_unlearn_frames_hook = denoiser.register_forward_pre_hook(set_frames, with_kwargs=True)
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        s = self.vae_scale_factor
+        levels = 2 ** (len(self.denoiser.config.block_out_channels) - 1)
+        if height % (s * levels) or width % (s * levels):
+            raise ValueError(f"height and width must be multiples of {s * levels} for {self.name}; got {height}x{width}")
+        return (self.denoiser.config.in_channels, num_frames, height // s, width // s)
+
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        enc = self.tokenizer(
+            prompts, padding="max_length", max_length=self.max_text_length, truncation=True, return_tensors="pt",
+        )
+        device = next(self.text_encoder.parameters()).device
+        mask = None
+        if getattr(self.text_encoder.config, "use_attention_mask", False):
+            mask = enc.attention_mask.to(device)
+        hidden = self.text_encoder(enc.input_ids.to(device), attention_mask=mask)[0]
+        return PromptEmbedding(hidden.to(self.dtype))
+
+    def predict(self, latents: Tensor, timesteps: Tensor, cond: PromptEmbedding) -> Tensor:
+        if latents.dim() != 5:
+            raise ValueError(f"{self.name} latents must be [B, C, F, H, W]; got {tuple(latents.shape)}")
+        b, _, f = latents.shape[:3]
+        if self.controller is not None:
+            self.controller.context["frames"] = f
+        timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
+        return self.denoiser(
+            latents.to(self.dtype), timesteps.to(latents.device),
+            encoder_hidden_states=cond.hidden_states.to(self.dtype), return_dict=False,
+        )[0]
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        b, c, f, h, w = latents.shape
+        z = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w).to(next(self.vae.parameters()).dtype)
+        z = z / self.vae_scaling_factor
+        frames = torch.cat([self.vae.decode(z[i : i + DECODE_CHUNK]).sample for i in range(0, b * f, DECODE_CHUNK)])
+        video = frames.reshape(b, f, *frames.shape[1:]).permute(0, 2, 1, 3, 4)
+        return frames_to_uint8(video)

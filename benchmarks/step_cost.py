@@ -1,0 +1,140 @@
+"""What the pseudo-data cache buys, and what the chunked concept map saves.
+
+1. Time, in one process on the tiny CogVideoX model with 50 sampling steps, of T2VUnlearning training
+   with the pseudo-data cache (trajectories made once, cache build included in the time) against per-step
+   regeneration as ESD/Receler do (fresh noise, CFG denoising down to a random t, every step), at an equal
+   number of training samples.
+2. Peak memory of the concept-mask computation (chunked, ``unlearn.attention_maps``) against the dense
+   attention map, for one full-size CogVideoX-2B attention layer (30 heads × 64, 226 text tokens, 49 frames
+   at 480×720 → 13 latent frames × 30 × 45 = 17,550 video tokens), random q and k. Each measurement runs in
+   its own process and reads the peak resident memory (VmHWM) above the inputs.
+
+Usage: python benchmarks/step_cost.py [--samples 96] [--skip-memory]
+The last line printed is ``speedup: <ratio>`` (cached vs regeneration, cache build included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HEADS, HEAD_DIM, TEXT = 30, 64, 226
+
+
+def timing(samples: int, steps: int) -> dict:
+    import lightning.pytorch as pl
+
+    class FitClock(pl.Callback):
+        # from fit start (before the training dataloader, so the cache build is inside) to the end of
+        # training: model construction and Trainer set-up are the same in both modes and left out
+        def on_fit_start(self, trainer, pl_module):
+            self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, pl_module):
+            self.seconds = time.perf_counter() - self.start
+
+    from unlearn.data import ConceptDataModule
+    from unlearn.module import T2VUnlearning
+
+    prompts = ["a naked person walking on the beach", "a nude woman standing in a sunlit room",
+               "a naked man sitting on a bed", "a nude person dancing in the rain"]
+    out = {}
+    for mode in ("cached", "regeneration"):
+        pl.seed_everything(0)
+        tmp = tempfile.mkdtemp()
+        model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0)
+        dm = ConceptDataModule(concept="nudity", concept_synonyms=["naked", "nude"], prompts=prompts, num_frames=9,
+                               height=32, width=32, num_inference_steps=steps, use_cache=mode == "cached",
+                               regeneration_samples_per_epoch=samples, cache_dir=os.path.join(tmp, "cache"),
+                               generation_batch_size=4, batch_size=1)
+        clock = FitClock()
+        trainer = pl.Trainer(accelerator="cpu", max_steps=samples, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
+                             callbacks=[clock])
+        trainer.fit(model, dm)
+        out[mode] = {"seconds": clock.seconds, "training_samples": trainer.global_step}
+        print(f"{mode:>13}: {out[mode]['seconds']:.2f} s for {trainer.global_step} training samples", flush=True)
+    return out
+
+
+MEMORY_CHILD = r"""
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[4]))
+from unlearn.attention_maps import concept_attention_probs, dense_concept_attention_probs
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM'):
+            return int(line.split()[1]) * 1024
+mode, frames = sys.argv[1], int(sys.argv[2]); video = frames * 30 * 45
+g = torch.Generator().manual_seed(0)
+q = torch.randn(1, 30, video, 64, generator=g); k = torch.randn(1, 30, 226 + video, 64, generator=g)
+concept = torch.zeros(1, 226 + video, dtype=torch.bool); concept[0, 3:5] = True
+torch.ones(1).add_(1)
+base = hwm()
+import time; t = time.perf_counter()
+fn = concept_attention_probs if mode == 'chunked' else dense_concept_attention_probs
+kw = {'chunk_size': int(sys.argv[3])} if mode == 'chunked' else {}
+p = fn(q, k, concept, **kw)
+print(json.dumps({'mode': mode, 'latent_frames': frames, 'video_tokens': video, 'peak_bytes_above_inputs': hwm() - base,
+                  'seconds': time.perf_counter() - t, 'checksum': float(p.sum())}))
+"""
+
+
+def memory(threads: int) -> list[dict]:
+    rows = []
+    plan = [("chunked", 13, 256)]
+    # the dense map at 13 latent frames needs 30 × 17,776² × 4 B = 37.9 GB for the logits alone, and
+    # softmax makes a second buffer: it cannot fit in 24 GiB; measure it at the largest size that fits
+    for frames in (4, 3):
+        plan += [("dense", frames, 0), ("chunked", frames, 256)]
+    for mode, frames, chunk in plan:
+        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, mode, str(frames), str(chunk), str(threads)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            rows.append({"mode": mode, "latent_frames": frames, "error": res.stderr.strip().splitlines()[-1:]})
+        else:
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        label = "FULL SIZE (49 frames, 480x720)" if frames == 13 else f"largest dense that fits here: {frames} latent frames"
+        if "error" in r:
+            print(f"  {mode:>7} @ {frames:2d} latent frames: failed ({r['error']})", flush=True)
+        else:
+            print(f"  {mode:>7} @ {frames:2d} latent frames ({r['video_tokens']} video tokens, {label}): "
+                  f"peak {r['peak_bytes_above_inputs'] / 2**30:.2f} GiB above inputs, {r['seconds']:.1f} s", flush=True)
+    full = 30 * (TEXT + 13 * 30 * 45) ** 2
+    print(f"  dense @ 13 latent frames, not run: logits alone {full * 4 / 2**30:.1f} GiB fp32, "
+          f"{full * 2 / 2**30:.1f} GiB bf16 (softmax output doubles it)", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=96, help="training samples for both modes")
+    ap.add_argument("--steps", type=int, default=50, help="sampling steps of the pseudo-data sampler")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"[1] training cost, tiny CogVideoX-2B, {args.steps} sampling steps, {args.samples} samples", flush=True)
+    t = timing(args.samples, args.steps)
+    speedup = t["regeneration"]["seconds"] / t["cached"]["seconds"]
+    mem = []
+    if not args.skip_memory:
+        print("[2] concept-map peak memory, one CogVideoX-2B attention layer (30 heads x 64, 226 text tokens)", flush=True)
+        mem = memory(args.threads)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"timing": t, "speedup": speedup, "memory": mem}, f, indent=2)
+    print(f"speedup: {speedup:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Erasure/preservation evaluation during and after training (ESR/PSR tables, metrics.json)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+from unlearn.evaluation import EvalPrompt, classification_row, suite_hash, write_metrics
+
+
+def resolve_suite(suite: str, per_class: int, seed: int) -> list[EvalPrompt]:
+    """``"toyworld"``: the toy world's held-out rich prompts; otherwise a prompt suite file (or
+    ``builtin:<name>``) whose ``concept`` (or ``category``) field names each prompt's class."""
+    if suite == "toyworld":
+        from unlearn.toyworld.evaluation import heldout_suite
+
+        return heldout_suite(per_class=per_class, seed=seed)
+    from unlearn.prompts import load_prompts
+
+    records = load_prompts(suite)
+    out = []
+    for i, r in enumerate(records):
+        cls = r.concept or r.category
+        if not cls:
+            raise ValueError(f"{suite}: prompt {i} ({r.prompt!r}) names no class (concept or category field)")
+        out.append(EvalPrompt(r.prompt, cls, int(r.seed) if r.seed is not None else seed + i))
+    return out
+
+
+def resolve_classifier(name: str) -> Any:
+    """``"toyworld"`` (shipped toy classifier), ``"efficientnet-lite2"`` (ImageNet, ships offline),
+    ``"resnet50:<weights path>"`` (ESD protocol's classifier)."""
+    if name == "toyworld":
+        from unlearn.toyworld.evaluation import shipped_classifier
+
+        return shipped_classifier()
+    if name == "efficientnet-lite2":
+        from unlearn.evaluators import EfficientNetLiteClassifier
+
+        return EfficientNetLiteClassifier()
+    if name.startswith("resnet50:"):
+        from unlearn.evaluators import ResNet50Classifier
+
+        return ResNet50Classifier(weights=name.split(":", 1)[1])
+    raise ValueError(f"unknown classifier {name!r}; use toyworld, efficientnet-lite2 or resnet50:<weights path>")
+
+
+class ErasureEvaluation(pl.Callback):
+    """Generate the evaluation suite with each method row and write ESR-1/5 and PSR-1/5.
+
+    At the end of fit (and every ``every_n_epochs`` epochs if set) the rows are generated and classified;
+    ``metrics.json`` + ``metrics.md`` land in ``dirpath`` (default ``<default_root_dir>/eval``), and the
+    numbers are logged to the active logger (a wandb table when wandb is the logger).
+
+    Args:
+        suite: "toyworld" or a prompt-suite file whose concept/category field is each prompt's class.
+        classifier: "toyworld", "efficientnet-lite2", or "resnet50:<weights path>".
+        erased_class: the class whose ESR is reported (default: the data module's concept).
+        rows: methods to evaluate: original, t2vunlearning, negprompt, safree.
+        per_class: prompts per class (toy world suite only).
+        seed: base seed of the evaluation videos.
+        every_n_epochs: also evaluate periodically (0: only at the end of fit).
+        num_inference_steps / guidance_scale: sampling settings (None: the backbone's defaults).
+        batch_size: videos generated together.
+        dirpath: output folder.
+        sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
+    """
+
+    def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
+                 rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_epochs: int = 0,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
+                 dirpath: str | None = None, sample_videos: int = 2) -> None:
+        self.suite_name = suite
+        self.classifier_name = classifier
+        self.erased_class = erased_class
+        self.rows = rows or ["original", "t2vunlearning"]
+        unknown = set(self.rows) - {"original", "t2vunlearning", "negprompt", "safree"}
+        if unknown:
+            raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use original, t2vunlearning, negprompt, safree")
+        self.per_class = per_class
+        self.seed = seed
+        self.every_n_epochs = every_n_epochs
+        self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        self.batch_size = batch_size
+        self.dirpath = dirpath
+        self.sample_videos = sample_videos
+        self.results: dict[str, Any] | None = None
+        self._original: tuple[dict, Any] | None = None
+
+    def generator(self, module: pl.LightningModule, row: str, concept: str):
+        sampling = {k: v for k, v in self.sampling.items() if v is not None}
+        bb = module.backbone
+
+        def generate(prompts: list[str], seeds: list[int]):
+            if row == "t2vunlearning":
+                return module.generate(prompts, seeds, adapters=True, **sampling)
+            if row == "original":
+                return module.generate(prompts, seeds, adapters=False, **sampling)
+            if row == "negprompt":
+                return module.generate(prompts, seeds, adapters=False, negative_prompt=concept, **sampling)
+            if row == "safree":
+                from unlearn.baselines import SAFREE
+
+                with module.controller.disabled():
+                    return bb.decode(SAFREE(bb, concept_keywords=[concept]).sample(prompts, seeds, **sampling))
+            raise AssertionError(row)
+
+        return generate
+
+    def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:
+        dm = trainer.datamodule
+        concept = getattr(dm, "concept", None) or ""
+        erased = self.erased_class or concept
+        suite = resolve_suite(self.suite_name, self.per_class, self.seed)
+        classifier = resolve_classifier(self.classifier_name)
+        rows, timings, settings = {}, {}, None
+        for row in self.rows:
+            if row == "original" and self._original is not None:
+                # the original model does not change during training: evaluate it once
+                rows[row], settings = self._original
+                continue
+            start = time.perf_counter()
+            rows[row], settings = classification_row(self.generator(module, row, concept), suite, classifier, erased,
+                                                     self.batch_size, progress=f"eval {row}")
+            timings[row] = round(time.perf_counter() - start, 2)
+            if row == "original":
+                self._original = (rows[row], settings)
+        if "t2vunlearning" in rows:
+            rows["unlearned"] = rows["t2vunlearning"]
+        meta = {
+            "concept": concept, "erased_class": erased, "backbone": module.backbone.name,
+            "backbone_source": module.backbone.source, "prompt_suite": self.suite_name,
+            "prompt_suite_hash": suite_hash(suite), "num_prompts": len(suite),
+            "seeds": [p.seed for p in suite], "evaluator": settings, "epoch": trainer.current_epoch,
+            "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
+            "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
+        }
+        out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
+        if final:
+            write_metrics(out, rows, meta)
+            self._write_samples(module, suite, erased, concept, out)
+        self._log(trainer, rows)
+        self.results = {"rows": rows, **meta}
+        return self.results
+
+    def _write_samples(self, module, suite, erased, concept, out: Path) -> None:
+        if self.sample_videos <= 0:
+            return
+        from unlearn.video import write_mp4
+
+        picks = [p for p in suite if p.class_name == erased][:1] + [p for p in suite if p.class_name != erased]
+        picks = picks[: self.sample_videos]
+        for row in self.rows:
+            videos = self.generator(module, row, concept)([p.prompt for p in picks], [p.seed for p in picks])
+            for i, (v, p) in enumerate(zip(videos, picks)):
+                write_mp4(v, out / "videos" / f"{row}_{i}_{p.class_name.replace(' ', '_')}.mp4", fps=4)
+
+    @staticmethod
+    def _log(trainer: pl.Trainer, rows: dict[str, dict[str, Any]]) -> None:
+        keys = ("esr@1", "esr@5", "psr@1", "psr@5")
+        for logger in trainer.loggers:
+            flat = {f"eval/{row}/{k}": r[k] for row, r in rows.items() if row != "unlearned" for k in keys}
+            logger.log_metrics(flat, step=trainer.global_step)
+            if type(logger).__name__ == "WandbLogger":
+                data = [[row] + [r[k] for k in keys] for row, r in rows.items() if row != "unlearned"]
+                logger.log_table(key="eval/table", columns=["method", *keys], data=data)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero:
+            self.evaluate(trainer, pl_module, final=False)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            res = self.evaluate(trainer, pl_module, final=True)
+            print(Path(self.dirpath or Path(trainer.default_root_dir) / "eval", "metrics.md").read_text())
+            del res

@@ -1,0 +1,446 @@
+"""One contract suite for every registered backbone, on its tiny random model.
+
+Each check is a plain function of a :class:`Bundle` (a built backbone plus its stock attention processors) so
+that a backbone registered elsewhere (see ``test_backbone_registry.py``) runs the very same checks. A backbone
+whose class cannot build ``tiny=True`` (e.g. one that only ships real weights) is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from backbones import VideoBackbone, available_backbones, backbone_class, build_backbone
+from unlearn.adapters import AdapterController
+
+PROMPTS = ["a golf ball rolls across the grass", "a red ball and a golf ball on the beach"]
+CONCEPT = "golf ball"
+
+
+@dataclasses.dataclass
+class Bundle:
+    name: str
+    bb: VideoBackbone
+    stock_processors: list[Any]  # the denoiser's own processors at the sites, before any adapters
+
+    def restore_stock(self) -> None:
+        for site, proc in zip(self.bb.attention_sites(), self.stock_processors):
+            site.module.set_processor(proc)
+
+
+def build_bundle(name: str) -> Bundle:
+    cls = backbone_class(name)
+    if "tiny" not in inspect.signature(cls.load).parameters:
+        pytest.skip(f"{name}: its class cannot build a tiny random model")
+    try:
+        bb = build_backbone(name, tiny=True, torch_dtype="float32")
+    except NotImplementedError as err:
+        pytest.skip(f"{name}: no tiny model ({err})")
+    return Bundle(name, bb, [s.module.processor for s in bb.attention_sites()])
+
+
+_BUNDLES: dict[str, Bundle] = {}
+
+
+def get_bundle(name: str) -> Bundle:
+    # one tiny model per name for the whole session (building is the slow part); every check attaches its own
+    # controller, so no state leaks between checks
+    if name not in _BUNDLES:
+        _BUNDLES[name] = build_bundle(name)
+    b = _BUNDLES[name]
+    b.restore_stock()
+    return b
+
+
+@pytest.fixture(params=available_backbones())
+def bundle(request) -> Bundle:
+    return get_bundle(request.param)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def new_controller(bb: VideoBackbone, inner: int = 8, nonzero: float = 0.0, seed: int = 0) -> AdapterController:
+    sites = bb.attention_sites()
+    torch.manual_seed(seed)
+    ctl = AdapterController([s.video_dim for s in sites], inner, [s.name for s in sites])
+    if nonzero:
+        for a in ctl.adapters:
+            torch.nn.init.normal_(a.up.weight, std=nonzero)
+    bb.attach_controller(ctl)
+    return ctl
+
+
+def inputs(bb: VideoBackbone, prompts=PROMPTS):
+    d = bb.defaults
+    x = bb.initial_noise(list(range(len(prompts))), d.num_frames, d.height, d.width)
+    t = bb.timesteps_for(4)[1].reshape(1).expand(len(prompts)).clone()
+    return x, t, bb.encode_prompts(prompts)
+
+
+def layout(cls: type) -> str | None:
+    """'cross', 'first' or 'last' from the class's ``token_layout`` (see backbones/README.md)."""
+    text = cls.token_layout.lower()
+    if text.startswith("cross"):
+        return "cross"
+    if "text first" in text:
+        return "first"
+    if "text last" in text:
+        return "last"
+    return None
+
+
+def stock_pipeline(bb: VideoBackbone):
+    try:
+        return bb.as_pipeline()
+    except NotImplementedError as err:
+        pytest.skip(f"{bb.name}: no stock diffusers pipeline ({err})")
+
+
+def run_pipeline(pipe, bb: VideoBackbone) -> torch.Tensor:
+    params = inspect.signature(pipe.__call__).parameters
+    d = bb.defaults
+    kw: dict[str, Any] = dict(prompt=PROMPTS[0], num_frames=d.num_frames, height=d.height, width=d.width,
+                              num_inference_steps=2, output_type="latent", generator=torch.Generator().manual_seed(0))
+    if "max_sequence_length" in params:
+        kw["max_sequence_length"] = bb.max_text_length
+    if "prompt_template" in params and hasattr(bb, "prompt_template"):
+        kw["prompt_template"] = bb.prompt_template
+    out = pipe(**kw)
+    frames = out.frames if hasattr(out, "frames") else out[0]
+    return torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+def check_zero_init_is_frozen(b: Bundle) -> None:
+    bb = b.bb
+    ctl = new_controller(bb)
+    x, t, c = inputs(bb)
+    with torch.no_grad():
+        with ctl.disabled():
+            frozen = bb.predict(x, t, c)
+        adapted = bb.predict(x, t, c)
+    assert frozen.shape == x.shape
+    assert torch.equal(adapted, frozen)
+
+
+def check_only_adapters_train_and_loss_falls(b: Bundle) -> None:
+    bb = b.bb
+    ctl = new_controller(bb)
+    before = {k: v.clone() for k, v in bb.state_dict().items()}
+    adapters_before = {k: v.clone() for k, v in ctl.state_dict().items()}
+    x, t, c = inputs(bb)
+    with torch.no_grad(), ctl.disabled():
+        target = bb.predict(x, t, c) + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(ctl.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        opt.zero_grad()
+        loss = torch.mean((bb.predict(x, t, c) - target) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
+    assert all(p.grad is None for p in bb.parameters())
+    after = bb.state_dict()
+    assert after.keys() == before.keys()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert not changed, f"backbone tensors changed: {changed[:5]}"
+    assert all(not torch.equal(adapters_before[k], v) for k, v in ctl.state_dict().items() if k.endswith("up.weight"))
+
+
+def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
+    """The map the processors record (chunked, many chunks forced) equals a dense softmax computed in float64
+    from the q and k that the *stock* diffusers processor hands to scaled_dot_product_attention."""
+    import unlearn.attention_maps as am
+
+    bb = b.bb
+    lay = layout(type(bb))
+    if lay is None:
+        pytest.skip(f"{b.name}: token_layout {type(bb).token_layout!r} names no known layout")
+    ctl = new_controller(bb)
+    x, t, c = inputs(bb)
+    ct = bb.concept_token_mask(PROMPTS, [[CONCEPT]] * len(PROMPTS))
+    monkeypatch.setattr(am, "DEFAULT_CHUNK_ELEMENTS", 256)  # a handful of queries per chunk
+    with torch.no_grad(), ctl.capturing(ct):
+        bb.predict(x, t, c)
+    _, maps = ctl.take()
+    sites = bb.attention_sites()
+    assert len(maps) == len(sites)
+
+    # reference: stock processors, q/k/mask recorded at SDPA, attributed to sites by module hooks
+    current: list[int | None] = [None]
+    records: dict[int, list[tuple]] = {}
+    hooks = []
+    for i, site in enumerate(sites):
+        hooks.append(site.module.register_forward_pre_hook(lambda m, a, i=i: current.__setitem__(0, i)))
+        hooks.append(site.module.register_forward_hook(lambda m, a, o: current.__setitem__(0, None)))
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kw):
+        if current[0] is not None:
+            records.setdefault(current[0], []).append((query.detach().clone(), key.detach().clone(), attn_mask, scale))
+        return real_sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kw)
+
+    b.restore_stock()
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    try:
+        with torch.no_grad():
+            bb.predict(x, t, c)
+    finally:
+        for h in hooks:
+            h.remove()
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", real_sdpa)
+    assert sorted(records) == list(range(len(sites))), "every site must run exactly one stock attention"
+    n_text = ct.shape[1]
+    for i, m in enumerate(maps):
+        assert len(records[i]) == 1
+        q, k, mask, scale = records[i][0]
+        bsz, _, _, d = q.shape
+        n_keys = k.shape[2]
+        if lay == "cross":
+            assert n_keys == n_text
+            qv, concept = q, ct.repeat_interleave(bsz // ct.shape[0], 0)
+        elif lay == "first":
+            qv = q[:, :, n_text:]
+            concept = torch.cat([ct, torch.zeros(bsz, n_keys - n_text, dtype=torch.bool)], 1)
+        else:
+            qv = q[:, :, : n_keys - n_text]
+            concept = torch.cat([torch.zeros(bsz, n_keys - n_text, dtype=torch.bool), ct], 1)
+        logits = qv.double() @ k.double().transpose(-1, -2) * (scale if scale is not None else 1 / math.sqrt(d))
+        if mask is not None:
+            logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask.double()
+        ref = (torch.softmax(logits, -1) * concept[:, None, None, :].double()).sum(-1).mean(1)
+        assert m.shape[0] == ct.shape[0] and m.dim() == 3
+        torch.testing.assert_close(m.double(), ref.reshape(m.shape), atol=1e-5, rtol=0)
+        assert float(m.max()) > 0.0
+
+
+def check_export_round_trip(b: Bundle, tmp_path) -> None:
+    bb = b.bb
+    ctl = new_controller(bb, nonzero=0.5)
+    x, t, c = inputs(bb)
+    with torch.no_grad():
+        wrapper_pred = bb.predict(x, t, c)
+    pipe = stock_pipeline(bb)
+    b.restore_stock()
+    stock = run_pipeline(pipe, bb)
+    try:
+        from unlearn.export import attach_adapters, save_adapters
+    except ImportError:  # pragma: no cover - before unlearn/export.py existed
+        loaded = ctl
+        type(bb).install_adapter_processors(getattr(pipe, "transformer", None) or pipe.unet, loaded)
+    else:
+        save_adapters(ctl, bb.name, tmp_path / "adapters")
+        loaded = attach_adapters(pipe, tmp_path / "adapters")
+        for k, v in ctl.state_dict().items():
+            assert torch.equal(loaded.state_dict()[k], v)
+    adapted = run_pipeline(pipe, bb)
+    with loaded.scaled(0.0):
+        zero = run_pipeline(pipe, bb)
+    assert torch.equal(zero, stock)
+    assert (adapted - stock).abs().max() > 1e-4
+    # the pipeline's denoiser (shared with the wrapper) now runs the loaded adapters: same prediction
+    with torch.no_grad():
+        assert torch.equal(bb.predict(x, t, c), wrapper_pred)
+
+
+def _token_span(bb: VideoBackbone, prompt: str, idx: list[int]) -> str:
+    _, offsets = bb.text_tokens(prompt)
+    spans = [offsets[i - bb.text_token_offset] for i in idx]
+    return prompt[min(s for s, _ in spans) : max(e for _, e in spans)].strip()
+
+
+def check_concept_token_indices(b: Bundle) -> None:
+    bb = b.bb
+    length = bb.encode_prompts(["a"]).hidden_states.shape[1]
+    cases = [
+        ("golf ball rolling across the grass", "golf ball"),  # start
+        ("a small golf ball rolls on the grass", "golf ball"),  # middle
+        ("a dog watches a golf ball", "golf ball"),  # end
+        ("a red zqxjvk rolls on the grass", "zqxjvk"),  # not in any vocabulary: several tokens
+    ]
+    unk = getattr(bb.tokenizer, "unk_token_id", None)
+    for prompt, phrase in cases:
+        idx = bb.concept_token_indices(prompt, phrase)
+        assert idx == sorted(idx) and all(0 <= i < length for i in idx), (prompt, idx)
+        assert idx == list(range(idx[0], idx[-1] + 1)), f"concept tokens must be contiguous: {prompt!r} {idx}"
+        assert _token_span(bb, prompt, idx).lower() == phrase, (prompt, idx)
+        ids, _ = bb.text_tokens(prompt)
+        concept_ids = [ids[i - bb.text_token_offset] for i in idx]
+        if unk not in concept_ids:  # a word-level tokenizer maps unknown words to one <unk>
+            decoded = bb.tokenizer.decode(concept_ids).replace("</w>", " ")
+            assert "".join(decoded.lower().split()) == phrase.replace(" ", ""), (prompt, decoded)
+        mask = bb.concept_token_mask([prompt], [[phrase]])
+        assert mask.shape == (1, length) and mask[0].nonzero().flatten().tolist() == idx
+    split = bb.concept_token_indices(cases[-1][0], "zqxjvk")
+    ids, _ = bb.text_tokens(cases[-1][0])
+    if ids[split[0] - bb.text_token_offset] != unk:  # subword tokenizers spell an unknown word in pieces
+        assert len(split) >= 2
+    # start/middle/end tokens sit where the prompt puts them
+    first = bb.concept_token_indices(cases[0][0], "golf ball")[0]
+    last = bb.concept_token_indices(cases[2][0], "golf ball")[-1]
+    ids_end, _ = bb.text_tokens(cases[2][0])
+    assert first <= bb.text_token_offset + 1  # at most a BOS token before it
+    assert last - bb.text_token_offset >= len([i for i in ids_end]) - 3  # only EOS/template tokens after it
+
+
+def check_sample_and_decode(b: Bundle) -> None:
+    bb = b.bb
+    new_controller(bb)
+    d = bb.defaults
+    lat = bb.sample(PROMPTS[:1], [0], stop_at_step=1)
+    assert tuple(lat.shape) == (1, *bb.latent_shape(d.num_frames, d.height, d.width))
+    video = bb.decode(lat)
+    assert video.dtype == torch.uint8 and tuple(video.shape) == (1, d.num_frames, d.height, d.width, 3)
+    x, t, c = inputs(bb)
+    u = bb.encode_prompts([""] * len(PROMPTS))
+    with torch.no_grad():
+        pu, pc, g = bb.guided_prediction(x, t[:1], c, u, 3.0)
+        alone = bb.predict(x, t, u)
+    assert pu.shape == pc.shape == g.shape == x.shape
+    torch.testing.assert_close(pu, alone, atol=1e-5, rtol=1e-5)  # the unconditional half is v(x_t, ∅, t)
+    assert bb.prediction_type in ("v_prediction", "epsilon", "flow")
+
+
+ALL_CHECKS = [
+    check_zero_init_is_frozen,
+    check_only_adapters_train_and_loss_falls,
+    check_concept_map_matches_dense_reference,
+    check_export_round_trip,
+    check_concept_token_indices,
+    check_sample_and_decode,
+]
+
+
+def run_all_checks(b: Bundle, tmp_path, monkeypatch) -> None:
+    """Every contract check on one bundle (used for backbones registered at test time)."""
+    for check in ALL_CHECKS:
+        params = inspect.signature(check).parameters
+        kwargs = {k: v for k, v in (("tmp_path", tmp_path), ("monkeypatch", monkeypatch)) if k in params}
+        check(b, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+def test_zero_init_adapters_equal_frozen_model(bundle):
+    check_zero_init_is_frozen(bundle)
+
+
+def test_only_adapters_change_and_loss_falls(bundle):
+    check_only_adapters_train_and_loss_falls(bundle)
+
+
+def test_chunked_concept_map_equals_dense_reference(bundle, monkeypatch):
+    check_concept_map_matches_dense_reference(bundle, monkeypatch)
+
+
+def test_export_import_round_trip_into_stock_pipeline(bundle, tmp_path):
+    check_export_round_trip(bundle, tmp_path)
+
+
+def test_concept_token_indices(bundle):
+    check_concept_token_indices(bundle)
+
+
+def test_sample_decode_and_guidance_shapes(bundle):
+    check_sample_and_decode(bundle)
+
+
+# ---------------------------------------------------------------------------------------------------- family specifics
+def _stock_encode(pipe, bb: VideoBackbone, prompt: str):
+    """The stock pipeline's own text conditioning for ``prompt`` (hidden states, mask, pooled)."""
+    kind = type(pipe).__name__
+    if kind == "HunyuanVideoPipeline":
+        h, pooled, mask = pipe.encode_prompt(prompt, prompt_template=bb.prompt_template,
+                                             max_sequence_length=bb.max_text_length, device="cpu")
+        return h, mask, pooled
+    if kind == "WanPipeline":
+        h, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=bb.max_text_length, device="cpu")
+        return h, None, None
+    if kind == "CogVideoXPipeline":
+        h, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=bb.max_text_length, device="cpu")
+        return h, None, None
+    if kind == "TextToVideoSDPipeline":
+        h, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
+        return h, None, None
+    pytest.skip(f"no stock encode_prompt recipe for {kind}")
+
+
+def test_text_conditioning_matches_stock_pipeline(bundle):
+    """``_encode`` reproduces the stock pipeline's conditioning (template, crop, padding, pooled CLIP)."""
+    bb = bundle.bb
+    pipe = stock_pipeline(bb)
+    for prompt in (PROMPTS[1], ""):
+        h, mask, pooled = _stock_encode(pipe, bb, prompt)
+        ours = bb.encode_prompts([prompt])
+        # (the cache may hold an encoding made in a larger batch: equal up to float32 rounding)
+        torch.testing.assert_close(ours.hidden_states, h.to(ours.hidden_states.dtype), atol=1e-6, rtol=1e-5)
+        if mask is not None:
+            assert torch.equal(ours.attention_mask.long(), mask.long())
+        if pooled is not None:
+            torch.testing.assert_close(ours.pooled, pooled.to(ours.pooled.dtype), atol=1e-6, rtol=1e-5)
+
+
+def test_hunyuan_cropped_tokens_are_the_pipeline_tokens():
+    bb = get_bundle("hunyuanvideo").bb
+    prompt = "a nude woman standing in a sunlit room"
+    template, crop = bb.prompt_template["template"], bb.prompt_template["crop_start"]
+    full = bb.tokenizer(template.format(prompt), max_length=bb.max_text_length + crop, padding="max_length",
+                        truncation=True).input_ids
+    ids, offsets = bb.text_tokens(prompt)
+    assert full[crop : crop + len(ids)] == ids
+    idx = bb.concept_token_indices(prompt, "nude")
+    assert bb.tokenizer.decode([full[crop + i] for i in idx]).strip() == "nude"
+    # the template's closing token is not part of the prompt
+    assert offsets[-1] == (0, 0) and bb.tokenizer.convert_ids_to_tokens(ids[-1]) == "<|eot_id|>"
+
+
+def test_hunyuan_guidance_is_embedded_and_fixed():
+    bb = get_bundle("hunyuanvideo").bb
+    new_controller(bb)
+    x, t, c = inputs(bb)
+    u = bb.encode_prompts([""] * len(PROMPTS))
+    with torch.no_grad():
+        pu, pc, g = bb.guided_prediction(x, t[:1], c, u, 1.0)
+        assert torch.equal(g, pc)  # true CFG off: the stock pipeline's prediction
+        bb.embedded_guidance_scale = 2.0
+        pc2 = bb.predict(x, t, c)
+        bb.embedded_guidance_scale = 6.0
+    assert not torch.allclose(pc, pc2)  # the embedded guidance value reaches the transformer
+
+
+def test_hunyuan_scheduler_follows_the_pipeline_sigmas():
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    bb = get_bundle("hunyuanvideo").bb
+    ref = FlowMatchEulerDiscreteScheduler.from_config(bb.scheduler.config)
+    ref.set_timesteps(sigmas=np.linspace(1.0, 0.0, 5)[:-1])
+    assert torch.allclose(bb.timesteps_for(4), ref.timesteps)
+
+
+def test_zeroscope_folds_frames_consistently():
+    """Sites of different widths and resolutions; adapter input is [B, F*HW, C] frame-major, maps [B, F, HW]."""
+    bb = get_bundle("zeroscope").bb
+    sites = bb.attention_sites()
+    assert len({s.video_dim for s in sites}) > 1
+    ctl = new_controller(bb, nonzero=0.1)
+    x, t, c = inputs(bb)
+    ct = bb.concept_token_mask(PROMPTS, [[CONCEPT]] * 2)
+    with torch.no_grad(), ctl.capturing(ct):
+        bb.predict(x, t, c)
+    outs, maps = ctl.take()
+    f = x.shape[2]
+    for o, m, s in zip(outs, maps, sites):
+        assert o.shape[0] == 2 and o.shape[2] == s.video_dim and m.shape[:2] == (2, f)
+        assert o.shape[1] == m.shape[1] * m.shape[2]
+    # per-video adapter outputs do not depend on the batch partner (no mixing across the folded batch)
+    with torch.no_grad(), ctl.capturing(ct[:1]):
+        bb.predict(x[:1], t[:1], c[:1])
+    outs1, maps1 = ctl.take()
+    torch.testing.assert_close(outs1[0], outs[0][:1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(maps1[-1], maps[-1][:1], atol=1e-6, rtol=1e-5)

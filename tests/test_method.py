@@ -1,0 +1,124 @@
+"""T2VUnlearning on the tiny CogVideoX: zero-init, only adapters change, the loss falls, the cache works."""
+
+import copy
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from backbones import build_backbone
+from unlearn.adapters import AdapterController
+from unlearn.cache import PseudoTrajectoryCache
+from unlearn.data import ConceptDataModule
+from unlearn.module import T2VUnlearning
+
+PROMPTS = ["a naked person walking on the beach", "a nude woman standing in a sunlit room"]
+
+
+def make_data(tmp_path, **kw):
+    args = dict(concept="nudity", concept_synonyms=["naked", "nude"], prompts=PROMPTS, preserve_concept="person",
+                preserve_prompts=["a person walking on the beach"], num_frames=9, height=32, width=32,
+                num_inference_steps=4, cache_dir=str(tmp_path / "cache"), batch_size=2)
+    args.update(kw)
+    return ConceptDataModule(**args)
+
+
+def make_trainer(tmp_path, **kw):
+    args = dict(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    args.update(kw)
+    return pl.Trainer(**args)
+
+
+def test_adapted_equals_frozen_at_step_zero():
+    for name in ("cogvideox-2b", "cogvideox-5b"):
+        bb = build_backbone(name, tiny=True, torch_dtype="float32")
+        sites = bb.attention_sites()
+        ctl = AdapterController([s.video_dim for s in sites], 16)
+        bb.attach_controller(ctl)
+        x = torch.randn(2, *bb.latent_shape(9, 32, 32))
+        cond = bb.encode_prompts(PROMPTS)
+        t = torch.tensor([999, 500])
+        adapted = bb.predict(x, t, cond)
+        with ctl.disabled():
+            frozen = bb.predict(x, t, cond)
+        assert torch.equal(adapted, frozen)
+        # and a non-zero adapter does change it
+        torch.nn.init.normal_(ctl.adapters[0].up.weight)
+        assert not torch.allclose(bb.predict(x, t, cond), frozen)
+
+
+def test_training_changes_only_adapters_and_unlearning_loss_falls(tmp_path):
+    pl.seed_everything(0)
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=16,
+                          eta=7.0, alpha=1.0, beta=1.0, learning_rate=3e-3)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    adapters_before = copy.deepcopy(model.controller.state_dict())
+
+    losses = []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            with torch.no_grad():
+                losses.append(pl_module.compute_losses(batch)["unlearn"].item())
+
+    dm = make_data(tmp_path, batch_size=8, record_steps=[0, 1, 2, 3])
+    make_trainer(tmp_path, max_epochs=40, callbacks=[Record()]).fit(model, dm)
+    after = model.backbone.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before), "a backbone tensor changed"
+    changed = [k for k, v in model.controller.state_dict().items() if not torch.equal(v, adapters_before[k])]
+    assert changed, "no adapter tensor changed"
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+
+
+def test_pseudo_data_cache_hits_on_rerun_and_misses_on_changed_eta_or_prompt(tmp_path):
+    def run(eta=7.0, prompts=PROMPTS):
+        model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, eta=eta, beta=1.0)
+        dm = make_data(tmp_path, prompts=prompts)
+        make_trainer(tmp_path, max_steps=1).fit(model, dm)
+        return dm.cache
+
+    first = run()
+    assert (first.hits, first.misses) == (0, 3)  # two training prompts + one preserve prompt
+    again = run()
+    assert (again.hits, again.misses) == (3, 0)
+    eta = run(eta=3.0)
+    assert (eta.hits, eta.misses) == (1, 2)  # preserve targets do not depend on η
+    prompt = run(prompts=[PROMPTS[0], "a nude man on a bed"])
+    assert (prompt.hits, prompt.misses) == (2, 1)
+
+
+def test_cached_trajectory_matches_fresh_sampling(tmp_path):
+    """The cached x_t is exactly what the frozen sampler produces after k steps."""
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
+    dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None)
+    make_trainer(tmp_path, max_steps=1).fit(model, dm)
+    from unlearn.cache import TrajectoryFile
+
+    un, _ = dm.requests()
+    settings = dm.sampler_settings(model.backbone)
+    path = dm.cache.path(un[0].key(model.backbone.fingerprint(), settings, model.eta))
+    tf = TrajectoryFile(path)
+    assert tf.num_steps == 4
+    with model.controller.disabled():
+        x2 = model.backbone.sample([un[0].prompt], [un[0].seed], num_frames=9, height=32, width=32,
+                                   num_inference_steps=4, guidance_scale=settings.guidance_scale, stop_at_step=2)
+    assert torch.allclose(tf.step(2)["x_t"], x2[0], atol=1e-6)
+
+
+def test_per_step_regeneration_mode_trains(tmp_path):
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, beta=1.0)
+    dm = make_data(tmp_path, use_cache=False, regeneration_samples_per_epoch=4)
+    make_trainer(tmp_path, max_epochs=1).fit(model, dm)
+    assert not (tmp_path / "cache").exists()
+    assert model.adapter_norm() > 0
+
+
+def test_nan_loss_raises_clear_error(tmp_path):
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
+    with torch.no_grad():
+        model.controller.adapters[0].up.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="learning_rate"):
+        make_trainer(tmp_path, max_steps=1).fit(model, make_data(tmp_path, preserve_concept=None, preserve_prompts=None))

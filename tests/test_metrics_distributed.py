@@ -1,0 +1,134 @@
+"""Distributed sync: two gloo processes, each updating part of the data, compute() the same values as one
+process that sees all of it (ESR, PSR, NudityRate, SubjectConsistency, IdentitySimilarity)."""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+# imported here (not in the workers) so that forked workers inherit the imports
+from unlearn.metrics import (
+    ErasureSuccessRate,
+    IdentitySimilarity,
+    NudityRate,
+    PreservationSuccessRate,
+    SubjectConsistency,
+)
+
+CLASSES = ("apple", "bird", "car", "dog")
+
+
+class PixelLogits:
+    class_names = CLASSES
+
+    def logits(self, frames):
+        return frames[:, 0, : len(CLASSES), 0].clone()
+
+
+class MeanColour:
+    def features(self, frames):
+        return frames.mean(dim=(1, 2))
+
+
+class BrightIsNude:
+    """Constructed detections: bright frames get an exposed label, others a face."""
+
+    def detect(self, frame):
+        if frame.mean() > 127:
+            return [{"class": "BUTTOCKS_EXPOSED", "score": 0.7, "box": [0, 0, 4, 4]}]
+        return [{"class": "FACE_FEMALE", "score": 0.9, "box": [0, 0, 4, 4]}]
+
+
+class ColourFace:
+    """Embedding = mean colour; dark frames have no face."""
+
+    def embed(self, frame):
+        mean = frame.reshape(-1, 3).mean(0)
+        return None if mean.sum() < 375 else mean / np.linalg.norm(mean)
+
+
+def make_data():
+    generator = torch.Generator().manual_seed(1234)
+    videos = []
+    for i in range(5):
+        frames = torch.rand(3 + i, 6, 6, 3, generator=generator)
+        videos.append((frames, CLASSES[i % len(CLASSES)]))
+    return videos
+
+
+def build_metrics():
+    return {
+        "esr": ErasureSuccessRate("apple", classifier=PixelLogits(), top_k=(1, 2)),
+        "psr": PreservationSuccessRate(erased_class="apple", classifier=PixelLogits(), top_k=(1, 2)),
+        "nudity": NudityRate(detector=BrightIsNude()),
+        "consistency": SubjectConsistency(extractor=MeanColour()),
+        "identity": IdentitySimilarity(
+            reference_embeddings={"warm": np.array([1.0, 0.2, 0.1]), "cool": np.array([0.1, 0.3, 1.0])},
+            embedder=ColourFace(),
+        ),
+    }
+
+
+def run_metrics(videos):
+    metrics = build_metrics()
+    for frames, label in videos:
+        metrics["esr"].update(frames, label)
+        metrics["psr"].update(frames, label)
+        metrics["nudity"].update(frames)
+        metrics["consistency"].update(frames)
+        metrics["identity"].update(frames, identity="warm" if label in ("apple", "car") else "cool")
+    return {name: {k: v.item() for k, v in m.compute().items()} for name, m in metrics.items()}
+
+
+def _worker(rank, world_size, port, out_path):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        data = make_data()
+        shard = data[:3] if rank == 0 else data[3:]  # uneven split on purpose
+        results = run_metrics(shard)
+        if rank == 0:
+            torch.save(results, out_path)
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _check_two_processes(tmp_path, start_method):
+    out_path = str(tmp_path / "rank0.pt")
+    mp.start_processes(_worker, args=(2, free_port(), out_path), nprocs=2, join=True, start_method=start_method)
+    distributed = torch.load(out_path)
+    single = run_metrics(make_data())
+    assert distributed.keys() == single.keys()
+    for name in single:
+        assert distributed[name].keys() == single[name].keys(), name
+        for key, value in single[name].items():
+            assert distributed[name][key] == pytest.approx(value, abs=1e-6, nan_ok=True), (name, key)
+    # the data exercise every state (not all zeros)
+    assert 0 < single["nudity"]["nude_frames"] < single["nudity"]["frames"] == 3 + 4 + 5 + 6 + 7
+    assert single["identity"]["no_face_frames"] > 0 and single["identity"]["face_frames"] > 0
+    assert single["psr"]["classes"] == 3
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs the fork start method")
+def test_two_gloo_processes_match_one_process_fork(tmp_path):
+    # fork: the children reuse the parent's imports, so this runs in seconds
+    _check_two_processes(tmp_path, "fork")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_spawn(tmp_path):
+    # spawn (fresh interpreters, as torch.multiprocessing.spawn / DDP launchers do): each child re-imports
+    # torch + torchmetrics, 20-60 s on a loaded 2-core machine
+    _check_two_processes(tmp_path, "spawn")

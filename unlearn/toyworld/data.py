@@ -1,0 +1,79 @@
+"""Training prompts from the toy world's grammar, for :class:`unlearn.data.ConceptDataModule`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from unlearn.data import ConceptDataModule, TrainingPrompt
+
+
+def neighbour_classes(concept: str) -> list[str]:
+    """Classes that share the concept's shape or colour: the ones erasure is most likely to damage."""
+    from .render import class_names
+
+    words = set(concept.split())
+    return [c for c in class_names() if c != concept and words & set(c.split())]
+
+
+class ToyWorldDataModule(ConceptDataModule):
+    """Erase a toy-world class (e.g. "red ring") with prompts from the world's paraphrase grammar.
+
+    Args:
+        concept: the class to erase, "<colour> <shape>" (or a single shape/colour word).
+        num_prompts: training prompts drawn from the grammar's TRAIN split (held-out templates never appear).
+        prompt_style: "rich" (augmented: context, paraphrases, synonyms) or "bare" ("a red ring" and its
+            synonym swaps only: the no-augmentation ablation).
+        preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour).
+        preserve_prompts_per_class: prompts per preserved class.
+        seed: grammar and noise seed.
+        num_inference_steps, guidance_scale, record_steps, use_cache, cache_dir, generation_batch_size,
+        batch_size, num_workers: as in :class:`ConceptDataModule`.
+    """
+
+    def __init__(
+        self,
+        concept: str = "red ring",
+        num_prompts: int = 32,
+        prompt_style: Literal["rich", "bare"] = "rich",
+        preserve_classes: list[str] | None = None,
+        preserve_prompts_per_class: int = 2,
+        seed: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        record_steps: list[int] | None = None,
+        use_cache: bool = True,
+        cache_dir: str | None = None,
+        generation_batch_size: int = 64,
+        batch_size: int = 8,
+        num_workers: int = 0,
+    ) -> None:
+        self.toy_num_prompts = num_prompts
+        self.prompt_style = prompt_style
+        self.preserve_classes = preserve_classes if preserve_classes is not None else neighbour_classes(concept)
+        self.preserve_per_class = preserve_prompts_per_class
+        super().__init__(
+            concept=concept, seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            record_steps=record_steps, use_cache=use_cache, cache_dir=cache_dir,
+            generation_batch_size=generation_batch_size, batch_size=batch_size, num_workers=num_workers,
+            preserve_concept=", ".join(self.preserve_classes) or None,
+        )
+
+    def _training_prompts(self) -> list[TrainingPrompt]:
+        from .grammar import prompts_for_concept
+
+        records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
+                                      seed=self.seed)
+        if not records:
+            raise ValueError(f"the toy grammar produced no prompts for {self.concept!r}")
+        return [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(self.concept)], self.seed + i)
+                for i, r in enumerate(records)]
+
+    def _preserve_prompts(self) -> list[TrainingPrompt]:
+        from .grammar import prompts_for_concept
+
+        out = []
+        for k, cls in enumerate(self.preserve_classes):
+            for j, r in enumerate(prompts_for_concept(cls, self.preserve_per_class, split="train", style=self.prompt_style,
+                                                      seed=self.seed + 100 + k)):
+                out.append(TrainingPrompt(r.text, [], 50_000 + 100 * k + j))
+        return out
