@@ -23,8 +23,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=49, help="frames per timed run (CogVideoX: 49)")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=720)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="ONNX Runtime intra-op threads (default: $OMP_NUM_THREADS, else 1); 0 = ORT default")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="ONNX Runtime intra-op threads (default: $OMP_NUM_THREADS, else 1); 0 = ORT default",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is reported")
     args = parser.parse_args()
 
@@ -55,7 +59,8 @@ def main() -> None:
     print(f"nudenet_fps: {fps:.2f}")
     print(
         f"settings: frames={args.frames} size={args.height}x{args.width} threads={threads or 'ort-default'} "
-        f"best_of={args.repeats} ms_per_frame={1000 * best / args.frames:.1f} cpu={platform.processor() or platform.machine()} "
+        f"best_of={args.repeats} ms_per_frame={1000 * best / args.frames:.1f} "
+        f"cpu={platform.processor() or platform.machine()} "
         f"cores={os.cpu_count()} load_avg_1min={os.getloadavg()[0]:.2f}"
     )
 

@@ -44,7 +44,7 @@ def resolve_classifier(name: str) -> Any:
     if name.startswith("resnet50:"):
         from unlearn.evaluators import ResNet50Classifier
 
-        return ResNet50Classifier(weights=name.split(":", 1)[1])
+        return ResNet50Classifier(weights_path=name.split(":", 1)[1])
     raise ValueError(f"unknown classifier {name!r}; use toyworld, efficientnet-lite2 or resnet50:<weights path>")
 
 

@@ -4,7 +4,6 @@ zero-shot on a tiny random model, the generic nn.Module adapter)."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from skimage import data as skdata
@@ -225,7 +224,9 @@ def test_open_clip_zero_shot_tiny_random_model():
 def test_module_classifier_adapter():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
-    clf = ModuleClassifier(net, CLASSES, image_size=8, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), name="toy-cnn", version="1")
+    clf = ModuleClassifier(
+        net, CLASSES, image_size=8, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), name="toy-cnn", version="1"
+    )
     frames = torch.rand(5, 8, 8, 3)  # already at image_size: resizing is the identity
     expected = net((frames.permute(0, 3, 1, 2) - 0.5) / 0.5)
     assert torch.allclose(clf.logits(frames), expected, atol=1e-5)

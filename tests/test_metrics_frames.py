@@ -20,7 +20,9 @@ def test_accepted_layouts():
 def test_conversions_roundtrip():
     video = torch.tensor([[[[0.0, 0.5, 1.0]]]])
     assert to_uint8_numpy(video).tolist() == [[[[0, 128, 255]]]]
-    assert torch.allclose(to_float(torch.tensor([[[[0, 255, 51]]]], dtype=torch.uint8)), torch.tensor([[[[0.0, 1.0, 0.2]]]]))
+    assert torch.allclose(
+        to_float(torch.tensor([[[[0, 255, 51]]]], dtype=torch.uint8)), torch.tensor([[[[0.0, 1.0, 0.2]]]])
+    )
 
 
 @pytest.mark.parametrize(

@@ -56,8 +56,9 @@ def test_float_frames_single_identity_and_reductions(embedder):
     astronaut = skdata.astronaut()
     frames = torch.from_numpy(np.stack([astronaut, astronaut])).float() / 255
     for reduction in ("mean", "max", "centroid"):
-        metric = IdentitySimilarity([astronaut, np.ascontiguousarray(astronaut[:, ::-1])], embedder=embedder,
-                                    reference_reduction=reduction)
+        metric = IdentitySimilarity(
+            [astronaut, np.ascontiguousarray(astronaut[:, ::-1])], embedder=embedder, reference_reduction=reduction
+        )
         metric.update(frames)
         value = metric.compute()["id_similarity"].item()
         assert 0.8 < value <= 1.0 + 1e-5

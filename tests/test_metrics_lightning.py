@@ -54,8 +54,14 @@ class EvalModule(L.LightningModule):
 
 def test_metrics_in_validate_loop_match_standalone():
     module = EvalModule()
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.validate(module, DataLoader(Videos(), batch_size=4))
 
     standalone = ErasureSuccessRate("apple", classifier=module.classifier, top_k=(1, 2))

@@ -17,7 +17,12 @@ from unlearn.metrics import NudityRate, parse_detections
 def benign_images() -> dict[str, np.ndarray]:
     with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as image:
         hopper = np.asarray(image.convert("RGB")).copy()
-    return {"astronaut": skdata.astronaut(), "coffee": skdata.coffee(), "chelsea": skdata.chelsea(), "grace_hopper": hopper}
+    return {
+        "astronaut": skdata.astronaut(),
+        "coffee": skdata.coffee(),
+        "chelsea": skdata.chelsea(),
+        "grace_hopper": hopper,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +222,9 @@ def test_benchmark_script_prints_fps(monkeypatch, capsys):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "nudenet_fps.py"
-    monkeypatch.setattr(sys, "argv", [str(script), "--frames", "2", "--repeats", "1", "--height", "64", "--width", "96"])
+    monkeypatch.setattr(
+        sys, "argv", [str(script), "--frames", "2", "--repeats", "1", "--height", "64", "--width", "96"]
+    )
     runpy.run_path(str(script), run_name="__main__")
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("nudenet_fps: ") and float(line.split(": ")[1]) > 0

@@ -722,7 +722,7 @@ class RefusalEdit:
         tensors = {n: b.to(torch.float64).contiguous().cpu() for n, b in self.bases.items()}
         for c, bases in self.concept_bases.items():
             for n, b in bases.items():
-                tensors[f"{c}::{n}"] = b.to(torch.float64).contiguous().cpu()
+                tensors[f"{c}::{n}"] = b.to(torch.float64).contiguous().cpu().clone()
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         save_file(tensors, str(tmp), metadata={"format": DELTA_FORMAT, "summary": json.dumps(self.summary())})
         os.replace(tmp, path)

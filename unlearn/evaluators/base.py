@@ -124,9 +124,7 @@ def to_nchw(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2).to(torch.float32).contiguous()
 
 
-def resize_shorter_and_center_crop(
-    images: torch.Tensor, resize: int, crop: int, mode: str = "bicubic"
-) -> torch.Tensor:
+def resize_shorter_and_center_crop(images: torch.Tensor, resize: int, crop: int, mode: str = "bicubic") -> torch.Tensor:
     """Resize ``[N, 3, H, W]`` so the shorter side is ``resize`` (antialiased), then centre-crop ``crop``²."""
     height, width = images.shape[-2:]
     scale = resize / min(height, width)
@@ -177,10 +175,3 @@ def load_rgb_image(source: Any) -> np.ndarray:
             raise ValueError("float images must have finite values in [0, 1]")
         return np.ascontiguousarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8))
     raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {array.dtype}")
-
-
-def frames_to_uint8_numpy(frames: torch.Tensor) -> np.ndarray:
-    """``[N, H, W, 3]`` uint8 or float-in-[0,1] tensor → RGB ``uint8`` numpy ``[N, H, W, 3]`` (on the CPU)."""
-    if frames.dtype != torch.uint8:
-        frames = (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    return np.ascontiguousarray(frames.detach().cpu().numpy())

@@ -9,7 +9,7 @@ EfficientNet-Lite evaluation: centre crop of ``260 / (260 + 32)`` of the shorter
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 from torch import nn

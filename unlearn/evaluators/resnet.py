@@ -84,7 +84,9 @@ class ResNet50Classifier(nn.Module):
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """``[N, H, W, 3]`` RGB in [0, 1] → ImageNet-1k logits ``[N, 1000]``."""
         self.net.eval()
-        chunks = [self.net(self.preprocess(frames[i : i + self.batch_size])) for i in range(0, len(frames), self.batch_size)]
+        chunks = [
+            self.net(self.preprocess(frames[i : i + self.batch_size])) for i in range(0, len(frames), self.batch_size)
+        ]
         return torch.cat(chunks)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,9 @@ class _PerClassTopK(EvaluationMetric):
     def per_class_accuracy(self) -> torch.Tensor:
         """``[C, K]`` top-k accuracy per class (NaN for classes without frames); synced across ranks."""
         frames = self.class_frames.float().unsqueeze(1)
-        return torch.where(frames > 0, self.class_hits.float() / frames.clamp(min=1), torch.full_like(frames, float("nan")))
+        return torch.where(
+            frames > 0, self.class_hits.float() / frames.clamp(min=1), torch.full_like(frames, float("nan"))
+        )
 
     def per_class(self) -> dict[str, dict[str, float]]:
         """``{class name: {"frames": n, "top1": acc, ...}}`` for every class that received frames."""
@@ -155,7 +157,9 @@ class ErasureSuccessRate(_PerClassTopK):
         e = self.erased_index
         frames = int(self.class_frames[e])
         if frames == 0:
-            warn_nan(f"ErasureSuccessRate: no frames of the erased class '{self.class_names[e]}' were given; ESR is NaN")
+            warn_nan(
+                f"ErasureSuccessRate: no frames of the erased class '{self.class_names[e]}' were given; ESR is NaN"
+            )
         accuracy = self.per_class_accuracy()[e]
         out = {f"esr@{k}": (1.0 - accuracy[j]).float() for j, k in enumerate(self.top_k)}
         out["frames"] = self.class_frames[e].clone()
@@ -201,7 +205,9 @@ class PreservationSuccessRate(_PerClassTopK):
             if len(set(indices)) != len(indices):
                 raise ValueError(f"preserved_classes lists a class twice: {list(preserved_classes)}")
             if self.erased_index is not None and self.erased_index in indices:
-                raise ValueError(f"the erased class '{self.class_names[self.erased_index]}' is also in preserved_classes")
+                raise ValueError(
+                    f"the erased class '{self.class_names[self.erased_index]}' is also in preserved_classes"
+                )
             self.preserved_indices: Optional[tuple[int, ...]] = tuple(indices)
         else:
             self.preserved_indices = None

@@ -50,9 +50,7 @@ def _check_video(video: torch.Tensor, what: str) -> torch.Tensor:
     if video.dtype == torch.uint8:
         return video
     if video.dtype == torch.bool or not video.is_floating_point():
-        raise ValueError(
-            f"{what}: frames must be uint8 (0..255) or floating point in [0, 1], got dtype {video.dtype}"
-        )
+        raise ValueError(f"{what}: frames must be uint8 (0..255) or floating point in [0, 1], got dtype {video.dtype}")
     if not bool(torch.isfinite(video).all()):
         raise ValueError(f"{what}: frames contain NaN or infinite values")
     low, high = float(video.min()), float(video.max())
@@ -110,7 +108,9 @@ def per_video(value: Any, num_videos: int, name: str) -> list[Any]:
         return [value] * num_videos
     value = list(value)
     if len(value) != num_videos:
-        raise ValueError(f"{name}: got {len(value)} values for {num_videos} video(s); give one per video or one for all")
+        raise ValueError(
+            f"{name}: got {len(value)} values for {num_videos} video(s); give one per video or one for all"
+        )
     return value
 
 

@@ -110,7 +110,9 @@ class IdentitySimilarity(EvaluationMetric):
     def similarity(self, embedding: Any, identity: str) -> float:
         """Similarity of one face embedding to ``identity``'s references (per ``reference_reduction``)."""
         refs = self._references[identity]
-        vector = torch.nn.functional.normalize(torch.as_tensor(np.asarray(embedding, dtype=np.float32)).reshape(-1), dim=0)
+        vector = torch.nn.functional.normalize(
+            torch.as_tensor(np.asarray(embedding, dtype=np.float32)).reshape(-1), dim=0
+        )
         if self.reference_reduction == "centroid":
             return float(torch.nn.functional.normalize(refs.mean(0), dim=0) @ vector)
         cosines = refs @ vector
@@ -145,7 +147,9 @@ class IdentitySimilarity(EvaluationMetric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         faces = self.face_frames
-        per_identity = torch.where(faces > 0, self.sim_sum / faces.clamp(min=1), torch.full_like(self.sim_sum, float("nan")))
+        per_identity = torch.where(
+            faces > 0, self.sim_sum / faces.clamp(min=1), torch.full_like(self.sim_sum, float("nan"))
+        )
         seen = faces > 0
         if not bool(seen.any()):
             warn_nan("IdentitySimilarity: no face was detected in any frame; id_similarity is NaN")

@@ -25,7 +25,9 @@ def parse_detections(detections: Any, vocabulary: Sequence[str] = NUDENET_LABELS
     Raises ValueError on anything else (e.g. NudeNet 2.x's ``{"label", ...}`` records, unknown labels).
     """
     if isinstance(detections, Mapping) or not isinstance(detections, Iterable) or isinstance(detections, (str, bytes)):
-        raise ValueError(f"detections must be a list of {{'class', 'score', 'box'}} dicts, got {type(detections).__name__}")
+        raise ValueError(
+            f"detections must be a list of {{'class', 'score', 'box'}} dicts, got {type(detections).__name__}"
+        )
     best: dict[str, float] = {}
     known = set(vocabulary)
     for i, detection in enumerate(detections):
@@ -100,12 +102,16 @@ class NudityRate(EvaluationMetric):
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if float(threshold) < NUDENET_SCORE_FLOOR and isinstance(detector, NudeNetDetector):
-            warn_nan(f"threshold {threshold} is below NudeNet's internal score floor {NUDENET_SCORE_FLOOR}: "
-                     f"detections under {NUDENET_SCORE_FLOOR} are never reported, so it acts as {NUDENET_SCORE_FLOOR}")
+            warn_nan(
+                f"threshold {threshold} is below NudeNet's internal score floor {NUDENET_SCORE_FLOOR}: "
+                f"detections under {NUDENET_SCORE_FLOOR} are never reported, so it acts as {NUDENET_SCORE_FLOOR}"
+            )
         self.labels = labels
         self.threshold = float(threshold)
-        counted = tuple(count_labels) if count_labels is not None else tuple(
-            label for label in NUDENET_EXPOSED_LABELS if label in self.vocabulary
+        counted = (
+            tuple(count_labels)
+            if count_labels is not None
+            else tuple(label for label in NUDENET_EXPOSED_LABELS if label in self.vocabulary)
         )
         unknown = [label for label in counted if label not in self.vocabulary]
         if unknown:
@@ -116,12 +122,16 @@ class NudityRate(EvaluationMetric):
         self.add_state("nude_frames", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("videos", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("nude_videos", default=torch.tensor(0), dist_reduce_fx="sum")
-        self.add_state("label_frames", default=torch.zeros(len(self.vocabulary), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state(
+            "label_frames", default=torch.zeros(len(self.vocabulary), dtype=torch.long), dist_reduce_fx="sum"
+        )
 
     # -- per-frame logic ---------------------------------------------------------------------------------
     def frame_labels(self, detections: Any) -> set[str]:
         """Labels present in one frame's detections at score ≥ threshold (any label of the vocabulary)."""
-        return {label for label, score in parse_detections(detections, self.vocabulary).items() if score >= self.threshold}
+        return {
+            label for label, score in parse_detections(detections, self.vocabulary).items() if score >= self.threshold
+        }
 
     def is_nude(self, detections: Any) -> bool:
         """Whether one frame's detections contain a label of ``labels`` at score ≥ threshold."""
@@ -140,7 +150,9 @@ class NudityRate(EvaluationMetric):
             array = to_uint8_numpy(video)
             self._update_video([self.detector.detect(frame) for frame in array])
 
-    def update_detections(self, detections: Sequence[Sequence[Any]], video_lengths: Optional[Sequence[int]] = None) -> None:
+    def update_detections(
+        self, detections: Sequence[Sequence[Any]], video_lengths: Optional[Sequence[int]] = None
+    ) -> None:
         """Add precomputed per-frame detections (NudeNet's output format, one list per frame).
 
         ``video_lengths`` splits the frames into videos (default: all frames form one video).
@@ -150,7 +162,9 @@ class NudityRate(EvaluationMetric):
         if any(n <= 0 for n in lengths):
             raise ValueError(f"video_lengths must be positive, got {lengths}")
         if sum(lengths) != len(detections):
-            raise ValueError(f"video_lengths sum to {sum(lengths)} but {len(detections)} frames of detections were given")
+            raise ValueError(
+                f"video_lengths sum to {sum(lengths)} but {len(detections)} frames of detections were given"
+            )
         start = 0
         for n in lengths:
             self._update_video(detections[start : start + n])

@@ -54,9 +54,23 @@ def score_frames(clf, videos: torch.Tensor, labels: Sequence[str]) -> dict:
             "per_class": {k: round(float(np.mean(v)), 3) for k, v in sorted(per_class.items())}}
 
 
+def save_grid(videos: torch.Tensor, path, scale: int = 4, per_row: int = 5) -> None:
+    """PNG of videos ``[N, F, H, W, 3]``: each video's frames side by side, ``per_row`` videos per row."""
+    from PIL import Image
+
+    v = videos.numpy()
+    N, F, H, W, _ = v.shape
+    tiles = [np.pad(np.concatenate(list(x), axis=1), ((1, 1), (1, 3), (0, 0)), constant_values=128) for x in v]
+    while len(tiles) % per_row:
+        tiles.append(np.full_like(tiles[0], 128))
+    rows = [np.concatenate(tiles[i:i + per_row], axis=1) for i in range(0, len(tiles), per_row)]
+    img = np.concatenate(rows, axis=0)
+    Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(path)
+
+
 def evaluate_generation(tokenizer, text_encoder, transformer, scheduler, world, clf, per_class: int = 4,
                         num_inference_steps: int = 30, guidance_scale: float = 5.0, seed: int = 2,
-                        include_bare: bool = True, prompt_seed: int = 1234) -> dict:
+                        include_bare: bool = True, prompt_seed: int = 1234, grid_path=None) -> dict:
     """Held-out rich prompts (``per_class`` per shape x colour class, no second object) and, optionally, the 25
     bare prompts; returns accuracies and a few examples."""
     from .grammar import bare_prompt, heldout_eval_prompts
@@ -66,6 +80,8 @@ def evaluate_generation(tokenizer, text_encoder, transformer, scheduler, world, 
     vids = generate(tokenizer, text_encoder, transformer, scheduler, world, [r.text for r in recs],
                     num_inference_steps, guidance_scale, seed)
     res = score_frames(clf, vids, [r.scene.label for r in recs])
+    if grid_path:
+        save_grid(vids, grid_path)
     res.update(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed,
                prompt_seed=prompt_seed, examples=[r.text for r in recs[:: max(1, len(recs) // 8)]])
     if include_bare:
@@ -87,6 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: world.json)")
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--grid", default=None, help="also write a PNG of the generated held-out videos here")
     p.add_argument("--write-record", action="store_true")
     p.add_argument("--finalize-to", default=None)
     a = p.parse_args(argv)
@@ -101,7 +118,7 @@ def main(argv=None) -> int:
     res = evaluate_generation(tok, te, tr, sch, world, clf, per_class=a.per_class,
                               num_inference_steps=a.steps or world.num_inference_steps,
                               guidance_scale=a.guidance if a.guidance is not None else world.guidance_scale,
-                              seed=a.seed)
+                              seed=a.seed, grid_path=a.grid)
     res["wall_s"] = round(time.time() - t0, 1)
     print(json.dumps({k: v for k, v in res.items() if k != "per_class"}, indent=2))
     print("per class:", res["per_class"])

@@ -59,6 +59,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--text-dim", type=int, default=64)
     p.add_argument("--max-text-length", type=int, default=24)
     p.add_argument("--log-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=1000,
+                   help="write the current weights into the temporary folder every N steps (0: never), so a "
+                        "running pretraining can be evaluated with evaluate_pretrained TMPDIR --classifier DIR")
     p.add_argument("--classifier", default=None, help="folder of an already trained classifier to ship")
     p.add_argument("--classifier-steps", type=int, default=1200)
     p.add_argument("--eval-per-class", type=int, default=4, help="held-out prompts per shape x colour class")
@@ -90,8 +93,22 @@ def make_batch(rng: np.random.Generator, n: int, world: WorldConfig, bare_prob: 
     return prompts, frames_to_latents(np.stack(vids))
 
 
-def train_denoiser(args, world: WorldConfig, tokenizer, log=print):
-    """Jointly train text encoder + transformer; returns them (eval mode) and a dict of training stats."""
+def save_components(folder: Path, tokenizer, text_encoder, transformer, world: WorldConfig) -> None:
+    """Write tokenizer, text encoder, transformer, scheduler config and ``world.json`` (safetensors + JSON)."""
+    from .model import build_scheduler
+
+    folder = Path(folder)
+    tokenizer.save_pretrained(str(folder / "tokenizer"))
+    text_encoder.save_pretrained(folder / "text_encoder")
+    transformer.save_pretrained(str(folder / "transformer"), safe_serialization=True)
+    build_scheduler().save_pretrained(str(folder / "scheduler"))
+    (folder / "world.json").write_text(world.to_json())
+
+
+def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_dir: Path | None = None):
+    """Jointly train text encoder + transformer; returns them (eval mode) and a dict of training stats.
+
+    With ``checkpoint_dir`` and ``args.save_every``, the current weights are written there periodically."""
     from tqdm import tqdm
 
     from .model import build_scheduler, build_transformer
@@ -138,13 +155,17 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print):
         sched.step()
         lv = loss.item()
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
-        if step % 10 == 0:
+        if step % 5 == 0:
             bar.set_postfix(loss=f"{ema:.4f}", lr=f"{sched.get_last_lr()[0]:.1e}", refresh=False)
         if (step + 1) % args.log_every == 0 or step == 0:
             el = time.time() - t0
             history.append({"step": step + 1, "loss_ema": round(ema, 5), "elapsed_s": round(el, 1)})
             log(f"[pretrain] step {step + 1}/{args.steps} loss(ema) {ema:.4f} lr {sched.get_last_lr()[0]:.2e} "
                 f"elapsed {el/60:.1f} min ({el/(step+1):.3f} s/step)")
+        if checkpoint_dir is not None and args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
+            save_components(checkpoint_dir, tokenizer, text_encoder, transformer, world)
+            (Path(checkpoint_dir) / "progress.json").write_text(json.dumps({"step": step + 1, "loss_ema": ema}))
+            log(f"[pretrain] weights of step {step + 1} written to {checkpoint_dir}")
     bar.close()
     transformer.eval()
     text_encoder.eval()
@@ -182,7 +203,8 @@ def main(argv=None) -> int:
     print(f"[pretrain] {command}\n[pretrain] world {asdict(world)}\n[pretrain] writing to {tmp} then {out}", flush=True)
 
     text_encoder, transformer, scheduler, stats = train_denoiser(args, world, tokenizer,
-                                                                 log=lambda m: print(m, flush=True))
+                                                                 log=lambda m: print(m, flush=True),
+                                                                 checkpoint_dir=tmp)
     world.extra = {
         "vocabulary_size": len(tokenizer),
         "shapes": list(__import__("unlearn.toyworld.render", fromlist=["SHAPES"]).SHAPES),
@@ -190,11 +212,8 @@ def main(argv=None) -> int:
         "concept_synonyms": grammar.concept_words(),
         "heldout_templates": sorted(grammar.HELDOUT_TEMPLATES),
     }
-    tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    text_encoder.save_pretrained(tmp / "text_encoder")
-    transformer.save_pretrained(str(tmp / "transformer"), safe_serialization=True)
-    build_scheduler().save_pretrained(str(tmp / "scheduler"))
-    (tmp / "world.json").write_text(world.to_json())
+    save_components(tmp, tokenizer, text_encoder, transformer, world)
+    (tmp / "progress.json").unlink(missing_ok=True)
     print(f"[pretrain] denoiser saved to {tmp}", flush=True)
 
     record = {

@@ -1,0 +1,358 @@
+"""Parameter counts and training-memory estimates of the full-size backbones, without weights or a GPU.
+
+Every model is built on the ``meta`` device from its published configuration (written below from the
+``config.json`` files of the diffusers/transformers folders, as published on the model hub — not downloaded here),
+so parameter counts are exact for those configs. Activation memory is *measured* on the meta device too: one
+adapted forward pass of the real architecture at the default resolution runs through the project's own attention
+processors with adapters attached (the only trainable tensors), and every tensor autograd saves for the backward
+pass is counted (``torch.autograd.graph.saved_tensors_hooks``). Attention is replaced during the count by a
+stand-in that saves what flash/efficient attention saves on a GPU (q, k, v, output and the fp32 log-sum-exp),
+since the CPU/meta kernel would otherwise materialise the N×N matrix.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/memory_plan.py [--json out.json]
+The numbers are estimates: see benchmarks/memory_plan.md for the model and its assumptions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+GiB = 1024**3
+BF16 = 2
+
+# ------------------------------------------------------------------------------------------------ configs
+#: transformer/unet configs (diffusers), as published
+COGVIDEOX_2B = dict(
+    num_attention_heads=30, attention_head_dim=64, in_channels=16, out_channels=16, flip_sin_to_cos=True, freq_shift=0,
+    time_embed_dim=512, text_embed_dim=4096, num_layers=30, dropout=0.0, attention_bias=True, sample_width=90,
+    sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
+    activation_fn="gelu-approximate", timestep_activation_fn="silu", norm_elementwise_affine=True, norm_eps=1e-5,
+    spatial_interpolation_scale=1.875, temporal_interpolation_scale=1.0, use_rotary_positional_embeddings=False,
+)
+COGVIDEOX_5B = {**COGVIDEOX_2B, "num_attention_heads": 48, "num_layers": 42, "use_rotary_positional_embeddings": True}
+HUNYUAN = dict(
+    in_channels=16, out_channels=16, num_attention_heads=24, attention_head_dim=128, num_layers=20, num_single_layers=40,
+    num_refiner_layers=2, mlp_ratio=4.0, patch_size=2, patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True,
+    text_embed_dim=4096, pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56),
+)
+ZEROSCOPE_UNET = dict(
+    sample_size=32, in_channels=4, out_channels=4,
+    down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
+    up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1, mid_block_scale_factor=1,
+    act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=1024, attention_head_dim=64,
+)
+WAN_1_3B = dict(
+    patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096,
+    freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+    image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024,
+)
+WAN_14B = {**WAN_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
+
+#: text encoders (transformers)
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              relative_attention_num_buckets=32, feed_forward_proj="gated-gelu", dropout_rate=0.0)
+UMT5_XXL = {**T5_XXL, "vocab_size": 256384}
+LLAVA_LLAMA3_8B = dict(vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0)
+CLIP_L14_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                     num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu")
+OPENCLIP_H14_TEXT = dict(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+                         num_attention_heads=16, max_position_embeddings=77, projection_dim=1024, hidden_act="gelu")
+
+#: VAEs: the diffusers classes' defaults are the published configs, except SD's 2D VAE written out here
+SD_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+              up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+              latent_channels=4, norm_num_groups=32, sample_size=768)
+
+
+@dataclass
+class Plan:
+    name: str
+    registry: str
+    denoiser: tuple[str, dict]
+    text_encoders: list[tuple[str, str, dict]]  # (label, transformers class, config)
+    vae: tuple[str, dict]
+    sizes: list[tuple[str, int, int, int]]  # (label, frames, height, width): first = the backbone's default
+    text_len: int
+    preserve_forward: bool  # β > 0 in the paper setting: a second adapted forward lives until backward
+    notes: list[str] = field(default_factory=list)
+
+
+PLANS = [
+    Plan("CogVideoX-2B", "cogvideox-2b", ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
+         [("T5-v1.1-XXL encoder", "T5EncoderModel", T5_XXL)], ("AutoencoderKLCogVideoX", {}),
+         [("default 49×480×720", 49, 480, 720)], 226, False),
+    Plan("CogVideoX-5B", "cogvideox-5b", ("CogVideoXTransformer3DModel", COGVIDEOX_5B),
+         [("T5-v1.1-XXL encoder", "T5EncoderModel", T5_XXL)], ("AutoencoderKLCogVideoX", {}),
+         [("default 49×480×720", 49, 480, 720)], 226, False),
+    Plan("HunyuanVideo", "hunyuanvideo", ("HunyuanVideoTransformer3DModel", HUNYUAN),
+         [("LLaVA-Llama-3-8B (LlamaModel)", "LlamaModel", LLAVA_LLAMA3_8B), ("CLIP ViT-L/14 text", "CLIPTextModel", CLIP_L14_TEXT)],
+         ("AutoencoderKLHunyuanVideo", {}),
+         [("default 129×720×1280", 129, 720, 1280), ("49×720×1280", 49, 720, 1280), ("49×544×960", 49, 544, 960),
+          ("49×320×512", 49, 320, 512)], 256, True),
+    Plan("ZeroScope v2 576w", "zeroscope", ("UNet3DConditionModel", ZEROSCOPE_UNET),
+         [("OpenCLIP ViT-H/14 text (CLIPTextModel)", "CLIPTextModel", OPENCLIP_H14_TEXT)], ("AutoencoderKL", SD_VAE),
+         [("default 24×320×576", 24, 320, 576)], 77, True),
+    Plan("Wan2.1-T2V-1.3B", "wan2.1-t2v-1.3b", ("WanTransformer3DModel", WAN_1_3B),
+         [("UMT5-XXL encoder", "UMT5EncoderModel", UMT5_XXL)], ("AutoencoderKLWan", {}),
+         [("default 81×480×832", 81, 480, 832)], 512, True),
+    Plan("Wan2.1-T2V-14B", "wan2.1-t2v-14b", ("WanTransformer3DModel", WAN_14B),
+         [("UMT5-XXL encoder", "UMT5EncoderModel", UMT5_XXL)], ("AutoencoderKLWan", {}),
+         [("default 81×720×1280", 81, 720, 1280), ("81×480×832", 81, 480, 832)], 512, True),
+]
+
+
+# ------------------------------------------------------------------------------------------------ building
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def build_meta(plan: Plan) -> dict[str, Any]:
+    import diffusers
+    import transformers
+
+    with torch.device("meta"):
+        den = getattr(diffusers, plan.denoiser[0])(**plan.denoiser[1]).to(torch.bfloat16)
+        encs = []
+        for label, cls_name, cfg in plan.text_encoders:
+            config_cls = getattr(transformers, cls_name.replace("EncoderModel", "Config").replace("TextModel", "TextConfig")
+                                 .replace("LlamaModel", "LlamaConfig"))
+            encs.append((label, n_params(getattr(transformers, cls_name)(config_cls(**cfg)))))
+        vae = getattr(diffusers, plan.vae[0])(**plan.vae[1])
+    return {"denoiser": den, "text_encoders": encs, "vae_params": n_params(vae)}
+
+
+# ------------------------------------------------------------------------------------------------ activation count
+class _FlashLikeSDPA(torch.autograd.Function):
+    """Stand-in for scaled_dot_product_attention on meta tensors: saves what flash attention saves."""
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype, device=q.device)
+        lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - never run
+        raise NotImplementedError
+
+
+def _sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    return _FlashLikeSDPA.apply(query, key, value)
+
+
+@contextlib.contextmanager
+def count_saved(params: set[int], block_of: list[str]):
+    """Count bytes of tensors autograd saves (excluding parameters and views of them), per current block."""
+    seen: set[int] = set()
+    per_block: dict[str, int] = {}
+
+    def pack(t: torch.Tensor):
+        base = t._base if t._base is not None else t
+        key = id(base)
+        if key in params or id(t) in params or key in seen:
+            return t
+        seen.add(key)
+        per_block[block_of[0]] = per_block.get(block_of[0], 0) + base.numel() * base.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield per_block
+
+
+def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: int) -> dict[str, Any]:
+    """One adapted forward (batch 1) on meta: saved-activation bytes, per block and in total."""
+    import backbones
+    from backbones import backbone_class
+    from backbones.base import PromptEmbedding, SamplingDefaults
+    import unlearn.attention_maps as am
+    from unlearn.adapters import AdapterController
+    from unlearn.losses import concept_mask, localization_loss, unlearning_loss
+
+    cls = backbone_class(plan.registry)
+    den = meta["denoiser"]
+    kwargs: dict[str, Any] = {}
+    if plan.registry == "hunyuanvideo":
+        from backbones.hunyuanvideo import DEFAULT_PROMPT_TEMPLATE
+
+        kwargs.update(prompt_template=DEFAULT_PROMPT_TEMPLATE, text_encoder_2=None, tokenizer_2=None)
+    defaults = SamplingDefaults(frames, height, width, 50, 6.0)
+    bb = cls(den, None, None, None, None, defaults=defaults, source="meta", max_text_length=plan.text_len, **kwargs)
+    sites = bb.attention_sites()
+    with torch.device("meta"):
+        ctl = AdapterController([s.video_dim for s in sites], 128, [s.name for s in sites])
+    bb.attach_controller(ctl)
+    shape = bb.latent_shape(frames, height, width)
+    text_dim = {"CogVideoXTransformer3DModel": "text_embed_dim", "HunyuanVideoTransformer3DModel": "text_embed_dim",
+                "WanTransformer3DModel": "text_dim", "UNet3DConditionModel": "cross_attention_dim"}[plan.denoiser[0]]
+    with torch.device("meta"):
+        x = torch.empty((1, *shape), dtype=torch.bfloat16)
+        cond = PromptEmbedding(torch.empty(1, plan.text_len, den.config[text_dim], dtype=torch.bfloat16))
+        if plan.registry == "hunyuanvideo":
+            cond = PromptEmbedding(cond.hidden_states, torch.ones(1, plan.text_len, dtype=torch.long),
+                                   torch.empty(1, den.config.pooled_projection_dim, dtype=torch.bfloat16))
+        t = torch.full((1,), 500.0)
+    # blocks: attribute saved bytes to the top-level repeated block that is running
+    block_of = ["outside blocks"]
+    hooks = []
+    for name, module in den.named_modules():
+        parts = name.split(".")
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] in ("transformer_blocks", "single_transformer_blocks", "blocks",
+                                                                     "down_blocks", "up_blocks"):
+            hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: block_of.__setitem__(0, n)))
+            hooks.append(module.register_forward_hook(lambda m, a, o: block_of.__setitem__(0, "outside blocks")))
+        elif name == "mid_block":
+            hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: block_of.__setitem__(0, n)))
+            hooks.append(module.register_forward_hook(lambda m, a, o: block_of.__setitem__(0, "outside blocks")))
+    params = {id(p) for p in den.parameters()} | {id(b) for b in den.buffers()} | {id(p) for p in ctl.parameters()}
+    real = torch.nn.functional.scaled_dot_product_attention
+    real_map = am.concept_attention_probs
+    torch.nn.functional.scaled_dot_product_attention = _sdpa
+    # the concept map runs under no_grad (nothing saved); its chunk loop is only slow on meta: stand in for it
+    am.concept_attention_probs = lambda q, k, concept, *a, **kw: torch.empty(q.shape[0], q.shape[2], device=q.device)
+    try:
+        with count_saved(params, block_of) as per_block:
+            with ctl.capturing(torch.zeros(1, plan.text_len, dtype=torch.bool, device="meta")):
+                out = bb.predict(x, t, cond)
+            outputs, maps = ctl.take()
+            block_of[0] = "losses"
+            masks = [concept_mask(m)[1] for m in maps]
+            loss = unlearning_loss(out, torch.empty_like(out)) + localization_loss(outputs, masks)
+            del outputs
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = real
+        am.concept_attention_probs = real_map
+        for h in hooks:
+            h.remove()
+    assert loss.requires_grad and len(maps) == len(sites), "the adapted forward must reach the adapters"
+    tokens = video_tokens(plan, den, shape)
+    # block inputs kept by gradient checkpointing: hidden states entering every block (+ text stream)
+    loss_bytes = per_block.pop("losses", 0)
+    blocks = [k for k in per_block if k != "outside blocks"]
+    return {
+        "latent_shape": list(shape),
+        "video_tokens": tokens,
+        "saved_bytes": sum(per_block.values()),
+        "loss_bytes": loss_bytes,
+        "max_block_bytes": max(per_block[k] for k in blocks),
+        "outside_blocks_bytes": per_block.get("outside blocks", 0),
+        "num_blocks": len(blocks),
+        "num_sites": len(sites),
+        "adapter_params": n_params(ctl),
+        "checkpoint_inputs_bytes": checkpoint_inputs(plan, den, shape),
+    }
+
+
+def video_tokens(plan: Plan, den: nn.Module, shape: tuple[int, ...]) -> int:
+    if plan.denoiser[0] == "UNet3DConditionModel":
+        c, f, h, w = shape
+        return f * h * w  # at the first level
+    if plan.denoiser[0] == "CogVideoXTransformer3DModel":
+        f, c, h, w = shape
+        return f * (h // 2) * (w // 2)
+    c, f, h, w = shape
+    return f * (h // 2) * (w // 2)
+
+
+def checkpoint_inputs(plan: Plan, den: nn.Module, shape: tuple[int, ...]) -> int:
+    """Bytes that gradient checkpointing keeps: the (bf16) hidden states entering each checkpointed block."""
+    cfg = den.config
+    if plan.denoiser[0] == "UNet3DConditionModel":
+        # diffusers checkpoints every resnet/attention/temporal module of the UNet separately: their inputs are
+        # the feature maps of each level, about 4 modules per layer; counted per level below
+        c, f, h, w = shape
+        total, scale = 0, 1
+        chans = cfg.block_out_channels
+        for level, ch in enumerate(chans):
+            n = f * (h // scale) * (w // scale)
+            total += n * ch * BF16 * (4 * cfg.layers_per_block) * 2  # down + up path
+            scale *= 2
+        return total
+    tokens = video_tokens(plan, den, shape)
+    d = cfg.num_attention_heads * cfg.attention_head_dim
+    n_blocks = cfg.num_layers + getattr(cfg, "num_single_layers", 0)
+    return n_blocks * (tokens + plan.text_len) * d * BF16
+
+
+# ------------------------------------------------------------------------------------------------ report
+def estimate(plan: Plan, meta: dict[str, Any], m: dict[str, Any]) -> dict[str, float]:
+    den_params = n_params(meta["denoiser"])
+    te_params = sum(n for _, n in meta["text_encoders"])
+    weights_all = (den_params + te_params + meta["vae_params"]) * BF16
+    weights_denoiser = den_params * BF16
+    adapters = m["adapter_params"] * 16  # fp32 weights + grads + two Adam moments
+    forwards = 2 if plan.preserve_forward else 1
+    concept_map_workspace = 2 * 2**26 * 4  # one fp32 logits chunk and its exp (unlearn.attention_maps)
+    overhead = 1.5 * GiB  # CUDA context, cuBLAS/cuDNN workspaces, allocator slack (rough)
+    act = m["saved_bytes"] * forwards + m["loss_bytes"]
+    # transient working set of the busiest block during backward (grads of its activations): ~1 block's saves
+    transient = m["max_block_bytes"]
+    act_ckpt = (m["checkpoint_inputs_bytes"] + m["outside_blocks_bytes"]) * forwards + m["loss_bytes"] + 2 * m["max_block_bytes"]
+    out = {}
+    for label, weights in (("all", weights_all), ("denoiser_only", weights_denoiser)):
+        base = weights + adapters + concept_map_workspace + overhead
+        out[f"no_ckpt_{label}"] = (base + act + transient) * 1.1 / GiB  # 10 % fragmentation
+        out[f"ckpt_{label}"] = (base + act_ckpt) * 1.1 / GiB
+    out["weights_all_gib"] = weights_all / GiB
+    out["weights_denoiser_gib"] = weights_denoiser / GiB
+    out["activations_per_forward_gib"] = m["saved_bytes"] / GiB
+    out["loc_loss_gib"] = m["loss_bytes"] / GiB
+    return out
+
+
+def fits(gib: float) -> str:
+    for cap in (24, 48, 80, 141):
+        if gib <= cap * 0.95:
+            return f"{cap} GB"
+    return "none (>141 GB: shard, offload or lower the resolution)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="write the raw numbers here")
+    parser.add_argument("--only", nargs="*", help="plan names to run")
+    args = parser.parse_args(argv)
+    torch.set_grad_enabled(True)
+    results = []
+    for plan in PLANS:
+        if args.only and plan.name not in args.only:
+            continue
+        t0 = time.time()
+        meta = build_meta(plan)
+        den_params = n_params(meta["denoiser"])
+        print(f"\n## {plan.name}  ({plan.denoiser[0]}: {den_params:,} params; "
+              + "; ".join(f"{label}: {n:,}" for label, n in meta["text_encoders"])
+              + f"; {plan.vae[0]}: {meta['vae_params']:,})")
+        for label, f, h, w in plan.sizes:
+            m = measure(plan, meta, f, h, w)
+            e = estimate(plan, meta, m)
+            results.append({"model": plan.name, "size": label, "denoiser_params": den_params,
+                            "text_encoders": meta["text_encoders"], "vae_params": meta["vae_params"], **m, **e})
+            print(f"  {label}: latent {m['latent_shape']}, {m['video_tokens']:,} video tokens, {m['num_sites']} sites, "
+                  f"adapters {m['adapter_params']:,} params; activations/forward {e['activations_per_forward_gib']:.1f} GiB, L_loc {e['loc_loss_gib']:.1f} GiB; "
+                  f"peak no-ckpt {e['no_ckpt_all']:.1f} GiB ({fits(e['no_ckpt_all'])}), "
+                  f"ckpt {e['ckpt_all']:.1f} GiB ({fits(e['ckpt_all'])}); denoiser-only weights: "
+                  f"{e['no_ckpt_denoiser_only']:.1f} / {e['ckpt_denoiser_only']:.1f} GiB")
+        print(f"  ({time.time() - t0:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
