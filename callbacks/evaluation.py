@@ -31,12 +31,12 @@ def resolve_suite(suite: str, per_class: int, seed: int) -> list[EvalPrompt]:
 
 
 def resolve_classifier(name: str) -> Any:
-    """``"toyworld"`` (shipped toy classifier), ``"efficientnet-lite2"`` (ImageNet, ships offline),
+    """``"toyworld"`` (shipped toy classifier; ``"toyworld:<folder>"`` for another), ``"efficientnet-lite2"`` (ImageNet, ships offline),
     ``"resnet50:<weights path>"`` (ESD protocol's classifier)."""
-    if name == "toyworld":
+    if name == "toyworld" or name.startswith("toyworld:"):
         from unlearn.toyworld.evaluation import shipped_classifier
 
-        return shipped_classifier()
+        return shipped_classifier(name.split(":", 1)[1] if ":" in name else None)
     if name == "efficientnet-lite2":
         from unlearn.evaluators import EfficientNetLiteClassifier
 

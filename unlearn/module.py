@@ -29,6 +29,8 @@ class T2VUnlearning(pl.LightningModule):
         pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
         tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
         torch_dtype: dtype of the frozen backbone ("bfloat16", "float16", "float32").
+        backbone_kwargs: family-specific loading options passed to the backbone's ``load`` (e.g.
+            HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``).
         adapter_dim: inner width of each adapter.
         eta: η, strength of the negative guidance in the target ``v_neg``.
         alpha: α, weight of the localization loss (0 disables the concept mask).
@@ -51,6 +53,7 @@ class T2VUnlearning(pl.LightningModule):
         pretrained: str | None = None,
         tiny: bool = False,
         torch_dtype: str = "bfloat16",
+        backbone_kwargs: dict[str, Any] | None = None,
         adapter_dim: int = 128,
         eta: float = 7.0,
         alpha: float = 1.0,
@@ -63,7 +66,9 @@ class T2VUnlearning(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone: VideoBackbone = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype)
+        self.backbone: VideoBackbone = build_backbone(
+            backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
+        )
         sites = self.backbone.attention_sites()
         self.controller = AdapterController([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
         self.backbone.attach_controller(self.controller)

@@ -1,32 +1,24 @@
-"""``unlearn toyworld <command>``: the toy world's pretraining and evaluation.
-
-Commands (``unlearn toyworld <command> --help`` for options):
-
-* ``pretrain`` - train text encoder + denoiser + classifier, evaluate, write the weights folder
-  (same as ``python -m unlearn.toyworld.pretrain``);
-* ``evaluate`` - generate for held-out prompts and classify every frame
-  (same as ``python -m unlearn.toyworld.evaluate_pretrained``);
-* ``classifier`` - train the frame classifier alone (same as ``python -m unlearn.toyworld.classifier``).
-"""
+"""``unlearn toyworld pretrain|evaluate|classifier ...``: the toy world's own commands."""
 
 from __future__ import annotations
 
 import sys
 
+COMMANDS = {
+    "pretrain": ("unlearn.toyworld.pretrain", "train the toy text encoder + denoiser (+ classifier) and ship the weights"),
+    "evaluate": ("unlearn.toyworld.evaluate_pretrained", "generate held-out prompts and classify every frame"),
+    "classifier": ("unlearn.toyworld.classifier", "train the shape x colour frame classifier alone"),
+}
 
-def toyworld_main(args: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if args is None else args)
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if args else 2
-    cmd, rest = args[0], args[1:]
-    if cmd == "pretrain":
-        from .pretrain import main
-    elif cmd == "evaluate":
-        from .evaluate_pretrained import main
-    elif cmd == "classifier":
-        from .classifier import main
-    else:
-        print(f"unknown toyworld command {cmd!r}; expected pretrain, evaluate or classifier", file=sys.stderr)
-        return 2
-    return int(main(rest) or 0)
+
+def toyworld_main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print("usage: unlearn toyworld {pretrain,evaluate,classifier} [options]   (--help after a command)")
+        for name, (_, what) in COMMANDS.items():
+            print(f"  {name:<11} {what}")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    import importlib
+
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    return int(module.main(args[1:]) or 0)
