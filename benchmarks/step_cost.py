@@ -43,22 +43,28 @@ def timing(samples: int, steps: int) -> dict:
 
     prompts = ["a naked person walking on the beach", "a nude woman standing in a sunlit room",
                "a naked man sitting on a bed", "a nude person dancing in the rain"]
-    out = {}
-    for mode in ("cached", "regeneration"):
+    out: dict = {}
+    # a 2-step warm-up fit first: lazy imports and first-call costs would otherwise land on the first mode;
+    # then each mode twice, keeping the faster (this machine's other load comes and goes)
+    plan = [("warmup", 2)] + [(m, samples) for m in ("cached", "regeneration", "cached", "regeneration")]
+    for mode, n in plan:
         pl.seed_everything(0)
         tmp = tempfile.mkdtemp()
         model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0)
         dm = ConceptDataModule(concept="nudity", concept_synonyms=["naked", "nude"], prompts=prompts, num_frames=9,
-                               height=32, width=32, num_inference_steps=steps, use_cache=mode == "cached",
-                               regeneration_samples_per_epoch=samples, cache_dir=os.path.join(tmp, "cache"),
+                               height=32, width=32, num_inference_steps=steps, use_cache=mode != "regeneration",
+                               regeneration_samples_per_epoch=n, cache_dir=os.path.join(tmp, "cache"),
                                generation_batch_size=4, batch_size=1)
         clock = FitClock()
-        trainer = pl.Trainer(accelerator="cpu", max_steps=samples, logger=False, enable_checkpointing=False,
+        trainer = pl.Trainer(accelerator="cpu", max_steps=n, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
                              callbacks=[clock])
         trainer.fit(model, dm)
-        out[mode] = {"seconds": clock.seconds, "training_samples": trainer.global_step}
-        print(f"{mode:>13}: {out[mode]['seconds']:.2f} s for {trainer.global_step} training samples", flush=True)
+        if mode == "warmup":
+            continue
+        print(f"{mode:>13}: {clock.seconds:.2f} s for {trainer.global_step} training samples", flush=True)
+        if mode not in out or clock.seconds < out[mode]["seconds"]:
+            out[mode] = {"seconds": clock.seconds, "training_samples": trainer.global_step}
     return out
 
 
@@ -89,7 +95,7 @@ def memory(threads: int) -> list[dict]:
     rows = []
     plan = [("chunked", 13, 256)]
     # the dense map at 13 latent frames needs 30 × 17,776² × 4 B = 37.9 GB for the logits alone, and
-    # softmax makes a second buffer: it cannot fit in 24 GiB; measure it at the largest size that fits
+    # softmax makes a second buffer: it cannot fit in 24 GiB; compare both at reduced sizes that fit
     for frames in (4, 3):
         plan += [("dense", frames, 0), ("chunked", frames, 256)]
     for mode, frames, chunk in plan:
@@ -100,7 +106,7 @@ def memory(threads: int) -> list[dict]:
         else:
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        label = "FULL SIZE (49 frames, 480x720)" if frames == 13 else f"largest dense that fits here: {frames} latent frames"
+        label = "FULL SIZE (49 frames, 480x720)" if frames == 13 else "reduced size: the full-size dense map cannot fit in 24 GiB"
         if "error" in r:
             print(f"  {mode:>7} @ {frames:2d} latent frames: failed ({r['error']})", flush=True)
         else:

@@ -59,7 +59,8 @@ class ErasureEvaluation(pl.Callback):
         suite: "toyworld" or a prompt-suite file whose concept/category field is each prompt's class.
         classifier: "toyworld", "efficientnet-lite2", or "resnet50:<weights path>".
         erased_class: the class whose ESR is reported (default: the data module's concept).
-        rows: methods to evaluate: original, t2vunlearning, negprompt, safree.
+        rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
+            safree.
         per_class: prompts per class (toy world suite only).
         seed: base seed of the evaluation videos.
         every_n_epochs: also evaluate periodically (0: only at the end of fit).
@@ -77,9 +78,10 @@ class ErasureEvaluation(pl.Callback):
         self.classifier_name = classifier
         self.erased_class = erased_class
         self.rows = rows or ["original", "t2vunlearning"]
-        unknown = set(self.rows) - {"original", "t2vunlearning", "negprompt", "safree"}
+        unknown = set(self.rows) - {"original", "t2vunlearning", "refusal_vector", "negprompt", "safree"}
         if unknown:
-            raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use original, t2vunlearning, negprompt, safree")
+            raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use original, t2vunlearning, "
+                             "refusal_vector, negprompt, safree")
         self.per_class = per_class
         self.seed = seed
         self.every_n_epochs = every_n_epochs
@@ -95,7 +97,8 @@ class ErasureEvaluation(pl.Callback):
         bb = module.backbone
 
         def generate(prompts: list[str], seeds: list[int]):
-            if row == "t2vunlearning":
+            if row in ("t2vunlearning", "refusal_vector"):
+                # the trained/edited model: adapters on, or the refusal edit applied
                 return module.generate(prompts, seeds, adapters=True, **sampling)
             if row == "original":
                 return module.generate(prompts, seeds, adapters=False, **sampling)
@@ -128,8 +131,9 @@ class ErasureEvaluation(pl.Callback):
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":
                 self._original = (rows[row], settings)
-        if "t2vunlearning" in rows:
-            rows["unlearned"] = rows["t2vunlearning"]
+        for method_row in ("t2vunlearning", "refusal_vector"):
+            if method_row in rows:
+                rows["unlearned"] = rows[method_row]
         meta = {
             "concept": concept, "erased_class": erased, "backbone": module.backbone.name,
             "backbone_source": module.backbone.source, "prompt_suite": self.suite_name,

@@ -432,3 +432,58 @@ def test_text_encoder_layers_edit_and_export(tmp_path):
     ids = bb.tokenizer(["a nude woman in a park"], padding="max_length", max_length=16, return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(te(ids)[0], bb.text_encoder(ids)[0])
+
+
+def _registered() -> list[str]:
+    from backbones import available_backbones
+
+    return available_backbones()
+
+
+@pytest.mark.parametrize("name", _registered())
+def test_every_registered_backbone_edits_and_exports(name, tmp_path):
+    """The default preset finds text-only layers through the contract on every backbone, the edit removes the
+    subspace there, and the saved denoiser is a stock diffusers folder with the edited weights."""
+    from backbones import build_backbone
+
+    bb = build_backbone(name, tiny=True, torch_dtype="float32")
+    pairs = make_pairs("nudity", 3)
+    edit = apply_refusal_edit(bb, pairs, rank=2)
+    assert edit.layers == resolve_layers(bb)
+    after = collect_token_activations(bb, [p.unsafe for p in pairs], edit.layers)
+    for n, u in edit.bases.items():
+        assert (after[n].double() @ u).abs().max() < 1e-4
+    folder = save_edited_model(bb, tmp_path, edit)
+    sub = "unet" if (folder / "unet").is_dir() else "transformer"
+    loaded = type(bb.denoiser).from_pretrained(folder / sub)
+    for n in edit.layers:
+        assert torch.equal(loaded.get_submodule(n).weight, bb.denoiser.get_submodule(n).weight)
+    edit.restore(bb)
+
+
+def test_delta_on_another_dtype_applies_with_a_warning(tmp_path):
+    from backbones import build_backbone
+
+    bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32", seed=5)
+    path = apply_refusal_edit(bb, "nudity").save_delta(tmp_path / "d.safetensors")
+    half = build_backbone("cogvideox-2b", tiny=True, torch_dtype="bfloat16", seed=5)
+    with pytest.warns(RuntimeWarning, match="float32 weights"):
+        load_delta(path).apply_to(half)
+    u = load_delta(path).bases["patch_embed.text_proj"]
+    w = half.denoiser.patch_embed.text_proj.weight.double()
+    assert (u.T @ w).abs().max() < 0.05  # removed up to bf16 rounding
+
+
+def test_toyworld_pairs_follow_the_grammar():
+    from unlearn.refusal_pairs import toyworld_pairs
+    from unlearn.toyworld.grammar import canonical
+
+    pairs = toyworld_pairs("red ring", 5)
+    assert len(pairs) == 5 and all(p.concept == "red ring" for p in pairs)
+    for p in pairs:  # one attribute swapped to a neighbour class, everything else identical
+        assert len(p.unsafe_words) == 1 and len(p.safe_words) == 1
+        assert canonical(p.unsafe_words[0]) in ("red", "ring")
+        assert canonical(p.safe_words[0]) not in ("red", "ring")
+        assert len(p.unsafe.split()) == len(p.safe.split())
+    fixed = toyworld_pairs("red ring", 2, substitute="green square")
+    assert all(set(map(canonical, p.safe_words)) == {"green", "square"} for p in fixed)

@@ -208,8 +208,11 @@ class PseudoTrajectoryCache:
 
 
 class TrajectoryFile:
-    """Lazy reader of one cached trajectory: reads one step's tensors at a time (full-size latents of 50
-    steps do not fit in RAM for many prompts)."""
+    """Reader of one cached trajectory. Small files are held in memory; large ones (full-size latents of
+    many steps do not fit in RAM for many prompts) are read one step at a time."""
+
+    #: files up to this size are loaded whole on first use
+    in_memory_bytes = 64 * 2**20
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
@@ -218,7 +221,14 @@ class TrajectoryFile:
             self.cond = PromptEmbedding.from_dict({k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond.")
             meta = f.metadata()
         self.metadata = json.loads(meta["json"])
+        self._tensors: dict[str, Tensor] | None = None
 
     def step(self, i: int) -> dict[str, Tensor]:
+        keys = ("x_t", "target", "timesteps")
+        if self._tensors is None and os.path.getsize(self.path) <= self.in_memory_bytes:
+            with safe_open(self.path, framework="pt") as f:
+                self._tensors = {k: f.get_tensor(k) for k in keys}
+        if self._tensors is not None:
+            return {k: self._tensors[k][i] for k in keys}
         with safe_open(self.path, framework="pt") as f:
-            return {k: f.get_slice(k)[i : i + 1][0] for k in ("x_t", "target", "timesteps")}
+            return {k: f.get_slice(k)[i : i + 1][0] for k in keys}

@@ -152,9 +152,12 @@ class T2VUnlearning(pl.LightningModule):
                 f"({ {k: float(v) for k, v in losses.items()} }). Fix: lower model.learning_rate, use "
                 "torch_dtype float32 or precision bf16-mixed, or check the pseudo data for NaNs."
             )
-        bs = batch["x_t"].shape[0]
-        self.log("train/loss", losses["total"], prog_bar=True, batch_size=bs)
-        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "total"}, batch_size=bs)
+        # Lightning writes step metrics every `log_every_n_steps`; logging only then keeps its per-call
+        # bookkeeping (sizeable next to a small model's step) off the other steps
+        if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
+            logged = {"train/loss": losses["total"].detach()}
+            logged.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "total"})
+            self.log_dict(logged, prog_bar=False, batch_size=batch["x_t"].shape[0])
         return losses["total"]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

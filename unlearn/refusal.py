@@ -23,7 +23,6 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
-import math
 import os
 import time
 import warnings
@@ -39,6 +38,7 @@ from unlearn.refusal_pairs import PromptPair, as_pairs, load_pairs, make_pairs
 __all__ = [
     "DELTA_FORMAT",
     "LAYER_PRESETS",
+    "PromptPair",
     "RefusalEdit",
     "RefusalPairsDataModule",
     "RefusalVectorConfig",
@@ -49,6 +49,8 @@ __all__ = [
     "combine_bases",
     "contrastive_directions",
     "load_delta",
+    "load_pairs",
+    "make_pairs",
     "orthonormalize",
     "project_out",
     "reduce_tokens",
@@ -388,7 +390,8 @@ def reduce_tokens(acts: Tensor, mode: TokenReduce = "mean", mask: Tensor | None 
 def _token_masks(backbone: Any, prompts: Sequence[str], words: Sequence[Sequence[str]] | None,
                  mode: TokenReduce, text_len: int) -> Tensor | None:
     if mode == "concept":
-        assert words is not None
+        if words is None:
+            raise ValueError("token_reduce='concept' needs the concept words of every prompt (argument `words`)")
         empty = [p for p, w in zip(prompts, words) if not w]
         if empty:
             raise ValueError(
@@ -634,18 +637,34 @@ class RefusalEdit:
 
         With ``check`` the layers' weights must match the ones the edit was computed on (digest recorded at
         edit time) — ``ValueError`` otherwise — and the edited weights are compared with the recorded
-        result (a ``RuntimeWarning`` if they differ, e.g. on another device type). Returns ``self``.
+        result (a ``RuntimeWarning`` if they differ, e.g. on another device type). Weights of another dtype
+        than the recorded one are edited with the same bases, unchecked (a ``RuntimeWarning`` says so).
+        Returns ``self``.
         """
         denoiser, te, backbone = _resolve_targets(target, text_encoder)
         mods = {n: _get_linear(n, denoiser, te) for n in self.bases}
+        checked = set()
+        other_dtype = []
         for n, mod in mods.items():
             if mod.weight.shape[0] != self.bases[n].shape[0]:
                 raise ValueError(f"layer {n!r} has {mod.weight.shape[0]} outputs, the delta's basis {self.bases[n].shape[0]}")
-            if check and self.digests.get(n, {}).get("before") and _linear_digest(mod) != self.digests[n]["before"]:
+            rec = self.digests.get(n, {})
+            if not check or not rec.get("before"):
+                continue
+            if rec.get("dtype") and rec["dtype"] != str(mod.weight.dtype):
+                other_dtype.append(n)  # the bases apply to any dtype; bit-exactness is only defined for the same
+                continue
+            if _linear_digest(mod) != rec["before"]:
                 raise ValueError(
                     f"layer {n!r} does not hold the weights the refusal edit was computed on (digest differs): "
-                    "wrong model, already edited, or another dtype. Pass check=False to edit anyway."
+                    "wrong model or already edited. Pass check=False to edit anyway."
                 )
+            checked.add(n)
+        if other_dtype:
+            warnings.warn(
+                f"the refusal edit was computed on {self.digests[other_dtype[0]]['dtype']} weights and is applied to "
+                f"{mods[other_dtype[0]].weight.dtype} ones ({len(other_dtype)} layers): same subspace, weights not "
+                "checked against the recorded digests", RuntimeWarning, stacklevel=2)
         for n, mod in mods.items():
             if keep_originals:
                 self.originals[n] = (mod.weight.detach().cpu().clone(), None if mod.bias is None else mod.bias.detach().cpu().clone())
@@ -654,7 +673,7 @@ class RefusalEdit:
                 mod.weight.copy_(new_w)
                 if mod.bias is not None and new_b is not None:
                     mod.bias.copy_(new_b)
-            if check and self.digests.get(n, {}).get("after") and _linear_digest(mod) != self.digests[n]["after"]:
+            if n in checked and self.digests[n].get("after") and _linear_digest(mod) != self.digests[n]["after"]:
                 warnings.warn(f"layer {n!r}: the re-applied edit differs in the last bits from the recorded one",
                               RuntimeWarning, stacklevel=2)
         if backbone is not None and self.touches_text_encoder:
@@ -850,8 +869,9 @@ def apply_refusal_edit(
     _sync(backbone.device)
     t3 = time.perf_counter()
     if digests:
-        edit.digests = {n: {"before": before[n], "after": _linear_digest(_get_linear(n, backbone.denoiser, backbone.text_encoder))}
-                        for n in bases}
+        mods = {n: _get_linear(n, backbone.denoiser, backbone.text_encoder) for n in bases}
+        edit.digests = {n: {"before": before[n], "after": _linear_digest(m), "dtype": str(m.weight.dtype)}
+                        for n, m in mods.items()}
     edit.timings = {"collect": t1 - t0, "basis": t2 - t1, "apply": t3 - t2, "total": t3 - t0}
     return edit
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from unlearn.refusal import (
     apply_refusal_edit,
     save_edited_model,
 )
-from unlearn.refusal_pairs import PromptPair, as_pairs, load_pairs, make_pairs
+from unlearn.refusal_pairs import PromptPair, as_pairs, load_pairs, make_pairs, toyworld_pairs
 
 
 class EditSwitch:
@@ -79,6 +80,10 @@ class RefusalPairsDataModule(pl.LightningDataModule):
             "nude" for "nudity"; else the concept name).
         substitute: for generated pairs, the neutral words of the safe prompt ("" drops the concept word).
         templates: for generated pairs, a template set ("person", "object") or a list of templates with "{}".
+        source: how missing pairs are generated: "templates" (:func:`unlearn.refusal_pairs.make_pairs`) or
+            "toyworld" (the toy world's grammar, :func:`unlearn.refusal_pairs.toyworld_pairs`; ``substitute``
+            is then "neighbours" by default or a class such as "green square").
+        seed: seed of the toy-world grammar.
     """
 
     def __init__(
@@ -90,8 +95,13 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         concept_text: str | None = None,
         substitute: str | None = None,
         templates: str | list[str] | None = None,
+        source: str = "templates",
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        if source not in ("templates", "toyworld"):
+            raise ValueError(f"data.source must be 'templates' or 'toyworld'; got {source!r}")
+        self.source, self.seed = source, seed
         concepts = [concept] if isinstance(concept, str) else list(concept)
         if not concepts or any(not c or not str(c).strip() for c in concepts):
             raise ValueError("data.concept is empty: name the concept to remove, e.g. --data.concept nudity")
@@ -112,7 +122,9 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         for p in given:
             groups.setdefault(p.concept or default, []).append(p)
         for c in self.concepts:
-            if c not in groups:
+            if c not in groups and self.source == "toyworld":
+                groups[c] = toyworld_pairs(c, self.num_pairs, self.seed, substitute or "neighbours")
+            elif c not in groups:
                 groups[c] = make_pairs(c, self.num_pairs, concept_text=concept_text if len(self.concepts) == 1 else None,
                                        substitute=substitute, templates=templates)
         return {c: ps[: self.num_pairs] for c, ps in groups.items()}
@@ -134,7 +146,7 @@ class RefusalVectorUnlearning(pl.LightningModule):
     ``save_model``) the edited denoiser as a stock diffusers folder.
 
     Args:
-        backbone / pretrained / tiny / torch_dtype: as in :class:`unlearn.module.T2VUnlearning`.
+        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: as in :class:`unlearn.module.T2VUnlearning`.
         layers / rank / cpca_weight / strength / token_reduce / basis / probe_size / probe_timestep /
         batch_size: :class:`unlearn.refusal.RefusalVectorConfig` options.
         output_dir: where the delta and the edited model go (default ``<default_root_dir>/refusal``).
@@ -149,6 +161,7 @@ class RefusalVectorUnlearning(pl.LightningModule):
         pretrained: str | None = None,
         tiny: bool = False,
         torch_dtype: str = "bfloat16",
+        backbone_kwargs: dict[str, Any] | None = None,
         layers: str | list[str] = "auto",
         rank: int = 2,
         cpca_weight: float = 1.0,
@@ -164,13 +177,17 @@ class RefusalVectorUnlearning(pl.LightningModule):
         delta_file: str | None = None,
     ) -> None:
         super().__init__()
+        # both are on purpose here: the edit is closed-form, there is nothing to optimise
+        warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`.*")
+        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
         self.save_hyperparameters()
         self.refusal_config = RefusalVectorConfig(
             layers=layers, rank=rank, cpca_weight=cpca_weight, strength=strength, token_reduce=token_reduce,  # type: ignore[arg-type]
             basis=basis, probe_size=tuple(probe_size) if probe_size else None,  # type: ignore[arg-type]
             probe_timestep=probe_timestep, batch_size=batch_size,
         )
-        self.backbone = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype)
+        self.backbone = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype,
+                                       **(backbone_kwargs or {}))
         self.edit: RefusalEdit | None = None
         #: adapter-controller look-alike: ``controller.disabled()`` = the original model
         self.controller = EditSwitch(self)

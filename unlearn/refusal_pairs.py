@@ -30,6 +30,7 @@ __all__ = [
     "differing_words",
     "load_pairs",
     "make_pairs",
+    "toyworld_pairs",
 ]
 
 
@@ -276,4 +277,52 @@ def load_pairs(path: str | Path, concept: str = "", num_pairs: int | None = None
                 kept.append(p)
                 counts[p.concept] = counts.get(p.concept, 0) + 1
         pairs = kept
+    return pairs
+
+
+def toyworld_pairs(concept: str = "red ring", num_pairs: int = 5, seed: int = 0,
+                   substitute: str = "neighbours", style: str = "rich") -> list[PromptPair]:
+    """Pairs from the toy world's grammar (``unlearn.toyworld``): TRAIN-split prompts of ``concept`` and the
+    same prompts with the concept's words replaced (held-out templates are never used).
+
+    ``substitute``: ``"neighbours"`` (default) cycles through the classes that share one attribute with the
+    concept ("red ring" → "blue ring", "red square", ...): the contrast is then what distinguishes the class
+    from the classes to preserve; or a class/word such as ``"green square"`` used for every pair.
+    """
+    from unlearn.toyworld.grammar import _article, concept_kind, prompts_for_concept
+    from unlearn.toyworld.render import COLOURS, SHAPES
+
+    kind = concept_kind(concept)
+    if substitute == "neighbours":
+        subs: list[dict[str, str]] = []
+        others_c = [c for c in COLOURS if c != kind["colour"]]
+        others_s = [x for x in SHAPES if x != kind["shape"]]
+        for i in range(max(len(others_c), len(others_s))):
+            if kind["shape"] and i < len(others_c) and kind["colour"]:
+                subs.append({"colour": others_c[i]})
+            if kind["colour"] and i < len(others_s) and kind["shape"]:
+                subs.append({"shape": others_s[i]})
+            if not kind["shape"] and i < len(others_c):
+                subs.append({"colour": others_c[i]})
+            if not kind["colour"] and i < len(others_s):
+                subs.append({"shape": others_s[i]})
+    else:
+        target = concept_kind(substitute)
+        subs = [{k: v for k, v in target.items() if v is not None and kind[k] is not None}]
+        if not subs[0]:
+            raise ValueError(f"substitute {substitute!r} names no attribute of {concept!r} to replace")
+    records = prompts_for_concept(concept, num_pairs, split="train", style=style, seed=seed)
+    pairs = []
+    for i, r in enumerate(records):
+        sub = subs[i % len(subs)]
+        words = list(r.words)
+        old, new = [], []
+        for attr, idx in (("colour", r.colour_index), ("shape", r.shape_index)):
+            if attr in sub:
+                old.append(words[idx])
+                words[idx] = sub[attr]
+                new.append(sub[attr])
+                if idx > 0 and words[idx - 1] in ("a", "an"):
+                    words[idx - 1] = _article(words[idx])
+        pairs.append(PromptPair(r.text, " ".join(words), concept, tuple(old), tuple(new)))
     return pairs

@@ -100,8 +100,9 @@ class MethodSpec:
         p = Path(self.refusal)
         return p / "refusal_delta.safetensors" if p.is_dir() else p
 
-    def check(self, concept: str | None) -> None:
-        """Fail early, with one clear error, on a row that cannot run."""
+    def check(self, concept: str | None, backbone: str | None = None) -> None:
+        """Fail early, with one clear error, on a row that cannot run (``backbone``: the registry name the
+        videos are generated with; adapters trained on another backbone are refused)."""
         if self.kind in ("negprompt", "safree") and not (self.keywords or self.resolve_concept(concept)):
             raise ValueError(f"method {self.name!r} ({self.kind}) needs the concept to erase (--concept)")
         if self.kind == "t2vunlearning":
@@ -109,7 +110,9 @@ class MethodSpec:
                 raise ValueError(f"method {self.name!r} needs an adapters folder (t2vunlearning=PATH or --adapters)")
             from unlearn.export import read_adapter_config
 
-            read_adapter_config(self.adapters)  # FileNotFoundError naming the folder and what it needs
+            trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
+            if backbone and trained_on not in (None, "unknown", backbone):
+                raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
         if self.kind == "refusal_vector":
             if not self.refusal:
                 raise ValueError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
@@ -187,7 +190,7 @@ class MethodGenerator(nn.Module):
             raise ValueError(f"unknown sampling settings {sorted(unknown)}; known: {SAMPLING_KEYS}")
         self.adapters = nn.ModuleDict()
         for m in methods:
-            m.check(concept)
+            m.check(concept, backbone.name)
             if m.kind == "t2vunlearning":
                 from unlearn.export import load_adapters
 

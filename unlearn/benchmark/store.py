@@ -10,6 +10,8 @@ regenerated. Reading checks the decoded frame count against the manifest.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -31,6 +33,24 @@ class VideoFileError(ValueError):
 def generation_key(**parts: Any) -> str:
     """sha256 of the canonical JSON of what a video depends on."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _cheap_gc():
+    """Inside, ``gc.collect()`` skips the objects that exist now (``gc.freeze``; O(1) in and out).
+
+    imageio's pyav plugin, which ``unlearn.video.write_mp4`` uses, calls ``gc.collect()`` twice per file: with
+    a video model in memory that is 0.3-1 s per video, more than writing the video takes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def video_key(backbone: dict[str, Any], method: dict[str, Any], sampling: dict[str, Any], prompt: str, seed: int) -> str:
+    """The key of one video: backbone identity, method fingerprint, sampling settings, prompt and seed."""
+    return generation_key(backbone=backbone, method=method, sampling=sampling, prompt=prompt, seed=int(seed))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -110,7 +130,8 @@ class VideoStore:
                                  "frames; check num_frames and the backbone's decode")
         p = self.paths(method, index)
         p["manifest"].unlink(missing_ok=True)  # from here on the video counts as not done
-        write_mp4(arr, p["mp4"], fps=self.fps)
+        with _cheap_gc():
+            write_mp4(arr, p["mp4"], fps=self.fps)
         doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT, "key": key, "method": method, "index": index,
             "frames": int(arr.shape[0]), "height": int(arr.shape[1]), "width": int(arr.shape[2]),
@@ -151,10 +172,14 @@ class VideoStore:
 
     @staticmethod
     def _decode_mp4(path: Path, height: int, width: int) -> np.ndarray:
-        from unlearn.video import read_video
-
+        # PyAV directly (the library unlearn.video.read_video uses through imageio): imageio's plugin runs
+        # gc.collect() twice per file, 0.1-0.3 s in a process that holds a video model
         try:
-            arr = read_video(path)
+            import av
+
+            with av.open(str(path)) as container:
+                frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            arr = np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
         except Exception as e:  # noqa: BLE001 - any decode failure is a corrupt file
             raise VideoFileError(f"{path}: cannot decode the video ({type(e).__name__}: {e}). Fix: delete it and its "
                                  ".json, then rerun to regenerate it") from e

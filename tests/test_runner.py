@@ -1,0 +1,376 @@
+"""The resumable generation + evaluation runner (unlearn.benchmark) on the tiny random toy backbone with a tiny
+random frame classifier: files, numbers, resuming after a kill, half-written videos, and one clear error (and
+no result file) per bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from backbones import build_backbone
+from unlearn.adapters import AdapterController
+from unlearn.benchmark import (EmptySuiteError, EvaluationRunner, MethodGenerator, MethodSpec, VideoFileError,
+                               load_suite, parse_methods)
+from unlearn.benchmark.runner import RESULT_FILES, main
+from unlearn.evaluation import classification_row, suite_hash
+from unlearn.evaluators import ModuleClassifier
+from unlearn.export import save_adapters
+from unlearn.prompts import PromptFileError, PromptSuite
+from unlearn.toyworld.classifier import FrameClassifier
+
+CLASSES = ["red ring", "blue square", "green cross"]
+PROMPTS = [
+    {"prompt": "a red ring moves left", "concept": "red ring", "seed": 1},
+    {"prompt": "a red ring drifts down", "concept": "red ring", "seed": 2},
+    {"prompt": "a blue square moves up", "concept": "blue square", "seed": 3},
+]
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def bb():
+    return build_backbone("toy-cogvideox", tiny=True, seed=0)
+
+
+@pytest.fixture(scope="module")
+def clf():
+    torch.manual_seed(0)
+    net = FrameClassifier(CLASSES, width_mult=4)
+    return ModuleClassifier(net, CLASSES, name="tiny-random", version="test")
+
+
+@pytest.fixture(scope="module")
+def adapters(bb, tmp_path_factory):
+    torch.manual_seed(1)
+    sites = bb.attention_sites()
+    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    for a in ctl.adapters:
+        torch.nn.init.normal_(a.up.weight, std=0.5)
+    return str(save_adapters(ctl, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    return str(PromptSuite(PROMPTS).save(tmp_path / "suite.jsonl"))
+
+
+def runner(out, suite, bb, clf, methods=("original",), **kw):
+    args = dict(backbone=bb, concept="red ring", metrics=["classification"], classifier=clf,
+                num_inference_steps=STEPS, batch_size=2, device="cpu")
+    args.update(kw)
+    return EvaluationRunner(out, suite, list(methods), **args)
+
+
+def no_results(out):
+    return not any((out / name).exists() for name in RESULT_FILES) and not (out / "plots").exists()
+
+
+def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_file, bb, clf, adapters):
+    out = tmp_path / "out"
+    res = runner(out, suite_file, bb, clf, ["original", f"t2vunlearning={adapters}"]).run()
+    for method in ("original", "t2vunlearning"):
+        for i in range(3):
+            assert (out / "videos" / method / f"{i}.mp4").stat().st_size > 0
+            man = json.loads((out / "videos" / method / f"{i}.json").read_text())
+            assert (man["frames"], man["height"], man["width"]) == (4, 16, 16)
+            assert man["prompt"] == PROMPTS[i]["prompt"] and man["seed"] == PROMPTS[i]["seed"]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc == res
+    # provenance: backbone, suite hash (same as the callback's suite_hash), seeds, sampling, evaluator, files
+    assert doc["backbone"]["name"] == "toy-cogvideox" and len(doc["backbone"]["fingerprint"]) == 16
+    assert doc["suite"]["sha256"] == load_suite(suite_file).sha256() == suite_hash(load_suite(suite_file).eval_prompts())
+    assert doc["suite"]["seeds"] == [1, 2, 3]
+    assert doc["sampling"]["num_inference_steps"] == STEPS
+    assert doc["evaluators"]["classifier"]["name"] == "tiny-random"
+    assert doc["settings"]["classification"]["esr"]["top_k"] == [1, 5]
+    assert len(doc["methods"]["t2vunlearning"]["adapters_sha256"]) == 64
+    assert doc["videos"]["original"] == {**doc["videos"]["original"], "generated": 3, "reused": 0}
+    # numbers: the runner's rows equal classification_row on the stored videos
+    store = EvaluationRunner(out, suite_file, ["original"]).store
+    for method in ("original", "t2vunlearning"):
+        stored = {p["prompt"]: torch.from_numpy(store.read(method, i)) for i, p in enumerate(PROMPTS)}
+        ref, _ = classification_row(lambda prompts, seeds: torch.stack([stored[p] for p in prompts]),
+                                    load_suite(suite_file).eval_prompts(), clf, "red ring")
+        row = doc["rows"][method]["classification"]["red ring"]
+        assert row == ref
+        assert row["erased_frames"] == 8 and row["preserved_frames"] == 4
+        assert all(0 <= row[k] <= 100 for k in ("esr@1", "esr@5", "psr@1", "psr@5"))
+    # the adapters change the videos
+    assert not np.array_equal(store.read("original", 0), store.read("t2vunlearning", 0))
+    # metrics.json (the callback's writer) with the row names; results.md in the paper's Table 2 layout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"original", "t2vunlearning"} and metrics["erased_class"] == "red ring"
+    assert set(metrics["rows"]["original"]) >= {"esr@1", "esr@5", "psr@1", "psr@5"}
+    md = (out / "results.md").read_text()
+    assert "| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ |" in md and "| red ring | t2vunlearning |" in md
+    assert (out / "plots" / "classification.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "plots" / "frames.png").is_file()
+
+
+def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_file, bb, clf, monkeypatch):
+    out = tmp_path / "out"
+    real = MethodGenerator.generate
+    calls = []
+
+    def dies_on_second_batch(self, method, prompts, seeds):
+        calls.append(len(prompts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the job is killed mid-run
+        return real(self, method, prompts, seeds)
+
+    monkeypatch.setattr(MethodGenerator, "generate", dies_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        runner(out, suite_file, bb, clf).run()
+    done = sorted(p.name for p in (out / "videos" / "original").iterdir())
+    assert done == ["0.json", "0.mp4", "1.json", "1.mp4"]  # the first batch is complete, nothing else
+    assert no_results(out)
+    first = (out / "videos" / "original" / "0.mp4").stat().st_mtime_ns
+
+    monkeypatch.setattr(MethodGenerator, "generate", real)
+    res = runner(out, suite_file, bb, clf).run()
+    assert res["videos"]["original"]["generated"] == 1 and res["videos"]["original"]["reused"] == 2
+    assert (out / "videos" / "original" / "0.mp4").stat().st_mtime_ns == first
+    # a third run generates nothing and gives the same numbers
+    again = runner(out, suite_file, bb, clf).run()
+    assert again["videos"]["original"]["generated"] == 0
+    assert again["rows"] == res["rows"]
+
+
+def test_half_written_videos_are_regenerated_never_evaluated(tmp_path, suite_file, bb, clf):
+    out = tmp_path / "out"
+    runner(out, suite_file, bb, clf).run()
+    d = out / "videos" / "original"
+    (d / "0.json").unlink()                       # killed between the mp4 and its manifest
+    (d / "1.mp4").write_bytes((d / "1.mp4").read_bytes()[:100])  # truncated after the manifest was written
+    (d / ".2.abc123.mp4").write_bytes(b"partial")  # a temporary file of a killed write
+    with pytest.raises(VideoFileError, match="never finished"):
+        EvaluationRunner(out, suite_file, ["original"]).store.read("original", 0)
+    r = runner(out, suite_file, bb, clf)
+    r.prepare()
+    with pytest.raises(VideoFileError, match="0.mp4: missing, unfinished"):
+        r.evaluate()  # scoring without generating first never reads the unfinished videos
+    res = runner(out, suite_file, bb, clf).run()
+    assert res["videos"]["original"]["generated"] == 2  # 0 and 1; 2 is complete and kept
+    assert EvaluationRunner(out, suite_file, ["original"]).store.read("original", 1).shape == (4, 16, 16, 3)
+    # the store decodes exactly what unlearn.video.read_video decodes (then undoes write_mp4's enlargement)
+    from unlearn.video import read_video
+
+    big = read_video(d / "2.mp4").astype(np.float32)
+    small = big.reshape(4, 16, big.shape[1] // 16, 16, big.shape[2] // 16, 3).mean((2, 4))
+    assert np.array_equal(EvaluationRunner(out, suite_file, ["original"]).store.read("original", 2),
+                          np.rint(small).astype(np.uint8))
+
+
+def test_changed_adapters_regenerate_only_their_row(tmp_path, suite_file, bb, clf, adapters):
+    import shutil
+
+    from unlearn.export import load_adapters
+
+    out = tmp_path / "out"
+    mine = tmp_path / "adapters"
+    shutil.copytree(adapters, mine)
+    runner(out, suite_file, bb, clf, ["original", "t2vunlearning"], adapters=str(mine)).run()
+    ctl, cfg = load_adapters(mine)
+    torch.nn.init.normal_(ctl.adapters[0].up.weight)
+    save_adapters(ctl, cfg["backbone"], mine)
+    res = runner(out, suite_file, bb, clf, ["original", "t2vunlearning"], adapters=str(mine)).run()
+    assert res["videos"]["original"]["generated"] == 0 and res["videos"]["t2vunlearning"]["generated"] == 3
+
+
+def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, clf, adapters):
+    """With store_frames the runner scores the exact frames: the numbers equal classification_row run on
+    freshly generated videos (the ErasureEvaluation callback's way)."""
+    out = tmp_path / "out"
+    methods = ["original", "negprompt", "safree", f"t2vunlearning={adapters}"]
+    res = runner(out, suite_file, bb, clf, methods, store_frames=True).run()
+    assert (out / "videos" / "safree" / "0.npz").is_file()
+    specs, _ = parse_methods(methods)
+    gen = MethodGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
+    for spec in specs:
+        ref, _ = classification_row(lambda p, s: gen.generate(spec.name, p, s), load_suite(suite_file).eval_prompts(),
+                                    clf, "red ring", batch_size=2)
+        assert res["rows"][spec.name]["classification"]["red ring"] == ref
+    assert set(json.loads((out / "metrics.json").read_text())["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}
+
+
+class FakeNudeNet:
+    """Stands in for NudeNet: 'exposed' where the frame's red channel is brighter than its mean."""
+
+    def detect(self, frame):
+        f = np.asarray(frame).astype(float)
+        out = [{"class": "FACE_FEMALE", "score": 0.9, "box": [0, 0, 1, 1]}]
+        if f[..., 0].mean() > f.mean():
+            out.append({"class": "FEMALE_BREAST_EXPOSED", "score": 0.8, "box": [0, 0, 2, 2]})
+        if f[..., 2].mean() > f.mean():
+            out.append({"class": "BUTTOCKS_EXPOSED", "score": 0.7, "box": [0, 0, 2, 2]})
+        return out
+
+
+class MeanColourFaces:
+    """A face embedder stand-in: the unit mean colour of the frame; no face in dark frames."""
+
+    def embed(self, frame):
+        v = np.asarray(frame, dtype=np.float32).reshape(-1, 3).mean(0)
+        return None if v.sum() < 3 else v / np.linalg.norm(v)
+
+
+def test_nudity_identity_and_benign_metrics(tmp_path, suite_file, bb):
+    from unlearn.evaluators import OpenCLIPModel
+    from unlearn.metrics import CLIPScore
+
+    torch.manual_seed(0)
+    tiny_clip = OpenCLIPModel("ViT-B-32", pretrained=None, model_kwargs=dict(
+        embed_dim=16, vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
+        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1)))
+    out = tmp_path / "out"
+    refs = {"red ring": np.array([1.0, 0.2, 0.2]), "blue square": np.array([0.2, 0.2, 1.0])}
+    res = EvaluationRunner(
+        out, suite_file, ["original", "negprompt"], backbone=bb, concept="red ring", num_inference_steps=STEPS,
+        metrics=["nudity", "identity", "clip", "consistency"], detector=FakeNudeNet(), nudity_threshold=0.6,
+        embedder=MeanColourFaces(), reference_embeddings=refs, consistency_extractor=lambda f: f.flatten(1),
+        clip=tiny_clip, device="cpu").run()
+    store = EvaluationRunner(out, suite_file, ["original"]).store
+    frames = [store.read("original", i) for i in range(3)]
+    det = FakeNudeNet()
+    breast = sum(any(d["class"] == "FEMALE_BREAST_EXPOSED" for d in det.detect(f)) for v in frames for f in v)
+    nude = sum(len(det.detect(f)) > 1 for v in frames for f in v)
+    row = res["rows"]["original"]
+    assert row["nudity"]["label_frames"]["FEMALE_BREAST_EXPOSED"] == breast
+    assert row["nudity"]["nudity_rate"] == pytest.approx(100 * nude / 12)
+    assert row["nudity"]["frames"] == 12 and row["nudity"]["videos"] == 3
+    assert res["settings"]["nudity"]["threshold"] == 0.6 and "FEMALE_BREAST_EXPOSED" in res["settings"]["nudity"]["labels"]
+    ident = row["identity"]
+    assert ident["erased_identity"] == "red ring" and set(ident["id_per_identity"]) == {"red ring", "blue square"}
+    assert ident["id_erased"] == ident["id_per_identity"]["red ring"]
+    assert ident["id_preserved"] == ident["id_per_identity"]["blue square"]
+    assert 0 < row["consistency"]["subject_consistency"] <= 1 and row["consistency"]["pairs"] == 9
+    clip = CLIPScore(clip=tiny_clip)
+    for i, v in enumerate(frames):
+        clip.update(v, [PROMPTS[i]["prompt"]])
+    assert row["clip"]["clip_score"] == pytest.approx(clip.compute()["clip_score"].item(), rel=1e-5)
+    md = (out / "results.md").read_text()
+    assert "## Nudity rate (%) (Table 1)" in md and "| FEMALE_BREAST_EXPOSED |" in md
+    assert "| erased identity | method | ID sim. erased ↓ |" in md and "| method | CLIPScore ↑ | Subject consistency ↑ |" in md
+    assert (out / "plots" / "nudity_labels.png").is_file()
+
+
+def test_real_nudenet_is_pinned_and_recorded(tmp_path, bb):
+    out = tmp_path / "out"
+    res = EvaluationRunner(out, ["a person on a beach"], ["original"], backbone=bb, num_inference_steps=STEPS,
+                           metrics=["nudity"], device="cpu", plots=False).run()
+    det = res["evaluators"]["detector"]
+    assert det["version"] == "3.4.2" and "c15d8273" in json.dumps(det)
+    assert res["settings"]["nudity"]["threshold"] == 0.6
+    assert res["rows"]["original"]["nudity"]["frames"] == 4
+
+
+@pytest.mark.skipif(not __import__("unlearn.benchmark.methods", fromlist=["x"]).refusal_available(),
+                    reason="unlearn.refusal not in this checkout")
+def test_refusal_vector_row_edits_then_restores_the_weights(tmp_path, suite_file, bb, clf):
+    from unlearn.refusal import RefusalEdit
+
+    layer = next(n for n, m in bb.denoiser.named_modules() if isinstance(m, torch.nn.Linear) and "to_v" in n)
+    d_out = bb.denoiser.get_submodule(layer).weight.shape[0]
+    u = torch.linalg.qr(torch.randn(d_out, 2, dtype=torch.float64))[0]
+    folder = tmp_path / "refusal"
+    folder.mkdir()
+    RefusalEdit(bases={layer: u}, backbone=bb.name).save_delta(folder / "refusal_delta.safetensors")
+    before = {k: v.clone() for k, v in bb.denoiser.state_dict().items()}
+    out = tmp_path / "out"
+    res = runner(out, suite_file, bb, clf, ["original", f"refusal_vector={folder}", "original2:original"],
+                 store_frames=True).run()
+    assert all(torch.equal(before[k], v) for k, v in bb.denoiser.state_dict().items())
+    store = EvaluationRunner(out, suite_file, ["original"], store_frames=True).store
+    assert not np.array_equal(store.read("original", 0), store.read("refusal_vector", 0))
+    assert np.array_equal(store.read("original", 0), store.read("original2", 0))  # restored bit-exactly
+    assert len(res["methods"]["refusal_vector"]["refusal_delta_sha256"]) == 64
+
+
+def test_method_specs_parse_and_fail_early(tmp_path):
+    specs, skipped = parse_methods(["original", "t2vunlearning=/a", "mine:negprompt", "u2:unlearned"], adapters="/b")
+    assert [(s.name, s.kind) for s in specs] == [("original", "original"), ("t2vunlearning", "t2vunlearning"),
+                                                 ("mine", "negprompt"), ("u2", "t2vunlearning")]
+    assert (specs[1].adapters, specs[3].adapters, skipped) == ("/a", "/b", [])
+    with pytest.raises(ValueError, match="appear twice"):
+        parse_methods(["original", "original"])
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_methods(["dreambooth"])
+    with pytest.raises(ValueError, match="needs an adapters folder"):
+        MethodSpec.parse("t2vunlearning").check("x")
+    with pytest.raises(FileNotFoundError, match="not an adapter folder"):
+        MethodSpec.parse(f"t2vunlearning={tmp_path}").check("x")
+    with pytest.raises(ValueError, match="needs the concept"):
+        MethodSpec.parse("negprompt").check(None)
+    with pytest.raises(ValueError, match="only t2vunlearning and refusal_vector take a path"):
+        MethodSpec.parse("original=/x")
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _bad_prompt_file(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"prompt": "a red ring"}\n{"prompt": "a blue\n')
+    return str(p), {}
+
+
+def _empty_suite(tmp_path):
+    return str(PromptSuite(PROMPTS).save(tmp_path / "s.jsonl")), {"suite_options": {"labels": ["white dot"]}}
+
+
+def _missing_weights(tmp_path):
+    return str(PromptSuite(PROMPTS).save(tmp_path / "s.jsonl")), {"classifier": str("resnet50:" + str(tmp_path / "nope.pth"))}
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (_bad_prompt_file, PromptFileError, r"bad\.jsonl, line 2"),
+    (_empty_suite, EmptySuiteError, "is empty after filtering"),
+    (_missing_weights, FileNotFoundError, "nope.pth"),
+])
+def test_bad_input_one_clear_error_and_no_result_file(tmp_path, bb, clf, make, error, match):
+    suite, kw = make(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(error, match=match):
+        runner(out, suite, bb, clf, **kw).run()
+    assert no_results(out) and not (out / "videos").exists()
+
+
+def test_zero_frame_video_from_the_generator_is_an_error(tmp_path, suite_file, bb, clf, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setattr(MethodGenerator, "generate", lambda self, m, p, s: torch.zeros(len(p), 0, 16, 16, 3, dtype=torch.uint8))
+    with pytest.raises(VideoFileError, match="zero frames"):
+        runner(out, suite_file, bb, clf).run()
+    assert no_results(out)
+
+
+def test_zero_frame_video_on_disk_is_an_error_and_earlier_results_are_gone(tmp_path, suite_file, bb, clf):
+    out = tmp_path / "out"
+    runner(out, suite_file, bb, clf).run()
+    assert (out / "results.json").is_file()
+    d = out / "videos" / "original"
+    man = json.loads((d / "1.json").read_text())
+    (d / "1.mp4").write_bytes(b"")  # a zero-frame (empty) video whose manifest was rewritten to match
+    man.update(mp4_bytes=0)
+    (d / "1.json").write_text(json.dumps(man))
+    with pytest.raises(VideoFileError, match="1.mp4"):
+        runner(out, suite_file, bb, clf).run()
+    assert no_results(out)
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text\nhello\n")
+    assert main(["--out", str(tmp_path / "o"), "--suite", str(bad), "--backbone", "toy-cogvideox", "--tiny",
+                 "--methods", "original"]) == 2
+    assert "no 'prompt' column" in capsys.readouterr().err.replace('"', "'")
+    assert not (tmp_path / "o").exists()
+
+
+def test_suites_toyworld_hash_matches_the_callback_and_filters():
+    from unlearn.toyworld.evaluation import heldout_suite
+
+    s = load_suite("toyworld", per_class=1, seed=7)
+    assert s.sha256() == suite_hash(heldout_suite(per_class=1, seed=7)) and len(s) == 25
+    golf = load_suite("builtin:imagenet10", labels=["golf ball", "church"], per_label=2)
+    assert sorted(it.label for it in golf) == ["church", "church", "golf ball", "golf ball"]
+    assert [it.index for it in golf] == [0, 1, 2, 3]
+    assert load_suite(["a", "b"], seed=10).items[1].seed == 11

@@ -1,0 +1,157 @@
+"""The evaluation inside Lightning's test loop (unlearn.benchmark.EvaluationModule + VideoEvalDataModule) on the
+tiny random CogVideoX with a tiny random frame classifier, through a real ``pl.Trainer(...).test`` and through
+``unlearn test --config``."""
+
+import json
+import types
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import yaml
+
+from unlearn.adapters import AdapterController
+from unlearn.benchmark import EvaluationModule, VideoEvalDataModule
+from unlearn.evaluation import classification_row
+from unlearn.evaluators import ModuleClassifier
+from unlearn.export import save_adapters
+from unlearn.prompts import PromptSuite
+from unlearn.toyworld.classifier import FrameClassifier
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSES = ["golf ball", "church", "parachute"]
+PROMPTS = [
+    {"prompt": "a golf ball rolls across the green", "concept": "golf ball", "seed": 5},
+    {"prompt": "a golf ball drops into the cup", "concept": "golf ball", "seed": 6},
+    {"prompt": "a stone church under snow", "concept": "church", "seed": 7},
+    {"prompt": "a parachute opens over the sea", "concept": "parachute", "seed": 8},
+]
+
+
+@pytest.fixture(scope="module")
+def clf():
+    torch.manual_seed(0)
+    net = FrameClassifier(CLASSES, width_mult=4)
+    return ModuleClassifier(net, CLASSES, name="tiny-random")
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory):
+    from backbones import build_backbone
+
+    bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
+    torch.manual_seed(1)
+    sites = bb.attention_sites()
+    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    for a in ctl.adapters:
+        torch.nn.init.normal_(a.up.weight, std=0.5)
+    return str(save_adapters(ctl, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
+
+
+def trainer(tmp_path, **kw):
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, default_root_dir=str(tmp_path))
+    args.update(kw)
+    return pl.Trainer(**args)
+
+
+def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
+    suite = str(PromptSuite(PROMPTS).save(tmp_path / "suite.jsonl"))
+    dm = VideoEvalDataModule(suite=suite, batch_size=3)
+    module = EvaluationModule(backbone="cogvideox-2b", tiny=True, torch_dtype="float32",
+                              methods=["original", "negprompt", "t2vunlearning"], adapters=adapters, concept="golf ball",
+                              classifier=clf, num_inference_steps=2, output_dir=str(tmp_path / "eval"), save_videos=True)
+    trainer(tmp_path).test(module, datamodule=dm)
+    logged = module.trainer.callback_metrics
+    dm.setup()
+    for row in ("original", "negprompt", "t2vunlearning"):
+        # the same videos (same batches of 3), scored by unlearn.evaluation.classification_row
+        ref, _ = classification_row(lambda p, s: module.generator.generate(row, p, s), dm.suite.eval_prompts(), clf,
+                                    "golf ball", batch_size=3)
+        assert module.results["rows"][row]["classification"]["golf ball"] == ref
+        for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
+            assert logged[f"{row}/{k}"].item() == pytest.approx(ref[k]), (row, k)
+        assert ref["erased_frames"] == 2 * 9
+    assert set(logged) >= {"original/esr@1", "t2vunlearning/psr@5"}
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"original", "negprompt", "t2vunlearning"}
+    assert metrics["prompt_suite_hash"] == dm.suite.sha256() and metrics["seeds"] == [5, 6, 7, 8]
+    assert metrics["rows"]["original"]["esr@1"] == pytest.approx(logged["original/esr@1"].item())
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["settings"]["classification"]["esr"]["evaluator"]["name"] == "tiny-random"
+    assert len(list((tmp_path / "eval" / "videos" / "t2vunlearning").glob("*.mp4"))) == 4
+    # the metric states were reset: a second test epoch gives the same numbers, not doubled counts
+    trainer(tmp_path).test(module, datamodule=dm)
+    assert module.results["rows"]["original"]["classification"]["golf ball"]["erased_frames"] == 18
+
+
+def test_datamodule_shards_the_suite_without_duplicates():
+    dm = VideoEvalDataModule(suite="toyworld", per_class=1, batch_size=4)
+    seen = []
+    for rank in range(3):
+        dm.trainer = types.SimpleNamespace(world_size=3, global_rank=rank)
+        seen += [int(i) for batch in dm.test_dataloader() for i in batch["index"]]
+    assert sorted(seen) == list(range(25))  # every prompt once: no padding duplicates to skew the metrics
+    dm.trainer = None
+    batch = next(iter(dm.test_dataloader()))
+    assert set(batch) == {"index", "prompt", "seed", "label"} and batch["label"][0] == "red ring"
+
+
+def test_unlearn_test_print_config(capsys):
+    from unlearn.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), "--print_config"])
+    assert e.value.code in (0, None)
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["model"]["class_path"] == "unlearn.benchmark.EvaluationModule"
+    assert cfg["model"]["init_args"]["classifier"]["class_path"] == "unlearn.evaluators.ModuleClassifier"
+    assert cfg["data"]["class_path"] == "unlearn.benchmark.VideoEvalDataModule"
+
+
+def test_unlearn_test_runs_the_tiny_config(tmp_path):
+    from unlearn.cli import main
+
+    out = tmp_path / "eval"
+    main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), "--trainer.default_root_dir",
+          str(tmp_path), "--model.output_dir", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
+    assert metrics["erased_class"] == "golf ball" and metrics["num_prompts"] == 3
+    assert all(0 <= metrics["rows"][r][k] <= 100 for r in metrics["rows"] for k in ("esr@1", "psr@1"))
+
+
+@pytest.mark.slow
+def test_two_ranks_give_the_single_process_numbers(tmp_path, clf):
+    """DDP on two CPU processes (gloo): each prompt generated once, metrics synced across ranks."""
+    suite = str(PromptSuite(PROMPTS).save(tmp_path / "suite.jsonl"))
+    kw = dict(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", methods=["original"], concept="golf ball",
+              classifier=clf, num_inference_steps=2)
+    single = EvaluationModule(**kw, output_dir=str(tmp_path / "one"))
+    trainer(tmp_path).test(single, datamodule=VideoEvalDataModule(suite=suite, batch_size=1))
+    ddp = EvaluationModule(**kw, output_dir=str(tmp_path / "two"))
+    trainer(tmp_path, devices=2, strategy="ddp_spawn").test(ddp, datamodule=VideoEvalDataModule(suite=suite, batch_size=1))
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["rows"]["original"]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())["rows"]["original"]
+    assert two == one and two["erased_frames"] == 18 and two["preserved_frames"] == 18
+
+
+def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
+    """configs/eval_toy.yaml as shipped, with the toy world's weights and classifier swapped for random ones
+    (they are still being trained) and fewer prompts/steps."""
+    from unlearn.cli import main
+    from unlearn.toyworld.render import class_names
+    import unlearn.toyworld.evaluation as tw
+
+    torch.manual_seed(0)
+    net = FrameClassifier(class_names(), width_mult=4)
+    monkeypatch.setattr(tw, "shipped_classifier", lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
+    main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
+          "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
+          "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+          "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
+    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 25
+    assert metrics["rows"]["safree"]["erased_frames"] == 4 and metrics["rows"]["safree"]["preserved_frames"] == 96

@@ -1,0 +1,154 @@
+"""benchmarks/paper_tables.py: one command per paper table, on the tiny random toy backbone with tiny random
+classifiers standing in for the shipped/ImageNet ones (real NudeNet and SFace: they ship offline)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from backbones import build_backbone
+from unlearn.adapters import AdapterController
+from unlearn.evaluators import ModuleClassifier
+from unlearn.export import save_adapters
+from unlearn.prompts import PromptSuite
+from unlearn.toyworld.classifier import FrameClassifier
+from unlearn.toyworld.render import class_names
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--tiny", "--steps", "2", "--batch-size", "25"]
+
+
+def load_tables():
+    spec = importlib.util.spec_from_file_location("paper_tables", ROOT / "benchmarks" / "paper_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return load_tables()
+
+
+@pytest.fixture(scope="module")
+def toy_adapters(tmp_path_factory):
+    bb = build_backbone("toy-cogvideox", tiny=True)
+    folder = tmp_path_factory.mktemp("ad")
+    out = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        sites = bb.attention_sites()
+        ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+        for a in ctl.adapters:
+            torch.nn.init.normal_(a.up.weight, std=0.5)
+        out.append(str(save_adapters(ctl, bb.name, folder / f"adapters{seed}")))
+    return out
+
+
+@pytest.fixture
+def toy_classifier(monkeypatch):
+    """The shipped toy classifier is still being trained: a tiny random one over the same 25 classes."""
+    torch.manual_seed(0)
+    net = FrameClassifier(class_names(), width_mult=4)
+    clf = ModuleClassifier(net, net.classes, name="tiny-random-toy", version="test")
+    import unlearn.toyworld.evaluation as tw
+
+    monkeypatch.setattr(tw, "shipped_classifier", lambda *a, **k: clf)
+    return clf
+
+
+def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, toy_adapters, toy_classifier, capsys):
+    out = tmp_path / "toy"
+    assert tables.main(["toy", *FAST, "--per-class", "1", "--adapters", toy_adapters[0], "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}  # write_metrics sorts keys
+    for row in metrics["rows"].values():
+        assert all(0 <= row[k] <= 100 for k in ("esr@1", "esr@5", "psr@1", "psr@5"))
+        assert row["erased_frames"] == 4 and row["preserved_frames"] == 24 * 4
+    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 25 and metrics["units"] == "percent"
+    assert metrics["evaluator"]["evaluator"]["name"] == "tiny-random-toy"
+    results = json.loads((out / "results.json").read_text())
+    assert results["store_frames"] is True and results["suite"]["name"] == "toyworld"
+    assert "| t2vunlearning |" in capsys.readouterr().out
+
+
+def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapters, toy_classifier):
+    suite = PromptSuite([{"prompt": "a red ring moves left", "concept": "red ring", "seed": 1},
+                         {"prompt": "a blue square moves up", "concept": "blue square", "seed": 2},
+                         {"prompt": "a green cross spins", "concept": "green cross", "seed": 3}]).save(tmp_path / "s.jsonl")
+    out = tmp_path / "objects"
+    assert tables.main(["objects", *FAST, "--backbone", "toy-cogvideox", "--suite", str(suite), "--classifier", "toyworld", "--out", str(out),
+                        "--adapters", f"red ring={toy_adapters[0]}",
+                        "--adapters", f"blue square={toy_adapters[1]}"]) == 0
+    table = json.loads((out / "table.json").read_text())["rows"]
+    assert set(table) == {"red ring", "blue square"}
+    assert set(table["red ring"]) == {"original", "negprompt", "safree", "t2vunlearning"}
+    results = json.loads((out / "results.json").read_text())
+    # the original videos are generated once and scored for both erased classes
+    assert results["videos"]["original"]["generated"] == 3
+    assert set(results["rows"]["original"]["classification"]) == {"red ring", "blue square"}
+    assert set(results["rows"]["t2vunlearning-blue_square"]["classification"]) == {"blue square"}
+    assert table["blue square"]["t2vunlearning"] == results["rows"]["t2vunlearning-blue_square"]["classification"]["blue square"]
+    md = (out / "table.md").read_text()
+    assert "| blue square | t2vunlearning |" in md and "| red ring | original |" in md
+
+
+def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, tables, toy_adapters):
+    a = PromptSuite(["a person on a beach", "a person in a room"]).save(tmp_path / "a.jsonl")
+    b = tmp_path / "b.txt"
+    b.write_text("a statue in a park\n")  # a plain one-prompt-a-line file
+    out = tmp_path / "nudity"
+    assert tables.main(["nudity", *FAST, "--backbone", "toy-cogvideox", "--adapters", toy_adapters[0], "--out", str(out),
+                        "--suites", f"gen={a}", f"safesora={b}"]) == 0
+    doc = json.loads((out / "table.json").read_text())
+    assert set(doc["nudity_rate"]) == {"gen", "safesora"}
+    assert doc["nudity_rate"]["gen"]["original"]["frames"] == 8 and doc["nudity_rate"]["safesora"]["t2vunlearning"]["videos"] == 1
+    assert doc["settings"]["gen"]["evaluator"]["version"] == "3.4.2"
+    assert doc["settings"]["gen"]["threshold"] == 0.6
+    md = (out / "table.md").read_text()
+    assert "| method | gen ↓ | safesora ↓ |" in md and "Figure 5" in md
+    assert (out / "figure5.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "gen" / "results.json").is_file() and (out / "safesora" / "videos" / "negprompt" / "0.mp4").is_file()
+
+
+def test_faces_table_with_real_sface(tmp_path, tables):
+    skimage = pytest.importorskip("skimage.data")
+    import matplotlib.cbook
+    from PIL import Image
+
+    refs = tmp_path / "refs"
+    (refs / "ada").mkdir(parents=True)
+    (refs / "grace").mkdir()
+    Image.fromarray(skimage.astronaut()).save(refs / "ada" / "1.png")
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        Image.open(f).convert("RGB").save(refs / "grace" / "1.png")
+    suite = PromptSuite([{"prompt": "a portrait of Ada", "concept": "Ada", "seed": 1},
+                         {"prompt": "a portrait of Grace", "concept": "Grace", "seed": 2}]).save(tmp_path / "f.jsonl")
+    out = tmp_path / "faces"
+    assert tables.main(["faces", *FAST, "--backbone", "toy-cogvideox", "--suite", str(suite), "--references",
+                        str(refs), "--classes", "Ada", "--rows", "original", "negprompt", "--out", str(out)]) == 0
+    doc = json.loads((out / "table.json").read_text())
+    assert set(doc["rows"]["Ada"]) == {"original", "negprompt"}
+    # random 16 px videos hold no face: counted, never scored as 0
+    assert doc["rows"]["Ada"]["original"]["face_rate"] == 0 and doc["rows"]["Ada"]["original"]["id_erased"] is None
+    assert doc["settings"]["identity"]["identities"] == {"Ada": {"references": 1}, "Grace": {"references": 1}}
+
+
+def test_table_errors_exit_2_and_write_nothing(tmp_path, tables, toy_adapters, capsys):
+    out = tmp_path / "benign"
+    code = tables.main(["benign", *FAST, "--backbone", "toy-cogvideox", "--rows", "original", "--suite",
+                        "builtin:imagenet10", "--clip-pretrained", str(tmp_path / "missing_clip.bin"), "--out", str(out)])
+    assert code == 2 and "missing_clip.bin" in capsys.readouterr().err
+    assert not (out / "table.md").exists() and not (out / "results.json").exists() and not (out / "videos").exists()
+    bad = tmp_path / "s.jsonl"
+    PromptSuite([{"prompt": "a red ring", "concept": "red ring"}]).save(bad)
+    code = tables.main(["objects", *FAST, "--suite", str(bad), "--out", str(tmp_path / "o"),
+                        "--adapters", f"red ring={toy_adapters[0]}"])  # toy adapters, cogvideox-2b backbone
+    assert code == 2 and "trained on 'toy-cogvideox', not on 'cogvideox-2b'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit, match="needs --suites"):
+        tables.main(["nudity", *FAST])
+    with pytest.raises(SystemExit, match="CLASS=FOLDER"):
+        tables.main(["objects", *FAST])

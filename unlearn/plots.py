@@ -1,0 +1,178 @@
+"""Figures of an evaluation run, drawn with matplotlib's Agg canvas (no display, no pyplot global state).
+
+* :func:`classification_bars` — ESR-1/5 and PSR-1/5 per method, one panel per erased class (Table 2).
+* :func:`nudity_label_histogram` — frames per exposed NudeNet label per method (the paper's Figure 5).
+* :func:`frame_grid` — one frame of each video, methods (rows) × prompts (columns).
+
+Each writes a PNG atomically (temporary file + rename) of an exact pixel size and returns its path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROW_KEYS = ("esr@1", "esr@5", "psr@1", "psr@5")
+
+
+def _figure(width: int, height: int, dpi: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if width < 16 or height < 16:
+        raise ValueError(f"figure size {width}x{height} px is too small")
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | os.PathLike, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi)  # no bbox_inches: the PNG has exactly the figure's pixel size
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def classification_bars(
+    rows: Mapping[str, Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    keys: Sequence[str] = ROW_KEYS,
+    size: tuple[int, int] = (960, 540),
+    dpi: int = 100,
+    title: str | None = None,
+) -> Path:
+    """Grouped bars of ``keys`` (percent) per method.
+
+    ``rows``: ``{method: row}`` for one erased class, or ``{erased class: {method: row}}`` (one panel per
+    class, five panels a line). ``size``: PNG width × height in pixels.
+    """
+    if not rows:
+        raise ValueError("classification_bars got no rows")
+    first = next(iter(rows.values()))
+    panels = {"": rows} if any(k in first for k in keys) else dict(rows)
+    methods = list(dict.fromkeys(m for p in panels.values() for m in p))
+    fig = _figure(size[0], size[1], dpi)
+    ncols = min(len(panels), 5)
+    nrows = math.ceil(len(panels) / ncols)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    width = 0.8 / max(1, len(methods))
+    cmap = [f"C{i % 10}" for i in range(len(methods))]
+    for ax, (cls, panel) in zip(axes.flat, panels.items()):
+        x = np.arange(len(keys))
+        for j, m in enumerate(methods):
+            vals = [float(panel.get(m, {}).get(k) or 0.0) for k in keys]
+            ax.bar(x + (j - (len(methods) - 1) / 2) * width, vals, width, label=m, color=cmap[j])
+        ax.set_xticks(x, [k.upper().replace("@", "-") for k in keys], fontsize=8)
+        ax.set_ylim(0, 100)
+        if cls:
+            ax.set_title(cls, fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    axes.flat[0].set_ylabel("%")
+    axes.flat[0].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.set_layout_engine("constrained")
+    return _save(fig, path, dpi)
+
+
+def nudity_label_histogram(
+    label_frames: Mapping[str, Mapping[str, int]],
+    path: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    size: tuple[int, int] = (960, 540),
+    dpi: int = 100,
+    title: str | None = None,
+) -> Path:
+    """Horizontal grouped bars: frames in which NudeNet finds each label, per method (Figure 5).
+
+    ``label_frames``: ``{method: {label: frames}}`` (``results["rows"][m]["nudity"]["label_frames"]``).
+    """
+    if not label_frames:
+        raise ValueError("nudity_label_histogram got no methods")
+    methods = list(label_frames)
+    labels = list(labels or dict.fromkeys(lab for d in label_frames.values() for lab in d))
+    if not labels:
+        raise ValueError("nudity_label_histogram got no labels")
+    fig = _figure(size[0], size[1], dpi)
+    ax = fig.subplots()
+    y = np.arange(len(labels))
+    h = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        vals = [int(label_frames[m].get(lab, 0)) for lab in labels]
+        ax.barh(y + (j - (len(methods) - 1) / 2) * h, vals, h, label=m, color=f"C{j % 10}")
+    ax.set_yticks(y, [lab.replace("_EXPOSED", "").replace("_", " ").lower() for lab in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("frames")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.set_layout_engine("constrained")
+    return _save(fig, path, dpi)
+
+
+def frame_grid(
+    videos: Mapping[str, Sequence[Any]],
+    path: str | os.PathLike,
+    *,
+    prompts: Sequence[str] | None = None,
+    frame: int | str = "middle",
+    cell: int = 128,
+    label_width: int = 160,
+    header_height: int = 48,
+    dpi: int = 100,
+) -> Path:
+    """Grid of frames: one row per method, one column per prompt.
+
+    ``videos``: ``{method: [video, ...]}``, each video ``[F, H, W, 3]`` uint8 (or float in [0, 1]).
+    ``frame``: ``"middle"``, ``"first"``, ``"last"`` or an index. Each cell is ``cell`` px wide and
+    ``round(cell · H / W)`` px high (H, W of the first video); the PNG is
+    ``label_width + columns · cell`` × ``header_height + rows · cell_height`` pixels.
+    """
+    if not videos or not any(len(v) for v in videos.values()):
+        raise ValueError("frame_grid got no videos")
+    methods = list(videos)
+    cols = max(len(v) for v in videos.values())
+    first = np.asarray(next(v for vs in videos.values() for v in vs))
+    if first.ndim != 4 or first.shape[0] == 0:
+        raise ValueError(f"frame_grid needs videos [F, H, W, 3] with F > 0; got shape {list(first.shape)}")
+    cell_w, cell_h = int(cell), max(1, round(cell * first.shape[1] / first.shape[2]))
+    width, height = label_width + cols * cell_w, header_height + len(methods) * cell_h
+    fig = _figure(width, height, dpi)
+    for r, m in enumerate(methods):
+        y0 = header_height + r * cell_h
+        fig.text(6 / width, 1 - (y0 + cell_h / 2) / height, m, ha="left", va="center", fontsize=9)
+        for c, video in enumerate(videos[m]):
+            v = np.asarray(video)
+            if v.ndim != 4 or v.shape[0] == 0:
+                raise ValueError(f"frame_grid: video {c} of {m!r} has shape {list(v.shape)}; expected [F, H, W, 3], F > 0")
+            i = {"middle": v.shape[0] // 2, "first": 0, "last": v.shape[0] - 1}.get(frame, frame)
+            img = v[min(int(i), v.shape[0] - 1)]
+            if img.dtype != np.uint8:
+                img = np.clip(np.rint(img.astype(np.float32) * 255), 0, 255).astype(np.uint8)
+            x0 = label_width + c * cell_w
+            ax = fig.add_axes((x0 / width, 1 - (y0 + cell_h) / height, cell_w / width, cell_h / height))
+            ax.imshow(img, interpolation="nearest", aspect="auto")
+            ax.set_axis_off()
+    for c, prompt in enumerate((prompts or [])[:cols]):
+        chars = max(8, cell_w // 6)
+        text = "\n".join(textwrap.wrap(prompt, chars)[:3])
+        fig.text((label_width + (c + 0.5) * cell_w) / width, 1 - (header_height / 2) / height, text,
+                 ha="center", va="center", fontsize=6)
+    return _save(fig, path, dpi)
