@@ -92,7 +92,7 @@ class ErasureEvaluation(pl.Callback):
         self.results: dict[str, Any] | None = None
         self._original: tuple[dict, Any] | None = None
 
-    def generator(self, module: pl.LightningModule, row: str, concept: str):
+    def generator(self, module: pl.LightningModule, row: str, concept: str, keywords: list[str] | None = None):
         sampling = {k: v for k, v in self.sampling.items() if v is not None}
         bb = module.backbone
 
@@ -108,7 +108,7 @@ class ErasureEvaluation(pl.Callback):
                 from unlearn.baselines import SAFREE
 
                 with module.controller.disabled():
-                    return bb.decode(SAFREE(bb, concept_keywords=[concept]).sample(prompts, seeds, **sampling))
+                    return bb.decode(SAFREE(bb, concept_keywords=keywords or [concept]).sample(prompts, seeds, **sampling))
             raise AssertionError(row)
 
         return generate
@@ -126,7 +126,8 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            rows[row], settings = classification_row(self.generator(module, row, concept), suite, classifier, erased,
+            keywords = [concept, *getattr(dm, "synonyms", [])]
+            rows[row], settings = classification_row(self.generator(module, row, concept, keywords), suite, classifier, erased,
                                                      self.batch_size, progress=f"eval {row}")
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":

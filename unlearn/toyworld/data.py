@@ -15,6 +15,17 @@ def neighbour_classes(concept: str) -> list[str]:
     return [c for c in class_names() if c != concept and words & set(c.split())]
 
 
+def synonym_phrases(concept: str) -> list[str]:
+    """Every paraphrase of a concept in the world's vocabulary ("red ring" → "crimson hoop", ...)."""
+    import itertools
+
+    from .grammar import parse_concept, synonyms
+
+    words = parse_concept(concept)
+    phrases = [" ".join(p) for p in itertools.product(*[synonyms(w) for w in words])]
+    return [p for p in phrases if p != concept]
+
+
 class ToyWorldDataModule(ConceptDataModule):
     """Erase a toy-world class (e.g. "red ring") with prompts from the world's paraphrase grammar.
 
@@ -52,7 +63,7 @@ class ToyWorldDataModule(ConceptDataModule):
         self.preserve_classes = preserve_classes if preserve_classes is not None else neighbour_classes(concept)
         self.preserve_per_class = preserve_prompts_per_class
         super().__init__(
-            concept=concept, seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            concept=concept, concept_synonyms=synonym_phrases(concept), seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             record_steps=record_steps, use_cache=use_cache, cache_dir=cache_dir,
             generation_batch_size=generation_batch_size, batch_size=batch_size, num_workers=num_workers,
             preserve_concept=", ".join(self.preserve_classes) or None,
