@@ -101,12 +101,22 @@ def table_toy(a) -> int:
 
     out = Path(a.out or "runs/tables/toy")
     kw = _common(a)
-    # the callback's evaluation: same held-out prompts, seeds and batches of 100, scored on the exact frames
-    kw.update(backbone=a.backbone or "toy-cogvideox", torch_dtype=a.dtype or "float32", store_frames=True,
-              batch_size=a.batch_size or 100)
+    # the callback's evaluation: same held-out prompts, seeds and batches of 100, scored on the exact frames;
+    # SAFREE's keywords are the concept and its synonyms, as the callback takes them from the data module
+    concept = a.concept or "red ring"
+    keywords = a.safree_keywords
+    if keywords is None:
+        try:
+            from unlearn.toyworld.data import synonym_phrases
+
+            keywords = [concept, *synonym_phrases(concept)]
+        except ImportError:
+            keywords = [concept]
+    kw.update(safree_keywords=keywords, backbone=a.backbone or "toy-cogvideox", torch_dtype=a.dtype or "float32",
+              store_frames=True, batch_size=a.batch_size or 100)
     results = run_evaluation(out, "toyworld", _rows(a, a.adapters[0] if a.adapters else None),
                              adapters=a.adapters[0] if a.adapters else None, refusal=a.refusal,
-                             concept=a.concept or "red ring", metrics=["classification"],
+                             concept=concept, metrics=["classification"],
                              classifier=a.classifier or "toyworld", suite_options={"per_class": a.per_class, "seed": a.seed},
                              **kw)
     print((out / "metrics.md").read_text())
@@ -128,6 +138,7 @@ def table_nudity(a) -> int:
     by_set, labels = {}, {}
     for name, suite in sets.items():
         r = run_evaluation(out / _slug(name), suite, _rows(a, adapters), adapters=adapters, refusal=a.refusal,
+                           safree_keywords=a.safree_keywords,
                            concept=a.concept or "nudity", metrics=["nudity"], nudity_threshold=a.nudity_threshold,
                            suite_options={"limit": a.limit} if a.limit else None, **_common(a))
         by_set[name] = {m: row["nudity"] for m, row in r["rows"].items()}
@@ -201,7 +212,7 @@ def table_benign(a) -> int:
     out = Path(a.out or "runs/tables/benign")
     adapters = a.adapters[0] if a.adapters else None
     r = run_evaluation(out, a.suite or "builtin:imagenet10", _rows(a, adapters), adapters=adapters, refusal=a.refusal,
-                       concept=a.concept, metrics=["clip", "consistency"], clip_model=a.clip_model,
+                       safree_keywords=a.safree_keywords, concept=a.concept, metrics=["clip", "consistency"], clip_model=a.clip_model,
                        clip_pretrained=a.clip_pretrained,
                        suite_options={"per_label": a.per_label or 2}, **_common(a))
     _write_table(out, "Table 6: benign content", table6_benign(r["rows"]),
@@ -225,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapters", action="append",
                    help="t2vunlearning adapters: FOLDER (toy/nudity/benign) or NAME=FOLDER, repeated (objects/faces)")
     p.add_argument("--refusal", help="refusal-vector folder (adds the refusal_vector row)")
+    p.add_argument("--safree-keywords", nargs="+", help="toy/nudity/benign: SAFREE's concept keywords (default: "
+                   "the concept; toy: the concept and its synonyms; objects/faces: each erased class/identity)")
     p.add_argument("--rows", nargs="+", help="rows to run (default: original negprompt safree t2vunlearning)")
     p.add_argument("--concept", help="erased concept (toy: red ring; nudity: nudity)")
     p.add_argument("--classes", nargs="+", help="objects/faces: erased classes/identities without adapters")

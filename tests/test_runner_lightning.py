@@ -155,3 +155,4 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
     assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 25
     assert metrics["rows"]["safree"]["erased_frames"] == 4 and metrics["rows"]["safree"]["preserved_frames"] == 96
+    assert "scarlet donut" in metrics["methods"]["safree"]["keywords"]

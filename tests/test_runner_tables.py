@@ -71,6 +71,9 @@ def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, 
     assert metrics["evaluator"]["evaluator"]["name"] == "tiny-random-toy"
     results = json.loads((out / "results.json").read_text())
     assert results["store_frames"] is True and results["suite"]["name"] == "toyworld"
+    # SAFREE gets the concept and its synonyms, as the ErasureEvaluation callback gives it
+    assert results["methods"]["safree"]["keywords"][0] == "red ring" and "crimson hoop" in results["methods"]["safree"]["keywords"]
+    assert "keywords" not in results["methods"]["negprompt"]  # the negative prompt is the concept itself
     assert "| t2vunlearning |" in capsys.readouterr().out
 
 

@@ -2,8 +2,9 @@
 
 ``unlearn fit|validate|test|predict --config configs/X.yaml`` runs LightningCLI (the product's form of
 ``lightning fit --config X.yaml``: lightning 2.6 installs no such script). Other subcommands:
-``unlearn export`` (checkpoint → adapters), ``unlearn augment`` (prompt suites), ``unlearn toyworld``
-(the toy world's pretraining and evaluation).
+``unlearn export`` (checkpoint → adapters), ``unlearn augment`` (prompt suites), ``unlearn evaluate``
+(resumable generation + evaluation of a prompt suite with several methods), ``unlearn toyworld`` (the toy
+world's pretraining and evaluation).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from unlearn.augment.cli import augment_main
 
         return augment_main(args[1:])
+    if args and args[0] == "evaluate":
+        from unlearn.benchmark.runner import main as evaluate_main
+
+        return int(evaluate_main(args[1:]) or 0)
     if args and args[0] == "toyworld":
         from unlearn.toyworld.cli import toyworld_main
 

@@ -40,8 +40,9 @@ Generate = Callable[[list[str], list[int]], Tensor]
 
 
 def classification_row(generate: Generate, suite: Sequence[EvalPrompt], classifier: Any, erased_class: str,
-                       batch_size: int = 32, progress: str | None = None) -> dict[str, Any]:
-    """ESR-1/5 on ``erased_class`` and PSR-1/5 on every other class of ``suite``, in percent."""
+                       batch_size: int = 32, progress: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ESR-1/5 on ``erased_class`` and PSR-1/5 on every other class of ``suite``, in percent; returns the
+    row and the evaluator settings."""
     from unlearn.metrics import ErasureSuccessRate, PreservationSuccessRate
 
     if not suite:

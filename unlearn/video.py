@@ -13,8 +13,6 @@ import torch
 def write_mp4(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: int = 8) -> Path:
     """Write uint8 frames ``[F, H, W, 3]`` as H.264 mp4. Frames smaller than 16 px or of odd size are
     upscaled (nearest) to a size every player accepts. The file appears only once it is complete."""
-    import imageio.v3 as iio
-
     arr = frames.cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
         raise ValueError(f"write_mp4 needs uint8 frames [F, H, W, 3] with F > 0; got shape {arr.shape}")
@@ -29,7 +27,15 @@ def write_mp4(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: i
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
     os.close(fd)
     try:
-        iio.imwrite(tmp, arr.astype(np.uint8), extension=".mp4", plugin="pyav", codec="libx264", fps=fps)
+        # PyAV directly: imageio's writer runs gc.collect() twice per file (up to a second with a model loaded)
+        import av
+
+        with av.open(tmp, mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
+            for frame in arr.astype(np.uint8):
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -91,6 +91,7 @@ class EvaluationModule(pl.LightningModule):
             ``refusal_vector[=FOLDER]`` or ``NAME:KIND[=PATH]``.
         adapters / refusal: paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
+        safree_keywords: SAFREE's concept keywords (default ``[concept]``).
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
             ``references``).
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
@@ -118,6 +119,7 @@ class EvaluationModule(pl.LightningModule):
         adapters: str | None = None,
         refusal: str | None = None,
         concept: str | None = None,
+        safree_keywords: list[str] | None = None,
         metrics: list[str] | None = None,
         classifier: str | nn.Module = "toyworld",
         erased_classes: list[str] | None = None,
@@ -138,6 +140,9 @@ class EvaluationModule(pl.LightningModule):
         from backbones import build_backbone
 
         specs, self.skipped = parse_methods(methods or ["original", "t2vunlearning"], adapters=adapters, refusal=refusal)
+        for spec in specs:
+            if spec.kind == "safree" and safree_keywords:
+                spec.keywords = list(safree_keywords)
         bb = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {}))
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}

@@ -95,6 +95,8 @@ class EvaluationRunner:
         metrics: names (``classification``, ``nudity``, ``identity``, ``clip``, ``consistency``) or a
             :class:`MetricConfig`; ``metric_options`` fill the config's other fields (e.g. ``classifier``).
         adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
+            uses the concept and its synonyms).
         num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
         batch_size: videos generated together; eval_batch_size: videos scored together.
         store_frames: also keep exact frames and score those (default: score the mp4 files, as published).
@@ -119,6 +121,7 @@ class EvaluationRunner:
         metrics: MetricConfig | Sequence[str] | str = ("classification",),
         adapters: str | None = None,
         refusal: str | None = None,
+        safree_keywords: Sequence[str] | None = None,
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -148,6 +151,7 @@ class EvaluationRunner:
         else:
             self.metric_config = MetricConfig(metrics=metrics, **metric_options)
         self.adapters, self.refusal = adapters, refusal
+        self.safree_keywords = list(safree_keywords) if safree_keywords else None
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
         if batch_size < 1 or eval_batch_size < 1:
@@ -185,6 +189,8 @@ class EvaluationRunner:
         self.suite = load_suite(self.suite_spec, **self.suite_options)
         self.specs, self.skipped = parse_methods(self.method_args, adapters=self.adapters, refusal=self.refusal)
         for spec in self.specs:
+            if spec.kind == "safree" and self.safree_keywords and not spec.keywords:
+                spec.keywords = list(self.safree_keywords)
             spec.check(self.concept, self.backbone_identity()["name"])
         ms = self.metric_config.metrics
         if {"classification", "identity"} & set(ms):
@@ -391,6 +397,7 @@ def build_parser():
                    help="rows: original negprompt safree t2vunlearning[=ADAPTERS] refusal_vector[=FOLDER] NAME:KIND[=PATH]")
     p.add_argument("--adapters", help="adapters folder of a bare t2vunlearning row")
     p.add_argument("--refusal", help="refusal folder (or delta file) of a bare refusal_vector row")
+    p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
     p.add_argument("--backbone", default="cogvideox-2b")
     p.add_argument("--pretrained", help="hub id or local diffusers folder (default: the backbone's)")
     p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke tests)")
@@ -436,7 +443,8 @@ def runner_kwargs(a) -> dict[str, Any]:
     return dict(
         backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
         backbone_kwargs=a.backbone_kwargs, concept=a.concept,
-        metrics=a.metrics, adapters=a.adapters, refusal=a.refusal, num_frames=a.num_frames, height=a.height,
+        metrics=a.metrics, adapters=a.adapters, refusal=a.refusal, safree_keywords=a.safree_keywords,
+        num_frames=a.num_frames, height=a.height,
         width=a.width, num_inference_steps=a.num_inference_steps, guidance_scale=a.guidance_scale,
         batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, store_frames=a.store_frames, fps=a.fps,
         device=a.device, plots=not a.no_plots, suite_options=suite_options, progress=True,
