@@ -24,9 +24,11 @@ import tempfile
 import time
 
 HEADS, HEAD_DIM, TEXT = 30, 64, 226
+TOY_PROMPTS = ["a red ring drifts to the left", "a small crimson hoop moves up across a striped wall",
+               "a large red ring stays still on a dark background", "a crimson hoop slides to the right"]
 
 
-def timing(samples: int, steps: int) -> dict:
+def timing(samples: int, steps: int, backbone: str = "cogvideox-2b") -> dict:
     import lightning.pytorch as pl
 
     class FitClock(pl.Callback):
@@ -50,9 +52,11 @@ def timing(samples: int, steps: int) -> dict:
     for mode, n in plan:
         pl.seed_everything(0)
         tmp = tempfile.mkdtemp()
-        model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0)
-        dm = ConceptDataModule(concept="nudity", concept_synonyms=["naked", "nude"], prompts=prompts, num_frames=9,
-                               height=32, width=32, num_inference_steps=steps, use_cache=mode != "regeneration",
+        toy = backbone == "toy-cogvideox"
+        model = T2VUnlearning(backbone=backbone, tiny=not toy, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0)
+        size = {} if toy else {"num_frames": 9, "height": 32, "width": 32}
+        dm = ConceptDataModule(concept="red ring" if toy else "nudity", concept_synonyms=["crimson hoop"] if toy else
+                               ["naked", "nude"], prompts=TOY_PROMPTS if toy else prompts, **size, num_inference_steps=steps, use_cache=mode != "regeneration",
                                regeneration_samples_per_epoch=n, cache_dir=os.path.join(tmp, "cache"),
                                generation_batch_size=4, batch_size=1)
         clock = FitClock()
@@ -123,14 +127,16 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=96, help="training samples for both modes")
     ap.add_argument("--steps", type=int, default=50, help="sampling steps of the pseudo-data sampler")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backbone", default="cogvideox-2b",
+                    help="cogvideox-2b (tiny random, the default) or toy-cogvideox (shipped toy weights)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    print(f"[1] training cost, tiny CogVideoX-2B, {args.steps} sampling steps, {args.samples} samples", flush=True)
-    t = timing(args.samples, args.steps)
+    print(f"[1] training cost, {args.backbone}, {args.steps} sampling steps, {args.samples} samples", flush=True)
+    t = timing(args.samples, args.steps, args.backbone)
     speedup = t["regeneration"]["seconds"] / t["cached"]["seconds"]
     mem = []
     if not args.skip_memory:
