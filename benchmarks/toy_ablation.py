@@ -4,8 +4,10 @@ Runs ``unlearn fit --config configs/toy_shapes.yaml`` once per variant, each eva
 rich prompts, and writes one table (``runs/toy_ablation/ablation.md`` + ``.json``):
 
 - full:            rich (augmented) prompts, α, β, η as in the config
-- no_augmentation: bare prompts only ("a red ring", synonym swaps) → expect lower ESR on rich prompts
+- no_augmentation: the concept's name only ("a red ring") → expect lower ESR on rich paraphrased prompts
+- bare_synonyms:   bare prompts with synonym swaps ("a crimson hoop"), no context
 - no_localization: α = 0 → expect lower PSR
+- mask_first_layer: one mask from the first attention layer, shared by all layers' L_loc
 - no_preservation: β = 0 → expect lower PSR
 - eta_low / eta_high: η = 1 / η = 7 → larger η erases more and preserves less
 
@@ -26,8 +28,10 @@ from pathlib import Path
 
 VARIANTS: dict[str, list[str]] = {
     "full": [],
-    "no_augmentation": ["--data.init_args.prompt_style", "bare"],
+    "no_augmentation": ["--data.init_args.prompt_style", "concept"],
+    "bare_synonyms": ["--data.init_args.prompt_style", "bare"],
     "no_localization": ["--model.init_args.alpha", "0"],
+    "mask_first_layer": ["--model.init_args.mask_layers", "[0]"],
     "no_preservation": ["--model.init_args.beta", "0"],
     "eta_low": ["--model.init_args.eta", "1"],
     "eta_high": ["--model.init_args.eta", "7"],
@@ -41,6 +45,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs")
     ap.add_argument("--per-class", type=int, default=None, help="held-out prompts per class")
     ap.add_argument("--only", nargs="*", default=None, help="run only these variants")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep variants whose run folder already holds eval/metrics.json (resume an interrupted ablation)")
     args = ap.parse_args()
     out = Path(args.out)
     results: dict[str, dict] = {}
@@ -55,10 +61,14 @@ def main() -> None:
             cmd += ["--trainer.max_epochs", str(args.epochs)]
         if args.per_class:
             cmd += ["--trainer.callbacks.per_class", str(args.per_class)]
-        print(f"[{name}] {' '.join(cmd[2:])}", flush=True)
+        done = run_dir / "eval" / "metrics.json"
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        if args.reuse and done.is_file():
+            print(f"[{name}] reusing {done}", flush=True)
+        else:
+            print(f"[{name}] {' '.join(cmd[2:])}", flush=True)
+            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        metrics = json.loads(done.read_text())
         results[name] = {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1),
                          "overrides": VARIANTS[name], "prompt_suite_hash": metrics["prompt_suite_hash"]}
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)

@@ -122,3 +122,21 @@ def test_nan_loss_raises_clear_error(tmp_path):
         model.controller.adapters[0].up.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="learning_rate"):
         make_trainer(tmp_path, max_steps=1).fit(model, make_data(tmp_path, preserve_concept=None, preserve_prompts=None))
+
+
+def test_mask_layers_share_one_mask_built_from_the_chosen_layers():
+    from unlearn.losses import concept_mask
+
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, mask_layers=[1])
+    maps = [torch.rand(2, 3, 4), torch.rand(2, 3, 4)]
+    masks = model.concept_masks(maps)
+    assert len(masks) == 2 and torch.equal(masks[0], masks[1])
+    assert torch.equal(masks[0], concept_mask(maps[1], 0.5)[1])
+    model.hparams.mask_layers = None
+    assert torch.equal(model.concept_masks(maps)[0], concept_mask(maps[0], 0.5)[1])
+    model.hparams.mask_layers = [5]
+    with pytest.raises(ValueError, match="out of range"):
+        model.concept_masks(maps)
+    model.hparams.mask_layers = [0]
+    with pytest.raises(ValueError, match="one token grid"):
+        model.concept_masks([torch.rand(2, 3, 4), torch.rand(2, 3, 16)])

@@ -36,6 +36,9 @@ class T2VUnlearning(pl.LightningModule):
         alpha: α, weight of the localization loss (0 disables the concept mask).
         beta: β, weight of the preservation loss (0 disables it).
         mask_threshold: normalised attention above which a video token is inside the concept mask.
+        mask_layers: build one mask, shared by every layer's L_loc, from the mean normalised map of these
+            attention sites (None: each layer uses its own map). Use it where only some layers localise the
+            concept (in the toy model only the first does); the sites must share a token grid.
         learning_rate: Adam learning rate for the adapters.
         weight_decay: AdamW weight decay.
         gradient_checkpointing: recompute the backbone's activations in backward to save memory.
@@ -59,6 +62,7 @@ class T2VUnlearning(pl.LightningModule):
         alpha: float = 1.0,
         beta: float = 0.0,
         mask_threshold: float = 0.5,
+        mask_layers: list[int] | None = None,
         learning_rate: float = 1e-4,
         weight_decay: float = 0.0,
         gradient_checkpointing: bool = False,
@@ -130,7 +134,7 @@ class T2VUnlearning(pl.LightningModule):
         if hp.alpha > 0:
             if tokens is None:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
-            masks = [concept_mask(m, hp.mask_threshold)[1] for m in maps]
+            masks = self.concept_masks(maps)
             losses["loc"] = localization_loss(outputs, masks)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
@@ -141,6 +145,21 @@ class T2VUnlearning(pl.LightningModule):
             loss = loss + hp.beta * losses["pre"]
         losses["total"] = loss
         return losses
+
+    def concept_masks(self, maps: list[Tensor]) -> list[Tensor]:
+        """One concept mask per attention site, from the captured maps (see ``mask_layers``)."""
+        hp = self.hparams
+        if not hp.mask_layers:
+            return [concept_mask(m, hp.mask_threshold)[1] for m in maps]
+        bad = [i for i in hp.mask_layers if not 0 <= i < len(maps)]
+        if bad:
+            raise ValueError(f"model.mask_layers {bad} out of range: the backbone has {len(maps)} attention sites")
+        chosen = [maps[i] for i in hp.mask_layers]
+        if any(m.shape != maps[0].shape for m in chosen + maps):
+            raise ValueError("model.mask_layers needs attention sites with one token grid; this backbone's sites "
+                             "differ (e.g. a UNet's resolutions): leave mask_layers unset")
+        soft = torch.stack([concept_mask(m, hp.mask_threshold)[0] for m in chosen]).mean(0)
+        return [(soft >= hp.mask_threshold).float()] * len(maps)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if "regen_prompt_index" in batch:

@@ -32,8 +32,8 @@ class ToyWorldDataModule(ConceptDataModule):
     Args:
         concept: the class to erase, "<colour> <shape>" (or a single shape/colour word).
         num_prompts: training prompts drawn from the grammar's TRAIN split (held-out templates never appear).
-        prompt_style: "rich" (augmented: context, paraphrases, synonyms) or "bare" ("a red ring" and its
-            synonym swaps only: the no-augmentation ablation).
+        prompt_style: "rich" (augmented: context, paraphrases, synonyms), "bare" ("a red ring" and its synonym
+            swaps), or "concept" (the concept's own name only, "a red ring": the paper's no-augmentation setting).
         preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour).
         preserve_prompts_per_class: prompts per preserved class.
         seed: grammar and noise seed.
@@ -45,7 +45,7 @@ class ToyWorldDataModule(ConceptDataModule):
         self,
         concept: str = "red ring",
         num_prompts: int = 32,
-        prompt_style: Literal["rich", "bare"] = "rich",
+        prompt_style: Literal["rich", "bare", "concept"] = "rich",
         preserve_classes: list[str] | None = None,
         preserve_prompts_per_class: int = 2,
         seed: int = 0,
@@ -72,8 +72,16 @@ class ToyWorldDataModule(ConceptDataModule):
     def _training_prompts(self) -> list[TrainingPrompt]:
         from .grammar import prompts_for_concept
 
-        records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
-                                      seed=self.seed)
+        if self.prompt_style == "concept":
+            from .grammar import bare_prompt, concept_kind
+
+            kind = concept_kind(self.concept)
+            if not (kind["shape"] and kind["colour"]):
+                raise ValueError(f"prompt_style 'concept' needs a '<colour> <shape>' concept, got {self.concept!r}")
+            records = [bare_prompt(kind["shape"], kind["colour"])] * self.toy_num_prompts  # new seed per copy
+        else:
+            records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
+                                          seed=self.seed)
         if not records:
             raise ValueError(f"the toy grammar produced no prompts for {self.concept!r}")
         return [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(self.concept)], self.seed + i)
@@ -84,7 +92,8 @@ class ToyWorldDataModule(ConceptDataModule):
 
         out = []
         for k, cls in enumerate(self.preserve_classes):
-            for j, r in enumerate(prompts_for_concept(cls, self.preserve_per_class, split="train", style=self.prompt_style,
+            style = "bare" if self.prompt_style == "concept" else self.prompt_style
+            for j, r in enumerate(prompts_for_concept(cls, self.preserve_per_class, split="train", style=style,
                                                       seed=self.seed + 100 + k)):
                 out.append(TrainingPrompt(r.text, [], 50_000 + 100 * k + j))
         return out
