@@ -179,6 +179,5 @@ class ErasureEvaluation(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            res = self.evaluate(trainer, pl_module, final=True)
+            self.evaluate(trainer, pl_module, final=True)
             print(Path(self.dirpath or Path(trainer.default_root_dir) / "eval", "metrics.md").read_text())
-            del res

@@ -114,8 +114,8 @@ class T2VUnlearning(pl.LightningModule):
             if not entries:
                 continue
             for k in entries[0]:
-                stacked = torch.stack([e[k][0] if k in ("x_t", "target", "timesteps") else e[k][0] for e in entries])
-                out[prefix + k] = stacked.to(self.device)
+                # each entry holds one recorded step (or one prompt's embedding): drop that leading axis
+                out[prefix + k] = torch.stack([e[k][0] for e in entries]).to(self.device)
         if "concept_tokens" in batch:
             out["concept_tokens"] = batch["concept_tokens"]
         return out
