@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer
+from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
 from .registry import register_backbone
 
 #: CogVideoX-2B/5B scheduler settings (their `scheduler/scheduler_config.json`)
@@ -150,7 +150,7 @@ class CogVideoXBackbone(VideoBackbone):
     ) -> CogVideoXBackbone:
         """Load real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or build a
         tiny random model (``tiny=True``: no download, CPU-sized, deterministic from ``seed``)."""
-        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        dtype = resolve_dtype(torch_dtype)
         if tiny and pretrained is None:
             return cls.tiny(variant=variant, seed=seed, torch_dtype=dtype)
         return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, max_text_length=max_text_length)

@@ -38,6 +38,18 @@ def tiny_t5_tokenizer(max_length: int = 16):
     return tok
 
 
+def resolve_dtype(torch_dtype: "str | torch.dtype") -> "torch.dtype":
+    """``"bfloat16"`` → ``torch.bfloat16`` (a dtype passes through); an unknown name is one clear error."""
+    import torch
+
+    if isinstance(torch_dtype, torch.dtype):
+        return torch_dtype
+    dtype = getattr(torch, str(torch_dtype), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown torch_dtype {torch_dtype!r}; use float32, bfloat16 or float16")
+    return dtype
+
+
 def check_weights_folder(path: str | os.PathLike, required: dict[str, str], family: str) -> Path:
     """Raise one clear error if ``path`` is not a folder holding every ``required`` component.
 

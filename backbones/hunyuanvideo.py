@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import (
+    resolve_dtype,
     check_weights_folder,
     hub_load_error,
     is_local_path,
@@ -242,7 +243,7 @@ class HunyuanVideoBackbone(VideoBackbone):
     ) -> HunyuanVideoBackbone:
         """Real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or a tiny random
         model (``tiny=True``). ``embedded_guidance_scale`` is the distilled guidance value every prediction uses."""
-        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        dtype = resolve_dtype(torch_dtype)
         if tiny and pretrained is None:
             bb = cls.tiny(seed=seed, torch_dtype=dtype)
         else:

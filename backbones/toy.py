@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .base import PromptEmbedding, SamplingDefaults
 from .cogvideox import CogVideoXBackbone
-from .common import check_weights_folder
+from .common import check_weights_folder, resolve_dtype
 from .registry import register_backbone
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "unlearn" / "toyworld" / "weights"
@@ -42,7 +42,7 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
              **_: Any) -> ToyCogVideoXBackbone:
         """``pretrained``: a folder written by ``unlearn toyworld pretrain`` (default: the shipped weights);
         ``tiny=True``: the toy architecture with random weights (no files needed)."""
-        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        dtype = resolve_dtype(torch_dtype)
         if tiny and pretrained is None:
             return cls.tiny(seed=seed).to(dtype)
         folder = check_weights_folder(pretrained or SHIPPED_WEIGHTS, WEIGHTS_LAYOUT, cls.__name__)

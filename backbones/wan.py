@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer
+from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
 from .registry import register_backbone
 
 #: ``Wan-AI/Wan2.1-T2V-*-Diffusers`` ``scheduler/scheduler_config.json`` (UniPC with flow sigmas, shift 3)
@@ -164,7 +164,7 @@ class WanBackbone(VideoBackbone):
     ) -> WanBackbone:
         """Real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or a tiny random
         model (``tiny=True``)."""
-        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        dtype = resolve_dtype(torch_dtype)
         if tiny and pretrained is None:
             return cls.tiny(seed=seed, torch_dtype=dtype)
         return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, variant=variant, max_text_length=max_text_length)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import check_weights_folder, hub_load_error, is_local_path, tiny_clip_tokenizer
+from .common import check_weights_folder, hub_load_error, is_local_path, tiny_clip_tokenizer, resolve_dtype
 from .registry import register_backbone
 
 #: ``cerspense/zeroscope_v2_576w`` ``scheduler/scheduler_config.json`` (a DDIMScheduler)
@@ -178,7 +178,7 @@ class ZeroScopeBackbone(VideoBackbone):
         """Real weights (``pretrained``: hub id or local diffusers folder) or a tiny random model. The scheduler
         is the folder's config in ``scheduler_class`` (default DPM-Solver++, as the model card uses; ``None``
         keeps the class the folder names)."""
-        dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
+        dtype = resolve_dtype(torch_dtype)
         if tiny and pretrained is None:
             return cls.tiny(seed=seed, torch_dtype=dtype, scheduler_class=scheduler_class)
         return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, scheduler_class=scheduler_class)

@@ -97,3 +97,8 @@ def test_empty_prompt_list_and_concept_errors(tmp_path):
         ConceptDataModule(concept="nudity", prompts=[], cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="data.concept is empty"):
         ConceptDataModule(concept=" ", prompts=["x"], cache_dir=str(tmp_path))
+
+
+def test_unknown_torch_dtype_is_named():
+    with pytest.raises(ValueError, match="unknown torch_dtype 'bfloat'"):
+        build_backbone("cogvideox-2b", tiny=True, torch_dtype="bfloat")
