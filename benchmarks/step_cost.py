@@ -4,12 +4,22 @@
    with the pseudo-data cache (trajectories made once, cache build included in the time) against per-step
    regeneration as ESD/Receler do (fresh noise, CFG denoising down to a random t, every step), at an equal
    number of training samples.
+
+   Two choices decide what this measures, both printed:
+   - Video size 25 frames x 96 x 96 (7 latent frames, 144 video tokens). At the tests' 9 x 32 x 32 (12 video
+     tokens) a denoiser call costs about what Lightning's per-step bookkeeping does, so the ratio would
+     measure Python overhead, not denoiser calls; at full size the denoiser dominates by far. Larger sizes
+     raise the ratio further (and the run time).
+   - 512 training samples over 4 prompts: 2.6 passes over the 200 cached points (4 trajectories x 50 recorded
+     steps), where the paper trains 500 epochs. The cache build (4 trajectories x 50 CFG steps) is paid once,
+     so the ratio grows with the number of samples toward the per-sample ratio, which is printed too, with
+     the projection for longer runs. Regeneration stops at a step drawn from the same recorded steps.
 2. Peak memory of the concept-mask computation (chunked, ``unlearn.attention_maps``) against the dense
    attention map, for one full-size CogVideoX-2B attention layer (30 heads × 64, 226 text tokens, 49 frames
    at 480×720 → 13 latent frames × 30 × 45 = 17,550 video tokens), random q and k. Each measurement runs in
    its own process and reads the peak resident memory (VmHWM) above the inputs.
 
-Usage: python benchmarks/step_cost.py [--samples 96] [--skip-memory]
+Usage: python benchmarks/step_cost.py [--samples 512] [--frames 25 --size 96] [--threads 1] [--skip-memory]
 The last line printed is ``speedup: <ratio>`` (cached vs regeneration, cache build included).
 """
 
@@ -28,7 +38,7 @@ TOY_PROMPTS = ["a red ring drifts to the left", "a small crimson hoop moves up a
                "a large red ring stays still on a dark background", "a crimson hoop slides to the right"]
 
 
-def timing(samples: int, steps: int, backbone: str = "cogvideox-2b") -> dict:
+def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int = 25, pixels: int = 96) -> dict:
     import lightning.pytorch as pl
 
     class FitClock(pl.Callback):
@@ -36,6 +46,10 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b") -> dict:
         # training: model construction and Trainer set-up are the same in both modes and left out
         def on_fit_start(self, trainer, pl_module):
             self.start = time.perf_counter()
+
+        def on_train_start(self, trainer, pl_module):
+            # the training dataloader (and with it the cache build) is made between fit start and here
+            self.setup_seconds = time.perf_counter() - self.start
 
         def on_train_end(self, trainer, pl_module):
             self.seconds = time.perf_counter() - self.start
@@ -54,7 +68,7 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b") -> dict:
         tmp = tempfile.mkdtemp()
         toy = backbone == "toy-cogvideox"
         model = T2VUnlearning(backbone=backbone, tiny=not toy, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0)
-        size = {} if toy else {"num_frames": 9, "height": 32, "width": 32}
+        size = {} if toy else {"num_frames": frames, "height": pixels, "width": pixels}
         dm = ConceptDataModule(concept="red ring" if toy else "nudity", concept_synonyms=["crimson hoop"] if toy else
                                ["naked", "nude"], prompts=TOY_PROMPTS if toy else prompts, **size, num_inference_steps=steps, use_cache=mode != "regeneration",
                                regeneration_samples_per_epoch=n, cache_dir=os.path.join(tmp, "cache"),
@@ -66,9 +80,13 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b") -> dict:
         trainer.fit(model, dm)
         if mode == "warmup":
             continue
-        print(f"{mode:>13}: {clock.seconds:.2f} s for {trainer.global_step} training samples", flush=True)
+        steps_s = clock.seconds - clock.setup_seconds
+        print(f"{mode:>13}: {clock.seconds:.2f} s for {trainer.global_step} training samples "
+              f"(set-up incl. cache build {clock.setup_seconds:.2f} s, then {1000 * steps_s / trainer.global_step:.1f} ms "
+              f"per sample)", flush=True)
         if mode not in out or clock.seconds < out[mode]["seconds"]:
-            out[mode] = {"seconds": clock.seconds, "training_samples": trainer.global_step}
+            out[mode] = {"seconds": clock.seconds, "setup_seconds": clock.setup_seconds,
+                         "training_samples": trainer.global_step, "samples_per_epoch": len(trainer.train_dataloader.dataset)}
     return out
 
 
@@ -124,9 +142,11 @@ def memory(threads: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--samples", type=int, default=96, help="training samples for both modes")
+    ap.add_argument("--samples", type=int, default=512, help="training samples for both modes")
+    ap.add_argument("--frames", type=int, default=25, help="video frames of the pseudo data (tiny CogVideoX)")
+    ap.add_argument("--size", type=int, default=96, help="video height = width in pixels (tiny CogVideoX)")
     ap.add_argument("--steps", type=int, default=50, help="sampling steps of the pseudo-data sampler")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the tiny model gains nothing from more)")
     ap.add_argument("--backbone", default="cogvideox-2b",
                     help="cogvideox-2b (tiny random, the default) or toy-cogvideox (shipped toy weights)")
     ap.add_argument("--skip-memory", action="store_true")
@@ -136,8 +156,20 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     print(f"[1] training cost, {args.backbone}, {args.steps} sampling steps, {args.samples} samples", flush=True)
-    t = timing(args.samples, args.steps, args.backbone)
+    t = timing(args.samples, args.steps, args.backbone, args.frames, args.size)
     speedup = t["regeneration"]["seconds"] / t["cached"]["seconds"]
+    # amortisation: cached = build + n * per_sample, regeneration = n * per_sample (no build)
+    c, r = t["cached"], t["regeneration"]
+    per_c = (c["seconds"] - c["setup_seconds"]) / c["training_samples"]
+    per_r = r["seconds"] / r["training_samples"]
+    build = c["setup_seconds"] - r["setup_seconds"]
+    t["per_sample_ratio"] = per_r / per_c
+    print(f"  cache build {build:.2f} s once; per training sample {1000 * per_r:.1f} ms (regeneration) vs "
+          f"{1000 * per_c:.1f} ms (cached): ratio {per_r / per_c:.1f}, the limit for long runs", flush=True)
+    points = c["samples_per_epoch"]  # prompts x recorded steps
+    for n in (args.samples * 4, 500 * points):
+        print(f"  projected at {n} samples: {n * per_r / (build + n * per_c):.1f}"
+              + (f" (the paper's 500 epochs over these {points} cached points)" if n == 500 * points else ""), flush=True)
     mem = []
     if not args.skip_memory:
         print("[2] concept-map peak memory, one CogVideoX-2B attention layer (30 heads x 64, 226 text tokens)", flush=True)
