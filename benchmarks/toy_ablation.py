@@ -9,7 +9,12 @@ rich prompts, and writes one table (``runs/toy_ablation/ablation.md`` + ``.json`
 - no_localization: α = 0 → expect lower PSR
 - mask_first_layer: one mask from the first attention layer, shared by all layers' L_loc
 - no_preservation: β = 0 → expect lower PSR
+- no_loc_no_pres / mask0_no_pres: β = 0 with α = 0 / with α and the first-layer mask: what localization
+  does when preservation does not already hold the edit in place
 - eta_low / eta_high: η = 1 / η = 7 → larger η erases more and preserves less
+
+Besides ESR/PSR the table has the edit's locality from ``benchmarks/toy_localization.py``: the mean pixel
+change (0-255) outside the erased object in held-out prompts of the erased concept (what L_loc protects).
 
 Usage: python benchmarks/toy_ablation.py [--epochs N] [--per-class K] [--out runs/toy_ablation]
 The original model is evaluated once (first variant); the others reuse the pseudo-data cache where their
@@ -33,9 +38,17 @@ VARIANTS: dict[str, list[str]] = {
     "no_localization": ["--model.init_args.alpha", "0"],
     "mask_first_layer": ["--model.init_args.mask_layers", "[0]"],
     "no_preservation": ["--model.init_args.beta", "0"],
+    "no_loc_no_pres": ["--model.init_args.alpha", "0", "--model.init_args.beta", "0"],
+    "mask0_no_pres": ["--model.init_args.mask_layers", "[0]", "--model.init_args.beta", "0"],
     "eta_low": ["--model.init_args.eta", "1"],
     "eta_high": ["--model.init_args.eta", "7"],
 }
+
+
+def _config_concept(config: str) -> str:
+    import yaml
+
+    return yaml.safe_load(Path(config).read_text())["data"]["init_args"]["concept"]
 
 
 def main() -> None:
@@ -47,6 +60,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="run only these variants")
     ap.add_argument("--reuse", action="store_true",
                     help="keep variants whose run folder already holds eval/metrics.json (resume an interrupted ablation)")
+    ap.add_argument("--no-locality", action="store_true", help="skip the pixel-change locality column")
+    ap.add_argument("--locality-prompts", type=int, default=24, help="held-out prompts for the locality column")
     args = ap.parse_args()
     out = Path(args.out)
     results: dict[str, dict] = {}
@@ -72,15 +87,25 @@ def main() -> None:
         results[name] = {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1),
                          "overrides": VARIANTS[name], "prompt_suite_hash": metrics["prompt_suite_hash"]}
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
+    if not args.no_locality:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from toy_localization import measure
+
+        concept = _config_concept(args.config)
+        loc = measure([str(out / n) for n in names], concept, args.locality_prompts)
+        for n in names:
+            results[n]["locality"] = loc["runs"][str(out / n)]
     original = results[names[0]]["rows"].get("original")
-    lines = ["| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | overrides |", "|---|---|---|---|---|---|"]
+    lines = ["| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | change outside the object | overrides |",
+             "|---|---|---|---|---|---|---|"]
     if original:
         lines.append(f"| original model | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
-                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | – |")
+                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | 0 | – |")
     for name, r in results.items():
         row = r["rows"]["t2vunlearning"]
+        outside = f"{r['locality']['outside']:.1f}" if "locality" in r else "–"
         lines.append(f"| {name} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | {row['psr@1']:.1f} | {row['psr@5']:.1f} | "
-                     f"{' '.join(r['overrides']) or 'config as is'} |")
+                     f"{outside} | {' '.join(r['overrides']) or 'config as is'} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({"original": original, "variants": results}, indent=2))
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
