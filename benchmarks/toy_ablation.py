@@ -16,7 +16,8 @@ rich prompts, and writes one table (``runs/toy_ablation/ablation.md`` + ``.json`
 Besides ESR/PSR the table has the edit's locality from ``benchmarks/toy_localization.py``: the mean pixel
 change (0-255) outside the erased object in held-out prompts of the erased concept (what L_loc protects).
 
-Usage: python benchmarks/toy_ablation.py [--epochs N] [--per-class K] [--out runs/toy_ablation]
+Usage: python benchmarks/toy_ablation.py [--epochs N] [--per-class K] [--out runs/toy_ablation] [--only V ...]
+       [--reuse] [--no-locality]   (all variants: ~30 min on 2 CPU cores)
 The original model is evaluated once (first variant); the others reuse the pseudo-data cache where their
 settings allow (α and β do not change the trajectories).
 """
@@ -43,6 +44,15 @@ VARIANTS: dict[str, list[str]] = {
     "eta_low": ["--model.init_args.eta", "1"],
     "eta_high": ["--model.init_args.eta", "7"],
 }
+
+
+def paired_delta(row: dict, ref: dict, erased: str) -> tuple[float, float]:
+    """Mean per-class top-1 difference over the preserved classes and its standard error. Both rows use the
+    same prompts and seeds, so the paired difference is what tells an effect from evaluation noise."""
+    import statistics
+
+    d = [row["per_class_top1"][k] - ref["per_class_top1"][k] for k in ref["per_class_top1"] if k != erased]
+    return statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
 
 
 def _config_concept(config: str) -> str:
@@ -87,25 +97,27 @@ def main() -> None:
         results[name] = {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1),
                          "overrides": VARIANTS[name], "prompt_suite_hash": metrics["prompt_suite_hash"]}
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
+    concept = _config_concept(args.config)
     if not args.no_locality:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from toy_localization import measure
 
-        concept = _config_concept(args.config)
         loc = measure([str(out / n) for n in names], concept, args.locality_prompts)
         for n in names:
             results[n]["locality"] = loc["runs"][str(out / n)]
     original = results[names[0]]["rows"].get("original")
-    lines = ["| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | change outside the object | overrides |",
-             "|---|---|---|---|---|---|---|"]
+    ref = results[names[0]]["rows"]["t2vunlearning"]
+    lines = [f"| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | ΔPSR-1 vs {names[0]} (± paired SE) | "
+             "change outside the object | overrides |", "|---|---|---|---|---|---|---|---|"]
     if original:
         lines.append(f"| original model | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
-                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | 0 | – |")
+                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | – | 0 | – |")
     for name, r in results.items():
         row = r["rows"]["t2vunlearning"]
         outside = f"{r['locality']['outside']:.1f}" if "locality" in r else "–"
+        delta = "–" if name == names[0] else "{:+.1f} ± {:.1f}".format(*paired_delta(row, ref, concept))
         lines.append(f"| {name} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | {row['psr@1']:.1f} | {row['psr@5']:.1f} | "
-                     f"{outside} | {' '.join(r['overrides']) or 'config as is'} |")
+                     f"{delta} | {outside} | {' '.join(r['overrides']) or 'config as is'} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({"original": original, "variants": results}, indent=2))
     (out / "ablation.md").write_text("\n".join(lines) + "\n")

@@ -47,7 +47,7 @@ def measure(run_dirs: list[str], concept: str, n_prompts: int, seed: int = 77, w
         outside = float(diff[~on_obj].mean())
         inside = float(diff[on_obj].mean()) if on_obj.any() else float("nan")
         out["runs"][str(run)] = {"outside": round(outside, 2), "inside": round(inside, 2),
-                                 "outside_share": round(outside / (outside + inside), 3)}
+                                 "outside_share": round(outside / (outside + inside), 3) if outside + inside > 0 else 0.0}
     return out
 
 
