@@ -12,22 +12,17 @@ from unlearn.evaluation import EvalPrompt, classification_row, suite_hash, write
 
 
 def resolve_suite(suite: str, per_class: int, seed: int) -> list[EvalPrompt]:
-    """``"toyworld"``: the toy world's held-out rich prompts; otherwise a prompt suite file (or
-    ``builtin:<name>``) whose ``concept`` (or ``category``) field names each prompt's class."""
-    if suite == "toyworld":
-        from unlearn.toyworld.evaluation import heldout_suite
+    """``"toyworld"``: the toy world's held-out rich prompts; otherwise a prompt suite file, ``builtin:<name>``
+    or ``<loader>:<path>`` whose ``concept`` (or ``category``) field names each prompt's class. One loader,
+    :func:`unlearn.benchmark.suites.load_suite`, serves this callback and the runner, so both hash alike."""
+    from unlearn.benchmark.suites import load_suite
 
-        return heldout_suite(per_class=per_class, seed=seed)
-    from unlearn.prompts import load_prompts
-
-    records = load_prompts(suite)
-    out = []
-    for i, r in enumerate(records):
-        cls = r.concept or r.category
-        if not cls:
-            raise ValueError(f"{suite}: prompt {i} ({r.prompt!r}) names no class (concept or category field)")
-        out.append(EvalPrompt(r.prompt, cls, int(r.seed) if r.seed is not None else seed + i))
-    return out
+    loaded = load_suite(suite, per_class=per_class, seed=seed)
+    for it in loaded:
+        if not it.label:
+            raise ValueError(f"{suite}: prompt {it.index} ({it.prompt!r}) names no class (concept or category "
+                             "field); the erasure evaluation needs one per prompt")
+    return loaded.eval_prompts()
 
 
 def resolve_classifier(name: str) -> Any:
