@@ -5,7 +5,7 @@
    regeneration as ESD/Receler do (fresh noise, CFG denoising down to a random t, every step), at an equal
    number of training samples.
 
-   Two choices decide what this measures, both printed:
+   Two choices (flags) decide what this measures:
    - Video size 25 frames x 96 x 96 (7 latent frames, 144 video tokens). At the tests' 9 x 32 x 32 (12 video
      tokens) a denoiser call costs about what Lightning's per-step bookkeeping does, so the ratio would
      measure Python overhead, not denoiser calls; at full size the denoiser dominates by far. Larger sizes
