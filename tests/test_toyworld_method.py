@@ -1,44 +1,26 @@
 """The method works in the toy world (not just runs): the concept map finds the object, and a short
 unlearning run lowers the erased class's accuracy while the other classes stay."""
 
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
-import torch
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "unlearn" / "toyworld" / "weights" / "world.json"
 pytestmark = pytest.mark.skipif(not WEIGHTS.exists(), reason="toy world weights not built (unlearn toyworld pretrain)")
 
 
 def test_first_layer_concept_map_covers_the_object():
-    from backbones import build_backbone
-    from unlearn.adapters import AdapterController
-    from unlearn.toyworld.grammar import prompts_for_concept
-    from unlearn.toyworld.render import frames_to_latents, render_video
+    # the measurement is benchmarks/toy_mask_quality.py's, so the test and the benchmark cannot drift apart
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from toy_mask_quality import layer_ratios
 
-    bb = build_backbone("toy-cogvideox")
-    sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8)
-    bb.attach_controller(ctl)
-    ratios = []
-    for r in prompts_for_concept("red ring", 8, split="train", style="rich", seed=3):
-        frames = torch.as_tensor(render_video(r.scene, 16, 16, 4))
-        red = frames.float()
-        obj = (red[..., 0] > 150) & (red[..., 1] < 100) & (red[..., 2] < 100)  # the red object's pixels
-        obj_tokens = torch.nn.functional.avg_pool2d(obj[:, None].float(), 2)[:, 0].reshape(4, -1) > 0.25
-        x0 = frames_to_latents(frames)[None]
-        t = torch.tensor([300])
-        x_t = bb.new_scheduler().add_noise(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)), t)
-        tokens = bb.concept_token_mask([r.text], [[r.words[i] for i in r.concept_indices("red ring")]])
-        with ctl.capturing(tokens):
-            bb.predict(x_t, t, bb.encode_prompts([r.text]))
-        _, maps = ctl.take()
-        first = maps[0][0]  # [frames, tokens per frame]
-        ratios.append(float(first[obj_tokens].mean() / first[~obj_tokens].mean()))
-    # object tokens attend to the concept words more than background tokens do (measured median ≈ 1.6);
-    # deeper layers of this small model do not localise (their ratio is below 1), see docs
-    assert torch.tensor(ratios).median() > 1.2, ratios
+    ratios = layer_ratios(None, "red ring", 8, [300], seed=3)["median_obj_bg_ratio_per_layer"][300]
+    assert len(ratios) == 4 and all(r > 0 for r in ratios)
+    # object tokens attend to the concept words more than background tokens do in layer 0 (measured median
+    # ≈ 1.6); the last layer of this small model does not localise (ratio ≈ 0.7), see docs/NOTES.md
+    assert ratios[0] > 1.2 > ratios[3], ratios
 
 
 def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
