@@ -12,6 +12,7 @@ rich prompts, and writes one table (``runs/toy_ablation/ablation.md`` + ``.json`
 - no_loc_no_pres / mask0_no_pres: β = 0 with α = 0 / with α and the first-layer mask: what localization
   does when preservation does not already hold the edit in place
 - eta_low / eta_high: η = 1 / η = 7 → larger η erases more and preserves less
+- no_augmentation_eta_low: the concept's name only at η = 1, where erasure is not saturated (compare eta_low)
 
 Besides ESR/PSR the table has the edit's locality from ``benchmarks/toy_localization.py``: the mean pixel
 change (0-255) outside the erased object in held-out prompts of the erased concept (what L_loc protects).
@@ -43,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     "mask0_no_pres": ["--model.init_args.mask_layers", "[0]", "--model.init_args.beta", "0"],
     "eta_low": ["--model.init_args.eta", "1"],
     "eta_high": ["--model.init_args.eta", "7"],
+    "no_augmentation_eta_low": ["--data.init_args.prompt_style", "concept", "--model.init_args.eta", "1"],
 }
 
 

@@ -2,7 +2,7 @@
 
 Usage (reproducible; the record of the shipped weights states the exact command)::
 
-    python -m unlearn.toyworld.pretrain --out unlearn/toyworld/weights --steps 5000 --seed 0 --threads 2
+    python -m unlearn.toyworld.pretrain --out unlearn/toyworld/weights --steps 4500 --seed 0 --threads 1
 
 What it does:
 
