@@ -7,6 +7,7 @@ rich prompts, and writes one table (``runs/toy_ablation/ablation.md`` + ``.json`
 - no_augmentation: the concept's name only ("a red ring") → expect lower ESR on rich paraphrased prompts
 - bare_synonyms:   bare prompts with synonym swaps ("a crimson hoop"), no context
 - no_localization: α = 0 → expect lower PSR
+- alpha_high: α = 5 (the paper's HunyuanVideo weight): the dose-response of localization
 - mask_first_layer: one mask from the first attention layer, shared by all layers' L_loc
 - no_preservation: β = 0 → expect lower PSR
 - no_loc_no_pres / mask0_no_pres: β = 0 with α = 0 / with α and the first-layer mask: what localization
@@ -18,7 +19,7 @@ Besides ESR/PSR the table has the edit's locality from ``benchmarks/toy_localiza
 change (0-255) outside the erased object in held-out prompts of the erased concept (what L_loc protects).
 
 Usage: python benchmarks/toy_ablation.py [--epochs N] [--per-class K] [--out runs/toy_ablation] [--only V ...]
-       [--reuse] [--no-locality]   (all variants: ~30 min on 2 CPU cores)
+       [--reuse] [--no-locality]   (all variants: ~35 min on 2 CPU cores)
 The original model is evaluated once (first variant); the others reuse the pseudo-data cache where their
 settings allow (α and β do not change the trajectories).
 """
@@ -38,6 +39,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_augmentation": ["--data.init_args.prompt_style", "concept"],
     "bare_synonyms": ["--data.init_args.prompt_style", "bare"],
     "no_localization": ["--model.init_args.alpha", "0"],
+    "alpha_high": ["--model.init_args.alpha", "5"],
     "mask_first_layer": ["--model.init_args.mask_layers", "[0]"],
     "no_preservation": ["--model.init_args.beta", "0"],
     "no_loc_no_pres": ["--model.init_args.alpha", "0", "--model.init_args.beta", "0"],
