@@ -41,3 +41,26 @@ def test_toy_shapes_fast_dev_run(tmp_path):
     main(["fit", "--config", "configs/toy_shapes.yaml", "--trainer.fast_dev_run", "true",
           "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
           "--data.init_args.num_prompts", "4", "--data.init_args.cache_dir", str(tmp_path / "cache")])
+
+
+def _toy_ablation_variants() -> dict:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from toy_ablation import VARIANTS
+
+    return VARIANTS
+
+
+@pytest.mark.parametrize("name", list(_toy_ablation_variants()))
+def test_toy_ablation_variant_overrides_parse_and_apply(name, capsys):
+    """Each row of benchmarks/toy_ablation.py is the main config plus its overrides, and nothing else."""
+    overrides = _toy_ablation_variants()[name]
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", "configs/toy_shapes.yaml", *overrides, "--print_config"])
+    assert done.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    for key, value in zip(overrides[::2], overrides[1::2]):
+        parts = key.removeprefix("--").split(".")  # e.g. model.init_args.alpha
+        got = printed[parts[0]]["init_args"][parts[-1]]
+        assert got == yaml.safe_load(value), (key, got, value)
