@@ -65,6 +65,26 @@ def _config_concept(config: str) -> str:
     return yaml.safe_load(Path(config).read_text())["data"]["init_args"]["concept"]
 
 
+def _config_preserve_classes(config: str, concept: str) -> list[str]:
+    """The classes whose prompts feed L_pre in ``config`` (the data module's default: the concept's neighbours)."""
+    import yaml
+
+    from unlearn.toyworld.data import neighbour_classes
+
+    given = yaml.safe_load(Path(config).read_text())["data"]["init_args"].get("preserve_classes")
+    return list(given) if given else neighbour_classes(concept)
+
+
+def split_psr(row: dict, preserved: list[str], erased: str) -> tuple[float, float]:
+    """PSR-1 over the classes L_pre trains on and over the other kept classes. PSR on the first group is
+    partly what L_pre optimises (other prompts, same classes); the second is the untouched generalisation."""
+    import statistics
+
+    pc = row["per_class_top1"]
+    return (statistics.mean(pc[k] for k in preserved),
+            statistics.mean(pc[k] for k in pc if k != erased and k not in preserved))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/toy_shapes.yaml")
@@ -102,6 +122,7 @@ def main() -> None:
                          "overrides": VARIANTS[name], "prompt_suite_hash": metrics["prompt_suite_hash"]}
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
     concept = _config_concept(args.config)
+    preserved = _config_preserve_classes(args.config, concept)
     if not args.no_locality:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from toy_localization import measure
@@ -111,19 +132,23 @@ def main() -> None:
             results[n]["locality"] = loc["runs"][str(out / n)]
     original = results[names[0]]["rows"].get("original")
     ref = results[names[0]]["rows"]["t2vunlearning"]
-    lines = [f"| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | ΔPSR-1 vs {names[0]} (± paired SE) | "
-             "change outside the object | overrides |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | PSR-1 on the {len(preserved)} L_pre classes | "
+             f"PSR-1 on the other kept classes | ΔPSR-1 vs {names[0]} (± paired SE) | "
+             "change outside the object | overrides |", "|---|---|---|---|---|---|---|---|---|---|"]
     if original:
         lines.append(f"| original model | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
-                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | – | 0 | – |")
+                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | "
+                     "{:.1f} | {:.1f} | – | 0 | – |".format(*split_psr(original, preserved, concept)))
     for name, r in results.items():
         row = r["rows"]["t2vunlearning"]
         outside = f"{r['locality']['outside']:.1f}" if "locality" in r else "–"
         delta = "–" if name == names[0] else "{:+.1f} ± {:.1f}".format(*paired_delta(row, ref, concept))
         lines.append(f"| {name} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | {row['psr@1']:.1f} | {row['psr@5']:.1f} | "
+                     "{:.1f} | {:.1f} | ".format(*split_psr(row, preserved, concept)) +
                      f"{delta} | {outside} | {' '.join(r['overrides']) or 'config as is'} |")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps({"original": original, "variants": results}, indent=2))
+    (out / "ablation.json").write_text(json.dumps({"original": original, "preserve_classes": preserved,
+                                                   "variants": results}, indent=2))
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -64,3 +64,15 @@ def test_toy_ablation_variant_overrides_parse_and_apply(name, capsys):
         parts = key.removeprefix("--").split(".")  # e.g. model.init_args.alpha
         got = printed[parts[0]]["init_args"][parts[-1]]
         assert got == yaml.safe_load(value), (key, got, value)
+
+
+def test_toy_ablation_splits_psr_into_preserved_and_other_classes():
+    _toy_ablation_variants()  # puts benchmarks/ on the path
+    from toy_ablation import _config_preserve_classes, split_psr
+
+    preserved = _config_preserve_classes("configs/toy_shapes.yaml", "red ring")
+    assert len(preserved) == 8 and "red ring" not in preserved
+    assert all("red" in c.split() or "ring" in c.split() for c in preserved)
+    row = {"per_class_top1": {"red ring": 0.0, "red square": 50.0, "green ring": 100.0, "blue bar": 20.0,
+                              "white dot": 40.0}}
+    assert split_psr(row, ["red square", "green ring"], "red ring") == (75.0, 30.0)
