@@ -16,7 +16,9 @@ rich prompts, and writes one table (``runs/toy_ablation/ablation.md`` + ``.json`
 - no_augmentation_eta_low: the concept's name only at η = 1, where erasure is not saturated (compare eta_low)
 
 Besides ESR/PSR the table has the edit's locality from ``benchmarks/toy_localization.py``: the mean pixel
-change (0-255) outside the erased object in held-out prompts of the erased concept (what L_loc protects).
+change (0-255) outside the erased object in held-out prompts of the erased concept (what L_loc protects),
+and PSR-1 split into the classes whose prompts feed L_pre (the toy config preserves the concept's 8
+neighbours, which are also evaluated) and the other kept classes, which L_pre never sees.
 
 Usage: python benchmarks/toy_ablation.py [--epochs N] [--per-class K] [--out runs/toy_ablation] [--only V ...]
        [--reuse] [--no-locality]   (all variants: ~35 min on 2 CPU cores)
