@@ -61,20 +61,18 @@ def paired_delta(row: dict, ref: dict, erased: str) -> tuple[float, float]:
     return statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
 
 
-def _config_concept(config: str) -> str:
+def _data_args(config: str) -> dict:
     import yaml
 
-    return yaml.safe_load(Path(config).read_text())["data"]["init_args"]["concept"]
+    return yaml.safe_load(Path(config).read_text())["data"]["init_args"]
 
 
-def _config_preserve_classes(config: str, concept: str) -> list[str]:
-    """The classes whose prompts feed L_pre in ``config`` (the data module's default: the concept's neighbours)."""
-    import yaml
-
+def preserve_classes(data_args: dict) -> list[str]:
+    """The classes whose prompts feed L_pre (the data module's default: the concept's neighbours)."""
     from unlearn.toyworld.data import neighbour_classes
 
-    given = yaml.safe_load(Path(config).read_text())["data"]["init_args"].get("preserve_classes")
-    return list(given) if given else neighbour_classes(concept)
+    given = data_args.get("preserve_classes")
+    return list(given) if given else neighbour_classes(data_args["concept"])
 
 
 def split_psr(row: dict, preserved: list[str], erased: str) -> tuple[float, float]:
@@ -123,8 +121,8 @@ def main() -> None:
         results[name] = {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1),
                          "overrides": VARIANTS[name], "prompt_suite_hash": metrics["prompt_suite_hash"]}
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
-    concept = _config_concept(args.config)
-    preserved = _config_preserve_classes(args.config, concept)
+    data_args = _data_args(args.config)
+    concept, preserved = data_args["concept"], preserve_classes(data_args)
     if not args.no_locality:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from toy_localization import measure

@@ -68,9 +68,9 @@ def test_toy_ablation_variant_overrides_parse_and_apply(name, capsys):
 
 def test_toy_ablation_splits_psr_into_preserved_and_other_classes():
     _toy_ablation_variants()  # puts benchmarks/ on the path
-    from toy_ablation import _config_preserve_classes, split_psr
+    from toy_ablation import _data_args, preserve_classes, split_psr
 
-    preserved = _config_preserve_classes("configs/toy_shapes.yaml", "red ring")
+    preserved = preserve_classes(_data_args("configs/toy_shapes.yaml"))
     assert len(preserved) == 8 and "red ring" not in preserved
     assert all("red" in c.split() or "ring" in c.split() for c in preserved)
     row = {"per_class_top1": {"red ring": 0.0, "red square": 50.0, "green ring": 100.0, "blue bar": 20.0,
