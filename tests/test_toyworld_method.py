@@ -49,3 +49,26 @@ def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
     assert before["esr@1"] <= 25, before  # the original model draws red rings
     assert after["esr@1"] >= 75, after  # the unlearned one does not
     assert after["psr@1"] >= before["psr@1"] - 15, (before, after)  # the other classes stay
+
+
+def test_one_word_concept_never_preserves_a_class_that_contains_it():
+    from unlearn.toyworld.data import neighbour_classes
+
+    # a class concept keeps its 8 neighbours (same shape or same colour), whatever synonyms name it
+    assert neighbour_classes("crimson hoop") == neighbour_classes("red ring") == [
+        "red square", "red cross", "red bar", "red dot", "green ring", "blue ring", "yellow ring", "white ring"]
+    # "ring" covers every ring: L_pre must not hold any of them in place
+    rings = neighbour_classes("hoop")
+    assert len(rings) == 20 and not any(c.endswith(" ring") for c in rings)
+    reds = neighbour_classes("scarlet")
+    assert len(reds) == 20 and not any(c.startswith("red ") for c in reds)
+
+
+def test_concept_prompt_style_is_the_name_alone_for_class_and_shape_concepts():
+    from unlearn.toyworld.data import ToyWorldDataModule
+
+    shape = ToyWorldDataModule(concept="hoop", num_prompts=3, prompt_style="concept")._training_prompts()
+    assert [p.prompt for p in shape] == ["a ring"] * 3
+    assert [p.concept_words for p in shape] == [["ring"]] * 3 and len({p.seed for p in shape}) == 3
+    cls = ToyWorldDataModule(concept="crimson hoop", num_prompts=2, prompt_style="concept")._training_prompts()
+    assert [(p.prompt, p.concept_words) for p in cls] == [("a red ring", ["red", "ring"])] * 2

@@ -8,11 +8,18 @@ from unlearn.data import ConceptDataModule, TrainingPrompt
 
 
 def neighbour_classes(concept: str) -> list[str]:
-    """Classes that share the concept's shape or colour: the ones erasure is most likely to damage."""
+    """The classes erasure is most likely to damage, for L_pre.
+
+    A class concept ("red ring") has neighbours sharing its shape or its colour (the 8 other red things and
+    rings). A one-word concept ("ring", "red") covers every class that contains it, so none of those may be
+    preserved; its neighbours are all classes that do not express it (the other shapes, or the other colours).
+    """
+    from .grammar import parse_concept
     from .render import class_names
 
-    words = set(concept.split())
-    return [c for c in class_names() if c != concept and words & set(c.split())]
+    words = set(parse_concept(concept))
+    kept = [c for c in class_names() if not words <= set(c.split())]
+    return [c for c in kept if words & set(c.split())] or kept
 
 
 def synonym_phrases(concept: str) -> list[str]:
@@ -33,7 +40,8 @@ class ToyWorldDataModule(ConceptDataModule):
         concept: the class to erase, "<colour> <shape>" (or a single shape/colour word).
         num_prompts: training prompts drawn from the grammar's TRAIN split (held-out templates never appear).
         prompt_style: "rich" (augmented: context, paraphrases, synonyms), "bare" ("a red ring" and its synonym
-            swaps), or "concept" (the concept's own name only, "a red ring": the paper's no-augmentation setting).
+            swaps), or "concept" (the concept's own name only, "a red ring" or "a ring": the paper's
+            no-augmentation setting).
         preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour).
         preserve_prompts_per_class: prompts per preserved class.
         seed: grammar and noise seed.
@@ -73,15 +81,12 @@ class ToyWorldDataModule(ConceptDataModule):
         from .grammar import prompts_for_concept
 
         if self.prompt_style == "concept":
-            from .grammar import bare_prompt, concept_kind
+            from .grammar import concept_name_prompt
 
-            kind = concept_kind(self.concept)
-            if not (kind["shape"] and kind["colour"]):
-                raise ValueError(f"prompt_style 'concept' needs a '<colour> <shape>' concept, got {self.concept!r}")
-            records = [bare_prompt(kind["shape"], kind["colour"])] * self.toy_num_prompts  # new seed per copy
-        else:
-            records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
-                                          seed=self.seed)
+            words = concept_name_prompt(self.concept)  # "a red ring", "a ring": one text, a new seed per copy
+            return [TrainingPrompt(" ".join(words), words[1:], self.seed + i) for i in range(self.toy_num_prompts)]
+        records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
+                                      seed=self.seed)
         if not records:
             raise ValueError(f"the toy grammar produced no prompts for {self.concept!r}")
         return [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(self.concept)], self.seed + i)

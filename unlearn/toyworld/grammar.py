@@ -234,6 +234,15 @@ def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colou
                         key=("bare", sw, cw))
 
 
+def concept_name_prompt(concept: str) -> list[str]:
+    """The concept's own name as a prompt, canonical words in grammar order: "ring" -> ["a", "ring"],
+    "crimson hoop" -> ["a", "red", "ring"]. Nothing else is said, so the model picks everything left open
+    (for "a ring" the shipped model draws the ring in one default colour)."""
+    kind = concept_kind(concept)
+    words = [w for w in (kind["colour"], kind["shape"]) if w]
+    return [_article(words[0]), *words]
+
+
 def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape: Optional[str] = None,
                 colour: Optional[str] = None, template_id: Optional[int] = None,
                 second_prob: float = 0.3, max_tries: int = 1000) -> PromptRecord:
