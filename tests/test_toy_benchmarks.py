@@ -37,3 +37,20 @@ def test_locality_is_zero_for_zero_adapters_and_grows_when_they_act(tmp_path):
     assert z["outside"] == 0 and z["inside"] == 0, z  # adapters at zero reproduce the original exactly
     assert a["outside"] > 1 and a["inside"] > 1, a
 
+
+
+def test_shape_concept_benchmark_prompts_and_config(tmp_path):
+    import yaml
+    from toy_shape_concept import concept_config, eval_prompts
+
+    prompts = eval_prompts("ring", per_colour=3, per_class=1)
+    classes = [c for _, c, _ in prompts]
+    for colour in ("red", "green", "blue", "yellow", "white"):
+        assert classes.count(f"{colour} ring") == 3
+    assert len(prompts) == 5 * 3 + 20 and len({s for _, _, s in prompts}) == len(prompts)
+    assert eval_prompts("ring", 3, 1) == prompts  # same prompts and seeds for every variant and run
+
+    cfg = yaml.safe_load(concept_config(str(ROOT / "configs" / "toy_shapes.yaml"), "ring", tmp_path).read_text())
+    assert cfg["data"]["init_args"]["concept"] == "ring"
+    # the per-class ErasureEvaluation cannot score a one-word concept; only the adapter checkpoint stays
+    assert [c["class_path"] for c in cfg["trainer"]["callbacks"]] == ["callbacks.AdapterCheckpoint"]
