@@ -19,13 +19,15 @@ variants on the same held-out rich prompts and seeds:
 
 Usage: python benchmarks/toy_shape_concept.py [--concept ring] [--out runs/toy_shape_concept]
        [--only V ...] [--seeds 0 1 2] [--reuse] [--per-colour 12] [--per-class 4]
-       (~3.5 min per variant and seed on 2 CPU cores, plus ~1 min of evaluation)
+       (2 CPU cores: ~1.5 min per training run, ~1 min per scored row; all variants × 3 seeds ~65 min.
+       Scored rows are cached in each run folder, keyed by the prompts and the adapter weights)
 Writes ``OUT/shape_concept.md`` and ``.json``; the committed copy is ``benchmarks/toy_shape_concept.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -39,7 +41,9 @@ VARIANTS: dict[str, list[str]] = {
     "no_augmentation": ["--data.init_args.prompt_style", "concept"],
     "bare_synonyms": ["--data.init_args.prompt_style", "bare"],
     "no_localization": ["--model.init_args.alpha", "0"],
+    "no_preservation": ["--model.init_args.beta", "0"],
     "eta_low": ["--model.init_args.eta", "1"],
+    "eta_high": ["--model.init_args.eta", "7"],
     "no_augmentation_eta_low": ["--data.init_args.prompt_style", "concept", "--model.init_args.eta", "1"],
 }
 
@@ -77,7 +81,8 @@ def eval_prompts(concept: str, per_colour: int, per_class: int, seed: int = 4321
     return out
 
 
-def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int = 50) -> dict[str, dict]:
+def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int = 50,
+             name_samples: int = 24) -> dict[str, dict]:
     import torch
 
     from backbones import build_backbone
@@ -118,7 +123,8 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
         return {"esr@1": 100 * statistics.mean(every),
                 "esr@1_by": {k: 100 * statistics.mean(v) for k, v in erased.items()},
                 "psr@1": 100 * float(p["psr@1"]), "psr@5": 100 * float(p["psr@5"]),
-                "erased_frames": len(every), "preserved_frames": int(p["frames"])}
+                "erased_frames": len(every), "preserved_frames": int(p["frames"]),
+                "per_class_top1": {k: 100 * v["top1"] for k, v in psr.per_class().items()}}
 
     # what pseudo data from the name alone can show: the classes the original model draws for it
     from collections import Counter
@@ -127,18 +133,32 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
 
     bare = " ".join(concept_name_prompt(concept))
     with torch.no_grad():
-        frames = bb.decode(bb.sample([bare] * 24, list(range(24)))).flatten(0, 1)
+        frames = bb.decode(bb.sample([bare] * name_samples, list(range(name_samples)))).flatten(0, 1)
     drawn = Counter(names[i] for i in clf.logits(to_float(frames)).argmax(-1).tolist())
     print(f"'{bare}' is drawn as {dict(drawn)}", flush=True)
 
+    # each row is cached next to its adapters, keyed by the prompts and the adapter weights, so that adding a
+    # variant (or resuming) scores only what is new
+    key = hashlib.sha256(json.dumps([concept, prompts]).encode()).hexdigest()[:16]
     rows = {}
     for name, run in run_dirs.items():
+        adapters_sha = hashlib.sha256((run / "adapters" / "adapters.safetensors").read_bytes()).hexdigest()[:16]
+        cached = run / "shape_eval.json"
+        if cached.is_file():
+            c = json.loads(cached.read_text())
+            if c.get("prompts") == key and c.get("adapters") == adapters_sha:
+                rows.setdefault("original model", c["original"])
+                rows[name] = c["row"]
+                print(f"[{name}] cached: ESR-1 {rows[name]['esr@1']:.1f}  PSR-1 {rows[name]['psr@1']:.1f}", flush=True)
+                continue
         controller, _ = load_adapters(run / "adapters")
         bb.attach_controller(controller)
-        if not rows:
+        if "original model" not in rows:
             with controller.disabled():
                 rows["original model"] = score(bb.sample)
         rows[name] = score(bb.sample)
+        cached.write_text(json.dumps({"prompts": key, "adapters": adapters_sha, "row": rows[name],
+                                      "original": rows["original model"]}))
         print(f"[{name}] ESR-1 {rows[name]['esr@1']:.1f}  PSR-1 {rows[name]['psr@1']:.1f}", flush=True)
     return {"rows": rows, "concept_name_drawn_as": dict(drawn.most_common()), "kept_classes": kept}
 

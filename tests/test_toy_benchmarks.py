@@ -54,3 +54,32 @@ def test_shape_concept_benchmark_prompts_and_config(tmp_path):
     assert cfg["data"]["init_args"]["concept"] == "ring"
     # the per-class ErasureEvaluation cannot score a one-word concept; only the adapter checkpoint stays
     assert [c["class_path"] for c in cfg["trainer"]["callbacks"]] == ["callbacks.AdapterCheckpoint"]
+
+
+def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
+    import json
+    import shutil
+
+    from toy_shape_concept import eval_prompts, evaluate
+    from unlearn.export import save_adapters
+
+    prompts = [p for p in eval_prompts("ring", 1, 1) if p[1] in ("red ring", "blue ring", "red square", "green bar")]
+    save_adapters(_controller(), "toy-cogvideox", tmp_path / "run" / "adapters")
+    res = evaluate({"run": tmp_path / "run"}, "ring", prompts, name_samples=1)
+    rows = res["rows"]
+    assert rows["run"] == rows["original model"]  # zero-initialised adapters: the original's frames exactly
+    assert set(rows["run"]["esr@1_by"]) == {"red", "blue"} and rows["run"]["erased_frames"] == 8
+    assert len(res["kept_classes"]) == 20 and not any(c.endswith("ring") for c in res["kept_classes"])
+    assert set(rows["run"]["per_class_top1"]) == {"red square", "green bar"}
+    cache = tmp_path / "run" / "shape_eval.json"
+    first = json.loads(cache.read_text())
+    assert first["row"] == rows["run"]
+
+    acting = _controller()
+    with torch.no_grad():
+        for p in acting.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
+    save_adapters(acting, "toy-cogvideox", tmp_path / "acting" / "adapters")
+    shutil.copy(tmp_path / "acting" / "adapters" / "adapters.safetensors", tmp_path / "run" / "adapters")
+    evaluate({"run": tmp_path / "run"}, "ring", prompts, name_samples=1)
+    assert json.loads(cache.read_text())["adapters"] != first["adapters"]  # new weights were scored, not read back

@@ -1,0 +1,124 @@
+"""The paper's qualitative findings, checked in the toy world: one table from the two ablation benchmarks.
+
+Reads the JSON written by ``benchmarks/toy_ablation.py`` (class concept "red ring": one look per class) and by
+``benchmarks/toy_shape_concept.py`` (shape concept "ring": five colours, over training seeds) and writes one
+row per comparison with the numbers and whether they go the paper's way. The rules are fixed here, not judged
+per row:
+
+- ESR comparisons (augmentation, η): the paper's direction, in every training seed where there are several;
+  equal counts as not reproduced.
+- η: the smallest against the largest η (the values between are shown).
+- PSR comparisons (localization, preservation, η): the paired difference over the kept classes (same prompts
+  and sampling seeds; per class averaged over training seeds) must be below zero by more than two standard
+  errors.
+
+Usage: python benchmarks/toy_findings.py [--ablation benchmarks/toy_ablation.json]
+       [--shape benchmarks/toy_shape_concept.json] [--out benchmarks/toy_findings.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def _class_rows(ablation: dict, name: str) -> list[dict]:
+    return [ablation["variants"][name]["rows"]["t2vunlearning"]]
+
+
+def _shape_rows(shape: dict, name: str) -> list[dict]:
+    return [shape["rows"][f"{name}/seed{s}"] for s in shape["seeds"]]
+
+
+def paired_psr(rows: list[dict], refs: list[dict], erased: str = "red ring") -> tuple[float, float]:
+    """Mean and standard error over the kept classes of ``row - ref`` per-class top-1, each class's difference
+    averaged over the training seeds first (every seed is scored on the same prompts, so seeds are not
+    independent samples of a class)."""
+    classes = [k for k in refs[0]["per_class_top1"] if k != erased]
+    d = [statistics.mean(r["per_class_top1"][k] - f["per_class_top1"][k] for r, f in zip(rows, refs))
+         for k in classes]
+    return statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
+
+
+def _esr(rows: list[dict]) -> str:
+    mean = statistics.mean(r["esr@1"] for r in rows)
+    per_seed = " / ".join(f"{r['esr@1']:.1f}" for r in rows)
+    return f"{mean:.1f}" + (f" ({per_seed})" if len(rows) > 1 else "")
+
+
+def psr_verdict(d: float, se: float) -> str:
+    if d < -2 * se:
+        return "yes"
+    return f"no (Δ < 0 but within 2 SE: {d / se:.1f} SE)" if d < 0 else "no"
+
+
+def esr_less(rows: list[dict], refs: list[dict]) -> bool:
+    """``rows`` erase less than ``refs`` in every seed."""
+    return all(r["esr@1"] < f["esr@1"] for r, f in zip(rows, refs))
+
+
+def findings(ablation: dict, shape: dict | None) -> list[tuple[str, str, str, str]]:
+    """``(finding, comparison, numbers, reproduced)`` rows."""
+    out = []
+    sources = [("red ring", ablation, _class_rows)]
+    if shape is not None:
+        sources.append((f"{shape['concept']} (every colour)", shape, _shape_rows))
+    def seeds(src: dict, per_seed: bool = False) -> str:
+        if src is ablation:
+            return ""
+        return f", mean of seeds {shape['seeds']}" + (" (per seed)" if per_seed else "")
+
+    finding = "no prompt augmentation erases less on rich prompts"
+    for concept, src, rows in sources:
+        for full, bare, eta in (("full", "no_augmentation", "η=3"), ("eta_low", "no_augmentation_eta_low", "η=1")):
+            a, b = rows(src, full), rows(src, bare)
+            out.append((finding, f"{concept}, {eta}: augmented vs name only{seeds(src, True)}",
+                        f"ESR-1 {_esr(a)} vs {_esr(b)}", "yes" if esr_less(b, a) else "no"))
+
+    for finding, variant, label in (("no localization lowers PSR", "no_localization", "α=1 vs α=0"),
+                                    ("no preservation lowers PSR", "no_preservation", "β=5 vs β=0")):
+        for concept, src, rows in sources:
+            if variant not in (src["variants"] if src is ablation else src["overrides"]):
+                continue
+            a, b = rows(src, "full"), rows(src, variant)
+            d, se = paired_psr(b, a)
+            psr = lambda rs: statistics.mean(r["psr@1"] for r in rs)  # noqa: E731
+            out.append((finding, f"{concept}: {label}{seeds(src)}",
+                        f"PSR-1 {psr(a):.1f} vs {psr(b):.1f}, paired Δ {d:+.1f} ± {se:.1f}",
+                        psr_verdict(d, se)))
+
+    finding = "larger η erases more and preserves less"
+    for concept, src, rows in sources:
+        names = [n for n in ("eta_low", "full", "eta_high") if n in (src["variants"] if src is ablation
+                                                                        else src["overrides"])]
+        etas = {"eta_low": "1", "full": "3", "eta_high": "7"}
+        lo, hi = rows(src, names[0]), rows(src, names[-1])  # the trend between the smallest and largest η
+        d, se = paired_psr(hi, lo)
+        more, less = esr_less(lo, hi), psr_verdict(d, se)
+        esr = " / ".join(_esr(rows(src, n)) for n in names)
+        psr = " / ".join(f"{statistics.mean(r['psr@1'] for r in rows(src, n)):.1f}" for n in names)
+        out.append((finding, f"{concept}: η {'/'.join(etas[n] for n in names)}{seeds(src, True)}",
+                    f"ESR-1 {esr}; PSR-1 {psr}, paired Δ {d:+.1f} ± {se:.1f}", "yes" if more and less == "yes" else
+                    f"erases more: {'yes' if more else 'no'}; preserves less: {less}"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ablation", default="benchmarks/toy_ablation.json")
+    ap.add_argument("--shape", default="benchmarks/toy_shape_concept.json")
+    ap.add_argument("--out", default="benchmarks/toy_findings.md")
+    args = ap.parse_args()
+    ablation = json.loads(Path(args.ablation).read_text())
+    shape = json.loads(Path(args.shape).read_text()) if Path(args.shape).is_file() else None
+    lines = ["| paper's finding | toy-world comparison | numbers | reproduced |", "|---|---|---|---|"]
+    lines += [f"| {f} | {c} | {n} | {r} |" for f, c, n, r in findings(ablation, shape)]
+    text = "\n".join(lines) + "\n"
+    Path(args.out).write_text(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
