@@ -36,16 +36,12 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS: dict[str, list[str]] = {
-    "full": [],
-    "no_augmentation": ["--data.init_args.prompt_style", "concept"],
-    "bare_synonyms": ["--data.init_args.prompt_style", "bare"],
-    "no_localization": ["--model.init_args.alpha", "0"],
-    "no_preservation": ["--model.init_args.beta", "0"],
-    "eta_low": ["--model.init_args.eta", "1"],
-    "eta_high": ["--model.init_args.eta", "7"],
-    "no_augmentation_eta_low": ["--data.init_args.prompt_style", "concept", "--model.init_args.eta", "1"],
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_ablation import VARIANTS as ABLATION_VARIANTS  # noqa: E402  (one definition of each variant's overrides)
+
+VARIANTS: dict[str, list[str]] = {name: ABLATION_VARIANTS[name] for name in (
+    "full", "no_augmentation", "bare_synonyms", "no_localization", "no_preservation", "eta_low", "eta_high",
+    "no_augmentation_eta_low")}
 
 
 def concept_config(base: str, concept: str, out: Path) -> Path:
