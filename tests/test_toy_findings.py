@@ -68,3 +68,8 @@ def test_rules_need_every_seed_for_esr_and_two_standard_errors_for_psr():
         shape["rows"][f"no_localization/seed{s}"] = _row(100, noisy)
     rows = {c: r for f, c, n, r in findings(ablation, shape) if c.startswith("ring")}
     assert rows["ring (every colour): α=1 vs α=0, mean of seeds [0, 1, 2]"].startswith("no (Δ < 0")
+
+
+def test_readme_shows_the_committed_findings_table():
+    table = (ROOT / "benchmarks" / "toy_findings.md").read_text().strip()
+    assert table in (ROOT / "README.md").read_text()
