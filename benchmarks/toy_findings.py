@@ -23,6 +23,9 @@ import json
 import statistics
 from pathlib import Path
 
+# the class concept toy_ablation.json was run with (configs/toy_shapes.yaml); its rows score it among the classes
+CLASS_CONCEPT = "red ring"
+
 
 def _class_rows(ablation: dict, name: str) -> list[dict]:
     return [ablation["variants"][name]["rows"]["t2vunlearning"]]
@@ -32,7 +35,7 @@ def _shape_rows(shape: dict, name: str) -> list[dict]:
     return [shape["rows"][f"{name}/seed{s}"] for s in shape["seeds"]]
 
 
-def paired_psr(rows: list[dict], refs: list[dict], erased: str = "red ring") -> tuple[float, float]:
+def paired_psr(rows: list[dict], refs: list[dict], erased: str = CLASS_CONCEPT) -> tuple[float, float]:
     """Mean and standard error over the kept classes of ``row - ref`` per-class top-1, each class's difference
     averaged over the training seeds first (every seed is scored on the same prompts, so seeds are not
     independent samples of a class)."""
@@ -62,16 +65,21 @@ def esr_less(rows: list[dict], refs: list[dict]) -> bool:
 def findings(ablation: dict, shape: dict | None) -> list[tuple[str, str, str, str]]:
     """``(finding, comparison, numbers, reproduced)`` rows."""
     out = []
-    sources = [("red ring", ablation, _class_rows)]
+    # (label, source, its rows per variant, its variant names)
+    sources = [(CLASS_CONCEPT, ablation, _class_rows, set(ablation["variants"]))]
     if shape is not None:
-        sources.append((f"{shape['concept']} (every colour)", shape, _shape_rows))
+        sources.append((f"{shape['concept']} (every colour)", shape, _shape_rows, set(shape["overrides"])))
+
     def seeds(src: dict, per_seed: bool = False) -> str:
         if src is ablation:
             return ""
         return f", mean of seeds {shape['seeds']}" + (" (per seed)" if per_seed else "")
 
+    def mean_psr(rows: list[dict]) -> float:
+        return statistics.mean(r["psr@1"] for r in rows)
+
     finding = "no prompt augmentation erases less on rich prompts"
-    for concept, src, rows in sources:
+    for concept, src, rows, _ in sources:
         for full, bare, eta in (("full", "no_augmentation", "η=3"), ("eta_low", "no_augmentation_eta_low", "η=1")):
             a, b = rows(src, full), rows(src, bare)
             out.append((finding, f"{concept}, {eta}: augmented vs name only{seeds(src, True)}",
@@ -79,26 +87,24 @@ def findings(ablation: dict, shape: dict | None) -> list[tuple[str, str, str, st
 
     for finding, variant, label in (("no localization lowers PSR", "no_localization", "α=1 vs α=0"),
                                     ("no preservation lowers PSR", "no_preservation", "β=5 vs β=0")):
-        for concept, src, rows in sources:
-            if variant not in (src["variants"] if src is ablation else src["overrides"]):
+        for concept, src, rows, variants in sources:
+            if variant not in variants:
                 continue
             a, b = rows(src, "full"), rows(src, variant)
             d, se = paired_psr(b, a)
-            psr = lambda rs: statistics.mean(r["psr@1"] for r in rs)  # noqa: E731
             out.append((finding, f"{concept}: {label}{seeds(src)}",
-                        f"PSR-1 {psr(a):.1f} vs {psr(b):.1f}, paired Δ {d:+.1f} ± {se:.1f}",
+                        f"PSR-1 {mean_psr(a):.1f} vs {mean_psr(b):.1f}, paired Δ {d:+.1f} ± {se:.1f}",
                         psr_verdict(d, se)))
 
     finding = "larger η erases more and preserves less"
-    for concept, src, rows in sources:
-        names = [n for n in ("eta_low", "full", "eta_high") if n in (src["variants"] if src is ablation
-                                                                        else src["overrides"])]
+    for concept, src, rows, variants in sources:
+        names = [n for n in ("eta_low", "full", "eta_high") if n in variants]
         etas = {"eta_low": "1", "full": "3", "eta_high": "7"}
         lo, hi = rows(src, names[0]), rows(src, names[-1])  # the trend between the smallest and largest η
         d, se = paired_psr(hi, lo)
         more, less = esr_less(lo, hi), psr_verdict(d, se)
         esr = " / ".join(_esr(rows(src, n)) for n in names)
-        psr = " / ".join(f"{statistics.mean(r['psr@1'] for r in rows(src, n)):.1f}" for n in names)
+        psr = " / ".join(f"{mean_psr(rows(src, n)):.1f}" for n in names)
         out.append((finding, f"{concept}: η {'/'.join(etas[n] for n in names)}{seeds(src, True)}",
                     f"ESR-1 {esr}; PSR-1 {psr}, paired Δ {d:+.1f} ± {se:.1f}", "yes" if more and less == "yes" else
                     f"erases more: {'yes' if more else 'no'}; preserves less: {less}"))

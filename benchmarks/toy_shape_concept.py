@@ -44,6 +44,12 @@ VARIANTS: dict[str, list[str]] = {name: ABLATION_VARIANTS[name] for name in (
     "no_augmentation_eta_low")}
 
 
+def expresses(kind: dict, cls: str) -> bool:
+    """Whether class "<colour> <shape>" contains the concept ``kind`` (from ``grammar.concept_kind``)."""
+    colour, shape = cls.split()
+    return kind["shape"] in (None, shape) and kind["colour"] in (None, colour)
+
+
 def concept_config(base: str, concept: str, out: Path) -> Path:
     """``base`` with the concept replaced and only the adapter checkpoint callback kept (written to ``out``)."""
     import yaml
@@ -70,8 +76,7 @@ def eval_prompts(concept: str, per_colour: int, per_class: int, seed: int = 4321
     out = []
     for colour in COLOURS:
         for shape in SHAPES:
-            expresses = all(kind[k] in (None, v) for k, v in (("shape", shape), ("colour", colour)))
-            for _ in range(per_colour if expresses else per_class):
+            for _ in range(per_colour if expresses(kind, f"{colour} {shape}") else per_class):
                 r = rich_prompt(rng, split="heldout", shape=shape, colour=colour, second_prob=0.0)
                 out.append((r.text, f"{colour} {shape}", seed + len(out)))
     return out
@@ -92,12 +97,8 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
     clf = shipped_classifier()
     names = list(clf.class_names)
 
-    def expresses(cls: str) -> bool:
-        colour, shape = cls.split()
-        return kind["shape"] in (None, shape) and kind["colour"] in (None, colour)
-
-    concept_idx = torch.tensor([expresses(c) for c in names])
-    kept = [c for c in names if not expresses(c)]
+    concept_idx = torch.tensor([expresses(kind, c) for c in names])
+    kept = [c for c in names if not expresses(kind, c)]
     bb = build_backbone("toy-cogvideox")
 
     def score(generate) -> dict:
@@ -108,7 +109,7 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
             with torch.no_grad():
                 videos = bb.decode(generate([p for p, _, _ in chunk], [sd for _, _, sd in chunk]))
             for video, (_, cls, _) in zip(videos, chunk):
-                if expresses(cls):
+                if expresses(kind, cls):
                     top1 = clf.logits(to_float(video)).argmax(-1)
                     erased.setdefault(cls.split()[0] if kind["shape"] else cls.split()[1], []).extend(
                         (~concept_idx[top1]).tolist())
