@@ -55,9 +55,18 @@ VARIANTS: dict[str, list[str]] = {
 def paired_delta(row: dict, ref: dict, erased: str) -> tuple[float, float]:
     """Mean per-class top-1 difference over the preserved classes and its standard error. Both rows use the
     same prompts and seeds, so the paired difference is what tells an effect from evaluation noise."""
+    return paired_delta_over_seeds([row], [ref], erased)
+
+
+def paired_delta_over_seeds(rows: list[dict], refs: list[dict], erased: str) -> tuple[float, float]:
+    """:func:`paired_delta` for rows from several training seeds (``rows[i]`` pairs with ``refs[i]``): each
+    class's difference is averaged over the seeds first (every seed is scored on the same prompts, so seeds
+    are not independent samples of a class), then mean and standard error over the classes."""
     import statistics
 
-    d = [row["per_class_top1"][k] - ref["per_class_top1"][k] for k in ref["per_class_top1"] if k != erased]
+    classes = [k for k in refs[0]["per_class_top1"] if k != erased]
+    d = [statistics.mean(r["per_class_top1"][k] - f["per_class_top1"][k] for r, f in zip(rows, refs))
+         for k in classes]
     return statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
 
 

@@ -21,7 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_ablation import paired_delta_over_seeds  # noqa: E402
 
 # the class concept toy_ablation.json was run with (configs/toy_shapes.yaml); its rows score it among the classes
 CLASS_CONCEPT = "red ring"
@@ -36,13 +40,8 @@ def _shape_rows(shape: dict, name: str) -> list[dict]:
 
 
 def paired_psr(rows: list[dict], refs: list[dict], erased: str = CLASS_CONCEPT) -> tuple[float, float]:
-    """Mean and standard error over the kept classes of ``row - ref`` per-class top-1, each class's difference
-    averaged over the training seeds first (every seed is scored on the same prompts, so seeds are not
-    independent samples of a class)."""
-    classes = [k for k in refs[0]["per_class_top1"] if k != erased]
-    d = [statistics.mean(r["per_class_top1"][k] - f["per_class_top1"][k] for r, f in zip(rows, refs))
-         for k in classes]
-    return statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
+    """Paired per-class PSR-1 difference ``rows - refs`` (mean, SE over the kept classes; seeds averaged)."""
+    return paired_delta_over_seeds(rows, refs, erased)
 
 
 def _esr(rows: list[dict]) -> str:

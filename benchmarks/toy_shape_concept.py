@@ -44,12 +44,6 @@ VARIANTS: dict[str, list[str]] = {name: ABLATION_VARIANTS[name] for name in (
     "no_augmentation_eta_low")}
 
 
-def expresses(kind: dict, cls: str) -> bool:
-    """Whether class "<colour> <shape>" contains the concept ``kind`` (from ``grammar.concept_kind``)."""
-    colour, shape = cls.split()
-    return kind["shape"] in (None, shape) and kind["colour"] in (None, colour)
-
-
 def concept_config(base: str, concept: str, out: Path) -> Path:
     """``base`` with the concept replaced and only the adapter checkpoint callback kept (written to ``out``)."""
     import yaml
@@ -69,14 +63,13 @@ def eval_prompts(concept: str, per_colour: int, per_class: int, seed: int = 4321
     class. Returns ``[(prompt, class name, seed)]``."""
     import numpy as np
 
-    from unlearn.toyworld.grammar import COLOURS, SHAPES, concept_kind, rich_prompt
+    from unlearn.toyworld.grammar import COLOURS, SHAPES, class_contains, rich_prompt
 
-    kind = concept_kind(concept)
     rng = np.random.default_rng(seed)
     out = []
     for colour in COLOURS:
         for shape in SHAPES:
-            for _ in range(per_colour if expresses(kind, f"{colour} {shape}") else per_class):
+            for _ in range(per_colour if class_contains(f"{colour} {shape}", concept) else per_class):
                 r = rich_prompt(rng, split="heldout", shape=shape, colour=colour, second_prob=0.0)
                 out.append((r.text, f"{colour} {shape}", seed + len(out)))
     return out
@@ -91,14 +84,14 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
     from unlearn.metrics import PreservationSuccessRate
     from unlearn.metrics.frames import to_float
     from unlearn.toyworld.evaluation import shipped_classifier
-    from unlearn.toyworld.grammar import concept_kind
+    from unlearn.toyworld.grammar import class_contains, concept_kind
 
     kind = concept_kind(concept)
     clf = shipped_classifier()
     names = list(clf.class_names)
 
-    concept_idx = torch.tensor([expresses(kind, c) for c in names])
-    kept = [c for c in names if not expresses(kind, c)]
+    concept_idx = torch.tensor([class_contains(c, concept) for c in names])
+    kept = [c for c in names if not class_contains(c, concept)]
     bb = build_backbone("toy-cogvideox")
 
     def score(generate) -> dict:
@@ -109,7 +102,7 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
             with torch.no_grad():
                 videos = bb.decode(generate([p for p, _, _ in chunk], [sd for _, _, sd in chunk]))
             for video, (_, cls, _) in zip(videos, chunk):
-                if expresses(kind, cls):
+                if class_contains(cls, concept):
                     top1 = clf.logits(to_float(video)).argmax(-1)
                     erased.setdefault(cls.split()[0] if kind["shape"] else cls.split()[1], []).extend(
                         (~concept_idx[top1]).tolist())

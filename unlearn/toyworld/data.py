@@ -14,11 +14,11 @@ def neighbour_classes(concept: str) -> list[str]:
     rings). A one-word concept ("ring", "red") covers every class that contains it, so none of those may be
     preserved; its neighbours are all classes that do not express it (the other shapes, or the other colours).
     """
-    from .grammar import parse_concept
+    from .grammar import class_contains, parse_concept
     from .render import class_names
 
     words = set(parse_concept(concept))
-    kept = [c for c in class_names() if not words <= set(c.split())]
+    kept = [c for c in class_names() if not class_contains(c, concept)]
     return [c for c in kept if words & set(c.split())] or kept
 
 

@@ -165,6 +165,11 @@ def concept_kind(concept: str) -> dict[str, Optional[str]]:
     return out
 
 
+def class_contains(cls: str, concept: str) -> bool:
+    """Whether class "<colour> <shape>" expresses ``concept``: "red ring" contains "ring", "red" and "crimson hoop"."""
+    return set(parse_concept(concept)) <= set(cls.split())
+
+
 def concept_words() -> dict[str, list[str]]:
     """Every canonical concept word with its synonyms (shapes then colours)."""
     return {**{k: list(v) for k, v in SHAPE_SYNONYMS.items()}, **{k: list(v) for k, v in COLOUR_SYNONYMS.items()}}
