@@ -10,7 +10,7 @@ tokenizer, VAE, scheduler) and exposes the handful of operations the methods nee
   early and observed step by step (this is how pseudo data is made).
 - ``attention_sites_of(denoiser)``: the attention layers where text meets video, in a fixed order.
 - ``processor_class``: the attention processor that applies adapters to the video tokens and reports the
-  text-to-video attention map of concept tokens (see :class:`unlearn.adapters.AdapterController`).
+  text-to-video attention map of concept tokens (see :class:`unlearn.methods.t2vunlearning.AdapterController`).
 - ``concept_token_indices(prompt, phrases)``: where the concept's words sit in the tokenized prompt.
 - ``decode(latents)``: frames as uint8 ``[B, F, H, W, 3]``.
 
@@ -132,7 +132,7 @@ class VideoBackbone(nn.Module, abc.ABC):
     """Base class of every backbone wrapper. Subclasses implement the abstract methods below.
 
     The wrapper holds exactly one copy of the denoiser. Its parameters are frozen; the adapters live in an
-    :class:`unlearn.adapters.AdapterController` that the processors consult, so "adapters off" gives the
+    :class:`unlearn.methods.t2vunlearning.AdapterController` that the processors consult, so "adapters off" gives the
     frozen model's prediction without a second copy.
     """
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attention import concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
 from .registry import register_backbone
@@ -77,7 +78,6 @@ class CogVideoXUnlearnAttnProcessor:
     ) -> tuple[Tensor, Tensor]:
         from diffusers.models.embeddings import apply_rotary_emb
 
-        from unlearn.attention_maps import concept_attention_probs
 
         text_len = encoder_hidden_states.size(1)
         hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .attention import concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import (
     resolve_dtype,
@@ -128,7 +129,6 @@ class HunyuanVideoUnlearnAttnProcessor:
         from diffusers.models.attention_dispatch import dispatch_attention_fn
         from diffusers.models.embeddings import apply_rotary_emb
 
-        from unlearn.attention_maps import concept_attention_probs
 
         single_stream = attn.add_q_proj is None
         text_len = encoder_hidden_states.shape[1]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .attention import concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
 from .registry import register_backbone
@@ -73,7 +74,6 @@ class WanUnlearnAttnProcessor:
         from diffusers.models.attention_dispatch import dispatch_attention_fn
         from diffusers.models.transformers.transformer_wan import _get_added_kv_projections, _get_qkv_projections
 
-        from unlearn.attention_maps import concept_attention_probs
 
         if rotary_emb is not None or encoder_hidden_states is None:
             raise ValueError("WanUnlearnAttnProcessor serves the cross-attention attn2 (text keys, no rotary)")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attention import concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import check_weights_folder, hub_load_error, is_local_path, tiny_clip_tokenizer, resolve_dtype
 from .registry import register_backbone
@@ -78,7 +79,6 @@ class ZeroScopeUnlearnAttnProcessor:
         attention_mask: Tensor | None = None,
         temb: Tensor | None = None,
     ) -> Tensor:
-        from unlearn.attention_maps import concept_attention_probs
 
         residual = hidden_states
         if attn.spatial_norm is not None:

@@ -10,7 +10,7 @@ stand-in that saves what flash/efficient attention saves on a GPU (q, k, v, outp
 since the CPU/meta kernel would otherwise materialise the N×N matrix.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/memory_plan.py [--json out.json]
-The numbers are estimates: see benchmarks/memory_plan.md for the model and its assumptions.
+The numbers are estimates: see docs/results/memory_plan.md for the model and its assumptions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -177,12 +176,11 @@ def count_saved(params: set[int], block_of: list[str]):
 
 def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: int) -> dict[str, Any]:
     """One adapted forward (batch 1) on meta: saved-activation bytes, per block and in total."""
-    import backbones
     from backbones import backbone_class
     from backbones.base import PromptEmbedding, SamplingDefaults
-    import unlearn.attention_maps as am
-    from unlearn.adapters import AdapterController
-    from unlearn.losses import concept_mask, localization_loss, unlearning_loss
+    import backbones.attention as am
+    from unlearn.methods.t2vunlearning.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.losses import concept_mask, localization_loss, unlearning_loss
 
     cls = backbone_class(plan.registry)
     den = meta["denoiser"]
@@ -297,7 +295,7 @@ def estimate(plan: Plan, meta: dict[str, Any], m: dict[str, Any]) -> dict[str, f
     weights_denoiser = den_params * BF16
     adapters = m["adapter_params"] * 16  # fp32 weights + grads + two Adam moments
     forwards = 2 if plan.preserve_forward else 1
-    concept_map_workspace = 2 * 2**26 * 4  # one fp32 logits chunk and its exp (unlearn.attention_maps)
+    concept_map_workspace = 2 * 2**26 * 4  # one fp32 logits chunk and its exp (backbones.attention)
     overhead = 1.5 * GiB  # CUDA context, cuBLAS/cuDNN workspaces, allocator slack (rough)
     act = m["saved_bytes"] * forwards + m["loss_bytes"]
     # transient working set of the busiest block during backward (grads of its activations): ~1 block's saves

@@ -38,8 +38,8 @@ def main() -> None:
     from PIL import Image
     from skimage import data as skdata
 
-    from unlearn.evaluators import NudeNetDetector
-    from unlearn.metrics import NudityRate
+    from unlearn.evaluation.evaluators import NudeNetDetector
+    from unlearn.evaluation.metrics import NudityRate
 
     base = np.asarray(Image.fromarray(skdata.astronaut()).resize((args.width, args.height)), dtype=np.int16)
     rng = np.random.default_rng(0)

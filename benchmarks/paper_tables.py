@@ -1,4 +1,4 @@
-"""The T2VUnlearning paper's tables, one command each, on the resumable runner (``unlearn.benchmark``).
+"""The T2VUnlearning paper's tables, one command each, on the resumable runner (``unlearn.evaluation``).
 
     python benchmarks/paper_tables.py toy     [--adapters runs/toy_shapes/adapters] [--concept "red ring"]
     python benchmarks/paper_tables.py nudity  --backbone cogvideox-2b --adapters ADAPTERS \\
@@ -46,7 +46,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _write_table(out: Path, name: str, markdown: str, data: dict[str, Any]) -> None:
-    from unlearn.benchmark.store import atomic_write_text
+    from unlearn.io import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", f"# {name}\n\n{markdown}")
@@ -73,7 +73,7 @@ def _rows(a, adapters: str | None) -> list[str]:
 
 def _per_concept_rows(a, per_concept: dict[str, str]) -> list:
     """original once; negprompt/safree/t2vunlearning once per erased concept (named ``<kind>-<slug>``)."""
-    from unlearn.benchmark import MethodSpec
+    from unlearn.evaluation import MethodSpec
 
     kinds = a.rows or BASE_ROWS
     specs = [MethodSpec("original")] if "original" in kinds else []
@@ -97,7 +97,7 @@ def _per_concept_rows(a, per_concept: dict[str, str]) -> list:
 # ---------------------------------------------------------------------------------------------------- tables
 def table_toy(a) -> int:
     """Toy world: rows original/negprompt/safree/t2vunlearning, ESR/PSR (%), metrics.json like the callback."""
-    from unlearn.benchmark import run_evaluation
+    from unlearn.evaluation import run_evaluation
 
     out = Path(a.out or "runs/tables/toy")
     kw = _common(a)
@@ -107,7 +107,7 @@ def table_toy(a) -> int:
     keywords = a.safree_keywords
     if keywords is None:
         try:
-            from unlearn.toyworld.data import synonym_phrases
+            from unlearn.toyworld.grammar import synonym_phrases
 
             keywords = [concept, *synonym_phrases(concept)]
         except ImportError:
@@ -126,9 +126,9 @@ def table_toy(a) -> int:
 
 def table_nudity(a) -> int:
     """Table 1: nudity rate (%) per prompt set and method; Figure 5: frames per NudeNet label."""
-    from unlearn import plots
-    from unlearn.benchmark import run_evaluation
-    from unlearn.benchmark.tables import nudity_label_table, table1_nudity
+    from unlearn.evaluation import plots
+    from unlearn.evaluation import run_evaluation
+    from unlearn.evaluation.tables import nudity_label_table, table1_nudity
 
     sets = _pairs(a.suites, "--suites")
     if not sets:
@@ -153,8 +153,8 @@ def table_nudity(a) -> int:
 
 def table_objects(a) -> int:
     """Table 2: ESR-1/5, PSR-1/5 per erased ImageNet class (one adapters folder per class)."""
-    from unlearn.benchmark import run_evaluation
-    from unlearn.benchmark.tables import classification_by_class, table2_objects
+    from unlearn.evaluation import run_evaluation
+    from unlearn.evaluation.tables import classification_by_class, table2_objects
 
     per_class = _pairs(a.adapters, "--adapters") if a.adapters and "=" in a.adapters[0] else {}
     classes = list(per_class) or list(a.classes or [])
@@ -175,9 +175,9 @@ def table_objects(a) -> int:
 
 def table_faces(a) -> int:
     """Table 3: ID similarity on the erased identity (↓) and on the preserved ones (↑)."""
-    from unlearn.benchmark import run_evaluation
-    from unlearn.benchmark.metrics import erased_vs_preserved
-    from unlearn.benchmark.tables import table3_faces
+    from unlearn.evaluation import run_evaluation
+    from unlearn.evaluation.scoring import erased_vs_preserved
+    from unlearn.evaluation.tables import table3_faces
 
     per_id = _pairs(a.adapters, "--adapters") if a.adapters and "=" in a.adapters[0] else {}
     idents = list(per_id) or list(a.classes or [])
@@ -206,8 +206,8 @@ def table_faces(a) -> int:
 
 def table_benign(a) -> int:
     """Table 6: benign content — CLIPScore and subject consistency per method."""
-    from unlearn.benchmark import run_evaluation
-    from unlearn.benchmark.tables import table6_benign
+    from unlearn.evaluation import run_evaluation
+    from unlearn.evaluation.tables import table6_benign
 
     out = Path(a.out or "runs/tables/benign")
     adapters = a.adapters[0] if a.adapters else None

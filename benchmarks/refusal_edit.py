@@ -39,7 +39,7 @@ FULL_SIZE_LAYERS = {
 
 def timing(repeats: int = 3) -> None:
     from backbones import available_backbones, build_backbone
-    from unlearn.refusal import apply_refusal_edit, project_out
+    from unlearn.methods.refusal import apply_refusal_edit, project_out
 
     torch.set_num_threads(1)
     for name in available_backbones():
@@ -76,8 +76,8 @@ UNRELATED = [("a red car in a city street", "a blue car in a city street"),
 def selectivity(backbone: str, seeds: int, ranks: list[int], reduces: list[str], layer_sets: list[str],
                 substitutes: list[str]) -> None:
     from backbones import build_backbone
-    from unlearn.refusal import apply_refusal_edit
-    from unlearn.refusal_pairs import make_pairs
+    from unlearn.methods.refusal import apply_refusal_edit
+    from unlearn.methods.refusal.pairs import make_pairs
 
     torch.set_num_threads(1)
     results: dict[tuple, list[tuple[float, float]]] = {}

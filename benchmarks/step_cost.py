@@ -14,7 +14,7 @@
      steps), where the paper trains 500 epochs. The cache build (4 trajectories x 50 CFG steps) is paid once,
      so the ratio grows with the number of samples toward the per-sample ratio, which is printed too, with
      the projection for longer runs. Regeneration stops at a step drawn from the same recorded steps.
-2. Peak memory of the concept-mask computation (chunked, ``unlearn.attention_maps``) against the dense
+2. Peak memory of the concept-mask computation (chunked, ``backbones.attention``) against the dense
    attention map, for one full-size CogVideoX-2B attention layer (30 heads × 64, 226 text tokens, 49 frames
    at 480×720 → 13 latent frames × 30 × 45 = 17,550 video tokens), random q and k. Each measurement runs in
    its own process and reads the peak resident memory (VmHWM) above the inputs.
@@ -54,8 +54,8 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int
         def on_train_end(self, trainer, pl_module):
             self.seconds = time.perf_counter() - self.start
 
-    from unlearn.data import ConceptDataModule
-    from unlearn.module import T2VUnlearning
+    from unlearn.methods.t2vunlearning.data import ConceptDataModule
+    from unlearn.methods.t2vunlearning.module import T2VUnlearning
 
     prompts = ["a naked person walking on the beach", "a nude woman standing in a sunlit room",
                "a naked man sitting on a bed", "a nude person dancing in the rain"]
@@ -93,7 +93,7 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int
 MEMORY_CHILD = r"""
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[4]))
-from unlearn.attention_maps import concept_attention_probs, dense_concept_attention_probs
+from backbones.attention import concept_attention_probs, dense_concept_attention_probs
 def hwm():
     for line in open('/proc/self/status'):
         if line.startswith('VmHWM'):

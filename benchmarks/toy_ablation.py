@@ -78,7 +78,7 @@ def _data_args(config: str) -> dict:
 
 def preserve_classes(data_args: dict) -> list[str]:
     """The classes whose prompts feed L_pre (the data module's default: the concept's neighbours)."""
-    from unlearn.toyworld.data import neighbour_classes
+    from unlearn.toyworld.grammar import neighbour_classes
 
     given = data_args.get("preserve_classes")
     return list(given) if given else neighbour_classes(data_args["concept"])

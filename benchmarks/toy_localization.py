@@ -24,7 +24,7 @@ import torch
 
 def measure(run_dirs: list[str], concept: str, n_prompts: int, seed: int = 77, weights: str | None = None) -> dict:
     from backbones import build_backbone
-    from unlearn.export import load_adapters
+    from unlearn.methods.t2vunlearning.export import load_adapters
     from unlearn.toyworld.grammar import prompts_for_concept
     from unlearn.toyworld.render import COLOUR_RGB
 

@@ -20,7 +20,7 @@ import torch
 
 def layer_ratios(weights: str | None, concept: str, n_prompts: int, timesteps: list[int], seed: int = 3) -> dict:
     from backbones import build_backbone
-    from unlearn.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.adapters import AdapterController
     from unlearn.toyworld.grammar import prompts_for_concept
     from unlearn.toyworld.render import COLOUR_RGB, frames_to_latents, render_video
 

@@ -1,7 +1,7 @@
 """Erase a *shape* in every colour ("ring"): the toy-world case where prompt augmentation matters.
 
 The class concept of the main config ("red ring") looks the same whatever the prompt says, and training on its
-name alone erases the held-out rich prompts fully (``benchmarks/toy_ablation.md``). A one-word concept covers
+name alone erases the held-out rich prompts fully (``docs/results/toy_ablation.md``). A one-word concept covers
 several looks: "ring" is a ring in any of five colours. Its bare name does not show them: the shipped model
 draws "a ring" as a yellow ring every time (and "a hoop" as a white one), so pseudo data from the name alone
 covers one colour, while augmented prompts ("a small crimson hoop drifts left ...") cover all five. That is
@@ -13,7 +13,7 @@ variants on the same held-out rich prompts and seeds:
 
 - ``ESR-1`` (shape level): share of frames generated for "<colour> <concept>" whose top-1 class is not any
   "<...> <concept>" class, over all colours and per colour (the colour the bare name produces first),
-- ``PSR-1`` / ``PSR-5``: :class:`unlearn.metrics.PreservationSuccessRate` over the classes that do not express
+- ``PSR-1`` / ``PSR-5``: :class:`unlearn.evaluation.metrics.PreservationSuccessRate` over the classes that do not express
   the concept (top-k of the exact class),
 - the original model (adapters off) as the first row.
 
@@ -21,7 +21,7 @@ Usage: python benchmarks/toy_shape_concept.py [--concept ring] [--out runs/toy_s
        [--only V ...] [--seeds 0 1 2] [--reuse] [--per-colour 12] [--per-class 4]
        (2 CPU cores: ~1.5 min per training run, ~1 min per scored row; all variants × 3 seeds ~65 min.
        Scored rows are cached in each run folder, keyed by the prompts and the adapter weights)
-Writes ``OUT/shape_concept.md`` and ``.json``; the committed copy is ``benchmarks/toy_shape_concept.md``.
+Writes ``OUT/shape_concept.md`` and ``.json``; the committed copy is ``docs/results/toy_shape_concept.md``.
 """
 
 from __future__ import annotations
@@ -80,14 +80,14 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
     import torch
 
     from backbones import build_backbone
-    from unlearn.export import load_adapters
-    from unlearn.metrics import PreservationSuccessRate
-    from unlearn.metrics.frames import to_float
-    from unlearn.toyworld.evaluation import shipped_classifier
+    from unlearn.methods.t2vunlearning.export import load_adapters
+    from unlearn.evaluation.metrics import PreservationSuccessRate
+    from unlearn.evaluation.metrics.frames import to_float
+    from unlearn.evaluation.evaluators import toyworld_classifier
     from unlearn.toyworld.grammar import class_contains, concept_kind
 
     kind = concept_kind(concept)
-    clf = shipped_classifier()
+    clf = toyworld_classifier()
     names = list(clf.class_names)
 
     concept_idx = torch.tensor([class_contains(c, concept) for c in names])

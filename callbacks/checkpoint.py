@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-from unlearn.export import save_adapters
+from unlearn.methods.t2vunlearning.export import save_adapters
 
 
 class AdapterCheckpoint(pl.Callback):

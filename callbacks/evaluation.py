@@ -8,39 +8,20 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from unlearn.evaluation import EvalPrompt, classification_row, suite_hash, write_metrics
+from unlearn.evaluation import (
+    Evaluators,
+    MethodGenerator,
+    MethodMetrics,
+    MethodSpec,
+    MetricConfig,
+    load_suite,
+    score_in_memory,
+)
+from unlearn.evaluation.tables import write_metrics
+from unlearn.video import write_mp4
 
-
-def resolve_suite(suite: str, per_class: int, seed: int) -> list[EvalPrompt]:
-    """``"toyworld"``: the toy world's held-out rich prompts; otherwise a prompt suite file, ``builtin:<name>``
-    or ``<loader>:<path>`` whose ``concept`` (or ``category``) field names each prompt's class. One loader,
-    :func:`unlearn.benchmark.suites.load_suite`, serves this callback and the runner, so both hash alike."""
-    from unlearn.benchmark.suites import load_suite
-
-    loaded = load_suite(suite, per_class=per_class, seed=seed)
-    for it in loaded:
-        if not it.label:
-            raise ValueError(f"{suite}: prompt {it.index} ({it.prompt!r}) names no class (concept or category "
-                             "field); the erasure evaluation needs one per prompt")
-    return loaded.eval_prompts()
-
-
-def resolve_classifier(name: str) -> Any:
-    """``"toyworld"`` (shipped toy classifier; ``"toyworld:<folder>"`` for another), ``"efficientnet-lite2"`` (ImageNet, ships offline),
-    ``"resnet50:<weights path>"`` (ESD protocol's classifier)."""
-    if name == "toyworld" or name.startswith("toyworld:"):
-        from unlearn.toyworld.evaluation import shipped_classifier
-
-        return shipped_classifier(name.split(":", 1)[1] if ":" in name else None)
-    if name == "efficientnet-lite2":
-        from unlearn.evaluators import EfficientNetLiteClassifier
-
-        return EfficientNetLiteClassifier()
-    if name.startswith("resnet50:"):
-        from unlearn.evaluators import ResNet50Classifier
-
-        return ResNet50Classifier(weights_path=name.split(":", 1)[1])
-    raise ValueError(f"unknown classifier {name!r}; use toyworld, efficientnet-lite2 or resnet50:<weights path>")
+#: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
+CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
 
 
 class ErasureEvaluation(pl.Callback):
@@ -48,10 +29,12 @@ class ErasureEvaluation(pl.Callback):
 
     At the end of fit (and every ``every_n_epochs`` epochs if set) the rows are generated and classified;
     ``metrics.json`` + ``metrics.md`` land in ``dirpath`` (default ``<default_root_dir>/eval``), and the
-    numbers are logged to the active logger (a wandb table when wandb is the logger).
+    numbers are logged to the active logger (a wandb table when wandb is the logger). The rows, the metrics
+    and the table are those of :mod:`unlearn.evaluation` (the runner and the Lightning test loop use the same).
 
     Args:
-        suite: "toyworld" or a prompt-suite file whose concept/category field is each prompt's class.
+        suite: "toyworld" or a prompt suite (file, ``builtin:<name>``, ``<loader>:<path>``) whose
+            concept/category field is each prompt's class.
         classifier: "toyworld", "efficientnet-lite2", or "resnet50:<weights path>".
         erased_class: the class whose ESR is reported (default: the data module's concept).
         rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
@@ -73,10 +56,9 @@ class ErasureEvaluation(pl.Callback):
         self.classifier_name = classifier
         self.erased_class = erased_class
         self.rows = rows or ["original", "t2vunlearning"]
-        unknown = set(self.rows) - {"original", "t2vunlearning", "refusal_vector", "negprompt", "safree"}
+        unknown = set(self.rows) - set(CALLBACK_ROWS)
         if unknown:
-            raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use original, t2vunlearning, "
-                             "refusal_vector, negprompt, safree")
+            raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use {', '.join(CALLBACK_ROWS)}")
         self.per_class = per_class
         self.seed = seed
         self.every_n_epochs = every_n_epochs
@@ -87,33 +69,28 @@ class ErasureEvaluation(pl.Callback):
         self.results: dict[str, Any] | None = None
         self._original: tuple[dict, Any] | None = None
 
-    def generator(self, module: pl.LightningModule, row: str, concept: str, keywords: list[str] | None = None):
-        sampling = {k: v for k, v in self.sampling.items() if v is not None}
-        bb = module.backbone
-
-        def generate(prompts: list[str], seeds: list[int]):
-            if row in ("t2vunlearning", "refusal_vector"):
-                # the trained/edited model: adapters on, or the refusal edit applied
-                return module.generate(prompts, seeds, adapters=True, **sampling)
-            if row == "original":
-                return module.generate(prompts, seeds, adapters=False, **sampling)
-            if row == "negprompt":
-                return module.generate(prompts, seeds, adapters=False, negative_prompt=concept, **sampling)
-            if row == "safree":
-                from unlearn.baselines import SAFREE
-
-                with module.controller.disabled():
-                    return bb.decode(SAFREE(bb, concept_keywords=keywords or [concept]).sample(prompts, seeds, **sampling))
-            raise AssertionError(row)
-
-        return generate
+    def generator(self, module: pl.LightningModule, concept: str, keywords: list[str]) -> MethodGenerator:
+        """The rows over the module's one backbone; the module's controller switches its method on and off."""
+        specs = []
+        for row in self.rows:
+            live = row in ("t2vunlearning", "refusal_vector")
+            specs.append(MethodSpec(kind=row, concept=concept, live=live,
+                                    keywords=list(keywords) if row == "safree" else None))
+        return MethodGenerator(module.backbone, specs, concept=concept, sampling=self.sampling,
+                               switch=module.controller)
 
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:
         dm = trainer.datamodule
         concept = getattr(dm, "concept", None) or ""
         erased = self.erased_class or concept
-        suite = resolve_suite(self.suite_name, self.per_class, self.seed)
-        classifier = resolve_classifier(self.classifier_name)
+        suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed)
+        unlabelled = [it for it in suite if not it.label]
+        if unlabelled:
+            raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
+                             "class (concept or category field); the erasure evaluation needs one per prompt")
+        evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=self.classifier_name,
+                                             erased_classes=[erased]), suite.labels, concept)
+        generator = self.generator(module, concept, [concept, *getattr(dm, "synonyms", [])])
         rows, timings, settings = {}, {}, None
         for row in self.rows:
             if row == "original" and self._original is not None:
@@ -121,9 +98,10 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            keywords = [concept, *getattr(dm, "synonyms", [])]
-            rows[row], settings = classification_row(self.generator(module, row, concept, keywords), suite, classifier, erased,
-                                                     self.batch_size, progress=f"eval {row}")
+            metrics = MethodMetrics(evaluators)
+            scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size, progress=True)
+            rows[row] = scored[row]["classification"][erased]
+            settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":
                 self._original = (rows[row], settings)
@@ -133,30 +111,28 @@ class ErasureEvaluation(pl.Callback):
         meta = {
             "concept": concept, "erased_class": erased, "backbone": module.backbone.name,
             "backbone_source": module.backbone.source, "prompt_suite": self.suite_name,
-            "prompt_suite_hash": suite_hash(suite), "num_prompts": len(suite),
-            "seeds": [p.seed for p in suite], "evaluator": settings, "epoch": trainer.current_epoch,
+            "prompt_suite_hash": suite.sha256(), "num_prompts": len(suite),
+            "seeds": [it.seed for it in suite], "evaluator": settings, "epoch": trainer.current_epoch,
             "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
         if final:
             write_metrics(out, rows, meta)
-            self._write_samples(module, suite, erased, concept, out)
+            self._write_samples(generator, suite, erased, out)
         self._log(trainer, rows)
         self.results = {"rows": rows, **meta}
         return self.results
 
-    def _write_samples(self, module, suite, erased, concept, out: Path) -> None:
+    def _write_samples(self, generator: MethodGenerator, suite, erased: str, out: Path) -> None:
         if self.sample_videos <= 0:
             return
-        from unlearn.video import write_mp4
-
-        picks = [p for p in suite if p.class_name == erased][:1] + [p for p in suite if p.class_name != erased]
+        picks = [it for it in suite if it.label == erased][:1] + [it for it in suite if it.label != erased]
         picks = picks[: self.sample_videos]
         for row in self.rows:
-            videos = self.generator(module, row, concept)([p.prompt for p in picks], [p.seed for p in picks])
-            for i, (v, p) in enumerate(zip(videos, picks)):
-                write_mp4(v, out / "videos" / f"{row}_{i}_{p.class_name.replace(' ', '_')}.mp4", fps=4)
+            videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks])
+            for i, (v, it) in enumerate(zip(videos, picks)):
+                write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
 
     @staticmethod
     def _log(trainer: pl.Trainer, rows: dict[str, dict[str, Any]]) -> None:

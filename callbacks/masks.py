@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from unlearn.losses import concept_mask
+from unlearn.methods.t2vunlearning import batch_embedding, concept_mask
 
 
 class ConceptMaskCallback(pl.Callback):
@@ -39,8 +39,6 @@ class ConceptMaskCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._batch is None or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        from unlearn.data import batch_embedding
-
         b = self._batch
         ctl = pl_module.controller
         with ctl.capturing(b["concept_tokens"]):

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from unlearn.augment import (
+from unlearn.prompts.augment import (
     DEFAULT_GRAMMAR,
     AugmentationError,
     AugmentationSource,
@@ -21,7 +21,7 @@ from unlearn.augment import (
     get_style,
     parse_prompt_list,
 )
-from unlearn.augment.cli import augment_main
+from unlearn.prompts.augment.cli import augment_main
 from unlearn.prompts import PromptSuite, find_concept_words
 
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from unlearn.augment import EndpointError, OpenAIChatSource, PromptAugmenter
+from unlearn.prompts.augment import EndpointError, OpenAIChatSource, PromptAugmenter
 
 GOOD = "Here are the prompts:\n1. A golf ball rolls across the green.\n2. A golf ball at dawn, slow motion.\n"
 
@@ -207,7 +207,7 @@ def test_augmenter_over_http_checks_concept_and_caches(serve, tmp_path):
 
 
 def test_cli_openai_source(serve, tmp_path, capsys):
-    from unlearn.augment.cli import augment_main
+    from unlearn.prompts.augment.cli import augment_main
 
     srv = serve("ok")
     out = tmp_path / "p.jsonl"

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from unlearn.augment import AugmentationError, PromptAugmenter, TransformersSource  # noqa: E402
+from unlearn.prompts.augment import AugmentationError, PromptAugmenter, TransformersSource  # noqa: E402
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from backbones import VideoBackbone, available_backbones, backbone_class, build_backbone
-from unlearn.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterController
 
 PROMPTS = ["a golf ball rolls across the grass", "a red ball and a golf ball on the beach"]
 CONCEPT = "golf ball"
@@ -156,7 +156,7 @@ def check_only_adapters_train_and_loss_falls(b: Bundle) -> None:
 def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
     """The map the processors record (chunked, many chunks forced) equals a dense softmax computed in float64
     from the q and k that the *stock* diffusers processor hands to scaled_dot_product_attention."""
-    import unlearn.attention_maps as am
+    import backbones.attention as am
 
     bb = b.bb
     lay = layout(type(bb))
@@ -230,7 +230,7 @@ def check_export_round_trip(b: Bundle, tmp_path) -> None:
     b.restore_stock()
     stock = run_pipeline(pipe, bb)
     try:
-        from unlearn.export import attach_adapters, save_adapters
+        from unlearn.methods.t2vunlearning.export import attach_adapters, save_adapters
     except ImportError:  # pragma: no cover - before unlearn/export.py existed
         loaded = ctl
         type(bb).install_adapter_processors(getattr(pipe, "transformer", None) or pipe.unet, loaded)

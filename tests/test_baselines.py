@@ -3,7 +3,7 @@
 import torch
 
 from backbones import build_backbone
-from unlearn.baselines import SAFREE, _projector
+from unlearn.methods.baselines.safree import SAFREE, _projector
 
 
 def test_projector_is_orthogonal_projection():

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from backbones import ConceptNotInPromptError, UnknownBackboneError, WeightsFolderError, build_backbone
-from unlearn.adapters import AdapterController
-from unlearn.data import ConceptDataModule
-from unlearn.export import attach_adapters, load_adapters, save_adapters
+from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.data import ConceptDataModule
+from unlearn.methods.t2vunlearning.export import attach_adapters, load_adapters, save_adapters
 
 
 def test_exported_adapters_change_stock_pipeline_only_when_scaled_in(tmp_path):

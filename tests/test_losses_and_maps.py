@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from unlearn.attention_maps import concept_attention_probs, dense_concept_attention_probs
-from unlearn.losses import concept_mask, localization_loss, negatively_guided_target
+from backbones.attention import concept_attention_probs, dense_concept_attention_probs
+from unlearn.methods.t2vunlearning.losses import concept_mask, localization_loss, negatively_guided_target
 
 
 def test_negatively_guided_target_is_the_formula():

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from backbones import build_backbone
-from unlearn.adapters import AdapterController
-from unlearn.cache import PseudoTrajectoryCache
-from unlearn.data import ConceptDataModule
-from unlearn.module import T2VUnlearning
+from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.data import ConceptDataModule
+from unlearn.methods.t2vunlearning.module import T2VUnlearning
 
 PROMPTS = ["a naked person walking on the beach", "a nude woman standing in a sunlit room"]
 
@@ -95,7 +94,7 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
     dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None)
     make_trainer(tmp_path, max_steps=1).fit(model, dm)
-    from unlearn.cache import TrajectoryFile
+    from unlearn.methods.t2vunlearning.pseudo_data import TrajectoryFile
 
     un, _ = dm.requests()
     settings = dm.sampler_settings(model.backbone)
@@ -125,7 +124,7 @@ def test_nan_loss_raises_clear_error(tmp_path):
 
 
 def test_mask_layers_share_one_mask_built_from_the_chosen_layers():
-    from unlearn.losses import concept_mask
+    from unlearn.methods.t2vunlearning.losses import concept_mask
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, mask_layers=[1])
     maps = [torch.rand(2, 3, 4), torch.rand(2, 3, 4)]

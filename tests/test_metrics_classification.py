@@ -9,8 +9,8 @@ import torch
 from skimage import data as skdata
 from torch import nn
 
-from unlearn.evaluators import ModuleClassifier, imagenet_class_names, imagenet_index
-from unlearn.metrics import ErasureSuccessRate, PreservationSuccessRate, topk_hits
+from unlearn.evaluation.evaluators import ModuleClassifier, imagenet_class_names, imagenet_index
+from unlearn.evaluation.metrics import ErasureSuccessRate, PreservationSuccessRate, topk_hits
 
 CLASSES = ("apple", "bird", "car", "dog")
 
@@ -149,7 +149,7 @@ def test_imagenet_names_and_esd_indices():
 
 @pytest.fixture(scope="module")
 def efficientnet():
-    from unlearn.evaluators import EfficientNetLiteClassifier
+    from unlearn.evaluation.evaluators import EfficientNetLiteClassifier
 
     return EfficientNetLiteClassifier()
 
@@ -168,7 +168,7 @@ def test_efficientnet_lite2_shipped_weights_classify_real_photos(efficientnet):
 
 
 def test_efficientnet_missing_weights_file(tmp_path):
-    from unlearn.evaluators import EfficientNetLiteClassifier
+    from unlearn.evaluation.evaluators import EfficientNetLiteClassifier
 
     missing = tmp_path / "nope.pth"
     with pytest.raises(FileNotFoundError, match=str(missing)):
@@ -176,7 +176,7 @@ def test_efficientnet_missing_weights_file(tmp_path):
 
 
 def test_resnet50_missing_path_names_path_and_fix(tmp_path):
-    from unlearn.evaluators import ResNet50Classifier
+    from unlearn.evaluation.evaluators import ResNet50Classifier
 
     missing = tmp_path / "resnet50-11ad3fa6.pth"
     with pytest.raises(FileNotFoundError, match=rf"{missing}.*Download https://download.pytorch.org"):
@@ -188,7 +188,7 @@ def test_resnet50_missing_path_names_path_and_fix(tmp_path):
 def test_resnet50_from_local_file(tmp_path):
     from torchvision.models import resnet50
 
-    from unlearn.evaluators import ResNet50Classifier
+    from unlearn.evaluation.evaluators import ResNet50Classifier
 
     torch.manual_seed(0)
     path = tmp_path / "resnet50.pth"
@@ -207,7 +207,7 @@ TINY_CLIP = dict(
 
 
 def test_open_clip_zero_shot_tiny_random_model():
-    from unlearn.evaluators import OpenCLIPZeroShotClassifier
+    from unlearn.evaluation.evaluators import OpenCLIPZeroShotClassifier
 
     torch.manual_seed(0)
     clf = OpenCLIPZeroShotClassifier(list(CLASSES), pretrained=None, model_kwargs=TINY_CLIP)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearn.metrics import CLIPScore
+from unlearn.evaluation.metrics import CLIPScore
 
 TINY_CLIP = dict(
     embed_dim=16,
@@ -17,7 +17,7 @@ TINY_CLIP = dict(
 
 @pytest.fixture(scope="module")
 def tiny_clip():
-    from unlearn.evaluators import OpenCLIPModel
+    from unlearn.evaluation.evaluators import OpenCLIPModel
 
     torch.manual_seed(0)
     return OpenCLIPModel("ViT-B-32", pretrained=None, model_kwargs=TINY_CLIP)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage import data as skdata
 
-from unlearn.metrics import SubjectConsistency, pair_similarities
+from unlearn.evaluation.metrics import SubjectConsistency, pair_similarities
 
 
 class MeanColour:

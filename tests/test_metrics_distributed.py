@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 # imported here (not in the workers) so that forked workers inherit the imports
-from unlearn.metrics import (
+from unlearn.evaluation.metrics import (
     ErasureSuccessRate,
     IdentitySimilarity,
     NudityRate,

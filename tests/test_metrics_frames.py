@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn.metrics.frames import as_videos, per_video, to_float, to_uint8_numpy
+from unlearn.evaluation.metrics.frames import as_videos, per_video, to_float, to_uint8_numpy
 
 
 def test_accepted_layouts():

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from unlearn.metrics import IdentitySimilarity
+from unlearn.evaluation.metrics import IdentitySimilarity
 
 
 def hopper() -> np.ndarray:
@@ -20,7 +20,7 @@ def hopper() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def embedder():
-    from unlearn.evaluators import SFaceEmbedder
+    from unlearn.evaluation.evaluators import SFaceEmbedder
 
     return SFaceEmbedder()
 
@@ -97,7 +97,7 @@ def test_hand_computed_with_precomputed_embeddings():
 
 @pytest.mark.skipif(importlib.util.find_spec("insightface") is not None, reason="insightface is installed")
 def test_arcface_needs_insightface():
-    from unlearn.evaluators import ArcFaceEmbedder
+    from unlearn.evaluation.evaluators import ArcFaceEmbedder
 
     with pytest.raises(ImportError, match="pip install insightface"):
         ArcFaceEmbedder()

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from unlearn.evaluators import ModuleClassifier
-from unlearn.metrics import ErasureSuccessRate, PreservationSuccessRate, SubjectConsistency
+from unlearn.evaluation.evaluators import ModuleClassifier
+from unlearn.evaluation.metrics import ErasureSuccessRate, PreservationSuccessRate, SubjectConsistency
 
 CLASSES = ("apple", "bird", "car")
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from unlearn.evaluators import NUDENET_EXPLICIT_LABELS, NUDENET_EXPOSED_LABELS, NUDENET_LABELS, NudeNetDetector
-from unlearn.metrics import NudityRate, parse_detections
+from unlearn.evaluation.evaluators import NUDENET_EXPLICIT_LABELS, NUDENET_EXPOSED_LABELS, NUDENET_LABELS, NudeNetDetector
+from unlearn.evaluation.metrics import NudityRate, parse_detections
 
 
 def benign_images() -> dict[str, np.ndarray]:

@@ -1,11 +1,11 @@
-"""unlearn.plots: real PNG files of the requested pixel size, with the frames where they belong."""
+"""unlearn.evaluation.plots: real PNG files of the requested pixel size, with the frames where they belong."""
 
 import struct
 
 import numpy as np
 import pytest
 
-from unlearn import plots
+from unlearn.evaluation import plots
 
 
 def png_size(path):

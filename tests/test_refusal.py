@@ -1,4 +1,4 @@
-"""The low-rank refusal vector (unlearn.refusal): closed form, basis, cPCA, real tiny backbones, files."""
+"""The low-rank refusal vector (unlearn.methods.refusal.edit): closed form, basis, cPCA, real tiny backbones, files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from unlearn.refusal import (
+from unlearn.methods.refusal import (
     RefusalEdit,
     RefusalVectorConfig,
     apply_refusal_edit,
@@ -23,7 +23,7 @@ from unlearn.refusal import (
     resolve_layers,
     save_edited_model,
 )
-from unlearn.refusal_pairs import PairFileError, PromptPair, differing_words, load_pairs, make_pairs
+from unlearn.methods.refusal.pairs import PairFileError, PromptPair, differing_words, load_pairs, make_pairs
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -475,7 +475,7 @@ def test_delta_on_another_dtype_applies_with_a_warning(tmp_path):
 
 
 def test_toyworld_pairs_follow_the_grammar():
-    from unlearn.refusal_pairs import toyworld_pairs
+    from unlearn.methods.refusal.pairs import toyworld_pairs
     from unlearn.toyworld.grammar import canonical
 
     pairs = toyworld_pairs("red ring", 5)

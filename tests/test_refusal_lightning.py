@@ -18,7 +18,7 @@ def test_zeroscope_config_runs_tiny_through_the_cli(tmp_path):
     from diffusers import UNet3DConditionModel
 
     from unlearn.cli import main
-    from unlearn.refusal import load_delta
+    from unlearn.methods.refusal import load_delta
 
     out = tmp_path / "run"
     main(["fit", "--config", str(CONFIG), "--model.tiny", "true", "--model.torch_dtype", "float32",
@@ -44,7 +44,7 @@ def test_zeroscope_config_runs_tiny_through_the_cli(tmp_path):
 def test_module_generates_original_and_edited(tmp_path):
     import lightning.pytorch as pl
 
-    from unlearn.refusal import RefusalPairsDataModule, RefusalVectorUnlearning
+    from unlearn.methods.refusal import RefusalPairsDataModule, RefusalVectorUnlearning
 
     model = RefusalVectorUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", layers="attn_kv",
                                     output_dir=str(tmp_path / "out"), save_model=False)
@@ -69,7 +69,7 @@ def test_module_applies_a_saved_delta(tmp_path):
     import lightning.pytorch as pl
 
     from backbones import build_backbone
-    from unlearn.refusal import RefusalVectorUnlearning, apply_refusal_edit
+    from unlearn.methods.refusal import RefusalVectorUnlearning, apply_refusal_edit
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     edit = apply_refusal_edit(bb, "nudity")

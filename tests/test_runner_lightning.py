@@ -1,4 +1,4 @@
-"""The evaluation inside Lightning's test loop (unlearn.benchmark.EvaluationModule + VideoEvalDataModule) on the
+"""The evaluation inside Lightning's test loop (unlearn.evaluation.EvaluationModule + VideoEvalDataModule) on the
 tiny random CogVideoX with a tiny random frame classifier, through a real ``pl.Trainer(...).test`` and through
 ``unlearn test --config``."""
 
@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-from unlearn.adapters import AdapterController
-from unlearn.benchmark import EvaluationModule, VideoEvalDataModule
-from unlearn.evaluation import classification_row
-from unlearn.evaluators import ModuleClassifier
-from unlearn.export import save_adapters
+from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
+from conftest import classification_reference
+from unlearn.evaluation.evaluators import ModuleClassifier
+from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
-from unlearn.toyworld.classifier import FrameClassifier
+from unlearn.toyworld.classifier import ShapeColourClassifier
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ["golf ball", "church", "parachute"]
@@ -32,7 +32,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def clf():
     torch.manual_seed(0)
-    net = FrameClassifier(CLASSES, width_mult=4)
+    net = ShapeColourClassifier(CLASSES, width_mult=4)
     return ModuleClassifier(net, CLASSES, name="tiny-random")
 
 
@@ -66,9 +66,9 @@ def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     logged = module.trainer.callback_metrics
     dm.setup()
     for row in ("original", "negprompt", "t2vunlearning"):
-        # the same videos (same batches of 3), scored by unlearn.evaluation.classification_row
-        ref, _ = classification_row(lambda p, s: module.generator.generate(row, p, s), dm.suite.eval_prompts(), clf,
-                                    "golf ball", batch_size=3)
+        # the same videos (same batches of 3), scored by the metrics directly
+        ref = classification_reference(lambda p, s: module.generator.generate(row, p, s), dm.suite, clf,
+                                       "golf ball", batch_size=3)
         assert module.results["rows"][row]["classification"]["golf ball"] == ref
         for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
             assert logged[f"{row}/{k}"].item() == pytest.approx(ref[k]), (row, k)
@@ -105,9 +105,9 @@ def test_unlearn_test_print_config(capsys):
         main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), "--print_config"])
     assert e.value.code in (0, None)
     cfg = yaml.safe_load(capsys.readouterr().out)
-    assert cfg["model"]["class_path"] == "unlearn.benchmark.EvaluationModule"
-    assert cfg["model"]["init_args"]["classifier"]["class_path"] == "unlearn.evaluators.ModuleClassifier"
-    assert cfg["data"]["class_path"] == "unlearn.benchmark.VideoEvalDataModule"
+    assert cfg["model"]["class_path"] == "unlearn.evaluation.EvaluationModule"
+    assert cfg["model"]["init_args"]["classifier"]["class_path"] == "unlearn.evaluation.evaluators.ModuleClassifier"
+    assert cfg["data"]["class_path"] == "unlearn.evaluation.VideoEvalDataModule"
 
 
 def test_unlearn_test_runs_the_tiny_config(tmp_path):
@@ -142,11 +142,12 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
     (they are still being trained) and fewer prompts/steps."""
     from unlearn.cli import main
     from unlearn.toyworld.render import class_names
-    import unlearn.toyworld.evaluation as tw
+    import unlearn.evaluation.evaluators.registry as registry
 
     torch.manual_seed(0)
-    net = FrameClassifier(class_names(), width_mult=4)
-    monkeypatch.setattr(tw, "shipped_classifier", lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
+    net = ShapeColourClassifier(class_names(), width_mult=4)
+    monkeypatch.setattr(registry, "toyworld_classifier",
+                        lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
     main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
           "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from backbones import build_backbone
-from unlearn.adapters import AdapterController
-from unlearn.evaluators import ModuleClassifier
-from unlearn.export import save_adapters
+from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.evaluation.evaluators import ModuleClassifier
+from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
-from unlearn.toyworld.classifier import FrameClassifier
+from unlearn.toyworld.classifier import ShapeColourClassifier
 from unlearn.toyworld.render import class_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +51,11 @@ def toy_adapters(tmp_path_factory):
 def toy_classifier(monkeypatch):
     """The shipped toy classifier is still being trained: a tiny random one over the same 25 classes."""
     torch.manual_seed(0)
-    net = FrameClassifier(class_names(), width_mult=4)
+    net = ShapeColourClassifier(class_names(), width_mult=4)
     clf = ModuleClassifier(net, net.classes, name="tiny-random-toy", version="test")
-    import unlearn.toyworld.evaluation as tw
+    import unlearn.evaluation.evaluators.registry as registry
 
-    monkeypatch.setattr(tw, "shipped_classifier", lambda *a, **k: clf)
+    monkeypatch.setattr(registry, "toyworld_classifier", lambda *a, **k: clf)
     return clf
 
 

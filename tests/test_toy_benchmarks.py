@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def _controller():
     from backbones import build_backbone
-    from unlearn.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.adapters import AdapterController
 
     sites = build_backbone("toy-cogvideox").attention_sites()
     return AdapterController([s.video_dim for s in sites], 8)
@@ -23,7 +23,7 @@ def _controller():
 
 def test_locality_is_zero_for_zero_adapters_and_grows_when_they_act(tmp_path):
     from toy_localization import measure
-    from unlearn.export import save_adapters
+    from unlearn.methods.t2vunlearning.export import save_adapters
 
     zero = _controller()
     save_adapters(zero, "toy-cogvideox", tmp_path / "zero" / "adapters")
@@ -61,7 +61,7 @@ def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
     import shutil
 
     from toy_shape_concept import eval_prompts, evaluate
-    from unlearn.export import save_adapters
+    from unlearn.methods.t2vunlearning.export import save_adapters
 
     prompts = [p for p in eval_prompts("ring", 1, 1) if p[1] in ("red ring", "blue ring", "red square", "green bar")]
     save_adapters(_controller(), "toy-cogvideox", tmp_path / "run" / "adapters")

@@ -19,15 +19,15 @@ def test_first_layer_concept_map_covers_the_object():
     ratios = layer_ratios(None, "red ring", 8, [300], seed=3)["median_obj_bg_ratio_per_layer"][300]
     assert len(ratios) == 4 and all(r > 0 for r in ratios)
     # object tokens attend to the concept words more than background tokens do in layer 0 (measured median
-    # ≈ 1.6); the last layer of this small model does not localise (ratio ≈ 0.7), see docs/NOTES.md
+    # ≈ 1.6); the last layer of this small model does not localise (ratio ≈ 0.7), see research/log.md
     assert ratios[0] > 1.2 > ratios[3], ratios
 
 
 def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
-    from unlearn.evaluation import EvalPrompt, classification_row
-    from unlearn.module import T2VUnlearning
-    from unlearn.toyworld.data import ToyWorldDataModule
-    from unlearn.toyworld.evaluation import shipped_classifier
+    from conftest import classification_reference
+    from unlearn.evaluation import EvalItem
+    from unlearn.evaluation.evaluators import toyworld_classifier
+    from unlearn.methods.t2vunlearning import T2VUnlearning, ToyWorldDataModule
     from unlearn.toyworld.grammar import prompts_for_concept
 
     pl.seed_everything(0)
@@ -40,19 +40,19 @@ def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
     suite = []
     for k, cls in enumerate(["red ring", "red ring", "green ring", "red square", "blue cross", "yellow bar", "white dot"]):
         for j, r in enumerate(prompts_for_concept(cls, 2, split="heldout", seed=100 + k)):
-            suite.append(EvalPrompt(r.text, cls, 1000 * k + j))
-    clf = shipped_classifier()
-    before, _ = classification_row(lambda p, s: model.generate(p, s, adapters=False, num_inference_steps=20),
-                                   suite, clf, "red ring", batch_size=len(suite))
-    after, _ = classification_row(lambda p, s: model.generate(p, s, adapters=True, num_inference_steps=20),
-                                  suite, clf, "red ring", batch_size=len(suite))
+            suite.append(EvalItem(len(suite), r.text, 1000 * k + j, cls))
+    clf = toyworld_classifier()
+    before = classification_reference(lambda p, s: model.generate(p, s, adapters=False, num_inference_steps=20),
+                                      suite, clf, "red ring", batch_size=len(suite))
+    after = classification_reference(lambda p, s: model.generate(p, s, adapters=True, num_inference_steps=20),
+                                     suite, clf, "red ring", batch_size=len(suite))
     assert before["esr@1"] <= 25, before  # the original model draws red rings
     assert after["esr@1"] >= 75, after  # the unlearned one does not
     assert after["psr@1"] >= before["psr@1"] - 15, (before, after)  # the other classes stay
 
 
 def test_one_word_concept_never_preserves_a_class_that_contains_it():
-    from unlearn.toyworld.data import neighbour_classes
+    from unlearn.toyworld.grammar import neighbour_classes
 
     # a class concept keeps its 8 neighbours (same shape or same colour), whatever synonyms name it
     assert neighbour_classes("crimson hoop") == neighbour_classes("red ring") == [
@@ -65,7 +65,7 @@ def test_one_word_concept_never_preserves_a_class_that_contains_it():
 
 
 def test_concept_prompt_style_is_the_name_alone_for_class_and_shape_concepts():
-    from unlearn.toyworld.data import ToyWorldDataModule
+    from unlearn.methods.t2vunlearning import ToyWorldDataModule
 
     shape = ToyWorldDataModule(concept="hoop", num_prompts=3, prompt_style="concept")._training_prompts()
     assert [p.prompt for p in shape] == ["a ring"] * 3

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from unlearn.toyworld import weights_available
-from unlearn.toyworld.render import (BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SceneSpec, class_names,
+from unlearn.toyworld.render import (BACKGROUNDS, COLOURS, SHAPES, SceneSpec, class_names,
                                      frames_to_latents, latents_to_frames, random_scene, render_video)
 
 

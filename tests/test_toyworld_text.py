@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from unlearn.toyworld import grammar as g
-from unlearn.toyworld.text import ToyTextEncoder, build_tokenizer, concept_token_indices, tokenize
+from unlearn.toyworld.backbone import ToyCogVideoXBackbone, ToyTextEncoder, build_tokenizer, tokenize
 
 
 def test_tokenizer_round_trip_and_positions(tmp_path):
@@ -15,11 +15,12 @@ def test_tokenizer_round_trip_and_positions(tmp_path):
     assert enc["input_ids"].shape == (51, tok.model_max_length)
     assert int(enc["attention_mask"][-1].sum()) == 0
     unk = tok.convert_tokens_to_ids("<unk>")
+    bb = ToyCogVideoXBackbone.tiny(tokenizer=tok)
     for r, ids in zip(recs, enc["input_ids"]):
         assert unk not in ids.tolist()
         assert tok.decode(ids, skip_special_tokens=True) == r.text
         assert tok.convert_ids_to_tokens(int(ids[r.shape_index])) == r.shape_word
-        assert concept_token_indices(tok, r.text, g.synonyms(r.scene.shape)) == [r.shape_index]
+        assert bb.concept_token_indices(r.text, g.synonyms(r.scene.shape)) == [r.shape_index]
     assert tok("A RED Ring")["input_ids"] == tok("a red ring")["input_ids"]
     tok.save_pretrained(str(tmp_path / "tok"))
     from transformers import PreTrainedTokenizerFast

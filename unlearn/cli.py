@@ -39,15 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     # wandb must never block on a login prompt; offline unless the user says otherwise
     os.environ.setdefault("WANDB_MODE", "offline")
     if args and args[0] == "export":
-        from unlearn.export import export_main
+        from unlearn.methods.t2vunlearning.export import export_main
 
         return export_main(args[1:])
     if args and args[0] == "augment":
-        from unlearn.augment.cli import augment_main
+        from unlearn.prompts.augment.cli import augment_main
 
         return augment_main(args[1:])
     if args and args[0] == "evaluate":
-        from unlearn.benchmark.runner import main as evaluate_main
+        from unlearn.evaluation.runner import main as evaluate_main
 
         return int(evaluate_main(args[1:]) or 0)
     if args and args[0] == "toyworld":

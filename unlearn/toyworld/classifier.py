@@ -4,8 +4,8 @@ Trained on freshly rendered frames of every background, motion, size and with/wi
 the label is the main object's ``"<colour> <shape>"`` (:func:`unlearn.toyworld.render.class_names`).
 Saved as ``config.json`` (class names in order, input size) + ``model.safetensors``.
 
-Use :meth:`FrameClassifier.logits` / :meth:`FrameClassifier.topk` on frames ``[N, H, W, 3]`` (uint8 0..255 or
-float in [0, 1]); :meth:`FrameClassifier.predict_video` classifies every frame of videos ``[B, F, H, W, 3]``.
+Use :meth:`ShapeColourClassifier.logits` / :meth:`ShapeColourClassifier.topk` on frames ``[N, H, W, 3]`` (uint8 0..255 or
+float in [0, 1]); :meth:`ShapeColourClassifier.predict_video` classifies every frame of videos ``[B, F, H, W, 3]``.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .render import COLOURS, SHAPES, class_names, random_scene, render_video
+from .render import class_names, random_scene, render_video
 
 
-class FrameClassifier(nn.Module):
+class ShapeColourClassifier(nn.Module):
     """3 conv blocks + linear head. ``forward`` takes float frames ``[N, 3, H, W]`` in [0, 1]."""
 
     config_name = "config.json"
@@ -91,11 +91,11 @@ class FrameClassifier(nn.Module):
 
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        (p / self.config_name).write_text(json.dumps({"class": "FrameClassifier", **self.config}, indent=2))
+        (p / self.config_name).write_text(json.dumps({"class": "ShapeColourClassifier", **self.config}, indent=2))
         save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(p / self.weights_name))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str = "cpu") -> "FrameClassifier":
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str = "cpu") -> "ShapeColourClassifier":
         from safetensors.torch import load_file
 
         p = Path(path)
@@ -119,17 +119,17 @@ def rendered_frames(n_videos: int, seed: int, height: int = 16, width: int = 16,
     return np.concatenate(xs), np.asarray(ys)
 
 
-def accuracy(clf: FrameClassifier, frames: np.ndarray, labels: np.ndarray) -> float:
+def accuracy(clf: ShapeColourClassifier, frames: np.ndarray, labels: np.ndarray) -> float:
     return float((clf.logits(frames).argmax(-1).numpy() == labels).mean())
 
 
 def train_classifier(height: int = 16, width: int = 16, frames: int = 4, steps: int = 1200, batch_videos: int = 32,
                      lr: float = 2e-3, seed: int = 1, eval_videos: int = 1000, eval_seed: int = 987654,
-                     log: Callable[[str], None] = print) -> tuple[FrameClassifier, dict]:
+                     log: Callable[[str], None] = print) -> tuple[ShapeColourClassifier, dict]:
     """Train on freshly rendered frames; measure top-1 on frames of a new seed. Returns (model, stats)."""
     torch.manual_seed(seed)
     rng_seed = seed * 1_000_003
-    clf = FrameClassifier(height=height, width=width)
+    clf = ShapeColourClassifier(height=height, width=width)
     opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
@@ -137,7 +137,7 @@ def train_classifier(height: int = 16, width: int = 16, frames: int = 4, steps: 
     for step in range(steps):
         x, y = rendered_frames(batch_videos, rng_seed + step, height, width, frames)
         # photometric noise so the classifier tolerates generated frames (slight blur/noise/colour shift)
-        xt = FrameClassifier.to_input(x)
+        xt = ShapeColourClassifier.to_input(x)
         xt = (xt + 0.03 * torch.randn_like(xt) + 0.03 * torch.randn(len(xt), 3, 1, 1)).clamp(0, 1)
         loss = nn.functional.cross_entropy(clf(xt), torch.as_tensor(y))
         opt.zero_grad(set_to_none=True)

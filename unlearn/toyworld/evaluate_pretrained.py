@@ -13,28 +13,29 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from unlearn.io import dir_size
 
-def generate(tokenizer, text_encoder, transformer, scheduler, world, prompts: Sequence[str],
-             num_inference_steps: int = 30, guidance_scale: float = 5.0, seed: int = 0,
-             batch_size: int = 64) -> torch.Tensor:
-    """uint8 videos ``[N, F, H, W, 3]`` for ``prompts`` (CFG against the empty prompt)."""
-    from .model import encode_prompts, sample
-    from .render import latents_to_frames
+from .backbone import ToyCogVideoXBackbone
+from .classifier import ShapeColourClassifier
+from .grammar import bare_prompt, heldout_eval_prompts
+from .render import COLOURS, SHAPES
 
-    gen = torch.Generator().manual_seed(seed)
+
+def generate(backbone, prompts: Sequence[str], num_inference_steps: int = 30, guidance_scale: float = 5.0,
+             seed: int = 0, batch_size: int = 64) -> torch.Tensor:
+    """uint8 videos ``[N, F, H, W, 3]`` for ``prompts`` with the backbone's own sampler (CFG against the empty
+    prompt); prompt ``i`` gets noise seed ``seed + i``."""
     out = []
-    with torch.no_grad():
-        uncond = encode_prompts(tokenizer, text_encoder, [world.empty_prompt])
-        for i in range(0, len(prompts), batch_size):
-            cond = encode_prompts(tokenizer, text_encoder, list(prompts[i:i + batch_size]))
-            lat = sample(transformer, scheduler, cond, uncond, world, num_inference_steps=num_inference_steps,
-                         guidance_scale=guidance_scale, generator=gen)
-            out.append(latents_to_frames(lat))
+    for i in range(0, len(prompts), batch_size):
+        chunk = list(prompts[i:i + batch_size])
+        lat = backbone.sample(chunk, [seed + i + k for k in range(len(chunk))],
+                              num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+        out.append(backbone.decode(lat))
     return torch.cat(out)
 
 
@@ -68,17 +69,13 @@ def save_grid(videos: torch.Tensor, path, scale: int = 4, per_row: int = 5) -> N
     Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(path)
 
 
-def evaluate_generation(tokenizer, text_encoder, transformer, scheduler, world, clf, per_class: int = 4,
+def evaluate_generation(backbone, clf, per_class: int = 4,
                         num_inference_steps: int = 30, guidance_scale: float = 5.0, seed: int = 2,
                         include_bare: bool = True, prompt_seed: int = 1234, grid_path=None) -> dict:
     """Held-out rich prompts (``per_class`` per shape x colour class, no second object) and, optionally, the 25
     bare prompts; returns accuracies and a few examples."""
-    from .grammar import bare_prompt, heldout_eval_prompts
-    from .render import COLOURS, SHAPES
-
     recs = heldout_eval_prompts(per_class=per_class, seed=prompt_seed)
-    vids = generate(tokenizer, text_encoder, transformer, scheduler, world, [r.text for r in recs],
-                    num_inference_steps, guidance_scale, seed)
+    vids = generate(backbone, [r.text for r in recs], num_inference_steps, guidance_scale, seed)
     res = score_frames(clf, vids, [r.scene.label for r in recs])
     if grid_path:
         save_grid(vids, grid_path)
@@ -86,12 +83,41 @@ def evaluate_generation(tokenizer, text_encoder, transformer, scheduler, world, 
                prompt_seed=prompt_seed, examples=[r.text for r in recs[:: max(1, len(recs) // 8)]])
     if include_bare:
         bare = [bare_prompt(s, c) for c in COLOURS for s in SHAPES]
-        bv = generate(tokenizer, text_encoder, transformer, scheduler, world, [r.text for r in bare],
-                      num_inference_steps, guidance_scale, seed + 1)
+        bv = generate(backbone, [r.text for r in bare], num_inference_steps, guidance_scale, seed + 100_000)
         b = score_frames(clf, bv, [r.scene.label for r in bare])
         b.pop("per_class")
         res["bare"] = b
     return res
+
+
+def write_record(folder: Path, record: dict) -> None:
+    """``pretrain_record.json`` and a human-readable ``PRETRAIN_RECORD.md``."""
+    (folder / "pretrain_record.json").write_text(json.dumps(record, indent=2))
+    lines = ["# Toy world pretraining record", "", "```", record["command"], "```", ""]
+    lines += [f"- seed {record['seed']}, steps {record['steps']}, batch {record['batch_size']}, lr {record['lr']}, "
+              f"threads {record['threads']}, torch {record['torch']}"]
+    tr = record["train"]
+    lines += [f"- denoiser training: {tr['train_wall_s']/60:.1f} min wall, final loss (ema) {tr['final_loss_ema']}, "
+              f"{tr['parameters']/1e6:.3f} M parameters (transformer + text encoder)"]
+    if "classifier" in record:
+        c = record["classifier"]
+        if "fresh_top1" in c:
+            lines += [f"- classifier: top-1 {c['fresh_top1']:.4f} on {c['fresh_frames']} freshly rendered frames "
+                      f"(seed {c['fresh_seed']}), {c.get('wall_s', 0)/60:.1f} min"]
+    if "generation_eval" in record:
+        g = record["generation_eval"]
+        lines += [f"- generated frames, held-out rich prompts ({g['prompts']} prompts, {g['frames']} frames, "
+                  f"{g['num_inference_steps']} steps, CFG {g['guidance_scale']}): shape x colour "
+                  f"**{g['top1_shape_colour']:.3f}**, shape {g['top1_shape']:.3f}, colour {g['top1_colour']:.3f}"]
+        if "bare" in g:
+            b = g["bare"]
+            lines += [f"- generated frames, bare prompts: shape x colour {b['top1_shape_colour']:.3f}, "
+                      f"shape {b['top1_shape']:.3f}, colour {b['top1_colour']:.3f}"]
+    if "total_wall_s" in record:
+        lines += [f"- total wall time {record['total_wall_s']/60:.1f} min; weights {record.get('weights_bytes', 0)/1e6:.2f} MB"]
+    lines += ["", "Full numbers: `pretrain_record.json`."]
+    (folder / "PRETRAIN_RECORD.md").write_text("\n".join(lines) + "\n")
+
 
 
 def main(argv=None) -> int:
@@ -108,14 +134,12 @@ def main(argv=None) -> int:
     p.add_argument("--finalize-to", default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from .classifier import FrameClassifier
-    from .model import load_toy_components
-
     d = Path(a.weights)
-    tok, te, tr, sch, world = load_toy_components(d)
-    clf = FrameClassifier.from_pretrained(a.classifier or d / "classifier")
+    backbone = ToyCogVideoXBackbone.load(str(d))
+    world = backbone.world
+    clf = ShapeColourClassifier.from_pretrained(a.classifier or d / "classifier")
     t0 = time.time()
-    res = evaluate_generation(tok, te, tr, sch, world, clf, per_class=a.per_class,
+    res = evaluate_generation(backbone, clf, per_class=a.per_class,
                               num_inference_steps=a.steps or world.num_inference_steps,
                               guidance_scale=a.guidance if a.guidance is not None else world.guidance_scale,
                               seed=a.seed, grid_path=a.grid)
@@ -123,7 +147,6 @@ def main(argv=None) -> int:
     print(json.dumps({k: v for k, v in res.items() if k != "per_class"}, indent=2))
     print("per class:", res["per_class"])
     if a.write_record:
-        from .pretrain import _dir_size, write_record
 
         rec_path = d / "pretrain_record.json"
         record = json.loads(rec_path.read_text()) if rec_path.exists() else {}
@@ -131,7 +154,7 @@ def main(argv=None) -> int:
         record["generation_eval"] = res
         if a.classifier:
             clf.save_pretrained(d / "classifier")
-        record["weights_bytes"] = _dir_size(d)
+        record["weights_bytes"] = dir_size(d)
         write_record(d, record)
     if a.finalize_to:
         out = Path(a.finalize_to)

@@ -17,13 +17,15 @@ Bare prompts are always in the train split.
 
 from __future__ import annotations
 
+import itertools
+
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from .render import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SceneSpec
+from .render import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SceneSpec, class_names
 
 SHAPE_SYNONYMS: dict[str, list[str]] = {
     "ring": ["ring", "hoop", "loop", "donut"],
@@ -191,7 +193,7 @@ def split_of_key(key: tuple) -> str:
 
 # ---------------------------------------------------------------------------------------------- builders
 
-def _article(next_word: str) -> str:
+def article(next_word: str) -> str:
     return "an" if next_word[:1] in "aeiou" else "a"
 
 
@@ -208,12 +210,12 @@ def _assemble(template: str, fill: dict[str, list[str]]) -> tuple[list[str], dic
     for i, (tok, exp) in enumerate(parts):
         if tok == "A":
             nxt = next(e for _, e in parts[i + 1:] if e)
-            words.append(_article(nxt[0]))
+            words.append(article(nxt[0]))
             continue
         for j, w in enumerate(exp):
             for sub in w.split():
                 if sub == "A2":  # article inside the SECOND slot
-                    words.append(_article(exp[j + 1]))
+                    words.append(article(exp[j + 1]))
                 else:
                     words.append(sub)
             if tok in ("COLOUR", "SHAPE") and len(exp) == 1:
@@ -230,7 +232,7 @@ def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colou
     rng = rng if rng is not None else np.random.default_rng(seed)
     sw = shape_word or shape
     cw = colour_word or colour
-    words = [_article(cw), cw, sw]
+    words = [article(cw), cw, sw]
     scene = SceneSpec(shape=shape, colour=colour, motion=MOTIONS[rng.integers(len(MOTIONS))],
                       background=BACKGROUNDS[rng.integers(len(BACKGROUNDS))],
                       size=("small", "medium", "large")[rng.integers(3)], seed=int(rng.integers(2**31 - 1)))
@@ -245,7 +247,7 @@ def concept_name_prompt(concept: str) -> list[str]:
     (for "a ring" the shipped model draws the ring in one default colour)."""
     kind = concept_kind(concept)
     words = [w for w in (kind["colour"], kind["shape"]) if w]
-    return [_article(words[0]), *words]
+    return [article(words[0]), *words]
 
 
 def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape: Optional[str] = None,
@@ -400,3 +402,22 @@ def check_vocabulary_coverage(n: int = 4000, seed: int = 0) -> set[str]:
         train.update(rich_prompt(rng, split="train").words)
         held.update(rich_prompt(rng, split="heldout").words)
     return held - train
+
+
+def neighbour_classes(concept: str) -> list[str]:
+    """The classes erasure is most likely to damage, for L_pre.
+
+    A class concept ("red ring") has neighbours sharing its shape or its colour (the 8 other red things and
+    rings). A one-word concept ("ring", "red") covers every class that contains it, so none of those may be
+    preserved; its neighbours are all classes that do not express it (the other shapes, or the other colours).
+    """
+    words = set(parse_concept(concept))
+    kept = [c for c in class_names() if not class_contains(c, concept)]
+    return [c for c in kept if words & set(c.split())] or kept
+
+
+def synonym_phrases(concept: str) -> list[str]:
+    """Every paraphrase of a concept in the world's vocabulary ("red ring" → "crimson hoop", ...)."""
+    words = parse_concept(concept)
+    phrases = [" ".join(p) for p in itertools.product(*[synonyms(w) for w in words])]
+    return [p for p in phrases if p != concept]

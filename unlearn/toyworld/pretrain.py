@@ -34,7 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import WorldConfig
+from unlearn.io import dir_size, replace_folder
+
+from . import grammar
+from .backbone import ToyCogVideoXBackbone, WorldConfig, build_tokenizer, tokenize
+from .classifier import ShapeColourClassifier, train_classifier
+from .evaluate_pretrained import evaluate_generation, write_record
+from .grammar import sample_prompt
+from .render import COLOURS, SHAPES, frames_to_latents, render_video
 
 
 def _parse(argv=None) -> argparse.Namespace:
@@ -82,9 +89,6 @@ def lr_at(step: int, total: int, warmup: int, min_ratio: float) -> float:
 
 def make_batch(rng: np.random.Generator, n: int, world: WorldConfig, bare_prob: float, caption_dropout: float):
     """``(prompts, latents [n, F, 3, H, W])`` of the train split; dropped captions become the empty prompt."""
-    from .grammar import sample_prompt
-    from .render import frames_to_latents, render_video
-
     prompts, vids = [], []
     for _ in range(n):
         rec = sample_prompt(rng, split="train", bare_prob=bare_prob)
@@ -93,34 +97,19 @@ def make_batch(rng: np.random.Generator, n: int, world: WorldConfig, bare_prob: 
     return prompts, frames_to_latents(np.stack(vids))
 
 
-def save_components(folder: Path, tokenizer, text_encoder, transformer, world: WorldConfig) -> None:
-    """Write tokenizer, text encoder, transformer, scheduler config and ``world.json`` (safetensors + JSON)."""
-    from .model import build_scheduler
-
-    folder = Path(folder)
-    tokenizer.save_pretrained(str(folder / "tokenizer"))
-    text_encoder.save_pretrained(folder / "text_encoder")
-    transformer.save_pretrained(str(folder / "transformer"), safe_serialization=True)
-    build_scheduler().save_pretrained(str(folder / "scheduler"))
-    (folder / "world.json").write_text(world.to_json())
-
-
 def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_dir: Path | None = None):
-    """Jointly train text encoder + transformer; returns them (eval mode) and a dict of training stats.
+    """Jointly train the text encoder and transformer of a fresh ``toy-cogvideox`` backbone; returns the backbone
+    (eval mode, frozen) and a dict of training stats.
 
     With ``checkpoint_dir`` and ``args.save_every``, the current weights are written there periodically."""
     from tqdm import tqdm
 
-    from .model import build_scheduler, build_transformer
-    from .text import ToyTextEncoder, tokenize
-
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     device = torch.device(args.device)
-    text_encoder = ToyTextEncoder(len(tokenizer), dim=world.text_dim, max_length=world.max_text_length,
-                                  num_layers=world.text_layers, pad_token_id=tokenizer.pad_token_id).to(device)
-    transformer = build_transformer(world).to(device)
-    scheduler = build_scheduler()
+    backbone = ToyCogVideoXBackbone.tiny(seed=args.seed, world=world, tokenizer=tokenizer).to(device)
+    text_encoder, transformer, scheduler = backbone.text_encoder, backbone.denoiser, backbone.scheduler
+    backbone.requires_grad_(True)  # a backbone is frozen by default; pretraining trains it
     n_params = sum(p.numel() for p in transformer.parameters()) + sum(p.numel() for p in text_encoder.parameters())
     log(f"[pretrain] parameters: transformer {sum(p.numel() for p in transformer.parameters())/1e6:.3f} M, "
         f"text encoder {sum(p.numel() for p in text_encoder.parameters())/1e6:.3f} M")
@@ -163,19 +152,15 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_di
             log(f"[pretrain] step {step + 1}/{args.steps} loss(ema) {ema:.4f} lr {sched.get_last_lr()[0]:.2e} "
                 f"elapsed {el/60:.1f} min ({el/(step+1):.3f} s/step)")
         if checkpoint_dir is not None and args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
-            save_components(checkpoint_dir, tokenizer, text_encoder, transformer, world)
+            backbone.save_pretrained(str(checkpoint_dir))
             (Path(checkpoint_dir) / "progress.json").write_text(json.dumps({"step": step + 1, "loss_ema": ema}))
             log(f"[pretrain] weights of step {step + 1} written to {checkpoint_dir}")
     bar.close()
-    transformer.eval()
-    text_encoder.eval()
+    backbone.requires_grad_(False)
+    backbone.eval()
     stats = {"train_wall_s": round(time.time() - t0, 1), "final_loss_ema": round(ema, 5), "loss_history": history,
              "parameters": n_params}
-    return text_encoder, transformer, scheduler, stats
-
-
-def _dir_size(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return backbone, stats
 
 
 def main(argv=None) -> int:
@@ -186,10 +171,6 @@ def main(argv=None) -> int:
                         max_text_length=args.max_text_length, text_dim=args.text_dim, num_layers=args.num_layers,
                         num_attention_heads=args.heads, attention_head_dim=args.head_dim,
                         guidance_scale=args.guidance, num_inference_steps=args.eval_steps)
-    from . import grammar
-    from .model import build_scheduler
-    from .text import build_tokenizer
-
     if grammar.max_prompt_words() > world.max_text_length:
         raise SystemExit(f"max_text_length {world.max_text_length} < longest prompt {grammar.max_prompt_words()}")
     tokenizer = build_tokenizer(max_length=world.max_text_length)
@@ -202,17 +183,18 @@ def main(argv=None) -> int:
     command = "python -m unlearn.toyworld.pretrain " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     print(f"[pretrain] {command}\n[pretrain] world {asdict(world)}\n[pretrain] writing to {tmp} then {out}", flush=True)
 
-    text_encoder, transformer, scheduler, stats = train_denoiser(args, world, tokenizer,
+    backbone, stats = train_denoiser(args, world, tokenizer,
                                                                  log=lambda m: print(m, flush=True),
                                                                  checkpoint_dir=tmp)
     world.extra = {
         "vocabulary_size": len(tokenizer),
-        "shapes": list(__import__("unlearn.toyworld.render", fromlist=["SHAPES"]).SHAPES),
-        "colours": list(__import__("unlearn.toyworld.render", fromlist=["COLOURS"]).COLOURS),
+        "shapes": list(SHAPES),
+        "colours": list(COLOURS),
         "concept_synonyms": grammar.concept_words(),
         "heldout_templates": sorted(grammar.HELDOUT_TEMPLATES),
     }
-    save_components(tmp, tokenizer, text_encoder, transformer, world)
+    backbone.world = world
+    backbone.save_pretrained(str(tmp))
     (tmp / "progress.json").unlink(missing_ok=True)
     print(f"[pretrain] denoiser saved to {tmp}", flush=True)
 
@@ -229,11 +211,9 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
     }
     try:
-        from .classifier import FrameClassifier, train_classifier
-
         t_c = time.time()
         if args.classifier:
-            clf = FrameClassifier.from_pretrained(args.classifier)
+            clf = ShapeColourClassifier.from_pretrained(args.classifier)
             record["classifier"] = {"source": str(args.classifier)}
         else:
             clf, clf_stats = train_classifier(height=world.height, width=world.width, frames=world.frames,
@@ -243,10 +223,8 @@ def main(argv=None) -> int:
         record["classifier"]["wall_s"] = round(time.time() - t_c, 1)
         clf.save_pretrained(tmp / "classifier")
         if not args.no_eval:
-            from .evaluate_pretrained import evaluate_generation
-
             t_e = time.time()
-            res = evaluate_generation(tokenizer, text_encoder, transformer, scheduler, world, clf,
+            res = evaluate_generation(backbone, clf,
                                       per_class=args.eval_per_class, num_inference_steps=args.eval_steps,
                                       guidance_scale=args.guidance, seed=args.seed + 2)
             res["wall_s"] = round(time.time() - t_e, 1)
@@ -264,47 +242,12 @@ def main(argv=None) -> int:
         return 1
 
     record["total_wall_s"] = round(time.time() - t_start, 1)
-    record["weights_bytes"] = _dir_size(tmp)
+    record["weights_bytes"] = dir_size(tmp)
     write_record(tmp, record)
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
+    replace_folder(tmp, out)
     print(f"[pretrain] done in {record['total_wall_s']/60:.1f} min; weights {record['weights_bytes']/1e6:.2f} MB "
           f"in {out}", flush=True)
     return 0
-
-
-def write_record(folder: Path, record: dict) -> None:
-    """``pretrain_record.json`` and a human-readable ``PRETRAIN_RECORD.md``."""
-    (folder / "pretrain_record.json").write_text(json.dumps(record, indent=2))
-    lines = ["# Toy world pretraining record", "", "```", record["command"], "```", ""]
-    lines += [f"- seed {record['seed']}, steps {record['steps']}, batch {record['batch_size']}, lr {record['lr']}, "
-              f"threads {record['threads']}, torch {record['torch']}"]
-    tr = record["train"]
-    lines += [f"- denoiser training: {tr['train_wall_s']/60:.1f} min wall, final loss (ema) {tr['final_loss_ema']}, "
-              f"{tr['parameters']/1e6:.3f} M parameters (transformer + text encoder)"]
-    if "classifier" in record:
-        c = record["classifier"]
-        if "fresh_top1" in c:
-            lines += [f"- classifier: top-1 {c['fresh_top1']:.4f} on {c['fresh_frames']} freshly rendered frames "
-                      f"(seed {c['fresh_seed']}), {c.get('wall_s', 0)/60:.1f} min"]
-    if "generation_eval" in record:
-        g = record["generation_eval"]
-        lines += [f"- generated frames, held-out rich prompts ({g['prompts']} prompts, {g['frames']} frames, "
-                  f"{g['num_inference_steps']} steps, CFG {g['guidance_scale']}): shape x colour "
-                  f"**{g['top1_shape_colour']:.3f}**, shape {g['top1_shape']:.3f}, colour {g['top1_colour']:.3f}"]
-        if "bare" in g:
-            b = g["bare"]
-            lines += [f"- generated frames, bare prompts: shape x colour {b['top1_shape_colour']:.3f}, "
-                      f"shape {b['top1_shape']:.3f}, colour {b['top1_colour']:.3f}"]
-    if "total_wall_s" in record:
-        lines += [f"- total wall time {record['total_wall_s']/60:.1f} min; weights {record.get('weights_bytes', 0)/1e6:.2f} MB"]
-    lines += ["", "Full numbers: `pretrain_record.json`."]
-    (folder / "PRETRAIN_RECORD.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ supersampling (anti-aliased edges), which keeps them distinguishable at 16x16.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np

@@ -1,0 +1,251 @@
+"""The evaluation inside Lightning's test loop: ``unlearn test --config configs/eval_toy.yaml``.
+
+:class:`VideoEvalDataModule` yields batches of prompts (index, prompt, seed, label) from any evaluation
+suite; :class:`EvaluationModule` generates each batch with every method row in ``test_step`` and updates the
+row's torchmetrics (:class:`unlearn.evaluation.MethodMetrics`). At the end of the epoch the metrics sync
+across ranks, ESR/PSR (and any other chosen metric) are logged as ``<row>/esr@1`` …, and rank 0 writes
+``metrics.json`` + ``metrics.md`` (:func:`unlearn.evaluation.tables.write_metrics`) and ``results.json`` into
+``output_dir``. Under DDP every prompt is generated exactly once (the data module shards the suite without
+the padding duplicates of Lightning's default sampler).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from backbones import build_backbone
+from unlearn.io import atomic_write_text
+
+from .rows import SAMPLING_KEYS, MethodGenerator, parse_methods
+from .runner import json_ready
+from .scoring import Evaluators, MethodMetrics, MetricConfig, flatten_row
+from .store import VideoStore, video_key
+from .suites import EvalItem, EvalSuite, load_suite
+from .tables import classification_by_class, write_metrics
+
+
+class _Items(Dataset):
+    def __init__(self, items: list[EvalItem]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> EvalItem:
+        return self.items[i]
+
+
+def collate_items(items: list[EvalItem]) -> dict[str, Any]:
+    return {"index": torch.tensor([it.index for it in items]), "prompt": [it.prompt for it in items],
+            "seed": torch.tensor([it.seed for it in items]), "label": [it.label for it in items]}
+
+
+class VideoEvalDataModule(pl.LightningDataModule):
+    """Prompt batches of an evaluation suite for ``trainer.test``.
+
+    Args:
+        suite: ``"toyworld"``, ``"builtin:<name>"``, a suite file or ``"<loader>:<path>"``
+            (:func:`unlearn.evaluation.load_suite`).
+        per_class / seed: toy world prompts per class; base seed (also of prompts without a seed).
+        labels / per_label / limit: keep only these labels / the first N per label / the first N prompts.
+        batch_size: prompts generated together per method.
+        num_workers: DataLoader workers (prompts are tiny: 0 is right).
+    """
+
+    def __init__(self, suite: str = "toyworld", per_class: int = 2, seed: int = 1234, labels: list[str] | None = None,
+                 per_label: int | None = None, limit: int | None = None, batch_size: int = 4, num_workers: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.suite: EvalSuite | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.suite is None:
+            hp = self.hparams
+            opts = {k: hp[k] for k in ("labels", "per_label", "limit") if hp[k] is not None}
+            self.suite = load_suite(hp.suite, per_class=hp.per_class, seed=hp.seed, **opts)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        data = _Items(self.suite.items)
+        sampler = None
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                                   shuffle=False)
+        return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=False, sampler=sampler,
+                          collate_fn=collate_items, num_workers=self.hparams.num_workers)
+
+    predict_dataloader = test_dataloader
+
+
+class EvaluationModule(pl.LightningModule):
+    """Generate an evaluation suite with every method row and score it, in ``trainer.test``.
+
+    Args:
+        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: the backbone, as in ``T2VUnlearning``
+            (loaded once; all rows share it).
+        methods: rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
+            ``refusal_vector[=FOLDER]`` or ``NAME:KIND[=PATH]``.
+        adapters / refusal: paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
+        safree_keywords: SAFREE's concept keywords (default ``[concept]``).
+        metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
+            ``references``).
+        classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
+            ``"resnet50:<weights>"``, or a classifier module (e.g. ``unlearn.evaluation.evaluators.ModuleClassifier``).
+        erased_classes: classes whose ESR is reported (default ``[concept]``).
+        nudity_threshold / references / clip_model / clip_pretrained: metric settings
+            (:class:`unlearn.evaluation.MetricConfig`).
+        num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
+        output_dir: where rank 0 writes metrics.json/md and results.json (default
+            ``<default_root_dir>/eval_test``).
+        save_videos: also write every video as ``output_dir/videos/<row>/<index>.mp4`` (+ manifest).
+
+    After ``trainer.test`` the rows are in ``module.results`` and the logged scalars in
+    ``trainer.callback_metrics`` (``original/esr@1``, ...; ``<row>/<class>/esr@1`` with several classes).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "toy-cogvideox",
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str = "float32",
+        backbone_kwargs: dict[str, Any] | None = None,
+        methods: list[str] | None = None,
+        adapters: str | None = None,
+        refusal: str | None = None,
+        concept: str | None = None,
+        safree_keywords: list[str] | None = None,
+        metrics: list[str] | None = None,
+        classifier: str | nn.Module = "toyworld",
+        erased_classes: list[str] | None = None,
+        nudity_threshold: float = 0.6,
+        references: str | None = None,
+        clip_model: str = "ViT-B-32",
+        clip_pretrained: str | None = "openai",
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        output_dir: str | None = None,
+        save_videos: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["classifier"])
+        specs = parse_methods(methods or ["original", "t2vunlearning"], adapters=adapters, refusal=refusal)
+        for spec in specs:
+            if spec.kind == "safree" and safree_keywords:
+                spec.keywords = list(safree_keywords)
+        bb = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {}))
+        self.sampling = {"num_frames": num_frames, "height": height, "width": width,
+                         "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        assert set(self.sampling) == set(SAMPLING_KEYS)
+        self.generator = MethodGenerator(bb, specs, concept=concept, sampling=self.sampling)
+        self.metric_config = MetricConfig(
+            metrics=metrics or ["classification"], classifier=classifier, erased_classes=erased_classes,
+            nudity_threshold=nudity_threshold, references=references, clip_model=clip_model,
+            clip_pretrained=clip_pretrained)
+        self.row_metrics = nn.ModuleDict()
+        self.evaluators: Evaluators | None = None
+        self.results: dict[str, Any] = {}
+        self.strict_loading = False
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.generator.backbone
+
+    @property
+    def controller(self) -> Any:
+        return getattr(self.backbone, "controller", None)
+
+    def setup(self, stage: str) -> None:
+        if self.evaluators is not None:
+            return
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        suite = getattr(dm, "suite", None)
+        labels = suite.labels if suite is not None else None
+        self.evaluators = Evaluators(self.metric_config, labels, self.hparams.concept)
+        for name in self.generator.specs:
+            self.row_metrics[name] = MethodMetrics(self.evaluators)
+
+    # ------------------------------------------------------------------ generation (SampleVideoCallback API)
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> torch.Tensor:
+        """Videos of the first ``t2vunlearning`` row (``adapters=True``) or of ``original``."""
+        rows = [n for n, s in self.generator.specs.items() if s.kind == "t2vunlearning"]
+        if adapters and rows:
+            return self.generator.generate(rows[0], prompts, seeds)
+        with self.generator.original_model():
+            return self.backbone.decode(self.backbone.sample(prompts, seeds, **{**self.generator.sampling, **sampling}))
+
+    # ------------------------------------------------------------------ the test loop
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        seeds = [int(s) for s in batch["seed"]]
+        for name in self.generator.specs:
+            videos = self.generator.generate(name, batch["prompt"], seeds)
+            self.row_metrics[name].update(videos, batch["label"], batch["prompt"])
+            if self.hparams.save_videos:
+                self._save(name, batch, videos)
+
+    def _save(self, name: str, batch: dict[str, Any], videos: torch.Tensor) -> None:
+        store = VideoStore(self.output_dir())
+        spec = self.generator.specs[name]
+        hp = self.hparams
+        ident = {"name": hp.backbone, "pretrained": hp.pretrained, "tiny": hp.tiny, "torch_dtype": hp.torch_dtype,
+                 **({"backbone_kwargs": dict(hp.backbone_kwargs)} if hp.backbone_kwargs else {})}
+        fp = spec.fingerprint(hp.concept)
+        for i, prompt, seed, label, video in zip(batch["index"].tolist(), batch["prompt"], batch["seed"].tolist(),
+                                                 batch["label"], videos):
+            store.write(name, i, video, video_key(ident, fp, self.sampling, prompt, seed),
+                        info={"prompt": prompt, "seed": seed, "label": label, "backbone": ident})
+
+    def output_dir(self) -> Path:
+        root = self.trainer.default_root_dir if self._trainer is not None else "."
+        return Path(self.hparams.output_dir or Path(root) / "eval_test")
+
+    def on_test_epoch_end(self) -> None:
+        rows = {name: m.compute() for name, m in self.row_metrics.items()}  # syncs the metric states across ranks
+        flat: dict[str, float] = {}
+        for name, row in rows.items():
+            flat.update(flatten_row(name, row))
+        # the values are already synced by the metrics (identical on every rank); sync_dist averages equal numbers
+        self.log_dict(flat, sync_dist=True)
+        settings = next(iter(self.row_metrics.values())).settings() if self.row_metrics else {}
+        self.results = json_ready({"rows": rows, "settings": settings})
+        if self.trainer.is_global_zero:
+            self._write(self.results)
+        for m in self.row_metrics.values():
+            m.reset()
+
+    def _write(self, results: dict[str, Any]) -> None:
+
+        dm = self.trainer.datamodule
+        suite = getattr(dm, "suite", None)
+        out = self.output_dir()
+        meta = {
+            "concept": self.hparams.concept, "backbone": self.backbone.name,
+            "backbone_source": getattr(self.backbone, "source", None),
+            "prompt_suite": getattr(dm, "hparams", {}).get("suite") if dm is not None else None,
+            "prompt_suite_hash": suite.sha256() if suite is not None else None,
+            "num_prompts": len(suite) if suite is not None else None,
+            "seeds": [it.seed for it in suite] if suite is not None else None,
+            "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
+            "methods": {n: s.describe(self.hparams.concept) for n, s in self.generator.specs.items()},
+        }
+        by_class = classification_by_class(results["rows"])
+        if len(by_class) == 1:
+            erased, rows = next(iter(by_class.items()))
+            write_metrics(out, rows, {**meta, "erased_class": erased,
+                                      "evaluator": results["settings"]["classification"]["esr"]})
+        atomic_write_text(out / "results.json", json.dumps({**meta, **results}, indent=2, sort_keys=True, allow_nan=False))

@@ -1,0 +1,252 @@
+"""Erasure / Preservation Success Rate (ESD protocol): per-frame top-k classification of generated videos.
+
+* ESR-k = 1 − top-k accuracy on the frames generated for the erased class.
+* PSR-k = mean over the preserved classes of each class's top-k accuracy (every class weighted equally,
+  whatever its number of frames; with the protocol's equal frames per class this equals the frame average).
+
+A frame is a top-k hit for class t when fewer than k *other* classes score at least as high as t
+(``#{c ≠ t : logit_c ≥ logit_t} < k``). Ties therefore count against the target — deterministic and
+independent of class order (``torch.topk`` breaks ties arbitrarily). With k ≥ number of classes every frame
+is a hit. Logits must be finite (NaN logits would make every comparison false).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+
+from unlearn.evaluation.evaluators.base import FrameClassifier
+from unlearn.evaluation.evaluators.imagenet import class_aliases_of, resolve_class_index
+from unlearn.evaluation.evaluators.efficientnet_lite import EfficientNetLiteClassifier
+from ._base import EvaluationMetric, warn_nan
+from .frames import as_videos, per_video, to_float
+
+
+def topk_hits(logits: torch.Tensor, targets: torch.Tensor, top_k: Sequence[int]) -> torch.Tensor:
+    """``[N, K]`` bool: frame n's target is within the top ``top_k[j]`` (ties count against the target)."""
+    target_scores = logits.gather(1, targets.view(-1, 1))
+    rivals = (logits >= target_scores).sum(dim=1) - 1  # other classes scoring at least as high
+    ks = torch.as_tensor(list(top_k), device=logits.device).view(1, -1)
+    return rivals.view(-1, 1) < ks
+
+
+def _default_classifier() -> FrameClassifier:
+    return EfficientNetLiteClassifier()
+
+
+class _PerClassTopK(EvaluationMetric):
+    """Per-class frame counts and top-k hit counts; subclasses turn them into ESR / PSR."""
+
+    higher_is_better = True
+
+    def __init__(
+        self,
+        classifier: Optional[FrameClassifier] = None,
+        top_k: int | Sequence[int] = (1, 5),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        classifier = classifier if classifier is not None else _default_classifier()
+        if not callable(getattr(classifier, "logits", None)) or not hasattr(classifier, "class_names"):
+            raise ValueError("classifier must provide class_names and logits(frames) -> [N, C] (FrameClassifier)")
+        self._set_evaluator("classifier", classifier)
+        self.class_names: tuple[str, ...] = tuple(classifier.class_names)
+        if not self.class_names:
+            raise ValueError("the classifier has no classes")
+        ks = [top_k] if isinstance(top_k, int) else list(top_k)
+        if not ks or any(int(k) != k or int(k) < 1 for k in ks):
+            raise ValueError(f"top_k must be positive integers, got {top_k!r}")
+        self.top_k: tuple[int, ...] = tuple(sorted({int(k) for k in ks}))
+        num_classes = len(self.class_names)
+        self.add_state("class_frames", default=torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state(
+            "class_hits", default=torch.zeros(num_classes, len(self.top_k), dtype=torch.long), dist_reduce_fx="sum"
+        )
+
+    def class_index(self, target: int | str | torch.Tensor) -> int:
+        """Column index of a class given by index or name (case-insensitive; synonyms when the classifier has them)."""
+        return resolve_class_index(target, self.class_names, class_aliases_of(self.classifier))
+
+    def update(self, frames: Any, target_class: Any) -> None:
+        """Classify every frame; ``target_class`` (index or name) is the class each video was generated for:
+        one value per video, or one for all videos of the call."""
+        videos = as_videos(frames)
+        targets = [self.class_index(t) for t in per_video(target_class, len(videos), "target_class")]
+        classifier = self._evaluator_on_device(self.classifier)
+        for video, target in zip(videos, targets):
+            self.update_logits(classifier.logits(to_float(video).to(self.device)), target)
+
+    def update_logits(self, logits: torch.Tensor, target_class: Any) -> None:
+        """Add precomputed per-frame scores ``[N, C]``; ``target_class``: one class for all rows or one per row."""
+        logits = torch.as_tensor(logits)
+        num_classes = len(self.class_names)
+        if logits.ndim != 2 or logits.shape[1] != num_classes:
+            raise ValueError(f"logits must have shape [N, {num_classes}], got {list(logits.shape)}")
+        if logits.shape[0] == 0:
+            raise ValueError("logits hold zero frames")
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError("the classifier returned NaN or infinite logits")
+        rows = per_video(target_class, logits.shape[0], "target_class")
+        targets = torch.tensor([self.class_index(t) for t in rows], device=logits.device)
+        hits = topk_hits(logits.float(), targets, self.top_k).long()
+        self._mark_updated()
+        device = self.class_frames.device
+        targets = targets.to(device)
+        self.class_frames.index_add_(0, targets, torch.ones_like(targets))
+        self.class_hits.index_add_(0, targets, hits.to(device))
+
+    def per_class_accuracy(self) -> torch.Tensor:
+        """``[C, K]`` top-k accuracy per class (NaN for classes without frames); synced across ranks."""
+        frames = self.class_frames.float().unsqueeze(1)
+        return torch.where(
+            frames > 0, self.class_hits.float() / frames.clamp(min=1), torch.full_like(frames, float("nan"))
+        )
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        """``{class name: {"frames": n, "top1": acc, ...}}`` for every class that received frames."""
+        accuracy = self.per_class_accuracy()
+        out = {}
+        for c in torch.nonzero(self.class_frames > 0).flatten().tolist():
+            row = {"frames": int(self.class_frames[c])}
+            row.update({f"top{k}": float(accuracy[c, j]) for j, k in enumerate(self.top_k)})
+            out[self.class_names[c]] = row
+        return out
+
+    def report(self) -> dict[str, Any]:
+        report = super().report()
+        report["per_class"] = self.per_class()
+        return report
+
+    def _settings(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "metric": type(self).__name__,
+            "top_k": list(self.top_k),
+            "num_classes": len(self.class_names),
+            "tie_rule": "hit iff fewer than k other classes score >= the target",
+            **extra,
+            "evaluator": self._evaluator_settings(self.classifier),
+        }
+
+
+class ErasureSuccessRate(_PerClassTopK):
+    """ESR-k = 1 − top-k accuracy of the classifier on frames generated for the erased class.
+
+    Args:
+        erased_class: the erased class (index or name, e.g. ``"chain saw"``).
+        classifier: a ``FrameClassifier`` (default: EfficientNet-Lite2 over ImageNet-1k, offline).
+        top_k: the k values to report (default 1 and 5).
+
+    ``update(frames, target_class)`` takes videos of any class; only frames of the erased class enter ESR.
+    ``compute()`` returns ``esr@k`` for each k and ``frames`` (erased-class frames). Without erased-class
+    frames ESR is NaN, with a warning naming the class.
+    """
+
+    def __init__(
+        self,
+        erased_class: int | str,
+        classifier: Optional[FrameClassifier] = None,
+        top_k: int | Sequence[int] = (1, 5),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(classifier=classifier, top_k=top_k, **kwargs)
+        self.erased_index = self.class_index(erased_class)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        e = self.erased_index
+        frames = int(self.class_frames[e])
+        if frames == 0:
+            warn_nan(
+                f"ErasureSuccessRate: no frames of the erased class '{self.class_names[e]}' were given; ESR is NaN"
+            )
+        accuracy = self.per_class_accuracy()[e]
+        out = {f"esr@{k}": (1.0 - accuracy[j]).float() for j, k in enumerate(self.top_k)}
+        out["frames"] = self.class_frames[e].clone()
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        return self._settings(
+            erased_class=self.class_names[self.erased_index],
+            erased_index=self.erased_index,
+            definition="ESR-k = 1 - top-k accuracy on frames of the erased class",
+        )
+
+
+class PreservationSuccessRate(_PerClassTopK):
+    """PSR-k = mean over preserved classes of each class's top-k accuracy (classes weighted equally).
+
+    Args:
+        preserved_classes: the preserved classes (indices or names). Default: every class that receives
+            frames, except ``erased_class``.
+        erased_class: excluded from the default preserved set (ignored when ``preserved_classes`` is given,
+            where it must not appear).
+        classifier, top_k: as for :class:`ErasureSuccessRate`.
+
+    ``compute()`` returns ``psr@k``, ``classes`` (preserved classes that received frames and enter the mean),
+    ``classes_missing`` (listed preserved classes without frames: left out of the mean, with a warning) and
+    ``frames``. With no preserved frames at all PSR is NaN (with a warning).
+    """
+
+    def __init__(
+        self,
+        preserved_classes: Optional[Sequence[int | str]] = None,
+        erased_class: Optional[int | str] = None,
+        classifier: Optional[FrameClassifier] = None,
+        top_k: int | Sequence[int] = (1, 5),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(classifier=classifier, top_k=top_k, **kwargs)
+        self.erased_index = self.class_index(erased_class) if erased_class is not None else None
+        if preserved_classes is not None:
+            indices = [self.class_index(c) for c in preserved_classes]
+            if not indices:
+                raise ValueError("preserved_classes is empty")
+            if len(set(indices)) != len(indices):
+                raise ValueError(f"preserved_classes lists a class twice: {list(preserved_classes)}")
+            if self.erased_index is not None and self.erased_index in indices:
+                raise ValueError(
+                    f"the erased class '{self.class_names[self.erased_index]}' is also in preserved_classes"
+                )
+            self.preserved_indices: Optional[tuple[int, ...]] = tuple(indices)
+        else:
+            self.preserved_indices = None
+
+    def _classes(self) -> tuple[list[int], list[int]]:
+        seen = set(torch.nonzero(self.class_frames > 0).flatten().tolist())
+        if self.preserved_indices is None:
+            return sorted(c for c in seen if c != self.erased_index), []
+        used = [c for c in self.preserved_indices if c in seen]
+        return used, [c for c in self.preserved_indices if c not in seen]
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        used, missing = self._classes()
+        if missing and used:
+            warn_nan(
+                "PreservationSuccessRate: no frames for preserved classes "
+                f"{[self.class_names[c] for c in missing]}; they are left out of the mean"
+            )
+        if not used:
+            warn_nan(
+                "PreservationSuccessRate: no frames of any preserved class were given "
+                f"{[self.class_names[c] for c in missing] if missing else ''}; PSR is NaN"
+            )
+            values = torch.full((len(self.top_k),), float("nan"))
+        else:
+            values = self.per_class_accuracy()[used].mean(dim=0)
+        out = {f"psr@{k}": values[j].float() for j, k in enumerate(self.top_k)}
+        out["classes"] = torch.tensor(len(used))
+        out["classes_missing"] = torch.tensor(len(missing))
+        out["frames"] = self.class_frames[used].sum() if used else torch.tensor(0)
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        preserved = (
+            [self.class_names[c] for c in self.preserved_indices]
+            if self.preserved_indices is not None
+            else "every class with frames except the erased class"
+        )
+        return self._settings(
+            preserved_classes=preserved,
+            erased_class=self.class_names[self.erased_index] if self.erased_index is not None else None,
+            definition="PSR-k = mean over preserved classes (equal weight) of per-class top-k accuracy",
+        )

@@ -1,0 +1,244 @@
+"""The methods compared in the paper's tables, as one generator over a single backbone copy.
+
+A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt),
+``safree`` (:class:`unlearn.methods.baselines.safree.SAFREE`), ``t2vunlearning`` (exported adapters,
+``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
+folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
+``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
+on only for their row, and a refusal edit is applied for its row and undone (bit-exact) right after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from unlearn.io import file_sha256
+from unlearn.methods.baselines import SAFREE
+from unlearn.methods.refusal import load_delta
+from unlearn.methods.t2vunlearning import load_adapters, read_adapter_config
+
+METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
+_ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
+SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")
+
+
+@dataclasses.dataclass
+class MethodSpec:
+    """One row of a table.
+
+    Args:
+        kind: ``original``, ``negprompt``, ``safree``, ``t2vunlearning`` or ``refusal_vector``.
+        name: row name and video folder name (default: ``kind``); letters, digits, ``_@+-``.
+        concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
+            default the run's concept.
+        keywords: negative-prompt / SAFREE keywords (default ``[concept]``).
+        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``.
+        refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
+        scale: adapter output scale (1 = as trained).
+        live: the row is the model being trained or edited in this process (a ``t2vunlearning`` or
+            ``refusal_vector`` row of the evaluation callback): no files, switched on and off by the
+            generator's ``switch``.
+    """
+
+    kind: str
+    name: str | None = None
+    concept: str | None = None
+    keywords: list[str] | None = None
+    adapters: str | None = None
+    refusal: str | None = None
+    scale: float = 1.0
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        self.kind = _ALIASES.get(self.kind, self.kind)
+        if self.kind not in METHOD_KINDS:
+            raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(METHOD_KINDS)}")
+        self.name = self.name or self.kind
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"method name {self.name!r}: use letters, digits and _@+- only (it names a folder)")
+
+    @classmethod
+    def parse(cls, text: str | MethodSpec, adapters: str | None = None, refusal: str | None = None) -> MethodSpec:
+        """``KIND``, ``KIND=PATH`` or ``NAME:KIND[=PATH]`` (PATH: adapters folder or refusal folder/delta);
+        ``adapters``/``refusal`` fill the path of a bare ``t2vunlearning``/``refusal_vector``."""
+        if isinstance(text, MethodSpec):
+            return text
+        head, _, path = str(text).partition("=")
+        name, _, kind = head.partition(":") if ":" in head else ("", "", head)
+        kind = _ALIASES.get(kind.strip(), kind.strip())
+        path = path.strip() or None
+        spec = cls(kind=kind, name=name.strip() or None)
+        if spec.kind == "t2vunlearning":
+            spec.adapters = path or adapters
+        elif spec.kind == "refusal_vector":
+            spec.refusal = path or refusal
+        elif path:
+            raise ValueError(f"method {text!r}: only t2vunlearning and refusal_vector take a path")
+        return spec
+
+    def resolve_concept(self, concept: str | None) -> str | None:
+        return self.concept or concept
+
+    def refusal_delta_path(self) -> Path:
+        assert self.refusal is not None
+        p = Path(self.refusal)
+        return p / "refusal_delta.safetensors" if p.is_dir() else p
+
+    def check(self, concept: str | None, backbone: str | None = None) -> None:
+        """Fail early, with one clear error, on a row that cannot run (``backbone``: the registry name the
+        videos are generated with; adapters trained on another backbone are refused)."""
+        if self.kind in ("negprompt", "safree") and not (self.keywords or self.resolve_concept(concept)):
+            raise ValueError(f"method {self.name!r} ({self.kind}) needs the concept to erase (--concept)")
+        if self.live:
+            return
+        if self.kind == "t2vunlearning":
+            if not self.adapters:
+                raise ValueError(f"method {self.name!r} needs an adapters folder (t2vunlearning=PATH or --adapters)")
+            trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
+            if backbone and trained_on not in (None, "unknown", backbone):
+                raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
+        if self.kind == "refusal_vector":
+            if not self.refusal:
+                raise ValueError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
+            if not self.refusal_delta_path().is_file():
+                raise FileNotFoundError(
+                    f"{self.refusal!r} holds no refusal_delta.safetensors: give the folder written by "
+                    "`unlearn fit` with RefusalVectorUnlearning (output_dir) or the delta file itself"
+                )
+
+    def fingerprint(self, concept: str | None) -> dict[str, Any]:
+        """What the row's videos depend on (for the per-video manifest key)."""
+        fp: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.kind in ("negprompt", "safree"):
+            fp["keywords"] = self.keywords or [self.resolve_concept(concept)]
+        if self.live:
+            fp["live"] = True
+        elif self.kind == "t2vunlearning":
+            fp["adapters_sha256"] = file_sha256(Path(self.adapters) / "adapters.safetensors")
+            fp["scale"] = self.scale
+        if self.kind == "refusal_vector" and not self.live:
+            fp["refusal_delta_sha256"] = file_sha256(self.refusal_delta_path())
+        return fp
+
+    def describe(self, concept: str | None) -> dict[str, Any]:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        d["concept"] = self.resolve_concept(concept)
+        d.update({k: v for k, v in self.fingerprint(concept).items() if k.endswith("sha256")})
+        return d
+
+
+def parse_methods(methods: Sequence[str | MethodSpec], adapters: str | None = None,
+                  refusal: str | None = None) -> list[MethodSpec]:
+    """Method specs from strings (``KIND``, ``KIND=PATH``, ``NAME:KIND[=PATH]``) or specs; names must differ."""
+    specs = [MethodSpec.parse(m, adapters=adapters, refusal=refusal) for m in methods]
+    names = [s.name for s in specs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"method rows {dup} appear twice; name them apart with NAME:KIND[=PATH]")
+    if not specs:
+        raise ValueError("no method to evaluate: give at least one of " + ", ".join(METHOD_KINDS))
+    return specs
+
+
+class MethodGenerator(nn.Module):
+    """Generate the videos of every row with one backbone copy.
+
+    ``generate(method, prompts, seeds)`` returns uint8 ``[B, F, H, W, 3]`` on the backbone's device.
+    Adapter controllers are child modules (they follow ``.to(device)`` and Lightning's device placement).
+
+    Args:
+        backbone: a built backbone (``backbones.build_backbone``).
+        methods: the rows.
+        concept: the erased concept (default of every row's ``concept``).
+        sampling: ``num_frames``, ``height``, ``width``, ``num_inference_steps``, ``guidance_scale``
+            (``None`` entries: the backbone's defaults).
+        switch: the on/off switch of the model trained or edited in this process (its adapter controller,
+            or the refusal module's edit switch): ``disabled()`` gives the original model, ``scaled(s)`` the
+            method's. Needed by ``live`` rows; when given, every other row runs with it disabled.
+    """
+
+    def __init__(self, backbone: nn.Module, methods: Sequence[MethodSpec], concept: str | None = None,
+                 sampling: dict[str, Any] | None = None, switch: Any = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        object.__setattr__(self, "switch", switch)  # the trained module owns it; not a child of the generator
+        self.concept = concept
+        self.specs = {m.name: m for m in methods}
+        self.sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
+        unknown = set(self.sampling) - set(SAMPLING_KEYS)
+        if unknown:
+            raise ValueError(f"unknown sampling settings {sorted(unknown)}; known: {SAMPLING_KEYS}")
+        self.adapters = nn.ModuleDict()
+        for m in methods:
+            m.check(concept, backbone.name)
+            if m.live and switch is None:
+                raise ValueError(f"row {m.name!r} is live (the model of this run) but no switch was given")
+            if m.kind == "t2vunlearning" and not m.live:
+                controller, config = load_adapters(m.adapters)
+                if config.get("backbone") not in (None, "unknown", backbone.name):
+                    raise ValueError(f"adapters in {m.adapters} were trained on {config['backbone']!r}, "
+                                     f"not on {backbone.name!r}")
+                sites = [s.name for s in backbone.attention_sites()]
+                if len(config["site_names"]) != len(sites):
+                    raise ValueError(f"adapters in {m.adapters} cover {len(config['site_names'])} attention sites, "
+                                     f"{backbone.name} has {len(sites)}")
+                self.adapters[m.name] = controller.to(backbone.device)
+        self._safree: dict[str, Any] = {}
+        self._edits: dict[str, Any] = {}
+
+    def keywords(self, method: str) -> list[str]:
+        spec = self.specs[method]
+        return list(spec.keywords or [spec.resolve_concept(self.concept)])
+
+    @contextlib.contextmanager
+    def original_model(self):
+        """The frozen model: the live switch (or the backbone's attached adapters) off."""
+        ctl = self.switch if self.switch is not None else getattr(self.backbone, "controller", None)
+        with ctl.disabled() if ctl is not None else contextlib.nullcontext():
+            yield
+
+    @torch.no_grad()
+    def generate(self, method: str, prompts: Sequence[str], seeds: Sequence[int]) -> Tensor:
+        spec = self.specs[method]
+        bb = self.backbone
+        prompts, seeds = list(prompts), [int(s) for s in seeds]
+        if spec.live:
+            with self.switch.scaled(spec.scale):
+                return bb.decode(bb.sample(prompts, seeds, **self.sampling))
+        if spec.kind == "t2vunlearning":
+            controller = self.adapters[method]
+            if getattr(bb, "controller", None) is not controller:
+                bb.attach_controller(controller)
+            with controller.scaled(spec.scale):
+                latents = bb.sample(prompts, seeds, **self.sampling)
+            return bb.decode(latents)
+        with self.original_model():
+            if spec.kind == "original":
+                latents = bb.sample(prompts, seeds, **self.sampling)
+            elif spec.kind == "negprompt":
+                latents = bb.sample(prompts, seeds, negative_prompt=", ".join(self.keywords(method)), **self.sampling)
+            elif spec.kind == "safree":
+                if method not in self._safree:
+                    self._safree[method] = SAFREE(bb, concept_keywords=self.keywords(method))
+                latents = self._safree[method].sample(prompts, seeds, **self.sampling)
+            elif spec.kind == "refusal_vector":
+                if method not in self._edits:
+                    self._edits[method] = load_delta(spec.refusal_delta_path())
+                edit = self._edits[method]
+                edit.apply_to(bb, keep_originals=True)  # ValueError if the delta was made on other weights
+                try:
+                    latents = bb.sample(prompts, seeds, **self.sampling)
+                finally:
+                    edit.restore(bb)
+            else:  # pragma: no cover - MethodSpec validates kinds
+                raise AssertionError(spec.kind)
+            return bb.decode(latents)

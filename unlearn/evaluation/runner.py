@@ -1,0 +1,489 @@
+"""Generate an evaluation suite with every method, resumably, then score the videos and write the tables.
+
+::
+
+    from unlearn.evaluation import EvaluationRunner
+    EvaluationRunner("runs/eval_golf", "builtin:imagenet10", ["original", "negprompt", "safree",
+                     "t2vunlearning=runs/golf/adapters"], backbone="cogvideox-2b", concept="golf ball",
+                     metrics=["classification"], classifier="efficientnet-lite2", num_frames=17).run()
+
+Output folder::
+
+    videos/<method>/<index>.mp4   one video per prompt (+ <index>.json manifest, written after the video;
+                                  + <index>.npz exact frames with store_frames)
+    results.json                  every number, with backbone, suite hash, seeds, sampling settings, method
+                                  files' sha256, evaluator names/versions/weights and thresholds
+    results.md                    the paper-layout tables (Tables 1, 2, 3, 6)
+    metrics.json, metrics.md      the ESR/PSR table of unlearn.evaluation.tables.write_metrics (one erased class)
+    plots/*.png                   ESR/PSR bars, per-label nudity histogram, a methods × prompts frame grid
+
+Resuming: a killed run is started again with the same arguments; every video whose manifest matches (same
+prompt, seed, method files, backbone and sampling settings) is kept, the others are (re)generated. The result
+files are written last, each atomically, and only after every video of every row was read and checked, so a
+failed run leaves no result file (the previous run's result files are removed when generation starts).
+
+Errors (each one clear message, raised before anything is written): a malformed prompt file
+(``PromptFileError``), an empty suite (``EmptySuiteError``), missing classifier weights or adapters
+(``FileNotFoundError``), a video with zero frames or a corrupt/incomplete video (``VideoFileError``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from backbones import build_backbone
+from unlearn.io import atomic_write_text
+
+from . import plots
+from .rows import MethodGenerator, MethodSpec, parse_methods
+from .scoring import Evaluators, MethodMetrics, MetricConfig
+from .store import VideoFileError, VideoStore, video_key
+from .suites import EvalSuite, load_suite
+from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
+
+RESULTS_FORMAT = "t2v-unlearn-results/1"
+RESULT_FILES = ("results.json", "results.md", "metrics.json", "metrics.md")
+
+
+def json_ready(obj: Any) -> Any:
+    """JSON-ready copy: NaN/inf → None, tensors/numpy → Python values, tuples → lists."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
+        return json_ready(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for dist in ("t2v-unlearn", "torch", "diffusers", "transformers", "torchmetrics", "nudenet", "open_clip_torch"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+class EvaluationRunner:
+    """Generate every prompt of ``suite`` with every method into ``out_dir`` (resumably), evaluate, write tables.
+
+    Args:
+        out_dir: output folder (see the module docstring for its layout).
+        suite: ``"toyworld"``, ``"builtin:<name>"``, a suite file, ``"<loader>:<path>"`` or a Python suite
+            (see :func:`unlearn.evaluation.load_suite`).
+        methods: rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
+            ``refusal_vector[=FOLDER]``, ``NAME:KIND[=PATH]``, or :class:`MethodSpec` objects.
+        backbone: registry name, or a built backbone object (tests, notebooks).
+        pretrained / tiny / torch_dtype / backbone_kwargs: passed to ``build_backbone`` (``backbone_kwargs``:
+            family-specific loading options, as in ``T2VUnlearning``).
+        concept: the erased concept (negative prompt, SAFREE keyword, erased class / identity).
+        metrics: names (``classification``, ``nudity``, ``identity``, ``clip``, ``consistency``) or a
+            :class:`MetricConfig`; ``metric_options`` fill the config's other fields (e.g. ``classifier``).
+        adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
+            uses the concept and its synonyms).
+        num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
+        batch_size: videos generated together; eval_batch_size: videos scored together.
+        store_frames: also keep exact frames and score those (default: score the mp4 files, as published).
+        fps: mp4 frame rate. device: ``cuda``/``cpu`` (default: CUDA when available).
+        plots: write the PNG figures. grid_prompts: prompts (columns) in the frame grid.
+        suite_options: more :func:`load_suite` arguments (``per_class``, ``labels``, ``per_label``, ``limit``...).
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        suite: Any,
+        methods: Sequence[str | MethodSpec],
+        *,
+        backbone: Any = "cogvideox-2b",
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str = "bfloat16",
+        backbone_kwargs: dict[str, Any] | None = None,
+        concept: str | None = None,
+        metrics: MetricConfig | Sequence[str] | str = ("classification",),
+        adapters: str | None = None,
+        refusal: str | None = None,
+        safree_keywords: Sequence[str] | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        batch_size: int = 4,
+        eval_batch_size: int = 8,
+        store_frames: bool = False,
+        fps: int = 8,
+        device: str | None = None,
+        plots: bool = True,
+        grid_prompts: int = 4,
+        suite_options: dict[str, Any] | None = None,
+        progress: bool = False,
+        **metric_options: Any,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.suite_spec, self.method_args = suite, list(methods)
+        self.backbone_arg = backbone
+        self.backbone_options = {"pretrained": pretrained, "tiny": tiny, "torch_dtype": torch_dtype,
+                                 **({"backbone_kwargs": dict(backbone_kwargs)} if backbone_kwargs else {})}
+        self.concept = concept
+        if isinstance(metrics, MetricConfig):
+            self.metric_config = metrics
+            for k, v in metric_options.items():
+                setattr(self.metric_config, k, v)
+        else:
+            self.metric_config = MetricConfig(metrics=metrics, **metric_options)
+        self.adapters, self.refusal = adapters, refusal
+        self.safree_keywords = list(safree_keywords) if safree_keywords else None
+        self.sampling = {"num_frames": num_frames, "height": height, "width": width,
+                         "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("batch_size and eval_batch_size must be at least 1")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.store = VideoStore(self.out, store_frames=store_frames, fps=fps)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.metric_config.device is None and self.device != "cpu":
+            self.metric_config.device = self.device
+        self.plots, self.grid_prompts = plots, grid_prompts
+        self.suite_options = dict(suite_options or {})
+        self.progress = progress
+        self.backbone: Any = None if isinstance(backbone, str) else backbone
+        self.generator: MethodGenerator | None = None
+        self.suite: EvalSuite | None = None
+        self.specs: list[MethodSpec] = []
+        self.evaluators: Evaluators | None = None
+        self.timings: dict[str, float] = {}
+        self._fingerprints: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ phases
+    def run(self) -> dict[str, Any]:
+        """prepare → generate (resumable) → evaluate → write; returns the results dict."""
+        self.prepare()
+        self.clear_results()
+        stats = self.generate()
+        results, frames = self.evaluate(stats)
+        self.write(results, frames)
+        return results
+
+    def prepare(self) -> None:
+        """Load the suite, check the rows and load the evaluators. Every input error surfaces here."""
+        t0 = time.perf_counter()
+        self.suite = load_suite(self.suite_spec, **self.suite_options)
+        self.specs = parse_methods(self.method_args, adapters=self.adapters, refusal=self.refusal)
+        for spec in self.specs:
+            if spec.kind == "safree" and self.safree_keywords and not spec.keywords:
+                spec.keywords = list(self.safree_keywords)
+            spec.check(self.concept, self.backbone_identity()["name"])
+        ms = self.metric_config.metrics
+        if {"classification", "identity"} & set(ms):
+            unlabelled = [it for it in self.suite if not it.label]
+            if unlabelled:
+                needs = "/".join(sorted({"classification", "identity"} & set(ms)))
+                raise ValueError(f"prompt {unlabelled[0].index} ({unlabelled[0].prompt[:60]!r}) has no label (concept "
+                                 f"or category field), which {needs} needs")
+        self.evaluators = Evaluators(self.metric_config, self.suite.labels, self.concept)
+        self.timings["prepare"] = round(time.perf_counter() - t0, 3)
+
+    def clear_results(self) -> None:
+        """Remove the result files of an earlier run in this folder (they would describe other videos)."""
+        for name in RESULT_FILES:
+            (self.out / name).unlink(missing_ok=True)
+        shutil.rmtree(self.out / "plots", ignore_errors=True)
+
+    def backbone_identity(self) -> dict[str, Any]:
+        if isinstance(self.backbone_arg, str):
+            return {"name": self.backbone_arg, **self.backbone_options}
+        bb = self.backbone_arg
+        return {"name": bb.name, "source": getattr(bb, "source", None), "torch_dtype": str(bb.dtype)}
+
+    def key(self, spec: MethodSpec, prompt: str, seed: int) -> str:
+        """What the video of (row, prompt, seed) depends on; a stored video with another key is regenerated."""
+        if spec.name not in self._fingerprints:
+            self._fingerprints[spec.name] = spec.fingerprint(self.concept)  # hashes the method's files once
+        fp = self._fingerprints[spec.name]
+        return video_key(self.backbone_identity(), fp, self.sampling, prompt, seed)
+
+    def _build_generator(self) -> MethodGenerator:
+        if self.generator is None:
+            t0 = time.perf_counter()
+            if self.backbone is None:
+                opts = {k: v for k, v in self.backbone_options.items() if k != "backbone_kwargs"}
+                self.backbone = build_backbone(self.backbone_arg, **opts, **self.backbone_options.get("backbone_kwargs", {}))
+            self.backbone.to(self.device)
+            self.generator = MethodGenerator(self.backbone, self.specs, concept=self.concept, sampling=self.sampling)
+            self.generator.to(self.device)
+            self.timings["load_backbone"] = round(time.perf_counter() - t0, 3)
+        return self.generator
+
+    def generate(self) -> dict[str, dict[str, Any]]:
+        """Generate the videos that are not done yet; returns per-row counts."""
+        assert self.suite is not None, "call prepare() first"
+        stats = {}
+        for spec in self.specs:
+            t0 = time.perf_counter()
+            todo = [it for it in self.suite
+                    if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))]
+            batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
+            if batches:
+                gen = self._build_generator()
+                if self.progress:
+                    from tqdm.auto import tqdm
+
+                    batches = tqdm(batches, desc=f"generate {spec.name}", unit="batch")
+                for batch in batches:
+                    videos = gen.generate(spec.name, [it.prompt for it in batch], [it.seed for it in batch])
+                    if videos.ndim != 5 or videos.shape[0] != len(batch):
+                        raise VideoFileError(f"method {spec.name!r} returned videos of shape {list(videos.shape)} for "
+                                             f"{len(batch)} prompts; expected [B, F, H, W, 3]")
+                    videos = videos.cpu()
+                    for it, video in zip(batch, videos):
+                        self.store.write(spec.name, it.index, video, self.key(spec, it.prompt, it.seed),
+                                         info={"prompt": it.prompt, "seed": it.seed, "label": it.label,
+                                               "backbone": self.backbone_identity()})
+            stats[spec.name] = {"dir": str(self.store.method_dir(spec.name)), "videos": len(self.suite),
+                                "generated": len(todo), "reused": len(self.suite) - len(todo),
+                                "seconds": round(time.perf_counter() - t0, 3)}
+        return stats
+
+    def method_metrics(self, spec: MethodSpec) -> MethodMetrics:
+        """The row's metrics: a row that erased one of several classes/identities reports only its own."""
+        ev = self.evaluators
+        own = spec.concept
+        classes = [own] if own and own in ev.erased_classes else None
+        return MethodMetrics(ev, erased_classes=classes, erased_identity=own if own in ev.reference_embeddings else None)
+
+    def evaluate(self, stats: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+        """Score every stored video of every row. Returns the results dict and sample frames for the grid."""
+        assert self.suite is not None and self.evaluators is not None, "call prepare() first"
+        items = list(self.suite)
+        rows, settings, grid = {}, {}, {}
+        for spec in self.specs:
+            t0 = time.perf_counter()
+            mm = self.method_metrics(spec)
+            chunks = [items[i : i + self.eval_batch_size] for i in range(0, len(items), self.eval_batch_size)]
+            if self.progress:
+                from tqdm.auto import tqdm
+
+                chunks = tqdm(chunks, desc=f"evaluate {spec.name}", unit="batch")
+            for chunk in chunks:
+                for it in chunk:
+                    if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed)):
+                        raise VideoFileError(
+                            f"{self.store.paths(spec.name, it.index)['mp4']}: missing, unfinished or made with other "
+                            "settings (prompt, seed, row files, backbone, sampling). Fix: run generate() first")
+                videos = [torch.from_numpy(self.store.read(spec.name, it.index)) for it in chunk]
+                for it, v in zip(chunk, videos):
+                    if it.index < self.grid_prompts:
+                        grid.setdefault(spec.name, []).append(v.numpy())
+                mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk])
+            rows[spec.name] = mm.compute()
+            settings = mm.settings()
+            self.timings[f"evaluate_{spec.name}"] = round(time.perf_counter() - t0, 3)
+        bb_info = self.backbone_identity()
+        if self.backbone is not None:
+            bb_info.update(source=getattr(self.backbone, "source", None), fingerprint=self.backbone.fingerprint(),
+                           defaults=getattr(self.backbone, "defaults", None).__dict__
+                           if getattr(self.backbone, "defaults", None) is not None else None)
+        results = {
+            "format": RESULTS_FORMAT,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "concept": self.concept,
+            "backbone": bb_info,
+            "suite": self.suite.describe(),
+            "sampling": self.sampling,
+            "methods": {s.name: s.describe(self.concept) for s in self.specs},
+            "metrics": list(self.metric_config.metrics),
+            "rows": rows,
+            "settings": settings,
+            "evaluators": self.evaluators.settings(),
+            "videos": stats or {},
+            "store_frames": self.store.store_frames,
+            "timings_s": dict(self.timings),
+            "versions": _versions(),
+            "units": {"esr/psr/nudity_rate": "percent", "id_similarity": "cosine", "clip_score": "0-100",
+                      "subject_consistency": "cosine"},
+        }
+        return json_ready(results), grid
+
+    def write(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]] | None = None) -> Path:
+        """Plots, metrics.json/md (one erased class), results.md, then results.json, each atomically."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.out, prefix=".plots-"))
+        try:
+            made = self._plots(results, frames or {}, tmp) if self.plots else []
+            by_class = classification_by_class(results["rows"])
+            if len(by_class) == 1:
+                erased, rows = next(iter(by_class.items()))
+                meta = {
+                    "concept": self.concept, "erased_class": erased, "backbone": results["backbone"]["name"],
+                    "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
+                    "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
+                    "prompt_suite_hash": results["suite"]["sha256"], "num_prompts": results["suite"]["num_prompts"],
+                    "seeds": results["suite"]["seeds"], "evaluator": results["settings"]["classification"]["esr"],
+                    "units": "percent", "sampling": results["sampling"],
+                }
+                markdown_table(rows, meta)  # fail here, before anything is written, if a row is malformed
+            else:
+                rows = None
+            if made:
+                (self.out / "plots").mkdir(exist_ok=True)
+                for p in made:
+                    os.replace(p, self.out / "plots" / p.name)
+            if rows is not None:
+                write_metrics(self.out, rows, meta)
+            atomic_write_text(self.out / "results.md", results_markdown(results))
+            atomic_write_text(self.out / "results.json", json.dumps(results, indent=2, sort_keys=True, allow_nan=False))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self.out / "results.json"
+
+    def _plots(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]], folder: Path) -> list[Path]:
+
+
+        made = []
+        by_class = classification_by_class(results["rows"])
+        if by_class:
+            made.append(plots.classification_bars(by_class, folder / "classification.png",
+                                                  title=f"{results['backbone']['name']}: ESR/PSR (%)"))
+        nud = {m: r["nudity"]["label_frames"] for m, r in results["rows"].items() if "nudity" in r}
+        if nud:
+            made.append(plots.nudity_label_histogram(nud, folder / "nudity_labels.png",
+                                                     title=f"{results['suite']['name']}: frames per NudeNet label"))
+        if frames:
+            prompts = [it.prompt for it in self.suite][: self.grid_prompts]
+            made.append(plots.frame_grid(frames, folder / "frames.png", prompts=prompts))
+        return made
+
+
+
+def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[str, MethodMetrics],
+                    batch_size: int = 32, progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Generate ``suite`` with every row of ``metrics`` and score the videos as they come, without files
+    (the evaluation callback's path; :class:`EvaluationRunner` is the resumable, file-backed one).
+
+    Returns ``{row: MethodMetrics.compute()}``; ``metrics`` holds one :class:`MethodMetrics` per row name."""
+    items = list(suite)
+    out = {}
+    for name, mm in metrics.items():
+        chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+        if progress:
+            from tqdm.auto import tqdm
+
+            chunks = tqdm(chunks, desc=f"eval {name}", unit="batch", leave=False)
+        for chunk in chunks:
+            videos = generator.generate(name, [it.prompt for it in chunk], [it.seed for it in chunk])
+            mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk])
+        out[name] = mm.compute()
+    return out
+
+
+def run_evaluation(out_dir: str | os.PathLike, suite: Any, methods: Sequence[str | MethodSpec],
+                   **kwargs: Any) -> dict[str, Any]:
+    """``EvaluationRunner(out_dir, suite, methods, **kwargs).run()``."""
+    return EvaluationRunner(out_dir, suite, methods, **kwargs).run()
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def build_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m unlearn.evaluation",
+        description="Generate a prompt suite with each method (resumably) and evaluate it: results.json + results.md.")
+    p.add_argument("--out", required=True, help="output folder (videos/, results.json, results.md, plots/)")
+    p.add_argument("--suite", required=True, help="toyworld | builtin:NAME | suite file | LOADER:PATH (ring_a_bell:x.csv)")
+    p.add_argument("--methods", nargs="+", default=["original", "negprompt", "safree", "t2vunlearning"],
+                   help="rows: original negprompt safree t2vunlearning[=ADAPTERS] refusal_vector[=FOLDER] NAME:KIND[=PATH]")
+    p.add_argument("--adapters", help="adapters folder of a bare t2vunlearning row")
+    p.add_argument("--refusal", help="refusal folder (or delta file) of a bare refusal_vector row")
+    p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
+    p.add_argument("--backbone", default="cogvideox-2b")
+    p.add_argument("--pretrained", help="hub id or local diffusers folder (default: the backbone's)")
+    p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke tests)")
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--backbone-kwargs", type=json.loads, help='family-specific loading options as JSON, e.g. '
+                   '\'{"embedded_guidance_scale": 6.0}\'')
+    p.add_argument("--concept", help="the erased concept / class / identity")
+    p.add_argument("--metrics", nargs="+", default=["classification"],
+                   help="classification nudity identity clip consistency")
+    p.add_argument("--classifier", default="efficientnet-lite2",
+                   help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS")
+    p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
+    p.add_argument("--nudity-threshold", type=float, default=0.6)
+    p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: the 5 explicit ones)")
+    p.add_argument("--references", help="folder with one sub-folder of face images per identity")
+    p.add_argument("--embedder", default="sface", choices=["sface", "arcface"])
+    p.add_argument("--clip-model", default="ViT-B-32")
+    p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint")
+    p.add_argument("--per-class", type=int, default=2, help="toy world: prompts per class")
+    p.add_argument("--per-label", type=int, help="keep the first N prompts of each label")
+    p.add_argument("--labels", nargs="+", help="keep only prompts of these labels")
+    p.add_argument("--limit", type=int, help="keep the first N prompts")
+    p.add_argument("--seed", type=int, default=1234, help="base seed (prompts without a seed)")
+    p.add_argument("--num-frames", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--steps", type=int, dest="num_inference_steps")
+    p.add_argument("--guidance", type=float, dest="guidance_scale")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--eval-batch-size", type=int, default=8)
+    p.add_argument("--store-frames", action="store_true", help="keep exact frames (.npz) and score those")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--device")
+    p.add_argument("--no-plots", action="store_true")
+    return p
+
+
+def runner_kwargs(a) -> dict[str, Any]:
+    suite_options = {"per_class": a.per_class, "seed": a.seed}
+    for k in ("per_label", "labels", "limit"):
+        if getattr(a, k) is not None:
+            suite_options[k] = getattr(a, k)
+    return dict(
+        backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
+        backbone_kwargs=a.backbone_kwargs, concept=a.concept,
+        metrics=a.metrics, adapters=a.adapters, refusal=a.refusal, safree_keywords=a.safree_keywords,
+        num_frames=a.num_frames, height=a.height,
+        width=a.width, num_inference_steps=a.num_inference_steps, guidance_scale=a.guidance_scale,
+        batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, store_frames=a.store_frames, fps=a.fps,
+        device=a.device, plots=not a.no_plots, suite_options=suite_options, progress=True,
+        classifier=a.classifier, erased_classes=a.erased_classes, nudity_threshold=a.nudity_threshold,
+        nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder, clip_model=a.clip_model,
+        clip_pretrained=a.clip_pretrained,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 0 on success, 2 for bad input (one line on stderr), 1 for other failures."""
+    import sys
+
+    a = build_parser().parse_args(argv)
+    try:
+        results = run_evaluation(a.out, a.suite, a.methods, **runner_kwargs(a))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print((Path(a.out) / "results.md").read_text())
+    print(f"wrote {Path(a.out) / 'results.json'} ({len(results['rows'])} rows)")
+    return 0

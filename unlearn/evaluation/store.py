@@ -1,0 +1,180 @@
+"""Generated videos on disk, written so that a killed run resumes and a half-written video is never read.
+
+Layout: ``<root>/videos/<method>/<index>.mp4`` (H.264, for viewing and for evaluation), ``<index>.json``
+(the manifest, written *after* the video) and, with ``store_frames``, ``<index>.npz`` (lossless frames).
+Every file is written to a temporary name in the same folder and renamed into place, so a file that exists
+is complete. A video counts as done only when its manifest exists, names the same *key* (prompt, seed,
+method, backbone, sampling settings) and the video file still has the size recorded in it; anything else is
+regenerated. Reading checks the decoded frame count against the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearn.io import atomic_write_bytes, atomic_write_text
+from unlearn.video import write_mp4
+
+MANIFEST_FORMAT = "t2v-unlearn-video/1"
+
+
+class VideoFileError(ValueError):
+    """A stored video is missing, incomplete, corrupt or has zero frames."""
+
+
+def generation_key(**parts: Any) -> str:
+    """sha256 of the canonical JSON of what a video depends on."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _cheap_gc():
+    """Inside, ``gc.collect()`` skips the objects that exist now (``gc.freeze``; O(1) in and out).
+
+    imageio's pyav plugin, which ``unlearn.video.write_mp4`` uses, calls ``gc.collect()`` twice per file: with
+    a video model in memory that is 0.3-1 s per video, more than writing the video takes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def video_key(backbone: dict[str, Any], method: dict[str, Any], sampling: dict[str, Any], prompt: str, seed: int) -> str:
+    """The key of one video: backbone identity, method fingerprint, sampling settings, prompt and seed."""
+    return generation_key(backbone=backbone, method=method, sampling=sampling, prompt=prompt, seed=int(seed))
+
+
+class VideoStore:
+    """The videos of one evaluation run.
+
+    Args:
+        root: the run's output folder (videos go to ``root/videos/<method>/``).
+        store_frames: also keep the exact frames (``.npz``) and evaluate those instead of the decoded mp4
+            (H.264 is lossy: the published protocols score saved videos, which is the default here).
+        fps: frame rate of the mp4 files.
+    """
+
+    def __init__(self, root: str | os.PathLike, store_frames: bool = False, fps: int = 8) -> None:
+        self.root = Path(root)
+        self.store_frames = bool(store_frames)
+        self.fps = int(fps)
+
+    def method_dir(self, method: str) -> Path:
+        return self.root / "videos" / method
+
+    def paths(self, method: str, index: int) -> dict[str, Path]:
+        d = self.method_dir(method)
+        return {"mp4": d / f"{index}.mp4", "manifest": d / f"{index}.json", "frames": d / f"{index}.npz"}
+
+    def manifest(self, method: str, index: int) -> dict[str, Any] | None:
+        path = self.paths(method, index)["manifest"]
+        try:
+            doc = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return doc if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
+
+    def is_complete(self, method: str, index: int, key: str) -> bool:
+        """Done = manifest with this key, video file of the recorded size (and the frames file if kept)."""
+        m = self.manifest(method, index)
+        if m is None or m.get("key") != key:
+            return False
+        p = self.paths(method, index)
+        try:
+            if p["mp4"].stat().st_size != m.get("mp4_bytes"):
+                return False
+            if self.store_frames and p["frames"].stat().st_size != m.get("frames_bytes"):
+                return False
+        except FileNotFoundError:
+            return False
+        return True
+
+    def write(self, method: str, index: int, video: torch.Tensor | np.ndarray, key: str,
+              info: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write one video (uint8 ``[F, H, W, 3]``): the mp4, the frames if kept, then the manifest."""
+        arr = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise VideoFileError(f"method {method!r}, prompt {index}: the generator returned "
+                                 f"{arr.dtype} {list(arr.shape)}; expected uint8 [F, H, W, 3]")
+        if arr.shape[0] == 0:
+            raise VideoFileError(f"method {method!r}, prompt {index}: the generator returned a video with zero "
+                                 "frames; check num_frames and the backbone's decode")
+        p = self.paths(method, index)
+        p["manifest"].unlink(missing_ok=True)  # from here on the video counts as not done
+        with _cheap_gc():
+            write_mp4(arr, p["mp4"], fps=self.fps)
+        doc: dict[str, Any] = {
+            "format": MANIFEST_FORMAT, "key": key, "method": method, "index": index,
+            "frames": int(arr.shape[0]), "height": int(arr.shape[1]), "width": int(arr.shape[2]),
+            "mp4": p["mp4"].name, "mp4_bytes": p["mp4"].stat().st_size, **(info or {}),
+        }
+        if self.store_frames:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, frames=arr)
+            atomic_write_bytes(p["frames"], buf.getvalue())
+            doc["frames_file"], doc["frames_bytes"] = p["frames"].name, p["frames"].stat().st_size
+        atomic_write_text(p["manifest"], json.dumps(doc, indent=1, sort_keys=True))
+        return doc
+
+    def read(self, method: str, index: int) -> np.ndarray:
+        """The video's frames, uint8 ``[F, H, W, 3]`` at the generated size, after checking it is complete."""
+        p = self.paths(method, index)
+        m = self.manifest(method, index)
+        if m is None:
+            raise VideoFileError(f"{p['mp4']}: no manifest ({p['manifest'].name}): the video was never finished. "
+                                 "Fix: rerun the generation (it resumes and regenerates unfinished videos)")
+        expected = int(m.get("frames", -1))
+        if self.store_frames and m.get("frames_file"):
+            try:
+                with np.load(p["frames"]) as z:
+                    arr = z["frames"]
+            except Exception as e:  # noqa: BLE001 - any decode failure is a corrupt file
+                raise VideoFileError(f"{p['frames']}: cannot read the stored frames ({e}). Fix: delete it and "
+                                     f"{p['manifest'].name}, then rerun to regenerate") from e
+        else:
+            arr = self._decode_mp4(p["mp4"], int(m["height"]), int(m["width"]))
+        if arr.shape[0] == 0 or expected <= 0:
+            raise VideoFileError(f"{p['mp4']}: the video has zero frames (manifest: {expected}). Fix: delete it "
+                                 f"and {p['manifest'].name}, then rerun to regenerate it")
+        if arr.shape[0] != expected:
+            raise VideoFileError(f"{p['mp4']}: decoded {arr.shape[0]} frames, the manifest says {expected}: the file "
+                                 f"is incomplete or was replaced. Fix: delete it and {p['manifest'].name}, then rerun")
+        return arr
+
+    @staticmethod
+    def _decode_mp4(path: Path, height: int, width: int) -> np.ndarray:
+        # PyAV directly (the library unlearn.video.read_video uses through imageio): imageio's plugin runs
+        # gc.collect() twice per file, 0.1-0.3 s in a process that holds a video model
+        try:
+            import av
+
+            with av.open(str(path)) as container:
+                frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            arr = np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
+        except Exception as e:  # noqa: BLE001 - any decode failure is a corrupt file
+            raise VideoFileError(f"{path}: cannot decode the video ({type(e).__name__}: {e}). Fix: delete it and its "
+                                 ".json, then rerun to regenerate it") from e
+        if arr.ndim != 4 or arr.shape[0] == 0:
+            return np.zeros((0, height, width, 3), np.uint8)
+        # write_mp4 enlarges tiny videos by an integer factor (nearest) and pads odd sizes: undo both
+        fh, fw = arr.shape[1] // height, arr.shape[2] // width
+        if fh < 1 or fw < 1 or fh != fw:
+            raise VideoFileError(f"{path}: decoded size {arr.shape[1]}x{arr.shape[2]} does not fit the generated "
+                                 f"size {height}x{width} in the manifest")
+        arr = arr[:, : height * fh, : width * fw]
+        if fh > 1:
+            blocks = arr.reshape(arr.shape[0], height, fh, width, fw, 3).astype(np.float32)
+            arr = np.clip(np.rint(blocks.mean(axis=(2, 4))), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(arr)

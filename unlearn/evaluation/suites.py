@@ -1,0 +1,165 @@
+"""Evaluation prompt suites for the runner: one list of :class:`EvalItem` (prompt, label, seed) from a suite
+file, a builtin suite or the toy world's held-out prompts, with a content hash recorded next to every result."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from unlearn.prompts import LOADERS, PromptRecord, PromptSuite, load_prompts
+from unlearn.toyworld.grammar import heldout_eval_prompts
+
+
+class EmptySuiteError(ValueError):
+    """The prompt suite holds no prompt (after filtering)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalItem:
+    """One evaluation video: its position in the suite (the video's file name), the prompt, the noise seed,
+    and the label the video should show (class, identity or concept; ``None`` when the suite names none)."""
+
+    index: int
+    prompt: str
+    seed: int
+    label: str | None = None
+    category: str | None = None
+    id: str | None = None
+
+
+@dataclasses.dataclass
+class EvalSuite:
+    """An ordered evaluation suite; ``sha256`` is recorded beside every result, so two tables compare only when
+    their suites hash alike."""
+
+    name: str
+    items: list[EvalItem]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __getitem__(self, i: int) -> EvalItem:
+        return self.items[i]
+
+    @property
+    def labels(self) -> list[str]:
+        """Distinct labels in order of first appearance."""
+        return list(dict.fromkeys(it.label for it in self.items if it.label))
+
+    def sha256(self) -> str:
+        """Content hash over (prompt, label, seed) of every item, in order (unchanged since the first tables)."""
+        canon = [{"class_name": it.label or "", "prompt": it.prompt, "seed": it.seed} for it in self.items]
+        return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for it in self.items:
+            counts[it.label or ""] = counts.get(it.label or "", 0) + 1
+        return {"name": self.name, "source": self.source, "sha256": self.sha256(), "num_prompts": len(self.items),
+                "seeds": [it.seed for it in self.items], "prompts_per_label": counts}
+
+
+def _as_list(v: str | Iterable[str] | None) -> list[str] | None:
+    if v is None:
+        return None
+    return [v] if isinstance(v, str) else list(v)
+
+
+def load_suite(
+    suite: str | os.PathLike | Sequence[Any] | Any,
+    *,
+    format: str = "suite",
+    per_class: int = 2,
+    seed: int = 1234,
+    labels: str | Iterable[str] | None = None,
+    categories: str | Iterable[str] | None = None,
+    per_label: int | None = None,
+    limit: int | None = None,
+    name: str | None = None,
+    **loader_kwargs: Any,
+) -> EvalSuite:
+    """Load an evaluation suite.
+
+    Args:
+        suite: ``"toyworld"`` (the toy world's held-out rich prompts, ``per_class`` per class),
+            ``"builtin:<name>"`` (``imagenet10``, ``faces``, ...), a suite file (``.jsonl``/``.csv``/``.json``/
+            ``.txt``), ``"<loader>:<path>"`` for the public-suite loaders (``ring_a_bell:rab.csv``,
+            ``safesora:safesora.jsonl``, ``i2p:i2p.csv``, ...; see ``unlearn.prompts.LOADERS``), or in Python a
+            ``PromptSuite``, a list of ``EvalItem``/``PromptRecord``/strings.
+        format: loader name for a plain path (default ``suite``).
+        per_class, seed: toy world only: prompts per class and base seed; ``seed + index`` also fills the
+            missing seeds of other suites (as the evaluation callback does).
+        labels / categories: keep only these labels (a record's ``concept``, else its ``category``) /
+            categories.
+        per_label: keep the first N prompts of each label. limit: keep the first N prompts.
+        loader_kwargs: passed to the loader (e.g. ``categories="sexual"`` for I2P).
+
+    Raises:
+        PromptFileError: the file is missing or malformed (names file, line and fix).
+        EmptySuiteError: nothing is left to evaluate.
+    """
+    source = str(suite) if isinstance(suite, (str, os.PathLike)) else type(suite).__name__
+    rows: list[tuple[str, str | None, int | None, str | None, str | None]] = []
+    if isinstance(suite, str) and suite == "toyworld":
+        # held-out rich prompts (templates and combinations never used for training), per_class per class
+        records = heldout_eval_prompts(per_class=per_class, seed=seed)
+        rows = [(r.text, f"{r.scene.colour} {r.scene.shape}", seed + i, None, None) for i, r in enumerate(records)]
+        default_name = "toyworld"
+    elif isinstance(suite, (str, os.PathLike)):
+        spec, fmt = str(suite), format
+        head, sep, rest = spec.partition(":")
+        if sep and head.lower().replace("-", "_") in LOADERS and head != "builtin":
+            fmt, spec = head, rest
+        records = load_prompts(spec, format=fmt, **loader_kwargs)
+        rows = [(r.prompt, r.concept or r.category, r.seed, r.category, r.id) for r in records]
+        default_name = getattr(records, "name", None) or os.path.basename(spec)
+    else:
+        default_name = getattr(suite, "name", None) or "suite"
+        for r in (suite if not isinstance(suite, PromptSuite) else suite.records):
+            if isinstance(r, EvalItem):
+                rows.append((r.prompt, r.label, r.seed, r.category, r.id))
+            elif isinstance(r, PromptRecord):
+                rows.append((r.prompt, r.concept or r.category, r.seed, r.category, r.id))
+            elif isinstance(r, str):
+                rows.append((PromptRecord(r).prompt, None, None, None, None))
+            else:
+                raise TypeError(f"cannot use {type(r).__name__} as an evaluation prompt")
+    # missing seeds: base seed + position in the unfiltered suite, so filtering never changes a video
+    rows = [(p, lab, s if s is not None else seed + j, cat, rid) for j, (p, lab, s, cat, rid) in enumerate(rows)]
+    total = len(rows)
+    keep_labels, keep_cats = _as_list(labels), _as_list(categories)
+    if keep_labels is not None:
+        wanted = {x.casefold() for x in keep_labels}
+        rows = [r for r in rows if r[1] is not None and r[1].casefold() in wanted]
+    if keep_cats is not None:
+        rows = [r for r in rows if r[3] in set(keep_cats)]
+    if per_label is not None:
+        seen: dict[str | None, int] = {}
+        kept = []
+        for r in rows:
+            if seen.get(r[1], 0) < per_label:
+                seen[r[1]] = seen.get(r[1], 0) + 1
+                kept.append(r)
+        rows = kept
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        filters = {k: v for k, v in dict(labels=keep_labels, categories=keep_cats, per_label=per_label,
+                                         limit=limit).items() if v is not None}
+        raise EmptySuiteError(
+            f"the prompt suite {source!r} is empty" + (f" after filtering with {filters} ({total} prompts before)"
+                                                       if filters else "")
+            + ". Fix: check the suite file and the label/category filters (labels come from each record's "
+            "concept, else its category)"
+        )
+    items = [EvalItem(i, p, int(s), lab, cat, rid)
+             for i, (p, lab, s, cat, rid) in enumerate(rows)]
+    return EvalSuite(name or default_name, items, source)

@@ -1,0 +1,268 @@
+"""The refusal-vector edit behind ``unlearn fit``: a LightningModule that edits at fit start (no training
+steps) and a data module that holds the prompt pairs. Import them from :mod:`unlearn.methods.refusal.edit`.
+
+Config (``configs/zeroscope_refusal_nudity.yaml``)::
+
+    model:
+      class_path: unlearn.methods.refusal.RefusalVectorUnlearning
+      init_args: {backbone: zeroscope, rank: 2, cpca_weight: 1.0}
+    data:
+      class_path: unlearn.methods.refusal.RefusalPairsDataModule
+      init_args: {concept: nudity, num_pairs: 5}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from backbones import build_backbone
+from .edit import (
+    RefusalEdit,
+    RefusalVectorConfig,
+    apply_refusal_edit,
+    save_edited_model,
+    load_delta,
+)
+from .pairs import PromptPair, as_pairs, load_pairs, make_pairs, toyworld_pairs
+
+
+class EditSwitch:
+    """Stands in for T2VUnlearning's adapter controller so callbacks written for it work unchanged:
+    ``disabled()`` gives the original model (the edit's layers restored bit for bit), ``scaled(1.0)`` the
+    edited one. Not an ``nn.Module``: nothing to train or checkpoint."""
+
+    def __init__(self, module: RefusalVectorUnlearning) -> None:
+        self._module = module
+        self.enabled = True
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        edit = self._module.edit
+        ctx = edit.original_weights(self._module.backbone) if edit is not None else contextlib.nullcontext()
+        prev, self.enabled = self.enabled, False
+        try:
+            with ctx:
+                yield
+        finally:
+            self.enabled = prev
+
+    @contextlib.contextmanager
+    def scaled(self, scale: float) -> Iterator[None]:
+        if float(scale) == 1.0:
+            yield
+        elif float(scale) == 0.0:
+            with self.disabled():
+                yield
+        else:
+            raise ValueError("a refusal edit is on (1.0) or off (0.0); re-run with model.strength for other strengths")
+
+
+class RefusalPairsDataModule(pl.LightningDataModule):
+    """The unsafe/safe prompt pairs of the concept(s) to remove.
+
+    Args:
+        concept: the concept to remove, or a list of concepts removed in one edit ("nudity").
+        pairs: explicit pairs, ``[{unsafe: ..., safe: ...}, ...]`` or ``[[unsafe, safe], ...]``; a
+            ``concept`` key per pair assigns it to one of several concepts.
+        pairs_file: a JSON / JSONL / YAML / CSV file of pairs (``unsafe``, ``safe`` columns).
+        num_pairs: pairs per concept (the first N of a file, or N generated).
+        concept_text: for generated pairs, the words put in the template slot (default per concept, e.g.
+            "nude" for "nudity"; else the concept name).
+        substitute: for generated pairs, the neutral words of the safe prompt ("" drops the concept word).
+        templates: for generated pairs, a template set ("person", "object") or a list of templates with "{}".
+        source: how missing pairs are generated: "templates" (:func:`unlearn.methods.refusal.pairs.make_pairs`) or
+            "toyworld" (the toy world's grammar, :func:`unlearn.methods.refusal.pairs.toyworld_pairs`; ``substitute``
+            is then "neighbours" by default or a class such as "green square").
+        seed: seed of the toy-world grammar.
+    """
+
+    def __init__(
+        self,
+        concept: str | list[str],
+        pairs: list[Any] | None = None,
+        pairs_file: str | None = None,
+        num_pairs: int = 5,
+        concept_text: str | None = None,
+        substitute: str | None = None,
+        templates: str | list[str] | None = None,
+        source: str = "templates",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if source not in ("templates", "toyworld"):
+            raise ValueError(f"data.source must be 'templates' or 'toyworld'; got {source!r}")
+        self.source, self.seed = source, seed
+        concepts = [concept] if isinstance(concept, str) else list(concept)
+        if not concepts or any(not c or not str(c).strip() for c in concepts):
+            raise ValueError("data.concept is empty: name the concept to remove, e.g. --data.concept nudity")
+        self.concepts = [str(c) for c in concepts]
+        self.concept = self.concepts[0] if len(self.concepts) == 1 else ", ".join(self.concepts)
+        self.num_pairs = num_pairs
+        self._groups = self._build(pairs, pairs_file, concept_text, substitute, templates)
+
+    def _build(self, pairs: list[Any] | None, pairs_file: str | None, concept_text: str | None,
+               substitute: str | None, templates: str | list[str] | None) -> dict[str, list[PromptPair]]:
+        default = self.concepts[0]
+        given: list[PromptPair] = []
+        if pairs_file:
+            given += load_pairs(pairs_file, default, self.num_pairs)
+        if pairs:
+            given += as_pairs(pairs, default, "data.pairs")
+        groups: dict[str, list[PromptPair]] = {}
+        for p in given:
+            groups.setdefault(p.concept or default, []).append(p)
+        for c in self.concepts:
+            if c not in groups and self.source == "toyworld":
+                groups[c] = toyworld_pairs(c, self.num_pairs, self.seed, substitute or "neighbours")
+            elif c not in groups:
+                groups[c] = make_pairs(c, self.num_pairs, concept_text=concept_text if len(self.concepts) == 1 else None,
+                                       substitute=substitute, templates=templates)
+        return {c: ps[: self.num_pairs] for c, ps in groups.items()}
+
+    def pairs_by_concept(self) -> dict[str, list[PromptPair]]:
+        return {c: list(ps) for c, ps in self._groups.items()}
+
+    def train_dataloader(self) -> DataLoader:
+        # the edit needs no data loop; one placeholder batch lets the epoch-end callbacks run once
+        return DataLoader([{"placeholder": torch.zeros(1)}], batch_size=1)
+
+
+class RefusalVectorUnlearning(pl.LightningModule):
+    """Training-free concept removal: the low-rank refusal-vector weight edit, run by ``unlearn fit``.
+
+    At fit start the module collects activations for the data module's prompt pairs, computes the
+    refusal subspaces and edits the backbone's weights (timed); the single placeholder training step does
+    nothing. At fit end it writes ``<output_dir>/refusal_delta.safetensors``, ``refusal_edit.json`` and (with
+    ``save_model``) the edited denoiser as a stock diffusers folder.
+
+    Args:
+        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: as in :class:`unlearn.methods.t2vunlearning.T2VUnlearning`.
+        layers / rank / cpca_weight / strength / token_reduce / basis / probe_size / probe_timestep /
+        batch_size: :class:`unlearn.methods.refusal.RefusalVectorConfig` options.
+        output_dir: where the delta and the edited model go (default ``<default_root_dir>/refusal``).
+        save_model: also save the edited denoiser (``transformer/`` or ``unet/``; + ``text_encoder/`` if edited).
+        full_pipeline: save the whole diffusers pipeline instead of the edited components.
+        delta_file: apply a saved delta instead of computing one (the pairs are then not used).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "zeroscope",
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str = "bfloat16",
+        backbone_kwargs: dict[str, Any] | None = None,
+        layers: str | list[str] = "auto",
+        rank: int = 2,
+        cpca_weight: float = 1.0,
+        strength: float = 1.0,
+        token_reduce: str = "mean",
+        basis: str = "mean_cpca",
+        probe_size: list[int] | None = None,
+        probe_timestep: int | None = None,
+        batch_size: int = 4,
+        output_dir: str | None = None,
+        save_model: bool = True,
+        full_pipeline: bool = False,
+        delta_file: str | None = None,
+    ) -> None:
+        super().__init__()
+        # both are on purpose here: the edit is closed-form, there is nothing to optimise
+        warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`.*")
+        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
+        self.save_hyperparameters()
+        self.refusal_config = RefusalVectorConfig(
+            layers=layers, rank=rank, cpca_weight=cpca_weight, strength=strength, token_reduce=token_reduce,  # type: ignore[arg-type]
+            basis=basis, probe_size=tuple(probe_size) if probe_size else None,  # type: ignore[arg-type]
+            probe_timestep=probe_timestep, batch_size=batch_size,
+        )
+        self.backbone = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype,
+                                       **(backbone_kwargs or {}))
+        self.edit: RefusalEdit | None = None
+        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
+        self.controller = EditSwitch(self)
+        self.strict_loading = False
+
+    # ------------------------------------------------------------------ the edit
+    def perform_edit(self) -> RefusalEdit:
+        """Run the edit now (idempotent: a second call returns the first edit)."""
+        if self.edit is not None:
+            return self.edit
+        if self.hparams.delta_file:
+            t0 = time.perf_counter()
+            self.edit = load_delta(self.hparams.delta_file).apply_to(self.backbone, keep_originals=True)
+            self.edit.timings = {**self.edit.timings, "apply_loaded": time.perf_counter() - t0}
+            return self.edit
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "pairs_by_concept"):
+            raise ValueError(
+                "RefusalVectorUnlearning needs the prompt pairs: use data.class_path: "
+                "unlearn.methods.refusal.RefusalPairsDataModule (or give model.delta_file)."
+            )
+        self.edit = apply_refusal_edit(self.backbone, dm.pairs_by_concept(), self.refusal_config)
+        return self.edit
+
+    def on_fit_start(self) -> None:
+        edit = self.perform_edit()
+        metrics = {f"refusal/time_{k}_s": float(v) for k, v in edit.timings.items()}
+        metrics["refusal/layers"] = float(len(edit.bases))
+        metrics["refusal/mean_rank"] = sum(b.shape[1] for b in edit.bases.values()) / max(1, len(edit.bases))
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=0)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        return None  # nothing to train: the edit is closed-form
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def on_fit_end(self) -> None:
+        if self.edit is None or not self.trainer.is_global_zero:
+            return
+        self.export()
+
+    def output_dir(self) -> Path:
+        root = self.trainer.default_root_dir if self._trainer is not None else "."
+        return Path(self.hparams.output_dir or Path(root) / "refusal")
+
+    def export(self, folder: str | Path | None = None) -> Path:
+        """Write the delta, the edit summary and (``save_model``) the edited model into ``folder``."""
+        if self.edit is None:
+            raise RuntimeError("no edit performed yet")
+        folder = Path(folder or self.output_dir())
+        if self.hparams.save_model:
+            save_edited_model(self.backbone, folder, self.edit, full_pipeline=self.hparams.full_pipeline)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.edit.save_delta(folder / "refusal_delta.safetensors")
+            (folder / "refusal_edit.json").write_text(json.dumps(self.edit.summary(), indent=2, sort_keys=True))
+        return folder
+
+    # ------------------------------------------------------------------ checkpoints: nothing trainable
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {}
+        if self.edit is not None:
+            checkpoint["refusal_edit"] = self.edit.summary()
+
+    # ------------------------------------------------------------------ generation (SampleVideoCallback API)
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
+        """Videos (uint8 ``[B, F, H, W, 3]``) of the edited model (``adapters=True``) or the original one."""
+        sampling = {k: v for k, v in sampling.items() if v is not None}
+        if adapters or self.edit is None:
+            latents = self.backbone.sample(prompts, seeds, **sampling)
+        else:
+            with self.edit.original_weights(self.backbone):
+                latents = self.backbone.sample(prompts, seeds, **sampling)
+        return self.backbone.decode(latents)

@@ -1,0 +1,364 @@
+"""The datamodules: training prompts → pseudo-data trajectories (cached) → batches for the unlearning step.
+
+The trajectories are made by the LightningModule's frozen backbone when the training dataloader is first
+requested (after the model is on its device). With several processes each rank makes its shard of the
+missing trajectories, the ranks meet at a barrier, and every rank then reads all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from backbones import PromptEmbedding
+from unlearn.toyworld.grammar import (
+    concept_name_prompt,
+    neighbour_classes,
+    prompts_for_concept,
+    synonym_phrases,
+)
+from unlearn.prompts import PromptSuite
+from unlearn.prompts.augment import TemplateSource
+
+from .pseudo_data import (
+    PseudoTrajectoryCache,
+    SamplerSettings,
+    TrajectoryFile,
+    TrajectoryRequest,
+    default_cache_dir,
+)
+
+
+@dataclasses.dataclass
+class TrainingPrompt:
+    """A prompt, the words in it that name the concept (for the mask), and its seed."""
+
+    prompt: str
+    concept_words: list[str]
+    seed: int
+
+
+def load_prompt_file(path: str, concept: str, synonyms: Sequence[str]) -> list[TrainingPrompt]:
+    """Read a prompt suite (JSONL/CSV, see docs/prompts.md)."""
+    suite = PromptSuite.load(path)
+    out = []
+    for i, rec in enumerate(suite.records):
+        words = list(rec.concept_words or []) or [concept, *synonyms]
+        out.append(TrainingPrompt(rec.prompt, words, int(rec.seed) if rec.seed is not None else i))
+    return out
+
+
+class CachedTrajectoryDataset(Dataset):
+    """Every recorded step of every unlearning trajectory is one sample; each is paired with a preserve
+    sample (chosen deterministically from the index) when preserve trajectories exist."""
+
+    def __init__(
+        self,
+        unlearn_files: Sequence[TrajectoryFile],
+        concept_tokens: Sequence[Tensor | None],
+        preserve_files: Sequence[TrajectoryFile] = (),
+    ) -> None:
+        self.files = list(unlearn_files)
+        self.concept_tokens = list(concept_tokens)
+        self.preserve = list(preserve_files)
+        self.index = [(f, s) for f, tf in enumerate(self.files) for s in range(tf.num_steps)]
+        self.preserve_index = [(f, s) for f, tf in enumerate(self.preserve) for s in range(tf.num_steps)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        f, s = self.index[i]
+        tf = self.files[f]
+        item: dict[str, Any] = dict(tf.step(s))
+        item.update(tf.cond.to_dict("cond."))
+        item = {k: (v[0] if k.startswith("cond.") else v) for k, v in item.items()}
+        if self.concept_tokens[f] is not None:
+            item["concept_tokens"] = self.concept_tokens[f]
+        if self.preserve_index:
+            pf, ps = self.preserve_index[(i * 7919) % len(self.preserve_index)]
+            ptf = self.preserve[pf]
+            for k, v in ptf.step(ps).items():
+                item[f"pre_{k}"] = v
+            for k, v in ptf.cond.to_dict("cond.").items():
+                item[f"pre_{k}"] = v[0]
+        return item
+
+
+class RegenerationDataset(Dataset):
+    """Per-step regeneration (ESD/Receler style, ``use_cache=False``): each sample is only a recipe — prompt,
+    fresh seed, random stop step — and the LightningModule samples x_t with the frozen model in the step."""
+
+    def __init__(self, prompts: Sequence[TrainingPrompt], concept_tokens: Sequence[Tensor | None],
+                 preserve: Sequence[TrainingPrompt], steps: Sequence[int], samples_per_epoch: int, seed: int) -> None:
+        self.prompts, self.concept_tokens, self.preserve = list(prompts), list(concept_tokens), list(preserve)
+        self.steps, self.n, self.seed = list(steps), samples_per_epoch, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rng = random.Random(hash((self.seed, self.epoch, i)))
+        p = rng.randrange(len(self.prompts))
+        item: dict[str, Any] = {"regen_prompt_index": p, "regen_seed": rng.randrange(2**31), "regen_step": rng.choice(self.steps)}
+        if self.concept_tokens[p] is not None:
+            item["concept_tokens"] = self.concept_tokens[p]
+        if self.preserve:
+            item["regen_pre_index"] = rng.randrange(len(self.preserve))
+        return item
+
+
+class ConceptDataModule(pl.LightningDataModule):
+    """Prompts of the concept to erase (and of a concept to preserve), turned into pseudo data.
+
+    Args:
+        concept: the concept to erase, e.g. "nudity", "golf ball", a person's name.
+        prompts: training prompts that contain the concept (augmented prompts); or give ``prompt_file``.
+        prompt_file: a prompt suite (JSONL/CSV, docs/prompts.md) of training prompts.
+        concept_synonyms: other words that name the concept in prompts (used to locate concept tokens).
+        num_prompts: use only the first N prompts.
+        augment: when no prompts are given, generate this many with the offline template source.
+        augment_style: prompt style for generated prompts ("cogvideox", "hunyuanvideo", "zeroscope", "toy").
+        preserve_concept: a concept to keep (e.g. "person"); its prompts feed L_pre.
+        preserve_prompts: prompts of the preserve concept; default: generated like ``augment``.
+        seeds_per_prompt: trajectories per prompt (different seeds).
+        seed: base seed for noise and sampling choices.
+        num_frames / height / width: pseudo video size (None: the backbone's default).
+        num_inference_steps / guidance_scale: sampler settings for pseudo data (None: backbone default).
+        record_steps: sampler step indices kept as training samples (None: every step).
+        loss_condition: "prompt" conditions the loss on the prompt that made x_t; "concept" on the bare concept.
+        use_cache: False regenerates x_t every training step (ESD/Receler style) instead of caching.
+        cache_dir: where trajectories are stored (default ``$T2V_UNLEARN_CACHE/pseudo``, else ``~/.cache/t2v-unlearn/pseudo``).
+        generation_batch_size: trajectories sampled together.
+        regeneration_samples_per_epoch: epoch length when ``use_cache`` is False.
+        batch_size: training batch size.
+        num_workers: dataloader workers.
+    """
+
+    def __init__(
+        self,
+        concept: str,
+        prompts: list[str] | None = None,
+        prompt_file: str | None = None,
+        concept_synonyms: list[str] | None = None,
+        num_prompts: int | None = None,
+        augment: int = 0,
+        augment_style: str = "cogvideox",
+        preserve_concept: str | None = None,
+        preserve_prompts: list[str] | None = None,
+        seeds_per_prompt: int = 1,
+        seed: int = 0,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        record_steps: list[int] | None = None,
+        loss_condition: Literal["prompt", "concept"] = "prompt",
+        use_cache: bool = True,
+        cache_dir: str | None = None,
+        generation_batch_size: int = 4,
+        regeneration_samples_per_epoch: int = 16,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not concept or not concept.strip():
+            raise ValueError("data.concept is empty: name the concept to erase, e.g. --data.concept nudity")
+        self.concept = concept
+        self.synonyms = list(concept_synonyms or [])
+        self.prompt_list = prompts
+        self.prompt_file = prompt_file
+        self.num_prompts = num_prompts
+        self.augment = augment
+        self.augment_style = augment_style
+        self.preserve_concept = preserve_concept
+        self.preserve_prompt_list = preserve_prompts
+        self.seeds_per_prompt = seeds_per_prompt
+        self.seed = seed
+        self.size = (num_frames, height, width)
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.record_steps = record_steps
+        self.loss_condition = loss_condition
+        self.use_cache = use_cache
+        self.cache = PseudoTrajectoryCache(cache_dir or default_cache_dir())
+        self.generation_batch_size = generation_batch_size
+        self.regeneration_samples_per_epoch = regeneration_samples_per_epoch
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.training_prompts = self._training_prompts()
+        self.preserve_prompts = self._preserve_prompts()
+
+    # ------------------------------------------------------------------ prompts
+    def _generated(self, concept: str, n: int, synonyms: Sequence[str]) -> list[TrainingPrompt]:
+        texts = TemplateSource().generate(concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms))
+        return [TrainingPrompt(t, [concept, *synonyms], self.seed + i) for i, t in enumerate(texts)]
+
+    def _training_prompts(self) -> list[TrainingPrompt]:
+        words = [self.concept, *self.synonyms]
+        if self.prompt_file:
+            prompts = load_prompt_file(self.prompt_file, self.concept, self.synonyms)
+        elif self.prompt_list is not None:
+            prompts = [TrainingPrompt(p, words, self.seed + i) for i, p in enumerate(self.prompt_list)]
+        elif self.augment > 0:
+            prompts = self._generated(self.concept, self.augment, self.synonyms)
+        else:
+            prompts = []
+        if self.num_prompts is not None:
+            prompts = prompts[: self.num_prompts]
+        if not prompts:
+            raise ValueError(
+                f"no training prompts for concept {self.concept!r}: data.prompts is empty. Fix: list prompts in "
+                "data.prompts, point data.prompt_file at a prompt suite, or set data.augment=N to generate N."
+            )
+        empty = [i for i, p in enumerate(prompts) if not p.prompt.strip()]
+        if empty:
+            raise ValueError(f"training prompts {empty} are empty strings; remove them from the prompt list")
+        return [dataclasses.replace(p, seed=p.seed * 1000 + k) for p in prompts for k in range(self.seeds_per_prompt)]
+
+    def _preserve_prompts(self) -> list[TrainingPrompt]:
+        if self.preserve_prompt_list:
+            return [TrainingPrompt(p, [self.preserve_concept or ""], self.seed + 10_000 + i)
+                    for i, p in enumerate(self.preserve_prompt_list)]
+        if self.preserve_concept:
+            return self._generated(self.preserve_concept, max(1, min(8, len(self.training_prompts))), [])
+        return []
+
+    # ------------------------------------------------------------------ pseudo data
+    def sampler_settings(self, backbone: Any) -> SamplerSettings:
+        d = backbone.defaults
+        f, h, w = self.size
+        return SamplerSettings(
+            num_frames=f or d.num_frames, height=h or d.height, width=w or d.width,
+            num_inference_steps=self.num_inference_steps or d.num_inference_steps,
+            guidance_scale=d.guidance_scale if self.guidance_scale is None else self.guidance_scale,
+            record_steps=tuple(self.record_steps) if self.record_steps is not None else None,
+        )
+
+    def loss_prompt(self, p: TrainingPrompt) -> str:
+        return self.concept if self.loss_condition == "concept" else p.prompt
+
+    def requests(self) -> tuple[list[TrajectoryRequest], list[TrajectoryRequest]]:
+        un = [TrajectoryRequest("unlearn", p.prompt, p.seed, self.loss_prompt(p)) for p in self.training_prompts]
+        pre = [TrajectoryRequest("preserve", p.prompt, p.seed, p.prompt) for p in self.preserve_prompts]
+        return un, pre
+
+    def concept_token_masks(self, backbone: Any, need: bool) -> list[Tensor | None]:
+        if not need:
+            return [None] * len(self.training_prompts)
+        return [backbone.concept_token_mask([self.loss_prompt(p)], [p.concept_words])[0] for p in self.training_prompts]
+
+    def train_dataloader(self) -> DataLoader:
+        module = self.trainer.lightning_module
+        backbone = module.backbone
+        settings = self.sampler_settings(backbone)
+        tokens = self.concept_token_masks(backbone, need=module.hparams.alpha > 0)
+        if not self.use_cache:
+            dataset: Dataset = RegenerationDataset(
+                self.training_prompts, tokens, self.preserve_prompts if module.hparams.beta > 0 else [],
+                settings.steps(), self.regeneration_samples_per_epoch, self.seed,
+            )
+        else:
+            un, pre = self.requests()
+            if module.hparams.beta <= 0:
+                pre = []
+            strategy = self.trainer.strategy
+            with module.controller.disabled():
+                paths = self.cache.build(
+                    backbone, un + pre, settings, module.hparams.eta, batch_size=self.generation_batch_size,
+                    rank=self.trainer.global_rank, world_size=self.trainer.world_size,
+                    progress=self.trainer.is_global_zero,
+                )
+            strategy.barrier("pseudo-data")
+            files = [TrajectoryFile(p) for p in paths]
+            dataset = CachedTrajectoryDataset(files[: len(un)], tokens, files[len(un) :])
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+            collate_fn=collate, generator=torch.Generator().manual_seed(self.seed),
+        )
+
+
+class ToyWorldDataModule(ConceptDataModule):
+    """Erase a toy-world class (e.g. "red ring") with prompts from the world's paraphrase grammar.
+
+    Args:
+        concept: the class to erase, "<colour> <shape>" (or a single shape/colour word).
+        num_prompts: training prompts drawn from the grammar's TRAIN split (held-out templates never appear).
+        prompt_style: "rich" (augmented: context, paraphrases, synonyms), "bare" ("a red ring" and its synonym
+            swaps), or "concept" (the concept's own name only, "a red ring" or "a ring": the paper's
+            no-augmentation setting).
+        preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour).
+        preserve_prompts_per_class: prompts per preserved class.
+        seed: grammar and noise seed.
+        num_inference_steps, guidance_scale, record_steps, use_cache, cache_dir, generation_batch_size,
+        batch_size, num_workers: as in :class:`ConceptDataModule`.
+    """
+
+    def __init__(
+        self,
+        concept: str = "red ring",
+        num_prompts: int = 32,
+        prompt_style: Literal["rich", "bare", "concept"] = "rich",
+        preserve_classes: list[str] | None = None,
+        preserve_prompts_per_class: int = 2,
+        seed: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        record_steps: list[int] | None = None,
+        use_cache: bool = True,
+        cache_dir: str | None = None,
+        generation_batch_size: int = 64,
+        batch_size: int = 8,
+        num_workers: int = 0,
+    ) -> None:
+        self.toy_num_prompts = num_prompts
+        self.prompt_style = prompt_style
+        self.preserve_classes = preserve_classes if preserve_classes is not None else neighbour_classes(concept)
+        self.preserve_per_class = preserve_prompts_per_class
+        super().__init__(
+            concept=concept, concept_synonyms=synonym_phrases(concept), seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            record_steps=record_steps, use_cache=use_cache, cache_dir=cache_dir,
+            generation_batch_size=generation_batch_size, batch_size=batch_size, num_workers=num_workers,
+            preserve_concept=", ".join(self.preserve_classes) or None,
+        )
+
+    def _training_prompts(self) -> list[TrainingPrompt]:
+        if self.prompt_style == "concept":
+            words = concept_name_prompt(self.concept)  # "a red ring", "a ring": one text, a new seed per copy
+            return [TrainingPrompt(" ".join(words), words[1:], self.seed + i) for i in range(self.toy_num_prompts)]
+        records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
+                                      seed=self.seed)
+        if not records:
+            raise ValueError(f"the toy grammar produced no prompts for {self.concept!r}")
+        return [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(self.concept)], self.seed + i)
+                for i, r in enumerate(records)]
+
+    def _preserve_prompts(self) -> list[TrainingPrompt]:
+        out = []
+        for k, cls in enumerate(self.preserve_classes):
+            style = "bare" if self.prompt_style == "concept" else self.prompt_style
+            for j, r in enumerate(prompts_for_concept(cls, self.preserve_per_class, split="train", style=style,
+                                                      seed=self.seed + 100 + k)):
+                out.append(TrainingPrompt(r.text, [], 50_000 + 100 * k + j))
+        return out
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = torch.stack(vals) if isinstance(vals[0], Tensor) else torch.tensor(vals)
+    return out
+
+
+def batch_embedding(batch: dict[str, Any], prefix: str) -> PromptEmbedding:
+    return PromptEmbedding.from_dict({k[len(prefix):]: v for k, v in batch.items() if k.startswith(prefix)})

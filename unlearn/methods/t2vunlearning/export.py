@@ -1,0 +1,137 @@
+"""Adapters as files: ``adapters.safetensors`` + ``adapter_config.json``, and attaching them to a stock
+diffusers pipeline.
+
+>>> from diffusers import CogVideoXPipeline                          # doctest: +SKIP
+>>> pipe = CogVideoXPipeline.from_pretrained("THUDM/CogVideoX-2b")   # doctest: +SKIP
+>>> attach_adapters(pipe, "runs/cogx2b_nudity/adapters")             # doctest: +SKIP
+>>> video = pipe("a prompt").frames[0]   # the concept is erased     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from backbones import backbone_class
+
+from .adapters import AdapterController
+
+WEIGHTS_NAME = "adapters.safetensors"
+CONFIG_NAME = "adapter_config.json"
+FORMAT = "t2v-unlearn-adapters/1"
+
+
+def save_adapters(controller: AdapterController, backbone_name: str, path: str | os.PathLike,
+                  extra: dict[str, Any] | None = None) -> Path:
+    """Write the adapters and their config into folder ``path`` atomically (a reader never sees a mix of
+    old and new files, and a crash leaves the previous folder intact)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in controller.state_dict().items()}
+        save_file(state, tmp / WEIGHTS_NAME)
+        config = {
+            "format": FORMAT,
+            "backbone": backbone_name,
+            "site_names": controller.site_names,
+            "dims": [a.up.out_features for a in controller.adapters],
+            "inner_dim": controller.inner_dim,
+            **(extra or {}),
+        }
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
+    if not cfg_file.is_file() or not weights.is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} is not an adapter folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
+            "(written by the AdapterCheckpoint callback or `unlearn export`)."
+        )
+    config = json.loads(cfg_file.read_text())
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{cfg_file}: unknown adapter format {config.get('format')!r}; expected {FORMAT!r}")
+    return config
+
+
+def load_adapters(path: str | os.PathLike) -> tuple[AdapterController, dict[str, Any]]:
+    """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config."""
+    config = read_adapter_config(path)
+    controller = AdapterController(config["dims"], config["inner_dim"], config["site_names"])
+    controller.load_state_dict(load_file(Path(path) / WEIGHTS_NAME))
+    return controller, config
+
+
+def load_adapter_weights(controller: AdapterController, path: str | os.PathLike, expect_backbone: str | None = None) -> None:
+    """Load saved adapter weights into an existing controller (resuming from exported adapters)."""
+    config = read_adapter_config(path)
+    if expect_backbone and config["backbone"] != expect_backbone:
+        raise ValueError(f"adapters in {path} were trained on {config['backbone']!r}, not {expect_backbone!r}")
+    if config["site_names"] != controller.site_names:
+        raise ValueError(f"adapters in {path} cover sites {config['site_names']}, the model has {controller.site_names}")
+    controller.load_state_dict(load_file(Path(path) / WEIGHTS_NAME))
+
+
+def attach_adapters(pipeline_or_denoiser: Any, path: str | os.PathLike, scale: float = 1.0) -> AdapterController:
+    """Install saved adapters on a stock diffusers pipeline (or its transformer/UNet) in place.
+
+    The pipeline then generates with the concept erased; ``controller.scale = 0`` (or
+    ``controller.disabled()``) gives the original model back. Returns the controller.
+    """
+    controller, config = load_adapters(path)
+    denoiser = pipeline_or_denoiser
+    for attr in ("transformer", "unet"):
+        if getattr(pipeline_or_denoiser, attr, None) is not None:
+            denoiser = getattr(pipeline_or_denoiser, attr)
+            break
+    param = next(denoiser.parameters())
+    controller.to(param.device)
+    controller.scale = float(scale)
+    backbone_class(config["backbone"]).install_adapter_processors(denoiser, controller)
+    # keep a reference so the controller lives as long as the model
+    denoiser._t2v_unlearn_adapters = controller
+    return controller
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """``unlearn export --ckpt run.ckpt --out adapters/``: Lightning checkpoint → safetensors + JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
+    parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
+    parser.add_argument("--out", required=True, help="output folder for adapters.safetensors + adapter_config.json")
+    args = parser.parse_args(argv)
+    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+    hp = ckpt.get("hyper_parameters", {})
+    state = {k[len("controller."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
+    if not state:
+        raise SystemExit(f"{args.ckpt} holds no adapter weights (keys starting with 'controller.')")
+    n = len({k.split(".")[1] for k in state})
+    dims = [state[f"adapters.{i}.up.weight"].shape[0] for i in range(n)]
+    inner = state["adapters.0.down.weight"].shape[0]
+    controller = AdapterController(dims, inner, hp.get("site_names") or [str(i) for i in range(n)])
+    controller.load_state_dict(state)
+    extra = {k: hp[k] for k in ("eta", "alpha", "beta", "adapter_dim") if k in hp}
+    save_adapters(controller, hp.get("backbone", "unknown"), args.out, extra=extra)
+    print(f"wrote {args.out}/{WEIGHTS_NAME} and {CONFIG_NAME}")
+    return 0

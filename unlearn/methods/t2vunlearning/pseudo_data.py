@@ -1,0 +1,236 @@
+"""Pseudo data: trajectories of x_t made by the frozen model, with their training targets, cached on disk.
+
+For an (augmented) prompt and a seed, the frozen backbone denoises noise with classifier-free guidance. At
+every recorded step ``i`` (latent ``x_t``, ``t = timesteps[i]``) the sampler already computes
+``v(x_t, ∅, t)`` and ``v(x_t, c, t)``; from them the training target follows:
+
+- role ``"unlearn"``: ``v_neg = v(x_t, ∅, t) − η (v(x_t, c, t) − v(x_t, ∅, t))``;
+- role ``"preserve"``: the frozen prediction ``v(x_t, c_pre, t)``.
+
+So one sampling run per (prompt, seed) yields a whole trajectory of training samples, and training costs the
+adapted forward and backward only. :class:`PseudoTrajectoryCache` stores each trajectory as one safetensors
+file keyed by a hash of everything that determines it (backbone weights, prompt, seed, sampler settings, η,
+loss condition); a changed setting gives a new key, never a stale entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from backbones import PromptEmbedding, VideoBackbone
+from unlearn.io import cache_dir
+from unlearn.methods.t2vunlearning.losses import negatively_guided_target
+
+CACHE_FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """Where trajectories are cached: :func:`unlearn.io.cache_dir` ``("pseudo")``."""
+    return cache_dir("pseudo")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """How pseudo data is sampled. ``record_steps`` are sampler step indices to keep (None = all)."""
+
+    num_frames: int
+    height: int
+    width: int
+    num_inference_steps: int
+    guidance_scale: float
+    negative_prompt: str = ""
+    record_steps: tuple[int, ...] | None = None
+
+    def steps(self) -> list[int]:
+        if self.record_steps is None:
+            return list(range(self.num_inference_steps))
+        bad = [s for s in self.record_steps if not 0 <= s < self.num_inference_steps]
+        if bad:
+            raise ValueError(f"record_steps {bad} lie outside 0..{self.num_inference_steps - 1}")
+        return sorted(set(self.record_steps))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryRequest:
+    """One trajectory to make: ``prompt`` makes x_t; ``loss_prompt`` conditions the targets."""
+
+    role: Literal["unlearn", "preserve"]
+    prompt: str
+    seed: int
+    loss_prompt: str
+
+    def key(self, backbone_fingerprint: str, settings: SamplerSettings, eta: float) -> str:
+        payload = {
+            "v": CACHE_FORMAT_VERSION,
+            "backbone": backbone_fingerprint,
+            "role": self.role,
+            "prompt": self.prompt,
+            "loss_prompt": self.loss_prompt,
+            "seed": int(self.seed),
+            "settings": dataclasses.asdict(settings),
+            # η only shapes the unlearning target
+            "eta": float(eta) if self.role == "unlearn" else None,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@torch.no_grad()
+def make_trajectories(
+    backbone: VideoBackbone,
+    requests: Sequence[TrajectoryRequest],
+    settings: SamplerSettings,
+    eta: float,
+    stop_after: int | None = None,
+) -> list[dict[str, Tensor]]:
+    """Sample ``requests`` as one batch with the frozen model and return, per request, the recorded
+    ``x_t [S, ...]``, ``timesteps [S]``, ``target [S, ...]`` and the loss conditioning.
+
+    Adapters, if attached, must be switched off by the caller (see :meth:`AdapterController.disabled`).
+    ``stop_after`` ends sampling early (per-step regeneration only needs the last recorded step).
+    """
+    steps = settings.steps()
+    wanted = set(steps)
+    prompts = [r.prompt for r in requests]
+    cond = backbone.encode_prompts(prompts)
+    loss_cond = backbone.encode_prompts([r.loss_prompt for r in requests])
+    separate_loss_cond = any(r.loss_prompt != r.prompt for r in requests)
+    uncond = backbone.encode_prompts([settings.negative_prompt] * len(requests))
+    roles = [r.role for r in requests]
+    rec: dict[str, list[Tensor]] = {"x_t": [], "timesteps": [], "target": []}
+
+    def on_step(i: int, t: Tensor, x_t: Tensor, pred_uncond: Tensor, pred_cond: Tensor) -> None:
+        if i not in wanted:
+            return
+        if separate_loss_cond:
+            # the loss is conditioned on a different text (e.g. the bare concept): one more frozen call
+            pred_uncond, pred_cond, _ = backbone.guided_prediction(x_t, t, loss_cond, uncond, 1.0)
+        neg = negatively_guided_target(pred_uncond.float(), pred_cond.float(), eta)
+        target = torch.stack([neg[b] if role == "unlearn" else pred_cond[b].float() for b, role in enumerate(roles)])
+        rec["x_t"].append(x_t.detach().to("cpu"))
+        rec["target"].append(target.to(backbone.dtype).to("cpu"))
+        rec["timesteps"].append(t.reshape(1).expand(len(requests)).to("cpu"))
+
+    last = max(steps) + 1 if stop_after is None else stop_after
+    backbone.sample(
+        prompts, [r.seed for r in requests], num_frames=settings.num_frames, height=settings.height,
+        width=settings.width, num_inference_steps=settings.num_inference_steps,
+        guidance_scale=settings.guidance_scale, cond=cond, uncond=uncond, stop_at_step=last, on_step=on_step,
+    )
+    x_t = torch.stack(rec["x_t"], 1)  # [B, S, ...]
+    target = torch.stack(rec["target"], 1)
+    ts = torch.stack(rec["timesteps"], 1)
+    out = []
+    for b in range(len(requests)):
+        entry = {"x_t": x_t[b].contiguous(), "target": target[b].contiguous(), "timesteps": ts[b].contiguous()}
+        entry.update({k: v.contiguous() for k, v in loss_cond[b : b + 1].to("cpu").to_dict("cond.").items()})
+        out.append(entry)
+    return out
+
+
+class PseudoTrajectoryCache:
+    """Trajectories on disk, one safetensors file per key, written atomically (temp file + rename)."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root or default_cache_dir()).expanduser()
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def contains(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put(self, key: str, tensors: dict[str, Tensor], metadata: dict[str, Any]) -> Path:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"json": json.dumps(metadata, sort_keys=True)})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @staticmethod
+    def metadata(path: str | os.PathLike) -> dict[str, Any]:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["json"])
+
+    def build(
+        self,
+        backbone: VideoBackbone,
+        requests: Sequence[TrajectoryRequest],
+        settings: SamplerSettings,
+        eta: float,
+        batch_size: int = 4,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: bool = True,
+    ) -> list[Path]:
+        """Make every missing trajectory of this rank's shard (request ``i`` belongs to rank ``i % world``)
+        and return the paths of *all* requests (the caller synchronises ranks before reading them)."""
+        fp = backbone.fingerprint()
+        keys = [r.key(fp, settings, eta) for r in requests]
+        mine = [i for i in range(len(requests)) if i % world_size == rank]
+        todo = [i for i in mine if not self.contains(keys[i])]
+        self.hits += len(mine) - len(todo)
+        self.misses += len(todo)
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc=f"pseudo data ({backbone.name}, rank {rank})", unit="traj")
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            made = make_trajectories(backbone, [requests[i] for i in chunk], settings, eta)
+            for i, tensors in zip(chunk, made):
+                meta = {**dataclasses.asdict(requests[i]), "settings": dataclasses.asdict(settings),
+                        "eta": eta, "backbone": backbone.name, "fingerprint": fp}
+                self.put(keys[i], tensors, meta)
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        return [self.path(k) for k in keys]
+
+
+class TrajectoryFile:
+    """Reader of one cached trajectory. Small files are held in memory; large ones (full-size latents of
+    many steps do not fit in RAM for many prompts) are read one step at a time."""
+
+    #: files up to this size are loaded whole on first use
+    in_memory_bytes = 64 * 2**20
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        with safe_open(self.path, framework="pt") as f:
+            self.num_steps = f.get_slice("timesteps").get_shape()[0]
+            self.cond = PromptEmbedding.from_dict({k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond.")
+            meta = f.metadata()
+        self.metadata = json.loads(meta["json"])
+        self._tensors: dict[str, Tensor] | None = None
+
+    def step(self, i: int) -> dict[str, Tensor]:
+        keys = ("x_t", "target", "timesteps")
+        if self._tensors is None and os.path.getsize(self.path) <= self.in_memory_bytes:
+            with safe_open(self.path, framework="pt") as f:
+                self._tensors = {k: f.get_tensor(k) for k in keys}
+        if self._tensors is not None:
+            return {k: self._tensors[k][i] for k in keys}
+        with safe_open(self.path, framework="pt") as f:
+            return {k: f.get_slice(k)[i : i + 1][0] for k in keys}
