@@ -1,0 +1,111 @@
+"""The rooms of the house and the one rule per room of what it may import (docs/architecture.md).
+
+Every import statement of the three top-level packages is read from the source (module level and inside
+functions alike), so an import that only moved into a function to dodge a cycle still counts."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: room -> rooms it may import (besides itself); the order is the direction of the house
+ALLOWED = {
+    "backbones": set(),
+    "unlearn.io": set(),
+    "unlearn.video": set(),
+    "unlearn.prompts": {"unlearn.io"},
+    "unlearn.toyworld": {"backbones", "unlearn.io"},
+    "unlearn.methods.t2vunlearning": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld"},
+    "unlearn.methods.refusal": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld"},
+    "unlearn.methods.baselines": {"backbones", "unlearn.io"},
+    "unlearn.methods": set(),  # the package docstring only
+    "unlearn.evaluation": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
+                           "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines"},
+    "unlearn.attacks": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
+                        "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
+                        "unlearn.evaluation"},
+    "callbacks": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
+                  "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
+                  "unlearn.evaluation", "unlearn.attacks"},
+    "unlearn.cli": {"*"},
+    "unlearn": set(),  # unlearn/__init__.py
+}
+#: function-level imports of project modules that are there on purpose (start-up time), not to dodge a cycle
+LAZY_ON_PURPOSE = {
+    "unlearn/cli.py",  # `unlearn --help` must not import torch, lightning and diffusers
+    "unlearn/toyworld/__init__.py",  # `import unlearn.toyworld` stays torch-free
+}
+PROJECT = ("backbones", "unlearn", "callbacks")
+
+
+def room_of(module: str) -> str:
+    """The longest room name that ``module`` lies in."""
+    best = ""
+    for room in ALLOWED:
+        if (module == room or module.startswith(room + ".")) and len(room) > len(best):
+            best = room
+    return best
+
+
+def module_of(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports(path: Path):
+    """``(line, imported module, inside a function)`` of every import of a project module in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = module_of(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    in_function = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            in_function.update(id(n) for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom)))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                targets = [".".join(base + ([node.module] if node.module else []))]
+                if not node.module:  # "from . import x": each x may be a module
+                    targets = [f"{targets[0]}.{a.name}" for a in node.names]
+            else:
+                targets = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        for t in targets:
+            if t.split(".")[0] in PROJECT:
+                yield node.lineno, t, id(node) in in_function
+
+
+FILES = sorted(p for pkg in PROJECT for p in (ROOT / pkg).rglob("*.py"))
+
+
+def test_every_file_lies_in_a_room():
+    homeless = [str(p.relative_to(ROOT)) for p in FILES if not room_of(module_of(p))]
+    assert not homeless, f"add these to a room in tests/test_architecture.py and docs/architecture.md: {homeless}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_one_way(path):
+    here = room_of(module_of(path))
+    allowed = ALLOWED[here]
+    bad = []
+    for line, target, lazy in imports(path):
+        if lazy and str(path.relative_to(ROOT)) not in LAZY_ON_PURPOSE:
+            bad.append(f"line {line}: function-level import of {target}; import it at the top of the module")
+        there = room_of(target)
+        if there != here and "*" not in allowed and there not in allowed:
+            bad.append(f"line {line}: {here} imports {target} ({there or 'unknown room'})")
+    assert not bad, "\n".join(bad)
+
+
+def test_function_level_project_imports_are_the_listed_ones():
+    lazy = sorted({str(p.relative_to(ROOT)) for p in FILES for _, t, inside in imports(p) if inside})
+    assert set(lazy) <= LAZY_ON_PURPOSE, lazy
