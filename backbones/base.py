@@ -202,7 +202,10 @@ class VideoBackbone(nn.Module, abc.ABC):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.denoiser.parameters()).dtype
+        """The denoiser's compute dtype. diffusers models answer for themselves: parts they keep in float32
+        (``_keep_in_fp32_modules``, e.g. Wan's norms loaded in bfloat16) do not count."""
+        dtype = getattr(self.denoiser, "dtype", None)
+        return dtype if isinstance(dtype, torch.dtype) else next(self.denoiser.parameters()).dtype
 
     def attention_sites(self) -> list[AttentionSite]:
         return self.attention_sites_of(self.denoiser)

@@ -137,3 +137,16 @@ def test_entry_point_backbones_are_loaded(monkeypatch):
         assert loaded and "test-external" in available_backbones()
     finally:
         unregister_backbone("test-external")
+
+
+def test_folder_loaded_in_bfloat16_keeps_float32_parts_and_predicts(tmp_path):
+    """diffusers keeps some Wan modules in float32 when loading in bfloat16 (``_keep_in_fp32_modules``): the
+    backbone's dtype is still the compute dtype, so ``predict`` feeds the patch embedding bfloat16 latents."""
+    build_backbone("wan2.1-t2v-1.3b", tiny=True, torch_dtype="float32").save_pretrained(str(tmp_path / "w"))
+    bb = build_backbone("wan2.1-t2v-1.3b", pretrained=str(tmp_path / "w"), torch_dtype="bfloat16")
+    assert {p.dtype for p in bb.denoiser.parameters()} == {torch.bfloat16, torch.float32}
+    assert bb.dtype == torch.bfloat16
+    x, t, c = inputs(bb, ["a golf ball"])
+    with torch.no_grad():
+        out = bb.predict(x, t, c)
+    assert out.shape == x.shape and out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()

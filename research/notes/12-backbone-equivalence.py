@@ -90,7 +90,7 @@ def record(out: Path) -> None:
     record_one(build_backbone("toy-cogvideox"), "toy-cogvideox@shipped", tensors, meta)
     # bfloat16: components loaded in the backbone dtype (folders) or cast after building (tiny)
     record_one(build_backbone("toy-cogvideox", torch_dtype="bfloat16"), "toy-cogvideox@shipped-bf16", tensors, meta)
-    for name in ("cogvideox-2b",):
+    for name in ("cogvideox-2b", "wan2.1-t2v-1.3b"):
         record_one(build_backbone(name, tiny=True, torch_dtype="bfloat16", seed=SEED), f"{name}-bf16", tensors, meta)
         folder = Path("/tmp/bb-equivalence-weights") / name
         record_one(build_backbone(name, pretrained=str(folder), torch_dtype="bfloat16"), f"{name}@folder-bf16",
