@@ -14,6 +14,7 @@ import yaml
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
 from conftest import classification_reference
+from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
@@ -65,10 +66,12 @@ def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     trainer(tmp_path).test(module, datamodule=dm)
     logged = module.trainer.callback_metrics
     dm.setup()
-    for row in ("original", "negprompt", "t2vunlearning"):
-        # the same videos (same batches of 3), scored by the metrics directly
-        ref = classification_reference(lambda p, s: module.generator.generate(row, p, s), dm.suite, clf,
-                                       "golf ball", batch_size=3)
+    # the same videos (same batches of 3), scored by the metrics directly
+    refs = {row: classification_reference(lambda p, s: module.generator.generate(row, p, s), dm.suite, clf,
+                                          "golf ball", batch_size=3)
+            for row in ("original", "negprompt", "t2vunlearning")}
+    compare_rows(refs, "golf ball")
+    for row, ref in refs.items():
         assert module.results["rows"][row]["classification"]["golf ball"] == ref
         for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
             assert logged[f"{row}/{k}"].item() == pytest.approx(ref[k]), (row, k)
@@ -95,7 +98,7 @@ def test_datamodule_shards_the_suite_without_duplicates():
     assert sorted(seen) == list(range(25))  # every prompt once: no padding duplicates to skew the metrics
     dm.trainer = None
     batch = next(iter(dm.test_dataloader()))
-    assert set(batch) == {"index", "prompt", "seed", "label"} and batch["label"][0] == "red ring"
+    assert set(batch) == {"index", "prompt", "seed", "label", "split"} and batch["label"][0] == "red ring"
 
 
 def test_unlearn_test_print_config(capsys):
