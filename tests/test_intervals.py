@@ -24,7 +24,7 @@ def test_wilson_matches_published_values():
         wilson_interval(11, 10)
 
 
-def test_bootstrap_is_order_free_stratified_and_degenerate_where_it_should_be():
+def test_bootstrap_is_order_free_weighs_strata_equally_and_is_degenerate_where_it_should_be():
     rng = np.random.default_rng(0)
     num = rng.integers(0, 5, 40).astype(float)
     den = np.full(40, 4.0)
@@ -36,9 +36,14 @@ def test_bootstrap_is_order_free_stratified_and_degenerate_where_it_should_be():
     assert a[0] < point < a[1]
     assert bootstrap_ratio_interval(np.full(10, 4.0), np.full(10, 4.0)) == (1.0, 1.0)  # no variation, no width
     assert all(math.isnan(x) for x in bootstrap_ratio_interval([], []))
-    # strata are weighted equally, as PSR weighs classes: a stratum of 1 video and one of 30
+    # strata are weighted equally, as PSR weighs classes: two strata of 10 videos each, all hits in one, none in
+    # the other, give 0.5 in every replicate where both appear
+    assert bootstrap_ratio_interval([4.0] * 10 + [0.0] * 10, [4.0] * 20, [0] * 10 + [1] * 10) == (0.5, 0.5)
+    # a stratum of one video is not "known exactly": it may be missing from a replicate (then left out)
     lo, hi = bootstrap_ratio_interval([4.0] + [0.0] * 30, [4.0] * 31, [0] + [1] * 30)
-    assert lo == hi == 0.5
+    assert lo == 0.0 and hi == 0.5
+    # a video with no denominator (a video without a face) counts for nothing
+    assert bootstrap_ratio_interval([1.0, 0.0], [2.0, 0.0]) == (0.5, 0.5)
 
 
 def test_paired_class_delta_is_the_ablation_difference_with_a_t_interval():
@@ -109,6 +114,7 @@ def test_rows_carry_sizes_intervals_and_paired_deltas():
     by_video = r["esr_by_video"]["esr@1"]
     assert by_video["n"] == 8 and by_video["low"] < r["intervals"]["esr@1"]["low"]
     assert r["intervals"]["psr@1"]["n"] == 16 and r["intervals"]["psr@1"]["low"] < r["psr@1"] < 100
+    assert r["intervals"]["psr@1"]["method"] == "bootstrap over videos, classes weighted equally"
     compare_rows(rows, "apple")
     vs = r["vs_reference"]
     assert vs["psr@1"]["delta"] == pytest.approx(-12.5) and vs["psr@1"]["n"] == 2

@@ -153,10 +153,15 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
                         lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
     main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
           "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
+          "--data.concept", "red ring", "--data.out_of_grammar", '{"erased": 2}',  # + 2 out-of-grammar prompts
           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
           "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
-    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 25
+    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27
+    assert metrics["prompts_per_split"] == {"in_grammar": 25, "out_of_grammar": 2}
     assert metrics["rows"]["safree"]["erased_frames"] == 4 and metrics["rows"]["safree"]["preserved_frames"] == 96
+    assert metrics["rows"]["safree"]["splits"]["out_of_grammar"]["erased_frames"] == 8
+    assert metrics["rows"]["safree"]["vs_reference"]["psr@1"]["n"] == 24
+    assert "### Out-of-grammar prompts" in (tmp_path / "eval" / "metrics.md").read_text()
     assert "scarlet donut" in metrics["methods"]["safree"]["keywords"]

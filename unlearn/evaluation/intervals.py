@@ -6,10 +6,11 @@ Three kinds, each named in the record it produces (``method``), so a reader know
   frame, attack successes). Wilson's score interval: never outside [0, 1], sensible at 0 % and 100 %.
 * :func:`bootstrap_ratio_interval` — a mean built from per-video sums, ``Σ numerator / Σ denominator``
   (frames of a video are not independent), optionally the equal-weight mean of such ratios over strata
-  (PSR: the mean over classes of each class's top-k accuracy). Percentile bootstrap over videos, resampled
-  within each stratum (the classes are the fixed design; prompts are the sample). The videos are put in a
-  canonical order first, so the interval depends only on the multiset of per-video statistics: the same on one
-  rank or gathered from many, whatever the order of arrival.
+  (PSR: the mean over classes of each class's top-k accuracy). Percentile bootstrap over videos (prompts),
+  resampled together. The videos are put in a canonical order first, so the interval depends only on the
+  multiset of per-video statistics: the same on one rank or gathered from many, whatever the order of arrival.
+  A bootstrap interval cannot reach past what was observed: at 0 % or 100 % it has no width, where Wilson's
+  interval over the frames still says how far the truth may be.
 * :func:`paired_class_delta` — the difference of two rows scored on the same prompts and seeds (ΔPSR): the
   per-class differences' mean, its standard error over the classes, and a Student-t interval (the paired
   difference of the ablation benchmarks, ``benchmarks/toy_ablation.py``).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,20 +58,18 @@ def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) 
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _canonical(num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort((den, num))
-    return num[order], den[order]
-
-
 def bootstrap_ratio_interval(numerators: Sequence[float] | np.ndarray, denominators: Sequence[float] | np.ndarray,
                              strata: Sequence[Any] | np.ndarray | None = None, confidence: float = CONFIDENCE,
                              samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Percentile bootstrap interval of ``mean over strata of (Σ num / Σ den within the stratum)``.
 
     One entry per video (its sum and its count: hits and frames, nude frames and frames, similarity sum and
-    face frames). ``strata`` (one key per video; ``None``: one stratum) are resampled separately and weighted
-    equally, as PSR weighs classes; a stratum whose resampled denominator is 0 is left out of that replicate's
-    mean, as a class without frames is left out of PSR. NaNs when there is no video with a denominator."""
+    face frames); ``strata`` (one key per video; ``None``: one stratum) are weighted equally in the statistic, as
+    PSR weighs classes. The videos are resampled together, not within each stratum: the toy suite has one or
+    two prompts for some classes, and resampling inside a stratum of one video would claim that class is known
+    exactly. A stratum that gets no video (or no denominator) in a replicate is left out of that replicate's
+    mean, as a class without frames is left out of PSR; so the interval also carries the spread between strata
+    and errs wide. NaNs when no video has a denominator."""
     num = np.asarray(numerators, dtype=np.float64).reshape(-1)
     den = np.asarray(denominators, dtype=np.float64).reshape(-1)
     if num.shape != den.shape:
@@ -77,21 +77,21 @@ def bootstrap_ratio_interval(numerators: Sequence[float] | np.ndarray, denominat
     keys = np.zeros(num.size, dtype=np.int64) if strata is None else np.asarray(strata).reshape(-1)
     if keys.size != num.size:
         raise ValueError(f"{num.size} videos but {keys.size} strata")
-    groups = []
-    for key in sorted(set(keys.tolist())):
-        sel = keys == key
-        if den[sel].sum() > 0:
-            groups.append(_canonical(num[sel], den[sel]))
-    if not groups:
+    if den.sum() <= 0:
         return math.nan, math.nan
+    _, codes = np.unique(keys, return_inverse=True)
+    order = np.lexsort((den, num, codes))  # canonical order: the result depends on the statistics, not on arrival
+    num, den, codes = num[order], den[order], codes.reshape(-1)[order]
+    n, k = num.size, int(codes.max()) + 1
     rng = np.random.default_rng(seed)
-    ratios = np.empty((samples, len(groups)))
-    for j, (n_j, d_j) in enumerate(groups):
-        idx = rng.integers(0, n_j.size, size=(samples, n_j.size))
-        d = d_j[idx].sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratios[:, j] = np.where(d > 0, n_j[idx].sum(axis=1) / np.where(d > 0, d, 1), np.nan)
-    stat = np.nanmean(ratios, axis=1)
+    idx = rng.integers(0, n, size=(samples, n))
+    flat = (np.arange(samples)[:, None] * k + codes[idx]).reshape(-1)
+    sums_num = np.bincount(flat, weights=num[idx].reshape(-1), minlength=samples * k).reshape(samples, k)
+    sums_den = np.bincount(flat, weights=den[idx].reshape(-1), minlength=samples * k).reshape(samples, k)
+    ratios = np.where(sums_den > 0, sums_num / np.where(sums_den > 0, sums_den, 1), np.nan)
+    with warnings.catch_warnings():  # a replicate that drew no video with a denominator has no statistic: dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stat = np.nanmean(ratios, axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.nanquantile(stat, [alpha, 1 - alpha])
     return float(lo), float(hi)

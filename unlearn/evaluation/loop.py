@@ -249,6 +249,7 @@ class EvaluationModule(pl.LightningModule):
             "prompt_suite": getattr(dm, "hparams", {}).get("suite") if dm is not None else None,
             "prompt_suite_hash": suite.sha256() if suite is not None else None,
             "num_prompts": len(suite) if suite is not None else None,
+            "prompts_per_split": suite.describe().get("prompts_per_split") if suite is not None else None,
             "seeds": [it.seed for it in suite] if suite is not None else None,
             "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
             "methods": {n: s.describe(self.hparams.concept) for n, s in self.generator.specs.items()},

@@ -279,7 +279,7 @@ def classification_details(esr: Any, psr: Any) -> dict[str, Any]:
     """Intervals, sample sizes and outcomes of an ESR/PSR pair (percent), each metric read in one sync.
 
     * ``intervals``: ``esr@k`` Wilson over the erased class's frames (the classified trials); ``psr@k``
-      bootstrap over the preserved videos, resampled within each class (PSR is a mean over classes).
+      bootstrap over the preserved videos, the statistic weighing classes equally (PSR is a mean over classes).
     * ``esr_by_video``: ``esr@k`` bootstrap over the erased class's videos (frames of a video are not
       independent; this interval is the wider, more cautious one).
     * ``erased_videos``, ``preserved_videos``, ``preserved_classes``, ``per_class_frames``.
@@ -308,7 +308,7 @@ def classification_details(esr: Any, psr: Any) -> dict[str, Any]:
         by_video[f"esr@{k}"] = bootstrap_record(v_misses[:, j], v_frames, unit="videos")
     for j, k in enumerate(psr.top_k):
         intervals[f"psr@{k}"] = bootstrap_record(p_hits[keep, j], p_frames[keep], p_cls[keep], unit="videos",
-                                                 method="bootstrap over videos within classes")
+                                                 method="bootstrap over videos, classes weighted equally")
     out: dict[str, Any] = {
         "intervals": intervals, "esr_by_video": by_video, "erased_videos": int(sel.sum()),
         "preserved_videos": int(keep.sum()), "preserved_classes": len(used), "per_class_frames": per_class_frames,
@@ -493,7 +493,7 @@ class MethodMetrics(nn.Module):
                 "no_face_frames": int(v["no_face_frames"]),
                 "intervals": {"id_erased": bootstrap_record(t[own, 2], t[own, 1], scale=1.0),
                               "id_preserved": bootstrap_record(t[others, 2], t[others, 1], t[others, 0], scale=1.0,
-                                                               method="bootstrap over videos within identities")},
+                                                               method="bootstrap over videos, identities weighted equally")},
             }
         if self.clip is not None:
             v = self.clip.compute()

@@ -176,8 +176,9 @@ def write_metrics(out_dir: str | os.PathLike, rows: dict[str, dict[str, Any]], m
 
 
 ESR_PSR = ("esr@1", "esr@5", "psr@1", "psr@5")
-INTERVAL_NOTE = ("Brackets: 95% intervals; ESR Wilson over the erased class's frames, PSR bootstrap over videos within "
-                 "classes, ΔPSR-1 paired t over classes against the original row (same prompts and seeds).")
+INTERVAL_NOTE = ("Brackets: 95% intervals; ESR Wilson over the erased class's frames, PSR bootstrap over prompts "
+                 "(classes weighted equally), ΔPSR-1 paired t over classes against the original row (same prompts and "
+                 "seeds).")
 SPLIT_TITLES = {"in_grammar": "In-grammar held-out prompts", "out_of_grammar": "Out-of-grammar prompts"}
 
 
