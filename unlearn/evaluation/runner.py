@@ -343,6 +343,7 @@ class EvaluationRunner:
                     "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
                     "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
                     "prompt_suite_hash": results["suite"]["sha256"], "num_prompts": results["suite"]["num_prompts"],
+                    "prompts_per_split": results["suite"].get("prompts_per_split"),
                     "seeds": results["suite"]["seeds"], "evaluator": results["settings"]["classification"]["esr"],
                     "units": "percent", "sampling": results["sampling"],
                 }
