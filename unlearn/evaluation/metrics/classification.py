@@ -122,7 +122,8 @@ class _PerClassTopK(EvaluationMetric):
             self.update_logits(classifier.logits(to_float(video).to(self.device)), target)
 
     def update_logits(self, logits: torch.Tensor, target_class: Any) -> None:
-        """Add precomputed per-frame scores ``[N, C]``; ``target_class``: one class for all rows or one per row."""
+        """Add precomputed per-frame scores ``[N, C]`` (``[N, C + O]`` with ``O`` outcome columns); ``target_class``:
+        one class for all rows or one per row. One call is one video per target class in it (for the intervals)."""
         logits = torch.as_tensor(logits)
         num_classes = len(self.class_names)
         columns = num_classes + len(self.outcome_names)
