@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from backbones import backbone_class
+from unlearn.io import load_checkpoint_file
 
 from .adapters import AdapterController
 
@@ -121,7 +122,7 @@ def export_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
     parser.add_argument("--out", required=True, help="output folder for adapters.safetensors + adapter_config.json")
     args = parser.parse_args(argv)
-    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint_file(args.ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
     hp = ckpt.get("hyper_parameters", {})
     state = {k[len("controller."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
     if not state:

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 
 from backbones import VideoBackbone, build_backbone
@@ -183,7 +184,20 @@ class T2VUnlearning(pl.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints: adapters only
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the frozen backbone is rebuilt from its name and weights: a checkpoint is adapter-sized. The optimizer,
+        # step, loops and the sampler position are Lightning's part; the RNG states are added here.
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("controller.")}
+        checkpoint["rng_states"] = _collect_rng_states(include_cuda=torch.cuda.is_available())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        # set last, once everything before the first resumed step (cache, dataloader) has run
+        states = getattr(self, "_resumed_rng_states", None)
+        if states:
+            _set_rng_states(states)
+            self._resumed_rng_states = None
 
     def adapter_state_dict(self) -> dict[str, Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in self.controller.state_dict().items()}
