@@ -17,7 +17,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from unlearn.io import load_checkpoint_file, save_checkpoint_file
-from unlearn.methods.t2vunlearning.export import save_adapters
+from unlearn.methods.t2vunlearning.export import backbone_provenance, save_adapters
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -77,6 +77,7 @@ class AdapterCheckpoint(pl.Callback):
             extra["concept"] = dm.concept
             extra["preserve_concept"] = getattr(dm, "preserve_concept", None)
         name = module.backbone.name
+        extra.update(backbone_provenance(name, getattr(module.backbone, "source", None)))
         self.last_path = save_adapters(module.controller, name, self._dir(trainer), extra=extra)
         if self.keep_every_epoch:
             save_adapters(module.controller, name, self._dir(trainer) / f"epoch={trainer.current_epoch}", extra=extra)

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return export_main(args[1:])
     if args and args[0] == "push":
-        from unlearn.methods.t2vunlearning.hub import push_main
+        from unlearn.hub import push_main
 
         return push_main(args[1:])
     if args and args[0] == "augment":
