@@ -57,8 +57,9 @@ class SampleVideoCallback(pl.Callback):
     def _render(self, trainer: pl.Trainer, module: pl.LightningModule, tag: str, adapters: bool) -> None:
         if not trainer.is_global_zero:
             return
+        # the sampler's bar (steps, with ETA): full-size sample videos take minutes
         videos = module.generate(self.prompts, [self.seed + i for i in range(len(self.prompts))],
-                                 adapters=adapters, **self._settings(trainer, module))
+                                 adapters=adapters, progress=True, **self._settings(trainer, module))
         for i, v in enumerate(videos):
             path = write_mp4(v, self._dir(trainer) / f"{tag}_{i}.mp4", fps=self.fps)
             self.written.append(path)

@@ -179,6 +179,18 @@ class T2VUnlearning(pl.LightningModule):
             self.log_dict(logged, prog_bar=False, batch_size=batch["x_t"].shape[0])
         return losses["total"]
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # the adapters' weight and gradient norms (after DDP's all-reduce and AMP's unscale), on logging steps
+        # only: one pass over the adapters, small next to the step
+        if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps):
+            return
+        params = list(self.controller.parameters())
+        grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+        norms = {"train/adapter_norm": torch.stack([p.detach().float().norm() for p in params]).norm()}
+        if grads:
+            norms["train/grad_norm"] = torch.stack(grads).norm()
+        self.log_dict(norms, prog_bar=False)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.controller.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
 
