@@ -89,6 +89,9 @@ def test_the_wheel_installs_the_configs_and_the_command_finds_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
     assert sorted(n.split("/")[-1] for n in names if n.startswith("unlearn/configs/")) == shipped
+    # and what the shipped configs name: the built-in prompt suites
+    builtin = sorted(p.name for p in (ROOT / "unlearn" / "prompts" / "builtin").glob("*.jsonl"))
+    assert builtin and all(f"unlearn/prompts/builtin/{name}" in names for name in builtin)
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, env=env, timeout=600)
     empty = tmp_path / "empty"
