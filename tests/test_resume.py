@@ -233,3 +233,29 @@ def test_export_reads_a_resumable_checkpoint(tmp_path):
                  "--out", str(tmp_path / "exported")]) == 0
     exported = load_file(tmp_path / "exported" / "adapters.safetensors")
     assert max_abs_diff(exported, adapters(tmp_path / "run")) == 0.0
+
+
+def test_sampler_order_is_the_seeded_dataloader_order_split_across_ranks():
+    from torch.utils.data import DataLoader
+
+    from unlearn.methods.t2vunlearning.data import ResumableSampler
+
+    data = list(range(20))
+    loader = DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(3))
+    one = ResumableSampler(data, num_replicas=1, rank=0, seed=3)
+    ranks = [ResumableSampler(data, num_replicas=2, rank=r, seed=3) for r in range(2)]
+    for epoch in range(3):
+        # one iterator per epoch, consumed as Lightning does: len(loader) batches, never past the end (a plain
+        # for-loop would also run the sampler into its end, which draws once more from the generator)
+        batches = iter(loader)
+        expected = [int(i) for _ in range(len(loader)) for i in next(batches)]
+        for s in (one, *ranks):
+            s.set_epoch(epoch)
+        assert list(one) == expected  # the order earlier versions trained on
+        first, second = list(ranks[0]), list(ranks[1])
+        for k in range(0, 10, 2):  # global batch 4 = 2 ranks x 2: the same samples as one process's batch
+            assert sorted(first[k : k + 2] + second[k : k + 2]) == sorted(expected[2 * k : 2 * k + 4])
+    one.resume_at(1, 6)
+    assert list(one) == one.epoch_order(1)[6:]
+    one.set_epoch(2)
+    assert list(one) == one.epoch_order(2)  # only the resumed epoch is shortened

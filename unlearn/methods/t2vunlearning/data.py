@@ -5,8 +5,7 @@ requested (after the model is on its device). With several processes each rank m
 missing trajectories, the ranks meet at a barrier, and every rank then reads all of them.
 
 The order of the samples depends only on ``seed`` and the epoch (:class:`ResumableSampler`), split across
-ranks the way ``DistributedSampler`` splits it, so N processes with batch B see, step by step, the samples
-one process with batch N·B sees; and :class:`ResumableLoader` records how far into its epoch a run got, so a
+ranks so that N processes with batch B see, step by step, the samples one process with batch N·B sees; and :class:`ResumableLoader` records how far into its epoch a run got, so a
 run resumed from a checkpoint continues with the batch it would have trained on next.
 """
 
@@ -302,14 +301,20 @@ class ConceptDataModule(pl.LightningDataModule):
 
 
 class ResumableSampler(DistributedSampler):
-    """``DistributedSampler`` (shuffled, seeded, one shard per rank; one rank with one process) whose order
-    depends only on ``seed`` and the epoch, and which can start ``skip`` samples into one epoch (a resumed run).
+    """The shuffled order of the samples as a function of ``seed`` and the epoch only, split across ranks.
+
+    Epoch ``e`` is the order a ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))`` gives
+    in its ``e``-th epoch under Lightning (each epoch's iterator draws one base seed, then one permutation, from
+    that generator): the order of earlier versions of this data module, so their runs reproduce. With several processes rank ``r``
+    takes positions ``r, r + N, ...`` of that order (padded like ``DistributedSampler``), so N processes with
+    batch B train on exactly the batches one process with batch N·B trains on. ``resume_at`` starts part-way
+    into one epoch (a resumed run). Lightning calls ``set_epoch`` and leaves a ``DistributedSampler`` in place.
 
     Args:
         dataset: the samples.
         num_replicas: number of processes (``trainer.world_size``).
         rank: this process (``trainer.global_rank``).
-        seed: shuffle seed; epoch ``e`` is shuffled with ``seed + e`` on every rank.
+        seed: shuffle seed.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int) -> None:
@@ -322,11 +327,23 @@ class ResumableSampler(DistributedSampler):
         self.set_epoch(epoch)
         self.skip_epoch, self.skip = epoch, skip
 
+    def epoch_order(self, epoch: int) -> list[int]:
+        """Every sample index in the order of epoch ``epoch`` (all ranks)."""
+        n = len(self.dataset)
+        generator = torch.Generator().manual_seed(int(self.seed))
+        order: list[int] = []
+        for _ in range(epoch + 1):  # replay the draws of the epochs before: O(epochs · n), once per epoch
+            torch.empty((), dtype=torch.int64).random_(generator=generator)
+            order = torch.randperm(n, generator=generator).tolist()
+        return order
+
     def __iter__(self):
-        indices = list(super().__iter__())
+        order = self.epoch_order(self.epoch)
+        order = (order * (self.total_size // max(1, len(order)) + 1))[: self.total_size]
+        mine = order[self.rank : self.total_size : self.num_replicas]
         if self.skip_epoch == self.epoch and self.skip:
-            indices = indices[self.skip :]
-        return iter(indices)
+            mine = mine[self.skip :]
+        return iter(mine)
 
 
 class ResumableLoader(DataLoader):
