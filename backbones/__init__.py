@@ -12,14 +12,8 @@ import importlib
 import pkgutil
 from importlib.metadata import entry_points
 
-from .base import (
-    AttentionSite,
-    ConceptNotInPromptError,
-    PromptEmbedding,
-    SamplingDefaults,
-    VideoBackbone,
-    WeightsFolderError,
-)
+from .base import AttentionSite, ConceptNotInPromptError, PromptEmbedding, SamplingDefaults, VideoBackbone
+from .loading import Component, WeightsFolderError
 from .registry import (
     UnknownBackboneError,
     available_backbones,
@@ -30,7 +24,7 @@ from .registry import (
     unregister_backbone,
 )
 
-_INFRA = {"base", "registry", "common"}
+_INFRA = {"base", "registry", "common", "loading", "check_copies"}
 
 
 def _import_family_modules() -> None:
@@ -47,6 +41,7 @@ _import_family_modules()
 
 __all__ = [
     "AttentionSite",
+    "Component",
     "ConceptNotInPromptError",
     "PromptEmbedding",
     "SamplingDefaults",

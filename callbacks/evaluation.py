@@ -43,7 +43,8 @@ class ErasureEvaluation(pl.Callback):
         per_class: prompts per class (toy world suite only).
         seed: base seed of the evaluation videos.
         every_n_epochs: also evaluate periodically (0: only at the end of fit).
-        num_inference_steps / guidance_scale: sampling settings (None: the backbone's defaults).
+        num_inference_steps: sampler steps (None: the backbone's default).
+        guidance_scale: CFG scale (None: the backbone's default).
         batch_size: videos generated together.
         dirpath: output folder.
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).

@@ -23,7 +23,9 @@ class SampleVideoCallback(pl.Callback):
         seed: noise seed (same for every epoch, so videos are comparable).
         num_inference_steps: sampler steps (None: the backbone's default).
         guidance_scale: CFG scale (None: the backbone's default).
-        num_frames / height / width: video size (None: the data module's pseudo-data size).
+        num_frames: video frames (None: the data module's pseudo-data size).
+        height: video height in pixels (None: the data module's pseudo-data size).
+        width: video width in pixels (None: the data module's pseudo-data size).
         fps: frame rate of the written mp4.
     """
 

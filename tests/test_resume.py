@@ -26,23 +26,25 @@ ROOT = Path(__file__).resolve().parent.parent
 def write_config(folder: Path, cache: Path, max_epochs: int = 2, every_n_train_steps: int = 1,
                  save_top_k: int = -1, extra_callbacks: list | None = None) -> Path:
     """The tiny CogVideoX config (2 prompts x 4 recorded steps, batch 2: 4 steps per epoch) with Lightning's
-    ModelCheckpoint switched on, as docs/README tell a researcher to set it."""
+    ModelCheckpoint switched on, as the README tells a researcher to set it: a file that includes the shipped
+    config and overrides keys of it."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load((ROOT / "configs" / "tiny_cogvideox.yaml").read_text())
-    trainer = config["trainer"]
-    trainer.update(max_epochs=max_epochs, enable_checkpointing=True, enable_progress_bar=False, logger=False,
-                   default_root_dir=str(folder))
-    trainer["callbacks"] = [
-        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-         "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "save_top_k": save_top_k,
-                       "every_n_train_steps": every_n_train_steps}},
-        {"class_path": "callbacks.AdapterCheckpoint", "init_args": {"dirpath": str(folder / "adapters"),
-                                                                    "every_n_epochs": 0}},
-        *(extra_callbacks or []),
-    ]
-    config["data"]["init_args"]["cache_dir"] = str(cache)
+    config = {
+        "config": str(ROOT / "configs" / "tiny_cogvideox.yaml"),
+        "trainer.max_epochs": max_epochs, "trainer.enable_checkpointing": True, "trainer.enable_progress_bar": False,
+        "trainer.logger": False, "trainer.default_root_dir": str(folder),
+        "trainer.callbacks": [
+            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+             "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "save_top_k": save_top_k,
+                           "every_n_train_steps": every_n_train_steps}},
+            {"class_path": "callbacks.AdapterCheckpoint", "init_args": {"dirpath": str(folder / "adapters"),
+                                                                        "every_n_epochs": 0}},
+            *(extra_callbacks or []),
+        ],
+        "data.init_args.cache_dir": str(cache),
+    }
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

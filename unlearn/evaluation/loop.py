@@ -53,8 +53,11 @@ class VideoEvalDataModule(pl.LightningDataModule):
     Args:
         suite: ``"toyworld"``, ``"builtin:<name>"``, a suite file or ``"<loader>:<path>"``
             (:func:`unlearn.evaluation.load_suite`).
-        per_class / seed: toy world prompts per class; base seed (also of prompts without a seed).
-        labels / per_label / limit: keep only these labels / the first N per label / the first N prompts.
+        per_class: toy world prompts per class.
+        seed: base seed (of the toy world's prompts, and of every prompt without a seed).
+        labels: keep only the prompts of these labels (None: all).
+        per_label: keep the first N prompts of each label (None: all).
+        limit: keep the first N prompts (None: all).
         batch_size: prompts generated together per method.
         num_workers: DataLoader workers (prompts are tiny: 0 is right).
     """
@@ -91,11 +94,15 @@ class EvaluationModule(pl.LightningModule):
     """Generate an evaluation suite with every method row and score it, in ``trainer.test``.
 
     Args:
-        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: the backbone, as in ``T2VUnlearning``
-            (loaded once; all rows share it).
+        backbone: registry name of the backbone (loaded once; all rows share it), as in ``T2VUnlearning``.
+        pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
+        tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
+        torch_dtype: dtype of the backbone ("bfloat16", "float16", "float32").
+        backbone_kwargs: family-specific loading options passed to the backbone's ``load``.
         methods: rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
             ``refusal_vector[=FOLDER]`` or ``NAME:KIND[=PATH]``.
-        adapters / refusal: paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        adapters: adapters folder of a bare ``t2vunlearning`` row.
+        refusal: refusal-vector folder of a bare ``refusal_vector`` row.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
         safree_keywords: SAFREE's concept keywords (default ``[concept]``).
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
@@ -103,9 +110,15 @@ class EvaluationModule(pl.LightningModule):
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
             ``"resnet50:<weights>"``, or a classifier module (e.g. ``unlearn.evaluation.evaluators.ModuleClassifier``).
         erased_classes: classes whose ESR is reported (default ``[concept]``).
-        nudity_threshold / references / clip_model / clip_pretrained: metric settings
-            (:class:`unlearn.evaluation.MetricConfig`).
-        num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
+        nudity_threshold: NudeNet score above which a frame counts as nude (:class:`unlearn.evaluation.MetricConfig`).
+        references: identity → reference images (a folder, :class:`unlearn.evaluation.MetricConfig`).
+        clip_model: open_clip model name of the CLIP score.
+        clip_pretrained: open_clip weights tag of the CLIP score.
+        num_frames: frames per video (``None``: the backbone's default).
+        height: video height (``None``: the backbone's default).
+        width: video width (``None``: the backbone's default).
+        num_inference_steps: sampler steps (``None``: the backbone's default).
+        guidance_scale: CFG scale (``None``: the backbone's default).
         output_dir: where rank 0 writes metrics.json/md and results.json (default
             ``<default_root_dir>/eval_test``).
         save_videos: also write every video as ``output_dir/videos/<row>/<index>.mp4`` (+ manifest).

@@ -24,7 +24,14 @@ from .render import class_names, random_scene, render_video
 
 
 class ShapeColourClassifier(nn.Module):
-    """3 conv blocks + linear head. ``forward`` takes float frames ``[N, 3, H, W]`` in [0, 1]."""
+    """3 conv blocks + linear head. ``forward`` takes float frames ``[N, 3, H, W]`` in [0, 1].
+
+    Args:
+        classes: class names, one per output (empty: the toy world's 25 shape x colour classes).
+        height: frame height the classifier is trained at (recorded in its config).
+        width: frame width the classifier is trained at (recorded in its config).
+        width_mult: channels of the first conv block (the others are multiples of it).
+    """
 
     config_name = "config.json"
     weights_name = "model.safetensors"

@@ -1,6 +1,6 @@
 """Prompts of the toy world: a bare form ("a red ring") and rich forms with context and synonyms.
 
-Every prompt comes as a :class:`PromptRecord`: the text, its words (whitespace split; the toy tokenizer is
+Every prompt comes as a :class:`ScenePrompt`: the text, its words (whitespace split; the toy tokenizer is
 word-level, so word position == token position), the :class:`~unlearn.toyworld.render.SceneSpec` it
 describes, and the exact words (and their positions) that express the main object's shape and colour.
 
@@ -90,7 +90,7 @@ HELDOUT_HASH_MOD = 6  # keys with stable_hash % 6 == 0 are held out as well
 
 
 @dataclass(frozen=True)
-class PromptRecord:
+class ScenePrompt:
     """A prompt, the scene it describes, and where its concept words are.
 
     ``shape_index``/``colour_index`` are positions in ``words`` (== token positions of the toy tokenizer,
@@ -226,7 +226,7 @@ def _assemble(template: str, fill: dict[str, list[str]]) -> tuple[list[str], dic
 
 
 def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colour_word: Optional[str] = None,
-                rng: Optional[np.random.Generator] = None, seed: int = 0) -> PromptRecord:
+                rng: Optional[np.random.Generator] = None, seed: int = 0) -> ScenePrompt:
     """ "a red ring" (or with synonyms: "a crimson hoop"). Motion, background and size are random
     (from ``rng``) because the prompt leaves them open."""
     rng = rng if rng is not None else np.random.default_rng(seed)
@@ -236,7 +236,7 @@ def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colou
     scene = SceneSpec(shape=shape, colour=colour, motion=MOTIONS[rng.integers(len(MOTIONS))],
                       background=BACKGROUNDS[rng.integers(len(BACKGROUNDS))],
                       size=("small", "medium", "large")[rng.integers(3)], seed=int(rng.integers(2**31 - 1)))
-    return PromptRecord(text=" ".join(words), words=tuple(words), scene=scene, style="bare", template_id=-1,
+    return ScenePrompt(text=" ".join(words), words=tuple(words), scene=scene, style="bare", template_id=-1,
                         shape_word=sw, colour_word=cw, shape_index=2, colour_index=1, split="train",
                         key=("bare", sw, cw))
 
@@ -252,7 +252,7 @@ def concept_name_prompt(concept: str) -> list[str]:
 
 def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape: Optional[str] = None,
                 colour: Optional[str] = None, template_id: Optional[int] = None,
-                second_prob: float = 0.3, max_tries: int = 1000) -> PromptRecord:
+                second_prob: float = 0.3, max_tries: int = 1000) -> ScenePrompt:
     """A random rich prompt of the given split ("train", "heldout" or None for either).
 
     ``shape``/``colour`` pin the main object's canonical shape/colour; ``second_prob`` is the chance that a
@@ -299,7 +299,7 @@ def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape:
         words, pos = _assemble(template, fill)
         scene = SceneSpec(shape=s, colour=c, motion=motion, background=background, size=size,
                           second_colour=c2 if has_second else None, second_corner=corner, seed=seed)
-        return PromptRecord(
+        return ScenePrompt(
             text=" ".join(words), words=tuple(words), scene=scene, style="rich", template_id=tid,
             shape_word=sw, colour_word=cw, shape_index=pos["SHAPE"], colour_index=pos["COLOUR"], split=sp,
             second_colour_word=c2w if has_second else None,
@@ -308,7 +308,7 @@ def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape:
 
 
 def sample_prompt(rng: np.random.Generator, split: str = "train", bare_prob: float = 0.3,
-                  synonym_bare_prob: float = 0.5, **kw) -> PromptRecord:
+                  synonym_bare_prob: float = 0.5, **kw) -> ScenePrompt:
     """The training mix: with probability ``bare_prob`` a bare prompt (half of them with synonyms),
     otherwise a rich prompt of ``split``. Keyword arguments go to :func:`rich_prompt`."""
     if split == "train" and rng.random() < bare_prob:
@@ -324,7 +324,7 @@ def sample_prompt(rng: np.random.Generator, split: str = "train", bare_prob: flo
 
 
 def prompts_for_concept(concept: str, n: int, split: Optional[str] = "heldout", style: str = "rich",
-                        seed: int = 0, second_prob: float = 0.0) -> list[PromptRecord]:
+                        seed: int = 0, second_prob: float = 0.0) -> list[ScenePrompt]:
     """``n`` prompts whose main object expresses ``concept`` (e.g. "ring", "red ring"); unspecified
     attributes vary. ``style="bare"`` gives bare prompts (canonical words first, then synonyms)."""
     pinned = concept_kind(concept)
@@ -343,7 +343,7 @@ def prompts_for_concept(concept: str, n: int, split: Optional[str] = "heldout", 
     return out
 
 
-def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: float = 0.0) -> list[PromptRecord]:
+def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: float = 0.0) -> list[ScenePrompt]:
     """Held-out rich prompts covering every shape x colour class ``per_class`` times (fixed order)."""
     rng = np.random.default_rng(seed)
     out = []

@@ -10,7 +10,6 @@ metrics copy that record into their ``settings()`` so every reported number name
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from unlearn.io import file_sha256  # noqa: F401  (re-exported: the evaluators hash their weight files)
 
 
 @runtime_checkable
@@ -75,14 +76,6 @@ def package_version(distribution: str) -> Optional[str]:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def require_file(path: str | os.PathLike, what: str, fix: str) -> Path:

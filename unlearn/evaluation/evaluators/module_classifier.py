@@ -18,11 +18,15 @@ class ModuleClassifier(nn.Module):
         class_names: one name per output column, in column order.
         image_size: if set, frames are resized (shorter side) and centre-cropped to this square size;
             ``None`` feeds frames at their own size.
-        mean, std: per-channel normalisation applied after resizing (``None``: none, input stays in [0, 1]).
+        mean: per-channel mean subtracted after resizing (``None``: no normalisation, input stays in [0, 1]).
+        std: per-channel standard deviation divided by after resizing (give it with ``mean``).
         preprocess: a custom callable ``[N, 3, H, W] float [0,1] -> model input`` replacing resize+normalise.
         channels_last: feed ``[N, H, W, 3]`` instead of ``[N, 3, H, W]`` (for models that expect that).
         batch_size: frames per forward pass.
-        name, version: recorded in ``info()`` (and so in every metric result).
+        name: the classifier's name, recorded in ``info()`` (and so in every metric result).
+        version: its version, recorded in ``info()`` likewise.
+        class_aliases: one tuple of synonyms per class, so that a target name matches a synonym too
+            ('chainsaw' → 'chain saw'); ``None``: class names only.
     """
 
     def __init__(

@@ -136,8 +136,11 @@ class ConceptDataModule(pl.LightningDataModule):
         preserve_prompts: prompts of the preserve concept; default: generated like ``augment``.
         seeds_per_prompt: trajectories per prompt (different seeds).
         seed: base seed for noise and sampling choices.
-        num_frames / height / width: pseudo video size (None: the backbone's default).
-        num_inference_steps / guidance_scale: sampler settings for pseudo data (None: backbone default).
+        num_frames: frames of the pseudo videos (None: the backbone's default).
+        height: pseudo video height in pixels (None: the backbone's default).
+        width: pseudo video width in pixels (None: the backbone's default).
+        num_inference_steps: sampler steps of the pseudo data (None: the backbone's default).
+        guidance_scale: CFG scale of the pseudo data (None: the backbone's default).
         record_steps: sampler step indices kept as training samples (None: every step).
         loss_condition: "prompt" conditions the loss on the prompt that made x_t; "concept" on the bare concept.
         use_cache: False regenerates x_t every training step (ESD/Receler style) instead of caching.
@@ -386,8 +389,15 @@ class ToyWorldDataModule(ConceptDataModule):
         preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour).
         preserve_prompts_per_class: prompts per preserved class.
         seed: grammar and noise seed.
-        num_inference_steps, guidance_scale, record_steps, use_cache, cache_dir, generation_batch_size,
-        batch_size, num_workers: as in :class:`ConceptDataModule`.
+        num_inference_steps: sampler steps of the pseudo data (None: the backbone's default).
+        guidance_scale: CFG scale of the pseudo data (None: the backbone's default).
+        record_steps: sampler step indices kept as training samples (None: every step).
+        use_cache: False regenerates x_t every training step instead of caching (as in :class:`ConceptDataModule`).
+        cache_dir: where trajectories are stored (default ``$T2V_UNLEARN_CACHE/pseudo``, else
+            ``~/.cache/t2v-unlearn/pseudo``).
+        generation_batch_size: trajectories sampled together.
+        batch_size: training batch size.
+        num_workers: dataloader workers.
     """
 
     def __init__(
