@@ -13,9 +13,9 @@ import torch
 import yaml
 
 from backbones import build_backbone
+from test_attach_hooks import _controller as random_adapters
 from unlearn.cli import main
 from unlearn.evaluation.tables import write_metrics
-from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import attach_adapters, backbone_provenance, save_adapters
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -82,11 +82,7 @@ def trained_run(tmp_path: Path):
     """An adapter folder and its evaluation as a training run leaves them (AdapterCheckpoint + ErasureEvaluation),
     trained from a backbone loaded out of the Hugging Face cache."""
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    torch.manual_seed(0)
-    for a in ctl.adapters:
-        torch.nn.init.normal_(a.up.weight, std=0.3)
+    ctl = random_adapters(bb)
     source = str(tmp_path / "hf" / "models--THUDM--CogVideoX-2b" / "snapshots" / REVISION)
     extra = {"eta": 7.0, "alpha": 1.0, "beta": 0.5, "adapter_dim": 8, "mask_threshold": 0.5, "epoch": 299,
              "global_step": 30000, "concept": "golf ball", "preserve_concept": None,

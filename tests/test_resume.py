@@ -159,11 +159,10 @@ import os, signal, sys
 
 import torch
 
-from callbacks.checkpoint import SafeCheckpointIO
+from unlearn.io import save_checkpoint_file  # what SafeCheckpointIO.save_checkpoint calls (lighter to import)
 
 path, where = sys.argv[1], sys.argv[2]
-io = SafeCheckpointIO()
-io.save_checkpoint({"global_step": 1, "state_dict": {"w": torch.ones(1000)}}, path)
+save_checkpoint_file({"global_step": 1, "state_dict": {"w": torch.ones(1000)}}, path)
 second = {"global_step": 2, "state_dict": {"w": torch.full((1000,), 2.0)}}
 if where == "data":  # killed half-way through writing the tensors
     import safetensors.torch as st
@@ -179,7 +178,7 @@ if where == "data":  # killed half-way through writing the tensors
     st.save_file = half_then_die
 else:  # killed after the temporary file is complete, before it replaces the checkpoint
     os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
-io.save_checkpoint(second, path)
+save_checkpoint_file(second, path)
 """
 
 
