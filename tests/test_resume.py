@@ -220,6 +220,11 @@ def test_checkpoint_format_round_trip_and_refusals(tmp_path):
     with pytest.raises(TypeError, match=r"checkpoint\.obj is a .*Opaque"):
         save_checkpoint_file({"obj": Opaque()}, tmp_path / "bad.ckpt")
     assert not (tmp_path / "bad.ckpt").exists() and not list(tmp_path.glob(".bad.ckpt*"))
+    # Lightning's own format (a zip of tensors and plain containers) still loads, weights-only
+    torch.save({"global_step": 5, "state_dict": {"controller.w": torch.ones(3)}, "betas": (0.9, 0.99)},
+               tmp_path / "lightning.ckpt")
+    legacy = load_checkpoint_file(tmp_path / "lightning.ckpt")
+    assert legacy["global_step"] == 5 and torch.equal(legacy["state_dict"]["controller.w"], torch.ones(3))
     # a truncated file is named, not a crash deep in a parser
     data = (tmp_path / "c.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) - 10])
