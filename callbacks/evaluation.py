@@ -18,11 +18,16 @@ from unlearn.evaluation import (
     score_in_memory,
 )
 from unlearn.evaluation.plots import classification_bars, frame_grid
+from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.tables import write_metrics
 from unlearn.video import write_mp4
 
 #: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
 CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
+#: toy world suite: in-grammar prompts per class of the erased class(es) and their neighbours (ESR: 32 x 4 =
+#: 128 frames), and the out-of-grammar split's prompts per class
+DEFAULT_PER_GROUP = {"erased": 32, "neighbour": 4}
+DEFAULT_OUT_OF_GRAMMAR = {"erased": 16, "neighbour": 2, "other": 1}
 
 
 class ErasureEvaluation(pl.Callback):
@@ -40,7 +45,13 @@ class ErasureEvaluation(pl.Callback):
         erased_class: the class whose ESR is reported (default: the data module's concept).
         rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
             safree.
-        per_class: prompts per class (toy world suite only).
+        per_class: in-grammar prompts per class (toy world suite only), where ``per_group`` says nothing.
+        per_group: toy world only: in-grammar prompts per class of the erased class(es), their neighbours and
+            the other classes, ``{"erased": n, "neighbour": n, "other": n}`` (missing keys: ``per_class``).
+            Default ``{"erased": 32, "neighbour": 4}``: ESR rests on 128 frames. ``{}``: ``per_class`` for all.
+        out_of_grammar: toy world only: prompts per class in word orders the training grammar never makes,
+            reported as their own columns (same keys, missing keys: 0). Default ``{"erased": 16,
+            "neighbour": 2, "other": 1}``; ``{}``: no out-of-grammar split.
         seed: base seed of the evaluation videos.
         every_n_epochs: also evaluate periodically (0: only at the end of fit).
         num_inference_steps: sampler steps (None: the backbone's default).
@@ -51,7 +62,8 @@ class ErasureEvaluation(pl.Callback):
     """
 
     def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
-                 rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_epochs: int = 0,
+                 rows: list[str] | None = None, per_class: int = 2, per_group: dict[str, int] | None = None,
+                 out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
                  dirpath: str | None = None, sample_videos: int = 2) -> None:
         self.suite_name = suite
@@ -62,6 +74,8 @@ class ErasureEvaluation(pl.Callback):
         if unknown:
             raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use {', '.join(CALLBACK_ROWS)}")
         self.per_class = per_class
+        self.per_group = dict(DEFAULT_PER_GROUP if per_group is None else per_group)
+        self.out_of_grammar = dict(DEFAULT_OUT_OF_GRAMMAR if out_of_grammar is None else out_of_grammar)
         self.seed = seed
         self.every_n_epochs = every_n_epochs
         self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
@@ -85,7 +99,9 @@ class ErasureEvaluation(pl.Callback):
         dm = trainer.datamodule
         concept = getattr(dm, "concept", None) or ""
         erased = self.erased_class or concept
-        suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed)
+        toy = {"concept": erased, "per_group": self.per_group, "out_of_grammar": self.out_of_grammar} \
+            if self.suite_name == "toyworld" else {}
+        suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed, **toy)
         unlabelled = [it for it in suite if not it.label]
         if unlabelled:
             raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
@@ -100,13 +116,14 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            metrics = MethodMetrics(evaluators)
+            metrics = MethodMetrics(evaluators, splits=suite.splits or None)
             scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size, progress=True)
             rows[row] = scored[row]["classification"][erased]
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":
                 self._original = (rows[row], settings)
+        compare_rows(rows, erased)  # paired ΔPSR-1 and the classes that lost most, against the original
         for method_row in ("t2vunlearning", "refusal_vector"):
             if method_row in rows:
                 rows["unlearned"] = rows[method_row]
@@ -114,6 +131,7 @@ class ErasureEvaluation(pl.Callback):
             "concept": concept, "erased_class": erased, "backbone": module.backbone.name,
             "backbone_source": module.backbone.source, "prompt_suite": self.suite_name,
             "prompt_suite_hash": suite.sha256(), "num_prompts": len(suite),
+            "prompts_per_split": suite.describe().get("prompts_per_split"),
             "seeds": [it.seed for it in suite], "evaluator": settings, "epoch": trainer.current_epoch,
             "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
@@ -160,6 +178,8 @@ class ErasureEvaluation(pl.Callback):
                                                 "prompt_suite", "prompt_suite_hash", "num_prompts", "evaluator")}
         for logger in trainer.loggers:
             flat = {f"eval/{row}/{k}": r[k] for row, r in shown.items() for k in keys}
+            flat.update({f"eval/{row}/{split}/{k}": sr[k] for row, r in shown.items()
+                         for split, sr in (r.get("splits") or {}).items() for k in keys if sr.get(k) is not None})
             logger.log_metrics(flat, step=trainer.global_step)
             logger.log_hyperparams({"evaluation": provenance})
             if type(logger).__name__ != "WandbLogger":

@@ -25,7 +25,7 @@ from unlearn.io import atomic_write_text
 
 from .rows import SAMPLING_KEYS, MethodGenerator, parse_methods
 from .runner import json_ready
-from .scoring import Evaluators, MethodMetrics, MetricConfig, flatten_row
+from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flatten_row
 from .store import VideoStore, video_key
 from .suites import EvalItem, EvalSuite, load_suite
 from .tables import classification_by_class, write_metrics
@@ -44,7 +44,8 @@ class _Items(Dataset):
 
 def collate_items(items: list[EvalItem]) -> dict[str, Any]:
     return {"index": torch.tensor([it.index for it in items]), "prompt": [it.prompt for it in items],
-            "seed": torch.tensor([it.seed for it in items]), "label": [it.label for it in items]}
+            "seed": torch.tensor([it.seed for it in items]), "label": [it.label for it in items],
+            "split": [it.split for it in items]}
 
 
 class VideoEvalDataModule(pl.LightningDataModule):
@@ -55,6 +56,11 @@ class VideoEvalDataModule(pl.LightningDataModule):
             (:func:`unlearn.evaluation.load_suite`).
         per_class: toy world prompts per class.
         seed: base seed (of the toy world's prompts, and of every prompt without a seed).
+        concept: toy world only: the erased concept whose groups ``per_group`` weights (None: the plain
+            held-out suite).
+        per_group: toy world only: in-grammar prompts per class of the erased concept's groups (``erased``,
+            ``neighbour``, ``other``; :func:`unlearn.toyworld.grammar.evaluation_prompts`).
+        out_of_grammar: toy world only: out-of-grammar prompts per class of each group (None: none).
         labels: keep only the prompts of these labels (None: all).
         per_label: keep the first N prompts of each label (None: all).
         limit: keep the first N prompts (None: all).
@@ -63,7 +69,9 @@ class VideoEvalDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, suite: str = "toyworld", per_class: int = 2, seed: int = 1234, labels: list[str] | None = None,
-                 per_label: int | None = None, limit: int | None = None, batch_size: int = 4, num_workers: int = 0) -> None:
+                 per_label: int | None = None, limit: int | None = None, batch_size: int = 4, num_workers: int = 0,
+                 concept: str | None = None, per_group: dict[str, int] | None = None,
+                 out_of_grammar: dict[str, int] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.suite: EvalSuite | None = None
@@ -71,7 +79,8 @@ class VideoEvalDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.suite is None:
             hp = self.hparams
-            opts = {k: hp[k] for k in ("labels", "per_label", "limit") if hp[k] is not None}
+            opts = {k: hp[k] for k in ("labels", "per_label", "limit", "concept", "per_group", "out_of_grammar")
+                    if hp.get(k) is not None}
             self.suite = load_suite(hp.suite, per_class=hp.per_class, seed=hp.seed, **opts)
 
     def test_dataloader(self) -> DataLoader:
@@ -189,8 +198,9 @@ class EvaluationModule(pl.LightningModule):
         suite = getattr(dm, "suite", None)
         labels = suite.labels if suite is not None else None
         self.evaluators = Evaluators(self.metric_config, labels, self.hparams.concept)
+        splits = (suite.splits or None) if suite is not None else None
         for name in self.generator.specs:
-            self.row_metrics[name] = MethodMetrics(self.evaluators)
+            self.row_metrics[name] = MethodMetrics(self.evaluators, splits=splits)
 
     # ------------------------------------------------------------------ generation (SampleVideoCallback API)
     @torch.no_grad()
@@ -207,7 +217,7 @@ class EvaluationModule(pl.LightningModule):
         seeds = [int(s) for s in batch["seed"]]
         for name in self.generator.specs:
             videos = self.generator.generate(name, batch["prompt"], seeds)
-            self.row_metrics[name].update(videos, batch["label"], batch["prompt"])
+            self.row_metrics[name].update(videos, batch["label"], batch["prompt"], batch.get("split"))
             if self.hparams.save_videos:
                 self._save(name, batch, videos)
 
@@ -229,6 +239,8 @@ class EvaluationModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         rows = {name: m.compute() for name, m in self.row_metrics.items()}  # syncs the metric states across ranks
+        for cls, by_method in classification_by_class(rows).items():
+            compare_rows(by_method, cls)  # paired ΔPSR-1 against the original row, on the same prompts
         flat: dict[str, float] = {}
         for name, row in rows.items():
             flat.update(flatten_row(name, row))
@@ -252,6 +264,7 @@ class EvaluationModule(pl.LightningModule):
             "prompt_suite": getattr(dm, "hparams", {}).get("suite") if dm is not None else None,
             "prompt_suite_hash": suite.sha256() if suite is not None else None,
             "num_prompts": len(suite) if suite is not None else None,
+            "prompts_per_split": suite.describe().get("prompts_per_split") if suite is not None else None,
             "seeds": [it.seed for it in suite] if suite is not None else None,
             "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
             "methods": {n: s.describe(self.hparams.concept) for n, s in self.generator.specs.items()},

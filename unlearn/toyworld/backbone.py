@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -148,9 +149,60 @@ def build_tokenizer(words: Optional[Sequence[str]] = None, max_length: int = DEF
     return fast
 
 
-def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None) -> dict[str, torch.Tensor]:
-    """``{"input_ids": [B, L], "attention_mask": [B, L]}``, always padded to the full ``max_length``."""
+#: set to 1 to make every toy-world prompt the text encoder does not fully understand an error (see ``tokenize``)
+STRICT_PROMPTS_ENV = "UNLEARN_STRICT_PROMPTS"
+
+
+class PromptNotUnderstoodWarning(UserWarning):
+    """A prompt holds words outside the toy tokenizer's vocabulary, or is longer than the text encoder reads."""
+
+
+def prompt_problems(tokenizer, prompt: str, max_length: int) -> tuple[list[str], list[str]]:
+    """``(unknown words, words cut off)`` of ``prompt``: the words the word-level tokenizer maps to ``<unk>``,
+    and those past ``max_length`` tokens, which truncation drops."""
+    enc = tokenizer(prompt, add_special_tokens=False, truncation=False, padding=False, return_offsets_mapping=True,
+                    verbose=False)
+    spans = [prompt[a:b] for a, b in enc["offset_mapping"]]
+    unknown = [w for w, i in zip(spans, enc["input_ids"]) if i == tokenizer.unk_token_id]
+    return unknown, spans[max_length:]
+
+
+def check_prompts(tokenizer, prompts: Sequence[str], max_length: int, strict: Optional[bool] = None) -> list[str]:
+    """Say which prompts the toy text encoder does not fully understand: one :class:`PromptNotUnderstoodWarning`
+    per prompt naming its unknown words (read as ``<unk>``) and the words truncation cuts off; under ``strict``
+    (default: the environment variable ``UNLEARN_STRICT_PROMPTS=1``) one ``ValueError`` naming all of them.
+    Returns the messages."""
+    if strict is None:
+        strict = os.environ.get(STRICT_PROMPTS_ENV, "").strip().lower() in ("1", "true", "yes")
+    messages = []
+    for prompt in dict.fromkeys(prompts):
+        unknown, cut = prompt_problems(tokenizer, prompt, max_length)
+        said = []
+        if unknown:
+            said.append(f"unknown words {unknown} (outside the toy vocabulary: the text encoder reads <unk>)")
+        if cut:
+            said.append(f"{max_length + len(cut)} tokens, over the {max_length} the text encoder reads: {cut} are cut off")
+        if said:
+            messages.append(f"prompt {prompt!r}: " + "; ".join(said))
+    if messages and strict:
+        raise ValueError("the toy text encoder does not understand every prompt:\n  " + "\n  ".join(messages)
+                         + "\nFix: use the world's words (unlearn.toyworld.grammar.vocabulary()) and at most "
+                         f"{max_length} tokens, or turn strict checking off (strict_prompts / {STRICT_PROMPTS_ENV}) "
+                         "to go on with a warning")
+    for m in messages:
+        warnings.warn(m, PromptNotUnderstoodWarning, stacklevel=3)
+    return messages
+
+
+def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None,
+             strict: Optional[bool] = None) -> dict[str, torch.Tensor]:
+    """``{"input_ids": [B, L], "attention_mask": [B, L]}``, always padded to the full ``max_length``.
+
+    Unknown words and truncation are reported (:func:`check_prompts`: a warning naming the words, an error under
+    ``strict``); every path that feeds the toy text encoder (generation, evaluation, training, pretraining)
+    comes through here."""
     L = max_length or tokenizer.model_max_length
+    check_prompts(tokenizer, prompts, L, strict)
     enc = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=L, return_tensors="pt")
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
@@ -249,6 +301,10 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
         super().__init__(*args, **kwargs)
         self.world = world
 
+    #: raise instead of warning when a prompt has unknown words or is cut off (``tokenize``); ``None``: the
+    #: environment variable ``UNLEARN_STRICT_PROMPTS``
+    strict_prompts: Optional[bool] = None
+
     @classmethod
     def load(cls, pretrained: str | None = None, tiny: bool = False, torch_dtype: str | torch.dtype = "float32",
              **kwargs: Any) -> ToyCogVideoXBackbone:
@@ -276,7 +332,7 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
                     vae_scale_factor_temporal=1, vae_scaling_factor=1.0)
 
     def _encode(self, prompts: list[str]) -> PromptEmbedding:
-        enc = tokenize(self.tokenizer, prompts, self.max_text_length)
+        enc = tokenize(self.tokenizer, prompts, self.max_text_length, strict=self.strict_prompts)
         device = next(self.text_encoder.parameters()).device
         hidden = self.text_encoder(enc["input_ids"].to(device), enc["attention_mask"].to(device))
         return PromptEmbedding(hidden.to(self.dtype))

@@ -29,6 +29,10 @@ class FrameClassifier(Protocol):
     ``class_names[i]`` names output column ``i`` of ``logits``. ``logits`` receives RGB frames as a float
     tensor ``[N, H, W, 3]`` in ``[0, 1]`` of any size (the classifier resizes/normalises itself) and returns
     ``[N, C]`` scores whose ordering ranks the classes (logits, log-probabilities or similarities all work).
+
+    Optional: ``outcome_names`` — columns after the ``C`` classes that are no class (e.g. ``"nothing"``;
+    ``logits`` then returns ``[N, C + O]``); a frame classified as an outcome is never the prompted class.
+    ``replacement_category(prompted, top1_label) -> str`` groups what was drawn instead in the tables.
     """
 
     class_names: Sequence[str]
