@@ -55,7 +55,8 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
         {"class_path": "callbacks.SampleVideoCallback",
          "init_args": {"prompts": ["a red ring on a plain background"], "num_inference_steps": 3}},
         {"class_path": "callbacks.ErasureEvaluation",
-         "init_args": {"rows": ["original", "t2vunlearning"], "per_class": 1, "num_inference_steps": 3,
+         "init_args": {"rows": ["original", "t2vunlearning"], "per_class": 1, "per_group": {}, "out_of_grammar": {},
+                       "num_inference_steps": 3,
                        "batch_size": 25, "sample_videos": 2}},
     ]
     config["data"]["init_args"].update(num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=4,
