@@ -19,6 +19,7 @@ from .registry import (
     available_backbones,
     backbone_class,
     build_backbone,
+    default_hub_id,
     register_backbone,
     unregister_backbone,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "available_backbones",
     "backbone_class",
     "build_backbone",
+    "default_hub_id",
     "register_backbone",
     "unregister_backbone",
 ]

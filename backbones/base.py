@@ -355,19 +355,63 @@ class VideoBackbone(nn.Module, abc.ABC):
         return self.attention_sites_of(self.denoiser)
 
     @classmethod
-    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
-        """Give every attention site a processor that applies ``controller``'s adapters.
-
-        Works on a bare diffusers model too: this is how exported adapters attach to a stock pipeline.
-        """
+    def _sites_for_controller(cls, denoiser: nn.Module, controller: Any) -> list[AttentionSite]:
         sites = cls.attention_sites_of(denoiser)
         if len(sites) != len(controller.adapters):
             raise ValueError(
                 f"{cls.__name__}: the denoiser has {len(sites)} attention sites but the adapters cover "
                 f"{len(controller.adapters)}; were they trained on a different model configuration?"
             )
+        return sites
+
+    @classmethod
+    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
+        """Give every attention site a processor that applies ``controller``'s adapters and records concept
+        maps (training needs the maps: they come from the layer's own q and k)."""
+        sites = cls._sites_for_controller(denoiser, controller)
         for i, site in enumerate(sites):
             site.module.set_processor(cls.processor_class(controller, i))
+        cls.install_context_hooks(denoiser, controller)
+
+    @classmethod
+    def adapt_attention_output(cls, output: Any, controller: Any, site_index: int) -> Any:
+        """An attention module's output with adapter ``site_index`` applied to its video tokens.
+
+        The family knows where those are; the default serves modules that return the video tokens
+        ``[B, N, C]`` (Wan's cross-attention) or a tuple whose first element they are (CogVideoX and
+        HunyuanVideo return ``(video, text)``).
+        """
+        if isinstance(output, tuple):
+            return (controller.adapt(site_index, output[0]), *output[1:])
+        return controller.adapt(site_index, output)
+
+    @classmethod
+    def install_context_hooks(cls, denoiser: nn.Module, controller: Any) -> None:
+        """Hooks that keep ``controller.context`` current inside a stock pipeline, which knows nothing of the
+        controller (none by default; ZeroScope tells it the number of frames)."""
+
+    @classmethod
+    def install_adapter_hooks(cls, denoiser: nn.Module, controller: Any) -> list[Any]:
+        """Apply ``controller``'s adapters through forward hooks on the attention modules' outputs.
+
+        The pipeline keeps its own attention processors, so whatever attention backend the user chose
+        (``set_attention_backend``, FlashAttention, Sage, ...) keeps working; this is how exported adapters
+        attach to a stock pipeline. Hooks installed earlier on ``denoiser`` are replaced. Returns the handles.
+        """
+        sites = cls._sites_for_controller(denoiser, controller)
+        for handle in getattr(denoiser, "_t2v_unlearn_adapter_hooks", []):
+            handle.remove()
+
+        def hook_for(index: int) -> Callable[..., Any]:
+            def hook(module: nn.Module, args: tuple, output: Any) -> Any:
+                return cls.adapt_attention_output(output, controller, index)
+
+            return hook
+
+        handles = [site.module.register_forward_hook(hook_for(i)) for i, site in enumerate(sites)]
+        denoiser._t2v_unlearn_adapter_hooks = handles
+        cls.install_context_hooks(denoiser, controller)
+        return handles
 
     def attach_controller(self, controller: Any) -> None:
         # a plain reference, not a submodule: the adapters belong to the method, and the backbone's

@@ -159,14 +159,10 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
         hidden_states = attn.to_out[1](hidden_states)
 
         # t2v-unlearn: begin adapter hook
-        # frames unfolded from the batch: the adapter sees [B, F*H*W, C], frame-major as in the other families
+        # frames unfolded from the batch: the adapter sees [B, F*H*W, C], frame-major as in the other families (the
+        # family's one implementation, shared with the output hooks of attach_adapters)
         if self.controller is not None:
-            frames = self.controller.context.get("frames") or 1
-            if batch_size % frames:
-                frames = 1
-            tokens = hidden_states.shape[1]
-            unfolded = hidden_states.reshape(batch_size // frames, frames * tokens, -1)
-            hidden_states = self.controller.adapt(self.site_index, unfolded).reshape(batch_size, tokens, -1)
+            hidden_states = ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)
         # t2v-unlearn: end adapter hook
 
         if input_ndim == 4:
@@ -264,10 +260,9 @@ class ZeroScopeBackbone(VideoBackbone):
         return [site for _, site in sorted(found, key=lambda kv: kv[0])]
 
     @classmethod
-    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
-        """Install the processors and a forward pre-hook on the UNet that tells the controller the number of
-        frames of every call (also inside a stock pipeline, which knows nothing of the controller)."""
-        super().install_adapter_processors(denoiser, controller)
+    def install_context_hooks(cls, denoiser: nn.Module, controller: Any) -> None:
+        """A forward pre-hook on the UNet that tells the controller the number of frames of every call (also
+        inside a stock pipeline, which knows nothing of the controller)."""
         old = getattr(denoiser, "_t2v_unlearn_frames_hook", None)
         if old is not None:
             old.remove()
@@ -278,6 +273,27 @@ class ZeroScopeBackbone(VideoBackbone):
                 controller.context["frames"] = int(sample.shape[2])
 
         denoiser._t2v_unlearn_frames_hook = denoiser.register_forward_pre_hook(set_frames, with_kwargs=True)
+
+    @classmethod
+    def adapt_attention_output(cls, output: Tensor, controller: Any, site_index: int) -> Tensor:
+        """The UNet folds frames into the batch (``[B·F, H·W, C]``): unfold them so the adapter sees
+        ``[B, F·H·W, C]`` like every other family's, then fold back."""
+        frames = controller.context.get("frames") or 1
+        batch_frames, tokens, channels = output.shape
+        if batch_frames % frames:
+            frames = 1
+        unfolded = output.reshape(batch_frames // frames, frames * tokens, channels)
+        return controller.adapt(site_index, unfolded).reshape(batch_frames, tokens, channels)
+
+    @classmethod
+    def install_adapter_hooks(cls, denoiser: nn.Module, controller: Any) -> list[Any]:
+        # the output hook sees the attention's final output: exact only where no residual or rescale follows
+        # the projection, as in the UNet's transformer blocks
+        for site in cls.attention_sites_of(denoiser):
+            if site.module.residual_connection or site.module.rescale_output_factor != 1.0:
+                raise NotImplementedError(f"{site.name}: an attention with a residual connection or output rescale "
+                                          "cannot take the adapters through an output hook")
+        return super().install_adapter_hooks(denoiser, controller)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         s = self.vae_scale_factor

@@ -17,6 +17,7 @@ from unlearn.evaluation import (
     load_suite,
     score_in_memory,
 )
+from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.tables import write_metrics
 from unlearn.video import write_mp4
@@ -136,34 +137,68 @@ class ErasureEvaluation(pl.Callback):
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
+        shown = {row: r for row, r in rows.items() if row != "unlearned"}
+        plots = [classification_bars(shown, out / "plots" / "esr_psr.png", title=f"{erased} erased, step "
+                                     f"{trainer.global_step}")]
+        videos: dict[str, list[tuple[str, Path]]] = {}
         if final:
             write_metrics(out, rows, meta)
-            self._write_samples(generator, suite, erased, out)
-        self._log(trainer, rows)
+            videos, frames = self._write_samples(generator, suite, erased, out)
+            if frames:
+                plots.append(frame_grid(frames, out / "plots" / "frames.png",
+                                        prompts=[caption for caption, _ in videos[self.rows[0]]]))
+        self._log(trainer, rows, meta, erased, plots, videos)
         self.results = {"rows": rows, **meta}
         return self.results
 
-    def _write_samples(self, generator: MethodGenerator, suite, erased: str, out: Path) -> None:
+    def _write_samples(self, generator: MethodGenerator, suite, erased: str, out: Path):
+        """mp4 files of the first prompts (erased class first) per row; returns ``{row: [(caption, path)]}`` and
+        the videos' frames ``{row: [video]}`` for the frame grid."""
         if self.sample_videos <= 0:
-            return
+            return {}, {}
         picks = [it for it in suite if it.label == erased][:1] + [it for it in suite if it.label != erased]
         picks = picks[: self.sample_videos]
+        written: dict[str, list[tuple[str, Path]]] = {}
+        frames: dict[str, list[Any]] = {}
         for row in self.rows:
-            videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks])
+            videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks]).cpu()
             for i, (v, it) in enumerate(zip(videos, picks)):
-                write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
+                path = write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
+                written.setdefault(row, []).append((f"{it.label}: {it.prompt}", path))
+                frames.setdefault(row, []).append(v.numpy())
+        return written, frames
 
-    @staticmethod
-    def _log(trainer: pl.Trainer, rows: dict[str, dict[str, Any]]) -> None:
+    def _log(self, trainer: pl.Trainer, rows: dict[str, dict[str, Any]], meta: dict[str, Any], erased: str,
+             plots: list[Path], videos: dict[str, list[tuple[str, Path]]]) -> None:
+        """Numbers to every logger (and the evaluation's provenance as run config); to wandb also the
+        paper-style table, the per-class table, the plots and the videos of every row."""
         keys = ("esr@1", "esr@5", "psr@1", "psr@5")
+        shown = {row: r for row, r in rows.items() if row != "unlearned"}
+        provenance = {k: meta.get(k) for k in ("concept", "erased_class", "backbone", "backbone_source",
+                                                "prompt_suite", "prompt_suite_hash", "num_prompts", "evaluator")}
         for logger in trainer.loggers:
-            flat = {f"eval/{row}/{k}": r[k] for row, r in rows.items() if row != "unlearned" for k in keys}
-            flat.update({f"eval/{row}/{split}/{k}": sr[k] for row, r in rows.items() if row != "unlearned"
+            flat = {f"eval/{row}/{k}": r[k] for row, r in shown.items() for k in keys}
+            flat.update({f"eval/{row}/{split}/{k}": sr[k] for row, r in shown.items()
                          for split, sr in (r.get("splits") or {}).items() for k in keys if sr.get(k) is not None})
             logger.log_metrics(flat, step=trainer.global_step)
-            if type(logger).__name__ == "WandbLogger":
-                data = [[row] + [r[k] for k in keys] for row, r in rows.items() if row != "unlearned"]
-                logger.log_table(key="eval/table", columns=["method", *keys], data=data)
+            logger.log_hyperparams({"evaluation": provenance})
+            if type(logger).__name__ != "WandbLogger":
+                continue
+            import wandb
+
+            # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent)
+            logger.log_table(key="eval/table", columns=["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"],
+                             data=[[erased, row] + [r[k] for k in keys] for row, r in shown.items()],
+                             step=trainer.global_step)
+            classes = sorted({c for r in shown.values() for c in r.get("per_class_top1", {})})
+            logger.log_table(key="eval/per_class", columns=["class", *(f"{row} top-1" for row in shown)],
+                             data=[[c] + [r.get("per_class_top1", {}).get(c) for r in shown.values()] for c in classes],
+                             step=trainer.global_step)
+            media: dict[str, Any] = {f"eval/plots/{p.stem}": wandb.Image(str(p), caption=p.stem) for p in plots}
+            for row, items in videos.items():
+                media[f"eval/videos/{row}"] = [wandb.Video(str(path), caption=caption, format="mp4")
+                                               for caption, path in items]
+            logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero:

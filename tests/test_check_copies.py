@@ -63,8 +63,8 @@ def test_a_drifted_copy_is_caught_with_a_diff(tmp_path, capsys):
 
 def test_hook_regions_comments_and_formatting_do_not_count(tmp_path):
     text = (FAMILIES / "zeroscope.py").read_text()
-    text = _with(text, "            frames = self.controller.context.get(\"frames\") or 1\n",
-                 "            frames = self.controller.context.get(\"frames\") or 2  # changed inside the hook\n")
+    text = _with(text, "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)\n",
+                 "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, 0)  # changed in the hook\n")
     text = _with(text, "        # linear proj\n        hidden_states = attn.to_out[0](hidden_states)\n",
                  "        hidden_states = attn.to_out[0](\n            hidden_states  # reformatted\n        )\n")
     (tmp_path / "zeroscope.py").write_text(text)

@@ -247,10 +247,11 @@ class EvaluationRunner:
             batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
             if batches:
                 gen = self._build_generator()
+                bar = None
                 if self.progress:
                     from tqdm.auto import tqdm
 
-                    batches = tqdm(batches, desc=f"generate {spec.name}", unit="batch")
+                    bar = tqdm(total=len(todo), desc=f"generate {spec.name}", unit="video")
                 for batch in batches:
                     videos = gen.generate(spec.name, [it.prompt for it in batch], [it.seed for it in batch])
                     if videos.ndim != 5 or videos.shape[0] != len(batch):
@@ -261,6 +262,10 @@ class EvaluationRunner:
                         self.store.write(spec.name, it.index, video, self.key(spec, it.prompt, it.seed),
                                          info={"prompt": it.prompt, "seed": it.seed, "label": it.label,
                                                "backbone": self.backbone_identity()})
+                        if bar is not None:
+                            bar.update(1)
+                if bar is not None:
+                    bar.close()
             stats[spec.name] = {"dir": str(self.store.method_dir(spec.name)), "videos": len(self.suite),
                                 "generated": len(todo), "reused": len(self.suite) - len(todo),
                                 "seconds": round(time.perf_counter() - t0, 3)}
@@ -283,10 +288,11 @@ class EvaluationRunner:
             t0 = time.perf_counter()
             mm = self.method_metrics(spec)
             chunks = [items[i : i + self.eval_batch_size] for i in range(0, len(items), self.eval_batch_size)]
+            bar = None
             if self.progress:
                 from tqdm.auto import tqdm
 
-                chunks = tqdm(chunks, desc=f"evaluate {spec.name}", unit="batch")
+                bar = tqdm(total=len(items), desc=f"evaluate {spec.name}", unit="video")
             for chunk in chunks:
                 for it in chunk:
                     if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed)):
@@ -298,6 +304,10 @@ class EvaluationRunner:
                     if it.index < self.grid_prompts:
                         grid.setdefault(spec.name, []).append(v.numpy())
                 mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk], [it.split for it in chunk])
+                if bar is not None:
+                    bar.update(len(chunk))
+            if bar is not None:
+                bar.close()
             rows[spec.name] = mm.compute()
             settings = mm.settings()
             self.timings[f"evaluate_{spec.name}"] = round(time.perf_counter() - t0, 3)
@@ -389,16 +399,24 @@ def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[
     Returns ``{row: MethodMetrics.compute()}``; ``metrics`` holds one :class:`MethodMetrics` per row name."""
     items = list(suite)
     out = {}
-    for name, mm in metrics.items():
-        chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-        if progress:
-            from tqdm.auto import tqdm
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
 
-            chunks = tqdm(chunks, desc=f"eval {name}", unit="batch", leave=False)
-        for chunk in chunks:
+        # one bar over every video of every row: its rate and ETA are in videos
+        bar = tqdm(total=len(items) * len(metrics), desc="evaluation videos", unit="video")
+    for name, mm in metrics.items():
+        if bar is not None:
+            bar.set_postfix_str(name)
+        for i in range(0, len(items), batch_size):
+            chunk = items[i : i + batch_size]
             videos = generator.generate(name, [it.prompt for it in chunk], [it.seed for it in chunk])
             mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk], [it.split for it in chunk])
+            if bar is not None:
+                bar.update(len(chunk))
         out[name] = mm.compute()
+    if bar is not None:
+        bar.close()
     return out
 
 

@@ -222,7 +222,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
                 "RefusalVectorUnlearning needs the prompt pairs: use data.class_path: "
                 "unlearn.methods.refusal.RefusalPairsDataModule (or give model.delta_file)."
             )
-        self.edit = apply_refusal_edit(self.backbone, dm.pairs_by_concept(), self.refusal_config)
+        self.edit = apply_refusal_edit(self.backbone, dm.pairs_by_concept(), self.refusal_config,
+                                       progress=self.trainer.is_global_zero)
         return self.edit
 
     def on_fit_start(self) -> None:
