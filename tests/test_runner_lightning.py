@@ -153,7 +153,8 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
                         lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
     main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
           "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
-          "--data.concept", "red ring", "--data.out_of_grammar", '{"erased": 2}',  # + 2 out-of-grammar prompts
+          "--data.concept", "red ring", "--data.per_group", "{}",  # one prompt per class
+          "--data.out_of_grammar", '{"erased": 2}',  # + 2 out-of-grammar prompts
           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
           "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
