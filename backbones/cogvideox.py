@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import attention_with_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
 from .registry import register_backbone
@@ -102,15 +102,16 @@ class CogVideoXUnlearnAttnProcessor:
 
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
+            # the attention kernel also returns each row's log-sum-exp: the map costs the concept columns only
             num_video = seq_len - text_len
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query[:, :, text_len:], key, ctl.concept_key_mask(text_first=True, num_video=num_video), attn.scale
-                )
+            hidden_states, probs = attention_with_concept_map(
+                query, key, value, ctl.concept_key_mask(text_first=True, num_video=num_video),
+                query_rows=slice(text_len, None), attn_mask=attention_mask,
+            )
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
-
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        else:
+            hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         encoder_hidden_states, hidden_states = hidden_states.split([text_len, seq_len - text_len], dim=1)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import attention_with_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import (
     resolve_dtype,
@@ -167,19 +167,18 @@ class HunyuanVideoUnlearnAttnProcessor:
         num_video = seq_len - text_len
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
-            key_valid = None
-            if attention_mask is not None:  # [B, 1, 1, N] bool, False at padded text keys
-                key_valid = attention_mask.reshape(batch_size, -1, seq_len)[:, 0].bool()
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query[:, :num_video].transpose(1, 2), key.transpose(1, 2),
-                    ctl.concept_key_mask(text_first=False, num_video=num_video), attn.scale,
-                    key_padding_mask=key_valid,
-                )
+            # the attention kernel also returns each row's log-sum-exp (the mask [B, 1, 1, N] hides padded text
+            # keys): the map costs the concept columns only
+            hidden_states, probs = attention_with_concept_map(
+                query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
+                ctl.concept_key_mask(text_first=False, num_video=num_video), query_rows=slice(0, num_video),
+                attn_mask=attention_mask,
+            )
+            hidden_states = hidden_states.transpose(1, 2)
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
-
-        hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        else:
+            hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         hidden_states = hidden_states.flatten(2, 3).to(query.dtype)
         hidden_states, encoder_hidden_states = hidden_states[:, :-text_len], hidden_states[:, -text_len:]
         if getattr(attn, "to_out", None) is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import attention_with_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
 from .registry import register_backbone
@@ -88,18 +88,6 @@ class WanUnlearnAttnProcessor:
         key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
         value = value.unflatten(2, (attn.heads, -1))
 
-        ctl = self.controller
-        if ctl is not None and ctl.wants_concept_map:
-            b, n = query.shape[:2]
-            key_valid = attention_mask.reshape(b, -1, key.shape[1])[:, 0].bool() if attention_mask is not None else None
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query.transpose(1, 2), key.transpose(1, 2), ctl.concept_tokens, query.shape[-1] ** -0.5,
-                    key_padding_mask=key_valid,
-                )
-            frames = ctl.context.get("frames", 1)
-            ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames))
-
         hidden_states_img = None
         if encoder_hidden_states_img is not None:
             key_img, value_img = _get_added_kv_projections(attn, encoder_hidden_states_img)
@@ -108,7 +96,19 @@ class WanUnlearnAttnProcessor:
             hidden_states_img = dispatch_attention_fn(query, key_img, value_img, attn_mask=None, dropout_p=0.0, is_causal=False)
             hidden_states_img = hidden_states_img.flatten(2, 3).type_as(query)
 
-        hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        ctl = self.controller
+        if ctl is not None and ctl.wants_concept_map:
+            # the attention kernel also returns each row's log-sum-exp: the map costs the concept columns only
+            b, n = query.shape[:2]
+            hidden_states, probs = attention_with_concept_map(
+                query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), ctl.concept_tokens,
+                attn_mask=attention_mask,
+            )
+            hidden_states = hidden_states.transpose(1, 2)
+            frames = ctl.context.get("frames", 1)
+            ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames))
+        else:
+            hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         hidden_states = hidden_states.flatten(2, 3).type_as(query)
         if hidden_states_img is not None:
             hidden_states = hidden_states + hidden_states_img

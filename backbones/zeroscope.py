@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import attention_with_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import check_weights_folder, hub_load_error, is_local_path, tiny_clip_tokenizer, resolve_dtype
 from .registry import register_backbone
@@ -116,16 +116,13 @@ class ZeroScopeUnlearnAttnProcessor:
             if batch_size % ct.shape[0]:
                 raise ValueError(f"concept tokens for {ct.shape[0]} videos do not divide the folded batch {batch_size}")
             frames = batch_size // ct.shape[0]
-            key_valid = None
-            if attention_mask is not None and attention_mask.dtype == torch.bool:
-                key_valid = attention_mask[:, 0, 0]
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query, key, ct.repeat_interleave(frames, dim=0), attn.scale, key_padding_mask=key_valid
-                )
+            # the attention kernel also returns each row's log-sum-exp: the map costs the concept columns only
+            hidden_states, probs = attention_with_concept_map(
+                query, key, value, ct.repeat_interleave(frames, dim=0), attn_mask=attention_mask
+            )
             ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1))
-
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        else:
+            hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if ctl is not None:

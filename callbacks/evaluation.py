@@ -20,6 +20,8 @@ from unlearn.evaluation import (
 from unlearn.evaluation.tables import write_metrics
 from unlearn.video import write_mp4
 
+from .periods import Period
+
 #: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
 CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
 
@@ -27,7 +29,8 @@ CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "sa
 class ErasureEvaluation(pl.Callback):
     """Generate the evaluation suite with each method row and write ESR-1/5 and PSR-1/5.
 
-    At the end of fit (and every ``every_n_epochs`` epochs if set) the rows are generated and classified;
+    At the end of fit (and every ``every_n_steps`` optimizer steps / ``every_n_epochs`` epochs if set) the rows
+    are generated and classified, with the text encoders and the VAE on the training device for the duration;
     ``metrics.json`` + ``metrics.md`` land in ``dirpath`` (default ``<default_root_dir>/eval``), and the
     numbers are logged to the active logger (a wandb table when wandb is the logger). The rows, the metrics
     and the table are those of :mod:`unlearn.evaluation` (the runner and the Lightning test loop use the same).
@@ -41,7 +44,8 @@ class ErasureEvaluation(pl.Callback):
             safree.
         per_class: prompts per class (toy world suite only).
         seed: base seed of the evaluation videos.
-        every_n_epochs: also evaluate periodically (0: only at the end of fit).
+        every_n_steps: also evaluate every this many optimizer steps (0: off).
+        every_n_epochs: also evaluate every this many epochs (0: off).
         num_inference_steps / guidance_scale: sampling settings (None: the backbone's defaults).
         batch_size: videos generated together.
         dirpath: output folder.
@@ -49,7 +53,8 @@ class ErasureEvaluation(pl.Callback):
     """
 
     def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
-                 rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_epochs: int = 0,
+                 rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_steps: int = 0,
+                 every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
                  dirpath: str | None = None, sample_videos: int = 2) -> None:
         self.suite_name = suite
@@ -61,7 +66,7 @@ class ErasureEvaluation(pl.Callback):
             raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use {', '.join(CALLBACK_ROWS)}")
         self.per_class = per_class
         self.seed = seed
-        self.every_n_epochs = every_n_epochs
+        self.period = Period(every_n_steps, every_n_epochs)
         self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
         self.batch_size = batch_size
         self.dirpath = dirpath
@@ -88,9 +93,14 @@ class ErasureEvaluation(pl.Callback):
         if unlabelled:
             raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
                              "class (concept or category field); the erasure evaluation needs one per prompt")
+        with module.backbone.components_on_device():
+            return self._evaluate(trainer, module, final, concept, erased, suite)
+
+    def _evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool, concept: str, erased: str,
+                  suite) -> dict[str, Any]:  # noqa: ANN001
         evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=self.classifier_name,
                                              erased_classes=[erased]), suite.labels, concept)
-        generator = self.generator(module, concept, [concept, *getattr(dm, "synonyms", [])])
+        generator = self.generator(module, concept, [concept, *getattr(trainer.datamodule, "synonyms", [])])
         rows, timings, settings = {}, {}, None
         for row in self.rows:
             if row == "original" and self._original is not None:
@@ -144,8 +154,12 @@ class ErasureEvaluation(pl.Callback):
                 data = [[row] + [r[k] for k in keys] for row, r in rows.items() if row != "unlearned"]
                 logger.log_table(key="eval/table", columns=["method", *keys], data=data)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if self.period.step_due(trainer) and trainer.is_global_zero:
+            self.evaluate(trainer, pl_module, final=False)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero:
+        if self.period.epoch_due(trainer) and trainer.is_global_zero:
             self.evaluate(trainer, pl_module, final=False)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

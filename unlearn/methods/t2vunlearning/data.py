@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from backbones import PromptEmbedding
 from unlearn.toyworld.grammar import (
@@ -53,6 +53,38 @@ def load_prompt_file(path: str, concept: str, synonyms: Sequence[str]) -> list[T
         words = list(rec.concept_words or []) or [concept, *synonyms]
         out.append(TrainingPrompt(rec.prompt, words, int(rec.seed) if rec.seed is not None else i))
     return out
+
+
+class RandomDrawSampler(Sampler[int]):
+    """Each sample an independent uniform draw (with replacement) from ``num_items``: every optimizer step trains
+    on (trajectory, recorded timestep) pairs drawn at random, as the paper's schedule means it (one of its
+    "epochs" is about one optimizer step; see ``configs/*``), not on a pass over the cache.
+
+    An epoch is ``num_draws`` draws (the trainer's ``max_steps`` ends the run). The draws of epoch ``e`` depend
+    only on ``(seed, e)`` (Lightning calls :meth:`set_epoch`), so a run, and a run resumed at an epoch, draws the
+    same sequence.
+
+    Args:
+        num_items: size of the dataset drawn from.
+        num_draws: draws per epoch.
+        seed: base seed.
+    """
+
+    def __init__(self, num_items: int, num_draws: int, seed: int = 0) -> None:
+        if num_items <= 0 or num_draws <= 0:
+            raise ValueError(f"RandomDrawSampler needs items and draws; got num_items={num_items}, num_draws={num_draws}")
+        self.num_items, self.num_draws, self.seed = num_items, num_draws, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        return iter(torch.randint(self.num_items, (self.num_draws,), generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.num_draws
 
 
 class CachedTrajectoryDataset(Dataset):
@@ -281,6 +313,11 @@ class ConceptDataModule(pl.LightningDataModule):
             strategy.barrier("pseudo-data")
             files = [TrajectoryFile(p) for p in paths]
             dataset = CachedTrajectoryDataset(files[: len(un)], tokens, files[len(un) :])
+            # each step draws its samples at random (an epoch is one expected pass over the cached samples)
+            return DataLoader(
+                dataset, batch_size=self.batch_size, sampler=RandomDrawSampler(len(dataset), len(dataset), self.seed),
+                num_workers=self.num_workers, collate_fn=collate, generator=torch.Generator().manual_seed(self.seed),
+            )
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
             collate_fn=collate, generator=torch.Generator().manual_seed(self.seed),
