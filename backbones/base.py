@@ -203,7 +203,13 @@ class VideoBackbone(nn.Module, abc.ABC):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.denoiser.parameters()).dtype
+        """The denoiser's compute dtype: that of most of its weights. (Not simply the first parameter's:
+        ``from_pretrained(torch_dtype=...)`` keeps a class's ``_keep_in_fp32_modules`` in float32, and in Wan 2.1
+        the first parameter, ``scale_shift_table``, is one of them.)"""
+        counts: dict[torch.dtype, int] = {}
+        for p in self.denoiser.parameters():
+            counts[p.dtype] = counts.get(p.dtype, 0) + p.numel()
+        return max(counts, key=counts.__getitem__)
 
     def attention_sites(self) -> list[AttentionSite]:
         return self.attention_sites_of(self.denoiser)
