@@ -114,12 +114,14 @@ def attention_with_concept_map(
     query_rows: slice | None = None,
     attn_mask: Tensor | None = None,
     scale: float | None = None,
+    heads_first: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """The layer's attention output and the concept map from the same kernel call.
 
     Args:
         query, key, value: ``[B, H, N, D]`` as the layer hands them to ``scaled_dot_product_attention`` (after
-            its norms and rotary embeddings).
+            its norms and rotary embeddings); ``[B, N, H, D]`` with ``heads_first=False`` (diffusers'
+            ``dispatch_attention_fn`` layout), in which case the output comes back in that layout too.
         concept_keys: bool ``[B, Nk]``, True at the concept's text tokens. Best kept on the CPU (the controller
             does): the concept columns are found there without a device synchronisation.
         query_rows: the video queries among the rows (None: all rows).
@@ -132,6 +134,11 @@ def attention_with_concept_map(
         (same kernel, gradients included); ``probs`` ``[B, N_rows]`` float32 without gradient,
         ``mean_h Σ_{c ∈ concept} softmax_k(q·k·scale)[c]`` for the selected rows.
     """
+    if not heads_first:
+        out, probs = attention_with_concept_map(
+            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), concept_keys, query_rows=query_rows,
+            attn_mask=attn_mask, scale=scale)
+        return out.transpose(1, 2), probs
     if query.dim() != 4 or key.dim() != 4:
         raise ValueError(f"query and key must be [B, H, N, D]; got {tuple(query.shape)} and {tuple(key.shape)}")
     b, nk = query.shape[0], key.shape[2]

@@ -170,11 +170,9 @@ class HunyuanVideoUnlearnAttnProcessor:
             # the attention kernel also returns each row's log-sum-exp (the mask [B, 1, 1, N] hides padded text
             # keys): the map costs the concept columns only
             hidden_states, probs = attention_with_concept_map(
-                query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
-                ctl.concept_key_mask(text_first=False, num_video=num_video), query_rows=slice(0, num_video),
-                attn_mask=attention_mask,
+                query, key, value, ctl.concept_key_mask(text_first=False, num_video=num_video),
+                query_rows=slice(0, num_video), attn_mask=attention_mask, heads_first=False,
             )
-            hidden_states = hidden_states.transpose(1, 2)
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
         else:

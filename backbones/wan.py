@@ -101,10 +101,8 @@ class WanUnlearnAttnProcessor:
             # the attention kernel also returns each row's log-sum-exp: the map costs the concept columns only
             b, n = query.shape[:2]
             hidden_states, probs = attention_with_concept_map(
-                query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), ctl.concept_tokens,
-                attn_mask=attention_mask,
+                query, key, value, ctl.concept_tokens, attn_mask=attention_mask, heads_first=False
             )
-            hidden_states = hidden_states.transpose(1, 2)
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames))
         else:

@@ -88,16 +88,17 @@ def data_module(cfg: dict[str, Any]):
 
 
 # ------------------------------------------------------------------------------------------------ counting
-def meta_model(name: str, alpha: float, beta: float, ckpt: bool) -> T2VUnlearning:
-    model = T2VUnlearning(backbone=f"random-{name}", backbone_kwargs={"device": "meta"}, alpha=alpha, beta=beta,
-                          gradient_checkpointing=ckpt)
+def meta_model(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> T2VUnlearning:
+    """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width)."""
+    model = T2VUnlearning(backbone=f"random-{name}", backbone_kwargs={"device": "meta", "num_layers": num_layers},
+                          alpha=alpha, beta=beta, gradient_checkpointing=ckpt)
     model.controller.to("meta")
     return model
 
 
-def count_step(name: str, alpha: float, beta: float, ckpt: bool) -> dict[str, float]:
+def count_step(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> dict[str, float]:
     """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total)."""
-    model = meta_model(name, alpha, beta, ckpt)
+    model = meta_model(name, alpha, beta, ckpt, num_layers)
     calls = []
     model.backbone.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
     batch = training_batch(model.backbone, name, preserve=beta > 0)

@@ -229,7 +229,9 @@ def _cuda_like_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=
     bias = None
     if attn_mask is not None:
         bias = torch.empty(attn_mask.shape, dtype=query.dtype, device="meta").expand(b, h, nq, key.shape[2])
-    return torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, bias, False, scale=scale)[0]
+    # as scaled_dot_product_attention does: the log-sum-exp only when a backward will need it
+    needs_lse = query.requires_grad or key.requires_grad or value.requires_grad
+    return torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, bias, needs_lse, scale=scale)[0]
 
 
 _REAL_SDPA = F.scaled_dot_product_attention

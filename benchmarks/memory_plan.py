@@ -60,7 +60,7 @@ class Plan:
     vae: tuple[str, dict]
     sizes: list[tuple[str, int, int, int]]  # (label, frames, height, width): first = the backbone's default
     text_len: int
-    preserve_forward: bool  # β > 0 in the paper setting: a second adapted forward lives until backward
+    preserve_forward: bool  # β > 0 in the paper setting (a second adapted forward per step; its graph is freed first)
     notes: list[str] = field(default_factory=list)
 
 

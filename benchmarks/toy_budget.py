@@ -4,11 +4,13 @@ At full size making pseudo data costs more than training (``fullsize_cost.py``: 
 46 CFG steps ≈ 47 min on an H100 against ≈ 7 min for 500 training steps), so how many trajectories a run of fixed
 length needs is what decides its time. Here the toy config (``configs/toy_shapes.yaml``: 240 optimizer steps of 8
 random draws, 10 recorded steps per trajectory) is run with 4, 8, 16 and 32 (the config's) augmented training
-prompts, one trajectory each, everything else equal, and evaluated on the same held-out prompts. One more row
-runs the paper's length instead of the toy's own schedule: 500 steps of one draw (batch size 1), to measure
-whether the toy needs its own schedule.
+prompts, one trajectory each, everything else equal, and evaluated on the same held-out prompts. The other lever
+keeps every prompt and shortens the trajectories: the pseudo-data sampler at 15 and 10 steps instead of the
+toy model's 30 (10 recorded points spread over them; the evaluation still samples at 30). One more row runs the
+paper's length instead of the toy's own schedule: 500 steps of one draw (batch size 1), to measure whether the
+toy needs its own schedule.
 
-Writes ``<out>/budget.md`` + ``budget.json`` (``docs/results/toy_budget.md`` is a copy). ΔPSR-1 is the paired
+Writes ``<out>/budget.md`` + ``budget.json`` (the table and its reading: ``docs/results/toy_budget.md``). ΔPSR-1 is the paired
 difference to the config's row over the 24 kept classes (± its standard error), as in ``toy_ablation.py``.
 
 Usage: python benchmarks/toy_budget.py [--out runs/toy_budget] [--reuse] [--only NAME ...]   (~25 min on 2 cores)
@@ -33,6 +35,11 @@ BUDGETS: dict[str, tuple[list[str], int, int, int]] = {
     "prompts_4": (["--data.init_args.num_prompts", "4"], 4, 240, 8),
     "paper_length": (["--trainer.max_steps", "500", "--trainer.max_epochs", "-1", "--data.init_args.batch_size", "1"],
                      32, 500, 1),
+    # the other lever: every prompt, shorter trajectories (the sampler's steps; 10 recorded points spread over them)
+    "sampler_15": (["--data.init_args.num_inference_steps", "15",
+                    "--data.init_args.record_steps", "[1, 2, 4, 5, 7, 8, 10, 11, 13, 14]"], 32, 240, 8),
+    "sampler_10": (["--data.init_args.num_inference_steps", "10",
+                    "--data.init_args.record_steps", "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"], 32, 240, 8),
 }
 REFERENCE = "prompts_32"
 
