@@ -12,8 +12,9 @@ bf16 weights; a text encoder of the real width with 2 layers) inside the real ``
 4. for CogVideoX, runs the patch embedding at the full 49 frames (13 latent frames), the positional-embedding
    path the one-frame step does not reach.
 
-Memory (peak RSS, measured): CogVideoX-2B ≈ 9 GiB; CogVideoX-5B and HunyuanVideo need about 2× and 4× the
-weights (12 GB and 26 GB in bf16) and do not fit a shared 24 GiB machine.
+Measured (CogVideoX-2B, 2 threads on a shared 2-core machine): 8 min 41 s, peak RSS 9.2 GB (build 53 s, pseudo-data
+step 199 s, training step 239 s). CogVideoX-5B needs about 14 GB (11 GB of bf16 weights) and HunyuanVideo more than
+26 GB (12.8 B parameters): the first only on a machine to itself, the second not on 24 GiB.
 
 Usage: OMP_NUM_THREADS=2 python benchmarks/fullsize_smoke.py --backbone cogvideox-2b [--threads 2] [--json out.json]
 Exit status 0 and ``fullsize_smoke: ok`` on the last line when every check holds; minutes, not hours.
@@ -89,7 +90,7 @@ def smoke(name: str) -> dict:
     leaked = [n for n, p in bb.named_parameters() if p.grad is not None or p.requires_grad]
     assert not leaked, f"backbone parameters with gradients: {leaked[:5]}"
     out = {"backbone": name, "latent_shape": list(shape), "params": sum(p.numel() for p in bb.denoiser.parameters()),
-           "losses": {k: float(v) for k, v in losses.items()}, "seconds": timings}
+           "losses": {k: float(v.detach()) for k, v in losses.items()}, "seconds": timings}
 
     # 4. CogVideoX: the positional embedding at the full 49 frames (13 latent frames)
     if hasattr(bb.denoiser, "patch_embed"):
