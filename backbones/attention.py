@@ -1,10 +1,12 @@
-"""Text→video attention probabilities of concept tokens, without the token-by-token matrix.
+"""What every family's attention processor shares: its two hooks' state, and the text→video attention
+probabilities of concept tokens without the token-by-token matrix.
 
 The concept mask needs, for every video query ``q``, the softmax probability mass on the concept keys, where
 the softmax runs over *all* keys (text and video):  ``P[q, c] = exp(q·k_c·scale − lse[q])`` with ``lse[q]``
 the log-sum-exp of the query's row. Two routes, one result:
 
-- :func:`attention_with_concept_map` (what the processors call): the layer's own fused attention kernel — the
+- :func:`attention_with_concept_map` (what the processors' hooks use, through
+  :func:`attention_recording_concept_map`): the layer's own fused attention kernel — the
   one ``scaled_dot_product_attention`` would pick (CPU flash, CUDA flash / memory-efficient / cuDNN) — returns
   the per-row log-sum-exp together with the output, so the map costs only the logits of the few concept-token
   columns (``[B, H, N_video, N_concept]``), not a second attention pass.
@@ -19,10 +21,29 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+class HookedAttnProcessor:
+    """Base of the family processors: a diffusers processor's ``__call__``, copied, plus two hooks that consult
+    ``controller`` (the concept map and the adapter of site ``site_index``; ``backbones/README.md``).
+
+    Args:
+        controller: the object holding the adapters (``adapt``, ``wants_concept_map``, ``record_concept_map``,
+            ``concept_key_mask``, ``concept_tokens``, ``context``), e.g.
+            :class:`unlearn.methods.t2vunlearning.AdapterController`; ``None`` runs the stock computation.
+        site_index: which attention site this processor serves (adapter ``site_index``).
+    """
+
+    def __init__(self, controller: Any, site_index: int) -> None:
+        self.controller = controller
+        self.site_index = site_index
+
 
 #: default bound on the elements of one logits chunk (fp32: 2**26 elements = 256 MiB)
 DEFAULT_CHUNK_ELEMENTS = 2**26
@@ -168,6 +189,57 @@ def attention_with_concept_map(
             logits = logits.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else logits + m.float()
         probs = logits.sub_(lse[:, :, rows].float()[..., None]).exp_().mul_(weights).sum(-1).mean(1)
     return out, probs
+
+
+def attention_recording_concept_map(
+    attend: Callable[..., Tensor],
+    concept_keys: Tensor,
+    record: Callable[[Tensor], None],
+    *,
+    query_rows: slice | None = None,
+    heads_first: bool = True,
+) -> Callable[..., Tensor]:
+    """A layer's attention call that also records its concept map: what a processor's concept-map hook hands to
+    the copied diffusers code in place of ``attend`` (the copy calls ``attention(...)``; see the ``with ...->attention``
+    renames of the processors' ``# Copied from`` markers).
+
+    Args:
+        attend: the layer's own attention function: ``F.scaled_dot_product_attention`` (``[B, H, N, D]``) or
+            diffusers' ``dispatch_attention_fn`` (``[B, N, H, D]``, with ``heads_first=False``).
+        concept_keys: bool ``[B, Nk]``, True at the concept tokens among the keys.
+        record: receives the map, ``[B, N_rows]`` float32 without gradient (the processor reshapes and stores it).
+        query_rows: the video queries among the rows (None: all rows).
+        heads_first: the layout ``attend`` takes and returns.
+
+    Returns:
+        A function with ``attend``'s signature. Its output is what ``attend`` computes: by default on the fused
+        kernel ``scaled_dot_product_attention`` would choose, whose log-sum-exp gives the map
+        (:func:`attention_with_concept_map`). A call whose keys are not the ones ``concept_keys`` describes (Wan's
+        image keys in I2V) is ``attend`` unchanged. A call that needs more than those kernels take (dropout, a
+        causal mask, or a diffusers attention backend / parallel config named in the call) runs ``attend`` and takes
+        the map from the chunked route, so that gradient checkpointing, which recomputes the layer without the map,
+        runs the same kernel.
+    """
+
+    def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                  is_causal: bool = False, scale: float | None = None, **kwargs: Any) -> Tensor:
+        call = dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kwargs)
+        if key.shape[2 if heads_first else 1] != concept_keys.shape[1]:
+            return attend(query, key, value, **call)
+        if dropout_p or is_causal or any(v is not None for v in kwargs.values()):
+            out = attend(query, key, value, **call)
+            q, k = (query, key) if heads_first else (query.transpose(1, 2), key.transpose(1, 2))
+            b, nk = q.shape[0], k.shape[2]
+            with torch.no_grad():
+                record(concept_attention_probs(q[:, :, query_rows or slice(None)], k, concept_keys, scale,
+                                               key_padding_mask=_key_padding(_as_4d(attn_mask, b, nk), b, nk)))
+            return out
+        out, probs = attention_with_concept_map(query, key, value, concept_keys, query_rows=query_rows,
+                                                attn_mask=attn_mask, scale=scale, heads_first=heads_first)
+        record(probs)
+        return out
+
+    return attention
 
 
 def _key_padding(mask: Tensor | None, b: int, nk: int) -> Tensor | None:

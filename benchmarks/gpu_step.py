@@ -70,7 +70,7 @@ def measure(name: str, device: torch.device, steps: int, geometry: tuple[int, in
     bb = model.backbone
     geometry = geometry or spec.geometry
     batch = training_batch(bb, name, geometry, preserve=beta > 0)
-    bb.park_components()  # as after the pseudo-data cache build: the training step needs the denoiser only
+    bb.park_side_modules()  # as after the pseudo-data cache build: the training step needs the denoiser only
     opt = torch.optim.AdamW(model.controller.parameters(), lr=1e-4)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16)  # the configs' precision: bf16-mixed
 
@@ -121,7 +121,7 @@ def measure(name: str, device: torch.device, steps: int, geometry: tuple[int, in
         settings = SamplerSettings(*geometry, int(data.get("num_inference_steps") or spec.sampling[0]), guidance,
                                    record_steps=tuple(record) if record else None)
     requests = [TrajectoryRequest("unlearn", PROMPT, i, PROMPT) for i in range(n)]
-    with bb.components_on_device(), model.controller.disabled():
+    with bb.side_modules_on_device(), model.controller.disabled():
         make_trajectories(bb, requests, SamplerSettings(*geometry, 2, settings.guidance_scale, record_steps=(1,)), 7.0)
         seconds, _ = timed(device, lambda: make_trajectories(bb, requests, settings, 7.0))
     out["seconds_per_trajectory"] = seconds / n

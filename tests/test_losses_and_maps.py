@@ -47,13 +47,14 @@ def test_localization_loss_zero_inside_full_mask_and_grows_outside():
 
 
 def test_localization_loss_from_token_squares_equals_the_formula_and_its_gradient():
-    """(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖² / #masked-out entries, from per-token squares: value and gradient of the
-    direct formula on the outputs (also for a soft mask), and no float32 copy of a bf16 output is saved."""
+    """(1/L) Σ_l mean_b ‖o^l_b ⊙ (1 − M^l_b)‖² / #masked-out entries of video b, from per-token squares: value
+    and gradient of the direct formula on the outputs (also for a soft mask), and no float32 copy of a bf16
+    output is saved."""
     g = torch.Generator().manual_seed(3)
     outs = [torch.randn(2, 10, 6, generator=g, requires_grad=True), torch.randn(2, 10, 4, generator=g, requires_grad=True)]
     masks = [(torch.rand(2, 10, generator=g) > 0.5).float(), torch.rand(2, 2, 5, generator=g)]
-    direct = sum(((o * (1 - m.reshape(2, -1))[..., None]) ** 2).sum() / ((1 - m).sum() * o.shape[-1])
-                 for o, m in zip(outs, masks)) / 2
+    direct = sum(torch.stack([((o[b] * (1 - m[b].reshape(-1))[:, None]) ** 2).sum() / ((1 - m[b]).sum() * o.shape[-1])
+                              for b in range(2)]).mean() for o, m in zip(outs, masks)) / 2
     ref_grads = torch.autograd.grad(direct, outs)
     got = loc(outs, masks)
     torch.testing.assert_close(got, direct, rtol=1e-6, atol=1e-7)

@@ -230,34 +230,14 @@ def test_gradient_checkpointing_keeps_losses_and_gradients(backbone):
     assert (n_forward, len(calls)) == (3, 4), "checkpointing must recompute the blocks in backward"
 
 
-def test_cached_samples_are_drawn_at_random_per_step(tmp_path):
-    """Training on the cache draws (trajectory, recorded step) uniformly with replacement, seeded per epoch."""
-    from unlearn.methods.t2vunlearning.data import RandomDrawSampler
-
-    s = RandomDrawSampler(10, 40, seed=3)
-    first = list(s)
-    assert len(first) == 40 and all(0 <= i < 10 for i in first) and len(set(first)) < 40  # with replacement
-    assert list(s) == first  # same epoch, same draws (a resumed run draws the same sequence)
-    s.set_epoch(1)
-    assert list(s) != first
-    assert list(RandomDrawSampler(10, 40, seed=4)) != first
-    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, beta=1.0)
-    dm = make_data(tmp_path, record_steps=[1, 3])
-    trainer = make_trainer(tmp_path, max_steps=3, max_epochs=-1)
-    trainer.fit(model, dm)
-    loader = trainer.train_dataloader
-    assert isinstance(loader.sampler, RandomDrawSampler) and loader.sampler.num_items == len(loader.dataset) == 4
-    assert trainer.global_step == 3
-
-
 def test_text_encoders_and_vae_leave_the_training_device_and_come_back_for_sampling(tmp_path):
     """After the cache is built the components are parked (on the CPU); sampling brings them to the denoiser's
     device for its duration, with VAE tiling, and parks them again."""
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, beta=0.0)
     bb = model.backbone
-    assert set(bb.components()) == {"text_encoder", "vae"}
+    assert set(bb.side_modules()) == {"text_encoder", "vae"}
     moves = []
-    for name, module in bb.components().items():
+    for name, module in bb.side_modules().items():
         real_to = module.to
 
         def to(*a, _name=name, _real=real_to, **kw):

@@ -62,16 +62,20 @@ def token_mean_squares(o: Tensor) -> Tensor:
 
 
 def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
-    """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer normalised by its number of masked-out entries.
+    """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer and each video normalised by its number of masked-out
+    entries, then averaged over the batch.
 
     Args:
         token_squares: per layer ``[B, N]``: :func:`token_mean_squares` of the adapter outputs ``o^l``
             (``[B, N, C]``), i.e. ``‖o_n‖² / C`` per video token (what :class:`AdapterController` records).
         masks: per layer ``[B, N]`` (or ``[B, F, S]`` with ``F·S = N``) concept masks, 1 inside the concept.
 
-    Since ``‖o ⊙ (1 − M)‖² = Σ_n (1 − M_n)²·‖o_n‖²`` and the masked-out entries number ``C·Σ_n (1 − M_n)``,
-    each layer's term is ``Σ_n (1 − M_n)²·(‖o_n‖²/C) / Σ_n (1 − M_n)``. A layer whose mask covers every token
-    contributes 0.
+    Since ``‖o ⊙ (1 − M)‖² = Σ_n (1 − M_n)²·‖o_n‖²`` and a video's masked-out entries number ``C·Σ_n (1 − M_n)``,
+    a video's term is ``Σ_n (1 − M_n)²·(‖o_n‖²/C) / Σ_n (1 − M_n)``: the per-token squares are all L_loc needs,
+    so no float32 copy of an adapter output is kept. A video whose mask covers every token contributes 0.
+    Averaging per video (not over the pooled batch) makes the loss of a batch the mean of its videos' losses,
+    like the other terms: N processes with batch B then train exactly as one process with batch N·B (DDP
+    averages the gradients), and with batch 1 (the paper's) both normalisations are the same.
     """
     if len(token_squares) != len(masks) or not token_squares:
         raise ValueError(f"need one mask per adapter output; got {len(token_squares)} outputs and {len(masks)} masks")
@@ -81,6 +85,7 @@ def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor]) 
         if sq.dim() != 2 or m.shape != sq.shape:
             raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(sq.shape)}")
         outside = 1.0 - m.to(sq.device, torch.float32)
-        # the normalisation: the number of masked-out entries (tokens outside the mask × channels)
-        total = total + (sq * outside.square()).sum() / outside.sum().clamp_min(1.0)
+        # the normalisation: each video's masked-out entries (its tokens outside the mask × channels)
+        per_video = (sq * outside.square()).sum(dim=1) / outside.sum(dim=1).clamp_min(1.0)
+        total = total + per_video.mean()
     return total / len(token_squares)
