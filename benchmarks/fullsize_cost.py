@@ -22,14 +22,16 @@ elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b ...] [--mfu 0.4]
        [--set trainer.max_steps=500 --set data.augment=32] [--json out.json] [--markdown out.md]
-``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``, as the CLI
-would), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes: <x>``.
+``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
+CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes: <x>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import json
 import math
 import sys
@@ -62,20 +64,30 @@ PAPER_SECONDS_PER_EPOCH = {"cogvideox-2b": 2 * 3600 / 500, "cogvideox-5b": 4 * 3
 
 # ------------------------------------------------------------------------------------------------ configs
 def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
-    """The config's trainer / model / data sections (``init_args`` flattened), with ``--set`` overrides."""
+    """The config as the CLI resolves it (includes, interpolations, ``--set`` overrides given as CLI options):
+    its trainer section and the model's and data module's ``init_args`` (with their ``class_path``)."""
+    from unlearn.cli import main as cli
+
     cfg: dict[str, Any] = {"trainer": {}, "model": {}, "data": {}}
-    if path:
-        raw = yaml.safe_load((ROOT / path).read_text())
-        cfg["trainer"] = dict(raw.get("trainer", {}))
-        for section in ("model", "data"):
-            cfg[section] = dict(raw.get(section, {}).get("init_args", {}))
-            cfg[section]["class_path"] = raw.get(section, {}).get("class_path")
+    if not path:
+        return cfg
+    args = ["fit", "--config", str(ROOT / path)]
     for item in overrides:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        if section not in cfg or not name:
+        key, eq, value = item.partition("=")
+        if not eq or key.split(".")[0] not in cfg:
             raise SystemExit(f"--set {item!r}: use trainer.KEY=VALUE, model.KEY=VALUE or data.KEY=VALUE")
-        cfg[section][name.removeprefix("init_args.")] = yaml.safe_load(value)
+        args.append(f"--{key}={value}")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            cli([*args, "--print_config"])
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+    raw = yaml.safe_load(printed.getvalue())
+    cfg["trainer"] = dict(raw.get("trainer") or {})
+    for section in ("model", "data"):
+        cfg[section] = {**(raw.get(section, {}).get("init_args") or {}), "class_path": raw.get(section, {}).get("class_path")}
     return cfg
 
 
