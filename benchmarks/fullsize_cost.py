@@ -37,6 +37,7 @@ import math
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,9 @@ def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
             raise SystemExit(f"--set {item!r}: use trainer.KEY=VALUE, model.KEY=VALUE or data.KEY=VALUE")
         args.append(f"--{key}={value}")
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+        # LightningCLI warns that this script's own argv differs from the args it is given: intended here
+        warnings.simplefilter("ignore")
         try:
             cli([*args, "--print_config"])
         except SystemExit as done:
