@@ -24,13 +24,14 @@ Loading is shared: a family declares its weights folder (``components``), how to
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import hashlib
 import inspect
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -354,6 +355,44 @@ class VideoBackbone(nn.Module, abc.ABC):
     def attention_sites(self) -> list[AttentionSite]:
         return self.attention_sites_of(self.denoiser)
 
+    # ------------------------------------------------------------------ where the modules besides the denoiser live
+    def side_modules(self) -> dict[str, nn.Module]:
+        """The modules besides the denoiser (text encoders, VAE): needed to encode prompts and decode videos, not by
+        a training step on cached pseudo data."""
+        return {name: m for name, m in self.named_children() if name != "denoiser"}
+
+    def park_side_modules(self, device: torch.device | str = "cpu") -> None:
+        """Move the text encoders and the VAE to ``device`` (default the CPU), off the training device. Prompt
+        encoding still works there (embeddings are moved to the denoiser's device); decoding needs
+        :meth:`side_modules_on_device`."""
+        for module in self.side_modules().values():
+            module.to(device)
+
+    @contextlib.contextmanager
+    def side_modules_on_device(self, vae_tiling: bool = False) -> Iterator[None]:
+        """Text encoders and VAE on the denoiser's device for the duration (e.g. a sampling callback), then back
+        where they were. ``vae_tiling`` decodes in tiles and one video at a time where the VAE offers it
+        (diffusers' ``enable_tiling``/``enable_slicing``), which bounds the decoder's memory at full size."""
+        parts = self.side_modules()
+        where = {name: _module_device(m) for name, m in parts.items()}
+        for module in parts.values():
+            module.to(self.device)
+        vae = parts.get("vae")
+        saved = None
+        if vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
+            saved = (getattr(vae, "use_tiling", False), getattr(vae, "use_slicing", False))
+            vae.enable_tiling()
+            if hasattr(vae, "enable_slicing"):
+                vae.enable_slicing()
+        try:
+            yield
+        finally:
+            if saved is not None:
+                vae.use_tiling, vae.use_slicing = saved
+            for name, module in parts.items():
+                if where[name] is not None:
+                    module.to(where[name])
+
     @classmethod
     def _sites_for_controller(cls, denoiser: nn.Module, controller: Any) -> list[AttentionSite]:
         sites = cls.attention_sites_of(denoiser)
@@ -591,6 +630,11 @@ class VideoBackbone(nn.Module, abc.ABC):
                 h.update(head.numpy().tobytes())
                 h.update(f"{flat.float().sum().item():.6e}".encode())
         return h.hexdigest()[:16]
+
+
+def _module_device(module: nn.Module) -> torch.device | None:
+    tensor = next(module.parameters(), None)
+    return None if tensor is None else tensor.device
 
 
 def frames_to_uint8(video: Tensor) -> Tensor:

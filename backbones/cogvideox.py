@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import HookedAttnProcessor, concept_attention_probs
+from .attention import HookedAttnProcessor, attention_recording_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import tiny_t5_encoder, tiny_t5_tokenizer
 from .loading import Component
@@ -57,7 +57,7 @@ class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
     """diffusers' ``CogVideoXAttnProcessor2_0`` plus two hooks: the concept map (from the normed, rotated
     q and k, chunked) and the adapter on the video tokens that leave the layer."""
 
-    # Copied from diffusers.models.attention_processor.CogVideoXAttnProcessor2_0.__call__
+    # Copied from diffusers.models.attention_processor.CogVideoXAttnProcessor2_0.__call__ with F.scaled_dot_product_attention->attention
     def __call__(
         self,
         attn: nn.Module,
@@ -101,20 +101,22 @@ class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
                 key[:, :, text_seq_length:] = apply_rotary_emb(key[:, :, text_seq_length:], image_rotary_emb)
 
         # t2v-unlearn: begin concept-map hook
-        # [text | video] keys, one softmax over all of them; the map is over the video queries
+        # [text | video] keys, one softmax over all of them; the map is over the video queries. When the controller
+        # wants it, the attention call below gives it too: the fused kernel's per-row log-sum-exp and the logits of
+        # the concept columns (backbones/attention.py), no second attention pass
+        attention = F.scaled_dot_product_attention
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
             num_video = sequence_length - text_seq_length
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query[:, :, text_seq_length:], key, ctl.concept_key_mask(text_first=True, num_video=num_video),
-                    attn.scale,
-                )
             frames = ctl.context.get("frames", 1)
-            ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
+            attention = attention_recording_concept_map(
+                attention, ctl.concept_key_mask(text_first=True, num_video=num_video),
+                lambda probs: ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames)),
+                query_rows=slice(text_seq_length, None),
+            )
         # t2v-unlearn: end concept-map hook
 
-        hidden_states = F.scaled_dot_product_attention(
+        hidden_states = attention(
             query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
         )
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .attention import HookedAttnProcessor, concept_attention_probs
+from .attention import HookedAttnProcessor, attention_recording_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_llama_tokenizer
 from .loading import Component
@@ -101,7 +101,7 @@ class HunyuanVideoUnlearnAttnProcessor(HookedAttnProcessor):
     _attention_backend = None
     _parallel_config = None
 
-    # Copied from diffusers.models.transformers.transformer_hunyuan_video.HunyuanVideoAttnProcessor2_0.__call__
+    # Copied from diffusers.models.transformers.transformer_hunyuan_video.HunyuanVideoAttnProcessor2_0.__call__ with dispatch_attention_fn->attention
     def __call__(
         self,
         attn: nn.Module,
@@ -184,26 +184,23 @@ class HunyuanVideoUnlearnAttnProcessor(HookedAttnProcessor):
             value = torch.cat([value, encoder_value], dim=1)
 
         # t2v-unlearn: begin concept-map hook
-        # [video | text] keys (text LAST), padded text keys masked as the layer masks them
+        # [video | text] keys (text LAST), padded text keys masked as the layer masks them ([B, 1, 1, N]). When the
+        # controller wants the map, the attention call below gives it too (the fused kernel's log-sum-exp)
+        attention = dispatch_attention_fn
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
             batch_size, seq_len = query.shape[:2]
             num_video = seq_len - encoder_hidden_states.shape[1]
-            key_valid = None
-            if attention_mask is not None:  # [B, 1, 1, N] bool, False at padded text keys
-                key_valid = attention_mask.reshape(batch_size, -1, seq_len)[:, 0].bool()
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query[:, :num_video].transpose(1, 2), key.transpose(1, 2),
-                    ctl.concept_key_mask(text_first=False, num_video=num_video), attn.scale,
-                    key_padding_mask=key_valid,
-                )
             frames = ctl.context.get("frames", 1)
-            ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
+            attention = attention_recording_concept_map(
+                attention, ctl.concept_key_mask(text_first=False, num_video=num_video),
+                lambda probs: ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames)),
+                query_rows=slice(0, num_video), heads_first=False,
+            )
         # t2v-unlearn: end concept-map hook
 
         # 5. Attention
-        hidden_states = dispatch_attention_fn(
+        hidden_states = attention(
             query,
             key,
             value,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .attention import HookedAttnProcessor, concept_attention_probs
+from .attention import HookedAttnProcessor, attention_recording_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import tiny_t5_encoder, tiny_t5_tokenizer
 from .loading import Component, scheduler_from_folder
@@ -55,7 +55,7 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
     _attention_backend = None
     _parallel_config = None
 
-    # Copied from diffusers.models.transformers.transformer_wan.WanAttnProcessor.__call__
+    # Copied from diffusers.models.transformers.transformer_wan.WanAttnProcessor.__call__ with dispatch_attention_fn->attention
     def __call__(
         self,
         attn: nn.Module,
@@ -110,18 +110,19 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
             key = apply_rotary_emb(key, *rotary_emb)
 
         # t2v-unlearn: begin concept-map hook
-        # video queries [B, N, H, D] on the text keys only; padded keys masked if the layer masks them
+        # video queries [B, N, H, D] on the text keys only (I2V's image keys are left alone); padded keys masked if
+        # the layer masks them. When the controller wants the map, the attention call over the text keys gives it
+        # too (the fused kernel's log-sum-exp)
+        attention = dispatch_attention_fn
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
             b, n = query.shape[:2]
-            key_valid = attention_mask.reshape(b, -1, key.shape[1])[:, 0].bool() if attention_mask is not None else None
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query.transpose(1, 2), key.transpose(1, 2), ctl.concept_tokens, query.shape[-1] ** -0.5,
-                    key_padding_mask=key_valid,
-                )
             frames = ctl.context.get("frames", 1)
-            ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames))
+            attention = attention_recording_concept_map(
+                attention, ctl.concept_tokens,
+                lambda probs: ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames)),
+                heads_first=False,
+            )
         # t2v-unlearn: end concept-map hook
 
         # I2V task
@@ -133,7 +134,7 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
             key_img = key_img.unflatten(2, (attn.heads, -1))
             value_img = value_img.unflatten(2, (attn.heads, -1))
 
-            hidden_states_img = dispatch_attention_fn(
+            hidden_states_img = attention(
                 query,
                 key_img,
                 value_img,
@@ -147,7 +148,7 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
             hidden_states_img = hidden_states_img.flatten(2, 3)
             hidden_states_img = hidden_states_img.type_as(query)
 
-        hidden_states = dispatch_attention_fn(
+        hidden_states = attention(
             query,
             key,
             value,

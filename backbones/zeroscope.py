@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import HookedAttnProcessor, concept_attention_probs
+from .attention import HookedAttnProcessor, attention_recording_concept_map
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
 from .common import tiny_clip_text_encoder, tiny_clip_tokenizer
 from .loading import Component, scheduler_from_folder
@@ -60,7 +60,7 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
     real q (video tokens of one frame) and k (CLIP tokens), and the adapter on the attention output, with frames
     unfolded from the batch so the controller sees ``[B, F·H·W, C]`` and ``[B, F, H·W]``."""
 
-    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ with F.scaled_dot_product_attention->attention
     def __call__(
         self,
         attn: nn.Module,
@@ -127,26 +127,24 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
             key = attn.norm_k(key)
 
         # t2v-unlearn: begin concept-map hook
-        # queries are the video tokens of one frame (frames folded into the batch), keys the CLIP tokens only
+        # queries are the video tokens of one frame (frames folded into the batch), keys the CLIP tokens only. When
+        # the controller wants the map, the attention call below gives it too (the fused kernel's log-sum-exp)
+        attention = F.scaled_dot_product_attention
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
             ct = ctl.concept_tokens  # [B, L]
             if batch_size % ct.shape[0]:
                 raise ValueError(f"concept tokens for {ct.shape[0]} videos do not divide the folded batch {batch_size}")
             frames = batch_size // ct.shape[0]
-            key_valid = None
-            if attention_mask is not None and attention_mask.dtype == torch.bool:
-                key_valid = attention_mask[:, 0, 0]
-            with torch.no_grad():
-                probs = concept_attention_probs(
-                    query, key, ct.repeat_interleave(frames, dim=0), attn.scale, key_padding_mask=key_valid
-                )
-            ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1))
+            attention = attention_recording_concept_map(
+                attention, ct.repeat_interleave(frames, dim=0),
+                lambda probs: ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1)),
+            )
         # t2v-unlearn: end concept-map hook
 
         # the output of sdp = (batch, num_heads, seq_len, head_dim)
         # TODO: add support for attn.scale when we move to Torch 2.1
-        hidden_states = F.scaled_dot_product_attention(
+        hidden_states = attention(
             query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
         )
 

@@ -28,54 +28,27 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 GiB = 1024**3
 BF16 = 2
 
-# ------------------------------------------------------------------------------------------------ configs
-#: transformer/unet configs (diffusers), as published
-COGVIDEOX_2B = dict(
-    num_attention_heads=30, attention_head_dim=64, in_channels=16, out_channels=16, flip_sin_to_cos=True, freq_shift=0,
-    time_embed_dim=512, text_embed_dim=4096, num_layers=30, dropout=0.0, attention_bias=True, sample_width=90,
-    sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
-    activation_fn="gelu-approximate", timestep_activation_fn="silu", norm_elementwise_affine=True, norm_eps=1e-5,
-    spatial_interpolation_scale=1.875, temporal_interpolation_scale=1.0, use_rotary_positional_embeddings=False,
+# the published configurations live in fullsize_models.py (shared with fullsize_cost / smoke / gpu_step)
+from fullsize_models import (  # noqa: E402
+    CLIP_L14_TEXT,
+    COGVIDEOX_2B,
+    COGVIDEOX_5B,
+    HUNYUAN,
+    LLAVA_LLAMA3_8B,
+    OPENCLIP_H14_TEXT,
+    SD_VAE,
+    T5_XXL,
+    UMT5_XXL,
+    WAN_1_3B,
+    WAN_14B,
+    ZEROSCOPE_UNET,
+    cuda_attention_on_meta,
 )
-COGVIDEOX_5B = {**COGVIDEOX_2B, "num_attention_heads": 48, "num_layers": 42, "use_rotary_positional_embeddings": True}
-HUNYUAN = dict(
-    in_channels=16, out_channels=16, num_attention_heads=24, attention_head_dim=128, num_layers=20, num_single_layers=40,
-    num_refiner_layers=2, mlp_ratio=4.0, patch_size=2, patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True,
-    text_embed_dim=4096, pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56),
-)
-ZEROSCOPE_UNET = dict(
-    sample_size=32, in_channels=4, out_channels=4,
-    down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
-    up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
-    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1, mid_block_scale_factor=1,
-    act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=1024, attention_head_dim=64,
-)
-WAN_1_3B = dict(
-    patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096,
-    freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
-    image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024,
-)
-WAN_14B = {**WAN_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
-
-#: text encoders (transformers)
-T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-              relative_attention_num_buckets=32, feed_forward_proj="gated-gelu", dropout_rate=0.0)
-UMT5_XXL = {**T5_XXL, "vocab_size": 256384}
-LLAVA_LLAMA3_8B = dict(vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0)
-CLIP_L14_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                     num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu")
-OPENCLIP_H14_TEXT = dict(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-                         num_attention_heads=16, max_position_embeddings=77, projection_dim=1024, hidden_act="gelu")
-
-#: VAEs: the diffusers classes' defaults are the published configs, except SD's 2D VAE written out here
-SD_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-              up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-              latent_channels=4, norm_num_groups=32, sample_size=768)
 
 
 @dataclass
@@ -87,7 +60,7 @@ class Plan:
     vae: tuple[str, dict]
     sizes: list[tuple[str, int, int, int]]  # (label, frames, height, width): first = the backbone's default
     text_len: int
-    preserve_forward: bool  # β > 0 in the paper setting: a second adapted forward lives until backward
+    preserve_forward: bool  # β > 0 in the paper setting (a second adapted forward per step; its graph is freed first)
     notes: list[str] = field(default_factory=list)
 
 
@@ -136,25 +109,6 @@ def build_meta(plan: Plan) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ activation count
-class _FlashLikeSDPA(torch.autograd.Function):
-    """Stand-in for scaled_dot_product_attention on meta tensors: saves what flash attention saves."""
-
-    @staticmethod
-    def forward(ctx, q, k, v):
-        out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype, device=q.device)
-        lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
-        ctx.save_for_backward(q, k, v, out, lse)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):  # pragma: no cover - never run
-        raise NotImplementedError
-
-
-def _sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-    return _FlashLikeSDPA.apply(query, key, value)
-
-
 @contextlib.contextmanager
 def count_saved(params: set[int], block_of: list[str]):
     """Count bytes of tensors autograd saves (excluding parameters and views of them), per current block."""
@@ -178,7 +132,6 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
     """One adapted forward (batch 1) on meta: saved-activation bytes, per block and in total."""
     from backbones import backbone_class
     from backbones.base import PromptEmbedding, SamplingDefaults
-    import backbones.attention as am
     from unlearn.methods.t2vunlearning.adapters import AdapterController
     from unlearn.methods.t2vunlearning.losses import concept_mask, localization_loss, unlearning_loss
 
@@ -218,23 +171,19 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
             hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: block_of.__setitem__(0, n)))
             hooks.append(module.register_forward_hook(lambda m, a, o: block_of.__setitem__(0, "outside blocks")))
     params = {id(p) for p in den.parameters()} | {id(b) for b in den.buffers()} | {id(p) for p in ctl.parameters()}
-    real = torch.nn.functional.scaled_dot_product_attention
-    real_map = am.concept_attention_probs
-    torch.nn.functional.scaled_dot_product_attention = _sdpa
-    # the concept map runs under no_grad (nothing saved); its chunk loop is only slow on meta: stand in for it
-    am.concept_attention_probs = lambda q, k, concept, *a, **kw: torch.empty(q.shape[0], q.shape[2], device=q.device)
+    concept = torch.zeros(1, plan.text_len, dtype=torch.bool)
+    concept[0, 3:7] = True  # four concept tokens (the map's cost scales with their number)
     try:
-        with count_saved(params, block_of) as per_block:
-            with ctl.capturing(torch.zeros(1, plan.text_len, dtype=torch.bool, device="meta")):
+        # attention as on a CUDA device (flash / memory-efficient kernels: q, k, v, output and log-sum-exp saved)
+        with cuda_attention_on_meta(), count_saved(params, block_of) as per_block:
+            with ctl.capturing(concept):
                 out = bb.predict(x, t, cond)
-            outputs, maps = ctl.take()
+            squares, maps = ctl.take()
             block_of[0] = "losses"
             masks = [concept_mask(m)[1] for m in maps]
-            loss = unlearning_loss(out, torch.empty_like(out)) + localization_loss(outputs, masks)
-            del outputs
+            loss = unlearning_loss(out, torch.empty_like(out)) + localization_loss(squares, masks)
+            del squares
     finally:
-        torch.nn.functional.scaled_dot_product_attention = real
-        am.concept_attention_probs = real_map
         for h in hooks:
             h.remove()
     assert loss.requires_grad and len(maps) == len(sites), "the adapted forward must reach the adapters"
@@ -294,8 +243,12 @@ def estimate(plan: Plan, meta: dict[str, Any], m: dict[str, Any]) -> dict[str, f
     weights_all = (den_params + te_params + meta["vae_params"]) * BF16
     weights_denoiser = den_params * BF16
     adapters = m["adapter_params"] * 16  # fp32 weights + grads + two Adam moments
-    forwards = 2 if plan.preserve_forward else 1
-    concept_map_workspace = 2 * 2**26 * 4  # one fp32 logits chunk and its exp (backbones.attention)
+    # β > 0: the preservation forward is differentiated and freed before the unlearning forward starts
+    # (T2VUnlearning.compute_losses), so one forward's activations are alive at a time
+    forwards = 1
+    # the concept map: fp32 logits of the video queries on the concept columns (≤16 tokens) and their exp
+    heads = getattr(meta["denoiser"].config, "num_attention_heads", None) or 20
+    concept_map_workspace = 2 * heads * m["video_tokens"] * 16 * 4
     overhead = 1.5 * GiB  # CUDA context, cuBLAS/cuDNN workspaces, allocator slack (rough)
     act = m["saved_bytes"] * forwards + m["loss_bytes"]
     # transient working set of the busiest block during backward (grads of its activations): ~1 block's saves

@@ -19,8 +19,19 @@
    at 480×720 → 13 latent frames × 30 × 45 = 17,550 video tokens), random q and k. Each measurement runs in
    its own process and reads the peak resident memory (VmHWM) above the inputs.
 
+3. ``--mask-share`` (instead of 1 and 2): what the concept mask costs next to the adapted forward it rides on, at a
+   reduced geometry a CPU runs in minutes: the real CogVideoX-2B width (30 heads × 64, text 226 tokens, random
+   weights) with ``--mask-layers`` blocks, one latent frame at 480×720 (1,350 video tokens), float32. Times (CPU
+   time of the process) the adapted forward with the concept map captured and without (interleaved, best of
+   ``--repeats``); the share is
+   (with − without) ÷ without. The same for the previous route (chunked dense logits over all keys, the fallback of
+   ``backbones.attention``) shows what the log-sum-exp route saves. The full-size share in FLOPs is
+   ``fullsize_cost.py``'s.
+
 Usage: python benchmarks/step_cost.py [--samples 512] [--frames 25 --size 96] [--threads 1] [--skip-memory]
-The last line printed is ``speedup: <ratio>`` (cached vs regeneration, cache build included).
+       python benchmarks/step_cost.py --mask-share [--latent-frames 1] [--mask-layers 2] [--repeats 3]
+The last line printed is ``speedup: <ratio>`` (cached vs regeneration, cache build included), or with
+``--mask-share`` ``mask_share: <x>`` (target ≤ 0.1).
 """
 
 from __future__ import annotations
@@ -140,6 +151,64 @@ def memory(threads: int) -> list[dict]:
     return rows
 
 
+def mask_share(latent_frames: int, layers: int, repeats: int) -> dict:
+    """Adapted-forward time with and without the concept map, for the LSE route and the chunked route."""
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import backbones.attention as am
+    from backbones import PromptEmbedding
+    from fullsize_models import build_random_backbone
+    from unlearn.methods.t2vunlearning.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.losses import concept_mask
+
+    bb = build_random_backbone("cogvideox-2b", "cpu", "float32", text_layers=1, num_layers=layers)
+    sites = bb.attention_sites()
+    ctl = AdapterController([s.video_dim for s in sites], 128, [s.name for s in sites])
+    bb.attach_controller(ctl)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, *bb.latent_shape(4 * (latent_frames - 1) + 1, 480, 720), generator=g)
+    cond = PromptEmbedding(torch.randn(1, TEXT, 4096, generator=g))
+    concept = torch.zeros(1, TEXT, dtype=torch.bool)
+    concept[0, 3:7] = True
+    t = torch.tensor([500])
+
+    def forward(tokens) -> float:
+        # CPU time of this process, not wall time: on a shared machine other jobs' load stretches wall time
+        # (by 2-3x here) but not the work this forward does
+        start = time.process_time()
+        with ctl.capturing(tokens):
+            out = bb.predict(x, t, cond)
+        _, maps = ctl.take()
+        masks = [concept_mask(m)[1] for m in maps]  # the mask itself (thresholding) is part of its cost
+        seconds = time.process_time() - start
+        del out, masks
+        return seconds
+
+    fused = am._fused_kernel
+    routes = {"lse": fused, "chunked": lambda *a: None}
+    times: dict = {"without": [], "lse": [], "chunked": []}
+    forward(concept)  # warm-up (first-call costs)
+    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+        times["without"].append(forward(None))
+        for name, kernel in routes.items():
+            am._fused_kernel = kernel
+            try:
+                times[name].append(forward(concept))
+            finally:
+                am._fused_kernel = fused
+    best = {k: min(v) for k, v in times.items()}
+    out = {"latent_frames": latent_frames, "video_tokens": x.shape[1] * x.shape[3] * x.shape[4] // 4, "layers": layers,
+           "seconds": times, "best": best,
+           "mask_share": (best["lse"] - best["without"]) / best["without"],
+           "chunked_mask_share": (best["chunked"] - best["without"]) / best["without"]}
+    print(f"  adapted forward, {layers} CogVideoX-2B blocks, {out['video_tokens']} video + {TEXT} text tokens: "
+          f"{best['without']:.2f} CPU s without the map; with it {best['lse']:.2f} s (log-sum-exp route) and "
+          f"{best['chunked']:.2f} s (chunked route): mask share {out['mask_share']:.3f} vs {out['chunked_mask_share']:.3f}",
+          flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=512, help="training samples for both modes")
@@ -150,11 +219,23 @@ def main() -> None:
     ap.add_argument("--backbone", default="cogvideox-2b",
                     help="cogvideox-2b (tiny random, the default) or toy-cogvideox (shipped toy weights)")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--mask-share", action="store_true", help="measure the concept mask's share of the adapted forward")
+    ap.add_argument("--latent-frames", type=int, default=1, help="--mask-share: latent frames at 480x720")
+    ap.add_argument("--mask-layers", type=int, default=2, help="--mask-share: CogVideoX-2B blocks of the real width")
+    ap.add_argument("--repeats", type=int, default=3, help="--mask-share: timed forwards per variant (best kept)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.mask_share:
+        print(f"[3] concept mask vs adapted forward, CPU, {args.threads} thread(s)", flush=True)
+        res = mask_share(args.latent_frames, args.mask_layers, args.repeats)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=2)
+        print(f"mask_share: {res['mask_share']:.3f}")
+        return
     print(f"[1] training cost, {args.backbone}, {args.steps} sampling steps, {args.samples} samples", flush=True)
     t = timing(args.samples, args.steps, args.backbone, args.frames, args.size)
     speedup = t["regeneration"]["seconds"] / t["cached"]["seconds"]

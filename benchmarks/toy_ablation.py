@@ -93,6 +93,28 @@ def split_psr(row: dict, preserved: list[str], erased: str) -> tuple[float, floa
             statistics.mean(pc[k] for k in pc if k != erased and k not in preserved))
 
 
+def run_variant(config: str, run_dir: Path, overrides: list[str], rows: str, per_class: int | None = None,
+                reuse: bool = False, label: str = "") -> dict:
+    """``unlearn fit --config CONFIG`` plus ``overrides`` into ``run_dir`` (evaluation rows ``rows``, e.g.
+    "[original, t2vunlearning]"); returns its ``eval/metrics.json`` with the wall time. ``reuse`` keeps a run
+    folder that already holds its metrics."""
+    cmd = [sys.executable, "-m", "unlearn.cli", "fit", "--config", config,
+           "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
+           "--trainer.callbacks.rows", rows, *overrides]
+    if per_class:
+        cmd += ["--trainer.callbacks.per_class", str(per_class)]
+    done = run_dir / "eval" / "metrics.json"
+    start = time.perf_counter()
+    if reuse and done.is_file():
+        print(f"[{label}] reusing {done}", flush=True)
+    else:
+        print(f"[{label}] {' '.join(cmd[2:])}", flush=True)
+        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    metrics = json.loads(done.read_text())
+    return {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1), "overrides": overrides,
+            "prompt_suite_hash": metrics["prompt_suite_hash"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/toy_shapes.yaml")
@@ -109,25 +131,11 @@ def main() -> None:
     results: dict[str, dict] = {}
     names = args.only or list(VARIANTS)
     for i, name in enumerate(names):
-        run_dir = out / name
-        cmd = [sys.executable, "-m", "unlearn.cli", "fit", "--config", args.config,
-               "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
-               "--trainer.callbacks.rows", "[original, t2vunlearning]" if i == 0 else "[t2vunlearning]",
-               *VARIANTS[name]]
-        if args.epochs:
-            cmd += ["--trainer.max_epochs", str(args.epochs)]
-        if args.per_class:
-            cmd += ["--trainer.callbacks.per_class", str(args.per_class)]
-        done = run_dir / "eval" / "metrics.json"
-        start = time.perf_counter()
-        if args.reuse and done.is_file():
-            print(f"[{name}] reusing {done}", flush=True)
-        else:
-            print(f"[{name}] {' '.join(cmd[2:])}", flush=True)
-            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        metrics = json.loads(done.read_text())
-        results[name] = {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1),
-                         "overrides": VARIANTS[name], "prompt_suite_hash": metrics["prompt_suite_hash"]}
+        overrides = VARIANTS[name] + (["--trainer.max_epochs", str(args.epochs)] if args.epochs else [])
+        results[name] = run_variant(args.config, out / name, overrides,
+                                    "[original, t2vunlearning]" if i == 0 else "[t2vunlearning]", args.per_class,
+                                    args.reuse, name)
+        results[name]["overrides"] = VARIANTS[name]
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
     data_args = _data_args(args.config)
     concept, preserved = data_args["concept"], preserve_classes(data_args)

@@ -22,6 +22,8 @@ from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.tables import write_metrics
 from unlearn.video import write_mp4
 
+from .periods import Period
+
 #: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
 CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
 #: toy world suite: in-grammar prompts per class of the erased class(es) and their neighbours (ESR: 32 x 4 =
@@ -33,7 +35,8 @@ DEFAULT_OUT_OF_GRAMMAR = {"erased": 16, "neighbour": 2, "other": 1}
 class ErasureEvaluation(pl.Callback):
     """Generate the evaluation suite with each method row and write ESR-1/5 and PSR-1/5.
 
-    At the end of fit (and every ``every_n_epochs`` epochs if set) the rows are generated and classified;
+    At the end of fit (and every ``every_n_steps`` optimizer steps / ``every_n_epochs`` epochs if set) the rows
+    are generated and classified, with the text encoders and the VAE on the training device for the duration;
     ``metrics.json`` + ``metrics.md`` land in ``dirpath`` (default ``<default_root_dir>/eval``), and the
     numbers are logged to the active logger (a wandb table when wandb is the logger). The rows, the metrics
     and the table are those of :mod:`unlearn.evaluation` (the runner and the Lightning test loop use the same).
@@ -53,7 +56,8 @@ class ErasureEvaluation(pl.Callback):
             reported as their own columns (same keys, missing keys: 0). Default ``{"erased": 16,
             "neighbour": 2, "other": 1}``; ``{}``: no out-of-grammar split.
         seed: base seed of the evaluation videos.
-        every_n_epochs: also evaluate periodically (0: only at the end of fit).
+        every_n_steps: also evaluate every this many optimizer steps (0: off).
+        every_n_epochs: also evaluate every this many epochs (0: off).
         num_inference_steps: sampler steps (None: the backbone's default).
         guidance_scale: CFG scale (None: the backbone's default).
         batch_size: videos generated together.
@@ -63,7 +67,8 @@ class ErasureEvaluation(pl.Callback):
 
     def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
                  rows: list[str] | None = None, per_class: int = 2, per_group: dict[str, int] | None = None,
-                 out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_epochs: int = 0,
+                 out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_steps: int = 0,
+                 every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
                  dirpath: str | None = None, sample_videos: int = 2) -> None:
         self.suite_name = suite
@@ -77,7 +82,7 @@ class ErasureEvaluation(pl.Callback):
         self.per_group = dict(DEFAULT_PER_GROUP if per_group is None else per_group)
         self.out_of_grammar = dict(DEFAULT_OUT_OF_GRAMMAR if out_of_grammar is None else out_of_grammar)
         self.seed = seed
-        self.every_n_epochs = every_n_epochs
+        self.period = Period(every_n_steps, every_n_epochs)
         self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
         self.batch_size = batch_size
         self.dirpath = dirpath
@@ -106,9 +111,14 @@ class ErasureEvaluation(pl.Callback):
         if unlabelled:
             raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
                              "class (concept or category field); the erasure evaluation needs one per prompt")
+        with module.backbone.side_modules_on_device():
+            return self._evaluate(trainer, module, final, concept, erased, suite)
+
+    def _evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool, concept: str, erased: str,
+                  suite: Any) -> dict[str, Any]:
         evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=self.classifier_name,
                                              erased_classes=[erased]), suite.labels, concept)
-        generator = self.generator(module, concept, [concept, *getattr(dm, "synonyms", [])])
+        generator = self.generator(module, concept, [concept, *getattr(trainer.datamodule, "synonyms", [])])
         rows, timings, settings = {}, {}, None
         for row in self.rows:
             if row == "original" and self._original is not None:
@@ -200,8 +210,12 @@ class ErasureEvaluation(pl.Callback):
                                                for caption, path in items]
             logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if self.period.step_due(trainer) and trainer.is_global_zero:
+            self.evaluate(trainer, pl_module, final=False)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero:
+        if self.period.epoch_due(trainer) and trainer.is_global_zero:
             self.evaluate(trainer, pl_module, final=False)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

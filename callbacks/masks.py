@@ -11,22 +11,26 @@ from safetensors.torch import save_file
 
 from unlearn.methods.t2vunlearning import batch_embedding, concept_mask
 
+from .periods import Period
+
 
 class ConceptMaskCallback(pl.Callback):
-    """At the end of every ``every_n_epochs``-th epoch, run the current model on the first training batch
-    and save, per layer, the normalised concept attention map and its mask (``masks_epoch=N.safetensors``
-    and a PNG grid: rows = layers, columns = latent frames; left map, right mask). The grid is logged as an
-    image to wandb or TensorBoard when one is the logger.
+    """Every ``every_n_steps`` optimizer steps (and/or ``every_n_epochs`` epochs), run the current model on the
+    first training batch and save, per layer, the normalised concept attention map and its mask
+    (``masks_step=N.safetensors`` / ``masks_epoch=N.safetensors`` and a PNG grid: rows = layers, columns = latent
+    frames; left map, right mask). The grid is logged as an image to wandb or TensorBoard when one is the logger.
 
     Args:
         dirpath: output folder (default ``<default_root_dir>/masks``).
-        every_n_epochs: period in epochs.
+        every_n_steps: period in optimizer steps (0: off).
+        every_n_epochs: period in epochs (0: off).
         threshold: mask threshold (None: the model's ``mask_threshold``).
     """
 
-    def __init__(self, dirpath: str | None = None, every_n_epochs: int = 1, threshold: float | None = None) -> None:
+    def __init__(self, dirpath: str | None = None, every_n_steps: int = 0, every_n_epochs: int = 1,
+                 threshold: float | None = None) -> None:
         self.dirpath = dirpath
-        self.every_n_epochs = every_n_epochs
+        self.period = Period(every_n_steps, every_n_epochs)
         self.threshold = threshold
         self._batch = None
         self.last_files: list[Path] = []
@@ -35,9 +39,17 @@ class ConceptMaskCallback(pl.Callback):
         if self._batch is None and "x_t" in batch and "concept_tokens" in batch:
             self._batch = {k: v[:1] for k, v in batch.items()}
 
-    @torch.no_grad()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if self.period.step_due(trainer):
+            self._write(trainer, pl_module, f"step={trainer.global_step}")
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._batch is None or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if self.period.epoch_due(trainer):
+            self._write(trainer, pl_module, f"epoch={trainer.current_epoch}")
+
+    @torch.no_grad()
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> None:
+        if self._batch is None or not trainer.is_global_zero:
             return
         b = self._batch
         ctl = pl_module.controller
@@ -53,9 +65,9 @@ class ConceptMaskCallback(pl.Callback):
             rows.append(self._row(soft[0], mask[0]))
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "masks")
         out.mkdir(parents=True, exist_ok=True)
-        st = out / f"masks_epoch={trainer.current_epoch}.safetensors"
+        st = out / f"masks_{tag}.safetensors"
         save_file(tensors, st)
-        png = out / f"masks_epoch={trainer.current_epoch}.png"
+        png = out / f"masks_{tag}.png"
         width = max(r.shape[1] for r in rows)
         grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows])
         from PIL import Image

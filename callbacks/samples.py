@@ -8,18 +8,24 @@ import lightning.pytorch as pl
 
 from unlearn.video import write_mp4
 
+from .periods import Period
+
 
 class SampleVideoCallback(pl.Callback):
-    """Generate videos for ``prompts`` with the adapters on, every ``every_n_epochs`` epochs, plus the
-    original model's videos once at the start of fit (``original_*.mp4``) for comparison.
+    """Generate videos for ``prompts`` with the adapters on, every ``every_n_steps`` optimizer steps (and/or
+    ``every_n_epochs`` epochs), plus the original model's videos once at the start of fit (``original_*.mp4``)
+    for comparison. The module's ``generate`` brings the text encoders and the VAE back to the training device
+    for the duration (T2VUnlearning parks them after the pseudo-data cache is built) and decodes with VAE
+    tiling and slicing.
 
-    Videos go to ``dirpath`` as ``epoch=N_<i>.mp4`` and to wandb (``wandb.Video``) or TensorBoard
-    (``add_video``) when one is the logger.
+    Videos go to ``dirpath`` as ``step=N_<i>.mp4`` / ``epoch=N_<i>.mp4`` and to wandb (``wandb.Video``) or
+    TensorBoard (``add_video``) when one is the logger.
 
     Args:
         prompts: prompts to sample.
         dirpath: output folder (default ``<default_root_dir>/samples``).
-        every_n_epochs: period in epochs.
+        every_n_steps: period in optimizer steps (0: off).
+        every_n_epochs: period in epochs (0: off).
         seed: noise seed (same for every epoch, so videos are comparable).
         num_inference_steps: sampler steps (None: the backbone's default).
         guidance_scale: CFG scale (None: the backbone's default).
@@ -29,14 +35,15 @@ class SampleVideoCallback(pl.Callback):
         fps: frame rate of the written mp4.
     """
 
-    def __init__(self, prompts: list[str], dirpath: str | None = None, every_n_epochs: int = 1, seed: int = 0,
+    def __init__(self, prompts: list[str], dirpath: str | None = None, every_n_steps: int = 0,
+                 every_n_epochs: int = 1, seed: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: int = 8) -> None:
         if not prompts:
             raise ValueError("SampleVideoCallback needs at least one prompt")
         self.prompts = prompts
         self.dirpath = dirpath
-        self.every_n_epochs = every_n_epochs
+        self.period = Period(every_n_steps, every_n_epochs)
         self.seed = seed
         self.sampling = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                              num_frames=num_frames, height=height, width=width)
@@ -83,6 +90,10 @@ class SampleVideoCallback(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._render(trainer, pl_module, "original", adapters=False)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if self.period.step_due(trainer):
+            self._render(trainer, pl_module, f"step={trainer.global_step}", adapters=True)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        if self.period.epoch_due(trainer):
             self._render(trainer, pl_module, f"epoch={trainer.current_epoch}", adapters=True)

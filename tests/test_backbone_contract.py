@@ -431,16 +431,22 @@ def test_zeroscope_folds_frames_consistently():
     ctl = new_controller(bb, nonzero=0.1)
     x, t, c = inputs(bb)
     ct = bb.concept_token_mask(PROMPTS, [[CONCEPT]] * 2)
+    seen: list[tuple[int, ...]] = []
+    hooks = [a.register_forward_hook(lambda m, a, o: seen.append(tuple(a[0].shape))) for a in ctl.adapters]
     with torch.no_grad(), ctl.capturing(ct):
         bb.predict(x, t, c)
-    outs, maps = ctl.take()
+    for h in hooks:
+        h.remove()
+    outs, maps = ctl.take()  # per-token squares of the adapter outputs, [B, F*HW]
     f = x.shape[2]
-    for o, m, s in zip(outs, maps, sites):
-        assert o.shape[0] == 2 and o.shape[2] == s.video_dim and m.shape[:2] == (2, f)
-        assert o.shape[1] == m.shape[1] * m.shape[2]
+    assert len(outs) == len(maps) == len(sites) == len(seen)
+    for o, m, s, shape in zip(outs, maps, sites, seen):
+        assert shape[0] == 2 and shape[2] == s.video_dim and m.shape[:2] == (2, f)
+        assert o.shape == (2, shape[1]) and shape[1] == m.shape[1] * m.shape[2]
     # per-video adapter outputs do not depend on the batch partner (no mixing across the folded batch)
     with torch.no_grad(), ctl.capturing(ct[:1]):
         bb.predict(x[:1], t[:1], c[:1])
     outs1, maps1 = ctl.take()
     torch.testing.assert_close(outs1[0], outs[0][:1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(maps1[-1], maps[-1][:1], atol=1e-6, rtol=1e-5)
+

@@ -51,8 +51,9 @@ def test_a_drifted_copy_is_caught_with_a_diff(tmp_path, capsys):
     assert cc.main([str(drifted)]) == 1
     out = capsys.readouterr().out
     assert "no longer matches diffusers.models.attention_processor.CogVideoXAttnProcessor2_0.__call__" in out
-    assert "-    hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0" in out
-    assert "+    hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.1" in out
+    # the copy calls the attention its concept-map hook picks (the marker declares the rename F.sdpa->attention)
+    assert "-    hidden_states = attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0" in out
+    assert "+    hidden_states = attention(query, key, value, attn_mask=attention_mask, dropout_p=0.1" in out
 
     # a dropped line is drift too
     dropped = _with(text, "        if attn.norm_k is not None:\n            key = attn.norm_k(key)\n", "")

@@ -1,6 +1,7 @@
 """T2VUnlearning on the tiny CogVideoX: zero-init, only adapters change, the loss falls, the cache works."""
 
 import copy
+import weakref
 
 import lightning.pytorch as pl
 import pytest
@@ -139,3 +140,135 @@ def test_mask_layers_share_one_mask_built_from_the_chosen_layers():
     model.hparams.mask_layers = [0]
     with pytest.raises(ValueError, match="one token grid"):
         model.concept_masks([torch.rand(2, 3, 4), torch.rand(2, 3, 16)])
+
+
+def _batch(model, beta: bool = True, seed: int = 0):
+    """A training batch as the data module makes it (x_t, targets, conditioning, concept tokens, preserve pair)."""
+    g = torch.Generator().manual_seed(seed)
+    bb = model.backbone
+    shape = bb.latent_shape(9, 32, 32)
+    cond = bb.encode_prompts(PROMPTS)
+    batch = {"x_t": torch.randn(2, *shape, generator=g), "timesteps": torch.tensor([900, 400]),
+             "target": torch.randn(2, *shape, generator=g),
+             "concept_tokens": bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2),
+             **{f"cond.{k}": v for k, v in cond.to_dict().items()}}
+    if beta:
+        pre = bb.encode_prompts(["a person walking on the beach"] * 2)
+        batch.update({"pre_x_t": torch.randn(2, *shape, generator=g), "pre_timesteps": torch.tensor([700, 300]),
+                      "pre_target": torch.randn(2, *shape, generator=g),
+                      **{f"pre_cond.{k}": v for k, v in pre.to_dict().items()}})
+    return batch
+
+
+def _model(backbone="cogvideox-2b", **kw):
+    torch.manual_seed(0)
+    model = T2VUnlearning(backbone=backbone, tiny=True, torch_dtype="float32", adapter_dim=8, alpha=1.0, beta=2.0, **kw)
+    for a in model.controller.adapters:  # non-zero adapters: every term has a gradient
+        torch.nn.init.normal_(a.up.weight, std=0.05, generator=torch.Generator().manual_seed(1))
+    return model
+
+
+def _grads(model, losses):
+    params = list(model.controller.parameters())
+    return torch.autograd.grad(losses["total"], params)
+
+
+def test_preservation_term_is_backpropagated_on_its_own_with_the_same_gradient():
+    """β > 0: L_pre's graph is differentiated before the unlearning forward (never two graphs alive), and the
+    total's gradient is that of L_unlearn + α·L_loc + β·L_pre built as one graph."""
+    from unlearn.methods.t2vunlearning.data import batch_embedding
+    from unlearn.methods.t2vunlearning.losses import localization_loss, preservation_loss, unlearning_loss
+
+    model = _model()
+    batch = _batch(model)
+    bb, ctl = model.backbone, model.controller
+    pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
+    with ctl.capturing(batch["concept_tokens"]):
+        pred = bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
+    squares, maps = ctl.take()
+    joint = (unlearning_loss(pred, batch["target"]) + 1.0 * localization_loss(squares, model.concept_masks(maps))
+             + 2.0 * preservation_loss(pred_pre, batch["pre_target"]))
+    ref = torch.autograd.grad(joint, list(ctl.parameters()))
+
+    alive, graphs = [], []
+    real_predict = bb.predict
+
+    def predict(*a, **kw):  # how many earlier forward outputs (and so their graphs) are alive when a forward starts
+        alive.append(len([r for r in graphs if r() is not None]))
+        out = real_predict(*a, **kw)
+        graphs.append(weakref.ref(out))
+        return out
+
+    bb.predict = predict
+    try:
+        losses = model.compute_losses(batch)
+    finally:
+        del bb.predict
+    assert alive == [0, 0], "the preservation graph must be freed before the unlearning forward"
+    torch.testing.assert_close(losses["total"], joint, rtol=1e-6, atol=1e-7)
+    for g, r in zip(_grads(model, losses), ref):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-8)
+    assert not losses["pre"].requires_grad and losses["loc"] > 0
+
+
+@pytest.mark.parametrize("backbone", ["cogvideox-2b", "cogvideox-5b"])
+def test_gradient_checkpointing_keeps_losses_and_gradients(backbone):
+    """Recomputing the blocks in backward (with the concept map, L_loc's per-token squares and the separate
+    preservation gradient inside them) gives the same losses and adapter gradients."""
+    plain, ckpt = _model(backbone), _model(backbone, gradient_checkpointing=True)
+    ckpt.controller.load_state_dict(plain.controller.state_dict())
+    batch = _batch(plain)
+    calls = []
+    ckpt.backbone.denoiser.transformer_blocks[0].register_forward_pre_hook(lambda *a: calls.append(1))
+    a, b = plain.compute_losses(batch), ckpt.compute_losses(batch)
+    for k in ("unlearn", "loc", "pre", "total"):
+        torch.testing.assert_close(b[k], a[k], rtol=1e-6, atol=1e-8)
+    n_forward = len(calls)
+    for ga, gb in zip(_grads(plain, a), _grads(ckpt, b)):
+        torch.testing.assert_close(gb, ga, rtol=1e-5, atol=1e-8)
+    # preservation forward, its recomputation in its own backward, unlearning forward; then its recomputation
+    assert (n_forward, len(calls)) == (3, 4), "checkpointing must recompute the blocks in backward"
+
+
+def test_text_encoders_and_vae_leave_the_training_device_and_come_back_for_sampling(tmp_path):
+    """After the cache is built the components are parked (on the CPU); sampling brings them to the denoiser's
+    device for its duration, with VAE tiling, and parks them again."""
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, beta=0.0)
+    bb = model.backbone
+    assert set(bb.side_modules()) == {"text_encoder", "vae"}
+    moves = []
+    for name, module in bb.side_modules().items():
+        real_to = module.to
+
+        def to(*a, _name=name, _real=real_to, **kw):
+            moves.append((_name, str(a[0] if a else kw.get("device"))))
+            return _real(*a, **kw)
+
+        module.to = to
+    make_trainer(tmp_path, max_steps=1).fit(model, make_data(tmp_path, preserve_concept=None, preserve_prompts=None))
+    assert ("text_encoder", "cpu") in moves and ("vae", "cpu") in moves
+    moves.clear()
+    seen = {}
+    real_decode = bb.decode
+    bb.decode = lambda z: seen.update(tiling=bb.vae.use_tiling) or real_decode(z)
+    video = model.generate(["a person on the beach"], [0], num_inference_steps=2)
+    del bb.decode
+    assert video.shape[0] == 1 and seen == {"tiling": True} and not bb.vae.use_tiling
+    assert [m for m in moves if m[1] == str(bb.device)] and moves[-1][1] == "cpu"
+
+
+def test_callbacks_fire_on_step_periods(tmp_path):
+    """Runs are measured in optimizer steps: adapters and masks every N steps, named by the step."""
+    from callbacks import AdapterCheckpoint, ConceptMaskCallback
+
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, beta=0.0)
+    ckpt = AdapterCheckpoint(every_n_steps=2, every_n_epochs=0, keep_every_epoch=True)
+    masks = ConceptMaskCallback(every_n_steps=2, every_n_epochs=0)
+    dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None, batch_size=1)  # 8 draws per epoch
+    make_trainer(tmp_path, max_steps=5, max_epochs=-1, callbacks=[ckpt, masks]).fit(model, dm)
+    assert (tmp_path / "adapters" / "adapter_config.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "adapters_history").iterdir()) == ["step=2", "step=4"]
+    assert sorted(p.name for p in (tmp_path / "masks").glob("*.safetensors")) == ["masks_step=2.safetensors",
+                                                                                  "masks_step=4.safetensors"]
+    with pytest.raises(ValueError, match="every_n_steps"):
+        AdapterCheckpoint(every_n_steps=-1)

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from .losses import token_mean_squares
+
 
 class VideoTokenAdapter(nn.Module):
     """``o = Up(GELU(Down(h)))`` with ``Up`` zero-initialised, so the adapted model starts as the frozen one."""
@@ -34,9 +36,11 @@ class AdapterController(nn.Module):
     """All adapters of one backbone plus the per-forward switches the processors read.
 
     - ``enabled`` / ``scale``: adapters on (scaled) or off (frozen model).
-    - capture: inside :meth:`capturing`, adapter outputs ``o^l`` (``[B, N_video, C]``) and, if concept token
-      masks were given, the head-averaged attention mass of every video token on the concept tokens
-      (``[B, F, S]``) are recorded per site for the localization loss.
+    - capture: inside :meth:`capturing`, per site, the mean square of each video token's adapter output
+      (``mean_c (o^l_{n,c})²``, ``[B, N_video]`` float32, with gradient) and, if concept token masks were given,
+      the head-averaged attention mass of every video token on the concept tokens (``[B, F, S]``) are recorded
+      for the localization loss. The outputs themselves are not kept: ``‖o ⊙ (1 − M)‖²`` is a sum over tokens
+      of ``(1 − M_n)·‖o_n‖²``, so the per-token squares are all L_loc needs (no float32 copy of ``o``).
     """
 
     def __init__(self, dims: Sequence[int], inner_dim: int = 128, site_names: Sequence[str] | None = None) -> None:
@@ -50,7 +54,7 @@ class AdapterController(nn.Module):
         self.scale = 1.0
         self._capture = False
         self.concept_tokens: Tensor | None = None
-        self.outputs: dict[int, Tensor] = {}
+        self.token_squares: dict[int, Tensor] = {}
         self.concept_maps: dict[int, Tensor] = {}
         #: per-forward facts a processor may need (e.g. number of latent frames); set by the backbone
         self.context: dict[str, int] = {}
@@ -65,8 +69,12 @@ class AdapterController(nn.Module):
         o = adapter(video_tokens.to(dtype))
         if self.scale != 1.0:
             o = o * self.scale
-        if self._capture:
-            self.outputs[site] = o
+        if self._capture or (torch.is_grad_enabled() and o.requires_grad):
+            # also in trainable forwards outside a capture: gradient checkpointing recomputes this layer after
+            # the capture has ended, and the recomputation must save the same tensors as the forward did
+            squares = token_mean_squares(o)
+            if self._capture:
+                self.token_squares[site] = squares
         return video_tokens + o.to(video_tokens.dtype)
 
     @property
@@ -78,7 +86,7 @@ class AdapterController(nn.Module):
         self.concept_maps[site] = probs.detach()
 
     def concept_key_mask(self, text_first: bool, num_video: int) -> Tensor:
-        """Bool ``[B, N_keys]`` marking concept keys in a joint text+video key sequence."""
+        """Bool ``[B, N_keys]`` (on the CPU) marking concept keys in a joint text+video key sequence."""
         assert self.concept_tokens is not None
         ct = self.concept_tokens
         pad = torch.zeros(ct.shape[0], num_video, dtype=torch.bool, device=ct.device)
@@ -106,10 +114,12 @@ class AdapterController(nn.Module):
 
     @contextlib.contextmanager
     def capturing(self, concept_tokens: Tensor | None = None) -> Iterator[None]:
-        """Record adapter outputs (and concept maps when ``concept_tokens`` ``[B, L_text]`` is given)."""
+        """Record the adapters' per-token squares (and concept maps when ``concept_tokens`` ``[B, L_text]`` is
+        given). The token masks are kept on the CPU, where the processors find the concept columns without a
+        device synchronisation per layer (one copy per forward instead)."""
         self._capture = True
-        self.concept_tokens = concept_tokens
-        self.outputs, self.concept_maps = {}, {}
+        self.concept_tokens = None if concept_tokens is None else concept_tokens.to("cpu", torch.bool)
+        self.token_squares, self.concept_maps = {}, {}
         try:
             yield
         finally:
@@ -117,8 +127,9 @@ class AdapterController(nn.Module):
             self.concept_tokens = None
 
     def take(self) -> tuple[list[Tensor], list[Tensor]]:
-        """Captured adapter outputs and concept maps, in site order; clears them."""
-        outs = [self.outputs[i] for i in sorted(self.outputs)]
+        """Captured per-token adapter squares (``[B, N_video]``) and concept maps, in site order; clears them."""
+        squares = [self.token_squares[i] for i in sorted(self.token_squares)]
         maps = [self.concept_maps[i] for i in sorted(self.concept_maps)]
-        self.outputs, self.concept_maps = {}, {}
-        return outs, maps
+        self.token_squares, self.concept_maps = {}, {}
+        return squares, maps
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor
@@ -47,28 +48,44 @@ def concept_mask(concept_map: Tensor, threshold: float = 0.5) -> tuple[Tensor, T
     return soft, (soft >= threshold).float()
 
 
-def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
+def token_mean_squares(o: Tensor) -> Tensor:
+    """``mean_c o[..., c]²`` per token in float32: ``[..., N]`` from adapter outputs ``[..., N, C]``.
+
+    What L_loc needs of an adapter output (the controller records it per layer instead of ``o``). The norm
+    kernel accumulates in float32 from ``o``'s own dtype with autocast off, so under ``bf16-mixed`` no float32
+    copy of ``o`` is made or kept; its backward holds ``o`` itself, which gradient checkpointing recomputes like
+    any activation of the layer.
+    """
+    off = torch.autocast(device_type=o.device.type, enabled=False) if o.device.type in ("cuda", "cpu") else nullcontext()
+    with off:
+        return torch.linalg.vector_norm(o, dim=-1, dtype=torch.float32).square() / o.shape[-1]
+
+
+def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
     """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer and each video normalised by its number of masked-out
     entries, then averaged over the batch.
 
     Args:
-        adapter_outputs: per layer ``[B, N, C]`` adapter outputs on the video tokens.
+        token_squares: per layer ``[B, N]``: :func:`token_mean_squares` of the adapter outputs ``o^l``
+            (``[B, N, C]``), i.e. ``‖o_n‖² / C`` per video token (what :class:`AdapterController` records).
         masks: per layer ``[B, N]`` (or ``[B, F, S]`` with ``F·S = N``) concept masks, 1 inside the concept.
 
-    A video whose mask covers every token contributes 0. Averaging per video (not over the pooled batch) makes
-    the loss of a batch the mean of its videos' losses, like the other terms: N processes with batch B then
-    train exactly as one process with batch N·B (DDP averages the gradients), and with batch 1 (the paper's)
-    both normalisations are the same.
+    Since ``‖o ⊙ (1 − M)‖² = Σ_n (1 − M_n)²·‖o_n‖²`` and a video's masked-out entries number ``C·Σ_n (1 − M_n)``,
+    a video's term is ``Σ_n (1 − M_n)²·(‖o_n‖²/C) / Σ_n (1 − M_n)``: the per-token squares are all L_loc needs,
+    so no float32 copy of an adapter output is kept. A video whose mask covers every token contributes 0.
+    Averaging per video (not over the pooled batch) makes the loss of a batch the mean of its videos' losses,
+    like the other terms: N processes with batch B then train exactly as one process with batch N·B (DDP
+    averages the gradients), and with batch 1 (the paper's) both normalisations are the same.
     """
-    if len(adapter_outputs) != len(masks) or not adapter_outputs:
-        raise ValueError(f"need one mask per adapter output; got {len(adapter_outputs)} outputs and {len(masks)} masks")
-    total = adapter_outputs[0].new_zeros((), dtype=torch.float32)
-    for o, m in zip(adapter_outputs, masks):
+    if len(token_squares) != len(masks) or not token_squares:
+        raise ValueError(f"need one mask per adapter output; got {len(token_squares)} outputs and {len(masks)} masks")
+    total = token_squares[0].new_zeros((), dtype=torch.float32)
+    for sq, m in zip(token_squares, masks):
         m = m.reshape(m.shape[0], -1)
-        if m.shape != o.shape[:2]:
-            raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(o.shape[:2])}")
-        outside = (1.0 - m.to(o.device, torch.float32))[..., None]
-        count = outside.sum(dim=(1, 2)) * o.shape[-1]
-        per_video = ((o.float() * outside) ** 2).sum(dim=(1, 2)) / count.clamp_min(1.0)
+        if sq.dim() != 2 or m.shape != sq.shape:
+            raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(sq.shape)}")
+        outside = 1.0 - m.to(sq.device, torch.float32)
+        # the normalisation: each video's masked-out entries (its tokens outside the mask × channels)
+        per_video = (sq * outside.square()).sum(dim=1) / outside.sum(dim=1).clamp_min(1.0)
         total = total + per_video.mean()
-    return total / len(adapter_outputs)
+    return total / len(token_squares)

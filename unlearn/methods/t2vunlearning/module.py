@@ -121,28 +121,47 @@ class T2VUnlearning(pl.LightningModule):
         return out
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """All loss terms for one batch of pseudo data."""
+        """All loss terms for one batch of pseudo data; ``total`` backpropagates to the gradient of
+        ``L_unlearn + α·L_loc + β·L_pre``.
+
+        With β > 0 the preservation term runs first and, when gradients are on, is differentiated at once
+        (``torch.autograd.grad``): its graph is freed before the unlearning forward builds the next one, so the
+        two forwards never hold activations together. Its gradient reaches the adapters through the one
+        backward of ``total`` (a term ``Σ p·g − Σ p·g|detached``: value 0, gradient ``g``), so Lightning's
+        backward, gradient accumulation, clipping and strategies see an ordinary loss.
+        """
         hp = self.hparams
         bb = self.backbone
+        losses: dict[str, Tensor] = {}
+        pre_grads: list[tuple[Tensor, Tensor]] = []
+        if hp.beta > 0 and "pre_x_t" in batch:
+            pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
+            losses["pre"] = preservation_loss(pred_pre, batch["pre_target"])
+            params = [p for p in self.controller.parameters() if p.requires_grad]
+            if losses["pre"].requires_grad and params:
+                grads = torch.autograd.grad(hp.beta * losses["pre"], params, allow_unused=True)
+                pre_grads = [(p, g) for p, g in zip(params, grads) if g is not None]
+                losses["pre"] = losses["pre"].detach()
+            del pred_pre
         cond = batch_embedding(batch, "cond.")
         tokens = batch.get("concept_tokens") if hp.alpha > 0 else None
         with self.controller.capturing(tokens):
             pred = bb.predict(batch["x_t"], batch["timesteps"], cond)
-        outputs, maps = self.controller.take()
-        losses = {"unlearn": unlearning_loss(pred, batch["target"])}
+        squares, maps = self.controller.take()
+        losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
         if hp.alpha > 0:
             if tokens is None:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
             masks = self.concept_masks(maps)
-            losses["loc"] = localization_loss(outputs, masks)
+            losses["loc"] = localization_loss(squares, masks)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
-        if hp.beta > 0 and "pre_x_t" in batch:
-            pre_cond = batch_embedding(batch, "pre_cond.")
-            pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], pre_cond)
-            losses["pre"] = preservation_loss(pred_pre, batch["pre_target"])
+        if "pre" in losses:
             loss = loss + hp.beta * losses["pre"]
+        if pre_grads:
+            injected = sum((p * g).sum() for p, g in pre_grads)
+            loss = loss + (injected - injected.detach())
         losses["total"] = loss
         return losses
 
@@ -205,6 +224,11 @@ class T2VUnlearning(pl.LightningModule):
         self._resumed_rng_states = checkpoint.get("rng_states")
 
     def on_train_start(self) -> None:
+        # with the pseudo-data cache the text encoders and the VAE have done their work (the cache holds the
+        # conditioning): off the training device until a sampling callback brings them back
+        # (`VideoBackbone.side_modules_on_device`). Per-step regeneration encodes prompts in every step: they stay.
+        if getattr(self.trainer.datamodule, "use_cache", True):
+            self.backbone.park_side_modules()
         # set last, once everything before the first resumed step (cache, dataloader) has run
         states = getattr(self, "_resumed_rng_states", None)
         if states:
@@ -219,9 +243,9 @@ class T2VUnlearning(pl.LightningModule):
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) with the adapters on (unlearned) or off (original)."""
         ctx = self.controller.scaled(1.0) if adapters else self.controller.disabled()
-        with ctx:
+        with ctx, self.backbone.side_modules_on_device(vae_tiling=True):
             latents = self.backbone.sample(prompts, seeds, **sampling)
-        return self.backbone.decode(latents)
+            return self.backbone.decode(latents)
 
     def adapter_norm(self) -> float:
         return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.controller.parameters()))

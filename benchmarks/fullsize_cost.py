@@ -1,0 +1,293 @@
+"""What a paper-setting run costs at full size: FLOPs counted on the real architectures, projected to an H100.
+
+No weights and no GPU: every backbone is the real diffusers transformer built from its published configuration on
+the ``meta`` device (``fullsize_models.py``), wrapped by the real ``T2VUnlearning`` module with its adapters, and
+``torch.utils.flop_counter.FlopCounterMode`` counts what the real training step runs — ``compute_losses`` and the
+backward of its total (attention as a CUDA device runs it: the flash / memory-efficient kernels, whose FLOPs the
+counter knows). Per backbone at the geometry of its config:
+
+- ``fwd/step``: transformer forwards per training step, counted by a hook on the denoiser during the step;
+- ``TFLOP/step`` and the concept mask's share: the step with α > 0 minus the same step without the map, as a
+  share of the step and of one adapted forward (the target: ≤ 10 % of the adapted forward);
+- peak training memory (GiB): ``memory_plan.py``'s estimate (saved activations measured on meta) for the code as
+  it is now (text encoders and VAE parked after the cache build, one forward graph alive at a time);
+- ``s/step``: FLOPs ÷ (40 % of an H100's 989 TFLOPS dense bf16);
+- the whole run of the backbone's config: pseudo data (trajectories from the config's data module, denoiser
+  calls per trajectory counted by running the real sampler of the family's tiny model with the config's
+  sampler settings, × the FLOPs of one full-size forward) + training steps (``trainer.max_steps``; a config
+  still in epochs runs ``max_epochs`` passes over its cached samples) × s/step.
+
+These are projections: FLOPs are exact for the architectures, the 40 % MFU is an assumption (``--mfu``), and
+elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures the same step on a GPU.
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b ...] [--mfu 0.4]
+       [--set trainer.max_steps=500 --set data.augment=32] [--json out.json] [--markdown out.md]
+``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
+CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes: <x>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import math
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import memory_plan as mp  # noqa: E402
+from fullsize_models import FULLSIZE, cuda_attention_on_meta, training_batch  # noqa: E402
+
+from backbones import PromptEmbedding, build_backbone  # noqa: E402
+from backbones.attention import concept_attention_probs  # noqa: E402
+from unlearn.methods.t2vunlearning import T2VUnlearning  # noqa: E402
+from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories  # noqa: E402
+
+H100_BF16_DENSE = 989.4e12  # FLOP/s, SXM, without sparsity
+V100_FP16_TENSOR = 125e12  # FLOP/s, SXM2 (the paper's GPU; it has no bf16 tensor cores)
+#: the paper's appendix: 500 epochs take ≈2 h (CogVideoX-2B, HunyuanVideo) and ≈4 h (CogVideoX-5B) on one V100
+PAPER_SECONDS_PER_EPOCH = {"cogvideox-2b": 2 * 3600 / 500, "cogvideox-5b": 4 * 3600 / 500, "hunyuanvideo": 2 * 3600 / 500}
+
+
+# ------------------------------------------------------------------------------------------------ configs
+def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The config as the CLI resolves it (includes, interpolations, ``--set`` overrides given as CLI options):
+    its trainer section and the model's and data module's ``init_args`` (with their ``class_path``)."""
+    from unlearn.cli import main as cli
+
+    cfg: dict[str, Any] = {"trainer": {}, "model": {}, "data": {}}
+    if not path:
+        return cfg
+    args = ["fit", "--config", str(ROOT / path)]
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or key.split(".")[0] not in cfg:
+            raise SystemExit(f"--set {item!r}: use trainer.KEY=VALUE, model.KEY=VALUE or data.KEY=VALUE")
+        args.append(f"--{key}={value}")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+        # LightningCLI warns that this script's own argv differs from the args it is given: intended here
+        warnings.simplefilter("ignore")
+        try:
+            cli([*args, "--print_config"])
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+    raw = yaml.safe_load(printed.getvalue())
+    cfg["trainer"] = dict(raw.get("trainer") or {})
+    for section in ("model", "data"):
+        cfg[section] = {**(raw.get(section, {}).get("init_args") or {}), "class_path": raw.get(section, {}).get("class_path")}
+    return cfg
+
+
+def data_module(cfg: dict[str, Any]):
+    """The config's data module, built for real (prompts, preserve prompts, trajectory requests)."""
+    args = {k: v for k, v in cfg["data"].items() if k != "class_path"}
+    module, _, cls = (cfg["data"].get("class_path") or "unlearn.methods.t2vunlearning.ConceptDataModule").rpartition(".")
+    # nothing is generated or cached here: only the prompts and the trajectory requests are read
+    return getattr(importlib.import_module(module), cls)(**{**args, "cache_dir": tempfile.gettempdir()})
+
+
+# ------------------------------------------------------------------------------------------------ counting
+def meta_model(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> T2VUnlearning:
+    """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width)."""
+    model = T2VUnlearning(backbone=f"random-{name}", backbone_kwargs={"device": "meta", "num_layers": num_layers},
+                          alpha=alpha, beta=beta, gradient_checkpointing=ckpt)
+    model.controller.to("meta")
+    return model
+
+
+def count_step(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> dict[str, float]:
+    """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total)."""
+    model = meta_model(name, alpha, beta, ckpt, num_layers)
+    calls = []
+    model.backbone.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
+    batch = training_batch(model.backbone, name, preserve=beta > 0)
+    with cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
+        losses = model.compute_losses(batch)
+        losses["total"].backward()
+    assert all(p.grad is not None for p in model.controller.parameters()), "every adapter must get a gradient"
+    return {"flops": fc.get_total_flops(), "forwards": len(calls)}
+
+
+def count_forward(name: str, adapters: bool) -> float:
+    """FLOPs of one full-size denoiser forward at batch 1 (adapted with gradients on, or frozen under no_grad)."""
+    model = meta_model(name, 0.0, 0.0, False)
+    batch = training_batch(model.backbone, name)
+    cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
+    with cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
+        if adapters:
+            model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
+        else:
+            with torch.no_grad(), model.controller.disabled():
+                model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
+    return fc.get_total_flops()
+
+
+def chunked_map_flops(name: str) -> float:
+    """FLOPs of the previous route (chunked dense logits over all keys, backbones.concept_attention_probs) for
+    every site at the row's geometry (matmuls only: its logsumexp/exp passes over the same logits are not FLOPs)."""
+    model = meta_model(name, 0.0, 0.0, False)
+    bb, spec = model.backbone, FULLSIZE[name]
+    cfg = bb.denoiser.config
+    heads, dim = cfg.num_attention_heads, cfg.attention_head_dim
+    tokens = mp.video_tokens(_plan(name), bb.denoiser, bb.latent_shape(*spec.geometry))
+    keys = spec.text_len if name.startswith("wan") else spec.text_len + tokens  # Wan: cross-attention on text
+    q = torch.empty(1, heads, tokens, dim, dtype=torch.bfloat16, device="meta")
+    k = torch.empty(1, heads, keys, dim, dtype=torch.bfloat16, device="meta")
+    with FlopCounterMode(display=False) as fc:
+        concept_attention_probs(q, k, torch.zeros(1, keys, dtype=torch.bool), chunk_size=max(1, 2**26 // (heads * keys)))
+    return fc.get_total_flops() * len(bb.attention_sites())
+
+
+def pseudo_forwards_per_trajectory(name: str, settings: SamplerSettings, generation_batch_size: int,
+                                   loss_prompt_differs: bool) -> float:
+    """Denoiser sample-forwards (batch elements) per trajectory: the family's tiny model runs the real
+    ``make_trajectories`` with the config's sampler settings (steps, guidance, recorded steps), counted by a hook;
+    the count depends on the sampler, not on the model's size."""
+    bb = build_backbone(name, tiny=True, torch_dtype="float32")
+    d = bb.defaults
+    tiny = SamplerSettings(d.num_frames, d.height, d.width, settings.num_inference_steps, settings.guidance_scale,
+                           record_steps=settings.record_steps)
+    n = generation_batch_size
+    reqs = [TrajectoryRequest("unlearn", f"a golf ball number {i}", i,
+                              "a golf ball" if loss_prompt_differs else f"a golf ball number {i}") for i in range(n)]
+    samples = []  # batch size of every denoiser call (the wrappers call it with keyword arguments)
+    bb.denoiser.register_forward_pre_hook(lambda m, a, kw: samples.append(kw["hidden_states"].shape[0]), with_kwargs=True)
+    make_trajectories(bb, reqs, tiny, eta=1.0)
+    return sum(samples) / n
+
+
+def _plan(name: str) -> mp.Plan:
+    return next(p for p in mp.PLANS if p.registry == name)
+
+
+def memory(name: str) -> dict[str, float]:
+    plan = _plan(name)
+    meta = mp.build_meta(plan)
+    m = mp.measure(plan, meta, *FULLSIZE[name].geometry)
+    return {**mp.estimate(plan, meta, m), "video_tokens": m["video_tokens"]}
+
+
+# ------------------------------------------------------------------------------------------------ one row
+def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
+    spec = FULLSIZE[name]
+    cfg = load_config(spec.config or FULLSIZE["cogvideox-2b"].config, overrides)
+    hp = cfg["model"]
+    alpha, beta = float(hp.get("alpha", 1.0)), float(hp.get("beta", 0.0))
+    ckpt = bool(hp.get("gradient_checkpointing", False))
+    flops_s = mfu * H100_BF16_DENSE
+    t0 = time.time()
+    step = count_step(name, alpha, beta, ckpt)
+    no_map = count_step(name, 0.0, beta, ckpt)
+    fwd = count_forward(name, adapters=True)
+    frozen = count_forward(name, adapters=False)
+    mask = step["flops"] - no_map["flops"]
+    old_map = chunked_map_flops(name)
+    mem = memory(name)
+    # pseudo data and schedule of the config
+    dm = data_module(cfg)
+    un, pre = dm.requests()
+    if beta <= 0:
+        pre = []
+    settings = SamplerSettings(*spec.geometry, int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
+                               float(cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None
+                                     else spec.sampling[1]),
+                               record_steps=tuple(cfg["data"]["record_steps"]) if cfg["data"].get("record_steps") else None)
+    per_traj = pseudo_forwards_per_trajectory(name, settings, int(cfg["data"].get("generation_batch_size", 1)),
+                                              dm.loss_condition == "concept")
+    samples = len(un) * len(settings.steps())
+    batch = int(cfg["data"].get("batch_size", 1))
+    if int(cfg["trainer"].get("max_steps") or -1) > 0:
+        steps, schedule = int(cfg["trainer"]["max_steps"]), "max_steps"
+    else:
+        steps = int(cfg["trainer"].get("max_epochs") or 1) * math.ceil(samples / batch)
+        schedule = f"max_epochs {cfg['trainer'].get('max_epochs')} x {math.ceil(samples / batch)} batches"
+    trajectories = len(un) + len(pre)
+    pseudo_s = trajectories * per_traj * frozen / flops_s
+    step_s = step["flops"] / flops_s
+    out = {
+        "backbone": name, "config": spec.config or "(none: cogx2b_nudity's data and schedule)",
+        "geometry": "x".join(map(str, spec.geometry)), "video_tokens": mem["video_tokens"],
+        "alpha": alpha, "beta": beta, "gradient_checkpointing": ckpt,
+        "forwards_per_step": step["forwards"], "step_tflop": step["flops"] / 1e12,
+        "adapted_forward_tflop": fwd / 1e12, "frozen_forward_tflop": frozen / 1e12,
+        "mask_tflop": mask / 1e12, "mask_share_of_step": mask / step["flops"], "mask_share_of_forward": mask / fwd,
+        "chunked_map_tflop": old_map / 1e12, "chunked_map_share_of_forward": old_map / fwd,
+        "peak_gib_no_ckpt": mem["no_ckpt_denoiser_only"], "peak_gib_ckpt": mem["ckpt_denoiser_only"],
+        "peak_gib_ckpt_all_weights": mem["ckpt_all"],
+        "seconds_per_step": step_s, "trajectories": trajectories, "forwards_per_trajectory": per_traj,
+        "seconds_per_trajectory": per_traj * frozen / flops_s, "pseudo_data_minutes": pseudo_s / 60,
+        "training_steps": steps, "schedule": schedule, "cached_samples": samples,
+        "training_minutes": steps * step_s / 60, "run_minutes": (pseudo_s + steps * step_s) / 60,
+        "count_seconds": round(time.time() - t0, 1),
+    }
+    if name in PAPER_SECONDS_PER_EPOCH:
+        out["v100_seconds_per_step"] = step["flops"] / (0.4 * V100_FP16_TENSOR)
+        out["paper_seconds_per_epoch"] = PAPER_SECONDS_PER_EPOCH[name]
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
+    lines = [f"| backbone (config) | frames×H×W (video tokens) | α, β, ckpt | fwd/step | TFLOP/step | mask: share of step / "
+             f"of adapted fwd (chunked route before) | peak GiB no ckpt / ckpt | s/step (H100 @{mfu:.0%}) | pseudo data: "
+             "trajectories × s | steps | whole run (min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['backbone']} (`{r['config']}`) | {r['geometry']} ({r['video_tokens']:,}) | {r['alpha']:g}, {r['beta']:g}, "
+            f"{'yes' if r['gradient_checkpointing'] else 'no'} | {r['forwards_per_step']} | {r['step_tflop']:.0f} | "
+            f"{r['mask_share_of_step']:.3%} / {r['mask_share_of_forward']:.3%} ({r['chunked_map_share_of_forward']:.0%}) | "
+            f"{r['peak_gib_no_ckpt']:.0f} / {r['peak_gib_ckpt']:.0f} | {r['seconds_per_step']:.2f} | "
+            f"{r['trajectories']} × {r['seconds_per_trajectory']:.0f} = {r['pseudo_data_minutes']:.1f} min | "
+            f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", default=None, help=f"rows to run (default all: {', '.join(FULLSIZE)})")
+    ap.add_argument("--mfu", type=float, default=0.4, help="assumed model-FLOPs utilisation of the H100")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key of every row, e.g. trainer.max_steps=500 or data.augment=32")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--markdown", default=None)
+    args = ap.parse_args(argv)
+    torch.set_grad_enabled(True)
+    rows = []
+    for name in args.only or list(FULLSIZE):
+        r = row(name, args.overrides, args.mfu)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+        if "paper_seconds_per_epoch" in r:
+            print(f"  {name}: the paper's epoch took {r['paper_seconds_per_epoch']:.1f} s on a V100; one training step "
+                  f"is {r['step_tflop']:.0f} TFLOP = {r['v100_seconds_per_step']:.1f} s at 40% of its 125 TFLOPS: one "
+                  f"epoch ≈ {r['paper_seconds_per_epoch'] / r['v100_seconds_per_step']:.1f} steps, not a pass over "
+                  f"{r['cached_samples']} cached samples", flush=True)
+    table = markdown(rows, args.mfu)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"mfu": args.mfu, "overrides": args.overrides, "rows": rows}, indent=2))
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    cog = next((r for r in rows if r["backbone"] == "cogvideox-2b"), None)
+    if cog is not None:
+        print(f"cogx2b_nudity_h100_minutes: {cog['run_minutes']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
