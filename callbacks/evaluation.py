@@ -14,6 +14,7 @@ from unlearn.evaluation import (
     MethodMetrics,
     MethodSpec,
     MetricConfig,
+    apply_row_options,
     load_suite,
     score_in_memory,
 )
@@ -46,12 +47,15 @@ class ErasureEvaluation(pl.Callback):
         batch_size: videos generated together.
         dirpath: output folder.
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
+        row_options: per row (``negprompt``, ``safree``), the options of its baseline (``MethodSpec.options``),
+            e.g. ``{safree: {schedule: self_validating}}``; recorded in ``metrics.json``.
     """
 
     def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
                  rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
-                 dirpath: str | None = None, sample_videos: int = 2) -> None:
+                 dirpath: str | None = None, sample_videos: int = 2,
+                 row_options: dict[str, dict[str, Any]] | None = None) -> None:
         self.suite_name = suite
         self.classifier_name = classifier
         self.erased_class = erased_class
@@ -66,6 +70,7 @@ class ErasureEvaluation(pl.Callback):
         self.batch_size = batch_size
         self.dirpath = dirpath
         self.sample_videos = sample_videos
+        self.row_options = dict(row_options or {})
         self.results: dict[str, Any] | None = None
         self._original: tuple[dict, Any] | None = None
 
@@ -76,6 +81,7 @@ class ErasureEvaluation(pl.Callback):
             live = row in ("t2vunlearning", "refusal_vector")
             specs.append(MethodSpec(kind=row, concept=concept, live=live,
                                     keywords=list(keywords) if row == "safree" else None))
+        apply_row_options(specs, self.row_options)
         return MethodGenerator(module.backbone, specs, concept=concept, sampling=self.sampling,
                                switch=module.controller)
 

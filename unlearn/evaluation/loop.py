@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from backbones import build_backbone
 from unlearn.io import atomic_write_text
 
-from .rows import SAMPLING_KEYS, MethodGenerator, parse_methods
+from .rows import SAMPLING_KEYS, MethodGenerator, apply_row_options, parse_methods
 from .runner import json_ready
 from .scoring import Evaluators, MethodMetrics, MetricConfig, flatten_row
 from .store import VideoStore, video_key
@@ -98,6 +98,8 @@ class EvaluationModule(pl.LightningModule):
         adapters / refusal: paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
         safree_keywords: SAFREE's concept keywords (default ``[concept]``).
+        row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
+            ``{negprompt: {guidance_scale: 6.0}, safree: {schedule: self_validating}}``.
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
             ``references``).
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
@@ -126,6 +128,7 @@ class EvaluationModule(pl.LightningModule):
         refusal: str | None = None,
         concept: str | None = None,
         safree_keywords: list[str] | None = None,
+        row_options: dict[str, dict[str, Any]] | None = None,
         metrics: list[str] | None = None,
         classifier: str | nn.Module = "toyworld",
         erased_classes: list[str] | None = None,
@@ -147,6 +150,7 @@ class EvaluationModule(pl.LightningModule):
         for spec in specs:
             if spec.kind == "safree" and safree_keywords:
                 spec.keywords = list(safree_keywords)
+        apply_row_options(specs, row_options)
         bb = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {}))
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
@@ -241,7 +245,7 @@ class EvaluationModule(pl.LightningModule):
             "num_prompts": len(suite) if suite is not None else None,
             "seeds": [it.seed for it in suite] if suite is not None else None,
             "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
-            "methods": {n: s.describe(self.hparams.concept) for n, s in self.generator.specs.items()},
+            "methods": {n: self.generator.describe(n) for n in self.generator.specs},
         }
         by_class = classification_by_class(results["rows"])
         if len(by_class) == 1:

@@ -48,7 +48,7 @@ from backbones import build_backbone
 from unlearn.io import atomic_write_text
 
 from . import plots
-from .rows import MethodGenerator, MethodSpec, parse_methods
+from .rows import MethodGenerator, MethodSpec, apply_row_options, parse_methods
 from .scoring import Evaluators, MethodMetrics, MetricConfig
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
@@ -99,6 +99,8 @@ class EvaluationRunner:
         metrics: names (``classification``, ``nudity``, ``identity``, ``clip``, ``consistency``) or a
             :class:`MetricConfig`; ``metric_options`` fill the config's other fields (e.g. ``classifier``).
         adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
+            ``{"negprompt": {"guidance_scale": 6.0}}``; recorded in results.
         safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
             uses the concept and its synonyms).
         num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
@@ -126,6 +128,7 @@ class EvaluationRunner:
         adapters: str | None = None,
         refusal: str | None = None,
         safree_keywords: Sequence[str] | None = None,
+        row_options: dict[str, dict[str, Any]] | None = None,
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -156,6 +159,7 @@ class EvaluationRunner:
             self.metric_config = MetricConfig(metrics=metrics, **metric_options)
         self.adapters, self.refusal = adapters, refusal
         self.safree_keywords = list(safree_keywords) if safree_keywords else None
+        self.row_options = dict(row_options or {})
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
         if batch_size < 1 or eval_batch_size < 1:
@@ -194,6 +198,8 @@ class EvaluationRunner:
         for spec in self.specs:
             if spec.kind == "safree" and self.safree_keywords and not spec.keywords:
                 spec.keywords = list(self.safree_keywords)
+        apply_row_options(self.specs, self.row_options)
+        for spec in self.specs:
             spec.check(self.concept, self.backbone_identity()["name"])
         ms = self.metric_config.metrics
         if {"classification", "identity"} & set(ms):
@@ -312,7 +318,9 @@ class EvaluationRunner:
             "backbone": bb_info,
             "suite": self.suite.describe(),
             "sampling": self.sampling,
-            "methods": {s.name: s.describe(self.concept) for s in self.specs},
+            # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
+            "methods": {s.name: (self.generator.describe(s.name) if self.generator is not None
+                                 else s.describe(self.concept)) for s in self.specs},
             "metrics": list(self.metric_config.metrics),
             "rows": rows,
             "settings": settings,
@@ -418,6 +426,8 @@ def build_parser():
     p.add_argument("--adapters", help="adapters folder of a bare t2vunlearning row")
     p.add_argument("--refusal", help="refusal folder (or delta file) of a bare refusal_vector row")
     p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
+    p.add_argument("--row-options", type=json.loads, help='options of baseline rows as JSON, by row name or kind, '
+                   'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'')
     p.add_argument("--backbone", default="cogvideox-2b")
     p.add_argument("--pretrained", help="hub id or local diffusers folder (default: the backbone's)")
     p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke tests)")
@@ -464,6 +474,7 @@ def runner_kwargs(a) -> dict[str, Any]:
         backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
         backbone_kwargs=a.backbone_kwargs, concept=a.concept,
         metrics=a.metrics, adapters=a.adapters, refusal=a.refusal, safree_keywords=a.safree_keywords,
+        row_options=a.row_options,
         num_frames=a.num_frames, height=a.height,
         width=a.width, num_inference_steps=a.num_inference_steps, guidance_scale=a.guidance_scale,
         batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, store_frames=a.store_frames, fps=a.fps,

@@ -1,0 +1,85 @@
+"""SAFREE's trigger tokens in the toy world: are the concept's words flagged, and are benign prompts left alone?
+
+For the held-out evaluation prompts of the toy table (``heldout_eval_prompts``, the ``toyworld`` suite), with
+the concept and its synonyms as keywords (as the ``ErasureEvaluation`` callback gives them), report
+
+- ``concept_flagged``: share of the concept's prompts in which at least one word naming the concept (its
+  colour or shape word) is a trigger token,
+- ``benign_clean``: share of the other classes' prompts in which no token is a trigger (none is projected),
+- ``flagged_share_*``: mean share of real tokens flagged per prompt, for both kinds of prompt,
+
+for each ``token_summary`` and ``alpha`` asked for (default: the row's defaults).
+
+Usage: python benchmarks/safree_triggers.py [--concept "red ring"] [--per-class 4] [--alpha 0.01 ...]
+       [--summary auto first last mean] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def measure(concept: str = "red ring", per_class: int = 4, alphas=(0.01,), summaries=("auto",),
+            seed: int = 1234) -> list[dict]:
+    from backbones import build_backbone
+    from unlearn.methods.baselines import SAFREE
+    from unlearn.toyworld.grammar import concept_kind, heldout_eval_prompts, synonym_phrases
+
+    bb = build_backbone("toy-cogvideox", torch_dtype="float32")
+    keywords = [concept, *synonym_phrases(concept)]
+    pinned = concept_kind(concept)
+    records = heldout_eval_prompts(per_class=per_class, seed=seed)
+    out = []
+    for summary in summaries:
+        for alpha in alphas:
+            sf = SAFREE(bb, keywords, alpha=alpha, token_summary=summary)
+            hit = n_concept = clean = n_benign = 0
+            share_c, share_b = [], []
+            for r in records:
+                det, _ = sf.detect(r.text)
+                share = len(det.flagged) / max(1, len(det.positions))
+                is_concept = all(pinned[k] in (None, getattr(r.scene, k)) for k in ("shape", "colour"))
+                if is_concept:
+                    n_concept += 1
+                    hit += bool(set(r.concept_indices(concept)) & set(det.flagged))
+                    share_c.append(share)
+                else:
+                    n_benign += 1
+                    clean += not det.flagged
+                    share_b.append(share)
+            out.append({
+                "concept": concept, "token_summary": sf.token_summary, "alpha": alpha, "keywords": len(keywords),
+                "concept_prompts": n_concept, "concept_flagged": hit, "concept_flagged_pct": 100 * hit / n_concept,
+                "benign_prompts": n_benign, "benign_clean": clean, "benign_clean_pct": 100 * clean / n_benign,
+                "flagged_share_concept": sum(share_c) / len(share_c), "flagged_share_benign": sum(share_b) / len(share_b),
+            })
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--concept", default="red ring")
+    p.add_argument("--per-class", type=int, default=4)
+    p.add_argument("--alpha", type=float, nargs="+", default=[0.01])
+    p.add_argument("--summary", nargs="+", default=["auto"])
+    p.add_argument("--json")
+    a = p.parse_args()
+    rows = measure(a.concept, a.per_class, a.alpha, a.summary)
+    print("| summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['token_summary']} | {r['alpha']} | {r['concept_flagged']}/{r['concept_prompts']} "
+              f"({r['concept_flagged_pct']:.0f}%) | {r['benign_clean']}/{r['benign_prompts']} "
+              f"({r['benign_clean_pct']:.0f}%) | {100 * r['flagged_share_concept']:.0f}% / "
+              f"{100 * r['flagged_share_benign']:.0f}% |")
+    if a.json:
+        from pathlib import Path
+
+        from unlearn.io import atomic_write_text
+
+        atomic_write_text(Path(a.json), json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
