@@ -4,9 +4,16 @@
 Text and video meet in the joint attention of every ``CogVideoXBlock``: text tokens come first, rotary
 embeddings (5B) apply to the video part only, one softmax over all keys. The adapter is added to the video
 tokens leaving that attention; the concept map is computed from the real (normed, rotated) q and k.
+
+**Dynamic CFG.** ``use_dynamic_cfg=True`` makes the guidance scale of each step the stock pipeline's
+``1 + g·(1 − cos(π·((n − t)/n)^5))/2`` (``CogVideoXPipeline(use_dynamic_cfg=True)``, ``n`` the number of
+inference steps, ``t`` the timestep value), as THUDM's CogVideoX-5B demo samples; it applies to pseudo data
+and to generation alike.
 """
 
 from __future__ import annotations
+
+import math
 
 from typing import Any
 
@@ -129,8 +136,9 @@ class CogVideoXBackbone(VideoBackbone):
     token_layout = "joint: [text | video], text first"
 
     def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4,
-                 vae_scaling_factor: float = 1.15258426, **kwargs: Any) -> None:
+                 vae_scaling_factor: float = 1.15258426, use_dynamic_cfg: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.use_dynamic_cfg = bool(use_dynamic_cfg)
         self.vae_scale_factor_spatial = vae_scale_factor_spatial
         self.vae_scale_factor_temporal = vae_scale_factor_temporal
         self.vae_scaling_factor = vae_scaling_factor
@@ -147,13 +155,18 @@ class CogVideoXBackbone(VideoBackbone):
         variant: str = "2b",
         seed: int = 0,
         max_text_length: int | None = None,
+        use_dynamic_cfg: bool = False,
     ) -> CogVideoXBackbone:
         """Load real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or build a
-        tiny random model (``tiny=True``: no download, CPU-sized, deterministic from ``seed``)."""
+        tiny random model (``tiny=True``: no download, CPU-sized, deterministic from ``seed``).
+        ``use_dynamic_cfg``: the stock pipeline's cosine guidance schedule (module docstring)."""
         dtype = resolve_dtype(torch_dtype)
         if tiny and pretrained is None:
-            return cls.tiny(variant=variant, seed=seed, torch_dtype=dtype)
-        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, max_text_length=max_text_length)
+            bb = cls.tiny(variant=variant, seed=seed, torch_dtype=dtype)
+        else:
+            bb = cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, max_text_length=max_text_length)
+        bb.use_dynamic_cfg = bool(use_dynamic_cfg)
+        return bb
 
     @classmethod
     def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16,
@@ -275,6 +288,16 @@ class CogVideoXBackbone(VideoBackbone):
                 )
             self._rotary_cache[key] = (cos, sin)
         return self._rotary_cache[key]
+
+    def guidance_settings(self) -> dict[str, Any]:
+        return {"use_dynamic_cfg": self.use_dynamic_cfg}
+
+    def guidance_scale_at(self, guidance_scale: float, step: int, t: Tensor, num_inference_steps: int) -> float:
+        """The stock ``CogVideoXPipeline`` formula when ``use_dynamic_cfg`` (timestep value ``t``, as there)."""
+        if not self.use_dynamic_cfg:
+            return guidance_scale
+        n = num_inference_steps
+        return 1 + guidance_scale * ((1 - math.cos(math.pi * ((n - float(t)) / n) ** 5.0)) / 2)
 
     def predict(self, latents: Tensor, timesteps: Tensor, cond: PromptEmbedding) -> Tensor:
         if latents.dim() != 5:

@@ -94,11 +94,11 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
     dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None)
     make_trainer(tmp_path, max_steps=1).fit(model, dm)
-    from unlearn.methods.t2vunlearning.pseudo_data import TrajectoryFile
+    from unlearn.methods.t2vunlearning.pseudo_data import TrajectoryFile, sampler_identity
 
     un, _ = dm.requests()
     settings = dm.sampler_settings(model.backbone)
-    path = dm.cache.path(un[0].key(model.backbone.fingerprint(), settings, model.eta))
+    path = dm.cache.path(un[0].key(sampler_identity(model.backbone), settings, model.eta))
     tf = TrajectoryFile(path)
     assert tf.num_steps == 4
     with model.controller.disabled():

@@ -160,6 +160,12 @@ class T2VUnlearning(pl.LightningModule):
         soft = torch.stack([concept_mask(m, hp.mask_threshold)[0] for m in chosen]).mean(0)
         return [(soft >= hp.mask_threshold).float()] * len(maps)
 
+    def on_train_epoch_start(self) -> None:
+        # per-step regeneration (data.use_cache: false) draws fresh (prompt, seed, step) recipes every epoch
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if callable(getattr(dataset, "set_epoch", None)):
+            dataset.set_epoch(self.current_epoch)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if "regen_prompt_index" in batch:
             batch = self._regenerate(batch)
