@@ -32,6 +32,8 @@ class ErasureEvaluation(pl.Callback):
     ``metrics.json`` + ``metrics.md`` land in ``dirpath`` (default ``<default_root_dir>/eval``), and the
     numbers are logged to the active logger (a wandb table when wandb is the logger). The rows, the metrics
     and the table are those of :mod:`unlearn.evaluation` (the runner and the Lightning test loop use the same).
+    With several processes every rank generates its share of the suite (each prompt once) and the metrics,
+    per-class tables included, sync across ranks; rank 0 writes the files.
 
     Args:
         suite: "toyworld" or a prompt suite (file, ``builtin:<name>``, ``<loader>:<path>``) whose
@@ -104,8 +106,10 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            metrics = MethodMetrics(evaluators)
-            scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size, progress=True)
+            metrics = MethodMetrics(evaluators).to(module.device)  # metric states sync on the module's device
+            scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size,
+                                     progress=trainer.is_global_zero, rank=trainer.global_rank,
+                                     world_size=trainer.world_size)
             rows[row] = scored[row]["classification"][erased]
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
@@ -123,10 +127,11 @@ class ErasureEvaluation(pl.Callback):
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
-        if final:
+        if final and trainer.is_global_zero:
             write_metrics(out, rows, meta)
             self._write_samples(generator, suite, erased, out)
-        self._log(trainer, rows)
+        if trainer.is_global_zero:
+            self._log(trainer, rows)
         self.results = {"rows": rows, **meta}
         return self.results
 
@@ -151,10 +156,11 @@ class ErasureEvaluation(pl.Callback):
                 logger.log_table(key="eval/table", columns=["method", *keys], data=data)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero:
+        # every rank evaluates its share of the suite (the metrics sync across ranks)
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.evaluate(trainer, pl_module, final=False)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.evaluate(trainer, pl_module, final=True)
         if trainer.is_global_zero:
-            self.evaluate(trainer, pl_module, final=True)
             print(Path(self.dirpath or Path(trainer.default_root_dir) / "eval", "metrics.md").read_text())

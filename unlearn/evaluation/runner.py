@@ -386,12 +386,17 @@ class EvaluationRunner:
 
 
 def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[str, MethodMetrics],
-                    batch_size: int = 32, progress: bool = False) -> dict[str, dict[str, Any]]:
+                    batch_size: int = 32, progress: bool = False, rank: int = 0,
+                    world_size: int = 1) -> dict[str, dict[str, Any]]:
     """Generate ``suite`` with every row of ``metrics`` and score the videos as they come, without files
     (the evaluation callback's path; :class:`EvaluationRunner` is the resumable, file-backed one).
 
+    With several processes (``world_size`` > 1, ``torch.distributed`` initialised) rank ``r`` generates the
+    prompts ``r, r + world_size, ...`` (each prompt once) and every rank must call this: ``compute()`` syncs the
+    metric states, so every rank returns the numbers of the whole suite, per-class tables included.
+
     Returns ``{row: MethodMetrics.compute()}``; ``metrics`` holds one :class:`MethodMetrics` per row name."""
-    items = list(suite)
+    items = list(suite)[rank::world_size]
     out = {}
     for name, mm in metrics.items():
         chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]

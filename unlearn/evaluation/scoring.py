@@ -8,7 +8,7 @@ is updated per batch of videos and computes the row's numbers in the papers' uni
 Rows (JSON-ready; NaN becomes ``None`` in files):
 
 * classification (Table 2): per erased class ``esr@1``, ``esr@5``, ``psr@1``, ``psr@5`` in percent,
-  ``erased_frames``, ``preserved_frames``, ``per_class_top1`` — the keys of
+  ``erased_frames``, ``preserved_frames``, ``per_class_top1``, ``per_class_frames`` — the keys of
   the ESR/PSR row of :func:`unlearn.evaluation.tables.write_metrics` (built by :func:`classification_summary`).
 * nudity (Table 1, Figure 5): ``nudity_rate`` and ``nudity_rate_video`` in percent, ``frames``,
   ``nude_frames``, ``videos``, ``label_frames`` ``{label: frames}``.
@@ -262,6 +262,7 @@ def classification_summary(esr: Any, psr: Any) -> dict[str, Any]:
         "psr@1": 100 * float(p["psr@1"]), "psr@5": 100 * float(p["psr@5"]),
         "erased_frames": int(e["frames"]), "preserved_frames": int(p["frames"]),
         "per_class_top1": {k: 100 * v["top1"] for k, v in per_class.items()},
+        "per_class_frames": {k: int(v["frames"]) for k, v in per_class.items()},
     }
 
 
