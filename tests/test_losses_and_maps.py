@@ -37,6 +37,26 @@ def test_localization_loss_zero_inside_full_mask_and_grows_outside():
     assert torch.allclose(localization_loss([o2], [mask]), large)
 
 
+def test_localization_loss_is_the_papers_squared_norm_over_the_unlearning_divisor():
+    """Eq. (7): (1/L) Σ_l ‖o^l ⊙ (1 − M)‖², divided (per sample) by the prediction's element count, the
+    divisor that makes L_unlearn a mean: α then weighs the two as in the paper."""
+    g = torch.Generator().manual_seed(1)
+    outs = [torch.randn(2, 12, 8, generator=g), torch.randn(2, 12, 4, generator=g)]
+    masks = [torch.zeros(2, 12), torch.zeros(2, 3, 4)]
+    masks[0][:, :6] = 1
+    masks[1][0, 0] = 1
+    numel = 50  # elements of one sample's prediction
+    sq = [((o * (1 - m.reshape(2, -1))[..., None]) ** 2).sum(dim=(1, 2)) for o, m in zip(outs, masks)]  # per sample
+    expected = sum(s.mean() / numel for s in sq) / 2
+    assert torch.allclose(localization_loss(outs, masks, per_sample_elements=numel), expected, rtol=1e-6)
+    # against L_unlearn = mean of squares: with o − target of the same squared norm, the two terms are equal
+    pred = torch.zeros(2, numel)
+    target = torch.cat([torch.sqrt(sq[0] / numel)[:, None].expand(2, numel)], 1)
+    assert torch.allclose(((pred - target) ** 2).mean(), localization_loss(outs[:1], masks[:1], per_sample_elements=numel))
+    with pytest.raises(ValueError, match="per_sample_elements"):
+        localization_loss(outs, masks, per_sample_elements=0)
+
+
 def test_concept_mask_normalises_per_frame():
     m = torch.tensor([[[0.0, 1.0, 2.0, 4.0], [10.0, 10.0, 10.0, 30.0]]])
     soft, mask = concept_mask(m, 0.5)

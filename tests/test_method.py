@@ -139,3 +139,30 @@ def test_mask_layers_share_one_mask_built_from_the_chosen_layers():
     model.hparams.mask_layers = [0]
     with pytest.raises(ValueError, match="one token grid"):
         model.concept_masks([torch.rand(2, 3, 4), torch.rand(2, 3, 16)])
+
+
+def test_loc_normalization_paper_vs_masked_mean(tmp_path):
+    """The module's L_loc is Eq. (7) over the prediction's element count ("paper"), or per masked-out entry."""
+    from unlearn.methods.t2vunlearning.losses import localization_loss
+
+    torch.manual_seed(0)
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=1.0)
+    for a in model.controller.adapters:
+        torch.nn.init.normal_(a.up.weight, std=0.5)
+    bb = model.backbone
+    x = bb.initial_noise([0, 1], 9, 32, 32)
+    cond = bb.encode_prompts(PROMPTS)
+    tokens = bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2)
+    batch = {"x_t": x, "timesteps": torch.tensor([500, 500]), "target": torch.zeros_like(x),
+             "concept_tokens": tokens, **cond.to_dict("cond.")}
+    with torch.no_grad():
+        paper = model.compute_losses(batch)["loc"]
+        with model.controller.capturing(tokens):
+            bb.predict(x, batch["timesteps"], cond)
+        outputs, maps = model.controller.take()
+        masks = model.concept_masks(maps)
+        assert torch.allclose(paper, localization_loss(outputs, masks, per_sample_elements=x[0].numel()))
+        model.hparams.loc_normalization = "masked_mean"
+        assert torch.allclose(model.compute_losses(batch)["loc"], localization_loss(outputs, masks))
+    with pytest.raises(ValueError, match="loc_normalization"):
+        T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", loc_normalization="sum")

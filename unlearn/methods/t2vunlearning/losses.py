@@ -47,23 +47,33 @@ def concept_mask(concept_map: Tensor, threshold: float = 0.5) -> tuple[Tensor, T
     return soft, (soft >= threshold).float()
 
 
-def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
-    """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer normalised by its number of masked-out entries.
+def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor], per_sample_elements: int | None = None) -> Tensor:
+    """``L_loc = (1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, the paper's Eq. (7).
 
     Args:
         adapter_outputs: per layer ``[B, N, C]`` adapter outputs on the video tokens.
         masks: per layer ``[B, N]`` (or ``[B, F, S]`` with ``F·S = N``) concept masks, 1 inside the concept.
+        per_sample_elements: the paper's squared norm, averaged over the batch, is divided by this number —
+            pass the element count of one sample's prediction, the divisor that turns the paper's
+            ``‖v_neg − v_θ'‖²`` into :func:`unlearning_loss`'s mean, so that α weighs ``L_loc`` against
+            ``L_unlearn`` exactly as in the paper. ``None``: each layer's squared norm is divided by its own
+            number of masked-out entries instead (a per-entry mean; α then means something else).
 
     A layer whose mask covers every token contributes 0.
     """
     if len(adapter_outputs) != len(masks) or not adapter_outputs:
         raise ValueError(f"need one mask per adapter output; got {len(adapter_outputs)} outputs and {len(masks)} masks")
+    if per_sample_elements is not None and per_sample_elements < 1:
+        raise ValueError(f"per_sample_elements must be >= 1; got {per_sample_elements}")
     total = adapter_outputs[0].new_zeros((), dtype=torch.float32)
     for o, m in zip(adapter_outputs, masks):
         m = m.reshape(m.shape[0], -1)
         if m.shape != o.shape[:2]:
             raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(o.shape[:2])}")
         outside = (1.0 - m.to(o.device, torch.float32))[..., None]
-        count = outside.sum() * o.shape[-1]
-        total = total + ((o.float() * outside) ** 2).sum() / count.clamp_min(1.0)
+        squared = ((o.float() * outside) ** 2).sum()
+        if per_sample_elements is not None:
+            total = total + squared / (o.shape[0] * per_sample_elements)
+        else:
+            total = total + squared / (outside.sum() * o.shape[-1]).clamp_min(1.0)
     return total / len(adapter_outputs)
