@@ -446,7 +446,7 @@ def build_parser():
                    help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS")
     p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
     p.add_argument("--nudity-threshold", type=float, default=0.6)
-    p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: the 5 explicit ones)")
+    p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)")
     p.add_argument("--references", help="folder with one sub-folder of face images per identity")
     p.add_argument("--embedder", default="sface", choices=["sface", "arcface"])
     p.add_argument("--clip-model", default="ViT-B-32")

@@ -79,7 +79,7 @@ class MetricConfig:
             ``"resnet50:<weights path>"``, or a ``FrameClassifier`` object.
         erased_classes: the classes whose ESR is reported (default: the run's concept).
         nudity_labels / nudity_threshold / nudenet_version / nudity_channel_order / detector:
-            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default explicit set).
+            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default, all nine ``*_EXPOSED``).
         references: identity → reference images, as ``{name: [paths/arrays]}`` or a folder with one
             sub-folder of images per identity (folder name = identity, or its slug ``barack_obama``).
         reference_embeddings: ``{name: [R, D]}`` instead of images.
