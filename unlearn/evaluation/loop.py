@@ -105,8 +105,9 @@ class EvaluationModule(pl.LightningModule):
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
             ``"resnet50:<weights>"``, or a classifier module (e.g. ``unlearn.evaluation.evaluators.ModuleClassifier``).
         erased_classes: classes whose ESR is reported (default ``[concept]``).
-        nudity_threshold / references / clip_model / clip_pretrained: metric settings
-            (:class:`unlearn.evaluation.MetricConfig`).
+        nudity_threshold / references / arcface_model / clip_model / clip_pretrained: metric settings
+            (:class:`unlearn.evaluation.MetricConfig`; ``arcface_model``: a local ArcFace ONNX file for
+            ``identity``, else SFace stands in, recorded).
         num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
         output_dir: where rank 0 writes metrics.json/md and results.json (default
             ``<default_root_dir>/eval_test``).
@@ -134,6 +135,7 @@ class EvaluationModule(pl.LightningModule):
         erased_classes: list[str] | None = None,
         nudity_threshold: float = 0.6,
         references: str | None = None,
+        arcface_model: str | None = None,
         clip_model: str = "ViT-B-32",
         clip_pretrained: str | None = "openai",
         num_frames: int | None = None,
@@ -158,7 +160,7 @@ class EvaluationModule(pl.LightningModule):
         self.generator = MethodGenerator(bb, specs, concept=concept, sampling=self.sampling)
         self.metric_config = MetricConfig(
             metrics=metrics or ["classification"], classifier=classifier, erased_classes=erased_classes,
-            nudity_threshold=nudity_threshold, references=references, clip_model=clip_model,
+            nudity_threshold=nudity_threshold, references=references, arcface_model=arcface_model, clip_model=clip_model,
             clip_pretrained=clip_pretrained)
         self.row_metrics = nn.ModuleDict()
         self.evaluators: Evaluators | None = None

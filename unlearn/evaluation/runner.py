@@ -448,7 +448,9 @@ def build_parser():
     p.add_argument("--nudity-threshold", type=float, default=0.6)
     p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)")
     p.add_argument("--references", help="folder with one sub-folder of face images per identity")
-    p.add_argument("--embedder", default="sface", choices=["sface", "arcface"])
+    p.add_argument("--embedder", default="auto", choices=["auto", "sface", "arcface"],
+                   help="face evaluator: auto = ArcFace where --arcface-model is given, else SFace (recorded)")
+    p.add_argument("--arcface-model", help="local ArcFace ONNX file (e.g. buffalo_l/w600k_r50.onnx)")
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint")
     p.add_argument("--per-class", type=int, default=2, help="toy world: prompts per class")
@@ -485,7 +487,8 @@ def runner_kwargs(a) -> dict[str, Any]:
         batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, store_frames=a.store_frames, fps=a.fps,
         device=a.device, plots=not a.no_plots, suite_options=suite_options, progress=True,
         classifier=a.classifier, erased_classes=a.erased_classes, nudity_threshold=a.nudity_threshold,
-        nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder, clip_model=a.clip_model,
+        nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder,
+        arcface_model=a.arcface_model, clip_model=a.clip_model,
         clip_pretrained=a.clip_pretrained,
     )
 

@@ -33,10 +33,12 @@ from torch import nn
 from . import metrics as M
 from .evaluators import (
     ArcFaceEmbedder,
+    ArcFaceONNXEmbedder,
     EfficientNetLiteClassifier,
     NudeNetDetector,
     OpenCLIPModel,
     SFaceEmbedder,
+    default_face_embedder,
     evaluator_info,
     resolve_classifier,
 )
@@ -84,7 +86,10 @@ class MetricConfig:
             sub-folder of images per identity (folder name = identity, or its slug ``barack_obama``).
         reference_embeddings: ``{name: [R, D]}`` instead of images.
         erased_identity: identity whose similarity should drop (default: the run's concept).
-        embedder: ``"sface"`` (default, offline), ``"arcface"`` or a ``FaceEmbedder`` object.
+        embedder: ``"auto"`` (default: ArcFace from ``arcface_model`` where given, else SFace, recorded as the
+            fallback), ``"sface"``, ``"arcface"`` (the ONNX file ``arcface_model``; without it insightface's
+            model pack) or a ``FaceEmbedder`` object.
+        arcface_model: a local ArcFace ONNX file (e.g. insightface's ``buffalo_l/w600k_r50.onnx``).
         reference_reduction: ``mean`` / ``max`` / ``centroid``.
         clip_model / clip_pretrained / clip_model_kwargs / clip: :class:`unlearn.evaluation.metrics.CLIPScore` arguments.
         consistency_extractor: ``None`` (EfficientNet-Lite2 features), ``"clip"`` or an extractor object.
@@ -103,7 +108,8 @@ class MetricConfig:
     references: Any = None
     reference_embeddings: Mapping[str, Any] | None = None
     erased_identity: str | None = None
-    embedder: Any = "sface"
+    embedder: Any = "auto"
+    arcface_model: str | None = None
     reference_reduction: str = "mean"
     clip_model: str = "ViT-B-32"
     clip_pretrained: str | None = "openai"
@@ -210,10 +216,14 @@ class Evaluators:
     def _setup_identity(self, labels: Sequence[str] | None, concept: str | None) -> None:
         cfg = self.config
         emb = cfg.embedder
-        if emb is None or emb == "sface":
+        if emb is None or emb == "auto":
+            emb = default_face_embedder(cfg.arcface_model)
+        elif emb == "sface":
             emb = SFaceEmbedder()
         elif emb == "arcface":
-            emb = ArcFaceEmbedder()
+            emb = ArcFaceONNXEmbedder(cfg.arcface_model) if cfg.arcface_model else ArcFaceEmbedder()
+        elif isinstance(emb, str):
+            raise ValueError(f"unknown embedder {emb!r}; use auto, sface, arcface or a FaceEmbedder object")
         self.embedder = emb
         refs: dict[str, torch.Tensor] = {}
         if cfg.references is not None:
