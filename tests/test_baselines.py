@@ -100,7 +100,7 @@ def _reference_detection(sf, bb, prompt):
     masked = [prompt[: offsets[i][0]] + bb.tokenizer.convert_ids_to_tokens(0) + prompt[offsets[i][1]:] for i in real]
     for m, i in zip(masked, real):
         mids, _ = bb.text_tokens(m)
-        assert mids[i] == 0 and len(mids) == len(ids)  # the token (only) is replaced by id 0
+        assert mids[i] == 0 and mids[:i] + mids[i + 1:] == ids[:i] + ids[i + 1:]  # that token only is id 0
     h = bb.encode_prompts(masked).hidden_states.double()
     off = bb.text_token_offset
     rows = h[:, off] if sf.token_summary == "first" else h[:, off + len(ids) - 1]
