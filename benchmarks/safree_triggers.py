@@ -7,6 +7,8 @@ the concept and its synonyms as keywords (as the ``ErasureEvaluation`` callback 
   colour or shape word) is a trigger token,
 - ``benign_clean``: share of the other classes' prompts in which no token is a trigger (none is projected),
 - ``flagged_share_*``: mean share of real tokens flagged per prompt, for both kinds of prompt,
+- ``beta_*``: mean β = 1 − mean cos(h, (I − P_c) P_in h) of both kinds of prompt, and ``svf_steps_*`` the
+  mean number of steps the self-validating filter (``schedule="self_validating"``) would project at 30 steps,
 
 for each ``token_summary`` and ``alpha`` asked for (default: the row's defaults).
 
@@ -35,24 +37,31 @@ def measure(concept: str = "red ring", per_class: int = 4, alphas=(0.01,), summa
         for alpha in alphas:
             sf = SAFREE(bb, keywords, alpha=alpha, token_summary=summary)
             hit = n_concept = clean = n_benign = 0
-            share_c, share_b = [], []
+            share_c, share_b, beta_c, beta_b = [], [], [], []
+            svf = SAFREE(bb, keywords, alpha=alpha, token_summary=summary, schedule="self_validating")
             for r in records:
-                det, _ = sf.detect(r.text)
+                _, (beta,) = sf.project_embedding(bb.encode_prompts([r.text]), [r.text])
+                det = sf.last_detections[0]
                 share = len(det.flagged) / max(1, len(det.positions))
                 is_concept = all(pinned[k] in (None, getattr(r.scene, k)) for k in ("shape", "colour"))
                 if is_concept:
                     n_concept += 1
                     hit += bool(set(r.concept_indices(concept)) & set(det.flagged))
                     share_c.append(share)
+                    beta_c.append(beta)
                 else:
                     n_benign += 1
                     clean += not det.flagged
                     share_b.append(share)
+                    beta_b.append(beta)
             out.append({
                 "concept": concept, "token_summary": sf.token_summary, "alpha": alpha, "keywords": len(keywords),
                 "concept_prompts": n_concept, "concept_flagged": hit, "concept_flagged_pct": 100 * hit / n_concept,
                 "benign_prompts": n_benign, "benign_clean": clean, "benign_clean_pct": 100 * clean / n_benign,
                 "flagged_share_concept": sum(share_c) / len(share_c), "flagged_share_benign": sum(share_b) / len(share_b),
+                "beta_concept": sum(beta_c) / len(beta_c), "beta_benign": sum(beta_b) / len(beta_b),
+                "svf_steps_concept": sum(svf.steps_for(30, b) for b in beta_c) / len(beta_c),
+                "svf_steps_benign": sum(svf.steps_for(30, b) for b in beta_b) / len(beta_b),
             })
     return out
 
@@ -66,13 +75,15 @@ def main() -> None:
     p.add_argument("--json")
     a = p.parse_args()
     rows = measure(a.concept, a.per_class, a.alpha, a.summary)
-    print("| summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) |")
-    print("|---|---|---|---|---|")
+    print("| summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) "
+          "| β (concept / benign) | self-validating steps of 30 (concept / benign) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['token_summary']} | {r['alpha']} | {r['concept_flagged']}/{r['concept_prompts']} "
               f"({r['concept_flagged_pct']:.0f}%) | {r['benign_clean']}/{r['benign_prompts']} "
               f"({r['benign_clean_pct']:.0f}%) | {100 * r['flagged_share_concept']:.0f}% / "
-              f"{100 * r['flagged_share_benign']:.0f}% |")
+              f"{100 * r['flagged_share_benign']:.0f}% | {r['beta_concept']:.3f} / {r['beta_benign']:.3f} | "
+              f"{r['svf_steps_concept']:.1f} / {r['svf_steps_benign']:.1f} |")
     if a.json:
         from pathlib import Path
 
