@@ -125,6 +125,8 @@ class ErasureEvaluation(pl.Callback):
             "seeds": [it.seed for it in suite], "evaluator": settings, "epoch": trainer.current_epoch,
             "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
+            # each row's spec and, for the baselines, what it computed (negative prompt, guidance scale, SAFREE's settings)
+            "methods": {row: generator.describe(row) for row in self.rows},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
         if final and trainer.is_global_zero:
