@@ -51,8 +51,8 @@ def test_callback_records_what_each_row_computed(tmp_path):
     model = T2VUnlearning(backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
     dm = ToyWorldDataModule(num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=2, record_steps=[1],
                             cache_dir=str(tmp_path / "cache"), batch_size=2)
-    cb = ErasureEvaluation(rows=["original", "negprompt", "safree", "t2vunlearning"], per_class=1,
-                           num_inference_steps=2, batch_size=25, sample_videos=0,
+    cb = ErasureEvaluation(rows=["original", "negprompt", "safree", "t2vunlearning"], per_class=1, per_group={},
+                           out_of_grammar={}, num_inference_steps=2, batch_size=25, sample_videos=0,
                            row_options={"safree": {"schedule": "self_validating"}}, dirpath=str(tmp_path / "eval"))
     pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=[cb]).fit(model, dm)
@@ -63,4 +63,4 @@ def test_callback_records_what_each_row_computed(tmp_path):
     assert methods["safree"]["settings"]["schedule"] == "self_validating"
     assert methods["safree"]["options"] == {"schedule": "self_validating"}
     assert "crimson hoop" in methods["safree"]["keywords"]
-    assert metrics["rows"]["original"]["per_class_frames"]["red ring"] == 4  # one prompt, four frames
+    assert metrics["rows"]["original"]["erased_frames"] == 4  # one prompt of the erased class, four frames

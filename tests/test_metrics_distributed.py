@@ -1,5 +1,6 @@
 """Distributed sync: two gloo processes, each updating part of the data, compute() the same values as one
-process that sees all of it (ESR, PSR, NudityRate, SubjectConsistency, IdentitySimilarity)."""
+process that sees all of it (ESR, PSR, NudityRate, SubjectConsistency, IdentitySimilarity), and the same
+95% intervals (the per-video statistics behind the bootstrap are gathered from both ranks)."""
 
 import os
 import socket
@@ -18,6 +19,7 @@ from unlearn.evaluation.metrics import (
     PreservationSuccessRate,
     SubjectConsistency,
 )
+from unlearn.evaluation.scoring import classification_details
 
 CLASSES = ("apple", "bird", "car", "dog")
 
@@ -81,7 +83,13 @@ def run_metrics(videos):
         metrics["nudity"].update(frames)
         metrics["consistency"].update(frames)
         metrics["identity"].update(frames, identity="warm" if label in ("apple", "car") else "cool")
-    return {name: {k: v.item() for k, v in m.compute().items()} for name, m in metrics.items()}
+    out = {name: {k: v.item() for k, v in m.compute().items()} for name, m in metrics.items()}
+    details = classification_details(metrics["esr"], metrics["psr"])
+    per_video = {}
+    for name in ("nudity", "consistency", "identity"):
+        with metrics[name].sync_context(should_sync=True, should_unsync=True):
+            per_video[name] = sorted(map(tuple, metrics[name].video_table().tolist()))
+    return out, {"intervals": details["intervals"], "esr_by_video": details["esr_by_video"], "per_video": per_video}
 
 
 def _worker(rank, world_size, port, out_path):
@@ -108,8 +116,10 @@ def free_port() -> int:
 def _check_two_processes(tmp_path, start_method):
     out_path = str(tmp_path / "rank0.pt")
     mp.start_processes(_worker, args=(2, free_port(), out_path), nprocs=2, join=True, start_method=start_method)
-    distributed = torch.load(out_path)
-    single = run_metrics(make_data())
+    distributed, distributed_details = torch.load(out_path)
+    single, single_details = run_metrics(make_data())
+    assert distributed_details == single_details  # intervals over prompts: the same on one rank or two
+    assert single_details["intervals"]["psr@1"]["n"] == 3 and len(single_details["per_video"]["nudity"]) == 5
     assert distributed.keys() == single.keys()
     for name in single:
         assert distributed[name].keys() == single[name].keys(), name
@@ -147,6 +157,18 @@ def run_row(videos):
     return row.compute()
 
 
+def assert_same(got, want, where=""):
+    """Equal nested rows: same keys and values, floats up to rounding."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for k in want:
+            assert_same(got[k], want[k], f"{where}/{k}")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, nan_ok=True), where
+    else:
+        assert got == want, where
+
+
 def _row_worker(rank, world_size, port, out_path):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -167,13 +189,8 @@ def test_per_class_results_of_two_ranks_equal_one_process(tmp_path):
     single = run_row(make_data())["classification"]["apple"]
     for rank in (0, 1):  # every rank reports the whole table, not its own shard
         two = torch.load(f"{out_path}.{rank}")["classification"]["apple"]
-        assert two.keys() == single.keys()
-        for k, v in single.items():
-            if isinstance(v, dict):
-                assert two[k] == pytest.approx(v), (rank, k)
-            else:
-                assert two[k] == pytest.approx(v, nan_ok=True), (rank, k)
-    assert single["per_class_frames"] == {"apple": 3 + 7, "bird": 4, "car": 5, "dog": 6}
+        assert_same(two, single, f"rank {rank}")
+    assert single["per_class_frames"] == {"bird": 4, "car": 5, "dog": 6} and single["erased_frames"] == 3 + 7
     assert set(single["per_class_top1"]) == set(CLASSES)
 
 
@@ -216,8 +233,9 @@ def test_callback_path_shards_the_suite_and_syncs_per_class_counts(tmp_path):
                        start_method="fork")
     single = run_callback_path(suite_file)["classification"]["apple"]
     frames = single["per_class_frames"]
-    assert frames == {"apple": 18, "bird": 9, "car": 9, "dog": 9}  # 9 frames per video, each prompt once
+    assert frames == {"bird": 9, "car": 9, "dog": 9} and single["erased_frames"] == 18  # 9 per video, each prompt once
     for rank in (0, 1):
         two = torch.load(f"{out_path}.{rank}")["classification"]["apple"]
-        assert two["per_class_frames"] == frames and two["per_class_top1"] == pytest.approx(single["per_class_top1"])
+        assert two["per_class_frames"] == frames and two["erased_frames"] == 18
+        assert two["per_class_top1"] == pytest.approx(single["per_class_top1"])
         assert two["esr@1"] == pytest.approx(single["esr@1"]) and two["psr@1"] == pytest.approx(single["psr@1"])

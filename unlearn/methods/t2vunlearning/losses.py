@@ -48,7 +48,7 @@ def concept_mask(concept_map: Tensor, threshold: float = 0.5) -> tuple[Tensor, T
 
 
 def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor], per_sample_elements: int | None = None) -> Tensor:
-    """``L_loc = (1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, the paper's Eq. (7).
+    """``L_loc = (1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, the paper's Eq. (7), averaged over the videos of the batch.
 
     Args:
         adapter_outputs: per layer ``[B, N, C]`` adapter outputs on the video tokens.
@@ -56,10 +56,13 @@ def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor]
         per_sample_elements: the paper's squared norm, averaged over the batch, is divided by this number —
             pass the element count of one sample's prediction, the divisor that turns the paper's
             ``‖v_neg − v_θ'‖²`` into :func:`unlearning_loss`'s mean, so that α weighs ``L_loc`` against
-            ``L_unlearn`` exactly as in the paper. ``None``: each layer's squared norm is divided by its own
+            ``L_unlearn`` exactly as in the paper. ``None``: each video's squared norm is divided by its own
             number of masked-out entries instead (a per-entry mean; α then means something else).
 
-    A layer whose mask covers every token contributes 0.
+    A video whose mask covers every token contributes 0. Averaging per video (not over the pooled batch) makes
+    the loss of a batch the mean of its videos' losses, like the other terms: N processes with batch B then
+    train exactly as one process with batch N·B (DDP averages the gradients); with batch 1 (the paper's) it is
+    the same as averaging over the pooled batch.
     """
     if len(adapter_outputs) != len(masks) or not adapter_outputs:
         raise ValueError(f"need one mask per adapter output; got {len(adapter_outputs)} outputs and {len(masks)} masks")
@@ -71,9 +74,10 @@ def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor]
         if m.shape != o.shape[:2]:
             raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(o.shape[:2])}")
         outside = (1.0 - m.to(o.device, torch.float32))[..., None]
-        squared = ((o.float() * outside) ** 2).sum()
+        squared = ((o.float() * outside) ** 2).sum(dim=(1, 2))  # per video
         if per_sample_elements is not None:
-            total = total + squared / (o.shape[0] * per_sample_elements)
+            per_video = squared / per_sample_elements
         else:
-            total = total + squared / (outside.sum() * o.shape[-1]).clamp_min(1.0)
+            per_video = squared / (outside.sum(dim=(1, 2)) * o.shape[-1]).clamp_min(1.0)
+        total = total + per_video.mean()
     return total / len(adapter_outputs)
