@@ -1,7 +1,9 @@
 """SAFREE's trigger tokens in the toy world: are the concept's words flagged, and are benign prompts left alone?
 
-For the held-out evaluation prompts of the toy table (``heldout_eval_prompts``, the ``toyworld`` suite), with
-the concept and its synonyms as keywords (as the ``ErasureEvaluation`` callback gives them), report
+For the toy table's evaluation prompts (the ``ErasureEvaluation`` callback's ``toyworld`` suite:
+``evaluation_prompts`` with ``configs/toy_shapes.yaml``'s ``per_class``, ``per_group`` and ``out_of_grammar``;
+``--per-class K`` gives K held-out prompts of every class instead), with the concept and its synonyms as
+keywords (as the callback gives them), report per split
 
 - ``concept_flagged``: share of the concept's prompts in which at least one word naming the concept (its
   colour or shape word) is a trigger token,
@@ -12,7 +14,7 @@ the concept and its synonyms as keywords (as the ``ErasureEvaluation`` callback 
 
 for each ``token_summary`` and ``alpha`` asked for (default: the row's defaults).
 
-Usage: python benchmarks/safree_triggers.py [--concept "red ring"] [--per-class 4] [--alpha 0.01 ...]
+Usage: python benchmarks/safree_triggers.py [--concept "red ring"] [--per-class K] [--alpha 0.01 ...]
        [--summary auto first last mean] [--json out.json]
 """
 
@@ -22,16 +24,32 @@ import argparse
 import json
 
 
-def measure(concept: str = "red ring", per_class: int = 4, alphas=(0.01,), summaries=("auto",),
+#: the toy table's suite (configs/toy_shapes.yaml's ErasureEvaluation)
+TOY_TABLE_SUITE = dict(per_class=2, per_group={"erased": 32, "neighbour": 4},
+                       out_of_grammar={"erased": 16, "neighbour": 2, "other": 1})
+
+
+def measure(concept: str = "red ring", per_class: int | None = None, alphas=(0.01,), summaries=("auto",),
             seed: int = 1234) -> list[dict]:
+    """``per_class``: K held-out prompts of every class (no groups, no out-of-grammar split); ``None``: the
+    toy table's suite."""
     from backbones import build_backbone
     from unlearn.methods.baselines import SAFREE
-    from unlearn.toyworld.grammar import concept_kind, heldout_eval_prompts, synonym_phrases
+    from unlearn.toyworld.grammar import concept_kind, evaluation_prompts, synonym_phrases
 
     bb = build_backbone("toy-cogvideox", torch_dtype="float32")
     keywords = [concept, *synonym_phrases(concept)]
     pinned = concept_kind(concept)
-    records = heldout_eval_prompts(per_class=per_class, seed=seed)
+    suite = TOY_TABLE_SUITE if per_class is None else dict(per_class=per_class)
+    records = evaluation_prompts(concept, seed=seed, **suite)
+    out = []
+    for split in sorted({r.split for r in records}):
+        out += _measure(bb, SAFREE, keywords, pinned, concept, [r for r in records if r.split == split], split,
+                        alphas, summaries)
+    return out
+
+
+def _measure(bb, SAFREE, keywords, pinned, concept, records, split, alphas, summaries) -> list[dict]:
     out = []
     for summary in summaries:
         for alpha in alphas:
@@ -55,7 +73,7 @@ def measure(concept: str = "red ring", per_class: int = 4, alphas=(0.01,), summa
                     share_b.append(share)
                     beta_b.append(beta)
             out.append({
-                "concept": concept, "token_summary": sf.token_summary, "alpha": alpha, "keywords": len(keywords),
+                "split": split, "concept": concept, "token_summary": sf.token_summary, "alpha": alpha, "keywords": len(keywords),
                 "concept_prompts": n_concept, "concept_flagged": hit, "concept_flagged_pct": 100 * hit / n_concept,
                 "benign_prompts": n_benign, "benign_clean": clean, "benign_clean_pct": 100 * clean / n_benign,
                 "flagged_share_concept": sum(share_c) / len(share_c), "flagged_share_benign": sum(share_b) / len(share_b),
@@ -69,17 +87,18 @@ def measure(concept: str = "red ring", per_class: int = 4, alphas=(0.01,), summa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--concept", default="red ring")
-    p.add_argument("--per-class", type=int, default=4)
+    p.add_argument("--per-class", type=int, default=None,
+                   help="K held-out prompts of every class instead of the toy table's suite")
     p.add_argument("--alpha", type=float, nargs="+", default=[0.01])
     p.add_argument("--summary", nargs="+", default=["auto"])
     p.add_argument("--json")
     a = p.parse_args()
     rows = measure(a.concept, a.per_class, a.alpha, a.summary)
-    print("| summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) "
+    print("| split | summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) "
           "| β (concept / benign) | self-validating steps of 30 (concept / benign) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['token_summary']} | {r['alpha']} | {r['concept_flagged']}/{r['concept_prompts']} "
+        print(f"| {r['split']} | {r['token_summary']} | {r['alpha']} | {r['concept_flagged']}/{r['concept_prompts']} "
               f"({r['concept_flagged_pct']:.0f}%) | {r['benign_clean']}/{r['benign_prompts']} "
               f"({r['benign_clean_pct']:.0f}%) | {100 * r['flagged_share_concept']:.0f}% / "
               f"{100 * r['flagged_share_benign']:.0f}% | {r['beta_concept']:.3f} / {r['beta_benign']:.3f} | "
