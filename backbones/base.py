@@ -148,6 +148,9 @@ class VideoBackbone(nn.Module, abc.ABC):
     processor_class: ClassVar[type]
     #: layout of the video tokens relative to text tokens, documented for readers of the processor
     token_layout: ClassVar[str] = ""
+    #: True for guidance-distilled models (HunyuanVideo): their stock sampling uses no classifier-free
+    #: guidance (``SamplingDefaults.guidance_scale`` 1.0), so a negative prompt needs an explicit true-CFG scale
+    guidance_distilled: ClassVar[bool] = False
 
     # loading: what a family declares (the shared control flow is :meth:`load` and what it calls)
     #: the weights folder, entry by entry, in loading order: checked, loaded and named in errors from this table
@@ -541,6 +544,16 @@ class VideoBackbone(nn.Module, abc.ABC):
         noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
         return torch.stack(noise).to(self.device, self.dtype)
 
+    def guidance_settings(self) -> dict[str, Any]:
+        """Guidance options of the wrapper that change sampling beyond ``guidance_scale`` (e.g. HunyuanVideo's
+        embedded guidance, CogVideoX's dynamic CFG); part of pseudo-data cache keys and of results."""
+        return {}
+
+    def guidance_scale_at(self, guidance_scale: float, step: int, t: Tensor, num_inference_steps: int) -> float:
+        """The classifier-free guidance scale of sampler step ``step`` (timestep ``t``): constant here;
+        CogVideoX's dynamic CFG overrides it."""
+        return guidance_scale
+
     def guided_prediction(
         self, latents: Tensor, t: Tensor, cond: PromptEmbedding, uncond: PromptEmbedding, guidance_scale: float
     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -575,6 +588,10 @@ class VideoBackbone(nn.Module, abc.ABC):
         ``stop_at_step=k`` returns the latent after ``k`` steps (``x_t`` for ``t = timesteps[k]``), which is
         how pseudo data is made. ``on_step(i, t, x_t, pred_uncond, pred_cond)`` sees every step before it is
         taken. ``cond_for_step(i)`` may replace the conditioning per step (SAFREE uses this).
+
+        Raises:
+            ValueError: a ``negative_prompt`` with ``guidance_scale`` 1, where ``v_uncond + 1·(v_cond − v_uncond)``
+                is the conditional prediction and the negative prompt would have no effect.
         """
         d = self.defaults
         num_frames, height, width = num_frames or d.num_frames, height or d.height, width or d.width
@@ -582,6 +599,14 @@ class VideoBackbone(nn.Module, abc.ABC):
         g = d.guidance_scale if guidance_scale is None else guidance_scale
         if len(prompts) != len(seeds):
             raise ValueError(f"sample got {len(prompts)} prompts but {len(seeds)} seeds")
+        negatives = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+        if uncond is None and g == 1.0 and any(n.strip() for n in negatives):
+            raise ValueError(
+                f"{self.name}: negative_prompt={negatives[0]!r} has no effect at guidance_scale 1.0 (the guided "
+                "prediction is then the conditional one). Fix: pass a classifier-free guidance scale > 1"
+                + (" (true CFG: this model is guidance-distilled; unlearn.methods.baselines.NegativePrompting "
+                   "picks one)" if self.guidance_distilled else "") + "."
+            )
         if cond is None:
             cond = self.encode_prompts(prompts)
         if uncond is None:
@@ -601,7 +626,8 @@ class VideoBackbone(nn.Module, abc.ABC):
                 break
             c, u = cond_for_step(i) if cond_for_step is not None else (cond, uncond)
             x_in = scheduler.scale_model_input(latents, t) if hasattr(scheduler, "scale_model_input") else latents
-            pred_uncond, pred_cond, guided = self.guided_prediction(x_in, t.to(self.device), c, u, g)
+            g_i = self.guidance_scale_at(g, i, t, steps)
+            pred_uncond, pred_cond, guided = self.guided_prediction(x_in, t.to(self.device), c, u, g_i)
             if on_step is not None:
                 on_step(i, t, latents, pred_uncond, pred_cond)
             latents = self.scheduler_step(scheduler, guided, t, latents)

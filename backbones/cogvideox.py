@@ -4,10 +4,16 @@
 Text and video meet in the joint attention of every ``CogVideoXBlock``: text tokens come first, rotary
 embeddings (5B) apply to the video part only, one softmax over all keys. The adapter is added to the video
 tokens leaving that attention; the concept map is computed from the real (normed, rotated) q and k.
+
+**Dynamic CFG.** ``use_dynamic_cfg=True`` (a loading option) makes the guidance scale of each step the stock
+pipeline's ``1 + g·(1 − cos(π·((n − t)/n)^5))/2`` (``CogVideoXPipeline(use_dynamic_cfg=True)``, ``n`` the number
+of inference steps, ``t`` the timestep value), as THUDM's CogVideoX-5B demo samples; it applies to pseudo data
+and to generation alike.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -143,8 +149,9 @@ class CogVideoXBackbone(VideoBackbone):
     """CogVideoX wrapper (v-prediction). Build with ``build_backbone("cogvideox-2b", ...)`` or :meth:`load`.
 
     Loading options (``build_backbone`` / ``load`` keywords): ``variant`` (``"2b"``/``"5b"``: the tiny model's
-    flavour, sincos or rotary positions) and ``max_text_length`` (default: the transformer's
-    ``max_text_seq_length``, 226 for the real models).
+    flavour, sincos or rotary positions), ``max_text_length`` (default: the transformer's
+    ``max_text_seq_length``, 226 for the real models) and ``use_dynamic_cfg`` (module docstring; default off, as
+    ``CogVideoXPipeline``).
     """
 
     prediction_type = "v_prediction"
@@ -162,8 +169,9 @@ class CogVideoXBackbone(VideoBackbone):
     }
 
     def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4,
-                 vae_scaling_factor: float = 1.15258426, **kwargs: Any) -> None:
+                 vae_scaling_factor: float = 1.15258426, use_dynamic_cfg: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.use_dynamic_cfg = bool(use_dynamic_cfg)
         self.vae_scale_factor_spatial = vae_scale_factor_spatial
         self.vae_scale_factor_temporal = vae_scale_factor_temporal
         self.vae_scaling_factor = vae_scaling_factor
@@ -189,9 +197,11 @@ class CogVideoXBackbone(VideoBackbone):
         }
 
     @classmethod
-    def init_kwargs(cls, parts: Mapping[str, Any], *, max_text_length: int | None = None) -> dict[str, Any]:
+    def init_kwargs(cls, parts: Mapping[str, Any], *, max_text_length: int | None = None,
+                    use_dynamic_cfg: bool = False) -> dict[str, Any]:
         transformer, vae = parts["transformer"], parts["vae"]
         return dict(
+            use_dynamic_cfg=use_dynamic_cfg,
             defaults=FULL_DEFAULTS if transformer.config.num_layers > 8 else TINY_DEFAULTS,
             max_text_length=max_text_length or transformer.config.max_text_seq_length,
             vae_scale_factor_spatial=2 ** (len(vae.config.block_out_channels) - 1),
@@ -251,6 +261,16 @@ class CogVideoXBackbone(VideoBackbone):
                 )
             self._rotary_cache[key] = (cos, sin)
         return self._rotary_cache[key]
+
+    def guidance_settings(self) -> dict[str, Any]:
+        return {"use_dynamic_cfg": self.use_dynamic_cfg}
+
+    def guidance_scale_at(self, guidance_scale: float, step: int, t: Tensor, num_inference_steps: int) -> float:
+        """The stock ``CogVideoXPipeline`` formula when ``use_dynamic_cfg`` (timestep value ``t``, as there)."""
+        if not self.use_dynamic_cfg:
+            return guidance_scale
+        n = num_inference_steps
+        return 1 + guidance_scale * ((1 - math.cos(math.pi * ((n - float(t)) / n) ** 5.0)) / 2)
 
     def predict(self, latents: Tensor, timesteps: Tensor, cond: PromptEmbedding) -> Tensor:
         if latents.dim() != 5:

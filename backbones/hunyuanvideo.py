@@ -246,6 +246,7 @@ class HunyuanVideoBackbone(VideoBackbone):
     prediction_type = "flow"
     processor_class = HunyuanVideoUnlearnAttnProcessor
     token_layout = "joint: [video | text], text last (dual-stream and single-stream blocks)"
+    guidance_distilled = True
     pipeline_class = "HunyuanVideoPipeline"
     tiny_source = "tiny-hunyuanvideo-seed{seed}"
     components = {
@@ -420,13 +421,18 @@ class HunyuanVideoBackbone(VideoBackbone):
             return_dict=False,
         )[0]
 
+    def guidance_settings(self) -> dict[str, Any]:
+        return {"embedded_guidance_scale": self.embedded_guidance_scale}
+
     def guided_prediction(
         self, latents: Tensor, t: Tensor, cond: PromptEmbedding, uncond: PromptEmbedding, guidance_scale: float
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Empty-prompt, conditional and guided predictions, all with the embedded guidance fixed at
-        ``embedded_guidance_scale``. ``guidance_scale`` is the *true* CFG scale on top: 1.0 (the default, the
-        stock pipeline's behaviour) returns the conditional prediction as the guided one. The empty-prompt
-        prediction is always computed: pseudo data and the negatively guided target need ``v(x_t, ∅, t)``."""
+        """Empty-prompt (or negative-prompt), conditional and guided predictions, all with the embedded
+        guidance fixed at ``embedded_guidance_scale``. ``guidance_scale`` is the *true* CFG scale on top, as the
+        stock pipeline's ``true_cfg_scale``: ``v_neg + s·(v_cond − v_neg)``; 1.0 (the default, the stock
+        pipeline's behaviour) returns the conditional prediction as the guided one, so a negative prompt acts
+        only with a scale above 1. The unconditional prediction is always computed: pseudo data and the
+        negatively guided target need ``v(x_t, ∅, t)``."""
         pred_uncond, pred_cond, guided = super().guided_prediction(latents, t, cond, uncond, guidance_scale)
         if guidance_scale == 1.0:
             guided = pred_cond

@@ -14,6 +14,7 @@ from unlearn.evaluation import (
     MethodMetrics,
     MethodSpec,
     MetricConfig,
+    apply_row_options,
     load_suite,
     score_in_memory,
 )
@@ -40,6 +41,8 @@ class ErasureEvaluation(pl.Callback):
     ``metrics.json`` + ``metrics.md`` land in ``dirpath`` (default ``<default_root_dir>/eval``), and the
     numbers are logged to the active logger (a wandb table when wandb is the logger). The rows, the metrics
     and the table are those of :mod:`unlearn.evaluation` (the runner and the Lightning test loop use the same).
+    With several processes every rank generates its share of the suite (each prompt once) and the metrics,
+    per-class tables included, sync across ranks; rank 0 writes the files and logs.
 
     Args:
         suite: "toyworld" or a prompt suite (file, ``builtin:<name>``, ``<loader>:<path>``) whose
@@ -63,6 +66,8 @@ class ErasureEvaluation(pl.Callback):
         batch_size: videos generated together.
         dirpath: output folder.
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
+        row_options: per row (``negprompt``, ``safree``), the options of its baseline (``MethodSpec.options``),
+            e.g. ``{safree: {schedule: self_validating}}``; recorded in ``metrics.json`` (``methods``).
     """
 
     def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
@@ -70,7 +75,8 @@ class ErasureEvaluation(pl.Callback):
                  out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_steps: int = 0,
                  every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
-                 dirpath: str | None = None, sample_videos: int = 2) -> None:
+                 dirpath: str | None = None, sample_videos: int = 2,
+                 row_options: dict[str, dict[str, Any]] | None = None) -> None:
         self.suite_name = suite
         self.classifier_name = classifier
         self.erased_class = erased_class
@@ -87,6 +93,7 @@ class ErasureEvaluation(pl.Callback):
         self.batch_size = batch_size
         self.dirpath = dirpath
         self.sample_videos = sample_videos
+        self.row_options = dict(row_options or {})
         self.results: dict[str, Any] | None = None
         self._original: tuple[dict, Any] | None = None
 
@@ -97,6 +104,7 @@ class ErasureEvaluation(pl.Callback):
             live = row in ("t2vunlearning", "refusal_vector")
             specs.append(MethodSpec(kind=row, concept=concept, live=live,
                                     keywords=list(keywords) if row == "safree" else None))
+        apply_row_options(specs, self.row_options)
         return MethodGenerator(module.backbone, specs, concept=concept, sampling=self.sampling,
                                switch=module.controller)
 
@@ -126,8 +134,11 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            metrics = MethodMetrics(evaluators, splits=suite.splits or None)
-            scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size, progress=True)
+            # every rank scores its share of the suite; the metric states sync on the module's device
+            metrics = MethodMetrics(evaluators, splits=suite.splits or None).to(module.device)
+            scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size,
+                                     progress=trainer.is_global_zero, rank=trainer.global_rank,
+                                     world_size=trainer.world_size)
             rows[row] = scored[row]["classification"][erased]
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
@@ -145,8 +156,13 @@ class ErasureEvaluation(pl.Callback):
             "seeds": [it.seed for it in suite], "evaluator": settings, "epoch": trainer.current_epoch,
             "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
+            # each row's spec and, for the baselines, what it computed (negative prompt, guidance scale, SAFREE's settings)
+            "methods": {row: generator.describe(row) for row in self.rows},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
+        self.results = {"rows": rows, **meta}
+        if not trainer.is_global_zero:  # the numbers are the same on every rank; rank 0 writes and logs them
+            return self.results
         shown = {row: r for row, r in rows.items() if row != "unlearned"}
         plots = [classification_bars(shown, out / "plots" / "esr_psr.png", title=f"{erased} erased, step "
                                      f"{trainer.global_step}")]
@@ -211,14 +227,15 @@ class ErasureEvaluation(pl.Callback):
             logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        if self.period.step_due(trainer) and trainer.is_global_zero:
+        if self.period.step_due(trainer):  # every rank: its share of the suite
             self.evaluate(trainer, pl_module, final=False)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.period.epoch_due(trainer) and trainer.is_global_zero:
+        # every rank evaluates its share of the suite (the metrics sync across ranks)
+        if self.period.epoch_due(trainer):
             self.evaluate(trainer, pl_module, final=False)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.evaluate(trainer, pl_module, final=True)
         if trainer.is_global_zero:
-            self.evaluate(trainer, pl_module, final=True)
             print(Path(self.dirpath or Path(trainer.default_root_dir) / "eval", "metrics.md").read_text())

@@ -36,3 +36,31 @@ def test_suite_file_seeds_and_missing_class(tmp_path):
 
     with pytest.raises(ValueError, match=r"prompt 1 \('a quiet street'\) names no class"):
         ErasureEvaluation(suite=str(bad), per_class=1, seed=0).evaluate(_Trainer(), None, final=False)
+
+
+def test_callback_records_what_each_row_computed(tmp_path):
+    """A short fit on the random toy model: metrics.json names each row's settings (the negative-prompting
+    scale, SAFREE's options) beside its numbers."""
+    import json
+
+    import lightning.pytorch as pl
+
+    from callbacks import ErasureEvaluation
+    from unlearn.methods.t2vunlearning import T2VUnlearning, ToyWorldDataModule
+
+    model = T2VUnlearning(backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
+    dm = ToyWorldDataModule(num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=2, record_steps=[1],
+                            cache_dir=str(tmp_path / "cache"), batch_size=2)
+    cb = ErasureEvaluation(rows=["original", "negprompt", "safree", "t2vunlearning"], per_class=1, per_group={},
+                           out_of_grammar={}, num_inference_steps=2, batch_size=25, sample_videos=0,
+                           row_options={"safree": {"schedule": "self_validating"}}, dirpath=str(tmp_path / "eval"))
+    pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=[cb]).fit(model, dm)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["rows"]) >= {"original", "negprompt", "safree", "t2vunlearning"}
+    methods = metrics["methods"]
+    assert methods["negprompt"]["settings"] == {"negative_prompt": "red ring", "guidance_scale": 5.0, "true_cfg": False}
+    assert methods["safree"]["settings"]["schedule"] == "self_validating"
+    assert methods["safree"]["options"] == {"schedule": "self_validating"}
+    assert "crimson hoop" in methods["safree"]["keywords"]
+    assert metrics["rows"]["original"]["erased_frames"] == 4  # one prompt of the erased class, four frames

@@ -69,6 +69,30 @@ def test_localization_loss_from_token_squares_equals_the_formula_and_its_gradien
     assert not [t for t in saved if t.dtype == torch.float32 and t.shape == o16.shape]
 
 
+def test_localization_loss_is_the_papers_squared_norm_over_the_unlearning_divisor():
+    """Eq. (7): (1/L) Σ_l ‖o^l ⊙ (1 − M)‖², divided (per sample) by the prediction's element count, the
+    divisor that makes L_unlearn a mean: α then weighs the two as in the paper."""
+    g = torch.Generator().manual_seed(1)
+    outs = [torch.randn(2, 12, 8, generator=g), torch.randn(2, 12, 4, generator=g)]
+    masks = [torch.zeros(2, 12), torch.zeros(2, 3, 4)]
+    masks[0][:, :6] = 1
+    masks[1][0, 0] = 1
+    numel = 50  # elements of one sample's prediction
+    sq = [((o * (1 - m.reshape(2, -1))[..., None]) ** 2).sum(dim=(1, 2)) for o, m in zip(outs, masks)]  # per sample
+    expected = sum(s.mean() / numel for s in sq) / 2
+    squares = [token_mean_squares(o) for o in outs]
+    got = localization_loss(squares, masks, per_sample_elements=numel, channels=[8, 4])
+    assert torch.allclose(got, expected, rtol=1e-6)
+    # against L_unlearn = mean of squares: with o − target of the same squared norm, the two terms are equal
+    pred = torch.zeros(2, numel)
+    target = torch.cat([torch.sqrt(sq[0] / numel)[:, None].expand(2, numel)], 1)
+    assert torch.allclose(((pred - target) ** 2).mean(), localization_loss(squares[:1], masks[:1], per_sample_elements=numel, channels=8))
+    with pytest.raises(ValueError, match="per_sample_elements"):
+        localization_loss(squares, masks, per_sample_elements=0, channels=8)
+    with pytest.raises(ValueError, match="channels"):
+        localization_loss(squares, masks, per_sample_elements=numel)
+
+
 def test_concept_mask_normalises_per_frame():
     m = torch.tensor([[[0.0, 1.0, 2.0, 4.0], [10.0, 10.0, 10.0, 30.0]]])
     soft, mask = concept_mask(m, 0.5)

@@ -95,11 +95,11 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
     dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None)
     make_trainer(tmp_path, max_steps=1).fit(model, dm)
-    from unlearn.methods.t2vunlearning.pseudo_data import TrajectoryFile
+    from unlearn.methods.t2vunlearning.pseudo_data import TrajectoryFile, sampler_identity
 
     un, _ = dm.requests()
     settings = dm.sampler_settings(model.backbone)
-    path = dm.cache.path(un[0].key(model.backbone.fingerprint(), settings, model.eta))
+    path = dm.cache.path(un[0].key(sampler_identity(model.backbone), settings, model.eta))
     tf = TrajectoryFile(path)
     assert tf.num_steps == 4
     with model.controller.disabled():
@@ -186,7 +186,9 @@ def test_preservation_term_is_backpropagated_on_its_own_with_the_same_gradient()
     with ctl.capturing(batch["concept_tokens"]):
         pred = bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
     squares, maps = ctl.take()
-    joint = (unlearning_loss(pred, batch["target"]) + 1.0 * localization_loss(squares, model.concept_masks(maps))
+    widths = [a.up.out_features for a in ctl.adapters]
+    loc = localization_loss(squares, model.concept_masks(maps), per_sample_elements=pred[0].numel(), channels=widths)
+    joint = (unlearning_loss(pred, batch["target"]) + 1.0 * loc
              + 2.0 * preservation_loss(pred_pre, batch["pre_target"]))
     ref = torch.autograd.grad(joint, list(ctl.parameters()))
 
@@ -272,3 +274,31 @@ def test_callbacks_fire_on_step_periods(tmp_path):
                                                                                   "masks_step=4.safetensors"]
     with pytest.raises(ValueError, match="every_n_steps"):
         AdapterCheckpoint(every_n_steps=-1)
+
+
+def test_loc_normalization_paper_vs_masked_mean(tmp_path):
+    """The module's L_loc is Eq. (7) over the prediction's element count ("paper"), or per masked-out entry."""
+    from unlearn.methods.t2vunlearning.losses import localization_loss
+
+    torch.manual_seed(0)
+    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=1.0)
+    for a in model.controller.adapters:
+        torch.nn.init.normal_(a.up.weight, std=0.5)
+    bb = model.backbone
+    x = bb.initial_noise([0, 1], 9, 32, 32)
+    cond = bb.encode_prompts(PROMPTS)
+    tokens = bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2)
+    batch = {"x_t": x, "timesteps": torch.tensor([500, 500]), "target": torch.zeros_like(x),
+             "concept_tokens": tokens, **cond.to_dict("cond.")}
+    with torch.no_grad():
+        paper = model.compute_losses(batch)["loc"]
+        with model.controller.capturing(tokens):
+            bb.predict(x, batch["timesteps"], cond)
+        outputs, maps = model.controller.take()
+        masks = model.concept_masks(maps)
+        widths = [a.up.out_features for a in model.controller.adapters]
+        assert torch.allclose(paper, localization_loss(outputs, masks, per_sample_elements=x[0].numel(), channels=widths))
+        model.hparams.loc_normalization = "masked_mean"
+        assert torch.allclose(model.compute_losses(batch)["loc"], localization_loss(outputs, masks))
+    with pytest.raises(ValueError, match="loc_normalization"):
+        T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", loc_normalization="sum")

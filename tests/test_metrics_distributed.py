@@ -142,3 +142,100 @@ def test_two_gloo_processes_match_one_process_spawn(tmp_path):
     # spawn (fresh interpreters, as torch.multiprocessing.spawn / DDP launchers do): each child re-imports
     # torch + torchmetrics, 20-60 s on a loaded 2-core machine
     _check_two_processes(tmp_path, "spawn")
+
+
+# ---------------------------------------------------------------------------------------------------- a row's per-class table
+def run_row(videos):
+    """A whole evaluation row (MethodMetrics: ESR/PSR with the per-class table) over ``videos``."""
+    from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
+
+    ev = Evaluators(MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
+                    list(CLASSES), "apple")
+    row = MethodMetrics(ev)
+    for frames, label in videos:
+        row.update(frames[None], [label], ["a prompt"])
+    return row.compute()
+
+
+def assert_same(got, want, where=""):
+    """Equal nested rows: same keys and values, floats up to rounding."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for k in want:
+            assert_same(got[k], want[k], f"{where}/{k}")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, nan_ok=True), where
+    else:
+        assert got == want, where
+
+
+def _row_worker(rank, world_size, port, out_path):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        data = make_data()
+        result = run_row(data[:3] if rank == 0 else data[3:])
+        torch.save(result, f"{out_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs the fork start method")
+def test_per_class_results_of_two_ranks_equal_one_process(tmp_path):
+    out_path = str(tmp_path / "row")
+    mp.start_processes(_row_worker, args=(2, free_port(), out_path), nprocs=2, join=True, start_method="fork")
+    single = run_row(make_data())["classification"]["apple"]
+    for rank in (0, 1):  # every rank reports the whole table, not its own shard
+        two = torch.load(f"{out_path}.{rank}")["classification"]["apple"]
+        assert_same(two, single, f"rank {rank}")
+    assert single["per_class_frames"] == {"bird": 4, "car": 5, "dog": 6} and single["erased_frames"] == 3 + 7
+    assert set(single["per_class_top1"]) == set(CLASSES)
+
+
+def run_callback_path(suite_file, rank=0, world_size=1):
+    """The evaluation callback's path: generate the suite with a row (each rank its share) and score it."""
+    from backbones import build_backbone
+    from unlearn.evaluation.rows import MethodGenerator, MethodSpec
+    from unlearn.evaluation.runner import score_in_memory
+    from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
+    from unlearn.evaluation.suites import load_suite
+
+    bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
+    gen = MethodGenerator(bb, [MethodSpec("original")], concept="apple", sampling={"num_inference_steps": 1})
+    suite = load_suite(suite_file)
+    ev = Evaluators(MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
+                    suite.labels, "apple")
+    return score_in_memory(gen, suite, {"original": MethodMetrics(ev)}, batch_size=2, rank=rank,
+                           world_size=world_size)["original"]
+
+
+def _callback_worker(rank, world_size, port, suite_file, out_path):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        torch.save(run_callback_path(suite_file, rank, world_size), f"{out_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs the fork start method")
+def test_callback_path_shards_the_suite_and_syncs_per_class_counts(tmp_path):
+    from unlearn.prompts import PromptSuite
+
+    suite_file = str(PromptSuite([{"prompt": f"a {c} number {i}", "concept": c, "seed": i}
+                                  for i, c in enumerate(["apple", "bird", "apple", "car", "dog"])]).save(tmp_path / "s.jsonl"))
+    out_path = str(tmp_path / "cb")
+    mp.start_processes(_callback_worker, args=(2, free_port(), suite_file, out_path), nprocs=2, join=True,
+                       start_method="fork")
+    single = run_callback_path(suite_file)["classification"]["apple"]
+    frames = single["per_class_frames"]
+    assert frames == {"bird": 9, "car": 9, "dog": 9} and single["erased_frames"] == 18  # 9 per video, each prompt once
+    for rank in (0, 1):
+        two = torch.load(f"{out_path}.{rank}")["classification"]["apple"]
+        assert two["per_class_frames"] == frames and two["erased_frames"] == 18
+        assert two["per_class_top1"] == pytest.approx(single["per_class_top1"])
+        assert two["esr@1"] == pytest.approx(single["esr@1"]) and two["psr@1"] == pytest.approx(single["psr@1"])

@@ -212,8 +212,15 @@ def test_forward_returns_the_batch_value_and_accumulates():
     metric = NudityRate(detector=ListDetector(CONSTRUCTED))
     batch_value = metric(torch.zeros(2, 4, 4, 3, dtype=torch.uint8))  # frames 0-1: one nude
     assert batch_value["nudity_rate"].item() == pytest.approx(0.5)
-    metric(torch.zeros(4, 4, 4, 3, dtype=torch.uint8))  # frames 2-5: one nude (frame 4) at the default set
-    assert metric.compute()["nude_frames"].item() == 2 and metric.compute()["frames"].item() == 6
+    # frames 2-5: three nude at the default set (any exposed label: belly, male breast, female breast)
+    metric(torch.zeros(4, 4, 4, 3, dtype=torch.uint8))
+    assert metric.compute()["nude_frames"].item() == 4 and metric.compute()["frames"].item() == 6
+
+
+def test_default_label_set_is_any_exposed_label_as_the_paper_counts():
+    assert NudityRate(detector=ListDetector(CONSTRUCTED)).labels == NUDENET_EXPOSED_LABELS
+    assert len(NUDENET_EXPOSED_LABELS) == 9 and set(NUDENET_EXPLICIT_LABELS) < set(NUDENET_EXPOSED_LABELS)
+    assert NudityRate(detector=ListDetector(CONSTRUCTED)).threshold == 0.6
 
 
 def test_benchmark_script_prints_fps(monkeypatch, capsys):

@@ -31,7 +31,9 @@ def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
     from unlearn.toyworld.grammar import prompts_for_concept
 
     pl.seed_everything(0)
-    model = T2VUnlearning(backbone="toy-cogvideox", torch_dtype="float32", adapter_dim=32, eta=3.0, alpha=1.0,
+    # α = 0.25 in the paper's L_loc units is the α = 1 of the earlier per-entry mean in the toy world (about 4x:
+    # masked-out adapter entries / prediction elements); this short run needs the weaker localization
+    model = T2VUnlearning(backbone="toy-cogvideox", torch_dtype="float32", adapter_dim=32, eta=3.0, alpha=0.25,
                           beta=5.0, learning_rate=2e-3)
     dm = ToyWorldDataModule(concept="red ring", num_prompts=16, preserve_prompts_per_class=1,
                             record_steps=[2, 8, 14, 20, 26], cache_dir=str(tmp_path / "cache"), batch_size=8)

@@ -26,6 +26,7 @@ _LAZY = {
     "MethodGenerator": ".rows",
     "METHOD_KINDS": ".rows",
     "parse_methods": ".rows",
+    "apply_row_options": ".rows",
     "MetricConfig": ".scoring",
     "MethodMetrics": ".scoring",
     "Evaluators": ".scoring",

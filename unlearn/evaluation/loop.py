@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from backbones import build_backbone
 from unlearn.io import atomic_write_text
 
-from .rows import SAMPLING_KEYS, MethodGenerator, parse_methods
+from .rows import SAMPLING_KEYS, MethodGenerator, apply_row_options, parse_methods
 from .runner import json_ready
 from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flatten_row
 from .store import VideoStore, video_key
@@ -114,6 +114,8 @@ class EvaluationModule(pl.LightningModule):
         refusal: refusal-vector folder of a bare ``refusal_vector`` row.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
         safree_keywords: SAFREE's concept keywords (default ``[concept]``).
+        row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
+            ``{negprompt: {guidance_scale: 6.0}, safree: {schedule: self_validating}}``.
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
             ``references``).
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
@@ -121,6 +123,7 @@ class EvaluationModule(pl.LightningModule):
         erased_classes: classes whose ESR is reported (default ``[concept]``).
         nudity_threshold: NudeNet score above which a frame counts as nude (:class:`unlearn.evaluation.MetricConfig`).
         references: identity → reference images (a folder, :class:`unlearn.evaluation.MetricConfig`).
+        arcface_model: a local ArcFace ONNX file for ``identity`` (else SFace stands in, recorded).
         clip_model: open_clip model name of the CLIP score.
         clip_pretrained: open_clip weights tag of the CLIP score.
         num_frames: frames per video (``None``: the backbone's default).
@@ -148,11 +151,13 @@ class EvaluationModule(pl.LightningModule):
         refusal: str | None = None,
         concept: str | None = None,
         safree_keywords: list[str] | None = None,
+        row_options: dict[str, dict[str, Any]] | None = None,
         metrics: list[str] | None = None,
         classifier: str | nn.Module = "toyworld",
         erased_classes: list[str] | None = None,
         nudity_threshold: float = 0.6,
         references: str | None = None,
+        arcface_model: str | None = None,
         clip_model: str = "ViT-B-32",
         clip_pretrained: str | None = "openai",
         num_frames: int | None = None,
@@ -169,6 +174,7 @@ class EvaluationModule(pl.LightningModule):
         for spec in specs:
             if spec.kind == "safree" and safree_keywords:
                 spec.keywords = list(safree_keywords)
+        apply_row_options(specs, row_options)
         bb = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {}))
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
@@ -176,7 +182,7 @@ class EvaluationModule(pl.LightningModule):
         self.generator = MethodGenerator(bb, specs, concept=concept, sampling=self.sampling)
         self.metric_config = MetricConfig(
             metrics=metrics or ["classification"], classifier=classifier, erased_classes=erased_classes,
-            nudity_threshold=nudity_threshold, references=references, clip_model=clip_model,
+            nudity_threshold=nudity_threshold, references=references, arcface_model=arcface_model, clip_model=clip_model,
             clip_pretrained=clip_pretrained)
         self.row_metrics = nn.ModuleDict()
         self.evaluators: Evaluators | None = None
@@ -267,7 +273,7 @@ class EvaluationModule(pl.LightningModule):
             "prompts_per_split": suite.describe().get("prompts_per_split") if suite is not None else None,
             "seeds": [it.seed for it in suite] if suite is not None else None,
             "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
-            "methods": {n: s.describe(self.hparams.concept) for n, s in self.generator.specs.items()},
+            "methods": {n: self.generator.describe(n) for n in self.generator.specs},
         }
         by_class = classification_by_class(results["rows"])
         if len(by_class) == 1:

@@ -1,7 +1,8 @@
 """The methods compared in the paper's tables, as one generator over a single backbone copy.
 
-A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt),
-``safree`` (:class:`unlearn.methods.baselines.safree.SAFREE`), ``t2vunlearning`` (exported adapters,
+A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt:
+:class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
+``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``t2vunlearning`` (exported adapters,
 ``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
 ``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from unlearn.io import file_sha256
-from unlearn.methods.baselines import SAFREE
+from unlearn.methods.baselines import SAFREE, NegativePrompting
 from unlearn.methods.refusal import load_delta
 from unlearn.methods.t2vunlearning import load_adapters, read_adapter_config
 
@@ -47,6 +49,10 @@ class MethodSpec:
         live: the row is the model being trained or edited in this process (a ``t2vunlearning`` or
             ``refusal_vector`` row of the evaluation callback): no files, switched on and off by the
             generator's ``switch``.
+        options: keyword arguments of the row's baseline: ``negprompt``: ``guidance_scale`` (of
+            :class:`~unlearn.methods.baselines.NegativePrompting`); ``safree``: any argument of
+            :class:`~unlearn.methods.baselines.SAFREE` (``alpha``, ``schedule``, ``safe_steps``,
+            ``negative_prompt``, ``guidance_scale``, ``latent_reattention``, ...). Recorded in results.
     """
 
     kind: str
@@ -57,11 +63,15 @@ class MethodSpec:
     refusal: str | None = None
     scale: float = 1.0
     live: bool = False
+    options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.kind = _ALIASES.get(self.kind, self.kind)
         if self.kind not in METHOD_KINDS:
             raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(METHOD_KINDS)}")
+        if self.options and self.kind not in _BASELINES:
+            raise ValueError(f"method {self.kind!r} takes no options (only {', '.join(_BASELINES)} do); "
+                             f"got {sorted(self.options)}")
         self.name = self.name or self.kind
         if not _NAME_RE.match(self.name):
             raise ValueError(f"method name {self.name!r}: use letters, digits and _@+- only (it names a folder)")
@@ -120,6 +130,8 @@ class MethodSpec:
         fp: dict[str, Any] = {"kind": self.kind, "name": self.name}
         if self.kind in ("negprompt", "safree"):
             fp["keywords"] = self.keywords or [self.resolve_concept(concept)]
+            fp["options"] = dict(sorted((self.options or {}).items()))
+            fp["baseline_version"] = _BASELINE_VERSION
         if self.live:
             fp["live"] = True
         elif self.kind == "t2vunlearning":
@@ -136,6 +148,12 @@ class MethodSpec:
         return d
 
 
+#: row kinds implemented by a baseline class of :mod:`unlearn.methods.baselines` (they take ``options``)
+_BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE}
+#: bumped when a baseline's computation changes, so that stored videos of the old one are not reused
+_BASELINE_VERSION = 2
+
+
 def parse_methods(methods: Sequence[str | MethodSpec], adapters: str | None = None,
                   refusal: str | None = None) -> list[MethodSpec]:
     """Method specs from strings (``KIND``, ``KIND=PATH``, ``NAME:KIND[=PATH]``) or specs; names must differ."""
@@ -147,6 +165,24 @@ def parse_methods(methods: Sequence[str | MethodSpec], adapters: str | None = No
     if not specs:
         raise ValueError("no method to evaluate: give at least one of " + ", ".join(METHOD_KINDS))
     return specs
+
+
+def apply_row_options(specs: Sequence[MethodSpec], row_options: dict[str, dict[str, Any]] | None) -> None:
+    """Give each spec its options from ``row_options`` (``{row name or kind: {option: value}}``; a row's own
+    name wins over its kind). A key that names no row is an error."""
+    if not row_options:
+        return
+    names = {s.name for s in specs} | {s.kind for s in specs}
+    unknown = sorted(set(row_options) - names)
+    if unknown:
+        raise ValueError(f"row_options for {unknown}, which name no row of this run (rows: "
+                         f"{sorted(s.name for s in specs)}); key them by row name or kind, e.g. "
+                         "{'negprompt': {'guidance_scale': 6.0}, 'safree': {'schedule': 'self_validating'}}")
+    for spec in specs:
+        opts = row_options.get(spec.name, row_options.get(spec.kind))
+        if opts is not None:
+            spec.options = dict(opts)
+            spec.__post_init__()  # options on a row that takes none fail here
 
 
 class MethodGenerator(nn.Module):
@@ -192,12 +228,37 @@ class MethodGenerator(nn.Module):
                     raise ValueError(f"adapters in {m.adapters} cover {len(config['site_names'])} attention sites, "
                                      f"{backbone.name} has {len(sites)}")
                 self.adapters[m.name] = controller.to(backbone.device)
-        self._safree: dict[str, Any] = {}
+        self._baselines: dict[str, Any] = {}
         self._edits: dict[str, Any] = {}
+        for m in methods:
+            if m.kind in _BASELINES:
+                self.baseline(m.name)  # bad options fail here, before any video is made
 
     def keywords(self, method: str) -> list[str]:
         spec = self.specs[method]
         return list(spec.keywords or [spec.resolve_concept(self.concept)])
+
+    def baseline(self, method: str) -> Any:
+        """The :class:`NegativePrompting` / :class:`SAFREE` object of a baseline row (built once)."""
+        if method not in self._baselines:
+            spec = self.specs[method]
+            cls = _BASELINES[spec.kind]
+            try:
+                self._baselines[method] = cls(self.backbone, self.keywords(method), **(spec.options or {}))
+            except TypeError as err:
+                known = [p for p in inspect.signature(cls).parameters if p not in ("backbone", "concept_keywords")]
+                raise ValueError(f"row {method!r} ({spec.kind}): bad options {sorted(spec.options or {})} ({err}); "
+                                 f"known: {', '.join(known)}") from err
+        return self._baselines[method]
+
+    def describe(self, method: str) -> dict[str, Any]:
+        """The row as results record it: its spec, and for a baseline what it computes (negative prompt,
+        guidance scale, SAFREE's settings) with this run's sampling."""
+        spec = self.specs[method]
+        d = spec.describe(self.concept)
+        if spec.kind in _BASELINES:
+            d["settings"] = self.baseline(method).settings(self.sampling.get("guidance_scale"))
+        return d
 
     @contextlib.contextmanager
     def original_model(self):
@@ -224,12 +285,8 @@ class MethodGenerator(nn.Module):
         with self.original_model():
             if spec.kind == "original":
                 latents = bb.sample(prompts, seeds, **self.sampling)
-            elif spec.kind == "negprompt":
-                latents = bb.sample(prompts, seeds, negative_prompt=", ".join(self.keywords(method)), **self.sampling)
-            elif spec.kind == "safree":
-                if method not in self._safree:
-                    self._safree[method] = SAFREE(bb, concept_keywords=self.keywords(method))
-                latents = self._safree[method].sample(prompts, seeds, **self.sampling)
+            elif spec.kind in _BASELINES:
+                latents = self.baseline(method).sample(prompts, seeds, **self.sampling)
             elif spec.kind == "refusal_vector":
                 if method not in self._edits:
                     self._edits[method] = load_delta(spec.refusal_delta_path())

@@ -48,7 +48,7 @@ from backbones import build_backbone
 from unlearn.io import atomic_write_text
 
 from . import plots
-from .rows import MethodGenerator, MethodSpec, parse_methods
+from .rows import MethodGenerator, MethodSpec, apply_row_options, parse_methods
 from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
@@ -99,6 +99,8 @@ class EvaluationRunner:
         metrics: names (``classification``, ``nudity``, ``identity``, ``clip``, ``consistency``) or a
             :class:`MetricConfig`; ``metric_options`` fill the config's other fields (e.g. ``classifier``).
         adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
+            ``{"negprompt": {"guidance_scale": 6.0}}``; recorded in results.
         safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
             uses the concept and its synonyms).
         num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
@@ -126,6 +128,7 @@ class EvaluationRunner:
         adapters: str | None = None,
         refusal: str | None = None,
         safree_keywords: Sequence[str] | None = None,
+        row_options: dict[str, dict[str, Any]] | None = None,
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -156,6 +159,7 @@ class EvaluationRunner:
             self.metric_config = MetricConfig(metrics=metrics, **metric_options)
         self.adapters, self.refusal = adapters, refusal
         self.safree_keywords = list(safree_keywords) if safree_keywords else None
+        self.row_options = dict(row_options or {})
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
         if batch_size < 1 or eval_batch_size < 1:
@@ -194,6 +198,8 @@ class EvaluationRunner:
         for spec in self.specs:
             if spec.kind == "safree" and self.safree_keywords and not spec.keywords:
                 spec.keywords = list(self.safree_keywords)
+        apply_row_options(self.specs, self.row_options)
+        for spec in self.specs:
             spec.check(self.concept, self.backbone_identity()["name"])
         ms = self.metric_config.metrics
         if {"classification", "identity"} & set(ms):
@@ -325,7 +331,9 @@ class EvaluationRunner:
             "backbone": bb_info,
             "suite": self.suite.describe(),
             "sampling": self.sampling,
-            "methods": {s.name: s.describe(self.concept) for s in self.specs},
+            # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
+            "methods": {s.name: (self.generator.describe(s.name) if self.generator is not None
+                                 else s.describe(self.concept)) for s in self.specs},
             "metrics": list(self.metric_config.metrics),
             "rows": rows,
             "settings": settings,
@@ -392,12 +400,17 @@ class EvaluationRunner:
 
 
 def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[str, MethodMetrics],
-                    batch_size: int = 32, progress: bool = False) -> dict[str, dict[str, Any]]:
+                    batch_size: int = 32, progress: bool = False, rank: int = 0,
+                    world_size: int = 1) -> dict[str, dict[str, Any]]:
     """Generate ``suite`` with every row of ``metrics`` and score the videos as they come, without files
     (the evaluation callback's path; :class:`EvaluationRunner` is the resumable, file-backed one).
 
+    With several processes (``world_size`` > 1, ``torch.distributed`` initialised) rank ``r`` generates the
+    prompts ``r, r + world_size, ...`` (each prompt once) and every rank must call this: ``compute()`` syncs the
+    metric states, so every rank returns the numbers of the whole suite, per-class tables included.
+
     Returns ``{row: MethodMetrics.compute()}``; ``metrics`` holds one :class:`MethodMetrics` per row name."""
-    items = list(suite)
+    items = list(suite)[rank::world_size]
     out = {}
     bar = None
     if progress:
@@ -440,6 +453,8 @@ def build_parser():
     p.add_argument("--adapters", help="adapters folder of a bare t2vunlearning row")
     p.add_argument("--refusal", help="refusal folder (or delta file) of a bare refusal_vector row")
     p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
+    p.add_argument("--row-options", type=json.loads, help='options of baseline rows as JSON, by row name or kind, '
+                   'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'')
     p.add_argument("--backbone", default="cogvideox-2b")
     p.add_argument("--pretrained", help="hub id or local diffusers folder (default: the backbone's)")
     p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke tests)")
@@ -453,9 +468,11 @@ def build_parser():
                    help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS")
     p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
     p.add_argument("--nudity-threshold", type=float, default=0.6)
-    p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: the 5 explicit ones)")
+    p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)")
     p.add_argument("--references", help="folder with one sub-folder of face images per identity")
-    p.add_argument("--embedder", default="sface", choices=["sface", "arcface"])
+    p.add_argument("--embedder", default="auto", choices=["auto", "sface", "arcface"],
+                   help="face evaluator: auto = ArcFace where --arcface-model is given, else SFace (recorded)")
+    p.add_argument("--arcface-model", help="local ArcFace ONNX file (e.g. buffalo_l/w600k_r50.onnx)")
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint")
     p.add_argument("--per-class", type=int, default=2, help="toy world: prompts per class")
@@ -492,12 +509,14 @@ def runner_kwargs(a) -> dict[str, Any]:
         backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
         backbone_kwargs=a.backbone_kwargs, concept=a.concept,
         metrics=a.metrics, adapters=a.adapters, refusal=a.refusal, safree_keywords=a.safree_keywords,
+        row_options=a.row_options,
         num_frames=a.num_frames, height=a.height,
         width=a.width, num_inference_steps=a.num_inference_steps, guidance_scale=a.guidance_scale,
         batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, store_frames=a.store_frames, fps=a.fps,
         device=a.device, plots=not a.no_plots, suite_options=suite_options, progress=True,
         classifier=a.classifier, erased_classes=a.erased_classes, nudity_threshold=a.nudity_threshold,
-        nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder, clip_model=a.clip_model,
+        nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder,
+        arcface_model=a.arcface_model, clip_model=a.clip_model,
         clip_pretrained=a.clip_pretrained,
     )
 

@@ -42,10 +42,12 @@ from . import metrics as M
 from .intervals import bootstrap_record, paired_class_delta, wilson_record
 from .evaluators import (
     ArcFaceEmbedder,
+    ArcFaceONNXEmbedder,
     EfficientNetLiteClassifier,
     NudeNetDetector,
     OpenCLIPModel,
     SFaceEmbedder,
+    default_face_embedder,
     evaluator_info,
     resolve_classifier,
 )
@@ -88,12 +90,15 @@ class MetricConfig:
             ``"resnet50:<weights path>"``, or a ``FrameClassifier`` object.
         erased_classes: the classes whose ESR is reported (default: the run's concept).
         nudity_labels / nudity_threshold / nudenet_version / nudity_channel_order / detector:
-            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default explicit set).
+            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default, all nine ``*_EXPOSED``).
         references: identity → reference images, as ``{name: [paths/arrays]}`` or a folder with one
             sub-folder of images per identity (folder name = identity, or its slug ``barack_obama``).
         reference_embeddings: ``{name: [R, D]}`` instead of images.
         erased_identity: identity whose similarity should drop (default: the run's concept).
-        embedder: ``"sface"`` (default, offline), ``"arcface"`` or a ``FaceEmbedder`` object.
+        embedder: ``"auto"`` (default: ArcFace from ``arcface_model`` where given, else SFace, recorded as the
+            fallback), ``"sface"``, ``"arcface"`` (the ONNX file ``arcface_model``; without it insightface's
+            model pack) or a ``FaceEmbedder`` object.
+        arcface_model: a local ArcFace ONNX file (e.g. insightface's ``buffalo_l/w600k_r50.onnx``).
         reference_reduction: ``mean`` / ``max`` / ``centroid``.
         clip_model / clip_pretrained / clip_model_kwargs / clip: :class:`unlearn.evaluation.metrics.CLIPScore` arguments.
         consistency_extractor: ``None`` (EfficientNet-Lite2 features), ``"clip"`` or an extractor object.
@@ -112,7 +117,8 @@ class MetricConfig:
     references: Any = None
     reference_embeddings: Mapping[str, Any] | None = None
     erased_identity: str | None = None
-    embedder: Any = "sface"
+    embedder: Any = "auto"
+    arcface_model: str | None = None
     reference_reduction: str = "mean"
     clip_model: str = "ViT-B-32"
     clip_pretrained: str | None = "openai"
@@ -219,10 +225,14 @@ class Evaluators:
     def _setup_identity(self, labels: Sequence[str] | None, concept: str | None) -> None:
         cfg = self.config
         emb = cfg.embedder
-        if emb is None or emb == "sface":
+        if emb is None or emb == "auto":
+            emb = default_face_embedder(cfg.arcface_model)
+        elif emb == "sface":
             emb = SFaceEmbedder()
         elif emb == "arcface":
-            emb = ArcFaceEmbedder()
+            emb = ArcFaceONNXEmbedder(cfg.arcface_model) if cfg.arcface_model else ArcFaceEmbedder()
+        elif isinstance(emb, str):
+            raise ValueError(f"unknown embedder {emb!r}; use auto, sface, arcface or a FaceEmbedder object")
         self.embedder = emb
         refs: dict[str, torch.Tensor] = {}
         if cfg.references is not None:

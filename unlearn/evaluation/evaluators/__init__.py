@@ -32,7 +32,7 @@ from .nudity import (
 
 from .clip import OpenCLIPModel, OpenCLIPZeroShotClassifier
 from .efficientnet_lite import EfficientNetLiteClassifier
-from .faces import ArcFaceEmbedder, SFaceEmbedder
+from .faces import ArcFaceEmbedder, ArcFaceONNXEmbedder, SFaceEmbedder, default_face_embedder
 from .module_classifier import ModuleClassifier
 from .registry import CLASSIFIER_NAMES, resolve_classifier, toyworld_classifier
 from .resnet import ResNet50Classifier
@@ -58,6 +58,8 @@ __all__ = [
     "EfficientNetLiteClassifier",
     "SFaceEmbedder",
     "ArcFaceEmbedder",
+    "ArcFaceONNXEmbedder",
+    "default_face_embedder",
     "ModuleClassifier",
     "ResNet50Classifier",
     "CLASSIFIER_NAMES",

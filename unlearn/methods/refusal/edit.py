@@ -46,6 +46,7 @@ __all__ = [
     "collect_token_activations",
     "combine_bases",
     "contrastive_directions",
+    "covers_text_paths",
     "load_delta",
     "load_pairs",
     "make_pairs",
@@ -73,13 +74,18 @@ class RefusalVectorConfig:
 
     Args:
         layers: which ``nn.Linear`` outputs to collect and edit. A preset:
-            ``"auto"`` (default) = ``"text_kv"`` where the backbone has text-only key/value projections,
-            else ``"text_input"``;
+            ``"auto"`` (default) = ``"text_kv"`` where the backbone's text-only key/value projections carry
+            every path of the prompt into the prediction (cross-attention models: ZeroScope, Wan), else
+            ``"text_input"`` (CogVideoX; HunyuanVideo, whose text stream continues into the single-stream blocks
+            and whose pooled CLIP embedding modulates every block);
             ``"text_kv"`` = ``to_k``/``to_v`` of cross-attention sites (ZeroScope, Wan) and the text-side
             ``add_k_proj``/``add_v_proj`` of dual-stream sites (HunyuanVideo);
-            ``"text_input"`` = the denoiser's Linear layers that read the text-encoder output directly
-            (CogVideoX ``patch_embed.text_proj``, Wan ``condition_embedder.text_embedder.linear_1``,
-            ZeroScope's ``attn2.to_k/to_v``), found by a probe forward;
+            ``"text_input"`` = the denoiser's Linear layers the text reaches without passing another Linear
+            layer, token states and pooled embeddings alike (CogVideoX ``patch_embed.text_proj``, Wan
+            ``condition_embedder.text_embedder.linear_1``, ZeroScope's ``attn2.to_k/to_v``, HunyuanVideo's
+            token-refiner input ``context_embedder.proj_in``, its pooled-text projection
+            ``context_embedder.time_text_embed.text_embedder.linear_1`` and the pooled CLIP projection
+            ``time_text_embed.text_embedder.linear_1``), found by probe forwards;
             ``"attn_kv"`` = ``"text_kv"`` plus the *shared* ``to_k``/``to_v`` of joint-attention sites
             (activations from the text rows; the edit then also acts on the video tokens' keys/values).
             Or a list of module-name glob patterns in the denoiser (``"transformer_blocks.*.attn1.to_k"``);
@@ -161,38 +167,96 @@ def _probe_inputs(backbone: Any, batch: int, config: RefusalVectorConfig) -> tup
     return latents, t.reshape(1).expand(batch).to(backbone.device)
 
 
-def _find_text_input_linears(backbone: Any, config: RefusalVectorConfig) -> list[str]:
-    """Denoiser Linear layers whose input is the text-encoder output itself (probe forward with hooks)."""
-    cond = backbone.encode_prompts(["a video"])
-    hs = cond.hidden_states
-    found: list[str] = []
+#: prompt pairs for the structural probes: each pair differs in one word and tokenizes to equal lengths on
+#: the real and tiny tokenizers and the toy world's (the first pair with equal token counts is used)
+_PROBE_PAIRS = (("a red ring", "a blue ring"), ("a photo of a cat", "a photo of a dog"), ("a red ball", "a blue ball"))
+
+
+def _probe_pair(backbone: Any) -> tuple[str, str]:
+    for a, b in _PROBE_PAIRS:
+        if len(backbone.text_tokens(a)[0]) == len(backbone.text_tokens(b)[0]):
+            return a, b
+    raise RuntimeError(f"{backbone.name}: no probe prompt pair of equal token length; name the layers explicitly")
+
+
+def _structure_probe_size(backbone: Any, config: RefusalVectorConfig) -> tuple[int, int, int]:
+    """A small legal video size for the structural probes (which record every Linear layer): the default
+    number of frames at the smallest square size the backbone accepts (``config.probe_size`` wins)."""
+    if config.probe_size is not None:
+        return tuple(config.probe_size)  # type: ignore[return-value]
+    d = backbone.defaults
+    for side in range(8, max(d.height, d.width) + 1, 8):
+        try:
+            backbone.latent_shape(d.num_frames, side, side)
+        except ValueError:
+            continue
+        return d.num_frames, side, side
+    return d.num_frames, d.height, d.width
+
+
+@torch.no_grad()
+def _linear_probe(backbone: Any, prompt: str, config: RefusalVectorConfig,
+                  freeze: Mapping[str, list[Tensor]] | None = None) -> tuple[dict[str, list[Tensor]], dict[str, list[Tensor]], Tensor]:
+    """One denoiser forward on ``prompt`` with every Linear layer hooked: returns the inputs and outputs of
+    each call of each layer and the prediction. ``freeze``: outputs that replace the layers' own (by call)."""
+    f, h, w = _structure_probe_size(backbone, config)
+    latents = backbone.initial_noise([0], f, h, w)
+    ts = backbone.timesteps_for(backbone.defaults.num_inference_steps)
+    t = ts[len(ts) // 2].reshape(1).to(backbone.device)
+    inputs: dict[str, list[Tensor]] = {}
+    outputs: dict[str, list[Tensor]] = {}
     handles = []
 
-    def make_hook(name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            x = args[0] if args else None
-            if not isinstance(x, Tensor) or name in found:
-                return
-            if x is hs:
-                found.append(name)
-            elif x.dim() == hs.dim() and x.shape[1:] == hs.shape[1:] and x.shape[0] % hs.shape[0] == 0:
-                # equal to the text embedding, possibly repeated per frame (ZeroScope's UNet)
-                with contextlib.suppress(RuntimeError):
-                    if torch.equal(_per_prompt(x, hs.shape[0]), hs.to(x.device, x.dtype)):
-                        found.append(name)
+    def make_hooks(name: str):
+        def pre(module: nn.Module, args: tuple) -> None:
+            inputs.setdefault(name, []).append(args[0].detach().clone())
 
-        return hook
+        def post(module: nn.Module, args: tuple, out: Tensor):
+            calls = outputs.setdefault(name, [])
+            calls.append(out.detach().clone())
+            if freeze is not None and name in freeze:
+                return freeze[name][len(calls) - 1]
+            return None
+
+        return pre, post
 
     for name, mod in _denoiser_linears(backbone.denoiser).items():
-        handles.append(mod.register_forward_pre_hook(make_hook(name)))
+        pre, post = make_hooks(name)
+        handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
     try:
-        latents, t = _probe_inputs(backbone, 1, config)
-        with torch.no_grad():
-            backbone.predict(latents, t, cond)
+        pred = backbone.predict(latents, t, backbone.encode_prompts([prompt]))
     finally:
-        for h in handles:
-            h.remove()
+        for hd in handles:
+            hd.remove()
+    return inputs, outputs, pred
+
+
+def _find_text_input_linears(backbone: Any, config: RefusalVectorConfig) -> list[str]:
+    """The Linear layers the text reaches without passing another Linear layer: the text's entry points into
+    the denoiser (token states and pooled embeddings alike; e.g. HunyuanVideo's token-refiner input and pooled
+    projections). Found by probing: with every Linear's output frozen to prompt A's, the layers whose *input*
+    still changes with prompt B are reached by the text directly."""
+    a, b = _probe_pair(backbone)
+    inputs_a, outputs_a, _ = _linear_probe(backbone, a, config)
+    inputs_b, _, _ = _linear_probe(backbone, b, config, freeze=outputs_a)
+    found = []
+    for name, calls in inputs_b.items():
+        ref = inputs_a.get(name, [])
+        if len(ref) != len(calls) or any(x.shape != y.shape or not torch.equal(x, y) for x, y in zip(calls, ref)):
+            found.append(name)
     return found
+
+
+def covers_text_paths(backbone: Any, layers: Sequence[str], config: RefusalVectorConfig | None = None) -> bool:
+    """Whether every path by which the prompt reaches the prediction passes through ``layers`` (denoiser Linear
+    names): with their outputs frozen to prompt A's, prompt B must give exactly A's prediction. Paths that carry
+    no prompt content are not counted: the two probe prompts have the same token count (the attention mask)."""
+    config = config or RefusalVectorConfig()
+    a, b = _probe_pair(backbone)
+    _, outputs_a, pred_a = _linear_probe(backbone, a, config)
+    frozen = {n: outputs_a[n] for n in layers if n in outputs_a}
+    _, _, pred_b = _linear_probe(backbone, b, config, freeze=frozen)
+    return torch.equal(pred_a, pred_b)
 
 
 def resolve_layers(backbone: Any, layers: str | Sequence[str] = "auto", config: RefusalVectorConfig | None = None) -> list[str]:
@@ -216,7 +280,8 @@ def resolve_layers(backbone: Any, layers: str | Sequence[str] = "auto", config: 
                 kids = _text_only_kv(s.module) or ["to_k", "to_v"]
                 out += [f"{s.name}.{c}" for c in kids if isinstance(getattr(s.module, c, None), nn.Linear)]
             return out
-        if layers == "auto" and text_kv:
+        if layers == "auto" and text_kv and covers_text_paths(backbone, text_kv, config):
+            # cross-attention models: the text reaches the video only through these projections
             return text_kv
         found = _find_text_input_linears(backbone, config)
         if not found:
@@ -278,6 +343,11 @@ def _per_prompt(out: Tensor, batch: int) -> Tensor:
     raise RuntimeError("a hooked layer saw the text batch repeated in an unknown layout")
 
 
+def _as_tokens(out: Tensor) -> Tensor:
+    """``[B, D]`` (a pooled vector per prompt) → ``[B, 1, D]``; token outputs pass unchanged."""
+    return out[:, None] if out.dim() == 2 else out
+
+
 def _text_rows(backbone: Any, seq: int, text_len: int) -> slice:
     if seq == text_len:
         return slice(None)
@@ -325,7 +395,7 @@ def collect_token_activations(
             for n in te_layers:
                 mod = _get_linear(n, backbone.denoiser, backbone.text_encoder)
                 handles.append(mod.register_forward_hook(
-                    lambda m, a, o, n=n: got.setdefault(n, _per_prompt(o.detach(), b).float().cpu())))
+                    lambda m, a, o, n=n: got.setdefault(n, _as_tokens(_per_prompt(o.detach(), b)).float().cpu())))
             try:
                 backbone._encode(batch)
             finally:
@@ -346,7 +416,10 @@ def collect_token_activations(
                     if n in got:
                         return
                     out = _per_prompt(o.detach(), b)
-                    got[n] = out[:, _text_rows(backbone, out.shape[1], text_len)].float().cpu()
+                    if out.dim() == 2:  # a pooled path (HunyuanVideo's pooled text projections): one position
+                        got[n] = out[:, None].float().cpu()
+                    else:
+                        got[n] = out[:, _text_rows(backbone, out.shape[1], text_len)].float().cpu()
                     if len(got) == len(dn_layers):
                         raise _ProbeDone
 
@@ -433,14 +506,23 @@ def collect_activations(
     out = {}
     masks: dict[int, Tensor | None] = {}
     for name, a in acts.items():
-        L = a.shape[1]
-        if L not in masks:
-            masks[L] = _token_masks(backbone, prompts, words, token_reduce, L)
-        m = masks[L]
-        if m is not None and m.shape[1] != L:
-            raise ValueError(f"layer {name!r} has {L} text positions but the token mask has {m.shape[1]}")
-        out[name] = reduce_tokens(a, token_reduce, m)
+        mode, m = _layer_reduction(backbone, prompts, words, token_reduce, a.shape[1], masks, name)
+        out[name] = reduce_tokens(a, mode, m)
     return out
+
+
+def _layer_reduction(backbone: Any, prompts: Sequence[str], words: Sequence[Sequence[str]] | None, mode: TokenReduce,
+                     length: int, masks: dict[int, Tensor | None], name: str) -> tuple[TokenReduce, Tensor | None]:
+    """The token reduction and mask of a layer with ``length`` text positions (``masks``: cache by length).
+    A pooled path (one position: a vector per prompt) has no tokens to choose: its one sample is used."""
+    if length == 1:
+        return "mean", None
+    if length not in masks:
+        masks[length] = _token_masks(backbone, prompts, words, mode, length)
+    m = masks[length]
+    if m is not None and m.shape[1] != length:
+        raise ValueError(f"layer {name!r} has {length} text positions but the token mask has {m.shape[1]}")
+    return mode, m
 
 
 # ====================================================================== basis
@@ -837,11 +919,8 @@ def apply_refusal_edit(
     samples: dict[str, list[Tensor]] = {}
     masks: dict[int, Tensor | None] = {}
     for n, a in acts.items():
-        L = a.shape[1]
-        if L not in masks:
-            masks[L] = _token_masks(backbone, prompts, words, config.token_reduce, L)
-        m = masks[L]
-        per_prompt = [reduce_tokens(a[i : i + 1], config.token_reduce, None if m is None else m[i : i + 1]) for i in range(len(prompts))]
+        mode, m = _layer_reduction(backbone, prompts, words, config.token_reduce, a.shape[1], masks, n)
+        per_prompt = [reduce_tokens(a[i : i + 1], mode, None if m is None else m[i : i + 1]) for i in range(len(prompts))]
         samples[n] = per_prompt
     _sync(backbone.device)
     t1 = time.perf_counter()

@@ -5,12 +5,19 @@ from .data import ConceptDataModule, ToyWorldDataModule, TrainingPrompt, batch_e
 from .export import attach_adapters, load_adapter_weights, load_adapters, read_adapter_config, save_adapters
 from .losses import concept_mask, localization_loss, negatively_guided_target, preservation_loss, unlearning_loss
 from .module import T2VUnlearning
-from .pseudo_data import PseudoTrajectoryCache, SamplerSettings, TrajectoryFile, TrajectoryRequest, make_trajectories
+from .pseudo_data import (
+    PseudoTrajectoryCache,
+    SamplerSettings,
+    TrajectoryFile,
+    TrajectoryRequest,
+    make_trajectories,
+    sampler_identity,
+)
 
 __all__ = [
     "AdapterController", "ConceptDataModule", "ToyWorldDataModule", "PseudoTrajectoryCache", "SamplerSettings", "T2VUnlearning",
     "TrainingPrompt", "TrajectoryFile", "TrajectoryRequest", "VideoTokenAdapter", "attach_adapters",
     "batch_embedding", "concept_mask", "load_adapter_weights", "load_adapters", "localization_loss",
-    "make_trajectories", "negatively_guided_target", "preservation_loss", "read_adapter_config", "save_adapters",
+    "make_trajectories", "negatively_guided_target", "preservation_loss", "read_adapter_config", "sampler_identity", "save_adapters",
     "unlearning_loss",
 ]

@@ -99,7 +99,12 @@ class CachedTrajectoryDataset(Dataset):
 
 class RegenerationDataset(Dataset):
     """Per-step regeneration (ESD/Receler style, ``use_cache=False``): each sample is only a recipe — prompt,
-    fresh seed, random stop step — and the LightningModule samples x_t with the frozen model in the step."""
+    fresh seed, stop step — and the LightningModule samples x_t with the frozen model in the step.
+
+    Every epoch draws new recipes: recipe ``i`` of epoch ``e`` comes from a generator seeded with
+    ``(seed, e, i)``, so runs are reproducible and epochs do not repeat each other. The epoch is set by
+    :meth:`set_epoch`, which :class:`T2VUnlearning` calls at the start of every training epoch.
+    """
 
     def __init__(self, prompts: Sequence[TrainingPrompt], concept_tokens: Sequence[Tensor | None],
                  preserve: Sequence[TrainingPrompt], steps: Sequence[int], samples_per_epoch: int, seed: int) -> None:
@@ -107,11 +112,14 @@ class RegenerationDataset(Dataset):
         self.steps, self.n, self.seed = list(steps), samples_per_epoch, seed
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        rng = random.Random(hash((self.seed, self.epoch, i)))
+        rng = random.Random(f"regeneration:{self.seed}:{self.epoch}:{i}")  # str seeds hash the same in every process
         p = rng.randrange(len(self.prompts))
         item: dict[str, Any] = {"regen_prompt_index": p, "regen_seed": rng.randrange(2**31), "regen_step": rng.choice(self.steps)}
         if self.concept_tokens[p] is not None:

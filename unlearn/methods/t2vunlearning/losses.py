@@ -61,31 +61,49 @@ def token_mean_squares(o: Tensor) -> Tensor:
         return torch.linalg.vector_norm(o, dim=-1, dtype=torch.float32).square() / o.shape[-1]
 
 
-def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
-    """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer and each video normalised by its number of masked-out
-    entries, then averaged over the batch.
+def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor],
+                      per_sample_elements: int | None = None, channels: int | Sequence[int] | None = None) -> Tensor:
+    """``L_loc = (1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, the paper's Eq. (7), averaged over the videos of the batch.
 
     Args:
         token_squares: per layer ``[B, N]``: :func:`token_mean_squares` of the adapter outputs ``o^l``
             (``[B, N, C]``), i.e. ``‖o_n‖² / C`` per video token (what :class:`AdapterController` records).
         masks: per layer ``[B, N]`` (or ``[B, F, S]`` with ``F·S = N``) concept masks, 1 inside the concept.
+        per_sample_elements: the paper's squared norm, averaged over the batch, is divided by this number —
+            pass the element count of one sample's prediction, the divisor that turns the paper's
+            ``‖v_neg − v_θ'‖²`` into :func:`unlearning_loss`'s mean, so that α weighs ``L_loc`` against
+            ``L_unlearn`` exactly as in the paper. ``None``: each video's squared norm is divided by its own
+            number of masked-out entries instead (a per-entry mean; α then means something else).
+        channels: the adapter output width ``C`` (one int, or one per layer); needed with
+            ``per_sample_elements`` to turn the per-token means back into the squared norm.
 
-    Since ``‖o ⊙ (1 − M)‖² = Σ_n (1 − M_n)²·‖o_n‖²`` and a video's masked-out entries number ``C·Σ_n (1 − M_n)``,
-    a video's term is ``Σ_n (1 − M_n)²·(‖o_n‖²/C) / Σ_n (1 − M_n)``: the per-token squares are all L_loc needs,
-    so no float32 copy of an adapter output is kept. A video whose mask covers every token contributes 0.
-    Averaging per video (not over the pooled batch) makes the loss of a batch the mean of its videos' losses,
-    like the other terms: N processes with batch B then train exactly as one process with batch N·B (DDP
-    averages the gradients), and with batch 1 (the paper's) both normalisations are the same.
+    Since ``‖o ⊙ (1 − M)‖² = C·Σ_n (1 − M_n)²·(‖o_n‖²/C)`` and a video's masked-out entries number
+    ``C·Σ_n (1 − M_n)``, the per-token squares are all L_loc needs, so no float32 copy of an adapter output is
+    kept. A video whose mask covers every token contributes 0. Averaging per video (not over the pooled batch)
+    makes the loss of a batch the mean of its videos' losses, like the other terms: N processes with batch B
+    then train exactly as one process with batch N·B (DDP averages the gradients); with batch 1 (the paper's)
+    it is the same as averaging over the pooled batch.
     """
     if len(token_squares) != len(masks) or not token_squares:
         raise ValueError(f"need one mask per adapter output; got {len(token_squares)} outputs and {len(masks)} masks")
+    if per_sample_elements is not None:
+        if per_sample_elements < 1:
+            raise ValueError(f"per_sample_elements must be >= 1; got {per_sample_elements}")
+        if channels is None:
+            raise ValueError("localization_loss(per_sample_elements=...) needs the adapter output width: pass channels")
+        widths = [channels] * len(token_squares) if isinstance(channels, int) else list(channels)
+        if len(widths) != len(token_squares):
+            raise ValueError(f"need one channel count per layer; got {len(widths)} for {len(token_squares)} layers")
     total = token_squares[0].new_zeros((), dtype=torch.float32)
-    for sq, m in zip(token_squares, masks):
+    for i, (sq, m) in enumerate(zip(token_squares, masks)):
         m = m.reshape(m.shape[0], -1)
         if sq.dim() != 2 or m.shape != sq.shape:
             raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(sq.shape)}")
         outside = 1.0 - m.to(sq.device, torch.float32)
-        # the normalisation: each video's masked-out entries (its tokens outside the mask × channels)
-        per_video = (sq * outside.square()).sum(dim=1) / outside.sum(dim=1).clamp_min(1.0)
+        weighted = (sq * outside.square()).sum(dim=1)  # ‖o ⊙ (1 − M)‖² / C per video
+        if per_sample_elements is not None:
+            per_video = weighted * widths[i] / per_sample_elements
+        else:  # each video's masked-out entries (its tokens outside the mask × channels)
+            per_video = weighted / outside.sum(dim=1).clamp_min(1.0)
         total = total + per_video.mean()
     return total / len(token_squares)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -36,6 +36,11 @@ class T2VUnlearning(pl.LightningModule):
         adapter_dim: inner width of each adapter.
         eta: η, strength of the negative guidance in the target ``v_neg``.
         alpha: α, weight of the localization loss (0 disables the concept mask).
+        loc_normalization: ``"paper"`` (default): ``L_loc`` is the paper's Eq. (7), the squared norm
+            ``(1/L) Σ_l ‖o^l ⊙ (1 − M)‖²``, divided by the same per-sample element count as ``L_unlearn``'s mean,
+            so α has the paper's meaning (α = 1 for CogVideoX, 5 for HunyuanVideo). ``"masked_mean"``: each
+            layer's squared norm divided by its number of masked-out entries (the earlier default; there α is
+            larger by the ratio masked-out adapter entries / prediction elements: 24–30 on CogVideoX-2B at 49 frames).
         beta: β, weight of the preservation loss (0 disables it).
         mask_threshold: normalised attention above which a video token is inside the concept mask.
         mask_layers: build one mask, shared by every layer's L_loc, from the mean normalised map of these
@@ -62,6 +67,7 @@ class T2VUnlearning(pl.LightningModule):
         adapter_dim: int = 128,
         eta: float = 7.0,
         alpha: float = 1.0,
+        loc_normalization: Literal["paper", "masked_mean"] = "paper",
         beta: float = 0.0,
         mask_threshold: float = 0.5,
         mask_layers: list[int] | None = None,
@@ -71,6 +77,8 @@ class T2VUnlearning(pl.LightningModule):
         init_adapters: str | None = None,
     ) -> None:
         super().__init__()
+        if loc_normalization not in ("paper", "masked_mean"):
+            raise ValueError(f"model.loc_normalization must be 'paper' or 'masked_mean'; got {loc_normalization!r}")
         self.save_hyperparameters()
         self.backbone: VideoBackbone = build_backbone(
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
@@ -154,7 +162,9 @@ class T2VUnlearning(pl.LightningModule):
             if tokens is None:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
             masks = self.concept_masks(maps)
-            losses["loc"] = localization_loss(squares, masks)
+            per_sample = pred[0].numel() if hp.get("loc_normalization", "paper") == "paper" else None
+            widths = [a.up.out_features for a in self.controller.adapters]  # every site records (capturing)
+            losses["loc"] = localization_loss(squares, masks, per_sample_elements=per_sample, channels=widths)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
         if "pre" in losses:
@@ -179,6 +189,12 @@ class T2VUnlearning(pl.LightningModule):
                              "differ (e.g. a UNet's resolutions): leave mask_layers unset")
         soft = torch.stack([concept_mask(m, hp.mask_threshold)[0] for m in chosen]).mean(0)
         return [(soft >= hp.mask_threshold).float()] * len(maps)
+
+    def on_train_epoch_start(self) -> None:
+        # per-step regeneration (data.use_cache: false) draws fresh (prompt, seed, step) recipes every epoch
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if callable(getattr(dataset, "set_epoch", None)):
+            dataset.set_epoch(self.current_epoch)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if "regen_prompt_index" in batch:

@@ -9,8 +9,9 @@ every recorded step ``i`` (latent ``x_t``, ``t = timesteps[i]``) the sampler alr
 
 So one sampling run per (prompt, seed) yields a whole trajectory of training samples, and training costs the
 adapted forward and backward only. :class:`PseudoTrajectoryCache` stores each trajectory as one safetensors
-file keyed by a hash of everything that determines it (backbone weights, prompt, seed, sampler settings, η,
-loss condition); a changed setting gives a new key, never a stale entry.
+file keyed by a hash of everything that determines it (:func:`sampler_identity`: backbone weights, prediction
+type, scheduler class and config, text length, guidance settings; the request: prompt, seed, loss condition;
+:class:`SamplerSettings`; η); a changed setting gives a new key, never a stale entry.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from backbones import PromptEmbedding, VideoBackbone
 from unlearn.io import cache_dir
 from unlearn.methods.t2vunlearning.losses import negatively_guided_target
 
-CACHE_FORMAT_VERSION = 1
+#: 2: keys cover the scheduler, the text length and the backbone's guidance settings (``sampler_identity``)
+CACHE_FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -62,6 +64,23 @@ class SamplerSettings:
         return sorted(set(self.record_steps))
 
 
+def sampler_identity(backbone: VideoBackbone) -> dict[str, Any]:
+    """What of the backbone, besides its request and :class:`SamplerSettings`, shapes a trajectory: the weights
+    (``fingerprint``), the prediction type, the scheduler that samples (class and config, as
+    ``new_scheduler`` builds it: ZeroScope with DDIM and with DPM-Solver gives other x_t), the text length and
+    the guidance settings (HunyuanVideo's embedded guidance, CogVideoX's dynamic CFG). JSON-ready."""
+    scheduler = backbone.new_scheduler()
+    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    return {
+        "weights": backbone.fingerprint(),
+        "prediction_type": backbone.prediction_type,
+        "scheduler": {"class": f"{type(scheduler).__module__}.{type(scheduler).__qualname__}",
+                      "config": json.loads(json.dumps(config, sort_keys=True, default=str))},
+        "max_text_length": int(backbone.max_text_length),
+        "guidance": json.loads(json.dumps(backbone.guidance_settings(), sort_keys=True, default=str)),
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class TrajectoryRequest:
     """One trajectory to make: ``prompt`` makes x_t; ``loss_prompt`` conditions the targets."""
@@ -71,10 +90,11 @@ class TrajectoryRequest:
     seed: int
     loss_prompt: str
 
-    def key(self, backbone_fingerprint: str, settings: SamplerSettings, eta: float) -> str:
+    def key(self, identity: dict[str, Any], settings: SamplerSettings, eta: float) -> str:
+        """The cache key: ``identity`` is :func:`sampler_identity` of the backbone that samples."""
         payload = {
             "v": CACHE_FORMAT_VERSION,
-            "backbone": backbone_fingerprint,
+            "backbone": identity,
             "role": self.role,
             "prompt": self.prompt,
             "loss_prompt": self.loss_prompt,
@@ -187,8 +207,8 @@ class PseudoTrajectoryCache:
     ) -> list[Path]:
         """Make every missing trajectory of this rank's shard (request ``i`` belongs to rank ``i % world``)
         and return the paths of *all* requests (the caller synchronises ranks before reading them)."""
-        fp = backbone.fingerprint()
-        keys = [r.key(fp, settings, eta) for r in requests]
+        identity = sampler_identity(backbone)
+        keys = [r.key(identity, settings, eta) for r in requests]
         mine = [i for i in range(len(requests)) if i % world_size == rank]
         todo = [i for i in mine if not self.contains(keys[i])]
         self.hits += len(mine) - len(todo)
@@ -203,7 +223,7 @@ class PseudoTrajectoryCache:
             made = make_trajectories(backbone, [requests[i] for i in chunk], settings, eta, progress=bar is not None)
             for i, tensors in zip(chunk, made):
                 meta = {**dataclasses.asdict(requests[i]), "settings": dataclasses.asdict(settings),
-                        "eta": eta, "backbone": backbone.name, "fingerprint": fp}
+                        "eta": eta, "backbone": backbone.name, "sampler": identity}
                 self.put(keys[i], tensors, meta)
             if bar is not None:
                 bar.update(len(chunk))
