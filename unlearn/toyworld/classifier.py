@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from unlearn.io import atomic_folder
+
 from .render import class_names, random_scene, render_video
 
 
@@ -169,8 +171,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     clf, stats = train_classifier(height=a.height, width=a.width, steps=a.steps, seed=a.seed)
-    clf.save_pretrained(a.out)
-    Path(a.out, "train_stats.json").write_text(json.dumps(stats, indent=2))
+    with atomic_folder(a.out) as tmp:
+        clf.save_pretrained(tmp)
+        (tmp / "train_stats.json").write_text(json.dumps(stats, indent=2))
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from unlearn.io import dir_size
+from unlearn.io import atomic_path, atomic_write_text, dir_size
 
 from .backbone import ToyCogVideoXBackbone
 from .classifier import ShapeColourClassifier
@@ -66,7 +66,9 @@ def save_grid(videos: torch.Tensor, path, scale: int = 4, per_row: int = 5) -> N
         tiles.append(np.full_like(tiles[0], 128))
     rows = [np.concatenate(tiles[i:i + per_row], axis=1) for i in range(0, len(tiles), per_row)]
     img = np.concatenate(rows, axis=0)
-    Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(path)
+    with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
+        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(
+            tmp, format="PNG")
 
 
 def evaluate_generation(backbone, clf, per_class: int = 4,
@@ -92,7 +94,7 @@ def evaluate_generation(backbone, clf, per_class: int = 4,
 
 def write_record(folder: Path, record: dict) -> None:
     """``pretrain_record.json`` and a human-readable ``PRETRAIN_RECORD.md``."""
-    (folder / "pretrain_record.json").write_text(json.dumps(record, indent=2))
+    atomic_write_text(folder / "pretrain_record.json", json.dumps(record, indent=2))
     lines = ["# Toy world pretraining record", "", "```", record["command"], "```", ""]
     lines += [f"- seed {record['seed']}, steps {record['steps']}, batch {record['batch_size']}, lr {record['lr']}, "
               f"threads {record['threads']}, torch {record['torch']}"]
@@ -116,7 +118,7 @@ def write_record(folder: Path, record: dict) -> None:
     if "total_wall_s" in record:
         lines += [f"- total wall time {record['total_wall_s']/60:.1f} min; weights {record.get('weights_bytes', 0)/1e6:.2f} MB"]
     lines += ["", "Full numbers: `pretrain_record.json`."]
-    (folder / "PRETRAIN_RECORD.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(folder / "PRETRAIN_RECORD.md", "\n".join(lines) + "\n")
 
 
 
