@@ -29,18 +29,18 @@ def test_print_config(config, capsys):
 
 @pytest.mark.parametrize("config", TINY, ids=lambda p: p.name)
 def test_tiny_config_fits(config, tmp_path):
-    main(["fit", "--config", str(config), "--trainer.max_steps", "2", "--trainer.max_epochs", "1",
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "2", "--trainer.max_epochs", "1",
           "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-          "--trainer.callbacks", "[]"])
+          "--trainer.callbacks", "[]"]) == 0
     assert not list(tmp_path.rglob("*.ckpt"))  # adapters are never pickled
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TOY_WEIGHTS.exists(), reason="toy world weights not built (unlearn toyworld pretrain)")
 def test_toy_shapes_fast_dev_run(tmp_path):
-    main(["fit", "--config", "configs/toy_shapes.yaml", "--trainer.fast_dev_run", "true",
+    assert main(["fit", "--config", "configs/toy_shapes.yaml", "--trainer.fast_dev_run", "true",
           "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
-          "--data.init_args.num_prompts", "4", "--data.init_args.cache_dir", str(tmp_path / "cache")])
+          "--data.init_args.num_prompts", "4", "--data.init_args.cache_dir", str(tmp_path / "cache")]) == 0
 
 
 def _toy_ablation_variants() -> dict:
