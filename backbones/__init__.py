@@ -25,6 +25,7 @@ from .registry import (
     available_backbones,
     backbone_class,
     build_backbone,
+    check_pretrained,
     register_backbone,
     unregister_backbone,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "available_backbones",
     "backbone_class",
     "build_backbone",
+    "check_pretrained",
     "register_backbone",
     "unregister_backbone",
 ]

@@ -198,6 +198,7 @@ class HunyuanVideoBackbone(VideoBackbone):
     prediction_type = "flow"
     processor_class = HunyuanVideoUnlearnAttnProcessor
     token_layout = "joint: [video | text], text last (dual-stream and single-stream blocks)"
+    pipeline_prefix = "HunyuanVideo"
 
     def __init__(
         self,

@@ -144,6 +144,7 @@ class WanBackbone(VideoBackbone):
     prediction_type = "flow"
     processor_class = WanUnlearnAttnProcessor
     token_layout = "cross: video queries [B, F*H*W, C] (frame-major), keys = text tokens only (attn2)"
+    pipeline_prefix = "Wan"
 
     def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -157,6 +157,7 @@ class ZeroScopeBackbone(VideoBackbone):
     prediction_type = "epsilon"
     processor_class = ZeroScopeUnlearnAttnProcessor
     token_layout = "cross: video queries of one frame ([B*F, H*W, C]), keys = 77 CLIP text tokens only"
+    pipeline_prefix = "TextToVideoSD"
 
     def __init__(self, *args: Any, vae_scale_factor: int = 8, vae_scaling_factor: float = 0.18215, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
