@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from unlearn.checks import check_int
 from unlearn.methods.t2vunlearning.export import save_adapters
 
 
@@ -20,6 +21,7 @@ class AdapterCheckpoint(pl.Callback):
     """
 
     def __init__(self, dirpath: str | None = None, every_n_epochs: int = 1, keep_every_epoch: bool = False) -> None:
+        check_int("AdapterCheckpoint.every_n_epochs", every_n_epochs, low=0, fix="0 saves only at the end of fit")
         self.dirpath = dirpath
         self.every_n_epochs = every_n_epochs
         self.keep_every_epoch = keep_every_epoch
