@@ -300,16 +300,16 @@ def _failed_run_adapters(ws: Path, root: Path) -> None:
 
 def _ckpt(mutate: Callable[[dict], None] | None = None, raw: Callable[[bytes], bytes] | None = None) -> Setup:
     def setup(ws: Path, root: Path) -> None:
-        import torch
+        from unlearn.io import load_checkpoint_file, save_checkpoint_file
 
         root.mkdir(parents=True, exist_ok=True)
         if raw is not None:
             (root / "x.ckpt").write_bytes(raw((ws / "good.ckpt").read_bytes()))
             return
-        ckpt = torch.load(ws / "good.ckpt", map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint_file(ws / "good.ckpt")
         if mutate is not None:
             mutate(ckpt)
-        torch.save(ckpt, root / "x.ckpt")
+        save_checkpoint_file(ckpt, root / "x.ckpt")
     return setup
 
 
@@ -515,7 +515,7 @@ CASES: list[Case] = [
     # ---- the run
     fit("diverging_learning_rate", [*m("learning_rate", "1e6"), "--trainer.max_steps", "40", "--trainer.max_epochs",
                                     "40"], 1, ["diverged", "model.learning_rate"]),
-    fit("ckpt_path_missing", ["--ckpt_path", "{root}/none.ckpt"], 1, ["none.ckpt"]),
+    fit("ckpt_path_missing", ["--ckpt_path", "{root}/none.ckpt"], 2, ["none.ckpt"]),
     fit("cache_entry_finite_garbage", ["--data.init_args.cache_dir", "{root}/cache"], 0, ["cache", "checksum"],
         setup=_corrupt_cache("garbage"), verify=_cache_verify("garbage")),
     fit("cache_entry_truncated", ["--data.init_args.cache_dir", "{root}/cache"], 0, ["cache", "unreadable"],

@@ -27,6 +27,8 @@ ALLOWED = {
     "unlearn.attacks": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
                         "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
                         "unlearn.evaluation"},
+    # publishing adapters with a model card that shows their evaluation
+    "unlearn.hub": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.methods.t2vunlearning", "unlearn.evaluation"},
     "callbacks": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
                   "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
                   "unlearn.evaluation", "unlearn.attacks"},

@@ -85,9 +85,11 @@ def test_export_output_loads_as_init_adapters(ws, tmp_path):
 def test_export_of_a_checkpoint_without_stored_config_still_loads(ws, tmp_path):
     from unlearn.methods.t2vunlearning import T2VUnlearning, read_adapter_config
 
-    ckpt = torch.load(ws / "good.ckpt", map_location="cpu", weights_only=True)
+    from unlearn.io import load_checkpoint_file, save_checkpoint_file
+
+    ckpt = load_checkpoint_file(ws / "good.ckpt")
     ckpt.pop("adapter_config")  # as written before the config was stored
-    torch.save(ckpt, tmp_path / "old.ckpt")
+    save_checkpoint_file(ckpt, tmp_path / "old.ckpt")
     rc, err = B.run_unlearn(["export", "--ckpt", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "ad")])
     assert rc == 0, err
     assert read_adapter_config(tmp_path / "ad")["site_names"] is None
