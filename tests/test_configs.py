@@ -103,10 +103,12 @@ def test_interpolations_follow_keys_set_on_the_command_line():
     imagenet = yaml.safe_load(print_config(ROOT / "configs/cogx2b_imagenet.yaml", "--data.concept", "chain saw"))
     assert imagenet["trainer"]["default_root_dir"] == "runs/cogx2b_imagenet_chain saw"
     assert imagenet["trainer"]["logger"]["init_args"]["name"] == "cogx2b_imagenet_chain saw"
-    sample_prompts = imagenet["trainer"]["callbacks"][2]["init_args"]["prompts"]
+    samples = {c["class_path"]: c for c in imagenet["trainer"]["callbacks"]}["callbacks.SampleVideoCallback"]
+    sample_prompts = samples["init_args"]["prompts"]
     assert sample_prompts[0] == "A chain saw in a sunny field, cinematic shot"
     faces = yaml.safe_load(print_config(ROOT / "configs/hunyuan_faces.yaml", "--data.concept", "Angela Merkel"))
-    assert faces["trainer"]["callbacks"][2]["init_args"]["prompts"][0].startswith("Angela Merkel giving a speech")
+    samples = {c["class_path"]: c for c in faces["trainer"]["callbacks"]}["callbacks.SampleVideoCallback"]
+    assert samples["init_args"]["prompts"][0].startswith("Angela Merkel giving a speech")
     tiny = yaml.safe_load(print_config(ROOT / "configs/tiny_wan.yaml", "--trainer.default_root_dir", "/tmp/elsewhere"))
     assert tiny["trainer"]["logger"]["init_args"]["save_dir"] == "/tmp/elsewhere"
     assert [c["init_args"]["dirpath"] for c in tiny["trainer"]["callbacks"]] == [
@@ -204,7 +206,7 @@ def _covering_configs() -> list[Path]:
     for config in CONFIGS:
         keys = composed(config)
         own = {keys["model.class_path"], keys["data.class_path"],
-               *(c["class_path"] for c in keys.get("trainer.callbacks") or [])}
+               *(c["class_path"] for c in keys.get("trainer.callbacks") or [] if not c["class_path"].startswith("lightning."))}
         if not own <= seen:
             chosen.append(config)
             seen |= own
@@ -221,6 +223,8 @@ def test_print_config_comments_show_the_docstring_of_every_key(config):
     checked = 0
     for path in where:
         block = lookup(parsed, ".".join(path))
+        if not block["class_path"].startswith(("unlearn.", "callbacks.", "backbones.")):
+            continue  # third-party classes (Lightning's ModelCheckpoint) keep their own docstrings
         arguments, docs = documented(block["class_path"])
         assert sorted(block["init_args"]) == sorted(arguments), block["class_path"]
         for key in block["init_args"]:
