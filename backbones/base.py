@@ -32,12 +32,13 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from .loading import Component, load_components, resolve_dtype
+from .loading import Component, WeightsFolderError, load_components, resolve_dtype
 
 PredictionType = Literal["v_prediction", "epsilon", "flow"]
 
@@ -342,6 +343,52 @@ class VideoBackbone(nn.Module, abc.ABC):
     @abc.abstractmethod
     def attention_sites_of(cls, denoiser: nn.Module) -> list[AttentionSite]:
         """Attention layers where text meets video, in a fixed order (adapter ``i`` belongs to site ``i``)."""
+
+    def check_video_size(self, num_frames: int, height: int, width: int,
+                         keys: Sequence[str] = ("num_frames", "height", "width")) -> None:
+        """Raise ``ValueError`` (naming ``keys``, the values and the sizes that work) unless this backbone can
+        generate a video of ``num_frames`` frames of ``height`` × ``width`` pixels. The default checks that
+        they are positive and that :meth:`latent_shape` accepts them; a family with more rules (CogVideoX's
+        4k+1 frames) extends it."""
+        for key, value in zip(keys, (num_frames, height, width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        try:
+            self.latent_shape(num_frames, height, width)
+        except ValueError as e:
+            raise ValueError(f"{'/'.join(keys)} = {num_frames}/{height}/{width}: {e}") from None
+
+    @classmethod
+    def check_weights_files(cls, folder: str, name: str | None = None) -> None:
+        """Raise :class:`WeightsFolderError` naming the file when the local weights folder ``folder`` belongs to
+        another model family (its ``model_index.json``), or holds a ``.safetensors`` file that is truncated or
+        has a malformed header, or a shard index naming a missing shard. Reads headers only (milliseconds)."""
+        root = Path(folder).expanduser()
+        index = root / "model_index.json"
+        # the family's stem: a CogVideoXImageToVideoPipeline folder is a CogVideoX folder, a WanPipeline is not
+        prefix = cls.pipeline_class.removesuffix("Pipeline") if cls.pipeline_class else None
+        if prefix and index.is_file():
+            try:
+                found = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+            except (ValueError, UnicodeDecodeError) as e:
+                raise WeightsFolderError(f"{index}: not valid JSON ({e})") from None
+            if found and not str(found).startswith(prefix):
+                raise WeightsFolderError(
+                    f"{root} holds a {found} (model_index.json), not a {prefix}* pipeline that "
+                    f"{name or cls.name or cls.__name__} loads. Fix: pass the folder of this family's weights, or choose the "
+                    "backbone that matches the folder")
+        for f in sorted(root.rglob("*.safetensors")):
+            problem = _safetensors_problem(f)
+            if problem:
+                raise WeightsFolderError(f"{f}: {problem}. Fix: download this file again (the folder is damaged)")
+        for idx in sorted(root.rglob("*.safetensors.index.json")):
+            try:
+                shards = set(json.loads(idx.read_text(encoding="utf-8"))["weight_map"].values())
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+                raise WeightsFolderError(f"{idx}: not a valid shard index ({type(e).__name__}: {e})") from None
+            missing = sorted(s for s in shards if not (idx.parent / s).is_file())
+            if missing:
+                raise WeightsFolderError(f"{idx} names shards that are missing: {missing[:3]}. Fix: download them")
 
     # ------------------------------------------------------------------ shared behaviour
     @property
@@ -661,6 +708,29 @@ class VideoBackbone(nn.Module, abc.ABC):
 def _module_device(module: nn.Module) -> torch.device | None:
     tensor = next(module.parameters(), None)
     return None if tensor is None else tensor.device
+
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's framing (None: header and size agree)."""
+    size = path.stat().st_size
+    if size < 8:
+        return f"truncated ({size} bytes; a safetensors file starts with an 8-byte header length)"
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if n <= 0 or 8 + n > size:
+            return f"truncated or not a safetensors file (header of {n} bytes in a {size}-byte file)"
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError):
+            return "malformed header (not JSON)"
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "malformed header (tensor entries without data_offsets)"
+    if 8 + n + end != size:
+        return f"truncated: the header describes {8 + n + end} bytes, the file has {size}"
+    return None
 
 
 def frames_to_uint8(video: Tensor) -> Tensor:

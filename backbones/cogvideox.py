@@ -14,7 +14,7 @@ and to generation alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -228,6 +228,17 @@ class CogVideoXBackbone(VideoBackbone):
                 f"got {height}x{width}"
             )
         return (frames, channels, height // s, width // s)
+
+    def check_video_size(self, num_frames: int, height: int, width: int,
+                         keys: Sequence[str] = ("num_frames", "height", "width")) -> None:
+        """CogVideoX's VAE keeps the first frame and compresses the rest by ``vae_scale_factor_temporal``:
+        ``num_frames`` must be ``k·t + 1`` (4k+1: 9, 13, ..., 49); sizes are multiples of 16 px."""
+        super().check_video_size(num_frames, height, width, keys)
+        t = self.vae_scale_factor_temporal
+        if (num_frames - 1) % t:
+            near = [n for n in ((num_frames - 1) // t * t + 1, (num_frames - 1) // t * t + 1 + t) if n >= 1]
+            raise ValueError(f"{keys[0]} must be {t}k+1 for {self.name} (the VAE keeps the first frame and compresses "
+                             f"the others {t}x); got {num_frames}. Fix: use {' or '.join(map(str, near))}")
 
     def _encode(self, prompts: list[str]) -> PromptEmbedding:
         ids = self.tokenizer(

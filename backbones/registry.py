@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _REGISTRY: dict[str, tuple[type, dict[str, Any]]] = {}
@@ -66,6 +67,14 @@ def _lookup(name: str) -> tuple[type, dict[str, Any]]:
             "A new one is added by one file in backbones/ with @register_backbone (see backbones/README.md)."
         )
     return _REGISTRY[name]
+
+
+def check_pretrained(name: str, pretrained: str | None = None) -> None:
+    """One clear error, before anything is loaded, for an unknown backbone name or a local weights folder that
+    is damaged or of another family (:meth:`VideoBackbone.check_weights_files`)."""
+    cls = backbone_class(name)
+    if pretrained and Path(pretrained).expanduser().is_dir():
+        cls.check_weights_files(pretrained, name)
 
 
 def build_backbone(name: str, **kwargs: Any):

@@ -1,10 +1,11 @@
 """Lightning callbacks of t2v-unlearn: adapter checkpoints, the safe checkpoint format, concept masks, sample
-videos, evaluation."""
+videos, evaluation, run status."""
 
 from .checkpoint import AdapterCheckpoint, SafeCheckpointIO, install_safe_checkpoint_io
 from .evaluation import ErasureEvaluation
 from .masks import ConceptMaskCallback
 from .samples import SampleVideoCallback
+from .status import RunStatus
 
 __all__ = ["AdapterCheckpoint", "SafeCheckpointIO", "install_safe_checkpoint_io", "ErasureEvaluation",
-           "ConceptMaskCallback", "SampleVideoCallback"]
+           "ConceptMaskCallback", "SampleVideoCallback", "RunStatus"]

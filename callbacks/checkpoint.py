@@ -16,6 +16,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from unlearn.checks import check_int
 from unlearn.io import load_checkpoint_file, save_checkpoint_file
 from unlearn.methods.t2vunlearning.export import backbone_provenance, save_adapters
 
@@ -64,6 +65,8 @@ class AdapterCheckpoint(pl.Callback):
 
     def __init__(self, dirpath: str | None = None, every_n_steps: int = 0, every_n_epochs: int = 1,
                  keep_every_epoch: bool = False) -> None:
+        check_int("AdapterCheckpoint.every_n_steps", every_n_steps, low=0, fix="0 switches step saves off")
+        check_int("AdapterCheckpoint.every_n_epochs", every_n_epochs, low=0, fix="0 saves only at the end of fit")
         self.dirpath = dirpath
         self.period = Period(every_n_steps, every_n_epochs)
         self.keep_every_epoch = keep_every_epoch

@@ -18,9 +18,10 @@ from unlearn.evaluation import (
     load_suite,
     score_in_memory,
 )
+from unlearn.checks import check_int, check_range
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows
-from unlearn.evaluation.tables import write_metrics
+from unlearn.evaluation.tables import read_metrics, write_metrics
 from unlearn.video import write_mp4
 
 from .periods import Period
@@ -77,6 +78,13 @@ class ErasureEvaluation(pl.Callback):
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
                  dirpath: str | None = None, sample_videos: int = 2,
                  row_options: dict[str, dict[str, Any]] | None = None) -> None:
+        check_int("ErasureEvaluation.per_class", per_class, low=1)
+        check_int("ErasureEvaluation.every_n_steps", every_n_steps, low=0, fix="0 switches step evaluations off")
+        check_int("ErasureEvaluation.every_n_epochs", every_n_epochs, low=0, fix="0 evaluates only at the end of fit")
+        check_int("ErasureEvaluation.num_inference_steps", num_inference_steps, low=1, optional=True)
+        check_range("ErasureEvaluation.guidance_scale", guidance_scale, low=0, optional=True)
+        check_int("ErasureEvaluation.batch_size", batch_size, low=1)
+        check_int("ErasureEvaluation.sample_videos", sample_videos, low=0)
         self.suite_name = suite
         self.classifier_name = classifier
         self.erased_class = erased_class
@@ -238,4 +246,4 @@ class ErasureEvaluation(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.evaluate(trainer, pl_module, final=True)
         if trainer.is_global_zero:
-            print(Path(self.dirpath or Path(trainer.default_root_dir) / "eval", "metrics.md").read_text())
+            print(read_metrics(Path(self.dirpath or Path(trainer.default_root_dir) / "eval"))[1])

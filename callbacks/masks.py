@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from unlearn.checks import InputError, check_int, check_range
+from unlearn.io import atomic_path
 from unlearn.methods.t2vunlearning import batch_embedding, concept_mask
 
 from .periods import Period
@@ -19,6 +21,7 @@ class ConceptMaskCallback(pl.Callback):
     first training batch and save, per layer, the normalised concept attention map and its mask
     (``masks_step=N.safetensors`` / ``masks_epoch=N.safetensors`` and a PNG grid: rows = layers, columns = latent
     frames; left map, right mask). The grid is logged as an image to wandb or TensorBoard when one is the logger.
+    Both files are written atomically.
 
     Args:
         dirpath: output folder (default ``<default_root_dir>/masks``).
@@ -29,6 +32,13 @@ class ConceptMaskCallback(pl.Callback):
 
     def __init__(self, dirpath: str | None = None, every_n_steps: int = 0, every_n_epochs: int = 1,
                  threshold: float | None = None) -> None:
+        check_int("ConceptMaskCallback.every_n_steps", every_n_steps, low=0, fix="0 switches step saves off")
+        check_int("ConceptMaskCallback.every_n_epochs", every_n_epochs, low=0, fix="0 switches epoch saves off")
+        if every_n_steps == 0 and every_n_epochs == 0:
+            raise InputError("ConceptMaskCallback.every_n_steps and every_n_epochs are both 0, so it would never "
+                             "save a mask. Fix: set every_n_steps >= 1 (or every_n_epochs >= 1), or drop the callback")
+        check_range("ConceptMaskCallback.threshold", threshold, low=0, high=1, open_low=True, open_high=True,
+                    optional=True)
         self.dirpath = dirpath
         self.period = Period(every_n_steps, every_n_epochs)
         self.threshold = threshold
@@ -64,15 +74,16 @@ class ConceptMaskCallback(pl.Callback):
             tensors[f"layer{i}.mask"] = mask[0].cpu().contiguous()
             rows.append(self._row(soft[0], mask[0]))
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "masks")
-        out.mkdir(parents=True, exist_ok=True)
         st = out / f"masks_{tag}.safetensors"
-        save_file(tensors, st)
+        with atomic_path(st) as tmp:
+            save_file(tensors, tmp)
         png = out / f"masks_{tag}.png"
         width = max(r.shape[1] for r in rows)
         grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows])
         from PIL import Image
 
-        Image.fromarray(grid).resize((grid.shape[1] * 8, grid.shape[0] * 8), Image.NEAREST).save(png)
+        with atomic_path(png) as tmp:
+            Image.fromarray(grid).resize((grid.shape[1] * 8, grid.shape[0] * 8), Image.NEAREST).save(tmp, format="PNG")
         self.last_files = [st, png]
         _log_image(trainer, "masks/concept", grid, trainer.global_step)
 

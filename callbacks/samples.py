@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from unlearn.checks import InputError, check_int, check_range
 from unlearn.video import write_mp4
 
 from .periods import Period
@@ -39,8 +40,14 @@ class SampleVideoCallback(pl.Callback):
                  every_n_epochs: int = 1, seed: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: int = 8) -> None:
-        if not prompts:
-            raise ValueError("SampleVideoCallback needs at least one prompt")
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise InputError("SampleVideoCallback.prompts must list at least one non-empty prompt")
+        check_int("SampleVideoCallback.every_n_epochs", every_n_epochs, low=1)
+        for key, value in (("num_inference_steps", num_inference_steps), ("num_frames", num_frames),
+                           ("height", height), ("width", width)):
+            check_int(f"SampleVideoCallback.{key}", value, low=1, optional=True)
+        check_range("SampleVideoCallback.guidance_scale", guidance_scale, low=0, optional=True)
+        check_int("SampleVideoCallback.fps", fps, low=1)
         self.prompts = prompts
         self.dirpath = dirpath
         self.period = Period(every_n_steps, every_n_epochs)
@@ -86,6 +93,18 @@ class SampleVideoCallback(pl.Callback):
                                                                         format="mp4"), "trainer/global_step": trainer.global_step})
                 elif name == "TensorBoardLogger":
                     logger.experiment.add_video(f"samples/{i}", v.permute(0, 3, 1, 2)[None], trainer.global_step, fps=self.fps)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # a size the backbone cannot generate fails now, not after the first epoch of training
+        bb = getattr(pl_module, "backbone", None)
+        if bb is not None and hasattr(bb, "check_video_size"):
+            s = self._settings(trainer, pl_module)
+            d = bb.defaults
+            size = [s[k] or getattr(d, k) for k in ("num_frames", "height", "width")]
+            try:
+                bb.check_video_size(*size, keys=tuple(f"SampleVideoCallback.{k}" for k in ("num_frames", "height", "width")))
+            except ValueError as e:
+                raise InputError(str(e)) from None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._render(trainer, pl_module, "original", adapters=False)

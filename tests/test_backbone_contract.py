@@ -307,12 +307,23 @@ def check_sample_and_decode(b: Bundle) -> None:
     assert bb.prediction_type in ("v_prediction", "epsilon", "flow")
 
 
+def check_video_size(b: Bundle) -> None:
+    """The backbone accepts its own default size and names the key of a size it cannot generate."""
+    bb, d = b.bb, b.bb.defaults
+    bb.check_video_size(d.num_frames, d.height, d.width)
+    with pytest.raises(ValueError, match="num_frames"):
+        bb.check_video_size(0, d.height, d.width)
+    with pytest.raises(ValueError, match="data.height"):
+        bb.check_video_size(d.num_frames, d.height + 1, d.width, keys=("data.num_frames", "data.height", "data.width"))
+
+
 ALL_CHECKS = [
     check_zero_init_is_frozen,
     check_only_adapters_train_and_loss_falls,
     check_concept_map_matches_dense_reference,
     check_export_round_trip,
     check_concept_token_indices,
+    check_video_size,
     check_sample_and_decode,
 ]
 
@@ -348,6 +359,17 @@ def test_concept_token_indices(bundle):
 
 def test_sample_decode_and_guidance_shapes(bundle):
     check_sample_and_decode(bundle)
+
+
+def test_video_size_is_checked(bundle):
+    check_video_size(bundle)
+
+
+def test_cogvideox_needs_4k_plus_1_frames():
+    bb = get_bundle("cogvideox-2b").bb
+    with pytest.raises(ValueError, match=r"4k\+1.*got 8.*5 or 9"):
+        bb.check_video_size(8, 32, 32)
+    bb.check_video_size(13, 32, 32)
 
 
 # ---------------------------------------------------------------------------------------------------- family specifics

@@ -87,12 +87,12 @@ def test_fit_with_a_url_checkpoint_is_refused_and_nothing_runs(served_payload, t
     assert not (tmp_path / "run").exists()  # and before the model was built
 
 
-def test_fit_with_a_local_payload_checkpoint_is_refused_and_nothing_runs(served_payload, tmp_path):
+def test_fit_with_a_local_payload_checkpoint_is_refused_and_nothing_runs(served_payload, tmp_path, capsys):
     from unlearn.cli import main
 
-    with pytest.raises(UnsafeCheckpointError, match="would run code when loaded"):
-        main(["fit", "--config", str(ROOT / "configs" / "tiny_cogvideox.yaml"),
-              "--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", str(served_payload["file"])])
+    assert main(["fit", "--config", str(ROOT / "configs" / "tiny_cogvideox.yaml"),
+                 "--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", str(served_payload["file"])]) == 2
+    assert "would run code when loaded" in capsys.readouterr().err.splitlines()[-1]
     assert not served_payload["marker"].exists()
 
 
@@ -113,8 +113,8 @@ def test_reader_and_trainer_refuse_urls_and_pickled_code(served_payload, tmp_pat
     from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-    data = ConceptDataModule(concept="nudity", prompts=["a naked person"], num_frames=9, height=32, width=32,
-                             num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
+    data = ConceptDataModule(concept="nudity", prompts=["a naked person"], concept_synonyms=["naked"], num_frames=9,
+                             height=32, width=32, num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=str(tmp_path),
                          callbacks=[AdapterCheckpoint(dirpath=str(tmp_path / "adapters"))])

@@ -118,9 +118,9 @@ def test_interpolations_follow_keys_set_on_the_command_line():
 
 @pytest.mark.parametrize("config", TINY, ids=lambda p: p.name)
 def test_tiny_config_fits(config, tmp_path):
-    main(["fit", "--config", str(config), "--trainer.max_steps", "2", "--trainer.max_epochs", "1",
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "2", "--trainer.max_epochs", "1",
           "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-          "--trainer.callbacks", "[]"])
+          "--trainer.callbacks", "[]"]) == 0
     for ckpt in tmp_path.rglob("*.ckpt"):  # checkpoints (where a config switches them on) are never pickles
         assert not ckpt.read_bytes().startswith(b"PK") and load_checkpoint_file(ckpt)["state_dict"]
 
@@ -128,9 +128,9 @@ def test_tiny_config_fits(config, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not TOY_WEIGHTS.exists(), reason="toy world weights not built (unlearn toyworld pretrain)")
 def test_toy_shapes_fast_dev_run(tmp_path):
-    main(["fit", "--config", "configs/toy_shapes.yaml", "--trainer.fast_dev_run", "true",
+    assert main(["fit", "--config", "configs/toy_shapes.yaml", "--trainer.fast_dev_run", "true",
           "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
-          "--data.init_args.num_prompts", "4", "--data.init_args.cache_dir", str(tmp_path / "cache")])
+          "--data.init_args.num_prompts", "4", "--data.init_args.cache_dir", str(tmp_path / "cache")]) == 0
 
 
 # ------------------------------------------------------------------------------------------ docstrings

@@ -40,8 +40,8 @@ def test_pseudo_data_build_counts_trajectories_with_eta_and_shows_the_sampler(tm
 
 def test_sample_videos_show_the_sampler_progress(tmp_path, capsys):
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-    data = ConceptDataModule(concept="nudity", prompts=["a naked person"], num_frames=9, height=32, width=32,
-                             num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
+    data = ConceptDataModule(concept="nudity", prompts=["a naked person"], concept_synonyms=["naked"], num_frames=9,
+                             height=32, width=32, num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, enable_checkpointing=False, default_root_dir=str(tmp_path),
                          callbacks=[SampleVideoCallback(["a naked person on a beach"], num_inference_steps=3)])

@@ -4,7 +4,6 @@ output keeps a component in its removed subspace. The one path left on purpose i
 (the attention mask over padding), which carries no concept: the probes compare prompts of equal length."""
 
 import pytest
-import torch
 
 from backbones import available_backbones
 from test_backbone_contract import get_bundle

@@ -21,9 +21,9 @@ def test_zeroscope_config_runs_tiny_through_the_cli(tmp_path):
     from unlearn.methods.refusal import load_delta
 
     out = tmp_path / "run"
-    main(["fit", "--config", str(CONFIG), "--model.tiny", "true", "--model.torch_dtype", "float32",
+    assert main(["fit", "--config", str(CONFIG), "--model.tiny", "true", "--model.torch_dtype", "float32",
           "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(out),
-          "--trainer.logger.init_args.save_dir", str(out)])
+          "--trainer.logger.init_args.save_dir", str(out)]) == 0
     folder = out / "refusal"
     summary = json.loads((folder / "refusal_edit.json").read_text())
     assert summary["concepts"] == ["nudity"] and len(summary["pairs"]) == 5

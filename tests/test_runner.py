@@ -2,6 +2,7 @@
 random frame classifier: files, numbers, resuming after a kill, half-written videos, and one clear error (and
 no result file) per bad input."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -352,7 +353,7 @@ def test_zero_frame_video_on_disk_is_an_error_and_earlier_results_are_gone(tmp_p
     d = out / "videos" / "original"
     man = json.loads((d / "1.json").read_text())
     (d / "1.mp4").write_bytes(b"")  # a zero-frame (empty) video whose manifest was rewritten to match
-    man.update(mp4_bytes=0)
+    man.update(mp4_bytes=0, mp4_sha256=hashlib.sha256(b"").hexdigest())
     (d / "1.json").write_text(json.dumps(man))
     with pytest.raises(VideoFileError, match="1.mp4"):
         runner(out, suite_file, bb, clf).run()

@@ -117,8 +117,8 @@ def test_unlearn_test_runs_the_tiny_config(tmp_path):
     from unlearn.cli import main
 
     out = tmp_path / "eval"
-    main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), "--trainer.default_root_dir",
-          str(tmp_path), "--model.output_dir", str(out)])
+    assert main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), "--trainer.default_root_dir",
+          str(tmp_path), "--model.output_dir", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
     assert metrics["erased_class"] == "golf ball" and metrics["num_prompts"] == 3
@@ -151,12 +151,12 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
     net = ShapeColourClassifier(class_names(), width_mult=4)
     monkeypatch.setattr(registry, "toyworld_classifier",
                         lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
-    main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
+    assert main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
           "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
           "--data.concept", "red ring", "--data.per_group", "{}",  # one prompt per class
           "--data.out_of_grammar", '{"erased": 2}',  # + 2 out-of-grammar prompts
           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-          "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")])
+          "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
     assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27

@@ -12,6 +12,16 @@ suites), ``unlearn evaluate`` (resumable generation + evaluation of a prompt sui
 Config files compose (``configs/README.md``): ``config: <file>`` inside a config includes another (a path
 relative to the including file), dotted keys override it, and ``${a.b}`` interpolations are resolved once on
 the final config (parser mode ``omegaconf+``), so they follow keys set in any file or on the command line.
+
+Errors: every subcommand ends a failure with one line on stderr, ``error: <what is wrong, which key or file,
+the fix>``, and a non-zero exit status: 2 when the input was refused before the run started (a config key,
+a value out of its domain, a missing or malformed file), 1 when the run itself failed (a diverging loss, a
+crash). The full traceback is printed only with ``--debug`` (anywhere on the command line) or the environment
+variable ``UNLEARN_DEBUG=1``.
+
+``unlearn fit`` also keeps ``run_status.json`` in the run's output folders (``callbacks.RunStatus``):
+"running", then "finished" or "failed"; ``unlearn evaluate`` and ``unlearn export`` refuse the files of a
+run that did not finish (``--allow-unfinished`` overrides).
 """
 
 from __future__ import annotations
@@ -19,8 +29,16 @@ from __future__ import annotations
 import os
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
+
+#: environment variable that turns on full tracebacks (same as ``--debug``)
+DEBUG_ENV = "UNLEARN_DEBUG"
+#: exit status when the input is refused before the run starts
+EXIT_INPUT = 2
+#: exit status when the run fails
+EXIT_FAILED = 1
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][\w.\[\]]*)\}")  # ${a.b.c} / ${a[0].b}; not ${.rel} nor ${oc.env:X}
 
@@ -130,15 +148,149 @@ def resolve_config_args(args: list[str]) -> list[str]:
     return out
 
 
+class ConfigError(ValueError):
+    """The command line or config was refused while it was parsed or its classes were built."""
+
+
+# ------------------------------------------------------------------------------------------- error messages
+def _raised_in_jsonargparse(exc: BaseException) -> bool:
+    tb = traceback.extract_tb(exc.__traceback__)
+    return bool(tb) and f"{os.sep}jsonargparse{os.sep}" in tb[-1].filename
+
+
+def underlying_error(exc: BaseException) -> BaseException:
+    """The error a user's input caused, out of jsonargparse's wrapping: jsonargparse re-raises an error of a
+    constructor as "Does not validate against any of the Union subtypes" ``from`` the original, so the first
+    exception of the ``__cause__`` chain that was not raised inside jsonargparse is the constructor's own."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if not isinstance(cur, ConfigError) and not _raised_in_jsonargparse(cur):
+            return cur
+        cur = cur.__cause__
+    return exc
+
+
+_NOISE = (
+    re.compile(r"^Does not validate against any of the Union subtypes$"),
+    re.compile(r"^Subtypes: "),
+    re.compile(r"^Errors:$"),
+    re.compile(r"^Given value type: "),
+    re.compile(r"^Given value: "),
+    re.compile(r"^- Expected a <class 'NoneType'>$"),
+    re.compile(r"^- Expected a <class 'dict'>"),
+    re.compile(r"^(- )?Expected a path but \S+ either not accessible or invalid$"),
+)
+
+
+def _humane_types(text: str) -> str:
+    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+    return re.sub(r"Expected a <class '(\w+)'>", lambda m: f"expected {names.get(m[1], m[1])}", text)
+
+
+def clean_parse_message(message: str) -> str:
+    """One line from a jsonargparse parse error: the key path (``--model.init_args.adapter_dim``), the class,
+    and the innermost complaint, without the Union boilerplate."""
+    keys: list[str] = []
+    cls = None
+    rest: list[str] = []
+    for raw in message.splitlines():
+        line = raw.strip()
+        if not line or any(p.search(line) or p.search(line[2:]) for p in _NOISE):
+            continue
+        line = line[2:] if line.startswith("- ") else line
+        m = re.match(r'^Parser key "([^"]+)":\s*(.*)$', line)
+        if m:
+            keys.append(m[1])
+            if m[2]:
+                rest.append(m[2])
+            continue
+        m = re.match(r"^Problem with given class_path '([^']+)':\s*(.*)$", line)
+        if m:
+            cls = m[1]
+            keys.append("init_args")
+            if m[2]:
+                rest.append(m[2])
+            continue
+        rest.append(line)
+    text = _humane_types(" ".join(rest)) or message.strip()
+    m = re.search(r"Option '([^']+)' is not accepted", text)
+    if m and cls:
+        hint = _close_parameter(cls, m[1])
+        if hint:
+            text += f". Did you mean {hint!r}?"
+    while keys and keys[-1] == "init_args":
+        keys.pop()
+    where = ("--" + ".".join(keys)) if keys else ""
+    if cls:
+        where += f" ({cls.rsplit('.', 1)[-1]})"
+    return f"{where}: {text}" if where else text
+
+
+def _close_parameter(class_path: str, name: str) -> str | None:
+    import difflib
+    import importlib
+    import inspect
+
+    module, _, attr = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+        params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+    except Exception:  # noqa: BLE001 - a hint only
+        return None
+    close = difflib.get_close_matches(name, params, n=1)
+    return close[0] if close else None
+
+
+def explain(exc: BaseException) -> str:
+    """The one line shown for ``exc``: the underlying error's own message, on one line."""
+    if isinstance(exc, ConfigError):  # already explained where it was raised
+        return " ".join(str(exc).split())
+    inner = underlying_error(exc)
+    if _raised_in_jsonargparse(inner):
+        text = clean_parse_message(str(inner))
+    else:
+        text = str(inner)
+        if isinstance(inner, KeyError) and len(inner.args) == 1 and type(inner) is KeyError:
+            arg = inner.args[0]
+            text = arg if isinstance(arg, str) and " " in arg.strip() else f"missing key {arg!r}"
+        if not text.strip():
+            text = type(inner).__name__
+        if not _names_itself(inner):
+            text = f"{type(inner).__name__}: {text}"
+        owner = _constructor_of(exc)
+        if owner and owner not in text:
+            text = f"{owner}: {text}"
+    return " ".join(text.split())
+
+
+def _names_itself(exc: BaseException) -> bool:
+    # the project's own errors and the plain input errors speak for themselves; a foreign library's
+    # exception keeps its type name (it is often the only hint, e.g. "SafetensorError")
+    module = type(exc).__module__
+    return module.split(".")[0] in ("unlearn", "backbones", "callbacks") or type(exc) in (
+        ValueError, FileNotFoundError, TypeError, KeyError, NotADirectoryError, IsADirectoryError, PermissionError,
+        RuntimeError, FloatingPointError)
+
+
+def _constructor_of(exc: BaseException) -> str | None:
+    """The class whose constructor failed, from jsonargparse's wrapper message (``class_path='a.b.C'``)."""
+    m = re.search(r"class_path='([\w.]+)'", str(exc))
+    return m[1].rsplit(".", 1)[-1] if m else None
+
+
+# ------------------------------------------------------------------------------------------- LightningCLI
 def _lightning_cli(args: list[str] | None) -> None:
     import warnings
 
     import lightning.pytorch as pl
     import yaml
-    from jsonargparse import set_dumper, set_loader
+    from jsonargparse import ArgumentError, set_dumper, set_loader
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     from callbacks.checkpoint import install_safe_checkpoint_io
+    from callbacks.status import RunStatus
     from unlearn.io import load_checkpoint_file, refuse_remote_checkpoint
 
     # the frozen backbone is in eval mode on purpose; only the adapters train
@@ -157,6 +309,9 @@ def _lightning_cli(args: list[str] | None) -> None:
                 logger.log_hyperparams({"config": resolved})
 
     class UnlearnCLI(LightningCLI):
+        """LightningCLI that reads checkpoints without unpickling, whose input errors are :class:`ConfigError` (one
+        line) and whose fit keeps a run status."""
+
         @staticmethod
         def subcommands() -> dict[str, set[str]]:
             # nothing is ever unpickled: no `--weights_only false` switch
@@ -185,12 +340,38 @@ def _lightning_cli(args: list[str] | None) -> None:
             install_safe_checkpoint_io(trainer)
             return trainer
 
+        def parse_arguments(self, parser, args):  # noqa: ANN001
+            try:
+                super().parse_arguments(parser, args)
+            except ArgumentError as e:
+                text = clean_parse_message(str(e))
+                if "Problems parsing config" in text:  # a YAML error: name the file(s) it came from
+                    given = list(sys.argv[1:] if args is None else args)
+                    configs = [given[i + 1] for i, a in enumerate(given[:-1]) if a == "--config"]
+                    configs += [a.split("=", 1)[1] for a in given if a.startswith("--config=")]
+                    text = text.replace('"<unicode string>"', " / ".join(configs) or "the config")
+                raise ConfigError(text) from e
+
+        def instantiate_classes(self) -> None:
+            try:
+                super().instantiate_classes()
+            except Exception as e:  # noqa: BLE001 - any constructor's error is an input error
+                raise ConfigError(explain(e)) from e
+
+        def _instantiate_trainer(self, config, callbacks):  # noqa: ANN001
+            self.run_status = RunStatus()
+            return super()._instantiate_trainer(config, [*callbacks, self.run_status])
+
+        def before_fit(self) -> None:
+            # written first: before the data module's setup, the config copy or any pseudo data
+            self.run_status.start(self.trainer, self.model)
+
     UnlearnCLI(
         pl.LightningModule,
         pl.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        parser_kwargs={"parser_mode": "omegaconf+", "default_env": False},
+        parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "exit_on_error": False},
         save_config_callback=LoggedConfig,
         save_config_kwargs={"overwrite": True},
         args=args,
@@ -198,22 +379,19 @@ def _lightning_cli(args: list[str] | None) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    # wandb must never block on a login prompt; offline unless the user says otherwise
-    os.environ.setdefault("WANDB_MODE", "offline")
+def _dispatch(args: list[str], from_sys_argv: bool) -> int:
     if args and args[0] == "export":
         from unlearn.methods.t2vunlearning.export import export_main
 
-        return export_main(args[1:])
+        return int(export_main(args[1:]) or 0)
     if args and args[0] == "push":
         from unlearn.hub import push_main
 
-        return push_main(args[1:])
+        return int(push_main(args[1:]) or 0)
     if args and args[0] == "augment":
         from unlearn.prompts.augment.cli import augment_main
 
-        return augment_main(args[1:])
+        return int(augment_main(args[1:]) or 0)
     if args and args[0] == "evaluate":
         from unlearn.evaluation.runner import main as evaluate_main
 
@@ -221,13 +399,54 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] == "toyworld":
         from unlearn.toyworld.cli import toyworld_main
 
-        return toyworld_main(args[1:])
+        return int(toyworld_main(args[1:]) or 0)
     if args and args[0] in LIGHTNING_SUBCOMMANDS:
-        args = [args[0], *resolve_config_args(args[1:])]
-        # DDP re-runs this command line in each new process: let them find the same file
-        sys.argv = [sys.argv[0], *args] if argv is None else sys.argv
-    _lightning_cli(None if argv is None else args)
+        try:
+            args = [args[0], *resolve_config_args(args[1:])]
+        except FileNotFoundError as e:
+            raise ConfigError(f"--config: {e}") from e
+    if from_sys_argv:
+        # LightningCLI reads sys.argv itself (and DDP re-runs this command line in each new process): the
+        # resolved config paths, without --debug (UNLEARN_DEBUG carries it to those processes)
+        sys.argv = [sys.argv[0], *args]
+        _lightning_cli(None)
+    else:
+        _lightning_cli(args)
     return 0
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Errors that mean "this input is refused" (exit 2): a config or value, a file or folder the user named
+    that is missing, damaged or not allowed; anything else is a failed run (exit 1)."""
+    from backbones import UnknownBackboneError
+    from unlearn.checks import InputError
+    from unlearn.io import UnfinishedRunError, UnsafeCheckpointError
+
+    return isinstance(exc, (ConfigError, InputError, UnfinishedRunError, UnsafeCheckpointError, UnknownBackboneError,
+                            FileNotFoundError, NotADirectoryError, IsADirectoryError))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``unlearn`` command; returns the exit status (0, 1 = the run failed, 2 = input refused)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    args = [a for a in args if a != "--debug"]
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # processes that DDP starts from this command line print tracebacks too
+    # wandb must never block on a login prompt; offline unless the user says otherwise
+    os.environ.setdefault("WANDB_MODE", "offline")
+    try:
+        return _dispatch(args, argv is None)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into one line
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"(full traceback: add --debug or set {DEBUG_ENV}=1)", file=sys.stderr)
+        print(f"error: {explain(exc)}", file=sys.stderr)
+        return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from unlearn.io import atomic_path
 
 
 def write_mp4(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: int = 8) -> Path:
@@ -23,23 +24,16 @@ def write_mp4(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: i
     if arr.shape[1] % 2 or arr.shape[2] % 2:
         arr = np.pad(arr, ((0, 0), (0, arr.shape[1] % 2), (0, arr.shape[2] % 2), (0, 0)), mode="edge")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".mp4") as tmp:
         # PyAV directly: imageio's writer runs gc.collect() twice per file (up to a second with a model loaded)
         import av
 
-        with av.open(tmp, mode="w", format="mp4") as container:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
             for frame in arr.astype(np.uint8):
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from backbones import build_backbone
+from backbones import build_backbone, check_pretrained
+from unlearn.checks import check_int, check_range
 from unlearn.io import atomic_write_text
 
-from .rows import SAMPLING_KEYS, MethodGenerator, apply_row_options, parse_methods
+from .rows import SAMPLING_KEYS, MethodGenerator, apply_row_options, check_sampling, parse_methods
 from .runner import json_ready
 from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flatten_row
 from .store import VideoStore, video_key
@@ -73,6 +74,11 @@ class VideoEvalDataModule(pl.LightningDataModule):
                  concept: str | None = None, per_group: dict[str, int] | None = None,
                  out_of_grammar: dict[str, int] | None = None) -> None:
         super().__init__()
+        check_int("data.per_class", per_class, low=1)
+        check_int("data.per_label", per_label, low=1, optional=True)
+        check_int("data.limit", limit, low=1, optional=True)
+        check_int("data.batch_size", batch_size, low=1)
+        check_int("data.num_workers", num_workers, low=0)
         self.save_hyperparameters()
         self.suite: EvalSuite | None = None
 
@@ -134,6 +140,8 @@ class EvaluationModule(pl.LightningModule):
         output_dir: where rank 0 writes metrics.json/md and results.json (default
             ``<default_root_dir>/eval_test``).
         save_videos: also write every video as ``output_dir/videos/<row>/<index>.mp4`` (+ manifest).
+        allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
+            ``run_status.json``); refused by default.
 
     After ``trainer.test`` the rows are in ``module.results`` and the logged scalars in
     ``trainer.callback_metrics`` (``original/esr@1``, ...; ``<row>/<class>/esr@1`` with several classes).
@@ -167,14 +175,22 @@ class EvaluationModule(pl.LightningModule):
         guidance_scale: float | None = None,
         output_dir: str | None = None,
         save_videos: bool = False,
+        allow_unfinished: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["classifier"])
+        check_range("model.nudity_threshold", nudity_threshold, low=0, high=1, open_low=True, open_high=True)
+        check_sampling({"num_frames": num_frames, "height": height, "width": width,
+                        "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}, prefix="model.")
         specs = parse_methods(methods or ["original", "t2vunlearning"], adapters=adapters, refusal=refusal)
         for spec in specs:
+            spec.allow_unfinished = allow_unfinished
             if spec.kind == "safree" and safree_keywords:
                 spec.keywords = list(safree_keywords)
         apply_row_options(specs, row_options)
+        for spec in specs:
+            spec.check(concept, backbone)  # a missing or unfinished file fails before the backbone is loaded
+        check_pretrained(backbone, pretrained)
         bb = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {}))
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unlearn.io import atomic_path
 
 ROW_KEYS = ("esr@1", "esr@5", "psr@1", "psr@5")
 
@@ -35,15 +36,8 @@ def _figure(width: int, height: int, dpi: int):
 
 def _save(fig, path: str | os.PathLike, dpi: int) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)  # no bbox_inches: the PNG has exactly the figure's pixel size
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

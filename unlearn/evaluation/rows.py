@@ -22,15 +22,34 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unlearn.io import file_sha256
+from unlearn.checks import InputError, check_int, check_range
+from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting
 from unlearn.methods.refusal import load_delta
-from unlearn.methods.t2vunlearning import load_adapters, read_adapter_config
+from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, read_adapter_config
 
 METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
 _ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")
+
+
+def check_sampling(sampling: dict[str, Any], backbone: Any = None, prefix: str = "") -> None:
+    """Refuse sampling settings out of their domain (:class:`unlearn.checks.InputError` naming ``prefix + key``):
+    sizes and steps ≥ 1, guidance ≥ 0; with ``backbone``, a video size it cannot generate."""
+    unknown = set(k for k, v in sampling.items() if v is not None) - set(SAMPLING_KEYS)
+    if unknown:
+        raise InputError(f"unknown sampling settings {sorted(unknown)}; known: {SAMPLING_KEYS}")
+    for key in ("num_frames", "height", "width", "num_inference_steps"):
+        check_int(prefix + key, sampling.get(key), low=1, optional=True)
+    check_range(prefix + "guidance_scale", sampling.get("guidance_scale"), low=0, optional=True)
+    if backbone is not None and hasattr(backbone, "check_video_size"):
+        d = backbone.defaults
+        size = [sampling.get(k) or getattr(d, k) for k in ("num_frames", "height", "width")]
+        try:
+            backbone.check_video_size(*size, keys=tuple(prefix + k for k in ("num_frames", "height", "width")))
+        except ValueError as e:
+            raise InputError(str(e)) from None
 
 
 @dataclasses.dataclass
@@ -53,6 +72,8 @@ class MethodSpec:
             :class:`~unlearn.methods.baselines.NegativePrompting`); ``safree``: any argument of
             :class:`~unlearn.methods.baselines.SAFREE` (``alpha``, ``schedule``, ``safe_steps``,
             ``negative_prompt``, ``guidance_scale``, ``latent_reattention``, ...). Recorded in results.
+        allow_unfinished: use adapters / a refusal folder of a run whose ``run_status.json`` says it failed or
+            was interrupted (refused by default: they may be partial or older than the failure).
     """
 
     kind: str
@@ -64,6 +85,7 @@ class MethodSpec:
     scale: float = 1.0
     live: bool = False
     options: dict[str, Any] | None = None
+    allow_unfinished: bool = False
 
     def __post_init__(self) -> None:
         self.kind = _ALIASES.get(self.kind, self.kind)
@@ -113,6 +135,7 @@ class MethodSpec:
         if self.kind == "t2vunlearning":
             if not self.adapters:
                 raise ValueError(f"method {self.name!r} needs an adapters folder (t2vunlearning=PATH or --adapters)")
+            require_finished(self.adapters, f"method {self.name!r}: adapters", self.allow_unfinished)
             trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
             if backbone and trained_on not in (None, "unknown", backbone):
                 raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
@@ -124,6 +147,7 @@ class MethodSpec:
                     f"{self.refusal!r} holds no refusal_delta.safetensors: give the folder written by "
                     "`unlearn fit` with RefusalVectorUnlearning (output_dir) or the delta file itself"
                 )
+            require_finished(self.refusal, f"method {self.name!r}: refusal edit", self.allow_unfinished)
 
     def fingerprint(self, concept: str | None) -> dict[str, Any]:
         """What the row's videos depend on (for the per-video manifest key)."""
@@ -142,7 +166,7 @@ class MethodSpec:
         return fp
 
     def describe(self, concept: str | None) -> dict[str, Any]:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "allow_unfinished"}
         d["concept"] = self.resolve_concept(concept)
         d.update({k: v for k, v in self.fingerprint(concept).items() if k.endswith("sha256")})
         return d
@@ -210,9 +234,7 @@ class MethodGenerator(nn.Module):
         self.concept = concept
         self.specs = {m.name: m for m in methods}
         self.sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
-        unknown = set(self.sampling) - set(SAMPLING_KEYS)
-        if unknown:
-            raise ValueError(f"unknown sampling settings {sorted(unknown)}; known: {SAMPLING_KEYS}")
+        check_sampling(self.sampling, backbone)
         self.adapters = nn.ModuleDict()
         for m in methods:
             m.check(concept, backbone.name)
@@ -223,10 +245,7 @@ class MethodGenerator(nn.Module):
                 if config.get("backbone") not in (None, "unknown", backbone.name):
                     raise ValueError(f"adapters in {m.adapters} were trained on {config['backbone']!r}, "
                                      f"not on {backbone.name!r}")
-                sites = [s.name for s in backbone.attention_sites()]
-                if len(config["site_names"]) != len(sites):
-                    raise ValueError(f"adapters in {m.adapters} cover {len(config['site_names'])} attention sites, "
-                                     f"{backbone.name} has {len(sites)}")
+                check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")
                 self.adapters[m.name] = controller.to(backbone.device)
         self._baselines: dict[str, Any] = {}
         self._edits: dict[str, Any] = {}

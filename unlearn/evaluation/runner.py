@@ -35,7 +35,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,11 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from backbones import build_backbone
-from unlearn.io import atomic_write_text
+from backbones import UnknownBackboneError, build_backbone, check_pretrained
+from unlearn.checks import check_int
+from unlearn.io import atomic_folder, atomic_write_text
 
 from . import plots
-from .rows import MethodGenerator, MethodSpec, apply_row_options, parse_methods
+from .rows import MethodGenerator, MethodSpec, apply_row_options, check_sampling, parse_methods
 from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
@@ -110,6 +110,8 @@ class EvaluationRunner:
         plots: write the PNG figures. grid_prompts: prompts (columns) in the frame grid.
         suite_options: more :func:`load_suite` arguments (``per_class``, ``labels``, ``per_label``, ``limit``...).
         progress: show progress bars.
+        allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
+            ``run_status.json``); refused by default.
     """
 
     def __init__(
@@ -143,8 +145,16 @@ class EvaluationRunner:
         grid_prompts: int = 4,
         suite_options: dict[str, Any] | None = None,
         progress: bool = False,
+        allow_unfinished: bool = False,
         **metric_options: Any,
     ) -> None:
+        check_sampling({"num_frames": num_frames, "height": height, "width": width,
+                        "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale})
+        check_int("batch_size", batch_size, low=1)
+        check_int("eval_batch_size", eval_batch_size, low=1)
+        check_int("fps", fps, low=1)
+        check_int("grid_prompts", grid_prompts, low=0)
+        self.allow_unfinished = allow_unfinished
         self.out = Path(out_dir)
         self.suite_spec, self.method_args = suite, list(methods)
         self.backbone_arg = backbone
@@ -162,8 +172,6 @@ class EvaluationRunner:
         self.row_options = dict(row_options or {})
         self.sampling = {"num_frames": num_frames, "height": height, "width": width,
                          "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("batch_size and eval_batch_size must be at least 1")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.store = VideoStore(self.out, store_frames=store_frames, fps=fps)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -193,9 +201,13 @@ class EvaluationRunner:
     def prepare(self) -> None:
         """Load the suite, check the rows and load the evaluators. Every input error surfaces here."""
         t0 = time.perf_counter()
+        if isinstance(self.backbone_arg, str):
+            # an unknown name or a damaged weights folder fails here, before any file is touched
+            check_pretrained(self.backbone_arg, self.backbone_options.get("pretrained"))
         self.suite = load_suite(self.suite_spec, **self.suite_options)
         self.specs = parse_methods(self.method_args, adapters=self.adapters, refusal=self.refusal)
         for spec in self.specs:
+            spec.allow_unfinished = spec.allow_unfinished or self.allow_unfinished
             if spec.kind == "safree" and self.safree_keywords and not spec.keywords:
                 spec.keywords = list(self.safree_keywords)
         apply_row_options(self.specs, self.row_options)
@@ -350,34 +362,27 @@ class EvaluationRunner:
     def write(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]] | None = None) -> Path:
         """Plots, metrics.json/md (one erased class), results.md, then results.json, each atomically."""
         self.out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.out, prefix=".plots-"))
-        try:
-            made = self._plots(results, frames or {}, tmp) if self.plots else []
-            by_class = classification_by_class(results["rows"])
-            if len(by_class) == 1:
-                erased, rows = next(iter(by_class.items()))
-                meta = {
-                    "concept": self.concept, "erased_class": erased, "backbone": results["backbone"]["name"],
-                    "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
-                    "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
-                    "prompt_suite_hash": results["suite"]["sha256"], "num_prompts": results["suite"]["num_prompts"],
-                    "prompts_per_split": results["suite"].get("prompts_per_split"),
-                    "seeds": results["suite"]["seeds"], "evaluator": results["settings"]["classification"]["esr"],
-                    "units": "percent", "sampling": results["sampling"],
-                }
-                markdown_table(rows, meta)  # fail here, before anything is written, if a row is malformed
-            else:
-                rows = None
-            if made:
-                (self.out / "plots").mkdir(exist_ok=True)
-                for p in made:
-                    os.replace(p, self.out / "plots" / p.name)
-            if rows is not None:
-                write_metrics(self.out, rows, meta)
-            atomic_write_text(self.out / "results.md", results_markdown(results))
-            atomic_write_text(self.out / "results.json", json.dumps(results, indent=2, sort_keys=True, allow_nan=False))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        by_class = classification_by_class(results["rows"])
+        rows = meta = None
+        if len(by_class) == 1:
+            erased, rows = next(iter(by_class.items()))
+            meta = {
+                "concept": self.concept, "erased_class": erased, "backbone": results["backbone"]["name"],
+                "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
+                "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
+                "prompt_suite_hash": results["suite"]["sha256"], "num_prompts": results["suite"]["num_prompts"],
+                "prompts_per_split": results["suite"].get("prompts_per_split"),
+                "seeds": results["suite"]["seeds"], "evaluator": results["settings"]["classification"]["esr"],
+                "units": "percent", "sampling": results["sampling"],
+            }
+            markdown_table(rows, meta)  # fail here, before anything is written, if a row is malformed
+        if self.plots:
+            with atomic_folder(self.out / "plots") as tmp:
+                self._plots(results, frames or {}, tmp)
+        if rows is not None:
+            write_metrics(self.out, rows, meta)
+        atomic_write_text(self.out / "results.md", results_markdown(results))
+        atomic_write_text(self.out / "results.json", json.dumps(results, indent=2, sort_keys=True, allow_nan=False))
         return self.out / "results.json"
 
     def _plots(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]], folder: Path) -> list[Path]:
@@ -495,6 +500,8 @@ def build_parser():
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--device")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="use adapters/refusal folders of runs that failed or were interrupted (run_status.json)")
     return p
 
 
@@ -517,7 +524,7 @@ def runner_kwargs(a) -> dict[str, Any]:
         classifier=a.classifier, erased_classes=a.erased_classes, nudity_threshold=a.nudity_threshold,
         nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder,
         arcface_model=a.arcface_model, clip_model=a.clip_model,
-        clip_pretrained=a.clip_pretrained,
+        clip_pretrained=a.clip_pretrained, allow_unfinished=a.allow_unfinished,
     )
 
 
@@ -528,8 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         results = run_evaluation(a.out, a.suite, a.methods, **runner_kwargs(a))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, UnknownBackboneError) as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     print((Path(a.out) / "results.md").read_text())
     print(f"wrote {Path(a.out) / 'results.json'} ({len(results['rows'])} rows)")

@@ -4,8 +4,9 @@ Layout: ``<root>/videos/<method>/<index>.mp4`` (H.264, for viewing and for evalu
 (the manifest, written *after* the video) and, with ``store_frames``, ``<index>.npz`` (lossless frames).
 Every file is written to a temporary name in the same folder and renamed into place, so a file that exists
 is complete. A video counts as done only when its manifest exists, names the same *key* (prompt, seed,
-method, backbone, sampling settings) and the video file still has the size recorded in it; anything else is
-regenerated. Reading checks the decoded frame count against the manifest.
+method, backbone, sampling settings) and the video file (and the frames file, if kept) still has the sha256
+recorded in it; anything else is regenerated (a same-size file with other bytes too). Reading checks the
+content hash and the decoded frame count against the manifest.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearn.io import atomic_write_bytes, atomic_write_text
+from unlearn.io import atomic_write_bytes, atomic_write_text, file_sha256
 from unlearn.video import write_mp4
 
 MANIFEST_FORMAT = "t2v-unlearn-video/1"
@@ -85,20 +86,26 @@ class VideoStore:
             return None
         return doc if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
 
+    def _content_problem(self, method: str, index: int, m: dict[str, Any]) -> str | None:
+        """Why the stored files do not hold the bytes the manifest recorded (None: they do)."""
+        p = self.paths(method, index)
+        wanted = [("mp4", "mp4_sha256")] + ([("frames", "frames_sha256")] if self.store_frames else [])
+        for kind, field in wanted:
+            if not m.get(field):
+                return f"{p['manifest'].name} records no {field} (written by an older version)"
+            try:
+                if file_sha256(p[kind]) != m[field]:
+                    return f"{p[kind].name} does not have the sha256 recorded in {p['manifest'].name}"
+            except FileNotFoundError:
+                return f"{p[kind].name} is missing"
+        return None
+
     def is_complete(self, method: str, index: int, key: str) -> bool:
-        """Done = manifest with this key, video file of the recorded size (and the frames file if kept)."""
+        """Done = manifest with this key, video file with the recorded sha256 (and the frames file if kept)."""
         m = self.manifest(method, index)
         if m is None or m.get("key") != key:
             return False
-        p = self.paths(method, index)
-        try:
-            if p["mp4"].stat().st_size != m.get("mp4_bytes"):
-                return False
-            if self.store_frames and p["frames"].stat().st_size != m.get("frames_bytes"):
-                return False
-        except FileNotFoundError:
-            return False
-        return True
+        return self._content_problem(method, index, m) is None
 
     def write(self, method: str, index: int, video: torch.Tensor | np.ndarray, key: str,
               info: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -117,13 +124,15 @@ class VideoStore:
         doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT, "key": key, "method": method, "index": index,
             "frames": int(arr.shape[0]), "height": int(arr.shape[1]), "width": int(arr.shape[2]),
-            "mp4": p["mp4"].name, "mp4_bytes": p["mp4"].stat().st_size, **(info or {}),
+            "mp4": p["mp4"].name, "mp4_bytes": p["mp4"].stat().st_size, "mp4_sha256": file_sha256(p["mp4"]),
+            **(info or {}),
         }
         if self.store_frames:
             buf = io.BytesIO()
             np.savez_compressed(buf, frames=arr)
             atomic_write_bytes(p["frames"], buf.getvalue())
             doc["frames_file"], doc["frames_bytes"] = p["frames"].name, p["frames"].stat().st_size
+            doc["frames_sha256"] = file_sha256(p["frames"])
         atomic_write_text(p["manifest"], json.dumps(doc, indent=1, sort_keys=True))
         return doc
 
@@ -135,6 +144,10 @@ class VideoStore:
             raise VideoFileError(f"{p['mp4']}: no manifest ({p['manifest'].name}): the video was never finished. "
                                  "Fix: rerun the generation (it resumes and regenerates unfinished videos)")
         expected = int(m.get("frames", -1))
+        problem = self._content_problem(method, index, m)
+        if problem:
+            raise VideoFileError(f"{p['mp4']}: {problem}: the file was changed after it was written. Fix: rerun the "
+                                 "generation (it regenerates videos whose content does not match their manifest)")
         if self.store_frames and m.get("frames_file"):
             try:
                 with np.load(p["frames"]) as z:

@@ -15,13 +15,14 @@ sample sizes are stated above each table (``docs/evaluation.md`` lists which int
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from unlearn.io import atomic_write_text
+from unlearn.io import atomic_write_files
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -166,13 +167,26 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
 
 def write_metrics(out_dir: str | os.PathLike, rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> Path:
-    """``metrics.json`` and ``metrics.md`` in ``out_dir``, each written atomically."""
+    """``metrics.md`` and ``metrics.json`` in ``out_dir``, written as a pair (:func:`unlearn.io.atomic_write_files`):
+    both are complete before either replaces an older one, and ``metrics.json`` (renamed last) records the
+    sha256 of the ``metrics.md`` it belongs to, which :func:`read_metrics` checks."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"rows": rows, **meta}
-    atomic_write_text(out / "metrics.json", json.dumps(doc, indent=2, sort_keys=True))
-    atomic_write_text(out / "metrics.md", markdown_table(rows, meta))
+    md = markdown_table(rows, meta)
+    doc = {"rows": rows, **meta, "metrics_md_sha256": hashlib.sha256(md.encode("utf-8")).hexdigest()}
+    atomic_write_files({out / "metrics.md": md, out / "metrics.json": json.dumps(doc, indent=2, sort_keys=True)})
     return out / "metrics.json"
+
+
+def read_metrics(out_dir: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """``(metrics.json, metrics.md)`` of ``out_dir``; ``ValueError`` when the two are not one pair (a crash
+    between the two renames of :func:`write_metrics`, or a file edited or copied from another run)."""
+    out = Path(out_dir)
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    md = (out / "metrics.md").read_text(encoding="utf-8")
+    if doc.get("metrics_md_sha256") != hashlib.sha256(md.encode("utf-8")).hexdigest():
+        raise ValueError(f"{out}: metrics.md does not belong to metrics.json (they were not written together); "
+                         "rerun the evaluation")
+    return doc, md
 
 
 ESR_PSR = ("esr@1", "esr@5", "psr@1", "psr@5")

@@ -46,6 +46,7 @@ __all__ = [
     "PromptSuite",
     "find_concept_words",
     "normalize_prompt",
+    "output_format",
     # file-format helpers shared by the loaders
     "optional_str",
     "suite_name",
@@ -351,10 +352,11 @@ class PromptSuite(Sequence[PromptRecord]):
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
         """Write the suite atomically (temp file + ``os.replace``) as JSONL (``.jsonl``), a JSON list (``.json``)
         or CSV (``.csv``); a further ``.gz`` suffix gzips it. Returns the path. CSV cannot hold a concept word
-        containing ``|``.
+        containing ``|``. Any other suffix (without ``format``) is a :class:`PromptFileError`: the file would
+        not load back.
         """
         path = Path(path)
-        fmt = (format or format_from_suffix(path, default="jsonl")).lower()
+        fmt = (format or output_format(path)).lower()
         if fmt == "jsonl":
             text = "".join(json.dumps(d, ensure_ascii=False, sort_keys=False) + "\n" for d in self.to_dicts())
         elif fmt == "json":
@@ -420,6 +422,20 @@ def suite_name(path: Path) -> str:
         if name.endswith(suf):
             name = name[: -len(suf)]
     return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format :meth:`PromptSuite.save` writes to ``path`` (``jsonl``, ``json`` or ``csv``, from its suffix);
+    :class:`PromptFileError` for any other suffix, before anything is generated or written."""
+    path = Path(path)
+    try:
+        fmt = format_from_suffix(path)
+    except PromptFileError:
+        fmt = ""
+    if fmt not in ("jsonl", "json", "csv"):
+        raise PromptFileError(path, f"cannot write a prompt suite as {''.join(path.suffixes) or 'a file without suffix'}",
+                              fix="use the suffix .jsonl, .json or .csv (optionally + .gz)")
+    return fmt
 
 
 def format_from_suffix(path: Path, default: str | None = None) -> str:

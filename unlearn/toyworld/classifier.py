@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearn.io import atomic_path, atomic_write_text
+from unlearn.io import atomic_folder, atomic_path, atomic_write_text
 
 from .render import BACKGROUNDS, COLOUR_RGB, SHAPES, class_names, random_scene, render_video
 
@@ -357,8 +357,9 @@ def main(argv=None) -> int:
     stats["wall_s"] = round(time.time() - t0, 1)
     stats["command"] = "python -m unlearn.toyworld.classifier " + " ".join(argv if argv is not None else sys.argv[1:])
     stats["torch"] = torch.__version__
-    clf.save_pretrained(a.out)
-    atomic_write_text(Path(a.out, "train_stats.json"), json.dumps(stats, indent=2))
+    with atomic_folder(a.out) as tmp:
+        clf.save_pretrained(tmp)
+        (tmp / "train_stats.json").write_text(json.dumps(stats, indent=2))
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from unlearn.io import atomic_write_text, dir_size
+from unlearn.io import atomic_path, atomic_write_text, dir_size
 
 from .backbone import ToyCogVideoXBackbone
 from .classifier import ShapeColourClassifier, label_parts
@@ -67,7 +67,9 @@ def save_grid(videos: torch.Tensor, path, scale: int = 4, per_row: int = 5) -> N
         tiles.append(np.full_like(tiles[0], 128))
     rows = [np.concatenate(tiles[i:i + per_row], axis=1) for i in range(0, len(tiles), per_row)]
     img = np.concatenate(rows, axis=0)
-    Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(path)
+    with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
+        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(
+            tmp, format="PNG")
 
 
 def evaluate_generation(backbone, clf, per_class: int = 4,

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearn.io import dir_size, replace_folder
+from unlearn.io import atomic_entries, dir_size, replace_folder
 
 from . import grammar
 from .backbone import ToyCogVideoXBackbone, WorldConfig, build_tokenizer, tokenize
@@ -152,8 +152,9 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_di
             log(f"[pretrain] step {step + 1}/{args.steps} loss(ema) {ema:.4f} lr {sched.get_last_lr()[0]:.2e} "
                 f"elapsed {el/60:.1f} min ({el/(step+1):.3f} s/step)")
         if checkpoint_dir is not None and args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
-            backbone.save_pretrained(str(checkpoint_dir))
-            (Path(checkpoint_dir) / "progress.json").write_text(json.dumps({"step": step + 1, "loss_ema": ema}))
+            with atomic_entries(checkpoint_dir, last="progress.json") as staged:
+                backbone.save_pretrained(str(staged))
+                (staged / "progress.json").write_text(json.dumps({"step": step + 1, "loss_ema": ema}))
             log(f"[pretrain] weights of step {step + 1} written to {checkpoint_dir}")
     bar.close()
     backbone.requires_grad_(False)

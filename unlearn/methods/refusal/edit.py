@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from unlearn.io import atomic_entries, atomic_path
 from unlearn.methods.refusal.pairs import PromptPair, as_pairs, load_pairs, make_pairs
 
 __all__ = [
@@ -829,14 +830,12 @@ class RefusalEdit:
         from safetensors.torch import save_file
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {n: b.to(torch.float64).contiguous().cpu() for n, b in self.bases.items()}
         for c, bases in self.concept_bases.items():
             for n, b in bases.items():
                 tensors[f"{c}::{n}"] = b.to(torch.float64).contiguous().cpu().clone()
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file(tensors, str(tmp), metadata={"format": DELTA_FORMAT, "summary": json.dumps(self.summary())})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": DELTA_FORMAT, "summary": json.dumps(self.summary())})
         return path
 
 
@@ -844,12 +843,25 @@ def load_delta(path: str | os.PathLike) -> RefusalEdit:
     """Read a delta file written by :meth:`RefusalEdit.save_delta`; ``.apply_to(model)`` re-does the edit."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != DELTA_FORMAT:
-            raise ValueError(f"{path}: not a refusal delta file (format {meta.get('format')!r}, expected {DELTA_FORMAT!r})")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    s = json.loads(meta["summary"])
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"refusal delta {str(path)!r} does not exist (or is a folder without "
+                                "refusal_delta.safetensors). Fix: give the file written by RefusalVectorUnlearning")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != DELTA_FORMAT:
+                raise ValueError(f"{path}: not a refusal delta file (format {meta.get('format')!r}, expected "
+                                 f"{DELTA_FORMAT!r})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        s = json.loads(meta["summary"])
+        missing = [n for n in s["layers"] if n not in tensors]
+        if missing:
+            raise ValueError(f"{path}: the summary names layers without a basis tensor: {missing[:3]}")
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any reading failure is a damaged file for the user
+        raise ValueError(f"{path}: cannot read the refusal delta ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
+                         "the file is truncated or corrupt. Fix: export the edit again") from None
     bases = {n: tensors[n] for n in s["layers"]}
     concept_bases: dict[str, dict[str, Tensor]] = {}
     for k, v in tensors.items():
@@ -981,20 +993,21 @@ def save_edited_model(backbone: Any, folder: str | os.PathLike, edit: RefusalEdi
     ``<folder>/text_encoder`` when the edit touched it; with ``full_pipeline`` the whole pipeline instead
     (backbones that offer ``save_pretrained``). With ``edit``: also ``refusal_delta.safetensors`` and
     ``refusal_edit.json``. ``<Class>.from_pretrained(folder, subfolder="transformer")`` loads it with no
-    custom code.
+    custom code. Every component is written under a temporary name and moved into ``folder`` atomically,
+    ``refusal_edit.json`` last (:func:`unlearn.io.atomic_entries`).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if full_pipeline:
-        if not hasattr(backbone, "save_pretrained"):
-            raise ValueError(f"{backbone.name} cannot save a full pipeline; use full_pipeline=False")
-        backbone.save_pretrained(str(folder))
-    else:
-        backbone.denoiser.save_pretrained(str(folder / denoiser_subfolder(backbone.denoiser)), safe_serialization=True)
-        if edit is not None and edit.touches_text_encoder:
-            backbone.text_encoder.save_pretrained(str(folder / "text_encoder"), safe_serialization=True)
-    if edit is not None:
-        edit.save_delta(folder / "refusal_delta.safetensors")
-        (folder / "refusal_edit.json").write_text(json.dumps(edit.summary(), indent=2, sort_keys=True))
+    if full_pipeline and not hasattr(backbone, "save_pretrained"):
+        raise ValueError(f"{backbone.name} cannot save a full pipeline; use full_pipeline=False")
+    with atomic_entries(folder, last="refusal_edit.json") as tmp:
+        if full_pipeline:
+            backbone.save_pretrained(str(tmp))
+        else:
+            backbone.denoiser.save_pretrained(str(tmp / denoiser_subfolder(backbone.denoiser)), safe_serialization=True)
+            if edit is not None and edit.touches_text_encoder:
+                backbone.text_encoder.save_pretrained(str(tmp / "text_encoder"), safe_serialization=True)
+        if edit is not None:
+            edit.save_delta(tmp / "refusal_delta.safetensors")
+            (tmp / "refusal_edit.json").write_text(json.dumps(edit.summary(), indent=2, sort_keys=True))
     return folder
 

@@ -26,7 +26,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from backbones import build_backbone
+from backbones import build_backbone, check_pretrained
+from unlearn.checks import InputError, check_int, check_range
+from unlearn.io import atomic_entries, require_finished
+
 from .edit import (
     RefusalEdit,
     RefusalVectorConfig,
@@ -100,6 +103,7 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_int("data.num_pairs", num_pairs, low=1)
         if source not in ("templates", "toyworld"):
             raise ValueError(f"data.source must be 'templates' or 'toyworld'; got {source!r}")
         self.source, self.seed = source, seed
@@ -165,7 +169,9 @@ class RefusalVectorUnlearning(pl.LightningModule):
         output_dir: where the delta and the edited model go (default ``<default_root_dir>/refusal``).
         save_model: also save the edited denoiser (``transformer/`` or ``unet/``; + ``text_encoder/`` if edited).
         full_pipeline: save the whole diffusers pipeline instead of the edited components.
-        delta_file: apply a saved delta instead of computing one (the pairs are then not used).
+        delta_file: apply a saved delta instead of computing one (the pairs are then not used); the delta of
+            a run that failed or was interrupted is refused unless ``allow_unfinished_delta``.
+        allow_unfinished_delta: accept ``delta_file`` from a run whose ``run_status.json`` is not "finished".
     """
 
     def __init__(
@@ -188,8 +194,24 @@ class RefusalVectorUnlearning(pl.LightningModule):
         save_model: bool = True,
         full_pipeline: bool = False,
         delta_file: str | None = None,
+        allow_unfinished_delta: bool = False,
     ) -> None:
         super().__init__()
+        check_int("model.rank", rank, low=1)
+        check_range("model.cpca_weight", cpca_weight, low=0)
+        check_range("model.strength", strength, low=0, open_low=True,
+                    fix="1 removes the refusal subspace fully; 0 would leave the model unchanged")
+        check_int("model.batch_size", batch_size, low=1)
+        check_int("model.probe_timestep", probe_timestep, low=0, optional=True)
+        if probe_size is not None and (len(probe_size) != 3 or any(isinstance(v, bool) or not isinstance(v, int)
+                                                                   or v < 1 for v in probe_size)):
+            raise InputError(f"model.probe_size must be [num_frames, height, width], each >= 1; got {probe_size!r}")
+        if output_dir and Path(output_dir).expanduser().is_file():
+            raise InputError(f"model.output_dir {output_dir!r} is a file; give a folder")
+        if delta_file:
+            require_finished(delta_file, "model.delta_file", allow_unfinished_delta,
+                             flag="model.allow_unfinished_delta=true")
+            load_delta(delta_file)  # a missing or damaged file fails now, before the backbone is loaded
         # both are on purpose here: the edit is closed-form, there is nothing to optimise
         warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`.*")
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
@@ -199,6 +221,7 @@ class RefusalVectorUnlearning(pl.LightningModule):
             basis=basis, probe_size=tuple(probe_size) if probe_size else None,  # type: ignore[arg-type]
             probe_timestep=probe_timestep, batch_size=batch_size,
         )
+        check_pretrained(backbone, pretrained)
         self.backbone = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype,
                                        **(backbone_kwargs or {}))
         self.edit: RefusalEdit | None = None
@@ -257,9 +280,9 @@ class RefusalVectorUnlearning(pl.LightningModule):
         if self.hparams.save_model:
             save_edited_model(self.backbone, folder, self.edit, full_pipeline=self.hparams.full_pipeline)
         else:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.edit.save_delta(folder / "refusal_delta.safetensors")
-            (folder / "refusal_edit.json").write_text(json.dumps(self.edit.summary(), indent=2, sort_keys=True))
+            with atomic_entries(folder, last="refusal_edit.json") as tmp:
+                self.edit.save_delta(tmp / "refusal_delta.safetensors")
+                (tmp / "refusal_edit.json").write_text(json.dumps(self.edit.summary(), indent=2, sort_keys=True))
         return folder
 
     # ------------------------------------------------------------------ checkpoints: nothing trainable

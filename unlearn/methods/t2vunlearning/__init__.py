@@ -2,9 +2,18 @@
 
 from .adapters import AdapterController, VideoTokenAdapter
 from .data import ConceptDataModule, ToyWorldDataModule, TrainingPrompt, batch_embedding
-from .export import attach_adapters, load_adapter_weights, load_adapters, read_adapter_config, save_adapters
+from .export import (
+    AdapterFileError,
+    adapter_config,
+    attach_adapters,
+    check_adapter_sites,
+    load_adapter_weights,
+    load_adapters,
+    read_adapter_config,
+    save_adapters,
+)
 from .losses import concept_mask, localization_loss, negatively_guided_target, preservation_loss, unlearning_loss
-from .module import T2VUnlearning
+from .module import DivergenceError, T2VUnlearning
 from .pseudo_data import (
     PseudoTrajectoryCache,
     SamplerSettings,
@@ -15,7 +24,7 @@ from .pseudo_data import (
 )
 
 __all__ = [
-    "AdapterController", "ConceptDataModule", "ToyWorldDataModule", "PseudoTrajectoryCache", "SamplerSettings", "T2VUnlearning",
+    "AdapterController", "AdapterFileError", "DivergenceError", "adapter_config", "check_adapter_sites", "ConceptDataModule", "ToyWorldDataModule", "PseudoTrajectoryCache", "SamplerSettings", "T2VUnlearning",
     "TrainingPrompt", "TrajectoryFile", "TrajectoryRequest", "VideoTokenAdapter", "attach_adapters",
     "batch_embedding", "concept_mask", "load_adapter_weights", "load_adapters", "localization_loss",
     "make_trajectories", "negatively_guided_target", "preservation_loss", "read_adapter_config", "sampler_identity", "save_adapters",

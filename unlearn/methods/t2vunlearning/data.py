@@ -15,6 +15,7 @@ import dataclasses
 import random
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -23,13 +24,17 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from backbones import PromptEmbedding
+from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.toyworld.grammar import (
+    COLOURS,
+    SHAPES,
     concept_name_prompt,
     neighbour_classes,
+    parse_concept,
     prompts_for_concept,
     synonym_phrases,
 )
-from unlearn.prompts import PromptSuite
+from unlearn.prompts import PromptSuite, find_concept_words
 from unlearn.prompts.augment import TemplateSource
 
 from .pseudo_data import (
@@ -157,6 +162,14 @@ class ConceptDataModule(pl.LightningDataModule):
         regeneration_samples_per_epoch: epoch length when ``use_cache`` is False.
         batch_size: training batch size.
         num_workers: dataloader workers.
+        allow_prompts_without_concept: accept training prompts in which neither the concept nor a synonym
+            occurs (refused by default, whatever α is: such a prompt teaches the adapters to change content
+            that is not the concept).
+
+    Raises:
+        InputError: a value outside its domain (counts and sizes ≥ 1, guidance ≥ 0, record steps ≥ 0), or a
+            training prompt without the concept. Frame counts and sizes the backbone cannot generate, and
+            record steps beyond ``num_inference_steps``, are refused in :meth:`setup`, before pseudo data is made.
     """
 
     def __init__(
@@ -185,10 +198,31 @@ class ConceptDataModule(pl.LightningDataModule):
         regeneration_samples_per_epoch: int = 16,
         batch_size: int = 1,
         num_workers: int = 0,
+        allow_prompts_without_concept: bool = False,
     ) -> None:
         super().__init__()
-        if not concept or not concept.strip():
-            raise ValueError("data.concept is empty: name the concept to erase, e.g. --data.concept nudity")
+        if not isinstance(concept, str) or not concept.strip():
+            raise InputError("data.concept is empty: name the concept to erase, e.g. --data.concept nudity")
+        check_int("data.num_prompts", num_prompts, low=1, optional=True)
+        check_int("data.augment", augment, low=0)
+        check_int("data.seeds_per_prompt", seeds_per_prompt, low=1,
+                  fix="It is the number of trajectories (seeds) per training prompt")
+        for key, value in (("num_frames", num_frames), ("height", height), ("width", width),
+                           ("num_inference_steps", num_inference_steps)):
+            check_int(f"data.{key}", value, low=1, optional=True, fix="Leave it unset for the backbone's default")
+        check_range("data.guidance_scale", guidance_scale, low=0, optional=True)
+        if record_steps is not None and (not record_steps or any(isinstance(i, bool) or not isinstance(i, int) or i < 0
+                                                                 for i in record_steps)):
+            raise InputError(f"data.record_steps must list sampler step indices >= 0 (or be null for every step); "
+                             f"got {record_steps!r}")
+        check_choice("data.loss_condition", loss_condition, ("prompt", "concept"))
+        check_int("data.generation_batch_size", generation_batch_size, low=1)
+        check_int("data.regeneration_samples_per_epoch", regeneration_samples_per_epoch, low=1)
+        check_int("data.batch_size", batch_size, low=1)
+        check_int("data.num_workers", num_workers, low=0)
+        if cache_dir and Path(cache_dir).expanduser().is_file():
+            raise InputError(f"data.cache_dir {cache_dir!r} is a file; give a folder for the pseudo-data cache")
+        self.allow_prompts_without_concept = allow_prompts_without_concept
         self.concept = concept
         self.synonyms = list(concept_synonyms or [])
         self.prompt_list = prompts
@@ -212,7 +246,41 @@ class ConceptDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.training_prompts = self._training_prompts()
+        if not self.allow_prompts_without_concept:
+            self._check_concept_in_prompts(self.training_prompts)
         self.preserve_prompts = self._preserve_prompts()
+        empty = [i for i, p in enumerate(self.preserve_prompts) if not p.prompt.strip()]
+        if empty:
+            raise InputError(f"data.preserve_prompts {empty} are empty strings; remove them")
+
+    def _check_concept_in_prompts(self, prompts: Sequence[TrainingPrompt]) -> None:
+        missing = {p.prompt: p for p in prompts if not find_concept_words(p.prompt, p.concept_words)}
+        if not missing:
+            return
+        shown = "; ".join(repr(t[:80]) for t in list(missing)[:3])
+        words = sorted({w for p in missing.values() for w in p.concept_words})
+        raise InputError(
+            f"{len(missing)} training prompt(s) do not mention the concept {self.concept!r} (looked for "
+            f"{words}), e.g. {shown}. Every training prompt must express the concept, whatever model.alpha is. "
+            "Fix: correct those prompts, list the words they use in data.concept_synonyms (or the prompt file's "
+            "concept_words), or set data.allow_prompts_without_concept=true to train on them anyway")
+
+    def setup(self, stage: str) -> None:
+        """Check the pseudo-data settings against the model's backbone before any trajectory is made."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        backbone = getattr(module, "backbone", None)
+        if backbone is None:
+            return
+        settings = self.sampler_settings(backbone)
+        try:
+            settings.steps()
+        except ValueError as e:
+            raise InputError(f"data.record_steps: {e} (data.num_inference_steps={settings.num_inference_steps})") from None
+        try:
+            backbone.check_video_size(settings.num_frames, settings.height, settings.width,
+                                      keys=("data.num_frames", "data.height", "data.width"))
+        except ValueError as e:
+            raise InputError(str(e)) from None
 
     # ------------------------------------------------------------------ prompts
     def _generated(self, concept: str, n: int, synonyms: Sequence[str]) -> list[TrainingPrompt]:
@@ -232,13 +300,13 @@ class ConceptDataModule(pl.LightningDataModule):
         if self.num_prompts is not None:
             prompts = prompts[: self.num_prompts]
         if not prompts:
-            raise ValueError(
+            raise InputError(
                 f"no training prompts for concept {self.concept!r}: data.prompts is empty. Fix: list prompts in "
                 "data.prompts, point data.prompt_file at a prompt suite, or set data.augment=N to generate N."
             )
-        empty = [i for i, p in enumerate(prompts) if not p.prompt.strip()]
+        empty = [i for i, p in enumerate(prompts) if not isinstance(p.prompt, str) or not p.prompt.strip()]
         if empty:
-            raise ValueError(f"training prompts {empty} are empty strings; remove them from the prompt list")
+            raise InputError(f"training prompts {empty} are empty strings; remove them from the prompt list")
         return [dataclasses.replace(p, seed=p.seed * 1000 + k) for p in prompts for k in range(self.seeds_per_prompt)]
 
     def _preserve_prompts(self) -> list[TrainingPrompt]:
@@ -372,7 +440,7 @@ class ResumableLoader(DataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         sampler: ResumableSampler = self.sampler
         if (state.get("batch_size"), state.get("num_replicas")) != (self.batch_size, sampler.num_replicas):
-            raise ValueError(
+            raise InputError(
                 f"the checkpoint was written with batch_size={state.get('batch_size')} on "
                 f"{state.get('num_replicas')} process(es); this run has batch_size={self.batch_size} on "
                 f"{sampler.num_replicas}. Fix: resume with the same data.batch_size and trainer.devices/num_nodes "
@@ -425,6 +493,15 @@ class ToyWorldDataModule(ConceptDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
     ) -> None:
+        check_int("data.num_prompts", num_prompts, low=1)
+        check_choice("data.prompt_style", prompt_style, ("rich", "bare", "concept"))
+        try:
+            parse_concept(concept)
+        except (KeyError, ValueError) as e:
+            raise InputError(f"data.concept {concept!r} is not a toy-world class ({e.args[0]}). Fix: name "
+                             f"'<colour> <shape>' (colours {', '.join(COLOURS)}; shapes {', '.join(SHAPES)}), "
+                             "a synonym of them, or one of the words") from None
+        check_int("data.preserve_prompts_per_class", preserve_prompts_per_class, low=0)
         self.toy_num_prompts = num_prompts
         self.prompt_style = prompt_style
         self.preserve_classes = preserve_classes if preserve_classes is not None else neighbour_classes(concept)

@@ -10,13 +10,18 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 
-from backbones import VideoBackbone, build_backbone
+from backbones import VideoBackbone, build_backbone, check_pretrained
+from unlearn.checks import InputError, check_choice, check_int, check_range
 
 from .adapters import AdapterController
 from .data import batch_embedding
-from .export import load_adapter_weights
+from .export import adapter_config, load_adapter_weights
 from .losses import concept_mask, localization_loss, preservation_loss, unlearning_loss
 from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN/infinite or grew past ``divergence_factor`` × its first value."""
 
 
 class T2VUnlearning(pl.LightningModule):
@@ -49,12 +54,19 @@ class T2VUnlearning(pl.LightningModule):
         learning_rate: Adam learning rate for the adapters.
         weight_decay: AdamW weight decay.
         gradient_checkpointing: recompute the backbone's activations in backward to save memory.
-        init_adapters: folder of adapters to start from (``unlearn export`` output / AdapterCheckpoint).
+        init_adapters: folder of adapters to start from (``unlearn export`` output / AdapterCheckpoint); the
+            folder of a run that failed or was interrupted is refused (see ``allow_unfinished_init``).
+        allow_unfinished_init: accept ``init_adapters`` from a run whose ``run_status.json`` is not "finished".
+        divergence_factor: stop with :class:`DivergenceError` when the loss exceeds this multiple of the
+            first step's loss (None: never; the loss of a healthy run falls or stays within a few times its
+            start).
 
     Raises:
         UnknownBackboneError: unknown ``backbone`` name (the message lists the known ones).
         WeightsFolderError: ``pretrained`` folder missing or incomplete.
-        FloatingPointError: the loss became NaN or infinite.
+        InputError: a hyperparameter outside its domain (α, β ≥ 0; η > 0; adapter_dim ≥ 1;
+            0 < mask_threshold < 1; learning_rate > 0; weight_decay ≥ 0; divergence_factor > 1).
+        DivergenceError: the loss became NaN or infinite, or grew past ``divergence_factor`` × its start.
     """
 
     def __init__(
@@ -75,11 +87,27 @@ class T2VUnlearning(pl.LightningModule):
         weight_decay: float = 0.0,
         gradient_checkpointing: bool = False,
         init_adapters: str | None = None,
+        allow_unfinished_init: bool = False,
+        divergence_factor: float | None = 1000.0,
     ) -> None:
         super().__init__()
-        if loc_normalization not in ("paper", "masked_mean"):
-            raise ValueError(f"model.loc_normalization must be 'paper' or 'masked_mean'; got {loc_normalization!r}")
+        check_int("model.adapter_dim", adapter_dim, low=1)
+        check_range("model.eta", eta, low=0, open_low=True,
+                    fix="η is the strength of the negative guidance that makes the unlearning target (paper: 7)")
+        check_range("model.alpha", alpha, low=0, fix="0 disables the localization loss")
+        check_range("model.beta", beta, low=0, fix="0 disables the preservation loss")
+        check_range("model.mask_threshold", mask_threshold, low=0, high=1, open_low=True, open_high=True,
+                    fix="The mask keeps video tokens whose normalised concept attention is above it (paper: 0.5)")
+        check_range("model.learning_rate", learning_rate, low=0, open_low=True)
+        check_range("model.weight_decay", weight_decay, low=0)
+        check_range("model.divergence_factor", divergence_factor, low=1, open_low=True, optional=True,
+                    fix="Use null to turn the divergence check off")
+        if mask_layers is not None and any(not isinstance(i, int) or i < 0 for i in mask_layers):
+            raise InputError(f"model.mask_layers must list attention-site indices >= 0; got {mask_layers!r}")
+        check_choice("model.loc_normalization", loc_normalization, ("paper", "masked_mean"),
+                     fix="'paper' is Eq. (7) over the unlearning loss's divisor; 'masked_mean' a per-entry mean")
         self.save_hyperparameters()
+        check_pretrained(backbone, pretrained)
         self.backbone: VideoBackbone = build_backbone(
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
         )
@@ -88,10 +116,18 @@ class T2VUnlearning(pl.LightningModule):
         self.backbone.attach_controller(self.controller)
         if gradient_checkpointing and hasattr(self.backbone.denoiser, "enable_gradient_checkpointing"):
             self.backbone.denoiser.enable_gradient_checkpointing()
+        if mask_layers:
+            bad = [i for i in mask_layers if i >= len(sites)]
+            if bad:
+                raise InputError(f"model.mask_layers {bad} out of range: {backbone} has {len(sites)} attention sites "
+                                 f"(0..{len(sites) - 1})")
         if init_adapters:
-            load_adapter_weights(self.controller, init_adapters, expect_backbone=self.backbone.name)
+            load_adapter_weights(self.controller, init_adapters, expect_backbone=self.backbone.name,
+                                 allow_unfinished=allow_unfinished_init, key="model.init_adapters")
         # checkpoints hold the adapters only (the backbone is rebuilt from its name and weights)
         self.strict_loading = False
+        #: loss of the first training step of this fit (the divergence check's reference)
+        self._first_loss: float | None = None
 
     @property
     def eta(self) -> float:
@@ -200,12 +236,7 @@ class T2VUnlearning(pl.LightningModule):
         if "regen_prompt_index" in batch:
             batch = self._regenerate(batch)
         losses = self.compute_losses(batch)
-        if not torch.isfinite(losses["total"]):
-            raise FloatingPointError(
-                f"loss is {losses['total'].item()} at step {self.global_step} "
-                f"({ {k: float(v) for k, v in losses.items()} }). Fix: lower model.learning_rate, use "
-                "torch_dtype float32 or precision bf16-mixed, or check the pseudo data for NaNs."
-            )
+        self.check_divergence(losses)
         # Lightning writes step metrics every `log_every_n_steps`; logging only then keeps its per-call
         # bookkeeping (sizeable next to a small model's step) off the other steps
         if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
@@ -214,6 +245,30 @@ class T2VUnlearning(pl.LightningModule):
             self.log_dict(logged, prog_bar=False, batch_size=batch["x_t"].shape[0])
         return losses["total"]
 
+    def check_divergence(self, losses: dict[str, Tensor]) -> None:
+        """Raise :class:`DivergenceError` when the loss is not finite or exceeds ``divergence_factor`` × the first
+        step's loss (every rank takes the same decision, so no rank waits for another one that stopped)."""
+        total = float(losses["total"].detach())
+        factor = self.hparams.get("divergence_factor")
+        if self._first_loss is None and math.isfinite(total):
+            self._first_loss = total
+        first = self._first_loss
+        bad = not math.isfinite(total) or (factor is not None and first is not None and first > 0
+                                           and total > factor * first)
+        if self._trainer is not None:
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        lr = self.hparams.learning_rate
+        if not math.isfinite(total):
+            raise DivergenceError(
+                f"the loss became {total} at step {self.global_step} ({terms}). Fix: lower model.learning_rate "
+                f"(now {lr:g}), use torch_dtype float32 or precision bf16-mixed, or check the pseudo data for NaNs")
+        raise DivergenceError(
+            f"the loss diverged: {total:.4g} at step {self.global_step} is more than model.divergence_factor="
+            f"{factor:g} times the first step's {first:.4g} ({terms}). Fix: lower model.learning_rate (now {lr:g}); "
+            "set model.divergence_factor higher, or null to turn the check off")
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # the adapters' weight and gradient norms (after DDP's all-reduce and AMP's unscale), on logging steps
         # only: one pass over the adapters, small next to the step
@@ -234,6 +289,8 @@ class T2VUnlearning(pl.LightningModule):
         # the frozen backbone is rebuilt from its name and weights: a checkpoint is adapter-sized. The optimizer,
         # step, loops and the sampler position are Lightning's part; the RNG states are added here.
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("controller.")}
+        # what `unlearn export` needs to write an adapter folder that loads back as model.init_adapters
+        checkpoint["adapter_config"] = adapter_config(self.controller, self.backbone.name)
         checkpoint["rng_states"] = _collect_rng_states(include_cuda=torch.cuda.is_available())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

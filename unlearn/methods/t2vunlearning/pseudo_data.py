@@ -12,6 +12,12 @@ adapted forward and backward only. :class:`PseudoTrajectoryCache` stores each tr
 file keyed by a hash of everything that determines it (:func:`sampler_identity`: backbone weights, prediction
 type, scheduler class and config, text length, guidance settings; the request: prompt, seed, loss condition;
 :class:`SamplerSettings`; η); a changed setting gives a new key, never a stale entry.
+
+Integrity: every entry records its own key and a sha256 of its tensors (names, dtypes, shapes, bytes) in its
+metadata; each run verifies the entries it is about to train on. A truncated, empty or corrupt file, one whose
+tensors were changed, or another entry's file copied over it is named in a warning, deleted and made again,
+so a bad cache file costs one trajectory's sampling, never a wrong run. Temporary files of a killed build
+are removed by the next build (:func:`unlearn.io.clean_orphan_temps`).
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +37,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from backbones import PromptEmbedding, VideoBackbone
-from unlearn.io import cache_dir
+from unlearn.io import atomic_path, cache_dir, clean_orphan_temps
 from unlearn.methods.t2vunlearning.losses import negatively_guided_target
 
 #: 2: keys cover the scheduler, the text length and the backbone's guidance settings (``sampler_identity``)
@@ -162,13 +168,31 @@ def make_trajectories(
     return out
 
 
+def tensors_sha256(tensors: Mapping[str, Tensor], get: Any = None) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order (the cache entry checksum).
+    ``get(name)`` may load one tensor at a time (a file larger than memory); ``tensors`` then only names them."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = (get(name) if get is not None else tensors[name]).detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class CacheEntryError(ValueError):
+    """A cache file that cannot be trusted (unreadable, another entry's, or altered)."""
+
+
 class PseudoTrajectoryCache:
-    """Trajectories on disk, one safetensors file per key, written atomically (temp file + rename)."""
+    """Trajectories on disk, one safetensors file per key, written atomically (temp file + rename), each
+    carrying its key and a checksum of its tensors (verified by :meth:`verify` before a run uses it)."""
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root or default_cache_dir()).expanduser()
         self.hits = 0
         self.misses = 0
+        #: entries found broken and made again by the last :meth:`build` (path, reason)
+        self.rebuilt: list[tuple[Path, str]] = []
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
@@ -178,21 +202,52 @@ class PseudoTrajectoryCache:
 
     def put(self, key: str, tensors: dict[str, Tensor], metadata: dict[str, Any]) -> Path:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"json": json.dumps(metadata, sort_keys=True)})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        meta = {**metadata, "key": key, "tensors_sha256": tensors_sha256(tensors)}
+        with atomic_path(path) as tmp:
+            save_file(tensors, tmp, metadata={"json": json.dumps(meta, sort_keys=True)})
         return path
 
     @staticmethod
     def metadata(path: str | os.PathLike) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             return json.loads(f.metadata()["json"])
+
+    def verify(self, key: str) -> None:
+        """Raise :class:`CacheEntryError` (naming what is wrong) unless the entry of ``key`` is readable, says it
+        is the entry of ``key``, and its tensors have the recorded checksum."""
+        path = self.path(key)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {})["json"])
+                names = {k: None for k in f.keys()}
+                if meta.get("key") != key:
+                    raise CacheEntryError(
+                        f"holds the entry of key {meta.get('key')!r}, not {key!r} (a file copied or moved)"
+                        if meta.get("key") else "records no key (written by an older version)")
+                digest = tensors_sha256(names, get=f.get_tensor)
+        except CacheEntryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - every reading failure means the same: make the entry again
+            size = path.stat().st_size if path.exists() else 0
+            raise CacheEntryError(f"unreadable ({size} bytes; {type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+        if meta.get("tensors_sha256") != digest:
+            raise CacheEntryError("its tensors do not match their recorded checksum (the file was changed)")
+        if not {"x_t", "target", "timesteps"} <= set(names):
+            raise CacheEntryError(f"lacks trajectory tensors (has {sorted(names)})")
+
+    def _usable(self, key: str) -> bool:
+        path = self.path(key)
+        if not path.is_file():
+            return False
+        try:
+            self.verify(key)
+        except CacheEntryError as e:
+            warnings.warn(f"pseudo-data cache entry {path} is {e}; deleting it and making it again", RuntimeWarning,
+                          stacklevel=3)
+            self.rebuilt.append((path, str(e)))
+            path.unlink(missing_ok=True)
+            return False
+        return True
 
     def build(
         self,
@@ -205,28 +260,39 @@ class PseudoTrajectoryCache:
         world_size: int = 1,
         progress: bool = True,
     ) -> list[Path]:
-        """Make every missing trajectory of this rank's shard (request ``i`` belongs to rank ``i % world``)
-        and return the paths of *all* requests (the caller synchronises ranks before reading them)."""
+        """Make every missing (or broken) trajectory of this rank's shard (request ``i`` belongs to rank
+        ``i % world``) and return the paths of *all* requests (the caller synchronises ranks before reading
+        them). Each existing entry of the shard is verified first; temporary files left by killed builds in
+        the shard's folders are removed."""
         identity = sampler_identity(backbone)
         keys = [r.key(identity, settings, eta) for r in requests]
         mine = [i for i in range(len(requests)) if i % world_size == rank]
-        todo = [i for i in mine if not self.contains(keys[i])]
+        for folder in sorted({self.path(keys[i]).parent for i in mine}):
+            clean_orphan_temps(folder)
+        self.rebuilt = []
+        todo = {i for i in mine if not self._usable(keys[i])}
         self.hits += len(mine) - len(todo)
         self.misses += len(todo)
+        # fixed batches of this rank's requests: an entry is always sampled in the same company, so one made
+        # again (missing, or found broken) is bit for bit the entry a clean build makes (batched kernels are
+        # not batch-invariant); a batch with nothing missing is skipped
+        chunks = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+        chunks = [c for c in chunks if todo & set(c)]
         bar = None
         if progress and todo:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc=f"pseudo data ({backbone.name}, rank {rank})", unit="traj")
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        for chunk in chunks:
             made = make_trajectories(backbone, [requests[i] for i in chunk], settings, eta, progress=bar is not None)
             for i, tensors in zip(chunk, made):
+                if i not in todo:
+                    continue
                 meta = {**dataclasses.asdict(requests[i]), "settings": dataclasses.asdict(settings),
                         "eta": eta, "backbone": backbone.name, "sampler": identity}
                 self.put(keys[i], tensors, meta)
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(len(todo & set(chunk)))
         if bar is not None:
             bar.close()
         return [self.path(k) for k in keys]
@@ -241,11 +307,17 @@ class TrajectoryFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
-        with safe_open(self.path, framework="pt") as f:
-            self.num_steps = f.get_slice("timesteps").get_shape()[0]
-            self.cond = PromptEmbedding.from_dict({k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond.")
-            meta = f.metadata()
-        self.metadata = json.loads(meta["json"])
+        try:
+            with safe_open(self.path, framework="pt") as f:
+                self.num_steps = f.get_slice("timesteps").get_shape()[0]
+                self.cond = PromptEmbedding.from_dict({k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")},
+                                                      "cond.")
+                meta = f.metadata()
+            self.metadata = json.loads(meta["json"])
+        except Exception as e:  # noqa: BLE001 - any reading failure: name the file and the fix
+            raise CacheEntryError(f"pseudo-data cache file {self.path} cannot be read ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:120]}). Fix: run again (the cache verifies its entries "
+                                  "and makes broken ones again)") from None
         self._tensors: dict[str, Tensor] | None = None
 
     def step(self, i: int) -> dict[str, Tensor]:

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unlearn.prompts.suite import PromptFileError, PromptSuite
+from unlearn.prompts.suite import PromptFileError, PromptSuite, output_format
 
 from .augmenter import PromptAugmenter, default_cache_dir
 from .base import AugmentationError
@@ -90,6 +90,15 @@ def augment_main(argv: list[str] | None = None) -> int:
     try:
         if args.n < 1:
             raise ValueError("--n must be at least 1")
+        output_format(args.out)  # an unsupported suffix fails now, not after the prompts were generated
+        if args.out.is_dir():
+            raise ValueError(f"--out {str(args.out)!r} is a folder; give a file name ending in .jsonl, .json or .csv")
+        for key, value in (("--max-rounds", args.max_rounds), ("--prompts-per-call", args.prompts_per_call),
+                           ("--max-retries", args.max_retries + 1)):
+            if value < 1:
+                raise ValueError(f"{key} must be at least {1 if key != '--max-retries' else 0}")
+        if args.timeout <= 0:
+            raise ValueError("--timeout must be > 0 seconds")
         source = _make_source(args)
         exclude = None
         for p in args.exclude:
@@ -104,10 +113,10 @@ def augment_main(argv: list[str] | None = None) -> int:
             suite.assert_disjoint_from(exclude, what="the --exclude suite(s)")
         suite.save(args.out)
     except (PromptFileError, ValueError) as e:
-        print(f"unlearn augment: error: {e}", file=sys.stderr)
+        print("unlearn augment: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     except AugmentationError as e:
-        print(f"unlearn augment: error: {e}", file=sys.stderr)
+        print("unlearn augment: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 1
     st = augmenter.last_stats
     origin = "cache hit" if st.cache_hit else f"generated in {st.rounds} round(s), {st.source_calls} source call(s)"

@@ -8,21 +8,57 @@ environment variable named by ``api_key_env`` (never from a config file) and sen
 Failures are bounded: each request has a timeout; connection errors, timeouts, HTTP 408/429/5xx are retried
 ``max_retries`` times with exponential backoff (``backoff * 2**attempt`` seconds, at most ``max_backoff``);
 other 4xx answers and malformed JSON fail at once. Every error is an :class:`EndpointError` naming the URL.
+
+Credentials never leave the process in text: a password in the URL (``http://user:PASS@host/v1``), secret
+query parameters (``?api_key=...``) and the API key are replaced by ``***`` in every message, in ``model_id``
+and so in the augmentation cache. Sending them in cleartext (``http://`` to a host other than this machine)
+gives a warning.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import warnings
 from typing import Any, Sequence
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .base import AugmentationSource, EndpointError, build_messages, instruction_template, parse_prompt_list
 from .styles import get_style
 
-__all__ = ["OpenAIChatSource"]
+__all__ = ["OpenAIChatSource", "redact_url"]
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_SECRET_PARAM = re.compile(r"key|token|secret|pass|auth|sig|credential", re.IGNORECASE)
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _url_secrets(url: str) -> list[str]:
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=False) if _SECRET_PARAM.search(k)]
+    return [x for s in found if s for x in {s, unquote(s)}]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part and the values of secret-looking query parameters
+    (``key``, ``token``, ``secret``, ``password``, ``auth``, ``sig``) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_PARAM.search(k) and v else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _is_loopback(host: str) -> bool:
+    return host.lower() in _LOOPBACK or host.startswith("127.")
 
 
 class OpenAIChatSource(AugmentationSource):
@@ -49,8 +85,11 @@ class OpenAIChatSource(AugmentationSource):
                  prompts_per_call: int = 10, send_seed: bool = True, extra_body: dict | None = None):
         super().__init__()
         if not base_url or not str(base_url).startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+            raise ValueError(f"base_url must start with http:// or https://, got {redact_url(str(base_url))!r}")
         self.base_url = str(base_url).rstrip("/")
+        #: the URL as shown in messages and stored in caches (credentials replaced by ***)
+        self.display_url = redact_url(self.base_url)
+        self._cleartext_warned = False
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
@@ -76,7 +115,25 @@ class OpenAIChatSource(AugmentationSource):
 
     @property
     def model_id(self) -> str:
-        return f"{self.model}@{self.base_url}"
+        return f"{self.model}@{self.display_url}"
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every credential of this source (URL password, secret query values, API key) as ***."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        for secret in sorted({*_url_secrets(self.base_url), *([key] if key else [])}, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text.replace(self.base_url, self.display_url)
+
+    def _warn_cleartext(self) -> None:
+        if self._cleartext_warned:
+            return
+        self._cleartext_warned = True
+        parts = urlsplit(self.base_url)
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and (key or _url_secrets(self.base_url)):
+            what = f"the API key from ${self.api_key_env}" if key else "the credentials in the URL"
+            warnings.warn(f"{what} will be sent in cleartext over http:// to {parts.hostname}; anyone on the network "
+                          "can read it. Fix: use https:// (or a server on this machine)", UserWarning, stacklevel=3)
 
     def instructions(self, style: str) -> str:
         params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
@@ -93,10 +150,7 @@ class OpenAIChatSource(AugmentationSource):
 
     def _proxies(self) -> dict | None:
         # a local server (vLLM on the same machine) must not be sent through an HTTP(S)_PROXY of the environment
-        from urllib.parse import urlsplit
-
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+        if _is_loopback(urlsplit(self.base_url).hostname or ""):
             return {"http": None, "https": None}
         return None
 
@@ -111,7 +165,9 @@ class OpenAIChatSource(AugmentationSource):
         if seed is not None and self.send_seed:
             body["seed"] = int(seed)
         body.update(self.extra_body)
+        self._warn_cleartext()
         url = self.url
+        shown = self._scrub(url)
         attempts = 1 + self.max_retries
         last = ""
         for attempt in range(attempts):
@@ -125,33 +181,33 @@ class OpenAIChatSource(AugmentationSource):
                 last = f"no answer within {self.timeout:g} s (timeout)"
                 continue
             except requests.ConnectionError as e:
-                last = f"cannot connect ({type(e).__name__}: {_short(str(e))})"
+                last = f"cannot connect ({type(e).__name__}: {_short(self._scrub(str(e)))})"
                 continue
             except requests.RequestException as e:
-                raise EndpointError(f"POST {url} failed: {e}") from e
+                raise EndpointError(f"POST {shown} failed: {self._scrub(str(e))}") from None
             if resp.status_code in _RETRY_STATUS:
-                last = f"HTTP {resp.status_code}: {_short(resp.text)}"
+                last = f"HTTP {resp.status_code}: {_short(self._scrub(resp.text))}"
                 continue
             if resp.status_code != 200:
                 raise EndpointError(
-                    f"POST {url} answered HTTP {resp.status_code}: {_short(resp.text)}. Fix: check the model name "
+                    f"POST {shown} answered HTTP {resp.status_code}: {_short(self._scrub(resp.text))}. Fix: check the model name "
                     f"{self.model!r}, the API key variable {self.api_key_env!r} and that the server speaks the "
                     "OpenAI chat-completions protocol")
             try:
                 data = resp.json()
             except ValueError as e:
-                raise EndpointError(f"POST {url} returned malformed JSON ({e}): {_short(resp.text)}. Fix: check "
+                raise EndpointError(f"POST {shown} returned malformed JSON ({e}): {_short(self._scrub(resp.text))}. Fix: check "
                                     "that base_url points at an OpenAI-compatible API root (ending in /v1)") from None
             try:
                 content = data["choices"][0]["message"]["content"]
             except (KeyError, IndexError, TypeError):
-                raise EndpointError(f"POST {url} returned JSON without choices[0].message.content: "
-                                    f"{_short(json.dumps(data))}. Fix: use a chat-completions endpoint") from None
+                raise EndpointError(f"POST {shown} returned JSON without choices[0].message.content: "
+                                    f"{_short(self._scrub(json.dumps(data)))}. Fix: use a chat-completions endpoint") from None
             if not isinstance(content, str):
-                raise EndpointError(f"POST {url} returned a non-text message content: {_short(repr(content))}")
+                raise EndpointError(f"POST {shown} returned a non-text message content: {_short(self._scrub(repr(content)))}")
             return content
         raise EndpointError(
-            f"POST {url} failed after {attempts} attempt(s): {last}. Fix: start the server (vLLM, llama.cpp, "
+            f"POST {shown} failed after {attempts} attempt(s): {last}. Fix: start the server (vLLM, llama.cpp, "
             "Ollama) or correct --url; raise timeout/max_retries for a slow server")
 
     def generate(self, concept: str, n: int, style: str, seed: int, synonyms: Sequence[str] = ()) -> list[str]:
