@@ -8,6 +8,7 @@ tokens leaving that attention; the concept map is computed from the real (normed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -243,13 +244,21 @@ class CogVideoXBackbone(VideoBackbone):
             )
         return (frames, channels, height // s, width // s)
 
-    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+    def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         ids = self.tokenizer(
-            prompts, padding="max_length", max_length=self.max_text_length, truncation=True,
+            list(prompts), padding="max_length", max_length=self.max_text_length, truncation=True,
             add_special_tokens=True, return_tensors="pt",
         ).input_ids
+        return ids, None  # the pipeline passes no attention mask to T5
+
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        ids, _ = self.text_input_ids(prompts)
         device = next(self.text_encoder.parameters()).device
         hidden = self.text_encoder(ids.to(device))[0]
+        return PromptEmbedding(hidden.to(self.dtype))
+
+    def encode_input_embeddings(self, inputs_embeds: Tensor, attention_mask: Tensor | None = None) -> PromptEmbedding:
+        hidden = self.text_encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)[0]
         return PromptEmbedding(hidden.to(self.dtype))
 
     def _rotary(self, grid_h: int, grid_w: int, frames: int) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,7 @@ from unlearn.evaluation import (
     MethodMetrics,
     MethodSpec,
     MetricConfig,
+    joint_classification_row,
     load_suite,
     score_in_memory,
 )
@@ -36,7 +37,9 @@ class ErasureEvaluation(pl.Callback):
         suite: "toyworld" or a prompt suite (file, ``builtin:<name>``, ``<loader>:<path>``) whose
             concept/category field is each prompt's class.
         classifier: "toyworld", "efficientnet-lite2", or "resnet50:<weights path>".
-        erased_class: the class whose ESR is reported (default: the data module's concept).
+        erased_class: the class whose ESR is reported (default: the data module's concept); a list (default
+            when the data module erases several concepts, ``data.concept: [a, b]``) reports each class's ESR and
+            one PSR over the other classes (the row ``erased`` holds the per-class ESR; ``esr@k`` is their mean).
         rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
             safree.
         per_class: prompts per class (toy world suite only).
@@ -48,7 +51,7 @@ class ErasureEvaluation(pl.Callback):
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
     """
 
-    def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
+    def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | list[str] | None = None,
                  rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
                  dirpath: str | None = None, sample_videos: int = 2) -> None:
@@ -82,14 +85,16 @@ class ErasureEvaluation(pl.Callback):
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:
         dm = trainer.datamodule
         concept = getattr(dm, "concept", None) or ""
-        erased = self.erased_class or concept
+        given = [self.erased_class] if isinstance(self.erased_class, str) else self.erased_class
+        erased_list = list(given or getattr(dm, "concepts", None) or [concept])
+        erased = ", ".join(erased_list)
         suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed)
         unlabelled = [it for it in suite if not it.label]
         if unlabelled:
             raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
                              "class (concept or category field); the erasure evaluation needs one per prompt")
         evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=self.classifier_name,
-                                             erased_classes=[erased]), suite.labels, concept)
+                                             erased_classes=erased_list), suite.labels, concept)
         generator = self.generator(module, concept, [concept, *getattr(dm, "synonyms", [])])
         rows, timings, settings = {}, {}, None
         for row in self.rows:
@@ -98,9 +103,9 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            metrics = MethodMetrics(evaluators)
+            metrics = MethodMetrics(evaluators, erased_together=True)
             scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size, progress=True)
-            rows[row] = scored[row]["classification"][erased]
+            rows[row] = joint_classification_row(scored[row]["classification"])
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":
@@ -119,7 +124,7 @@ class ErasureEvaluation(pl.Callback):
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
         if final:
             write_metrics(out, rows, meta)
-            self._write_samples(generator, suite, erased, out)
+            self._write_samples(generator, suite, erased_list[0], out)
         self._log(trainer, rows)
         self.results = {"rows": rows, **meta}
         return self.results

@@ -7,7 +7,8 @@ import yaml
 
 from unlearn.cli import main
 
-CONFIGS = sorted(Path(__file__).resolve().parent.parent.glob("configs/*.yaml"))
+# attack_*.yaml configure `unlearn attack`, not LightningCLI (tests/test_attacks.py parses and runs them)
+CONFIGS = sorted(p for p in Path(__file__).resolve().parent.parent.glob("configs/*.yaml") if not p.name.startswith("attack_"))
 TINY = [c for c in CONFIGS if c.name.startswith("tiny_")]
 TOY_WEIGHTS = Path(__file__).resolve().parent.parent / "unlearn" / "toyworld" / "weights" / "world.json"
 

@@ -3,8 +3,9 @@
 ``unlearn fit|validate|test|predict --config configs/X.yaml`` runs LightningCLI (the product's form of
 ``lightning fit --config X.yaml``: lightning 2.6 installs no such script). Other subcommands:
 ``unlearn export`` (checkpoint → adapters), ``unlearn augment`` (prompt suites), ``unlearn evaluate``
-(resumable generation + evaluation of a prompt suite with several methods), ``unlearn toyworld`` (the toy
-world's pretraining and evaluation).
+(resumable generation + evaluation of a prompt suite with several methods), ``unlearn attack`` (concept-recovery
+attacks against every row: ``--config configs/attack_toy.yaml``), ``unlearn toyworld`` (the toy world's
+pretraining and evaluation).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from unlearn.evaluation.runner import main as evaluate_main
 
         return int(evaluate_main(args[1:]) or 0)
+    if args and args[0] == "attack":
+        from unlearn.attacks import attack_main
+
+        return attack_main(args[1:])
     if args and args[0] == "toyworld":
         from unlearn.toyworld.cli import toyworld_main
 

@@ -153,6 +153,8 @@ class Evaluators:
         """``labels``: the suite's labels, checked against the classifier / references (``None``: unknown yet,
         e.g. in a Lightning run without a data module; then only the erased class is checked)."""
         self.config = config
+        #: the suite's labels (None when unknown), e.g. for the preserved classes of a joint erasure
+        self.labels: list[str] | None = None if labels is None else list(labels)
         self.erased_classes: list[str] = []
         self.classifier = self.detector = self.embedder = self.clip = self.extractor = None
         self.reference_embeddings: dict[str, torch.Tensor] = {}
@@ -265,6 +267,25 @@ def classification_summary(esr: Any, psr: Any) -> dict[str, Any]:
     }
 
 
+def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One ESR/PSR row from a row's per-erased-class rows (``MethodMetrics.compute()["classification"]``).
+
+    One erased class: its row as it is. Several erased together (``MethodMetrics(erased_together=True)``, so
+    every class's PSR is the same one over the other classes): ``esr@k`` is the mean over the erased classes,
+    ``erased`` holds each class's ``esr@1``, ``esr@5`` and frames, and PSR, ``preserved_frames`` and
+    ``per_class_top1`` are the shared ones."""
+    rows = list(by_class.values())
+    if len(rows) == 1:
+        return dict(rows[0])
+    out = dict(rows[0])
+    for k in ("esr@1", "esr@5"):
+        out[k] = sum(r[k] for r in rows) / len(rows)
+    out["erased_frames"] = sum(r["erased_frames"] for r in rows)
+    out["erased"] = {c: {"esr@1": r["esr@1"], "esr@5": r["esr@5"], "erased_frames": r["erased_frames"]}
+                     for c, r in by_class.items()}
+    return out
+
+
 def _f(x: Any) -> float | None:
     v = float(x)
     return None if math.isnan(v) else v
@@ -278,18 +299,27 @@ class MethodMetrics(nn.Module):
         erased_classes: the subset of ``evaluators.erased_classes`` this row reports (default: all; a row that
             erased one class of several, e.g. one adapters folder per class, reports only its own).
         erased_identity: the identity this row erased (default ``evaluators.erased_identity``).
+        erased_together: the row erased all its ``erased_classes`` at once (one adapter set or one edit for
+            several concepts): every class's PSR is then over the *other* classes of the suite, none of the erased
+            ones (default: each class's PSR leaves out only that class, as for one row per erased class).
     """
 
     def __init__(self, evaluators: Evaluators, erased_classes: Sequence[str] | None = None,
-                 erased_identity: str | None = None) -> None:
+                 erased_identity: str | None = None, erased_together: bool = False) -> None:
         super().__init__()
         object.__setattr__(self, "ev", evaluators)  # shared, not a child: evaluator weights stay out of state_dict
         cfg = evaluators.config
         self.erased_classes = list(evaluators.erased_classes if erased_classes is None else erased_classes)
         self.esr, self.psr = nn.ModuleDict(), nn.ModuleDict()
+        kept = None
+        if erased_together and len(self.erased_classes) > 1:
+            gone = {c.casefold() for c in self.erased_classes}
+            names = evaluators.labels if evaluators.labels is not None else list(evaluators.classifier.class_names)
+            kept = [c for c in names if c.casefold() not in gone]
         for i, cls in enumerate(self.erased_classes):
             self.esr[str(i)] = M.ErasureSuccessRate(cls, classifier=evaluators.classifier, top_k=(1, 5))
-            self.psr[str(i)] = M.PreservationSuccessRate(erased_class=cls, classifier=evaluators.classifier, top_k=(1, 5))
+            self.psr[str(i)] = M.PreservationSuccessRate(preserved_classes=kept, erased_class=None if kept else cls,
+                                                         classifier=evaluators.classifier, top_k=(1, 5))
         self.nudity = None
         if evaluators.detector is not None:
             kw = {"labels": cfg.nudity_labels} if cfg.nudity_labels else {}

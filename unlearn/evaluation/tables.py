@@ -156,5 +156,10 @@ def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str
     for name, r in rows.items():
         if name == "unlearned":
             continue
-        lines.append(f"| {name} | {r['esr@1']:.1f} | {r['esr@5']:.1f} | {r['psr@1']:.1f} | {r['psr@5']:.1f} |")
+        mean = " (mean)" if r.get("erased") else ""
+        lines.append(f"| {name}{mean} | {r['esr@1']:.1f} | {r['esr@5']:.1f} | {r['psr@1']:.1f} | {r['psr@5']:.1f} |")
+        for cls, e in (r.get("erased") or {}).items():  # several concepts erased together: each one's ESR
+            lines.append(f"| {name}: {cls} | {e['esr@1']:.1f} | {e['esr@5']:.1f} | – | – |")
+    if any(r.get("erased") for r in rows.values()):
+        lines += ["", "PSR is over the classes none of the erased concepts names."]
     return "\n".join(lines) + "\n"

@@ -196,12 +196,18 @@ class ToyTextEncoder(nn.Module):
     def max_length(self) -> int:
         return self.config["max_length"]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        L = input_ids.shape[1]
+    def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``input_ids`` ``[B, L]``, or ``inputs_embeds`` ``[B, L, dim]`` (rows of ``tok``; then give the mask)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        L = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         if L > self.max_length:
             raise ValueError(f"sequence length {L} > max_length {self.max_length}")
-        h = self.tok(input_ids) + self.pos[:, :L]
+        h = (self.tok(input_ids) if input_ids is not None else inputs_embeds) + self.pos[:, :L]
         if attention_mask is None:
+            if input_ids is None:
+                raise ValueError("inputs_embeds needs its attention_mask (padding cannot be read from embeddings)")
             attention_mask = (input_ids != self.pad_token_id).long()
         key_pad = attention_mask == 0
         key_pad = key_pad & key_pad.logical_not().any(dim=1, keepdim=True)  # an all-pad row masks nothing
@@ -278,10 +284,23 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
         backbone.world = world
         return backbone
 
-    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+    def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         enc = tokenize(self.tokenizer, prompts, self.max_text_length)
+        return enc["input_ids"], enc["attention_mask"]
+
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        ids, mask = self.text_input_ids(prompts)
         device = next(self.text_encoder.parameters()).device
-        hidden = self.text_encoder(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+        hidden = self.text_encoder(ids.to(device), mask.to(device))
+        return PromptEmbedding(hidden.to(self.dtype))
+
+    def text_input_embeddings(self) -> nn.Embedding:
+        return self.text_encoder.tok
+
+    def encode_input_embeddings(self, inputs_embeds: Tensor, attention_mask: Tensor | None = None) -> PromptEmbedding:
+        if attention_mask is None:
+            raise ValueError(f"{self.name}: encode_input_embeddings needs the attention mask from text_input_ids")
+        hidden = self.text_encoder(attention_mask=attention_mask.to(inputs_embeds.device), inputs_embeds=inputs_embeds)
         return PromptEmbedding(hidden.to(self.dtype))
 
     def text_tokens(self, prompt: str) -> tuple[list[int], list[tuple[int, int]]]:

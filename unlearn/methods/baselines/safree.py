@@ -20,7 +20,7 @@ SAFREE's adaptive latent re-attention (a Fourier-domain filter) is not implement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -98,23 +98,32 @@ class SAFREE:
             cos[i] = torch.nn.functional.cosine_similarity(tokens.mean(0), out[i, idx].mean(0), dim=0)
         return PromptEmbedding(out.to(cond.hidden_states.dtype), cond.attention_mask, cond.pooled), cos
 
-    @torch.no_grad()
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], **sampling: Any) -> Tensor:
-        bb = self.backbone
-        cond = bb.encode_prompts(list(prompts))
+    def step_conditioning(self, cond: PromptEmbedding, num_inference_steps: int) -> Callable[[int], PromptEmbedding]:
+        """The conditioning SAFREE gives the denoiser at sampler step ``i``: the projected one for each prompt's
+        first steps, the prompt's own after. Differentiable in ``cond`` (white-box attacks optimise through it)."""
         projected, cos = self.project(cond)
+        # prompts changed more by the projection keep it longer (SAFREE's self-validating filter, simplified)
+        cut = [round(num_inference_steps * self.fraction * float(min(1.0, 1.0 - c + 0.5))) if t else 0
+               for c, t in zip(cos.tolist(), self.last_trigger_tokens)]
+
+        def at(i: int) -> PromptEmbedding:
+            use = torch.tensor([i < c for c in cut], device=cond.hidden_states.device)
+            if not use.any():
+                return cond
+            h = torch.where(use[:, None, None], projected.hidden_states, cond.hidden_states)
+            return PromptEmbedding(h, cond.attention_mask, cond.pooled)
+
+        return at
+
+    @torch.no_grad()
+    def sample(self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None,
+               **sampling: Any) -> Tensor:
+        """``cond``: the prompts' conditioning when it is not their text's (an attack's learned token)."""
+        bb = self.backbone
+        cond = bb.encode_prompts(list(prompts)) if cond is None else cond
         negative = ", ".join(self.keywords)
         uncond = bb.encode_prompts([negative] * len(prompts))
         steps = sampling.get("num_inference_steps") or bb.defaults.num_inference_steps
-        # prompts changed more by the projection keep it longer (SAFREE's self-validating filter, simplified)
-        cut = [round(steps * self.fraction * float(min(1.0, 1.0 - c + 0.5))) if t else 0
-               for c, t in zip(cos.tolist(), self.last_trigger_tokens)]
-
-        def cond_for_step(i: int) -> tuple[PromptEmbedding, PromptEmbedding]:
-            use = torch.tensor([i < c for c in cut], device=cond.hidden_states.device)
-            if not use.any():
-                return cond, uncond
-            h = torch.where(use[:, None, None], projected.hidden_states, cond.hidden_states)
-            return PromptEmbedding(h, cond.attention_mask, cond.pooled), uncond
-
-        return bb.sample(list(prompts), list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step, **sampling)
+        conditioning = self.step_conditioning(cond, steps)
+        return bb.sample(list(prompts), list(seeds), cond=cond, uncond=uncond,
+                         cond_for_step=lambda i: (conditioning(i), uncond), **sampling)

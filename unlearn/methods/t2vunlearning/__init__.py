@@ -1,6 +1,7 @@
 """T2VUnlearning (Ye et al.): zero-initialised adapters on a frozen backbone, trained on pseudo data."""
 
 from .adapters import AdapterController, VideoTokenAdapter
+from .adversarial import optimise_embedding, worst_case_conditioning
 from .data import ConceptDataModule, ToyWorldDataModule, TrainingPrompt, batch_embedding
 from .export import attach_adapters, load_adapter_weights, load_adapters, read_adapter_config, save_adapters
 from .losses import concept_mask, localization_loss, negatively_guided_target, preservation_loss, unlearning_loss
@@ -12,5 +13,5 @@ __all__ = [
     "TrainingPrompt", "TrajectoryFile", "TrajectoryRequest", "VideoTokenAdapter", "attach_adapters",
     "batch_embedding", "concept_mask", "load_adapter_weights", "load_adapters", "localization_loss",
     "make_trajectories", "negatively_guided_target", "preservation_loss", "read_adapter_config", "save_adapters",
-    "unlearning_loss",
+    "optimise_embedding", "unlearning_loss", "worst_case_conditioning",
 ]

@@ -9,9 +9,10 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from backbones import VideoBackbone, build_backbone
+from backbones import PromptEmbedding, VideoBackbone, build_backbone
 
 from .adapters import AdapterController
+from .adversarial import worst_case_conditioning
 from .data import batch_embedding
 from .export import load_adapter_weights
 from .losses import concept_mask, localization_loss, preservation_loss, unlearning_loss
@@ -44,6 +45,14 @@ class T2VUnlearning(pl.LightningModule):
         weight_decay: AdamW weight decay.
         gradient_checkpointing: recompute the backbone's activations in backward to save memory.
         init_adapters: folder of adapters to start from (``unlearn export`` output / AdapterCheckpoint).
+        adversarial_steps: adversarial training (AdvUnlearn-style; 0 = off, the paper's method): before each
+            adapter step, this many PGD steps find the text conditioning within ``adversarial_epsilon`` of the
+            batch's under which the adapted model best predicts the concept (the frozen model's conditional
+            prediction); ``L_unlearn`` on that worst case is added to the loss. Each step then costs about
+            ``adversarial_steps + 2`` times a plain one.
+        adversarial_epsilon: radius of the perturbation per entry (L∞), in units of the conditioning's
+            standard deviation.
+        adversarial_weight: weight of the worst-case ``L_unlearn`` next to the clean one.
 
     Raises:
         UnknownBackboneError: unknown ``backbone`` name (the message lists the known ones).
@@ -68,8 +77,14 @@ class T2VUnlearning(pl.LightningModule):
         weight_decay: float = 0.0,
         gradient_checkpointing: bool = False,
         init_adapters: str | None = None,
+        adversarial_steps: int = 0,
+        adversarial_epsilon: float = 1.0,
+        adversarial_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if adversarial_steps < 0 or (adversarial_steps > 0 and adversarial_epsilon <= 0):
+            raise ValueError(f"model.adversarial_steps={adversarial_steps}, model.adversarial_epsilon="
+                             f"{adversarial_epsilon}: give steps >= 0 and, for adversarial training, epsilon > 0")
         self.save_hyperparameters()
         self.backbone: VideoBackbone = build_backbone(
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
@@ -130,6 +145,9 @@ class T2VUnlearning(pl.LightningModule):
         outputs, maps = self.controller.take()
         losses = {"unlearn": unlearning_loss(pred, batch["target"])}
         loss = losses["unlearn"]
+        if hp.adversarial_steps > 0:
+            losses["adv_unlearn"] = self.adversarial_unlearning_loss(batch, cond)
+            loss = loss + hp.adversarial_weight * losses["adv_unlearn"]
         if hp.alpha > 0:
             if tokens is None:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
@@ -144,6 +162,16 @@ class T2VUnlearning(pl.LightningModule):
             loss = loss + hp.beta * losses["pre"]
         losses["total"] = loss
         return losses
+
+    def adversarial_unlearning_loss(self, batch: dict[str, Any], cond: PromptEmbedding) -> Tensor:
+        """``L_unlearn`` under the worst-case conditioning near ``cond`` (see ``adversarial_steps``)."""
+        hp, bb = self.hparams, self.backbone
+        x_t, t = batch["x_t"], batch["timesteps"]
+        with torch.no_grad(), self.controller.disabled():
+            concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning
+        worst = worst_case_conditioning(lambda c: bb.predict(x_t, t, c), cond, concept,
+                                        hp.adversarial_steps, hp.adversarial_epsilon)
+        return unlearning_loss(bb.predict(x_t, t, worst), batch["target"])
 
     def concept_masks(self, maps: list[Tensor]) -> list[Tensor]:
         """One concept mask per attention site, from the captured maps (see ``mask_layers``)."""
