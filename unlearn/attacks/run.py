@@ -40,7 +40,8 @@ class AttackRun:
         forbidden_words: the words that name the concept; searched prompts never contain them and textual
             inversion replaces them (default ``[concept]``; give the synonyms too).
         attacks: the attacks (``class_path``/``init_args``: :class:`~unlearn.attacks.RingABell`,
-            :class:`~unlearn.attacks.UnlearnDiffAtk`, :class:`~unlearn.attacks.TextualInversion`); the
+            :class:`~unlearn.attacks.UnlearnDiffAtk`, :class:`~unlearn.attacks.TextualInversion`,
+            :class:`~unlearn.attacks.EmbeddingAttack`); the
             unattacked prompts (``none``) are always the first column.
         prompts: the target prompts: ``toyworld`` (held-out prompts of the concept's class), a prompt suite
             (file, ``builtin:<name>``, ``<loader>:<path>``) or a list of prompts.
