@@ -353,8 +353,7 @@ def test_attack_cogx2b_nudity_config_runs_on_a_tiny_random_cogvideox(tmp_path, m
                   tmp_path / "adapters")
     cfg = yaml.safe_load((ROOT / "configs/attack_cogx2b_nudity.yaml").read_text())
     cfg.update(tiny=True, pretrained=None, torch_dtype="float32", num_inference_steps=2, num_prompts=2,
-               output_dir=str(tmp_path / "out"), rows=["original", "negprompt", "safree",
-                                                      f"t2vunlearning={tmp_path / 'adapters'}"])
+               output_dir=str(tmp_path / "out"), rows=["safree", f"t2vunlearning={tmp_path / 'adapters'}"])
     cfg["attacks"][0]["init_args"].update(population=6, generations=2, length=4)
     cfg["attacks"][1]["init_args"].update(steps=2, checkpoints=1)
     cfg["attacks"][2]["init_args"].update(steps=2)
@@ -365,5 +364,5 @@ def test_attack_cogx2b_nudity_config_runs_on_a_tiny_random_cogvideox(tmp_path, m
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["judge"]["metric"] == "nudity" and doc["judge"]["nudity"]["threshold"] == 0.6
     assert set(doc["results"]["safree"]) == {"none", "ring_a_bell", "unlearndiffatk", "textual_inversion", "embedding"}
-    assert all(not t["names_concept"] for t in doc["results"]["original"]["ring_a_bell"]["targets"])
-    assert doc["results"]["original"]["textual_inversion"]["targets"][0]["prompt"].startswith("A woman relaxing <unk>")
+    assert all(not t["names_concept"] for t in doc["results"]["t2vunlearning"]["ring_a_bell"]["targets"])
+    assert doc["results"]["safree"]["textual_inversion"]["targets"][0]["prompt"].startswith("A woman relaxing <unk>")
