@@ -12,24 +12,19 @@ import importlib
 import pkgutil
 from importlib.metadata import entry_points
 
-from .base import (
-    AttentionSite,
-    ConceptNotInPromptError,
-    PromptEmbedding,
-    SamplingDefaults,
-    VideoBackbone,
-    WeightsFolderError,
-)
+from .base import AttentionSite, ConceptNotInPromptError, PromptEmbedding, SamplingDefaults, VideoBackbone
+from .loading import Component, WeightsFolderError
 from .registry import (
     UnknownBackboneError,
     available_backbones,
     backbone_class,
     build_backbone,
+    default_hub_id,
     register_backbone,
     unregister_backbone,
 )
 
-_INFRA = {"base", "registry", "common"}
+_INFRA = {"base", "registry", "common", "loading", "check_copies"}
 
 
 def _import_family_modules() -> None:
@@ -46,6 +41,7 @@ _import_family_modules()
 
 __all__ = [
     "AttentionSite",
+    "Component",
     "ConceptNotInPromptError",
     "PromptEmbedding",
     "SamplingDefaults",
@@ -55,6 +51,7 @@ __all__ = [
     "available_backbones",
     "backbone_class",
     "build_backbone",
+    "default_hub_id",
     "register_backbone",
     "unregister_backbone",
 ]

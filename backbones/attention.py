@@ -1,4 +1,5 @@
-"""Text→video attention probabilities of concept tokens, without the token-by-token matrix.
+"""What every family's attention processor shares: its two hooks' state, and the text→video attention
+probabilities of concept tokens without the token-by-token matrix.
 
 The concept mask needs, for every video query ``q``, the softmax probability mass on the concept keys,
 where the softmax runs over *all* keys (text and video). The public code materialises the full
@@ -10,9 +11,26 @@ per-row log-sum-exp and the concept mass follow exactly.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
+
+class HookedAttnProcessor:
+    """Base of the family processors: a diffusers processor's ``__call__``, copied, plus two hooks that consult
+    ``controller`` (the concept map and the adapter of site ``site_index``; ``backbones/README.md``).
+
+    Args:
+        controller: the object holding the adapters (``adapt``, ``wants_concept_map``, ``record_concept_map``,
+            ``concept_key_mask``, ``concept_tokens``, ``context``), e.g.
+            :class:`unlearn.methods.t2vunlearning.AdapterController`; ``None`` runs the stock computation.
+        site_index: which attention site this processor serves (adapter ``site_index``).
+    """
+
+    def __init__(self, controller: Any, site_index: int) -> None:
+        self.controller = controller
+        self.site_index = site_index
+
 
 #: default bound on the elements of one logits chunk (fp32: 2**26 elements = 256 MiB)
 DEFAULT_CHUNK_ELEMENTS = 2**26

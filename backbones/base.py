@@ -18,6 +18,10 @@ tokenizer, VAE, scheduler) and exposes the handful of operations the methods nee
 - ``text_input_ids`` / ``text_input_embeddings`` / ``encode_input_embeddings``: the text encoder at the level
   of token embeddings, differentiable (white-box prompt attacks; families that lack them say so).
 
+Loading is shared: a family declares its weights folder (``components``), how to build random test-sized parts
+(``tiny_components``) and what its constructor reads from the parts (``init_kwargs``); :meth:`VideoBackbone.load`,
+``from_pretrained``, ``tiny``, ``as_pipeline`` and ``save_pretrained`` do the rest, once, here.
+
 ``backbones/README.md`` walks through adding a backbone.
 """
 
@@ -26,24 +30,23 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+import inspect
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+
+from .loading import Component, load_components, resolve_dtype
 
 PredictionType = Literal["v_prediction", "epsilon", "flow"]
 
 
 class ConceptNotInPromptError(ValueError):
     """The concept's words do not occur in a prompt whose concept mask is needed."""
-
-
-class WeightsFolderError(FileNotFoundError):
-    """A local weights folder is missing or lacks a component."""
 
 
 @dataclasses.dataclass
@@ -149,6 +152,18 @@ class VideoBackbone(nn.Module, abc.ABC):
     #: layout of the video tokens relative to text tokens, documented for readers of the processor
     token_layout: ClassVar[str] = ""
 
+    # loading: what a family declares (the shared control flow is :meth:`load` and what it calls)
+    #: the weights folder, entry by entry, in loading order: checked, loaded and named in errors from this table
+    components: ClassVar[dict[str, Component]] = {}
+    #: the entry holding the denoiser (``"transformer"``, ``"unet"``)
+    denoiser_entry: ClassVar[str] = "transformer"
+    #: the stock pipeline (a class name in ``diffusers``) built from the same parts by :meth:`as_pipeline`
+    pipeline_class: ClassVar[str | None] = None
+    #: whether weights may come from the model hub (otherwise ``pretrained`` is always a local folder)
+    hub: ClassVar[bool] = True
+    #: ``source`` of a tiny model, formatted with ``seed`` and the loading options (part of the fingerprint)
+    tiny_source: ClassVar[str] = "tiny-seed{seed}"
+
     def __init__(
         self,
         denoiser: nn.Module,
@@ -175,6 +190,135 @@ class VideoBackbone(nn.Module, abc.ABC):
         self._prompt_cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
         self._prompt_cache_size = 4096
         self.controller: Any = None
+
+    # ------------------------------------------------------------------ loading (shared control flow)
+    @classmethod
+    def load(
+        cls,
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str | torch.dtype = "bfloat16",
+        hub_id: str | None = None,
+        seed: int = 0,
+        **options: Any,
+    ) -> VideoBackbone:
+        """What :func:`~backbones.registry.build_backbone` calls.
+
+        Args:
+            pretrained: a local diffusers folder or a hub id (default ``hub_id``).
+            tiny: with no ``pretrained``, a random test-sized model (no download, CPU-sized).
+            torch_dtype: ``"bfloat16"``, ``"float32"``, ... (a ``torch.dtype`` passes through).
+            hub_id: the weights when ``pretrained`` is not given (the registry passes each name's).
+            seed: seed of the tiny model's random weights.
+            options: the family's own loading options (:meth:`load_options`), e.g. CogVideoX's ``variant``,
+                ``max_text_length``, HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``.
+        """
+        dtype = resolve_dtype(torch_dtype)
+        if tiny and pretrained is None:
+            return cls.tiny(seed=seed, torch_dtype=dtype, **options)
+        if not (pretrained or hub_id):
+            raise ValueError(
+                f"{cls.__name__}.load: no weights given. Fix: pass pretrained=<hub id or local folder>, or tiny=True "
+                "for a random test model (build_backbone(name, ...) passes the name's hub id)."
+            )
+        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, **options)
+
+    @classmethod
+    def from_pretrained(cls, pretrained: str, torch_dtype: str | torch.dtype = "bfloat16", **options: Any) -> VideoBackbone:
+        """Real weights from a local folder or a hub id, loaded entry by entry from :attr:`components`.
+
+        A local folder is checked first (one :class:`~backbones.loading.WeightsFolderError` naming every missing entry); an ``OSError``
+        while loading becomes one error naming the entry and the fix.
+        """
+        options = cls._resolve_options(options)
+        dtype = resolve_dtype(torch_dtype)
+        parts = load_components(cls.components, str(pretrained), dtype, options, cls.__name__, hub=cls.hub)
+        return cls.from_components(parts, source=str(pretrained), **options)
+
+    @classmethod
+    def tiny(cls, seed: int = 0, torch_dtype: str | torch.dtype = torch.float32, **options: Any) -> VideoBackbone:
+        """A random test-sized model from :meth:`tiny_components`, deterministic from ``seed``."""
+        options = cls._resolve_options(options)
+        dtype = resolve_dtype(torch_dtype)
+        torch.manual_seed(seed)
+        parts = cls.tiny_components(**cls._declared(cls.tiny_components, options))
+        source = cls.tiny_source.format(seed=seed, **options)
+        return cls.from_components(parts, source=source, **options).to(dtype)
+
+    @classmethod
+    def from_components(cls, parts: Mapping[str, Any], *, source: str, **options: Any) -> VideoBackbone:
+        """The backbone holding ``parts`` (entry → loaded part, as :attr:`components` names them)."""
+        options = cls._resolve_options(options)
+        kwargs = cls.init_kwargs(parts, **cls._declared(cls.init_kwargs, options))
+        return cls(
+            parts[cls.denoiser_entry], parts["scheduler"], parts.get("text_encoder"), parts.get("tokenizer"),
+            parts.get("vae"), source=source, **kwargs,
+        )
+
+    @classmethod
+    def tiny_components(cls, **options: Any) -> dict[str, Any]:
+        """Random test-sized parts, keyed like :attr:`components` (the seed is set before this is called)."""
+        raise NotImplementedError(f"{cls.__name__} has no tiny test model (it defines no tiny_components)")
+
+    @classmethod
+    def init_kwargs(cls, parts: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+        """What the constructor needs besides denoiser, scheduler, text encoder, tokenizer, VAE and source, read
+        from the parts' configs: ``defaults``, ``max_text_length`` and the family's own arguments. Its keyword
+        parameters (and those of :meth:`tiny_components`) are the family's loading options."""
+        raise NotImplementedError(f"{cls.__name__} defines no init_kwargs (see backbones/README.md)")
+
+    @classmethod
+    def load_options(cls) -> dict[str, Any]:
+        """The family's loading options and their defaults: the keyword parameters of :meth:`init_kwargs` and
+        :meth:`tiny_components`."""
+        options: dict[str, Any] = {}
+        for hook in (cls.init_kwargs, cls.tiny_components):
+            for p in inspect.signature(hook).parameters.values():
+                if p.name != "parts" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                    options.setdefault(p.name, None if p.default is p.empty else p.default)
+        return options
+
+    @classmethod
+    def _resolve_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        known = cls.load_options()
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}: unknown loading option(s) {', '.join(map(repr, unknown))}; it takes "
+                f"{', '.join(known) or 'none'} (besides pretrained, tiny, torch_dtype, hub_id, seed)."
+            )
+        return {**known, **given}
+
+    @staticmethod
+    def _declared(hook: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options ``hook`` declares."""
+        params = inspect.signature(hook).parameters
+        return {k: v for k, v in options.items() if k in params}
+
+    def as_pipeline(self):
+        """The stock diffusers pipeline (:attr:`pipeline_class`) sharing this backbone's modules, with a fresh
+        scheduler of the same class and config."""
+        if self.pipeline_class is None:
+            raise NotImplementedError(f"{type(self).__name__}: no stock diffusers pipeline holds this backbone's parts")
+        import diffusers
+
+        pipeline = getattr(diffusers, self.pipeline_class)
+        params = inspect.signature(pipeline.__init__).parameters
+        parts = {}
+        for entry in self.components:
+            if entry not in params:
+                continue
+            if entry == self.denoiser_entry:
+                parts[entry] = self.denoiser
+            elif entry == "scheduler":
+                parts[entry] = type(self.scheduler).from_config(self.scheduler.config)
+            else:
+                parts[entry] = getattr(self, entry)
+        return pipeline(**parts)
+
+    def save_pretrained(self, path: str) -> None:
+        """A folder :meth:`from_pretrained` reads back (the stock pipeline's layout)."""
+        self.as_pipeline().save_pretrained(path, safe_serialization=True)
 
     # ------------------------------------------------------------------ abstract family-specific parts
     @abc.abstractmethod
@@ -206,25 +350,72 @@ class VideoBackbone(nn.Module, abc.ABC):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.denoiser.parameters()).dtype
+        """The denoiser's compute dtype. diffusers models answer for themselves: parts they keep in float32
+        (``_keep_in_fp32_modules``, e.g. Wan's norms loaded in bfloat16) do not count."""
+        dtype = getattr(self.denoiser, "dtype", None)
+        return dtype if isinstance(dtype, torch.dtype) else next(self.denoiser.parameters()).dtype
 
     def attention_sites(self) -> list[AttentionSite]:
         return self.attention_sites_of(self.denoiser)
 
     @classmethod
-    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
-        """Give every attention site a processor that applies ``controller``'s adapters.
-
-        Works on a bare diffusers model too: this is how exported adapters attach to a stock pipeline.
-        """
+    def _sites_for_controller(cls, denoiser: nn.Module, controller: Any) -> list[AttentionSite]:
         sites = cls.attention_sites_of(denoiser)
         if len(sites) != len(controller.adapters):
             raise ValueError(
                 f"{cls.__name__}: the denoiser has {len(sites)} attention sites but the adapters cover "
                 f"{len(controller.adapters)}; were they trained on a different model configuration?"
             )
+        return sites
+
+    @classmethod
+    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
+        """Give every attention site a processor that applies ``controller``'s adapters and records concept
+        maps (training needs the maps: they come from the layer's own q and k)."""
+        sites = cls._sites_for_controller(denoiser, controller)
         for i, site in enumerate(sites):
             site.module.set_processor(cls.processor_class(controller, i))
+        cls.install_context_hooks(denoiser, controller)
+
+    @classmethod
+    def adapt_attention_output(cls, output: Any, controller: Any, site_index: int) -> Any:
+        """An attention module's output with adapter ``site_index`` applied to its video tokens.
+
+        The family knows where those are; the default serves modules that return the video tokens
+        ``[B, N, C]`` (Wan's cross-attention) or a tuple whose first element they are (CogVideoX and
+        HunyuanVideo return ``(video, text)``).
+        """
+        if isinstance(output, tuple):
+            return (controller.adapt(site_index, output[0]), *output[1:])
+        return controller.adapt(site_index, output)
+
+    @classmethod
+    def install_context_hooks(cls, denoiser: nn.Module, controller: Any) -> None:
+        """Hooks that keep ``controller.context`` current inside a stock pipeline, which knows nothing of the
+        controller (none by default; ZeroScope tells it the number of frames)."""
+
+    @classmethod
+    def install_adapter_hooks(cls, denoiser: nn.Module, controller: Any) -> list[Any]:
+        """Apply ``controller``'s adapters through forward hooks on the attention modules' outputs.
+
+        The pipeline keeps its own attention processors, so whatever attention backend the user chose
+        (``set_attention_backend``, FlashAttention, Sage, ...) keeps working; this is how exported adapters
+        attach to a stock pipeline. Hooks installed earlier on ``denoiser`` are replaced. Returns the handles.
+        """
+        sites = cls._sites_for_controller(denoiser, controller)
+        for handle in getattr(denoiser, "_t2v_unlearn_adapter_hooks", []):
+            handle.remove()
+
+        def hook_for(index: int) -> Callable[..., Any]:
+            def hook(module: nn.Module, args: tuple, output: Any) -> Any:
+                return cls.adapt_attention_output(output, controller, index)
+
+            return hook
+
+        handles = [site.module.register_forward_hook(hook_for(i)) for i, site in enumerate(sites)]
+        denoiser._t2v_unlearn_adapter_hooks = handles
+        cls.install_context_hooks(denoiser, controller)
+        return handles
 
     def attach_controller(self, controller: Any) -> None:
         # a plain reference, not a submodule: the adapters belong to the method, and the backbone's

@@ -8,16 +8,17 @@ tokens leaving that attention; the concept map is computed from the real (normed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import HookedAttnProcessor, concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
+from .common import tiny_t5_encoder, tiny_t5_tokenizer
+from .loading import Component
 from .registry import register_backbone
 
 #: CogVideoX-2B/5B scheduler settings (their `scheduler/scheduler_config.json`)
@@ -51,24 +52,12 @@ TINY_TRANSFORMER_CONFIG: dict[str, dict[str, Any]] = {
 FULL_DEFAULTS = SamplingDefaults(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0)
 TINY_DEFAULTS = SamplingDefaults(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
 
-WEIGHTS_LAYOUT = {
-    "model_index.json": "pipeline index",
-    "transformer": "CogVideoXTransformer3DModel",
-    "text_encoder": "T5EncoderModel",
-    "tokenizer": "T5 tokenizer",
-    "vae": "AutoencoderKLCogVideoX",
-    "scheduler": "scheduler config",
-}
 
-
-class CogVideoXUnlearnAttnProcessor:
+class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
     """diffusers' ``CogVideoXAttnProcessor2_0`` plus two hooks: the concept map (from the normed, rotated
     q and k, chunked) and the adapter on the video tokens that leave the layer."""
 
-    def __init__(self, controller: Any, site_index: int) -> None:
-        self.controller = controller
-        self.site_index = site_index
-
+    # Copied from diffusers.models.attention_processor.CogVideoXAttnProcessor2_0.__call__
     def __call__(
         self,
         attn: nn.Module,
@@ -77,57 +66,98 @@ class CogVideoXUnlearnAttnProcessor:
         attention_mask: Tensor | None = None,
         image_rotary_emb: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
-        from diffusers.models.embeddings import apply_rotary_emb
+        text_seq_length = encoder_hidden_states.size(1)
 
-
-        text_len = encoder_hidden_states.size(1)
         hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        batch_size, seq_len, _ = hidden_states.shape
+
+        batch_size, sequence_length, _ = hidden_states.shape
+
         if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, seq_len, batch_size)
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
             attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
 
-        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        head_dim = key.shape[-1] // attn.heads
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
+
+        inner_dim = key.shape[-1]
+        head_dim = inner_dim // attn.heads
+
         query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
         key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
         value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+
         if attn.norm_q is not None:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        if image_rotary_emb is not None:
-            query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
-            if not attn.is_cross_attention:
-                key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
 
+        # Apply RoPE if needed
+        if image_rotary_emb is not None:
+            from diffusers.models.embeddings import apply_rotary_emb
+
+            query[:, :, text_seq_length:] = apply_rotary_emb(query[:, :, text_seq_length:], image_rotary_emb)
+            if not attn.is_cross_attention:
+                key[:, :, text_seq_length:] = apply_rotary_emb(key[:, :, text_seq_length:], image_rotary_emb)
+
+        # t2v-unlearn: begin concept-map hook
+        # [text | video] keys, one softmax over all of them; the map is over the video queries
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
-            num_video = seq_len - text_len
+            num_video = sequence_length - text_seq_length
             with torch.no_grad():
                 probs = concept_attention_probs(
-                    query[:, :, text_len:], key, ctl.concept_key_mask(text_first=True, num_video=num_video), attn.scale
+                    query[:, :, text_seq_length:], key, ctl.concept_key_mask(text_first=True, num_video=num_video),
+                    attn.scale,
                 )
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
+        # t2v-unlearn: end concept-map hook
 
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        hidden_states = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+        )
+
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
-        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        encoder_hidden_states, hidden_states = hidden_states.split([text_len, seq_len - text_len], dim=1)
-        if ctl is not None:
-            hidden_states = ctl.adapt(self.site_index, hidden_states)
+
+        # linear proj
+        hidden_states = attn.to_out[0](hidden_states)
+        # dropout
+        hidden_states = attn.to_out[1](hidden_states)
+
+        encoder_hidden_states, hidden_states = hidden_states.split(
+            [text_seq_length, hidden_states.size(1) - text_seq_length], dim=1
+        )
+        # t2v-unlearn: begin adapter hook
+        if self.controller is not None:
+            hidden_states = self.controller.adapt(self.site_index, hidden_states)
+        # t2v-unlearn: end adapter hook
         return hidden_states, encoder_hidden_states
 
 
 @register_backbone("cogvideox-2b", hub_id="THUDM/CogVideoX-2b", variant="2b")
 @register_backbone("cogvideox-5b", hub_id="THUDM/CogVideoX-5b", variant="5b")
 class CogVideoXBackbone(VideoBackbone):
-    """CogVideoX wrapper (v-prediction). Build with :meth:`load` or ``build_backbone("cogvideox-2b", ...)``."""
+    """CogVideoX wrapper (v-prediction). Build with ``build_backbone("cogvideox-2b", ...)`` or :meth:`load`.
+
+    Loading options (``build_backbone`` / ``load`` keywords): ``variant`` (``"2b"``/``"5b"``: the tiny model's
+    flavour, sincos or rotary positions) and ``max_text_length`` (default: the transformer's
+    ``max_text_seq_length``, 226 for the real models).
+    """
 
     prediction_type = "v_prediction"
     processor_class = CogVideoXUnlearnAttnProcessor
     token_layout = "joint: [text | video], text first"
+    pipeline_class = "CogVideoXPipeline"
+    tiny_source = "tiny-{variant}-seed{seed}"
+    components = {
+        "model_index.json": Component("pipeline index"),
+        "tokenizer": Component("T5 tokenizer", "transformers.AutoTokenizer"),
+        "text_encoder": Component("T5EncoderModel", "transformers.T5EncoderModel", dtype=True),
+        "transformer": Component("CogVideoXTransformer3DModel", "diffusers.CogVideoXTransformer3DModel", dtype=True),
+        "vae": Component("AutoencoderKLCogVideoX", "diffusers.AutoencoderKLCogVideoX", dtype=True),
+        "scheduler": Component("scheduler config", "diffusers.CogVideoXDDIMScheduler"),
+    }
 
     def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4,
                  vae_scaling_factor: float = 1.15258426, **kwargs: Any) -> None:
@@ -137,92 +167,35 @@ class CogVideoXBackbone(VideoBackbone):
         self.vae_scaling_factor = vae_scaling_factor
         self._rotary_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
 
-    # ------------------------------------------------------------------ construction
+    # ------------------------------------------------------------------ construction (what differs)
     @classmethod
-    def load(
-        cls,
-        pretrained: str | None = None,
-        tiny: bool = False,
-        torch_dtype: str = "bfloat16",
-        hub_id: str = "THUDM/CogVideoX-2b",
-        variant: str = "2b",
-        seed: int = 0,
-        max_text_length: int | None = None,
-    ) -> CogVideoXBackbone:
-        """Load real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or build a
-        tiny random model (``tiny=True``: no download, CPU-sized, deterministic from ``seed``)."""
-        dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
-            return cls.tiny(variant=variant, seed=seed, torch_dtype=dtype)
-        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, max_text_length=max_text_length)
-
-    @classmethod
-    def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16,
-                        max_text_length: int | None = None) -> CogVideoXBackbone:
+    def tiny_components(cls, variant: str = "2b") -> dict[str, Any]:
+        """Random parts with diffusers' test-sized configs (runs on CPU in milliseconds)."""
         from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
-        from transformers import AutoTokenizer, T5EncoderModel
 
-        if is_local_path(pretrained):
-            check_weights_folder(pretrained, WEIGHTS_LAYOUT, cls.__name__)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
-            text_encoder = T5EncoderModel.from_pretrained(pretrained, subfolder="text_encoder", torch_dtype=torch_dtype)
-            transformer = CogVideoXTransformer3DModel.from_pretrained(pretrained, subfolder="transformer", torch_dtype=torch_dtype)
-            vae = AutoencoderKLCogVideoX.from_pretrained(pretrained, subfolder="vae", torch_dtype=torch_dtype)
-            scheduler = CogVideoXDDIMScheduler.from_pretrained(pretrained, subfolder="scheduler")
-        except OSError as err:
-            if is_local_path(pretrained):
-                raise
-            raise hub_load_error(cls.__name__, pretrained, err) from err
-        full = transformer.config.num_layers > 8
-        return cls(
-            transformer, scheduler, text_encoder, tokenizer, vae,
-            defaults=FULL_DEFAULTS if full else TINY_DEFAULTS,
-            source=str(pretrained),
+        tokenizer = tiny_t5_tokenizer(max_length=16)
+        return {
+            "tokenizer": tokenizer,
+            "text_encoder": tiny_t5_encoder(tokenizer),
+            "transformer": CogVideoXTransformer3DModel(**TINY_TRANSFORMER_CONFIG[variant]),
+            "vae": AutoencoderKLCogVideoX(
+                in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+                layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+            ),
+            "scheduler": CogVideoXDDIMScheduler(**SCHEDULER_CONFIG[variant]),
+        }
+
+    @classmethod
+    def init_kwargs(cls, parts: Mapping[str, Any], *, max_text_length: int | None = None) -> dict[str, Any]:
+        transformer, vae = parts["transformer"], parts["vae"]
+        return dict(
+            defaults=FULL_DEFAULTS if transformer.config.num_layers > 8 else TINY_DEFAULTS,
             max_text_length=max_text_length or transformer.config.max_text_seq_length,
             vae_scale_factor_spatial=2 ** (len(vae.config.block_out_channels) - 1),
             vae_scale_factor_temporal=vae.config.temporal_compression_ratio,
             vae_scaling_factor=vae.config.scaling_factor,
         )
-
-    @classmethod
-    def tiny(cls, variant: str = "2b", seed: int = 0, torch_dtype: torch.dtype = torch.float32) -> CogVideoXBackbone:
-        """A random CogVideoX with diffusers' test-sized configs (runs on CPU in milliseconds)."""
-        from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
-        from transformers import T5Config, T5EncoderModel
-
-        torch.manual_seed(seed)
-        tokenizer = tiny_t5_tokenizer(max_length=16)
-        text_encoder = T5EncoderModel(T5Config(
-            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-            relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-        ))
-        transformer = CogVideoXTransformer3DModel(**TINY_TRANSFORMER_CONFIG[variant])
-        vae = AutoencoderKLCogVideoX(
-            in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-            up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-            layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-        )
-        scheduler = CogVideoXDDIMScheduler(**SCHEDULER_CONFIG[variant])
-        backbone = cls(
-            transformer, scheduler, text_encoder, tokenizer, vae,
-            defaults=TINY_DEFAULTS, source=f"tiny-{variant}-seed{seed}", max_text_length=16,
-            vae_scale_factor_spatial=8, vae_scale_factor_temporal=4, vae_scaling_factor=vae.config.scaling_factor,
-        )
-        return backbone.to(torch_dtype)
-
-    def as_pipeline(self):
-        """A stock diffusers ``CogVideoXPipeline`` sharing this backbone's components."""
-        from diffusers import CogVideoXPipeline
-
-        return CogVideoXPipeline(
-            tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
-            transformer=self.denoiser, scheduler=self.new_scheduler(),
-        )
-
-    def save_pretrained(self, path: str) -> None:
-        self.as_pipeline().save_pretrained(path, safe_serialization=True)
 
     # ------------------------------------------------------------------ contract
     @classmethod

@@ -1,11 +1,7 @@
-"""Small shared helpers for backbone files: offline tokenizers for tiny models, weights-folder checks."""
+"""Tokenizers and text encoders for the tiny test models of the backbone families, built in code (no download;
+the tokenizers are deterministic, the encoders random under the caller's seed)."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
-
-from .base import WeightsFolderError
 
 #: words the tiny tokenizers know as whole pieces; anything else falls back to single characters
 TINY_VOCAB_WORDS = """
@@ -38,49 +34,28 @@ def tiny_t5_tokenizer(max_length: int = 16):
     return tok
 
 
-def resolve_dtype(torch_dtype: "str | torch.dtype") -> "torch.dtype":
-    """``"bfloat16"`` → ``torch.bfloat16`` (a dtype passes through); an unknown name is one clear error."""
-    import torch
+def tiny_t5_encoder(tokenizer, model_class: str = "T5EncoderModel"):
+    """A random 2-layer T5-family encoder (``T5EncoderModel`` or ``UMT5EncoderModel``) sized for ``tokenizer``."""
+    import transformers
 
-    if isinstance(torch_dtype, torch.dtype):
-        return torch_dtype
-    dtype = getattr(torch, str(torch_dtype), None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown torch_dtype {torch_dtype!r}; use float32, bfloat16 or float16")
-    return dtype
-
-
-def check_weights_folder(path: str | os.PathLike, required: dict[str, str], family: str) -> Path:
-    """Raise one clear error if ``path`` is not a folder holding every ``required`` component.
-
-    ``required`` maps a sub-folder (or file) name to what it holds, for the message.
-    """
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise WeightsFolderError(
-            f"{family}: weights folder {str(root)!r} does not exist. Fix: pass pretrained=<hub id> on a machine "
-            f"with hub access, or download the model (e.g. `huggingface-cli download <id> --local-dir {root}`)."
-        )
-    missing = [f"{name}/ ({what})" for name, what in required.items() if not (root / name).exists()]
-    if missing:
-        raise WeightsFolderError(
-            f"{family}: weights folder {str(root)!r} is incomplete; missing {', '.join(missing)}. "
-            "Fix: download the full diffusers folder (all components), or save one with pipeline.save_pretrained()."
-        )
-    return root
+    config_class = getattr(transformers, model_class.replace("EncoderModel", "Config"))
+    return getattr(transformers, model_class)(config_class(
+        vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+    ))
 
 
-def is_local_path(pretrained: str) -> bool:
-    """A string that looks like a path (not ``org/name``) is a local folder, even if it does not exist yet."""
-    p = Path(pretrained).expanduser()
-    return p.exists() or pretrained.startswith((".", "/", "~")) or pretrained.count("/") != 1
+def tiny_clip_text_encoder(tokenizer, hidden_size: int, max_length: int = 77):
+    """A random 2-layer ``CLIPTextModel`` of width ``hidden_size`` sized for ``tokenizer``."""
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-
-def hub_load_error(family: str, pretrained: str, err: Exception) -> OSError:
-    return OSError(
-        f"{family}: could not load {pretrained!r} from the model hub ({type(err).__name__}: {err}). "
-        "Without network access, download the weights elsewhere and pass pretrained=<local folder>."
-    )
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=max_length, projection_dim=hidden_size, hidden_act="gelu",
+        layer_norm_eps=1e-5, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    ))
 
 
 # ---------------------------------------------------------------------------------------------------------------

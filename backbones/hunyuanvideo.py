@@ -25,22 +25,17 @@ model's own conditional direction, scaled by ``η``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import HookedAttnProcessor, concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import (
-    resolve_dtype,
-    check_weights_folder,
-    hub_load_error,
-    is_local_path,
-    tiny_clip_tokenizer,
-    tiny_llama_tokenizer,
-)
+from .common import tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_llama_tokenizer
+from .loading import Component
 from .registry import register_backbone
 
 #: the stock pipeline's template (diffusers ``pipeline_hunyuan_video.DEFAULT_PROMPT_TEMPLATE``)
@@ -81,17 +76,6 @@ DEFAULT_EMBEDDED_GUIDANCE = 6.0
 LLAMA_LAYERS_TO_SKIP = 2
 CLIP_MAX_LENGTH = 77
 
-WEIGHTS_LAYOUT = {
-    "model_index.json": "pipeline index",
-    "transformer": "HunyuanVideoTransformer3DModel",
-    "text_encoder": "LlamaModel",
-    "tokenizer": "Llama tokenizer",
-    "text_encoder_2": "CLIPTextModel",
-    "tokenizer_2": "CLIP tokenizer",
-    "vae": "AutoencoderKLHunyuanVideo",
-    "scheduler": "FlowMatchEulerDiscreteScheduler config",
-}
-
 
 def _pipeline_flow_scheduler_class():
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -109,15 +93,15 @@ def _pipeline_flow_scheduler_class():
     return HunyuanPipelineFlowMatchScheduler
 
 
-class HunyuanVideoUnlearnAttnProcessor:
+class HunyuanVideoUnlearnAttnProcessor(HookedAttnProcessor):
     """diffusers' ``HunyuanVideoAttnProcessor2_0`` plus the two hooks: the concept map (real normed, rotated q
     and k, text keys LAST, padded text keys masked as in the layer) and the adapter on the video tokens leaving
     the attention. Serves the dual-stream (``add_q_proj`` set) and single-stream blocks alike."""
 
-    def __init__(self, controller: Any, site_index: int) -> None:
-        self.controller = controller
-        self.site_index = site_index
+    _attention_backend = None
+    _parallel_config = None
 
+    # Copied from diffusers.models.transformers.transformer_hunyuan_video.HunyuanVideoAttnProcessor2_0.__call__
     def __call__(
         self,
         attn: nn.Module,
@@ -126,47 +110,85 @@ class HunyuanVideoUnlearnAttnProcessor:
         attention_mask: Tensor | None = None,
         image_rotary_emb: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
+        # t2v-unlearn: begin imports
+        # what diffusers' module imports at its top; here on use, so that `import backbones` stays light
         from diffusers.models.attention_dispatch import dispatch_attention_fn
-        from diffusers.models.embeddings import apply_rotary_emb
+        # t2v-unlearn: end imports
 
-
-        single_stream = attn.add_q_proj is None
-        text_len = encoder_hidden_states.shape[1]
-        if single_stream:
+        if attn.add_q_proj is None and encoder_hidden_states is not None:
             hidden_states = torch.cat([hidden_states, encoder_hidden_states], dim=1)
 
-        query = attn.to_q(hidden_states).unflatten(2, (attn.heads, -1))  # [B, N, H, D]
-        key = attn.to_k(hidden_states).unflatten(2, (attn.heads, -1))
-        value = attn.to_v(hidden_states).unflatten(2, (attn.heads, -1))
+        # 1. QKV projections
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
+
+        query = query.unflatten(2, (attn.heads, -1))
+        key = key.unflatten(2, (attn.heads, -1))
+        value = value.unflatten(2, (attn.heads, -1))
+
+        # 2. QK normalization
         if attn.norm_q is not None:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
+        # 3. Rotational positional embeddings applied to latent stream
         if image_rotary_emb is not None:
-            if single_stream:
-                query = torch.cat([apply_rotary_emb(query[:, :-text_len], image_rotary_emb, sequence_dim=1), query[:, -text_len:]], dim=1)
-                key = torch.cat([apply_rotary_emb(key[:, :-text_len], image_rotary_emb, sequence_dim=1), key[:, -text_len:]], dim=1)
+            from diffusers.models.embeddings import apply_rotary_emb
+
+            if attn.add_q_proj is None and encoder_hidden_states is not None:
+                query = torch.cat(
+                    [
+                        apply_rotary_emb(
+                            query[:, : -encoder_hidden_states.shape[1]],
+                            image_rotary_emb,
+                            sequence_dim=1,
+                        ),
+                        query[:, -encoder_hidden_states.shape[1] :],
+                    ],
+                    dim=1,
+                )
+                key = torch.cat(
+                    [
+                        apply_rotary_emb(
+                            key[:, : -encoder_hidden_states.shape[1]],
+                            image_rotary_emb,
+                            sequence_dim=1,
+                        ),
+                        key[:, -encoder_hidden_states.shape[1] :],
+                    ],
+                    dim=1,
+                )
             else:
                 query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
                 key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
 
-        if not single_stream:
-            enc_q = attn.add_q_proj(encoder_hidden_states).unflatten(2, (attn.heads, -1))
-            enc_k = attn.add_k_proj(encoder_hidden_states).unflatten(2, (attn.heads, -1))
-            enc_v = attn.add_v_proj(encoder_hidden_states).unflatten(2, (attn.heads, -1))
-            if attn.norm_added_q is not None:
-                enc_q = attn.norm_added_q(enc_q)
-            if attn.norm_added_k is not None:
-                enc_k = attn.norm_added_k(enc_k)
-            query = torch.cat([query, enc_q], dim=1)
-            key = torch.cat([key, enc_k], dim=1)
-            value = torch.cat([value, enc_v], dim=1)
+        # 4. Encoder condition QKV projection and normalization
+        if attn.add_q_proj is not None and encoder_hidden_states is not None:
+            encoder_query = attn.add_q_proj(encoder_hidden_states)
+            encoder_key = attn.add_k_proj(encoder_hidden_states)
+            encoder_value = attn.add_v_proj(encoder_hidden_states)
 
-        batch_size, seq_len = query.shape[:2]
-        num_video = seq_len - text_len
+            encoder_query = encoder_query.unflatten(2, (attn.heads, -1))
+            encoder_key = encoder_key.unflatten(2, (attn.heads, -1))
+            encoder_value = encoder_value.unflatten(2, (attn.heads, -1))
+
+            if attn.norm_added_q is not None:
+                encoder_query = attn.norm_added_q(encoder_query)
+            if attn.norm_added_k is not None:
+                encoder_key = attn.norm_added_k(encoder_key)
+
+            query = torch.cat([query, encoder_query], dim=1)
+            key = torch.cat([key, encoder_key], dim=1)
+            value = torch.cat([value, encoder_value], dim=1)
+
+        # t2v-unlearn: begin concept-map hook
+        # [video | text] keys (text LAST), padded text keys masked as the layer masks them
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
+            batch_size, seq_len = query.shape[:2]
+            num_video = seq_len - encoder_hidden_states.shape[1]
             key_valid = None
             if attention_mask is not None:  # [B, 1, 1, N] bool, False at padded text keys
                 key_valid = attention_mask.reshape(batch_size, -1, seq_len)[:, 0].bool()
@@ -178,26 +200,69 @@ class HunyuanVideoUnlearnAttnProcessor:
                 )
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames))
+        # t2v-unlearn: end concept-map hook
 
-        hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
-        hidden_states = hidden_states.flatten(2, 3).to(query.dtype)
-        hidden_states, encoder_hidden_states = hidden_states[:, :-text_len], hidden_states[:, -text_len:]
-        if getattr(attn, "to_out", None) is not None:
-            hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        if getattr(attn, "to_add_out", None) is not None:
-            encoder_hidden_states = attn.to_add_out(encoder_hidden_states)
-        if ctl is not None:
-            hidden_states = ctl.adapt(self.site_index, hidden_states)
+        # 5. Attention
+        hidden_states = dispatch_attention_fn(
+            query,
+            key,
+            value,
+            attn_mask=attention_mask,
+            dropout_p=0.0,
+            is_causal=False,
+            backend=self._attention_backend,
+            parallel_config=self._parallel_config,
+        )
+        hidden_states = hidden_states.flatten(2, 3)
+        hidden_states = hidden_states.to(query.dtype)
+
+        # 6. Output projection
+        if encoder_hidden_states is not None:
+            hidden_states, encoder_hidden_states = (
+                hidden_states[:, : -encoder_hidden_states.shape[1]],
+                hidden_states[:, -encoder_hidden_states.shape[1] :],
+            )
+
+            if getattr(attn, "to_out", None) is not None:
+                hidden_states = attn.to_out[0](hidden_states)
+                hidden_states = attn.to_out[1](hidden_states)
+
+            if getattr(attn, "to_add_out", None) is not None:
+                encoder_hidden_states = attn.to_add_out(encoder_hidden_states)
+
+        # t2v-unlearn: begin adapter hook
+        if self.controller is not None:
+            hidden_states = self.controller.adapt(self.site_index, hidden_states)
+        # t2v-unlearn: end adapter hook
         return hidden_states, encoder_hidden_states
 
 
 @register_backbone("hunyuanvideo", hub_id="hunyuanvideo-community/HunyuanVideo")
 class HunyuanVideoBackbone(VideoBackbone):
-    """HunyuanVideo wrapper (flow-matching velocity ``ε − x_0``). Latents are ``[B, C, F, H, W]``."""
+    """HunyuanVideo wrapper (flow-matching velocity ``ε − x_0``). Latents are ``[B, C, F, H, W]``.
+
+    Loading options: ``embedded_guidance_scale`` (the distilled guidance value every prediction uses, default
+    6.0 as the stock pipeline) and ``max_text_length`` (Llama tokens after the template crop; default 256, 20 for
+    tiny models).
+    """
 
     prediction_type = "flow"
     processor_class = HunyuanVideoUnlearnAttnProcessor
     token_layout = "joint: [video | text], text last (dual-stream and single-stream blocks)"
+    pipeline_class = "HunyuanVideoPipeline"
+    tiny_source = "tiny-hunyuanvideo-seed{seed}"
+    components = {
+        "model_index.json": Component("pipeline index"),
+        "tokenizer": Component("Llama tokenizer", "transformers.AutoTokenizer"),
+        "text_encoder": Component("LlamaModel", "transformers.LlamaModel", dtype=True),
+        "tokenizer_2": Component("CLIP tokenizer", "transformers.CLIPTokenizer"),
+        "text_encoder_2": Component("CLIPTextModel", "transformers.CLIPTextModel", dtype=True),
+        "transformer": Component(
+            "HunyuanVideoTransformer3DModel", "diffusers.HunyuanVideoTransformer3DModel", dtype=True
+        ),
+        "vae": Component("AutoencoderKLHunyuanVideo", "diffusers.AutoencoderKLHunyuanVideo", dtype=True),
+        "scheduler": Component("FlowMatchEulerDiscreteScheduler config", "diffusers.FlowMatchEulerDiscreteScheduler"),
+    }
 
     def __init__(
         self,
@@ -229,110 +294,52 @@ class HunyuanVideoBackbone(VideoBackbone):
         self.vae_scale_factor_temporal = vae_scale_factor_temporal
         self.vae_scaling_factor = vae_scaling_factor
 
-    # ------------------------------------------------------------------ construction
+    # ------------------------------------------------------------------ construction (what differs)
     @classmethod
-    def load(
-        cls,
-        pretrained: str | None = None,
-        tiny: bool = False,
-        torch_dtype: str = "bfloat16",
-        hub_id: str = "hunyuanvideo-community/HunyuanVideo",
-        seed: int = 0,
-        max_text_length: int | None = None,
-        embedded_guidance_scale: float = DEFAULT_EMBEDDED_GUIDANCE,
-    ) -> HunyuanVideoBackbone:
-        """Real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or a tiny random
-        model (``tiny=True``). ``embedded_guidance_scale`` is the distilled guidance value every prediction uses."""
-        dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
-            bb = cls.tiny(seed=seed, torch_dtype=dtype)
-        else:
-            bb = cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, max_text_length=max_text_length)
-        bb.embedded_guidance_scale = float(embedded_guidance_scale)
-        return bb
-
-    @classmethod
-    def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16,
-                        max_text_length: int | None = None) -> HunyuanVideoBackbone:
+    def tiny_components(cls) -> dict[str, Any]:
+        """Random parts with diffusers' test-sized configs (2 dual- and 2 single-stream blocks)."""
         from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoTransformer3DModel
-        from transformers import AutoTokenizer, CLIPTextModel, CLIPTokenizer, LlamaModel
+        from transformers import LlamaConfig, LlamaModel
 
-        if is_local_path(pretrained):
-            check_weights_folder(pretrained, WEIGHTS_LAYOUT, cls.__name__)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
-            text_encoder = LlamaModel.from_pretrained(pretrained, subfolder="text_encoder", torch_dtype=torch_dtype)
-            tokenizer_2 = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer_2")
-            text_encoder_2 = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder_2", torch_dtype=torch_dtype)
-            transformer = HunyuanVideoTransformer3DModel.from_pretrained(pretrained, subfolder="transformer", torch_dtype=torch_dtype)
-            vae = AutoencoderKLHunyuanVideo.from_pretrained(pretrained, subfolder="vae", torch_dtype=torch_dtype)
-            scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(pretrained, subfolder="scheduler")
-        except OSError as err:
-            if is_local_path(pretrained):
-                raise
-            raise hub_load_error(cls.__name__, pretrained, err) from err
-        full = transformer.config.num_layers > 8
-        return cls(
-            transformer, scheduler, text_encoder, tokenizer, vae,
-            text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
+        tokenizer = tiny_llama_tokenizer(max_length=64)
+        tokenizer_2 = tiny_clip_tokenizer(max_length=CLIP_MAX_LENGTH)
+        return {
+            "tokenizer": tokenizer,
+            "tokenizer_2": tokenizer_2,
+            "text_encoder": LlamaModel(LlamaConfig(
+                vocab_size=len(tokenizer), hidden_size=16, intermediate_size=37, num_attention_heads=4,
+                num_key_value_heads=4, num_hidden_layers=3, max_position_embeddings=128, hidden_act="gelu",
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )),
+            "text_encoder_2": tiny_clip_text_encoder(tokenizer_2, hidden_size=8, max_length=CLIP_MAX_LENGTH),
+            "transformer": HunyuanVideoTransformer3DModel(**TINY_TRANSFORMER_CONFIG),
+            "vae": AutoencoderKLHunyuanVideo(
+                in_channels=3, out_channels=3, latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+                up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+                act_fn="silu", norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8,
+                temporal_compression_ratio=4, mid_block_add_attention=True,
+            ),
+            "scheduler": FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG),
+        }
+
+    @classmethod
+    def init_kwargs(
+        cls, parts: Mapping[str, Any], *, max_text_length: int | None = None,
+        embedded_guidance_scale: float = DEFAULT_EMBEDDED_GUIDANCE,
+    ) -> dict[str, Any]:
+        full = parts["transformer"].config.num_layers > 8
+        vae = parts["vae"]
+        return dict(
+            text_encoder_2=parts["text_encoder_2"], tokenizer_2=parts["tokenizer_2"],
             prompt_template=DEFAULT_PROMPT_TEMPLATE if full else TINY_PROMPT_TEMPLATE,
             defaults=FULL_DEFAULTS if full else TINY_DEFAULTS,
-            source=str(pretrained),
             max_text_length=max_text_length or (256 if full else 20),
+            embedded_guidance_scale=embedded_guidance_scale,
             vae_scale_factor_spatial=vae.config.spatial_compression_ratio,
             vae_scale_factor_temporal=vae.config.temporal_compression_ratio,
             vae_scaling_factor=vae.config.scaling_factor,
         )
-
-    @classmethod
-    def tiny(cls, seed: int = 0, torch_dtype: torch.dtype = torch.float32) -> HunyuanVideoBackbone:
-        """A random HunyuanVideo with diffusers' test-sized configs (2 dual- and 2 single-stream blocks)."""
-        from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoTransformer3DModel
-        from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
-
-        torch.manual_seed(seed)
-        tokenizer = tiny_llama_tokenizer(max_length=64)
-        tokenizer_2 = tiny_clip_tokenizer(max_length=CLIP_MAX_LENGTH)
-        text_encoder = LlamaModel(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=16, intermediate_size=37, num_attention_heads=4,
-            num_key_value_heads=4, num_hidden_layers=3, max_position_embeddings=128, hidden_act="gelu",
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        ))
-        text_encoder_2 = CLIPTextModel(CLIPTextConfig(
-            vocab_size=len(tokenizer_2), hidden_size=8, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-            max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=8, hidden_act="gelu", layer_norm_eps=1e-5,
-            bos_token_id=tokenizer_2.bos_token_id, eos_token_id=tokenizer_2.eos_token_id, pad_token_id=tokenizer_2.pad_token_id,
-        ))
-        transformer = HunyuanVideoTransformer3DModel(**TINY_TRANSFORMER_CONFIG)
-        vae = AutoencoderKLHunyuanVideo(
-            in_channels=3, out_channels=3, latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-            up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-            act_fn="silu", norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8,
-            temporal_compression_ratio=4, mid_block_add_attention=True,
-        )
-        scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG)
-        backbone = cls(
-            transformer, scheduler, text_encoder, tokenizer, vae,
-            text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, prompt_template=TINY_PROMPT_TEMPLATE,
-            defaults=TINY_DEFAULTS, source=f"tiny-hunyuanvideo-seed{seed}", max_text_length=20,
-            vae_scale_factor_spatial=8, vae_scale_factor_temporal=4, vae_scaling_factor=vae.config.scaling_factor,
-        )
-        return backbone.to(torch_dtype)
-
-    def as_pipeline(self):
-        """A stock diffusers ``HunyuanVideoPipeline`` sharing this backbone's components. Call it with
-        ``prompt_template=backbone.prompt_template, max_sequence_length=backbone.max_text_length,
-        guidance_scale=backbone.embedded_guidance_scale`` to reproduce the wrapper's conditioning exactly."""
-        from diffusers import FlowMatchEulerDiscreteScheduler, HunyuanVideoPipeline
-
-        return HunyuanVideoPipeline(
-            text_encoder=self.text_encoder, tokenizer=self.tokenizer, transformer=self.denoiser, vae=self.vae,
-            scheduler=FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config),
-            text_encoder_2=self.text_encoder_2, tokenizer_2=self.tokenizer_2,
-        )
-
-    def save_pretrained(self, path: str) -> None:
-        self.as_pipeline().save_pretrained(path, safe_serialization=True)
 
     # ------------------------------------------------------------------ contract
     @classmethod

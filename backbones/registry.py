@@ -52,6 +52,11 @@ def backbone_class(name: str) -> type:
     return _lookup(name)[0]
 
 
+def default_hub_id(name: str) -> str | None:
+    """The hub id a registered backbone loads by default (None for backbones with shipped or local weights)."""
+    return _lookup(name)[1].get("hub_id")
+
+
 def _lookup(name: str) -> tuple[type, dict[str, Any]]:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)

@@ -14,15 +14,16 @@ covered by this wrapper: loading such a folder raises a clear error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import HookedAttnProcessor, concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import check_weights_folder, hub_load_error, is_local_path, tiny_t5_tokenizer, resolve_dtype
+from .common import tiny_t5_encoder, tiny_t5_tokenizer
+from .loading import Component, scheduler_from_folder
 from .registry import register_backbone
 
 #: ``Wan-AI/Wan2.1-T2V-*-Diffusers`` ``scheduler/scheduler_config.json`` (UniPC with flow sigmas, shift 3)
@@ -46,24 +47,15 @@ TINY_DEFAULTS = SamplingDefaults(num_frames=9, height=64, width=64, num_inferenc
 TEXT_MAX_LENGTH = 512
 TINY_TEXT_MAX_LENGTH = 16
 
-WEIGHTS_LAYOUT = {
-    "model_index.json": "pipeline index",
-    "transformer": "WanTransformer3DModel",
-    "text_encoder": "UMT5EncoderModel",
-    "tokenizer": "UMT5 tokenizer",
-    "vae": "AutoencoderKLWan",
-    "scheduler": "scheduler config",
-}
 
-
-class WanUnlearnAttnProcessor:
+class WanUnlearnAttnProcessor(HookedAttnProcessor):
     """diffusers' ``WanAttnProcessor`` for the cross-attention ``attn2`` plus the two hooks: the concept map from
     the real normed q (video) and k (text) and the adapter on the video tokens leaving the layer."""
 
-    def __init__(self, controller: Any, site_index: int) -> None:
-        self.controller = controller
-        self.site_index = site_index
+    _attention_backend = None
+    _parallel_config = None
 
+    # Copied from diffusers.models.transformers.transformer_wan.WanAttnProcessor.__call__
     def __call__(
         self,
         attn: nn.Module,
@@ -72,23 +64,53 @@ class WanUnlearnAttnProcessor:
         attention_mask: Tensor | None = None,
         rotary_emb: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
+        # t2v-unlearn: begin imports
+        # what diffusers' module imports at its top; here on use, so that `import backbones` stays light
         from diffusers.models.attention_dispatch import dispatch_attention_fn
         from diffusers.models.transformers.transformer_wan import _get_added_kv_projections, _get_qkv_projections
+        # t2v-unlearn: end imports
 
-
+        # t2v-unlearn: begin cross-attention guard
         if rotary_emb is not None or encoder_hidden_states is None:
             raise ValueError("WanUnlearnAttnProcessor serves the cross-attention attn2 (text keys, no rotary)")
+        # t2v-unlearn: end cross-attention guard
+
         encoder_hidden_states_img = None
-        if attn.add_k_proj is not None:  # I2V: image tokens first, then the 512 text tokens
-            image_context_length = encoder_hidden_states.shape[1] - TEXT_MAX_LENGTH
+        if attn.add_k_proj is not None:
+            # 512 is the context length of the text encoder, hardcoded for now
+            image_context_length = encoder_hidden_states.shape[1] - 512
             encoder_hidden_states_img = encoder_hidden_states[:, :image_context_length]
             encoder_hidden_states = encoder_hidden_states[:, image_context_length:]
 
         query, key, value = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
-        query = attn.norm_q(query).unflatten(2, (attn.heads, -1))  # [B, N, H, D]
-        key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
+
+        query = attn.norm_q(query)
+        key = attn.norm_k(key)
+
+        query = query.unflatten(2, (attn.heads, -1))
+        key = key.unflatten(2, (attn.heads, -1))
         value = value.unflatten(2, (attn.heads, -1))
 
+        if rotary_emb is not None:
+
+            def apply_rotary_emb(
+                hidden_states: torch.Tensor,
+                freqs_cos: torch.Tensor,
+                freqs_sin: torch.Tensor,
+            ):
+                x1, x2 = hidden_states.unflatten(-1, (-1, 2)).unbind(-1)
+                cos = freqs_cos[..., 0::2]
+                sin = freqs_sin[..., 1::2]
+                out = torch.empty_like(hidden_states)
+                out[..., 0::2] = x1 * cos - x2 * sin
+                out[..., 1::2] = x1 * sin + x2 * cos
+                return out.type_as(hidden_states)
+
+            query = apply_rotary_emb(query, *rotary_emb)
+            key = apply_rotary_emb(key, *rotary_emb)
+
+        # t2v-unlearn: begin concept-map hook
+        # video queries [B, N, H, D] on the text keys only; padded keys masked if the layer masks them
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
             b, n = query.shape[:2]
@@ -100,33 +122,59 @@ class WanUnlearnAttnProcessor:
                 )
             frames = ctl.context.get("frames", 1)
             ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames))
+        # t2v-unlearn: end concept-map hook
 
+        # I2V task
         hidden_states_img = None
         if encoder_hidden_states_img is not None:
             key_img, value_img = _get_added_kv_projections(attn, encoder_hidden_states_img)
-            key_img = attn.norm_added_k(key_img).unflatten(2, (attn.heads, -1))
-            value_img = value_img.unflatten(2, (attn.heads, -1))
-            hidden_states_img = dispatch_attention_fn(query, key_img, value_img, attn_mask=None, dropout_p=0.0, is_causal=False)
-            hidden_states_img = hidden_states_img.flatten(2, 3).type_as(query)
+            key_img = attn.norm_added_k(key_img)
 
-        hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
-        hidden_states = hidden_states.flatten(2, 3).type_as(query)
+            key_img = key_img.unflatten(2, (attn.heads, -1))
+            value_img = value_img.unflatten(2, (attn.heads, -1))
+
+            hidden_states_img = dispatch_attention_fn(
+                query,
+                key_img,
+                value_img,
+                attn_mask=None,
+                dropout_p=0.0,
+                is_causal=False,
+                backend=self._attention_backend,
+                # Reference: https://github.com/huggingface/diffusers/pull/12909
+                parallel_config=None,
+            )
+            hidden_states_img = hidden_states_img.flatten(2, 3)
+            hidden_states_img = hidden_states_img.type_as(query)
+
+        hidden_states = dispatch_attention_fn(
+            query,
+            key,
+            value,
+            attn_mask=attention_mask,
+            dropout_p=0.0,
+            is_causal=False,
+            backend=self._attention_backend,
+            # Reference: https://github.com/huggingface/diffusers/pull/12909
+            parallel_config=(self._parallel_config if encoder_hidden_states is None else None),
+        )
+        hidden_states = hidden_states.flatten(2, 3)
+        hidden_states = hidden_states.type_as(query)
+
         if hidden_states_img is not None:
             hidden_states = hidden_states + hidden_states_img
-        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        if ctl is not None:
-            hidden_states = ctl.adapt(self.site_index, hidden_states)
+
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        # t2v-unlearn: begin adapter hook
+        if self.controller is not None:
+            hidden_states = self.controller.adapt(self.site_index, hidden_states)
+        # t2v-unlearn: end adapter hook
         return hidden_states
 
 
-def _load_scheduler(pretrained: str):
-    import diffusers
-
-    config = diffusers.UniPCMultistepScheduler.load_config(pretrained, subfolder="scheduler")
-    return getattr(diffusers, config.get("_class_name", "UniPCMultistepScheduler")).from_config(config)
-
-
-def _check_single_expert(pretrained: str) -> None:
+def _refuse_two_experts(pretrained: str, entry: str, torch_dtype: torch.dtype, options: Any) -> dict[str, Any]:
+    """The pipeline index, loaded first: Wan 2.2 folders (two experts or per-token timesteps) are refused."""
     from diffusers import DiffusionPipeline
 
     index = DiffusionPipeline.load_config(pretrained)
@@ -135,105 +183,69 @@ def _check_single_expert(pretrained: str) -> None:
             f"{pretrained!r} is a Wan 2.2 pipeline (two experts or per-token timesteps); the wan2.1 backbones "
             "wrap a single WanTransformer3DModel. Use a Wan 2.1 T2V folder."
         )
+    return index
+
+
+def _load_scheduler(pretrained: str, entry: str, torch_dtype: torch.dtype, options: Any):
+    return scheduler_from_folder(pretrained, entry, None, fallback="UniPCMultistepScheduler")
 
 
 @register_backbone("wan2.1-t2v-1.3b", hub_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", variant="1.3b")
 @register_backbone("wan2.1-t2v-14b", hub_id="Wan-AI/Wan2.1-T2V-14B-Diffusers", variant="14b")
 class WanBackbone(VideoBackbone):
-    """Wan 2.1 T2V wrapper (flow-matching velocity ``ε − x_0``). Latents are ``[B, C, F, H, W]``."""
+    """Wan 2.1 T2V wrapper (flow-matching velocity ``ε − x_0``). Latents are ``[B, C, F, H, W]``.
+
+    Loading options: ``variant`` (``"1.3b"``/``"14b"``: the native sampling size of real weights) and
+    ``max_text_length`` (UMT5 tokens; default 512, 16 for tiny models).
+    """
 
     prediction_type = "flow"
     processor_class = WanUnlearnAttnProcessor
     token_layout = "cross: video queries [B, F*H*W, C] (frame-major), keys = text tokens only (attn2)"
+    pipeline_class = "WanPipeline"
+    tiny_source = "tiny-wan-seed{seed}"
+    components = {
+        "model_index.json": Component("pipeline index", _refuse_two_experts),
+        "tokenizer": Component("UMT5 tokenizer", "transformers.AutoTokenizer"),
+        "text_encoder": Component("UMT5EncoderModel", "transformers.UMT5EncoderModel", dtype=True),
+        "transformer": Component("WanTransformer3DModel", "diffusers.WanTransformer3DModel", dtype=True),
+        # the pipeline keeps the Wan VAE in float32 (its examples load it so); decoding is not trained
+        "vae": Component("AutoencoderKLWan", "diffusers.AutoencoderKLWan", dtype=torch.float32),
+        "scheduler": Component("scheduler config", _load_scheduler),
+    }
 
     def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.vae_scale_factor_spatial = vae_scale_factor_spatial
         self.vae_scale_factor_temporal = vae_scale_factor_temporal
 
-    # ------------------------------------------------------------------ construction
+    # ------------------------------------------------------------------ construction (what differs)
     @classmethod
-    def load(
-        cls,
-        pretrained: str | None = None,
-        tiny: bool = False,
-        torch_dtype: str = "bfloat16",
-        hub_id: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
-        variant: str = "1.3b",
-        seed: int = 0,
-        max_text_length: int | None = None,
-    ) -> WanBackbone:
-        """Real weights (``pretrained``: hub id or local diffusers folder; default ``hub_id``) or a tiny random
-        model (``tiny=True``)."""
-        dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
-            return cls.tiny(seed=seed, torch_dtype=dtype)
-        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, variant=variant, max_text_length=max_text_length)
+    def tiny_components(cls) -> dict[str, Any]:
+        """Random parts with diffusers' test-sized configs (2 blocks, UMT5 with 2 layers, 3-level VAE)."""
+        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
+
+        tokenizer = tiny_t5_tokenizer(max_length=TINY_TEXT_MAX_LENGTH)
+        return {
+            "tokenizer": tokenizer,
+            "text_encoder": tiny_t5_encoder(tokenizer, "UMT5EncoderModel"),
+            "transformer": WanTransformer3DModel(**TINY_TRANSFORMER_CONFIG),
+            "vae": AutoencoderKLWan(
+                base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+            ),
+            "scheduler": UniPCMultistepScheduler(**SCHEDULER_CONFIG),
+        }
 
     @classmethod
-    def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16, variant: str = "1.3b",
-                        max_text_length: int | None = None) -> WanBackbone:
-        from diffusers import AutoencoderKLWan, WanTransformer3DModel
-        from transformers import AutoTokenizer, UMT5EncoderModel
-
-        if is_local_path(pretrained):
-            check_weights_folder(pretrained, WEIGHTS_LAYOUT, cls.__name__)
-        try:
-            _check_single_expert(pretrained)
-            tokenizer = AutoTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
-            text_encoder = UMT5EncoderModel.from_pretrained(pretrained, subfolder="text_encoder", torch_dtype=torch_dtype)
-            transformer = WanTransformer3DModel.from_pretrained(pretrained, subfolder="transformer", torch_dtype=torch_dtype)
-            # the pipeline keeps the Wan VAE in float32 (its examples load it so); decoding is not trained
-            vae = AutoencoderKLWan.from_pretrained(pretrained, subfolder="vae", torch_dtype=torch.float32)
-            scheduler = _load_scheduler(pretrained)
-        except OSError as err:
-            if is_local_path(pretrained):
-                raise
-            raise hub_load_error(cls.__name__, pretrained, err) from err
-        full = transformer.config.num_layers > 8
-        return cls(
-            transformer, scheduler, text_encoder, tokenizer, vae,
+    def init_kwargs(cls, parts: Mapping[str, Any], *, variant: str = "1.3b", max_text_length: int | None = None) -> dict[str, Any]:
+        full = parts["transformer"].config.num_layers > 8
+        vae = parts["vae"]
+        return dict(
             defaults=FULL_DEFAULTS.get(variant, FULL_DEFAULTS["1.3b"]) if full else TINY_DEFAULTS,
-            source=str(pretrained),
             max_text_length=max_text_length or (TEXT_MAX_LENGTH if full else TINY_TEXT_MAX_LENGTH),
             vae_scale_factor_spatial=vae.config.scale_factor_spatial,
             vae_scale_factor_temporal=vae.config.scale_factor_temporal,
         )
-
-    @classmethod
-    def tiny(cls, seed: int = 0, torch_dtype: torch.dtype = torch.float32) -> WanBackbone:
-        """A random Wan with diffusers' test-sized configs (2 blocks, UMT5 with 2 layers, 3-level VAE)."""
-        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
-        from transformers import UMT5Config, UMT5EncoderModel
-
-        torch.manual_seed(seed)
-        tokenizer = tiny_t5_tokenizer(max_length=TINY_TEXT_MAX_LENGTH)
-        text_encoder = UMT5EncoderModel(UMT5Config(
-            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-            relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-        ))
-        transformer = WanTransformer3DModel(**TINY_TRANSFORMER_CONFIG)
-        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-        scheduler = UniPCMultistepScheduler(**SCHEDULER_CONFIG)
-        backbone = cls(
-            transformer, scheduler, text_encoder, tokenizer, vae, defaults=TINY_DEFAULTS, source=f"tiny-wan-seed{seed}",
-            max_text_length=TINY_TEXT_MAX_LENGTH, vae_scale_factor_spatial=8, vae_scale_factor_temporal=4,
-        )
-        return backbone.to(torch_dtype)
-
-    def as_pipeline(self):
-        """A stock diffusers ``WanPipeline`` sharing this backbone's components (call it with
-        ``max_sequence_length=backbone.max_text_length``)."""
-        from diffusers import WanPipeline
-
-        return WanPipeline(
-            tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae, transformer=self.denoiser,
-            scheduler=self.new_scheduler(),
-        )
-
-    def save_pretrained(self, path: str) -> None:
-        self.as_pipeline().save_pretrained(path, safe_serialization=True)
 
     # ------------------------------------------------------------------ contract
     @classmethod

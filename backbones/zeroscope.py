@@ -17,15 +17,17 @@ sets (so adapters attached to a stock ``TextToVideoSDPipeline`` get it too).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import concept_attention_probs
+from .attention import HookedAttnProcessor, concept_attention_probs
 from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
-from .common import check_weights_folder, hub_load_error, is_local_path, tiny_clip_tokenizer, resolve_dtype
+from .common import tiny_clip_text_encoder, tiny_clip_tokenizer
+from .loading import Component, scheduler_from_folder
 from .registry import register_backbone
 
 #: ``cerspense/zeroscope_v2_576w`` ``scheduler/scheduler_config.json`` (a DDIMScheduler)
@@ -49,28 +51,16 @@ CLIP_MAX_LENGTH = 77
 #: frames decoded per VAE call (the VAE is 2D; the pipeline decodes all frames at once)
 DECODE_CHUNK = 8
 
-WEIGHTS_LAYOUT = {
-    "model_index.json": "pipeline index",
-    "unet": "UNet3DConditionModel",
-    "text_encoder": "CLIPTextModel",
-    "tokenizer": "CLIP tokenizer",
-    "vae": "AutoencoderKL",
-    "scheduler": "scheduler config",
-}
-
 _SITE_PATTERN = re.compile(r"^(down_blocks|mid_block|up_blocks)(?:\.(\d+))?\.attentions\.(\d+)\.transformer_blocks\.(\d+)\.attn2$")
 _BLOCK_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 
 
-class ZeroScopeUnlearnAttnProcessor:
+class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
     """diffusers' ``AttnProcessor2_0`` for the UNet's cross-attention plus the two hooks: the concept map from the
     real q (video tokens of one frame) and k (CLIP tokens), and the adapter on the attention output, with frames
     unfolded from the batch so the controller sees ``[B, F·H·W, C]`` and ``[B, F, H·W]``."""
 
-    def __init__(self, controller: Any, site_index: int) -> None:
-        self.controller = controller
-        self.site_index = site_index
-
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__
     def __call__(
         self,
         attn: nn.Module,
@@ -78,41 +68,69 @@ class ZeroScopeUnlearnAttnProcessor:
         encoder_hidden_states: Tensor | None = None,
         attention_mask: Tensor | None = None,
         temb: Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> Tensor:
+        # t2v-unlearn: begin imports
+        # what diffusers' module imports at its top; here on use, so that `import backbones` stays light
+        from diffusers.utils import deprecate
+        # t2v-unlearn: end imports
+
+        if len(args) > 0 or kwargs.get("scale", None) is not None:
+            deprecation_message = "The `scale` argument is deprecated and will be ignored. Please remove it, as passing it will raise an error in the future. `scale` should directly be passed while calling the underlying pipeline component i.e., via `cross_attention_kwargs`."
+            deprecate("scale", "1.0.0", deprecation_message)
 
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
+
         input_ndim = hidden_states.ndim
+
         if input_ndim == 4:
             batch_size, channel, height, width = hidden_states.shape
             hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size, sequence_length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        )
+
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            # scaled_dot_product_attention expects attention_mask shape to be
+            # (batch, heads, source_length, target_length)
             attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 
         query = attn.to_q(hidden_states)
+
         if encoder_hidden_states is None:
             encoder_hidden_states = hidden_states
         elif attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+
         key = attn.to_k(encoder_hidden_states)
         value = attn.to_v(encoder_hidden_states)
-        head_dim = key.shape[-1] // attn.heads
+
+        inner_dim = key.shape[-1]
+        head_dim = inner_dim // attn.heads
+
         query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+
         key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
         value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+
         if attn.norm_q is not None:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
+        # t2v-unlearn: begin concept-map hook
+        # queries are the video tokens of one frame (frames folded into the batch), keys the CLIP tokens only
         ctl = self.controller
         if ctl is not None and ctl.wants_concept_map:
-            ct = ctl.concept_tokens  # [B, L]; frames are folded into the batch here
+            ct = ctl.concept_tokens  # [B, L]
             if batch_size % ct.shape[0]:
                 raise ValueError(f"concept tokens for {ct.shape[0]} videos do not divide the folded batch {batch_size}")
             frames = batch_size // ct.shape[0]
@@ -124,131 +142,110 @@ class ZeroScopeUnlearnAttnProcessor:
                     query, key, ct.repeat_interleave(frames, dim=0), attn.scale, key_padding_mask=key_valid
                 )
             ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1))
+        # t2v-unlearn: end concept-map hook
 
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
-        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        if ctl is not None:
-            frames = ctl.context.get("frames") or 1
-            if batch_size % frames:
-                frames = 1
-            tokens = hidden_states.shape[1]
-            unfolded = hidden_states.reshape(batch_size // frames, frames * tokens, -1)
-            hidden_states = ctl.adapt(self.site_index, unfolded).reshape(batch_size, tokens, -1)
+        # the output of sdp = (batch, num_heads, seq_len, head_dim)
+        # TODO: add support for attn.scale when we move to Torch 2.1
+        hidden_states = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+        )
+
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
+        hidden_states = hidden_states.to(query.dtype)
+
+        # linear proj
+        hidden_states = attn.to_out[0](hidden_states)
+        # dropout
+        hidden_states = attn.to_out[1](hidden_states)
+
+        # t2v-unlearn: begin adapter hook
+        # frames unfolded from the batch: the adapter sees [B, F*H*W, C], frame-major as in the other families (the
+        # family's one implementation, shared with the output hooks of attach_adapters)
+        if self.controller is not None:
+            hidden_states = ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)
+        # t2v-unlearn: end adapter hook
+
         if input_ndim == 4:
             hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+
         if attn.residual_connection:
             hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+
+        hidden_states = hidden_states / attn.rescale_output_factor
+
+        return hidden_states
 
 
-def _load_scheduler(pretrained: str, scheduler_class: str | None):
-    import diffusers
-
-    config = diffusers.DDIMScheduler.load_config(pretrained, subfolder="scheduler")
-    cls = getattr(diffusers, scheduler_class or config.get("_class_name", "DDIMScheduler"))
-    return cls.from_config(config)
+def _load_scheduler(pretrained: str, entry: str, torch_dtype: torch.dtype, options: Any):
+    """The folder's scheduler config in the ``scheduler_class`` option's class (``None``: the class it names)."""
+    return scheduler_from_folder(pretrained, entry, options["scheduler_class"], fallback="DDIMScheduler")
 
 
 @register_backbone("zeroscope", hub_id="cerspense/zeroscope_v2_576w")
 class ZeroScopeBackbone(VideoBackbone):
-    """ZeroScope v2 wrapper (ε-prediction). Latents are ``[B, C, F, H, W]`` (no temporal compression)."""
+    """ZeroScope v2 wrapper (ε-prediction). Latents are ``[B, C, F, H, W]`` (no temporal compression).
+
+    Loading options: ``scheduler_class`` (the folder's scheduler config in this diffusers class; default
+    DPM-Solver++, as the model card uses; ``None`` keeps the class the folder names) and ``max_text_length``
+    (CLIP takes exactly 77 tokens: only 77 or unset).
+    """
 
     prediction_type = "epsilon"
     processor_class = ZeroScopeUnlearnAttnProcessor
     token_layout = "cross: video queries of one frame ([B*F, H*W, C]), keys = 77 CLIP text tokens only"
+    pipeline_class = "TextToVideoSDPipeline"
+    denoiser_entry = "unet"
+    tiny_source = "tiny-zeroscope-seed{seed}"
+    components = {
+        "model_index.json": Component("pipeline index"),
+        "tokenizer": Component("CLIP tokenizer", "transformers.CLIPTokenizer"),
+        "text_encoder": Component("CLIPTextModel", "transformers.CLIPTextModel", dtype=True),
+        "unet": Component("UNet3DConditionModel", "diffusers.UNet3DConditionModel", dtype=True),
+        "vae": Component("AutoencoderKL", "diffusers.AutoencoderKL", dtype=True),
+        "scheduler": Component("scheduler config", _load_scheduler),
+    }
 
     def __init__(self, *args: Any, vae_scale_factor: int = 8, vae_scaling_factor: float = 0.18215, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.vae_scale_factor = vae_scale_factor
         self.vae_scaling_factor = vae_scaling_factor
 
-    # ------------------------------------------------------------------ construction
+    # ------------------------------------------------------------------ construction (what differs)
     @classmethod
-    def load(
-        cls,
-        pretrained: str | None = None,
-        tiny: bool = False,
-        torch_dtype: str = "bfloat16",
-        hub_id: str = "cerspense/zeroscope_v2_576w",
-        seed: int = 0,
-        max_text_length: int | None = None,
-        scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS,
-    ) -> ZeroScopeBackbone:
-        """Real weights (``pretrained``: hub id or local diffusers folder) or a tiny random model. The scheduler
-        is the folder's config in ``scheduler_class`` (default DPM-Solver++, as the model card uses; ``None``
-        keeps the class the folder names)."""
-        dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
-            return cls.tiny(seed=seed, torch_dtype=dtype, scheduler_class=scheduler_class)
-        return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, scheduler_class=scheduler_class)
-
-    @classmethod
-    def from_pretrained(cls, pretrained: str, torch_dtype: torch.dtype = torch.bfloat16,
-                        scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS) -> ZeroScopeBackbone:
-        from diffusers import AutoencoderKL, UNet3DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        if is_local_path(pretrained):
-            check_weights_folder(pretrained, WEIGHTS_LAYOUT, cls.__name__)
-        try:
-            tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
-            text_encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder", torch_dtype=torch_dtype)
-            unet = UNet3DConditionModel.from_pretrained(pretrained, subfolder="unet", torch_dtype=torch_dtype)
-            vae = AutoencoderKL.from_pretrained(pretrained, subfolder="vae", torch_dtype=torch_dtype)
-            scheduler = _load_scheduler(pretrained, scheduler_class)
-        except OSError as err:
-            if is_local_path(pretrained):
-                raise
-            raise hub_load_error(cls.__name__, pretrained, err) from err
-        full = unet.config.block_out_channels[0] >= 128
-        return cls(
-            unet, scheduler, text_encoder, tokenizer, vae,
-            defaults=FULL_DEFAULTS if full else TINY_DEFAULTS, source=str(pretrained), max_text_length=CLIP_MAX_LENGTH,
-            vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1), vae_scaling_factor=vae.config.scaling_factor,
-        )
-
-    @classmethod
-    def tiny(cls, seed: int = 0, torch_dtype: torch.dtype = torch.float32,
-             scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS) -> ZeroScopeBackbone:
-        """A random ZeroScope-shaped model (diffusers' test-sized UNet3D with two cross-attention levels)."""
+    def tiny_components(cls, scheduler_class: str | None = DEFAULT_SCHEDULER_CLASS) -> dict[str, Any]:
+        """Random ZeroScope-shaped parts (diffusers' test-sized UNet3D with two cross-attention levels)."""
         import diffusers
         from diffusers import AutoencoderKL, UNet3DConditionModel
-        from transformers import CLIPTextConfig, CLIPTextModel
 
-        torch.manual_seed(seed)
         tokenizer = tiny_clip_tokenizer(max_length=CLIP_MAX_LENGTH)
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=len(tokenizer), hidden_size=16, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-            max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=16, hidden_act="gelu", layer_norm_eps=1e-5,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        ))
-        unet = UNet3DConditionModel(**TINY_UNET_CONFIG)
-        vae = AutoencoderKL(
-            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-            layers_per_block=1, norm_num_groups=2, sample_size=64,
-        )
-        scheduler = getattr(diffusers, scheduler_class or "DDIMScheduler").from_config(
-            diffusers.DDIMScheduler(**SCHEDULER_CONFIG).config
-        )
-        backbone = cls(
-            unet, scheduler, text_encoder, tokenizer, vae, defaults=TINY_DEFAULTS, source=f"tiny-zeroscope-seed{seed}",
-            max_text_length=CLIP_MAX_LENGTH, vae_scale_factor=8, vae_scaling_factor=vae.config.scaling_factor,
-        )
-        return backbone.to(torch_dtype)
+        return {
+            "tokenizer": tokenizer,
+            "text_encoder": tiny_clip_text_encoder(tokenizer, hidden_size=16, max_length=CLIP_MAX_LENGTH),
+            "unet": UNet3DConditionModel(**TINY_UNET_CONFIG),
+            "vae": AutoencoderKL(
+                in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+                layers_per_block=1, norm_num_groups=2, sample_size=64,
+            ),
+            "scheduler": getattr(diffusers, scheduler_class or "DDIMScheduler").from_config(
+                diffusers.DDIMScheduler(**SCHEDULER_CONFIG).config
+            ),
+        }
 
-    def as_pipeline(self):
-        """A stock diffusers ``TextToVideoSDPipeline`` sharing this backbone's components."""
-        from diffusers import TextToVideoSDPipeline
-
-        return TextToVideoSDPipeline(
-            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.denoiser,
-            scheduler=self.new_scheduler(),
+    @classmethod
+    def init_kwargs(cls, parts: Mapping[str, Any], *, max_text_length: int | None = None) -> dict[str, Any]:
+        if max_text_length not in (None, CLIP_MAX_LENGTH):
+            raise ValueError(
+                f"ZeroScope's CLIP text encoder takes exactly {CLIP_MAX_LENGTH} tokens; got max_text_length="
+                f"{max_text_length}. Fix: leave max_text_length unset."
+            )
+        vae = parts["vae"]
+        return dict(
+            defaults=FULL_DEFAULTS if parts["unet"].config.block_out_channels[0] >= 128 else TINY_DEFAULTS,
+            max_text_length=CLIP_MAX_LENGTH,
+            vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+            vae_scaling_factor=vae.config.scaling_factor,
         )
-
-    def save_pretrained(self, path: str) -> None:
-        self.as_pipeline().save_pretrained(path, safe_serialization=True)
 
     # ------------------------------------------------------------------ contract
     @classmethod
@@ -263,10 +260,9 @@ class ZeroScopeBackbone(VideoBackbone):
         return [site for _, site in sorted(found, key=lambda kv: kv[0])]
 
     @classmethod
-    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
-        """Install the processors and a forward pre-hook on the UNet that tells the controller the number of
-        frames of every call (also inside a stock pipeline, which knows nothing of the controller)."""
-        super().install_adapter_processors(denoiser, controller)
+    def install_context_hooks(cls, denoiser: nn.Module, controller: Any) -> None:
+        """A forward pre-hook on the UNet that tells the controller the number of frames of every call (also
+        inside a stock pipeline, which knows nothing of the controller)."""
         old = getattr(denoiser, "_t2v_unlearn_frames_hook", None)
         if old is not None:
             old.remove()
@@ -277,6 +273,27 @@ class ZeroScopeBackbone(VideoBackbone):
                 controller.context["frames"] = int(sample.shape[2])
 
         denoiser._t2v_unlearn_frames_hook = denoiser.register_forward_pre_hook(set_frames, with_kwargs=True)
+
+    @classmethod
+    def adapt_attention_output(cls, output: Tensor, controller: Any, site_index: int) -> Tensor:
+        """The UNet folds frames into the batch (``[B·F, H·W, C]``): unfold them so the adapter sees
+        ``[B, F·H·W, C]`` like every other family's, then fold back."""
+        frames = controller.context.get("frames") or 1
+        batch_frames, tokens, channels = output.shape
+        if batch_frames % frames:
+            frames = 1
+        unfolded = output.reshape(batch_frames // frames, frames * tokens, channels)
+        return controller.adapt(site_index, unfolded).reshape(batch_frames, tokens, channels)
+
+    @classmethod
+    def install_adapter_hooks(cls, denoiser: nn.Module, controller: Any) -> list[Any]:
+        # the output hook sees the attention's final output: exact only where no residual or rescale follows
+        # the projection, as in the UNet's transformer blocks
+        for site in cls.attention_sites_of(denoiser):
+            if site.module.residual_connection or site.module.rescale_output_factor != 1.0:
+                raise NotImplementedError(f"{site.name}: an attention with a residual connection or output rescale "
+                                          "cannot take the adapters through an output hook")
+        return super().install_adapter_hooks(denoiser, controller)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         s = self.vae_scale_factor

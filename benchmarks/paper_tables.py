@@ -95,6 +95,15 @@ def _per_concept_rows(a, per_concept: dict[str, str]) -> list:
 
 
 # ---------------------------------------------------------------------------------------------------- tables
+def _toy_suite_options(a, concept: str) -> dict[str, Any]:
+    """The callback's toy suite: per-group and out-of-grammar prompt counts (its defaults unless given)."""
+    from callbacks.evaluation import DEFAULT_OUT_OF_GRAMMAR, DEFAULT_PER_GROUP
+
+    return {"per_class": a.per_class, "seed": a.seed, "concept": concept,
+            "per_group": DEFAULT_PER_GROUP if a.per_group is None else a.per_group,
+            "out_of_grammar": DEFAULT_OUT_OF_GRAMMAR if a.out_of_grammar is None else a.out_of_grammar}
+
+
 def table_toy(a) -> int:
     """Toy world: rows original/negprompt/safree/t2vunlearning, ESR/PSR (%), metrics.json like the callback."""
     from unlearn.evaluation import run_evaluation
@@ -117,7 +126,7 @@ def table_toy(a) -> int:
     results = run_evaluation(out, "toyworld", _rows(a, a.adapters[0] if a.adapters else None),
                              adapters=a.adapters[0] if a.adapters else None, refusal=a.refusal,
                              concept=concept, metrics=["classification"],
-                             classifier=a.classifier or "toyworld", suite_options={"per_class": a.per_class, "seed": a.seed},
+                             classifier=a.classifier or "toyworld", suite_options=_toy_suite_options(a, concept),
                              **kw)
     print((out / "metrics.md").read_text())
     print(f"wrote {out / 'metrics.json'} (rows: {', '.join(results['rows'])})")
@@ -250,7 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint file")
     p.add_argument("--nudity-threshold", type=float, default=0.6)
-    p.add_argument("--per-class", type=int, default=4, help="toy: prompts per class")
+    p.add_argument("--per-class", type=int, default=2, help="toy: in-grammar prompts per class outside --per-group")
+    p.add_argument("--per-group", type=json.loads, help='toy: in-grammar prompts per class of the concept\'s groups, '
+                   'JSON (default: the evaluation callback\'s, {"erased": 32, "neighbour": 4})')
+    p.add_argument("--out-of-grammar", type=json.loads, help='toy: out-of-grammar prompts per class, JSON (default: '
+                   'the evaluation callback\'s, {"erased": 16, "neighbour": 2, "other": 1}; {} for none)')
     p.add_argument("--per-label", type=int, help="keep the first N prompts of each class/identity")
     p.add_argument("--limit", type=int, help="nudity: keep the first N prompts of each set")
     p.add_argument("--seed", type=int, default=1234)

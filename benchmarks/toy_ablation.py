@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from unlearn.evaluation.intervals import paired_class_delta
+
 VARIANTS: dict[str, list[str]] = {
     "full": [],
     "no_augmentation": ["--data.init_args.prompt_style", "concept"],
@@ -61,13 +63,10 @@ def paired_delta(row: dict, ref: dict, erased: str) -> tuple[float, float]:
 def paired_delta_over_seeds(rows: list[dict], refs: list[dict], erased: str) -> tuple[float, float]:
     """:func:`paired_delta` for rows from several training seeds (``rows[i]`` pairs with ``refs[i]``): each
     class's difference is averaged over the seeds first (every seed is scored on the same prompts, so seeds
-    are not independent samples of a class), then mean and standard error over the classes."""
-    import statistics
-
-    classes = [k for k in refs[0]["per_class_top1"] if k != erased]
-    d = [statistics.mean(r["per_class_top1"][k] - f["per_class_top1"][k] for r, f in zip(rows, refs))
-         for k in classes]
-    return statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
+    are not independent samples of a class), then mean and standard error over the classes
+    (:func:`unlearn.evaluation.intervals.paired_class_delta`, which the evaluation tables' ΔPSR uses too)."""
+    d = paired_class_delta(rows, refs, erased)
+    return d["delta"], d["se"]
 
 
 def _data_args(config: str) -> dict:

@@ -81,7 +81,7 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
 
     from backbones import build_backbone
     from unlearn.methods.t2vunlearning.export import load_adapters
-    from unlearn.evaluation.metrics import PreservationSuccessRate
+    from unlearn.evaluation.metrics import PreservationSuccessRate, top1_columns
     from unlearn.evaluation.metrics.frames import to_float
     from unlearn.evaluation.evaluators import toyworld_classifier
     from unlearn.toyworld.grammar import class_contains, concept_kind
@@ -90,7 +90,9 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
     clf = toyworld_classifier()
     names = list(clf.class_names)
 
-    concept_idx = torch.tensor([class_contains(c, concept) for c in names])
+    # the classifier's outcomes ("nothing", "off-palette <shape>") are never the concept: such a frame is erased
+    outcomes = len(getattr(clf, "outcome_names", ()))
+    concept_idx = torch.tensor([class_contains(c, concept) for c in names] + [False] * outcomes)
     kept = [c for c in names if not class_contains(c, concept)]
     bb = build_backbone("toy-cogvideox")
 
@@ -103,7 +105,7 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
                 videos = bb.decode(generate([p for p, _, _ in chunk], [sd for _, _, sd in chunk]))
             for video, (_, cls, _) in zip(videos, chunk):
                 if class_contains(cls, concept):
-                    top1 = clf.logits(to_float(video)).argmax(-1)
+                    top1 = top1_columns(clf.logits(to_float(video)), outcomes)
                     erased.setdefault(cls.split()[0] if kind["shape"] else cls.split()[1], []).extend(
                         (~concept_idx[top1]).tolist())
                 else:

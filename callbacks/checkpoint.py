@@ -1,12 +1,50 @@
-"""Checkpoint the adapters only, as safetensors + JSON (never a pickle), atomically."""
+"""Checkpoints without pickles.
+
+* :class:`AdapterCheckpoint`: the adapters only, as safetensors + JSON (what ``attach_adapters`` and
+  ``unlearn push`` read), atomically.
+* :class:`SafeCheckpointIO`: Lightning's resumable checkpoints (adapters, optimizer, step, loops, sampler
+  position, RNG states) as one safetensors file with JSON metadata, written atomically; reading one never
+  unpickles anything, and URLs are refused. The ``unlearn`` command installs it on every trainer.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from unlearn.methods.t2vunlearning.export import save_adapters
+from unlearn.io import load_checkpoint_file, save_checkpoint_file
+from unlearn.methods.t2vunlearning.export import backbone_provenance, save_adapters
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning ``CheckpointIO`` that writes :func:`unlearn.io.save_checkpoint_file` files (safetensors +
+    JSON, temp file + fsync + rename: a kill during a write leaves the previous checkpoint whole) and reads
+    them, or Lightning's own ``.ckpt`` files, with :func:`unlearn.io.load_checkpoint_file` (never unpickling;
+    a URL is refused). ``weights_only=False`` is not honoured: nothing is ever unpickled.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
+        save_checkpoint_file(checkpoint, path)
+
+    def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint_file(path, map_location=map_location)
+
+
+def install_safe_checkpoint_io(trainer: pl.Trainer) -> None:
+    """Give ``trainer``'s strategy a :class:`SafeCheckpointIO` unless one (or a user's own, non-default
+    CheckpointIO) is there already."""
+    strategy = trainer.strategy
+    current = strategy.checkpoint_io
+    if type(current) is TorchCheckpointIO:
+        strategy.checkpoint_io = SafeCheckpointIO()
+    elif type(getattr(current, "checkpoint_io", None)) is TorchCheckpointIO:  # e.g. AsyncCheckpointIO around it
+        current.checkpoint_io = SafeCheckpointIO()
 
 
 class AdapterCheckpoint(pl.Callback):
@@ -39,9 +77,14 @@ class AdapterCheckpoint(pl.Callback):
             extra["concept"] = dm.concept
             extra["preserve_concept"] = getattr(dm, "preserve_concept", None)
         name = module.backbone.name
+        extra.update(backbone_provenance(name, getattr(module.backbone, "source", None)))
         self.last_path = save_adapters(module.controller, name, self._dir(trainer), extra=extra)
         if self.keep_every_epoch:
             save_adapters(module.controller, name, self._dir(trainer) / f"epoch={trainer.current_epoch}", extra=extra)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # runs before a checkpoint is restored: a trainer built in Python gets the safe reader too
+        install_safe_checkpoint_io(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:

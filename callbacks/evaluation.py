@@ -14,15 +14,20 @@ from unlearn.evaluation import (
     MethodMetrics,
     MethodSpec,
     MetricConfig,
-    joint_classification_row,
     load_suite,
     score_in_memory,
 )
+from unlearn.evaluation.plots import classification_bars, frame_grid
+from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.tables import write_metrics
 from unlearn.video import write_mp4
 
 #: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
 CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
+#: toy world suite: in-grammar prompts per class of the erased class(es) and their neighbours (ESR: 32 x 4 =
+#: 128 frames), and the out-of-grammar split's prompts per class
+DEFAULT_PER_GROUP = {"erased": 32, "neighbour": 4}
+DEFAULT_OUT_OF_GRAMMAR = {"erased": 16, "neighbour": 2, "other": 1}
 
 
 class ErasureEvaluation(pl.Callback):
@@ -42,17 +47,25 @@ class ErasureEvaluation(pl.Callback):
             one PSR over the other classes (the row ``erased`` holds the per-class ESR; ``esr@k`` is their mean).
         rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
             safree.
-        per_class: prompts per class (toy world suite only).
+        per_class: in-grammar prompts per class (toy world suite only), where ``per_group`` says nothing.
+        per_group: toy world only: in-grammar prompts per class of the erased class(es), their neighbours and
+            the other classes, ``{"erased": n, "neighbour": n, "other": n}`` (missing keys: ``per_class``).
+            Default ``{"erased": 32, "neighbour": 4}``: ESR rests on 128 frames. ``{}``: ``per_class`` for all.
+        out_of_grammar: toy world only: prompts per class in word orders the training grammar never makes,
+            reported as their own columns (same keys, missing keys: 0). Default ``{"erased": 16,
+            "neighbour": 2, "other": 1}``; ``{}``: no out-of-grammar split.
         seed: base seed of the evaluation videos.
         every_n_epochs: also evaluate periodically (0: only at the end of fit).
-        num_inference_steps / guidance_scale: sampling settings (None: the backbone's defaults).
+        num_inference_steps: sampler steps (None: the backbone's default).
+        guidance_scale: CFG scale (None: the backbone's default).
         batch_size: videos generated together.
         dirpath: output folder.
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
     """
 
     def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | list[str] | None = None,
-                 rows: list[str] | None = None, per_class: int = 2, seed: int = 1234, every_n_epochs: int = 0,
+                 rows: list[str] | None = None, per_class: int = 2, per_group: dict[str, int] | None = None,
+                 out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_epochs: int = 0,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
                  dirpath: str | None = None, sample_videos: int = 2) -> None:
         self.suite_name = suite
@@ -63,6 +76,8 @@ class ErasureEvaluation(pl.Callback):
         if unknown:
             raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use {', '.join(CALLBACK_ROWS)}")
         self.per_class = per_class
+        self.per_group = dict(DEFAULT_PER_GROUP if per_group is None else per_group)
+        self.out_of_grammar = dict(DEFAULT_OUT_OF_GRAMMAR if out_of_grammar is None else out_of_grammar)
         self.seed = seed
         self.every_n_epochs = every_n_epochs
         self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
@@ -88,7 +103,9 @@ class ErasureEvaluation(pl.Callback):
         given = [self.erased_class] if isinstance(self.erased_class, str) else self.erased_class
         erased_list = list(given or getattr(dm, "concepts", None) or [concept])
         erased = ", ".join(erased_list)
-        suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed)
+        toy = {"concept": erased_list if len(erased_list) > 1 else erased_list[0], "per_group": self.per_group,
+               "out_of_grammar": self.out_of_grammar} if self.suite_name == "toyworld" else {}
+        suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed, **toy)
         unlabelled = [it for it in suite if not it.label]
         if unlabelled:
             raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
@@ -103,13 +120,14 @@ class ErasureEvaluation(pl.Callback):
                 rows[row], settings = self._original
                 continue
             start = time.perf_counter()
-            metrics = MethodMetrics(evaluators, erased_together=True)
+            metrics = MethodMetrics(evaluators, splits=suite.splits or None, erased_together=True)
             scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size, progress=True)
             rows[row] = joint_classification_row(scored[row]["classification"])
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":
                 self._original = (rows[row], settings)
+        compare_rows(rows, erased_list)  # paired ΔPSR-1 and the classes that lost most, against the original
         for method_row in ("t2vunlearning", "refusal_vector"):
             if method_row in rows:
                 rows["unlearned"] = rows[method_row]
@@ -117,37 +135,74 @@ class ErasureEvaluation(pl.Callback):
             "concept": concept, "erased_class": erased, "backbone": module.backbone.name,
             "backbone_source": module.backbone.source, "prompt_suite": self.suite_name,
             "prompt_suite_hash": suite.sha256(), "num_prompts": len(suite),
+            "prompts_per_split": suite.describe().get("prompts_per_split"),
             "seeds": [it.seed for it in suite], "evaluator": settings, "epoch": trainer.current_epoch,
             "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
             "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")
+        shown = {row: r for row, r in rows.items() if row != "unlearned"}
+        plots = [classification_bars(shown, out / "plots" / "esr_psr.png", title=f"{erased} erased, step "
+                                     f"{trainer.global_step}")]
+        videos: dict[str, list[tuple[str, Path]]] = {}
         if final:
             write_metrics(out, rows, meta)
-            self._write_samples(generator, suite, erased_list[0], out)
-        self._log(trainer, rows)
+            videos, frames = self._write_samples(generator, suite, erased_list[0], out)
+            if frames:
+                plots.append(frame_grid(frames, out / "plots" / "frames.png",
+                                        prompts=[caption for caption, _ in videos[self.rows[0]]]))
+        self._log(trainer, rows, meta, erased, plots, videos)
         self.results = {"rows": rows, **meta}
         return self.results
 
-    def _write_samples(self, generator: MethodGenerator, suite, erased: str, out: Path) -> None:
+    def _write_samples(self, generator: MethodGenerator, suite, erased: str, out: Path):
+        """mp4 files of the first prompts (erased class first) per row; returns ``{row: [(caption, path)]}`` and
+        the videos' frames ``{row: [video]}`` for the frame grid."""
         if self.sample_videos <= 0:
-            return
+            return {}, {}
         picks = [it for it in suite if it.label == erased][:1] + [it for it in suite if it.label != erased]
         picks = picks[: self.sample_videos]
+        written: dict[str, list[tuple[str, Path]]] = {}
+        frames: dict[str, list[Any]] = {}
         for row in self.rows:
-            videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks])
+            videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks]).cpu()
             for i, (v, it) in enumerate(zip(videos, picks)):
-                write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
+                path = write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
+                written.setdefault(row, []).append((f"{it.label}: {it.prompt}", path))
+                frames.setdefault(row, []).append(v.numpy())
+        return written, frames
 
-    @staticmethod
-    def _log(trainer: pl.Trainer, rows: dict[str, dict[str, Any]]) -> None:
+    def _log(self, trainer: pl.Trainer, rows: dict[str, dict[str, Any]], meta: dict[str, Any], erased: str,
+             plots: list[Path], videos: dict[str, list[tuple[str, Path]]]) -> None:
+        """Numbers to every logger (and the evaluation's provenance as run config); to wandb also the
+        paper-style table, the per-class table, the plots and the videos of every row."""
         keys = ("esr@1", "esr@5", "psr@1", "psr@5")
+        shown = {row: r for row, r in rows.items() if row != "unlearned"}
+        provenance = {k: meta.get(k) for k in ("concept", "erased_class", "backbone", "backbone_source",
+                                                "prompt_suite", "prompt_suite_hash", "num_prompts", "evaluator")}
         for logger in trainer.loggers:
-            flat = {f"eval/{row}/{k}": r[k] for row, r in rows.items() if row != "unlearned" for k in keys}
+            flat = {f"eval/{row}/{k}": r[k] for row, r in shown.items() for k in keys}
+            flat.update({f"eval/{row}/{split}/{k}": sr[k] for row, r in shown.items()
+                         for split, sr in (r.get("splits") or {}).items() for k in keys if sr.get(k) is not None})
             logger.log_metrics(flat, step=trainer.global_step)
-            if type(logger).__name__ == "WandbLogger":
-                data = [[row] + [r[k] for k in keys] for row, r in rows.items() if row != "unlearned"]
-                logger.log_table(key="eval/table", columns=["method", *keys], data=data)
+            logger.log_hyperparams({"evaluation": provenance})
+            if type(logger).__name__ != "WandbLogger":
+                continue
+            import wandb
+
+            # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent)
+            logger.log_table(key="eval/table", columns=["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"],
+                             data=[[erased, row] + [r[k] for k in keys] for row, r in shown.items()],
+                             step=trainer.global_step)
+            classes = sorted({c for r in shown.values() for c in r.get("per_class_top1", {})})
+            logger.log_table(key="eval/per_class", columns=["class", *(f"{row} top-1" for row in shown)],
+                             data=[[c] + [r.get("per_class_top1", {}).get(c) for r in shown.values()] for c in classes],
+                             step=trainer.global_step)
+            media: dict[str, Any] = {f"eval/plots/{p.stem}": wandb.Image(str(p), caption=p.stem) for p in plots}
+            for row, items in videos.items():
+                media[f"eval/videos/{row}"] = [wandb.Video(str(path), caption=caption, format="mp4")
+                                               for caption, path in items]
+            logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero:

@@ -23,7 +23,9 @@ class SampleVideoCallback(pl.Callback):
         seed: noise seed (same for every epoch, so videos are comparable).
         num_inference_steps: sampler steps (None: the backbone's default).
         guidance_scale: CFG scale (None: the backbone's default).
-        num_frames / height / width: video size (None: the data module's pseudo-data size).
+        num_frames: video frames (None: the data module's pseudo-data size).
+        height: video height in pixels (None: the data module's pseudo-data size).
+        width: video width in pixels (None: the data module's pseudo-data size).
         fps: frame rate of the written mp4.
     """
 
@@ -57,8 +59,14 @@ class SampleVideoCallback(pl.Callback):
     def _render(self, trainer: pl.Trainer, module: pl.LightningModule, tag: str, adapters: bool) -> None:
         if not trainer.is_global_zero:
             return
-        videos = module.generate(self.prompts, [self.seed + i for i in range(len(self.prompts))],
-                                 adapters=adapters, **self._settings(trainer, module))
+        from tqdm.auto import tqdm
+
+        settings = self._settings(trainer, module)
+        steps = settings["num_inference_steps"] or module.backbone.defaults.num_inference_steps
+        # full-size sample videos take minutes: a bar over the sampler's steps, with its ETA
+        with tqdm(total=steps, desc=f"sample videos {tag} ({len(self.prompts)} prompts)", unit="step") as bar:
+            videos = module.generate(self.prompts, [self.seed + i for i in range(len(self.prompts))],
+                                     adapters=adapters, on_step=lambda *args: bar.update(1), **settings)
         for i, v in enumerate(videos):
             path = write_mp4(v, self._dir(trainer) / f"{tag}_{i}.mp4", fps=self.fps)
             self.written.append(path)

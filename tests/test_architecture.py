@@ -26,6 +26,8 @@ ALLOWED = {
     "unlearn.attacks": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
                         "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
                         "unlearn.evaluation"},
+    # publishing adapters with a model card that shows their evaluation
+    "unlearn.hub": {"backbones", "unlearn.io", "unlearn.methods.t2vunlearning", "unlearn.evaluation"},
     "callbacks": {"backbones", "unlearn.io", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
                   "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
                   "unlearn.evaluation", "unlearn.attacks"},

@@ -70,10 +70,18 @@ def test_save_pretrained_round_trip_and_incomplete_folder(name, tmp_path):
     # drop one component: the error names it
     parts = sorted(p.name for p in folder.iterdir() if p.is_dir())
     gone = "vae" if "vae" in parts else "text_encoder"
-    shutil.rmtree(folder / gone)
+    shutil.copytree(folder, tmp_path / "incomplete")
+    shutil.rmtree(tmp_path / "incomplete" / gone)
     with pytest.raises(WeightsFolderError) as err:
-        build_backbone(name, pretrained=str(folder), torch_dtype="float32")
-    assert f"missing {gone}/" in str(err.value) or f"{gone}/" in str(err.value)
+        build_backbone(name, pretrained=str(tmp_path / "incomplete"), torch_dtype="float32")
+    assert f"missing {gone}/" in str(err.value)
+
+    # present but broken: the error names the entry that does not load
+    shutil.copytree(tmp_path / "weights", tmp_path / "broken")
+    for config in (tmp_path / "broken" / "scheduler").glob("*.json"):
+        config.unlink()
+    with pytest.raises(WeightsFolderError, match=r"scheduler/ \(.*\) in .* does not load"):
+        build_backbone(name, pretrained=str(tmp_path / "broken"), torch_dtype="float32")
 
 
 def _three_block_wan():
@@ -137,3 +145,51 @@ def test_entry_point_backbones_are_loaded(monkeypatch):
         assert loaded and "test-external" in available_backbones()
     finally:
         unregister_backbone("test-external")
+
+
+def test_folder_loaded_in_bfloat16_keeps_float32_parts_and_predicts(tmp_path):
+    """diffusers keeps some Wan modules in float32 when loading in bfloat16 (``_keep_in_fp32_modules``): the
+    backbone's dtype is still the compute dtype, so ``predict`` feeds the patch embedding bfloat16 latents."""
+    build_backbone("wan2.1-t2v-1.3b", tiny=True, torch_dtype="float32").save_pretrained(str(tmp_path / "w"))
+    bb = build_backbone("wan2.1-t2v-1.3b", pretrained=str(tmp_path / "w"), torch_dtype="bfloat16")
+    assert {p.dtype for p in bb.denoiser.parameters()} == {torch.bfloat16, torch.float32}
+    assert bb.dtype == torch.bfloat16
+    x, t, c = inputs(bb, ["a golf ball"])
+    with torch.no_grad():
+        out = bb.predict(x, t, c)
+    assert out.shape == x.shape and out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+def test_hub_failure_is_one_error_naming_the_component(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network here: fail at once
+    with pytest.raises(OSError) as err:
+        build_backbone("cogvideox-2b", pretrained="someorg/no-such-model", torch_dtype="float32")
+    msg = str(err.value)
+    assert not isinstance(err.value, WeightsFolderError)
+    assert "could not load tokenizer/ (T5 tokenizer) of 'someorg/no-such-model' from the model hub" in msg
+    assert "pass pretrained=<local folder>" in msg
+
+
+def test_loading_options_reach_the_model_and_unknown_ones_are_named(tmp_path):
+    zs = build_backbone("zeroscope", tiny=True, torch_dtype="float32")
+    assert type(zs.scheduler).__name__ == "DPMSolverMultistepScheduler"  # the model card's scheduler
+    assert type(build_backbone("zeroscope", tiny=True, scheduler_class="DDIMScheduler").scheduler).__name__ == "DDIMScheduler"
+    zs.save_pretrained(str(tmp_path / "zs"))
+    back = build_backbone("zeroscope", pretrained=str(tmp_path / "zs"), torch_dtype="float32",
+                          scheduler_class="EulerDiscreteScheduler")
+    assert type(back.scheduler).__name__ == "EulerDiscreteScheduler"
+    with pytest.raises(ValueError, match="exactly 77 tokens"):
+        build_backbone("zeroscope", tiny=True, max_text_length=32)
+
+    hy = build_backbone("hunyuanvideo", tiny=True, torch_dtype="float32", embedded_guidance_scale=3.5)
+    assert hy.embedded_guidance_scale == 3.5
+    cog = build_backbone("cogvideox-5b", tiny=True, torch_dtype="float32", max_text_length=12)
+    assert cog.max_text_length == 12 and cog.source == "tiny-5b-seed0" and cog.denoiser.config.use_rotary_positional_embeddings
+
+    with pytest.raises(TypeError, match=r"unknown loading option\(s\) 'embeded_guidance_scale'; it takes "
+                                        r"max_text_length, embedded_guidance_scale"):
+        build_backbone("hunyuanvideo", tiny=True, embeded_guidance_scale=3.5)
+    with pytest.raises(ValueError, match="no weights given"):
+        backbone_class("cogvideox-2b").load()

@@ -1,5 +1,6 @@
 """Distributed sync: two gloo processes, each updating part of the data, compute() the same values as one
-process that sees all of it (ESR, PSR, NudityRate, SubjectConsistency, IdentitySimilarity)."""
+process that sees all of it (ESR, PSR, NudityRate, SubjectConsistency, IdentitySimilarity), and the same
+95% intervals (the per-video statistics behind the bootstrap are gathered from both ranks)."""
 
 import os
 import socket
@@ -18,6 +19,7 @@ from unlearn.evaluation.metrics import (
     PreservationSuccessRate,
     SubjectConsistency,
 )
+from unlearn.evaluation.scoring import classification_details
 
 CLASSES = ("apple", "bird", "car", "dog")
 
@@ -81,7 +83,13 @@ def run_metrics(videos):
         metrics["nudity"].update(frames)
         metrics["consistency"].update(frames)
         metrics["identity"].update(frames, identity="warm" if label in ("apple", "car") else "cool")
-    return {name: {k: v.item() for k, v in m.compute().items()} for name, m in metrics.items()}
+    out = {name: {k: v.item() for k, v in m.compute().items()} for name, m in metrics.items()}
+    details = classification_details(metrics["esr"], metrics["psr"])
+    per_video = {}
+    for name in ("nudity", "consistency", "identity"):
+        with metrics[name].sync_context(should_sync=True, should_unsync=True):
+            per_video[name] = sorted(map(tuple, metrics[name].video_table().tolist()))
+    return out, {"intervals": details["intervals"], "esr_by_video": details["esr_by_video"], "per_video": per_video}
 
 
 def _worker(rank, world_size, port, out_path):
@@ -108,8 +116,10 @@ def free_port() -> int:
 def _check_two_processes(tmp_path, start_method):
     out_path = str(tmp_path / "rank0.pt")
     mp.start_processes(_worker, args=(2, free_port(), out_path), nprocs=2, join=True, start_method=start_method)
-    distributed = torch.load(out_path)
-    single = run_metrics(make_data())
+    distributed, distributed_details = torch.load(out_path)
+    single, single_details = run_metrics(make_data())
+    assert distributed_details == single_details  # intervals over prompts: the same on one rank or two
+    assert single_details["intervals"]["psr@1"]["n"] == 3 and len(single_details["per_video"]["nudity"]) == 5
     assert distributed.keys() == single.keys()
     for name in single:
         assert distributed[name].keys() == single[name].keys(), name

@@ -80,7 +80,7 @@ def test_erased_together_psr_leaves_out_every_erased_class():
     assert row["esr@1"] == 100.0 and set(row["erased"]) == set(THREE[:2]) and row["psr@1"] == j["red ring"]["psr@1"]
     assert joint_classification_row({"red ring": a["red ring"]}) == a["red ring"]
     md = markdown_table({"t2vunlearning": row}, {"concept": "red ring, blue square"})
-    assert "| t2vunlearning: blue square | 100.0 |" in md and "none of the erased concepts" in md
+    assert "| t2vunlearning | all | blue square | 100.0 [" in md and "none of them names" in md
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -118,8 +118,9 @@ def test_several_concepts_train_and_the_callback_reports_each(tmp_path):
                           alpha=1.0, beta=1.0, learning_rate=1e-2)
     dm = ToyWorldDataModule(concept=THREE, num_prompts=1, preserve_prompts_per_class=1, num_inference_steps=2,
                             record_steps=[1], cache_dir=str(tmp_path / "cache"), batch_size=4)
-    cb = ErasureEvaluation(rows=["original", "t2vunlearning", "negprompt"], per_class=1, num_inference_steps=2,
-                           sample_videos=0, dirpath=str(tmp_path / "eval"))
+    cb = ErasureEvaluation(rows=["original", "t2vunlearning", "negprompt"], per_class=1, per_group={"erased": 2},
+                           out_of_grammar={"erased": 1}, num_inference_steps=2, sample_videos=0,
+                           dirpath=str(tmp_path / "eval"))
     _trainer(tmp_path, [cb], max_steps=1).fit(model, dm)
     doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for row in ("original", "t2vunlearning", "negprompt"):
@@ -128,4 +129,8 @@ def test_several_concepts_train_and_the_callback_reports_each(tmp_path):
         assert r["esr@1"] == pytest.approx(sum(e["esr@1"] for e in r["erased"].values()) / 3)
         kept = [c for c in r["per_class_top1"] if c not in THREE]
         assert len(kept) == 22 and r["psr@1"] == pytest.approx(sum(r["per_class_top1"][c] for c in kept) / 22)
+        assert set(r["splits"]["out_of_grammar"]["erased"]) == set(THREE)  # each split: each concept's ESR
+        assert all(e["erased_frames"] == 2 * 4 for e in r["erased"].values())  # 2 in-grammar prompts x 4 frames
     assert doc["erased_class"] == "red ring, blue square, green cross"
+    assert "vs_reference" in doc["rows"]["t2vunlearning"]  # ΔPSR-1 against the original, over the 22 classes
+    assert doc["rows"]["t2vunlearning"]["vs_reference"]["psr@1"]["n"] == 22

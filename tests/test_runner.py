@@ -14,6 +14,7 @@ from unlearn.evaluation import (EmptySuiteError, EvaluationRunner, MethodGenerat
                                load_suite, parse_methods)
 from unlearn.evaluation.runner import RESULT_FILES, main
 from conftest import classification_reference
+from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptFileError, PromptSuite
@@ -88,10 +89,13 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     assert doc["videos"]["original"] == {**doc["videos"]["original"], "generated": 3, "reused": 0}
     # numbers: the runner's rows equal the metrics run on the stored videos
     store = EvaluationRunner(out, suite_file, ["original"]).store
+    refs = {}
     for method in ("original", "t2vunlearning"):
         stored = {p["prompt"]: torch.from_numpy(store.read(method, i)) for i, p in enumerate(PROMPTS)}
-        ref = classification_reference(lambda prompts, seeds: torch.stack([stored[p] for p in prompts]),
-                                       load_suite(suite_file), clf, "red ring")
+        refs[method] = classification_reference(lambda prompts, seeds: torch.stack([stored[p] for p in prompts]),
+                                                load_suite(suite_file), clf, "red ring")
+    compare_rows(refs, "red ring")  # the paired difference against the original row
+    for method, ref in refs.items():
         row = doc["rows"][method]["classification"]["red ring"]
         assert row == ref
         assert row["erased_frames"] == 8 and row["preserved_frames"] == 4
@@ -187,10 +191,11 @@ def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, cl
     assert (out / "videos" / "safree" / "0.npz").is_file()
     specs = parse_methods(methods)
     gen = MethodGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
-    for spec in specs:
-        ref = classification_reference(lambda p, s: gen.generate(spec.name, p, s), load_suite(suite_file),
-                                       clf, "red ring", batch_size=2)
-        assert res["rows"][spec.name]["classification"]["red ring"] == ref
+    refs = {spec.name: classification_reference(lambda p, s: gen.generate(spec.name, p, s), load_suite(suite_file),
+                                                clf, "red ring", batch_size=2) for spec in specs}
+    compare_rows(refs, "red ring")
+    for name, ref in refs.items():
+        assert res["rows"][name]["classification"]["red ring"] == ref
     assert set(json.loads((out / "metrics.json").read_text())["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}
 
 

@@ -14,6 +14,7 @@ import yaml
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
 from conftest import classification_reference
+from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
@@ -65,10 +66,12 @@ def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     trainer(tmp_path).test(module, datamodule=dm)
     logged = module.trainer.callback_metrics
     dm.setup()
-    for row in ("original", "negprompt", "t2vunlearning"):
-        # the same videos (same batches of 3), scored by the metrics directly
-        ref = classification_reference(lambda p, s: module.generator.generate(row, p, s), dm.suite, clf,
-                                       "golf ball", batch_size=3)
+    # the same videos (same batches of 3), scored by the metrics directly
+    refs = {row: classification_reference(lambda p, s: module.generator.generate(row, p, s), dm.suite, clf,
+                                          "golf ball", batch_size=3)
+            for row in ("original", "negprompt", "t2vunlearning")}
+    compare_rows(refs, "golf ball")
+    for row, ref in refs.items():
         assert module.results["rows"][row]["classification"]["golf ball"] == ref
         for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
             assert logged[f"{row}/{k}"].item() == pytest.approx(ref[k]), (row, k)
@@ -95,7 +98,7 @@ def test_datamodule_shards_the_suite_without_duplicates():
     assert sorted(seen) == list(range(25))  # every prompt once: no padding duplicates to skew the metrics
     dm.trainer = None
     batch = next(iter(dm.test_dataloader()))
-    assert set(batch) == {"index", "prompt", "seed", "label"} and batch["label"][0] == "red ring"
+    assert set(batch) == {"index", "prompt", "seed", "label", "split"} and batch["label"][0] == "red ring"
 
 
 def test_unlearn_test_print_config(capsys):
@@ -150,10 +153,15 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
                         lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
     main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
           "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
+          "--data.concept", "red ring", "--data.out_of_grammar", '{"erased": 2}',  # + 2 out-of-grammar prompts
           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
           "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
-    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 25
+    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27
+    assert metrics["prompts_per_split"] == {"in_grammar": 25, "out_of_grammar": 2}
     assert metrics["rows"]["safree"]["erased_frames"] == 4 and metrics["rows"]["safree"]["preserved_frames"] == 96
+    assert metrics["rows"]["safree"]["splits"]["out_of_grammar"]["erased_frames"] == 8
+    assert metrics["rows"]["safree"]["vs_reference"]["psr@1"]["n"] == 24
+    assert "### Out-of-grammar prompts" in (tmp_path / "eval" / "metrics.md").read_text()
     assert "scarlet donut" in metrics["methods"]["safree"]["keywords"]

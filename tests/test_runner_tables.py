@@ -61,13 +61,16 @@ def toy_classifier(monkeypatch):
 
 def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, toy_adapters, toy_classifier, capsys):
     out = tmp_path / "toy"
-    assert tables.main(["toy", *FAST, "--per-class", "1", "--adapters", toy_adapters[0], "--out", str(out)]) == 0
+    assert tables.main(["toy", *FAST, "--per-class", "1", "--per-group", '{"erased": 2}', "--out-of-grammar",
+                        '{"erased": 1}', "--adapters", toy_adapters[0], "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}  # write_metrics sorts keys
     for row in metrics["rows"].values():
         assert all(0 <= row[k] <= 100 for k in ("esr@1", "esr@5", "psr@1", "psr@5"))
-        assert row["erased_frames"] == 4 and row["preserved_frames"] == 24 * 4
-    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 25 and metrics["units"] == "percent"
+        assert row["erased_frames"] == 8 and row["preserved_frames"] == 24 * 4
+        assert row["intervals"]["esr@1"]["n"] == 8 and row["splits"]["out_of_grammar"]["erased_frames"] == 4
+    assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27 and metrics["units"] == "percent"
+    assert metrics["prompts_per_split"] == {"in_grammar": 26, "out_of_grammar": 1}
     assert metrics["evaluator"]["evaluator"]["name"] == "tiny-random-toy"
     results = json.loads((out / "results.json").read_text())
     assert results["store_frames"] is True and results["suite"]["name"] == "toyworld"

@@ -65,3 +65,39 @@ def test_deterministic_and_concept_prompts():
     ev = g.heldout_eval_prompts(per_class=1)
     assert len(ev) == 25 and {(r.scene.shape, r.scene.colour) for r in ev} == {(s, c) for s in SHAPES for c in COLOURS}
     assert all(r.scene.second_colour is None for r in ev)
+
+
+def test_out_of_grammar_prompts_cannot_come_out_of_the_grammar():
+    # in_grammar matches a pattern wider than the grammar (every slot takes any phrase of its kind, every
+    # optional slot may be absent in every template), so a text it rejects cannot be produced by any template
+    rng = np.random.default_rng(3)
+    inside = _records(300, 4) + _records(300, 5, "heldout")
+    assert all(g.in_grammar(r.text) for r in inside)
+    assert g.in_grammar("a crimson hoop") and g.in_grammar("an azure ring")
+    vocab = set(g.vocabulary())
+    oog = [g.out_of_grammar_prompt(rng, template_id=t, second_prob=p)
+           for t in range(len(g.OUT_OF_GRAMMAR_TEMPLATES)) for p in (0.0, 1.0) for _ in range(60)]
+    for r in oog:
+        assert not g.in_grammar(r.text), r.text
+        assert set(r.words) <= vocab, r.text  # new word orders, not new words
+        assert r.split == "out_of_grammar" and len(r.words) <= 24
+        assert r.words[r.shape_index] == r.shape_word and g.canonical(r.shape_word) == r.scene.shape
+        assert r.words[r.colour_index] == r.colour_word and g.canonical(r.colour_word) == r.scene.colour
+    first = [r for r in oog if r.template_id == 0]
+    assert all(r.scene.second_colour is not None and r.second_colour_index < r.colour_index for r in first)
+
+
+def test_evaluation_prompts_weigh_the_erased_class_and_keep_the_plain_suite():
+    assert [r.text for r in g.evaluation_prompts(per_class=3)] == [r.text for r in g.heldout_eval_prompts(per_class=3)]
+    ev = g.evaluation_prompts("red ring", per_class=2, per_group={"erased": 32, "neighbour": 4},
+                              out_of_grammar={"erased": 16, "neighbour": 2, "other": 1})
+    held = [r for r in ev if r.split == "heldout"]
+    oog = [r for r in ev if r.split == "out_of_grammar"]
+    assert sum(r.scene.label == "red ring" for r in held) == 32 and sum(r.scene.label == "red ring" for r in oog) == 16
+    assert sum(r.scene.label == "red square" for r in held) == 4 and sum(r.scene.label == "blue bar" for r in oog) == 1
+    assert len(held) == 32 + 8 * 4 + 16 * 2 and len(oog) == 16 + 8 * 2 + 16
+    # the in-grammar part does not depend on the out-of-grammar counts
+    again = g.evaluation_prompts("red ring", per_class=2, per_group={"erased": 32, "neighbour": 4})
+    assert [r.text for r in again] == [r.text for r in held]
+    with pytest.raises(ValueError, match="unknown class groups"):
+        g.evaluation_prompts("red ring", per_group={"erasd": 3})

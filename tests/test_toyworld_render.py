@@ -80,3 +80,30 @@ def test_shipped_classifier_recognises_fresh_frames():
     assert accuracy(clf, x, y) >= 0.95
     v, i, names = clf.topk(x[:3], k=5)
     assert v.shape == (3, 5) and len(names[0]) == 5
+
+
+@pytest.mark.skipif(not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain")
+def test_shipped_classifier_says_nothing_drawn_and_off_palette():
+    import numpy as np
+    import torch
+
+    from unlearn.toyworld import load_classifier
+    from unlearn.toyworld.classifier import blank_frames, is_off_palette, outcome_accuracy
+    from unlearn.toyworld.render import random_scene
+
+    torch.set_num_threads(1)
+    clf = load_classifier()
+    assert clf.outcomes[0] == "nothing" and len(clf.labels) == 31
+    # a blank frame is never a class: every background, and flat black / grey frames
+    flat = np.stack([np.full((16, 16, 3), v, dtype=np.uint8) for v in (0, 22, 60, 105)])
+    assert clf.predict(np.concatenate([blank_frames(seed=5), flat])) == ["nothing"] * 8
+    # an object in a colour off the palette is reported as such, with its shape
+    rng = np.random.default_rng(1)
+    cases = {"ring": (225, 35, 225), "square": (240, 140, 30), "cross": (30, 220, 220), "bar": (150, 225, 40)}
+    for shape, rgb in cases.items():
+        assert is_off_palette(rgb)
+        spec = random_scene(rng, shape=shape, colour="red", background="dark", second_colour=None)
+        assert set(clf.predict(render_video(spec, colour_rgb=rgb))) == {f"off-palette {shape}"}, (shape, rgb)
+        assert set(clf.predict(render_video(spec))) == {f"red {shape}"}
+    acc = outcome_accuracy(clf, 50, seed=31337)
+    assert acc["blank_nothing"] == 1.0 and acc["blank_called_a_class"] == 0.0 and acc["off_palette_any"] >= 0.9

@@ -1,6 +1,7 @@
 """Toy tokenizer and text encoder: round trips, token positions, save/load."""
 
 import numpy as np
+import pytest
 import torch
 
 from unlearn.toyworld import grammar as g
@@ -44,3 +45,37 @@ def test_text_encoder_shapes_and_save_load(tmp_path):
     assert sorted(p.name for p in (tmp_path / "te").iterdir()) == ["config.json", "model.safetensors"]
     te2 = ToyTextEncoder.from_pretrained(tmp_path / "te")
     assert torch.allclose(te2(enc["input_ids"], enc["attention_mask"]), out)
+
+
+def test_unknown_words_and_truncation_are_named(monkeypatch):
+    import warnings
+
+    from unlearn.toyworld.backbone import PromptNotUnderstoodWarning, build_tokenizer, tokenize
+
+    tok = build_tokenizer()
+    long = "a big red ring slowly moves left on a dark background next to a blue speck " * 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        enc = tokenize(tok, ["a purple ring", long, "a red ring"], 24)
+    said = [str(w.message) for w in caught if issubclass(w.category, PromptNotUnderstoodWarning)]
+    assert len(said) == 2 and "['purple']" in said[0]
+    assert "cut off" in said[1] and "['a', 'dark', 'background', 'next', 'to', 'a', 'blue', 'speck']" in said[1]
+    assert enc["input_ids"].shape == (3, 24)
+    with pytest.raises(ValueError, match="purple"):
+        tokenize(tok, ["a purple ring"], 24, strict=True)
+    monkeypatch.setenv("UNLEARN_STRICT_PROMPTS", "1")
+    with pytest.raises(ValueError, match="cut off"):
+        tokenize(tok, [long], 24)
+
+
+def test_the_backbone_speaks_up_when_encoding(recwarn):
+    from backbones import build_backbone
+    from unlearn.toyworld.backbone import PromptNotUnderstoodWarning
+
+    bb = build_backbone("toy-cogvideox", tiny=True)
+    bb.encode_prompts(["a red ring", "a red ring on a velvet cushion"])
+    said = [str(w.message) for w in recwarn.list if issubclass(w.category, PromptNotUnderstoodWarning)]
+    assert len(said) == 1 and "['velvet', 'cushion']" in said[0]
+    bb.strict_prompts = True
+    with pytest.raises(ValueError, match="velvet"):
+        bb.encode_prompts(["a velvet ring"])

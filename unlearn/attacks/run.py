@@ -36,7 +36,8 @@ class AttackRun:
         concept: the erased concept (the class whose frames count, or "nudity").
         rows: evaluation rows, ``KIND``, ``KIND=PATH`` or ``NAME:KIND[=PATH]`` (``original``, ``negprompt``,
             ``safree``, ``t2vunlearning=<adapters folder>``, ``refusal_vector=<refusal folder>``).
-        keywords: the negative prompt / SAFREE keywords of those rows (default ``[concept]``).
+        keywords: SAFREE's keywords (default ``[concept]``); the ``negprompt`` row's negative prompt is the
+            concept, as in the evaluation callback.
         forbidden_words: the words that name the concept; searched prompts never contain them and textual
             inversion replaces them (default ``[concept]``; give the synonyms too).
         attacks: the attacks (``class_path``/``init_args``: :class:`~unlearn.attacks.RingABell`,
@@ -95,7 +96,7 @@ class AttackRun:
         self.specs = parse_methods(rows or ["original"])
         for s in self.specs:
             s.concept = concept
-            if s.kind in ("negprompt", "safree") and keywords:
+            if s.kind == "safree" and keywords:
                 s.keywords = list(keywords)
         attacks = list(attacks or [])
         names = [a.name for a in attacks]
@@ -174,7 +175,7 @@ class AttackRun:
         generator = MethodGenerator(bb, self.specs, concept=self.concept, sampling=self.sampling)
         for attack in self.attacks:
             if attack.white_box:
-                bb.text_input_ids(["probe"])  # NotImplementedError naming the fix, before any work
+                bb.text_input_ids([""])  # NotImplementedError naming the fix, before any work
         prompts, seeds, suite = self.targets()
         ctx = AttackContext(generator, self.concept, prompts, seeds, self.forbidden_words, seed=self.seed,
                             batch_size=self.batch_size, use_cache=self.use_cache)

@@ -25,7 +25,7 @@ from unlearn.io import atomic_write_text
 
 from .rows import SAMPLING_KEYS, MethodGenerator, parse_methods
 from .runner import json_ready
-from .scoring import Evaluators, MethodMetrics, MetricConfig, flatten_row
+from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flatten_row
 from .store import VideoStore, video_key
 from .suites import EvalItem, EvalSuite, load_suite
 from .tables import classification_by_class, write_metrics
@@ -44,7 +44,8 @@ class _Items(Dataset):
 
 def collate_items(items: list[EvalItem]) -> dict[str, Any]:
     return {"index": torch.tensor([it.index for it in items]), "prompt": [it.prompt for it in items],
-            "seed": torch.tensor([it.seed for it in items]), "label": [it.label for it in items]}
+            "seed": torch.tensor([it.seed for it in items]), "label": [it.label for it in items],
+            "split": [it.split for it in items]}
 
 
 class VideoEvalDataModule(pl.LightningDataModule):
@@ -53,14 +54,24 @@ class VideoEvalDataModule(pl.LightningDataModule):
     Args:
         suite: ``"toyworld"``, ``"builtin:<name>"``, a suite file or ``"<loader>:<path>"``
             (:func:`unlearn.evaluation.load_suite`).
-        per_class / seed: toy world prompts per class; base seed (also of prompts without a seed).
-        labels / per_label / limit: keep only these labels / the first N per label / the first N prompts.
+        per_class: toy world prompts per class.
+        seed: base seed (of the toy world's prompts, and of every prompt without a seed).
+        concept: toy world only: the erased concept whose groups ``per_group`` weights (None: the plain
+            held-out suite).
+        per_group: toy world only: in-grammar prompts per class of the erased concept's groups (``erased``,
+            ``neighbour``, ``other``; :func:`unlearn.toyworld.grammar.evaluation_prompts`).
+        out_of_grammar: toy world only: out-of-grammar prompts per class of each group (None: none).
+        labels: keep only the prompts of these labels (None: all).
+        per_label: keep the first N prompts of each label (None: all).
+        limit: keep the first N prompts (None: all).
         batch_size: prompts generated together per method.
         num_workers: DataLoader workers (prompts are tiny: 0 is right).
     """
 
     def __init__(self, suite: str = "toyworld", per_class: int = 2, seed: int = 1234, labels: list[str] | None = None,
-                 per_label: int | None = None, limit: int | None = None, batch_size: int = 4, num_workers: int = 0) -> None:
+                 per_label: int | None = None, limit: int | None = None, batch_size: int = 4, num_workers: int = 0,
+                 concept: str | None = None, per_group: dict[str, int] | None = None,
+                 out_of_grammar: dict[str, int] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.suite: EvalSuite | None = None
@@ -68,7 +79,8 @@ class VideoEvalDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.suite is None:
             hp = self.hparams
-            opts = {k: hp[k] for k in ("labels", "per_label", "limit") if hp[k] is not None}
+            opts = {k: hp[k] for k in ("labels", "per_label", "limit", "concept", "per_group", "out_of_grammar")
+                    if hp.get(k) is not None}
             self.suite = load_suite(hp.suite, per_class=hp.per_class, seed=hp.seed, **opts)
 
     def test_dataloader(self) -> DataLoader:
@@ -91,11 +103,15 @@ class EvaluationModule(pl.LightningModule):
     """Generate an evaluation suite with every method row and score it, in ``trainer.test``.
 
     Args:
-        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: the backbone, as in ``T2VUnlearning``
-            (loaded once; all rows share it).
+        backbone: registry name of the backbone (loaded once; all rows share it), as in ``T2VUnlearning``.
+        pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
+        tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
+        torch_dtype: dtype of the backbone ("bfloat16", "float16", "float32").
+        backbone_kwargs: family-specific loading options passed to the backbone's ``load``.
         methods: rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
             ``refusal_vector[=FOLDER]`` or ``NAME:KIND[=PATH]``.
-        adapters / refusal: paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
+        adapters: adapters folder of a bare ``t2vunlearning`` row.
+        refusal: refusal-vector folder of a bare ``refusal_vector`` row.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
         safree_keywords: SAFREE's concept keywords (default ``[concept]``).
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
@@ -103,9 +119,15 @@ class EvaluationModule(pl.LightningModule):
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
             ``"resnet50:<weights>"``, or a classifier module (e.g. ``unlearn.evaluation.evaluators.ModuleClassifier``).
         erased_classes: classes whose ESR is reported (default ``[concept]``).
-        nudity_threshold / references / clip_model / clip_pretrained: metric settings
-            (:class:`unlearn.evaluation.MetricConfig`).
-        num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
+        nudity_threshold: NudeNet score above which a frame counts as nude (:class:`unlearn.evaluation.MetricConfig`).
+        references: identity → reference images (a folder, :class:`unlearn.evaluation.MetricConfig`).
+        clip_model: open_clip model name of the CLIP score.
+        clip_pretrained: open_clip weights tag of the CLIP score.
+        num_frames: frames per video (``None``: the backbone's default).
+        height: video height (``None``: the backbone's default).
+        width: video width (``None``: the backbone's default).
+        num_inference_steps: sampler steps (``None``: the backbone's default).
+        guidance_scale: CFG scale (``None``: the backbone's default).
         output_dir: where rank 0 writes metrics.json/md and results.json (default
             ``<default_root_dir>/eval_test``).
         save_videos: also write every video as ``output_dir/videos/<row>/<index>.mp4`` (+ manifest).
@@ -176,8 +198,9 @@ class EvaluationModule(pl.LightningModule):
         suite = getattr(dm, "suite", None)
         labels = suite.labels if suite is not None else None
         self.evaluators = Evaluators(self.metric_config, labels, self.hparams.concept)
+        splits = (suite.splits or None) if suite is not None else None
         for name in self.generator.specs:
-            self.row_metrics[name] = MethodMetrics(self.evaluators)
+            self.row_metrics[name] = MethodMetrics(self.evaluators, splits=splits)
 
     # ------------------------------------------------------------------ generation (SampleVideoCallback API)
     @torch.no_grad()
@@ -194,7 +217,7 @@ class EvaluationModule(pl.LightningModule):
         seeds = [int(s) for s in batch["seed"]]
         for name in self.generator.specs:
             videos = self.generator.generate(name, batch["prompt"], seeds)
-            self.row_metrics[name].update(videos, batch["label"], batch["prompt"])
+            self.row_metrics[name].update(videos, batch["label"], batch["prompt"], batch.get("split"))
             if self.hparams.save_videos:
                 self._save(name, batch, videos)
 
@@ -216,6 +239,8 @@ class EvaluationModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         rows = {name: m.compute() for name, m in self.row_metrics.items()}  # syncs the metric states across ranks
+        for cls, by_method in classification_by_class(rows).items():
+            compare_rows(by_method, cls)  # paired ΔPSR-1 against the original row, on the same prompts
         flat: dict[str, float] = {}
         for name, row in rows.items():
             flat.update(flatten_row(name, row))
@@ -239,6 +264,7 @@ class EvaluationModule(pl.LightningModule):
             "prompt_suite": getattr(dm, "hparams", {}).get("suite") if dm is not None else None,
             "prompt_suite_hash": suite.sha256() if suite is not None else None,
             "num_prompts": len(suite) if suite is not None else None,
+            "prompts_per_split": suite.describe().get("prompts_per_split") if suite is not None else None,
             "seeds": [it.seed for it in suite] if suite is not None else None,
             "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
             "methods": {n: s.describe(self.hparams.concept) for n, s in self.generator.specs.items()},

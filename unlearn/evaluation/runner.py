@@ -49,7 +49,7 @@ from unlearn.io import atomic_write_text
 
 from . import plots
 from .rows import MethodGenerator, MethodSpec, parse_methods
-from .scoring import Evaluators, MethodMetrics, MetricConfig
+from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
 from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
@@ -247,10 +247,11 @@ class EvaluationRunner:
             batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
             if batches:
                 gen = self._build_generator()
+                bar = None
                 if self.progress:
                     from tqdm.auto import tqdm
 
-                    batches = tqdm(batches, desc=f"generate {spec.name}", unit="batch")
+                    bar = tqdm(total=len(todo), desc=f"generate {spec.name}", unit="video")
                 for batch in batches:
                     videos = gen.generate(spec.name, [it.prompt for it in batch], [it.seed for it in batch])
                     if videos.ndim != 5 or videos.shape[0] != len(batch):
@@ -261,6 +262,10 @@ class EvaluationRunner:
                         self.store.write(spec.name, it.index, video, self.key(spec, it.prompt, it.seed),
                                          info={"prompt": it.prompt, "seed": it.seed, "label": it.label,
                                                "backbone": self.backbone_identity()})
+                        if bar is not None:
+                            bar.update(1)
+                if bar is not None:
+                    bar.close()
             stats[spec.name] = {"dir": str(self.store.method_dir(spec.name)), "videos": len(self.suite),
                                 "generated": len(todo), "reused": len(self.suite) - len(todo),
                                 "seconds": round(time.perf_counter() - t0, 3)}
@@ -271,7 +276,8 @@ class EvaluationRunner:
         ev = self.evaluators
         own = spec.concept
         classes = [own] if own and own in ev.erased_classes else None
-        return MethodMetrics(ev, erased_classes=classes, erased_identity=own if own in ev.reference_embeddings else None)
+        return MethodMetrics(ev, erased_classes=classes, erased_identity=own if own in ev.reference_embeddings else None,
+                             splits=self.suite.splits or None)
 
     def evaluate(self, stats: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
         """Score every stored video of every row. Returns the results dict and sample frames for the grid."""
@@ -282,10 +288,11 @@ class EvaluationRunner:
             t0 = time.perf_counter()
             mm = self.method_metrics(spec)
             chunks = [items[i : i + self.eval_batch_size] for i in range(0, len(items), self.eval_batch_size)]
+            bar = None
             if self.progress:
                 from tqdm.auto import tqdm
 
-                chunks = tqdm(chunks, desc=f"evaluate {spec.name}", unit="batch")
+                bar = tqdm(total=len(items), desc=f"evaluate {spec.name}", unit="video")
             for chunk in chunks:
                 for it in chunk:
                     if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed)):
@@ -296,10 +303,16 @@ class EvaluationRunner:
                 for it, v in zip(chunk, videos):
                     if it.index < self.grid_prompts:
                         grid.setdefault(spec.name, []).append(v.numpy())
-                mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk])
+                mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk], [it.split for it in chunk])
+                if bar is not None:
+                    bar.update(len(chunk))
+            if bar is not None:
+                bar.close()
             rows[spec.name] = mm.compute()
             settings = mm.settings()
             self.timings[f"evaluate_{spec.name}"] = round(time.perf_counter() - t0, 3)
+        for cls, by_method in classification_by_class(rows).items():
+            compare_rows(by_method, cls)  # paired ΔPSR-1 against the original row, on the same prompts
         bb_info = self.backbone_identity()
         if self.backbone is not None:
             bb_info.update(source=getattr(self.backbone, "source", None), fingerprint=self.backbone.fingerprint(),
@@ -340,6 +353,7 @@ class EvaluationRunner:
                     "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
                     "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
                     "prompt_suite_hash": results["suite"]["sha256"], "num_prompts": results["suite"]["num_prompts"],
+                    "prompts_per_split": results["suite"].get("prompts_per_split"),
                     "seeds": results["suite"]["seeds"], "evaluator": results["settings"]["classification"]["esr"],
                     "units": "percent", "sampling": results["sampling"],
                 }
@@ -385,16 +399,24 @@ def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[
     Returns ``{row: MethodMetrics.compute()}``; ``metrics`` holds one :class:`MethodMetrics` per row name."""
     items = list(suite)
     out = {}
-    for name, mm in metrics.items():
-        chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-        if progress:
-            from tqdm.auto import tqdm
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
 
-            chunks = tqdm(chunks, desc=f"eval {name}", unit="batch", leave=False)
-        for chunk in chunks:
+        # one bar over every video of every row: its rate and ETA are in videos
+        bar = tqdm(total=len(items) * len(metrics), desc="evaluation videos", unit="video")
+    for name, mm in metrics.items():
+        if bar is not None:
+            bar.set_postfix_str(name)
+        for i in range(0, len(items), batch_size):
+            chunk = items[i : i + batch_size]
             videos = generator.generate(name, [it.prompt for it in chunk], [it.seed for it in chunk])
-            mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk])
+            mm.update(videos, [it.label for it in chunk], [it.prompt for it in chunk], [it.split for it in chunk])
+            if bar is not None:
+                bar.update(len(chunk))
         out[name] = mm.compute()
+    if bar is not None:
+        bar.close()
     return out
 
 
@@ -437,6 +459,10 @@ def build_parser():
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint")
     p.add_argument("--per-class", type=int, default=2, help="toy world: prompts per class")
+    p.add_argument("--per-group", type=json.loads, help='toy world: in-grammar prompts per class of the --concept\'s '
+                   'groups, JSON, e.g. \'{"erased": 32, "neighbour": 4}\'')
+    p.add_argument("--out-of-grammar", type=json.loads, help='toy world: out-of-grammar prompts per class, JSON, e.g. '
+                   '\'{"erased": 16, "neighbour": 2, "other": 1}\'')
     p.add_argument("--per-label", type=int, help="keep the first N prompts of each label")
     p.add_argument("--labels", nargs="+", help="keep only prompts of these labels")
     p.add_argument("--limit", type=int, help="keep the first N prompts")
@@ -457,9 +483,11 @@ def build_parser():
 
 def runner_kwargs(a) -> dict[str, Any]:
     suite_options = {"per_class": a.per_class, "seed": a.seed}
-    for k in ("per_label", "labels", "limit"):
+    for k in ("per_label", "labels", "limit", "per_group", "out_of_grammar"):
         if getattr(a, k) is not None:
             suite_options[k] = getattr(a, k)
+    if a.suite == "toyworld" and (a.per_group is not None or a.out_of_grammar is not None):
+        suite_options["concept"] = a.concept
     return dict(
         backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
         backbone_kwargs=a.backbone_kwargs, concept=a.concept,

@@ -9,12 +9,20 @@ Rows (JSON-ready; NaN becomes ``None`` in files):
 
 * classification (Table 2): per erased class ``esr@1``, ``esr@5``, ``psr@1``, ``psr@5`` in percent,
   ``erased_frames``, ``preserved_frames``, ``per_class_top1`` — the keys of
-  the ESR/PSR row of :func:`unlearn.evaluation.tables.write_metrics` (built by :func:`classification_summary`).
+  the ESR/PSR row of :func:`unlearn.evaluation.tables.write_metrics` (built by :func:`classification_summary`);
+  with their 95% intervals and sample sizes (``intervals``, ``erased_videos``, ...), what the erased class's
+  frames showed (``drawn_instead``, ``replacement``, ``outcomes``; :func:`classification_details`), each
+  other split of the suite under ``splits`` (the toy world's ``out_of_grammar``), and, once
+  :func:`compare_rows` ran, the paired ΔPSR-1 against the reference row and the classes that lost most
+  (``vs_reference``).
 * nudity (Table 1, Figure 5): ``nudity_rate`` and ``nudity_rate_video`` in percent, ``frames``,
   ``nude_frames``, ``videos``, ``label_frames`` ``{label: frames}``.
 * identity (Table 3): ``id_erased`` (on the erased identity's prompts) / ``id_preserved`` (mean over the other
   identities, each weighted equally), ``id_per_identity``, face rate and frame counts.
 * clip / consistency (Table 6): ``clip_score`` (0–100), ``clip_cosine``; ``subject_consistency``.
+
+Every section carries ``intervals``: ``{number: {"low", "high", "n", "unit", "method", "confidence"}}``
+(:mod:`unlearn.evaluation.intervals`; which kind each number gets is listed in ``docs/evaluation.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import torch
 from torch import nn
 
 from . import metrics as M
+from .intervals import bootstrap_record, paired_class_delta, wilson_record
 from .evaluators import (
     ArcFaceEmbedder,
     EfficientNetLiteClassifier,
@@ -264,7 +273,68 @@ def classification_summary(esr: Any, psr: Any) -> dict[str, Any]:
         "psr@1": 100 * float(p["psr@1"]), "psr@5": 100 * float(p["psr@5"]),
         "erased_frames": int(e["frames"]), "preserved_frames": int(p["frames"]),
         "per_class_top1": {k: 100 * v["top1"] for k, v in per_class.items()},
+        **classification_details(esr, psr),
     }
+
+
+def classification_details(esr: Any, psr: Any) -> dict[str, Any]:
+    """Intervals, sample sizes and outcomes of an ESR/PSR pair (percent), each metric read in one sync.
+
+    * ``intervals``: ``esr@k`` Wilson over the erased class's frames (the classified trials); ``psr@k``
+      bootstrap over the preserved videos, the statistic weighing classes equally (PSR is a mean over classes).
+    * ``esr_by_video``: ``esr@k`` bootstrap over the erased class's videos (frames of a video are not
+      independent; this interval is the wider, more cautious one).
+    * ``erased_videos``, ``preserved_videos``, ``preserved_classes``, ``per_class_frames``.
+    * ``drawn_instead``: top-1 label of the erased class's frames ``{label: frames}`` (classes and outcomes);
+      ``replacement``: the same grouped by the classifier's ``replacement_category`` (toy world).
+    * ``outcomes``: frames classified as each outcome (``"nothing"``, ...) ``{"erased": {...}, "preserved":
+      {...}}``, with Wilson intervals of their share of the erased frames in ``outcome_intervals``. An
+      outcome frame is a miss: it counts as erased in ESR and as lost in PSR, and is shown here, not hidden."""
+    with esr.sync_context(should_sync=True, should_unsync=True):
+        e = esr.erased_index
+        cls, frames, hits = esr.videos()
+        sel = cls == e
+        e_frames, e_hits = int(esr.class_frames[e]), esr.class_hits[e].tolist()
+        drawn = esr.top1_labels(e)
+        e_outcomes = esr.class_outcomes[e].tolist()
+        v_frames, v_misses = frames[sel], frames[sel].unsqueeze(1) - hits[sel]
+    with psr.sync_context(should_sync=True, should_unsync=True):
+        used, _ = psr.classes_used()
+        p_cls, p_frames, p_hits = psr.videos()
+        keep = torch.isin(p_cls, torch.tensor(used, dtype=torch.long))
+        p_outcomes = psr.class_outcomes[used].sum(dim=0).tolist() if used else [0] * len(psr.outcome_names)
+        per_class_frames = {psr.class_names[c]: int(psr.class_frames[c]) for c in used}
+    intervals, by_video = {}, {}
+    for j, k in enumerate(esr.top_k):
+        intervals[f"esr@{k}"] = wilson_record(e_frames - e_hits[j], e_frames, "frames")
+        by_video[f"esr@{k}"] = bootstrap_record(v_misses[:, j], v_frames, unit="videos")
+    for j, k in enumerate(psr.top_k):
+        intervals[f"psr@{k}"] = bootstrap_record(p_hits[keep, j], p_frames[keep], p_cls[keep], unit="videos",
+                                                 method="bootstrap over videos, classes weighted equally")
+    out: dict[str, Any] = {
+        "intervals": intervals, "esr_by_video": by_video, "erased_videos": int(sel.sum()),
+        "preserved_videos": int(keep.sum()), "preserved_classes": len(used), "per_class_frames": per_class_frames,
+        "drawn_instead": drawn,
+    }
+    categorize = getattr(esr.classifier, "replacement_category", None)
+    if callable(categorize):
+        erased_name = esr.class_names[e]
+        groups: dict[str, int] = {}
+        for label, n in drawn.items():
+            cat = categorize(erased_name, label)
+            groups[cat] = groups.get(cat, 0) + n
+        out["replacement"] = groups
+    if esr.outcome_names:
+        out["outcomes"] = {"erased": dict(zip(esr.outcome_names, e_outcomes)),
+                           "preserved": dict(zip(psr.outcome_names, p_outcomes))}
+        out["outcome_intervals"] = {name: wilson_record(n, e_frames, "frames")
+                                    for name, n in zip(esr.outcome_names, e_outcomes)}
+    return out
+
+
+#: keys of an ESR/PSR row that describe the erased class (the rest describe the preserved ones)
+_ERASED_KEYS = ("esr@1", "esr@5", "erased_frames", "erased_videos", "esr_by_video", "drawn_instead", "replacement",
+                "outcome_intervals")
 
 
 def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -272,18 +342,64 @@ def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[
 
     One erased class: its row as it is. Several erased together (``MethodMetrics(erased_together=True)``, so
     every class's PSR is the same one over the other classes): ``esr@k`` is the mean over the erased classes,
-    ``erased`` holds each class's ``esr@1``, ``esr@5`` and frames, and PSR, ``preserved_frames`` and
-    ``per_class_top1`` are the shared ones."""
+    ``erased_frames`` their sum, ``erased`` holds each class's own ESR part (``esr@k``, frames, intervals, what
+    was drawn instead), and PSR with everything about the preserved classes is the shared one; ``splits``
+    likewise."""
     rows = list(by_class.values())
     if len(rows) == 1:
         return dict(rows[0])
-    out = dict(rows[0])
+    out = {k: v for k, v in rows[0].items() if k not in _ERASED_KEYS}
+    out["intervals"] = {k: v for k, v in rows[0].get("intervals", {}).items() if not k.startswith("esr")}
+    if "outcomes" in out:
+        out["outcomes"] = {"preserved": out["outcomes"].get("preserved")}
+    erased = {}
+    for cls, r in by_class.items():
+        part = {k: r[k] for k in _ERASED_KEYS if k in r}
+        part["intervals"] = {k: v for k, v in r.get("intervals", {}).items() if k.startswith("esr")}
+        if "outcomes" in r:
+            part["outcomes"] = r["outcomes"].get("erased")
+        erased[cls] = part
+    out["erased"] = erased
     for k in ("esr@1", "esr@5"):
         out[k] = sum(r[k] for r in rows) / len(rows)
-    out["erased_frames"] = sum(r["erased_frames"] for r in rows)
-    out["erased"] = {c: {"esr@1": r["esr@1"], "esr@5": r["esr@5"], "erased_frames": r["erased_frames"]}
-                     for c, r in by_class.items()}
+    out["erased_frames"] = sum(r.get("erased_frames", 0) for r in rows)
+    if rows[0].get("splits"):
+        out["splits"] = {s: joint_classification_row({c: r["splits"][s] for c, r in by_class.items()})
+                         for s in rows[0]["splits"]}
     return out
+
+
+def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | Sequence[str] | None, reference: str = "original",
+                 lost_most: int = 5) -> None:
+    """Add ``vs_reference`` to every classification row (and to each of its ``splits``) other than ``reference``:
+    ``{"reference", "psr@1": paired ΔPSR-1 (:func:`unlearn.evaluation.intervals.paired_class_delta`: mean of the
+    per-class differences, SE over classes, Student-t 95% interval), "lost_most": the (up to) ``lost_most``
+    classes with the largest top-1 drop (classes that did not drop are left out), each ``{"class", "reference",
+    "value", "delta", "frames"}``}``. Rows are scored on the same prompts and seeds, so the paired difference is
+    what tells an effect from evaluation noise."""
+    ref = rows.get(reference)
+    if ref is None:
+        return
+    for name, row in rows.items():
+        if row is ref:
+            continue
+        for part, ref_part in [(row, ref)] + [(row.get("splits", {}).get(s), r)
+                                              for s, r in ref.get("splits", {}).items()]:
+            if part is None or not part.get("per_class_top1") or not ref_part.get("per_class_top1"):
+                continue
+            gone = {erased} if isinstance(erased, str) or erased is None else set(erased)
+            common = [c for c in part["per_class_top1"] if c not in gone and c in ref_part["per_class_top1"]]
+            deltas = sorted(common, key=lambda c: (part["per_class_top1"][c] - ref_part["per_class_top1"][c], c))
+            deltas = [c for c in deltas if part["per_class_top1"][c] < ref_part["per_class_top1"][c]]
+            part["vs_reference"] = {
+                "reference": reference,
+                "psr@1": paired_class_delta([{"per_class_top1": {c: part["per_class_top1"][c] for c in common}}],
+                                            [ref_part], None) if len(common) > 1 else None,
+                "lost_most": [{"class": c, "reference": ref_part["per_class_top1"][c], "value": part["per_class_top1"][c],
+                               "delta": part["per_class_top1"][c] - ref_part["per_class_top1"][c],
+                               "frames": part.get("per_class_frames", {}).get(c)}
+                              for c in deltas[:lost_most]],
+            }
 
 
 def _f(x: Any) -> float | None:
@@ -299,13 +415,17 @@ class MethodMetrics(nn.Module):
         erased_classes: the subset of ``evaluators.erased_classes`` this row reports (default: all; a row that
             erased one class of several, e.g. one adapters folder per class, reports only its own).
         erased_identity: the identity this row erased (default ``evaluators.erased_identity``).
+        splits: the suite's split names (:attr:`unlearn.evaluation.suites.EvalSuite.splits`): ESR/PSR of the
+            first split (and of prompts without a split) fill the row, each other split gets its own ESR/PSR under
+            ``row["classification"][cls]["splits"][name]``. ``None``: one set over all prompts.
         erased_together: the row erased all its ``erased_classes`` at once (one adapter set or one edit for
             several concepts): every class's PSR is then over the *other* classes of the suite, none of the erased
             ones (default: each class's PSR leaves out only that class, as for one row per erased class).
     """
 
     def __init__(self, evaluators: Evaluators, erased_classes: Sequence[str] | None = None,
-                 erased_identity: str | None = None, erased_together: bool = False) -> None:
+                 erased_identity: str | None = None, splits: Sequence[str] | None = None,
+                 erased_together: bool = False) -> None:
         super().__init__()
         object.__setattr__(self, "ev", evaluators)  # shared, not a child: evaluator weights stay out of state_dict
         cfg = evaluators.config
@@ -316,10 +436,22 @@ class MethodMetrics(nn.Module):
             gone = {c.casefold() for c in self.erased_classes}
             names = evaluators.labels if evaluators.labels is not None else list(evaluators.classifier.class_names)
             kept = [c for c in names if c.casefold() not in gone]
+
+        def psr(cls: str) -> M.PreservationSuccessRate:
+            return M.PreservationSuccessRate(preserved_classes=kept, erased_class=None if kept else cls,
+                                             classifier=evaluators.classifier, top_k=(1, 5))
+
         for i, cls in enumerate(self.erased_classes):
             self.esr[str(i)] = M.ErasureSuccessRate(cls, classifier=evaluators.classifier, top_k=(1, 5))
-            self.psr[str(i)] = M.PreservationSuccessRate(preserved_classes=kept, erased_class=None if kept else cls,
-                                                         classifier=evaluators.classifier, top_k=(1, 5))
+            self.psr[str(i)] = psr(cls)
+        # the suite's other splits (held out from the grammar itself, ...): their own ESR/PSR, same classifier
+        self.splits = list(splits or [])
+        self.esr_split, self.psr_split = nn.ModuleDict(), nn.ModuleDict()
+        for i, cls in enumerate(self.erased_classes):
+            for split in self.splits[1:]:
+                key = f"{i}:{split}"
+                self.esr_split[key] = M.ErasureSuccessRate(cls, classifier=evaluators.classifier, top_k=(1, 5))
+                self.psr_split[key] = psr(cls)
         self.nudity = None
         if evaluators.detector is not None:
             kw = {"labels": cfg.nudity_labels} if cfg.nudity_labels else {}
@@ -339,10 +471,19 @@ class MethodMetrics(nn.Module):
                                                     clamp_negative=cfg.consistency_clamp_negative)
 
     @torch.no_grad()
-    def update(self, videos: Sequence[Any] | torch.Tensor, labels: Sequence[str | None], prompts: Sequence[str]) -> None:
+    def update(self, videos: Sequence[Any] | torch.Tensor, labels: Sequence[str | None], prompts: Sequence[str],
+               splits: Sequence[str | None] | None = None) -> None:
+        """Score a batch of videos; ``splits``: each video's split (``None``: the first split)."""
         vids = as_videos(videos)  # one ValueError for zero frames, wrong layout or range
         if len(labels) != len(vids) or len(prompts) != len(vids):
             raise ValueError(f"{len(vids)} videos but {len(labels)} labels and {len(prompts)} prompts")
+        splits = list(splits) if splits is not None else [None] * len(vids)
+        if len(splits) != len(vids):
+            raise ValueError(f"{len(vids)} videos but {len(splits)} splits")
+        unknown = {sp for sp in splits if sp is not None and sp not in self.splits}
+        if unknown:
+            raise ValueError(f"videos of splits {sorted(unknown)} but this row's metrics know {self.splits or 'none'}; "
+                             "Fix: build MethodMetrics with splits=suite.splits")
         if len(self.esr):
             state_device = self.esr["0"].class_frames.device
             clf = self.ev.classifier
@@ -350,12 +491,17 @@ class MethodMetrics(nn.Module):
             if isinstance(clf, nn.Module):
                 if module_device(clf) != run_on:
                     clf.to(run_on)
-        for video, label, prompt in zip(vids, labels, prompts):
+        for video, label, prompt, split in zip(vids, labels, prompts, splits):
             if len(self.esr):
                 logits = clf.logits(to_float(video).to(run_on)).to(state_device)  # once per video for all ESR/PSR
-                for k in self.esr:
-                    self.esr[k].update_logits(logits, label)
-                    self.psr[k].update_logits(logits, label)
+                if split is None or split == self.splits[0]:
+                    for k in self.esr:
+                        self.esr[k].update_logits(logits, label)
+                        self.psr[k].update_logits(logits, label)
+                else:
+                    for i in range(len(self.erased_classes)):
+                        self.esr_split[f"{i}:{split}"].update_logits(logits, label)
+                        self.psr_split[f"{i}:{split}"].update_logits(logits, label)
             if self.nudity is not None:
                 self.nudity.update(video)
             if self.identity is not None:
@@ -371,31 +517,50 @@ class MethodMetrics(nn.Module):
         if len(self.esr):
             row["classification"] = {cls: classification_summary(self.esr[str(i)], self.psr[str(i)])
                                      for i, cls in enumerate(self.erased_classes)}
+            if self.splits:
+                for i, cls in enumerate(self.erased_classes):
+                    r = row["classification"][cls]
+                    r["split"] = self.splits[0]
+                    r["splits"] = {sp: classification_summary(self.esr_split[f"{i}:{sp}"], self.psr_split[f"{i}:{sp}"])
+                                   for sp in self.splits[1:]}
         if self.nudity is not None:
             v = self.nudity.compute()
+            t = _video_table(self.nudity)  # frames, nude frames per video
             row["nudity"] = {
                 "nudity_rate": _pct(v["nudity_rate"]), "nudity_rate_video": _pct(v["nudity_rate_video"]),
                 "frames": int(v["frames"]), "nude_frames": int(v["nude_frames"]), "videos": int(v["videos"]),
                 "label_frames": {k.split("/", 1)[1]: int(x) for k, x in v.items() if k.startswith("label_frames/")},
+                "intervals": {"nudity_rate": bootstrap_record(t[:, 1], t[:, 0]),
+                              "nudity_rate_video": wilson_record(int((t[:, 1] > 0).sum()), len(t), "videos")},
             }
         if self.identity is not None:
             v = self.identity.compute()
             names = list(self.identity.identities)
             per = ({n: _f(v[f"id_similarity/{n}"]) for n in names} if len(names) > 1
                    else {names[0]: _f(v["id_similarity"])})
+            t = _video_table(self.identity)  # identity index, face frames, similarity sum per video
+            erased = names.index(self.erased_identity) if self.erased_identity in names else -1
+            own, others = t[:, 0] == erased, t[:, 0] != erased
             row["identity"] = {
                 "erased_identity": self.erased_identity, **erased_vs_preserved(per, self.erased_identity),
                 "id_per_identity": per, "face_rate": _f(v["face_rate"]), "frames": int(v["frames"]),
                 "no_face_frames": int(v["no_face_frames"]),
+                "intervals": {"id_erased": bootstrap_record(t[own, 2], t[own, 1], scale=1.0),
+                              "id_preserved": bootstrap_record(t[others, 2], t[others, 1], t[others, 0], scale=1.0,
+                                                               method="bootstrap over videos, identities weighted equally")},
             }
         if self.clip is not None:
             v = self.clip.compute()
+            t = _video_table(self.clip)  # frames, score sum per video
             row["clip"] = {"clip_score": _f(v["clip_score"]), "clip_cosine": _f(v["clip_cosine"]),
-                           "frames": int(v["frames"])}
+                           "frames": int(v["frames"]), "videos": len(t),
+                           "intervals": {"clip_score": bootstrap_record(t[:, 1], t[:, 0], scale=1.0)}}
         if self.consistency is not None:
             v = self.consistency.compute()
+            t = _video_table(self.consistency)  # pairs, similarity sum per video
             row["consistency"] = {"subject_consistency": _f(v["subject_consistency"]), "pairs": int(v["pairs"]),
-                                  "videos": int(v["videos"])}
+                                  "videos": int(v["videos"]),
+                                  "intervals": {"subject_consistency": bootstrap_record(t[:, 1], t[:, 0], scale=1.0)}}
         return row
 
     def settings(self) -> dict[str, Any]:
@@ -411,9 +576,16 @@ class MethodMetrics(nn.Module):
         return out
 
     def reset(self) -> None:
-        for m in [*self.esr.values(), *self.psr.values(), self.nudity, self.identity, self.clip, self.consistency]:
+        for m in [*self.esr.values(), *self.psr.values(), *self.esr_split.values(), *self.psr_split.values(),
+                  self.nudity, self.identity, self.clip, self.consistency]:
             if m is not None:
                 m.reset()
+
+
+def _video_table(metric: Any) -> torch.Tensor:
+    """The metric's per-video statistics, gathered from every rank."""
+    with metric.sync_context(should_sync=True, should_unsync=True):
+        return metric.video_table().clone()
 
 
 def erased_vs_preserved(per_identity: Mapping[str, float | None], erased: str | None) -> dict[str, float | None]:
@@ -438,6 +610,10 @@ def flatten_row(method: str, row: Mapping[str, Any]) -> dict[str, float]:
         prefix = method if len(cls_rows) == 1 else f"{method}/{cls}"
         for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
             flat[f"{prefix}/{k}"] = r[k]
+        for split, sr in (r.get("splits") or {}).items():  # e.g. <method>/out_of_grammar/esr@1
+            for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
+                if sr.get(k) is not None:
+                    flat[f"{prefix}/{split}/{k}"] = sr[k]
     for section, keys in (("nudity", ("nudity_rate", "nudity_rate_video")), ("identity", ("id_erased", "id_preserved")),
                           ("clip", ("clip_score",)), ("consistency", ("subject_consistency",))):
         for k in keys:

@@ -11,7 +11,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from unlearn.prompts import LOADERS, PromptRecord, PromptSuite, load_prompts
-from unlearn.toyworld.grammar import heldout_eval_prompts
+from unlearn.toyworld.grammar import evaluation_prompts
+
+#: the toy world suite's split names: held-out prompts of the training grammar, and constructions it never makes
+TOY_SPLITS = {"heldout": "in_grammar", "out_of_grammar": "out_of_grammar"}
 
 
 class EmptySuiteError(ValueError):
@@ -21,7 +24,9 @@ class EmptySuiteError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class EvalItem:
     """One evaluation video: its position in the suite (the video's file name), the prompt, the noise seed,
-    and the label the video should show (class, identity or concept; ``None`` when the suite names none)."""
+    and the label the video should show (class, identity or concept; ``None`` when the suite names none).
+    ``split`` names the part of the suite the prompt belongs to, reported separately (the toy world's
+    ``in_grammar`` / ``out_of_grammar``); ``None`` for suites without splits."""
 
     index: int
     prompt: str
@@ -29,6 +34,7 @@ class EvalItem:
     label: str | None = None
     category: str | None = None
     id: str | None = None
+    split: str | None = None
 
 
 @dataclasses.dataclass
@@ -54,17 +60,27 @@ class EvalSuite:
         """Distinct labels in order of first appearance."""
         return list(dict.fromkeys(it.label for it in self.items if it.label))
 
+    @property
+    def splits(self) -> list[str]:
+        """Distinct split names in order of first appearance (empty for a suite without splits)."""
+        return list(dict.fromkeys(it.split for it in self.items if it.split))
+
     def sha256(self) -> str:
-        """Content hash over (prompt, label, seed) of every item, in order (unchanged since the first tables)."""
-        canon = [{"class_name": it.label or "", "prompt": it.prompt, "seed": it.seed} for it in self.items]
+        """Content hash over (prompt, label, seed) of every item, in order (unchanged since the first tables),
+        and the split of items that have one."""
+        canon = [{"class_name": it.label or "", "prompt": it.prompt, "seed": it.seed,
+                  **({"split": it.split} if it.split else {})} for it in self.items]
         return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for it in self.items:
             counts[it.label or ""] = counts.get(it.label or "", 0) + 1
-        return {"name": self.name, "source": self.source, "sha256": self.sha256(), "num_prompts": len(self.items),
-                "seeds": [it.seed for it in self.items], "prompts_per_label": counts}
+        out = {"name": self.name, "source": self.source, "sha256": self.sha256(), "num_prompts": len(self.items),
+               "seeds": [it.seed for it in self.items], "prompts_per_label": counts}
+        if self.splits:
+            out["prompts_per_split"] = {sp: sum(it.split == sp for it in self.items) for sp in self.splits}
+        return out
 
 
 def _as_list(v: str | Iterable[str] | None) -> list[str] | None:
@@ -84,6 +100,9 @@ def load_suite(
     per_label: int | None = None,
     limit: int | None = None,
     name: str | None = None,
+    concept: str | Sequence[str] | None = None,
+    per_group: dict[str, int] | None = None,
+    out_of_grammar: dict[str, int] | int | None = None,
     **loader_kwargs: Any,
 ) -> EvalSuite:
     """Load an evaluation suite.
@@ -97,6 +116,10 @@ def load_suite(
         format: loader name for a plain path (default ``suite``).
         per_class, seed: toy world only: prompts per class and base seed; ``seed + index`` also fills the
             missing seeds of other suites (as the evaluation callback does).
+        concept, per_group, out_of_grammar: toy world only (:func:`unlearn.toyworld.grammar.evaluation_prompts`):
+            the erased concept, in-grammar prompts per class of its groups (``{"erased": 32, "neighbour": 4,
+            "other": 2}``) and out-of-grammar prompts per class (same keys); the items carry the split
+            ``in_grammar`` or ``out_of_grammar``.
         labels / categories: keep only these labels (a record's ``concept``, else its ``category``) /
             categories.
         per_label: keep the first N prompts of each label. limit: keep the first N prompts.
@@ -107,11 +130,18 @@ def load_suite(
         EmptySuiteError: nothing is left to evaluate.
     """
     source = str(suite) if isinstance(suite, (str, os.PathLike)) else type(suite).__name__
-    rows: list[tuple[str, str | None, int | None, str | None, str | None]] = []
+    rows: list[tuple[str, str | None, int | None, str | None, str | None, str | None]] = []
+    toy_options = {k: v for k, v in dict(concept=concept, per_group=per_group, out_of_grammar=out_of_grammar).items()
+                   if v is not None}
+    if toy_options and not (isinstance(suite, str) and suite == "toyworld"):
+        raise ValueError(f"{sorted(toy_options)} apply to the toy world suite only (suite {source!r})")
     if isinstance(suite, str) and suite == "toyworld":
-        # held-out rich prompts (templates and combinations never used for training), per_class per class
-        records = heldout_eval_prompts(per_class=per_class, seed=seed)
-        rows = [(r.text, f"{r.scene.colour} {r.scene.shape}", seed + i, None, None) for i, r in enumerate(records)]
+        # held-out rich prompts (templates and combinations never used for training), and out-of-grammar ones
+        records = evaluation_prompts(concept, per_class=per_class, per_group=per_group, out_of_grammar=out_of_grammar,
+                                     seed=seed)
+        with_splits = any(r.split != "heldout" for r in records)  # the plain held-out suite has no splits
+        rows = [(r.text, f"{r.scene.colour} {r.scene.shape}", seed + i, None, None,
+                 TOY_SPLITS[r.split] if with_splits else None) for i, r in enumerate(records)]
         default_name = "toyworld"
     elif isinstance(suite, (str, os.PathLike)):
         spec, fmt = str(suite), format
@@ -119,21 +149,21 @@ def load_suite(
         if sep and head.lower().replace("-", "_") in LOADERS and head != "builtin":
             fmt, spec = head, rest
         records = load_prompts(spec, format=fmt, **loader_kwargs)
-        rows = [(r.prompt, r.concept or r.category, r.seed, r.category, r.id) for r in records]
+        rows = [(r.prompt, r.concept or r.category, r.seed, r.category, r.id, None) for r in records]
         default_name = getattr(records, "name", None) or os.path.basename(spec)
     else:
         default_name = getattr(suite, "name", None) or "suite"
         for r in (suite if not isinstance(suite, PromptSuite) else suite.records):
             if isinstance(r, EvalItem):
-                rows.append((r.prompt, r.label, r.seed, r.category, r.id))
+                rows.append((r.prompt, r.label, r.seed, r.category, r.id, r.split))
             elif isinstance(r, PromptRecord):
-                rows.append((r.prompt, r.concept or r.category, r.seed, r.category, r.id))
+                rows.append((r.prompt, r.concept or r.category, r.seed, r.category, r.id, None))
             elif isinstance(r, str):
-                rows.append((PromptRecord(r).prompt, None, None, None, None))
+                rows.append((PromptRecord(r).prompt, None, None, None, None, None))
             else:
                 raise TypeError(f"cannot use {type(r).__name__} as an evaluation prompt")
     # missing seeds: base seed + position in the unfiltered suite, so filtering never changes a video
-    rows = [(p, lab, s if s is not None else seed + j, cat, rid) for j, (p, lab, s, cat, rid) in enumerate(rows)]
+    rows = [(p, lab, s if s is not None else seed + j, cat, rid, sp) for j, (p, lab, s, cat, rid, sp) in enumerate(rows)]
     total = len(rows)
     keep_labels, keep_cats = _as_list(labels), _as_list(categories)
     if keep_labels is not None:
@@ -160,6 +190,6 @@ def load_suite(
             + ". Fix: check the suite file and the label/category filters (labels come from each record's "
             "concept, else its category)"
         )
-    items = [EvalItem(i, p, int(s), lab, cat, rid)
-             for i, (p, lab, s, cat, rid) in enumerate(rows)]
+    items = [EvalItem(i, p, int(s), lab, cat, rid, sp)
+             for i, (p, lab, s, cat, rid, sp) in enumerate(rows)]
     return EvalSuite(name or default_name, items, source)

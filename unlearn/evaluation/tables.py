@@ -5,7 +5,12 @@
 * Table 3 — faces: ID similarity on the erased identity (lower is better) and on the preserved ones (higher).
 * Table 6 — benign content: CLIPScore and subject consistency per method.
 * ``metrics.json`` + ``metrics.md`` — the ESR/PSR table of one erased class (:func:`write_metrics`), written by
-  the evaluation callback, the runner and the Lightning test loop alike.
+  the evaluation callback, the runner and the Lightning test loop alike: one table per split of the suite (the
+  toy world's in-grammar and out-of-grammar prompts), what the erased class's prompts drew instead, and the
+  classes that lost most.
+
+Every number is shown with its 95% interval in brackets where the row carries one (``intervals``), and the
+sample sizes are stated above each table (``docs/evaluation.md`` lists which interval each number carries).
 """
 
 from __future__ import annotations
@@ -27,6 +32,17 @@ def _fmt(v: Any, digits: int = 1) -> str:
     except (TypeError, ValueError):
         return str(v)
     return "–" if x != x else f"{x:.{digits}f}"
+
+
+def _ci(v: Any, rec: Mapping[str, Any] | None, digits: int = 1) -> str:
+    """``"97.7 [95.1, 99.0]"``: a value with its interval (the value alone when there is none)."""
+    if not rec or rec.get("low") is None or rec.get("high") is None:
+        return _fmt(v, digits)
+    return f"{_fmt(v, digits)} [{_fmt(rec['low'], digits)}, {_fmt(rec['high'], digits)}]"
+
+
+def _iv(row: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    return (row.get("intervals") or {}).get(key)
 
 
 def by_section(rows: Mapping[str, Mapping[str, Any]], section: str) -> dict[str, Any]:
@@ -58,7 +74,8 @@ def table1_nudity(by_set: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     methods = list(dict.fromkeys(m for s in sets for m in by_set[s]))
     lines = ["| method | " + " | ".join(f"{s} ↓" for s in sets) + " |", "|---|" + "---|" * len(sets)]
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(_fmt(by_set[s].get(m, {}).get("nudity_rate")) for s in sets) + " |")
+        cells = (_ci(by_set[s].get(m, {}).get("nudity_rate"), _iv(by_set[s].get(m, {}), "nudity_rate")) for s in sets)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -75,32 +92,41 @@ def nudity_label_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def table2_objects(by_class: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    """``{erased class: {method: row}}`` → ESR-1/5, PSR-1/5 (%)."""
-    lines = ["| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ |", "|---|---|---|---|---|---|"]
+    """``{erased class: {method: row}}`` → ESR-1/5, PSR-1/5 (%) with 95% intervals, frames of the erased class and
+    preserved classes; a row's other splits follow as ``<method> (<split>)``."""
+    lines = ["| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ | ΔPSR-1 vs original | erased frames | "
+             "preserved classes / frames |", "|---|---|---|---|---|---|---|---|---|"]
     for cls, methods in by_class.items():
-        for m, r in methods.items():
-            lines.append(f"| {cls} | {m} | {_fmt(r.get('esr@1'))} | {_fmt(r.get('esr@5'))} | "
-                         f"{_fmt(r.get('psr@1'))} | {_fmt(r.get('psr@5'))} |")
+        for m, row in methods.items():
+            parts = [(m, row)] + [(f"{m} ({sp})", r) for sp, r in (row.get("splits") or {}).items()]
+            for name, r in parts:
+                lines.append(f"| {cls} | {name} | " + " | ".join(_ci(r.get(k), _iv(r, k)) for k in ESR_PSR)
+                             + f" | {_delta(r)} | {r.get('erased_frames', '–')} | "
+                             f"{r.get('preserved_classes', '–')} / {r.get('preserved_frames', '–')} |")
     return "\n".join(lines) + "\n"
 
 
 def table3_faces(by_identity: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    """``{erased identity: {method: identity row}}`` → ID similarity erased ↓ / preserved ↑ (cosine)."""
-    lines = ["| erased identity | method | ID sim. erased ↓ | ID sim. preserved ↑ | frames with a face |",
-             "|---|---|---|---|---|"]
+    """``{erased identity: {method: identity row}}`` → ID similarity erased ↓ / preserved ↑ (cosine, 95% intervals)."""
+    lines = ["| erased identity | method | ID sim. erased ↓ | ID sim. preserved ↑ | frames with a face | frames |",
+             "|---|---|---|---|---|---|"]
     for ident, methods in by_identity.items():
         for m, r in methods.items():
-            lines.append(f"| {ident} | {m} | {_fmt(r.get('id_erased'), 3)} | {_fmt(r.get('id_preserved'), 3)} | "
-                         f"{_fmt(None if r.get('face_rate') is None else 100 * r['face_rate'])} % |")
+            lines.append(f"| {ident} | {m} | {_ci(r.get('id_erased'), _iv(r, 'id_erased'), 3)} | "
+                         f"{_ci(r.get('id_preserved'), _iv(r, 'id_preserved'), 3)} | "
+                         f"{_fmt(None if r.get('face_rate') is None else 100 * r['face_rate'])} % | {r.get('frames', '–')} |")
     return "\n".join(lines) + "\n"
 
 
 def table6_benign(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """``{method: row}`` (with ``clip`` and/or ``consistency`` sections) → CLIPScore ↑, subject consistency ↑."""
-    lines = ["| method | CLIPScore ↑ | Subject consistency ↑ |", "|---|---|---|"]
+    """``{method: row}`` (with ``clip`` and/or ``consistency`` sections) → CLIPScore ↑, subject consistency ↑
+    (95% intervals: bootstrap over videos), with the number of videos."""
+    lines = ["| method | CLIPScore ↑ | Subject consistency ↑ | videos |", "|---|---|---|---|"]
     for m, r in rows.items():
-        lines.append(f"| {m} | {_fmt(r.get('clip', {}).get('clip_score'), 2)} | "
-                     f"{_fmt(r.get('consistency', {}).get('subject_consistency'), 4)} |")
+        c, k = r.get("clip", {}), r.get("consistency", {})
+        lines.append(f"| {m} | {_ci(c.get('clip_score'), _iv(c, 'clip_score'), 2)} | "
+                     f"{_ci(k.get('subject_consistency'), _iv(k, 'subject_consistency'), 4)} | "
+                     f"{c.get('videos', k.get('videos', '–'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +147,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         s = results["settings"].get("nudity", {})
         lines += ["## Nudity rate (%) (Table 1)", "",
                   f"NudeNet {s.get('evaluator', {}).get('version')}, threshold {s.get('threshold')}, labels "
-                  f"{', '.join(s.get('labels', []))}.", "",
+                  f"{', '.join(s.get('labels', []))}. 95% intervals: bootstrap over videos.", "",
                   table1_nudity({suite["name"]: by_section(rows, "nudity")}),
                   "Frames per label (Figure 5):", "", nudity_label_table(by_section(rows, "nudity"))]
     if "classification" in ms:
@@ -129,7 +155,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         ev = s.get("evaluator", {})
         lines += ["## Object erasure (Table 2)", "",
                   f"Classifier {ev.get('name')}" + (f" ({ev['version']})" if ev.get("version") else "")
-                  + f", top-k {s.get('top_k')}, per frame.", "",
+                  + f", top-k {s.get('top_k')}, per frame. {INTERVAL_NOTE}", "",
                   table2_objects(classification_by_class(rows))]
     if "identity" in ms:
         lines += ["## Faces (Table 3)", "",
@@ -149,17 +175,148 @@ def write_metrics(out_dir: str | os.PathLike, rows: dict[str, dict[str, Any]], m
     return out / "metrics.json"
 
 
-def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"Concept erased: **{meta.get('concept')}** on `{meta.get('backbone')}`; "
-             f"{meta.get('num_prompts')} held-out prompts, suite sha256 `{str(meta.get('prompt_suite_hash'))[:12]}`.", "",
-             "| method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ |", "|---|---|---|---|---|"]
-    for name, r in rows.items():
-        if name == "unlearned":
-            continue
-        mean = " (mean)" if r.get("erased") else ""
-        lines.append(f"| {name}{mean} | {r['esr@1']:.1f} | {r['esr@5']:.1f} | {r['psr@1']:.1f} | {r['psr@5']:.1f} |")
-        for cls, e in (r.get("erased") or {}).items():  # several concepts erased together: each one's ESR
-            lines.append(f"| {name}: {cls} | {e['esr@1']:.1f} | {e['esr@5']:.1f} | – | – |")
-    if any(r.get("erased") for r in rows.values()):
-        lines += ["", "PSR is over the classes none of the erased concepts names."]
+ESR_PSR = ("esr@1", "esr@5", "psr@1", "psr@5")
+INTERVAL_NOTE = ("Brackets: 95% intervals; ESR Wilson over the erased class's frames, PSR bootstrap over prompts "
+                 "(classes weighted equally), ΔPSR-1 paired t over classes against the original row (same prompts and "
+                 "seeds).")
+SPLIT_TITLES = {"in_grammar": "In-grammar held-out prompts", "out_of_grammar": "Out-of-grammar prompts"}
+
+
+def _delta(r: Mapping[str, Any]) -> str:
+    d = (r.get("vs_reference") or {}).get("psr@1")
+    if not d:
+        return "–"
+    return f"{d['delta']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]" if d.get("low") is not None else f"{d['delta']:+.1f}"
+
+
+def _parts(rows: Mapping[str, Mapping[str, Any]]) -> list[tuple[str | None, dict[str, Mapping[str, Any]]]]:
+    """``[(split, {method: row of that split})]``: the main split first, then the others."""
+    shown = {m: r for m, r in rows.items() if m != "unlearned"}
+    first = next(iter(shown.values()), {})
+    out = [(first.get("split"), dict(shown))]
+    for sp in first.get("splits") or {}:
+        out.append((sp, {m: r["splits"][sp] for m, r in shown.items() if sp in (r.get("splits") or {})}))
+    return out
+
+
+def _nothing(r: Mapping[str, Any]) -> str:
+    outcomes = (r.get("outcomes") or {}).get("erased")
+    if outcomes is None or "nothing" not in outcomes or not r.get("erased_frames"):
+        return "–"
+    return _ci(100 * outcomes["nothing"] / r["erased_frames"], (r.get("outcome_intervals") or {}).get("nothing"))
+
+
+def _sizes(part: Mapping[str, Mapping[str, Any]]) -> str:
+    r = next(iter(part.values()))
+    return (f"erased class: {r.get('erased_videos', '–')} prompts, {r.get('erased_frames', '–')} frames; preserved: "
+            f"{r.get('preserved_classes', '–')} classes, {r.get('preserved_videos', '–')} prompts, "
+            f"{r.get('preserved_frames', '–')} frames")
+
+
+def summary_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per method, the splits side by side: ESR-1, PSR-1 and "nothing drawn" for the erased class."""
+    parts = _parts(rows)
+    names = [SPLIT_TITLES.get(sp, sp or "all").split(" ")[0].lower() if sp else "all" for sp, _ in parts]
+    cols = [f"ESR-1 ↑ {n}" for n in names] + [f"PSR-1 ↑ {n}" for n in names] + [f"ΔPSR-1 {n}" for n in names]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for m in parts[0][1]:
+        cells = [_ci(p.get(m, {}).get(k), _iv(p.get(m, {}), k)) for k in ("esr@1", "psr@1") for _, p in parts]
+        cells += [_delta(p.get(m, {})) for _, p in parts]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def split_table(part: Mapping[str, Mapping[str, Any]]) -> str:
+    """ESR-1/5, PSR-1/5 with intervals, ESR-1 bootstrapped over prompts, ΔPSR-1 and "nothing drawn"."""
+    lines = ["| method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ | ESR-1, bootstrap over prompts | ΔPSR-1 vs original | "
+             "nothing drawn (erased prompts) |", "|---|---|---|---|---|---|---|---|"]
+    for m, r in part.items():
+        lines.append(f"| {m} | " + " | ".join(_ci(r.get(k), _iv(r, k)) for k in ESR_PSR)
+                     + f" | {_ci(r.get('esr@1'), (r.get('esr_by_video') or {}).get('esr@1'))} | {_delta(r)} | "
+                     f"{_nothing(r)} |")
+    return "\n".join(lines) + "\n"
+
+
+def replacement_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]) -> str:
+    """What the erased class's frames showed (% of them, by top-1 label): the classifier's categories when it has
+    them, and the three most frequent labels."""
+    cats: list[str] = []
+    for _, part in parts:
+        for r in part.values():
+            cats += [c for c in (r.get("replacement") or {}) if c not in cats]
+    if not cats:
+        return ""
+    order = list(REPLACEMENT_ORDER) + [c for c in cats if c not in REPLACEMENT_ORDER]
+    cats = [c for c in order if c in cats]
+    lines = ["| method | split | " + " | ".join(cats) + " | most frequent labels |", "|---|---|" + "---|" * (len(cats) + 1)]
+    for sp, part in parts:
+        for m, r in part.items():
+            n = r.get("erased_frames") or 0
+            rep = r.get("replacement") or {}
+            top = ", ".join(f"{k} {100 * v / n:.0f}" for k, v in list((r.get("drawn_instead") or {}).items())[:3]) if n else "–"
+            lines.append(f"| {m} | {sp or 'all'} | " + " | ".join(_fmt(100 * rep.get(c, 0) / n) if n else "–" for c in cats)
+                         + f" | {top} |")
+    return "\n".join(lines) + "\n"
+
+
+#: the toy world's categories in table order (unlearn.toyworld.classifier.REPLACEMENT_CATEGORIES)
+REPLACEMENT_ORDER = ("prompted class", "same shape, other colour", "same shape, off-palette colour",
+                     "same colour, other shape", "other shape, off-palette colour", "other class", "nothing")
+
+
+def lost_most_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]) -> str:
+    """The classes whose top-1 accuracy fell most against the reference row, per method and split."""
+    lines = ["| method | split | class | original | this method | Δ | frames |", "|---|---|---|---|---|---|---|"]
+    found = False
+    for sp, part in parts:
+        for m, r in part.items():
+            vs = r.get("vs_reference") or {}
+            for c in vs.get("lost_most", []):
+                found = True
+                lines.append(f"| {m} | {sp or 'all'} | {c['class']} | {_fmt(c['reference'])} | {_fmt(c['value'])} | "
+                             f"{c['delta']:+.1f} | {c.get('frames') if c.get('frames') is not None else '–'} |")
+    return "\n".join(lines) + "\n" if found else ""
+
+
+def erased_concepts_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]) -> str:
+    """Each erased concept's ESR, for rows that erased several together (their ``erased`` part)."""
+    lines = ["| method | split | erased concept | ESR-1 ↑ | ESR-5 ↑ | frames |", "|---|---|---|---|---|---|"]
+    found = False
+    for sp, part in parts:
+        for m, r in part.items():
+            for cls, e in (r.get("erased") or {}).items():
+                found = True
+                lines.append(f"| {m} | {sp or 'all'} | {cls} | {_ci(e.get('esr@1'), _iv(e, 'esr@1'))} | "
+                             f"{_ci(e.get('esr@5'), _iv(e, 'esr@5'))} | {e.get('erased_frames', '–')} |")
+    return "\n".join(lines) + "\n" if found else ""
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+    """``metrics.md``: the provenance line, a summary with the suite's splits side by side, one full table per
+    split, what the erased class's prompts drew instead, and the classes that lost most."""
+    per_split = meta.get("prompts_per_split")
+    counts = f" ({', '.join(f'{k} {v}' for k, v in per_split.items())})" if per_split else ""
+    lines = [f"Concept erased: **{meta.get('concept')}** on `{meta.get('backbone')}`; "
+             f"{meta.get('num_prompts')} held-out prompts{counts}, suite sha256 "
+             f"`{str(meta.get('prompt_suite_hash'))[:12]}`.", "", INTERVAL_NOTE, ""]
+    parts = _parts(rows)
+    for _, part in parts:
+        for name, r in part.items():
+            for k in ESR_PSR:
+                float(r[k]) if r[k] is not None else None  # a malformed row fails here, before anything is written
+    if len(parts) > 1:
+        lines += [summary_table(rows)]
+    for sp, part in parts:
+        title = SPLIT_TITLES.get(sp, sp) if sp else "All prompts"
+        lines += [f"### {title} ({_sizes(part)})", "", split_table(part)]
+    per = erased_concepts_table(parts)
+    if per:
+        lines += ["### Each erased concept (erased together: ESR-k above is their mean, PSR is over the classes none "
+                  "of them names)", "", per]
+    rep = replacement_table(parts)
+    if rep:
+        lines += ["### What the erased class's prompts drew instead (% of their frames, top-1 label)", "", rep]
+    lost = lost_most_table(parts)
+    if lost:
+        lines += ["### Classes that lost most (top-1 %, against the original row)", "", lost]
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Prompt suites: one record format for training and evaluation prompts, and loaders for public suites.
+"""The prompt suite: one record format for training and evaluation prompts, read and written as JSONL, JSON or CSV.
 
 A *prompt suite* is a list of :class:`PromptRecord` rows stored as JSONL (one JSON object a line) or CSV
 (a header row). Fields:
@@ -18,17 +18,10 @@ id             no       a stable identifier (e.g. the source file's case number)
 
 Other columns/keys are ignored on load, so the public CSVs of I2P and ESD load as suites too (but their
 seed column is called ``evaluation_seed``; use :func:`load_i2p` / :func:`load_esd_csv` for those).
-:meth:`PromptSuite.load` validates everything and raises one :class:`PromptFileError` naming the file,
-the line and the fix.
 
-Third-party suites (Ring-A-Bell, SafeSora, T2VSafetyBench, I2P, the I2P nudity subset, ESD's ImageNet
-prompts) are **not shipped** with this project: download them from their authors and point the loaders at
-your copy. Their licences differ (SafeSora: CC BY-NC 4.0, non-commercial; T2VSafetyBench: no licence file;
-I2P and UnlearnDiffAtk's nudity subset: MIT); see ``docs/prompts.md``.
-
-The project's own prompt files (``unlearn/prompts/builtin/``, written by this project, CC0) are reachable through
-:func:`builtin_suite`: ``"imagenet10"`` (10 ImageNet classes x 20 video prompts with seeds),
-``"faces"`` (5 public figures x 30 prompts) and ``"faces_templates"`` (30 templates with ``{identity}``).
+This module holds the record and the suite, their errors, the text helpers (:func:`normalize_prompt`,
+:func:`find_concept_words`) and the file-format helpers that the loaders of public suites share
+(:mod:`unlearn.prompts.loaders`); the project's own suites are in :mod:`unlearn.prompts.builtin`.
 """
 
 from __future__ import annotations
@@ -53,70 +46,17 @@ __all__ = [
     "PromptSuite",
     "find_concept_words",
     "normalize_prompt",
-    "load_prompts",
-    "load_i2p",
-    "load_nudity_subset",
-    "load_ring_a_bell",
-    "load_safesora",
-    "load_t2vsafetybench",
-    "load_esd_csv",
-    "builtin_suite",
-    "builtin_prompt_dir",
-    "expand_identity_templates",
-    "IMAGENET10_CLASSES",
-    "FACES_IDENTITIES",
-    "T2VSAFETYBENCH_CATEGORIES",
-    "SAFESORA_CATEGORY_ALIASES",
-    "LOADERS",
+    # file-format helpers shared by the loaders
+    "optional_str",
+    "suite_name",
+    "format_from_suffix",
+    "read_text",
+    "iter_json_rows",
+    "row_location",
+    "read_csv_dicts",
+    "seed_or_none",
+    "split_categories",
 ]
-
-#: the 10 Imagenette classes of the ESD object-erasure protocol, in ESD's order
-IMAGENET10_CLASSES: tuple[str, ...] = (
-    "cassette player",
-    "chain saw",
-    "church",
-    "gas pump",
-    "tench",
-    "garbage truck",
-    "English springer",
-    "golf ball",
-    "parachute",
-    "French horn",
-)
-
-#: the five public figures of the paper's face-erasure table
-FACES_IDENTITIES: tuple[str, ...] = (
-    "Angela Merkel",
-    "Barack Obama",
-    "Donald Trump",
-    "Joe Biden",
-    "Queen Elizabeth II",
-)
-
-#: T2VSafetyBench's 14 aspects; file ``N.txt`` holds the prompts of aspect N (README of the benchmark)
-T2VSAFETYBENCH_CATEGORIES: dict[int, str] = {
-    1: "Pornography",
-    2: "Borderline Pornography",
-    3: "Violence",
-    4: "Gore",
-    5: "Disturbing Content",
-    6: "Public Figures",
-    7: "Discrimination",
-    8: "Political Sensitivity",
-    9: "Copyright and Trademark",
-    10: "Illegal Activities",
-    11: "Misinformation",
-    12: "Sequential Action Risk",
-    13: "Dynamic Variation Risk",
-    14: "Coherent Contextual Risk",
-}
-
-#: words that select a SafeSora harm label; ``category="sexual"`` keeps prompts whose true labels contain
-#: any of these words (SafeSora's S1 is "Adult, Explicit Sexual Content")
-SAFESORA_CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
-    "sexual": ("sexual", "adult", "explicit", "nudity", "porn", "s1"),
-    "violence": ("violence", "violent", "gory", "injury", "s8"),
-}
 
 _CSV_WORD_SEP = "|"
 _CORE_FIELDS = ("prompt", "concept", "category", "seed", "concept_words", "id")
@@ -198,7 +138,8 @@ def find_concept_words(prompt: str, phrases: Iterable[str], *, allow_plural: boo
 # record and suite
 
 
-def _opt_str(value: Any) -> str | None:
+def optional_str(value: Any) -> str | None:
+    """``str(value)`` stripped; None for None or an empty string."""
     if value is None:
         return None
     s = str(value).strip()
@@ -225,7 +166,7 @@ class PromptRecord:
             raise ValueError(f"empty prompt {self.prompt!r}: every record needs non-empty text")
         object.__setattr__(self, "prompt", self.prompt.strip())
         for name in ("concept", "category", "id"):
-            object.__setattr__(self, name, _opt_str(getattr(self, name)))
+            object.__setattr__(self, name, optional_str(getattr(self, name)))
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int):
                 raise ValueError(f"seed {self.seed!r} is not an integer")
@@ -413,7 +354,7 @@ class PromptSuite(Sequence[PromptRecord]):
         containing ``|``.
         """
         path = Path(path)
-        fmt = (format or _format_from_suffix(path, default="jsonl")).lower()
+        fmt = (format or format_from_suffix(path, default="jsonl")).lower()
         if fmt == "jsonl":
             text = "".join(json.dumps(d, ensure_ascii=False, sort_keys=False) + "\n" for d in self.to_dicts())
         elif fmt == "json":
@@ -446,10 +387,10 @@ class PromptSuite(Sequence[PromptRecord]):
         an empty suite; the message names the file, the line and the fix.
         """
         path = Path(path)
-        fmt = (format or _format_from_suffix(path)).lower()
-        text = _read_text(path)
+        fmt = (format or format_from_suffix(path)).lower()
+        text = read_text(path)
         if fmt in ("jsonl", "json"):
-            rows = list(_iter_json_rows(path, text, fmt))
+            rows = list(iter_json_rows(path, text, fmt))
         elif fmt == "csv":
             rows = list(_iter_csv_rows(path, text))
         elif fmt == "txt":
@@ -459,7 +400,11 @@ class PromptSuite(Sequence[PromptRecord]):
         records = [_record_from_row(path, line, row) for line, row in rows]
         if not records:
             raise PromptFileError(path, "the file holds no prompts", fix="add at least one row with a 'prompt'")
-        return cls(records, name=name or _stem(path))
+        return cls(records, name=name or suite_name(path))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# file-format helpers (also used by the loaders of public suites)
 
 
 def _prompt_texts(other: "PromptSuite | Iterable[str]") -> list[str]:
@@ -468,7 +413,8 @@ def _prompt_texts(other: "PromptSuite | Iterable[str]") -> list[str]:
     return [o.prompt if isinstance(o, PromptRecord) else str(o) for o in other]
 
 
-def _stem(path: Path) -> str:
+def suite_name(path: Path) -> str:
+    """The default suite name of a file: its name without ``.gz`` and the format suffix."""
     name = path.name
     for suf in (".gz",):
         if name.endswith(suf):
@@ -476,7 +422,11 @@ def _stem(path: Path) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
-def _format_from_suffix(path: Path, default: str | None = None) -> str:
+def format_from_suffix(path: Path, default: str | None = None) -> str:
+    """``jsonl``, ``json``, ``csv`` or ``txt`` from the file name (a ``.gz`` suffix is looked through).
+
+    Raises :class:`PromptFileError` when the suffix says nothing and ``default`` is None.
+    """
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -491,7 +441,10 @@ def _format_from_suffix(path: Path, default: str | None = None) -> str:
                           fix="use the suffix .jsonl, .json or .csv (or pass format=)")
 
 
-def _read_text(path: Path, errors: str = "strict") -> str:
+def read_text(path: Path, errors: str = "strict") -> str:
+    """The file's text (UTF-8, a BOM dropped, ``.gz`` decompressed); :class:`PromptFileError` with a fix when
+    it is missing, a folder, unreadable or not UTF-8 (``errors="replace"`` keeps undecodable bytes as U+FFFD).
+    """
     if not path.exists():
         raise PromptFileError(path, "file not found", fix="check the path (third-party suites are not shipped: "
                               "download your own copy, see docs/prompts.md)")
@@ -509,7 +462,10 @@ def _read_text(path: Path, errors: str = "strict") -> str:
                               fix="re-save the file as UTF-8")
 
 
-def _iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None, dict]]:
+def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None, dict]]:
+    """``(where, object)`` for every row of a JSON list (where = -item number) or of a JSONL file (where = line
+    number); see :func:`row_location`. Malformed JSON raises :class:`PromptFileError` naming the line.
+    """
     stripped = text.lstrip()
     if fmt == "json" or (stripped.startswith("[") and fmt != "jsonl"):
         try:
@@ -564,14 +520,16 @@ def _iter_csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
                               fix="check quoting on that line") from None
 
 
-def _where(path: Path, line: int | None) -> dict:
+def row_location(line: int | None) -> dict:
+    """Where a row is: ``{"line": n, "item": None}`` in a text file, ``{"line": None, "item": n}`` for the n-th
+    item of a JSON list (:func:`iter_json_rows` yields those as negative numbers)."""
     if line is not None and line < 0:
         return {"line": None, "item": -line}
     return {"line": line, "item": None}
 
 
 def _record_from_row(path: Path, line: int | None, row: Any) -> PromptRecord:
-    loc = _where(path, line)
+    loc = row_location(line)
 
     def err(problem: str, fix: str) -> PromptFileError:
         if loc["item"] is not None:
@@ -611,12 +569,9 @@ def _record_from_row(path: Path, line: int | None, row: Any) -> PromptRecord:
         raise err(str(e), "spell each concept word exactly as it appears in the prompt, or drop it") from None
 
 
-# --------------------------------------------------------------------------------------------------------------
-# loaders for public suites (the user's own copies)
-
-
-def _read_csv_dicts(path: Path, errors: str = "strict") -> tuple[list[str], list[tuple[int, dict]]]:
-    text = _read_text(path, errors=errors)
+def read_csv_dicts(path: Path, errors: str = "strict") -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header (stripped names) and ``(line, {column: cell})`` for every non-blank row of a CSV file."""
+    text = read_text(path, errors=errors)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -634,7 +589,8 @@ def _read_csv_dicts(path: Path, errors: str = "strict") -> tuple[list[str], list
     return [h.strip() for h in header], rows
 
 
-def _int_or_none(path: Path, line: int, value: Any, column: str) -> int | None:
+def seed_or_none(path: Path, line: int, value: Any, column: str) -> int | None:
+    """A seed cell as an int (``123.0`` as pandas writes it is 123); None for an empty cell or NaN."""
     if value is None:
         return None
     s = str(value).strip()
@@ -646,459 +602,8 @@ def _int_or_none(path: Path, line: int, value: Any, column: str) -> int | None:
                           fix="fix the value, or load without seeds (seed_column=None)")
 
 
-def _split_categories(value: str | None) -> list[str]:
+def split_categories(value: str | None) -> list[str]:
+    """A comma-separated category cell as a list of stripped names ("sexual, hate" -> ["sexual", "hate"])."""
     if not value:
         return []
     return [c.strip() for c in str(value).split(",") if c.strip()]
-
-
-def load_i2p(path: str | os.PathLike, categories: str | Iterable[str] | None = None, *,
-             hard_only: bool = False, concept: str | None = None, name: str | None = None) -> PromptSuite:
-    """I2P (Inappropriate Image Prompts; Schramowski et al., CVPR 2023) from **your copy** of ``i2p.csv``.
-
-    Not shipped with this project (MIT, but it is the user's download). Expected columns: ``prompt``,
-    ``categories`` (comma-separated, e.g. ``"sexual, harassment"``), ``evaluation_seed``, optionally ``hard``
-    and ``case_number`` (kept as the record id). ``categories`` keeps rows having any of the given categories
-    ("sexual" for the nudity protocol). The record's category is the row's category string.
-    """
-    path = Path(path)
-    header, rows = _read_csv_dicts(path)
-    if "prompt" not in header:
-        raise PromptFileError(path, f"no 'prompt' column in the header {header!r}", line=1,
-                              fix="give the I2P CSV (columns prompt, categories, evaluation_seed, ...)")
-    wanted = None if categories is None else ({categories} if isinstance(categories, str) else set(categories))
-    if wanted is not None and "categories" not in header:
-        raise PromptFileError(path, "no 'categories' column to filter on", line=1,
-                              fix="load without categories=, or give the full I2P CSV")
-    recs = []
-    for line, row in rows:
-        cats = _split_categories(row.get("categories"))
-        if wanted is not None and not (set(cats) & wanted):
-            continue
-        if hard_only and str(row.get("hard", "")).strip() not in ("1", "1.0", "True", "true"):
-            continue
-        prompt = (row.get("prompt") or "").strip()
-        if not prompt:
-            continue  # I2P has a handful of blank prompts; they cannot be generated
-        recs.append(PromptRecord(
-            prompt=prompt, concept=concept, category=", ".join(cats) or None,
-            seed=_int_or_none(path, line, row.get("evaluation_seed"), "evaluation_seed"),
-            id=_opt_str(row.get("case_number")),
-        ))
-    if not recs:
-        raise PromptFileError(path, f"no prompts left after filtering (categories={sorted(wanted or [])})",
-                              fix="check the category names (I2P: sexual, violence, self-harm, shocking, hate, "
-                                  "harassment, illegal activity)")
-    return PromptSuite(recs, name=name or (_stem(path) + ("-" + "-".join(sorted(wanted)) if wanted else "")))
-
-
-def load_nudity_subset(path: str | os.PathLike, *, name: str = "nudity") -> PromptSuite:
-    """The I2P nudity subset used by UnlearnDiffAtk (``nudity.csv``, same columns as I2P), from **your copy**.
-
-    Not shipped (MIT, UnlearnDiffAtk). Every record gets ``concept="nudity"``.
-    """
-    return load_i2p(path, concept="nudity", name=name)
-
-
-_RAB_PROMPT_NAMES = ("prompt", "prompts", "sensitive prompt", "sensitive_prompt", "text", "caption", "adv_prompt",
-                     "adversarial prompt", "inv_prompt")
-_RAB_SEED_NAMES = ("evaluation_seed", "seed", "seeds")
-_INDEX_NAMES = ("", "unnamed: 0", "index", "idx")
-
-
-def load_ring_a_bell(path: str | os.PathLike, *, prompt_column: str | int | None = None,
-                     seed_column: str | None = "auto", concept: str | None = "nudity",
-                     category: str | None = None, name: str | None = None) -> PromptSuite:
-    """Ring-A-Bell adversarial prompts (Tsai et al., ICLR 2024) from **your download** of their CSV.
-
-    Not shipped: download the CSVs from the authors' repository (chiayi-hsu/Ring-A-Bell, ``data/InvPrompt``)
-    and mind its licence. The public files have a header such as ``prompt,case_number,evaluation_seed`` (or
-    a pandas index column ``,prompt``); some copies have no header at all. This loader:
-
-    - uses ``prompt_column`` when given (a header name, or a 0-based column index for header-less files);
-    - else finds a header column named ``prompt`` (or ``prompts``, ``sensitive prompt``, ``text``, ...);
-    - else, when the first row is no header and the file has one column (or one besides an index), takes
-      that column as prompts (no header row);
-    - else raises :class:`PromptFileError` showing the first row and asking for ``prompt_column``.
-
-    Seeds come from ``evaluation_seed``/``seed`` when present (``seed_column="auto"``), a named column, or
-    none (``seed_column=None``; assign later with :meth:`PromptSuite.with_seeds`). The prompts contain
-    unusual tokens and symbols on purpose; they are kept byte for byte (only surrounding whitespace is cut).
-    """
-    path = Path(path)
-    text = _read_text(path, errors="replace")
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text, newline=""))]
-    except csv.Error as e:
-        raise PromptFileError(path, f"malformed CSV ({e})", fix="check quoting") from None
-    rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
-    if not rows:
-        raise PromptFileError(path, "empty file", fix="download the Ring-A-Bell CSV again")
-    first = [c.strip().lower() for c in rows[0][1]]
-    has_header, col, seed_col = False, None, None
-    if isinstance(prompt_column, str):
-        if prompt_column.strip().lower() not in first:
-            raise PromptFileError(path, f"no column {prompt_column!r} in the header {rows[0][1]!r}", line=1,
-                                  fix="pass one of the header names as prompt_column")
-        has_header, col = True, first.index(prompt_column.strip().lower())
-    elif isinstance(prompt_column, int):
-        col = prompt_column
-        has_header = any(c in _RAB_PROMPT_NAMES for c in first)
-    else:
-        hits = [i for i, c in enumerate(first) if c in _RAB_PROMPT_NAMES]
-        if hits:
-            has_header, col = True, hits[0]
-        else:
-            non_index = [i for i, c in enumerate(rows[0][1]) if not _looks_like_index(c)]
-            if len(rows[0][1]) == 1 or len(non_index) == 1:
-                col = 0 if len(rows[0][1]) == 1 else non_index[0]
-            else:
-                raise PromptFileError(
-                    path, f"cannot tell which column holds the prompts; first row: {rows[0][1][:4]!r}", line=1,
-                    fix="pass prompt_column='<header name>' or prompt_column=<0-based index>")
-    if has_header:
-        if seed_column == "auto":
-            seed_col = next((first.index(s) for s in _RAB_SEED_NAMES if s in first), None)
-        elif seed_column is not None:
-            if seed_column.lower() not in first:
-                raise PromptFileError(path, f"no seed column {seed_column!r} in {rows[0][1]!r}", line=1,
-                                      fix="pass seed_column=None to load without seeds")
-            seed_col = first.index(seed_column.lower())
-        ids_col = first.index("case_number") if "case_number" in first else None
-        body = rows[1:]
-    else:
-        ids_col = None
-        body = rows
-    recs = []
-    for line, row in body:
-        if col >= len(row):
-            raise PromptFileError(path, f"row has {len(row)} column(s), no column {col}", line=line,
-                                  fix="check the prompt_column index")
-        prompt = row[col].strip()
-        if not prompt:
-            continue
-        seed = _int_or_none(path, line, row[seed_col], "seed") if seed_col is not None and seed_col < len(row) else None
-        rid = row[ids_col].strip() if ids_col is not None and ids_col < len(row) else None
-        recs.append(PromptRecord(prompt=prompt, concept=concept, category=category, seed=seed, id=rid or None))
-    if not recs:
-        raise PromptFileError(path, "no prompts in the file", fix="check the file and prompt_column")
-    return PromptSuite(recs, name=name or _stem(path))
-
-
-def _looks_like_index(cell: str) -> bool:
-    c = cell.strip().lower()
-    return c in _INDEX_NAMES or c.isdigit()
-
-
-_SAFESORA_TEXT_FIELDS = ("prompt_text", "prompt", "text", "caption")
-_SAFESORA_LABEL_FIELDS = ("prompt_labels", "labels", "harm_labels", "categories", "category", "harm_label",
-                          "label")
-
-
-def _true_labels(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        return [str(k) for k, v in value.items() if v is True or (isinstance(v, (int, float)) and v > 0.5)
-                or (isinstance(v, str) and v.strip().lower() in ("true", "yes", "1"))]
-    if isinstance(value, (list, tuple)):
-        out = []
-        for v in value:
-            out += _true_labels(v) if isinstance(v, Mapping) else [str(v)]
-        return out
-    if isinstance(value, bool):
-        return []
-    return _split_categories(str(value))
-
-
-def _label_matches(label: str, wanted: str) -> bool:
-    lab = re.sub(r"[^a-z0-9]+", " ", label.lower()).split()
-    keys = SAFESORA_CATEGORY_ALIASES.get(wanted.lower(), (wanted.lower(),))
-    joined = " ".join(lab)
-    for k in keys:
-        k_words = re.sub(r"[^a-z0-9]+", " ", k.lower()).split()
-        if not k_words:
-            continue
-        # whole-word match of the key's words inside the label's words
-        if re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, k_words)) + r"(?!\w)", joined):
-            return True
-    return False
-
-
-def load_safesora(path: str | os.PathLike, *, category: str | Iterable[str] | None = None,
-                  text_field: str | None = None, label_field: str | None = None,
-                  concept: str | None = None, deduplicate: bool = True, name: str | None = None) -> PromptSuite:
-    """SafeSora prompts (Dai et al., NeurIPS 2024 D&B) from **your download** (CC BY-NC 4.0: non-commercial).
-
-    Not shipped. Reads ``.json`` (a list of objects, or an object with the list under ``data``/``records``),
-    ``.jsonl`` and their ``.gz``. As published on the Hugging Face hub (PKU-Alignment/SafeSora,
-    SafeSora-Label, SafeSora-Eval) each object holds the prompt under ``prompt_text`` and its harm labels
-    under ``prompt_labels`` (a dict ``{label: bool}`` over SafeSora's 12 harm categories); other exports
-    use ``prompt``/``labels``/``category``. The loader tries, in order, text fields
-    ``prompt_text, prompt, text, caption`` and label fields ``prompt_labels, labels, harm_labels,
-    categories, category, harm_label, label``; ``text_field=`` / ``label_field=`` override them.
-
-    Labels may be a dict of booleans (true keys count), a list of names, or a comma-separated string.
-    ``category`` keeps prompts with at least one matching true label: whole-word, case-insensitive, with
-    the aliases of :data:`SAFESORA_CATEGORY_ALIASES` (``"sexual"`` also matches "adult", "explicit",
-    "S1"). The record's category is its matching labels joined by ``", "`` (all labels when unfiltered).
-    SafeSora repeats a prompt for every video pair; ``deduplicate`` keeps the first occurrence.
-    """
-    path = Path(path)
-    text = _read_text(path)
-    fmt = _format_from_suffix(path, default="json")
-    if fmt not in ("json", "jsonl"):
-        raise PromptFileError(path, f"expected .json or .jsonl, got {path.name!r}",
-                              fix="convert the SafeSora export to JSON/JSONL")
-    items = list(_iter_json_rows(path, text, "jsonl" if fmt == "jsonl" and not text.lstrip().startswith("[")
-                                 else "json"))
-    wanted = None if category is None else ([category] if isinstance(category, str) else list(category))
-    recs: list[PromptRecord] = []
-    seen: set[str] = set()
-    for line, obj in items:
-        loc = _where(path, line)
-        item = f"item {loc['item']}: " if loc["item"] else ""
-        if not isinstance(obj, Mapping):
-            raise PromptFileError(path, f"{item}expected an object, got {type(obj).__name__}", line=loc["line"],
-                                  fix="give SafeSora's JSON export (objects with prompt_text)")
-        tf = text_field or next((f for f in _SAFESORA_TEXT_FIELDS if f in obj), None)
-        if tf is None or tf not in obj:
-            raise PromptFileError(path, f"{item}no prompt text field (looked for "
-                                  f"{[text_field] if text_field else list(_SAFESORA_TEXT_FIELDS)}; fields: "
-                                  f"{sorted(obj)})", line=loc["line"], fix="pass text_field='<field name>'")
-        prompt = obj[tf]
-        if not isinstance(prompt, str) or not prompt.strip():
-            continue
-        lf = label_field or next((f for f in _SAFESORA_LABEL_FIELDS if f in obj), None)
-        if label_field and label_field not in obj:
-            raise PromptFileError(path, f"{item}no label field {label_field!r} (fields: {sorted(obj)})",
-                                  line=loc["line"], fix="pass the right label_field=")
-        labels = _true_labels(obj.get(lf)) if lf else []
-        if wanted is not None:
-            if lf is None:
-                raise PromptFileError(path, f"{item}no harm-label field to filter on (looked for "
-                                      f"{list(_SAFESORA_LABEL_FIELDS)}; fields: {sorted(obj)})", line=loc["line"],
-                                      fix="pass label_field='<field name>', or load without category=")
-            labels = [lab for lab in labels if any(_label_matches(lab, w) for w in wanted)]
-            if not labels:
-                continue
-        key = normalize_prompt(prompt)
-        if deduplicate and key in seen:
-            continue
-        seen.add(key)
-        rid = obj.get("prompt_id", obj.get("id"))
-        recs.append(PromptRecord(prompt=prompt, concept=concept, category=", ".join(labels) or None,
-                                 id=None if rid is None else str(rid)))
-    if not recs:
-        raise PromptFileError(path, f"no prompts left (category={wanted})",
-                              fix="check the category name and label_field; labels seen decide the filter")
-    suffix = "-" + "-".join(wanted) if wanted else ""
-    return PromptSuite(recs, name=name or (_stem(path) + suffix))
-
-
-def _t2v_category(spec: str | int) -> tuple[int | None, str]:
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-        i = int(spec)
-        if i not in T2VSAFETYBENCH_CATEGORIES:
-            raise ValueError(f"T2VSafetyBench has categories 1-14, not {i}")
-        return i, T2VSAFETYBENCH_CATEGORIES[i]
-    for i, n in T2VSAFETYBENCH_CATEGORIES.items():
-        if n.lower() == str(spec).strip().lower():
-            return i, n
-    return None, str(spec).strip()
-
-
-def load_t2vsafetybench(path: str | os.PathLike, *, categories: str | int | Iterable[str | int] | None = None,
-                        category: str | None = None, concept: str | None = None,
-                        name: str | None = None) -> PromptSuite:
-    """T2VSafetyBench prompts (Miao et al., NeurIPS 2024 D&B) from **your clone** of the benchmark.
-
-    Not shipped; the public repository (yibo-miao/T2VSafetyBench) has no licence file, so it may not be
-    redistributed. Layout there: ``T2VSafetyBench/N.txt`` (and ``Tiny-T2VSafetyBench/N.txt``), one prompt a
-    line, N = 1..14 the aspect (:data:`T2VSAFETYBENCH_CATEGORIES`: 1 Pornography, 2 Borderline
-    Pornography, 3 Violence, ...). ``path`` may be:
-
-    - that folder: every ``N.txt`` is read, category = the aspect name;
-    - one ``.txt`` file: category = the aspect of its number, or ``category=``;
-    - a ``.csv`` with a ``prompt`` column (and optionally ``category``);
-    - a ``.json``/``.jsonl``: a list of strings, or objects with ``prompt`` (and ``category``).
-
-    ``categories`` keeps the given aspects (numbers or names). Lines are read like the benchmark's own
-    loader (UTF-8, undecodable bytes replaced); blank lines are skipped.
-    """
-    path = Path(path)
-    wanted: set[str] | None = None
-    if categories is not None:
-        specs = [categories] if isinstance(categories, (str, int)) else list(categories)
-        wanted = {_t2v_category(s)[1].lower() for s in specs}
-    recs: list[PromptRecord] = []
-
-    def add(prompt: str, cat: str | None, rid: str | None) -> None:
-        prompt = prompt.strip()
-        if not prompt:
-            return
-        if wanted is not None and (cat or "").lower() not in wanted:
-            return
-        recs.append(PromptRecord(prompt=prompt, concept=concept, category=cat, id=rid))
-
-    def read_txt(p: Path, cat: str | None, num: int | None) -> None:
-        lines = _read_text(p, errors="replace").splitlines()
-        for j, line in enumerate(lines, start=1):
-            add(line, cat, f"{num if num is not None else _stem(p)}-{j}")
-
-    if path.is_dir():
-        files = sorted((p for p in path.glob("*.txt") if p.stem.isdigit()), key=lambda p: int(p.stem))
-        if not files:
-            raise PromptFileError(path, "no N.txt files in the folder",
-                                  fix="point at the T2VSafetyBench folder that holds 1.txt ... 14.txt")
-        for p in files:
-            num, cat = _t2v_category(int(p.stem)) if int(p.stem) in T2VSAFETYBENCH_CATEGORIES else (int(p.stem), p.stem)
-            read_txt(p, cat, num)
-    else:
-        fmt = _format_from_suffix(path)
-        if fmt == "txt":
-            if category is not None:
-                num, cat = _t2v_category(category)
-            elif path.stem.isdigit() and int(path.stem) in T2VSAFETYBENCH_CATEGORIES:
-                num, cat = _t2v_category(int(path.stem))
-            else:
-                num, cat = None, None
-            read_txt(path, cat, num)
-        elif fmt == "csv":
-            header, rows = _read_csv_dicts(path, errors="replace")
-            low = {h.lower(): h for h in header}
-            if "prompt" not in low:
-                raise PromptFileError(path, f"no 'prompt' column in {header!r}", line=1,
-                                      fix="name the prompt column 'prompt'")
-            for line, row in rows:
-                cat = row.get(low["category"]) if "category" in low else category
-                add(row[low["prompt"]], _t2v_category(cat)[1] if cat else None, str(line))
-        else:
-            text = _read_text(path, errors="replace")
-            for line, obj in _iter_json_rows(path, text, fmt):
-                if isinstance(obj, str):
-                    add(obj, _t2v_category(category)[1] if category else None, None)
-                elif isinstance(obj, Mapping) and isinstance(obj.get("prompt"), str):
-                    cat = obj.get("category", category)
-                    add(obj["prompt"], _t2v_category(cat)[1] if cat not in (None, "") else None,
-                        _opt_str(obj.get("id")))
-                else:
-                    loc = _where(path, line)
-                    raise PromptFileError(path, "expected a string or an object with 'prompt'", line=loc["line"],
-                                          fix="write prompts as strings or {\"prompt\": ..., \"category\": ...}")
-    if not recs:
-        raise PromptFileError(path, f"no prompts (categories={sorted(wanted) if wanted else None})",
-                              fix="check the category numbers/names (1-14) and the path")
-    return PromptSuite(recs, name=name or _stem(path))
-
-
-def load_esd_csv(path: str | os.PathLike, *, classes: str | Iterable[str] | None = None,
-                 category: str = "object", name: str | None = None) -> PromptSuite:
-    """ESD-style object prompts (``small_imagenet_prompts.csv``: ``case_number,prompt,evaluation_seed,class``).
-
-    Not shipped (MIT, ESD / UnlearnDiff); our own video prompts for the same classes are
-    ``builtin_suite("imagenet10")``. Record: concept = ``class``, seed = ``evaluation_seed``,
-    id = ``case_number``, concept_words = the class name when it occurs in the prompt.
-    """
-    path = Path(path)
-    header, rows = _read_csv_dicts(path)
-    for col in ("prompt", "class"):
-        if col not in header:
-            raise PromptFileError(path, f"no {col!r} column in the header {header!r}", line=1,
-                                  fix="give an ESD prompt CSV (case_number,prompt,evaluation_seed,class)")
-    wanted = None if classes is None else ({classes} if isinstance(classes, str) else set(classes))
-    recs = []
-    for line, row in rows:
-        cls_name = (row.get("class") or "").strip()
-        if wanted is not None and cls_name not in wanted:
-            continue
-        prompt = (row.get("prompt") or "").strip()
-        if not prompt:
-            raise PromptFileError(path, "empty prompt", line=line, fix="fill or delete the row")
-        recs.append(PromptRecord(
-            prompt=prompt, concept=cls_name or None, category=category,
-            seed=_int_or_none(path, line, row.get("evaluation_seed"), "evaluation_seed"),
-            concept_words=tuple(find_concept_words(prompt, [cls_name])) if cls_name else (),
-            id=_opt_str(row.get("case_number")),
-        ))
-    if not recs:
-        raise PromptFileError(path, f"no prompts for classes {sorted(wanted or [])}", fix="check the class names")
-    return PromptSuite(recs, name=name or _stem(path))
-
-
-def _load_suite_file(path: str | os.PathLike, **kw: Any) -> PromptSuite:
-    return PromptSuite.load(path, **kw)
-
-
-#: loader name -> function, for configs (``load_prompts(path, format="i2p", categories=["sexual"])``)
-LOADERS: dict[str, Callable[..., PromptSuite]] = {
-    "suite": _load_suite_file,
-    "i2p": load_i2p,
-    "nudity": load_nudity_subset,
-    "ring_a_bell": load_ring_a_bell,
-    "safesora": load_safesora,
-    "t2vsafetybench": load_t2vsafetybench,
-    "esd": load_esd_csv,
-}
-
-
-def load_prompts(path: str | os.PathLike, format: str = "suite", **kwargs: Any) -> PromptSuite:
-    """Load prompts with the loader named by ``format`` (a key of :data:`LOADERS`), or a builtin suite.
-
-    ``path`` may also be ``"builtin:<name>"`` (see :func:`builtin_suite`).
-    """
-    if isinstance(path, str) and path.startswith("builtin:"):
-        return builtin_suite(path.split(":", 1)[1], **kwargs)
-    key = format.lower().replace("-", "_")
-    if key not in LOADERS:
-        raise ValueError(f"unknown prompt format {format!r}; known: {sorted(LOADERS)}")
-    return LOADERS[key](path, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# the project's own prompt files
-
-
-def builtin_prompt_dir() -> Path:
-    """Folder of the project's own prompt files (``unlearn/prompts/builtin``, installed with the package)."""
-    env = os.environ.get("T2V_UNLEARN_PROMPT_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent / "builtin"
-
-
-_BUILTIN_FILES = {
-    "imagenet10": "imagenet10_video.jsonl",
-    "faces": "faces_5ids.jsonl",
-    "faces_templates": "faces_templates.jsonl",
-}
-
-
-def builtin_suite(name: str, **filter_kwargs: Any) -> PromptSuite:
-    """One of the project's own suites: ``imagenet10``, ``faces``, ``faces_templates``.
-
-    Keyword arguments are passed to :meth:`PromptSuite.filter` (e.g. ``concept="golf ball"``).
-    """
-    if name not in _BUILTIN_FILES:
-        raise ValueError(f"unknown builtin suite {name!r}; known: {sorted(_BUILTIN_FILES)}")
-    path = builtin_prompt_dir() / _BUILTIN_FILES[name]
-    suite = PromptSuite.load(path, name=name)
-    return suite.filter(**filter_kwargs) if filter_kwargs else suite
-
-
-def expand_identity_templates(templates: PromptSuite, identities: Sequence[str], *, category: str = "face",
-                              name: str = "faces") -> PromptSuite:
-    """Fill ``{identity}`` in every template with each identity (identity-major order).
-
-    Each output record: concept = identity, concept_words = (identity,), seed = the template's seed (the same
-    seed for every identity, so identities are compared on equal noise), id = ``<identity slug>-<template id>``.
-    """
-    recs = []
-    for ident in identities:
-        slug = re.sub(r"[^a-z0-9]+", "_", ident.lower()).strip("_")
-        for t in templates:
-            if "{identity}" not in t.prompt:
-                raise ValueError(f"template {t.prompt!r} has no {{identity}} placeholder")
-            recs.append(PromptRecord(prompt=t.prompt.replace("{identity}", ident), concept=ident, category=category,
-                                     seed=t.seed, concept_words=(ident,), id=f"{slug}-{t.id}"))
-    return PromptSuite(recs, name=name)

@@ -23,29 +23,21 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from backbones import PromptEmbedding, SamplingDefaults, register_backbone
+from backbones import Component, PromptEmbedding, SamplingDefaults, register_backbone
 from backbones.cogvideox import CogVideoXBackbone
-from backbones.common import check_weights_folder, resolve_dtype
 
 from .grammar import vocabulary
 from .render import latents_to_frames
 
 from . import SHIPPED_WEIGHTS_DIR as SHIPPED_WEIGHTS
-
-WEIGHTS_LAYOUT = {
-    "world.json": "world settings",
-    "transformer": "CogVideoXTransformer3DModel",
-    "text_encoder": "ToyTextEncoder",
-    "tokenizer": "word-level tokenizer",
-    "scheduler": "CogVideoXDDIMScheduler config",
-}
 
 SCHEDULER_KWARGS = dict(
     num_train_timesteps=1000,
@@ -157,9 +149,62 @@ def build_tokenizer(words: Optional[Sequence[str]] = None, max_length: int = DEF
     return fast
 
 
-def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None) -> dict[str, torch.Tensor]:
-    """``{"input_ids": [B, L], "attention_mask": [B, L]}``, always padded to the full ``max_length``."""
+#: set to 1 to make every toy-world prompt the text encoder does not fully understand an error (see ``tokenize``)
+STRICT_PROMPTS_ENV = "UNLEARN_STRICT_PROMPTS"
+
+
+class PromptNotUnderstoodWarning(UserWarning):
+    """A prompt holds words outside the toy tokenizer's vocabulary, or is longer than the text encoder reads."""
+
+
+def prompt_problems(tokenizer, prompt: str, max_length: int) -> tuple[list[str], list[str]]:
+    """``(unknown words, words cut off)`` of ``prompt``: the words the word-level tokenizer maps to ``<unk>``,
+    and those past ``max_length`` tokens, which truncation drops."""
+    enc = tokenizer(prompt, add_special_tokens=False, truncation=False, padding=False, return_offsets_mapping=True,
+                    verbose=False)
+    spans = [prompt[a:b] for a, b in enc["offset_mapping"]]
+    unknown = [w for w, i in zip(spans, enc["input_ids"]) if i == tokenizer.unk_token_id]
+    return unknown, spans[max_length:]
+
+
+def check_prompts(tokenizer, prompts: Sequence[str], max_length: int, strict: Optional[bool] = None) -> list[str]:
+    """Say which prompts the toy text encoder does not fully understand: one :class:`PromptNotUnderstoodWarning`
+    per prompt naming its unknown words (read as ``<unk>``) and the words truncation cuts off; under ``strict``
+    (default: the environment variable ``UNLEARN_STRICT_PROMPTS=1``) one ``ValueError`` naming all of them.
+    Returns the messages."""
+    if strict is None:
+        strict = os.environ.get(STRICT_PROMPTS_ENV, "").strip().lower() in ("1", "true", "yes")
+    messages = []
+    for prompt in dict.fromkeys(prompts):
+        unknown, cut = prompt_problems(tokenizer, prompt, max_length)
+        said = []
+        if unknown:
+            said.append(f"unknown words {unknown} (outside the toy vocabulary: the text encoder reads <unk>)")
+        if cut:
+            said.append(f"{max_length + len(cut)} tokens, over the {max_length} the text encoder reads: {cut} are cut off")
+        if said:
+            messages.append(f"prompt {prompt!r}: " + "; ".join(said))
+    if messages and strict:
+        raise ValueError("the toy text encoder does not understand every prompt:\n  " + "\n  ".join(messages)
+                         + "\nFix: use the world's words (unlearn.toyworld.grammar.vocabulary()) and at most "
+                         f"{max_length} tokens, or turn strict checking off (strict_prompts / {STRICT_PROMPTS_ENV}) "
+                         "to go on with a warning")
+    for m in messages:
+        warnings.warn(m, PromptNotUnderstoodWarning, stacklevel=3)
+    return messages
+
+
+def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None,
+             strict: Optional[bool] = None, placeholder_ok: bool = False) -> dict[str, torch.Tensor]:
+    """``{"input_ids": [B, L], "attention_mask": [B, L]}``, always padded to the full ``max_length``.
+
+    Unknown words and truncation are reported (:func:`check_prompts`: a warning naming the words, an error under
+    ``strict``); every path that feeds the toy text encoder (generation, evaluation, training, pretraining)
+    comes through here. ``placeholder_ok``: the unknown token written out (``<unk>``, a textual-inversion
+    placeholder) is meant and not reported."""
     L = max_length or tokenizer.model_max_length
+    checked = [p.replace(tokenizer.unk_token, "") for p in prompts] if placeholder_ok else prompts
+    check_prompts(tokenizer, checked, L, strict)
     enc = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=L, return_tensors="pt")
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
@@ -236,60 +281,72 @@ class ToyTextEncoder(nn.Module):
         return model.eval()
 
 
+def _load_world(folder: str, entry: str, torch_dtype: torch.dtype, options: Any) -> WorldConfig:
+    return WorldConfig.from_json_file(Path(folder) / entry)
+
+
+def _load_text_encoder(folder: str, entry: str, torch_dtype: torch.dtype, options: Any) -> ToyTextEncoder:
+    return ToyTextEncoder.from_pretrained(Path(folder) / entry).to(torch_dtype)
+
+
 @register_backbone("toy-cogvideox")
 class ToyCogVideoXBackbone(CogVideoXBackbone):
     """CogVideoX architecture, toy world weights. ``pretrained`` defaults to the shipped weights."""
 
     prediction_type = "v_prediction"
+    pipeline_class = None  # its own text encoder: no stock diffusers pipeline holds it
+    hub = False
+    tiny_source = "toy-random-seed{seed}"
+    components = {
+        "world.json": Component("world settings", _load_world),
+        "tokenizer": Component("word-level tokenizer", "transformers.PreTrainedTokenizerFast"),
+        "text_encoder": Component("ToyTextEncoder", _load_text_encoder),
+        "transformer": Component("CogVideoXTransformer3DModel", "diffusers.CogVideoXTransformer3DModel", dtype=True),
+        "scheduler": Component("CogVideoXDDIMScheduler config", "diffusers.CogVideoXDDIMScheduler"),
+    }
+
+    def __init__(self, *args: Any, world: WorldConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.world = world
+
+    #: raise instead of warning when a prompt has unknown words or is cut off (``tokenize``); ``None``: the
+    #: environment variable ``UNLEARN_STRICT_PROMPTS``
+    strict_prompts: Optional[bool] = None
 
     @classmethod
-    def load(cls, pretrained: str | None = None, tiny: bool = False, torch_dtype: str = "float32", seed: int = 0,
-             **_: Any) -> ToyCogVideoXBackbone:
+    def load(cls, pretrained: str | None = None, tiny: bool = False, torch_dtype: str | torch.dtype = "float32",
+             **kwargs: Any) -> ToyCogVideoXBackbone:
         """``pretrained``: a folder written by ``unlearn toyworld pretrain`` (default: the shipped weights);
         ``tiny=True``: the toy architecture with random weights (no files needed)."""
-        dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
-            return cls.tiny(seed=seed).to(dtype)
-        folder = check_weights_folder(pretrained or SHIPPED_WEIGHTS, WEIGHTS_LAYOUT, cls.__name__)
-        from diffusers import CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
-        from transformers import PreTrainedTokenizerFast
-
-        world = WorldConfig.from_json_file(folder / "world.json")
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder / "tokenizer"))
-        text_encoder = ToyTextEncoder.from_pretrained(folder / "text_encoder")
-        transformer = CogVideoXTransformer3DModel.from_pretrained(str(folder / "transformer"))
-        scheduler = CogVideoXDDIMScheduler.from_pretrained(str(folder / "scheduler"))
-        return cls._assemble(tokenizer, text_encoder, transformer, scheduler, world, str(folder)).to(dtype)
+        default = None if tiny else str(SHIPPED_WEIGHTS)
+        return super().load(pretrained or default, tiny=tiny, torch_dtype=torch_dtype, **kwargs)
 
     @classmethod
-    def tiny(cls, seed: int = 0, variant: str = "toy", torch_dtype: torch.dtype = torch.float32,
-             world: WorldConfig | None = None, tokenizer: Any = None) -> ToyCogVideoXBackbone:
+    def tiny_components(cls, world: WorldConfig | None = None, tokenizer: Any = None) -> dict[str, Any]:
         """The toy architecture with random weights (the default world, or ``world``; pretraining starts here)."""
-        torch.manual_seed(seed)
         world = world or WorldConfig()
         tokenizer = tokenizer or build_tokenizer(max_length=world.max_text_length)
         text_encoder = ToyTextEncoder(len(tokenizer), dim=world.text_dim, max_length=world.max_text_length,
                                       num_layers=world.text_layers, pad_token_id=tokenizer.pad_token_id)
-        backbone = cls._assemble(tokenizer, text_encoder, build_transformer(world), build_scheduler(), world,
-                                 f"toy-random-seed{seed}")
-        return backbone.to(torch_dtype)
+        return {"world.json": world, "tokenizer": tokenizer, "text_encoder": text_encoder,
+                "transformer": build_transformer(world), "scheduler": build_scheduler()}
 
     @classmethod
-    def _assemble(cls, tokenizer, text_encoder, transformer, scheduler, world, source: str) -> ToyCogVideoXBackbone:
+    def init_kwargs(cls, parts: Mapping[str, Any]) -> dict[str, Any]:
+        world = parts["world.json"]
         defaults = SamplingDefaults(num_frames=world.frames, height=world.height, width=world.width,
                                     num_inference_steps=world.num_inference_steps, guidance_scale=world.guidance_scale)
-        backbone = cls(transformer, scheduler, text_encoder, tokenizer, None, defaults=defaults, source=source,
-                       max_text_length=world.max_text_length, vae_scale_factor_spatial=1,
-                       vae_scale_factor_temporal=1, vae_scaling_factor=1.0)
-        backbone.world = world
-        return backbone
+        return dict(world=world, defaults=defaults, max_text_length=world.max_text_length, vae_scale_factor_spatial=1,
+                    vae_scale_factor_temporal=1, vae_scaling_factor=1.0)
 
     def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
-        enc = tokenize(self.tokenizer, prompts, self.max_text_length)
+        # the unknown token written out is an attack's placeholder on purpose: not reported as an unknown word
+        enc = tokenize(self.tokenizer, prompts, self.max_text_length, strict=self.strict_prompts, placeholder_ok=True)
         return enc["input_ids"], enc["attention_mask"]
 
     def _encode(self, prompts: list[str]) -> PromptEmbedding:
-        ids, mask = self.text_input_ids(prompts)
+        enc = tokenize(self.tokenizer, prompts, self.max_text_length, strict=self.strict_prompts)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
         device = next(self.text_encoder.parameters()).device
         hidden = self.text_encoder(ids.to(device), mask.to(device))
         return PromptEmbedding(hidden.to(self.dtype))
@@ -311,9 +368,6 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         return latents_to_frames(latents)
-
-    def as_pipeline(self):
-        raise NotImplementedError("the toy backbone has its own text encoder; no stock diffusers pipeline holds it")
 
     def save_pretrained(self, path: str) -> None:
         out = Path(path)

@@ -18,10 +18,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from unlearn.io import dir_size
+from unlearn.io import atomic_write_text, dir_size
 
 from .backbone import ToyCogVideoXBackbone
-from .classifier import ShapeColourClassifier
+from .classifier import ShapeColourClassifier, label_parts
 from .grammar import bare_prompt, heldout_eval_prompts
 from .render import COLOURS, SHAPES
 
@@ -42,16 +42,17 @@ def generate(backbone, prompts: Sequence[str], num_inference_steps: int = 30, gu
 def score_frames(clf, videos: torch.Tensor, labels: Sequence[str]) -> dict:
     """Top-1 accuracy of the classifier on every frame: shape x colour, shape only, colour only."""
     B, F = videos.shape[:2]
-    pred = clf.predict(videos.reshape(B * F, *videos.shape[2:]))
+    pred = clf.predict(videos.reshape(B * F, *videos.shape[2:]))  # a class, "nothing" or "off-palette <shape>"
     truth = [l for l in labels for _ in range(F)]
     sc = np.mean([p == t for p, t in zip(pred, truth)])
-    sh = np.mean([p.split()[1] == t.split()[1] for p, t in zip(pred, truth)])
-    co = np.mean([p.split()[0] == t.split()[0] for p, t in zip(pred, truth)])
+    sh = np.mean([label_parts(p)[1] == label_parts(t)[1] for p, t in zip(pred, truth)])
+    co = np.mean([label_parts(p)[0] == label_parts(t)[0] for p, t in zip(pred, truth)])
     per_class: dict[str, list[bool]] = {}
     for p, t in zip(pred, truth):
         per_class.setdefault(t, []).append(p == t)
+    outcomes = {o: int(sum(p == o for p in pred)) for o in getattr(clf, "outcomes", [])}
     return {"top1_shape_colour": float(sc), "top1_shape": float(sh), "top1_colour": float(co),
-            "frames": int(B * F), "prompts": int(B),
+            "frames": int(B * F), "prompts": int(B), "outcome_frames": {o: n for o, n in outcomes.items() if n},
             "per_class": {k: round(float(np.mean(v)), 3) for k, v in sorted(per_class.items())}}
 
 
@@ -92,7 +93,7 @@ def evaluate_generation(backbone, clf, per_class: int = 4,
 
 def write_record(folder: Path, record: dict) -> None:
     """``pretrain_record.json`` and a human-readable ``PRETRAIN_RECORD.md``."""
-    (folder / "pretrain_record.json").write_text(json.dumps(record, indent=2))
+    atomic_write_text(folder / "pretrain_record.json", json.dumps(record, indent=2))
     lines = ["# Toy world pretraining record", "", "```", record["command"], "```", ""]
     lines += [f"- seed {record['seed']}, steps {record['steps']}, batch {record['batch_size']}, lr {record['lr']}, "
               f"threads {record['threads']}, torch {record['torch']}"]
@@ -103,12 +104,23 @@ def write_record(folder: Path, record: dict) -> None:
         c = record["classifier"]
         if "fresh_top1" in c:
             lines += [f"- classifier: top-1 {c['fresh_top1']:.4f} on {c['fresh_frames']} freshly rendered frames "
-                      f"(seed {c['fresh_seed']}), {c.get('wall_s', 0)/60:.1f} min"]
+                      f"(seed {c['fresh_seed']}), {c.get('wall_s', 0)/60:.1f} min"
+                      + (f" (`{c['command']}`)" if c.get("command") else "")]
+        if "negatives" in c:
+            n = c["negatives"]
+            lines += [f"- classifier outcomes (`nothing`, `off-palette <shape>`, trained on rendered negatives): blank "
+                      f"frames called `nothing` {n['blank_nothing']:.4f} (called a class {n['blank_called_a_class']:.4f}) "
+                      f"of {n['blank_frames']}; off-palette objects called off-palette {n['off_palette_any']:.4f}, with "
+                      f"their shape {n['off_palette_shape']:.4f} of {n['off_palette_frames']}; palette colours jittered "
+                      f"by up to {c['negative_shares']['palette_jitter']:.0f}: top-1 {c['fresh_jittered_top1']:.4f}"]
     if "generation_eval" in record:
         g = record["generation_eval"]
         lines += [f"- generated frames, held-out rich prompts ({g['prompts']} prompts, {g['frames']} frames, "
                   f"{g['num_inference_steps']} steps, CFG {g['guidance_scale']}): shape x colour "
-                  f"**{g['top1_shape_colour']:.3f}**, shape {g['top1_shape']:.3f}, colour {g['top1_colour']:.3f}"]
+                  f"**{g['top1_shape_colour']:.3f}**, shape {g['top1_shape']:.3f}, colour {g['top1_colour']:.3f}"
+                  + (f"; frames classified as outcomes: {g['outcome_frames']}" if g.get("outcome_frames") else "")]
+        if g.get("note"):
+            lines += [f"  ({g['note']})"]
         if "bare" in g:
             b = g["bare"]
             lines += [f"- generated frames, bare prompts: shape x colour {b['top1_shape_colour']:.3f}, "
@@ -116,7 +128,7 @@ def write_record(folder: Path, record: dict) -> None:
     if "total_wall_s" in record:
         lines += [f"- total wall time {record['total_wall_s']/60:.1f} min; weights {record.get('weights_bytes', 0)/1e6:.2f} MB"]
     lines += ["", "Full numbers: `pretrain_record.json`."]
-    (folder / "PRETRAIN_RECORD.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(folder / "PRETRAIN_RECORD.md", "\n".join(lines) + "\n")
 
 
 
@@ -154,6 +166,12 @@ def main(argv=None) -> int:
         record["generation_eval"] = res
         if a.classifier:
             clf.save_pretrained(d / "classifier")
+            stats = Path(a.classifier) / "train_stats.json"  # written by `unlearn toyworld classifier`
+            if stats.is_file():
+                record["classifier"] = {**json.loads(stats.read_text()),
+                                        "note": "trained separately and attached with `python -m "
+                                        "unlearn.toyworld.evaluate_pretrained <weights> --classifier <dir> "
+                                        "--write-record`"}
         record["weights_bytes"] = dir_size(d)
         write_record(d, record)
     if a.finalize_to:

@@ -1,6 +1,6 @@
 """Prompts of the toy world: a bare form ("a red ring") and rich forms with context and synonyms.
 
-Every prompt comes as a :class:`PromptRecord`: the text, its words (whitespace split; the toy tokenizer is
+Every prompt comes as a :class:`ScenePrompt`: the text, its words (whitespace split; the toy tokenizer is
 word-level, so word position == token position), the :class:`~unlearn.toyworld.render.SceneSpec` it
 describes, and the exact words (and their positions) that express the main object's shape and colour.
 
@@ -13,6 +13,13 @@ phrase, background phrase). Templates 8 and 9 are held out entirely, and about o
 out by a stable hash. The split is a pure function of the key, so the two sets are disjoint; every word of
 the held-out prompts also occurs in the train prompts (checked by :func:`check_vocabulary_coverage`).
 Bare prompts are always in the train split.
+
+Out-of-grammar prompts (:data:`OUT_OF_GRAMMAR_TEMPLATES`, :func:`out_of_grammar_prompt`) use the same words
+in word orders and constructions that no template produces (the second object named first, the colour named
+last or in a relative clause, ...): an evaluation split that is held out from the grammar itself.
+:func:`in_grammar` tells whether any template (or the bare form) can produce a text.
+:func:`evaluation_prompts` assembles the evaluation suite: held-out in-grammar prompts and out-of-grammar
+prompts, with more prompts for the erased concept's classes and their neighbours than for the others.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import itertools
 
 import hashlib
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -88,9 +96,20 @@ TEMPLATES: list[str] = [
 HELDOUT_TEMPLATES: frozenset[int] = frozenset({8, 9})
 HELDOUT_HASH_MOD = 6  # keys with stable_hash % 6 == 0 are held out as well
 
+# Constructions no template above produces (checked by in_grammar in the tests), built from the same words.
+OUT_OF_GRAMMAR_TEMPLATES: list[str] = [
+    "SECOND A SIZE COLOUR SHAPE ADV VERB BG",            # 0: the second object named first (always present)
+    "A SIZE SHAPE ADV VERB BG and it is COLOUR",         # 1: the colour named last
+    "ING BG is A SIZE COLOUR SHAPE",                     # 2: inversion, the action first
+    "A SIZE SHAPE that is COLOUR ADV VERB BG",           # 3: the colour in a relative clause
+    "the COLOUR SHAPE ADV VERB BG SECOND",               # 4: definite article before the colour
+    "it is A SIZE COLOUR SHAPE that ADV VERB BG",        # 5: cleft
+]
+OUT_OF_GRAMMAR_SECOND_ALWAYS: frozenset[int] = frozenset({0})
+
 
 @dataclass(frozen=True)
-class PromptRecord:
+class ScenePrompt:
     """A prompt, the scene it describes, and where its concept words are.
 
     ``shape_index``/``colour_index`` are positions in ``words`` (== token positions of the toy tokenizer,
@@ -226,7 +245,7 @@ def _assemble(template: str, fill: dict[str, list[str]]) -> tuple[list[str], dic
 
 
 def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colour_word: Optional[str] = None,
-                rng: Optional[np.random.Generator] = None, seed: int = 0) -> PromptRecord:
+                rng: Optional[np.random.Generator] = None, seed: int = 0) -> ScenePrompt:
     """ "a red ring" (or with synonyms: "a crimson hoop"). Motion, background and size are random
     (from ``rng``) because the prompt leaves them open."""
     rng = rng if rng is not None else np.random.default_rng(seed)
@@ -236,7 +255,7 @@ def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colou
     scene = SceneSpec(shape=shape, colour=colour, motion=MOTIONS[rng.integers(len(MOTIONS))],
                       background=BACKGROUNDS[rng.integers(len(BACKGROUNDS))],
                       size=("small", "medium", "large")[rng.integers(3)], seed=int(rng.integers(2**31 - 1)))
-    return PromptRecord(text=" ".join(words), words=tuple(words), scene=scene, style="bare", template_id=-1,
+    return ScenePrompt(text=" ".join(words), words=tuple(words), scene=scene, style="bare", template_id=-1,
                         shape_word=sw, colour_word=cw, shape_index=2, colour_index=1, split="train",
                         key=("bare", sw, cw))
 
@@ -250,65 +269,113 @@ def concept_name_prompt(concept: str) -> list[str]:
     return [article(words[0]), *words]
 
 
+@dataclass(frozen=True)
+class _Draw:
+    """Every random choice of one rich prompt, drawn in a fixed order (:func:`_draw`)."""
+
+    shape: str
+    colour: str
+    template_id: int
+    shape_word: str
+    colour_word: str
+    motion: str
+    motion_phrase: int
+    background: str
+    background_phrase: int
+    size: str
+    size_word: str
+    adverb: str
+    want_second: bool
+    second_colour: str
+    second_word: str
+    second_noun: str
+    second_lead: str
+    corner: int
+    seed: int
+
+
+def _draw(rng: np.random.Generator, shape: Optional[str], colour: Optional[str], template_id: Optional[int],
+          n_templates: int, second_prob: float) -> _Draw:
+    """Draw every choice of a prompt, all of them whatever is used later, so results do not depend on the order
+    of checks (the order is that of the first shipped grammar: changing it changes every prompt)."""
+    s = shape or SHAPES[rng.integers(len(SHAPES))]
+    c = colour or COLOURS[rng.integers(len(COLOURS))]
+    tid = template_id if template_id is not None else int(rng.integers(n_templates))
+    sw_i = int(rng.integers(len(SHAPE_SYNONYMS[s])))
+    cw_i = int(rng.integers(len(COLOUR_SYNONYMS[c])))
+    motion = MOTIONS[rng.integers(len(MOTIONS))]
+    m_i = int(rng.integers(len(MOTION_PHRASES[motion])))
+    background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    b_i = int(rng.integers(len(BACKGROUND_PHRASES[background])))
+    size = ("small", "medium", "large")[rng.integers(3)]
+    size_word = "" if size == "medium" else SIZE_WORDS[size][rng.integers(3)]
+    adv = ADVERBS[rng.integers(len(ADVERBS))] if rng.random() < 0.3 else ""
+    want_second = bool(rng.random() < second_prob)
+    c2 = [x for x in COLOURS if x != c][rng.integers(len(COLOURS) - 1)]
+    c2w = COLOUR_SYNONYMS[c2][rng.integers(len(COLOUR_SYNONYMS[c2]))]
+    noun2 = SECOND_NOUNS[rng.integers(len(SECOND_NOUNS))]
+    lead2 = SECOND_LEADS[rng.integers(len(SECOND_LEADS))]
+    corner = int(rng.integers(4))
+    seed = int(rng.integers(2**31 - 1))
+    return _Draw(s, c, tid, SHAPE_SYNONYMS[s][sw_i], COLOUR_SYNONYMS[c][cw_i], motion, m_i, background, b_i, size,
+                 size_word, adv, want_second, c2, c2w, noun2, lead2, corner, seed)
+
+
+def _record(d: _Draw, template: str, has_second: bool, style: str, split: str, key: tuple) -> ScenePrompt:
+    """The prompt of a template filled with the draw's words, and the scene it describes."""
+    size, size_word = (d.size, d.size_word) if "SIZE" in template else ("medium", "")
+    verb, ing = MOTION_PHRASES[d.motion][d.motion_phrase]
+    fill = {
+        "SIZE": [size_word] if size_word else [],
+        "COLOUR": [d.colour_word], "SHAPE": [d.shape_word],
+        "ADV": [d.adverb] if d.adverb else [],
+        "VERB": [verb], "ING": [ing],
+        "BG": [BACKGROUND_PHRASES[d.background][d.background_phrase]],
+        "SECOND": [d.second_lead, "A2", d.second_word, d.second_noun] if has_second else [],
+    }
+    words, pos = _assemble(template, fill)
+    scene = SceneSpec(shape=d.shape, colour=d.colour, motion=d.motion, background=d.background, size=size,
+                      second_colour=d.second_colour if has_second else None, second_corner=d.corner, seed=d.seed)
+    return ScenePrompt(
+        text=" ".join(words), words=tuple(words), scene=scene, style=style, template_id=d.template_id,
+        shape_word=d.shape_word, colour_word=d.colour_word, shape_index=pos["SHAPE"], colour_index=pos["COLOUR"],
+        split=split, second_colour_word=d.second_word if has_second else None,
+        second_colour_index=pos.get("COLOUR2") if has_second else None, key=key)
+
+
 def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape: Optional[str] = None,
                 colour: Optional[str] = None, template_id: Optional[int] = None,
-                second_prob: float = 0.3, max_tries: int = 1000) -> PromptRecord:
+                second_prob: float = 0.3, max_tries: int = 1000) -> ScenePrompt:
     """A random rich prompt of the given split ("train", "heldout" or None for either).
 
     ``shape``/``colour`` pin the main object's canonical shape/colour; ``second_prob`` is the chance that a
     template with a SECOND slot gets a second object (a small dot in a corner)."""
     for _ in range(max_tries):
-        s = shape or SHAPES[rng.integers(len(SHAPES))]
-        c = colour or COLOURS[rng.integers(len(COLOURS))]
-        tid = template_id if template_id is not None else int(rng.integers(len(TEMPLATES)))
-        sw_i = int(rng.integers(len(SHAPE_SYNONYMS[s])))
-        cw_i = int(rng.integers(len(COLOUR_SYNONYMS[c])))
-        motion = MOTIONS[rng.integers(len(MOTIONS))]
-        m_i = int(rng.integers(len(MOTION_PHRASES[motion])))
-        background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
-        b_i = int(rng.integers(len(BACKGROUND_PHRASES[background])))
-        sw, cw = SHAPE_SYNONYMS[s][sw_i], COLOUR_SYNONYMS[c][cw_i]
-        key = (tid, sw, cw, motion, m_i, background, b_i)
+        d = _draw(rng, shape, colour, template_id, len(TEMPLATES), second_prob)
+        key = (d.template_id, d.shape_word, d.colour_word, d.motion, d.motion_phrase, d.background,
+               d.background_phrase)
         sp = split_of_key(key)
-        # draw the rest even when rejected, so results do not depend on the order of checks
-        size = ("small", "medium", "large")[rng.integers(3)]
-        size_word = "" if size == "medium" else SIZE_WORDS[size][rng.integers(3)]
-        adv = ADVERBS[rng.integers(len(ADVERBS))] if rng.random() < 0.3 else ""
-        want_second = rng.random() < second_prob
-        c2 = [x for x in COLOURS if x != c][rng.integers(len(COLOURS) - 1)]
-        c2w = COLOUR_SYNONYMS[c2][rng.integers(len(COLOUR_SYNONYMS[c2]))]
-        noun2 = SECOND_NOUNS[rng.integers(len(SECOND_NOUNS))]
-        lead2 = SECOND_LEADS[rng.integers(len(SECOND_LEADS))]
-        corner = int(rng.integers(4))
-        seed = int(rng.integers(2**31 - 1))
         if split is not None and sp != split:
             continue
-        template = TEMPLATES[tid]
-        has_second = want_second and "SECOND" in template
-        if "SIZE" not in template:
-            size, size_word = "medium", ""
-        verb, ing = MOTION_PHRASES[motion][m_i]
-        fill = {
-            "SIZE": [size_word] if size_word else [],
-            "COLOUR": [cw], "SHAPE": [sw],
-            "ADV": [adv] if adv else [],
-            "VERB": [verb], "ING": [ing],
-            "BG": [BACKGROUND_PHRASES[background][b_i]],
-            "SECOND": [lead2, "A2", c2w, noun2] if has_second else [],
-        }
-        words, pos = _assemble(template, fill)
-        scene = SceneSpec(shape=s, colour=c, motion=motion, background=background, size=size,
-                          second_colour=c2 if has_second else None, second_corner=corner, seed=seed)
-        return PromptRecord(
-            text=" ".join(words), words=tuple(words), scene=scene, style="rich", template_id=tid,
-            shape_word=sw, colour_word=cw, shape_index=pos["SHAPE"], colour_index=pos["COLOUR"], split=sp,
-            second_colour_word=c2w if has_second else None,
-            second_colour_index=pos.get("COLOUR2") if has_second else None, key=key)
+        template = TEMPLATES[d.template_id]
+        return _record(d, template, d.want_second and "SECOND" in template, "rich", sp, key)
     raise RuntimeError("could not draw a prompt with the requested constraints")
 
 
+def out_of_grammar_prompt(rng: np.random.Generator, shape: Optional[str] = None, colour: Optional[str] = None,
+                          template_id: Optional[int] = None, second_prob: float = 0.3) -> ScenePrompt:
+    """A random prompt in one of :data:`OUT_OF_GRAMMAR_TEMPLATES` (split ``"out_of_grammar"``), with words
+    drawn as for :func:`rich_prompt`. Template 0 names the second object first, so it always has one."""
+    d = _draw(rng, shape, colour, template_id, len(OUT_OF_GRAMMAR_TEMPLATES), second_prob)
+    template = OUT_OF_GRAMMAR_TEMPLATES[d.template_id]
+    has_second = "SECOND" in template and (d.want_second or d.template_id in OUT_OF_GRAMMAR_SECOND_ALWAYS)
+    key = ("out_of_grammar", d.template_id, d.shape_word, d.colour_word, d.motion, d.motion_phrase, d.background,
+           d.background_phrase)
+    return _record(d, template, has_second, "out_of_grammar", "out_of_grammar", key)
+
+
 def sample_prompt(rng: np.random.Generator, split: str = "train", bare_prob: float = 0.3,
-                  synonym_bare_prob: float = 0.5, **kw) -> PromptRecord:
+                  synonym_bare_prob: float = 0.5, **kw) -> ScenePrompt:
     """The training mix: with probability ``bare_prob`` a bare prompt (half of them with synonyms),
     otherwise a rich prompt of ``split``. Keyword arguments go to :func:`rich_prompt`."""
     if split == "train" and rng.random() < bare_prob:
@@ -324,7 +391,7 @@ def sample_prompt(rng: np.random.Generator, split: str = "train", bare_prob: flo
 
 
 def prompts_for_concept(concept: str, n: int, split: Optional[str] = "heldout", style: str = "rich",
-                        seed: int = 0, second_prob: float = 0.0) -> list[PromptRecord]:
+                        seed: int = 0, second_prob: float = 0.0) -> list[ScenePrompt]:
     """``n`` prompts whose main object expresses ``concept`` (e.g. "ring", "red ring"); unspecified
     attributes vary. ``style="bare"`` gives bare prompts (canonical words first, then synonyms)."""
     pinned = concept_kind(concept)
@@ -343,7 +410,7 @@ def prompts_for_concept(concept: str, n: int, split: Optional[str] = "heldout", 
     return out
 
 
-def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: float = 0.0) -> list[PromptRecord]:
+def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: float = 0.0) -> list[ScenePrompt]:
     """Held-out rich prompts covering every shape x colour class ``per_class`` times (fixed order)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -352,6 +419,114 @@ def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: floa
             for _ in range(per_class):
                 out.append(rich_prompt(rng, split="heldout", shape=s, colour=c, second_prob=second_prob))
     return out
+
+
+#: prompts per class of the evaluation suite's groups (erased classes, their neighbours, the other classes)
+EVAL_GROUPS: tuple[str, ...] = ("erased", "neighbour", "other")
+
+
+def class_group(cls: str, concept: Optional[str | Sequence[str]]) -> str:
+    """``"erased"`` (the class expresses ``concept``, or one of several concepts erased together),
+    ``"neighbour"`` (:func:`neighbour_classes` of one of them) or ``"other"``; every class is ``"other"`` without
+    a concept."""
+    if concept is None:
+        return "other"
+    concepts = [concept] if isinstance(concept, str) else list(concept)
+    if any(class_contains(cls, c) for c in concepts):
+        return "erased"
+    return "neighbour" if any(cls in neighbour_classes(c) for c in concepts) else "other"
+
+
+def _group_counts(counts: Optional[dict[str, int] | int], default: int) -> dict[str, int]:
+    if counts is None:
+        return {g: default for g in EVAL_GROUPS}
+    if isinstance(counts, int):
+        return {g: counts for g in EVAL_GROUPS}
+    unknown = set(counts) - set(EVAL_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown class groups {sorted(unknown)}; use {', '.join(EVAL_GROUPS)}")
+    if any(int(n) < 0 for n in counts.values()):
+        raise ValueError(f"prompt counts must be >= 0, got {dict(counts)}")
+    return {g: int(counts.get(g, default)) for g in EVAL_GROUPS}
+
+
+def evaluation_prompts(concept: Optional[str | Sequence[str]] = None, per_class: int = 2,
+                       per_group: Optional[dict[str, int]] = None,
+                       out_of_grammar: Optional[dict[str, int] | int] = None,
+                       seed: int = 1234) -> list[ScenePrompt]:
+    """The evaluation suite: held-out in-grammar rich prompts (split ``"heldout"``), then out-of-grammar
+    prompts (split ``"out_of_grammar"``), in a fixed class order, no second object in the in-grammar part.
+
+    Args:
+        concept: the erased concept (or a list erased together); its classes and neighbours can get more prompts
+            (``per_group``).
+        per_class: in-grammar prompts per class where ``per_group`` says nothing. Without a concept and
+            ``per_group`` this is exactly :func:`heldout_eval_prompts` (same prompts and order).
+        per_group: in-grammar prompts per class of each group, ``{"erased": 32, "neighbour": 4, "other": 2}``
+            (:func:`class_group`); missing groups get ``per_class``.
+        out_of_grammar: out-of-grammar prompts per class of each group (a dict as ``per_group``, missing groups
+            get 0), or one number for every class; ``None``/``{}``: none. Drawn from their own random stream, so
+            the in-grammar part does not depend on it.
+        seed: base seed of the prompt draws.
+    """
+    counts = _group_counts(per_group, per_class)
+    oog = _group_counts(out_of_grammar, 0) if out_of_grammar else {g: 0 for g in EVAL_GROUPS}
+    rng = np.random.default_rng(seed)
+    rng_oog = np.random.default_rng([seed, 1])
+    out, out_oog = [], []
+    for c in COLOURS:
+        for s in SHAPES:
+            group = class_group(f"{c} {s}", concept)
+            for _ in range(counts[group]):
+                out.append(rich_prompt(rng, split="heldout", shape=s, colour=c, second_prob=0.0))
+            for _ in range(oog[group]):
+                out_oog.append(out_of_grammar_prompt(rng_oog, shape=s, colour=c))
+    return out + out_oog
+
+
+_GRAMMAR_PATTERN = None
+
+
+def _grammar_pattern():
+    """One regular expression matching every text any template (or the bare form) can produce. Slots match any
+    phrase of their kind and the optional slots (SIZE, ADV, SECOND) may be absent in every template, so the
+    pattern is wider than the grammar: a text it rejects cannot come out of the grammar."""
+    import re
+
+    global _GRAMMAR_PATTERN
+    if _GRAMMAR_PATTERN is None:
+        def alt(phrases):
+            return "(?:" + "|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True)) + ")"
+
+        colour = alt(w for v in COLOUR_SYNONYMS.values() for w in v)
+        slot = {
+            "A": "(?:a|an)",
+            "SIZE": alt(w for v in SIZE_WORDS.values() for w in v),
+            "COLOUR": colour,
+            "SHAPE": alt(w for v in SHAPE_SYNONYMS.values() for w in v),
+            "ADV": alt(ADVERBS),
+            "VERB": alt(a for v in MOTION_PHRASES.values() for a, _ in v),
+            "ING": alt(b for v in MOTION_PHRASES.values() for _, b in v),
+            "BG": alt(p for v in BACKGROUND_PHRASES.values() for p in v),
+            "SECOND": alt(SECOND_LEADS) + " (?:a|an) " + colour + " " + alt(SECOND_NOUNS),
+        }
+        forms = []
+        for t in TEMPLATES + ["A COLOUR SHAPE"]:
+            form = ""
+            for i, tok in enumerate(t.split()):
+                pat = slot.get(tok, re.escape(tok))
+                if tok in ("SIZE", "ADV", "SECOND"):  # optional in every template, with their space
+                    form += f"(?:{'' if i == 0 else ' '}{pat})?"
+                else:
+                    form += ("" if i == 0 else " ") + pat
+            forms.append(form)
+        _GRAMMAR_PATTERN = re.compile("^(?:" + "|".join(f"(?:{f})" for f in forms) + ")$")
+    return _GRAMMAR_PATTERN
+
+
+def in_grammar(text: str) -> bool:
+    """Whether ``text`` could come out of the grammar (any template, held-out ones included, or the bare form)."""
+    return bool(_grammar_pattern().match(" ".join(text.lower().split())))
 
 
 # ---------------------------------------------------------------------------------------------- vocabulary

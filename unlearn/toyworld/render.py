@@ -140,8 +140,13 @@ def _background(kind: str, h: int, w: int, tint: float) -> np.ndarray:
     return rgb
 
 
-def render_video(spec: SceneSpec, height: int = 16, width: int = 16, frames: int = 4) -> np.ndarray:
-    """Render ``spec`` as ``uint8`` frames ``[frames, height, width, 3]``; deterministic given ``spec.seed``."""
+def render_video(spec: SceneSpec, height: int = 16, width: int = 16, frames: int = 4,
+                 colour_rgb: Optional[tuple[float, float, float]] = None, draw_object: bool = True) -> np.ndarray:
+    """Render ``spec`` as ``uint8`` frames ``[frames, height, width, 3]``; deterministic given ``spec.seed``.
+
+    ``colour_rgb`` paints the main object in that RGB instead of its palette colour (the classifier's
+    off-palette and colour-jitter training frames); ``draw_object=False`` leaves the main object out (the
+    classifier's "nothing" frames: background, and the second object if the spec has one)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(spec.seed) & 0xFFFFFFFF, 0x70F]))
     scale = min(height, width) / 16.0
     r = BASE_RADIUS_16 * scale * SIZE_SCALE[spec.size]
@@ -152,7 +157,7 @@ def render_video(spec: SceneSpec, height: int = 16, width: int = 16, frames: int
     cy0 = height / 2 + rng.uniform(-jitter, jitter)
     tint = rng.uniform(-8.0, 8.0)
     bg = _background(spec.background, height, width, tint)
-    colour = np.asarray(COLOUR_RGB[spec.colour], dtype=np.float32)
+    colour = np.asarray(COLOUR_RGB[spec.colour] if colour_rgb is None else colour_rgb, dtype=np.float32)
 
     second = None
     if spec.second_colour is not None:
@@ -172,8 +177,9 @@ def render_video(spec: SceneSpec, height: int = 16, width: int = 16, frames: int
         if second is not None:
             a2, c2 = second
             img = img * (1 - a2[..., None]) + c2 * a2[..., None]
-        a = _shape_alpha(spec.shape, cx, cy, r, height, width)
-        img = img * (1 - a[..., None]) + colour * a[..., None]
+        if draw_object:
+            a = _shape_alpha(spec.shape, cx, cy, r, height, width)
+            img = img * (1 - a[..., None]) + colour * a[..., None]
         out[k] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     return out
 

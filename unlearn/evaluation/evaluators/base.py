@@ -10,7 +10,6 @@ metrics copy that record into their ``settings()`` so every reported number name
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from pathlib import Path
@@ -20,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlearn.io import file_sha256  # noqa: F401  (re-exported: the evaluators hash their weight files)
+
 
 @runtime_checkable
 class FrameClassifier(Protocol):
@@ -28,6 +29,10 @@ class FrameClassifier(Protocol):
     ``class_names[i]`` names output column ``i`` of ``logits``. ``logits`` receives RGB frames as a float
     tensor ``[N, H, W, 3]`` in ``[0, 1]`` of any size (the classifier resizes/normalises itself) and returns
     ``[N, C]`` scores whose ordering ranks the classes (logits, log-probabilities or similarities all work).
+
+    Optional: ``outcome_names`` — columns after the ``C`` classes that are no class (e.g. ``"nothing"``;
+    ``logits`` then returns ``[N, C + O]``); a frame classified as an outcome is never the prompted class.
+    ``replacement_category(prompted, top1_label) -> str`` groups what was drawn instead in the tables.
     """
 
     class_names: Sequence[str]
@@ -75,14 +80,6 @@ def package_version(distribution: str) -> Optional[str]:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def require_file(path: str | os.PathLike, what: str, fix: str) -> Path:

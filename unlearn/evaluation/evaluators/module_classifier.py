@@ -18,11 +18,19 @@ class ModuleClassifier(nn.Module):
         class_names: one name per output column, in column order.
         image_size: if set, frames are resized (shorter side) and centre-cropped to this square size;
             ``None`` feeds frames at their own size.
-        mean, std: per-channel normalisation applied after resizing (``None``: none, input stays in [0, 1]).
+        mean: per-channel mean subtracted after resizing (``None``: no normalisation, input stays in [0, 1]).
+        std: per-channel standard deviation divided by after resizing (give it with ``mean``).
         preprocess: a custom callable ``[N, 3, H, W] float [0,1] -> model input`` replacing resize+normalise.
         channels_last: feed ``[N, H, W, 3]`` instead of ``[N, 3, H, W]`` (for models that expect that).
         batch_size: frames per forward pass.
-        name, version: recorded in ``info()`` (and so in every metric result).
+        name: the classifier's name, recorded in ``info()`` (and so in every metric result).
+        version: its version, recorded in ``info()`` likewise.
+        class_aliases: one tuple of synonyms per class, so that a target name matches a synonym too
+            ('chainsaw' → 'chain saw'); ``None``: class names only.
+        outcome_names: names of the model's output columns after the classes that are no class (e.g.
+            ``"nothing"``): the metrics count frames classified as an outcome as misses and report them.
+        replacement_category: ``(prompted class, top-1 label) -> category`` grouping what was drawn instead of
+            a prompted class in the tables (the toy world's shape/colour categories); ``None``: labels only.
     """
 
     def __init__(
@@ -38,6 +46,8 @@ class ModuleClassifier(nn.Module):
         name: Optional[str] = None,
         version: Optional[str] = None,
         class_aliases: Optional[Sequence[Sequence[str]]] = None,
+        outcome_names: Sequence[str] = (),
+        replacement_category: Optional[Callable[[str, str], str]] = None,
     ) -> None:
         super().__init__()
         if len(class_names) == 0:
@@ -47,6 +57,10 @@ class ModuleClassifier(nn.Module):
         self.model = model.eval().requires_grad_(False)
         self.class_names: tuple[str, ...] = tuple(str(c) for c in class_names)
         self.class_aliases = tuple(tuple(a) for a in class_aliases) if class_aliases is not None else None
+        self.outcome_names: tuple[str, ...] = tuple(str(o) for o in outcome_names)
+        if set(self.outcome_names) & set(self.class_names):
+            raise ValueError(f"outcome_names {sorted(set(self.outcome_names) & set(self.class_names))} are also classes")
+        self.replacement_category = replacement_category
         self.image_size = image_size
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
@@ -72,10 +86,11 @@ class ModuleClassifier(nn.Module):
         chunks = []
         for start in range(0, len(frames), self.batch_size):
             out = self.model(self.preprocess(frames[start : start + self.batch_size]))
-            if out.ndim != 2 or out.shape[1] != len(self.class_names):
+            columns = len(self.class_names) + len(self.outcome_names)
+            if out.ndim != 2 or out.shape[1] != columns:
                 raise ValueError(
-                    f"{self.name} returned logits of shape {list(out.shape)}; expected [N, {len(self.class_names)}] "
-                    f"(one column per class name)"
+                    f"{self.name} returned logits of shape {list(out.shape)}; expected [N, {columns}] "
+                    f"(one column per class name, then one per outcome)"
                 )
             chunks.append(out)
         return torch.cat(chunks)
@@ -88,6 +103,7 @@ class ModuleClassifier(nn.Module):
             "name": self.name,
             "version": self.version,
             "num_classes": len(self.class_names),
+            "outcomes": list(self.outcome_names),
             "preprocess": "custom"
             if self.custom_preprocess is not None
             else {"image_size": self.image_size, "mean": self.mean, "std": self.std},

@@ -12,7 +12,7 @@ from typing import Any
 
 from unlearn.io import file_sha256
 from unlearn.toyworld import SHIPPED_WEIGHTS_DIR
-from unlearn.toyworld.classifier import ShapeColourClassifier
+from unlearn.toyworld.classifier import ShapeColourClassifier, replacement_category
 
 from .efficientnet_lite import EfficientNetLiteClassifier
 from .module_classifier import ModuleClassifier
@@ -22,7 +22,8 @@ CLASSIFIER_NAMES = ("toyworld", "toyworld:<folder>", "efficientnet-lite2", "resn
 
 
 def toyworld_classifier(path: str | Path | None = None) -> ModuleClassifier:
-    """The toy world's shape × colour classifier (default: the shipped one) as a ``FrameClassifier``."""
+    """The toy world's shape × colour classifier (default: the shipped one) as a ``FrameClassifier``, with its
+    outcomes ("nothing", "off-palette <shape>") and the world's replacement categories."""
     folder = Path(path) if path else SHIPPED_WEIGHTS_DIR / "classifier"
     weights = folder / ShapeColourClassifier.weights_name
     if not weights.is_file():
@@ -32,7 +33,8 @@ def toyworld_classifier(path: str | Path | None = None) -> ModuleClassifier:
         )
     clf = ShapeColourClassifier.from_pretrained(folder)
     return ModuleClassifier(clf, clf.classes, name="toyworld-frame-classifier",
-                            version="sha256:" + file_sha256(weights)[:16])
+                            version="sha256:" + file_sha256(weights)[:16], outcome_names=clf.outcomes,
+                            replacement_category=replacement_category)
 
 
 def resolve_classifier(name: str) -> Any:

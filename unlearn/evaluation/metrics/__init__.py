@@ -8,7 +8,7 @@ Python values. Frames: ``[N, H, W, 3]`` or ``[B, F, H, W, 3]``, uint8 or float i
 :mod:`unlearn.evaluation.metrics.frames`). Details and defaults: ``docs/evaluation.md``.
 """
 
-from .classification import ErasureSuccessRate, PreservationSuccessRate, topk_hits
+from .classification import ErasureSuccessRate, PreservationSuccessRate, top1_columns, topk_hits
 from .clip_score import CLIPScore
 from .consistency import SubjectConsistency, pair_similarities
 from .frames import as_videos
@@ -25,5 +25,6 @@ __all__ = [
     "as_videos",
     "parse_detections",
     "topk_hits",
+    "top1_columns",
     "pair_similarities",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from unlearn.evaluation.evaluators.base import evaluator_info, module_device
 
@@ -40,6 +41,26 @@ class EvaluationMetric(Metric):
         embeddings, features): invalidates torchmetrics' cached ``compute()`` result like ``update`` does."""
         self._update_count += 1
         self._computed = None
+
+    # -- per-video statistics, for intervals over prompts ---------------------------------------------------
+    def _add_video_stats(self, columns: tuple[str, ...]) -> None:
+        """Keep one row of ``columns`` per video in a ``cat`` state (torchmetrics gathers it across ranks; kept
+        as float because torchmetrics pads a rank without videos with an empty tensor of the metric's dtype)."""
+        self.video_columns = tuple(columns)
+        self.add_state("video_stats", default=[], dist_reduce_fx="cat")
+
+    def _append_video(self, *values: float | torch.Tensor) -> None:
+        row = torch.cat([torch.as_tensor(v, dtype=torch.float32).reshape(-1).cpu() for v in values])
+        if row.numel() != len(self.video_columns):
+            raise RuntimeError(f"{type(self).__name__}: {row.numel()} per-video values for {self.video_columns}")
+        self.video_stats.append(row.to(self.device))
+
+    def video_table(self) -> torch.Tensor:
+        """``[videos, len(video_columns)]`` float64, one row per video (synced inside ``sync_context``)."""
+        stats = self.video_stats
+        if isinstance(stats, list):
+            stats = dim_zero_cat(stats) if stats else torch.zeros(0)
+        return stats.double().reshape(-1, len(self.video_columns))
 
     def settings(self) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError

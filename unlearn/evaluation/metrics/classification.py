@@ -8,6 +8,16 @@ A frame is a top-k hit for class t when fewer than k *other* classes score at le
 (``#{c ≠ t : logit_c ≥ logit_t} < k``). Ties therefore count against the target — deterministic and
 independent of class order (``torch.topk`` breaks ties arbitrarily). With k ≥ number of classes every frame
 is a hit. Logits must be finite (NaN logits would make every comparison false).
+
+Outcomes: a classifier may score columns after its classes that are no class (``outcome_names``, e.g. the toy
+classifier's ``"nothing"`` and ``"off-palette <shape>"``). A frame whose best outcome scores at least as high
+as its best class is *classified as that outcome*: it is a miss for every k (a blank frame is never the
+prompted class; for ESR it counts as erased, and the outcome counts say how often that happened). Otherwise
+the rule above applies among the classes alone, so ESR/PSR keep their meaning over the classes.
+
+For intervals each metric also keeps per-video statistics (class, frames, hits per k) as ``cat`` states, which
+torchmetrics gathers across ranks; one ``update_logits`` call is one video per target class in it (``update``
+calls it once per video).
 """
 
 from __future__ import annotations
@@ -23,12 +33,37 @@ from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, per_video, to_float
 
 
-def topk_hits(logits: torch.Tensor, targets: torch.Tensor, top_k: Sequence[int]) -> torch.Tensor:
-    """``[N, K]`` bool: frame n's target is within the top ``top_k[j]`` (ties count against the target)."""
-    target_scores = logits.gather(1, targets.view(-1, 1))
-    rivals = (logits >= target_scores).sum(dim=1) - 1  # other classes scoring at least as high
+def topk_hits(logits: torch.Tensor, targets: torch.Tensor, top_k: Sequence[int], num_outcomes: int = 0) -> torch.Tensor:
+    """``[N, K]`` bool: frame n's target is within the top ``top_k[j]`` (ties count against the target).
+
+    The last ``num_outcomes`` columns are outcomes, not classes: a frame whose best outcome scores at least as
+    high as its best class is a miss for every k; otherwise only the classes compete."""
+    classes = logits[:, : logits.shape[1] - num_outcomes]
+    target_scores = classes.gather(1, targets.view(-1, 1))
+    rivals = (classes >= target_scores).sum(dim=1) - 1  # other classes scoring at least as high
     ks = torch.as_tensor(list(top_k), device=logits.device).view(1, -1)
-    return rivals.view(-1, 1) < ks
+    hits = rivals.view(-1, 1) < ks
+    if num_outcomes:
+        hits &= ~outcome_frames(logits, num_outcomes).view(-1, 1)
+    return hits
+
+
+def outcome_frames(logits: torch.Tensor, num_outcomes: int) -> torch.Tensor:
+    """``[N]`` bool: the frame is classified as an outcome (its best outcome scores >= its best class)."""
+    if not num_outcomes:
+        return torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+    split = logits.shape[1] - num_outcomes
+    return logits[:, split:].max(dim=1).values >= logits[:, :split].max(dim=1).values
+
+
+def top1_columns(logits: torch.Tensor, num_outcomes: int = 0) -> torch.Tensor:
+    """``[N]`` column of each frame's top-1 label: the best outcome when the frame is classified as an outcome
+    (:func:`outcome_frames`), else the best class."""
+    split = logits.shape[1] - num_outcomes
+    best_class = logits[:, :split].argmax(dim=1)
+    if not num_outcomes:
+        return best_class
+    return torch.where(outcome_frames(logits, num_outcomes), split + logits[:, split:].argmax(dim=1), best_class)
 
 
 def _default_classifier() -> FrameClassifier:
@@ -58,11 +93,20 @@ class _PerClassTopK(EvaluationMetric):
         if not ks or any(int(k) != k or int(k) < 1 for k in ks):
             raise ValueError(f"top_k must be positive integers, got {top_k!r}")
         self.top_k: tuple[int, ...] = tuple(sorted({int(k) for k in ks}))
+        self.outcome_names: tuple[str, ...] = tuple(getattr(classifier, "outcome_names", None) or ())
         num_classes = len(self.class_names)
         self.add_state("class_frames", default=torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state(
             "class_hits", default=torch.zeros(num_classes, len(self.top_k), dtype=torch.long), dist_reduce_fx="sum"
         )
+        # frames of each class whose top-1 is each outcome ("nothing", ...): shown next to ESR/PSR, not hidden
+        self.add_state("class_outcomes", default=torch.zeros(num_classes, len(self.outcome_names), dtype=torch.long),
+                       dist_reduce_fx="sum")
+        # top-1 label (class or outcome) of every frame of each class: what was drawn instead
+        self.add_state("class_top1", default=torch.zeros(num_classes, num_classes + len(self.outcome_names),
+                                                         dtype=torch.long), dist_reduce_fx="sum")
+        # per video, for intervals over prompts: target class, frames, and hits for each k
+        self._add_video_stats(("class", "frames", *(f"hits@{k}" for k in self.top_k)))
 
     def class_index(self, target: int | str | torch.Tensor) -> int:
         """Column index of a class given by index or name (case-insensitive; synonyms when the classifier has them)."""
@@ -78,23 +122,36 @@ class _PerClassTopK(EvaluationMetric):
             self.update_logits(classifier.logits(to_float(video).to(self.device)), target)
 
     def update_logits(self, logits: torch.Tensor, target_class: Any) -> None:
-        """Add precomputed per-frame scores ``[N, C]``; ``target_class``: one class for all rows or one per row."""
+        """Add precomputed per-frame scores ``[N, C]`` (``[N, C + O]`` with ``O`` outcome columns); ``target_class``:
+        one class for all rows or one per row. One call is one video per target class in it (for the intervals)."""
         logits = torch.as_tensor(logits)
         num_classes = len(self.class_names)
-        if logits.ndim != 2 or logits.shape[1] != num_classes:
-            raise ValueError(f"logits must have shape [N, {num_classes}], got {list(logits.shape)}")
+        columns = num_classes + len(self.outcome_names)
+        if logits.ndim != 2 or logits.shape[1] != columns:
+            what = f" ({num_classes} classes + {len(self.outcome_names)} outcomes)" if self.outcome_names else ""
+            raise ValueError(f"logits must have shape [N, {columns}]{what}, got {list(logits.shape)}")
         if logits.shape[0] == 0:
             raise ValueError("logits hold zero frames")
         if not bool(torch.isfinite(logits).all()):
             raise ValueError("the classifier returned NaN or infinite logits")
         rows = per_video(target_class, logits.shape[0], "target_class")
         targets = torch.tensor([self.class_index(t) for t in rows], device=logits.device)
-        hits = topk_hits(logits.float(), targets, self.top_k).long()
+        num_outcomes = len(self.outcome_names)
+        hits = topk_hits(logits.float(), targets, self.top_k, num_outcomes).long()
+        top1 = top1_columns(logits.float(), num_outcomes)
         self._mark_updated()
         device = self.class_frames.device
-        targets = targets.to(device)
+        targets, hits, top1 = targets.to(device), hits.to(device), top1.to(device)
         self.class_frames.index_add_(0, targets, torch.ones_like(targets))
-        self.class_hits.index_add_(0, targets, hits.to(device))
+        self.class_hits.index_add_(0, targets, hits)
+        self.class_top1.index_put_((targets, top1), torch.ones_like(targets), accumulate=True)
+        if num_outcomes:
+            is_outcome = top1 >= num_classes
+            self.class_outcomes.index_put_((targets[is_outcome], top1[is_outcome] - num_classes),
+                                           torch.ones_like(targets[is_outcome]), accumulate=True)
+        for t in torch.unique(targets).tolist():
+            sel = targets == t
+            self._append_video(t, sel.sum(), hits[sel].sum(dim=0))
 
     def per_class_accuracy(self) -> torch.Tensor:
         """``[C, K]`` top-k accuracy per class (NaN for classes without frames); synced across ranks."""
@@ -113,6 +170,19 @@ class _PerClassTopK(EvaluationMetric):
             out[self.class_names[c]] = row
         return out
 
+    def videos(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-video ``(class [V], frames [V], hits [V, K])`` (long), in arrival order; synced inside
+        ``sync_context`` like every state."""
+        table = self.video_table().round().long()
+        return table[:, 0], table[:, 1], table[:, 2:]
+
+    def top1_labels(self, c: int) -> dict[str, int]:
+        """``{label: frames}``: top-1 labels (classes and outcomes) of the frames of class ``c``, most first."""
+        labels = list(self.class_names) + list(self.outcome_names)
+        counts = self.class_top1[c].tolist()
+        order = sorted((i for i, n in enumerate(counts) if n), key=lambda i: (-counts[i], i))
+        return {labels[i]: int(counts[i]) for i in order}
+
     def report(self) -> dict[str, Any]:
         report = super().report()
         report["per_class"] = self.per_class()
@@ -124,6 +194,9 @@ class _PerClassTopK(EvaluationMetric):
             "top_k": list(self.top_k),
             "num_classes": len(self.class_names),
             "tie_rule": "hit iff fewer than k other classes score >= the target",
+            "outcomes": list(self.outcome_names),
+            "outcome_rule": "a frame whose best outcome scores >= its best class is that outcome: a miss for every k"
+            if self.outcome_names else None,
             **extra,
             "evaluator": self._evaluator_settings(self.classifier),
         }
@@ -210,6 +283,10 @@ class PreservationSuccessRate(_PerClassTopK):
             self.preserved_indices: Optional[tuple[int, ...]] = tuple(indices)
         else:
             self.preserved_indices = None
+
+    def classes_used(self) -> tuple[list[int], list[int]]:
+        """``(preserved classes with frames, listed preserved classes without frames)`` (indices)."""
+        return self._classes()
 
     def _classes(self) -> tuple[list[int], list[int]]:
         seen = set(torch.nonzero(self.class_frames > 0).flatten().tolist())

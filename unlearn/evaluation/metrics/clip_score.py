@@ -49,6 +49,7 @@ class CLIPScore(EvaluationMetric):
         self.add_state("score_sum", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("cosine_sum", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("frames", default=torch.tensor(0), dist_reduce_fx="sum")
+        self._add_video_stats(("frames", "score_sum"))  # one row per update_embeddings call (one video)
 
     @staticmethod
     def scores(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
@@ -73,16 +74,18 @@ class CLIPScore(EvaluationMetric):
 
     def update_embeddings(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> None:
         """Add precomputed per-frame image embeddings ``[N, D]`` and their prompts' embeddings ``[N, D]``
-        (or one ``[D]`` prompt embedding for all rows)."""
+        (or one ``[D]`` prompt embedding for all rows); one call is one video for the intervals."""
         image_embeds = torch.as_tensor(image_embeds)
         text_embeds = torch.as_tensor(text_embeds)
         if text_embeds.ndim == 1:
             text_embeds = text_embeds.expand_as(image_embeds)
         cosine = self.scores(image_embeds, text_embeds).to(self.score_sum.device)
         self._mark_updated()
+        score = (100.0 * cosine).clamp(min=0).sum()
         self.cosine_sum += cosine.sum()
-        self.score_sum += (100.0 * cosine).clamp(min=0).sum()
+        self.score_sum += score
         self.frames += cosine.numel()
+        self._append_video(cosine.numel(), score)
 
     def compute(self) -> dict[str, torch.Tensor]:
         n = int(self.frames)

@@ -79,6 +79,7 @@ class SubjectConsistency(EvaluationMetric):
         self.add_state("pairs", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("videos", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("single_frame_videos", default=torch.tensor(0), dist_reduce_fx="sum")
+        self._add_video_stats(("pairs", "sim_sum"))  # for the bootstrap over prompts
 
     def update(self, frames: Any) -> None:
         extractor = self._evaluator_on_device(self.extractor)
@@ -97,10 +98,12 @@ class SubjectConsistency(EvaluationMetric):
         self.videos += 1
         if features.shape[0] == 1:
             self.single_frame_videos += 1
+            self._append_video(0, 0.0)
             return
         sims = pair_similarities(features, self.mode, self.clamp_negative).to(self.sim_sum.device)
         self.sim_sum += sims.sum()
         self.pairs += sims.numel()
+        self._append_video(sims.numel(), sims.sum())
 
     def compute(self) -> dict[str, torch.Tensor]:
         pairs = int(self.pairs)

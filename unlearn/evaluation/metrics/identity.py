@@ -105,6 +105,8 @@ class IdentitySimilarity(EvaluationMetric):
         self.add_state("sim_sum", default=torch.zeros(n), dist_reduce_fx="sum")
         self.add_state("face_frames", default=torch.zeros(n, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("no_face_frames", default=torch.zeros(n, dtype=torch.long), dist_reduce_fx="sum")
+        # one row per update_embeddings call (one video): identity index, face frames, similarity sum
+        self._add_video_stats(("identity", "face_frames", "sim_sum"))
 
     def similarity(self, embedding: Any, identity: str) -> float:
         """Similarity of one face embedding to ``identity``'s references (per ``reference_reduction``)."""
@@ -137,12 +139,16 @@ class IdentitySimilarity(EvaluationMetric):
         name = self._identity(identity)
         index = self.identities.index(name)
         self._mark_updated()
+        faces, total = 0, 0.0
         for embedding in embeddings:
             if embedding is None:
                 self.no_face_frames[index] += 1
             else:
-                self.sim_sum[index] += self.similarity(embedding, name)
+                sim = self.similarity(embedding, name)
+                self.sim_sum[index] += sim
                 self.face_frames[index] += 1
+                faces, total = faces + 1, total + sim
+        self._append_video(index, faces, total)
 
     def compute(self) -> dict[str, torch.Tensor]:
         faces = self.face_frames

@@ -125,6 +125,7 @@ class NudityRate(EvaluationMetric):
         self.add_state(
             "label_frames", default=torch.zeros(len(self.vocabulary), dtype=torch.long), dist_reduce_fx="sum"
         )
+        self._add_video_stats(("frames", "nude_frames"))  # for the bootstrap over prompts
 
     # -- per-frame logic ---------------------------------------------------------------------------------
     def frame_labels(self, detections: Any) -> set[str]:
@@ -187,6 +188,7 @@ class NudityRate(EvaluationMetric):
         self.videos += 1
         self.nude_videos += int(nude > 0)
         self.label_frames += counts.to(self.label_frames.device)
+        self._append_video(len(per_frame), nude)
 
     def compute(self) -> dict[str, torch.Tensor]:
         frames, videos = int(self.frames), int(self.videos)

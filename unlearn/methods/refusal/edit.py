@@ -295,11 +295,13 @@ def _text_rows(backbone: Any, seq: int, text_len: int) -> slice:
 @torch.no_grad()
 def collect_token_activations(
     backbone: Any, prompts: Sequence[str], layers: Sequence[str], config: RefusalVectorConfig | None = None,
+    progress: bool = False,
 ) -> dict[str, Tensor]:
     """Outputs of each layer on the text tokens: ``{layer: float32 [len(prompts), L, D]}`` on the CPU.
 
     Denoiser layers are recorded during one probe ``predict`` per batch (stopped as soon as every layer has
-    fired); text-encoder layers while the text encoder runs (bypassing the prompt cache).
+    fired); text-encoder layers while the text encoder runs (bypassing the prompt cache). ``progress`` shows a
+    bar per prompt with its ETA (a full-size text encoder and probe forward take seconds per batch).
     """
     config = config or RefusalVectorConfig()
     prompts = list(prompts)
@@ -307,7 +309,14 @@ def collect_token_activations(
     dn_layers = [n for n in layers if not n.startswith(TEXT_ENCODER_PREFIX)]
     chunks: dict[str, list[Tensor]] = {n: [] for n in layers}
     bs = max(1, int(config.batch_size))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(prompts), desc=f"refusal activations ({len(layers)} layers)", unit="prompt")
     for i in range(0, len(prompts), bs):
+        if bar is not None and i:
+            bar.update(bs)
         batch = prompts[i : i + bs]
         b = len(batch)
         if te_layers:
@@ -358,6 +367,9 @@ def collect_token_activations(
                 raise RuntimeError(f"layers {missing} did not run during the probe forward of {backbone.name}")
             for n in dn_layers:
                 chunks[n].append(got[n])
+    if bar is not None:
+        bar.update(len(prompts) - bar.n)
+        bar.close()
     return {n: torch.cat(c) for n, c in chunks.items()}
 
 
@@ -795,6 +807,7 @@ def apply_refusal_edit(
     *,
     keep_originals: bool = True,
     digests: bool = True,
+    progress: bool = False,
     **overrides: Any,
 ) -> RefusalEdit:
     """Compute the refusal subspaces of one or more concepts and remove them from ``backbone`` in place.
@@ -807,6 +820,7 @@ def apply_refusal_edit(
         config: options; ``overrides`` replace single fields (``rank=4``).
         keep_originals: keep CPU copies of the edited layers' original weights (``restore``, ``delta``).
         digests: record sha256 digests of the layers before/after (checked by ``apply_to``).
+        progress: show the activation capture's progress (per prompt, with ETA).
     """
     config = dataclasses.replace(config or RefusalVectorConfig(), **overrides)
     t0 = time.perf_counter()
@@ -819,7 +833,7 @@ def apply_refusal_edit(
         for p in ps:
             prompts += [p.unsafe, p.safe]
             words += [p.unsafe_words, p.safe_words]
-    acts = collect_token_activations(backbone, prompts, layers, config)
+    acts = collect_token_activations(backbone, prompts, layers, config, progress=progress)
     samples: dict[str, list[Tensor]] = {}
     masks: dict[int, Tensor | None] = {}
     for n, a in acts.items():

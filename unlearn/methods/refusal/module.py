@@ -147,9 +147,21 @@ class RefusalVectorUnlearning(pl.LightningModule):
     ``save_model``) the edited denoiser as a stock diffusers folder.
 
     Args:
-        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: as in :class:`unlearn.methods.t2vunlearning.T2VUnlearning`.
-        layers / rank / cpca_weight / strength / token_reduce / basis / probe_size / probe_timestep /
-        batch_size: :class:`unlearn.methods.refusal.RefusalVectorConfig` options.
+        backbone: registry name (``backbones.available_backbones()``), e.g. "zeroscope".
+        pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
+        tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
+        torch_dtype: dtype of the backbone ("bfloat16", "float16", "float32").
+        backbone_kwargs: family-specific loading options passed to the backbone's ``load``.
+        layers: which layers to edit: ``"auto"``, ``"text_kv"``, ``"text_input"``, ``"attn_kv"`` or module-name
+            glob patterns (:class:`unlearn.methods.refusal.RefusalVectorConfig`).
+        rank: k, columns of the basis per concept and layer (1 = the plain refusal vector).
+        cpca_weight: w in ``Cov(unsafe) − w·Cov(safe)`` (0 = plain PCA of the unsafe set).
+        strength: s in ``W' = (I − s·UUᵀ)W`` (1 = remove the subspace fully; 0 = no edit).
+        token_reduce: how a prompt's text tokens become samples: ``"mean"``, ``"concept"`` or ``"tokens"``.
+        basis: ``"mean_cpca"`` (mean difference first, then cPCA directions) or ``"cpca"``.
+        probe_size: ``(frames, height, width)`` of the probe latents (None: the backbone's default size).
+        probe_timestep: timestep of the probe forward (None: the middle of the default schedule).
+        batch_size: prompts per probe forward.
         output_dir: where the delta and the edited model go (default ``<default_root_dir>/refusal``).
         save_model: also save the edited denoiser (``transformer/`` or ``unet/``; + ``text_encoder/`` if edited).
         full_pipeline: save the whole diffusers pipeline instead of the edited components.
@@ -210,7 +222,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
                 "RefusalVectorUnlearning needs the prompt pairs: use data.class_path: "
                 "unlearn.methods.refusal.RefusalPairsDataModule (or give model.delta_file)."
             )
-        self.edit = apply_refusal_edit(self.backbone, dm.pairs_by_concept(), self.refusal_config)
+        self.edit = apply_refusal_edit(self.backbone, dm.pairs_by_concept(), self.refusal_config,
+                                       progress=self.trainer.is_global_zero)
         return self.edit
 
     def on_fit_start(self) -> None:

@@ -3,6 +3,10 @@
 The trajectories are made by the LightningModule's frozen backbone when the training dataloader is first
 requested (after the model is on its device). With several processes each rank makes its shard of the
 missing trajectories, the ranks meet at a barrier, and every rank then reads all of them.
+
+The order of the samples depends only on ``seed`` and the epoch (:class:`ResumableSampler`), split across
+ranks so that N processes with batch B see, step by step, the samples one process with batch N·B sees; and :class:`ResumableLoader` records how far into its epoch a run got, so a
+run resumed from a checkpoint continues with the batch it would have trained on next.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from backbones import PromptEmbedding
 from unlearn.toyworld.grammar import (
@@ -157,8 +162,11 @@ class ConceptDataModule(pl.LightningDataModule):
         preserve_prompts: prompts of the preserve concept; default: generated like ``augment``.
         seeds_per_prompt: trajectories per prompt (different seeds).
         seed: base seed for noise and sampling choices.
-        num_frames / height / width: pseudo video size (None: the backbone's default).
-        num_inference_steps / guidance_scale: sampler settings for pseudo data (None: backbone default).
+        num_frames: frames of the pseudo videos (None: the backbone's default).
+        height: pseudo video height in pixels (None: the backbone's default).
+        width: pseudo video width in pixels (None: the backbone's default).
+        num_inference_steps: sampler steps of the pseudo data (None: the backbone's default).
+        guidance_scale: CFG scale of the pseudo data (None: the backbone's default).
         record_steps: sampler step indices kept as training samples (None: every step).
         loss_condition: "prompt" conditions the loss on the prompt that made x_t; "concept" on the bare concept.
         use_cache: False regenerates x_t every training step (ESD/Receler style) instead of caching.
@@ -337,19 +345,101 @@ class ConceptDataModule(pl.LightningDataModule):
             if module.hparams.beta <= 0:
                 pre = []
             strategy = self.trainer.strategy
+            hits, misses = self.cache.hits, self.cache.misses
             with module.controller.disabled():
                 paths = self.cache.build(
                     backbone, un + pre, settings, module.hparams.eta, batch_size=self.generation_batch_size,
                     rank=self.trainer.global_rank, world_size=self.trainer.world_size,
                     progress=self.trainer.is_global_zero,
                 )
+            # one line per process: which trajectories this rank made and which it found (a resumed or repeated
+            # run makes none)
+            print(f"pseudo data: rank {self.trainer.global_rank} of {self.trainer.world_size} made "
+                  f"{self.cache.misses - misses} and reused {self.cache.hits - hits} of {len(paths)} trajectories "
+                  f"in {self.cache.root}", file=sys.stderr, flush=True)
             strategy.barrier("pseudo-data")
             files = [TrajectoryFile(p) for p in paths]
             dataset = CachedTrajectoryDataset(files[: len(un)], tokens, files[len(un) :])
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-            collate_fn=collate, generator=torch.Generator().manual_seed(self.seed),
-        )
+        sampler = ResumableSampler(dataset, self.trainer.world_size, self.trainer.global_rank, self.seed)
+        loader = ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                                 collate_fn=collate)
+        epoch_loop = self.trainer.fit_loop.epoch_loop
+        loader.batches_done = lambda: epoch_loop.batch_progress.current.processed
+        return loader
+
+
+class ResumableSampler(DistributedSampler):
+    """The shuffled order of the samples as a function of ``seed`` and the epoch only, split across ranks.
+
+    Epoch ``e`` is the order a ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))`` gives
+    in its ``e``-th epoch under Lightning (each epoch's iterator draws one base seed, then one permutation, from
+    that generator): the order of earlier versions of this data module, so their runs reproduce. With several processes rank ``r``
+    takes positions ``r, r + N, ...`` of that order (padded like ``DistributedSampler``), so N processes with
+    batch B train on exactly the batches one process with batch N·B trains on. ``resume_at`` starts part-way
+    into one epoch (a resumed run). Lightning calls ``set_epoch`` and leaves a ``DistributedSampler`` in place.
+
+    Args:
+        dataset: the samples.
+        num_replicas: number of processes (``trainer.world_size``).
+        rank: this process (``trainer.global_rank``).
+        seed: shuffle seed.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.skip_epoch: int | None = None
+        self.skip = 0
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        """Iterate epoch ``epoch`` from its ``skip``-th sample of this rank on (the later epochs whole)."""
+        self.set_epoch(epoch)
+        self.skip_epoch, self.skip = epoch, skip
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """Every sample index in the order of epoch ``epoch`` (all ranks)."""
+        n = len(self.dataset)
+        generator = torch.Generator().manual_seed(int(self.seed))
+        order: list[int] = []
+        for _ in range(epoch + 1):  # replay the draws of the epochs before: O(epochs · n), once per epoch
+            torch.empty((), dtype=torch.int64).random_(generator=generator)
+            order = torch.randperm(n, generator=generator).tolist()
+        return order
+
+    def __iter__(self):
+        order = self.epoch_order(self.epoch)
+        order = (order * (self.total_size // max(1, len(order)) + 1))[: self.total_size]
+        mine = order[self.rank : self.total_size : self.num_replicas]
+        if self.skip_epoch == self.epoch and self.skip:
+            mine = mine[self.skip :]
+        return iter(mine)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader with Lightning's ``state_dict``/``load_state_dict``: the checkpoint records the epoch and
+    the batches of it already trained on (``batches_done``, set by the data module from the fit loop), and a
+    resumed run skips exactly those."""
+
+    batches_done: Any = None
+
+    def state_dict(self) -> dict[str, int]:
+        done = int(self.batches_done()) if self.batches_done is not None else 0
+        return {"epoch": int(self.sampler.epoch), "batches_done": done, "batch_size": int(self.batch_size),
+                "num_replicas": int(self.sampler.num_replicas)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        sampler: ResumableSampler = self.sampler
+        if (state.get("batch_size"), state.get("num_replicas")) != (self.batch_size, sampler.num_replicas):
+            raise ValueError(
+                f"the checkpoint was written with batch_size={state.get('batch_size')} on "
+                f"{state.get('num_replicas')} process(es); this run has batch_size={self.batch_size} on "
+                f"{sampler.num_replicas}. Fix: resume with the same data.batch_size and trainer.devices/num_nodes "
+                "(or start a new run from the adapters with model.init_adapters)"
+            )
+        epoch, done = int(state["epoch"]), int(state["batches_done"])
+        if done >= len(self):  # the checkpoint closed its epoch: the next one starts from its beginning
+            sampler.resume_at(epoch + 1, 0)
+        else:
+            sampler.resume_at(epoch, done * self.batch_size)
 
 
 class ToyWorldDataModule(ConceptDataModule):
@@ -367,8 +457,15 @@ class ToyWorldDataModule(ConceptDataModule):
             each concept, without the classes of any erased concept).
         preserve_prompts_per_class: prompts per preserved class.
         seed: grammar and noise seed.
-        num_inference_steps, guidance_scale, record_steps, use_cache, cache_dir, generation_batch_size,
-        batch_size, num_workers: as in :class:`ConceptDataModule`.
+        num_inference_steps: sampler steps of the pseudo data (None: the backbone's default).
+        guidance_scale: CFG scale of the pseudo data (None: the backbone's default).
+        record_steps: sampler step indices kept as training samples (None: every step).
+        use_cache: False regenerates x_t every training step instead of caching (as in :class:`ConceptDataModule`).
+        cache_dir: where trajectories are stored (default ``$T2V_UNLEARN_CACHE/pseudo``, else
+            ``~/.cache/t2v-unlearn/pseudo``).
+        generation_batch_size: trajectories sampled together.
+        batch_size: training batch size.
+        num_workers: dataloader workers.
     """
 
     def __init__(

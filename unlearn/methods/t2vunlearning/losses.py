@@ -48,13 +48,17 @@ def concept_mask(concept_map: Tensor, threshold: float = 0.5) -> tuple[Tensor, T
 
 
 def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
-    """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer normalised by its number of masked-out entries.
+    """``(1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, each layer and each video normalised by its number of masked-out
+    entries, then averaged over the batch.
 
     Args:
         adapter_outputs: per layer ``[B, N, C]`` adapter outputs on the video tokens.
         masks: per layer ``[B, N]`` (or ``[B, F, S]`` with ``F·S = N``) concept masks, 1 inside the concept.
 
-    A layer whose mask covers every token contributes 0.
+    A video whose mask covers every token contributes 0. Averaging per video (not over the pooled batch) makes
+    the loss of a batch the mean of its videos' losses, like the other terms: N processes with batch B then
+    train exactly as one process with batch N·B (DDP averages the gradients), and with batch 1 (the paper's)
+    both normalisations are the same.
     """
     if len(adapter_outputs) != len(masks) or not adapter_outputs:
         raise ValueError(f"need one mask per adapter output; got {len(adapter_outputs)} outputs and {len(masks)} masks")
@@ -64,6 +68,7 @@ def localization_loss(adapter_outputs: Sequence[Tensor], masks: Sequence[Tensor]
         if m.shape != o.shape[:2]:
             raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(o.shape[:2])}")
         outside = (1.0 - m.to(o.device, torch.float32))[..., None]
-        count = outside.sum() * o.shape[-1]
-        total = total + ((o.float() * outside) ** 2).sum() / count.clamp_min(1.0)
+        count = outside.sum(dim=(1, 2)) * o.shape[-1]
+        per_video = ((o.float() * outside) ** 2).sum(dim=(1, 2)) / count.clamp_min(1.0)
+        total = total + per_video.mean()
     return total / len(adapter_outputs)

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 
 from backbones import PromptEmbedding, VideoBackbone, build_backbone
@@ -206,12 +207,37 @@ class T2VUnlearning(pl.LightningModule):
             self.log_dict(logged, prog_bar=False, batch_size=batch["x_t"].shape[0])
         return losses["total"]
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # the adapters' weight and gradient norms (after DDP's all-reduce and AMP's unscale), on logging steps
+        # only: one pass over the adapters, small next to the step
+        if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps):
+            return
+        params = list(self.controller.parameters())
+        grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+        norms = {"train/adapter_norm": torch.stack([p.detach().float().norm() for p in params]).norm()}
+        if grads:
+            norms["train/grad_norm"] = torch.stack(grads).norm()
+        self.log_dict(norms, prog_bar=False)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.controller.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
 
     # ------------------------------------------------------------------ checkpoints: adapters only
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the frozen backbone is rebuilt from its name and weights: a checkpoint is adapter-sized. The optimizer,
+        # step, loops and the sampler position are Lightning's part; the RNG states are added here.
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("controller.")}
+        checkpoint["rng_states"] = _collect_rng_states(include_cuda=torch.cuda.is_available())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        # set last, once everything before the first resumed step (cache, dataloader) has run
+        states = getattr(self, "_resumed_rng_states", None)
+        if states:
+            _set_rng_states(states)
+            self._resumed_rng_states = None
 
     def adapter_state_dict(self) -> dict[str, Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in self.controller.state_dict().items()}

@@ -93,12 +93,14 @@ def make_trajectories(
     settings: SamplerSettings,
     eta: float,
     stop_after: int | None = None,
+    progress: bool = False,
 ) -> list[dict[str, Tensor]]:
     """Sample ``requests`` as one batch with the frozen model and return, per request, the recorded
     ``x_t [S, ...]``, ``timesteps [S]``, ``target [S, ...]`` and the loss conditioning.
 
     Adapters, if attached, must be switched off by the caller (see :meth:`AdapterController.disabled`).
     ``stop_after`` ends sampling early (per-step regeneration only needs the last recorded step).
+    ``progress`` shows the sampler's steps (a full-size batch of trajectories takes minutes).
     """
     steps = settings.steps()
     wanted = set(steps)
@@ -127,6 +129,7 @@ def make_trajectories(
         prompts, [r.seed for r in requests], num_frames=settings.num_frames, height=settings.height,
         width=settings.width, num_inference_steps=settings.num_inference_steps,
         guidance_scale=settings.guidance_scale, cond=cond, uncond=uncond, stop_at_step=last, on_step=on_step,
+        progress=progress,
     )
     x_t = torch.stack(rec["x_t"], 1)  # [B, S, ...]
     target = torch.stack(rec["target"], 1)
@@ -197,7 +200,7 @@ class PseudoTrajectoryCache:
             bar = tqdm(total=len(todo), desc=f"pseudo data ({backbone.name}, rank {rank})", unit="traj")
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            made = make_trajectories(backbone, [requests[i] for i in chunk], settings, eta)
+            made = make_trajectories(backbone, [requests[i] for i in chunk], settings, eta, progress=bar is not None)
             for i, tensors in zip(chunk, made):
                 meta = {**dataclasses.asdict(requests[i]), "settings": dataclasses.asdict(settings),
                         "eta": eta, "backbone": backbone.name, "fingerprint": fp}

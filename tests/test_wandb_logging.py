@@ -1,0 +1,116 @@
+"""wandb as a researcher sets it up: a real `unlearn fit` of the toy world with WandbLogger (offline), the
+evaluation, mask and sample callbacks; the offline run's transaction log and media files are read back."""
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unlearn.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY_WEIGHTS = ROOT / "unlearn" / "toyworld" / "weights" / "world.json"
+
+
+def wandb_records(path: Path):
+    """The records of a ``run-*.wandb`` file (LevelDB log format: 7-byte file header, 32 KiB blocks of
+    ``crc32 | length | type`` chunks), parsed as wandb's protobuf ``Record``."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, buf = 7, 32768, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):
+            raw = chunk if kind == 1 else buf + chunk
+            rec = pb.Record()
+            rec.ParseFromString(raw)
+            yield rec
+        elif kind == 2:
+            buf = chunk
+        elif kind == 3:
+            buf += chunk
+        elif kind == 0:
+            pos += (block - pos % block) % block
+
+
+@pytest.mark.skipif(not TOY_WEIGHTS.exists(), reason="toy world weights not built")
+def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
+    config = yaml.safe_load((ROOT / "configs" / "toy_shapes.yaml").read_text())
+    config["trainer"].update(max_steps=2, log_every_n_steps=1, enable_progress_bar=False,
+                             default_root_dir=str(tmp_path / "run"))
+    config["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.WandbLogger",
+                                   "init_args": {"project": "t2v-unlearn-test", "save_dir": str(tmp_path / "run"),
+                                                 "offline": True}}
+    config["trainer"]["callbacks"] = [
+        {"class_path": "callbacks.AdapterCheckpoint", "init_args": {"every_n_epochs": 0}},
+        {"class_path": "callbacks.ConceptMaskCallback", "init_args": {"every_n_epochs": 1}},
+        {"class_path": "callbacks.SampleVideoCallback",
+         "init_args": {"prompts": ["a red ring on a plain background"], "num_inference_steps": 3}},
+        {"class_path": "callbacks.ErasureEvaluation",
+         "init_args": {"rows": ["original", "t2vunlearning"], "per_class": 1, "per_group": {}, "out_of_grammar": {},
+                       "num_inference_steps": 3,
+                       "batch_size": 25, "sample_videos": 2}},
+    ]
+    config["data"]["init_args"].update(num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=4,
+                                       record_steps=[1, 2], batch_size=2, cache_dir=str(tmp_path / "cache"))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(path)])
+    import wandb
+
+    print("wandb.run at the end of fit:", wandb.run)
+    wandb.teardown()  # what the end of the `unlearn` process does: every run is flushed and closed
+
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    run = runs[0]
+    history: dict[str, dict] = {}
+    config_keys: dict[str, object] = {}
+    for rec in wandb_records(next(run.glob("run-*.wandb"))):
+        kind = rec.WhichOneof("record_type")
+        if kind == "history":
+            for item in rec.history.item:
+                history.setdefault(item.key or "/".join(item.nested_key), json.loads(item.value_json))
+        elif kind in ("config", "run"):
+            updates = rec.config.update if kind == "config" else rec.run.config.update
+            for item in updates:
+                config_keys[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+
+    keys = set(history)
+    print("wandb history keys:", sorted(k for k in keys if not k.startswith("_") and k.count("/") <= 2))
+    # training: losses, the adapter and gradient norms
+    assert {"train/loss", "train/unlearn", "train/loc", "train/pre", "train/adapter_norm", "train/grad_norm"} <= keys
+    assert history["train/adapter_norm"] > 0 and history["train/grad_norm"] > 0
+    # the evaluation: numbers, the paper-style and per-class tables, the plots, videos of every row
+    assert {"eval/original/esr@1", "eval/t2vunlearning/psr@5"} <= keys
+    assert history["eval/table/_type"] == "table-file" and history["eval/per_class/_type"] == "table-file"
+    table = json.loads((run / "files" / history["eval/table/path"]).read_text())
+    assert table["columns"] == ["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"]
+    assert [r[:2] for r in table["data"]] == [["red ring", "original"], ["red ring", "t2vunlearning"]]
+    per_class = json.loads((run / "files" / history["eval/per_class/path"]).read_text())
+    assert per_class["columns"] == ["class", "original top-1", "t2vunlearning top-1"]
+    assert len(per_class["data"]) == 25  # every toy-world class
+    for plot in ("eval/plots/esr_psr", "eval/plots/frames"):
+        assert history[f"{plot}/_type"] == "image-file", plot
+        assert (run / "files" / history[f"{plot}/path"]).stat().st_size > 1000
+    for row in ("original", "t2vunlearning"):
+        assert history[f"eval/videos/{row}/_type"] == "videos", row
+        assert history[f"eval/videos/{row}/count"] == 2
+    assert len(list((run / "files" / "media" / "videos").rglob("*.mp4"))) >= 5  # 4 evaluation + samples
+    assert history["samples/0/_type"] == "video-file" and history["masks/concept/_type"] in ("images/separated", "image-file")
+    # the run's config: the resolved config, the model's hyper-parameters, the evaluator's provenance
+    print("wandb config keys:", sorted(config_keys))
+    resolved = config_keys["config"]
+    assert resolved["model"]["init_args"]["eta"] == 3.0 and resolved["data"]["init_args"]["num_prompts"] == 2
+    assert resolved["trainer"]["max_steps"] == 2
+    evaluation = config_keys["evaluation"]
+    assert evaluation["evaluator"]["evaluator"]["name"] and evaluation["prompt_suite"] == "toyworld"
+    assert evaluation["prompt_suite_hash"] and config_keys["eta"] == 3.0
