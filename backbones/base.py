@@ -13,6 +13,10 @@ tokenizer, VAE, scheduler) and exposes the handful of operations the methods nee
   text-to-video attention map of concept tokens (see :class:`unlearn.methods.t2vunlearning.AdapterController`).
 - ``concept_token_indices(prompt, phrases)``: where the concept's words sit in the tokenized prompt.
 - ``decode(latents)``: frames as uint8 ``[B, F, H, W, 3]``.
+- ``noisy_target(x0, noise, timesteps)``: ``x_t`` and the quantity ``predict`` should return there (denoising
+  losses of white-box attacks).
+- ``text_input_ids`` / ``text_input_embeddings`` / ``encode_input_embeddings``: the text encoder at the level
+  of token embeddings, differentiable (white-box prompt attacks; families that lack them say so).
 
 Loading is shared: a family declares its weights folder (``components``), how to build random test-sized parts
 (``tiny_components``) and what its constructor reads from the parts (``init_kwargs``); :meth:`VideoBackbone.load`,
@@ -509,11 +513,14 @@ class VideoBackbone(nn.Module, abc.ABC):
         self.install_adapter_processors(self.denoiser, controller)
 
     @torch.no_grad()
-    def encode_prompts(self, prompts: Sequence[str]) -> PromptEmbedding:
-        """Text conditioning for ``prompts``; each distinct prompt is encoded once per process."""
+    def encode_prompts(self, prompts: Sequence[str], cache: bool = True) -> PromptEmbedding:
+        """Text conditioning for ``prompts``; each distinct prompt is encoded once per process (``cache=False``:
+        encoded now and not kept, for searches that try thousands of throwaway prompts)."""
         prompts = list(prompts)
         if not prompts:
             raise ValueError("encode_prompts got an empty prompt list")
+        if not cache:
+            return self._encode(prompts).to(self.device)
         missing = list(dict.fromkeys(p for p in prompts if p not in self._prompt_cache))
         if missing:
             enc = self._encode(missing)
@@ -522,6 +529,31 @@ class VideoBackbone(nn.Module, abc.ABC):
             while len(self._prompt_cache) > self._prompt_cache_size:
                 self._prompt_cache.popitem(last=False)
         return PromptEmbedding.cat([self._prompt_cache[p] for p in prompts]).to(self.device)
+
+    # ------------------------------------------------------------------ text at the token-embedding level
+    def _no_embedding_level(self, what: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} does not expose its text encoder at the token-embedding level ({what}); "
+            "white-box prompt attacks (UnlearnDiffAtk, textual inversion) need it, black-box ones (Ring-A-Bell) "
+            "do not. Fix: implement text_input_ids and encode_input_embeddings for this family (backbones/README.md)."
+        )
+
+    def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
+        """Token ids ``[B, L]`` (and the attention mask, or None where the family uses none) exactly as
+        :meth:`_encode` tokenizes ``prompts``."""
+        raise self._no_embedding_level("text_input_ids")
+
+    def text_input_embeddings(self) -> nn.Embedding:
+        """The text encoder's token-embedding table (row ``i`` embeds token id ``i``)."""
+        get = getattr(self.text_encoder, "get_input_embeddings", None)
+        if get is None:
+            raise self._no_embedding_level("text_input_embeddings")
+        return get()
+
+    def encode_input_embeddings(self, inputs_embeds: Tensor, attention_mask: Tensor | None = None) -> PromptEmbedding:
+        """Text conditioning from token embeddings ``[B, L, D]`` instead of ids: differentiable and not cached.
+        ``encode_input_embeddings(text_input_embeddings()(ids), mask)`` equals ``encode_prompts`` of the prompts."""
+        raise self._no_embedding_level("encode_input_embeddings")
 
     def text_tokens(self, prompt: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and character offsets of ``prompt`` exactly as :meth:`_encode` tokenizes it."""
@@ -682,6 +714,23 @@ class VideoBackbone(nn.Module, abc.ABC):
 
     def scheduler_step(self, scheduler: Any, model_output: Tensor, t: Tensor, latents: Tensor) -> Tensor:
         return scheduler.step(model_output, t, latents, return_dict=False)[0]
+
+    def noisy_target(self, x0: Tensor, noise: Tensor, timesteps: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x_t, target)``: ``x0`` noised to ``timesteps`` ``[B]`` by the backbone's scheduler, and what
+        :meth:`predict` should return there (v, ε, or the flow velocity ``noise − x0``). The denoising loss of
+        a white-box attack is ``‖predict(x_t, t, c) − target‖²``."""
+        t = timesteps.reshape(-1).to(x0.device)
+        if self.prediction_type == "flow":
+            # flow matching: x_t = (1 − σ) x0 + σ ε with σ = t / T (the timestep the denoiser is given)
+            sigma = (t.float() / self.scheduler.config.num_train_timesteps).view(-1, *[1] * (x0.dim() - 1))
+            return ((1 - sigma) * x0 + sigma * noise).to(x0.dtype), (noise - x0)
+        # from the training schedule itself: a multistep scheduler's add_noise reads the sigmas of its last
+        # set_timesteps call and is wrong before one
+        a = self.scheduler.alphas_cumprod.to(x0.device, torch.float32)[t.long()].view(-1, *[1] * (x0.dim() - 1))
+        x_t = (a.sqrt() * x0.float() + (1 - a).sqrt() * noise.float()).to(x0.dtype)
+        if self.prediction_type == "v_prediction":
+            return x_t, (a.sqrt() * noise.float() - (1 - a).sqrt() * x0.float()).to(x0.dtype)
+        return x_t, noise
 
     def timesteps_for(self, num_inference_steps: int) -> Tensor:
         scheduler = self.new_scheduler()

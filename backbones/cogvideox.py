@@ -240,13 +240,21 @@ class CogVideoXBackbone(VideoBackbone):
             raise ValueError(f"{keys[0]} must be {t}k+1 for {self.name} (the VAE keeps the first frame and compresses "
                              f"the others {t}x); got {num_frames}. Fix: use {' or '.join(map(str, near))}")
 
-    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+    def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         ids = self.tokenizer(
-            prompts, padding="max_length", max_length=self.max_text_length, truncation=True,
+            list(prompts), padding="max_length", max_length=self.max_text_length, truncation=True,
             add_special_tokens=True, return_tensors="pt",
         ).input_ids
+        return ids, None  # the pipeline passes no attention mask to T5
+
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        ids, _ = self.text_input_ids(prompts)
         device = next(self.text_encoder.parameters()).device
         hidden = self.text_encoder(ids.to(device))[0]
+        return PromptEmbedding(hidden.to(self.dtype))
+
+    def encode_input_embeddings(self, inputs_embeds: Tensor, attention_mask: Tensor | None = None) -> PromptEmbedding:
+        hidden = self.text_encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)[0]
         return PromptEmbedding(hidden.to(self.dtype))
 
     def _rotary(self, grid_h: int, grid_w: int, frames: int) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,7 @@ covered by this wrapper: loading such a folder raises a clear error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -270,14 +270,25 @@ class WanBackbone(VideoBackbone):
 
         return prompt_clean(prompt)
 
-    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+    def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         enc = self.tokenizer(
             [self._clean(p) for p in prompts], padding="max_length", max_length=self.max_text_length, truncation=True,
             add_special_tokens=True, return_attention_mask=True, return_tensors="pt",
         )
+        return enc.input_ids, enc.attention_mask
+
+    def _encode(self, prompts: list[str]) -> PromptEmbedding:
+        ids, mask = self.text_input_ids(prompts)
         device = next(self.text_encoder.parameters()).device
-        hidden = self.text_encoder(enc.input_ids.to(device), enc.attention_mask.to(device)).last_hidden_state
-        mask = enc.attention_mask.to(device)
+        return self._masked(self.text_encoder(ids.to(device), mask.to(device)).last_hidden_state, mask.to(device))
+
+    def encode_input_embeddings(self, inputs_embeds: Tensor, attention_mask: Tensor | None = None) -> PromptEmbedding:
+        if attention_mask is None:
+            raise ValueError(f"{self.name}: encode_input_embeddings needs the attention mask from text_input_ids")
+        mask = attention_mask.to(inputs_embeds.device)
+        return self._masked(self.text_encoder(inputs_embeds=inputs_embeds, attention_mask=mask).last_hidden_state, mask)
+
+    def _masked(self, hidden: Tensor, mask: Tensor) -> PromptEmbedding:
         hidden = hidden * mask[..., None].to(hidden.dtype)  # the pipeline zero-pads past each prompt's length
         return PromptEmbedding(hidden.to(self.dtype), mask)
 

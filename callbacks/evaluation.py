@@ -20,7 +20,7 @@ from unlearn.evaluation import (
 )
 from unlearn.checks import check_int, check_range
 from unlearn.evaluation.plots import classification_bars, frame_grid
-from unlearn.evaluation.scoring import compare_rows
+from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.tables import read_metrics, write_metrics
 from unlearn.video import write_mp4
 
@@ -49,7 +49,9 @@ class ErasureEvaluation(pl.Callback):
         suite: "toyworld" or a prompt suite (file, ``builtin:<name>``, ``<loader>:<path>``) whose
             concept/category field is each prompt's class.
         classifier: "toyworld", "efficientnet-lite2", or "resnet50:<weights path>".
-        erased_class: the class whose ESR is reported (default: the data module's concept).
+        erased_class: the class whose ESR is reported (default: the data module's concept); a list (default
+            when the data module erases several concepts, ``data.concept: [a, b]``) reports each class's ESR and
+            one PSR over the other classes (the row ``erased`` holds the per-class ESR; ``esr@k`` is their mean).
         rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
             safree.
         per_class: in-grammar prompts per class (toy world suite only), where ``per_group`` says nothing.
@@ -71,7 +73,7 @@ class ErasureEvaluation(pl.Callback):
             e.g. ``{safree: {schedule: self_validating}}``; recorded in ``metrics.json`` (``methods``).
     """
 
-    def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | None = None,
+    def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | list[str] | None = None,
                  rows: list[str] | None = None, per_class: int = 2, per_group: dict[str, int] | None = None,
                  out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_steps: int = 0,
                  every_n_epochs: int = 0,
@@ -119,21 +121,23 @@ class ErasureEvaluation(pl.Callback):
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:
         dm = trainer.datamodule
         concept = getattr(dm, "concept", None) or ""
-        erased = self.erased_class or concept
-        toy = {"concept": erased, "per_group": self.per_group, "out_of_grammar": self.out_of_grammar} \
-            if self.suite_name == "toyworld" else {}
+        given = [self.erased_class] if isinstance(self.erased_class, str) else self.erased_class
+        erased_list = list(given or getattr(dm, "concepts", None) or [concept])
+        toy = {"concept": erased_list if len(erased_list) > 1 else erased_list[0], "per_group": self.per_group,
+               "out_of_grammar": self.out_of_grammar} if self.suite_name == "toyworld" else {}
         suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed, **toy)
         unlabelled = [it for it in suite if not it.label]
         if unlabelled:
             raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
                              "class (concept or category field); the erasure evaluation needs one per prompt")
         with module.backbone.side_modules_on_device():
-            return self._evaluate(trainer, module, final, concept, erased, suite)
+            return self._evaluate(trainer, module, final, concept, erased_list, suite)
 
-    def _evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool, concept: str, erased: str,
-                  suite: Any) -> dict[str, Any]:
+    def _evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool, concept: str,
+                  erased_list: list[str], suite: Any) -> dict[str, Any]:
+        erased = ", ".join(erased_list)
         evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=self.classifier_name,
-                                             erased_classes=[erased]), suite.labels, concept)
+                                             erased_classes=erased_list), suite.labels, concept)
         generator = self.generator(module, concept, [concept, *getattr(trainer.datamodule, "synonyms", [])])
         rows, timings, settings = {}, {}, None
         for row in self.rows:
@@ -143,16 +147,16 @@ class ErasureEvaluation(pl.Callback):
                 continue
             start = time.perf_counter()
             # every rank scores its share of the suite; the metric states sync on the module's device
-            metrics = MethodMetrics(evaluators, splits=suite.splits or None).to(module.device)
+            metrics = MethodMetrics(evaluators, splits=suite.splits or None, erased_together=True).to(module.device)
             scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size,
                                      progress=trainer.is_global_zero, rank=trainer.global_rank,
                                      world_size=trainer.world_size)
-            rows[row] = scored[row]["classification"][erased]
+            rows[row] = joint_classification_row(scored[row]["classification"])
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
             if row == "original":
                 self._original = (rows[row], settings)
-        compare_rows(rows, erased)  # paired ΔPSR-1 and the classes that lost most, against the original
+        compare_rows(rows, erased_list)  # paired ΔPSR-1 and the classes that lost most, against the original
         for method_row in ("t2vunlearning", "refusal_vector"):
             if method_row in rows:
                 rows["unlearned"] = rows[method_row]
@@ -177,7 +181,7 @@ class ErasureEvaluation(pl.Callback):
         videos: dict[str, list[tuple[str, Path]]] = {}
         if final:
             write_metrics(out, rows, meta)
-            videos, frames = self._write_samples(generator, suite, erased, out)
+            videos, frames = self._write_samples(generator, suite, erased_list[0], out)
             if frames:
                 plots.append(frame_grid(frames, out / "plots" / "frames.png",
                                         prompts=[caption for caption, _ in videos[self.rows[0]]]))

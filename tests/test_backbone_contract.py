@@ -315,9 +315,47 @@ def check_video_size(b: Bundle) -> None:
         bb.check_video_size(0, d.height, d.width)
     with pytest.raises(ValueError, match="data.height"):
         bb.check_video_size(d.num_frames, d.height + 1, d.width, keys=("data.num_frames", "data.height", "data.width"))
+def check_noisy_target_follows_the_scheduler(b: Bundle) -> None:
+    """``noisy_target`` speaks the scheduler's convention: one sampler step with the exact target as the
+    prediction lands on ``x0`` noised to the next timestep (same noise)."""
+    bb = b.bb
+    d = bb.defaults
+    g = torch.Generator().manual_seed(0)
+    shape = (2, *bb.latent_shape(d.num_frames, d.height, d.width))
+    x0, noise = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    scheduler = bb.new_scheduler()
+    scheduler.set_timesteps(10)
+    t0, t1 = scheduler.timesteps[0], scheduler.timesteps[1]
+    x_t, target = bb.noisy_target(x0, noise, t0.reshape(1).expand(2))
+    assert x_t.shape == target.shape == x0.shape
+    stepped = bb.scheduler_step(scheduler, target, t0, x_t)
+    expected, _ = bb.noisy_target(x0, noise, t1.reshape(1).expand(2))
+    # flow samplers round σ·1000 to integer timesteps (σ 0.9001 is t 900), so σ = t / 1000 is off by < 1e-3
+    tol = 2e-2 if bb.prediction_type == "flow" else 1e-4
+    torch.testing.assert_close(stepped, expected, atol=tol, rtol=tol)
+
+
+def check_text_at_the_embedding_level(b: Bundle) -> None:
+    """Either the token-embedding path gives exactly ``encode_prompts`` (and gradients reach the embeddings),
+    or the family says plainly that it lacks it."""
+    bb = b.bb
+    try:
+        ids, mask = bb.text_input_ids(PROMPTS)
+        table = bb.text_input_embeddings()
+        embeds = table(ids.to(table.weight.device)).detach().requires_grad_(True)
+        enc = bb.encode_input_embeddings(embeds, mask)
+    except NotImplementedError as err:
+        assert "Fix:" in str(err) and "Ring-A-Bell" in str(err)
+        return
+    ref = bb.encode_prompts(PROMPTS)
+    torch.testing.assert_close(enc.hidden_states.detach(), ref.hidden_states, atol=1e-5, rtol=1e-5)
+    enc.hidden_states.square().sum().backward()
+    assert embeds.grad is not None and embeds.grad.abs().sum() > 0
 
 
 ALL_CHECKS = [
+    check_noisy_target_follows_the_scheduler,
+    check_text_at_the_embedding_level,
     check_zero_init_is_frozen,
     check_only_adapters_train_and_loss_falls,
     check_concept_map_matches_dense_reference,
@@ -355,6 +393,14 @@ def test_export_import_round_trip_into_stock_pipeline(bundle, tmp_path):
 
 def test_concept_token_indices(bundle):
     check_concept_token_indices(bundle)
+
+
+def test_noisy_target_follows_the_scheduler(bundle):
+    check_noisy_target_follows_the_scheduler(bundle)
+
+
+def test_text_at_the_embedding_level(bundle):
+    check_text_at_the_embedding_level(bundle)
 
 
 def test_sample_decode_and_guidance_shapes(bundle):

@@ -7,6 +7,7 @@ file of that name in the current folder wins); ``--ckpt_path last`` resumes a ki
 (read without unpickling anything; URLs are refused). Other subcommands: ``unlearn export`` (checkpoint →
 adapters), ``unlearn push`` (adapters → the Hugging Face Hub, with a model card), ``unlearn augment`` (prompt
 suites), ``unlearn evaluate`` (resumable generation + evaluation of a prompt suite with several methods),
+``unlearn attack`` (concept-recovery attacks against every row: ``--config configs/attack_toy.yaml``),
 ``unlearn toyworld`` (the toy world's pretraining and evaluation).
 
 Config files compose (``configs/README.md``): ``config: <file>`` inside a config includes another (a path
@@ -396,6 +397,10 @@ def _dispatch(args: list[str], from_sys_argv: bool) -> int:
         from unlearn.evaluation.runner import main as evaluate_main
 
         return int(evaluate_main(args[1:]) or 0)
+    if args and args[0] == "attack":
+        from unlearn.attacks import attack_main
+
+        return attack_main(resolve_config_args(args[1:]))
     if args and args[0] == "toyworld":
         from unlearn.toyworld.cli import toyworld_main
 

@@ -7,6 +7,10 @@ A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as n
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
 ``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
 on only for their row, and a refusal edit is applied for its row and undone (bit-exact) right after.
+
+``MethodGenerator.row_model(method)`` holds one row's model in place for longer and hands out a
+:class:`RowModel`: the row's denoiser prediction, differentiable in the text conditioning (what white-box
+attacks optimise through), and generation from a given conditioning (a learned token's).
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import contextlib
 import dataclasses
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from backbones import PromptEmbedding
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting
@@ -318,3 +323,79 @@ class MethodGenerator(nn.Module):
             else:  # pragma: no cover - MethodSpec validates kinds
                 raise AssertionError(spec.kind)
             return bb.decode(latents)
+
+    # ------------------------------------------------------------------ one row held in place (attacks)
+    @contextlib.contextmanager
+    def row_model(self, method: str) -> Iterator[RowModel]:
+        """Hold row ``method``'s model in place (adapters on, refusal edit applied, or the original weights)
+        for the block and yield its :class:`RowModel`. Do not call :meth:`generate` inside the block."""
+        spec = self.specs[method]
+        bb = self.backbone
+        if spec.live:
+            ctx = self.switch.scaled(spec.scale)
+        elif spec.kind == "t2vunlearning":
+            controller = self.adapters[method]
+            if getattr(bb, "controller", None) is not controller:
+                bb.attach_controller(controller)
+            ctx = controller.scaled(spec.scale)
+        else:
+            ctx = self.original_model()
+        with ctx:
+            edit = None
+            if spec.kind == "refusal_vector" and not spec.live:
+                if method not in self._edits:
+                    self._edits[method] = load_delta(spec.refusal_delta_path())
+                edit = self._edits[method]
+                edit.apply_to(bb, keep_originals=True)
+            try:
+                yield RowModel(self, method)
+            finally:
+                if edit is not None:
+                    edit.restore(bb)
+
+
+class RowModel:
+    """One row's model while :meth:`MethodGenerator.row_model` holds it in place.
+
+    ``predict`` is the row's *conditional* denoiser prediction, differentiable in ``cond``: the row's weights
+    (adapters, refusal edit) and its conditioning transform (SAFREE's projection at the sampler steps where
+    SAFREE applies it). A negative prompt acts only through guidance at sampling, so ``negprompt``'s
+    ``predict`` is the original model's, as in the white-box attacks' papers (UnlearnDiffAtk attacks the
+    conditional noise prediction and samples with the defence's negative prompt). ``generate`` samples from a
+    given conditioning with the row's negative prompt and SAFREE's schedule.
+    """
+
+    def __init__(self, generator: MethodGenerator, method: str) -> None:
+        self.generator, self.method = generator, method
+        self.spec = generator.specs[method]
+        self.backbone = generator.backbone
+        self.num_inference_steps = int(generator.sampling.get("num_inference_steps")
+                                       or self.backbone.defaults.num_inference_steps)
+
+    def conditioning(self, cond: PromptEmbedding, step: int | None, prompts: Sequence[str] | None = None) -> PromptEmbedding:
+        """What the denoiser reads at sampler step ``step`` (``None``: a step outside SAFREE's projected span).
+
+        SAFREE detects its trigger tokens on text: with ``prompts`` (the texts ``cond`` stands for) the
+        projection applies as in sampling; without them (a conditioning that has no text, e.g. a soft prompt
+        in the middle of an optimisation) it does not, and SAFREE acts through its negative prompt only."""
+        if self.spec.kind != "safree" or step is None or prompts is None:
+            return cond
+        return self.generator.baseline(self.method).step_conditioning(cond, prompts, self.num_inference_steps)(int(step))
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, cond: PromptEmbedding,
+                step: int | None = None, prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """The row's conditional prediction at ``latents`` (``step``: the sampler step index of ``timesteps``,
+        which decides SAFREE's projection; ``prompts``: see :meth:`conditioning`)."""
+        return self.backbone.predict(latents, timesteps, self.conditioning(cond, step, prompts))
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding) -> torch.Tensor:
+        """Videos (uint8 ``[B, F, H, W, 3]``) of the row from the conditioning ``cond`` (``prompts`` label them,
+        and SAFREE detects its trigger tokens on them)."""
+        bb, sampling = self.backbone, self.generator.sampling
+        prompts, seeds = list(prompts), [int(s) for s in seeds]
+        if self.spec.kind in _BASELINES:
+            latents = self.generator.baseline(self.method).sample(prompts, seeds, cond=cond, **sampling)
+        else:
+            latents = bb.sample(prompts, seeds, cond=cond, **sampling)
+        return bb.decode(latents)

@@ -168,6 +168,8 @@ class Evaluators:
         """``labels``: the suite's labels, checked against the classifier / references (``None``: unknown yet,
         e.g. in a Lightning run without a data module; then only the erased class is checked)."""
         self.config = config
+        #: the suite's labels (None when unknown), e.g. for the preserved classes of a joint erasure
+        self.labels: list[str] | None = None if labels is None else list(labels)
         self.erased_classes: list[str] = []
         self.classifier = self.detector = self.embedder = self.clip = self.extractor = None
         self.reference_embeddings: dict[str, torch.Tensor] = {}
@@ -340,7 +342,44 @@ def classification_details(esr: Any, psr: Any) -> dict[str, Any]:
     return out
 
 
-def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | None, reference: str = "original",
+#: keys of an ESR/PSR row that describe the erased class (the rest describe the preserved ones)
+_ERASED_KEYS = ("esr@1", "esr@5", "erased_frames", "erased_videos", "esr_by_video", "drawn_instead", "replacement",
+                "outcome_intervals")
+
+
+def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One ESR/PSR row from a row's per-erased-class rows (``MethodMetrics.compute()["classification"]``).
+
+    One erased class: its row as it is. Several erased together (``MethodMetrics(erased_together=True)``, so
+    every class's PSR is the same one over the other classes): ``esr@k`` is the mean over the erased classes,
+    ``erased_frames`` their sum, ``erased`` holds each class's own ESR part (``esr@k``, frames, intervals, what
+    was drawn instead), and PSR with everything about the preserved classes is the shared one; ``splits``
+    likewise."""
+    rows = list(by_class.values())
+    if len(rows) == 1:
+        return dict(rows[0])
+    out = {k: v for k, v in rows[0].items() if k not in _ERASED_KEYS}
+    out["intervals"] = {k: v for k, v in rows[0].get("intervals", {}).items() if not k.startswith("esr")}
+    if "outcomes" in out:
+        out["outcomes"] = {"preserved": out["outcomes"].get("preserved")}
+    erased = {}
+    for cls, r in by_class.items():
+        part = {k: r[k] for k in _ERASED_KEYS if k in r}
+        part["intervals"] = {k: v for k, v in r.get("intervals", {}).items() if k.startswith("esr")}
+        if "outcomes" in r:
+            part["outcomes"] = r["outcomes"].get("erased")
+        erased[cls] = part
+    out["erased"] = erased
+    for k in ("esr@1", "esr@5"):
+        out[k] = sum(r[k] for r in rows) / len(rows)
+    out["erased_frames"] = sum(r.get("erased_frames", 0) for r in rows)
+    if rows[0].get("splits"):
+        out["splits"] = {s: joint_classification_row({c: r["splits"][s] for c, r in by_class.items()})
+                         for s in rows[0]["splits"]}
+    return out
+
+
+def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | Sequence[str] | None, reference: str = "original",
                  lost_most: int = 5) -> None:
     """Add ``vs_reference`` to every classification row (and to each of its ``splits``) other than ``reference``:
     ``{"reference", "psr@1": paired ΔPSR-1 (:func:`unlearn.evaluation.intervals.paired_class_delta`: mean of the
@@ -358,12 +397,14 @@ def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | None, referen
                                               for s, r in ref.get("splits", {}).items()]:
             if part is None or not part.get("per_class_top1") or not ref_part.get("per_class_top1"):
                 continue
-            common = [c for c in part["per_class_top1"] if c != erased and c in ref_part["per_class_top1"]]
+            gone = {erased} if isinstance(erased, str) or erased is None else set(erased)
+            common = [c for c in part["per_class_top1"] if c not in gone and c in ref_part["per_class_top1"]]
             deltas = sorted(common, key=lambda c: (part["per_class_top1"][c] - ref_part["per_class_top1"][c], c))
             deltas = [c for c in deltas if part["per_class_top1"][c] < ref_part["per_class_top1"][c]]
             part["vs_reference"] = {
                 "reference": reference,
-                "psr@1": paired_class_delta([part], [ref_part], erased) if len(common) > 1 else None,
+                "psr@1": paired_class_delta([{"per_class_top1": {c: part["per_class_top1"][c] for c in common}}],
+                                            [ref_part], None) if len(common) > 1 else None,
                 "lost_most": [{"class": c, "reference": ref_part["per_class_top1"][c], "value": part["per_class_top1"][c],
                                "delta": part["per_class_top1"][c] - ref_part["per_class_top1"][c],
                                "frames": part.get("per_class_frames", {}).get(c)}
@@ -387,18 +428,32 @@ class MethodMetrics(nn.Module):
         splits: the suite's split names (:attr:`unlearn.evaluation.suites.EvalSuite.splits`): ESR/PSR of the
             first split (and of prompts without a split) fill the row, each other split gets its own ESR/PSR under
             ``row["classification"][cls]["splits"][name]``. ``None``: one set over all prompts.
+        erased_together: the row erased all its ``erased_classes`` at once (one adapter set or one edit for
+            several concepts): every class's PSR is then over the *other* classes of the suite, none of the erased
+            ones (default: each class's PSR leaves out only that class, as for one row per erased class).
     """
 
     def __init__(self, evaluators: Evaluators, erased_classes: Sequence[str] | None = None,
-                 erased_identity: str | None = None, splits: Sequence[str] | None = None) -> None:
+                 erased_identity: str | None = None, splits: Sequence[str] | None = None,
+                 erased_together: bool = False) -> None:
         super().__init__()
         object.__setattr__(self, "ev", evaluators)  # shared, not a child: evaluator weights stay out of state_dict
         cfg = evaluators.config
         self.erased_classes = list(evaluators.erased_classes if erased_classes is None else erased_classes)
         self.esr, self.psr = nn.ModuleDict(), nn.ModuleDict()
+        kept = None
+        if erased_together and len(self.erased_classes) > 1:
+            gone = {c.casefold() for c in self.erased_classes}
+            names = evaluators.labels if evaluators.labels is not None else list(evaluators.classifier.class_names)
+            kept = [c for c in names if c.casefold() not in gone]
+
+        def psr(cls: str) -> M.PreservationSuccessRate:
+            return M.PreservationSuccessRate(preserved_classes=kept, erased_class=None if kept else cls,
+                                             classifier=evaluators.classifier, top_k=(1, 5))
+
         for i, cls in enumerate(self.erased_classes):
             self.esr[str(i)] = M.ErasureSuccessRate(cls, classifier=evaluators.classifier, top_k=(1, 5))
-            self.psr[str(i)] = M.PreservationSuccessRate(erased_class=cls, classifier=evaluators.classifier, top_k=(1, 5))
+            self.psr[str(i)] = psr(cls)
         # the suite's other splits (held out from the grammar itself, ...): their own ESR/PSR, same classifier
         self.splits = list(splits or [])
         self.esr_split, self.psr_split = nn.ModuleDict(), nn.ModuleDict()
@@ -406,8 +461,7 @@ class MethodMetrics(nn.Module):
             for split in self.splits[1:]:
                 key = f"{i}:{split}"
                 self.esr_split[key] = M.ErasureSuccessRate(cls, classifier=evaluators.classifier, top_k=(1, 5))
-                self.psr_split[key] = M.PreservationSuccessRate(erased_class=cls, classifier=evaluators.classifier,
-                                                                top_k=(1, 5))
+                self.psr_split[key] = psr(cls)
         self.nudity = None
         if evaluators.detector is not None:
             kw = {"labels": cfg.nudity_labels} if cfg.nudity_labels else {}

@@ -100,7 +100,7 @@ def load_suite(
     per_label: int | None = None,
     limit: int | None = None,
     name: str | None = None,
-    concept: str | None = None,
+    concept: str | Sequence[str] | None = None,
     per_group: dict[str, int] | None = None,
     out_of_grammar: dict[str, int] | int | None = None,
     **loader_kwargs: Any,

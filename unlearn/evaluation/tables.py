@@ -292,6 +292,19 @@ def lost_most_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]
     return "\n".join(lines) + "\n" if found else ""
 
 
+def erased_concepts_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]) -> str:
+    """Each erased concept's ESR, for rows that erased several together (their ``erased`` part)."""
+    lines = ["| method | split | erased concept | ESR-1 ↑ | ESR-5 ↑ | frames |", "|---|---|---|---|---|---|"]
+    found = False
+    for sp, part in parts:
+        for m, r in part.items():
+            for cls, e in (r.get("erased") or {}).items():
+                found = True
+                lines.append(f"| {m} | {sp or 'all'} | {cls} | {_ci(e.get('esr@1'), _iv(e, 'esr@1'))} | "
+                             f"{_ci(e.get('esr@5'), _iv(e, 'esr@5'))} | {e.get('erased_frames', '–')} |")
+    return "\n".join(lines) + "\n" if found else ""
+
+
 def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     """``metrics.md``: the provenance line, a summary with the suite's splits side by side, one full table per
     split, what the erased class's prompts drew instead, and the classes that lost most."""
@@ -310,6 +323,10 @@ def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str
     for sp, part in parts:
         title = SPLIT_TITLES.get(sp, sp) if sp else "All prompts"
         lines += [f"### {title} ({_sizes(part)})", "", split_table(part)]
+    per = erased_concepts_table(parts)
+    if per:
+        lines += ["### Each erased concept (erased together: ESR-k above is their mean, PSR is over the classes none "
+                  "of them names)", "", per]
     rep = replacement_table(parts)
     if rep:
         lines += ["### What the erased class's prompts drew instead (% of their frames, top-1 label)", "", rep]

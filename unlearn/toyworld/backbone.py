@@ -195,14 +195,16 @@ def check_prompts(tokenizer, prompts: Sequence[str], max_length: int, strict: Op
 
 
 def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None,
-             strict: Optional[bool] = None) -> dict[str, torch.Tensor]:
+             strict: Optional[bool] = None, placeholder_ok: bool = False) -> dict[str, torch.Tensor]:
     """``{"input_ids": [B, L], "attention_mask": [B, L]}``, always padded to the full ``max_length``.
 
     Unknown words and truncation are reported (:func:`check_prompts`: a warning naming the words, an error under
     ``strict``); every path that feeds the toy text encoder (generation, evaluation, training, pretraining)
-    comes through here."""
+    comes through here. ``placeholder_ok``: the unknown token written out (``<unk>``, a textual-inversion
+    placeholder) is meant and not reported."""
     L = max_length or tokenizer.model_max_length
-    check_prompts(tokenizer, prompts, L, strict)
+    checked = [p.replace(tokenizer.unk_token, "") for p in prompts] if placeholder_ok else prompts
+    check_prompts(tokenizer, checked, L, strict)
     enc = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=L, return_tensors="pt")
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
@@ -239,12 +241,18 @@ class ToyTextEncoder(nn.Module):
     def max_length(self) -> int:
         return self.config["max_length"]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        L = input_ids.shape[1]
+    def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``input_ids`` ``[B, L]``, or ``inputs_embeds`` ``[B, L, dim]`` (rows of ``tok``; then give the mask)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        L = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         if L > self.max_length:
             raise ValueError(f"sequence length {L} > max_length {self.max_length}")
-        h = self.tok(input_ids) + self.pos[:, :L]
+        h = (self.tok(input_ids) if input_ids is not None else inputs_embeds) + self.pos[:, :L]
         if attention_mask is None:
+            if input_ids is None:
+                raise ValueError("inputs_embeds needs its attention_mask (padding cannot be read from embeddings)")
             attention_mask = (input_ids != self.pad_token_id).long()
         key_pad = attention_mask == 0
         key_pad = key_pad & key_pad.logical_not().any(dim=1, keepdim=True)  # an all-pad row masks nothing
@@ -331,10 +339,25 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
         return dict(world=world, defaults=defaults, max_text_length=world.max_text_length, vae_scale_factor_spatial=1,
                     vae_scale_factor_temporal=1, vae_scaling_factor=1.0)
 
+    def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
+        # the unknown token written out is an attack's placeholder on purpose: not reported as an unknown word
+        enc = tokenize(self.tokenizer, prompts, self.max_text_length, strict=self.strict_prompts, placeholder_ok=True)
+        return enc["input_ids"], enc["attention_mask"]
+
     def _encode(self, prompts: list[str]) -> PromptEmbedding:
         enc = tokenize(self.tokenizer, prompts, self.max_text_length, strict=self.strict_prompts)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
         device = next(self.text_encoder.parameters()).device
-        hidden = self.text_encoder(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+        hidden = self.text_encoder(ids.to(device), mask.to(device))
+        return PromptEmbedding(hidden.to(self.dtype))
+
+    def text_input_embeddings(self) -> nn.Embedding:
+        return self.text_encoder.tok
+
+    def encode_input_embeddings(self, inputs_embeds: Tensor, attention_mask: Tensor | None = None) -> PromptEmbedding:
+        if attention_mask is None:
+            raise ValueError(f"{self.name}: encode_input_embeddings needs the attention mask from text_input_ids")
+        hidden = self.text_encoder(attention_mask=attention_mask.to(inputs_embeds.device), inputs_embeds=inputs_embeds)
         return PromptEmbedding(hidden.to(self.dtype))
 
     def text_tokens(self, prompt: str) -> tuple[list[int], list[tuple[int, int]]]:

@@ -28,6 +28,7 @@ import itertools
 
 import hashlib
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -424,14 +425,16 @@ def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: floa
 EVAL_GROUPS: tuple[str, ...] = ("erased", "neighbour", "other")
 
 
-def class_group(cls: str, concept: Optional[str]) -> str:
-    """``"erased"`` (the class expresses ``concept``), ``"neighbour"`` (:func:`neighbour_classes`) or
-    ``"other"``; every class is ``"other"`` without a concept."""
+def class_group(cls: str, concept: Optional[str | Sequence[str]]) -> str:
+    """``"erased"`` (the class expresses ``concept``, or one of several concepts erased together),
+    ``"neighbour"`` (:func:`neighbour_classes` of one of them) or ``"other"``; every class is ``"other"`` without
+    a concept."""
     if concept is None:
         return "other"
-    if class_contains(cls, concept):
+    concepts = [concept] if isinstance(concept, str) else list(concept)
+    if any(class_contains(cls, c) for c in concepts):
         return "erased"
-    return "neighbour" if cls in neighbour_classes(concept) else "other"
+    return "neighbour" if any(cls in neighbour_classes(c) for c in concepts) else "other"
 
 
 def _group_counts(counts: Optional[dict[str, int] | int], default: int) -> dict[str, int]:
@@ -447,7 +450,7 @@ def _group_counts(counts: Optional[dict[str, int] | int], default: int) -> dict[
     return {g: int(counts.get(g, default)) for g in EVAL_GROUPS}
 
 
-def evaluation_prompts(concept: Optional[str] = None, per_class: int = 2,
+def evaluation_prompts(concept: Optional[str | Sequence[str]] = None, per_class: int = 2,
                        per_group: Optional[dict[str, int]] = None,
                        out_of_grammar: Optional[dict[str, int] | int] = None,
                        seed: int = 1234) -> list[ScenePrompt]:
@@ -455,7 +458,8 @@ def evaluation_prompts(concept: Optional[str] = None, per_class: int = 2,
     prompts (split ``"out_of_grammar"``), in a fixed class order, no second object in the in-grammar part.
 
     Args:
-        concept: the erased concept; its classes and neighbours can get more prompts (``per_group``).
+        concept: the erased concept (or a list erased together); its classes and neighbours can get more prompts
+            (``per_group``).
         per_class: in-grammar prompts per class where ``per_group`` says nothing. Without a concept and
             ``per_group`` this is exactly :func:`heldout_eval_prompts` (same prompts and order).
         per_group: in-grammar prompts per class of each group, ``{"erased": 32, "neighbour": 4, "other": 2}``

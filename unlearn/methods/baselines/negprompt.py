@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from backbones import VideoBackbone
+from backbones import PromptEmbedding, VideoBackbone
 
 #: true-CFG scale of negative prompting on guidance-distilled backbones when the row gives none: the value
 #: the distilled model's embedded guidance stands for (HunyuanVideo's 6.0; the T2VUnlearning paper does not
@@ -91,7 +91,9 @@ class NegativePrompting:
                 "true_cfg": bool(self.backbone.guidance_distilled)}
 
     @torch.no_grad()
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], **sampling: Any) -> Tensor:
+    def sample(self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None,
+               **sampling: Any) -> Tensor:
+        """Latents of ``prompts``; ``cond``: their conditioning when it is not their text's (an attack's)."""
         scale = self.scale(sampling.pop("guidance_scale", None))
-        return self.backbone.sample(list(prompts), list(seeds), negative_prompt=self.negative_prompt,
+        return self.backbone.sample(list(prompts), list(seeds), cond=cond, negative_prompt=self.negative_prompt,
                                     guidance_scale=scale, **sampling)

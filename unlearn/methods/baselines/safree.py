@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -221,10 +221,12 @@ class SAFREE:
         det = TriggerDetection(prompt, positions, tokens, [float(x) for x in d], flagged)
         return det, orthonormal_basis(e.T)
 
-    @torch.no_grad()
     def project_embedding(self, cond: PromptEmbedding, prompts: Sequence[str]) -> tuple[PromptEmbedding, list[float]]:
         """The projected conditioning of ``prompts`` and each prompt's β (1 − mean cosine between its token
-        embeddings and their projections, for the self-validating filter). Stores ``last_detections``."""
+        embeddings and their projections, for the self-validating filter). Stores ``last_detections``.
+
+        The trigger tokens are found from the prompts' text (no gradient); the projection is linear in ``cond``
+        and differentiable in it (white-box attacks optimise through it)."""
         h = cond.hidden_states.float()
         out = h.clone()
         betas = []
@@ -271,11 +273,37 @@ class SAFREE:
             "latent_reattention": None if self.lra is None else self.lra.settings(),
         }
 
+    def step_conditioning(self, cond: PromptEmbedding, prompts: Sequence[str],
+                          num_inference_steps: int) -> Callable[[int], PromptEmbedding]:
+        """The conditioning SAFREE gives the denoiser at sampler step ``i``: the projected one for each flagged
+        prompt's first :meth:`steps_for` steps, the prompt's own after. ``prompts``: the texts ``cond`` stands
+        for (trigger tokens are detected on them). Differentiable in ``cond``. Stores ``last_detections``."""
+        prompts = list(prompts)
+        if self.projection:
+            projected, betas = self.project_embedding(cond, prompts)
+            cut = [self.steps_for(num_inference_steps, beta) if det.flagged else 0
+                   for beta, det in zip(betas, self.last_detections)]
+        else:
+            projected, cut = cond, [0] * len(prompts)
+            self.last_detections = []
+
+        def at(i: int) -> PromptEmbedding:
+            use = torch.tensor([i < c for c in cut], device=cond.hidden_states.device)
+            if not use.any():
+                return cond
+            h = torch.where(use[:, None, None], projected.hidden_states, cond.hidden_states)
+            return PromptEmbedding(h, cond.attention_mask, cond.pooled)
+
+        return at
+
     @torch.no_grad()
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], **sampling: Any) -> Tensor:
+    def sample(self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None,
+               **sampling: Any) -> Tensor:
+        """Latents of ``prompts``; ``cond``: their conditioning when it is not their text's (an attack's learned
+        tokens; the trigger tokens are still detected on ``prompts``)."""
         bb = self.backbone
         prompts = list(prompts)
-        cond = bb.encode_prompts(prompts)
+        cond = bb.encode_prompts(prompts) if cond is None else cond
         sampling_scale = sampling.pop("guidance_scale", None)
         if self.use_negative_prompt:
             guidance = negative_guidance_scale(bb, self.guidance_scale, sampling_scale)
@@ -284,22 +312,13 @@ class SAFREE:
             guidance = sampling_scale
             uncond = bb.encode_prompts([""] * len(prompts))
         steps = sampling.get("num_inference_steps") or bb.defaults.num_inference_steps
-        if self.projection:
-            projected, betas = self.project_embedding(cond, prompts)
-            cut = [self.steps_for(steps, beta) if det.flagged else 0
-                   for beta, det in zip(betas, self.last_detections)]
-        else:
-            projected, cut = cond, [0] * len(prompts)
-            self.last_detections = []
+        conditioning = self.step_conditioning(cond, prompts, steps)
 
         def cond_for_step(i: int) -> tuple[PromptEmbedding, PromptEmbedding]:
-            use = torch.tensor([i < c for c in cut], device=cond.hidden_states.device)
+            c = conditioning(i)
             if self.lra is not None:
-                self.lra.reference = PromptEmbedding.cat([uncond, cond]) if use.any() else None
-            if not use.any():
-                return cond, uncond
-            h = torch.where(use[:, None, None], projected.hidden_states, cond.hidden_states)
-            return PromptEmbedding(h, cond.attention_mask, cond.pooled), uncond
+                self.lra.reference = PromptEmbedding.cat([uncond, cond]) if c is not cond else None
+            return c, uncond
 
         if self.lra is None:
             return bb.sample(prompts, list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step,
@@ -307,7 +326,6 @@ class SAFREE:
         with self.lra.installed():
             return bb.sample(prompts, list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step,
                              guidance_scale=guidance, **sampling)
-
 
 class LatentReattention:
     """SAFREE's adaptive latent re-attention on a UNet denoiser (the image version; ZeroScope here).

@@ -1,6 +1,7 @@
 """T2VUnlearning (Ye et al.): zero-initialised adapters on a frozen backbone, trained on pseudo data."""
 
 from .adapters import AdapterController, VideoTokenAdapter
+from .adversarial import optimise_embedding, worst_case_conditioning
 from .data import ConceptDataModule, ToyWorldDataModule, TrainingPrompt, batch_embedding
 from .export import (
     AdapterFileError,
@@ -27,6 +28,6 @@ __all__ = [
     "AdapterController", "AdapterFileError", "DivergenceError", "adapter_config", "check_adapter_sites", "ConceptDataModule", "ToyWorldDataModule", "PseudoTrajectoryCache", "SamplerSettings", "T2VUnlearning",
     "TrainingPrompt", "TrajectoryFile", "TrajectoryRequest", "VideoTokenAdapter", "attach_adapters",
     "batch_embedding", "concept_mask", "load_adapter_weights", "load_adapters", "localization_loss",
-    "make_trajectories", "negatively_guided_target", "preservation_loss", "read_adapter_config", "sampler_identity", "save_adapters",
-    "unlearning_loss",
+    "make_trajectories", "negatively_guided_target", "optimise_embedding", "preservation_loss", "read_adapter_config",
+    "sampler_identity", "save_adapters", "unlearning_loss", "worst_case_conditioning",
 ]

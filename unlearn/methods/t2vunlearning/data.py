@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.toyworld.grammar import (
     COLOURS,
     SHAPES,
+    class_contains,
     concept_name_prompt,
     neighbour_classes,
     parse_concept,
@@ -48,11 +50,13 @@ from .pseudo_data import (
 
 @dataclasses.dataclass
 class TrainingPrompt:
-    """A prompt, the words in it that name the concept (for the mask), and its seed."""
+    """A prompt, the words in it that name the concept (for the mask), its seed, and which of the erased
+    concepts it shows ("" when one concept is erased)."""
 
     prompt: str
     concept_words: list[str]
     seed: int
+    concept: str = ""
 
 
 def load_prompt_file(path: str, concept: str, synonyms: Sequence[str]) -> list[TrainingPrompt]:
@@ -61,8 +65,26 @@ def load_prompt_file(path: str, concept: str, synonyms: Sequence[str]) -> list[T
     out = []
     for i, rec in enumerate(suite.records):
         words = list(rec.concept_words or []) or [concept, *synonyms]
-        out.append(TrainingPrompt(rec.prompt, words, int(rec.seed) if rec.seed is not None else i))
+        out.append(TrainingPrompt(rec.prompt, words, int(rec.seed) if rec.seed is not None else i,
+                                  rec.concept or ""))
     return out
+
+
+def concept_list(concept: str | Sequence[str]) -> list[str]:
+    """``data.concept`` as a list (one concept or several erased together); one clear error when empty."""
+    concepts = [concept] if isinstance(concept, str) else list(concept)
+    if not concepts or any(not str(c).strip() for c in concepts):
+        raise ValueError(f"data.concept is empty ({concept!r}): name the concept to erase, e.g. --data.concept nudity, "
+                         "or list several: --data.concept '[red ring, blue square]'")
+    if len({str(c).casefold() for c in concepts}) != len(concepts):
+        raise ValueError(f"data.concept lists a concept twice: {concepts}")
+    return [str(c) for c in concepts]
+
+
+def word_in(words: Sequence[str], prompt: str) -> bool:
+    """Whether any of ``words`` occurs in ``prompt`` as whole words (case-insensitive)."""
+    return any(re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, w.split())) + r"(?!\w)", prompt, re.IGNORECASE)
+               for w in words if w.strip())
 
 
 class CachedTrajectoryDataset(Dataset):
@@ -138,12 +160,16 @@ class ConceptDataModule(pl.LightningDataModule):
     """Prompts of the concept to erase (and of a concept to preserve), turned into pseudo data.
 
     Args:
-        concept: the concept to erase, e.g. "nudity", "golf ball", a person's name.
+        concept: the concept to erase, e.g. "nudity", "golf ball", a person's name; or a list of concepts that one
+            adapter set erases together (each prompt then belongs to one concept: its record's ``concept`` field in
+            a prompt file, else the concept whose words it contains; its mask and, with ``loss_condition:
+            concept``, its loss text are its own concept's).
         prompts: training prompts that contain the concept (augmented prompts); or give ``prompt_file``.
         prompt_file: a prompt suite (JSONL/CSV, docs/prompts.md) of training prompts.
-        concept_synonyms: other words that name the concept in prompts (used to locate concept tokens).
+        concept_synonyms: other words that name the concept in prompts (used to locate concept tokens); with
+            several concepts, ``{concept: [words]}``.
         num_prompts: use only the first N prompts.
-        augment: when no prompts are given, generate this many with the offline template source.
+        augment: when no prompts are given, generate this many with the offline template source (per concept).
         augment_style: prompt style for generated prompts ("cogvideox", "hunyuanvideo", "zeroscope", "toy").
         preserve_concept: a concept to keep (e.g. "person"); its prompts feed L_pre.
         preserve_prompts: prompts of the preserve concept; default: generated like ``augment``.
@@ -174,10 +200,10 @@ class ConceptDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        concept: str,
+        concept: str | list[str],
         prompts: list[str] | None = None,
         prompt_file: str | None = None,
-        concept_synonyms: list[str] | None = None,
+        concept_synonyms: list[str] | dict[str, list[str]] | None = None,
         num_prompts: int | None = None,
         augment: int = 0,
         augment_style: str = "cogvideox",
@@ -201,8 +227,10 @@ class ConceptDataModule(pl.LightningDataModule):
         allow_prompts_without_concept: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(concept, str) or not concept.strip():
-            raise InputError("data.concept is empty: name the concept to erase, e.g. --data.concept nudity")
+        names = [concept] if isinstance(concept, str) else list(concept or [])
+        if not names or any(not isinstance(c, str) or not c.strip() for c in names):
+            raise InputError(f"data.concept {concept!r} is empty: name the concept to erase (or a list of them), "
+                             "e.g. --data.concept nudity")
         check_int("data.num_prompts", num_prompts, low=1, optional=True)
         check_int("data.augment", augment, low=0)
         check_int("data.seeds_per_prompt", seeds_per_prompt, low=1,
@@ -223,8 +251,21 @@ class ConceptDataModule(pl.LightningDataModule):
         if cache_dir and Path(cache_dir).expanduser().is_file():
             raise InputError(f"data.cache_dir {cache_dir!r} is a file; give a folder for the pseudo-data cache")
         self.allow_prompts_without_concept = allow_prompts_without_concept
-        self.concept = concept
-        self.synonyms = list(concept_synonyms or [])
+        #: the erased concepts; ``concept`` is the one name of them all (joined by ", " when there are several)
+        self.concepts = concept_list(concept)
+        self.concept = ", ".join(self.concepts)
+        if isinstance(concept_synonyms, dict):
+            unknown = sorted(set(concept_synonyms) - set(self.concepts))
+            if unknown:
+                raise ValueError(f"data.concept_synonyms names {unknown}, which are not in data.concept {self.concepts}")
+            self.synonyms_of = {c: list(concept_synonyms.get(c) or []) for c in self.concepts}
+        elif concept_synonyms and len(self.concepts) > 1:
+            raise ValueError("with several concepts, give data.concept_synonyms per concept: {concept: [words]}")
+        else:
+            self.synonyms_of = {self.concepts[0]: list(concept_synonyms or [])}
+            self.synonyms_of.update({c: [] for c in self.concepts[1:]})
+        #: every word naming an erased concept besides the concepts' names (keywords of the baselines' rows)
+        self.synonyms = [w for c in self.concepts for w in self.synonyms_of[c]]
         self.prompt_list = prompts
         self.prompt_file = prompt_file
         self.num_prompts = num_prompts
@@ -283,18 +324,46 @@ class ConceptDataModule(pl.LightningDataModule):
             raise InputError(str(e)) from None
 
     # ------------------------------------------------------------------ prompts
-    def _generated(self, concept: str, n: int, synonyms: Sequence[str]) -> list[TrainingPrompt]:
+    def _generated(self, concept: str, n: int, synonyms: Sequence[str], seed_offset: int = 0) -> list[TrainingPrompt]:
         texts = TemplateSource().generate(concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms))
-        return [TrainingPrompt(t, [concept, *synonyms], self.seed + i) for i, t in enumerate(texts)]
+        return [TrainingPrompt(t, [concept, *synonyms], self.seed + seed_offset + i) for i, t in enumerate(texts)]
+
+    def concept_words(self, concept: str) -> list[str]:
+        return [concept, *self.synonyms_of[concept]]
+
+    def _owner(self, prompt: str, given: str = "") -> str:
+        """Which erased concept a training prompt shows ("" with one concept)."""
+        if len(self.concepts) == 1:
+            return ""
+        if given:
+            if given not in self.concepts:
+                raise ValueError(f"training prompt {prompt!r} is labelled {given!r}, not one of data.concept {self.concepts}")
+            return given
+        owners = [c for c in self.concepts if word_in(self.concept_words(c), prompt)]
+        if not owners:
+            raise ValueError(f"training prompt {prompt!r} names none of the concepts {self.concepts}. Fix: give each "
+                             "prompt a `concept` field in the prompt file, or name the concept (or a synonym) in it")
+        return owners[0]
 
     def _training_prompts(self) -> list[TrainingPrompt]:
-        words = [self.concept, *self.synonyms]
         if self.prompt_file:
-            prompts = load_prompt_file(self.prompt_file, self.concept, self.synonyms)
+            first = self.concepts[0]
+            prompts = []
+            for p in load_prompt_file(self.prompt_file, first, self.synonyms_of[first]):
+                owner = self._owner(p.prompt, p.concept)
+                # a record without its own concept_words got the first concept's: give it its owner's instead
+                words = self.concept_words(owner) if owner and p.concept_words == self.concept_words(first) else p.concept_words
+                prompts.append(dataclasses.replace(p, concept=owner, concept_words=words))
         elif self.prompt_list is not None:
-            prompts = [TrainingPrompt(p, words, self.seed + i) for i, p in enumerate(self.prompt_list)]
+            prompts = []
+            for i, p in enumerate(self.prompt_list):
+                owner = self._owner(p)
+                prompts.append(TrainingPrompt(p, self.concept_words(owner or self.concepts[0]), self.seed + i, owner))
         elif self.augment > 0:
-            prompts = self._generated(self.concept, self.augment, self.synonyms)
+            prompts = []
+            for k, c in enumerate(self.concepts):
+                made = self._generated(c, self.augment, self.synonyms_of[c], seed_offset=100_000 * k)
+                prompts += [dataclasses.replace(p, concept=c if len(self.concepts) > 1 else "") for p in made]
         else:
             prompts = []
         if self.num_prompts is not None:
@@ -329,7 +398,7 @@ class ConceptDataModule(pl.LightningDataModule):
         )
 
     def loss_prompt(self, p: TrainingPrompt) -> str:
-        return self.concept if self.loss_condition == "concept" else p.prompt
+        return (p.concept or self.concept) if self.loss_condition == "concept" else p.prompt
 
     def requests(self) -> tuple[list[TrajectoryRequest], list[TrajectoryRequest]]:
         un = [TrajectoryRequest("unlearn", p.prompt, p.seed, self.loss_prompt(p)) for p in self.training_prompts]
@@ -457,12 +526,15 @@ class ToyWorldDataModule(ConceptDataModule):
     """Erase a toy-world class (e.g. "red ring") with prompts from the world's paraphrase grammar.
 
     Args:
-        concept: the class to erase, "<colour> <shape>" (or a single shape/colour word).
-        num_prompts: training prompts drawn from the grammar's TRAIN split (held-out templates never appear).
+        concept: the class to erase, "<colour> <shape>" (or a single shape/colour word); or a list of them, erased
+            together by one adapter set (each with its own prompts, synonyms and masks).
+        num_prompts: training prompts drawn from the grammar's TRAIN split (held-out templates never appear), per
+            concept.
         prompt_style: "rich" (augmented: context, paraphrases, synonyms), "bare" ("a red ring" and its synonym
             swaps), or "concept" (the concept's own name only, "a red ring" or "a ring": the paper's
             no-augmentation setting).
-        preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour).
+        preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour of
+            each concept, without the classes of any erased concept).
         preserve_prompts_per_class: prompts per preserved class.
         seed: grammar and noise seed.
         num_inference_steps: sampler steps of the pseudo data (None: the backbone's default).
@@ -478,7 +550,7 @@ class ToyWorldDataModule(ConceptDataModule):
 
     def __init__(
         self,
-        concept: str = "red ring",
+        concept: str | list[str] = "red ring",
         num_prompts: int = 32,
         prompt_style: Literal["rich", "bare", "concept"] = "rich",
         preserve_classes: list[str] | None = None,
@@ -504,25 +576,40 @@ class ToyWorldDataModule(ConceptDataModule):
         check_int("data.preserve_prompts_per_class", preserve_prompts_per_class, low=0)
         self.toy_num_prompts = num_prompts
         self.prompt_style = prompt_style
-        self.preserve_classes = preserve_classes if preserve_classes is not None else neighbour_classes(concept)
+        concepts = concept_list(concept)
+        if preserve_classes is None:
+            # every concept's neighbours, but never a class that shows one of the erased concepts
+            neighbours = dict.fromkeys(c for k in concepts for c in neighbour_classes(k))
+            preserve_classes = [c for c in neighbours if not any(class_contains(c, k) for k in concepts)]
+        self.preserve_classes = preserve_classes
         self.preserve_per_class = preserve_prompts_per_class
         super().__init__(
-            concept=concept, concept_synonyms=synonym_phrases(concept), seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            concept=concepts if len(concepts) > 1 else concepts[0],
+            concept_synonyms={k: synonym_phrases(k) for k in concepts} if len(concepts) > 1 else synonym_phrases(concepts[0]),
+            seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             record_steps=record_steps, use_cache=use_cache, cache_dir=cache_dir,
             generation_batch_size=generation_batch_size, batch_size=batch_size, num_workers=num_workers,
             preserve_concept=", ".join(self.preserve_classes) or None,
         )
 
     def _training_prompts(self) -> list[TrainingPrompt]:
-        if self.prompt_style == "concept":
-            words = concept_name_prompt(self.concept)  # "a red ring", "a ring": one text, a new seed per copy
-            return [TrainingPrompt(" ".join(words), words[1:], self.seed + i) for i in range(self.toy_num_prompts)]
-        records = prompts_for_concept(self.concept, self.toy_num_prompts, split="train", style=self.prompt_style,
-                                      seed=self.seed)
-        if not records:
-            raise ValueError(f"the toy grammar produced no prompts for {self.concept!r}")
-        return [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(self.concept)], self.seed + i)
-                for i, r in enumerate(records)]
+        out = []
+        several = len(self.concepts) > 1
+        for k, concept in enumerate(self.concepts):
+            owner = concept if several else ""
+            offset = 1_000_000 * k  # concept k > 0 gets its own seeds; the first keeps the single-concept ones
+            if self.prompt_style == "concept":
+                words = concept_name_prompt(concept)  # "a red ring", "a ring": one text, a new seed per copy
+                out += [TrainingPrompt(" ".join(words), words[1:], self.seed + offset + i, owner)
+                        for i in range(self.toy_num_prompts)]
+                continue
+            records = prompts_for_concept(concept, self.toy_num_prompts, split="train", style=self.prompt_style,
+                                          seed=self.seed + 7919 * k)
+            if not records:
+                raise ValueError(f"the toy grammar produced no prompts for {concept!r}")
+            out += [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(concept)], self.seed + offset + i, owner)
+                    for i, r in enumerate(records)]
+        return out
 
     def _preserve_prompts(self) -> list[TrainingPrompt]:
         out = []

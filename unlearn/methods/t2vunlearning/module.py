@@ -10,10 +10,11 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 
-from backbones import VideoBackbone, build_backbone, check_pretrained
+from backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
 from .adapters import AdapterController
+from .adversarial import worst_case_conditioning
 from .data import batch_embedding
 from .export import adapter_config, load_adapter_weights
 from .losses import concept_mask, localization_loss, preservation_loss, unlearning_loss
@@ -60,6 +61,14 @@ class T2VUnlearning(pl.LightningModule):
         divergence_factor: stop with :class:`DivergenceError` when the loss exceeds this multiple of the
             first step's loss (None: never; the loss of a healthy run falls or stays within a few times its
             start).
+        adversarial_steps: adversarial training (AdvUnlearn-style; 0 = off, the paper's method): before each
+            adapter step, this many PGD steps find the text conditioning within ``adversarial_epsilon`` of the
+            batch's under which the adapted model best predicts the concept (the frozen model's conditional
+            prediction); ``L_unlearn`` on that worst case is added to the loss. Each step then costs about
+            ``adversarial_steps + 2`` times a plain one.
+        adversarial_epsilon: radius of the perturbation per entry (L∞), in units of the conditioning's
+            standard deviation.
+        adversarial_weight: weight of the worst-case ``L_unlearn`` next to the clean one.
 
     Raises:
         UnknownBackboneError: unknown ``backbone`` name (the message lists the known ones).
@@ -89,6 +98,9 @@ class T2VUnlearning(pl.LightningModule):
         init_adapters: str | None = None,
         allow_unfinished_init: bool = False,
         divergence_factor: float | None = 1000.0,
+        adversarial_steps: int = 0,
+        adversarial_epsilon: float = 1.0,
+        adversarial_weight: float = 1.0,
     ) -> None:
         super().__init__()
         check_int("model.adapter_dim", adapter_dim, low=1)
@@ -106,6 +118,11 @@ class T2VUnlearning(pl.LightningModule):
             raise InputError(f"model.mask_layers must list attention-site indices >= 0; got {mask_layers!r}")
         check_choice("model.loc_normalization", loc_normalization, ("paper", "masked_mean"),
                      fix="'paper' is Eq. (7) over the unlearning loss's divisor; 'masked_mean' a per-entry mean")
+        check_int("model.adversarial_steps", adversarial_steps, low=0, fix="0 is the paper's method (no adversarial training)")
+        if adversarial_steps > 0:
+            check_range("model.adversarial_epsilon", adversarial_epsilon, low=0, open_low=True,
+                        fix="The L∞ radius of the conditioning perturbation, in its standard deviations")
+        check_range("model.adversarial_weight", adversarial_weight, low=0)
         self.save_hyperparameters()
         check_pretrained(backbone, pretrained)
         self.backbone: VideoBackbone = build_backbone(
@@ -194,6 +211,9 @@ class T2VUnlearning(pl.LightningModule):
         squares, maps = self.controller.take()
         losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
+        if hp.adversarial_steps > 0:
+            losses["adv_unlearn"] = self.adversarial_unlearning_loss(batch, cond)
+            loss = loss + hp.adversarial_weight * losses["adv_unlearn"]
         if hp.alpha > 0:
             if tokens is None:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
@@ -210,6 +230,16 @@ class T2VUnlearning(pl.LightningModule):
             loss = loss + (injected - injected.detach())
         losses["total"] = loss
         return losses
+
+    def adversarial_unlearning_loss(self, batch: dict[str, Any], cond: PromptEmbedding) -> Tensor:
+        """``L_unlearn`` under the worst-case conditioning near ``cond`` (see ``adversarial_steps``)."""
+        hp, bb = self.hparams, self.backbone
+        x_t, t = batch["x_t"], batch["timesteps"]
+        with torch.no_grad(), self.controller.disabled():
+            concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning
+        worst = worst_case_conditioning(lambda c: bb.predict(x_t, t, c), cond, concept,
+                                        hp.adversarial_steps, hp.adversarial_epsilon)
+        return unlearning_loss(bb.predict(x_t, t, worst), batch["target"])
 
     def concept_masks(self, maps: list[Tensor]) -> list[Tensor]:
         """One concept mask per attention site, from the captured maps (see ``mask_layers``)."""
