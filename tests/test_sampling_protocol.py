@@ -108,7 +108,8 @@ def test_training_without_cache_sees_new_recipes_each_epoch(tmp_path):
 
         pl.seed_everything(0)
         model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-        dm = ConceptDataModule(concept="nudity", prompts=["a naked person", "a nude woman in a room"], num_frames=9,
+        dm = ConceptDataModule(concept="nudity", concept_synonyms=["naked", "nude"],
+                               prompts=["a naked person", "a nude woman in a room"], num_frames=9,
                                height=32, width=32, num_inference_steps=2, use_cache=False,
                                regeneration_samples_per_epoch=2, batch_size=2, cache_dir=str(tmp_path / "c"))
         pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -229,8 +229,8 @@ class ConceptDataModule(pl.LightningDataModule):
         super().__init__()
         names = [concept] if isinstance(concept, str) else list(concept or [])
         if not names or any(not isinstance(c, str) or not c.strip() for c in names):
-            raise InputError(f"data.concept {concept!r} is empty: name the concept to erase (or a list of them), "
-                             "e.g. --data.concept nudity")
+            raise InputError(f"data.concept is empty (got {concept!r}): name the concept to erase (or a list of "
+                             "them), e.g. --data.concept nudity")
         check_int("data.num_prompts", num_prompts, low=1, optional=True)
         check_int("data.augment", augment, low=0)
         check_int("data.seeds_per_prompt", seeds_per_prompt, low=1,
@@ -568,7 +568,8 @@ class ToyWorldDataModule(ConceptDataModule):
         check_int("data.num_prompts", num_prompts, low=1)
         check_choice("data.prompt_style", prompt_style, ("rich", "bare", "concept"))
         try:
-            parse_concept(concept)
+            for one in concept_list(concept):
+                parse_concept(one)
         except (KeyError, ValueError) as e:
             raise InputError(f"data.concept {concept!r} is not a toy-world class ({e.args[0]}). Fix: name "
                              f"'<colour> <shape>' (colours {', '.join(COLOURS)}; shapes {', '.join(SHAPES)}), "
