@@ -173,7 +173,7 @@ def test_denoising_loss_is_zero_for_an_oracle(toy, generator):
     class Oracle:
         backbone = toy
 
-        def predict(self, x_t, t, cond, step=None):
+        def predict(self, x_t, t, cond, step=None, prompts=None):
             return self.target
 
     g = torch.Generator().manual_seed(0)

@@ -274,13 +274,15 @@ def save_tensors(path: str | Path, tensors: dict[str, Tensor]) -> None:
 
 
 def denoising_loss(row: RowModel, x0: Tensor, cond: PromptEmbedding, timesteps: Tensor,
-                   g: torch.Generator) -> Tensor:
+                   g: torch.Generator, prompts: Sequence[str] | None = None) -> Tensor:
     """``‖row.predict(x_t, t, c) − target‖²`` with ``x_t`` = ``x0`` noised to one random step of the sampler's
-    ``timesteps`` (the same step for the batch: it decides SAFREE's projection) and fresh noise from ``g``."""
+    ``timesteps`` (the same step for the batch: it decides SAFREE's projection) and fresh noise from ``g``.
+    ``prompts``: the texts ``cond`` stands for, on which SAFREE detects its trigger tokens (None: SAFREE's
+    projection is not applied, see :meth:`RowModel.conditioning`)."""
     bb = row.backbone
     i = int(torch.randint(len(timesteps), (1,), generator=g))
     t = timesteps[i].reshape(1).expand(len(x0)).to(x0.device)
     noise = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)
     x_t, target = bb.noisy_target(x0, noise, t)
-    pred = row.predict(x_t, t, cond, step=i)
+    pred = row.predict(x_t, t, cond, step=i, prompts=prompts)
     return torch.mean((pred.float() - target.float()) ** 2)

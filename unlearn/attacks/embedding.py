@@ -63,7 +63,8 @@ class EmbeddingAttack(Attack):
         with ctx.generator.row_model(row) as rm:
             def loss(d: Tensor) -> Tensor:
                 b = torch.randperm(n, generator=g)[: self.batch_size].to(h.device)
-                return denoising_loss(rm, x0[b], cond(d, b), timesteps, g)
+                return denoising_loss(rm, x0[b], cond(d, b), timesteps, g,
+                                      prompts=[ctx.prompts[i] for i in b.tolist()])
 
             losses = optimise_embedding(delta, loss, self.steps, self.lr, method="adam", project=project)
         self._details = {"loss_curve": losses[:: max(1, len(losses) // 20)],

@@ -99,7 +99,7 @@ class TextualInversion(Attack):
             def loss(vec: Tensor) -> Tensor:
                 b = torch.randperm(n, generator=g)[: self.batch_size].to(device)
                 cond = bb.encode_input_embeddings(embed(vec, b), None if mask is None else mask[b])
-                return denoising_loss(rm, x0[b], cond, timesteps, g)
+                return denoising_loss(rm, x0[b], cond, timesteps, g, prompts=[prompts[i] for i in b.tolist()])
 
             losses = optimise_embedding(token, loss, self.steps, self.lr, method="adam")
             with torch.no_grad():
