@@ -179,3 +179,17 @@ def test_concept_map_is_float32_under_bf16_autocast():
     ref = dense_concept_attention_probs(q.bfloat16().float(), k.bfloat16().float(), concept)
     torch.testing.assert_close(chunked, ref, atol=1e-6, rtol=0)
     torch.testing.assert_close(probs, ref, atol=1e-5, rtol=0)
+
+
+def test_localization_loss_keeps_float64_runs_in_float64():
+    """A float64 run (the DDP equality test trains the toy in 64-true) gets float64 squares and loss."""
+    g = torch.Generator().manual_seed(0)
+    o = torch.randn(2, 12, 8, generator=g, dtype=torch.float64)
+    sq = token_mean_squares(o)
+    assert sq.dtype == torch.float64
+    torch.testing.assert_close(sq, (o**2).mean(-1))
+    mask = torch.zeros(2, 12, dtype=torch.float64)
+    mask[:, :3] = 1
+    loss = localization_loss([sq], [mask], per_sample_elements=96, channels=8)
+    assert loss.dtype == torch.float64
+    torch.testing.assert_close(loss, ((o[:, 3:] ** 2).sum(dim=(1, 2)) / 96).mean())

@@ -58,7 +58,8 @@ def token_mean_squares(o: Tensor) -> Tensor:
     """
     off = torch.autocast(device_type=o.device.type, enabled=False) if o.device.type in ("cuda", "cpu") else nullcontext()
     with off:
-        return torch.linalg.vector_norm(o, dim=-1, dtype=torch.float32).square() / o.shape[-1]
+        acc = torch.promote_types(o.dtype, torch.float32)  # float32 for bf16/fp16/fp32, float64 stays float64
+        return torch.linalg.vector_norm(o, dim=-1, dtype=acc).square() / o.shape[-1]
 
 
 def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor],
@@ -94,12 +95,13 @@ def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor],
         widths = [channels] * len(token_squares) if isinstance(channels, int) else list(channels)
         if len(widths) != len(token_squares):
             raise ValueError(f"need one channel count per layer; got {len(widths)} for {len(token_squares)} layers")
-    total = token_squares[0].new_zeros((), dtype=torch.float32)
+    acc = torch.promote_types(token_squares[0].dtype, torch.float32)
+    total = token_squares[0].new_zeros((), dtype=acc)
     for i, (sq, m) in enumerate(zip(token_squares, masks)):
         m = m.reshape(m.shape[0], -1)
         if sq.dim() != 2 or m.shape != sq.shape:
             raise ValueError(f"mask {tuple(m.shape)} does not match adapter output tokens {tuple(sq.shape)}")
-        outside = 1.0 - m.to(sq.device, torch.float32)
+        outside = 1.0 - m.to(sq.device, acc)
         weighted = (sq * outside.square()).sum(dim=1)  # ‖o ⊙ (1 − M)‖² / C per video
         if per_sample_elements is not None:
             per_video = weighted * widths[i] / per_sample_elements
