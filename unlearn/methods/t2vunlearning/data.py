@@ -72,12 +72,12 @@ def load_prompt_file(path: str, concept: str, synonyms: Sequence[str]) -> list[T
 
 def concept_list(concept: str | Sequence[str]) -> list[str]:
     """``data.concept`` as a list (one concept or several erased together); one clear error when empty."""
-    concepts = [concept] if isinstance(concept, str) else list(concept)
+    concepts = [concept] if isinstance(concept, str) else list(concept or [])
     if not concepts or any(not str(c).strip() for c in concepts):
-        raise ValueError(f"data.concept is empty ({concept!r}): name the concept to erase, e.g. --data.concept nudity, "
+        raise InputError(f"data.concept is empty ({concept!r}): name the concept to erase, e.g. --data.concept nudity, "
                          "or list several: --data.concept '[red ring, blue square]'")
     if len({str(c).casefold() for c in concepts}) != len(concepts):
-        raise ValueError(f"data.concept lists a concept twice: {concepts}")
+        raise InputError(f"data.concept lists a concept twice: {concepts}")
     return [str(c) for c in concepts]
 
 
@@ -227,10 +227,8 @@ class ConceptDataModule(pl.LightningDataModule):
         allow_prompts_without_concept: bool = False,
     ) -> None:
         super().__init__()
-        names = [concept] if isinstance(concept, str) else list(concept or [])
-        if not names or any(not isinstance(c, str) or not c.strip() for c in names):
-            raise InputError(f"data.concept is empty (got {concept!r}): name the concept to erase (or a list of "
-                             "them), e.g. --data.concept nudity")
+        #: the erased concepts; ``concept`` is the one name of them all (joined by ", " when there are several)
+        self.concepts = concept_list(concept)
         check_int("data.num_prompts", num_prompts, low=1, optional=True)
         check_int("data.augment", augment, low=0)
         check_int("data.seeds_per_prompt", seeds_per_prompt, low=1,
@@ -251,8 +249,6 @@ class ConceptDataModule(pl.LightningDataModule):
         if cache_dir and Path(cache_dir).expanduser().is_file():
             raise InputError(f"data.cache_dir {cache_dir!r} is a file; give a folder for the pseudo-data cache")
         self.allow_prompts_without_concept = allow_prompts_without_concept
-        #: the erased concepts; ``concept`` is the one name of them all (joined by ", " when there are several)
-        self.concepts = concept_list(concept)
         self.concept = ", ".join(self.concepts)
         if isinstance(concept_synonyms, dict):
             unknown = sorted(set(concept_synonyms) - set(self.concepts))
