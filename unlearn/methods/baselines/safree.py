@@ -152,6 +152,7 @@ class SAFREE:
         self.mask_token = backbone.tokenizer.convert_ids_to_tokens(0)
         self.toxic_basis = orthonormal_basis(self.summaries(self.keywords).T)  # [D, r]
         self.last_detections: list[TriggerDetection] = []
+        self._detections: dict[str, tuple[TriggerDetection, Tensor]] = {}  # detect(), per prompt
 
     # ------------------------------------------------------------------ summaries
     def _resolve_summary(self, mode: str) -> str:
@@ -207,7 +208,15 @@ class SAFREE:
 
     @torch.no_grad()
     def detect(self, prompt: str) -> tuple[TriggerDetection, Tensor]:
-        """The trigger tokens of ``prompt`` and its input-space basis ``[D, r]`` (span of the masked summaries)."""
+        """The trigger tokens of ``prompt`` and its input-space basis ``[D, r]`` (span of the masked summaries).
+
+        Depends on the text and the frozen text encoder only, so it is computed once per prompt: a white-box
+        attack asks for the same prompts at every optimisation step (one re-encoding per token each time)."""
+        if prompt not in self._detections:
+            self._detections[prompt] = self._detect(prompt)
+        return self._detections[prompt]
+
+    def _detect(self, prompt: str) -> tuple[TriggerDetection, Tensor]:
         masked, positions, tokens = self.masked_prompts(prompt)
         if len(masked) < 2:  # nothing to compare a single token with
             return TriggerDetection(prompt, positions, tokens, [], []), torch.zeros(0)
