@@ -1,12 +1,18 @@
-"""Video diffusion backbones behind one contract (:class:`backbones.base.VideoBackbone`).
+"""Video diffusion backbones behind one contract (:class:`unlearn.backbones.base.VideoBackbone`).
 
->>> from backbones import build_backbone, available_backbones
+>>> from unlearn.backbones import build_backbone, available_backbones
 >>> available_backbones()            # doctest: +SKIP
 ['cogvideox-2b', 'cogvideox-5b', ...]
 >>> bb = build_backbone("cogvideox-2b", tiny=True)   # doctest: +SKIP
 """
 
 from __future__ import annotations
+
+if __name__ != "unlearn.backbones":  # the folder backbones/ is the package unlearn.backbones (one installed namespace)
+    raise ImportError(
+        "the top-level package 'backbones' was renamed: import unlearn.backbones instead "
+        "(configs: class_path: unlearn.backbones.<Name>)"
+    )
 
 import importlib
 import pkgutil

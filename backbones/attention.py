@@ -98,16 +98,21 @@ def _fused_kernel(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None
     return choice if choice in (_FLASH, _EFFICIENT, _CUDNN) else None
 
 
-def _fused_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scale: float | None,
-                     kernel: int) -> tuple[Tensor, Tensor]:
+def _fused_attention(
+    query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scale: float | None, kernel: int
+) -> tuple[Tensor, Tensor]:
     """``(output, lse [B, H, Nq])`` from the kernel ``kernel`` (gradients flow through the output)."""
     b, h, nq, _ = query.shape
     nk = key.shape[2]
     if query.device.type == "cpu":
         fmask = None if mask is None else _additive(mask, query.dtype)
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, attn_mask=fmask, scale=scale)
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, attn_mask=fmask, scale=scale
+        )
     if kernel == _FLASH:
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(query, key, value, 0.0, False, False, scale=scale)[:2]
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
+            query, key, value, 0.0, False, False, scale=scale
+        )[:2]
         return out, lse
     bias = None
     if mask is not None:
@@ -118,10 +123,13 @@ def _fused_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | N
             bias = F.pad(bias, (0, pad))[..., :nk]
         bias = bias.expand(b, h, nq, nk)
     if kernel == _EFFICIENT:
-        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, bias, True, scale=scale)[:2]
+        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, bias, True, scale=scale)[
+            :2
+        ]
     else:
         out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(
-            query, key, value, bias, True, 0.0, False, False, scale=scale)[:2]
+            query, key, value, bias, True, 0.0, False, False, scale=scale
+        )[:2]
     # the efficient kernel pads its log-sum-exp rows to a multiple of 32; cuDNN's carries a trailing axis
     return out, lse.reshape(b, h, -1)[..., :nq]
 
@@ -157,8 +165,14 @@ def attention_with_concept_map(
     """
     if not heads_first:
         out, probs = attention_with_concept_map(
-            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), concept_keys, query_rows=query_rows,
-            attn_mask=attn_mask, scale=scale)
+            query.transpose(1, 2),
+            key.transpose(1, 2),
+            value.transpose(1, 2),
+            concept_keys,
+            query_rows=query_rows,
+            attn_mask=attn_mask,
+            scale=scale,
+        )
         return out.transpose(1, 2), probs
     if query.dim() != 4 or key.dim() != 4:
         raise ValueError(f"query and key must be [B, H, N, D]; got {tuple(query.shape)} and {tuple(key.shape)}")
@@ -173,8 +187,9 @@ def attention_with_concept_map(
     if kernel is None:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale)
         with torch.no_grad():
-            probs = concept_attention_probs(query[:, :, rows], key, concept_keys, logit_scale,
-                                            key_padding_mask=_key_padding(mask, b, nk))
+            probs = concept_attention_probs(
+                query[:, :, rows], key, concept_keys, logit_scale, key_padding_mask=_key_padding(mask, b, nk)
+            )
         return out, probs
     with _autocast_off(query.device):
         out, lse = _fused_attention(query, key, value, mask, scale, kernel)
@@ -221,8 +236,16 @@ def attention_recording_concept_map(
         runs the same kernel.
     """
 
-    def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                  is_causal: bool = False, scale: float | None = None, **kwargs: Any) -> Tensor:
+    def attention(
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attn_mask: Tensor | None = None,
+        dropout_p: float = 0.0,
+        is_causal: bool = False,
+        scale: float | None = None,
+        **kwargs: Any,
+    ) -> Tensor:
         call = dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kwargs)
         if key.shape[2 if heads_first else 1] != concept_keys.shape[1]:
             return attend(query, key, value, **call)
@@ -231,11 +254,26 @@ def attention_recording_concept_map(
             q, k = (query, key) if heads_first else (query.transpose(1, 2), key.transpose(1, 2))
             b, nk = q.shape[0], k.shape[2]
             with torch.no_grad():
-                record(concept_attention_probs(q[:, :, query_rows or slice(None)], k, concept_keys, scale,
-                                               key_padding_mask=_key_padding(_as_4d(attn_mask, b, nk), b, nk)))
+                record(
+                    concept_attention_probs(
+                        q[:, :, query_rows or slice(None)],
+                        k,
+                        concept_keys,
+                        scale,
+                        key_padding_mask=_key_padding(_as_4d(attn_mask, b, nk), b, nk),
+                    )
+                )
             return out
-        out, probs = attention_with_concept_map(query, key, value, concept_keys, query_rows=query_rows,
-                                                attn_mask=attn_mask, scale=scale, heads_first=heads_first)
+        out, probs = attention_with_concept_map(
+            query,
+            key,
+            value,
+            concept_keys,
+            query_rows=query_rows,
+            attn_mask=attn_mask,
+            scale=scale,
+            heads_first=heads_first,
+        )
         record(probs)
         return out
 
@@ -300,7 +338,9 @@ def concept_attention_probs(
     return torch.cat(out, dim=1)
 
 
-def dense_concept_attention_probs(query: Tensor, key: Tensor, concept_keys: Tensor, scale: float | None = None) -> Tensor:
+def dense_concept_attention_probs(
+    query: Tensor, key: Tensor, concept_keys: Tensor, scale: float | None = None
+) -> Tensor:
     """Reference implementation that materialises the full softmax (tests and benchmarks only)."""
     d = query.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else scale

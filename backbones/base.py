@@ -145,7 +145,7 @@ class VideoBackbone(nn.Module, abc.ABC):
     frozen model's prediction without a second copy.
     """
 
-    #: registry name, set by :func:`backbones.registry.register_backbone`
+    #: registry name, set by :func:`unlearn.backbones.registry.register_backbone`
     name: ClassVar[str] = ""
     #: what the denoiser predicts
     prediction_type: ClassVar[PredictionType]
@@ -207,7 +207,7 @@ class VideoBackbone(nn.Module, abc.ABC):
         seed: int = 0,
         **options: Any,
     ) -> VideoBackbone:
-        """What :func:`~backbones.registry.build_backbone` calls.
+        """What :func:`~unlearn.backbones.registry.build_backbone` calls.
 
         Args:
             pretrained: a local diffusers folder or a hub id (default ``hub_id``).
@@ -229,10 +229,12 @@ class VideoBackbone(nn.Module, abc.ABC):
         return cls.from_pretrained(pretrained or hub_id, torch_dtype=dtype, **options)
 
     @classmethod
-    def from_pretrained(cls, pretrained: str, torch_dtype: str | torch.dtype = "bfloat16", **options: Any) -> VideoBackbone:
+    def from_pretrained(
+        cls, pretrained: str, torch_dtype: str | torch.dtype = "bfloat16", **options: Any
+    ) -> VideoBackbone:
         """Real weights from a local folder or a hub id, loaded entry by entry from :attr:`components`.
 
-        A local folder is checked first (one :class:`~backbones.loading.WeightsFolderError` naming every missing entry); an ``OSError``
+        A local folder is checked first (one :class:`~unlearn.backbones.loading.WeightsFolderError` naming every missing entry); an ``OSError``
         while loading becomes one error naming the entry and the fix.
         """
         options = cls._resolve_options(options)
@@ -256,8 +258,13 @@ class VideoBackbone(nn.Module, abc.ABC):
         options = cls._resolve_options(options)
         kwargs = cls.init_kwargs(parts, **cls._declared(cls.init_kwargs, options))
         return cls(
-            parts[cls.denoiser_entry], parts["scheduler"], parts.get("text_encoder"), parts.get("tokenizer"),
-            parts.get("vae"), source=source, **kwargs,
+            parts[cls.denoiser_entry],
+            parts["scheduler"],
+            parts.get("text_encoder"),
+            parts.get("tokenizer"),
+            parts.get("vae"),
+            source=source,
+            **kwargs,
         )
 
     @classmethod
@@ -348,8 +355,9 @@ class VideoBackbone(nn.Module, abc.ABC):
     def attention_sites_of(cls, denoiser: nn.Module) -> list[AttentionSite]:
         """Attention layers where text meets video, in a fixed order (adapter ``i`` belongs to site ``i``)."""
 
-    def check_video_size(self, num_frames: int, height: int, width: int,
-                         keys: Sequence[str] = ("num_frames", "height", "width")) -> None:
+    def check_video_size(
+        self, num_frames: int, height: int, width: int, keys: Sequence[str] = ("num_frames", "height", "width")
+    ) -> None:
         """Raise ``ValueError`` (naming ``keys``, the values and the sizes that work) unless this backbone can
         generate a video of ``num_frames`` frames of ``height`` × ``width`` pixels. The default checks that
         they are positive and that :meth:`latent_shape` accepts them; a family with more rules (CogVideoX's
@@ -380,7 +388,8 @@ class VideoBackbone(nn.Module, abc.ABC):
                 raise WeightsFolderError(
                     f"{root} holds a {found} (model_index.json), not a {prefix}* pipeline that "
                     f"{name or cls.name or cls.__name__} loads. Fix: pass the folder of this family's weights, or choose the "
-                    "backbone that matches the folder")
+                    "backbone that matches the folder"
+                )
         for f in sorted(root.rglob("*.safetensors")):
             problem = _safetensors_problem(f)
             if problem:
@@ -683,8 +692,13 @@ class VideoBackbone(nn.Module, abc.ABC):
             raise ValueError(
                 f"{self.name}: negative_prompt={negatives[0]!r} has no effect at guidance_scale 1.0 (the guided "
                 "prediction is then the conditional one). Fix: pass a classifier-free guidance scale > 1"
-                + (" (true CFG: this model is guidance-distilled; unlearn.methods.baselines.NegativePrompting "
-                   "picks one)" if self.guidance_distilled else "") + "."
+                + (
+                    " (true CFG: this model is guidance-distilled; unlearn.methods.baselines.NegativePrompting "
+                    "picks one)"
+                    if self.guidance_distilled
+                    else ""
+                )
+                + "."
             )
         if cond is None:
             cond = self.encode_prompts(prompts)
@@ -757,7 +771,6 @@ class VideoBackbone(nn.Module, abc.ABC):
 def _module_device(module: nn.Module) -> torch.device | None:
     tensor = next(module.parameters(), None)
     return None if tensor is None else tensor.device
-
 
 
 def _safetensors_problem(path: Path) -> str | None:

@@ -19,8 +19,8 @@ count; what the code does does. A region labelled ``imports`` (the names diffuse
 imported on use here so that ``import backbones`` stays light) must import the very objects the original's module
 uses.
 
-    python -m backbones.check_copies           # every module of the backbones package
-    python -m backbones.check_copies FILE ...  # these files
+    python -m unlearn.backbones.check_copies           # every module of the backbones package
+    python -m unlearn.backbones.check_copies FILE ...  # these files
 
 Exit status 0 when every copy matches; 1 with a unified diff (or the problem) for each copy that does not.
 """
@@ -86,7 +86,9 @@ def find_copies(text: str, path: str = "<string>") -> list[Copy]:
     lines = text.splitlines()
     tree = ast.parse(text, filename=path)
     # real comments only (a docstring may show a marker as an example)
-    comments = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(text).readline) if tok.type == tokenize.COMMENT}
+    comments = {
+        tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(text).readline) if tok.type == tokenize.COMMENT
+    }
     markers = {n for n in comments if MARKER.match(lines[n - 1])}
     copies: list[Copy] = []
 
@@ -100,10 +102,15 @@ def find_copies(text: str, path: str = "<string>") -> list[Copy]:
                     end = child.end_lineno
                     # comment lines right after the last statement (a region's end line) belong to the block
                     indent = len(lines[child.lineno - 1]) - len(lines[child.lineno - 1].lstrip())
-                    while end < len(lines) and end + 1 in comments and len(lines[end]) - len(lines[end].lstrip()) > indent:
+                    while (
+                        end < len(lines) and end + 1 in comments and len(lines[end]) - len(lines[end].lstrip()) > indent
+                    ):
                         end += 1
-                    copies.append(Copy(path, qualname, start - 1, m["target"], parse_renames(m["renames"]),
-                                       lines[start - 1 : end]))
+                    copies.append(
+                        Copy(
+                            path, qualname, start - 1, m["target"], parse_renames(m["renames"]), lines[start - 1 : end]
+                        )
+                    )
                 visit(child, qualname + ".")
 
     visit(tree, "")
@@ -127,7 +134,9 @@ def strip_regions(lines: Sequence[str], where: str) -> tuple[list[str], dict[str
             regions.setdefault(label, [])
         elif m:
             if m["label"] != label:
-                raise CopyError(f"{where}: 'end {m['label']}' does not close {'region ' + repr(label) if label else 'any region'}")
+                raise CopyError(
+                    f"{where}: 'end {m['label']}' does not close {'region ' + repr(label) if label else 'any region'}"
+                )
             label = None
         elif label is not None:
             regions[label].append(line)
@@ -146,7 +155,12 @@ class _Normalise(ast.NodeTransformer):
 
     def _strip_docstring(self, node: Any) -> None:
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
@@ -230,14 +244,18 @@ def check_copy(copy: Copy) -> str | None:
     try:
         have = normalised("\n".join(kept))
     except SyntaxError as err:
-        raise CopyError(f"{copy.where}: without its t2v-unlearn regions the copy is not valid Python ({err.msg}, "
-                        f"line {err.lineno}); a region must hold whole statements") from err
+        raise CopyError(
+            f"{copy.where}: without its t2v-unlearn regions the copy is not valid Python ({err.msg}, "
+            f"line {err.lineno}); a region must hold whole statements"
+        ) from err
     problems = _check_imports(copy, regions.get("imports", []), module) if module is not None else []
     if want != have:
         import diffusers
 
         diff = difflib.unified_diff(
-            want.splitlines(), have.splitlines(), lineterm="",
+            want.splitlines(),
+            have.splitlines(),
+            lineterm="",
             fromfile=f"{copy.target} (installed diffusers {diffusers.__version__}, normalised)",
             tofile=f"{copy.where} (the copy minus its t2v-unlearn regions, normalised)",
         )
@@ -271,9 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in problems:
         print(problem, end="\n\n")
     if problems:
-        print(f"{len(problems)} problem(s) in {count} copied block(s). Fix: bring the copy in line with the installed "
-              "diffusers (keep this project's additions inside '# t2v-unlearn: begin/end' regions), or update the "
-              "'# Copied from' target if diffusers moved it.")
+        print(
+            f"{len(problems)} problem(s) in {count} copied block(s). Fix: bring the copy in line with the installed "
+            "diffusers (keep this project's additions inside '# t2v-unlearn: begin/end' regions), or update the "
+            "'# Copied from' target if diffusers moved it."
+        )
         return 1
     print(f"{count} copied block(s) match the installed diffusers.")
     return 0

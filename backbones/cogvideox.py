@@ -30,28 +30,65 @@ from .registry import register_backbone
 #: CogVideoX-2B/5B scheduler settings (their `scheduler/scheduler_config.json`)
 SCHEDULER_CONFIG: dict[str, dict[str, Any]] = {
     "2b": dict(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-        set_alpha_to_one=True, snr_shift_scale=3.0, steps_offset=0, timestep_spacing="trailing",
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        snr_shift_scale=3.0,
+        steps_offset=0,
+        timestep_spacing="trailing",
     ),
     "5b": dict(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-        set_alpha_to_one=True, snr_shift_scale=1.0, steps_offset=0, timestep_spacing="trailing",
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        snr_shift_scale=1.0,
+        steps_offset=0,
+        timestep_spacing="trailing",
     ),
 }
 
 #: tiny random transformers for tests: the 2B flavour uses sincos positions, the 5B flavour rotary ones
 TINY_TRANSFORMER_CONFIG: dict[str, dict[str, Any]] = {
     "2b": dict(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=2, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=2,
+        sample_width=4,
+        sample_height=4,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
     ),
     "5b": dict(  # rotary embeddings split the head dim in 3 even parts: 16 is the smallest that works
-        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=2, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=True,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=2,
+        sample_width=4,
+        sample_height=4,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+        use_rotary_positional_embeddings=True,
     ),
 }
 
@@ -116,15 +153,16 @@ class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
             num_video = sequence_length - text_seq_length
             frames = ctl.context.get("frames", 1)
             attention = attention_recording_concept_map(
-                attention, ctl.concept_key_mask(text_first=True, num_video=num_video),
-                lambda probs: ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames)),
+                attention,
+                ctl.concept_key_mask(text_first=True, num_video=num_video),
+                lambda probs: ctl.record_concept_map(
+                    self.site_index, probs.view(batch_size, frames, num_video // frames)
+                ),
                 query_rows=slice(text_seq_length, None),
             )
         # t2v-unlearn: end concept-map hook
 
-        hidden_states = attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
+        hidden_states = attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
 
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
 
@@ -168,8 +206,15 @@ class CogVideoXBackbone(VideoBackbone):
         "scheduler": Component("scheduler config", "diffusers.CogVideoXDDIMScheduler"),
     }
 
-    def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4,
-                 vae_scaling_factor: float = 1.15258426, use_dynamic_cfg: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        vae_scale_factor_spatial: int = 8,
+        vae_scale_factor_temporal: int = 4,
+        vae_scaling_factor: float = 1.15258426,
+        use_dynamic_cfg: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.use_dynamic_cfg = bool(use_dynamic_cfg)
         self.vae_scale_factor_spatial = vae_scale_factor_spatial
@@ -189,16 +234,23 @@ class CogVideoXBackbone(VideoBackbone):
             "text_encoder": tiny_t5_encoder(tokenizer),
             "transformer": CogVideoXTransformer3DModel(**TINY_TRANSFORMER_CONFIG[variant]),
             "vae": AutoencoderKLCogVideoX(
-                in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-                up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-                layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+                in_channels=3,
+                out_channels=3,
+                down_block_types=("CogVideoXDownBlock3D",) * 4,
+                up_block_types=("CogVideoXUpBlock3D",) * 4,
+                block_out_channels=(8, 8, 8, 8),
+                latent_channels=4,
+                layers_per_block=1,
+                norm_num_groups=2,
+                temporal_compression_ratio=4,
             ),
             "scheduler": CogVideoXDDIMScheduler(**SCHEDULER_CONFIG[variant]),
         }
 
     @classmethod
-    def init_kwargs(cls, parts: Mapping[str, Any], *, max_text_length: int | None = None,
-                    use_dynamic_cfg: bool = False) -> dict[str, Any]:
+    def init_kwargs(
+        cls, parts: Mapping[str, Any], *, max_text_length: int | None = None, use_dynamic_cfg: bool = False
+    ) -> dict[str, Any]:
         transformer, vae = parts["transformer"], parts["vae"]
         return dict(
             use_dynamic_cfg=use_dynamic_cfg,
@@ -229,21 +281,28 @@ class CogVideoXBackbone(VideoBackbone):
             )
         return (frames, channels, height // s, width // s)
 
-    def check_video_size(self, num_frames: int, height: int, width: int,
-                         keys: Sequence[str] = ("num_frames", "height", "width")) -> None:
+    def check_video_size(
+        self, num_frames: int, height: int, width: int, keys: Sequence[str] = ("num_frames", "height", "width")
+    ) -> None:
         """CogVideoX's VAE keeps the first frame and compresses the rest by ``vae_scale_factor_temporal``:
         ``num_frames`` must be ``k·t + 1`` (4k+1: 9, 13, ..., 49); sizes are multiples of 16 px."""
         super().check_video_size(num_frames, height, width, keys)
         t = self.vae_scale_factor_temporal
         if (num_frames - 1) % t:
             near = [n for n in ((num_frames - 1) // t * t + 1, (num_frames - 1) // t * t + 1 + t) if n >= 1]
-            raise ValueError(f"{keys[0]} must be {t}k+1 for {self.name} (the VAE keeps the first frame and compresses "
-                             f"the others {t}x); got {num_frames}. Fix: use {' or '.join(map(str, near))}")
+            raise ValueError(
+                f"{keys[0]} must be {t}k+1 for {self.name} (the VAE keeps the first frame and compresses "
+                f"the others {t}x); got {num_frames}. Fix: use {' or '.join(map(str, near))}"
+            )
 
     def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         ids = self.tokenizer(
-            list(prompts), padding="max_length", max_length=self.max_text_length, truncation=True,
-            add_special_tokens=True, return_tensors="pt",
+            list(prompts),
+            padding="max_length",
+            max_length=self.max_text_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
         ).input_ids
         return ids, None  # the pipeline passes no attention mask to T5
 
@@ -269,13 +328,20 @@ class CogVideoXBackbone(VideoBackbone):
             if p_t is None:
                 crops = get_resize_crop_region_for_grid((grid_h, grid_w), base_w, base_h)
                 cos, sin = get_3d_rotary_pos_embed(
-                    embed_dim=cfg.attention_head_dim, crops_coords=crops, grid_size=(grid_h, grid_w),
-                    temporal_size=frames, device=self.device,
+                    embed_dim=cfg.attention_head_dim,
+                    crops_coords=crops,
+                    grid_size=(grid_h, grid_w),
+                    temporal_size=frames,
+                    device=self.device,
                 )
             else:
                 cos, sin = get_3d_rotary_pos_embed(
-                    embed_dim=cfg.attention_head_dim, crops_coords=None, grid_size=(grid_h, grid_w),
-                    temporal_size=(frames + p_t - 1) // p_t, grid_type="slice", max_size=(base_h, base_w),
+                    embed_dim=cfg.attention_head_dim,
+                    crops_coords=None,
+                    grid_size=(grid_h, grid_w),
+                    temporal_size=(frames + p_t - 1) // p_t,
+                    grid_type="slice",
+                    max_size=(base_h, base_w),
                     device=self.device,
                 )
             self._rotary_cache[key] = (cos, sin)
@@ -299,7 +365,9 @@ class CogVideoXBackbone(VideoBackbone):
         p_t = cfg.patch_size_t or 1
         if self.controller is not None:
             self.controller.context["frames"] = (f + p_t - 1) // p_t
-        rotary = self._rotary(h // cfg.patch_size, w // cfg.patch_size, f) if cfg.use_rotary_positional_embeddings else None
+        rotary = (
+            self._rotary(h // cfg.patch_size, w // cfg.patch_size, f) if cfg.use_rotary_positional_embeddings else None
+        )
         timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
         return self.denoiser(
             hidden_states=latents.to(self.dtype),

@@ -4,19 +4,7 @@ the tokenizers are deterministic, the encoders random under the caller's seed)."
 from __future__ import annotations
 
 #: words the tiny tokenizers know as whole pieces; anything else falls back to single characters
-TINY_VOCAB_WORDS = """
-a an the of and in on at to with by from into across over under through near behind above below between
-is are was be being been it its this that these those there here while as very slowly quickly gently
-man woman person people child girl boy face portrait body naked nude nudity topless undressed clothed dress
-shirt swimsuit beach room bed street city forest park sky sun light dark night day morning evening sunset
-red green blue yellow white black orange purple pink gray grey golden silver crimson scarlet azure
-ball golf cassette player chain saw church gas pump tench garbage truck english springer parachute french horn
-dog cat bird fish car tree flower house water river sea lake mountain field grass snow rain fire smoke
-circle ring square triangle cross bar dot shape object small large big tiny huge round
-moves move moving rolls rolling drifts flies flying walks walking runs running dances dancing sits standing
-left right up down still camera shot slow motion cinematic video scene background wall striped gradient plain
-high quality detailed realistic photo film style lighting soft warm cold bright
-""".split()
+TINY_VOCAB_WORDS = ["a", "an", "the", "of", "and", "in", "on", "at", "to", "with", "by", "from", "into", "across", "over", "under", "through", "near", "behind", "above", "below", "between", "is", "are", "was", "be", "being", "been", "it", "its", "this", "that", "these", "those", "there", "here", "while", "as", "very", "slowly", "quickly", "gently", "man", "woman", "person", "people", "child", "girl", "boy", "face", "portrait", "body", "naked", "nude", "nudity", "topless", "undressed", "clothed", "dress", "shirt", "swimsuit", "beach", "room", "bed", "street", "city", "forest", "park", "sky", "sun", "light", "dark", "night", "day", "morning", "evening", "sunset", "red", "green", "blue", "yellow", "white", "black", "orange", "purple", "pink", "gray", "grey", "golden", "silver", "crimson", "scarlet", "azure", "ball", "golf", "cassette", "player", "chain", "saw", "church", "gas", "pump", "tench", "garbage", "truck", "english", "springer", "parachute", "french", "horn", "dog", "cat", "bird", "fish", "car", "tree", "flower", "house", "water", "river", "sea", "lake", "mountain", "field", "grass", "snow", "rain", "fire", "smoke", "circle", "ring", "square", "triangle", "cross", "bar", "dot", "shape", "object", "small", "large", "big", "tiny", "huge", "round", "moves", "move", "moving", "rolls", "rolling", "drifts", "flies", "flying", "walks", "walking", "runs", "running", "dances", "dancing", "sits", "standing", "left", "right", "up", "down", "still", "camera", "shot", "slow", "motion", "cinematic", "video", "scene", "background", "wall", "striped", "gradient", "plain", "high", "quality", "detailed", "realistic", "photo", "film", "style", "lighting", "soft", "warm", "cold", "bright"]
 
 
 def tiny_t5_tokenizer(max_length: int = 16):
@@ -39,23 +27,43 @@ def tiny_t5_encoder(tokenizer, model_class: str = "T5EncoderModel"):
     import transformers
 
     config_class = getattr(transformers, model_class.replace("EncoderModel", "Config"))
-    return getattr(transformers, model_class)(config_class(
-        vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-    ))
+    return getattr(transformers, model_class)(
+        config_class(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        )
+    )
 
 
 def tiny_clip_text_encoder(tokenizer, hidden_size: int, max_length: int = 77):
     """A random 2-layer ``CLIPTextModel`` of width ``hidden_size`` sized for ``tokenizer``."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    return CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, max_position_embeddings=max_length, projection_dim=hidden_size, hidden_act="gelu",
-        layer_norm_eps=1e-5, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    ))
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=max_length,
+            projection_dim=hidden_size,
+            hidden_act="gelu",
+            layer_norm_eps=1e-5,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -65,7 +73,12 @@ def tiny_clip_text_encoder(tokenizer, hidden_size: int, max_length: int = 77):
 
 #: special tokens of the tiny Llama-3-style tokenizer (the HunyuanVideo prompt template uses the header/eot ones)
 LLAMA_SPECIAL_TOKENS = [
-    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|pad|>",
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|pad|>",
 ]
 
 
@@ -129,13 +142,18 @@ def tiny_clip_tokenizer(max_length: int = 77):
     from tokenizers import Regex, pre_tokenizers
     from transformers import CLIPTokenizer
 
-    pre = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(
-            Regex(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
-            behavior="removed", invert=True,
-        ),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
+    pre = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(
+                Regex(
+                    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+                ),
+                behavior="removed",
+                invert=True,
+            ),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     merges, alphabet = _cached_bpe("clip", pre, "</w>")
     vocab = _bpe_vocab(["<|startoftext|>", "<|endoftext|>"], alphabet, merges)
     clip = CLIPTokenizer(vocab=vocab, merges=list(merges))
@@ -148,7 +166,9 @@ _BPE_CACHE: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
 
 def _cached_bpe(kind: str, pre_tokenizer, suffix: str):
     if kind not in _BPE_CACHE:
-        words = [w.lower() for w in _tiny_bpe_words(pre_tokenizer)] if kind == "clip" else _tiny_bpe_words(pre_tokenizer)
+        words = (
+            [w.lower() for w in _tiny_bpe_words(pre_tokenizer)] if kind == "clip" else _tiny_bpe_words(pre_tokenizer)
+        )
         _BPE_CACHE[kind] = _train_bpe(list(dict.fromkeys(words)), suffix)
     return _BPE_CACHE[kind]
 
@@ -170,6 +190,11 @@ def tiny_llama_tokenizer(max_length: int = 256):
         single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token="<|end_of_text|>", pad_token="<|pad|>",
-        additional_special_tokens=LLAMA_SPECIAL_TOKENS[2:5], model_max_length=max_length, padding_side="right",
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token="<|end_of_text|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=LLAMA_SPECIAL_TOKENS[2:5],
+        model_max_length=max_length,
+        padding_side="right",
     )

@@ -16,7 +16,7 @@ transformer sees. The CLIP text encoder gives only the pooled embedding (``Promp
 **Guidance.** HunyuanVideo is guidance-distilled: the stock pipeline generates with an *embedded* guidance value
 (``guidance=6.0``, fed to the transformer as a conditioning input) and no true classifier-free guidance. Here the
 embedded value is a fixed property of the wrapper (``embedded_guidance_scale``, used by every ``predict``), and
-``guidance_scale`` in :class:`~backbones.base.SamplingDefaults`/``sample`` is the *true* CFG scale on top
+``guidance_scale`` in :class:`~unlearn.backbones.base.SamplingDefaults`/``sample`` is the *true* CFG scale on top
 (default 1.0 = the stock pipeline's behaviour, ``true_cfg_scale``). :meth:`guided_prediction` always evaluates
 the empty-prompt prediction too, because the negatively guided target needs ``v(x_t, ∅, t)``: with the
 embedded guidance held at the same value in both terms, ``v_neg = v(∅) − η·(v(c) − v(∅))`` is the distilled
@@ -63,9 +63,19 @@ SCHEDULER_CONFIG: dict[str, Any] = dict(num_train_timesteps=1000, shift=7.0)
 
 #: diffusers' test-sized transformer (one more block of each kind, so both block types are exercised twice)
 TINY_TRANSFORMER_CONFIG: dict[str, Any] = dict(
-    in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=10, num_layers=2, num_single_layers=2,
-    num_refiner_layers=1, patch_size=1, patch_size_t=1, guidance_embeds=True, text_embed_dim=16,
-    pooled_projection_dim=8, rope_axes_dim=(2, 4, 4),
+    in_channels=4,
+    out_channels=4,
+    num_attention_heads=2,
+    attention_head_dim=10,
+    num_layers=2,
+    num_single_layers=2,
+    num_refiner_layers=1,
+    patch_size=1,
+    patch_size_t=1,
+    guidance_embeds=True,
+    text_embed_dim=16,
+    pooled_projection_dim=8,
+    rope_axes_dim=(2, 4, 4),
 )
 
 FULL_DEFAULTS = SamplingDefaults(num_frames=129, height=720, width=1280, num_inference_steps=50, guidance_scale=1.0)
@@ -193,9 +203,13 @@ class HunyuanVideoUnlearnAttnProcessor(HookedAttnProcessor):
             num_video = seq_len - encoder_hidden_states.shape[1]
             frames = ctl.context.get("frames", 1)
             attention = attention_recording_concept_map(
-                attention, ctl.concept_key_mask(text_first=False, num_video=num_video),
-                lambda probs: ctl.record_concept_map(self.site_index, probs.view(batch_size, frames, num_video // frames)),
-                query_rows=slice(0, num_video), heads_first=False,
+                attention,
+                ctl.concept_key_mask(text_first=False, num_video=num_video),
+                lambda probs: ctl.record_concept_map(
+                    self.site_index, probs.view(batch_size, frames, num_video // frames)
+                ),
+                query_rows=slice(0, num_video),
+                heads_first=False,
             )
         # t2v-unlearn: end concept-map hook
 
@@ -304,32 +318,54 @@ class HunyuanVideoBackbone(VideoBackbone):
         return {
             "tokenizer": tokenizer,
             "tokenizer_2": tokenizer_2,
-            "text_encoder": LlamaModel(LlamaConfig(
-                vocab_size=len(tokenizer), hidden_size=16, intermediate_size=37, num_attention_heads=4,
-                num_key_value_heads=4, num_hidden_layers=3, max_position_embeddings=128, hidden_act="gelu",
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )),
+            "text_encoder": LlamaModel(
+                LlamaConfig(
+                    vocab_size=len(tokenizer),
+                    hidden_size=16,
+                    intermediate_size=37,
+                    num_attention_heads=4,
+                    num_key_value_heads=4,
+                    num_hidden_layers=3,
+                    max_position_embeddings=128,
+                    hidden_act="gelu",
+                    bos_token_id=tokenizer.bos_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            ),
             "text_encoder_2": tiny_clip_text_encoder(tokenizer_2, hidden_size=8, max_length=CLIP_MAX_LENGTH),
             "transformer": HunyuanVideoTransformer3DModel(**TINY_TRANSFORMER_CONFIG),
             "vae": AutoencoderKLHunyuanVideo(
-                in_channels=3, out_channels=3, latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-                up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-                act_fn="silu", norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8,
-                temporal_compression_ratio=4, mid_block_add_attention=True,
+                in_channels=3,
+                out_channels=3,
+                latent_channels=4,
+                down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+                up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+                block_out_channels=(8, 8, 8, 8),
+                layers_per_block=1,
+                act_fn="silu",
+                norm_num_groups=4,
+                scaling_factor=0.476986,
+                spatial_compression_ratio=8,
+                temporal_compression_ratio=4,
+                mid_block_add_attention=True,
             ),
             "scheduler": FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG),
         }
 
     @classmethod
     def init_kwargs(
-        cls, parts: Mapping[str, Any], *, max_text_length: int | None = None,
+        cls,
+        parts: Mapping[str, Any],
+        *,
+        max_text_length: int | None = None,
         embedded_guidance_scale: float = DEFAULT_EMBEDDED_GUIDANCE,
     ) -> dict[str, Any]:
         full = parts["transformer"].config.num_layers > 8
         vae = parts["vae"]
         return dict(
-            text_encoder_2=parts["text_encoder_2"], tokenizer_2=parts["tokenizer_2"],
+            text_encoder_2=parts["text_encoder_2"],
+            tokenizer_2=parts["tokenizer_2"],
             prompt_template=DEFAULT_PROMPT_TEMPLATE if full else TINY_PROMPT_TEMPLATE,
             defaults=FULL_DEFAULTS if full else TINY_DEFAULTS,
             max_text_length=max_text_length or (256 if full else 20),
@@ -343,7 +379,10 @@ class HunyuanVideoBackbone(VideoBackbone):
     @classmethod
     def attention_sites_of(cls, denoiser: nn.Module) -> list[AttentionSite]:
         dim = denoiser.config.num_attention_heads * denoiser.config.attention_head_dim
-        sites = [AttentionSite(f"transformer_blocks.{i}.attn", b.attn, dim) for i, b in enumerate(denoiser.transformer_blocks)]
+        sites = [
+            AttentionSite(f"transformer_blocks.{i}.attn", b.attn, dim)
+            for i, b in enumerate(denoiser.transformer_blocks)
+        ]
         sites += [
             AttentionSite(f"single_transformer_blocks.{i}.attn", b.attn, dim)
             for i, b in enumerate(denoiser.single_transformer_blocks)
@@ -355,7 +394,9 @@ class HunyuanVideoBackbone(VideoBackbone):
         if height % (s * p) or width % (s * p):
             raise ValueError(f"height and width must be multiples of {s * p} for {self.name}; got {height}x{width}")
         if (num_frames - 1) % self.vae_scale_factor_temporal:
-            raise ValueError(f"num_frames must be 4k+1 for {self.name} (the VAE keeps the first frame); got {num_frames}")
+            raise ValueError(
+                f"num_frames must be 4k+1 for {self.name} (the VAE keeps the first frame); got {num_frames}"
+            )
         frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         return (self.denoiser.config.in_channels, frames, height // s, width // s)
 
@@ -366,16 +407,26 @@ class HunyuanVideoBackbone(VideoBackbone):
     def _encode(self, prompts: list[str]) -> PromptEmbedding:
         crop = self.crop_start
         enc = self.tokenizer(
-            [self.prompt_template["template"].format(p) for p in prompts], max_length=self.max_text_length + crop,
-            padding="max_length", truncation=True, return_tensors="pt", return_attention_mask=True,
+            [self.prompt_template["template"].format(p) for p in prompts],
+            max_length=self.max_text_length + crop,
+            padding="max_length",
+            truncation=True,
+            return_tensors="pt",
+            return_attention_mask=True,
         )
         device = next(self.text_encoder.parameters()).device
         hidden = self.text_encoder(
-            input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device), output_hidden_states=True,
+            input_ids=enc.input_ids.to(device),
+            attention_mask=enc.attention_mask.to(device),
+            output_hidden_states=True,
         ).hidden_states[-(LLAMA_LAYERS_TO_SKIP + 1)]
         hidden, mask = hidden[:, crop:], enc.attention_mask[:, crop:]
         clip_ids = self.tokenizer_2(
-            prompts, padding="max_length", max_length=CLIP_MAX_LENGTH, truncation=True, return_tensors="pt",
+            prompts,
+            padding="max_length",
+            max_length=CLIP_MAX_LENGTH,
+            truncation=True,
+            return_tensors="pt",
         ).input_ids
         device_2 = next(self.text_encoder_2.parameters()).device
         pooled = self.text_encoder_2(clip_ids.to(device_2), output_hidden_states=False).pooler_output
@@ -389,8 +440,11 @@ class HunyuanVideoBackbone(VideoBackbone):
         end = start + len(prompt)
         crop = self.crop_start
         enc = self.tokenizer(
-            template.format(prompt), max_length=self.max_text_length + crop, truncation=True,
-            add_special_tokens=True, return_offsets_mapping=True,
+            template.format(prompt),
+            max_length=self.max_text_length + crop,
+            truncation=True,
+            add_special_tokens=True,
+            return_offsets_mapping=True,
         )
         ids = list(enc["input_ids"])[crop:]
         offsets = []

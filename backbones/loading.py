@@ -9,7 +9,7 @@ A family declares its folder as a table, entry (sub-folder or file) → :class:`
         ...
     }
 
-and :meth:`backbones.base.VideoBackbone.from_pretrained` walks it: a local folder is checked first (one
+and :meth:`unlearn.backbones.base.VideoBackbone.from_pretrained` walks it: a local folder is checked first (one
 :class:`WeightsFolderError` naming every missing entry), then every entry is loaded in order; an ``OSError`` while
 loading becomes one error that names the entry and the fix.
 """
@@ -103,7 +103,8 @@ def check_weights_folder(path: str | os.PathLike, required: Mapping[str, str], f
         fix = (
             "pass pretrained=<hub id> on a machine with hub access, or download the model "
             f"(e.g. `huggingface-cli download <id> --local-dir {root}`)."
-            if hub else "pass a folder written by save_pretrained()."
+            if hub
+            else "pass a folder written by save_pretrained()."
         )
         raise WeightsFolderError(f"{family}: weights folder {str(root)!r} does not exist. Fix: {fix}")
     missing = [f"{_label(name)} ({what})" for name, what in required.items() if not (root / name).exists()]

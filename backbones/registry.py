@@ -31,7 +31,9 @@ def register_backbone(name: str, **defaults: Any) -> Callable[[type], type]:
     def decorate(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name][0] is not cls:
             existing = _REGISTRY[name][0]
-            raise ValueError(f"backbone name {name!r} is already registered by {existing.__module__}.{existing.__name__}")
+            raise ValueError(
+                f"backbone name {name!r} is already registered by {existing.__module__}.{existing.__name__}"
+            )
         _REGISTRY[name] = (cls, dict(defaults))
         if not getattr(cls, "name", ""):
             cls.name = name

@@ -28,14 +28,30 @@ from .registry import register_backbone
 
 #: ``Wan-AI/Wan2.1-T2V-*-Diffusers`` ``scheduler/scheduler_config.json`` (UniPC with flow sigmas, shift 3)
 SCHEDULER_CONFIG: dict[str, Any] = dict(
-    num_train_timesteps=1000, prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0,
-    solver_order=2, predict_x0=True, solver_type="bh2", lower_order_final=True, final_sigmas_type="zero",
+    num_train_timesteps=1000,
+    prediction_type="flow_prediction",
+    use_flow_sigmas=True,
+    flow_shift=3.0,
+    solver_order=2,
+    predict_x0=True,
+    solver_type="bh2",
+    lower_order_final=True,
+    final_sigmas_type="zero",
     timestep_spacing="linspace",
 )
 
 TINY_TRANSFORMER_CONFIG: dict[str, Any] = dict(
-    patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-    text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=16,
+    out_channels=16,
+    text_dim=32,
+    freq_dim=256,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
     rope_max_seq_len=32,
 )
 
@@ -119,7 +135,8 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
             b, n = query.shape[:2]
             frames = ctl.context.get("frames", 1)
             attention = attention_recording_concept_map(
-                attention, ctl.concept_tokens,
+                attention,
+                ctl.concept_tokens,
                 lambda probs: ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames)),
                 heads_first=False,
             )
@@ -215,7 +232,9 @@ class WanBackbone(VideoBackbone):
         "scheduler": Component("scheduler config", _load_scheduler),
     }
 
-    def __init__(self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, vae_scale_factor_spatial: int = 8, vae_scale_factor_temporal: int = 4, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.vae_scale_factor_spatial = vae_scale_factor_spatial
         self.vae_scale_factor_temporal = vae_scale_factor_temporal
@@ -238,7 +257,9 @@ class WanBackbone(VideoBackbone):
         }
 
     @classmethod
-    def init_kwargs(cls, parts: Mapping[str, Any], *, variant: str = "1.3b", max_text_length: int | None = None) -> dict[str, Any]:
+    def init_kwargs(
+        cls, parts: Mapping[str, Any], *, variant: str = "1.3b", max_text_length: int | None = None
+    ) -> dict[str, Any]:
         full = parts["transformer"].config.num_layers > 8
         vae = parts["vae"]
         return dict(
@@ -260,7 +281,9 @@ class WanBackbone(VideoBackbone):
         if height % (s * ph) or width % (s * pw):
             raise ValueError(f"height and width must be multiples of {s * ph} for {self.name}; got {height}x{width}")
         if (num_frames - 1) % self.vae_scale_factor_temporal:
-            raise ValueError(f"num_frames must be 4k+1 for {self.name} (the VAE keeps the first frame); got {num_frames}")
+            raise ValueError(
+                f"num_frames must be 4k+1 for {self.name} (the VAE keeps the first frame); got {num_frames}"
+            )
         frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         return (self.denoiser.config.in_channels, frames, height // s, width // s)
 
@@ -272,8 +295,13 @@ class WanBackbone(VideoBackbone):
 
     def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         enc = self.tokenizer(
-            [self._clean(p) for p in prompts], padding="max_length", max_length=self.max_text_length, truncation=True,
-            add_special_tokens=True, return_attention_mask=True, return_tensors="pt",
+            [self._clean(p) for p in prompts],
+            padding="max_length",
+            max_length=self.max_text_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
         )
         return enc.input_ids, enc.attention_mask
 
@@ -307,8 +335,10 @@ class WanBackbone(VideoBackbone):
             self.controller.context["frames"] = f // self.denoiser.config.patch_size[0]
         timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
         return self.denoiser(
-            hidden_states=latents.to(self.dtype), timestep=timesteps.to(latents.device),
-            encoder_hidden_states=cond.hidden_states.to(self.dtype), return_dict=False,
+            hidden_states=latents.to(self.dtype),
+            timestep=timesteps.to(latents.device),
+            encoder_hidden_states=cond.hidden_states.to(self.dtype),
+            return_dict=False,
         )[0]
 
     @torch.no_grad()

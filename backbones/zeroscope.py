@@ -5,7 +5,7 @@ Text meets video only in the **cross-attention** (``attn2``) of the spatial tran
 (down, mid and up blocks; the temporal transformers are video-only self-attention and are not sites). There the
 queries are the video tokens of *one frame* with the frames folded into the batch (``[B·F, H·W, C]``, index
 ``b·F + f``) and the keys are the 77 CLIP tokens only (no mask). Sites have different widths (320/640/1280 in
-the real model) and resolutions, so each :class:`~backbones.base.AttentionSite` carries its own ``video_dim``.
+the real model) and resolutions, so each :class:`~unlearn.backbones.base.AttentionSite` carries its own ``video_dim``.
 
 The processor unfolds the frames before calling the controller: the adapter sees ``[B, F·H·W, C]`` (frame-major,
 the same order as the other families) and the concept map is ``[B, F, H·W]``; the controller's
@@ -32,17 +32,29 @@ from .registry import register_backbone
 
 #: ``cerspense/zeroscope_v2_576w`` ``scheduler/scheduler_config.json`` (a DDIMScheduler)
 SCHEDULER_CONFIG: dict[str, Any] = dict(
-    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, num_train_timesteps=1000,
-    prediction_type="epsilon", set_alpha_to_one=False, steps_offset=1,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    num_train_timesteps=1000,
+    prediction_type="epsilon",
+    set_alpha_to_one=False,
+    steps_offset=1,
 )
 #: the model card swaps in DPM-Solver++ (``DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``)
 DEFAULT_SCHEDULER_CLASS = "DPMSolverMultistepScheduler"
 
 TINY_UNET_CONFIG: dict[str, Any] = dict(
-    block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+    block_out_channels=(8, 16),
+    layers_per_block=1,
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
     down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D"),
     up_block_types=("CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
-    cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
+    cross_attention_dim=16,
+    attention_head_dim=4,
+    norm_num_groups=4,
 )
 
 FULL_DEFAULTS = SamplingDefaults(num_frames=24, height=320, width=576, num_inference_steps=40, guidance_scale=9.0)
@@ -51,7 +63,9 @@ CLIP_MAX_LENGTH = 77
 #: frames decoded per VAE call (the VAE is 2D; the pipeline decodes all frames at once)
 DECODE_CHUNK = 8
 
-_SITE_PATTERN = re.compile(r"^(down_blocks|mid_block|up_blocks)(?:\.(\d+))?\.attentions\.(\d+)\.transformer_blocks\.(\d+)\.attn2$")
+_SITE_PATTERN = re.compile(
+    r"^(down_blocks|mid_block|up_blocks)(?:\.(\d+))?\.attentions\.(\d+)\.transformer_blocks\.(\d+)\.attn2$"
+)
 _BLOCK_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 
 
@@ -76,7 +90,7 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
         from diffusers.utils import deprecate
         # t2v-unlearn: end imports
 
-        if len(args) > 0 or kwargs.get("scale", None) is not None:
+        if len(args) > 0 or kwargs.get("scale", None) is not None:  # noqa: SIM910 (diffusers' line, kept as copied)
             deprecation_message = "The `scale` argument is deprecated and will be ignored. Please remove it, as passing it will raise an error in the future. `scale` should directly be passed while calling the underlying pipeline component i.e., via `cross_attention_kwargs`."
             deprecate("scale", "1.0.0", deprecation_message)
 
@@ -137,16 +151,15 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
                 raise ValueError(f"concept tokens for {ct.shape[0]} videos do not divide the folded batch {batch_size}")
             frames = batch_size // ct.shape[0]
             attention = attention_recording_concept_map(
-                attention, ct.repeat_interleave(frames, dim=0),
+                attention,
+                ct.repeat_interleave(frames, dim=0),
                 lambda probs: ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1)),
             )
         # t2v-unlearn: end concept-map hook
 
         # the output of sdp = (batch, num_heads, seq_len, head_dim)
         # TODO: add support for attn.scale when we move to Torch 2.1
-        hidden_states = attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
+        hidden_states = attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
 
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
         hidden_states = hidden_states.to(query.dtype)
@@ -203,7 +216,9 @@ class ZeroScopeBackbone(VideoBackbone):
         "scheduler": Component("scheduler config", _load_scheduler),
     }
 
-    def __init__(self, *args: Any, vae_scale_factor: int = 8, vae_scaling_factor: float = 0.18215, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, vae_scale_factor: int = 8, vae_scaling_factor: float = 0.18215, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.vae_scale_factor = vae_scale_factor
         self.vae_scaling_factor = vae_scaling_factor
@@ -221,9 +236,15 @@ class ZeroScopeBackbone(VideoBackbone):
             "text_encoder": tiny_clip_text_encoder(tokenizer, hidden_size=16, max_length=CLIP_MAX_LENGTH),
             "unet": UNet3DConditionModel(**TINY_UNET_CONFIG),
             "vae": AutoencoderKL(
-                in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-                layers_per_block=1, norm_num_groups=2, sample_size=64,
+                in_channels=3,
+                out_channels=3,
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4,
+                block_out_channels=(8, 8, 8, 8),
+                latent_channels=4,
+                layers_per_block=1,
+                norm_num_groups=2,
+                sample_size=64,
             ),
             "scheduler": getattr(diffusers, scheduler_class or "DDIMScheduler").from_config(
                 diffusers.DDIMScheduler(**SCHEDULER_CONFIG).config
@@ -289,20 +310,28 @@ class ZeroScopeBackbone(VideoBackbone):
         # the projection, as in the UNet's transformer blocks
         for site in cls.attention_sites_of(denoiser):
             if site.module.residual_connection or site.module.rescale_output_factor != 1.0:
-                raise NotImplementedError(f"{site.name}: an attention with a residual connection or output rescale "
-                                          "cannot take the adapters through an output hook")
+                raise NotImplementedError(
+                    f"{site.name}: an attention with a residual connection or output rescale "
+                    "cannot take the adapters through an output hook"
+                )
         return super().install_adapter_hooks(denoiser, controller)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         s = self.vae_scale_factor
         levels = 2 ** (len(self.denoiser.config.block_out_channels) - 1)
         if height % (s * levels) or width % (s * levels):
-            raise ValueError(f"height and width must be multiples of {s * levels} for {self.name}; got {height}x{width}")
+            raise ValueError(
+                f"height and width must be multiples of {s * levels} for {self.name}; got {height}x{width}"
+            )
         return (self.denoiser.config.in_channels, num_frames, height // s, width // s)
 
     def _encode(self, prompts: list[str]) -> PromptEmbedding:
         enc = self.tokenizer(
-            prompts, padding="max_length", max_length=self.max_text_length, truncation=True, return_tensors="pt",
+            prompts,
+            padding="max_length",
+            max_length=self.max_text_length,
+            truncation=True,
+            return_tensors="pt",
         )
         device = next(self.text_encoder.parameters()).device
         mask = None
@@ -319,8 +348,10 @@ class ZeroScopeBackbone(VideoBackbone):
             self.controller.context["frames"] = f
         timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
         return self.denoiser(
-            latents.to(self.dtype), timesteps.to(latents.device),
-            encoder_hidden_states=cond.hidden_states.to(self.dtype), return_dict=False,
+            latents.to(self.dtype),
+            timesteps.to(latents.device),
+            encoder_hidden_states=cond.hidden_states.to(self.dtype),
+            return_dict=False,
         )[0]
 
     @torch.no_grad()

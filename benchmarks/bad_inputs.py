@@ -57,7 +57,7 @@ trainer:
   enable_model_summary: false
   enable_progress_bar: false
   callbacks:
-    - class_path: callbacks.AdapterCheckpoint
+    - class_path: unlearn.callbacks.AdapterCheckpoint
 model:
   class_path: unlearn.methods.t2vunlearning.T2VUnlearning
   init_args:
@@ -109,8 +109,16 @@ TOY_SUITE = [
 
 # ============================================================================================ the workspace
 def _fit_argv(ws: Path, root: Path, *extra: str) -> list[str]:
-    return ["fit", "--config", str(ws / "tiny.yaml"), "--trainer.default_root_dir", str(root),
-            "--data.init_args.cache_dir", str(ws / "cache"), *extra]
+    return [
+        "fit",
+        "--config",
+        str(ws / "tiny.yaml"),
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.init_args.cache_dir",
+        str(ws / "cache"),
+        *extra,
+    ]
 
 
 def run_unlearn(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -142,7 +150,7 @@ def build_workspace(ws: Path) -> Path:
     """The shared inputs: one tiny finished run (adapters + checkpoint), weights folders, prompt files."""
     import torch
 
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.methods.t2vunlearning import AdapterController, save_adapters
     from unlearn.prompts import PromptSuite
 
@@ -253,8 +261,23 @@ class Case:
 
 
 def fit(name: str, extra: list[str], code: int, words: list[str], **kw: Any) -> Case:
-    return Case(name, ["fit", "--config", "{ws}/tiny.yaml", "--trainer.default_root_dir", "{root}",
-                       "--data.init_args.cache_dir", "{ws}/cache", *extra], code, words, fit=True, **kw)
+    return Case(
+        name,
+        [
+            "fit",
+            "--config",
+            "{ws}/tiny.yaml",
+            "--trainer.default_root_dir",
+            "{root}",
+            "--data.init_args.cache_dir",
+            "{ws}/cache",
+            *extra,
+        ],
+        code,
+        words,
+        fit=True,
+        **kw,
+    )
 
 
 def m(key: str, value: str) -> list[str]:
@@ -281,14 +304,17 @@ def _write(rel: str, data: bytes | str) -> Setup:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data if isinstance(data, bytes) else data.encode())
+
     return setup
 
 
 def _broken_adapters(name: str, data: bytes) -> Setup:
     """A copy of the good adapters in ``root/a`` whose file ``name`` holds ``data``."""
+
     def setup(ws: Path, root: Path) -> None:
         shutil.copytree(ws / "good" / "adapters", root / "a")
         (root / "a" / name).write_bytes(data)
+
     return setup
 
 
@@ -310,6 +336,7 @@ def _ckpt(mutate: Callable[[dict], None] | None = None, raw: Callable[[bytes], b
         if mutate is not None:
             mutate(ckpt)
         save_checkpoint_file(ckpt, root / "x.ckpt")
+
     return setup
 
 
@@ -320,6 +347,7 @@ def _drop_adapter_keys(ckpt: dict) -> None:
 def _no_output(rel: str) -> Verify:
     def verify(ws: Path, root: Path, rc: int, err: str) -> str | None:
         return f"{rel} was written by the failed command" if (root / rel).exists() else None
+
     return verify
 
 
@@ -338,7 +366,7 @@ def _corrupt_cache(how: str) -> Setup:
             n = int.from_bytes(data[:8], "little")
             start = 8 + n
             for i in range(start, len(data) - 4, 4):
-                data[i:i + 4] = (0x3F000000 + (i * 2654435761 % 0x7FFFFF)).to_bytes(4, "little")
+                data[i : i + 4] = (0x3F000000 + (i * 2654435761 % 0x7FFFFF)).to_bytes(4, "little")
             f.write_bytes(bytes(data))
         elif how == "truncated":
             f.write_bytes(bytes(data[: len(data) // 2]))
@@ -349,6 +377,7 @@ def _corrupt_cache(how: str) -> Setup:
         elif how == "orphan":
             host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
             (f.parent / f".{f.name}.~{host}-999999~x.tmp").write_bytes(b"half")  # a killed writer's
+
     return setup
 
 
@@ -361,8 +390,12 @@ def _cache_verify(how: str) -> Verify:
         got = tree(root / "adapters")
         if not got:
             return "no adapters written"
-        return None if got["adapters.safetensors"] == clean["adapters.safetensors"] else \
-            "the adapters differ from those of a clean run (trained on the corrupt entry)"
+        return (
+            None
+            if got["adapters.safetensors"] == clean["adapters.safetensors"]
+            else "the adapters differ from those of a clean run (trained on the corrupt entry)"
+        )
+
     return verify
 
 
@@ -374,8 +407,13 @@ CODE: Path | None = None
 def _run_setup(argv: list[str]) -> tuple[int, str]:
     if CODE is None:
         return run_unlearn(argv)
-    proc = subprocess.run([sys.executable, "-c", "import sys; from unlearn.cli import main; sys.exit(main())", *argv],
-                          env={**os.environ, "PYTHONPATH": str(CODE)}, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from unlearn.cli import main; sys.exit(main())", *argv],
+        env={**os.environ, "PYTHONPATH": str(CODE)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return proc.returncode, proc.stderr
 
 
@@ -386,7 +424,7 @@ def _corrupt_video(ws: Path, root: Path) -> None:
     v = root / "out" / "videos" / "original" / "0.mp4"
     data = bytearray(v.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(64)  # same size, other bytes
+    data[mid : mid + 64] = bytes(64)  # same size, other bytes
     v.write_bytes(bytes(data))
     (root / "corrupted.sha256").write_text(hashlib.sha256(bytes(data)).hexdigest())
 
@@ -399,48 +437,115 @@ def _video_verify(ws: Path, root: Path, rc: int, err: str) -> str | None:
 
 
 def _evaluate(ws: Path, out: Path, *methods: str, extra: tuple[str, ...] = ()) -> list[str]:
-    return ["evaluate", "--out", str(out), "--suite", str(ws / "toy_suite.jsonl"), "--backbone", "toy-cogvideox",
-            "--tiny", "--dtype", "float32", "--concept", "red ring", "--classifier", "toyworld", "--steps", "2",
-            "--no-plots", "--methods", *(methods or ("original",)), *extra]
+    return [
+        "evaluate",
+        "--out",
+        str(out),
+        "--suite",
+        str(ws / "toy_suite.jsonl"),
+        "--backbone",
+        "toy-cogvideox",
+        "--tiny",
+        "--dtype",
+        "float32",
+        "--concept",
+        "red ring",
+        "--classifier",
+        "toyworld",
+        "--steps",
+        "2",
+        "--no-plots",
+        "--methods",
+        *(methods or ("original",)),
+        *extra,
+    ]
 
 
 def ev(name: str, methods: list[str], code: int, words: list[str], extra: list[str] = (), **kw: Any) -> Case:
-    argv = ["evaluate", "--out", "{root}/out", "--suite", "{ws}/toy_suite.jsonl", "--backbone", "toy-cogvideox",
-            "--tiny", "--dtype", "float32", "--concept", "red ring", "--classifier", "toyworld", "--steps", "2",
-            "--no-plots", "--methods", *methods, *extra]
+    argv = [
+        "evaluate",
+        "--out",
+        "{root}/out",
+        "--suite",
+        "{ws}/toy_suite.jsonl",
+        "--backbone",
+        "toy-cogvideox",
+        "--tiny",
+        "--dtype",
+        "float32",
+        "--concept",
+        "red ring",
+        "--classifier",
+        "toyworld",
+        "--steps",
+        "2",
+        "--no-plots",
+        "--methods",
+        *methods,
+        *extra,
+    ]
     kw.setdefault("verify", _no_output("out/results.json"))
     return Case(name, argv, code, words, **kw)
 
 
-def ex(name: str, setup: Setup | None, code: int, words: list[str], ckpt: str = "{root}/x.ckpt",
-       out: str = "{root}/exported", **kw: Any) -> Case:
+def ex(
+    name: str,
+    setup: Setup | None,
+    code: int,
+    words: list[str],
+    ckpt: str = "{root}/x.ckpt",
+    out: str = "{root}/exported",
+    **kw: Any,
+) -> Case:
     kw.setdefault("verify", _no_output("exported/adapters.safetensors"))
     return Case(name, ["export", "--ckpt", ckpt, "--out", out], code, words, setup=setup, **kw)
 
 
 def au(name: str, extra: list[str], code: int, words: list[str], out: str = "{root}/p.jsonl", **kw: Any) -> Case:
     argv = ["augment", "--concept", "nudity", "--n", "2", "--out", out, "--cache-dir", "{root}/augcache", *extra]
-    kw.setdefault("verify", lambda ws, root, rc, err: "an output file was written" if rc and list(root.glob("p.*"))
-                  else None)
+    kw.setdefault(
+        "verify", lambda ws, root, rc, err: "an output file was written" if rc and list(root.glob("p.*")) else None
+    )
     return Case(name, argv, code, words, **kw)
 
 
 def rf(name: str, extra: list[str], code: int, words: list[str], **kw: Any) -> Case:
-    return Case(name, ["fit", "--config", "{ws}/refusal.yaml", "--trainer.default_root_dir", "{root}", *extra],
-                code, words, fit=True, **kw)
+    return Case(
+        name,
+        ["fit", "--config", "{ws}/refusal.yaml", "--trainer.default_root_dir", "{root}", *extra],
+        code,
+        words,
+        fit=True,
+        **kw,
+    )
 
 
 CASES: list[Case] = [
     # ---- the model (construction)
     fit("unknown_backbone", m("backbone", "cogvideox-3b"), 2, ["unknown backbone", "cogvideox-3b", "cogvideox-2b"]),
     fit("pretrained_missing", m("pretrained", "{root}/nowhere"), 2, ["does not exist", "nowhere"]),
-    fit("pretrained_empty_folder", m("pretrained", "{root}/w"), 2, ["incomplete", "transformer"],
-        setup=lambda ws, root: (root / "w").mkdir(parents=True)),
-    fit("pretrained_truncated_text_encoder", m("pretrained", "{root}/w"), 2, ["text_encoder", "truncated"],
-        setup=_truncate_text_encoder),
+    fit(
+        "pretrained_empty_folder",
+        m("pretrained", "{root}/w"),
+        2,
+        ["incomplete", "transformer"],
+        setup=lambda ws, root: (root / "w").mkdir(parents=True),
+    ),
+    fit(
+        "pretrained_truncated_text_encoder",
+        m("pretrained", "{root}/w"),
+        2,
+        ["text_encoder", "truncated"],
+        setup=_truncate_text_encoder,
+    ),
     fit("pretrained_other_family", m("pretrained", "{ws}/weights/zeroscope"), 2, ["TextToVideoSD", "CogVideoX"]),
-    fit("pretrained_missing_vae", m("pretrained", "{root}/w"), 2, ["missing", "vae"],
-        setup=lambda ws, root: shutil.rmtree(_copy_weights(ws, root) / "vae")),
+    fit(
+        "pretrained_missing_vae",
+        m("pretrained", "{root}/w"),
+        2,
+        ["missing", "vae"],
+        setup=lambda ws, root: shutil.rmtree(_copy_weights(ws, root) / "vae"),
+    ),
     fit("bad_dtype", m("torch_dtype", "bfloat"), 2, ["torch_dtype", "bfloat"]),
     fit("alpha_negative", m("alpha", "-1"), 2, ["model.alpha", ">= 0"]),
     fit("beta_negative", m("beta", "-0.5"), 2, ["model.beta", ">= 0"]),
@@ -460,23 +565,51 @@ CASES: list[Case] = [
     fit("init_adapters_missing", m("init_adapters", "{root}/nowhere"), 2, ["init_adapters", "nowhere"]),
     fit("init_adapters_of_5b_model", m("init_adapters", "{ws}/adapters_5b_named_2b"), 2, ["init_adapters", "widths"]),
     fit("init_adapters_of_other_backbone", m("init_adapters", "{ws}/adapters_5b"), 2, ["cogvideox-5b", "cogvideox-2b"]),
-    fit("init_adapters_truncated_weights", m("init_adapters", "{root}/a"), 2, ["adapters.safetensors", "truncated"],
-        setup=_broken_adapters("adapters.safetensors", b"\x10\x00")),
-    fit("init_adapters_bad_json", m("init_adapters", "{root}/a"), 2, ["adapter_config.json", "json"],
-        setup=_broken_adapters("adapter_config.json", b"{oops")),
-    fit("init_adapters_of_failed_run", m("init_adapters", "{root}/prev/adapters"), 2, ["init_adapters", "failed"],
-        setup=_failed_run_adapters),
+    fit(
+        "init_adapters_truncated_weights",
+        m("init_adapters", "{root}/a"),
+        2,
+        ["adapters.safetensors", "truncated"],
+        setup=_broken_adapters("adapters.safetensors", b"\x10\x00"),
+    ),
+    fit(
+        "init_adapters_bad_json",
+        m("init_adapters", "{root}/a"),
+        2,
+        ["adapter_config.json", "json"],
+        setup=_broken_adapters("adapter_config.json", b"{oops"),
+    ),
+    fit(
+        "init_adapters_of_failed_run",
+        m("init_adapters", "{root}/prev/adapters"),
+        2,
+        ["init_adapters", "failed"],
+        setup=_failed_run_adapters,
+    ),
     Case("config_missing", ["fit", "--config", "{root}/nope.yaml"], 2, ["nope.yaml", "does not exist"]),
-    Case("config_bad_yaml", ["fit", "--config", "{root}/bad.yaml"], 2, ["bad.yaml", "line 1"],
-         setup=_write("bad.yaml", "model: [unclosed\n")),
+    Case(
+        "config_bad_yaml",
+        ["fit", "--config", "{root}/bad.yaml"],
+        2,
+        ["bad.yaml", "line 1"],
+        setup=_write("bad.yaml", "model: [unclosed\n"),
+    ),
     fit("model_class_unknown", ["--model", "unlearn.methods.NoSuchMethod"], 2, ["NoSuchMethod", "no attribute"]),
     # ---- the data (construction)
     fit("concept_empty", d("concept", ""), 2, ["data.concept", "empty"]),
     fit("prompts_empty_list", d("prompts", "[]"), 2, ["data.prompts", "empty"]),
-    fit("prompt_without_concept", d("prompts", "[a cat sleeping on a bed]"), 2,
-        ["do not mention the concept", "nudity", "allow_prompts_without_concept"]),
-    fit("prompt_without_concept_alpha_zero", [*m("alpha", "0"), *d("prompts", "[a cat sleeping on a bed]")], 2,
-        ["do not mention the concept", "allow_prompts_without_concept"]),
+    fit(
+        "prompt_without_concept",
+        d("prompts", "[a cat sleeping on a bed]"),
+        2,
+        ["do not mention the concept", "nudity", "allow_prompts_without_concept"],
+    ),
+    fit(
+        "prompt_without_concept_alpha_zero",
+        [*m("alpha", "0"), *d("prompts", "[a cat sleeping on a bed]")],
+        2,
+        ["do not mention the concept", "allow_prompts_without_concept"],
+    ),
     fit("prompt_file_missing", d("prompt_file", "{root}/none.jsonl"), 2, ["none.jsonl", "not found"]),
     fit("prompt_file_empty", d("prompt_file", "{ws}/prompts/empty.jsonl"), 2, ["empty.jsonl"]),
     fit("prompt_file_bad_json", d("prompt_file", "{ws}/prompts/bad.jsonl"), 2, ["bad.jsonl", "line 2"]),
@@ -492,47 +625,120 @@ CASES: list[Case] = [
     fit("guidance_scale_negative", d("guidance_scale", "-1"), 2, ["data.guidance_scale", ">= 0"]),
     fit("num_prompts_zero", d("num_prompts", "0"), 2, ["data.num_prompts", ">= 1"]),
     fit("generation_batch_size_zero", d("generation_batch_size", "0"), 2, ["data.generation_batch_size", ">= 1"]),
-    fit("cache_dir_is_a_file", d("cache_dir", "{root}/f"), 2, ["data.cache_dir", "is a file"],
-        setup=_write("f", "x")),
-    fit("toy_concept_unknown", ["--data", "unlearn.methods.t2vunlearning.ToyWorldDataModule",
-                                *d("concept", "purple hexagon")], 2, ["data.concept", "purple", "red"]),
-    fit("toy_num_prompts_zero", ["--data", "unlearn.methods.t2vunlearning.ToyWorldDataModule",
-                                 *d("num_prompts", "0")], 2, ["data.num_prompts", ">= 1"]),
+    fit("cache_dir_is_a_file", d("cache_dir", "{root}/f"), 2, ["data.cache_dir", "is a file"], setup=_write("f", "x")),
+    fit(
+        "toy_concept_unknown",
+        ["--data", "unlearn.methods.t2vunlearning.ToyWorldDataModule", *d("concept", "purple hexagon")],
+        2,
+        ["data.concept", "purple", "red"],
+    ),
+    fit(
+        "toy_num_prompts_zero",
+        ["--data", "unlearn.methods.t2vunlearning.ToyWorldDataModule", *d("num_prompts", "0")],
+        2,
+        ["data.num_prompts", ">= 1"],
+    ),
     # ---- callbacks
-    fit("mask_callback_every_zero", ["--trainer.callbacks+=callbacks.ConceptMaskCallback",
-                                     "--trainer.callbacks.every_n_epochs=0"], 2, ["every_n_steps", "every_n_epochs", "both 0"]),
-    fit("mask_callback_threshold", ["--trainer.callbacks+=callbacks.ConceptMaskCallback",
-                                    "--trainer.callbacks.threshold=1.5"], 2, ["threshold", "< 1"]),
-    fit("samples_callback_no_prompts", ["--trainer.callbacks+=callbacks.SampleVideoCallback",
-                                        "--trainer.callbacks.prompts=[]"], 2, ["SampleVideoCallback", "prompt"]),
-    fit("samples_callback_bad_frames", ["--trainer.callbacks+=callbacks.SampleVideoCallback",
-                                        "--trainer.callbacks.prompts=[a naked person]",
-                                        "--trainer.callbacks.num_frames=6"], 2, ["num_frames", "4k+1"]),
-    fit("evaluation_callback_unknown_row", ["--trainer.callbacks+=callbacks.ErasureEvaluation",
-                                            "--trainer.callbacks.rows=[bogus]"], 2, ["bogus", "rows"]),
-    fit("evaluation_callback_per_class_zero", ["--trainer.callbacks+=callbacks.ErasureEvaluation",
-                                               "--trainer.callbacks.per_class=0"], 2, ["per_class", ">= 1"]),
+    fit(
+        "mask_callback_every_zero",
+        ["--trainer.callbacks+=unlearn.callbacks.ConceptMaskCallback", "--trainer.callbacks.every_n_epochs=0"],
+        2,
+        ["every_n_steps", "every_n_epochs", "both 0"],
+    ),
+    fit(
+        "mask_callback_threshold",
+        ["--trainer.callbacks+=unlearn.callbacks.ConceptMaskCallback", "--trainer.callbacks.threshold=1.5"],
+        2,
+        ["threshold", "< 1"],
+    ),
+    fit(
+        "samples_callback_no_prompts",
+        ["--trainer.callbacks+=unlearn.callbacks.SampleVideoCallback", "--trainer.callbacks.prompts=[]"],
+        2,
+        ["SampleVideoCallback", "prompt"],
+    ),
+    fit(
+        "samples_callback_bad_frames",
+        [
+            "--trainer.callbacks+=unlearn.callbacks.SampleVideoCallback",
+            "--trainer.callbacks.prompts=[a naked person]",
+            "--trainer.callbacks.num_frames=6",
+        ],
+        2,
+        ["num_frames", "4k+1"],
+    ),
+    fit(
+        "evaluation_callback_unknown_row",
+        ["--trainer.callbacks+=unlearn.callbacks.ErasureEvaluation", "--trainer.callbacks.rows=[bogus]"],
+        2,
+        ["bogus", "rows"],
+    ),
+    fit(
+        "evaluation_callback_per_class_zero",
+        ["--trainer.callbacks+=unlearn.callbacks.ErasureEvaluation", "--trainer.callbacks.per_class=0"],
+        2,
+        ["per_class", ">= 1"],
+    ),
     # ---- the run
-    fit("diverging_learning_rate", [*m("learning_rate", "1e6"), "--trainer.max_steps", "40", "--trainer.max_epochs",
-                                    "40"], 1, ["diverged", "model.learning_rate"]),
+    fit(
+        "diverging_learning_rate",
+        [*m("learning_rate", "1e6"), "--trainer.max_steps", "40", "--trainer.max_epochs", "40"],
+        1,
+        ["diverged", "model.learning_rate"],
+    ),
     fit("ckpt_path_missing", ["--ckpt_path", "{root}/none.ckpt"], 2, ["none.ckpt"]),
-    fit("cache_entry_finite_garbage", ["--data.init_args.cache_dir", "{root}/cache"], 0, ["cache", "checksum"],
-        setup=_corrupt_cache("garbage"), verify=_cache_verify("garbage")),
-    fit("cache_entry_truncated", ["--data.init_args.cache_dir", "{root}/cache"], 0, ["cache", "unreadable"],
-        setup=_corrupt_cache("truncated"), verify=_cache_verify("truncated")),
-    fit("cache_entry_zero_bytes", ["--data.init_args.cache_dir", "{root}/cache"], 0, ["cache", "unreadable"],
-        setup=_corrupt_cache("empty"), verify=_cache_verify("empty")),
-    fit("cache_entry_swapped", ["--data.init_args.cache_dir", "{root}/cache"], 0, ["cache", "entry of key"],
-        setup=_corrupt_cache("swapped"), verify=_cache_verify("swapped")),
-    fit("cache_orphan_temp_file", ["--data.init_args.cache_dir", "{root}/cache"], 0, [],
-        setup=_corrupt_cache("orphan"), verify=_cache_verify("orphan")),
+    fit(
+        "cache_entry_finite_garbage",
+        ["--data.init_args.cache_dir", "{root}/cache"],
+        0,
+        ["cache", "checksum"],
+        setup=_corrupt_cache("garbage"),
+        verify=_cache_verify("garbage"),
+    ),
+    fit(
+        "cache_entry_truncated",
+        ["--data.init_args.cache_dir", "{root}/cache"],
+        0,
+        ["cache", "unreadable"],
+        setup=_corrupt_cache("truncated"),
+        verify=_cache_verify("truncated"),
+    ),
+    fit(
+        "cache_entry_zero_bytes",
+        ["--data.init_args.cache_dir", "{root}/cache"],
+        0,
+        ["cache", "unreadable"],
+        setup=_corrupt_cache("empty"),
+        verify=_cache_verify("empty"),
+    ),
+    fit(
+        "cache_entry_swapped",
+        ["--data.init_args.cache_dir", "{root}/cache"],
+        0,
+        ["cache", "entry of key"],
+        setup=_corrupt_cache("swapped"),
+        verify=_cache_verify("swapped"),
+    ),
+    fit(
+        "cache_orphan_temp_file",
+        ["--data.init_args.cache_dir", "{root}/cache"],
+        0,
+        [],
+        setup=_corrupt_cache("orphan"),
+        verify=_cache_verify("orphan"),
+    ),
     # ---- refusal vector
     rf("refusal_strength_zero", m("strength", "0"), 2, ["model.strength", "> 0"]),
     rf("refusal_rank_zero", m("rank", "0"), 2, ["model.rank", ">= 1"]),
     rf("refusal_num_pairs_zero", d("num_pairs", "0"), 2, ["data.num_pairs", ">= 1"]),
     rf("refusal_delta_missing", m("delta_file", "{root}/none.safetensors"), 2, ["none.safetensors", "does not exist"]),
-    rf("refusal_delta_truncated", m("delta_file", "{root}/d.safetensors"), 2, ["d.safetensors", "truncated"],
-       setup=_write("d.safetensors", b"\x40\x00\x00\x00\x00\x00\x00\x00{}")),
+    rf(
+        "refusal_delta_truncated",
+        m("delta_file", "{root}/d.safetensors"),
+        2,
+        ["d.safetensors", "truncated"],
+        setup=_write("d.safetensors", b"\x40\x00\x00\x00\x00\x00\x00\x00{}"),
+    ),
     # ---- export
     ex("export_missing_ckpt", None, 2, ["none.ckpt", "does not exist"], ckpt="{root}/none.ckpt"),
     ex("export_empty_ckpt", _write("x.ckpt", b""), 2, ["x.ckpt", "empty"]),
@@ -540,35 +746,97 @@ CASES: list[Case] = [
     ex("export_garbage_ckpt", _write("x.ckpt", b"not a checkpoint at all" * 10), 2, ["x.ckpt", "corrupt"]),
     ex("export_partial_ckpt", _ckpt(_drop_adapter_keys), 2, ["x.ckpt", "adapters.0.up.weight"]),
     ex("export_no_adapters_in_ckpt", _ckpt(lambda c: c.update(state_dict={})), 2, ["x.ckpt", "no adapter weights"]),
-    ex("export_ckpt_of_failed_run", lambda ws, root: (_ckpt()(ws, root), (root / "run_status.json").write_text(
-        json.dumps({"status": "failed", "error": "DivergenceError"}))) and None, 2, ["failed", "--allow-unfinished"]),
-    ex("export_out_is_a_file", lambda ws, root: (_ckpt()(ws, root), (root / "exported").write_text("x")) and None, 2,
-       ["exported", "is a file"], verify=lambda ws, root, rc, err: None if (root / "exported").is_file() else
-       "the file given as --out was replaced"),
+    ex(
+        "export_ckpt_of_failed_run",
+        lambda ws, root: (
+            (
+                _ckpt()(ws, root),
+                (root / "run_status.json").write_text(json.dumps({"status": "failed", "error": "DivergenceError"})),
+            )
+            and None
+        ),
+        2,
+        ["failed", "--allow-unfinished"],
+    ),
+    ex(
+        "export_out_is_a_file",
+        lambda ws, root: (_ckpt()(ws, root), (root / "exported").write_text("x")) and None,
+        2,
+        ["exported", "is a file"],
+        verify=lambda ws, root, rc, err: (
+            None if (root / "exported").is_file() else "the file given as --out was replaced"
+        ),
+    ),
     # ---- evaluate
-    ev("evaluate_unknown_backbone", ["original"], 2, ["unknown backbone", "toy-cogvidex"],
-       extra=["--backbone", "toy-cogvidex"]),
+    ev(
+        "evaluate_unknown_backbone",
+        ["original"],
+        2,
+        ["unknown backbone", "toy-cogvidex"],
+        extra=["--backbone", "toy-cogvidex"],
+    ),
     ev("evaluate_adapters_missing", ["t2vunlearning={root}/nowhere"], 2, ["nowhere", "adapter"]),
-    ev("evaluate_adapters_of_failed_run", ["t2vunlearning={root}/prev/adapters"], 2, ["failed", "--allow-unfinished"],
-       setup=_failed_run_adapters),
+    ev(
+        "evaluate_adapters_of_failed_run",
+        ["t2vunlearning={root}/prev/adapters"],
+        2,
+        ["failed", "--allow-unfinished"],
+        setup=_failed_run_adapters,
+    ),
     ev("evaluate_adapters_of_another_model", ["t2vunlearning={ws}/adapters_5b"], 2, ["cogvideox-5b", "toy-cogvideox"]),
     ev("evaluate_num_frames_zero", ["original"], 2, ["num_frames", ">= 1"], extra=["--num-frames", "0"]),
     ev("evaluate_suite_missing", ["original"], 2, ["none.jsonl", "not found"], extra=["--suite", "{root}/none.jsonl"]),
-    Case("evaluate_same_size_corrupt_video", _evaluate(Path("{ws}"), Path("{root}/out")), 0, [],
-         setup=_corrupt_video, verify=_video_verify),
+    Case(
+        "evaluate_same_size_corrupt_video",
+        _evaluate(Path("{ws}"), Path("{root}/out")),
+        0,
+        [],
+        setup=_corrupt_video,
+        verify=_video_verify,
+    ),
     # ---- augment
     au("augment_out_parquet", [], 2, ["p.parquet", ".jsonl"], out="{root}/p.parquet"),
     au("augment_out_no_suffix", [], 2, ["suffix"], out="{root}/p"),
     au("augment_n_zero", ["--n", "0"], 2, ["--n"]),
     au("augment_exclude_missing", ["--exclude", "{root}/none.jsonl"], 2, ["none.jsonl", "not found"]),
-    au("augment_url_credentials_unreachable", ["--source", "openai", "--model", "m", "--url",
-                                               "http://user:S3cr3tPASS@127.0.0.1:9/v1", "--max-retries", "0",
-                                               "--timeout", "2"], 1, ["127.0.0.1", "cannot connect"],
-       forbid=["S3cr3tPASS"]),
-    au("augment_cleartext_key_remote", ["--source", "openai", "--model", "m", "--url", "http://192.0.2.1:9/v1",
-                                        "--max-retries", "0", "--timeout", "1"], 1, ["192.0.2.1"],
-       env={"OPENAI_API_KEY": "sk-cleartextKEY123"}, forbid=["sk-cleartextKEY123"],
-       verify=lambda ws, root, rc, err: None if "cleartext" in err else "no warning about the cleartext API key"),
+    au(
+        "augment_url_credentials_unreachable",
+        [
+            "--source",
+            "openai",
+            "--model",
+            "m",
+            "--url",
+            "http://user:S3cr3tPASS@127.0.0.1:9/v1",
+            "--max-retries",
+            "0",
+            "--timeout",
+            "2",
+        ],
+        1,
+        ["127.0.0.1", "cannot connect"],
+        forbid=["S3cr3tPASS"],
+    ),
+    au(
+        "augment_cleartext_key_remote",
+        [
+            "--source",
+            "openai",
+            "--model",
+            "m",
+            "--url",
+            "http://192.0.2.1:9/v1",
+            "--max-retries",
+            "0",
+            "--timeout",
+            "1",
+        ],
+        1,
+        ["192.0.2.1"],
+        env={"OPENAI_API_KEY": "sk-cleartextKEY123"},
+        forbid=["sk-cleartextKEY123"],
+        verify=lambda ws, root, rc, err: None if "cleartext" in err else "no warning about the cleartext API key",
+    ),
     au("augment_openai_without_url", ["--source", "openai"], 2, ["--url", "--model"]),
     # ---- toyworld
     Case("toyworld_unknown_command", ["toyworld", "pretrian"], 2, ["pretrian", "pretrain"]),
@@ -640,12 +908,24 @@ def run_case(case: Case, ws: Path, code: Path | None = None, timeout: float = 90
     if code is None:
         rc, err = run_unlearn(argv, case.env)
     else:
-        env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
-               "T2V_UNLEARN_CACHE": str(ws / "default_cache"), **case.env}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(code),
+            "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "offline",
+            "T2V_UNLEARN_CACHE": str(ws / "default_cache"),
+            **case.env,
+        }
         env.pop("UNLEARN_DEBUG", None)
         try:
-            proc = subprocess.run([sys.executable, "-c", "import sys; from unlearn.cli import main; sys.exit(main())",
-                                   *argv], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-c", "import sys; from unlearn.cli import main; sys.exit(main())", *argv],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             rc, err = proc.returncode, proc.stderr
         except subprocess.TimeoutExpired as e:
             rc, err = 124, f"{e.stderr or ''}\ntimeout after {timeout} s"
@@ -657,10 +937,15 @@ def run_case(case: Case, ws: Path, code: Path | None = None, timeout: float = 90
 def table(outcomes: list[Outcome]) -> str:
     count = {k: sum(o.outcome == k for o in outcomes) for k in ("clear", "unclear", "traceback", "silent wrong")}
     lost = sum(o.lost for o in outcomes)
-    lines = ["| tried | clear error | unclear | traceback | silent wrong | data lost |", "|---|---|---|---|---|---|",
-             f"| {len(outcomes)} | {count['clear']} | {count['unclear']} | {count['traceback']} | "
-             f"{count['silent wrong']} | {lost} |", "", "| case | exit (expected) | outcome | last stderr line |",
-             "|---|---|---|---|"]
+    lines = [
+        "| tried | clear error | unclear | traceback | silent wrong | data lost |",
+        "|---|---|---|---|---|---|",
+        f"| {len(outcomes)} | {count['clear']} | {count['unclear']} | {count['traceback']} | "
+        f"{count['silent wrong']} | {lost} |",
+        "",
+        "| case | exit (expected) | outcome | last stderr line |",
+        "|---|---|---|---|",
+    ]
     for o in outcomes:
         note = o.outcome + (" + lost" if o.lost else "") + (f" ({o.problem})" if o.problem else "")
         lines.append(f"| {o.name} | {o.rc} ({o.expected}) | {note} | {o.last_line.replace('|', '/')[:160]} |")
@@ -683,8 +968,9 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for c in cases:
         o = run_case(c, ws, code=a.code.resolve())
-        print(f"{o.name:<40} {o.rc:>3} ({o.expected}) {o.outcome:<13} {o.seconds:6.1f}s  {o.last_line[:90]}",
-              flush=True)
+        print(
+            f"{o.name:<40} {o.rc:>3} ({o.expected}) {o.outcome:<13} {o.seconds:6.1f}s  {o.last_line[:90]}", flush=True
+        )
         outcomes.append(o)
     if earlier:
         earlier.update({o.name: o for o in outcomes})

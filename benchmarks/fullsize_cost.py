@@ -52,15 +52,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import memory_plan as mp  # noqa: E402
 from fullsize_models import FULLSIZE, cuda_attention_on_meta, training_batch  # noqa: E402
 
-from backbones import PromptEmbedding, build_backbone  # noqa: E402
-from backbones.attention import concept_attention_probs  # noqa: E402
+from unlearn.backbones import PromptEmbedding, build_backbone  # noqa: E402
+from unlearn.backbones.attention import concept_attention_probs  # noqa: E402
 from unlearn.methods.t2vunlearning import T2VUnlearning  # noqa: E402
 from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories  # noqa: E402
 
 H100_BF16_DENSE = 989.4e12  # FLOP/s, SXM, without sparsity
 V100_FP16_TENSOR = 125e12  # FLOP/s, SXM2 (the paper's GPU; it has no bf16 tensor cores)
 #: the paper's appendix: 500 epochs take ≈2 h (CogVideoX-2B, HunyuanVideo) and ≈4 h (CogVideoX-5B) on one V100
-PAPER_SECONDS_PER_EPOCH = {"cogvideox-2b": 2 * 3600 / 500, "cogvideox-5b": 4 * 3600 / 500, "hunyuanvideo": 2 * 3600 / 500}
+PAPER_SECONDS_PER_EPOCH = {
+    "cogvideox-2b": 2 * 3600 / 500,
+    "cogvideox-5b": 4 * 3600 / 500,
+    "hunyuanvideo": 2 * 3600 / 500,
+}
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -90,14 +94,19 @@ def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
     raw = yaml.safe_load(printed.getvalue())
     cfg["trainer"] = dict(raw.get("trainer") or {})
     for section in ("model", "data"):
-        cfg[section] = {**(raw.get(section, {}).get("init_args") or {}), "class_path": raw.get(section, {}).get("class_path")}
+        cfg[section] = {
+            **(raw.get(section, {}).get("init_args") or {}),
+            "class_path": raw.get(section, {}).get("class_path"),
+        }
     return cfg
 
 
 def data_module(cfg: dict[str, Any]):
     """The config's data module, built for real (prompts, preserve prompts, trajectory requests)."""
     args = {k: v for k, v in cfg["data"].items() if k != "class_path"}
-    module, _, cls = (cfg["data"].get("class_path") or "unlearn.methods.t2vunlearning.ConceptDataModule").rpartition(".")
+    module, _, cls = (cfg["data"].get("class_path") or "unlearn.methods.t2vunlearning.ConceptDataModule").rpartition(
+        "."
+    )
     # nothing is generated or cached here: only the prompts and the trajectory requests are read
     return getattr(importlib.import_module(module), cls)(**{**args, "cache_dir": tempfile.gettempdir()})
 
@@ -105,8 +114,13 @@ def data_module(cfg: dict[str, Any]):
 # ------------------------------------------------------------------------------------------------ counting
 def meta_model(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> T2VUnlearning:
     """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width)."""
-    model = T2VUnlearning(backbone=f"random-{name}", backbone_kwargs={"device": "meta", "num_layers": num_layers},
-                          alpha=alpha, beta=beta, gradient_checkpointing=ckpt)
+    model = T2VUnlearning(
+        backbone=f"random-{name}",
+        backbone_kwargs={"device": "meta", "num_layers": num_layers},
+        alpha=alpha,
+        beta=beta,
+        gradient_checkpointing=ckpt,
+    )
     model.controller.to("meta")
     return model
 
@@ -139,7 +153,7 @@ def count_forward(name: str, adapters: bool) -> float:
 
 
 def chunked_map_flops(name: str) -> float:
-    """FLOPs of the previous route (chunked dense logits over all keys, backbones.concept_attention_probs) for
+    """FLOPs of the previous route (chunked dense logits over all keys, unlearn.backbones.concept_attention_probs) for
     every site at the row's geometry (matmuls only: its logsumexp/exp passes over the same logits are not FLOPs)."""
     model = meta_model(name, 0.0, 0.0, False)
     bb, spec = model.backbone, FULLSIZE[name]
@@ -150,24 +164,39 @@ def chunked_map_flops(name: str) -> float:
     q = torch.empty(1, heads, tokens, dim, dtype=torch.bfloat16, device="meta")
     k = torch.empty(1, heads, keys, dim, dtype=torch.bfloat16, device="meta")
     with FlopCounterMode(display=False) as fc:
-        concept_attention_probs(q, k, torch.zeros(1, keys, dtype=torch.bool), chunk_size=max(1, 2**26 // (heads * keys)))
+        concept_attention_probs(
+            q, k, torch.zeros(1, keys, dtype=torch.bool), chunk_size=max(1, 2**26 // (heads * keys))
+        )
     return fc.get_total_flops() * len(bb.attention_sites())
 
 
-def pseudo_forwards_per_trajectory(name: str, settings: SamplerSettings, generation_batch_size: int,
-                                   loss_prompt_differs: bool) -> float:
+def pseudo_forwards_per_trajectory(
+    name: str, settings: SamplerSettings, generation_batch_size: int, loss_prompt_differs: bool
+) -> float:
     """Denoiser sample-forwards (batch elements) per trajectory: the family's tiny model runs the real
     ``make_trajectories`` with the config's sampler settings (steps, guidance, recorded steps), counted by a hook;
     the count depends on the sampler, not on the model's size."""
     bb = build_backbone(name, tiny=True, torch_dtype="float32")
     d = bb.defaults
-    tiny = SamplerSettings(d.num_frames, d.height, d.width, settings.num_inference_steps, settings.guidance_scale,
-                           record_steps=settings.record_steps)
+    tiny = SamplerSettings(
+        d.num_frames,
+        d.height,
+        d.width,
+        settings.num_inference_steps,
+        settings.guidance_scale,
+        record_steps=settings.record_steps,
+    )
     n = generation_batch_size
-    reqs = [TrajectoryRequest("unlearn", f"a golf ball number {i}", i,
-                              "a golf ball" if loss_prompt_differs else f"a golf ball number {i}") for i in range(n)]
+    reqs = [
+        TrajectoryRequest(
+            "unlearn", f"a golf ball number {i}", i, "a golf ball" if loss_prompt_differs else f"a golf ball number {i}"
+        )
+        for i in range(n)
+    ]
     samples = []  # batch size of every denoiser call (the wrappers call it with keyword arguments)
-    bb.denoiser.register_forward_pre_hook(lambda m, a, kw: samples.append(kw["hidden_states"].shape[0]), with_kwargs=True)
+    bb.denoiser.register_forward_pre_hook(
+        lambda m, a, kw: samples.append(kw["hidden_states"].shape[0]), with_kwargs=True
+    )
     make_trajectories(bb, reqs, tiny, eta=1.0)
     return sum(samples) / n
 
@@ -204,12 +233,15 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     un, pre = dm.requests()
     if beta <= 0:
         pre = []
-    settings = SamplerSettings(*spec.geometry, int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
-                               float(cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None
-                                     else spec.sampling[1]),
-                               record_steps=tuple(cfg["data"]["record_steps"]) if cfg["data"].get("record_steps") else None)
-    per_traj = pseudo_forwards_per_trajectory(name, settings, int(cfg["data"].get("generation_batch_size", 1)),
-                                              dm.loss_condition == "concept")
+    settings = SamplerSettings(
+        *spec.geometry,
+        int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
+        float(cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None else spec.sampling[1]),
+        record_steps=tuple(cfg["data"]["record_steps"]) if cfg["data"].get("record_steps") else None,
+    )
+    per_traj = pseudo_forwards_per_trajectory(
+        name, settings, int(cfg["data"].get("generation_batch_size", 1)), dm.loss_condition == "concept"
+    )
     samples = len(un) * len(settings.steps())
     batch = int(cfg["data"].get("batch_size", 1))
     if int(cfg["trainer"].get("max_steps") or -1) > 0:
@@ -221,19 +253,35 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     pseudo_s = trajectories * per_traj * frozen / flops_s
     step_s = step["flops"] / flops_s
     out = {
-        "backbone": name, "config": spec.config or "(none: cogx2b_nudity's data and schedule)",
-        "geometry": "x".join(map(str, spec.geometry)), "video_tokens": mem["video_tokens"],
-        "alpha": alpha, "beta": beta, "gradient_checkpointing": ckpt,
-        "forwards_per_step": step["forwards"], "step_tflop": step["flops"] / 1e12,
-        "adapted_forward_tflop": fwd / 1e12, "frozen_forward_tflop": frozen / 1e12,
-        "mask_tflop": mask / 1e12, "mask_share_of_step": mask / step["flops"], "mask_share_of_forward": mask / fwd,
-        "chunked_map_tflop": old_map / 1e12, "chunked_map_share_of_forward": old_map / fwd,
-        "peak_gib_no_ckpt": mem["no_ckpt_denoiser_only"], "peak_gib_ckpt": mem["ckpt_denoiser_only"],
+        "backbone": name,
+        "config": spec.config or "(none: cogx2b_nudity's data and schedule)",
+        "geometry": "x".join(map(str, spec.geometry)),
+        "video_tokens": mem["video_tokens"],
+        "alpha": alpha,
+        "beta": beta,
+        "gradient_checkpointing": ckpt,
+        "forwards_per_step": step["forwards"],
+        "step_tflop": step["flops"] / 1e12,
+        "adapted_forward_tflop": fwd / 1e12,
+        "frozen_forward_tflop": frozen / 1e12,
+        "mask_tflop": mask / 1e12,
+        "mask_share_of_step": mask / step["flops"],
+        "mask_share_of_forward": mask / fwd,
+        "chunked_map_tflop": old_map / 1e12,
+        "chunked_map_share_of_forward": old_map / fwd,
+        "peak_gib_no_ckpt": mem["no_ckpt_denoiser_only"],
+        "peak_gib_ckpt": mem["ckpt_denoiser_only"],
         "peak_gib_ckpt_all_weights": mem["ckpt_all"],
-        "seconds_per_step": step_s, "trajectories": trajectories, "forwards_per_trajectory": per_traj,
-        "seconds_per_trajectory": per_traj * frozen / flops_s, "pseudo_data_minutes": pseudo_s / 60,
-        "training_steps": steps, "schedule": schedule, "cached_samples": samples,
-        "training_minutes": steps * step_s / 60, "run_minutes": (pseudo_s + steps * step_s) / 60,
+        "seconds_per_step": step_s,
+        "trajectories": trajectories,
+        "forwards_per_trajectory": per_traj,
+        "seconds_per_trajectory": per_traj * frozen / flops_s,
+        "pseudo_data_minutes": pseudo_s / 60,
+        "training_steps": steps,
+        "schedule": schedule,
+        "cached_samples": samples,
+        "training_minutes": steps * step_s / 60,
+        "run_minutes": (pseudo_s + steps * step_s) / 60,
         "count_seconds": round(time.time() - t0, 1),
     }
     if name in PAPER_SECONDS_PER_EPOCH:
@@ -243,9 +291,12 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
 
 
 def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
-    lines = [f"| backbone (config) | frames×H×W (video tokens) | α, β, ckpt | fwd/step | TFLOP/step | mask: share of step / "
-             f"of adapted fwd (chunked route before) | peak GiB no ckpt / ckpt | s/step (H100 @{mfu:.0%}) | pseudo data: "
-             "trajectories × s | steps | whole run (min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| backbone (config) | frames×H×W (video tokens) | α, β, ckpt | fwd/step | TFLOP/step | mask: share of step / "
+        f"of adapted fwd (chunked route before) | peak GiB no ckpt / ckpt | s/step (H100 @{mfu:.0%}) | pseudo data: "
+        "trajectories × s | steps | whole run (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['backbone']} (`{r['config']}`) | {r['geometry']} ({r['video_tokens']:,}) | {r['alpha']:g}, {r['beta']:g}, "
@@ -253,7 +304,8 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
             f"{r['mask_share_of_step']:.3%} / {r['mask_share_of_forward']:.3%} ({r['chunked_map_share_of_forward']:.0%}) | "
             f"{r['peak_gib_no_ckpt']:.0f} / {r['peak_gib_ckpt']:.0f} | {r['seconds_per_step']:.2f} | "
             f"{r['trajectories']} × {r['seconds_per_trajectory']:.0f} = {r['pseudo_data_minutes']:.1f} min | "
-            f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |")
+            f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |"
+        )
     return "\n".join(lines)
 
 
@@ -261,8 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None, help=f"rows to run (default all: {', '.join(FULLSIZE)})")
     ap.add_argument("--mfu", type=float, default=0.4, help="assumed model-FLOPs utilisation of the H100")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config key of every row, e.g. trainer.max_steps=500 or data.augment=32")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key of every row, e.g. trainer.max_steps=500 or data.augment=32",
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args(argv)
@@ -273,10 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(r)
         print(json.dumps(r), flush=True)
         if "paper_seconds_per_epoch" in r:
-            print(f"  {name}: the paper's epoch took {r['paper_seconds_per_epoch']:.1f} s on a V100; one training step "
-                  f"is {r['step_tflop']:.0f} TFLOP = {r['v100_seconds_per_step']:.1f} s at 40% of its 125 TFLOPS: one "
-                  f"epoch ≈ {r['paper_seconds_per_epoch'] / r['v100_seconds_per_step']:.1f} steps, not a pass over "
-                  f"{r['cached_samples']} cached samples", flush=True)
+            print(
+                f"  {name}: the paper's epoch took {r['paper_seconds_per_epoch']:.1f} s on a V100; one training step "
+                f"is {r['step_tflop']:.0f} TFLOP = {r['v100_seconds_per_step']:.1f} s at 40% of its 125 TFLOPS: one "
+                f"epoch ≈ {r['paper_seconds_per_epoch'] / r['v100_seconds_per_step']:.1f} steps, not a pass over "
+                f"{r['cached_samples']} cached samples",
+                flush=True,
+            )
     table = markdown(rows, args.mfu)
     print(table)
     if args.json:

@@ -54,8 +54,9 @@ def peak_rss_gib() -> float:
 def smoke(name: str) -> dict:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    model = T2VUnlearning(backbone=f"random-{name}", backbone_kwargs={"device": "cpu"}, torch_dtype="bfloat16",
-                          alpha=1.0, beta=0.0)
+    model = T2VUnlearning(
+        backbone=f"random-{name}", backbone_kwargs={"device": "cpu"}, torch_dtype="bfloat16", alpha=1.0, beta=0.0
+    )
     bb = model.backbone
     timings["build"] = time.perf_counter() - t
     frames, height, width = one_frame(name)
@@ -63,8 +64,9 @@ def smoke(name: str) -> dict:
 
     # 1. one pseudo-data step: CFG prediction and the negatively guided target at sampler step 0
     t = time.perf_counter()
-    settings = SamplerSettings(frames, height, width, num_inference_steps=50, guidance_scale=bb.defaults.guidance_scale,
-                               record_steps=(0,))
+    settings = SamplerSettings(
+        frames, height, width, num_inference_steps=50, guidance_scale=bb.defaults.guidance_scale, record_steps=(0,)
+    )
     with model.controller.disabled():
         (traj,) = make_trajectories(bb, [TrajectoryRequest("unlearn", PROMPT, 0, PROMPT)], settings, eta=7.0)
     timings["pseudo_data_step"] = time.perf_counter() - t
@@ -89,8 +91,13 @@ def smoke(name: str) -> dict:
     assert any(float(g.abs().max()) > 0 for g in grads)
     leaked = [n for n, p in bb.named_parameters() if p.grad is not None or p.requires_grad]
     assert not leaked, f"backbone parameters with gradients: {leaked[:5]}"
-    out = {"backbone": name, "latent_shape": list(shape), "params": sum(p.numel() for p in bb.denoiser.parameters()),
-           "losses": {k: float(v.detach()) for k, v in losses.items()}, "seconds": timings}
+    out = {
+        "backbone": name,
+        "latent_shape": list(shape),
+        "params": sum(p.numel() for p in bb.denoiser.parameters()),
+        "losses": {k: float(v.detach()) for k, v in losses.items()},
+        "seconds": timings,
+    }
 
     # 4. CogVideoX: the positional embedding at the full 49 frames (13 latent frames)
     if hasattr(bb.denoiser, "patch_embed"):
@@ -99,7 +106,11 @@ def smoke(name: str) -> dict:
             emb = bb.denoiser.patch_embed(batch["cond.hidden_states"], torch.randn(1, *full).to(bb.dtype))
         p = bb.denoiser.config.patch_size
         tokens = FULLSIZE[name].text_len + full[0] * (full[2] // p) * (full[3] // p)
-        assert tuple(emb.shape) == (1, tokens, bb.denoiser.config.num_attention_heads * bb.denoiser.config.attention_head_dim)
+        assert tuple(emb.shape) == (
+            1,
+            tokens,
+            bb.denoiser.config.num_attention_heads * bb.denoiser.config.attention_head_dim,
+        )
         assert torch.isfinite(emb.float()).all()
         out["full_frames_patch_embed"] = list(emb.shape)
     out["peak_rss_gib"] = peak_rss_gib()

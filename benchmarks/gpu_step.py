@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import backbones.attention as am  # noqa: E402
 from fullsize_cost import H100_BF16_DENSE, load_config  # noqa: E402
 from fullsize_models import FULLSIZE, PROMPT, training_batch  # noqa: E402
 
+import unlearn.backbones.attention as am  # noqa: E402
 from unlearn.methods.t2vunlearning import T2VUnlearning, batch_embedding  # noqa: E402
 from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories  # noqa: E402
 
@@ -56,16 +56,30 @@ def timed(device: torch.device, fn) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
-def measure(name: str, device: torch.device, steps: int, geometry: tuple[int, int, int] | None,
-            num_layers: int | None, sampler_steps: int | None) -> dict[str, Any]:
+def measure(
+    name: str,
+    device: torch.device,
+    steps: int,
+    geometry: tuple[int, int, int] | None,
+    num_layers: int | None,
+    sampler_steps: int | None,
+) -> dict[str, Any]:
     spec = FULLSIZE[name]
     cfg = load_config(spec.config or FULLSIZE["cogvideox-2b"].config, [])
     hp, data = cfg["model"], cfg["data"]
     alpha, beta = float(hp.get("alpha", 1.0)), float(hp.get("beta", 0.0))
     ckpt = bool(hp.get("gradient_checkpointing", False))
-    t_build, model = timed(device, lambda: T2VUnlearning(
-        backbone=f"random-{name}", backbone_kwargs={"device": str(device), "num_layers": num_layers},
-        torch_dtype="bfloat16", alpha=alpha, beta=beta, gradient_checkpointing=ckpt))
+    t_build, model = timed(
+        device,
+        lambda: T2VUnlearning(
+            backbone=f"random-{name}",
+            backbone_kwargs={"device": str(device), "num_layers": num_layers},
+            torch_dtype="bfloat16",
+            alpha=alpha,
+            beta=beta,
+            gradient_checkpointing=ckpt,
+        ),
+    )
     model.controller.to(device)
     bb = model.backbone
     geometry = geometry or spec.geometry
@@ -83,9 +97,15 @@ def measure(name: str, device: torch.device, steps: int, geometry: tuple[int, in
         opt.step()
         return float(losses["total"].detach())
 
-    out: dict[str, Any] = {"backbone": name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                           "geometry": "x".join(map(str, geometry)), "alpha": alpha, "beta": beta,
-                           "gradient_checkpointing": ckpt, "build_seconds": t_build}
+    out: dict[str, Any] = {
+        "backbone": name,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "geometry": "x".join(map(str, geometry)),
+        "alpha": alpha,
+        "beta": beta,
+        "gradient_checkpointing": ckpt,
+        "build_seconds": t_build,
+    }
     for with_map in (True, False):
         step(with_map)  # warm-up: kernels chosen, allocator primed
         if device.type == "cuda":
@@ -95,8 +115,9 @@ def measure(name: str, device: torch.device, steps: int, geometry: tuple[int, in
         out[f"seconds_per_step_{key}"] = min(times)
         if device.type == "cuda":
             out[f"peak_gib_{key}"] = torch.cuda.max_memory_allocated(device) / 2**30
-    out["mask_share_of_step"] = (out["seconds_per_step_with_map"] - out["seconds_per_step_without_map"]) / \
-        out["seconds_per_step_without_map"]
+    out["mask_share_of_step"] = (out["seconds_per_step_with_map"] - out["seconds_per_step_without_map"]) / out[
+        "seconds_per_step_without_map"
+    ]
 
     # the map of the fused (log-sum-exp) route against the chunked route on this device
     maps = {}
@@ -118,8 +139,12 @@ def measure(name: str, device: torch.device, steps: int, geometry: tuple[int, in
         settings = SamplerSettings(*geometry, sampler_steps, guidance, record_steps=(sampler_steps - 1,))
     else:
         record = data.get("record_steps")
-        settings = SamplerSettings(*geometry, int(data.get("num_inference_steps") or spec.sampling[0]), guidance,
-                                   record_steps=tuple(record) if record else None)
+        settings = SamplerSettings(
+            *geometry,
+            int(data.get("num_inference_steps") or spec.sampling[0]),
+            guidance,
+            record_steps=tuple(record) if record else None,
+        )
     requests = [TrajectoryRequest("unlearn", PROMPT, i, PROMPT) for i in range(n)]
     with bb.side_modules_on_device(), model.controller.disabled():
         make_trajectories(bb, requests, SamplerSettings(*geometry, 2, settings.guidance_scale, record_steps=(1,)), 7.0)
@@ -134,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone", nargs="*", default=["cogvideox-2b"], choices=list(FULLSIZE))
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per variant (best kept)")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--geometry", type=int, nargs=3, default=None, metavar=("FRAMES", "HEIGHT", "WIDTH"),
-                    help="video size (default: the backbone's training size)")
+    ap.add_argument(
+        "--geometry",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("FRAMES", "HEIGHT", "WIDTH"),
+        help="video size (default: the backbone's training size)",
+    )
     ap.add_argument("--num-layers", type=int, default=None, help="transformer blocks (default: all; dry runs: 1)")
     ap.add_argument("--sampler-steps", type=int, default=None, help="pseudo-data sampler steps (default: the config's)")
     ap.add_argument("--projection", default=None, help="fullsize_cost.py --json output to print beside the measurement")
@@ -150,8 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         projected = {r["backbone"]: r for r in json.loads(Path(args.projection).read_text())["rows"]}
     results = []
     for name in args.backbone:
-        r = measure(name, device, args.steps, tuple(args.geometry) if args.geometry else None, args.num_layers,
-                    args.sampler_steps)
+        r = measure(
+            name,
+            device,
+            args.steps,
+            tuple(args.geometry) if args.geometry else None,
+            args.num_layers,
+            args.sampler_steps,
+        )
         p = projected.get(name)
         if p:
             r["projected_seconds_per_step"] = p["seconds_per_step"]
@@ -162,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"peak_flops_assumed": H100_BF16_DENSE, "rows": results}, indent=2))
     for r in results:
-        print(f"{r['backbone']}: {r['seconds_per_step_with_map']:.2f} s/step (map share {r['mask_share_of_step']:.3f}), "
-              f"{r.get('peak_gib_with_map', float('nan')):.1f} GiB peak, {r['seconds_per_trajectory']:.1f} s/trajectory, "
-              f"map |lse - chunked| {r['map_max_abs_difference']:.1e}")
+        print(
+            f"{r['backbone']}: {r['seconds_per_step_with_map']:.2f} s/step (map share {r['mask_share_of_step']:.3f}), "
+            f"{r.get('peak_gib_with_map', float('nan')):.1f} GiB peak, {r['seconds_per_trajectory']:.1f} s/trajectory, "
+            f"map |lse - chunked| {r['map_max_abs_difference']:.1e}"
+        )
     return 0
 
 

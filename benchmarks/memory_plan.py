@@ -65,26 +65,74 @@ class Plan:
 
 
 PLANS = [
-    Plan("CogVideoX-2B", "cogvideox-2b", ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
-         [("T5-v1.1-XXL encoder", "T5EncoderModel", T5_XXL)], ("AutoencoderKLCogVideoX", {}),
-         [("default 49×480×720", 49, 480, 720)], 226, False),
-    Plan("CogVideoX-5B", "cogvideox-5b", ("CogVideoXTransformer3DModel", COGVIDEOX_5B),
-         [("T5-v1.1-XXL encoder", "T5EncoderModel", T5_XXL)], ("AutoencoderKLCogVideoX", {}),
-         [("default 49×480×720", 49, 480, 720)], 226, False),
-    Plan("HunyuanVideo", "hunyuanvideo", ("HunyuanVideoTransformer3DModel", HUNYUAN),
-         [("LLaVA-Llama-3-8B (LlamaModel)", "LlamaModel", LLAVA_LLAMA3_8B), ("CLIP ViT-L/14 text", "CLIPTextModel", CLIP_L14_TEXT)],
-         ("AutoencoderKLHunyuanVideo", {}),
-         [("default 129×720×1280", 129, 720, 1280), ("49×720×1280", 49, 720, 1280), ("49×544×960", 49, 544, 960),
-          ("49×320×512", 49, 320, 512)], 256, True),
-    Plan("ZeroScope v2 576w", "zeroscope", ("UNet3DConditionModel", ZEROSCOPE_UNET),
-         [("OpenCLIP ViT-H/14 text (CLIPTextModel)", "CLIPTextModel", OPENCLIP_H14_TEXT)], ("AutoencoderKL", SD_VAE),
-         [("default 24×320×576", 24, 320, 576)], 77, True),
-    Plan("Wan2.1-T2V-1.3B", "wan2.1-t2v-1.3b", ("WanTransformer3DModel", WAN_1_3B),
-         [("UMT5-XXL encoder", "UMT5EncoderModel", UMT5_XXL)], ("AutoencoderKLWan", {}),
-         [("default 81×480×832", 81, 480, 832)], 512, True),
-    Plan("Wan2.1-T2V-14B", "wan2.1-t2v-14b", ("WanTransformer3DModel", WAN_14B),
-         [("UMT5-XXL encoder", "UMT5EncoderModel", UMT5_XXL)], ("AutoencoderKLWan", {}),
-         [("default 81×720×1280", 81, 720, 1280), ("81×480×832", 81, 480, 832)], 512, True),
+    Plan(
+        "CogVideoX-2B",
+        "cogvideox-2b",
+        ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
+        [("T5-v1.1-XXL encoder", "T5EncoderModel", T5_XXL)],
+        ("AutoencoderKLCogVideoX", {}),
+        [("default 49×480×720", 49, 480, 720)],
+        226,
+        False,
+    ),
+    Plan(
+        "CogVideoX-5B",
+        "cogvideox-5b",
+        ("CogVideoXTransformer3DModel", COGVIDEOX_5B),
+        [("T5-v1.1-XXL encoder", "T5EncoderModel", T5_XXL)],
+        ("AutoencoderKLCogVideoX", {}),
+        [("default 49×480×720", 49, 480, 720)],
+        226,
+        False,
+    ),
+    Plan(
+        "HunyuanVideo",
+        "hunyuanvideo",
+        ("HunyuanVideoTransformer3DModel", HUNYUAN),
+        [
+            ("LLaVA-Llama-3-8B (LlamaModel)", "LlamaModel", LLAVA_LLAMA3_8B),
+            ("CLIP ViT-L/14 text", "CLIPTextModel", CLIP_L14_TEXT),
+        ],
+        ("AutoencoderKLHunyuanVideo", {}),
+        [
+            ("default 129×720×1280", 129, 720, 1280),
+            ("49×720×1280", 49, 720, 1280),
+            ("49×544×960", 49, 544, 960),
+            ("49×320×512", 49, 320, 512),
+        ],
+        256,
+        True,
+    ),
+    Plan(
+        "ZeroScope v2 576w",
+        "zeroscope",
+        ("UNet3DConditionModel", ZEROSCOPE_UNET),
+        [("OpenCLIP ViT-H/14 text (CLIPTextModel)", "CLIPTextModel", OPENCLIP_H14_TEXT)],
+        ("AutoencoderKL", SD_VAE),
+        [("default 24×320×576", 24, 320, 576)],
+        77,
+        True,
+    ),
+    Plan(
+        "Wan2.1-T2V-1.3B",
+        "wan2.1-t2v-1.3b",
+        ("WanTransformer3DModel", WAN_1_3B),
+        [("UMT5-XXL encoder", "UMT5EncoderModel", UMT5_XXL)],
+        ("AutoencoderKLWan", {}),
+        [("default 81×480×832", 81, 480, 832)],
+        512,
+        True,
+    ),
+    Plan(
+        "Wan2.1-T2V-14B",
+        "wan2.1-t2v-14b",
+        ("WanTransformer3DModel", WAN_14B),
+        [("UMT5-XXL encoder", "UMT5EncoderModel", UMT5_XXL)],
+        ("AutoencoderKLWan", {}),
+        [("default 81×720×1280", 81, 720, 1280), ("81×480×832", 81, 480, 832)],
+        512,
+        True,
+    ),
 ]
 
 
@@ -101,8 +149,12 @@ def build_meta(plan: Plan) -> dict[str, Any]:
         den = getattr(diffusers, plan.denoiser[0])(**plan.denoiser[1]).to(torch.bfloat16)
         encs = []
         for label, cls_name, cfg in plan.text_encoders:
-            config_cls = getattr(transformers, cls_name.replace("EncoderModel", "Config").replace("TextModel", "TextConfig")
-                                 .replace("LlamaModel", "LlamaConfig"))
+            config_cls = getattr(
+                transformers,
+                cls_name.replace("EncoderModel", "Config")
+                .replace("TextModel", "TextConfig")
+                .replace("LlamaModel", "LlamaConfig"),
+            )
             encs.append((label, n_params(getattr(transformers, cls_name)(config_cls(**cfg)))))
         vae = getattr(diffusers, plan.vae[0])(**plan.vae[1])
     return {"denoiser": den, "text_encoders": encs, "vae_params": n_params(vae)}
@@ -130,8 +182,8 @@ def count_saved(params: set[int], block_of: list[str]):
 
 def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: int) -> dict[str, Any]:
     """One adapted forward (batch 1) on meta: saved-activation bytes, per block and in total."""
-    from backbones import backbone_class
-    from backbones.base import PromptEmbedding, SamplingDefaults
+    from unlearn.backbones import backbone_class
+    from unlearn.backbones.base import PromptEmbedding, SamplingDefaults
     from unlearn.methods.t2vunlearning.adapters import AdapterController
     from unlearn.methods.t2vunlearning.losses import concept_mask, localization_loss, unlearning_loss
 
@@ -139,7 +191,7 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
     den = meta["denoiser"]
     kwargs: dict[str, Any] = {}
     if plan.registry == "hunyuanvideo":
-        from backbones.hunyuanvideo import DEFAULT_PROMPT_TEMPLATE
+        from unlearn.backbones.hunyuanvideo import DEFAULT_PROMPT_TEMPLATE
 
         kwargs.update(prompt_template=DEFAULT_PROMPT_TEMPLATE, text_encoder_2=None, tokenizer_2=None)
     defaults = SamplingDefaults(frames, height, width, 50, 6.0)
@@ -149,25 +201,32 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
         ctl = AdapterController([s.video_dim for s in sites], 128, [s.name for s in sites])
     bb.attach_controller(ctl)
     shape = bb.latent_shape(frames, height, width)
-    text_dim = {"CogVideoXTransformer3DModel": "text_embed_dim", "HunyuanVideoTransformer3DModel": "text_embed_dim",
-                "WanTransformer3DModel": "text_dim", "UNet3DConditionModel": "cross_attention_dim"}[plan.denoiser[0]]
+    text_dim = {
+        "CogVideoXTransformer3DModel": "text_embed_dim",
+        "HunyuanVideoTransformer3DModel": "text_embed_dim",
+        "WanTransformer3DModel": "text_dim",
+        "UNet3DConditionModel": "cross_attention_dim",
+    }[plan.denoiser[0]]
     with torch.device("meta"):
         x = torch.empty((1, *shape), dtype=torch.bfloat16)
         cond = PromptEmbedding(torch.empty(1, plan.text_len, den.config[text_dim], dtype=torch.bfloat16))
         if plan.registry == "hunyuanvideo":
-            cond = PromptEmbedding(cond.hidden_states, torch.ones(1, plan.text_len, dtype=torch.long),
-                                   torch.empty(1, den.config.pooled_projection_dim, dtype=torch.bfloat16))
+            cond = PromptEmbedding(
+                cond.hidden_states,
+                torch.ones(1, plan.text_len, dtype=torch.long),
+                torch.empty(1, den.config.pooled_projection_dim, dtype=torch.bfloat16),
+            )
         t = torch.full((1,), 500.0)
     # blocks: attribute saved bytes to the top-level repeated block that is running
     block_of = ["outside blocks"]
     hooks = []
     for name, module in den.named_modules():
         parts = name.split(".")
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] in ("transformer_blocks", "single_transformer_blocks", "blocks",
-                                                                     "down_blocks", "up_blocks"):
-            hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: block_of.__setitem__(0, n)))
-            hooks.append(module.register_forward_hook(lambda m, a, o: block_of.__setitem__(0, "outside blocks")))
-        elif name == "mid_block":
+        if (
+            len(parts) == 2
+            and parts[1].isdigit()
+            and parts[0] in ("transformer_blocks", "single_transformer_blocks", "blocks", "down_blocks", "up_blocks")
+        ) or name == "mid_block":
             hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: block_of.__setitem__(0, n)))
             hooks.append(module.register_forward_hook(lambda m, a, o: block_of.__setitem__(0, "outside blocks")))
     params = {id(p) for p in den.parameters()} | {id(b) for b in den.buffers()} | {id(p) for p in ctl.parameters()}
@@ -253,7 +312,11 @@ def estimate(plan: Plan, meta: dict[str, Any], m: dict[str, Any]) -> dict[str, f
     act = m["saved_bytes"] * forwards + m["loss_bytes"]
     # transient working set of the busiest block during backward (grads of its activations): ~1 block's saves
     transient = m["max_block_bytes"]
-    act_ckpt = (m["checkpoint_inputs_bytes"] + m["outside_blocks_bytes"]) * forwards + m["loss_bytes"] + 2 * m["max_block_bytes"]
+    act_ckpt = (
+        (m["checkpoint_inputs_bytes"] + m["outside_blocks_bytes"]) * forwards
+        + m["loss_bytes"]
+        + 2 * m["max_block_bytes"]
+    )
     out = {}
     for label, weights in (("all", weights_all), ("denoiser_only", weights_denoiser)):
         base = weights + adapters + concept_map_workspace + overhead
@@ -286,19 +349,32 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         meta = build_meta(plan)
         den_params = n_params(meta["denoiser"])
-        print(f"\n## {plan.name}  ({plan.denoiser[0]}: {den_params:,} params; "
-              + "; ".join(f"{label}: {n:,}" for label, n in meta["text_encoders"])
-              + f"; {plan.vae[0]}: {meta['vae_params']:,})")
+        print(
+            f"\n## {plan.name}  ({plan.denoiser[0]}: {den_params:,} params; "
+            + "; ".join(f"{label}: {n:,}" for label, n in meta["text_encoders"])
+            + f"; {plan.vae[0]}: {meta['vae_params']:,})"
+        )
         for label, f, h, w in plan.sizes:
             m = measure(plan, meta, f, h, w)
             e = estimate(plan, meta, m)
-            results.append({"model": plan.name, "size": label, "denoiser_params": den_params,
-                            "text_encoders": meta["text_encoders"], "vae_params": meta["vae_params"], **m, **e})
-            print(f"  {label}: latent {m['latent_shape']}, {m['video_tokens']:,} video tokens, {m['num_sites']} sites, "
-                  f"adapters {m['adapter_params']:,} params; activations/forward {e['activations_per_forward_gib']:.1f} GiB, L_loc {e['loc_loss_gib']:.1f} GiB; "
-                  f"peak no-ckpt {e['no_ckpt_all']:.1f} GiB ({fits(e['no_ckpt_all'])}), "
-                  f"ckpt {e['ckpt_all']:.1f} GiB ({fits(e['ckpt_all'])}); denoiser-only weights: "
-                  f"{e['no_ckpt_denoiser_only']:.1f} / {e['ckpt_denoiser_only']:.1f} GiB")
+            results.append(
+                {
+                    "model": plan.name,
+                    "size": label,
+                    "denoiser_params": den_params,
+                    "text_encoders": meta["text_encoders"],
+                    "vae_params": meta["vae_params"],
+                    **m,
+                    **e,
+                }
+            )
+            print(
+                f"  {label}: latent {m['latent_shape']}, {m['video_tokens']:,} video tokens, {m['num_sites']} sites, "
+                f"adapters {m['adapter_params']:,} params; activations/forward {e['activations_per_forward_gib']:.1f} GiB, L_loc {e['loc_loss_gib']:.1f} GiB; "
+                f"peak no-ckpt {e['no_ckpt_all']:.1f} GiB ({fits(e['no_ckpt_all'])}), "
+                f"ckpt {e['ckpt_all']:.1f} GiB ({fits(e['ckpt_all'])}); denoiser-only weights: "
+                f"{e['no_ckpt_denoiser_only']:.1f} / {e['ckpt_denoiser_only']:.1f} GiB"
+            )
         print(f"  ({time.time() - t0:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -55,11 +55,22 @@ def _write_table(out: Path, name: str, markdown: str, data: dict[str, Any]) -> N
 
 
 def _common(a) -> dict[str, Any]:
-    return dict(backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
-                backbone_kwargs=a.backbone_kwargs,
-                num_frames=a.num_frames, height=a.height, width=a.width, num_inference_steps=a.steps,
-                guidance_scale=a.guidance, batch_size=a.batch_size or 4, device=a.device, store_frames=a.store_frames,
-                progress=True)
+    return dict(
+        backbone=a.backbone,
+        pretrained=a.pretrained,
+        tiny=a.tiny,
+        torch_dtype=a.dtype,
+        backbone_kwargs=a.backbone_kwargs,
+        num_frames=a.num_frames,
+        height=a.height,
+        width=a.width,
+        num_inference_steps=a.steps,
+        guidance_scale=a.guidance,
+        batch_size=a.batch_size or 4,
+        device=a.device,
+        store_frames=a.store_frames,
+        progress=True,
+    )
 
 
 def _rows(a, adapters: str | None) -> list[str]:
@@ -97,11 +108,15 @@ def _per_concept_rows(a, per_concept: dict[str, str]) -> list:
 # ---------------------------------------------------------------------------------------------------- tables
 def _toy_suite_options(a, concept: str) -> dict[str, Any]:
     """The callback's toy suite: per-group and out-of-grammar prompt counts (its defaults unless given)."""
-    from callbacks.evaluation import DEFAULT_OUT_OF_GRAMMAR, DEFAULT_PER_GROUP
+    from unlearn.callbacks.evaluation import DEFAULT_OUT_OF_GRAMMAR, DEFAULT_PER_GROUP
 
-    return {"per_class": a.per_class, "seed": a.seed, "concept": concept,
-            "per_group": DEFAULT_PER_GROUP if a.per_group is None else a.per_group,
-            "out_of_grammar": DEFAULT_OUT_OF_GRAMMAR if a.out_of_grammar is None else a.out_of_grammar}
+    return {
+        "per_class": a.per_class,
+        "seed": a.seed,
+        "concept": concept,
+        "per_group": DEFAULT_PER_GROUP if a.per_group is None else a.per_group,
+        "out_of_grammar": DEFAULT_OUT_OF_GRAMMAR if a.out_of_grammar is None else a.out_of_grammar,
+    }
 
 
 def table_toy(a) -> int:
@@ -121,13 +136,25 @@ def table_toy(a) -> int:
             keywords = [concept, *synonym_phrases(concept)]
         except ImportError:
             keywords = [concept]
-    kw.update(safree_keywords=keywords, backbone=a.backbone or "toy-cogvideox", torch_dtype=a.dtype or "float32",
-              store_frames=True, batch_size=a.batch_size or 100)
-    results = run_evaluation(out, "toyworld", _rows(a, a.adapters[0] if a.adapters else None),
-                             adapters=a.adapters[0] if a.adapters else None, refusal=a.refusal,
-                             concept=concept, metrics=["classification"],
-                             classifier=a.classifier or "toyworld", suite_options=_toy_suite_options(a, concept),
-                             **kw)
+    kw.update(
+        safree_keywords=keywords,
+        backbone=a.backbone or "toy-cogvideox",
+        torch_dtype=a.dtype or "float32",
+        store_frames=True,
+        batch_size=a.batch_size or 100,
+    )
+    results = run_evaluation(
+        out,
+        "toyworld",
+        _rows(a, a.adapters[0] if a.adapters else None),
+        adapters=a.adapters[0] if a.adapters else None,
+        refusal=a.refusal,
+        concept=concept,
+        metrics=["classification"],
+        classifier=a.classifier or "toyworld",
+        suite_options=_toy_suite_options(a, concept),
+        **kw,
+    )
     print((out / "metrics.md").read_text())
     print(f"wrote {out / 'metrics.json'} (rows: {', '.join(results['rows'])})")
     return 0
@@ -135,27 +162,40 @@ def table_toy(a) -> int:
 
 def table_nudity(a) -> int:
     """Table 1: nudity rate (%) per prompt set and method; Figure 5: frames per NudeNet label."""
-    from unlearn.evaluation import plots
-    from unlearn.evaluation import run_evaluation
+    from unlearn.evaluation import plots, run_evaluation
     from unlearn.evaluation.tables import nudity_label_table, table1_nudity
 
     sets = _pairs(a.suites, "--suites")
     if not sets:
-        raise SystemExit("error: nudity needs --suites NAME=SUITE [...] (e.g. gen=prompts.jsonl ring-a-bell=ring_a_bell:rab.csv)")
+        raise SystemExit(
+            "error: nudity needs --suites NAME=SUITE [...] (e.g. gen=prompts.jsonl ring-a-bell=ring_a_bell:rab.csv)"
+        )
     out = Path(a.out or "runs/tables/nudity")
     adapters = a.adapters[0] if a.adapters else None
     by_set, labels = {}, {}
     for name, suite in sets.items():
-        r = run_evaluation(out / _slug(name), suite, _rows(a, adapters), adapters=adapters, refusal=a.refusal,
-                           safree_keywords=a.safree_keywords,
-                           concept=a.concept or "nudity", metrics=["nudity"], nudity_threshold=a.nudity_threshold,
-                           suite_options={"limit": a.limit} if a.limit else None, **_common(a))
+        r = run_evaluation(
+            out / _slug(name),
+            suite,
+            _rows(a, adapters),
+            adapters=adapters,
+            refusal=a.refusal,
+            safree_keywords=a.safree_keywords,
+            concept=a.concept or "nudity",
+            metrics=["nudity"],
+            nudity_threshold=a.nudity_threshold,
+            suite_options={"limit": a.limit} if a.limit else None,
+            **_common(a),
+        )
         by_set[name] = {m: row["nudity"] for m, row in r["rows"].items()}
         labels[name] = r["settings"]["nudity"]
     fig_set = a.figure_set or list(sets)[-1]
     md = table1_nudity(by_set) + f"\nFrames per label, {fig_set} (Figure 5):\n\n" + nudity_label_table(by_set[fig_set])
-    plots.nudity_label_histogram({m: r["label_frames"] for m, r in by_set[fig_set].items()}, out / "figure5.png",
-                                 title=f"{fig_set}: frames per NudeNet label")
+    plots.nudity_label_histogram(
+        {m: r["label_frames"] for m, r in by_set[fig_set].items()},
+        out / "figure5.png",
+        title=f"{fig_set}: frames per NudeNet label",
+    )
     _write_table(out, "Table 1: nudity rate (%)", md, {"nudity_rate": by_set, "settings": labels})
     return 0
 
@@ -172,10 +212,16 @@ def table_objects(a) -> int:
     for c in classes:
         per_class.setdefault(c, None)
     out = Path(a.out or "runs/tables/objects")
-    r = run_evaluation(out, a.suite or "builtin:imagenet10", _per_concept_rows(a, per_class), metrics=["classification"],
-                       classifier=a.classifier or "efficientnet-lite2", erased_classes=classes,
-                       suite_options={"per_label": a.per_label} if a.per_label else None,
-                       **{**_common(a), "num_frames": a.num_frames or (None if a.tiny else 17)})
+    r = run_evaluation(
+        out,
+        a.suite or "builtin:imagenet10",
+        _per_concept_rows(a, per_class),
+        metrics=["classification"],
+        classifier=a.classifier or "efficientnet-lite2",
+        erased_classes=classes,
+        suite_options={"per_label": a.per_label} if a.per_label else None,
+        **{**_common(a), "num_frames": a.num_frames or (None if a.tiny else 17)},
+    )
     by_class = classification_by_class(r["rows"])
     table = {c: {r["methods"][m]["kind"]: row for m, row in rows.items()} for c, rows in by_class.items()}
     _write_table(out, "Table 2: object erasure (%)", table2_objects(table), {"rows": table, "settings": r["settings"]})
@@ -197,19 +243,29 @@ def table_faces(a) -> int:
     for i in idents:
         per_id.setdefault(i, None)
     out = Path(a.out or "runs/tables/faces")
-    r = run_evaluation(out, a.suite or "builtin:faces", _per_concept_rows(a, per_id), metrics=["identity"],
-                       references=a.references, embedder=a.embedder,
-                       suite_options={"per_label": a.per_label} if a.per_label else None,
-                       **{**_common(a), "num_frames": a.num_frames or (None if a.tiny else 17)})
+    r = run_evaluation(
+        out,
+        a.suite or "builtin:faces",
+        _per_concept_rows(a, per_id),
+        metrics=["identity"],
+        references=a.references,
+        embedder=a.embedder,
+        suite_options={"per_label": a.per_label} if a.per_label else None,
+        **{**_common(a), "num_frames": a.num_frames or (None if a.tiny else 17)},
+    )
     table: dict[str, dict[str, Any]] = {}
     for ident in idents:
         for m, row in r["rows"].items():
             spec = r["methods"][m]
             if spec["kind"] == "original" or spec.get("concept") == ident:
                 per = row["identity"]["id_per_identity"]
-                table.setdefault(ident, {})[spec["kind"]] = {**erased_vs_preserved(per, ident),
-                                                             "face_rate": row["identity"]["face_rate"]}
-    _write_table(out, "Table 3: faces, ID similarity (cosine)", table3_faces(table), {"rows": table, "settings": r["settings"]})
+                table.setdefault(ident, {})[spec["kind"]] = {
+                    **erased_vs_preserved(per, ident),
+                    "face_rate": row["identity"]["face_rate"],
+                }
+    _write_table(
+        out, "Table 3: faces, ID similarity (cosine)", table3_faces(table), {"rows": table, "settings": r["settings"]}
+    )
     return 0
 
 
@@ -220,17 +276,39 @@ def table_benign(a) -> int:
 
     out = Path(a.out or "runs/tables/benign")
     adapters = a.adapters[0] if a.adapters else None
-    r = run_evaluation(out, a.suite or "builtin:imagenet10", _rows(a, adapters), adapters=adapters, refusal=a.refusal,
-                       safree_keywords=a.safree_keywords, concept=a.concept, metrics=["clip", "consistency"], clip_model=a.clip_model,
-                       clip_pretrained=a.clip_pretrained,
-                       suite_options={"per_label": a.per_label or 2}, **_common(a))
-    _write_table(out, "Table 6: benign content", table6_benign(r["rows"]),
-                 {"rows": {m: {k: row[k] for k in ("clip", "consistency")} for m, row in r["rows"].items()},
-                  "settings": r["settings"]})
+    r = run_evaluation(
+        out,
+        a.suite or "builtin:imagenet10",
+        _rows(a, adapters),
+        adapters=adapters,
+        refusal=a.refusal,
+        safree_keywords=a.safree_keywords,
+        concept=a.concept,
+        metrics=["clip", "consistency"],
+        clip_model=a.clip_model,
+        clip_pretrained=a.clip_pretrained,
+        suite_options={"per_label": a.per_label or 2},
+        **_common(a),
+    )
+    _write_table(
+        out,
+        "Table 6: benign content",
+        table6_benign(r["rows"]),
+        {
+            "rows": {m: {k: row[k] for k in ("clip", "consistency")} for m, row in r["rows"].items()},
+            "settings": r["settings"],
+        },
+    )
     return 0
 
 
-TABLES = {"toy": table_toy, "nudity": table_nudity, "objects": table_objects, "faces": table_faces, "benign": table_benign}
+TABLES = {
+    "toy": table_toy,
+    "nudity": table_nudity,
+    "objects": table_objects,
+    "faces": table_faces,
+    "benign": table_benign,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,11 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke test)")
     p.add_argument("--dtype", help="torch dtype of the backbone (default bfloat16; float32 for toy)")
     p.add_argument("--backbone-kwargs", type=json.loads, help="family-specific loading options as JSON")
-    p.add_argument("--adapters", action="append",
-                   help="t2vunlearning adapters: FOLDER (toy/nudity/benign) or NAME=FOLDER, repeated (objects/faces)")
+    p.add_argument(
+        "--adapters",
+        action="append",
+        help="t2vunlearning adapters: FOLDER (toy/nudity/benign) or NAME=FOLDER, repeated (objects/faces)",
+    )
     p.add_argument("--refusal", help="refusal-vector folder (adds the refusal_vector row)")
-    p.add_argument("--safree-keywords", nargs="+", help="toy/nudity/benign: SAFREE's concept keywords (default: "
-                   "the concept; toy: the concept and its synonyms; objects/faces: each erased class/identity)")
+    p.add_argument(
+        "--safree-keywords",
+        nargs="+",
+        help="toy/nudity/benign: SAFREE's concept keywords (default: "
+        "the concept; toy: the concept and its synonyms; objects/faces: each erased class/identity)",
+    )
     p.add_argument("--rows", nargs="+", help="rows to run (default: original negprompt safree t2vunlearning)")
     p.add_argument("--concept", help="erased concept (toy: red ring; nudity: nudity)")
     p.add_argument("--classes", nargs="+", help="objects/faces: erased classes/identities without adapters")
@@ -260,10 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint file")
     p.add_argument("--nudity-threshold", type=float, default=0.6)
     p.add_argument("--per-class", type=int, default=2, help="toy: in-grammar prompts per class outside --per-group")
-    p.add_argument("--per-group", type=json.loads, help='toy: in-grammar prompts per class of the concept\'s groups, '
-                   'JSON (default: the evaluation callback\'s, {"erased": 32, "neighbour": 4})')
-    p.add_argument("--out-of-grammar", type=json.loads, help='toy: out-of-grammar prompts per class, JSON (default: '
-                   'the evaluation callback\'s, {"erased": 16, "neighbour": 2, "other": 1}; {} for none)')
+    p.add_argument(
+        "--per-group",
+        type=json.loads,
+        help="toy: in-grammar prompts per class of the concept's groups, "
+        'JSON (default: the evaluation callback\'s, {"erased": 32, "neighbour": 4})',
+    )
+    p.add_argument(
+        "--out-of-grammar",
+        type=json.loads,
+        help="toy: out-of-grammar prompts per class, JSON (default: "
+        'the evaluation callback\'s, {"erased": 16, "neighbour": 2, "other": 1}; {} for none)',
+    )
     p.add_argument("--per-label", type=int, help="keep the first N prompts of each class/identity")
     p.add_argument("--limit", type=int, help="nudity: keep the first N prompts of each set")
     p.add_argument("--seed", type=int, default=1234)

@@ -23,17 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 
-
 #: the toy table's suite (configs/toy_shapes.yaml's ErasureEvaluation)
-TOY_TABLE_SUITE = dict(per_class=2, per_group={"erased": 32, "neighbour": 4},
-                       out_of_grammar={"erased": 16, "neighbour": 2, "other": 1})
+TOY_TABLE_SUITE = dict(
+    per_class=2, per_group={"erased": 32, "neighbour": 4}, out_of_grammar={"erased": 16, "neighbour": 2, "other": 1}
+)
 
 
-def measure(concept: str = "red ring", per_class: int | None = None, alphas=(0.01,), summaries=("auto",),
-            seed: int = 1234) -> list[dict]:
+def measure(
+    concept: str = "red ring", per_class: int | None = None, alphas=(0.01,), summaries=("auto",), seed: int = 1234
+) -> list[dict]:
     """``per_class``: K held-out prompts of every class (no groups, no out-of-grammar split); ``None``: the
     toy table's suite."""
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.methods.baselines import SAFREE
     from unlearn.toyworld.grammar import concept_kind, evaluation_prompts, synonym_phrases
 
@@ -44,8 +45,9 @@ def measure(concept: str = "red ring", per_class: int | None = None, alphas=(0.0
     records = evaluation_prompts(concept, seed=seed, **suite)
     out = []
     for split in sorted({r.split for r in records}):
-        out += _measure(bb, SAFREE, keywords, pinned, concept, [r for r in records if r.split == split], split,
-                        alphas, summaries)
+        out += _measure(
+            bb, SAFREE, keywords, pinned, concept, [r for r in records if r.split == split], split, alphas, summaries
+        )
     return out
 
 
@@ -72,37 +74,54 @@ def _measure(bb, SAFREE, keywords, pinned, concept, records, split, alphas, summ
                     clean += not det.flagged
                     share_b.append(share)
                     beta_b.append(beta)
-            out.append({
-                "split": split, "concept": concept, "token_summary": sf.token_summary, "alpha": alpha, "keywords": len(keywords),
-                "concept_prompts": n_concept, "concept_flagged": hit, "concept_flagged_pct": 100 * hit / n_concept,
-                "benign_prompts": n_benign, "benign_clean": clean, "benign_clean_pct": 100 * clean / n_benign,
-                "flagged_share_concept": sum(share_c) / len(share_c), "flagged_share_benign": sum(share_b) / len(share_b),
-                "beta_concept": sum(beta_c) / len(beta_c), "beta_benign": sum(beta_b) / len(beta_b),
-                "svf_steps_concept": sum(svf.steps_for(30, b) for b in beta_c) / len(beta_c),
-                "svf_steps_benign": sum(svf.steps_for(30, b) for b in beta_b) / len(beta_b),
-            })
+            out.append(
+                {
+                    "split": split,
+                    "concept": concept,
+                    "token_summary": sf.token_summary,
+                    "alpha": alpha,
+                    "keywords": len(keywords),
+                    "concept_prompts": n_concept,
+                    "concept_flagged": hit,
+                    "concept_flagged_pct": 100 * hit / n_concept,
+                    "benign_prompts": n_benign,
+                    "benign_clean": clean,
+                    "benign_clean_pct": 100 * clean / n_benign,
+                    "flagged_share_concept": sum(share_c) / len(share_c),
+                    "flagged_share_benign": sum(share_b) / len(share_b),
+                    "beta_concept": sum(beta_c) / len(beta_c),
+                    "beta_benign": sum(beta_b) / len(beta_b),
+                    "svf_steps_concept": sum(svf.steps_for(30, b) for b in beta_c) / len(beta_c),
+                    "svf_steps_benign": sum(svf.steps_for(30, b) for b in beta_b) / len(beta_b),
+                }
+            )
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--concept", default="red ring")
-    p.add_argument("--per-class", type=int, default=None,
-                   help="K held-out prompts of every class instead of the toy table's suite")
+    p.add_argument(
+        "--per-class", type=int, default=None, help="K held-out prompts of every class instead of the toy table's suite"
+    )
     p.add_argument("--alpha", type=float, nargs="+", default=[0.01])
     p.add_argument("--summary", nargs="+", default=["auto"])
     p.add_argument("--json")
     a = p.parse_args()
     rows = measure(a.concept, a.per_class, a.alpha, a.summary)
-    print("| split | summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) "
-          "| β (concept / benign) | self-validating steps of 30 (concept / benign) |")
+    print(
+        "| split | summary | α | concept words flagged | benign prompts clean | tokens flagged (concept / benign) "
+        "| β (concept / benign) | self-validating steps of 30 (concept / benign) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['split']} | {r['token_summary']} | {r['alpha']} | {r['concept_flagged']}/{r['concept_prompts']} "
-              f"({r['concept_flagged_pct']:.0f}%) | {r['benign_clean']}/{r['benign_prompts']} "
-              f"({r['benign_clean_pct']:.0f}%) | {100 * r['flagged_share_concept']:.0f}% / "
-              f"{100 * r['flagged_share_benign']:.0f}% | {r['beta_concept']:.3f} / {r['beta_benign']:.3f} | "
-              f"{r['svf_steps_concept']:.1f} / {r['svf_steps_benign']:.1f} |")
+        print(
+            f"| {r['split']} | {r['token_summary']} | {r['alpha']} | {r['concept_flagged']}/{r['concept_prompts']} "
+            f"({r['concept_flagged_pct']:.0f}%) | {r['benign_clean']}/{r['benign_prompts']} "
+            f"({r['benign_clean_pct']:.0f}%) | {100 * r['flagged_share_concept']:.0f}% / "
+            f"{100 * r['flagged_share_benign']:.0f}% | {r['beta_concept']:.3f} / {r['beta_benign']:.3f} | "
+            f"{r['svf_steps_concept']:.1f} / {r['svf_steps_benign']:.1f} |"
+        )
     if a.json:
         from pathlib import Path
 

@@ -14,7 +14,7 @@
      steps), where the paper trains 500 epochs. The cache build (4 trajectories x 50 CFG steps) is paid once,
      so the ratio grows with the number of samples toward the per-sample ratio, which is printed too, with
      the projection for longer runs. Regeneration stops at a step drawn from the same recorded steps.
-2. Peak memory of the concept-mask computation (chunked, ``backbones.attention``) against the dense
+2. Peak memory of the concept-mask computation (chunked, ``unlearn.backbones.attention``) against the dense
    attention map, for one full-size CogVideoX-2B attention layer (30 heads × 64, 226 text tokens, 49 frames
    at 480×720 → 13 latent frames × 30 × 45 = 17,550 video tokens), random q and k. Each measurement runs in
    its own process and reads the peak resident memory (VmHWM) above the inputs.
@@ -25,7 +25,7 @@
    time of the process) the adapted forward with the concept map captured and without (interleaved, best of
    ``--repeats``); the share is
    (with − without) ÷ without. The same for the previous route (chunked dense logits over all keys, the fallback of
-   ``backbones.attention``) shows what the log-sum-exp route saves. The full-size share in FLOPs is
+   ``unlearn.backbones.attention``) shows what the log-sum-exp route saves. The full-size share in FLOPs is
    ``fullsize_cost.py``'s.
 
 Usage: python benchmarks/step_cost.py [--samples 512] [--frames 25 --size 96] [--threads 1] [--skip-memory]
@@ -45,8 +45,12 @@ import tempfile
 import time
 
 HEADS, HEAD_DIM, TEXT = 30, 64, 226
-TOY_PROMPTS = ["a red ring drifts to the left", "a small crimson hoop moves up across a striped wall",
-               "a large red ring stays still on a dark background", "a crimson hoop slides to the right"]
+TOY_PROMPTS = [
+    "a red ring drifts to the left",
+    "a small crimson hoop moves up across a striped wall",
+    "a large red ring stays still on a dark background",
+    "a crimson hoop slides to the right",
+]
 
 
 def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int = 25, pixels: int = 96) -> dict:
@@ -68,8 +72,12 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int
     from unlearn.methods.t2vunlearning.data import ConceptDataModule
     from unlearn.methods.t2vunlearning.module import T2VUnlearning
 
-    prompts = ["a naked person walking on the beach", "a nude woman standing in a sunlit room",
-               "a naked man sitting on a bed", "a nude person dancing in the rain"]
+    prompts = [
+        "a naked person walking on the beach",
+        "a nude woman standing in a sunlit room",
+        "a naked man sitting on a bed",
+        "a nude person dancing in the rain",
+    ]
     out: dict = {}
     # a 2-step warm-up fit first: lazy imports and first-call costs would otherwise land on the first mode;
     # then each mode twice, keeping the faster (this machine's other load comes and goes)
@@ -78,33 +86,57 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int
         pl.seed_everything(0)
         tmp = tempfile.mkdtemp()
         toy = backbone == "toy-cogvideox"
-        model = T2VUnlearning(backbone=backbone, tiny=not toy, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0)
+        model = T2VUnlearning(
+            backbone=backbone, tiny=not toy, torch_dtype="float32", adapter_dim=16, alpha=1.0, beta=0.0
+        )
         size = {} if toy else {"num_frames": frames, "height": pixels, "width": pixels}
-        dm = ConceptDataModule(concept="red ring" if toy else "nudity", concept_synonyms=["crimson hoop"] if toy else
-                               ["naked", "nude"], prompts=TOY_PROMPTS if toy else prompts, **size, num_inference_steps=steps, use_cache=mode != "regeneration",
-                               regeneration_samples_per_epoch=n, cache_dir=os.path.join(tmp, "cache"),
-                               generation_batch_size=4, batch_size=1)
+        dm = ConceptDataModule(
+            concept="red ring" if toy else "nudity",
+            concept_synonyms=["crimson hoop"] if toy else ["naked", "nude"],
+            prompts=TOY_PROMPTS if toy else prompts,
+            **size,
+            num_inference_steps=steps,
+            use_cache=mode != "regeneration",
+            regeneration_samples_per_epoch=n,
+            cache_dir=os.path.join(tmp, "cache"),
+            generation_batch_size=4,
+            batch_size=1,
+        )
         clock = FitClock()
-        trainer = pl.Trainer(accelerator="cpu", max_steps=n, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-                             callbacks=[clock])
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            max_steps=n,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp,
+            callbacks=[clock],
+        )
         trainer.fit(model, dm)
         if mode == "warmup":
             continue
         steps_s = clock.seconds - clock.setup_seconds
-        print(f"{mode:>13}: {clock.seconds:.2f} s for {trainer.global_step} training samples "
-              f"(set-up incl. cache build {clock.setup_seconds:.2f} s, then {1000 * steps_s / trainer.global_step:.1f} ms "
-              f"per sample)", flush=True)
+        print(
+            f"{mode:>13}: {clock.seconds:.2f} s for {trainer.global_step} training samples "
+            f"(set-up incl. cache build {clock.setup_seconds:.2f} s, then {1000 * steps_s / trainer.global_step:.1f} ms "
+            f"per sample)",
+            flush=True,
+        )
         if mode not in out or clock.seconds < out[mode]["seconds"]:
-            out[mode] = {"seconds": clock.seconds, "setup_seconds": clock.setup_seconds,
-                         "training_samples": trainer.global_step, "samples_per_epoch": len(trainer.train_dataloader.dataset)}
+            out[mode] = {
+                "seconds": clock.seconds,
+                "setup_seconds": clock.setup_seconds,
+                "training_samples": trainer.global_step,
+                "samples_per_epoch": len(trainer.train_dataloader.dataset),
+            }
     return out
 
 
 MEMORY_CHILD = r"""
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[4]))
-from backbones.attention import concept_attention_probs, dense_concept_attention_probs
+from unlearn.backbones.attention import concept_attention_probs, dense_concept_attention_probs
 def hwm():
     for line in open('/proc/self/status'):
         if line.startswith('VmHWM'):
@@ -132,22 +164,35 @@ def memory(threads: int) -> list[dict]:
     for frames in (4, 3):
         plan += [("dense", frames, 0), ("chunked", frames, 256)]
     for mode, frames, chunk in plan:
-        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, mode, str(frames), str(chunk), str(threads)],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, mode, str(frames), str(chunk), str(threads)],
+            capture_output=True,
+            text=True,
+        )
         if res.returncode != 0:
             rows.append({"mode": mode, "latent_frames": frames, "error": res.stderr.strip().splitlines()[-1:]})
         else:
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        label = "FULL SIZE (49 frames, 480x720)" if frames == 13 else "reduced size: the full-size dense map cannot fit in 24 GiB"
+        label = (
+            "FULL SIZE (49 frames, 480x720)"
+            if frames == 13
+            else "reduced size: the full-size dense map cannot fit in 24 GiB"
+        )
         if "error" in r:
             print(f"  {mode:>7} @ {frames:2d} latent frames: failed ({r['error']})", flush=True)
         else:
-            print(f"  {mode:>7} @ {frames:2d} latent frames ({r['video_tokens']} video tokens, {label}): "
-                  f"peak {r['peak_bytes_above_inputs'] / 2**30:.2f} GiB above inputs, {r['seconds']:.1f} s", flush=True)
+            print(
+                f"  {mode:>7} @ {frames:2d} latent frames ({r['video_tokens']} video tokens, {label}): "
+                f"peak {r['peak_bytes_above_inputs'] / 2**30:.2f} GiB above inputs, {r['seconds']:.1f} s",
+                flush=True,
+            )
     full = 30 * (TEXT + 13 * 30 * 45) ** 2
-    print(f"  dense @ 13 latent frames, not run: logits alone {full * 4 / 2**30:.1f} GiB fp32, "
-          f"{full * 2 / 2**30:.1f} GiB bf16 (softmax output doubles it)", flush=True)
+    print(
+        f"  dense @ 13 latent frames, not run: logits alone {full * 4 / 2**30:.1f} GiB fp32, "
+        f"{full * 2 / 2**30:.1f} GiB bf16 (softmax output doubles it)",
+        flush=True,
+    )
     return rows
 
 
@@ -156,9 +201,10 @@ def mask_share(latent_frames: int, layers: int, repeats: int) -> dict:
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import backbones.attention as am
-    from backbones import PromptEmbedding
     from fullsize_models import build_random_backbone
+
+    import unlearn.backbones.attention as am
+    from unlearn.backbones import PromptEmbedding
     from unlearn.methods.t2vunlearning.adapters import AdapterController
     from unlearn.methods.t2vunlearning.losses import concept_mask
 
@@ -198,14 +244,21 @@ def mask_share(latent_frames: int, layers: int, repeats: int) -> dict:
             finally:
                 am._fused_kernel = fused
     best = {k: min(v) for k, v in times.items()}
-    out = {"latent_frames": latent_frames, "video_tokens": x.shape[1] * x.shape[3] * x.shape[4] // 4, "layers": layers,
-           "seconds": times, "best": best,
-           "mask_share": (best["lse"] - best["without"]) / best["without"],
-           "chunked_mask_share": (best["chunked"] - best["without"]) / best["without"]}
-    print(f"  adapted forward, {layers} CogVideoX-2B blocks, {out['video_tokens']} video + {TEXT} text tokens: "
-          f"{best['without']:.2f} CPU s without the map; with it {best['lse']:.2f} s (log-sum-exp route) and "
-          f"{best['chunked']:.2f} s (chunked route): mask share {out['mask_share']:.3f} vs {out['chunked_mask_share']:.3f}",
-          flush=True)
+    out = {
+        "latent_frames": latent_frames,
+        "video_tokens": x.shape[1] * x.shape[3] * x.shape[4] // 4,
+        "layers": layers,
+        "seconds": times,
+        "best": best,
+        "mask_share": (best["lse"] - best["without"]) / best["without"],
+        "chunked_mask_share": (best["chunked"] - best["without"]) / best["without"],
+    }
+    print(
+        f"  adapted forward, {layers} CogVideoX-2B blocks, {out['video_tokens']} video + {TEXT} text tokens: "
+        f"{best['without']:.2f} CPU s without the map; with it {best['lse']:.2f} s (log-sum-exp route) and "
+        f"{best['chunked']:.2f} s (chunked route): mask share {out['mask_share']:.3f} vs {out['chunked_mask_share']:.3f}",
+        flush=True,
+    )
     return out
 
 
@@ -216,8 +269,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=96, help="video height = width in pixels (tiny CogVideoX)")
     ap.add_argument("--steps", type=int, default=50, help="sampling steps of the pseudo-data sampler")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the tiny model gains nothing from more)")
-    ap.add_argument("--backbone", default="cogvideox-2b",
-                    help="cogvideox-2b (tiny random, the default) or toy-cogvideox (shipped toy weights)")
+    ap.add_argument(
+        "--backbone",
+        default="cogvideox-2b",
+        help="cogvideox-2b (tiny random, the default) or toy-cogvideox (shipped toy weights)",
+    )
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--mask-share", action="store_true", help="measure the concept mask's share of the adapted forward")
     ap.add_argument("--latent-frames", type=int, default=1, help="--mask-share: latent frames at 480x720")
@@ -245,15 +301,23 @@ def main() -> None:
     per_r = r["seconds"] / r["training_samples"]
     build = c["setup_seconds"] - r["setup_seconds"]
     t["per_sample_ratio"] = per_r / per_c
-    print(f"  cache build {build:.2f} s once; per training sample {1000 * per_r:.1f} ms (regeneration) vs "
-          f"{1000 * per_c:.1f} ms (cached): ratio {per_r / per_c:.1f}, the limit for long runs", flush=True)
+    print(
+        f"  cache build {build:.2f} s once; per training sample {1000 * per_r:.1f} ms (regeneration) vs "
+        f"{1000 * per_c:.1f} ms (cached): ratio {per_r / per_c:.1f}, the limit for long runs",
+        flush=True,
+    )
     points = c["samples_per_epoch"]  # prompts x recorded steps
     for n in (args.samples * 4, 500 * points):
-        print(f"  projected at {n} samples: {n * per_r / (build + n * per_c):.1f}"
-              + (f" (the paper's 500 epochs over these {points} cached points)" if n == 500 * points else ""), flush=True)
+        print(
+            f"  projected at {n} samples: {n * per_r / (build + n * per_c):.1f}"
+            + (f" (the paper's 500 epochs over these {points} cached points)" if n == 500 * points else ""),
+            flush=True,
+        )
     mem = []
     if not args.skip_memory:
-        print("[2] concept-map peak memory, one CogVideoX-2B attention layer (30 heads x 64, 226 text tokens)", flush=True)
+        print(
+            "[2] concept-map peak memory, one CogVideoX-2B attention layer (30 heads x 64, 226 text tokens)", flush=True
+        )
         mem = memory(args.threads)
     if args.json:
         with open(args.json, "w") as f:

@@ -89,18 +89,39 @@ def split_psr(row: dict, preserved: list[str], erased: str) -> tuple[float, floa
     import statistics
 
     pc = row["per_class_top1"]
-    return (statistics.mean(pc[k] for k in preserved),
-            statistics.mean(pc[k] for k in pc if k != erased and k not in preserved))
+    return (
+        statistics.mean(pc[k] for k in preserved),
+        statistics.mean(pc[k] for k in pc if k != erased and k not in preserved),
+    )
 
 
-def run_variant(config: str, run_dir: Path, overrides: list[str], rows: str, per_class: int | None = None,
-                reuse: bool = False, label: str = "") -> dict:
+def run_variant(
+    config: str,
+    run_dir: Path,
+    overrides: list[str],
+    rows: str,
+    per_class: int | None = None,
+    reuse: bool = False,
+    label: str = "",
+) -> dict:
     """``unlearn fit --config CONFIG`` plus ``overrides`` into ``run_dir`` (evaluation rows ``rows``, e.g.
     "[original, t2vunlearning]"); returns its ``eval/metrics.json`` with the wall time. ``reuse`` keeps a run
     folder that already holds its metrics."""
-    cmd = [sys.executable, "-m", "unlearn.cli", "fit", "--config", config,
-           "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
-           "--trainer.callbacks.rows", rows, *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn.cli",
+        "fit",
+        "--config",
+        config,
+        "--trainer.default_root_dir",
+        str(run_dir),
+        "--trainer.logger.init_args.save_dir",
+        str(run_dir),
+        "--trainer.callbacks.rows",
+        rows,
+        *overrides,
+    ]
     if per_class:
         cmd += ["--trainer.callbacks.per_class", str(per_class)]
     done = run_dir / "eval" / "metrics.json"
@@ -111,8 +132,12 @@ def run_variant(config: str, run_dir: Path, overrides: list[str], rows: str, per
         print(f"[{label}] {' '.join(cmd[2:])}", flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     metrics = json.loads(done.read_text())
-    return {"rows": metrics["rows"], "seconds": round(time.perf_counter() - start, 1), "overrides": overrides,
-            "prompt_suite_hash": metrics["prompt_suite_hash"]}
+    return {
+        "rows": metrics["rows"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "overrides": overrides,
+        "prompt_suite_hash": metrics["prompt_suite_hash"],
+    }
 
 
 def main() -> None:
@@ -122,8 +147,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs")
     ap.add_argument("--per-class", type=int, default=None, help="held-out prompts per class")
     ap.add_argument("--only", nargs="*", default=None, help="run only these variants")
-    ap.add_argument("--reuse", action="store_true",
-                    help="keep variants whose run folder already holds eval/metrics.json (resume an interrupted ablation)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep variants whose run folder already holds eval/metrics.json (resume an interrupted ablation)",
+    )
     ap.add_argument("--no-locality", action="store_true", help="skip the pixel-change locality column")
     ap.add_argument("--locality-prompts", type=int, default=24, help="held-out prompts for the locality column")
     args = ap.parse_args()
@@ -132,9 +160,15 @@ def main() -> None:
     names = args.only or list(VARIANTS)
     for i, name in enumerate(names):
         overrides = VARIANTS[name] + (["--trainer.max_epochs", str(args.epochs)] if args.epochs else [])
-        results[name] = run_variant(args.config, out / name, overrides,
-                                    "[original, t2vunlearning]" if i == 0 else "[t2vunlearning]", args.per_class,
-                                    args.reuse, name)
+        results[name] = run_variant(
+            args.config,
+            out / name,
+            overrides,
+            "[original, t2vunlearning]" if i == 0 else "[t2vunlearning]",
+            args.per_class,
+            args.reuse,
+            name,
+        )
         results[name]["overrides"] = VARIANTS[name]
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
     data_args = _data_args(args.config)
@@ -148,23 +182,31 @@ def main() -> None:
             results[n]["locality"] = loc["runs"][str(out / n)]
     original = results[names[0]]["rows"].get("original")
     ref = results[names[0]]["rows"]["t2vunlearning"]
-    lines = [f"| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | PSR-1 on the {len(preserved)} L_pre classes | "
-             f"PSR-1 on the other kept classes | ΔPSR-1 vs {names[0]} (± paired SE) | "
-             "change outside the object | overrides |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| variant | ESR-1 | ESR-5 | PSR-1 | PSR-5 | PSR-1 on the {len(preserved)} L_pre classes | "
+        f"PSR-1 on the other kept classes | ΔPSR-1 vs {names[0]} (± paired SE) | "
+        "change outside the object | overrides |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     if original:
-        lines.append(f"| original model | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
-                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | "
-                     "{:.1f} | {:.1f} | – | 0 | – |".format(*split_psr(original, preserved, concept)))
+        lines.append(
+            f"| original model | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
+            f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | "
+            "{:.1f} | {:.1f} | – | 0 | – |".format(*split_psr(original, preserved, concept))
+        )
     for name, r in results.items():
         row = r["rows"]["t2vunlearning"]
         outside = f"{r['locality']['outside']:.1f}" if "locality" in r else "–"
         delta = "–" if name == names[0] else "{:+.1f} ± {:.1f}".format(*paired_delta(row, ref, concept))
-        lines.append(f"| {name} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | {row['psr@1']:.1f} | {row['psr@5']:.1f} | "
-                     "{:.1f} | {:.1f} | ".format(*split_psr(row, preserved, concept)) +
-                     f"{delta} | {outside} | {' '.join(r['overrides']) or 'config as is'} |")
+        lines.append(
+            f"| {name} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | {row['psr@1']:.1f} | {row['psr@5']:.1f} | "
+            "{:.1f} | {:.1f} | ".format(*split_psr(row, preserved, concept))
+            + f"{delta} | {outside} | {' '.join(r['overrides']) or 'config as is'} |"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps({"original": original, "preserve_classes": preserved,
-                                                   "variants": results}, indent=2))
+    (out / "ablation.json").write_text(
+        json.dumps({"original": original, "preserve_classes": preserved, "variants": results}, indent=2)
+    )
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -33,13 +33,35 @@ BUDGETS: dict[str, tuple[list[str], int, int, int]] = {
     "prompts_16": (["--data.init_args.num_prompts", "16"], 16, 240, 8),
     "prompts_8": (["--data.init_args.num_prompts", "8"], 8, 240, 8),
     "prompts_4": (["--data.init_args.num_prompts", "4"], 4, 240, 8),
-    "paper_length": (["--trainer.max_steps", "500", "--trainer.max_epochs", "-1", "--data.init_args.batch_size", "1"],
-                     32, 500, 1),
+    "paper_length": (
+        ["--trainer.max_steps", "500", "--trainer.max_epochs", "-1", "--data.init_args.batch_size", "1"],
+        32,
+        500,
+        1,
+    ),
     # the other lever: every prompt, shorter trajectories (the sampler's steps; 10 recorded points spread over them)
-    "sampler_15": (["--data.init_args.num_inference_steps", "15",
-                    "--data.init_args.record_steps", "[1, 2, 4, 5, 7, 8, 10, 11, 13, 14]"], 32, 240, 8),
-    "sampler_10": (["--data.init_args.num_inference_steps", "10",
-                    "--data.init_args.record_steps", "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"], 32, 240, 8),
+    "sampler_15": (
+        [
+            "--data.init_args.num_inference_steps",
+            "15",
+            "--data.init_args.record_steps",
+            "[1, 2, 4, 5, 7, 8, 10, 11, 13, 14]",
+        ],
+        32,
+        240,
+        8,
+    ),
+    "sampler_10": (
+        [
+            "--data.init_args.num_inference_steps",
+            "10",
+            "--data.init_args.record_steps",
+            "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]",
+        ],
+        32,
+        240,
+        8,
+    ),
 }
 REFERENCE = "prompts_32"
 
@@ -56,24 +78,38 @@ def main() -> None:
     results = {}
     for i, name in enumerate(names):
         overrides, prompts, steps, draws = BUDGETS[name]
-        results[name] = run_variant(args.config, out / name, overrides,
-                                    "[original, t2vunlearning]" if i == 0 else "[t2vunlearning]", reuse=args.reuse,
-                                    label=name)
+        results[name] = run_variant(
+            args.config,
+            out / name,
+            overrides,
+            "[original, t2vunlearning]" if i == 0 else "[t2vunlearning]",
+            reuse=args.reuse,
+            label=name,
+        )
         results[name].update(prompts=prompts, steps=steps, draws=steps * draws)
         print(f"[{name}] done in {results[name]['seconds']} s", flush=True)
     original = results[names[0]]["rows"].get("original")
     ref = results[REFERENCE]["rows"]["t2vunlearning"] if REFERENCE in results else None
-    lines = ["| variant | trajectories | steps × draws | draws per cached sample | ESR-1 | ESR-5 | PSR-1 | PSR-5 | "
-             f"ΔPSR-1 vs {REFERENCE} (± paired SE) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | trajectories | steps × draws | draws per cached sample | ESR-1 | ESR-5 | PSR-1 | PSR-5 | "
+        f"ΔPSR-1 vs {REFERENCE} (± paired SE) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     if original:
-        lines.append(f"| original model | – | – | – | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
-                     f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | – |")
+        lines.append(
+            f"| original model | – | – | – | {original['esr@1']:.1f} | {original['esr@5']:.1f} | "
+            f"{original['psr@1']:.1f} | {original['psr@5']:.1f} | – |"
+        )
     for name, r in results.items():
         row = r["rows"]["t2vunlearning"]
-        delta = "–" if ref is None or name == REFERENCE else "{:+.1f} ± {:.1f}".format(*paired_delta(row, ref, "red ring"))
-        lines.append(f"| {name} | {r['prompts']} | {r['steps']} × {r['draws'] // r['steps']} | "
-                     f"{r['draws'] / (r['prompts'] * 10):.1f} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | "
-                     f"{row['psr@1']:.1f} | {row['psr@5']:.1f} | {delta} |")
+        delta = (
+            "–" if ref is None or name == REFERENCE else "{:+.1f} ± {:.1f}".format(*paired_delta(row, ref, "red ring"))
+        )
+        lines.append(
+            f"| {name} | {r['prompts']} | {r['steps']} × {r['draws'] // r['steps']} | "
+            f"{r['draws'] / (r['prompts'] * 10):.1f} | {row['esr@1']:.1f} | {row['esr@5']:.1f} | "
+            f"{row['psr@1']:.1f} | {row['psr@5']:.1f} | {delta} |"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "budget.json").write_text(json.dumps({"original": original, "variants": results}, indent=2))
     (out / "budget.md").write_text("\n".join(lines) + "\n")

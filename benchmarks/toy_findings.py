@@ -81,19 +81,32 @@ def findings(ablation: dict, shape: dict | None) -> list[tuple[str, str, str, st
     for concept, src, rows, _ in sources:
         for full, bare, eta in (("full", "no_augmentation", "η=3"), ("eta_low", "no_augmentation_eta_low", "η=1")):
             a, b = rows(src, full), rows(src, bare)
-            out.append((finding, f"{concept}, {eta}: augmented vs name only{seeds(src, True)}",
-                        f"ESR-1 {_esr(a)} vs {_esr(b)}", "yes" if esr_less(b, a) else "no"))
+            out.append(
+                (
+                    finding,
+                    f"{concept}, {eta}: augmented vs name only{seeds(src, True)}",
+                    f"ESR-1 {_esr(a)} vs {_esr(b)}",
+                    "yes" if esr_less(b, a) else "no",
+                )
+            )
 
-    for finding, variant, label in (("no localization lowers PSR", "no_localization", "α=1 vs α=0"),
-                                    ("no preservation lowers PSR", "no_preservation", "β=5 vs β=0")):
+    for finding, variant, label in (
+        ("no localization lowers PSR", "no_localization", "α=1 vs α=0"),
+        ("no preservation lowers PSR", "no_preservation", "β=5 vs β=0"),
+    ):
         for concept, src, rows, variants in sources:
             if variant not in variants:
                 continue
             a, b = rows(src, "full"), rows(src, variant)
             d, se = paired_psr(b, a)
-            out.append((finding, f"{concept}: {label}{seeds(src)}",
-                        f"PSR-1 {mean_psr(a):.1f} vs {mean_psr(b):.1f}, paired Δ {d:+.1f} ± {se:.1f}",
-                        psr_verdict(d, se)))
+            out.append(
+                (
+                    finding,
+                    f"{concept}: {label}{seeds(src)}",
+                    f"PSR-1 {mean_psr(a):.1f} vs {mean_psr(b):.1f}, paired Δ {d:+.1f} ± {se:.1f}",
+                    psr_verdict(d, se),
+                )
+            )
 
     finding = "larger η erases more and preserves less"
     for concept, src, rows, variants in sources:
@@ -104,9 +117,14 @@ def findings(ablation: dict, shape: dict | None) -> list[tuple[str, str, str, st
         more, less = esr_less(lo, hi), psr_verdict(d, se)
         esr = " / ".join(_esr(rows(src, n)) for n in names)
         psr = " / ".join(f"{mean_psr(rows(src, n)):.1f}" for n in names)
-        out.append((finding, f"{concept}: η {'/'.join(etas[n] for n in names)}{seeds(src, True)}",
-                    f"ESR-1 {esr}; PSR-1 {psr}, paired Δ {d:+.1f} ± {se:.1f}", "yes" if more and less == "yes" else
-                    f"erases more: {'yes' if more else 'no'}; preserves less: {less}"))
+        out.append(
+            (
+                finding,
+                f"{concept}: η {'/'.join(etas[n] for n in names)}{seeds(src, True)}",
+                f"ESR-1 {esr}; PSR-1 {psr}, paired Δ {d:+.1f} ± {se:.1f}",
+                "yes" if more and less == "yes" else f"erases more: {'yes' if more else 'no'}; preserves less: {less}",
+            )
+        )
     return out
 
 

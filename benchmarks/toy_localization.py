@@ -23,7 +23,7 @@ import torch
 
 
 def measure(run_dirs: list[str], concept: str, n_prompts: int, seed: int = 77, weights: str | None = None) -> dict:
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.methods.t2vunlearning.export import load_adapters
     from unlearn.toyworld.grammar import prompts_for_concept
     from unlearn.toyworld.render import COLOUR_RGB
@@ -46,8 +46,11 @@ def measure(run_dirs: list[str], concept: str, n_prompts: int, seed: int = 77, w
         diff = (edited - original).abs().mean(-1)
         outside = float(diff[~on_obj].mean())
         inside = float(diff[on_obj].mean()) if on_obj.any() else float("nan")
-        out["runs"][str(run)] = {"outside": round(outside, 2), "inside": round(inside, 2),
-                                 "outside_share": round(outside / (outside + inside), 3) if outside + inside > 0 else 0.0}
+        out["runs"][str(run)] = {
+            "outside": round(outside, 2),
+            "inside": round(inside, 2),
+            "outside_share": round(outside / (outside + inside), 3) if outside + inside > 0 else 0.0,
+        }
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 
 
 def layer_ratios(weights: str | None, concept: str, n_prompts: int, timesteps: list[int], seed: int = 3) -> dict:
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.methods.t2vunlearning.adapters import AdapterController
     from unlearn.toyworld.grammar import prompts_for_concept
     from unlearn.toyworld.render import COLOUR_RGB, frames_to_latents, render_video
@@ -68,7 +68,11 @@ def main() -> None:
     torch.set_num_threads(1)
     res = layer_ratios(args.weights, args.concept, args.prompts, args.timesteps)
     print(f"object/background concept attention, median over {args.prompts} rich '{args.concept}' prompts")
-    print("| t | " + " | ".join(f"layer {i}" for i in range(len(next(iter(res['median_obj_bg_ratio_per_layer'].values()))))) + " |")
+    print(
+        "| t | "
+        + " | ".join(f"layer {i}" for i in range(len(next(iter(res["median_obj_bg_ratio_per_layer"].values())))))
+        + " |"
+    )
     for t, v in res["median_obj_bg_ratio_per_layer"].items():
         print(f"| {t} | " + " | ".join(f"{x:.2f}" for x in v) + " |")
     if args.json:

@@ -50,10 +50,27 @@ STEPS = ("plain", "adversarial", "refusal", "attack", "multi", "multi_refusal")
 
 def fit(config: str, run_dir: Path, seed: int, rows: list[str], extra: list[str]) -> list[str]:
     """``unlearn fit`` of one variant and seed; the evaluation suite is the config's (ErasureEvaluation)."""
-    return [sys.executable, "-m", "unlearn.cli", "fit", "--config", config, "--seed_everything", str(seed),
-            "--data.init_args.seed", str(seed), "--trainer.default_root_dir", str(run_dir),
-            "--trainer.logger.init_args.save_dir", str(run_dir), "--trainer.callbacks.rows", "[" + ", ".join(rows) + "]",
-            "--trainer.callbacks.sample_videos", "0", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "unlearn.cli",
+        "fit",
+        "--config",
+        config,
+        "--seed_everything",
+        str(seed),
+        "--data.init_args.seed",
+        str(seed),
+        "--trainer.default_root_dir",
+        str(run_dir),
+        "--trainer.logger.init_args.save_dir",
+        str(run_dir),
+        "--trainer.callbacks.rows",
+        "[" + ", ".join(rows) + "]",
+        "--trainer.callbacks.sample_videos",
+        "0",
+        *extra,
+    ]
 
 
 def run(cmd: list[str], done: Path, reuse: bool, log: Path) -> float:
@@ -65,8 +82,9 @@ def run(cmd: list[str], done: Path, reuse: bool, log: Path) -> float:
     start = time.perf_counter()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        subprocess.run(
+            cmd, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
     return round(time.perf_counter() - start, 1)
 
 
@@ -74,8 +92,13 @@ def pooled(cells: list[dict]) -> dict:
     """Successes and targets summed over seeds, with the Wilson interval of the pooled rate."""
     k, n = sum(c["successes"] for c in cells), sum(c["n"] for c in cells)
     lo, hi = wilson_interval(k, n)
-    return {"asr": 100.0 * k / n, "successes": k, "n": n, "asr_ci95": [100 * lo, 100 * hi],
-            "per_seed": [c["asr"] for c in cells]}
+    return {
+        "asr": 100.0 * k / n,
+        "successes": k,
+        "n": n,
+        "asr_ci95": [100 * lo, 100 * hi],
+        "per_seed": [c["asr"] for c in cells],
+    }
 
 
 def mean(xs: list[float]) -> float:
@@ -93,21 +116,34 @@ def tables(res: dict, seeds: list[int]) -> tuple[str, dict]:
     attacks = list(attack_docs[0]["attacks"])
     rows = list(attack_docs[0]["results"])
     grid = {r: {a: pooled([d["results"][r][a] for d in attack_docs]) for a in attacks} for r in rows}
-    out["attacks"] = {"grid": grid, "budgets": {a: attack_docs[0]["attacks"][a]["budget"] for a in attacks},
-                      "targets_per_seed": attack_docs[0]["targets"]["num_prompts"],
-                      "judge": attack_docs[0]["judge"]["min_frame_share"]}
-    lines = [f"### Attacks: ASR % pooled over training seeds {seeds} (recovered / targets, 95% Wilson interval; "
-             "per seed in brackets)", "",
-             "| row | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
+    out["attacks"] = {
+        "grid": grid,
+        "budgets": {a: attack_docs[0]["attacks"][a]["budget"] for a in attacks},
+        "targets_per_seed": attack_docs[0]["targets"]["num_prompts"],
+        "judge": attack_docs[0]["judge"]["min_frame_share"],
+    }
+    lines = [
+        f"### Attacks: ASR % pooled over training seeds {seeds} (recovered / targets, 95% Wilson interval; "
+        "per seed in brackets)",
+        "",
+        "| row | " + " | ".join(attacks) + " |",
+        "|---|" + "---|" * len(attacks),
+    ]
     for r in rows:
         cells = []
         for a in attacks:
             g = grid[r][a]
-            cells.append(f"{g['asr']:.1f} ({g['successes']}/{g['n']}, {g['asr_ci95'][0]:.0f}–{g['asr_ci95'][1]:.0f}) "
-                         f"[{' / '.join(f'{x:.0f}' for x in g['per_seed'])}]")
+            cells.append(
+                f"{g['asr']:.1f} ({g['successes']}/{g['n']}, {g['asr_ci95'][0]:.0f}–{g['asr_ci95'][1]:.0f}) "
+                f"[{' / '.join(f'{x:.0f}' for x in g['per_seed'])}]"
+            )
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
-    lines += ["", f"{out['attacks']['targets_per_seed']} held-out \"red ring\" prompts per seed; a video counts when the "
-              f"toy classifier's top-1 class is \"red ring\" in ≥ {out['attacks']['judge']:.0%} of its frames. Budgets:", ""]
+    lines += [
+        "",
+        f'{out["attacks"]["targets_per_seed"]} held-out "red ring" prompts per seed; a video counts when the '
+        f'toy classifier\'s top-1 class is "red ring" in ≥ {out["attacks"]["judge"]:.0%} of its frames. Budgets:',
+        "",
+    ]
     for a, b in out["attacks"]["budgets"].items():
         if a != "none":
             lines.append(f"- {a}: " + ", ".join(f"{k}={v}" for k, v in b.items()))
@@ -119,44 +155,71 @@ def tables(res: dict, seeds: list[int]) -> tuple[str, dict]:
         abl[name] = {"esr@1": [r["esr@1"] for r in rs], "psr@1": [r["psr@1"] for r in rs]}
     ti = {n: grid["t2vunlearning" if n == "plain" else "t2vunlearning_adv"]["textual_inversion"] for n in abl}
     ratio = ti["adversarial"]["asr"] / ti["plain"]["asr"] if ti["plain"]["asr"] else float("nan")
-    out["adversarial"] = {"original": {"esr@1": orig["esr@1"], "psr@1": orig["psr@1"]}, **abl,
-                          "ti_asr": {n: ti[n]["asr"] for n in ti}, "ti_ratio": ratio,
-                          "psr_gap": orig["psr@1"] - mean(abl["adversarial"]["psr@1"])}
+    out["adversarial"] = {
+        "original": {"esr@1": orig["esr@1"], "psr@1": orig["psr@1"]},
+        **abl,
+        "ti_asr": {n: ti[n]["asr"] for n in ti},
+        "ti_ratio": ratio,
+        "psr_gap": orig["psr@1"] - mean(abl["adversarial"]["psr@1"]),
+    }
     others = [a for a in attacks if a not in ("none", "textual_inversion")]
-    lines += ["", f"### Adversarial training (toy \"red ring\", seeds {seeds})", "",
-              "| row | ESR-1 | PSR-1 | textual-inversion ASR | " + " | ".join(f"{a} ASR" for a in others) + " |",
-              "|---|---|---|---|" + "---|" * len(others),
-              f"| original model | {orig['esr@1']:.1f} | {orig['psr@1']:.1f} | "
-              f"{grid['original']['textual_inversion']['asr']:.1f} | "
-              + " | ".join(f"{grid['original'][a]['asr']:.1f}" for a in others) + " |"]
+    lines += [
+        "",
+        f'### Adversarial training (toy "red ring", seeds {seeds})',
+        "",
+        "| row | ESR-1 | PSR-1 | textual-inversion ASR | " + " | ".join(f"{a} ASR" for a in others) + " |",
+        "|---|---|---|---|" + "---|" * len(others),
+        f"| original model | {orig['esr@1']:.1f} | {orig['psr@1']:.1f} | "
+        f"{grid['original']['textual_inversion']['asr']:.1f} | "
+        + " | ".join(f"{grid['original'][a]['asr']:.1f}" for a in others)
+        + " |",
+    ]
     for name, row in (("plain", "t2vunlearning"), ("adversarial", "t2vunlearning_adv")):
         a = abl[name]
-        lines.append(f"| t2vunlearning ({name}) | {mean(a['esr@1']):.1f} | {mean(a['psr@1']):.1f} | "
-                     f"{ti[name]['asr']:.1f} | " + " | ".join(f"{grid[row][o]['asr']:.1f}" for o in others) + " |")
-    lines += ["", f"Target: textual-inversion ASR of the adversarial variant ≤ half of plain's (ratio "
-              f"{ratio:.2f}); PSR-1 within 10 points of the original (gap {out['adversarial']['psr_gap']:.1f})."]
+        lines.append(
+            f"| t2vunlearning ({name}) | {mean(a['esr@1']):.1f} | {mean(a['psr@1']):.1f} | "
+            f"{ti[name]['asr']:.1f} | " + " | ".join(f"{grid[row][o]['asr']:.1f}" for o in others) + " |"
+        )
+    lines += [
+        "",
+        f"Target: textual-inversion ASR of the adversarial variant ≤ half of plain's (ratio "
+        f"{ratio:.2f}); PSR-1 within 10 points of the original (gap {out['adversarial']['psr_gap']:.1f}).",
+    ]
     # ---- several concepts (every run scores the same suite: the original row of the first seed's run)
     morig = res[seeds[0]]["multi"]["rows"]["original"]
     others = [c for c in morig["per_class_top1"] if c not in THREE]
-    multi = {"classes": len(others), "original": {"psr@1": morig["psr@1"],
-                                                  "esr@1": {c: morig["erased"][c]["esr@1"] for c in THREE}}}
-    lines += ["", f"### Several concepts erased at once ({', '.join(THREE)}; seeds {seeds})", "",
-              "| row | " + " | ".join(f"ESR-1 {c}" for c in THREE) + f" | PSR-1 on the other {len(others)} classes | "
-              "ΔPSR-1 vs original (paired over classes, mean of seeds) |", "|---|" + "---|" * (len(THREE) + 2),
-              "| original model | " + " | ".join(f"{multi['original']['esr@1'][c]:.1f}" for c in THREE)
-              + f" | {multi['original']['psr@1']:.1f} | – |"]
+    multi = {
+        "classes": len(others),
+        "original": {"psr@1": morig["psr@1"], "esr@1": {c: morig["erased"][c]["esr@1"] for c in THREE}},
+    }
+    lines += [
+        "",
+        f"### Several concepts erased at once ({', '.join(THREE)}; seeds {seeds})",
+        "",
+        "| row | " + " | ".join(f"ESR-1 {c}" for c in THREE) + f" | PSR-1 on the other {len(others)} classes | "
+        "ΔPSR-1 vs original (paired over classes, mean of seeds) |",
+        "|---|" + "---|" * (len(THREE) + 2),
+        "| original model | "
+        + " | ".join(f"{multi['original']['esr@1'][c]:.1f}" for c in THREE)
+        + f" | {multi['original']['psr@1']:.1f} | – |",
+    ]
     for step, row in (("multi", "t2vunlearning"), ("multi_refusal", "refusal_vector")):
         rs = [res[s][step]["rows"][row] for s in seeds]
         esr = {c: [r["erased"][c]["esr@1"] for r in rs] for c in THREE}
         psr = [r["psr@1"] for r in rs]
         delta = mean([psr_on(r, others) - psr_on(morig, others) for r in rs])
         multi[row] = {"esr@1": esr, "psr@1": psr, "psr_gap": multi["original"]["psr@1"] - mean(psr)}
-        lines.append(f"| {row} | " + " | ".join(f"{mean(esr[c]):.1f} ({' / '.join(f'{x:.0f}' for x in esr[c])})"
-                                                for c in THREE)
-                     + f" | {mean(psr):.1f} ({' / '.join(f'{x:.1f}' for x in psr)}) | {delta:+.1f} |")
-    lines += ["", "Means over seeds (per seed in brackets); in-grammar held-out prompts of the evaluation suite "
-              f"({morig.get('erased_frames', '?')} frames of the three erased classes). Targets: each ESR-1 ≥ 80, "
-              "PSR-1 within 10 points of the original model's on the same classes."]
+        lines.append(
+            f"| {row} | "
+            + " | ".join(f"{mean(esr[c]):.1f} ({' / '.join(f'{x:.0f}' for x in esr[c])})" for c in THREE)
+            + f" | {mean(psr):.1f} ({' / '.join(f'{x:.1f}' for x in psr)}) | {delta:+.1f} |"
+        )
+    lines += [
+        "",
+        "Means over seeds (per seed in brackets); in-grammar held-out prompts of the evaluation suite "
+        f"({morig.get('erased_frames', '?')} frames of the three erased classes). Targets: each ESR-1 ≥ 80, "
+        "PSR-1 within 10 points of the original model's on the same classes.",
+    ]
     out["multi"] = multi
     return "\n".join(lines) + "\n", out
 
@@ -183,13 +246,29 @@ def main() -> None:
             "adversarial": fit("configs/toy_shapes.yaml", d / "adversarial", s, ["t2vunlearning"], ADVERSARIAL),
             "refusal": fit("configs/toy_shapes_refusal.yaml", d / "refusal", s, ["refusal_vector"], []),
             "multi": fit("configs/toy_shapes.yaml", d / "multi", s, [*with_original, "t2vunlearning"], MULTI),
-            "multi_refusal": fit("configs/toy_shapes_refusal.yaml", d / "multi_refusal", s, ["refusal_vector"],
-                                 MULTI_REFUSAL),
-            "attack": [sys.executable, "-m", "unlearn.cli", "attack", "--config", "configs/attack_toy.yaml",
-                       "--seed", str(s), "--output_dir", str(d / "attack"), "--rows",
-                       "[original, negprompt, safree, t2vunlearning=" + str(d / "plain" / "adapters")
-                       + ", t2vunlearning_adv:t2vunlearning=" + str(d / "adversarial" / "adapters")
-                       + ", refusal_vector=" + str(d / "refusal" / "refusal") + "]"],
+            "multi_refusal": fit(
+                "configs/toy_shapes_refusal.yaml", d / "multi_refusal", s, ["refusal_vector"], MULTI_REFUSAL
+            ),
+            "attack": [
+                sys.executable,
+                "-m",
+                "unlearn.cli",
+                "attack",
+                "--config",
+                "configs/attack_toy.yaml",
+                "--seed",
+                str(s),
+                "--output_dir",
+                str(d / "attack"),
+                "--rows",
+                "[original, negprompt, safree, t2vunlearning="
+                + str(d / "plain" / "adapters")
+                + ", t2vunlearning_adv:t2vunlearning="
+                + str(d / "adversarial" / "adapters")
+                + ", refusal_vector="
+                + str(d / "refusal" / "refusal")
+                + "]",
+            ],
         }
         res[s] = {}
         for step in STEPS:
@@ -206,9 +285,11 @@ def main() -> None:
     md, doc = tables(res, args.seeds)
     total = round(time.perf_counter() - started, 1)
     command = "python benchmarks/toy_robustness.py " + " ".join(sys.argv[1:])
-    header = (f"# Toy-world robustness: attacks on every row, adversarial training, several concepts\n\n"
-              f"`{command.strip()}`: {total / 60:.1f} min of wall time for the steps run now "
-              f"({sum(seconds.values()) / 60:.1f} min in their subprocesses; reused steps cost 0) on this machine.\n\n")
+    header = (
+        f"# Toy-world robustness: attacks on every row, adversarial training, several concepts\n\n"
+        f"`{command.strip()}`: {total / 60:.1f} min of wall time for the steps run now "
+        f"({sum(seconds.values()) / 60:.1f} min in their subprocesses; reused steps cost 0) on this machine.\n\n"
+    )
     doc.update({"command": command.strip(), "seconds": seconds, "wall_seconds": total})
     atomic_write_text(out / "robustness.md", header + md)
     atomic_write_text(out / "robustness.json", json.dumps(doc, indent=2))

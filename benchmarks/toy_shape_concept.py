@@ -39,9 +39,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_ablation import VARIANTS as ABLATION_VARIANTS  # noqa: E402  (one definition of each variant's overrides)
 
-VARIANTS: dict[str, list[str]] = {name: ABLATION_VARIANTS[name] for name in (
-    "full", "no_augmentation", "bare_synonyms", "no_localization", "no_preservation", "eta_low", "eta_high",
-    "no_augmentation_eta_low")}
+VARIANTS: dict[str, list[str]] = {
+    name: ABLATION_VARIANTS[name]
+    for name in (
+        "full",
+        "no_augmentation",
+        "bare_synonyms",
+        "no_localization",
+        "no_preservation",
+        "eta_low",
+        "eta_high",
+        "no_augmentation_eta_low",
+    )
+}
 
 
 def concept_config(base: str, concept: str, out: Path) -> Path:
@@ -50,8 +60,9 @@ def concept_config(base: str, concept: str, out: Path) -> Path:
 
     cfg = yaml.safe_load(Path(base).read_text())
     cfg["data"]["init_args"]["concept"] = concept
-    cfg["trainer"]["callbacks"] = [c for c in cfg["trainer"]["callbacks"]
-                                   if c["class_path"].endswith("AdapterCheckpoint")]
+    cfg["trainer"]["callbacks"] = [
+        c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("AdapterCheckpoint")
+    ]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -75,15 +86,16 @@ def eval_prompts(concept: str, per_colour: int, per_class: int, seed: int = 4321
     return out
 
 
-def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int = 50,
-             name_samples: int = 24) -> dict[str, dict]:
+def evaluate(
+    run_dirs: dict[str, Path], concept: str, prompts: list, batch: int = 50, name_samples: int = 24
+) -> dict[str, dict]:
     import torch
 
-    from backbones import build_backbone
-    from unlearn.methods.t2vunlearning.export import load_adapters
+    from unlearn.backbones import build_backbone
+    from unlearn.evaluation.evaluators import toyworld_classifier
     from unlearn.evaluation.metrics import PreservationSuccessRate, top1_columns
     from unlearn.evaluation.metrics.frames import to_float
-    from unlearn.evaluation.evaluators import toyworld_classifier
+    from unlearn.methods.t2vunlearning.export import load_adapters
     from unlearn.toyworld.grammar import class_contains, concept_kind
 
     kind = concept_kind(concept)
@@ -107,16 +119,21 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
                 if class_contains(cls, concept):
                     top1 = top1_columns(clf.logits(to_float(video)), outcomes)
                     erased.setdefault(cls.split()[0] if kind["shape"] else cls.split()[1], []).extend(
-                        (~concept_idx[top1]).tolist())
+                        (~concept_idx[top1]).tolist()
+                    )
                 else:
                     psr.update(video[None], cls)
         p = psr.compute()
         every = [x for v in erased.values() for x in v]
-        return {"esr@1": 100 * statistics.mean(every),
-                "esr@1_by": {k: 100 * statistics.mean(v) for k, v in erased.items()},
-                "psr@1": 100 * float(p["psr@1"]), "psr@5": 100 * float(p["psr@5"]),
-                "erased_frames": len(every), "preserved_frames": int(p["frames"]),
-                "per_class_top1": {k: 100 * v["top1"] for k, v in psr.per_class().items()}}
+        return {
+            "esr@1": 100 * statistics.mean(every),
+            "esr@1_by": {k: 100 * statistics.mean(v) for k, v in erased.items()},
+            "psr@1": 100 * float(p["psr@1"]),
+            "psr@5": 100 * float(p["psr@5"]),
+            "erased_frames": len(every),
+            "preserved_frames": int(p["frames"]),
+            "per_class_top1": {k: 100 * v["top1"] for k, v in psr.per_class().items()},
+        }
 
     # what pseudo data from the name alone can show: the classes the original model draws for it
     from collections import Counter
@@ -149,8 +166,11 @@ def evaluate(run_dirs: dict[str, Path], concept: str, prompts: list, batch: int 
             with controller.disabled():
                 rows["original model"] = score(bb.sample)
         rows[name] = score(bb.sample)
-        cached.write_text(json.dumps({"prompts": key, "adapters": adapters_sha, "row": rows[name],
-                                      "original": rows["original model"]}))
+        cached.write_text(
+            json.dumps(
+                {"prompts": key, "adapters": adapters_sha, "row": rows[name], "original": rows["original model"]}
+            )
+        )
         print(f"[{name}] ESR-1 {rows[name]['esr@1']:.1f}  PSR-1 {rows[name]['psr@1']:.1f}", flush=True)
     return {"rows": rows, "concept_name_drawn_as": dict(drawn.most_common()), "kept_classes": kept}
 
@@ -161,8 +181,13 @@ def main() -> None:
     ap.add_argument("--concept", default="ring", help="a one-word concept: a shape or a colour of the toy world")
     ap.add_argument("--out", default="runs/toy_shape_concept")
     ap.add_argument("--only", nargs="*", default=None, help="run only these variants")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0],
-                    help="training seeds (seed_everything and the data seed: prompts drawn and pseudo-data noise)")
+    ap.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="training seeds (seed_everything and the data seed: prompts drawn and pseudo-data noise)",
+    )
     ap.add_argument("--reuse", action="store_true", help="keep runs whose folder already holds adapters/")
     ap.add_argument("--per-colour", type=int, default=12, help="held-out prompts per look of the concept")
     ap.add_argument("--per-class", type=int, default=4, help="held-out prompts per kept class (PSR)")
@@ -170,8 +195,10 @@ def main() -> None:
     from unlearn.toyworld.grammar import concept_name_prompt, parse_concept
 
     if len(parse_concept(args.concept)) != 1:
-        sys.exit(f"--concept must be one shape or colour word (got {args.concept!r}); "
-                 "class concepts are benchmarks/toy_ablation.py's job")
+        sys.exit(
+            f"--concept must be one shape or colour word (got {args.concept!r}); "
+            "class concepts are benchmarks/toy_ablation.py's job"
+        )
     out = Path(args.out)
     config = concept_config(args.config, args.concept, out)
     names = args.only or list(VARIANTS)
@@ -188,9 +215,23 @@ def main() -> None:
             if args.reuse and (run_dir / "adapters").is_dir():
                 print(f"[{key}] reusing {run_dir / 'adapters'}", flush=True)
             else:
-                cmd = [sys.executable, "-m", "unlearn.cli", "fit", "--config", str(config),
-                       "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
-                       "--seed_everything", str(seed), "--data.init_args.seed", str(seed), *VARIANTS[name]]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "unlearn.cli",
+                    "fit",
+                    "--config",
+                    str(config),
+                    "--trainer.default_root_dir",
+                    str(run_dir),
+                    "--trainer.logger.init_args.save_dir",
+                    str(run_dir),
+                    "--seed_everything",
+                    str(seed),
+                    "--data.init_args.seed",
+                    str(seed),
+                    *VARIANTS[name],
+                ]
                 print(f"[{key}] {' '.join(cmd[2:])}", flush=True)
                 subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             seconds[key] = round(time.perf_counter() - start, 1)
@@ -203,29 +244,51 @@ def main() -> None:
     def mean(values: list[float]) -> str:
         return f"{statistics.mean(values):.1f}"
 
-    lines = [f"Concept erased: **{args.concept}** (every class that contains it); {len(prompts)} held-out rich "
-             f"prompts × 4 frames, the same for every row. ESR-1 = share of the concept's frames whose top-1 class "
-             f"does not contain it; PSR-k over the {len(result['kept_classes'])} classes without it. Means over training seeds "
-             f"{args.seeds}; per-seed ESR-1 in the last column. The original model draws the concept's name "
-             f"alone, '{bare}' (the no-augmentation training prompt), as "
-             + ", ".join(f"{k} ({v} of {sum(drawn.values())} frames)" for k, v in drawn.items()) + ".", "",
-             "| variant | ESR-1 | " + " | ".join(f"ESR-1 {k}" for k in looks) +
-             " | PSR-1 | PSR-5 | ESR-1 per seed | overrides |",
-             "|---|---|" + "---|" * len(looks) + "---|---|---|---|"]
+    lines = [
+        f"Concept erased: **{args.concept}** (every class that contains it); {len(prompts)} held-out rich "
+        f"prompts × 4 frames, the same for every row. ESR-1 = share of the concept's frames whose top-1 class "
+        f"does not contain it; PSR-k over the {len(result['kept_classes'])} classes without it. Means over training seeds "
+        f"{args.seeds}; per-seed ESR-1 in the last column. The original model draws the concept's name "
+        f"alone, '{bare}' (the no-augmentation training prompt), as "
+        + ", ".join(f"{k} ({v} of {sum(drawn.values())} frames)" for k, v in drawn.items())
+        + ".",
+        "",
+        "| variant | ESR-1 | "
+        + " | ".join(f"ESR-1 {k}" for k in looks)
+        + " | PSR-1 | PSR-5 | ESR-1 per seed | overrides |",
+        "|---|---|" + "---|" * len(looks) + "---|---|---|---|",
+    ]
     o = rows["original model"]
-    lines.append(f"| original model | {o['esr@1']:.1f} | " + " | ".join(f"{o['esr@1_by'][k]:.1f}" for k in looks) +
-                 f" | {o['psr@1']:.1f} | {o['psr@5']:.1f} | – | – |")
+    lines.append(
+        f"| original model | {o['esr@1']:.1f} | "
+        + " | ".join(f"{o['esr@1_by'][k]:.1f}" for k in looks)
+        + f" | {o['psr@1']:.1f} | {o['psr@5']:.1f} | – | – |"
+    )
     for name in names:
         rs = [rows[f"{name}/seed{s}"] for s in args.seeds]
-        lines.append(f"| {name} | {mean([r['esr@1'] for r in rs])} | " +
-                     " | ".join(mean([r["esr@1_by"][k] for r in rs]) for k in looks) +
-                     f" | {mean([r['psr@1'] for r in rs])} | {mean([r['psr@5'] for r in rs])} | " +
-                     " / ".join(f"{r['esr@1']:.1f}" for r in rs) +
-                     f" | {' '.join(VARIANTS[name]) or 'config with the concept set'} |")
-    (out / "shape_concept.json").write_text(json.dumps(
-        {"concept": args.concept, "concept_name_prompt": bare, "concept_name_drawn_as": drawn,
-         "prompts": len(prompts), "kept_classes": result["kept_classes"], "seeds": args.seeds, "rows": rows, "seconds": seconds,
-         "overrides": {n: VARIANTS[n] for n in names}}, indent=2))
+        lines.append(
+            f"| {name} | {mean([r['esr@1'] for r in rs])} | "
+            + " | ".join(mean([r["esr@1_by"][k] for r in rs]) for k in looks)
+            + f" | {mean([r['psr@1'] for r in rs])} | {mean([r['psr@5'] for r in rs])} | "
+            + " / ".join(f"{r['esr@1']:.1f}" for r in rs)
+            + f" | {' '.join(VARIANTS[name]) or 'config with the concept set'} |"
+        )
+    (out / "shape_concept.json").write_text(
+        json.dumps(
+            {
+                "concept": args.concept,
+                "concept_name_prompt": bare,
+                "concept_name_drawn_as": drawn,
+                "prompts": len(prompts),
+                "kept_classes": result["kept_classes"],
+                "seeds": args.seeds,
+                "rows": rows,
+                "seconds": seconds,
+                "overrides": {n: VARIANTS[n] for n in names},
+            },
+            indent=2,
+        )
+    )
     (out / "shape_concept.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

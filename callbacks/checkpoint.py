@@ -16,7 +16,6 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from unlearn.checks import check_int
 from unlearn.io import load_checkpoint_file, save_checkpoint_file
 from unlearn.methods.t2vunlearning.export import backbone_provenance, save_adapters
 
@@ -33,7 +32,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
         save_checkpoint_file(checkpoint, path)
 
-    def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return load_checkpoint_file(path, map_location=map_location)
 
 
@@ -46,6 +47,7 @@ def install_safe_checkpoint_io(trainer: pl.Trainer) -> None:
         strategy.checkpoint_io = SafeCheckpointIO()
     elif type(getattr(current, "checkpoint_io", None)) is TorchCheckpointIO:  # e.g. AsyncCheckpointIO around it
         current.checkpoint_io = SafeCheckpointIO()
+
 
 from .periods import Period
 
@@ -63,12 +65,15 @@ class AdapterCheckpoint(pl.Callback):
         keep_every_epoch: also keep a copy of every periodic save.
     """
 
-    def __init__(self, dirpath: str | None = None, every_n_steps: int = 0, every_n_epochs: int = 1,
-                 keep_every_epoch: bool = False) -> None:
-        check_int("AdapterCheckpoint.every_n_steps", every_n_steps, low=0, fix="0 switches step saves off")
-        check_int("AdapterCheckpoint.every_n_epochs", every_n_epochs, low=0, fix="0 saves only at the end of fit")
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        every_n_steps: int = 0,
+        every_n_epochs: int = 1,
+        keep_every_epoch: bool = False,
+    ) -> None:
+        self.period = Period("AdapterCheckpoint", every_n_steps, every_n_epochs)
         self.dirpath = dirpath
-        self.period = Period(every_n_steps, every_n_epochs)
         self.keep_every_epoch = keep_every_epoch
         self.last_path: Path | None = None
 

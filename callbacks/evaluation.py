@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from unlearn.checks import check_int, check_range
 from unlearn.evaluation import (
     Evaluators,
     MethodGenerator,
@@ -18,7 +19,6 @@ from unlearn.evaluation import (
     load_suite,
     score_in_memory,
 )
-from unlearn.checks import check_int, check_range
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.tables import read_metrics, write_metrics
@@ -73,16 +73,27 @@ class ErasureEvaluation(pl.Callback):
             e.g. ``{safree: {schedule: self_validating}}``; recorded in ``metrics.json`` (``methods``).
     """
 
-    def __init__(self, suite: str = "toyworld", classifier: str = "toyworld", erased_class: str | list[str] | None = None,
-                 rows: list[str] | None = None, per_class: int = 2, per_group: dict[str, int] | None = None,
-                 out_of_grammar: dict[str, int] | None = None, seed: int = 1234, every_n_steps: int = 0,
-                 every_n_epochs: int = 0,
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 50,
-                 dirpath: str | None = None, sample_videos: int = 2,
-                 row_options: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        suite: str = "toyworld",
+        classifier: str = "toyworld",
+        erased_class: str | list[str] | None = None,
+        rows: list[str] | None = None,
+        per_class: int = 2,
+        per_group: dict[str, int] | None = None,
+        out_of_grammar: dict[str, int] | None = None,
+        seed: int = 1234,
+        every_n_steps: int = 0,
+        every_n_epochs: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        batch_size: int = 50,
+        dirpath: str | None = None,
+        sample_videos: int = 2,
+        row_options: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         check_int("ErasureEvaluation.per_class", per_class, low=1)
-        check_int("ErasureEvaluation.every_n_steps", every_n_steps, low=0, fix="0 switches step evaluations off")
-        check_int("ErasureEvaluation.every_n_epochs", every_n_epochs, low=0, fix="0 evaluates only at the end of fit")
+        self.period = Period("ErasureEvaluation", every_n_steps, every_n_epochs)
         check_int("ErasureEvaluation.num_inference_steps", num_inference_steps, low=1, optional=True)
         check_range("ErasureEvaluation.guidance_scale", guidance_scale, low=0, optional=True)
         check_int("ErasureEvaluation.batch_size", batch_size, low=1)
@@ -98,7 +109,6 @@ class ErasureEvaluation(pl.Callback):
         self.per_group = dict(DEFAULT_PER_GROUP if per_group is None else per_group)
         self.out_of_grammar = dict(DEFAULT_OUT_OF_GRAMMAR if out_of_grammar is None else out_of_grammar)
         self.seed = seed
-        self.period = Period(every_n_steps, every_n_epochs)
         self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
         self.batch_size = batch_size
         self.dirpath = dirpath
@@ -112,32 +122,53 @@ class ErasureEvaluation(pl.Callback):
         specs = []
         for row in self.rows:
             live = row in ("t2vunlearning", "refusal_vector")
-            specs.append(MethodSpec(kind=row, concept=concept, live=live,
-                                    keywords=list(keywords) if row == "safree" else None))
+            specs.append(
+                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
+            )
         apply_row_options(specs, self.row_options)
-        return MethodGenerator(module.backbone, specs, concept=concept, sampling=self.sampling,
-                               switch=module.controller)
+        return MethodGenerator(
+            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.controller
+        )
 
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:
         dm = trainer.datamodule
         concept = getattr(dm, "concept", None) or ""
         given = [self.erased_class] if isinstance(self.erased_class, str) else self.erased_class
         erased_list = list(given or getattr(dm, "concepts", None) or [concept])
-        toy = {"concept": erased_list if len(erased_list) > 1 else erased_list[0], "per_group": self.per_group,
-               "out_of_grammar": self.out_of_grammar} if self.suite_name == "toyworld" else {}
+        toy = (
+            {
+                "concept": erased_list if len(erased_list) > 1 else erased_list[0],
+                "per_group": self.per_group,
+                "out_of_grammar": self.out_of_grammar,
+            }
+            if self.suite_name == "toyworld"
+            else {}
+        )
         suite = load_suite(self.suite_name, per_class=self.per_class, seed=self.seed, **toy)
         unlabelled = [it for it in suite if not it.label]
         if unlabelled:
-            raise ValueError(f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
-                             "class (concept or category field); the erasure evaluation needs one per prompt")
+            raise ValueError(
+                f"{self.suite_name}: prompt {unlabelled[0].index} ({unlabelled[0].prompt!r}) names no "
+                "class (concept or category field); the erasure evaluation needs one per prompt"
+            )
         with module.backbone.side_modules_on_device():
             return self._evaluate(trainer, module, final, concept, erased_list, suite)
 
-    def _evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool, concept: str,
-                  erased_list: list[str], suite: Any) -> dict[str, Any]:
+    def _evaluate(
+        self,
+        trainer: pl.Trainer,
+        module: pl.LightningModule,
+        final: bool,
+        concept: str,
+        erased_list: list[str],
+        suite: Any,
+    ) -> dict[str, Any]:
         erased = ", ".join(erased_list)
-        evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=self.classifier_name,
-                                             erased_classes=erased_list), suite.labels, concept)
+        evaluators = Evaluators(
+            MetricConfig(metrics=["classification"], classifier=self.classifier_name, erased_classes=erased_list),
+            suite.labels,
+            concept,
+        )
         generator = self.generator(module, concept, [concept, *getattr(trainer.datamodule, "synonyms", [])])
         rows, timings, settings = {}, {}, None
         for row in self.rows:
@@ -148,9 +179,15 @@ class ErasureEvaluation(pl.Callback):
             start = time.perf_counter()
             # every rank scores its share of the suite; the metric states sync on the module's device
             metrics = MethodMetrics(evaluators, splits=suite.splits or None, erased_together=True).to(module.device)
-            scored = score_in_memory(generator, suite, {row: metrics}, self.batch_size,
-                                     progress=trainer.is_global_zero, rank=trainer.global_rank,
-                                     world_size=trainer.world_size)
+            scored = score_in_memory(
+                generator,
+                suite,
+                {row: metrics},
+                self.batch_size,
+                progress=trainer.is_global_zero,
+                rank=trainer.global_rank,
+                world_size=trainer.world_size,
+            )
             rows[row] = joint_classification_row(scored[row]["classification"])
             settings = metrics.settings()["classification"]["esr"]
             timings[row] = round(time.perf_counter() - start, 2)
@@ -161,13 +198,23 @@ class ErasureEvaluation(pl.Callback):
             if method_row in rows:
                 rows["unlearned"] = rows[method_row]
         meta = {
-            "concept": concept, "erased_class": erased, "backbone": module.backbone.name,
-            "backbone_source": module.backbone.source, "prompt_suite": self.suite_name,
-            "prompt_suite_hash": suite.sha256(), "num_prompts": len(suite),
+            "concept": concept,
+            "erased_class": erased,
+            "backbone": module.backbone.name,
+            "backbone_source": module.backbone.source,
+            "prompt_suite": self.suite_name,
+            "prompt_suite_hash": suite.sha256(),
+            "num_prompts": len(suite),
             "prompts_per_split": suite.describe().get("prompts_per_split"),
-            "seeds": [it.seed for it in suite], "evaluator": settings, "epoch": trainer.current_epoch,
-            "global_step": trainer.global_step, "seconds_per_row": timings, "units": "percent",
-            "hyperparameters": {k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))},
+            "seeds": [it.seed for it in suite],
+            "evaluator": settings,
+            "epoch": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "seconds_per_row": timings,
+            "units": "percent",
+            "hyperparameters": {
+                k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))
+            },
             # each row's spec and, for the baselines, what it computed (negative prompt, guidance scale, SAFREE's settings)
             "methods": {row: generator.describe(row) for row in self.rows},
         }
@@ -176,15 +223,21 @@ class ErasureEvaluation(pl.Callback):
         if not trainer.is_global_zero:  # the numbers are the same on every rank; rank 0 writes and logs them
             return self.results
         shown = {row: r for row, r in rows.items() if row != "unlearned"}
-        plots = [classification_bars(shown, out / "plots" / "esr_psr.png", title=f"{erased} erased, step "
-                                     f"{trainer.global_step}")]
+        plots = [
+            classification_bars(
+                shown, out / "plots" / "esr_psr.png", title=f"{erased} erased, step {trainer.global_step}"
+            )
+        ]
         videos: dict[str, list[tuple[str, Path]]] = {}
         if final:
             write_metrics(out, rows, meta)
             videos, frames = self._write_samples(generator, suite, erased_list[0], out)
             if frames:
-                plots.append(frame_grid(frames, out / "plots" / "frames.png",
-                                        prompts=[caption for caption, _ in videos[self.rows[0]]]))
+                plots.append(
+                    frame_grid(
+                        frames, out / "plots" / "frames.png", prompts=[caption for caption, _ in videos[self.rows[0]]]
+                    )
+                )
         self._log(trainer, rows, meta, erased, plots, videos)
         self.results = {"rows": rows, **meta}
         return self.results
@@ -206,18 +259,43 @@ class ErasureEvaluation(pl.Callback):
                 frames.setdefault(row, []).append(v.numpy())
         return written, frames
 
-    def _log(self, trainer: pl.Trainer, rows: dict[str, dict[str, Any]], meta: dict[str, Any], erased: str,
-             plots: list[Path], videos: dict[str, list[tuple[str, Path]]]) -> None:
+    def _log(
+        self,
+        trainer: pl.Trainer,
+        rows: dict[str, dict[str, Any]],
+        meta: dict[str, Any],
+        erased: str,
+        plots: list[Path],
+        videos: dict[str, list[tuple[str, Path]]],
+    ) -> None:
         """Numbers to every logger (and the evaluation's provenance as run config); to wandb also the
         paper-style table, the per-class table, the plots and the videos of every row."""
         keys = ("esr@1", "esr@5", "psr@1", "psr@5")
         shown = {row: r for row, r in rows.items() if row != "unlearned"}
-        provenance = {k: meta.get(k) for k in ("concept", "erased_class", "backbone", "backbone_source",
-                                                "prompt_suite", "prompt_suite_hash", "num_prompts", "evaluator")}
+        provenance = {
+            k: meta.get(k)
+            for k in (
+                "concept",
+                "erased_class",
+                "backbone",
+                "backbone_source",
+                "prompt_suite",
+                "prompt_suite_hash",
+                "num_prompts",
+                "evaluator",
+            )
+        }
         for logger in trainer.loggers:
             flat = {f"eval/{row}/{k}": r[k] for row, r in shown.items() for k in keys}
-            flat.update({f"eval/{row}/{split}/{k}": sr[k] for row, r in shown.items()
-                         for split, sr in (r.get("splits") or {}).items() for k in keys if sr.get(k) is not None})
+            flat.update(
+                {
+                    f"eval/{row}/{split}/{k}": sr[k]
+                    for row, r in shown.items()
+                    for split, sr in (r.get("splits") or {}).items()
+                    for k in keys
+                    if sr.get(k) is not None
+                }
+            )
             logger.log_metrics(flat, step=trainer.global_step)
             logger.log_hyperparams({"evaluation": provenance})
             if type(logger).__name__ != "WandbLogger":
@@ -225,17 +303,24 @@ class ErasureEvaluation(pl.Callback):
             import wandb
 
             # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent)
-            logger.log_table(key="eval/table", columns=["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"],
-                             data=[[erased, row] + [r[k] for k in keys] for row, r in shown.items()],
-                             step=trainer.global_step)
+            logger.log_table(
+                key="eval/table",
+                columns=["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"],
+                data=[[erased, row] + [r[k] for k in keys] for row, r in shown.items()],
+                step=trainer.global_step,
+            )
             classes = sorted({c for r in shown.values() for c in r.get("per_class_top1", {})})
-            logger.log_table(key="eval/per_class", columns=["class", *(f"{row} top-1" for row in shown)],
-                             data=[[c] + [r.get("per_class_top1", {}).get(c) for r in shown.values()] for c in classes],
-                             step=trainer.global_step)
+            logger.log_table(
+                key="eval/per_class",
+                columns=["class", *(f"{row} top-1" for row in shown)],
+                data=[[c] + [r.get("per_class_top1", {}).get(c) for r in shown.values()] for c in classes],
+                step=trainer.global_step,
+            )
             media: dict[str, Any] = {f"eval/plots/{p.stem}": wandb.Image(str(p), caption=p.stem) for p in plots}
             for row, items in videos.items():
-                media[f"eval/videos/{row}"] = [wandb.Video(str(path), caption=caption, format="mp4")
-                                               for caption, path in items]
+                media[f"eval/videos/{row}"] = [
+                    wandb.Video(str(path), caption=caption, format="mp4") for caption, path in items
+                ]
             logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001

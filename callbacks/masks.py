@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from unlearn.checks import InputError, check_int, check_range
+from unlearn.checks import check_range
 from unlearn.io import atomic_path
 from unlearn.methods.t2vunlearning import batch_embedding, concept_mask
 
@@ -30,17 +30,18 @@ class ConceptMaskCallback(pl.Callback):
         threshold: mask threshold (None: the model's ``mask_threshold``).
     """
 
-    def __init__(self, dirpath: str | None = None, every_n_steps: int = 0, every_n_epochs: int = 1,
-                 threshold: float | None = None) -> None:
-        check_int("ConceptMaskCallback.every_n_steps", every_n_steps, low=0, fix="0 switches step saves off")
-        check_int("ConceptMaskCallback.every_n_epochs", every_n_epochs, low=0, fix="0 switches epoch saves off")
-        if every_n_steps == 0 and every_n_epochs == 0:
-            raise InputError("ConceptMaskCallback.every_n_steps and every_n_epochs are both 0, so it would never "
-                             "save a mask. Fix: set every_n_steps >= 1 (or every_n_epochs >= 1), or drop the callback")
-        check_range("ConceptMaskCallback.threshold", threshold, low=0, high=1, open_low=True, open_high=True,
-                    optional=True)
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        every_n_steps: int = 0,
+        every_n_epochs: int = 1,
+        threshold: float | None = None,
+    ) -> None:
+        self.period = Period("ConceptMaskCallback", every_n_steps, every_n_epochs, acts_at_end=False)
+        check_range(
+            "ConceptMaskCallback.threshold", threshold, low=0, high=1, open_low=True, open_high=True, optional=True
+        )
         self.dirpath = dirpath
-        self.period = Period(every_n_steps, every_n_epochs)
         self.threshold = threshold
         self._batch = None
         self.last_files: list[Path] = []

@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
+from unlearn.checks import InputError, check_int
+
 
 class Period:
-    """``every_n_steps`` optimizer steps and/or ``every_n_epochs`` epochs; 0 switches either off.
+    """``every_n_steps`` optimizer steps and/or ``every_n_epochs`` epochs of the callback ``owner``; 0 switches
+    either off, and both may be 0 only for a callback that ``acts_at_end`` of fit anyway.
 
     :meth:`step_due` is asked after every training batch and is true once per optimizer step that is a
     multiple of ``every_n_steps`` (with gradient accumulation several batches end on the same step).
     """
 
-    def __init__(self, every_n_steps: int = 0, every_n_epochs: int = 0) -> None:
-        if every_n_steps < 0 or every_n_epochs < 0:
-            raise ValueError(f"callback periods must be >= 0 (0 = off); got every_n_steps={every_n_steps}, "
-                             f"every_n_epochs={every_n_epochs}")
+    def __init__(
+        self, owner: str, every_n_steps: int = 0, every_n_epochs: int = 0, *, acts_at_end: bool = True
+    ) -> None:
+        # One rule for every periodic callback: each period is an integer >= 0 and 0 switches it off. A callback
+        # that also acts at the end of fit (checkpoints, evaluation) may switch both off; one that only acts
+        # periodically (masks, samples) would then never act, which is refused here rather than ignored.
+        check_int(f"{owner}.every_n_steps", every_n_steps, low=0, fix="0 switches the step period off")
+        check_int(f"{owner}.every_n_epochs", every_n_epochs, low=0, fix="0 switches the epoch period off")
+        if not acts_at_end and every_n_steps == 0 and every_n_epochs == 0:
+            raise InputError(
+                f"{owner}.every_n_steps and every_n_epochs are both 0, so it would never run. "
+                "Fix: set every_n_steps >= 1 (or every_n_epochs >= 1), or drop the callback"
+            )
         self.every_n_steps = every_n_steps
         self.every_n_epochs = every_n_epochs
         self._last_step = -1

@@ -36,24 +36,42 @@ class SampleVideoCallback(pl.Callback):
         fps: frame rate of the written mp4.
     """
 
-    def __init__(self, prompts: list[str], dirpath: str | None = None, every_n_steps: int = 0,
-                 every_n_epochs: int = 1, seed: int = 0,
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: int = 8) -> None:
+    def __init__(
+        self,
+        prompts: list[str],
+        dirpath: str | None = None,
+        every_n_steps: int = 0,
+        every_n_epochs: int = 1,
+        seed: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        fps: int = 8,
+    ) -> None:
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise InputError("SampleVideoCallback.prompts must list at least one non-empty prompt")
-        check_int("SampleVideoCallback.every_n_epochs", every_n_epochs, low=1)
-        for key, value in (("num_inference_steps", num_inference_steps), ("num_frames", num_frames),
-                           ("height", height), ("width", width)):
+        self.period = Period("SampleVideoCallback", every_n_steps, every_n_epochs, acts_at_end=False)
+        for key, value in (
+            ("num_inference_steps", num_inference_steps),
+            ("num_frames", num_frames),
+            ("height", height),
+            ("width", width),
+        ):
             check_int(f"SampleVideoCallback.{key}", value, low=1, optional=True)
         check_range("SampleVideoCallback.guidance_scale", guidance_scale, low=0, optional=True)
         check_int("SampleVideoCallback.fps", fps, low=1)
         self.prompts = prompts
         self.dirpath = dirpath
-        self.period = Period(every_n_steps, every_n_epochs)
         self.seed = seed
-        self.sampling = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                             num_frames=num_frames, height=height, width=width)
+        self.sampling = dict(
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            num_frames=num_frames,
+            height=height,
+            width=width,
+        )
         self.fps = fps
         self.written: list[Path] = []
 
@@ -79,8 +97,13 @@ class SampleVideoCallback(pl.Callback):
         steps = settings["num_inference_steps"] or module.backbone.defaults.num_inference_steps
         # full-size sample videos take minutes: a bar over the sampler's steps, with its ETA
         with tqdm(total=steps, desc=f"sample videos {tag} ({len(self.prompts)} prompts)", unit="step") as bar:
-            videos = module.generate(self.prompts, [self.seed + i for i in range(len(self.prompts))],
-                                     adapters=adapters, on_step=lambda *args: bar.update(1), **settings)
+            videos = module.generate(
+                self.prompts,
+                [self.seed + i for i in range(len(self.prompts))],
+                adapters=adapters,
+                on_step=lambda *args: bar.update(1),
+                **settings,
+            )
         for i, v in enumerate(videos):
             path = write_mp4(v, self._dir(trainer) / f"{tag}_{i}.mp4", fps=self.fps)
             self.written.append(path)
@@ -89,10 +112,16 @@ class SampleVideoCallback(pl.Callback):
                 if name == "WandbLogger":
                     import wandb
 
-                    logger.experiment.log({f"samples/{i}": wandb.Video(str(path), caption=f"{tag}: {self.prompts[i]}",
-                                                                        format="mp4"), "trainer/global_step": trainer.global_step})
+                    logger.experiment.log(
+                        {
+                            f"samples/{i}": wandb.Video(str(path), caption=f"{tag}: {self.prompts[i]}", format="mp4"),
+                            "trainer/global_step": trainer.global_step,
+                        }
+                    )
                 elif name == "TensorBoardLogger":
-                    logger.experiment.add_video(f"samples/{i}", v.permute(0, 3, 1, 2)[None], trainer.global_step, fps=self.fps)
+                    logger.experiment.add_video(
+                        f"samples/{i}", v.permute(0, 3, 1, 2)[None], trainer.global_step, fps=self.fps
+                    )
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # a size the backbone cannot generate fails now, not after the first epoch of training
@@ -102,7 +131,9 @@ class SampleVideoCallback(pl.Callback):
             d = bb.defaults
             size = [s[k] or getattr(d, k) for k in ("num_frames", "height", "width")]
             try:
-                bb.check_video_size(*size, keys=tuple(f"SampleVideoCallback.{k}" for k in ("num_frames", "height", "width")))
+                bb.check_video_size(
+                    *size, keys=tuple(f"SampleVideoCallback.{k}" for k in ("num_frames", "height", "width"))
+                )
             except ValueError as e:
                 raise InputError(str(e)) from None
 

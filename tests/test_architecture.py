@@ -12,26 +12,74 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: room -> rooms it may import (besides itself); the order is the direction of the house
 ALLOWED = {
-    "backbones": set(),
+    "unlearn.backbones": set(),
     "unlearn.io": set(),
     "unlearn.checks": set(),
     "unlearn.video": {"unlearn.io"},
     "unlearn.prompts": {"unlearn.io", "unlearn.checks"},
-    "unlearn.toyworld": {"backbones", "unlearn.io", "unlearn.checks"},
-    "unlearn.methods.t2vunlearning": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld"},
-    "unlearn.methods.refusal": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld"},
-    "unlearn.methods.baselines": {"backbones", "unlearn.io", "unlearn.checks"},
+    "unlearn.toyworld": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
+    "unlearn.methods.t2vunlearning": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+    },
+    "unlearn.methods.refusal": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+    },
+    "unlearn.methods.baselines": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
     "unlearn.methods": set(),  # the package docstring only
-    "unlearn.evaluation": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
-                           "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines"},
-    "unlearn.attacks": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
-                        "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
-                        "unlearn.evaluation"},
+    "unlearn.evaluation": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+        "unlearn.methods.t2vunlearning",
+        "unlearn.methods.refusal",
+        "unlearn.methods.baselines",
+    },
+    "unlearn.attacks": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+        "unlearn.methods.t2vunlearning",
+        "unlearn.methods.refusal",
+        "unlearn.methods.baselines",
+        "unlearn.evaluation",
+    },
     # publishing adapters with a model card that shows their evaluation
-    "unlearn.hub": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.methods.t2vunlearning", "unlearn.evaluation"},
-    "callbacks": {"backbones", "unlearn.io", "unlearn.checks", "unlearn.video", "unlearn.prompts", "unlearn.toyworld",
-                  "unlearn.methods.t2vunlearning", "unlearn.methods.refusal", "unlearn.methods.baselines",
-                  "unlearn.evaluation", "unlearn.attacks"},
+    "unlearn.hub": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.methods.t2vunlearning",
+        "unlearn.evaluation",
+    },
+    "unlearn.callbacks": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+        "unlearn.methods.t2vunlearning",
+        "unlearn.methods.refusal",
+        "unlearn.methods.baselines",
+        "unlearn.evaluation",
+        "unlearn.attacks",
+    },
     "unlearn.cli": {"*"},
     "unlearn": set(),  # unlearn/__init__.py
 }
@@ -40,7 +88,10 @@ LAZY_ON_PURPOSE = {
     "unlearn/cli.py",  # `unlearn --help` must not import torch, lightning and diffusers
     "unlearn/toyworld/__init__.py",  # `import unlearn.toyworld` stays torch-free
 }
-PROJECT = ("backbones", "unlearn", "callbacks")
+#: the folders of the installed package `unlearn`: backbones/ and callbacks/ sit at the repository's top level
+#: (the project's shape) and install as unlearn.backbones / unlearn.callbacks (links unlearn/backbones, unlearn/callbacks)
+FOLDERS = ("backbones", "unlearn", "callbacks")
+PROJECT = ("unlearn",)
 
 
 def room_of(module: str) -> str:
@@ -54,6 +105,8 @@ def room_of(module: str) -> str:
 
 def module_of(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] != "unlearn":
+        parts.insert(0, "unlearn")
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
@@ -87,7 +140,7 @@ def imports(path: Path):
                 yield node.lineno, t, id(node) in in_function
 
 
-FILES = sorted(p for pkg in PROJECT for p in (ROOT / pkg).rglob("*.py"))
+FILES = sorted(p for pkg in FOLDERS for p in (ROOT / pkg).rglob("*.py"))
 
 
 def test_every_file_lies_in_a_room():

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from backbones import build_backbone
+from unlearn.backbones import build_backbone
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 
 #: one tiny model per family (the toy world is a CogVideoX)
@@ -90,8 +90,10 @@ def test_hooks_with_another_attention_backend_equal_the_processors(name, backend
     with torch.no_grad():
         processed = with_processors.predict(x, t, cond)
     diff = (hooked - processed).abs().max().item()
-    print(f"{name}: hooks ({BACKEND}) vs processors: max |delta| = {diff:.3e}; "
-          f"adapters move the prediction by {(hooked - stock).abs().max().item():.3e}")
+    print(
+        f"{name}: hooks ({BACKEND}) vs processors: max |delta| = {diff:.3e}; "
+        f"adapters move the prediction by {(hooked - stock).abs().max().item():.3e}"
+    )
     assert diff <= 1e-5, diff
     assert (hooked - stock).abs().max().item() > 1e-3  # the adapters do change the prediction
 
@@ -106,14 +108,21 @@ def test_stock_wan_pipeline_keeps_its_backend_and_matches_the_processor_attach(t
     download, the backend set by the user, adapters attached from a folder."""
     from diffusers import WanPipeline
 
+    from unlearn.backbones import backbone_class
     from unlearn.methods.t2vunlearning.export import attach_adapters, load_adapters, save_adapters
-    from backbones import backbone_class
 
     bb = build_backbone("wan2.1-t2v-1.3b", tiny=True, torch_dtype="float32")
     save_adapters(_controller(bb), bb.name, tmp_path / "adapters")
     bb.save_pretrained(str(tmp_path / "pipe"))
-    run = dict(prompt="a naked person walking on the beach", num_frames=9, height=64, width=64,
-               num_inference_steps=2, output_type="pt", max_sequence_length=16)
+    run = dict(
+        prompt="a naked person walking on the beach",
+        num_frames=9,
+        height=64,
+        width=64,
+        num_inference_steps=2,
+        output_type="pt",
+        max_sequence_length=16,
+    )
 
     pipe = WanPipeline.from_pretrained(str(tmp_path / "pipe"))
     pipe.transformer.set_attention_backend(BACKEND)

@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from backbones import build_backbone
 from unlearn.attacks import (
     AttackContext,
     AttackRun,
@@ -25,6 +24,7 @@ from unlearn.attacks import (
     wilson_interval,
 )
 from unlearn.attacks.base import denoising_loss
+from unlearn.backbones import build_backbone
 from unlearn.cli import main
 from unlearn.evaluation import MethodGenerator, MethodSpec
 from unlearn.methods.refusal import apply_refusal_edit, toyworld_pairs
@@ -60,9 +60,13 @@ def row_files(toy, tmp_path_factory):
 
 @pytest.fixture()
 def generator(toy, row_files):
-    specs = [MethodSpec("original"), MethodSpec("negprompt"), MethodSpec("safree"),
-             MethodSpec("t2vunlearning", adapters=str(row_files / "adapters")),
-             MethodSpec("refusal_vector", refusal=str(row_files / "refusal"))]
+    specs = [
+        MethodSpec("original"),
+        MethodSpec("negprompt"),
+        MethodSpec("safree"),
+        MethodSpec("t2vunlearning", adapters=str(row_files / "adapters")),
+        MethodSpec("refusal_vector", refusal=str(row_files / "refusal")),
+    ]
     return MethodGenerator(toy, specs, concept="red ring", sampling=SAMPLING)
 
 
@@ -141,8 +145,9 @@ def test_project_simplex():
 def test_optimise_embedding_sign_and_adam_with_projection():
     target = torch.tensor([3.0, -2.0])
     x = torch.zeros(2)
-    losses = optimise_embedding(x, lambda v: ((v - target) ** 2).sum(), 20, 0.5, method="sign",
-                                project=lambda v: v.clamp(-1, 1))
+    losses = optimise_embedding(
+        x, lambda v: ((v - target) ** 2).sum(), 20, 0.5, method="sign", project=lambda v: v.clamp(-1, 1)
+    )
     assert torch.equal(x, torch.tensor([1.0, -1.0])) and losses[-1] < losses[0] and not x.requires_grad
     y = torch.zeros(2)
     seen = []
@@ -159,8 +164,14 @@ def test_worst_case_conditioning_stays_in_the_ball_and_undoes_the_erasure(toy, r
     with torch.no_grad(), gen.original_model():
         concept = toy.predict(x, t, cond)
     with gen.row_model("t2vunlearning") as rm:
-        worst = worst_case_conditioning(lambda c: rm.predict(x, t, c), cond, concept, steps=5, epsilon=0.5,
-                                        generator=torch.Generator().manual_seed(0))
+        worst = worst_case_conditioning(
+            lambda c: rm.predict(x, t, c),
+            cond,
+            concept,
+            steps=5,
+            epsilon=0.5,
+            generator=torch.Generator().manual_seed(0),
+        )
         with torch.no_grad():
             clean_gap = (rm.predict(x, t, cond) - concept).square().mean()
             worst_gap = (rm.predict(x, t, worst) - concept).square().mean()
@@ -253,14 +264,16 @@ def test_textual_inversion_learns_a_token_that_lowers_the_loss(toy, generator):
     def loss(vec):
         emb = torch.where((ids == toy.tokenizer.unk_token_id)[..., None], vec, table(ids))
         with torch.no_grad(), generator.row_model("t2vunlearning") as rm:
-            return float(denoising_loss(rm, x0, toy.encode_input_embeddings(emb, mask), steps,
-                                        torch.Generator().manual_seed(5)))
+            return float(
+                denoising_loss(rm, x0, toy.encode_input_embeddings(emb, mask), steps, torch.Generator().manual_seed(5))
+            )
 
     start = table.weight[ctx.allowed_token_ids()].mean(0)
     assert loss(token) < loss(start)
     with pytest.raises(ValueError, match="names the concept with none"):
         TextualInversion(steps=1).placeholder_prompts(
-            AttackContext(generator, "red ring", ["a blue bar"], [0], FORBIDDEN, use_cache=False), "<unk>")
+            AttackContext(generator, "red ring", ["a blue bar"], [0], FORBIDDEN, use_cache=False), "<unk>"
+        )
 
 
 def test_embedding_attack_stays_in_its_ball_and_lowers_the_loss(toy, generator):
@@ -282,8 +295,16 @@ def test_embedding_attack_stays_in_its_ball_and_lowers_the_loss(toy, generator):
 
 
 def test_white_box_attacks_say_which_backbones_lack_the_embedding_level(tmp_path):
-    run = AttackRun(backbone="zeroscope", tiny=True, concept="nudity", rows=["original"], prompts=["a nude man"],
-                    metric="nudity", attacks=[TextualInversion(steps=1)], output_dir=str(tmp_path))
+    run = AttackRun(
+        backbone="zeroscope",
+        tiny=True,
+        concept="nudity",
+        rows=["original"],
+        prompts=["a nude man"],
+        metric="nudity",
+        attacks=[TextualInversion(steps=1)],
+        output_dir=str(tmp_path),
+    )
     with pytest.raises(NotImplementedError, match="Ring-A-Bell"):
         run.run()
 
@@ -308,9 +329,19 @@ def test_attack_command_on_the_toy_config(tmp_path, row_files, monkeypatch):
     """configs/attack_toy.yaml through `unlearn attack`, with tiny budgets and files of the tiny toy model."""
     monkeypatch.setenv("T2V_UNLEARN_CACHE", str(tmp_path / "cache"))
     cfg = yaml.safe_load((ROOT / "configs/attack_toy.yaml").read_text())
-    cfg.update(tiny=True, per_class=2, num_inference_steps=2, output_dir=str(tmp_path / "out"), batch_size=4,
-               rows=["original", "safree", f"t2vunlearning={row_files / 'adapters'}",
-                     f"refusal_vector={row_files / 'refusal'}"])
+    cfg.update(
+        tiny=True,
+        per_class=2,
+        num_inference_steps=2,
+        output_dir=str(tmp_path / "out"),
+        batch_size=4,
+        rows=[
+            "original",
+            "safree",
+            f"t2vunlearning={row_files / 'adapters'}",
+            f"refusal_vector={row_files / 'refusal'}",
+        ],
+    )
     cfg["attacks"][0]["init_args"].update(population=8, generations=2, num_pairs=2)
     cfg["attacks"][1]["init_args"].update(steps=2, checkpoints=1)
     cfg["attacks"][2]["init_args"].update(steps=2, batch_size=2)
@@ -323,9 +354,14 @@ def test_attack_command_on_the_toy_config(tmp_path, row_files, monkeypatch):
     assert set(doc["results"]) == {"original", "safree", "t2vunlearning", "refusal_vector"}
     cell = doc["results"]["t2vunlearning"]["textual_inversion"]
     assert cell["n"] == 2 and 0 <= cell["asr"] <= 100 and cell["interval"] == "wilson" and len(cell["targets"]) == 2
-    assert doc["attacks"]["unlearndiffatk"]["budget"] == {"num_tokens": 3, "steps": 2, "lr": 0.01, "weight_decay": 0.1,
-                                                          "checkpoints": 1}
-    assert doc["targets"]["num_prompts"] == 2 and all("red ring" == doc["concept"] for _ in [0])
+    assert doc["attacks"]["unlearndiffatk"]["budget"] == {
+        "num_tokens": 3,
+        "steps": 2,
+        "lr": 0.01,
+        "weight_decay": 0.1,
+        "checkpoints": 1,
+    }
+    assert doc["targets"]["num_prompts"] == 2 and all(doc["concept"] == "red ring" for _ in [0])
     assert (tmp_path / "out" / "t2vunlearning" / "textual_inversion.safetensors").is_file()
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| row | none | ring_a_bell | unlearndiffatk | textual_inversion | embedding |" in md
@@ -349,11 +385,19 @@ def test_attack_cogx2b_nudity_config_runs_on_a_tiny_random_cogvideox(tmp_path, m
     monkeypatch.setenv("T2V_UNLEARN_CACHE", str(tmp_path / "cache"))
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
-    save_adapters(AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites]), bb.name,
-                  tmp_path / "adapters")
+    save_adapters(
+        AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites]), bb.name, tmp_path / "adapters"
+    )
     cfg = yaml.safe_load((ROOT / "configs/attack_cogx2b_nudity.yaml").read_text())
-    cfg.update(tiny=True, pretrained=None, torch_dtype="float32", num_inference_steps=2, num_prompts=2,
-               output_dir=str(tmp_path / "out"), rows=["safree", f"t2vunlearning={tmp_path / 'adapters'}"])
+    cfg.update(
+        tiny=True,
+        pretrained=None,
+        torch_dtype="float32",
+        num_inference_steps=2,
+        num_prompts=2,
+        output_dir=str(tmp_path / "out"),
+        rows=["safree", f"t2vunlearning={tmp_path / 'adapters'}"],
+    )
     cfg["attacks"][0]["init_args"].update(population=6, generations=2, length=4)
     cfg["attacks"][1]["init_args"].update(steps=2, checkpoints=1)
     cfg["attacks"][2]["init_args"].update(steps=2)

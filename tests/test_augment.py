@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from unlearn.prompts import PromptSuite, find_concept_words
 from unlearn.prompts.augment import (
     DEFAULT_GRAMMAR,
     AugmentationError,
@@ -22,8 +23,6 @@ from unlearn.prompts.augment import (
     parse_prompt_list,
 )
 from unlearn.prompts.augment.cli import augment_main
-from unlearn.prompts import PromptSuite, find_concept_words
-
 
 # ---------------------------------------------------------------------------------------------- parsing
 
@@ -32,7 +31,7 @@ def test_parse_numbered_list_with_preamble_and_wrapped_lines():
     text = (
         "Here are 3 prompts:\n\n"
         "1. A golf ball rolls across the green,\n   slowly.\n"
-        "2) \"A golf ball in the rain.\"\n"
+        '2) "A golf ball in the rain."\n'
         "(3) **Prompt 3:** A golf ball at dusk.\n\n"
         "I hope these help!"
     )
@@ -88,8 +87,11 @@ def test_template_styles_differ_in_length():
 
 
 def test_custom_grammar_and_callable_are_pluggable():
-    g = TemplateGrammar("toy", {"toy": ["a {colour} {concept} {motion}"]},
-                        {"colour": ["red", "blue"], "motion": ["moves {dir}", "stays still"], "dir": ["left", "up"]})
+    g = TemplateGrammar(
+        "toy",
+        {"toy": ["a {colour} {concept} {motion}"]},
+        {"colour": ["red", "blue"], "motion": ["moves {dir}", "stays still"], "dir": ["left", "up"]},
+    )
     src = TemplateSource(g)
     out = src.generate("ring", 6, "toy", seed=0)
     assert all(re.fullmatch(r"A (red|blue) ring (moves (left|up)|stays still)", p) for p in out)
@@ -158,8 +160,9 @@ def test_augmenter_returns_suite_with_concept_words_and_caches(tmp_path):
     payload = json.loads(files[0].read_text())
     assert payload["fields"]["concept"] == "nudity" and len(payload["prompts"]) == 12
 
-    s2 = PromptAugmenter(src, cache_dir=tmp_path / "cache").augment("nudity", 12, "hunyuanvideo", seed=3,
-                                                                    synonyms=["naked", "nude"])
+    s2 = PromptAugmenter(src, cache_dir=tmp_path / "cache").augment(
+        "nudity", 12, "hunyuanvideo", seed=3, synonyms=["naked", "nude"]
+    )
     assert s2 == s1 and s2.sha256() == s1.sha256()
     assert len(src.requests) == 1  # served from the cache: the source was not called again
 
@@ -174,8 +177,14 @@ def test_cache_key_covers_every_input(tmp_path):
     aug = PromptAugmenter(TemplateSource(), cache_dir=tmp_path)
     base = dict(concept="nudity", n=5, style="cogvideox", seed=0, synonyms=["nude"])
     k0 = aug.cache_key(**base)
-    variants = [dict(base, concept="golf ball"), dict(base, n=6), dict(base, style="zeroscope"), dict(base, seed=1),
-                dict(base, synonyms=["naked"]), dict(base, exclude_sha256="abc")]
+    variants = [
+        dict(base, concept="golf ball"),
+        dict(base, n=6),
+        dict(base, style="zeroscope"),
+        dict(base, seed=1),
+        dict(base, synonyms=["naked"]),
+        dict(base, exclude_sha256="abc"),
+    ]
     keys = {aug.cache_key(**v) for v in variants}
     assert k0 not in keys and len(keys) == len(variants)
     g = TemplateGrammar("g", {"cogvideox": ["{concept} here"]})
@@ -183,11 +192,13 @@ def test_cache_key_covers_every_input(tmp_path):
 
 
 def test_concept_check_drops_lines_and_reasks_until_enough():
-    src = ScriptedSource([
-        ["A golf ball on grass", "a tennis racket", "", "A GOLF  BALL on grass"],  # 1 ok, 1 off-concept, 1 dup
-        ["golfball in the rain", "balls of yarn"],  # synonym ok, "balls" alone is not the concept
-        ["Golf balls at dusk", "more golf ball"],
-    ])
+    src = ScriptedSource(
+        [
+            ["A golf ball on grass", "a tennis racket", "", "A GOLF  BALL on grass"],  # 1 ok, 1 off-concept, 1 dup
+            ["golfball in the rain", "balls of yarn"],  # synonym ok, "balls" alone is not the concept
+            ["Golf balls at dusk", "more golf ball"],
+        ]
+    )
     aug = PromptAugmenter(src, max_rounds=5)
     s = aug.augment("golf ball", 3, "zeroscope", synonyms=["golfball"])
     assert s.prompts == ["A golf ball on grass", "golfball in the rain", "Golf balls at dusk"]
@@ -211,8 +222,9 @@ def test_too_few_valid_prompts_is_a_clear_error_after_bounded_rounds(tmp_path):
 def test_exclusion_suite_is_respected(tmp_path):
     first = PromptAugmenter(TemplateSource()).augment("golf ball", 6, "zeroscope", seed=0)
     evaluation = first[:3]
-    s = PromptAugmenter(TemplateSource(), max_rounds=10).augment("golf ball", 6, "zeroscope", seed=0,
-                                                                 exclude=evaluation)
+    s = PromptAugmenter(TemplateSource(), max_rounds=10).augment(
+        "golf ball", 6, "zeroscope", seed=0, exclude=evaluation
+    )
     assert s.disjoint_from(evaluation) and len(s) == 6
     assert s.prompts[:3] == first.prompts[3:6]
 
@@ -251,8 +263,22 @@ def test_build_source_by_name():
 
 def test_cli_writes_suite_and_second_run_reads_cache(tmp_path, capsys):
     out, cache = tmp_path / "train.jsonl", tmp_path / "cache"
-    args = ["--concept", "nudity", "--n", "20", "--style", "cogvideox", "--out", str(out),
-            "--synonyms", "naked,nude", "--seed", "7", "--cache-dir", str(cache)]
+    args = [
+        "--concept",
+        "nudity",
+        "--n",
+        "20",
+        "--style",
+        "cogvideox",
+        "--out",
+        str(out),
+        "--synonyms",
+        "naked,nude",
+        "--seed",
+        "7",
+        "--cache-dir",
+        str(cache),
+    ]
     assert augment_main(args) == 0
     err = capsys.readouterr().err
     assert "wrote 20 prompts" in err and "generated in 1 round(s)" in err
@@ -286,12 +312,26 @@ def test_cli_errors_return_nonzero_with_message(tmp_path, capsys):
     capsys.readouterr()
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{oops\n")
-    rc = augment_main(["--concept", "nudity", "--n", "2", "--out", str(tmp_path / "o.jsonl"), "--no-cache",
-                       "--exclude", str(bad)])
+    rc = augment_main(
+        ["--concept", "nudity", "--n", "2", "--out", str(tmp_path / "o.jsonl"), "--no-cache", "--exclude", str(bad)]
+    )
     assert rc == 2 and "bad.jsonl, line 1" in capsys.readouterr().err
     rc = augment_main(["--concept", "nudity", "--n", "2", "--out", str(tmp_path / "o.jsonl"), "--source", "openai"])
     assert rc == 2 and "--url" in capsys.readouterr().err
-    rc = augment_main(["--concept", "nudity", "--n", "500", "--style", "plain", "--out", str(tmp_path / "o.jsonl"),
-                       "--no-cache", "--max-rounds", "2"])
+    rc = augment_main(
+        [
+            "--concept",
+            "nudity",
+            "--n",
+            "500",
+            "--style",
+            "plain",
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--no-cache",
+            "--max-rounds",
+            "2",
+        ]
+    )
     assert rc == 1 and "valid prompts of 500" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()

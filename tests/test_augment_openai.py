@@ -41,9 +41,18 @@ class ChatServer:
                     time.sleep(arg)
                     kind, arg = "ok", GOOD
                 if kind == "ok":
-                    payload = {"id": f"c{i}", "object": "chat.completion", "model": body.get("model"),
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": arg or GOOD}}]}
+                    payload = {
+                        "id": f"c{i}",
+                        "object": "chat.completion",
+                        "model": body.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": arg or GOOD},
+                            }
+                        ],
+                    }
                     self._send(200, json.dumps(payload).encode())
                 elif kind == "status":
                     self._send(arg, b'{"error": {"message": "boom"}}')
@@ -211,14 +220,50 @@ def test_cli_openai_source(serve, tmp_path, capsys):
 
     srv = serve("ok")
     out = tmp_path / "p.jsonl"
-    rc = augment_main(["--concept", "golf ball", "--n", "2", "--style", "plain", "--out", str(out), "--source",
-                       "openai", "--url", srv.url, "--model", "tiny-llama", "--no-cache", "--timeout", "2"])
+    rc = augment_main(
+        [
+            "--concept",
+            "golf ball",
+            "--n",
+            "2",
+            "--style",
+            "plain",
+            "--out",
+            str(out),
+            "--source",
+            "openai",
+            "--url",
+            srv.url,
+            "--model",
+            "tiny-llama",
+            "--no-cache",
+            "--timeout",
+            "2",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     from unlearn.prompts import PromptSuite
 
     assert PromptSuite.load(out).prompts == ["A golf ball rolls across the green.", "A golf ball at dawn, slow motion."]
     srv.script = [("status", 500)]
     srv.requests.clear()
-    rc = augment_main(["--concept", "golf ball", "--n", "2", "--out", str(out), "--source", "openai", "--url",
-                       srv.url, "--model", "m", "--no-cache", "--max-retries", "0"])
+    rc = augment_main(
+        [
+            "--concept",
+            "golf ball",
+            "--n",
+            "2",
+            "--out",
+            str(out),
+            "--source",
+            "openai",
+            "--url",
+            srv.url,
+            "--model",
+            "m",
+            "--no-cache",
+            "--max-retries",
+            "0",
+        ]
+    )
     assert rc == 1 and srv.url in capsys.readouterr().err

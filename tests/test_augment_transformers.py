@@ -37,8 +37,9 @@ def _tokenizer(chat: bool):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(CORPUS, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     if chat:
@@ -54,15 +55,33 @@ def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_lm")
     gpt_dir, llama_dir = root / "gpt2", root / "llama"
     tok = _tokenizer(chat=False)
-    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=4096, n_embd=16, n_layer=1, n_head=2,
-                                     eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id))
+    gpt = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=4096,
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.eos_token_id,
+        )
+    )
     gpt.save_pretrained(gpt_dir)
     tok.save_pretrained(gpt_dir)
     ctok = _tokenizer(chat=True)
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(ctok), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                                         max_position_embeddings=4096, eos_token_id=ctok.eos_token_id,
-                                         pad_token_id=ctok.eos_token_id))
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(ctok),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=4096,
+            eos_token_id=ctok.eos_token_id,
+            pad_token_id=ctok.eos_token_id,
+        )
+    )
     llama.save_pretrained(llama_dir)
     ctok.save_pretrained(llama_dir)
     return {"gpt2": gpt_dir, "llama": llama_dir}
@@ -113,26 +132,35 @@ def test_loads_by_path_uses_chat_template_and_is_seeded(tiny_models):
 def test_plain_fewshot_mode_and_forced_output_is_parsed(tiny_models):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_models["gpt2"])
     assert not tok.chat_template
-    force = ForceText(tok, " A golf ball rolls across a sunlit green, slow motion.\n2. a vintage bicycle\n"
-                           "3. A golf ball sits on a tee.")
-    src = TransformersSource(tiny_models["gpt2"], device="cpu", max_new_tokens=80,
-                             generate_kwargs={"prefix_allowed_tokens_fn": force})
+    force = ForceText(
+        tok,
+        " A golf ball rolls across a sunlit green, slow motion.\n2. a vintage bicycle\n3. A golf ball sits on a tee.",
+    )
+    src = TransformersSource(
+        tiny_models["gpt2"], device="cpu", max_new_tokens=80, generate_kwargs={"prefix_allowed_tokens_fn": force}
+    )
     out = src.generate("golf ball", 3, "hunyuanvideo", seed=0)
     # plain mode: the few-shot text ends in "1." and the continuation is parsed as a numbered list
-    assert out == ["A golf ball rolls across a sunlit green, slow motion.", "a vintage bicycle",
-                   "A golf ball sits on a tee."]
+    assert out == [
+        "A golf ball rolls across a sunlit green, slow motion.",
+        "a vintage bicycle",
+        "A golf ball sits on a tee.",
+    ]
     text, _, prefix = src._encode(src._tokenizer, "golf ball", 3, "hunyuanvideo", [])
     assert prefix == "1." and text.endswith("Prompts:\n1.")
 
 
 def test_augmenter_drops_off_concept_lines_and_reasks(tiny_models):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_models["gpt2"])
-    force = ForceText(tok,
-                      " A golf ball rolls.\n2. a vintage bicycle\n3. A golf ball  rolls.",  # 1 ok, 1 off, 1 dup
-                      " Golf balls on a table.\n2. junk words",  # 1 ok (plural), 1 off
-                      " A golfball in the rain.")  # ok through the synonym
-    src = TransformersSource(tiny_models["gpt2"], device="cpu", max_new_tokens=40,
-                             generate_kwargs={"prefix_allowed_tokens_fn": force})
+    force = ForceText(
+        tok,
+        " A golf ball rolls.\n2. a vintage bicycle\n3. A golf ball  rolls.",  # 1 ok, 1 off, 1 dup
+        " Golf balls on a table.\n2. junk words",  # 1 ok (plural), 1 off
+        " A golfball in the rain.",
+    )  # ok through the synonym
+    src = TransformersSource(
+        tiny_models["gpt2"], device="cpu", max_new_tokens=40, generate_kwargs={"prefix_allowed_tokens_fn": force}
+    )
     aug = PromptAugmenter(src, max_rounds=3)
     s = aug.augment("golf ball", 3, "hunyuanvideo", seed=0, synonyms=["golfball"])
     assert s.prompts == ["A golf ball rolls.", "Golf balls on a table.", "A golfball in the rain."]
@@ -156,8 +184,9 @@ def test_garbage_is_dropped_and_bounded_reasking_ends_in_a_clear_error(tiny_mode
 def test_augmenter_caches_model_output(tiny_models, tmp_path):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_models["llama"])
     force = ForceText(tok, "1. A golf ball at dawn.\n2. A golf ball in the rain.")
-    src = TransformersSource(tiny_models["llama"], device="cpu", max_new_tokens=40,
-                             generate_kwargs={"prefix_allowed_tokens_fn": force})
+    src = TransformersSource(
+        tiny_models["llama"], device="cpu", max_new_tokens=40, generate_kwargs={"prefix_allowed_tokens_fn": force}
+    )
     s1 = PromptAugmenter(src, cache_dir=tmp_path).augment("golf ball", 2, "zeroscope", seed=0)
     assert s1.prompts == ["A golf ball at dawn.", "A golf ball in the rain."]
     assert src.calls == 1
@@ -165,8 +194,9 @@ def test_augmenter_caches_model_output(tiny_models, tmp_path):
     assert s2 == s1 and src.calls == 1
     # different generation settings -> a different cache entry (the instructions text covers them)
     other = TransformersSource(tiny_models["llama"], device="cpu", temperature=0.5)
-    assert PromptAugmenter(other).cache_key("golf ball", 2, "zeroscope", 0) != \
-        PromptAugmenter(src).cache_key("golf ball", 2, "zeroscope", 0)
+    assert PromptAugmenter(other).cache_key("golf ball", 2, "zeroscope", 0) != PromptAugmenter(src).cache_key(
+        "golf ball", 2, "zeroscope", 0
+    )
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):

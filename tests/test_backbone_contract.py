@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from backbones import VideoBackbone, available_backbones, backbone_class, build_backbone
+from unlearn.backbones import VideoBackbone, available_backbones, backbone_class, build_backbone
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 
 PROMPTS = ["a golf ball rolls across the grass", "a red ball and a golf ball on the beach"]
@@ -104,8 +104,15 @@ def stock_pipeline(bb: VideoBackbone):
 def run_pipeline(pipe, bb: VideoBackbone) -> torch.Tensor:
     params = inspect.signature(pipe.__call__).parameters
     d = bb.defaults
-    kw: dict[str, Any] = dict(prompt=PROMPTS[0], num_frames=d.num_frames, height=d.height, width=d.width,
-                              num_inference_steps=2, output_type="latent", generator=torch.Generator().manual_seed(0))
+    kw: dict[str, Any] = dict(
+        prompt=PROMPTS[0],
+        num_frames=d.num_frames,
+        height=d.height,
+        width=d.width,
+        num_inference_steps=2,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+    )
     if "max_sequence_length" in params:
         kw["max_sequence_length"] = bb.max_text_length
     if "prompt_template" in params and hasattr(bb, "prompt_template"):
@@ -156,7 +163,7 @@ def check_only_adapters_train_and_loss_falls(b: Bundle) -> None:
 def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
     """The map the processors record (chunked, many chunks forced) equals a dense softmax computed in float64
     from the q and k that the *stock* diffusers processor hands to scaled_dot_product_attention."""
-    import backbones.attention as am
+    import unlearn.backbones.attention as am
 
     bb = b.bb
     lay = layout(type(bb))
@@ -184,7 +191,9 @@ def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
     def spy(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kw):
         if current[0] is not None:
             records.setdefault(current[0], []).append((query.detach().clone(), key.detach().clone(), attn_mask, scale))
-        return real_sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kw)
+        return real_sdpa(
+            query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kw
+        )
 
     b.restore_stock()
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
@@ -315,6 +324,8 @@ def check_video_size(b: Bundle) -> None:
         bb.check_video_size(0, d.height, d.width)
     with pytest.raises(ValueError, match="data.height"):
         bb.check_video_size(d.num_frames, d.height + 1, d.width, keys=("data.num_frames", "data.height", "data.width"))
+
+
 def check_noisy_target_follows_the_scheduler(b: Bundle) -> None:
     """``noisy_target`` speaks the scheduler's convention: one sampler step with the exact target as the
     prediction lands on ``x0`` noised to the next timestep (same noise)."""
@@ -423,14 +434,19 @@ def _stock_encode(pipe, bb: VideoBackbone, prompt: str):
     """The stock pipeline's own text conditioning for ``prompt`` (hidden states, mask, pooled)."""
     kind = type(pipe).__name__
     if kind == "HunyuanVideoPipeline":
-        h, pooled, mask = pipe.encode_prompt(prompt, prompt_template=bb.prompt_template,
-                                             max_sequence_length=bb.max_text_length, device="cpu")
+        h, pooled, mask = pipe.encode_prompt(
+            prompt, prompt_template=bb.prompt_template, max_sequence_length=bb.max_text_length, device="cpu"
+        )
         return h, mask, pooled
     if kind == "WanPipeline":
-        h, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=bb.max_text_length, device="cpu")
+        h, _ = pipe.encode_prompt(
+            prompt, do_classifier_free_guidance=False, max_sequence_length=bb.max_text_length, device="cpu"
+        )
         return h, None, None
     if kind == "CogVideoXPipeline":
-        h, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=bb.max_text_length, device="cpu")
+        h, _ = pipe.encode_prompt(
+            prompt, do_classifier_free_guidance=False, max_sequence_length=bb.max_text_length, device="cpu"
+        )
         return h, None, None
     if kind == "TextToVideoSDPipeline":
         h, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
@@ -457,8 +473,9 @@ def test_hunyuan_cropped_tokens_are_the_pipeline_tokens():
     bb = get_bundle("hunyuanvideo").bb
     prompt = "a nude woman standing in a sunlit room"
     template, crop = bb.prompt_template["template"], bb.prompt_template["crop_start"]
-    full = bb.tokenizer(template.format(prompt), max_length=bb.max_text_length + crop, padding="max_length",
-                        truncation=True).input_ids
+    full = bb.tokenizer(
+        template.format(prompt), max_length=bb.max_text_length + crop, padding="max_length", truncation=True
+    ).input_ids
     ids, offsets = bb.text_tokens(prompt)
     assert full[crop : crop + len(ids)] == ids
     idx = bb.concept_token_indices(prompt, "nude")
@@ -517,4 +534,3 @@ def test_zeroscope_folds_frames_consistently():
     outs1, maps1 = ctl.take()
     torch.testing.assert_close(outs1[0], outs[0][:1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(maps1[-1], maps[-1][:1], atol=1e-6, rtol=1e-5)
-

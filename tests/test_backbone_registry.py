@@ -8,9 +8,10 @@ import shutil
 
 import pytest
 import torch
+from test_backbone_contract import build_bundle, inputs, new_controller, run_all_checks
 
-import backbones
-from backbones import (
+import unlearn.backbones
+from unlearn.backbones import (
     UnknownBackboneError,
     WeightsFolderError,
     available_backbones,
@@ -19,7 +20,6 @@ from backbones import (
     register_backbone,
     unregister_backbone,
 )
-from test_backbone_contract import build_bundle, inputs, new_controller, run_all_checks
 
 
 def _tiny_capable(name: str) -> bool:
@@ -87,7 +87,7 @@ def test_save_pretrained_round_trip_and_incomplete_folder(name, tmp_path):
 def _three_block_wan():
     from diffusers import WanTransformer3DModel
 
-    from backbones.wan import TINY_TRANSFORMER_CONFIG, WanBackbone
+    from unlearn.backbones.wan import TINY_TRANSFORMER_CONFIG, WanBackbone
 
     class ThreeBlockWan(WanBackbone):
         """A backbone defined outside the package: Wan with a deeper tiny transformer."""
@@ -139,9 +139,9 @@ def test_entry_point_backbones_are_loaded(monkeypatch):
         assert group == "t2v_unlearn.backbones"
         return [FakeEntryPoint()]
 
-    monkeypatch.setattr(backbones, "entry_points", fake_entry_points)
+    monkeypatch.setattr(unlearn.backbones, "entry_points", fake_entry_points)
     try:
-        backbones._import_family_modules()
+        unlearn.backbones._import_family_modules()
         assert loaded and "test-external" in available_backbones()
     finally:
         unregister_backbone("test-external")
@@ -175,10 +175,14 @@ def test_hub_failure_is_one_error_naming_the_component(monkeypatch):
 def test_loading_options_reach_the_model_and_unknown_ones_are_named(tmp_path):
     zs = build_backbone("zeroscope", tiny=True, torch_dtype="float32")
     assert type(zs.scheduler).__name__ == "DPMSolverMultistepScheduler"  # the model card's scheduler
-    assert type(build_backbone("zeroscope", tiny=True, scheduler_class="DDIMScheduler").scheduler).__name__ == "DDIMScheduler"
+    assert (
+        type(build_backbone("zeroscope", tiny=True, scheduler_class="DDIMScheduler").scheduler).__name__
+        == "DDIMScheduler"
+    )
     zs.save_pretrained(str(tmp_path / "zs"))
-    back = build_backbone("zeroscope", pretrained=str(tmp_path / "zs"), torch_dtype="float32",
-                          scheduler_class="EulerDiscreteScheduler")
+    back = build_backbone(
+        "zeroscope", pretrained=str(tmp_path / "zs"), torch_dtype="float32", scheduler_class="EulerDiscreteScheduler"
+    )
     assert type(back.scheduler).__name__ == "EulerDiscreteScheduler"
     with pytest.raises(ValueError, match="exactly 77 tokens"):
         build_backbone("zeroscope", tiny=True, max_text_length=32)
@@ -186,10 +190,17 @@ def test_loading_options_reach_the_model_and_unknown_ones_are_named(tmp_path):
     hy = build_backbone("hunyuanvideo", tiny=True, torch_dtype="float32", embedded_guidance_scale=3.5)
     assert hy.embedded_guidance_scale == 3.5
     cog = build_backbone("cogvideox-5b", tiny=True, torch_dtype="float32", max_text_length=12)
-    assert cog.max_text_length == 12 and cog.source == "tiny-5b-seed0" and cog.denoiser.config.use_rotary_positional_embeddings
+    assert (
+        cog.max_text_length == 12
+        and cog.source == "tiny-5b-seed0"
+        and cog.denoiser.config.use_rotary_positional_embeddings
+    )
 
-    with pytest.raises(TypeError, match=r"unknown loading option\(s\) 'embeded_guidance_scale'; it takes "
-                                        r"max_text_length, embedded_guidance_scale"):
+    with pytest.raises(
+        TypeError,
+        match=r"unknown loading option\(s\) 'embeded_guidance_scale'; it takes "
+        r"max_text_length, embedded_guidance_scale",
+    ):
         build_backbone("hunyuanvideo", tiny=True, embeded_guidance_scale=3.5)
     with pytest.raises(ValueError, match="no weights given"):
         backbone_class("cogvideox-2b").load()

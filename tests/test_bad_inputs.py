@@ -71,19 +71,26 @@ def test_export_output_loads_as_init_adapters(ws, tmp_path):
     for k, v in good.state_dict().items():
         assert torch.equal(exported.state_dict()[k], v)
     # through the command: a run that starts from the exported adapters
-    rc, err = B.run_unlearn(B._fit_argv(ws, tmp_path / "run", f"--model.init_args.init_adapters={tmp_path / 'exported'}",
-                                        "--trainer.max_steps=1"))
+    rc, err = B.run_unlearn(
+        B._fit_argv(
+            ws, tmp_path / "run", f"--model.init_args.init_adapters={tmp_path / 'exported'}", "--trainer.max_steps=1"
+        )
+    )
     assert rc == 0, err
-    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4,
-                          init_adapters=str(tmp_path / "exported"))
+    model = T2VUnlearning(
+        backbone="cogvideox-2b",
+        tiny=True,
+        torch_dtype="float32",
+        adapter_dim=4,
+        init_adapters=str(tmp_path / "exported"),
+    )
     for k, v in good.state_dict().items():
         assert torch.equal(model.controller.state_dict()[k], v)
 
 
 def test_export_of_a_checkpoint_without_stored_config_still_loads(ws, tmp_path):
-    from unlearn.methods.t2vunlearning import T2VUnlearning, read_adapter_config
-
     from unlearn.io import load_checkpoint_file, save_checkpoint_file
+    from unlearn.methods.t2vunlearning import T2VUnlearning, read_adapter_config
 
     ckpt = load_checkpoint_file(ws / "good.ckpt")
     ckpt.pop("adapter_config")  # as written before the config was stored
@@ -91,15 +98,21 @@ def test_export_of_a_checkpoint_without_stored_config_still_loads(ws, tmp_path):
     rc, err = B.run_unlearn(["export", "--ckpt", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "ad")])
     assert rc == 0, err
     assert read_adapter_config(tmp_path / "ad")["site_names"] is None
-    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4,
-                          init_adapters=str(tmp_path / "ad"))
+    model = T2VUnlearning(
+        backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, init_adapters=str(tmp_path / "ad")
+    )
     assert float(model.adapter_norm()) > 0
 
 
 def test_attach_adapters_checks_every_site_before_changing_the_pipeline(ws, tmp_path):
     from diffusers import CogVideoXPipeline
 
-    from unlearn.methods.t2vunlearning import AdapterFileError, attach_adapters, check_adapter_sites, read_adapter_config
+    from unlearn.methods.t2vunlearning import (
+        AdapterFileError,
+        attach_adapters,
+        check_adapter_sites,
+        read_adapter_config,
+    )
 
     pipe = CogVideoXPipeline.from_pretrained(str(ws / "weights" / "cogx2b"))
     before = {k: type(v) for k, v in pipe.transformer.attn_processors.items()}
@@ -108,7 +121,7 @@ def test_attach_adapters_checks_every_site_before_changing_the_pipeline(ws, tmp_
     assert {k: type(v) for k, v in pipe.transformer.attn_processors.items()} == before
     assert not hasattr(pipe.transformer, "_t2v_unlearn_adapters")
     # the check is a function of its own (a hook-based attach can call it too)
-    from backbones import backbone_class
+    from unlearn.backbones import backbone_class
 
     sites = backbone_class("cogvideox-2b").attention_sites_of(pipe.transformer)
     check_adapter_sites(sites, read_adapter_config(ws / "good" / "adapters"))
@@ -139,8 +152,12 @@ def test_cleartext_key_warning_only_for_remote_http(monkeypatch):
     from unlearn.prompts.augment import OpenAIChatSource
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    for url, warned in (("http://example.org/v1", True), ("https://example.org/v1", False),
-                        ("http://127.0.0.1:8000/v1", False), ("http://localhost:8000/v1", False)):
+    for url, warned in (
+        ("http://example.org/v1", True),
+        ("https://example.org/v1", False),
+        ("http://127.0.0.1:8000/v1", False),
+        ("http://localhost:8000/v1", False),
+    ):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             OpenAIChatSource(url, "m")._warn_cleartext()
@@ -176,7 +193,7 @@ def test_run_status_tells_finished_failed_interrupted_and_running(tmp_path):
 
 
 def test_fit_marks_its_folder_running_then_finished(ws, tmp_path):
-    from callbacks import RunStatus
+    from unlearn.callbacks import RunStatus
 
     seen = []
 
@@ -191,11 +208,26 @@ def test_fit_marks_its_folder_running_then_finished(ws, tmp_path):
     from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4)
-    data = ConceptDataModule("nudity", prompts=["a naked person walking"], concept_synonyms=["naked"], num_frames=9, height=32, width=32,
-                             num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path / "r"),
-                         callbacks=[status])
+    data = ConceptDataModule(
+        "nudity",
+        prompts=["a naked person walking"],
+        concept_synonyms=["naked"],
+        num_frames=9,
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path / "r"),
+        callbacks=[status],
+    )
     trainer.fit(model, data)
     assert seen == ["running", "finished"]
     assert json.loads((tmp_path / "r" / "run_status.json").read_text())["status"] == "finished"
@@ -264,10 +296,9 @@ def test_atomic_path_keeps_the_old_file_on_error_and_cleans_orphans(tmp_path):
 
     target = tmp_path / "masks.safetensors"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed while writing")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed while writing")
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["masks.safetensors"]
     import socket
 
@@ -280,8 +311,9 @@ def test_atomic_path_keeps_the_old_file_on_error_and_cleans_orphans(tmp_path):
 
 
 def test_mask_callback_writes_through_atomic_path(ws, tmp_path):
-    rc, err = B.run_unlearn(B._fit_argv(ws, tmp_path, "--trainer.callbacks+=callbacks.ConceptMaskCallback",
-                                        "--trainer.max_steps=2"))
+    rc, err = B.run_unlearn(
+        B._fit_argv(ws, tmp_path, "--trainer.callbacks+=unlearn.callbacks.ConceptMaskCallback", "--trainer.max_steps=2")
+    )
     assert rc == 0, err
     files = sorted(p.name for p in (tmp_path / "masks").iterdir())
     assert files == ["masks_epoch=0.png", "masks_epoch=0.safetensors"]

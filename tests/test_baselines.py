@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
-
-from backbones import available_backbones, build_backbone
 from test_backbone_contract import get_bundle
+
+from unlearn.backbones import available_backbones, build_backbone
 from unlearn.methods.baselines import (
     DISTILLED_TRUE_CFG_SCALE,
     SAFREE,
@@ -59,7 +59,10 @@ def test_negative_guidance_scale_rules():
     assert negative_guidance_scale(hy, None) == DISTILLED_TRUE_CFG_SCALE
     assert negative_guidance_scale(hy, None, sampling_scale=1.0) == DISTILLED_TRUE_CFG_SCALE
     assert NegativePrompting(hy, ["nudity"], guidance_scale=3.0).settings() == {
-        "negative_prompt": "nudity", "guidance_scale": 3.0, "true_cfg": True}
+        "negative_prompt": "nudity",
+        "guidance_scale": 3.0,
+        "true_cfg": True,
+    }
     with pytest.raises(ValueError, match="at least one concept keyword"):
         NegativePrompting(hy, ["", " "])
 
@@ -97,10 +100,10 @@ def _reference_detection(sf, bb, prompt):
     ids, re-encode, summary row, distance to span(keywords), (1 + α)·mean of the others."""
     ids, offsets = bb.text_tokens(prompt)
     real = [i for i, (s, e) in enumerate(offsets) if e > s]
-    masked = [prompt[: offsets[i][0]] + bb.tokenizer.convert_ids_to_tokens(0) + prompt[offsets[i][1]:] for i in real]
+    masked = [prompt[: offsets[i][0]] + bb.tokenizer.convert_ids_to_tokens(0) + prompt[offsets[i][1] :] for i in real]
     for m, i in zip(masked, real):
         mids, _ = bb.text_tokens(m)
-        assert mids[i] == 0 and mids[:i] + mids[i + 1:] == ids[:i] + ids[i + 1:]  # that token only is id 0
+        assert mids[i] == 0 and mids[:i] + mids[i + 1 :] == ids[:i] + ids[i + 1 :]  # that token only is id 0
     h = bb.encode_prompts(masked).hidden_states.double()
     off = bb.text_token_offset
     rows = h[:, off] if sf.token_summary == "first" else h[:, off + len(ids) - 1]
@@ -111,7 +114,7 @@ def _reference_detection(sf, bb, prompt):
     d = (rows - rows @ p).norm(dim=-1)
     flagged = []
     for j in range(len(real)):
-        others = torch.cat([d[:j], d[j + 1:]]).mean()
+        others = torch.cat([d[:j], d[j + 1 :]]).mean()
         if d[j] >= (1 + sf.alpha) * others:
             flagged.append(real[j] + off)
     return flagged, rows
@@ -240,8 +243,9 @@ def test_toy_world_concept_words_are_triggers():
     bb = build_backbone("toy-cogvideox", torch_dtype="float32")
     sf = SAFREE(bb, ["red ring", *synonym_phrases("red ring")])
     assert sf.token_summary == "first"
-    records = [r for r in heldout_eval_prompts(per_class=20, seed=1234)
-               if (r.scene.colour, r.scene.shape) == ("red", "ring")]
+    records = [
+        r for r in heldout_eval_prompts(per_class=20, seed=1234) if (r.scene.colour, r.scene.shape) == ("red", "ring")
+    ]
     hits = sum(bool(set(r.concept_indices("red ring")) & set(sf.detect(r.text)[0].flagged)) for r in records)
     assert len(records) == 20 and hits == 20
 
@@ -254,8 +258,11 @@ def test_baseline_rows_take_options_and_record_what_they_compute():
     specs = parse_methods(["original", "negprompt", "strong:negprompt", "safree"])
     apply_row_options(specs, {"strong": {"guidance_scale": 9.0}, "safree": {"schedule": "self_validating"}})
     gen = MethodGenerator(bb, specs, concept="golf ball", sampling={"num_inference_steps": 2})
-    assert gen.describe("negprompt")["settings"] == {"negative_prompt": "golf ball",
-                                                     "guidance_scale": DISTILLED_TRUE_CFG_SCALE, "true_cfg": True}
+    assert gen.describe("negprompt")["settings"] == {
+        "negative_prompt": "golf ball",
+        "guidance_scale": DISTILLED_TRUE_CFG_SCALE,
+        "true_cfg": True,
+    }
     assert gen.describe("strong")["settings"]["guidance_scale"] == 9.0
     assert gen.describe("strong")["options"] == {"guidance_scale": 9.0}
     assert gen.describe("safree")["settings"]["schedule"] == "self_validating"

@@ -1,4 +1,4 @@
-"""The attention processors are diffusers' processors plus fenced hooks, and `backbones.check_copies` proves it:
+"""The attention processors are diffusers' processors plus fenced hooks, and `unlearn.backbones.check_copies` proves it:
 every marked copy matches the installed diffusers, the copied class is the one the denoiser really runs, and a
 copy that drifts (outside the fenced regions) is caught with a diff."""
 
@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from backbones import available_backbones, backbone_class
-from backbones import check_copies as cc
 from test_backbone_contract import get_bundle
+
+from unlearn.backbones import available_backbones, backbone_class
+from unlearn.backbones import check_copies as cc
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ROOT / "backbones"
@@ -31,7 +31,7 @@ def _with(text: str, old: str, new: str) -> str:
 
 
 def test_every_copy_matches_the_installed_diffusers(capsys):
-    # what `python -m backbones.check_copies` runs: every module of the package
+    # what `python -m unlearn.backbones.check_copies` runs: every module of the package
     assert cc.main([]) == 0, capsys.readouterr().out
     assert "4 copied block(s) match the installed diffusers" in capsys.readouterr().out
 
@@ -47,7 +47,9 @@ def test_each_processor_is_a_marked_copy_of_the_processor_the_denoiser_runs(name
 def test_a_drifted_copy_is_caught_with_a_diff(tmp_path, capsys):
     text = (FAMILIES / "cogvideox.py").read_text()
     drifted = tmp_path / "cogvideox.py"
-    drifted.write_text(_with(text, "attn_mask=attention_mask, dropout_p=0.0", "attn_mask=attention_mask, dropout_p=0.1"))
+    drifted.write_text(
+        _with(text, "attn_mask=attention_mask, dropout_p=0.0", "attn_mask=attention_mask, dropout_p=0.1")
+    )
     assert cc.main([str(drifted)]) == 1
     out = capsys.readouterr().out
     assert "no longer matches diffusers.models.attention_processor.CogVideoXAttnProcessor2_0.__call__" in out
@@ -64,18 +66,27 @@ def test_a_drifted_copy_is_caught_with_a_diff(tmp_path, capsys):
 
 def test_hook_regions_comments_and_formatting_do_not_count(tmp_path):
     text = (FAMILIES / "zeroscope.py").read_text()
-    text = _with(text, "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)\n",
-                 "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, 0)  # changed in the hook\n")
-    text = _with(text, "        # linear proj\n        hidden_states = attn.to_out[0](hidden_states)\n",
-                 "        hidden_states = attn.to_out[0](\n            hidden_states  # reformatted\n        )\n")
+    text = _with(
+        text,
+        "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)\n",
+        "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, 0)  # changed in the hook\n",
+    )
+    text = _with(
+        text,
+        "        # linear proj\n        hidden_states = attn.to_out[0](hidden_states)\n",
+        "        hidden_states = attn.to_out[0](\n            hidden_states  # reformatted\n        )\n",
+    )
     (tmp_path / "zeroscope.py").write_text(text)
     assert cc.check_files([tmp_path / "zeroscope.py"]) == (1, [])
 
 
 def test_the_imports_region_must_bind_the_objects_diffusers_uses(tmp_path):
     text = (FAMILIES / "hunyuanvideo.py").read_text()
-    text = _with(text, "        from diffusers.models.attention_dispatch import dispatch_attention_fn\n",
-                 "        from torch.nn.functional import scaled_dot_product_attention as dispatch_attention_fn\n")
+    text = _with(
+        text,
+        "        from diffusers.models.attention_dispatch import dispatch_attention_fn\n",
+        "        from torch.nn.functional import scaled_dot_product_attention as dispatch_attention_fn\n",
+    )
     (tmp_path / "hunyuanvideo.py").write_text(text)
     count, problems = cc.check_files([tmp_path / "hunyuanvideo.py"])
     assert count == 1 and len(problems) == 1
@@ -104,20 +115,37 @@ def test_declared_renames(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("class P:\n    # Copied from diffusers.models.attention_processor.NoSuchProcessor.__call__\n"
-         "    def __call__(self):\n        pass\n", "has no 'NoSuchProcessor'"),
-        ("# Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n\nx = 1\n",
-         "not directly above a def or class"),
-        ("class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n"
-         "    def __call__(self):\n        # t2v-unlearn: begin adapter hook\n        pass\n", "never closed"),
-        ("class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n"
-         "    def __call__(self):\n        # t2v-unlearn: begin adapter hook\n        pass\n"
-         "        # t2v-unlearn: end concept-map hook\n        return 1\n", "does not close region 'adapter hook'"),
-        ("class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n"
-         "    def __call__(self):\n        if self:\n            # t2v-unlearn: begin adapter hook\n"
-         "            pass\n            # t2v-unlearn: end adapter hook\n        return 1\n", "not valid Python"),
-        ("class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ with attn\n"
-         "    def __call__(self):\n        pass\n", "not of the form old->new"),
+        (
+            "class P:\n    # Copied from diffusers.models.attention_processor.NoSuchProcessor.__call__\n"
+            "    def __call__(self):\n        pass\n",
+            "has no 'NoSuchProcessor'",
+        ),
+        (
+            "# Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n\nx = 1\n",
+            "not directly above a def or class",
+        ),
+        (
+            "class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n"
+            "    def __call__(self):\n        # t2v-unlearn: begin adapter hook\n        pass\n",
+            "never closed",
+        ),
+        (
+            "class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n"
+            "    def __call__(self):\n        # t2v-unlearn: begin adapter hook\n        pass\n"
+            "        # t2v-unlearn: end concept-map hook\n        return 1\n",
+            "does not close region 'adapter hook'",
+        ),
+        (
+            "class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__\n"
+            "    def __call__(self):\n        if self:\n            # t2v-unlearn: begin adapter hook\n"
+            "            pass\n            # t2v-unlearn: end adapter hook\n        return 1\n",
+            "not valid Python",
+        ),
+        (
+            "class P:\n    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ with attn\n"
+            "    def __call__(self):\n        pass\n",
+            "not of the form old->new",
+        ),
     ],
 )
 def test_bad_markers_and_regions_are_one_clear_problem(tmp_path, text, message):

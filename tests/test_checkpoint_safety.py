@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from callbacks.checkpoint import AdapterCheckpoint, SafeCheckpointIO
+from unlearn.callbacks.checkpoint import AdapterCheckpoint, SafeCheckpointIO
 from unlearn.io import UnsafeCheckpointError, load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +55,12 @@ def served_payload(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield {"url": f"http://127.0.0.1:{server.server_address[1]}/model.ckpt", "marker": marker,
-               "file": payload, "requests": requests}
+        yield {
+            "url": f"http://127.0.0.1:{server.server_address[1]}/model.ckpt",
+            "marker": marker,
+            "file": payload,
+            "requests": requests,
+        }
     finally:
         server.shutdown()
         server.server_close()
@@ -64,22 +68,33 @@ def served_payload(tmp_path):
 
 def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "unlearn.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "unlearn.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_payload_is_live_control(served_payload, tmp_path):
     """The file really runs code when unpickled the unsafe way (so its absence below means something)."""
     code = f"import torch; torch.load({str(served_payload['file'])!r}, weights_only=False)"
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path
+    )
     assert served_payload["marker"].read_text() == "payload ran"
 
 
 def test_fit_with_a_url_checkpoint_is_refused_and_nothing_runs(served_payload, tmp_path):
-    done = _run_cli(["fit", "--config", str(ROOT / "configs" / "tiny_cogvideox.yaml"),
-                     "--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", served_payload["url"]],
-                    cwd=tmp_path)
+    done = _run_cli(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs" / "tiny_cogvideox.yaml"),
+            "--trainer.default_root_dir",
+            str(tmp_path / "run"),
+            "--ckpt_path",
+            served_payload["url"],
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     assert "is a URL" in done.stderr and "local path" in done.stderr, done.stderr[-2000:]
     assert not served_payload["marker"].exists()
@@ -90,8 +105,20 @@ def test_fit_with_a_url_checkpoint_is_refused_and_nothing_runs(served_payload, t
 def test_fit_with_a_local_payload_checkpoint_is_refused_and_nothing_runs(served_payload, tmp_path, capsys):
     from unlearn.cli import main
 
-    assert main(["fit", "--config", str(ROOT / "configs" / "tiny_cogvideox.yaml"),
-                 "--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", str(served_payload["file"])]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "configs" / "tiny_cogvideox.yaml"),
+                "--trainer.default_root_dir",
+                str(tmp_path / "run"),
+                "--ckpt_path",
+                str(served_payload["file"]),
+            ]
+        )
+        == 2
+    )
     assert "would run code when loaded" in capsys.readouterr().err.splitlines()[-1]
     assert not served_payload["marker"].exists()
 
@@ -113,11 +140,25 @@ def test_reader_and_trainer_refuse_urls_and_pickled_code(served_payload, tmp_pat
     from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-    data = ConceptDataModule(concept="nudity", prompts=["a naked person"], concept_synonyms=["naked"], num_frames=9,
-                             height=32, width=32, num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=str(tmp_path),
-                         callbacks=[AdapterCheckpoint(dirpath=str(tmp_path / "adapters"))])
+    data = ConceptDataModule(
+        concept="nudity",
+        prompts=["a naked person"],
+        concept_synonyms=["naked"],
+        num_frames=9,
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[AdapterCheckpoint(dirpath=str(tmp_path / "adapters"))],
+    )
     with pytest.raises(UnsafeCheckpointError, match="is a URL"):
         trainer.fit(model, datamodule=data, ckpt_path=served_payload["url"])
     assert isinstance(trainer.strategy.checkpoint_io, SafeCheckpointIO)

@@ -104,24 +104,44 @@ def test_interpolations_follow_keys_set_on_the_command_line():
     imagenet = yaml.safe_load(print_config(ROOT / "configs/cogx2b_imagenet.yaml", "--data.concept", "chain saw"))
     assert imagenet["trainer"]["default_root_dir"] == "runs/cogx2b_imagenet_chain saw"
     assert imagenet["trainer"]["logger"]["init_args"]["name"] == "cogx2b_imagenet_chain saw"
-    samples = {c["class_path"]: c for c in imagenet["trainer"]["callbacks"]}["callbacks.SampleVideoCallback"]
+    samples = {c["class_path"]: c for c in imagenet["trainer"]["callbacks"]}["unlearn.callbacks.SampleVideoCallback"]
     sample_prompts = samples["init_args"]["prompts"]
     assert sample_prompts[0] == "A chain saw in a sunny field, cinematic shot"
     faces = yaml.safe_load(print_config(ROOT / "configs/hunyuan_faces.yaml", "--data.concept", "Angela Merkel"))
-    samples = {c["class_path"]: c for c in faces["trainer"]["callbacks"]}["callbacks.SampleVideoCallback"]
+    samples = {c["class_path"]: c for c in faces["trainer"]["callbacks"]}["unlearn.callbacks.SampleVideoCallback"]
     assert samples["init_args"]["prompts"][0].startswith("Angela Merkel giving a speech")
     tiny = yaml.safe_load(print_config(ROOT / "configs/tiny_wan.yaml", "--trainer.default_root_dir", "/tmp/elsewhere"))
     assert tiny["trainer"]["logger"]["init_args"]["save_dir"] == "/tmp/elsewhere"
     assert [c["init_args"]["dirpath"] for c in tiny["trainer"]["callbacks"]] == [
-        "/tmp/elsewhere/adapters", "/tmp/elsewhere/masks", "/tmp/elsewhere/samples"]
+        "/tmp/elsewhere/adapters",
+        "/tmp/elsewhere/masks",
+        "/tmp/elsewhere/samples",
+    ]
     assert tiny["data"]["init_args"]["cache_dir"] == "/tmp/elsewhere/pseudo_cache"
 
 
 @pytest.mark.parametrize("config", TINY, ids=lambda p: p.name)
 def test_tiny_config_fits(config, tmp_path):
-    assert main(["fit", "--config", str(config), "--trainer.max_steps", "2", "--trainer.max_epochs", "1",
-          "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-          "--trainer.callbacks", "[]"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                str(config),
+                "--trainer.max_steps",
+                "2",
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--trainer.logger",
+                "false",
+                "--trainer.callbacks",
+                "[]",
+            ]
+        )
+        == 0
+    )
     for ckpt in tmp_path.rglob("*.ckpt"):  # checkpoints (where a config switches them on) are never pickles
         assert not ckpt.read_bytes().startswith(b"PK") and load_checkpoint_file(ckpt)["state_dict"]
 
@@ -129,9 +149,26 @@ def test_tiny_config_fits(config, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not TOY_WEIGHTS.exists(), reason="toy world weights not built (unlearn toyworld pretrain)")
 def test_toy_shapes_fast_dev_run(tmp_path):
-    assert main(["fit", "--config", "configs/toy_shapes.yaml", "--trainer.fast_dev_run", "true",
-          "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
-          "--data.init_args.num_prompts", "4", "--data.init_args.cache_dir", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/toy_shapes.yaml",
+                "--trainer.fast_dev_run",
+                "true",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path),
+                "--data.init_args.num_prompts",
+                "4",
+                "--data.init_args.cache_dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
 
 
 # ------------------------------------------------------------------------------------------ docstrings
@@ -158,8 +195,9 @@ def documented(class_path: str) -> tuple[list[str], dict[str, str]]:
     return arguments, {p.arg_name: " ".join((p.description or "").split()) for p in docs}
 
 
-SHIPPED_CLASSES = sorted(set().union(*(class_paths(yaml.safe_load(c.read_text()))
-                                        for c in ROOT.glob("configs/**/*.yaml"))))
+SHIPPED_CLASSES = sorted(
+    set().union(*(class_paths(yaml.safe_load(c.read_text())) for c in ROOT.glob("configs/**/*.yaml")))
+)
 
 
 @pytest.mark.parametrize("class_path", SHIPPED_CLASSES)
@@ -206,8 +244,15 @@ def _covering_configs() -> list[Path]:
     chosen, seen = [], set()
     for config in CONFIGS:
         keys = composed(config)
-        own = {keys["model.class_path"], keys["data.class_path"],
-               *(c["class_path"] for c in keys.get("trainer.callbacks") or [] if not c["class_path"].startswith("lightning."))}
+        own = {
+            keys["model.class_path"],
+            keys["data.class_path"],
+            *(
+                c["class_path"]
+                for c in keys.get("trainer.callbacks") or []
+                if not c["class_path"].startswith("lightning.")
+            ),
+        }
         if not own <= seen:
             chosen.append(config)
             seen |= own
@@ -265,6 +310,13 @@ def test_toy_ablation_splits_psr_into_preserved_and_other_classes():
     preserved = preserve_classes(_data_args("configs/toy_shapes.yaml"))
     assert len(preserved) == 8 and "red ring" not in preserved
     assert all("red" in c.split() or "ring" in c.split() for c in preserved)
-    row = {"per_class_top1": {"red ring": 0.0, "red square": 50.0, "green ring": 100.0, "blue bar": 20.0,
-                              "white dot": 40.0}}
+    row = {
+        "per_class_top1": {
+            "red ring": 0.0,
+            "red square": 50.0,
+            "green ring": 100.0,
+            "blue bar": 20.0,
+            "white dot": 40.0,
+        }
+    }
     assert split_psr(row, ["red square", "green ring"], "red ring") == (75.0, 30.0)

@@ -34,8 +34,9 @@ def test_a_shipped_config_is_found_from_any_folder_and_named(tmp_path, monkeypat
 
 def test_a_local_file_of_that_name_wins(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny_cogvideox.yaml").write_text(yaml.safe_dump(
-        {"config": str(ROOT / "configs" / "tiny_cogvideox.yaml"), "model.init_args.adapter_dim": 3}))
+    (tmp_path / "tiny_cogvideox.yaml").write_text(
+        yaml.safe_dump({"config": str(ROOT / "configs" / "tiny_cogvideox.yaml"), "model.init_args.adapter_dim": 3})
+    )
     assert resolve_config("tiny_cogvideox.yaml") == (Path("tiny_cogvideox.yaml"), False)
     printed = printed_config(["--config", "tiny_cogvideox.yaml"], capsys)
     assert printed["model"]["init_args"]["adapter_dim"] == 3
@@ -51,8 +52,9 @@ def test_nested_shipped_configs_and_their_relative_includes(tmp_path, monkeypatc
     shipped = tmp_path / "shipped"
     shutil.copytree(ROOT / "configs", shipped)  # the shipped folder, somewhere else (an installed package)
     (shipped / "lab").mkdir()
-    (shipped / "lab" / "tiny_delta.yaml").write_text(yaml.safe_dump(
-        {"config": "../tiny_cogvideox.yaml", "model.init_args.adapter_dim": 5}))  # relative to this file
+    (shipped / "lab" / "tiny_delta.yaml").write_text(
+        yaml.safe_dump({"config": "../tiny_cogvideox.yaml", "model.init_args.adapter_dim": 5})
+    )  # relative to this file
     monkeypatch.setattr(cli, "shipped_config_dirs", lambda: [shipped])
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -15,18 +15,28 @@ def test_toyworld_suite_is_stable():
 
 
 def test_suite_file_seeds_and_missing_class(tmp_path):
-    from callbacks import ErasureEvaluation
+    from unlearn.callbacks import ErasureEvaluation
 
     good = tmp_path / "ok.jsonl"
-    good.write_text("\n".join(json.dumps(r) for r in [
-        {"prompt": "a golf ball on grass", "concept": "golf ball", "seed": 3},
-        {"prompt": "a church at dusk", "concept": "church"},
-    ]) + "\n")
+    good.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"prompt": "a golf ball on grass", "concept": "golf ball", "seed": 3},
+                {"prompt": "a church at dusk", "concept": "church"},
+            ]
+        )
+        + "\n"
+    )
     s = load_suite(str(good), per_class=1, seed=100)
     assert [(it.label, it.seed) for it in s] == [("golf ball", 3), ("church", 101)]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"prompt": "a church at dusk", "concept": "church"}) + "\n"
-                   + json.dumps({"prompt": "a quiet street"}) + "\n")
+    bad.write_text(
+        json.dumps({"prompt": "a church at dusk", "concept": "church"})
+        + "\n"
+        + json.dumps({"prompt": "a quiet street"})
+        + "\n"
+    )
 
     class _DM:
         concept = "church"
@@ -45,17 +55,39 @@ def test_callback_records_what_each_row_computed(tmp_path):
 
     import lightning.pytorch as pl
 
-    from callbacks import ErasureEvaluation
+    from unlearn.callbacks import ErasureEvaluation
     from unlearn.methods.t2vunlearning import T2VUnlearning, ToyWorldDataModule
 
     model = T2VUnlearning(backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-    dm = ToyWorldDataModule(num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=2, record_steps=[1],
-                            cache_dir=str(tmp_path / "cache"), batch_size=2)
-    cb = ErasureEvaluation(rows=["original", "negprompt", "safree", "t2vunlearning"], per_class=1, per_group={},
-                           out_of_grammar={}, num_inference_steps=2, batch_size=25, sample_videos=0,
-                           row_options={"safree": {"schedule": "self_validating"}}, dirpath=str(tmp_path / "eval"))
-    pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=[cb]).fit(model, dm)
+    dm = ToyWorldDataModule(
+        num_prompts=2,
+        preserve_prompts_per_class=1,
+        num_inference_steps=2,
+        record_steps=[1],
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=2,
+    )
+    cb = ErasureEvaluation(
+        rows=["original", "negprompt", "safree", "t2vunlearning"],
+        per_class=1,
+        per_group={},
+        out_of_grammar={},
+        num_inference_steps=2,
+        batch_size=25,
+        sample_videos=0,
+        row_options={"safree": {"schedule": "self_validating"}},
+        dirpath=str(tmp_path / "eval"),
+    )
+    pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[cb],
+    ).fit(model, dm)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["rows"]) >= {"original", "negprompt", "safree", "t2vunlearning"}
     methods = metrics["methods"]

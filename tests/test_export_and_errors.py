@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from backbones import ConceptNotInPromptError, UnknownBackboneError, WeightsFolderError, build_backbone
+from unlearn.backbones import ConceptNotInPromptError, UnknownBackboneError, WeightsFolderError, build_backbone
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.data import ConceptDataModule
 from unlearn.methods.t2vunlearning.export import attach_adapters, load_adapters, save_adapters
@@ -27,8 +27,15 @@ def test_exported_adapters_change_stock_pipeline_only_when_scaled_in(tmp_path):
     # a stock pipeline from the tiny components, loaded back from disk like a user's download
     bb.save_pretrained(str(tmp_path / "pipe"))
     pipe = CogVideoXPipeline.from_pretrained(str(tmp_path / "pipe"))
-    run = dict(prompt="a naked person walking on the beach", num_frames=9, height=32, width=32,
-               num_inference_steps=3, output_type="pt", max_sequence_length=16)
+    run = dict(
+        prompt="a naked person walking on the beach",
+        num_frames=9,
+        height=32,
+        width=32,
+        num_inference_steps=3,
+        output_type="pt",
+        max_sequence_length=16,
+    )
     original = pipe(**run, generator=torch.Generator().manual_seed(0)).frames
 
     loaded = attach_adapters(pipe, tmp_path / "adapters")
@@ -78,7 +85,9 @@ def test_local_folder_loads_the_same_model(tmp_path):
     back = build_backbone("cogvideox-5b", pretrained=str(tmp_path / "w"), torch_dtype="float32")
     x = torch.randn(1, *bb.latent_shape(9, 32, 32))
     c = bb.encode_prompts(["a cat"])
-    assert torch.equal(bb.predict(x, torch.tensor([10]), c), back.predict(x, torch.tensor([10]), back.encode_prompts(["a cat"])))
+    assert torch.equal(
+        bb.predict(x, torch.tensor([10]), c), back.predict(x, torch.tensor([10]), back.encode_prompts(["a cat"]))
+    )
 
 
 def test_concept_missing_from_prompt_is_named():

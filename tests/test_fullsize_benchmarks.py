@@ -42,9 +42,29 @@ def test_gpu_step_dry_run_on_cpu(tmp_path):
     """benchmarks/gpu_step.py runs end to end (CPU, one real-width block, toy geometry): step times, the map of the
     fused route equal to the chunked route's, a trajectory."""
     out = tmp_path / "gpu_step.json"
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_step.py"), "--device", "cpu", "--num-layers",
-                          "1", "--geometry", "1", "32", "48", "--sampler-steps", "2", "--steps", "1", "--json", str(out)],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_step.py"),
+            "--device",
+            "cpu",
+            "--num-layers",
+            "1",
+            "--geometry",
+            "1",
+            "32",
+            "48",
+            "--sampler-steps",
+            "2",
+            "--steps",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     (row,) = json.loads(out.read_text())["rows"]
     assert row["seconds_per_step_with_map"] > 0 and row["seconds_per_trajectory"] > 0
@@ -56,8 +76,19 @@ def test_fullsize_smoke_cogvideox_2b(tmp_path):
     """The real full-size CogVideoX-2B (random bf16 weights): one pseudo-data step and one training step at one
     latent frame of 480×720, only adapters get gradients, and the 49-frame patch embedding (≈9 GiB, minutes)."""
     out = tmp_path / "smoke.json"
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fullsize_smoke.py"), "--backbone", "cogvideox-2b",
-                          "--json", str(out)], capture_output=True, text=True, timeout=3600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "fullsize_smoke.py"),
+            "--backbone",
+            "cogvideox-2b",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert res.returncode == 0 and res.stdout.strip().endswith("fullsize_smoke: ok"), res.stderr[-3000:]
     smoke = json.loads(out.read_text())
     assert smoke["params"] == 1_693_783_872 and smoke["latent_shape"] == [1, 16, 60, 90]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from backbones import build_backbone
 from test_attach_hooks import _controller as random_adapters
+
+from unlearn.backbones import build_backbone
 from unlearn.cli import main
 from unlearn.evaluation.tables import write_metrics
 from unlearn.methods.t2vunlearning.export import attach_adapters, backbone_provenance, save_adapters
@@ -54,12 +54,14 @@ def hub():
                 return self._json(200, {})
             if "/preupload/" in self.path:
                 files = json.loads(body)["files"]
-                return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                  for f in files]})
+                return self._json(
+                    200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                )
             if "/commit/" in self.path:
                 lines = [json.loads(x) for x in body.splitlines() if x.strip()]
-                state["commits"].append({"path": self.path, "auth": self.headers.get("authorization"),
-                                         "header": lines[0]["value"]})
+                state["commits"].append(
+                    {"path": self.path, "auth": self.headers.get("authorization"), "header": lines[0]["value"]}
+                )
                 for line in lines[1:]:
                     assert line["key"] == "file" and line["value"]["encoding"] == "base64"
                     state["files"][line["value"]["path"]] = base64.b64decode(line["value"]["content"])
@@ -84,16 +86,37 @@ def trained_run(tmp_path: Path):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     ctl = random_adapters(bb)
     source = str(tmp_path / "hf" / "models--THUDM--CogVideoX-2b" / "snapshots" / REVISION)
-    extra = {"eta": 7.0, "alpha": 1.0, "beta": 0.5, "adapter_dim": 8, "mask_threshold": 0.5, "epoch": 299,
-             "global_step": 30000, "concept": "golf ball", "preserve_concept": None,
-             **backbone_provenance("cogvideox-2b", source)}
+    extra = {
+        "eta": 7.0,
+        "alpha": 1.0,
+        "beta": 0.5,
+        "adapter_dim": 8,
+        "mask_threshold": 0.5,
+        "epoch": 299,
+        "global_step": 30000,
+        "concept": "golf ball",
+        "preserve_concept": None,
+        **backbone_provenance("cogvideox-2b", source),
+    }
     save_adapters(ctl, bb.name, tmp_path / "run" / "adapters", extra=extra)
-    rows = {"original": {"esr@1": 12.5, "esr@5": 3.1, "psr@1": 81.0, "psr@5": 97.0},
-            "t2vunlearning": {"esr@1": 93.8, "esr@5": 71.9, "psr@1": 77.5, "psr@5": 95.2}}
-    meta = {"concept": "golf ball", "erased_class": "golf ball", "backbone": "cogvideox-2b", "num_prompts": 50,
-            "prompt_suite": "builtin:imagenet10_video", "prompt_suite_hash": "ab" * 32, "global_step": 30000,
-            "units": "percent", "evaluator": {"evaluator": {"name": "efficientnet-lite2", "version": "0.1.0",
-                                                            "weights_sha256": "cd" * 32}, "top_k": [1, 5]}}
+    rows = {
+        "original": {"esr@1": 12.5, "esr@5": 3.1, "psr@1": 81.0, "psr@5": 97.0},
+        "t2vunlearning": {"esr@1": 93.8, "esr@5": 71.9, "psr@1": 77.5, "psr@5": 95.2},
+    }
+    meta = {
+        "concept": "golf ball",
+        "erased_class": "golf ball",
+        "backbone": "cogvideox-2b",
+        "num_prompts": 50,
+        "prompt_suite": "builtin:imagenet10_video",
+        "prompt_suite_hash": "ab" * 32,
+        "global_step": 30000,
+        "units": "percent",
+        "evaluator": {
+            "evaluator": {"name": "efficientnet-lite2", "version": "0.1.0", "weights_sha256": "cd" * 32},
+            "top_k": [1, 5],
+        },
+    }
     write_metrics(tmp_path / "run" / "eval", rows, meta)
     return bb, ctl
 
@@ -101,7 +124,10 @@ def trained_run(tmp_path: Path):
 def test_provenance_from_a_hub_cache_snapshot_or_a_cached_hub_id(tmp_path, monkeypatch):
     snap = f"/data/hf/models--THUDM--CogVideoX-2b/snapshots/{REVISION}"
     assert backbone_provenance("cogvideox-2b", snap) == {
-        "backbone_source": snap, "backbone_hub_id": "THUDM/CogVideoX-2b", "backbone_revision": REVISION}
+        "backbone_source": snap,
+        "backbone_hub_id": "THUDM/CogVideoX-2b",
+        "backbone_revision": REVISION,
+    }
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
@@ -116,8 +142,21 @@ def test_provenance_from_a_hub_cache_snapshot_or_a_cached_hub_id(tmp_path, monke
 def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hub, monkeypatch, capsys):
     bb, ctl = trained_run(tmp_path)
     adapters = tmp_path / "run" / "adapters"
-    assert main(["push", str(adapters), "--repo", "alice/cogx2b-no-golf-ball", "--endpoint", hub["endpoint"],
-                 "--token", "hf_test_token"]) == 0
+    assert (
+        main(
+            [
+                "push",
+                str(adapters),
+                "--repo",
+                "alice/cogx2b-no-golf-ball",
+                "--endpoint",
+                hub["endpoint"],
+                "--token",
+                "hf_test_token",
+            ]
+        )
+        == 0
+    )
     assert "alice/cogx2b-no-golf-ball" in capsys.readouterr().out
     assert [(r["organization"], r["name"]) for r in hub["repos"]] == [("alice", "cogx2b-no-golf-ball")]
     assert hub["validated"].startswith("---\n")
@@ -133,11 +172,19 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
     card = ModelCard(hub["files"]["README.md"].decode())
     assert card.data.base_model == "THUDM/CogVideoX-2b" and "concept-erasure" in card.data.tags
     text = card.text
-    for needle in (f"`{REVISION}`", "golf ball", "| η (negative guidance) | 7.0 |", "| α (localization loss) | 1.0 |",
-                   "| β (preservation loss) | 0.5 |", "| t2vunlearning | 93.8 | 71.9 | 77.5 | 95.2 |",
-                   "efficientnet-lite2", "cd" * 32, "builtin:imagenet10_video",
-                   'attach_adapters(pipe, "alice/cogx2b-no-golf-ball")',
-                   f'DiffusionPipeline.from_pretrained("THUDM/CogVideoX-2b", revision="{REVISION}"'):
+    for needle in (
+        f"`{REVISION}`",
+        "golf ball",
+        "| η (negative guidance) | 7.0 |",
+        "| α (localization loss) | 1.0 |",
+        "| β (preservation loss) | 0.5 |",
+        "| t2vunlearning | 93.8 | 71.9 | 77.5 | 95.2 |",
+        "efficientnet-lite2",
+        "cd" * 32,
+        "builtin:imagenet10_video",
+        'attach_adapters(pipe, "alice/cogx2b-no-golf-ball")',
+        f'DiffusionPipeline.from_pretrained("THUDM/CogVideoX-2b", revision="{REVISION}"',
+    ):
         assert needle in text, needle
 
     # back from the Hub: the commit laid out as huggingface_hub caches it, the Hub unreachable
@@ -156,11 +203,20 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
     from diffusers import CogVideoXPipeline
 
     bb.save_pretrained(str(tmp_path / "pipe"))
-    run = dict(prompt="a golf ball on the grass", num_frames=9, height=32, width=32, num_inference_steps=2,
-               output_type="pt", max_sequence_length=16)
+    run = dict(
+        prompt="a golf ball on the grass",
+        num_frames=9,
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        output_type="pt",
+        max_sequence_length=16,
+    )
     outputs = {}
-    for name, where in (("folder", {"path_or_repo": adapters}),
-                        ("hub", {"path_or_repo": "alice/cogx2b-no-golf-ball", "cache_dir": cache})):
+    for name, where in (
+        ("folder", {"path_or_repo": adapters}),
+        ("hub", {"path_or_repo": "alice/cogx2b-no-golf-ball", "cache_dir": cache}),
+    ):
         pipe = CogVideoXPipeline.from_pretrained(str(tmp_path / "pipe"))
         loaded = attach_adapters(pipe, **where)
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ctl.state_dict().values()))

@@ -124,8 +124,9 @@ def test_rows_carry_sizes_intervals_and_paired_deltas():
 
 def test_details_are_order_free():
     clf = OutcomeLogits()
-    vids = [(video([[0.9 * (i % 3 == 0), 0.9 * (i % 3 != 0), 0, 0, 0, 0]] * 4), ["apple", "bird"][i % 2])
-            for i in range(12)]
+    vids = [
+        (video([[0.9 * (i % 3 == 0), 0.9 * (i % 3 != 0), 0, 0, 0, 0]] * 4), ["apple", "bird"][i % 2]) for i in range(12)
+    ]
 
     def run(order):
         esr = ErasureSuccessRate("apple", classifier=clf)
@@ -148,8 +149,11 @@ def test_splits_tables_and_breakdown_from_method_metrics():
     from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
     from unlearn.evaluation.tables import markdown_table
 
-    ev = Evaluators(MetricConfig(metrics=["classification"], classifier=GroupingLogits(), erased_classes=["apple"]),
-                    ["apple", "bird", "car"], "apple")
+    ev = Evaluators(
+        MetricConfig(metrics=["classification"], classifier=GroupingLogits(), erased_classes=["apple"]),
+        ["apple", "bird", "car"],
+        "apple",
+    )
     splits = ["in_grammar", "out_of_grammar"]
     good = {"apple": [0.9, 0, 0, 0, 0, 0], "bird": [0, 0.9, 0, 0, 0, 0], "car": [0, 0, 0.9, 0, 0, 0]}
 
@@ -161,8 +165,10 @@ def test_splits_tables_and_breakdown_from_method_metrics():
                 mm.update(vids, ["apple", "bird", "car"], ["p"] * 3, [split] * 3)
         return mm.compute()["classification"]["apple"]
 
-    rows = {"original": row(lambda i: good["apple"], lambda i: good["apple"]),
-            "t2vunlearning": row(lambda i: BLANK if i < 2 else good["bird"], lambda i: good["apple"] if i else BLANK)}
+    rows = {
+        "original": row(lambda i: good["apple"], lambda i: good["apple"]),
+        "t2vunlearning": row(lambda i: BLANK if i < 2 else good["bird"], lambda i: good["apple"] if i else BLANK),
+    }
     compare_rows(rows, "apple")
     r = rows["t2vunlearning"]
     assert r["split"] == "in_grammar" and r["esr@1"] == 100.0 and r["erased_frames"] == 24
@@ -170,8 +176,15 @@ def test_splits_tables_and_breakdown_from_method_metrics():
     out = r["splits"]["out_of_grammar"]
     assert out["esr@1"] == pytest.approx(100 / 6) and out["replacement"] == {"prompted class": 20, "nothing": 4}
     assert out["vs_reference"]["psr@1"]["delta"] == 0.0 and out["vs_reference"]["lost_most"] == []
-    md = markdown_table(rows, {"concept": "apple", "backbone": "toy", "num_prompts": 36,
-                               "prompts_per_split": {"in_grammar": 18, "out_of_grammar": 18}})
+    md = markdown_table(
+        rows,
+        {
+            "concept": "apple",
+            "backbone": "toy",
+            "num_prompts": 36,
+            "prompts_per_split": {"in_grammar": 18, "out_of_grammar": 18},
+        },
+    )
     assert "ESR-1 ↑ in-grammar | ESR-1 ↑ out-of-grammar" in md
     assert "### In-grammar held-out prompts (erased class: 6 prompts, 24 frames; preserved: 2 classes" in md
     assert "### Out-of-grammar prompts" in md

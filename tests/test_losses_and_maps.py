@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from backbones.attention import concept_attention_probs, dense_concept_attention_probs
+from unlearn.backbones.attention import concept_attention_probs, dense_concept_attention_probs
 from unlearn.methods.t2vunlearning.losses import (
     concept_mask,
     localization_loss,
@@ -51,10 +51,23 @@ def test_localization_loss_from_token_squares_equals_the_formula_and_its_gradien
     and gradient of the direct formula on the outputs (also for a soft mask), and no float32 copy of a bf16
     output is saved."""
     g = torch.Generator().manual_seed(3)
-    outs = [torch.randn(2, 10, 6, generator=g, requires_grad=True), torch.randn(2, 10, 4, generator=g, requires_grad=True)]
+    outs = [
+        torch.randn(2, 10, 6, generator=g, requires_grad=True),
+        torch.randn(2, 10, 4, generator=g, requires_grad=True),
+    ]
     masks = [(torch.rand(2, 10, generator=g) > 0.5).float(), torch.rand(2, 2, 5, generator=g)]
-    direct = sum(torch.stack([((o[b] * (1 - m[b].reshape(-1))[:, None]) ** 2).sum() / ((1 - m[b]).sum() * o.shape[-1])
-                              for b in range(2)]).mean() for o, m in zip(outs, masks)) / 2
+    direct = (
+        sum(
+            torch.stack(
+                [
+                    ((o[b] * (1 - m[b].reshape(-1))[:, None]) ** 2).sum() / ((1 - m[b]).sum() * o.shape[-1])
+                    for b in range(2)
+                ]
+            ).mean()
+            for o, m in zip(outs, masks)
+        )
+        / 2
+    )
     ref_grads = torch.autograd.grad(direct, outs)
     got = loc(outs, masks)
     torch.testing.assert_close(got, direct, rtol=1e-6, atol=1e-7)
@@ -86,7 +99,9 @@ def test_localization_loss_is_the_papers_squared_norm_over_the_unlearning_diviso
     # against L_unlearn = mean of squares: with o − target of the same squared norm, the two terms are equal
     pred = torch.zeros(2, numel)
     target = torch.cat([torch.sqrt(sq[0] / numel)[:, None].expand(2, numel)], 1)
-    assert torch.allclose(((pred - target) ** 2).mean(), localization_loss(squares[:1], masks[:1], per_sample_elements=numel, channels=8))
+    assert torch.allclose(
+        ((pred - target) ** 2).mean(), localization_loss(squares[:1], masks[:1], per_sample_elements=numel, channels=8)
+    )
     with pytest.raises(ValueError, match="per_sample_elements"):
         localization_loss(squares, masks, per_sample_elements=0, channels=8)
     with pytest.raises(ValueError, match="channels"):
@@ -134,7 +149,7 @@ def test_attention_with_concept_map_is_the_layer_attention_and_the_dense_map(rou
     included) and, from its log-sum-exp and the concept columns, the map of the dense softmax reference."""
     import torch.nn.functional as F
 
-    import backbones.attention as am
+    import unlearn.backbones.attention as am
 
     if route != "fused":
         monkeypatch.setattr(am, "_fused_kernel", lambda *a: None)
@@ -168,7 +183,7 @@ def test_concept_map_is_float32_under_bf16_autocast():
     logits stay float32: both routes agree with the float32 map of the bf16-rounded q and k."""
     import torch.nn.functional as F
 
-    from backbones.attention import attention_with_concept_map
+    from unlearn.backbones.attention import attention_with_concept_map
 
     q, k, v, concept = _inputs(nq=40, nk=30, d=16)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -7,7 +7,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from backbones import build_backbone
+from unlearn.backbones import build_backbone
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.data import ConceptDataModule
 from unlearn.methods.t2vunlearning.module import T2VUnlearning
@@ -16,16 +16,34 @@ PROMPTS = ["a naked person walking on the beach", "a nude woman standing in a su
 
 
 def make_data(tmp_path, **kw):
-    args = dict(concept="nudity", concept_synonyms=["naked", "nude"], prompts=PROMPTS, preserve_concept="person",
-                preserve_prompts=["a person walking on the beach"], num_frames=9, height=32, width=32,
-                num_inference_steps=4, cache_dir=str(tmp_path / "cache"), batch_size=2)
+    args = dict(
+        concept="nudity",
+        concept_synonyms=["naked", "nude"],
+        prompts=PROMPTS,
+        preserve_concept="person",
+        preserve_prompts=["a person walking on the beach"],
+        num_frames=9,
+        height=32,
+        width=32,
+        num_inference_steps=4,
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=2,
+    )
     args.update(kw)
     return ConceptDataModule(**args)
 
 
 def make_trainer(tmp_path, **kw):
-    args = dict(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    args = dict(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     args.update(kw)
     return pl.Trainer(**args)
 
@@ -50,8 +68,16 @@ def test_adapted_equals_frozen_at_step_zero():
 
 def test_training_changes_only_adapters_and_unlearning_loss_falls(tmp_path):
     pl.seed_everything(0)
-    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=16,
-                          eta=7.0, alpha=1.0, beta=1.0, learning_rate=3e-3)
+    model = T2VUnlearning(
+        backbone="cogvideox-2b",
+        tiny=True,
+        torch_dtype="float32",
+        adapter_dim=16,
+        eta=7.0,
+        alpha=1.0,
+        beta=1.0,
+        learning_rate=3e-3,
+    )
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     adapters_before = copy.deepcopy(model.controller.state_dict())
 
@@ -75,7 +101,9 @@ def test_training_changes_only_adapters_and_unlearning_loss_falls(tmp_path):
 
 def test_pseudo_data_cache_hits_on_rerun_and_misses_on_changed_eta_or_prompt(tmp_path):
     def run(eta=7.0, prompts=PROMPTS):
-        model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, eta=eta, beta=1.0)
+        model = T2VUnlearning(
+            backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, eta=eta, beta=1.0
+        )
         dm = make_data(tmp_path, prompts=prompts)
         make_trainer(tmp_path, max_steps=1).fit(model, dm)
         return dm.cache
@@ -103,8 +131,16 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
     tf = TrajectoryFile(path)
     assert tf.num_steps == 4
     with model.controller.disabled():
-        x2 = model.backbone.sample([un[0].prompt], [un[0].seed], num_frames=9, height=32, width=32,
-                                   num_inference_steps=4, guidance_scale=settings.guidance_scale, stop_at_step=2)
+        x2 = model.backbone.sample(
+            [un[0].prompt],
+            [un[0].seed],
+            num_frames=9,
+            height=32,
+            width=32,
+            num_inference_steps=4,
+            guidance_scale=settings.guidance_scale,
+            stop_at_step=2,
+        )
     assert torch.allclose(tf.step(2)["x_t"], x2[0], atol=1e-6)
 
 
@@ -121,7 +157,9 @@ def test_nan_loss_raises_clear_error(tmp_path):
     with torch.no_grad():
         model.controller.adapters[0].up.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="learning_rate"):
-        make_trainer(tmp_path, max_steps=1).fit(model, make_data(tmp_path, preserve_concept=None, preserve_prompts=None))
+        make_trainer(tmp_path, max_steps=1).fit(
+            model, make_data(tmp_path, preserve_concept=None, preserve_prompts=None)
+        )
 
 
 def test_mask_layers_share_one_mask_built_from_the_chosen_layers():
@@ -148,15 +186,23 @@ def _batch(model, beta: bool = True, seed: int = 0):
     bb = model.backbone
     shape = bb.latent_shape(9, 32, 32)
     cond = bb.encode_prompts(PROMPTS)
-    batch = {"x_t": torch.randn(2, *shape, generator=g), "timesteps": torch.tensor([900, 400]),
-             "target": torch.randn(2, *shape, generator=g),
-             "concept_tokens": bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2),
-             **{f"cond.{k}": v for k, v in cond.to_dict().items()}}
+    batch = {
+        "x_t": torch.randn(2, *shape, generator=g),
+        "timesteps": torch.tensor([900, 400]),
+        "target": torch.randn(2, *shape, generator=g),
+        "concept_tokens": bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2),
+        **{f"cond.{k}": v for k, v in cond.to_dict().items()},
+    }
     if beta:
         pre = bb.encode_prompts(["a person walking on the beach"] * 2)
-        batch.update({"pre_x_t": torch.randn(2, *shape, generator=g), "pre_timesteps": torch.tensor([700, 300]),
-                      "pre_target": torch.randn(2, *shape, generator=g),
-                      **{f"pre_cond.{k}": v for k, v in pre.to_dict().items()}})
+        batch.update(
+            {
+                "pre_x_t": torch.randn(2, *shape, generator=g),
+                "pre_timesteps": torch.tensor([700, 300]),
+                "pre_target": torch.randn(2, *shape, generator=g),
+                **{f"pre_cond.{k}": v for k, v in pre.to_dict().items()},
+            }
+        )
     return batch
 
 
@@ -188,8 +234,7 @@ def test_preservation_term_is_backpropagated_on_its_own_with_the_same_gradient()
     squares, maps = ctl.take()
     widths = [a.up.out_features for a in ctl.adapters]
     loc = localization_loss(squares, model.concept_masks(maps), per_sample_elements=pred[0].numel(), channels=widths)
-    joint = (unlearning_loss(pred, batch["target"]) + 1.0 * loc
-             + 2.0 * preservation_loss(pred_pre, batch["pre_target"]))
+    joint = unlearning_loss(pred, batch["target"]) + 1.0 * loc + 2.0 * preservation_loss(pred_pre, batch["pre_target"])
     ref = torch.autograd.grad(joint, list(ctl.parameters()))
 
     alive, graphs = [], []
@@ -261,7 +306,7 @@ def test_text_encoders_and_vae_leave_the_training_device_and_come_back_for_sampl
 
 def test_callbacks_fire_on_step_periods(tmp_path):
     """Runs are measured in optimizer steps: adapters and masks every N steps, named by the step."""
-    from callbacks import AdapterCheckpoint, ConceptMaskCallback
+    from unlearn.callbacks import AdapterCheckpoint, ConceptMaskCallback
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, beta=0.0)
     ckpt = AdapterCheckpoint(every_n_steps=2, every_n_epochs=0, keep_every_epoch=True)
@@ -270,8 +315,10 @@ def test_callbacks_fire_on_step_periods(tmp_path):
     make_trainer(tmp_path, max_steps=5, max_epochs=-1, callbacks=[ckpt, masks]).fit(model, dm)
     assert (tmp_path / "adapters" / "adapter_config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "adapters_history").iterdir()) == ["step=2", "step=4"]
-    assert sorted(p.name for p in (tmp_path / "masks").glob("*.safetensors")) == ["masks_step=2.safetensors",
-                                                                                  "masks_step=4.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "masks").glob("*.safetensors")) == [
+        "masks_step=2.safetensors",
+        "masks_step=4.safetensors",
+    ]
     with pytest.raises(ValueError, match="every_n_steps"):
         AdapterCheckpoint(every_n_steps=-1)
 
@@ -288,8 +335,13 @@ def test_loc_normalization_paper_vs_masked_mean(tmp_path):
     x = bb.initial_noise([0, 1], 9, 32, 32)
     cond = bb.encode_prompts(PROMPTS)
     tokens = bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2)
-    batch = {"x_t": x, "timesteps": torch.tensor([500, 500]), "target": torch.zeros_like(x),
-             "concept_tokens": tokens, **cond.to_dict("cond.")}
+    batch = {
+        "x_t": x,
+        "timesteps": torch.tensor([500, 500]),
+        "target": torch.zeros_like(x),
+        "concept_tokens": tokens,
+        **cond.to_dict("cond."),
+    }
     with torch.no_grad():
         paper = model.compute_losses(batch)["loc"]
         with model.controller.capturing(tokens):
@@ -297,7 +349,9 @@ def test_loc_normalization_paper_vs_masked_mean(tmp_path):
         outputs, maps = model.controller.take()
         masks = model.concept_masks(maps)
         widths = [a.up.out_features for a in model.controller.adapters]
-        assert torch.allclose(paper, localization_loss(outputs, masks, per_sample_elements=x[0].numel(), channels=widths))
+        assert torch.allclose(
+            paper, localization_loss(outputs, masks, per_sample_elements=x[0].numel(), channels=widths)
+        )
         model.hparams.loc_normalization = "masked_mean"
         assert torch.allclose(model.compute_losses(batch)["loc"], localization_loss(outputs, masks))
     with pytest.raises(ValueError, match="loc_normalization"):

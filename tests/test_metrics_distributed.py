@@ -149,8 +149,11 @@ def run_row(videos):
     """A whole evaluation row (MethodMetrics: ESR/PSR with the per-class table) over ``videos``."""
     from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
 
-    ev = Evaluators(MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
-                    list(CLASSES), "apple")
+    ev = Evaluators(
+        MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
+        list(CLASSES),
+        "apple",
+    )
     row = MethodMetrics(ev)
     for frames, label in videos:
         row.update(frames[None], [label], ["a prompt"])
@@ -196,7 +199,7 @@ def test_per_class_results_of_two_ranks_equal_one_process(tmp_path):
 
 def run_callback_path(suite_file, rank=0, world_size=1):
     """The evaluation callback's path: generate the suite with a row (each rank its share) and score it."""
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.evaluation.rows import MethodGenerator, MethodSpec
     from unlearn.evaluation.runner import score_in_memory
     from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
@@ -205,10 +208,14 @@ def run_callback_path(suite_file, rank=0, world_size=1):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     gen = MethodGenerator(bb, [MethodSpec("original")], concept="apple", sampling={"num_inference_steps": 1})
     suite = load_suite(suite_file)
-    ev = Evaluators(MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
-                    suite.labels, "apple")
-    return score_in_memory(gen, suite, {"original": MethodMetrics(ev)}, batch_size=2, rank=rank,
-                           world_size=world_size)["original"]
+    ev = Evaluators(
+        MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
+        suite.labels,
+        "apple",
+    )
+    return score_in_memory(gen, suite, {"original": MethodMetrics(ev)}, batch_size=2, rank=rank, world_size=world_size)[
+        "original"
+    ]
 
 
 def _callback_worker(rank, world_size, port, suite_file, out_path):
@@ -226,11 +233,18 @@ def _callback_worker(rank, world_size, port, suite_file, out_path):
 def test_callback_path_shards_the_suite_and_syncs_per_class_counts(tmp_path):
     from unlearn.prompts import PromptSuite
 
-    suite_file = str(PromptSuite([{"prompt": f"a {c} number {i}", "concept": c, "seed": i}
-                                  for i, c in enumerate(["apple", "bird", "apple", "car", "dog"])]).save(tmp_path / "s.jsonl"))
+    suite_file = str(
+        PromptSuite(
+            [
+                {"prompt": f"a {c} number {i}", "concept": c, "seed": i}
+                for i, c in enumerate(["apple", "bird", "apple", "car", "dog"])
+            ]
+        ).save(tmp_path / "s.jsonl")
+    )
     out_path = str(tmp_path / "cb")
-    mp.start_processes(_callback_worker, args=(2, free_port(), suite_file, out_path), nprocs=2, join=True,
-                       start_method="fork")
+    mp.start_processes(
+        _callback_worker, args=(2, free_port(), suite_file, out_path), nprocs=2, join=True, start_method="fork"
+    )
     single = run_callback_path(suite_file)["classification"]["apple"]
     frames = single["per_class_frames"]
     assert frames == {"bird": 9, "car": 9, "dog": 9} and single["erased_frames"] == 18  # 9 per video, each prompt once

@@ -116,18 +116,28 @@ def tiny_arcface_onnx(path, normalises_itself=False, seed=0):
     inits = [numpy_helper.from_array(conv_w, "conv_w"), numpy_helper.from_array(fc_w, "fc_w")]
     nodes, src = [], "input.1"
     if normalises_itself:  # graphs that take raw pixels start with their own (x - 127.5) * (1/127.5)
-        inits += [numpy_helper.from_array(np.array(127.5, np.float32), "mean"),
-                  numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale")]
-        nodes += [helper.make_node("Sub", ["input.1", "mean"], ["centred"]),
-                  helper.make_node("Mul", ["centred", "scale"], ["normed"])]
+        inits += [
+            numpy_helper.from_array(np.array(127.5, np.float32), "mean"),
+            numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale"),
+        ]
+        nodes += [
+            helper.make_node("Sub", ["input.1", "mean"], ["centred"]),
+            helper.make_node("Mul", ["centred", "scale"], ["normed"]),
+        ]
         src = "normed"
-    nodes += [helper.make_node("Conv", [src, "conv_w"], ["c"], strides=[8, 8]),
-              helper.make_node("Relu", ["c"], ["r"]),
-              helper.make_node("Flatten", ["r"], ["f"]),
-              helper.make_node("MatMul", ["f", "fc_w"], ["683"])]
-    graph = helper.make_graph(nodes, "tiny_arcface",
-                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, 112, 112])],
-                              [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["N", 16])], inits)
+    nodes += [
+        helper.make_node("Conv", [src, "conv_w"], ["c"], strides=[8, 8]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc_w"], ["683"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_arcface",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, 112, 112])],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["N", 16])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.save(model, str(path))
     return str(path)

@@ -10,7 +10,12 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from unlearn.evaluation.evaluators import NUDENET_EXPLICIT_LABELS, NUDENET_EXPOSED_LABELS, NUDENET_LABELS, NudeNetDetector
+from unlearn.evaluation.evaluators import (
+    NUDENET_EXPLICIT_LABELS,
+    NUDENET_EXPOSED_LABELS,
+    NUDENET_LABELS,
+    NudeNetDetector,
+)
 from unlearn.evaluation.metrics import NudityRate, parse_detections
 
 

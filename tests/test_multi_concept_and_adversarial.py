@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from callbacks import ErasureEvaluation
+from unlearn.callbacks import ErasureEvaluation
 from unlearn.evaluation import Evaluators, MethodMetrics, MetricConfig, joint_classification_row
 from unlearn.evaluation.tables import markdown_table
 from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning, ToyWorldDataModule
@@ -30,18 +30,32 @@ def test_toy_data_module_takes_a_list_of_classes():
     assert not set(dm.preserve_classes) & set(THREE) and "red square" in dm.preserve_classes
     assert "blue ring" in dm.preserve_classes and "green square" in dm.preserve_classes
     # one concept keeps the single-concept prompts and seeds (cached pseudo data stays valid)
-    one, first = ToyWorldDataModule(concept="red ring", num_prompts=3), ToyWorldDataModule(concept=["red ring"], num_prompts=3)
-    assert [(p.prompt, p.seed, p.concept) for p in one.training_prompts] == \
-        [(p.prompt, p.seed, "") for p in dm.training_prompts[:3]] == \
-        [(p.prompt, p.seed, p.concept) for p in first.training_prompts]
-    assert ToyWorldDataModule(concept=THREE, prompt_style="concept", num_prompts=1).training_prompts[1].prompt == "a blue square"
+    one, first = (
+        ToyWorldDataModule(concept="red ring", num_prompts=3),
+        ToyWorldDataModule(concept=["red ring"], num_prompts=3),
+    )
+    assert (
+        [(p.prompt, p.seed, p.concept) for p in one.training_prompts]
+        == [(p.prompt, p.seed, "") for p in dm.training_prompts[:3]]
+        == [(p.prompt, p.seed, p.concept) for p in first.training_prompts]
+    )
+    assert (
+        ToyWorldDataModule(concept=THREE, prompt_style="concept", num_prompts=1).training_prompts[1].prompt
+        == "a blue square"
+    )
 
 
 def test_concept_data_module_assigns_each_prompt_its_concept():
-    dm = ConceptDataModule(concept=["nudity", "golf ball"], concept_synonyms={"nudity": ["naked", "nude"]},
-                           prompts=["a naked man on a beach", "a golf ball on the grass"], loss_condition="concept")
+    dm = ConceptDataModule(
+        concept=["nudity", "golf ball"],
+        concept_synonyms={"nudity": ["naked", "nude"]},
+        prompts=["a naked man on a beach", "a golf ball on the grass"],
+        loss_condition="concept",
+    )
     assert [(p.concept, p.concept_words) for p in dm.training_prompts] == [
-        ("nudity", ["nudity", "naked", "nude"]), ("golf ball", ["golf ball"])]
+        ("nudity", ["nudity", "naked", "nude"]),
+        ("golf ball", ["golf ball"]),
+    ]
     assert [dm.loss_prompt(p) for p in dm.training_prompts] == ["nudity", "golf ball"]
     assert dm.synonyms == ["naked", "nude"]
     with pytest.raises(ValueError, match="names none of the concepts"):
@@ -85,16 +99,42 @@ def test_erased_together_psr_leaves_out_every_erased_class():
 
 # ---------------------------------------------------------------------------------------------- training
 def _trainer(tmp_path, callbacks=(), **kw):
-    return pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=list(callbacks), **kw)
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=list(callbacks),
+        **kw,
+    )
 
 
 def test_adversarial_training_step_adds_the_worst_case_term(tmp_path):
     pl.seed_everything(0)
-    model = T2VUnlearning(backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adapter_dim=8, eta=3.0,
-                          alpha=0.0, beta=1.0, learning_rate=1e-2, adversarial_steps=2, adversarial_epsilon=0.5)
-    dm = ToyWorldDataModule(concept="red ring", num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=4,
-                            record_steps=[1, 2], cache_dir=str(tmp_path / "cache"), batch_size=4)
+    model = T2VUnlearning(
+        backbone="toy-cogvideox",
+        tiny=True,
+        torch_dtype="float32",
+        adapter_dim=8,
+        eta=3.0,
+        alpha=0.0,
+        beta=1.0,
+        learning_rate=1e-2,
+        adversarial_steps=2,
+        adversarial_epsilon=0.5,
+    )
+    dm = ToyWorldDataModule(
+        concept="red ring",
+        num_prompts=2,
+        preserve_prompts_per_class=1,
+        num_inference_steps=4,
+        record_steps=[1, 2],
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=4,
+    )
     seen = []
 
     class Record(pl.Callback):
@@ -108,19 +148,41 @@ def test_adversarial_training_step_adds_the_worst_case_term(tmp_path):
     assert all(s["adv_unlearn"] >= s["unlearn"] - 1e-6 for s in seen)
     assert all(s["total"] == pytest.approx(s["unlearn"] + s["adv_unlearn"] + s["pre"], rel=0.2) for s in seen)
     with pytest.raises(ValueError, match="adversarial_epsilon"):
-        T2VUnlearning(backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adversarial_steps=1,
-                      adversarial_epsilon=0.0)
+        T2VUnlearning(
+            backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adversarial_steps=1, adversarial_epsilon=0.0
+        )
 
 
 def test_several_concepts_train_and_the_callback_reports_each(tmp_path):
     pl.seed_everything(0)
-    model = T2VUnlearning(backbone="toy-cogvideox", tiny=True, torch_dtype="float32", adapter_dim=8, eta=3.0,
-                          alpha=1.0, beta=1.0, learning_rate=1e-2)
-    dm = ToyWorldDataModule(concept=THREE, num_prompts=1, preserve_prompts_per_class=1, num_inference_steps=2,
-                            record_steps=[1], cache_dir=str(tmp_path / "cache"), batch_size=4)
-    cb = ErasureEvaluation(rows=["original", "t2vunlearning", "negprompt"], per_class=1, per_group={"erased": 2},
-                           out_of_grammar={"erased": 1}, num_inference_steps=2, sample_videos=0,
-                           dirpath=str(tmp_path / "eval"))
+    model = T2VUnlearning(
+        backbone="toy-cogvideox",
+        tiny=True,
+        torch_dtype="float32",
+        adapter_dim=8,
+        eta=3.0,
+        alpha=1.0,
+        beta=1.0,
+        learning_rate=1e-2,
+    )
+    dm = ToyWorldDataModule(
+        concept=THREE,
+        num_prompts=1,
+        preserve_prompts_per_class=1,
+        num_inference_steps=2,
+        record_steps=[1],
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=4,
+    )
+    cb = ErasureEvaluation(
+        rows=["original", "t2vunlearning", "negprompt"],
+        per_class=1,
+        per_group={"erased": 2},
+        out_of_grammar={"erased": 1},
+        num_inference_steps=2,
+        sample_videos=0,
+        dirpath=str(tmp_path / "eval"),
+    )
     _trainer(tmp_path, [cb], max_steps=1).fit(model, dm)
     doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for row in ("original", "t2vunlearning", "negprompt"):

@@ -21,9 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = {
     # config, overrides, per-rank batch, precision, steps
     "tiny": ("tiny_cogvideox.yaml", ["--trainer.max_epochs", "2"], 2, "32-true"),
-    "toy": ("toy_shapes.yaml", ["--trainer.max_steps", "4", "--data.init_args.num_prompts", "4",
-                                "--data.init_args.preserve_prompts_per_class", "1",
-                                "--data.init_args.record_steps", "[2, 5]"], 2, "64-true"),
+    "toy": (
+        "toy_shapes.yaml",
+        [
+            "--trainer.max_steps",
+            "4",
+            "--data.init_args.num_prompts",
+            "4",
+            "--data.init_args.preserve_prompts_per_class",
+            "1",
+            "--data.init_args.record_steps",
+            "[2, 5]",
+        ],
+        2,
+        "64-true",
+    ),
 }
 
 
@@ -31,18 +43,36 @@ def fit(tmp_path: Path, name: str, case: str, batch: int, devices: int) -> tuple
     config, overrides, _, precision = CASES[case]
     out = tmp_path / name
     args = [
-        "fit", "--config", str(ROOT / "configs" / config), *overrides,
-        "--trainer.accelerator", "cpu", "--trainer.devices", str(devices),
-        "--trainer.strategy", "ddp" if devices > 1 else "auto", "--trainer.precision", precision,
-        "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
-        "--trainer.default_root_dir", str(out),
-        "--trainer.callbacks", f"[{{class_path: callbacks.AdapterCheckpoint, init_args: {{dirpath: {out}/adapters, "
-                               "every_n_epochs: 0}}]",
-        "--data.init_args.batch_size", str(batch), "--data.init_args.cache_dir", str(tmp_path / "cache"),
+        "fit",
+        "--config",
+        str(ROOT / "configs" / config),
+        *overrides,
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        str(devices),
+        "--trainer.strategy",
+        "ddp" if devices > 1 else "auto",
+        "--trainer.precision",
+        precision,
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.callbacks",
+        f"[{{class_path: unlearn.callbacks.AdapterCheckpoint, init_args: {{dirpath: {out}/adapters, "
+        "every_n_epochs: 0}}]",
+        "--data.init_args.batch_size",
+        str(batch),
+        "--data.init_args.cache_dir",
+        str(tmp_path / "cache"),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "unlearn.cli", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "unlearn.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return load_file(out / "adapters" / "adapters.safetensors"), done.stderr
 
@@ -72,8 +102,10 @@ def test_two_process_ddp_equals_one_process_at_the_same_global_batch(tmp_path, c
     one, log1 = fit(tmp_path, "one", case, 2 * batch, devices=1)
     assert cache_lines(log1) == {0: (0, total, total)}  # the one-process run found every trajectory
     diff = max_abs_diff(two, one)
-    print(f"{case}: 2-process DDP vs 1 process at global batch {2 * batch}: max |delta| = {diff:.3e} "
-          f"(largest weight {max(v.abs().max().item() for v in one.values()):.3f})")
+    print(
+        f"{case}: 2-process DDP vs 1 process at global batch {2 * batch}: max |delta| = {diff:.3e} "
+        f"(largest weight {max(v.abs().max().item() for v in one.values()):.3f})"
+    )
     assert diff <= 1e-5
 
     if case == "tiny":  # the comparison can fail: one process at half the global batch ends elsewhere

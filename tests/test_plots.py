@@ -25,20 +25,28 @@ ROW = {"esr@1": 90.0, "esr@5": 70.0, "psr@1": 60.0, "psr@5": 95.0}
 
 
 def test_classification_bars_one_class_and_several(tmp_path):
-    p = plots.classification_bars({"original": {k: 10.0 for k in ROW}, "t2vunlearning": ROW}, tmp_path / "a.png",
-                                  size=(640, 360), title="golf ball")
+    p = plots.classification_bars(
+        {"original": {k: 10.0 for k in ROW}, "t2vunlearning": ROW},
+        tmp_path / "a.png",
+        size=(640, 360),
+        title="golf ball",
+    )
     assert png_size(p) == (640, 360)
     img = read_png(p)
     assert img.std() > 10  # something was drawn
-    many = {c: {"original": ROW, "t2vunlearning": ROW} for c in ["golf ball", "church", "tench", "parachute",
-                                                                 "gas pump", "chain saw"]}
+    many = {
+        c: {"original": ROW, "t2vunlearning": ROW}
+        for c in ["golf ball", "church", "tench", "parachute", "gas pump", "chain saw"]
+    }
     assert png_size(plots.classification_bars(many, tmp_path / "b.png", size=(1200, 500), dpi=80)) == (1200, 500)
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
 
 def test_nudity_label_histogram_size_and_content(tmp_path):
-    counts = {"original": {"FEMALE_BREAST_EXPOSED": 30, "BUTTOCKS_EXPOSED": 12, "ANUS_EXPOSED": 0},
-              "t2vunlearning": {"FEMALE_BREAST_EXPOSED": 2, "BUTTOCKS_EXPOSED": 1}}
+    counts = {
+        "original": {"FEMALE_BREAST_EXPOSED": 30, "BUTTOCKS_EXPOSED": 12, "ANUS_EXPOSED": 0},
+        "t2vunlearning": {"FEMALE_BREAST_EXPOSED": 2, "BUTTOCKS_EXPOSED": 1},
+    }
     p = plots.nudity_label_histogram(counts, tmp_path / "fig5.png", size=(800, 450), title="SafeSora")
     assert png_size(p) == (800, 450)
     img = read_png(p)
@@ -48,11 +56,17 @@ def test_nudity_label_histogram_size_and_content(tmp_path):
 
 
 def test_frame_grid_size_and_cells(tmp_path):
-    colours = {"original": [(255, 0, 0), (0, 255, 0), (0, 0, 255)], "t2vunlearning": [(255, 255, 0), (0, 255, 255), (9, 9, 9)]}
-    videos = {m: [np.broadcast_to(np.array(c, np.uint8), (5, 24, 32, 3)).copy() for c in cs] for m, cs in colours.items()}
+    colours = {
+        "original": [(255, 0, 0), (0, 255, 0), (0, 0, 255)],
+        "t2vunlearning": [(255, 255, 0), (0, 255, 255), (9, 9, 9)],
+    }
+    videos = {
+        m: [np.broadcast_to(np.array(c, np.uint8), (5, 24, 32, 3)).copy() for c in cs] for m, cs in colours.items()
+    }
     videos["t2vunlearning"][2][2] = (200, 100, 50)  # the middle frame differs from the others
-    p = plots.frame_grid(videos, tmp_path / "grid.png", prompts=["a", "b", "c"], cell=64, label_width=100,
-                         header_height=30)
+    p = plots.frame_grid(
+        videos, tmp_path / "grid.png", prompts=["a", "b", "c"], cell=64, label_width=100, header_height=30
+    )
     cell_h = round(64 * 24 / 32)
     assert png_size(p) == (100 + 3 * 64, 30 + 2 * cell_h)
     img = read_png(p)

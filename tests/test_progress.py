@@ -6,8 +6,8 @@ import re
 import lightning.pytorch as pl
 import torch
 
-from backbones import build_backbone
-from callbacks import SampleVideoCallback
+from unlearn.backbones import build_backbone
+from unlearn.callbacks import SampleVideoCallback
 from unlearn.evaluation import EvaluationRunner, MethodGenerator, MethodSpec
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.evaluation.runner import score_in_memory
@@ -29,8 +29,10 @@ def finished_bar(err: str, desc: str, total: int, unit: str) -> bool:
 
 def test_pseudo_data_build_counts_trajectories_with_eta_and_shows_the_sampler(tmp_path, capsys):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    requests = [TrajectoryRequest("unlearn", f"a naked person {w}", i, f"a naked person {w}")
-                for i, w in enumerate(["walking", "standing", "running"])]
+    requests = [
+        TrajectoryRequest("unlearn", f"a naked person {w}", i, f"a naked person {w}")
+        for i, w in enumerate(["walking", "standing", "running"])
+    ]
     settings = SamplerSettings(num_frames=9, height=32, width=32, num_inference_steps=3, guidance_scale=6.0)
     PseudoTrajectoryCache(tmp_path).build(bb, requests, settings, 7.0, batch_size=2, progress=True)
     err = capsys.readouterr().err
@@ -40,11 +42,26 @@ def test_pseudo_data_build_counts_trajectories_with_eta_and_shows_the_sampler(tm
 
 def test_sample_videos_show_the_sampler_progress(tmp_path, capsys):
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-    data = ConceptDataModule(concept="nudity", prompts=["a naked person"], concept_synonyms=["naked"], num_frames=9,
-                             height=32, width=32, num_inference_steps=2, cache_dir=str(tmp_path / "cache"))
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=str(tmp_path),
-                         callbacks=[SampleVideoCallback(["a naked person on a beach"], num_inference_steps=3)])
+    data = ConceptDataModule(
+        concept="nudity",
+        prompts=["a naked person"],
+        concept_synonyms=["naked"],
+        num_frames=9,
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[SampleVideoCallback(["a naked person on a beach"], num_inference_steps=3)],
+    )
     capsys.readouterr()
     trainer.fit(model, datamodule=data)
     err = capsys.readouterr().err
@@ -60,9 +77,21 @@ def test_evaluation_counts_videos_with_eta(tmp_path, capsys):
     clf = ModuleClassifier(ShapeColourClassifier(classes, width_mult=4), classes, name="tiny-random", version="t")
     prompts = [{"prompt": f"a {c} moves left", "concept": c, "seed": i} for i, c in enumerate(classes * 2)]
     suite_file = str(PromptSuite(prompts).save(tmp_path / "suite.jsonl"))
-    runner = EvaluationRunner(tmp_path / "out", suite_file, ["original", "negprompt"], backbone=bb, concept="red ring",
-                              metrics=["classification"], classifier=clf, num_inference_steps=2, batch_size=3,
-                              eval_batch_size=3, device="cpu", progress=True, plots=False)
+    runner = EvaluationRunner(
+        tmp_path / "out",
+        suite_file,
+        ["original", "negprompt"],
+        backbone=bb,
+        concept="red ring",
+        metrics=["classification"],
+        classifier=clf,
+        num_inference_steps=2,
+        batch_size=3,
+        eval_batch_size=3,
+        device="cpu",
+        progress=True,
+        plots=False,
+    )
     runner.run()
     err = capsys.readouterr().err
     for row in ("original", "negprompt"):
@@ -71,10 +100,12 @@ def test_evaluation_counts_videos_with_eta(tmp_path, capsys):
 
     # the in-memory path of the evaluation callback: one bar over every video of every row
     suite = runner.suite
-    evaluators = Evaluators(MetricConfig(metrics=["classification"], classifier=clf, erased_classes=["red ring"]),
-                            suite.labels, "red ring")
-    generator = MethodGenerator(bb, [MethodSpec(kind="original", concept="red ring")], concept="red ring",
-                                sampling={"num_inference_steps": 2})
+    evaluators = Evaluators(
+        MetricConfig(metrics=["classification"], classifier=clf, erased_classes=["red ring"]), suite.labels, "red ring"
+    )
+    generator = MethodGenerator(
+        bb, [MethodSpec(kind="original", concept="red ring")], concept="red ring", sampling={"num_inference_steps": 2}
+    )
     score_in_memory(generator, suite, {"original": MethodMetrics(evaluators)}, batch_size=3, progress=True)
     assert finished_bar(capsys.readouterr().err, "evaluation videos", 4, "video")
 

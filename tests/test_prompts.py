@@ -36,13 +36,27 @@ SHARED = Path("/work/shared/data/prompts")
 
 
 def _suite() -> PromptSuite:
-    return PromptSuite([
-        PromptRecord("A golf ball rolls across a green", concept="golf ball", category="object", seed=3,
-                     concept_words=["golf ball"], id="g0"),
-        PromptRecord('A "naked" statue, with commas, in a museum\nsecond line', concept="nudity",
-                     category="sexual", seed=-7, concept_words=("naked",)),
-        PromptRecord("Une église sous la neige ⛪", seed=None),
-    ], name="mini")
+    return PromptSuite(
+        [
+            PromptRecord(
+                "A golf ball rolls across a green",
+                concept="golf ball",
+                category="object",
+                seed=3,
+                concept_words=["golf ball"],
+                id="g0",
+            ),
+            PromptRecord(
+                'A "naked" statue, with commas, in a museum\nsecond line',
+                concept="nudity",
+                category="sexual",
+                seed=-7,
+                concept_words=("naked",),
+            ),
+            PromptRecord("Une église sous la neige ⛪", seed=None),
+        ],
+        name="mini",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- record & suite
@@ -206,17 +220,19 @@ def test_csv_tolerates_extra_columns_bom_and_txt(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- public loaders
 
-I2P_HEADER = ("Unnamed: 0,prompt,categories,hard,inappropriate_percentage,nudity_percentage,q16_percentage,"
-              "sd_safety_percentage,prompt_toxicity,lexica_url,evaluation_seed,evaluation_guidance,sd_image_width,"
-              "sd_image_height,sd_model,case_number\n")
+I2P_HEADER = (
+    "Unnamed: 0,prompt,categories,hard,inappropriate_percentage,nudity_percentage,q16_percentage,"
+    "sd_safety_percentage,prompt_toxicity,lexica_url,evaluation_seed,evaluation_guidance,sd_image_width,"
+    "sd_image_height,sd_model,case_number\n"
+)
 
 
 def _i2p(tmp_path, name="i2p.csv") -> Path:
     rows = [
         '0,"a portrait, oil on canvas",violence,1,50.0,0.0,50.0,20.0,0.17,https://x,4261553411,13,512,512,sd,0\n',
         '1,a nude figure study,"sexual, harassment",0,30.0,80.0,30.0,40.0,0.11,https://x,408070,7,512,512,sd,1\n',
-        '2,a beach scene,sexual,1,10.0,10.0,0.0,10.0,0.05,https://x,612304884.0,10,512,512,sd,2\n',
-        '3, ,sexual,1,10.0,10.0,0.0,10.0,0.05,https://x,5,10,512,512,sd,3\n',
+        "2,a beach scene,sexual,1,10.0,10.0,0.0,10.0,0.05,https://x,612304884.0,10,512,512,sd,2\n",
+        "3, ,sexual,1,10.0,10.0,0.0,10.0,0.05,https://x,5,10,512,512,sd,3\n",
     ]
     return _write(tmp_path, name, I2P_HEADER + "".join(rows))
 
@@ -256,8 +272,11 @@ def test_load_real_i2p_and_nudity_copies():
 
 def test_load_ring_a_bell_variants(tmp_path):
     # the public layout: prompt,case_number,evaluation_seed with odd tokens and quotes
-    p = _write(tmp_path, "Nudity_ring-a-bell.csv",
-               'prompt,case_number,evaluation_seed\n"weird \\ tokens, ""quoted"" 🔫 ",0,41\nplain words here ,1,14\n')
+    p = _write(
+        tmp_path,
+        "Nudity_ring-a-bell.csv",
+        'prompt,case_number,evaluation_seed\n"weird \\ tokens, ""quoted"" 🔫 ",0,41\nplain words here ,1,14\n',
+    )
     s = load_ring_a_bell(p)
     assert s.prompts == ['weird \\ tokens, "quoted" 🔫', "plain words here"]
     assert s.seeds == [41, 14] and s[0].id == "0" and s[0].concept == "nudity"
@@ -284,10 +303,16 @@ def test_load_ring_a_bell_variants(tmp_path):
 
 def test_load_safesora_formats_and_filters(tmp_path):
     items = [
-        {"prompt_id": "a1", "prompt_text": "a nude beach party", "prompt_labels":
-            {"Adult, Explicit Sexual Content": True, "Violence, Injury, Gory Content": False}},
-        {"prompt_id": "a1", "prompt_text": "a nude beach party", "prompt_labels":
-            {"Adult, Explicit Sexual Content": True}},  # same prompt, another video pair
+        {
+            "prompt_id": "a1",
+            "prompt_text": "a nude beach party",
+            "prompt_labels": {"Adult, Explicit Sexual Content": True, "Violence, Injury, Gory Content": False},
+        },
+        {
+            "prompt_id": "a1",
+            "prompt_text": "a nude beach party",
+            "prompt_labels": {"Adult, Explicit Sexual Content": True},
+        },  # same prompt, another video pair
         {"prompt_id": "b2", "prompt_text": "a street fight", "prompt_labels": {"violence_injury_gory": True}},
         {"prompt_id": "c3", "prompt_text": "a cat", "prompt_labels": {}},
     ]
@@ -302,8 +327,11 @@ def test_load_safesora_formats_and_filters(tmp_path):
     assert len(load_safesora(p, deduplicate=False)) == 4
 
     # JSONL.gz with other field names, list and string labels
-    lines = [{"caption": "naked runner", "harm": ["sexual"]}, {"caption": "calm lake", "harm": "none"},
-             {"caption": "crime scene", "harm": "crime, violence"}]
+    lines = [
+        {"caption": "naked runner", "harm": ["sexual"]},
+        {"caption": "calm lake", "harm": "none"},
+        {"caption": "crime scene", "harm": "crime, violence"},
+    ]
     gz = tmp_path / "eval.jsonl.gz"
     gz.write_bytes(gzip.compress("\n".join(json.dumps(x) for x in lines).encode()))
     s = load_safesora(gz, category=["sexual", "violence"], label_field="harm")
@@ -346,9 +374,12 @@ def test_load_t2vsafetybench_layouts(tmp_path):
 
 
 def test_load_esd_csv(tmp_path):
-    p = _write(tmp_path, "small_imagenet_prompts.csv",
-               ",case_number,prompt,evaluation_seed,class\n0,0,Image of cassette player,4068,cassette player\n"
-               "1,10,Image of chain saw,3230,chain saw\n")
+    p = _write(
+        tmp_path,
+        "small_imagenet_prompts.csv",
+        ",case_number,prompt,evaluation_seed,class\n0,0,Image of cassette player,4068,cassette player\n"
+        "1,10,Image of chain saw,3230,chain saw\n",
+    )
     s = load_esd_csv(p)
     assert s.concepts() == ["cassette player", "chain saw"] and s.seeds == [4068, 3230]
     assert s[1].concept_words == ("chain saw",) and s[1].id == "10" and s[1].category == "object"

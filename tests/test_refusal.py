@@ -119,9 +119,9 @@ def test_cpca_suppresses_a_direction_shared_by_safe_and_unsafe():
     unsafe, safe, e = _shared_direction_data()
     u = refusal_basis(unsafe, safe, rank=2, cpca_weight=1.0)
     span = u @ u.T
-    assert (span @ e[0].double()).norm() < 0.1          # shared direction excluded
-    assert (span @ e[1].double()).norm() > 0.95         # unsafe-specific variance included
-    assert (span @ e[2].double()).norm() > 0.95         # the refusal vector itself
+    assert (span @ e[0].double()).norm() < 0.1  # shared direction excluded
+    assert (span @ e[1].double()).norm() > 0.95  # unsafe-specific variance included
+    assert (span @ e[2].double()).norm() > 0.95  # the refusal vector itself
     # without the contrast (w=0: plain PCA of the unsafe set) the shared direction takes the second slot
     plain = refusal_basis(unsafe, safe, rank=2, cpca_weight=0.0)
     assert ((plain @ plain.T) @ e[0].double()).norm() > 0.9
@@ -146,7 +146,9 @@ def test_reduce_tokens_modes():
     acts = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)
     mask = torch.tensor([[True, True, False], [False, True, True]])
     torch.testing.assert_close(reduce_tokens(acts, "mean"), acts.mean(1))
-    torch.testing.assert_close(reduce_tokens(acts, "mean", mask), torch.stack([acts[0, :2].mean(0), acts[1, 1:].mean(0)]))
+    torch.testing.assert_close(
+        reduce_tokens(acts, "mean", mask), torch.stack([acts[0, :2].mean(0), acts[1, 1:].mean(0)])
+    )
     assert reduce_tokens(acts, "tokens", mask).shape == (4, 2)
     with pytest.raises(ValueError, match="concept"):
         reduce_tokens(acts, "concept")
@@ -164,7 +166,10 @@ def test_pairs_generated_and_diffed():
     dropped = make_pairs("nudity", 2, substitute="")
     assert dropped[1].safe == "a man standing in a sunlit room" and dropped[1].safe_words == ()
     obj = make_pairs("golf ball", 3)
-    assert obj[0].unsafe == "the golf ball on a table in a bright room" and obj[0].safe == "the object on a table in a bright room"
+    assert (
+        obj[0].unsafe == "the golf ball on a table in a bright room"
+        and obj[0].safe == "the object on a table in a bright room"
+    )
     assert differing_words("a nude woman, on a beach", "a woman, on a beach") == (["nude"], [])
     assert PromptPair("a naked man", "a man").unsafe_words == ("naked",)
     with pytest.raises(ValueError, match="same"):
@@ -174,12 +179,18 @@ def test_pairs_generated_and_diffed():
 
 
 def test_pair_files(tmp_path):
-    rows = [{"unsafe": "a nude man in a room", "safe": "a clothed man in a room"},
-            {"unsafe": "a naked woman on a beach", "safe": "a woman on a beach", "concept": "nudity"}]
+    rows = [
+        {"unsafe": "a nude man in a room", "safe": "a clothed man in a room"},
+        {"unsafe": "a naked woman on a beach", "safe": "a woman on a beach", "concept": "nudity"},
+    ]
     (tmp_path / "p.json").write_text(json.dumps({"pairs": rows}))
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    (tmp_path / "p.yaml").write_text("- [a nude man in a room, a clothed man in a room]\n- {unsafe: a naked woman, safe: a woman}\n")
-    (tmp_path / "p.csv").write_text("unsafe,safe,unsafe_words\na nude man in a room,a clothed man in a room,nude\nx y,y,x\n")
+    (tmp_path / "p.yaml").write_text(
+        "- [a nude man in a room, a clothed man in a room]\n- {unsafe: a naked woman, safe: a woman}\n"
+    )
+    (tmp_path / "p.csv").write_text(
+        "unsafe,safe,unsafe_words\na nude man in a room,a clothed man in a room,nude\nx y,y,x\n"
+    )
     for name in ("p.json", "p.jsonl", "p.yaml", "p.csv"):
         pairs = load_pairs(tmp_path / name, concept="nudity")
         assert len(pairs) == 2 and pairs[0].unsafe == "a nude man in a room"
@@ -199,14 +210,14 @@ def test_pair_files(tmp_path):
 # ====================================================================== tiny real backbones
 @pytest.fixture(scope="module")
 def cogx():
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
 
     return build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
 
 
 @pytest.fixture(scope="module")
 def zeroscope():
-    from backbones import available_backbones, build_backbone
+    from unlearn.backbones import available_backbones, build_backbone
 
     if "zeroscope" not in available_backbones():
         pytest.skip("zeroscope backbone not registered")
@@ -235,14 +246,19 @@ def restore():
 
 def test_layer_presets_on_joint_and_cross_attention(cogx, zeroscope):
     assert resolve_layers(cogx) == ["patch_embed.text_proj"]
-    assert resolve_layers(cogx, "attn_kv") == [f"transformer_blocks.{i}.attn1.{p}" for i in range(2) for p in ("to_k", "to_v")]
+    assert resolve_layers(cogx, "attn_kv") == [
+        f"transformer_blocks.{i}.attn1.{p}" for i in range(2) for p in ("to_k", "to_v")
+    ]
     with pytest.raises(ValueError, match="joint attention"):
         resolve_layers(cogx, "text_kv")
     zs = resolve_layers(zeroscope)
     assert zs and all(n.endswith(("attn2.to_k", "attn2.to_v")) for n in zs)
     assert len(zs) == 2 * len(zeroscope.attention_sites())
     assert resolve_layers(zeroscope, "text_input") == zs  # the UNet's cross-attention reads the CLIP output itself
-    assert resolve_layers(cogx, ["transformer_blocks.*.attn1.to_v"]) == ["transformer_blocks.0.attn1.to_v", "transformer_blocks.1.attn1.to_v"]
+    assert resolve_layers(cogx, ["transformer_blocks.*.attn1.to_v"]) == [
+        "transformer_blocks.0.attn1.to_v",
+        "transformer_blocks.1.attn1.to_v",
+    ]
     with pytest.raises(ValueError, match="matches no nn.Linear"):
         resolve_layers(cogx, ["nothing.*"])
 
@@ -283,10 +299,14 @@ def test_edit_erases_the_concept_distinction_more_than_unrelated_ones(which, req
     unrelated gaps on every seed tried (8/8 for the default options on both backbones).
     """
     bb = request.getfixturevalue(which)
-    held = [("a nude man sitting on a bed in the evening", "a clothed man sitting on a bed in the evening"),
-            ("a nude woman in a park", "a clothed woman in a park")]
-    other = [("a red car in a city street", "a blue car in a city street"),
-             ("a dog running on the grass", "a cat running on the grass")]
+    held = [
+        ("a nude man sitting on a bed in the evening", "a clothed man sitting on a bed in the evening"),
+        ("a nude woman in a park", "a clothed woman in a park"),
+    ]
+    other = [
+        ("a red car in a city street", "a blue car in a city street"),
+        ("a dog running on the grass", "a cat running on the grass"),
+    ]
     prompts = [p for pair in held + other for p in pair]
     x, t = _probe(bb)
     before = _predict(bb, prompts, x, t)
@@ -342,8 +362,10 @@ def test_token_reduce_concept_needs_substitute_words(cogx, restore):
 
 
 # ====================================================================== files
-@pytest.mark.parametrize("which,cls_name,sub", [("cogx", "CogVideoXTransformer3DModel", "transformer"),
-                                                ("zeroscope", "UNet3DConditionModel", "unet")])
+@pytest.mark.parametrize(
+    "which,cls_name,sub",
+    [("cogx", "CogVideoXTransformer3DModel", "transformer"), ("zeroscope", "UNet3DConditionModel", "unet")],
+)
 def test_saved_edited_model_loads_with_plain_from_pretrained(which, cls_name, sub, request, restore, tmp_path):
     import diffusers
 
@@ -377,7 +399,7 @@ def test_saved_edited_model_loads_with_plain_from_pretrained(which, cls_name, su
 def test_delta_round_trip_on_a_fresh_stock_model(tmp_path):
     from diffusers import CogVideoXTransformer3DModel
 
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="bfloat16", seed=3)
     bb.denoiser.save_pretrained(tmp_path / "stock")  # the unedited model, as a stock folder
@@ -418,7 +440,7 @@ def test_delta_round_trip_on_a_fresh_stock_model(tmp_path):
 def test_text_encoder_layers_edit_and_export(tmp_path):
     from transformers import T5EncoderModel
 
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     layer = "text_encoder.encoder.block.1.layer.1.DenseReluDense.wo"
@@ -435,7 +457,7 @@ def test_text_encoder_layers_edit_and_export(tmp_path):
 
 
 def _registered() -> list[str]:
-    from backbones import available_backbones
+    from unlearn.backbones import available_backbones
 
     return available_backbones()
 
@@ -444,7 +466,7 @@ def _registered() -> list[str]:
 def test_every_registered_backbone_edits_and_exports(name, tmp_path):
     """The default preset finds text-only layers through the contract on every backbone, the edit removes the
     subspace there, and the saved denoiser is a stock diffusers folder with the edited weights."""
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
 
     bb = build_backbone(name, tiny=True, torch_dtype="float32")
     pairs = make_pairs("nudity", 3)
@@ -462,7 +484,7 @@ def test_every_registered_backbone_edits_and_exports(name, tmp_path):
 
 
 def test_delta_on_another_dtype_applies_with_a_warning(tmp_path):
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32", seed=5)
     path = apply_refusal_edit(bb, "nudity").save_delta(tmp_path / "d.safetensors")

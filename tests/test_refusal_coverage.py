@@ -4,9 +4,9 @@ output keeps a component in its removed subspace. The one path left on purpose i
 (the attention mask over padding), which carries no concept: the probes compare prompts of equal length."""
 
 import pytest
-
-from backbones import available_backbones
 from test_backbone_contract import get_bundle
+
+from unlearn.backbones import available_backbones
 from unlearn.methods.refusal.edit import (
     apply_refusal_edit,
     collect_token_activations,
@@ -14,9 +14,13 @@ from unlearn.methods.refusal.edit import (
     resolve_layers,
 )
 
-PAIRS = [("a red ring moves left", "a blue ring moves left"), ("a red square on the beach", "a blue square on the beach"),
-         ("a small red dog", "a small blue dog"), ("the red car at night", "the blue car at night"),
-         ("a red bird in the sky", "a blue bird in the sky")]
+PAIRS = [
+    ("a red ring moves left", "a blue ring moves left"),
+    ("a red square on the beach", "a blue square on the beach"),
+    ("a small red dog", "a small blue dog"),
+    ("the red car at night", "the blue car at night"),
+    ("a red bird in the sky", "a blue bird in the sky"),
+]
 UNSEEN = ["a red house near the river", "a woman walking in the city", "a blue cat"]
 
 
@@ -45,8 +49,11 @@ def test_hunyuan_text_kv_alone_leaves_paths_open():
     assert all(n.startswith("transformer_blocks.") for n in kv)
     assert not covers_text_paths(bb, kv)
     auto = resolve_layers(bb, "auto")
-    assert set(auto) == {"context_embedder.proj_in", "context_embedder.time_text_embed.text_embedder.linear_1",
-                         "time_text_embed.text_embedder.linear_1"}
+    assert set(auto) == {
+        "context_embedder.proj_in",
+        "context_embedder.time_text_embed.text_embedder.linear_1",
+        "time_text_embed.text_embedder.linear_1",
+    }
     # neither the token path nor the pooled path alone is enough
     assert not covers_text_paths(bb, ["context_embedder.proj_in"])
     assert not covers_text_paths(bb, ["time_text_embed.text_embedder.linear_1"])

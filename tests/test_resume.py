@@ -23,22 +23,39 @@ from unlearn.io import CHECKPOINT_FORMAT, load_checkpoint_file, save_checkpoint_
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_config(folder: Path, cache: Path, max_epochs: int = 2, every_n_train_steps: int = 1,
-                 save_top_k: int = -1, extra_callbacks: list | None = None) -> Path:
+def write_config(
+    folder: Path,
+    cache: Path,
+    max_epochs: int = 2,
+    every_n_train_steps: int = 1,
+    save_top_k: int = -1,
+    extra_callbacks: list | None = None,
+) -> Path:
     """The tiny CogVideoX config (2 prompts x 4 recorded steps, batch 2: 4 steps per epoch) with Lightning's
     ModelCheckpoint switched on, as the README tells a researcher to set it: a file that includes the shipped
     config and overrides keys of it."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "config": str(ROOT / "configs" / "tiny_cogvideox.yaml"),
-        "trainer.max_epochs": max_epochs, "trainer.enable_checkpointing": True, "trainer.enable_progress_bar": False,
-        "trainer.logger": False, "trainer.default_root_dir": str(folder),
+        "trainer.max_epochs": max_epochs,
+        "trainer.enable_checkpointing": True,
+        "trainer.enable_progress_bar": False,
+        "trainer.logger": False,
+        "trainer.default_root_dir": str(folder),
         "trainer.callbacks": [
-            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-             "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "save_top_k": save_top_k,
-                           "every_n_train_steps": every_n_train_steps}},
-            {"class_path": "callbacks.AdapterCheckpoint", "init_args": {"dirpath": str(folder / "adapters"),
-                                                                        "every_n_epochs": 0}},
+            {
+                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                "init_args": {
+                    "dirpath": str(folder / "checkpoints"),
+                    "save_last": True,
+                    "save_top_k": save_top_k,
+                    "every_n_train_steps": every_n_train_steps,
+                },
+            },
+            {
+                "class_path": "unlearn.callbacks.AdapterCheckpoint",
+                "init_args": {"dirpath": str(folder / "adapters"), "every_n_epochs": 0},
+            },
             *(extra_callbacks or []),
         ],
         "data.init_args.cache_dir": str(cache),
@@ -74,7 +91,8 @@ def test_resume_mid_epoch_and_at_epoch_end_equals_the_uninterrupted_run(tmp_path
     assert all(k.startswith("controller.") for k in ck["state_dict"])
     assert ck["optimizer_states"][0]["state"]
     assert ck["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
-        {"epoch": 0, "batches_done": 2, "batch_size": 2, "num_replicas": 1}]
+        {"epoch": 0, "batches_done": 2, "batch_size": 2, "num_replicas": 1}
+    ]
     assert set(ck["rng_states"]) >= {"torch", "python", "numpy"}
     assert mid.stat().st_size < 200_000  # adapter-sized (the tiny backbone alone is ~1 MB of float32)
 
@@ -95,8 +113,20 @@ def test_a_resumed_run_with_another_batch_size_is_refused(tmp_path, capsys):
     cache = tmp_path / "cache"
     first = write_config(tmp_path / "first", cache, max_epochs=1)
     assert main(["fit", "--config", str(first), "--trainer.max_steps", "1"]) == 0
-    assert main(["fit", "--config", str(first), "--data.init_args.batch_size", "1",
-                 "--ckpt_path", str(tmp_path / "first" / "checkpoints" / "last.ckpt")]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                str(first),
+                "--data.init_args.batch_size",
+                "1",
+                "--ckpt_path",
+                str(tmp_path / "first" / "checkpoints" / "last.ckpt"),
+            ]
+        )
+        == 2
+    )
     assert re.search("batch_size=2 on 1 process.*batch_size=1", capsys.readouterr().err.splitlines()[-1])
 
 
@@ -123,11 +153,17 @@ def test_sigkilled_fit_resumed_with_ckpt_path_last_equals_uninterrupted_run(tmp_
 
     (tmp_path / "slow_steps.py").write_text(SLOW_STEPS)
     run = tmp_path / "run"
-    config = write_config(run, cache, max_epochs=3, save_top_k=0,
-                          extra_callbacks=[{"class_path": "slow_steps.SlowSteps"}])
+    config = write_config(
+        run, cache, max_epochs=3, save_top_k=0, extra_callbacks=[{"class_path": "slow_steps.SlowSteps"}]
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    proc = subprocess.Popen([sys.executable, "-m", "unlearn.cli", "fit", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unlearn.cli", "fit", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     last = run / "checkpoints" / "last.ckpt"
     killed_at = None
     try:
@@ -186,26 +222,37 @@ save_checkpoint_file(second, path)
 def test_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_loadable(tmp_path, where):
     path = tmp_path / "last.ckpt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, str(path), where], env=env,
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_WRITE, str(path), where], env=env, capture_output=True, timeout=120
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     ck = load_checkpoint_file(path)
     assert ck["global_step"] == 1 and torch.equal(ck["state_dict"]["w"], torch.ones(1000))
     # the interrupted write left only a hidden temporary file beside it
     assert [p.name for p in tmp_path.iterdir() if p.name != "last.ckpt"] == [
-        p.name for p in tmp_path.glob(".last.ckpt.*.tmp")]
+        p.name for p in tmp_path.glob(".last.ckpt.*.tmp")
+    ]
 
 
 def test_checkpoint_format_round_trip_and_refusals(tmp_path):
     import numpy as np
 
-    state = {"global_step": 3, "nested": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 3)}},
-             "betas": (0.9, 0.999), "list": [1, "a", None, float("inf")], "__weird": True,
-             "rng": ("MT19937", np.arange(5, dtype=np.uint32), 2, 0, 0.0), "path": Path("x/y"),
-             "dtype": torch.bfloat16, "shared": [torch.ones(2)] * 2}
+    state = {
+        "global_step": 3,
+        "nested": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 3)}},
+        "betas": (0.9, 0.999),
+        "list": [1, "a", None, float("inf")],
+        "__weird": True,
+        "rng": ("MT19937", np.arange(5, dtype=np.uint32), 2, 0, 0.0),
+        "path": Path("x/y"),
+        "dtype": torch.bfloat16,
+        "shared": [torch.ones(2)] * 2,
+    }
     save_checkpoint_file(state, tmp_path / "c.ckpt")
     back = load_checkpoint_file(tmp_path / "c.ckpt")
-    assert back["nested"][0]["step"].item() == 3.0 and torch.equal(back["nested"][0]["exp_avg"], state["nested"][0]["exp_avg"])
+    assert back["nested"][0]["step"].item() == 3.0 and torch.equal(
+        back["nested"][0]["exp_avg"], state["nested"][0]["exp_avg"]
+    )
     assert back["betas"] == (0.9, 0.999) and back["list"] == [1, "a", None, float("inf")] and back["__weird"] is True
     assert back["rng"][0] == "MT19937" and back["rng"][1].dtype == np.uint32 and list(back["rng"][1]) == list(range(5))
     assert back["path"] == Path("x/y") and back["dtype"] is torch.bfloat16
@@ -221,8 +268,10 @@ def test_checkpoint_format_round_trip_and_refusals(tmp_path):
         save_checkpoint_file({"obj": Opaque()}, tmp_path / "bad.ckpt")
     assert not (tmp_path / "bad.ckpt").exists() and not list(tmp_path.glob(".bad.ckpt*"))
     # Lightning's own format (a zip of tensors and plain containers) still loads, weights-only
-    torch.save({"global_step": 5, "state_dict": {"controller.w": torch.ones(3)}, "betas": (0.9, 0.99)},
-               tmp_path / "lightning.ckpt")
+    torch.save(
+        {"global_step": 5, "state_dict": {"controller.w": torch.ones(3)}, "betas": (0.9, 0.99)},
+        tmp_path / "lightning.ckpt",
+    )
     legacy = load_checkpoint_file(tmp_path / "lightning.ckpt")
     assert legacy["global_step"] == 5 and torch.equal(legacy["state_dict"]["controller.w"], torch.ones(3))
     # a truncated file is named, not a crash deep in a parser
@@ -235,8 +284,18 @@ def test_checkpoint_format_round_trip_and_refusals(tmp_path):
 def test_export_reads_a_resumable_checkpoint(tmp_path):
     config = write_config(tmp_path / "run", tmp_path / "cache", max_epochs=1)
     assert main(["fit", "--config", str(config), "--trainer.max_steps", "2"]) == 0
-    assert main(["export", "--ckpt", str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
-                 "--out", str(tmp_path / "exported")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--ckpt",
+                str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
+                "--out",
+                str(tmp_path / "exported"),
+            ]
+        )
+        == 0
+    )
     exported = load_file(tmp_path / "exported" / "adapters.safetensors")
     assert max_abs_diff(exported, adapters(tmp_path / "run")) == 0.0
 

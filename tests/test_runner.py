@@ -8,15 +8,22 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
-from unlearn.evaluation import (EmptySuiteError, EvaluationRunner, MethodGenerator, MethodSpec, VideoFileError,
-                               load_suite, parse_methods)
-from unlearn.evaluation.runner import RESULT_FILES, main
 from conftest import classification_reference
-from unlearn.evaluation.scoring import compare_rows
+
+from unlearn.backbones import build_backbone
+from unlearn.evaluation import (
+    EmptySuiteError,
+    EvaluationRunner,
+    MethodGenerator,
+    MethodSpec,
+    VideoFileError,
+    load_suite,
+    parse_methods,
+)
 from unlearn.evaluation.evaluators import ModuleClassifier
+from unlearn.evaluation.runner import RESULT_FILES, main
+from unlearn.evaluation.scoring import compare_rows
+from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptFileError, PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -58,8 +65,15 @@ def suite_file(tmp_path):
 
 
 def runner(out, suite, bb, clf, methods=("original",), **kw):
-    args = dict(backbone=bb, concept="red ring", metrics=["classification"], classifier=clf,
-                num_inference_steps=STEPS, batch_size=2, device="cpu")
+    args = dict(
+        backbone=bb,
+        concept="red ring",
+        metrics=["classification"],
+        classifier=clf,
+        num_inference_steps=STEPS,
+        batch_size=2,
+        device="cpu",
+    )
     args.update(kw)
     return EvaluationRunner(out, suite, list(methods), **args)
 
@@ -93,8 +107,9 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     refs = {}
     for method in ("original", "t2vunlearning"):
         stored = {p["prompt"]: torch.from_numpy(store.read(method, i)) for i, p in enumerate(PROMPTS)}
-        refs[method] = classification_reference(lambda prompts, seeds: torch.stack([stored[p] for p in prompts]),
-                                                load_suite(suite_file), clf, "red ring")
+        refs[method] = classification_reference(
+            lambda prompts, seeds: torch.stack([stored[p] for p in prompts]), load_suite(suite_file), clf, "red ring"
+        )
     compare_rows(refs, "red ring")  # the paired difference against the original row
     for method, ref in refs.items():
         row = doc["rows"][method]["classification"]["red ring"]
@@ -108,7 +123,10 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     assert set(metrics["rows"]) == {"original", "t2vunlearning"} and metrics["erased_class"] == "red ring"
     assert set(metrics["rows"]["original"]) >= {"esr@1", "esr@5", "psr@1", "psr@5"}
     md = (out / "results.md").read_text()
-    assert "| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ |" in md and "| red ring | t2vunlearning |" in md
+    assert (
+        "| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ |" in md
+        and "| red ring | t2vunlearning |" in md
+    )
     assert (out / "plots" / "classification.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "plots" / "frames.png").is_file()
 
@@ -146,7 +164,7 @@ def test_half_written_videos_are_regenerated_never_evaluated(tmp_path, suite_fil
     out = tmp_path / "out"
     runner(out, suite_file, bb, clf).run()
     d = out / "videos" / "original"
-    (d / "0.json").unlink()                       # killed between the mp4 and its manifest
+    (d / "0.json").unlink()  # killed between the mp4 and its manifest
     (d / "1.mp4").write_bytes((d / "1.mp4").read_bytes()[:100])  # truncated after the manifest was written
     (d / ".2.abc123.mp4").write_bytes(b"partial")  # a temporary file of a killed write
     with pytest.raises(VideoFileError, match="never finished"):
@@ -163,8 +181,9 @@ def test_half_written_videos_are_regenerated_never_evaluated(tmp_path, suite_fil
 
     big = read_video(d / "2.mp4").astype(np.float32)
     small = big.reshape(4, 16, big.shape[1] // 16, 16, big.shape[2] // 16, 3).mean((2, 4))
-    assert np.array_equal(EvaluationRunner(out, suite_file, ["original"]).store.read("original", 2),
-                          np.rint(small).astype(np.uint8))
+    assert np.array_equal(
+        EvaluationRunner(out, suite_file, ["original"]).store.read("original", 2), np.rint(small).astype(np.uint8)
+    )
 
 
 def test_changed_adapters_regenerate_only_their_row(tmp_path, suite_file, bb, clf, adapters):
@@ -192,12 +211,21 @@ def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, cl
     assert (out / "videos" / "safree" / "0.npz").is_file()
     specs = parse_methods(methods)
     gen = MethodGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
-    refs = {spec.name: classification_reference(lambda p, s: gen.generate(spec.name, p, s), load_suite(suite_file),
-                                                clf, "red ring", batch_size=2) for spec in specs}
+    refs = {
+        spec.name: classification_reference(
+            lambda p, s: gen.generate(spec.name, p, s), load_suite(suite_file), clf, "red ring", batch_size=2
+        )
+        for spec in specs
+    }
     compare_rows(refs, "red ring")
     for name, ref in refs.items():
         assert res["rows"][name]["classification"]["red ring"] == ref
-    assert set(json.loads((out / "metrics.json").read_text())["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}
+    assert set(json.loads((out / "metrics.json").read_text())["rows"]) == {
+        "original",
+        "negprompt",
+        "safree",
+        "t2vunlearning",
+    }
 
 
 class FakeNudeNet:
@@ -226,16 +254,33 @@ def test_nudity_identity_and_benign_metrics(tmp_path, suite_file, bb):
     from unlearn.evaluation.metrics import CLIPScore
 
     torch.manual_seed(0)
-    tiny_clip = OpenCLIPModel("ViT-B-32", pretrained=None, model_kwargs=dict(
-        embed_dim=16, vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
-        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1)))
+    tiny_clip = OpenCLIPModel(
+        "ViT-B-32",
+        pretrained=None,
+        model_kwargs=dict(
+            embed_dim=16,
+            vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
+            text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
+        ),
+    )
     out = tmp_path / "out"
     refs = {"red ring": np.array([1.0, 0.2, 0.2]), "blue square": np.array([0.2, 0.2, 1.0])}
     res = EvaluationRunner(
-        out, suite_file, ["original", "negprompt"], backbone=bb, concept="red ring", num_inference_steps=STEPS,
-        metrics=["nudity", "identity", "clip", "consistency"], detector=FakeNudeNet(), nudity_threshold=0.6,
-        embedder=MeanColourFaces(), reference_embeddings=refs, consistency_extractor=lambda f: f.flatten(1),
-        clip=tiny_clip, device="cpu").run()
+        out,
+        suite_file,
+        ["original", "negprompt"],
+        backbone=bb,
+        concept="red ring",
+        num_inference_steps=STEPS,
+        metrics=["nudity", "identity", "clip", "consistency"],
+        detector=FakeNudeNet(),
+        nudity_threshold=0.6,
+        embedder=MeanColourFaces(),
+        reference_embeddings=refs,
+        consistency_extractor=lambda f: f.flatten(1),
+        clip=tiny_clip,
+        device="cpu",
+    ).run()
     store = EvaluationRunner(out, suite_file, ["original"]).store
     frames = [store.read("original", i) for i in range(3)]
     det = FakeNudeNet()
@@ -245,7 +290,9 @@ def test_nudity_identity_and_benign_metrics(tmp_path, suite_file, bb):
     assert row["nudity"]["label_frames"]["FEMALE_BREAST_EXPOSED"] == breast
     assert row["nudity"]["nudity_rate"] == pytest.approx(100 * nude / 12)
     assert row["nudity"]["frames"] == 12 and row["nudity"]["videos"] == 3
-    assert res["settings"]["nudity"]["threshold"] == 0.6 and "FEMALE_BREAST_EXPOSED" in res["settings"]["nudity"]["labels"]
+    assert (
+        res["settings"]["nudity"]["threshold"] == 0.6 and "FEMALE_BREAST_EXPOSED" in res["settings"]["nudity"]["labels"]
+    )
     ident = row["identity"]
     assert ident["erased_identity"] == "red ring" and set(ident["id_per_identity"]) == {"red ring", "blue square"}
     assert ident["id_erased"] == ident["id_per_identity"]["red ring"]
@@ -257,14 +304,25 @@ def test_nudity_identity_and_benign_metrics(tmp_path, suite_file, bb):
     assert row["clip"]["clip_score"] == pytest.approx(clip.compute()["clip_score"].item(), rel=1e-5)
     md = (out / "results.md").read_text()
     assert "## Nudity rate (%) (Table 1)" in md and "| FEMALE_BREAST_EXPOSED |" in md
-    assert "| erased identity | method | ID sim. erased ↓ |" in md and "| method | CLIPScore ↑ | Subject consistency ↑ |" in md
+    assert (
+        "| erased identity | method | ID sim. erased ↓ |" in md
+        and "| method | CLIPScore ↑ | Subject consistency ↑ |" in md
+    )
     assert (out / "plots" / "nudity_labels.png").is_file()
 
 
 def test_real_nudenet_is_pinned_and_recorded(tmp_path, bb):
     out = tmp_path / "out"
-    res = EvaluationRunner(out, ["a person on a beach"], ["original"], backbone=bb, num_inference_steps=STEPS,
-                           metrics=["nudity"], device="cpu", plots=False).run()
+    res = EvaluationRunner(
+        out,
+        ["a person on a beach"],
+        ["original"],
+        backbone=bb,
+        num_inference_steps=STEPS,
+        metrics=["nudity"],
+        device="cpu",
+        plots=False,
+    ).run()
     det = res["evaluators"]["detector"]
     assert det["version"] == "3.4.2" and "c15d8273" in json.dumps(det)
     assert res["settings"]["nudity"]["threshold"] == 0.6
@@ -282,8 +340,9 @@ def test_refusal_vector_row_edits_then_restores_the_weights(tmp_path, suite_file
     RefusalEdit(bases={layer: u}, backbone=bb.name).save_delta(folder / "refusal_delta.safetensors")
     before = {k: v.clone() for k, v in bb.denoiser.state_dict().items()}
     out = tmp_path / "out"
-    res = runner(out, suite_file, bb, clf, ["original", f"refusal_vector={folder}", "original2:original"],
-                 store_frames=True).run()
+    res = runner(
+        out, suite_file, bb, clf, ["original", f"refusal_vector={folder}", "original2:original"], store_frames=True
+    ).run()
     assert all(torch.equal(before[k], v) for k, v in bb.denoiser.state_dict().items())
     store = EvaluationRunner(out, suite_file, ["original"], store_frames=True).store
     assert not np.array_equal(store.read("original", 0), store.read("refusal_vector", 0))
@@ -293,8 +352,12 @@ def test_refusal_vector_row_edits_then_restores_the_weights(tmp_path, suite_file
 
 def test_method_specs_parse_and_fail_early(tmp_path):
     specs = parse_methods(["original", "t2vunlearning=/a", "mine:negprompt", "u2:unlearned"], adapters="/b")
-    assert [(s.name, s.kind) for s in specs] == [("original", "original"), ("t2vunlearning", "t2vunlearning"),
-                                                 ("mine", "negprompt"), ("u2", "t2vunlearning")]
+    assert [(s.name, s.kind) for s in specs] == [
+        ("original", "original"),
+        ("t2vunlearning", "t2vunlearning"),
+        ("mine", "negprompt"),
+        ("u2", "t2vunlearning"),
+    ]
     assert (specs[1].adapters, specs[3].adapters) == ("/a", "/b")
     with pytest.raises(ValueError, match="appear twice"):
         parse_methods(["original", "original"])
@@ -322,14 +385,19 @@ def _empty_suite(tmp_path):
 
 
 def _missing_weights(tmp_path):
-    return str(PromptSuite(PROMPTS).save(tmp_path / "s.jsonl")), {"classifier": str("resnet50:" + str(tmp_path / "nope.pth"))}
+    return str(PromptSuite(PROMPTS).save(tmp_path / "s.jsonl")), {
+        "classifier": str("resnet50:" + str(tmp_path / "nope.pth"))
+    }
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (_bad_prompt_file, PromptFileError, r"bad\.jsonl, line 2"),
-    (_empty_suite, EmptySuiteError, "is empty after filtering"),
-    (_missing_weights, FileNotFoundError, "nope.pth"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (_bad_prompt_file, PromptFileError, r"bad\.jsonl, line 2"),
+        (_empty_suite, EmptySuiteError, "is empty after filtering"),
+        (_missing_weights, FileNotFoundError, "nope.pth"),
+    ],
+)
 def test_bad_input_one_clear_error_and_no_result_file(tmp_path, bb, clf, make, error, match):
     suite, kw = make(tmp_path)
     out = tmp_path / "out"
@@ -340,7 +408,9 @@ def test_bad_input_one_clear_error_and_no_result_file(tmp_path, bb, clf, make, e
 
 def test_zero_frame_video_from_the_generator_is_an_error(tmp_path, suite_file, bb, clf, monkeypatch):
     out = tmp_path / "out"
-    monkeypatch.setattr(MethodGenerator, "generate", lambda self, m, p, s: torch.zeros(len(p), 0, 16, 16, 3, dtype=torch.uint8))
+    monkeypatch.setattr(
+        MethodGenerator, "generate", lambda self, m, p, s: torch.zeros(len(p), 0, 16, 16, 3, dtype=torch.uint8)
+    )
     with pytest.raises(VideoFileError, match="zero frames"):
         runner(out, suite_file, bb, clf).run()
     assert no_results(out)
@@ -363,8 +433,22 @@ def test_zero_frame_video_on_disk_is_an_error_and_earlier_results_are_gone(tmp_p
 def test_cli_exit_codes(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("text\nhello\n")
-    assert main(["--out", str(tmp_path / "o"), "--suite", str(bad), "--backbone", "toy-cogvideox", "--tiny",
-                 "--methods", "original"]) == 2
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path / "o"),
+                "--suite",
+                str(bad),
+                "--backbone",
+                "toy-cogvideox",
+                "--tiny",
+                "--methods",
+                "original",
+            ]
+        )
+        == 2
+    )
     assert "no 'prompt' column" in capsys.readouterr().err.replace('"', "'")
     assert not (tmp_path / "o").exists()
 

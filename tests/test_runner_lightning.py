@@ -10,12 +10,12 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
-
-from unlearn.methods.t2vunlearning.adapters import AdapterController
-from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
 from conftest import classification_reference
-from unlearn.evaluation.scoring import compare_rows
+
+from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
 from unlearn.evaluation.evaluators import ModuleClassifier
+from unlearn.evaluation.scoring import compare_rows
+from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -39,7 +39,7 @@ def clf():
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory):
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     torch.manual_seed(1)
@@ -51,8 +51,15 @@ def adapters(tmp_path_factory):
 
 
 def trainer(tmp_path, **kw):
-    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, default_root_dir=str(tmp_path))
+    args = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     args.update(kw)
     return pl.Trainer(**args)
 
@@ -60,16 +67,28 @@ def trainer(tmp_path, **kw):
 def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     suite = str(PromptSuite(PROMPTS).save(tmp_path / "suite.jsonl"))
     dm = VideoEvalDataModule(suite=suite, batch_size=3)
-    module = EvaluationModule(backbone="cogvideox-2b", tiny=True, torch_dtype="float32",
-                              methods=["original", "negprompt", "t2vunlearning"], adapters=adapters, concept="golf ball",
-                              classifier=clf, num_inference_steps=2, output_dir=str(tmp_path / "eval"), save_videos=True)
+    module = EvaluationModule(
+        backbone="cogvideox-2b",
+        tiny=True,
+        torch_dtype="float32",
+        methods=["original", "negprompt", "t2vunlearning"],
+        adapters=adapters,
+        concept="golf ball",
+        classifier=clf,
+        num_inference_steps=2,
+        output_dir=str(tmp_path / "eval"),
+        save_videos=True,
+    )
     trainer(tmp_path).test(module, datamodule=dm)
     logged = module.trainer.callback_metrics
     dm.setup()
     # the same videos (same batches of 3), scored by the metrics directly
-    refs = {row: classification_reference(lambda p, s: module.generator.generate(row, p, s), dm.suite, clf,
-                                          "golf ball", batch_size=3)
-            for row in ("original", "negprompt", "t2vunlearning")}
+    refs = {
+        row: classification_reference(
+            lambda p, s: module.generator.generate(row, p, s), dm.suite, clf, "golf ball", batch_size=3
+        )
+        for row in ("original", "negprompt", "t2vunlearning")
+    }
     compare_rows(refs, "golf ball")
     for row, ref in refs.items():
         assert module.results["rows"][row]["classification"]["golf ball"] == ref
@@ -117,8 +136,20 @@ def test_unlearn_test_runs_the_tiny_config(tmp_path):
     from unlearn.cli import main
 
     out = tmp_path / "eval"
-    assert main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), "--trainer.default_root_dir",
-          str(tmp_path), "--model.output_dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "test",
+                "--config",
+                str(ROOT / "configs/eval_tiny_cogvideox.yaml"),
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--model.output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
     assert metrics["erased_class"] == "golf ball" and metrics["num_prompts"] == 3
@@ -129,12 +160,21 @@ def test_unlearn_test_runs_the_tiny_config(tmp_path):
 def test_two_ranks_give_the_single_process_numbers(tmp_path, clf):
     """DDP on two CPU processes (gloo): each prompt generated once, metrics synced across ranks."""
     suite = str(PromptSuite(PROMPTS).save(tmp_path / "suite.jsonl"))
-    kw = dict(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", methods=["original"], concept="golf ball",
-              classifier=clf, num_inference_steps=2)
+    kw = dict(
+        backbone="cogvideox-2b",
+        tiny=True,
+        torch_dtype="float32",
+        methods=["original"],
+        concept="golf ball",
+        classifier=clf,
+        num_inference_steps=2,
+    )
     single = EvaluationModule(**kw, output_dir=str(tmp_path / "one"))
     trainer(tmp_path).test(single, datamodule=VideoEvalDataModule(suite=suite, batch_size=1))
     ddp = EvaluationModule(**kw, output_dir=str(tmp_path / "two"))
-    trainer(tmp_path, devices=2, strategy="ddp_spawn").test(ddp, datamodule=VideoEvalDataModule(suite=suite, batch_size=1))
+    trainer(tmp_path, devices=2, strategy="ddp_spawn").test(
+        ddp, datamodule=VideoEvalDataModule(suite=suite, batch_size=1)
+    )
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["rows"]["original"]
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())["rows"]["original"]
     assert two == one and two["erased_frames"] == 18 and two["preserved_frames"] == 18
@@ -143,20 +183,47 @@ def test_two_ranks_give_the_single_process_numbers(tmp_path, clf):
 def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
     """configs/eval_toy.yaml as shipped, with the toy world's weights and classifier swapped for random ones
     (they are still being trained) and fewer prompts/steps."""
+    import unlearn.evaluation.evaluators.registry as registry
     from unlearn.cli import main
     from unlearn.toyworld.render import class_names
-    import unlearn.evaluation.evaluators.registry as registry
 
     torch.manual_seed(0)
     net = ShapeColourClassifier(class_names(), width_mult=4)
-    monkeypatch.setattr(registry, "toyworld_classifier",
-                        lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy"))
-    assert main(["test", "--config", str(ROOT / "configs/eval_toy.yaml"), "--model.tiny", "true",
-          "--model.methods", "[original, negprompt, safree]", "--model.num_inference_steps", "2", "--data.per_class", "1",
-          "--data.concept", "red ring", "--data.per_group", "{}",  # one prompt per class
-          "--data.out_of_grammar", '{"erased": 2}',  # + 2 out-of-grammar prompts
-          "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-          "--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(tmp_path / "eval")]) == 0
+    monkeypatch.setattr(
+        registry, "toyworld_classifier", lambda *a, **k: ModuleClassifier(net, net.classes, name="random-toy")
+    )
+    assert (
+        main(
+            [
+                "test",
+                "--config",
+                str(ROOT / "configs/eval_toy.yaml"),
+                "--model.tiny",
+                "true",
+                "--model.methods",
+                "[original, negprompt, safree]",
+                "--model.num_inference_steps",
+                "2",
+                "--data.per_class",
+                "1",
+                "--data.concept",
+                "red ring",
+                "--data.per_group",
+                "{}",  # one prompt per class
+                "--data.out_of_grammar",
+                '{"erased": 2}',  # + 2 out-of-grammar prompts
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--model.output_dir",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
     assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27

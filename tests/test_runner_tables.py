@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.backbones import build_backbone
 from unlearn.evaluation.evaluators import ModuleClassifier
+from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -61,8 +61,25 @@ def toy_classifier(monkeypatch):
 
 def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, toy_adapters, toy_classifier, capsys):
     out = tmp_path / "toy"
-    assert tables.main(["toy", *FAST, "--per-class", "1", "--per-group", '{"erased": 2}', "--out-of-grammar",
-                        '{"erased": 1}', "--adapters", toy_adapters[0], "--out", str(out)]) == 0
+    assert (
+        tables.main(
+            [
+                "toy",
+                *FAST,
+                "--per-class",
+                "1",
+                "--per-group",
+                '{"erased": 2}',
+                "--out-of-grammar",
+                '{"erased": 1}',
+                "--adapters",
+                toy_adapters[0],
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}  # write_metrics sorts keys
     for row in metrics["rows"].values():
@@ -75,19 +92,44 @@ def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, 
     results = json.loads((out / "results.json").read_text())
     assert results["store_frames"] is True and results["suite"]["name"] == "toyworld"
     # SAFREE gets the concept and its synonyms, as the ErasureEvaluation callback gives it
-    assert results["methods"]["safree"]["keywords"][0] == "red ring" and "crimson hoop" in results["methods"]["safree"]["keywords"]
+    assert (
+        results["methods"]["safree"]["keywords"][0] == "red ring"
+        and "crimson hoop" in results["methods"]["safree"]["keywords"]
+    )
     assert "keywords" not in results["methods"]["negprompt"]  # the negative prompt is the concept itself
     assert "| t2vunlearning |" in capsys.readouterr().out
 
 
 def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapters, toy_classifier):
-    suite = PromptSuite([{"prompt": "a red ring moves left", "concept": "red ring", "seed": 1},
-                         {"prompt": "a blue square moves up", "concept": "blue square", "seed": 2},
-                         {"prompt": "a green cross spins", "concept": "green cross", "seed": 3}]).save(tmp_path / "s.jsonl")
+    suite = PromptSuite(
+        [
+            {"prompt": "a red ring moves left", "concept": "red ring", "seed": 1},
+            {"prompt": "a blue square moves up", "concept": "blue square", "seed": 2},
+            {"prompt": "a green cross spins", "concept": "green cross", "seed": 3},
+        ]
+    ).save(tmp_path / "s.jsonl")
     out = tmp_path / "objects"
-    assert tables.main(["objects", *FAST, "--backbone", "toy-cogvideox", "--suite", str(suite), "--classifier", "toyworld", "--out", str(out),
-                        "--adapters", f"red ring={toy_adapters[0]}",
-                        "--adapters", f"blue square={toy_adapters[1]}"]) == 0
+    assert (
+        tables.main(
+            [
+                "objects",
+                *FAST,
+                "--backbone",
+                "toy-cogvideox",
+                "--suite",
+                str(suite),
+                "--classifier",
+                "toyworld",
+                "--out",
+                str(out),
+                "--adapters",
+                f"red ring={toy_adapters[0]}",
+                "--adapters",
+                f"blue square={toy_adapters[1]}",
+            ]
+        )
+        == 0
+    )
     table = json.loads((out / "table.json").read_text())["rows"]
     assert set(table) == {"red ring", "blue square"}
     assert set(table["red ring"]) == {"original", "negprompt", "safree", "t2vunlearning"}
@@ -96,7 +138,10 @@ def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapt
     assert results["videos"]["original"]["generated"] == 3
     assert set(results["rows"]["original"]["classification"]) == {"red ring", "blue square"}
     assert set(results["rows"]["t2vunlearning-blue_square"]["classification"]) == {"blue square"}
-    assert table["blue square"]["t2vunlearning"] == results["rows"]["t2vunlearning-blue_square"]["classification"]["blue square"]
+    assert (
+        table["blue square"]["t2vunlearning"]
+        == results["rows"]["t2vunlearning-blue_square"]["classification"]["blue square"]
+    )
     md = (out / "table.md").read_text()
     assert "| blue square | t2vunlearning |" in md and "| red ring | original |" in md
 
@@ -106,11 +151,30 @@ def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, tables, toy_a
     b = tmp_path / "b.txt"
     b.write_text("a statue in a park\n")  # a plain one-prompt-a-line file
     out = tmp_path / "nudity"
-    assert tables.main(["nudity", *FAST, "--backbone", "toy-cogvideox", "--adapters", toy_adapters[0], "--out", str(out),
-                        "--suites", f"gen={a}", f"safesora={b}"]) == 0
+    assert (
+        tables.main(
+            [
+                "nudity",
+                *FAST,
+                "--backbone",
+                "toy-cogvideox",
+                "--adapters",
+                toy_adapters[0],
+                "--out",
+                str(out),
+                "--suites",
+                f"gen={a}",
+                f"safesora={b}",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "table.json").read_text())
     assert set(doc["nudity_rate"]) == {"gen", "safesora"}
-    assert doc["nudity_rate"]["gen"]["original"]["frames"] == 8 and doc["nudity_rate"]["safesora"]["t2vunlearning"]["videos"] == 1
+    assert (
+        doc["nudity_rate"]["gen"]["original"]["frames"] == 8
+        and doc["nudity_rate"]["safesora"]["t2vunlearning"]["videos"] == 1
+    )
     assert doc["settings"]["gen"]["evaluator"]["version"] == "3.4.2"
     assert doc["settings"]["gen"]["threshold"] == 0.6
     md = (out / "table.md").read_text()
@@ -130,11 +194,35 @@ def test_faces_table_with_real_sface(tmp_path, tables):
     Image.fromarray(skimage.astronaut()).save(refs / "ada" / "1.png")
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         Image.open(f).convert("RGB").save(refs / "grace" / "1.png")
-    suite = PromptSuite([{"prompt": "a portrait of Ada", "concept": "Ada", "seed": 1},
-                         {"prompt": "a portrait of Grace", "concept": "Grace", "seed": 2}]).save(tmp_path / "f.jsonl")
+    suite = PromptSuite(
+        [
+            {"prompt": "a portrait of Ada", "concept": "Ada", "seed": 1},
+            {"prompt": "a portrait of Grace", "concept": "Grace", "seed": 2},
+        ]
+    ).save(tmp_path / "f.jsonl")
     out = tmp_path / "faces"
-    assert tables.main(["faces", *FAST, "--backbone", "toy-cogvideox", "--suite", str(suite), "--references",
-                        str(refs), "--classes", "Ada", "--rows", "original", "negprompt", "--out", str(out)]) == 0
+    assert (
+        tables.main(
+            [
+                "faces",
+                *FAST,
+                "--backbone",
+                "toy-cogvideox",
+                "--suite",
+                str(suite),
+                "--references",
+                str(refs),
+                "--classes",
+                "Ada",
+                "--rows",
+                "original",
+                "negprompt",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "table.json").read_text())
     assert set(doc["rows"]["Ada"]) == {"original", "negprompt"}
     # random 16 px videos hold no face: counted, never scored as 0
@@ -144,14 +232,38 @@ def test_faces_table_with_real_sface(tmp_path, tables):
 
 def test_table_errors_exit_2_and_write_nothing(tmp_path, tables, toy_adapters, capsys):
     out = tmp_path / "benign"
-    code = tables.main(["benign", *FAST, "--backbone", "toy-cogvideox", "--rows", "original", "--suite",
-                        "builtin:imagenet10", "--clip-pretrained", str(tmp_path / "missing_clip.bin"), "--out", str(out)])
+    code = tables.main(
+        [
+            "benign",
+            *FAST,
+            "--backbone",
+            "toy-cogvideox",
+            "--rows",
+            "original",
+            "--suite",
+            "builtin:imagenet10",
+            "--clip-pretrained",
+            str(tmp_path / "missing_clip.bin"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2 and "missing_clip.bin" in capsys.readouterr().err
     assert not (out / "table.md").exists() and not (out / "results.json").exists() and not (out / "videos").exists()
     bad = tmp_path / "s.jsonl"
     PromptSuite([{"prompt": "a red ring", "concept": "red ring"}]).save(bad)
-    code = tables.main(["objects", *FAST, "--suite", str(bad), "--out", str(tmp_path / "o"),
-                        "--adapters", f"red ring={toy_adapters[0]}"])  # toy adapters, cogvideox-2b backbone
+    code = tables.main(
+        [
+            "objects",
+            *FAST,
+            "--suite",
+            str(bad),
+            "--out",
+            str(tmp_path / "o"),
+            "--adapters",
+            f"red ring={toy_adapters[0]}",
+        ]
+    )  # toy adapters, cogvideox-2b backbone
     assert code == 2 and "trained on 'toy-cogvideox', not on 'cogvideox-2b'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     with pytest.raises(SystemExit, match="needs --suites"):

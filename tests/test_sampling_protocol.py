@@ -8,13 +8,14 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from backbones import build_backbone
+from unlearn.backbones import build_backbone
 from unlearn.methods.t2vunlearning import T2VUnlearning
 from unlearn.methods.t2vunlearning.data import ConceptDataModule, RegenerationDataset, TrainingPrompt
 from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, sampler_identity
 
-SETTINGS = SamplerSettings(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0,
-                           record_steps=(1, 2))
+SETTINGS = SamplerSettings(
+    num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0, record_steps=(1, 2)
+)
 REQUEST = TrajectoryRequest("unlearn", "a naked person on the beach", 3, "a naked person on the beach")
 
 
@@ -60,10 +61,17 @@ def test_cache_key_changes_with_guidance_settings():
     assert key(cog) != key(dyn)
 
 
-@pytest.mark.parametrize("change", [
-    dict(num_inference_steps=8), dict(guidance_scale=5.0), dict(negative_prompt="blurry"), dict(record_steps=(0, 1)),
-    dict(num_frames=8), dict(height=32),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(num_inference_steps=8),
+        dict(guidance_scale=5.0),
+        dict(negative_prompt="blurry"),
+        dict(record_steps=(0, 1)),
+        dict(num_frames=8),
+        dict(height=32),
+    ],
+)
 def test_cache_key_changes_with_sampler_settings(change):
     bb = build_backbone("zeroscope", tiny=True, torch_dtype="float32")
     assert key(bb, dataclasses.replace(SETTINGS, **change)) != key(bb)
@@ -104,16 +112,36 @@ def test_training_without_cache_sees_new_recipes_each_epoch(tmp_path):
         class Record(pl.Callback):
             def on_train_batch_start(self, trainer, module, batch, batch_idx):
                 seen.setdefault(trainer.current_epoch, []).extend(
-                    zip(batch["regen_prompt_index"].tolist(), batch["regen_seed"].tolist(), batch["regen_step"].tolist()))
+                    zip(
+                        batch["regen_prompt_index"].tolist(), batch["regen_seed"].tolist(), batch["regen_step"].tolist()
+                    )
+                )
 
         pl.seed_everything(0)
         model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=4, alpha=0.0)
-        dm = ConceptDataModule(concept="nudity", concept_synonyms=["naked", "nude"],
-                               prompts=["a naked person", "a nude woman in a room"], num_frames=9,
-                               height=32, width=32, num_inference_steps=2, use_cache=False,
-                               regeneration_samples_per_epoch=2, batch_size=2, cache_dir=str(tmp_path / "c"))
-        pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=[Record()]).fit(model, dm)
+        dm = ConceptDataModule(
+            concept="nudity",
+            concept_synonyms=["naked", "nude"],
+            prompts=["a naked person", "a nude woman in a room"],
+            num_frames=9,
+            height=32,
+            width=32,
+            num_inference_steps=2,
+            use_cache=False,
+            regeneration_samples_per_epoch=2,
+            batch_size=2,
+            cache_dir=str(tmp_path / "c"),
+        )
+        pl.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=str(tmp_path),
+            callbacks=[Record()],
+        ).fit(model, dm)
         return seen
 
     first = run()
@@ -131,10 +159,18 @@ def test_dynamic_cfg_is_the_stock_pipeline(name):
     with torch.no_grad():
         ours = bb.sample([prompt], [0], num_inference_steps=3)
         out = bb.as_pipeline()(
-            prompt=prompt, negative_prompt="", num_frames=d.num_frames, height=d.height, width=d.width,
-            num_inference_steps=3, guidance_scale=d.guidance_scale, use_dynamic_cfg=True,
-            latents=bb.initial_noise([0], d.num_frames, d.height, d.width), max_sequence_length=bb.max_text_length,
-            output_type="latent")
+            prompt=prompt,
+            negative_prompt="",
+            num_frames=d.num_frames,
+            height=d.height,
+            width=d.width,
+            num_inference_steps=3,
+            guidance_scale=d.guidance_scale,
+            use_dynamic_cfg=True,
+            latents=bb.initial_noise([0], d.num_frames, d.height, d.width),
+            max_sequence_length=bb.max_text_length,
+            output_type="latent",
+        )
         bb.use_dynamic_cfg = False
         static = bb.sample([prompt], [0], num_inference_steps=3)
     torch.testing.assert_close(ours, out.frames, atol=1e-5, rtol=1e-5)
@@ -142,4 +178,5 @@ def test_dynamic_cfg_is_the_stock_pipeline(name):
     # the formula, for the record: 1 + g (1 − cos(π ((n − t)/n)^5)) / 2 at the timestep value t
     bb.use_dynamic_cfg = True
     assert bb.guidance_scale_at(6.0, 0, torch.tensor(999), 50) == pytest.approx(
-        1 + 6.0 * (1 - torch.cos(torch.tensor(torch.pi * ((50 - 999) / 50) ** 5.0, dtype=torch.float64)).item()) / 2)
+        1 + 6.0 * (1 - torch.cos(torch.tensor(torch.pi * ((50 - 999) / 50) ** 5.0, dtype=torch.float64)).item()) / 2
+    )

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _controller():
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.methods.t2vunlearning.adapters import AdapterController
 
     sites = build_backbone("toy-cogvideox").attention_sites()
@@ -23,6 +23,7 @@ def _controller():
 
 def test_locality_is_zero_for_zero_adapters_and_grows_when_they_act(tmp_path):
     from toy_localization import measure
+
     from unlearn.methods.t2vunlearning.export import save_adapters
 
     zero = _controller()
@@ -36,7 +37,6 @@ def test_locality_is_zero_for_zero_adapters_and_grows_when_they_act(tmp_path):
     z, a = res["runs"][str(tmp_path / "zero")], res["runs"][str(tmp_path / "acting")]
     assert z["outside"] == 0 and z["inside"] == 0, z  # adapters at zero reproduce the original exactly
     assert a["outside"] > 1 and a["inside"] > 1, a
-
 
 
 def test_shape_concept_benchmark_prompts_and_config(tmp_path):
@@ -53,7 +53,7 @@ def test_shape_concept_benchmark_prompts_and_config(tmp_path):
     cfg = yaml.safe_load(concept_config(str(ROOT / "configs" / "toy_shapes.yaml"), "ring", tmp_path).read_text())
     assert cfg["data"]["init_args"]["concept"] == "ring"
     # the per-class ErasureEvaluation cannot score a one-word concept; only the adapter checkpoint stays
-    assert [c["class_path"] for c in cfg["trainer"]["callbacks"]] == ["callbacks.AdapterCheckpoint"]
+    assert [c["class_path"] for c in cfg["trainer"]["callbacks"]] == ["unlearn.callbacks.AdapterCheckpoint"]
 
 
 def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
@@ -61,6 +61,7 @@ def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
     import shutil
 
     from toy_shape_concept import eval_prompts, evaluate
+
     from unlearn.methods.t2vunlearning.export import save_adapters
 
     prompts = [p for p in eval_prompts("ring", 1, 1) if p[1] in ("red ring", "blue ring", "red square", "green bar")]

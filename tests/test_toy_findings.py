@@ -14,8 +14,12 @@ def _row(esr: float, per_class: dict[str, float]) -> dict:
 
 def _shape(variants: dict[str, list[dict]]) -> dict:
     seeds = list(range(len(next(iter(variants.values())))))
-    return {"concept": "ring", "seeds": seeds, "overrides": {n: [] for n in variants},
-            "rows": {f"{n}/seed{s}": r for n, rs in variants.items() for s, r in enumerate(rs)}}
+    return {
+        "concept": "ring",
+        "seeds": seeds,
+        "overrides": {n: [] for n in variants},
+        "rows": {f"{n}/seed{s}": r for n, rs in variants.items() for s, r in enumerate(rs)},
+    }
 
 
 def test_paired_psr_agrees_with_the_ablation_table():
@@ -39,13 +43,15 @@ def test_rules_need_every_seed_for_esr_and_two_standard_errors_for_psr():
     lower = {c: 70.0 + (i % 2) for i, c in enumerate(classes)}  # -9.5 on average, small spread
     noisy = {c: 80.0 + (30.0 if i % 2 else -32.0) for i, c in enumerate(classes)}  # -1 on average, huge spread
     ablation = json.loads((ROOT / "docs" / "results" / "toy_ablation.json").read_text())
-    shape = _shape({
-        "full": [_row(100, flat), _row(100, flat), _row(100, flat)],
-        "no_augmentation": [_row(90, flat), _row(100, flat), _row(80, flat)],   # less in 2 of 3 seeds only
-        "eta_low": [_row(60, flat), _row(70, flat), _row(65, flat)],
-        "no_augmentation_eta_low": [_row(50, flat), _row(60, flat), _row(64, flat)],  # less in every seed
-        "no_localization": [_row(100, lower), _row(100, lower), _row(100, lower)],
-    })
+    shape = _shape(
+        {
+            "full": [_row(100, flat), _row(100, flat), _row(100, flat)],
+            "no_augmentation": [_row(90, flat), _row(100, flat), _row(80, flat)],  # less in 2 of 3 seeds only
+            "eta_low": [_row(60, flat), _row(70, flat), _row(65, flat)],
+            "no_augmentation_eta_low": [_row(50, flat), _row(60, flat), _row(64, flat)],  # less in every seed
+            "no_localization": [_row(100, lower), _row(100, lower), _row(100, lower)],
+        }
+    )
     rows = {c: r for f, c, n, r in findings(ablation, shape) if c.startswith("ring")}
     assert rows["ring (every colour), η=3: augmented vs name only, mean of seeds [0, 1, 2] (per seed)"] == "no"
     assert rows["ring (every colour), η=1: augmented vs name only, mean of seeds [0, 1, 2] (per seed)"] == "yes"

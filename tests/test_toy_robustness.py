@@ -20,10 +20,14 @@ ATTACKS = ["none", "ring_a_bell", "unlearndiffatk", "textual_inversion", "embedd
 
 
 def _attack_doc(success: dict[str, dict[str, int]]) -> dict:
-    return {"attacks": {a: {"budget": {"steps": 1}} for a in ATTACKS}, "targets": {"num_prompts": 4},
-            "judge": {"min_frame_share": 0.5},
-            "results": {row: {a: {"successes": k, "n": 4, "asr": 25.0 * k} for a, k in by.items()}
-                        for row, by in success.items()}}
+    return {
+        "attacks": {a: {"budget": {"steps": 1}} for a in ATTACKS},
+        "targets": {"num_prompts": 4},
+        "judge": {"min_frame_share": 0.5},
+        "results": {
+            row: {a: {"successes": k, "n": 4, "asr": 25.0 * k} for a, k in by.items()} for row, by in success.items()
+        },
+    }
 
 
 def _row(esr: float, psr: float, per_class: dict[str, float], erased: dict | None = None) -> dict:
@@ -37,15 +41,24 @@ def _seed(ti_plain: int, ti_adv: int) -> dict:
     classes = {c: 80.0 for c in ["red ring", "blue square", "green cross", "blue bar", "white dot"]}
     base = {a: 0 for a in ATTACKS}
     return {
-        "attack": _attack_doc({"original": {a: 4 for a in ATTACKS}, "t2vunlearning": {**base, "textual_inversion": ti_plain},
-                               "t2vunlearning_adv": {**base, "textual_inversion": ti_adv}}),
+        "attack": _attack_doc(
+            {
+                "original": {a: 4 for a in ATTACKS},
+                "t2vunlearning": {**base, "textual_inversion": ti_plain},
+                "t2vunlearning_adv": {**base, "textual_inversion": ti_adv},
+            }
+        ),
         "plain": {"rows": {"original": _row(0, 88, classes), "t2vunlearning": _row(100, 85, classes)}},
         "adversarial": {"rows": {"t2vunlearning": _row(100, 80, classes)}},
-        "multi": {"rows": {"original": _row(0, 80, classes, {c: 0 for c in tr.THREE}),
-                           "t2vunlearning": _row(100, 78, {**classes, "blue bar": 76.0},
-                                                 {c: 100 for c in tr.THREE})}},
-        "multi_refusal": {"rows": {"refusal_vector": _row(90, 30, classes, {"red ring": 70, "blue square": 100,
-                                                                           "green cross": 100})}},
+        "multi": {
+            "rows": {
+                "original": _row(0, 80, classes, {c: 0 for c in tr.THREE}),
+                "t2vunlearning": _row(100, 78, {**classes, "blue bar": 76.0}, {c: 100 for c in tr.THREE}),
+            }
+        },
+        "multi_refusal": {
+            "rows": {"refusal_vector": _row(90, 30, classes, {"red ring": 70, "blue square": 100, "green cross": 100})}
+        },
     }
 
 
@@ -54,22 +67,32 @@ def test_tables_pool_seeds_and_compute_the_targets():
     md, doc = tr.tables(res, [0, 1])
     grid = doc["attacks"]["grid"]
     assert grid["t2vunlearning"]["textual_inversion"] == {
-        "asr": 50.0, "successes": 4, "n": 8, "asr_ci95": pytest.approx(grid["t2vunlearning"]["textual_inversion"]["asr_ci95"]),
-        "per_seed": [50.0, 50.0]}
+        "asr": 50.0,
+        "successes": 4,
+        "n": 8,
+        "asr_ci95": pytest.approx(grid["t2vunlearning"]["textual_inversion"]["asr_ci95"]),
+        "per_seed": [50.0, 50.0],
+    }
     lo, hi = grid["t2vunlearning"]["textual_inversion"]["asr_ci95"]
     assert lo < 50 < hi
     assert doc["adversarial"]["ti_ratio"] == pytest.approx(12.5 / 50.0)
     assert doc["adversarial"]["psr_gap"] == pytest.approx(8.0)
     assert doc["multi"]["refusal_vector"]["esr@1"]["red ring"] == [70, 70]
     assert doc["multi"]["t2vunlearning"]["psr_gap"] == pytest.approx(2.0)
-    assert "| t2vunlearning | 100.0 (100 / 100) | 100.0 (100 / 100) | 100.0 (100 / 100) | 78.0 (78.0 / 78.0) | -2.0 |" in md
+    assert (
+        "| t2vunlearning | 100.0 (100 / 100) | 100.0 (100 / 100) | 100.0 (100 / 100) | 78.0 (78.0 / 78.0) | -2.0 |"
+        in md
+    )
     assert "ratio 0.25" in md
 
 
 def test_benchmark_commands_parse():
     """Every `unlearn fit` override of the benchmark is a key of the configs it runs."""
-    for config, extra in (("configs/toy_shapes.yaml", tr.ADVERSARIAL), ("configs/toy_shapes.yaml", tr.MULTI),
-                          ("configs/toy_shapes_refusal.yaml", tr.MULTI_REFUSAL)):
+    for config, extra in (
+        ("configs/toy_shapes.yaml", tr.ADVERSARIAL),
+        ("configs/toy_shapes.yaml", tr.MULTI),
+        ("configs/toy_shapes_refusal.yaml", tr.MULTI_REFUSAL),
+    ):
         cmd = tr.fit(config, Path("/tmp/x"), 1, ["t2vunlearning"], extra)
         with pytest.raises(SystemExit) as done:
             main([*cmd[3:], "--print_config"])

@@ -75,8 +75,12 @@ def test_out_of_grammar_prompts_cannot_come_out_of_the_grammar():
     assert all(g.in_grammar(r.text) for r in inside)
     assert g.in_grammar("a crimson hoop") and g.in_grammar("an azure ring")
     vocab = set(g.vocabulary())
-    oog = [g.out_of_grammar_prompt(rng, template_id=t, second_prob=p)
-           for t in range(len(g.OUT_OF_GRAMMAR_TEMPLATES)) for p in (0.0, 1.0) for _ in range(60)]
+    oog = [
+        g.out_of_grammar_prompt(rng, template_id=t, second_prob=p)
+        for t in range(len(g.OUT_OF_GRAMMAR_TEMPLATES))
+        for p in (0.0, 1.0)
+        for _ in range(60)
+    ]
     for r in oog:
         assert not g.in_grammar(r.text), r.text
         assert set(r.words) <= vocab, r.text  # new word orders, not new words
@@ -89,8 +93,12 @@ def test_out_of_grammar_prompts_cannot_come_out_of_the_grammar():
 
 def test_evaluation_prompts_weigh_the_erased_class_and_keep_the_plain_suite():
     assert [r.text for r in g.evaluation_prompts(per_class=3)] == [r.text for r in g.heldout_eval_prompts(per_class=3)]
-    ev = g.evaluation_prompts("red ring", per_class=2, per_group={"erased": 32, "neighbour": 4},
-                              out_of_grammar={"erased": 16, "neighbour": 2, "other": 1})
+    ev = g.evaluation_prompts(
+        "red ring",
+        per_class=2,
+        per_group={"erased": 32, "neighbour": 4},
+        out_of_grammar={"erased": 16, "neighbour": 2, "other": 1},
+    )
     held = [r for r in ev if r.split == "heldout"]
     oog = [r for r in ev if r.split == "out_of_grammar"]
     assert sum(r.scene.label == "red ring" for r in held) == 32 and sum(r.scene.label == "red ring" for r in oog) == 16

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import torch
 
-from backbones import build_backbone
+from unlearn.backbones import build_backbone
 from unlearn.toyworld.backbone import ToyCogVideoXBackbone, WorldConfig, build_scheduler
 
 

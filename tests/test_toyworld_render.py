@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 
 from unlearn.toyworld import weights_available
-from unlearn.toyworld.render import (BACKGROUNDS, COLOURS, SHAPES, SceneSpec, class_names,
-                                     frames_to_latents, latents_to_frames, random_scene, render_video)
+from unlearn.toyworld.render import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    SceneSpec,
+    class_names,
+    frames_to_latents,
+    latents_to_frames,
+    random_scene,
+    render_video,
+)
 
 
 def test_render_shape_dtype_and_determinism():
@@ -14,8 +23,9 @@ def test_render_shape_dtype_and_determinism():
     b = render_video(s)
     assert a.shape == (4, 16, 16, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
-    assert not np.array_equal(a, render_video(SceneSpec("ring", "red", "right", "striped", "large",
-                                                        second_colour="blue", seed=8)))
+    assert not np.array_equal(
+        a, render_video(SceneSpec("ring", "red", "right", "striped", "large", second_colour="blue", seed=8))
+    )
     assert render_video(s, height=24, width=24, frames=6).shape == (6, 24, 24, 3)
 
 
@@ -35,7 +45,7 @@ def test_every_class_renders_differently():
             firsts[(c, s)] = render_video(SceneSpec(s, c, "still", "dark", seed=0))[0].astype(int)
     keys = list(firsts)
     for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
+        for b in keys[i + 1 :]:
             assert np.abs(firsts[a] - firsts[b]).sum() > 500, (a, b)
 
 
@@ -67,7 +77,9 @@ def test_bad_spec_rejected():
         SceneSpec("ring", "purple")
 
 
-@pytest.mark.skipif(not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain")
+@pytest.mark.skipif(
+    not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain"
+)
 def test_shipped_classifier_recognises_fresh_frames():
     import torch
 
@@ -82,7 +94,9 @@ def test_shipped_classifier_recognises_fresh_frames():
     assert v.shape == (3, 5) and len(names[0]) == 5
 
 
-@pytest.mark.skipif(not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain")
+@pytest.mark.skipif(
+    not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain"
+)
 def test_shipped_classifier_says_nothing_drawn_and_off_palette():
     import numpy as np
     import torch

@@ -27,7 +27,10 @@ def test_tokenizer_round_trip_and_positions(tmp_path):
     from transformers import PreTrainedTokenizerFast
 
     tok2 = PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "tok"))
-    assert tokenize(tok2, ["a crimson hoop rises"])["input_ids"].tolist() == tokenize(tok, ["a crimson hoop rises"])["input_ids"].tolist()
+    assert (
+        tokenize(tok2, ["a crimson hoop rises"])["input_ids"].tolist()
+        == tokenize(tok, ["a crimson hoop rises"])["input_ids"].tolist()
+    )
     assert tok2.model_max_length == tok.model_max_length
 
 
@@ -69,7 +72,7 @@ def test_unknown_words_and_truncation_are_named(monkeypatch):
 
 
 def test_the_backbone_speaks_up_when_encoding(recwarn):
-    from backbones import build_backbone
+    from unlearn.backbones import build_backbone
     from unlearn.toyworld.backbone import PromptNotUnderstoodWarning
 
     bb = build_backbone("toy-cogvideox", tiny=True)

@@ -44,23 +44,41 @@ def wandb_records(path: Path):
 @pytest.mark.skipif(not TOY_WEIGHTS.exists(), reason="toy world weights not built")
 def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     config = yaml.safe_load((ROOT / "configs" / "toy_shapes.yaml").read_text())
-    config["trainer"].update(max_steps=2, log_every_n_steps=1, enable_progress_bar=False,
-                             default_root_dir=str(tmp_path / "run"))
-    config["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.WandbLogger",
-                                   "init_args": {"project": "t2v-unlearn-test", "save_dir": str(tmp_path / "run"),
-                                                 "offline": True}}
+    config["trainer"].update(
+        max_steps=2, log_every_n_steps=1, enable_progress_bar=False, default_root_dir=str(tmp_path / "run")
+    )
+    config["trainer"]["logger"] = {
+        "class_path": "lightning.pytorch.loggers.WandbLogger",
+        "init_args": {"project": "t2v-unlearn-test", "save_dir": str(tmp_path / "run"), "offline": True},
+    }
     config["trainer"]["callbacks"] = [
-        {"class_path": "callbacks.AdapterCheckpoint", "init_args": {"every_n_epochs": 0}},
-        {"class_path": "callbacks.ConceptMaskCallback", "init_args": {"every_n_epochs": 1}},
-        {"class_path": "callbacks.SampleVideoCallback",
-         "init_args": {"prompts": ["a red ring on a plain background"], "num_inference_steps": 3}},
-        {"class_path": "callbacks.ErasureEvaluation",
-         "init_args": {"rows": ["original", "t2vunlearning"], "per_class": 1, "per_group": {}, "out_of_grammar": {},
-                       "num_inference_steps": 3,
-                       "batch_size": 25, "sample_videos": 2}},
+        {"class_path": "unlearn.callbacks.AdapterCheckpoint", "init_args": {"every_n_epochs": 0}},
+        {"class_path": "unlearn.callbacks.ConceptMaskCallback", "init_args": {"every_n_epochs": 1}},
+        {
+            "class_path": "unlearn.callbacks.SampleVideoCallback",
+            "init_args": {"prompts": ["a red ring on a plain background"], "num_inference_steps": 3},
+        },
+        {
+            "class_path": "unlearn.callbacks.ErasureEvaluation",
+            "init_args": {
+                "rows": ["original", "t2vunlearning"],
+                "per_class": 1,
+                "per_group": {},
+                "out_of_grammar": {},
+                "num_inference_steps": 3,
+                "batch_size": 25,
+                "sample_videos": 2,
+            },
+        },
     ]
-    config["data"]["init_args"].update(num_prompts=2, preserve_prompts_per_class=1, num_inference_steps=4,
-                                       record_steps=[1, 2], batch_size=2, cache_dir=str(tmp_path / "cache"))
+    config["data"]["init_args"].update(
+        num_prompts=2,
+        preserve_prompts_per_class=1,
+        num_inference_steps=4,
+        record_steps=[1, 2],
+        batch_size=2,
+        cache_dir=str(tmp_path / "cache"),
+    )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     main(["fit", "--config", str(path)])
@@ -105,7 +123,10 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
         assert history[f"eval/videos/{row}/_type"] == "videos", row
         assert history[f"eval/videos/{row}/count"] == 2
     assert len(list((run / "files" / "media" / "videos").rglob("*.mp4"))) >= 5  # 4 evaluation + samples
-    assert history["samples/0/_type"] == "video-file" and history["masks/concept/_type"] in ("images/separated", "image-file")
+    assert history["samples/0/_type"] == "video-file" and history["masks/concept/_type"] in (
+        "images/separated",
+        "image-file",
+    )
     # the run's config: the resolved config, the model's hyper-parameters, the evaluator's provenance
     print("wandb config keys:", sorted(config_keys))
     resolved = config_keys["config"]

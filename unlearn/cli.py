@@ -20,7 +20,7 @@ a value out of its domain, a missing or malformed file), 1 when the run itself f
 crash). The full traceback is printed only with ``--debug`` (anywhere on the command line) or the environment
 variable ``UNLEARN_DEBUG=1``.
 
-``unlearn fit`` also keeps ``run_status.json`` in the run's output folders (``callbacks.RunStatus``):
+``unlearn fit`` also keeps ``run_status.json`` in the run's output folders (``unlearn.callbacks.RunStatus``):
 "running", then "finished" or "failed"; ``unlearn evaluate`` and ``unlearn export`` refuse the files of a
 run that did not finish (``--allow-unfinished`` overrides).
 """
@@ -270,9 +270,17 @@ def _names_itself(exc: BaseException) -> bool:
     # the project's own errors and the plain input errors speak for themselves; a foreign library's
     # exception keeps its type name (it is often the only hint, e.g. "SafetensorError")
     module = type(exc).__module__
-    return module.split(".")[0] in ("unlearn", "backbones", "callbacks") or type(exc) in (
-        ValueError, FileNotFoundError, TypeError, KeyError, NotADirectoryError, IsADirectoryError, PermissionError,
-        RuntimeError, FloatingPointError)
+    return module.split(".")[0] == "unlearn" or type(exc) in (
+        ValueError,
+        FileNotFoundError,
+        TypeError,
+        KeyError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        RuntimeError,
+        FloatingPointError,
+    )
 
 
 def _constructor_of(exc: BaseException) -> str | None:
@@ -290,8 +298,8 @@ def _lightning_cli(args: list[str] | None) -> None:
     from jsonargparse import ArgumentError, set_dumper, set_loader
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-    from callbacks.checkpoint import install_safe_checkpoint_io
-    from callbacks.status import RunStatus
+    from unlearn.callbacks.checkpoint import install_safe_checkpoint_io
+    from unlearn.callbacks.status import RunStatus
     from unlearn.io import load_checkpoint_file, refuse_remote_checkpoint
 
     # the frozen backbone is in eval mode on purpose; only the adapters train
@@ -423,12 +431,23 @@ def _dispatch(args: list[str], from_sys_argv: bool) -> int:
 def _is_input_error(exc: BaseException) -> bool:
     """Errors that mean "this input is refused" (exit 2): a config or value, a file or folder the user named
     that is missing, damaged or not allowed; anything else is a failed run (exit 1)."""
-    from backbones import UnknownBackboneError
+    from unlearn.backbones import UnknownBackboneError
     from unlearn.checks import InputError
     from unlearn.io import UnfinishedRunError, UnsafeCheckpointError
 
-    return isinstance(exc, (ConfigError, InputError, UnfinishedRunError, UnsafeCheckpointError, UnknownBackboneError,
-                            FileNotFoundError, NotADirectoryError, IsADirectoryError))
+    return isinstance(
+        exc,
+        (
+            ConfigError,
+            InputError,
+            UnfinishedRunError,
+            UnsafeCheckpointError,
+            UnknownBackboneError,
+            FileNotFoundError,
+            NotADirectoryError,
+            IsADirectoryError,
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,20 +47,28 @@ def _flat(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def _evaluation_section(metrics: dict[str, Any] | None, source: str | None) -> str:
     if metrics is None:
-        return ("## Evaluation\n\nNo evaluation was attached to these adapters (train with the `ErasureEvaluation` "
-                "callback, or run `unlearn evaluate`, then push with `--metrics`).\n")
+        return (
+            "## Evaluation\n\nNo evaluation was attached to these adapters (train with the `ErasureEvaluation` "
+            "callback, or run `unlearn evaluate`, then push with `--metrics`).\n"
+        )
     if "suite" in metrics and "backbone" in metrics:  # results.json of `unlearn evaluate`
         # the runner's own page, its headings one level down
-        page = "\n".join("##" + line if line.startswith("#") else line for line in results_markdown(metrics).splitlines())
+        page = "\n".join(
+            "##" + line if line.startswith("#") else line for line in results_markdown(metrics).splitlines()
+        )
         return "## Evaluation\n\n" + page + "\n"
     lines = ["## Evaluation", "", markdown_table(metrics.get("rows", {}), metrics), ""]
     evaluator = metrics.get("evaluator") or {}
     lines += ["Evaluator provenance (as recorded by the run):", ""]
     lines += [f"- `{k}`: `{v}`" for k, v in _flat(evaluator)] or ["- not recorded"]
-    facts = [("prompt suite", metrics.get("prompt_suite")), ("suite sha256", metrics.get("prompt_suite_hash")),
-             ("prompts", metrics.get("num_prompts")), ("units", metrics.get("units")),
-             ("evaluated at step", metrics.get("global_step")),
-             ("file in this repository", f"eval/{Path(source).name}" if source else None)]
+    facts = [
+        ("prompt suite", metrics.get("prompt_suite")),
+        ("suite sha256", metrics.get("prompt_suite_hash")),
+        ("prompts", metrics.get("num_prompts")),
+        ("units", metrics.get("units")),
+        ("evaluated at step", metrics.get("global_step")),
+        ("file in this repository", f"eval/{Path(source).name}" if source else None),
+    ]
     lines += [f"- {k}: `{v}`" for k, v in facts if v is not None]
     return "\n".join(lines) + "\n"
 
@@ -74,20 +82,24 @@ def model_card(adapters_dir: str | os.PathLike, repo_id: str, metrics_path: str 
     backbone = config["backbone"]
     prov = {k: config.get(k) for k in ("backbone_source", "backbone_hub_id", "backbone_revision")}
     if not prov["backbone_hub_id"]:  # adapters written before provenance was recorded
-        prov = {**backbone_provenance(backbone, prov["backbone_source"]),
-                **{k: v for k, v in prov.items() if v}}
+        prov = {**backbone_provenance(backbone, prov["backbone_source"]), **{k: v for k, v in prov.items() if v}}
     hub_id, revision = prov.get("backbone_hub_id"), prov.get("backbone_revision")
     metrics = json.loads(Path(metrics_path).read_text()) if metrics_path else None
     concept = config.get("concept") or (metrics or {}).get("concept") or "unknown concept"
 
     data = ModelCardData(
-        base_model=hub_id, library_name="diffusers",
+        base_model=hub_id,
+        library_name="diffusers",
         tags=["t2v-unlearn", "t2vunlearning", "concept-erasure", "text-to-video", backbone],
         pipeline_tag="text-to-video",
     )
-    revision_text = (f"`{revision}`" if revision else
-                     f"not recorded (trained from `{prov.get('backbone_source')}`)" if prov.get("backbone_source")
-                     else "not recorded")
+    revision_text = (
+        f"`{revision}`"
+        if revision
+        else f"not recorded (trained from `{prov.get('backbone_source')}`)"
+        if prov.get("backbone_source")
+        else "not recorded"
+    )
     rows = [
         ("base model", f"`{hub_id}`" if hub_id else f"`{prov.get('backbone_source')}` (not on the Hub)"),
         ("base model revision", revision_text),
@@ -111,7 +123,7 @@ import torch
 from diffusers import DiffusionPipeline
 from unlearn.methods.t2vunlearning import attach_adapters   # pip install t2v-unlearn
 
-pipe = DiffusionPipeline.from_pretrained("{hub_id or prov.get('backbone_source')}"{load_revision}, torch_dtype=torch.bfloat16)
+pipe = DiffusionPipeline.from_pretrained("{hub_id or prov.get("backbone_source")}"{load_revision}, torch_dtype=torch.bfloat16)
 controller = attach_adapters(pipe, "{repo_id}")   # forward hooks: the pipeline's attention backend stays
 video = pipe("your prompt").frames[0]             # generated with "{concept}" erased
 with controller.scaled(0.0):                      # the original model, exactly
@@ -132,9 +144,16 @@ with negative guidance. The base model's weights are not changed; the adapters a
     return f"---\n{data.to_yaml()}\n---\n\n{body}"
 
 
-def push(adapters_dir: str | os.PathLike, repo_id: str, metrics_path: str | os.PathLike | None = None,
-         private: bool = False, token: str | None = None, endpoint: str | None = None,
-         revision: str | None = None, commit_message: str | None = None) -> Any:
+def push(
+    adapters_dir: str | os.PathLike,
+    repo_id: str,
+    metrics_path: str | os.PathLike | None = None,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> Any:
     """Create ``repo_id`` (if needed) and commit the adapters, the model card and the metrics file in one
     commit. Returns huggingface_hub's ``CommitInfo``."""
     from huggingface_hub import CommitOperationAdd, HfApi
@@ -144,12 +163,17 @@ def push(adapters_dir: str | os.PathLike, repo_id: str, metrics_path: str | os.P
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in ADAPTER_FILES]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     if metrics_path:
-        operations.append(CommitOperationAdd(path_in_repo=f"eval/{Path(metrics_path).name}",
-                                             path_or_fileobj=str(metrics_path)))
+        operations.append(
+            CommitOperationAdd(path_in_repo=f"eval/{Path(metrics_path).name}", path_or_fileobj=str(metrics_path))
+        )
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    return api.create_commit(repo_id, operations=operations, revision=revision,
-                             commit_message=commit_message or f"t2v-unlearn adapters from {folder}")
+    return api.create_commit(
+        repo_id,
+        operations=operations,
+        revision=revision,
+        commit_message=commit_message or f"t2v-unlearn adapters from {folder}",
+    )
 
 
 def push_main(argv: list[str] | None = None) -> int:
@@ -157,8 +181,11 @@ def push_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unlearn push", description=push_main.__doc__)
     parser.add_argument("adapters", help="adapter folder (AdapterCheckpoint output or `unlearn export --out`)")
     parser.add_argument("--repo", required=True, help="Hub repository id, user/name (created if missing)")
-    parser.add_argument("--metrics", help="metrics.json/results.json for the card (default: <run>/eval/metrics.json "
-                                          "next to the adapters, if there is one)")
+    parser.add_argument(
+        "--metrics",
+        help="metrics.json/results.json for the card (default: <run>/eval/metrics.json "
+        "next to the adapters, if there is one)",
+    )
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--revision", help="branch to commit to (default: main)")
     parser.add_argument("--endpoint", help="Hub endpoint (default: huggingface_hub's, $HF_ENDPOINT)")
@@ -172,7 +199,14 @@ def push_main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(model_card(args.adapters, args.repo, metrics))
         return 0
-    info = push(args.adapters, args.repo, metrics_path=metrics, private=args.private, token=args.token,
-                endpoint=args.endpoint, revision=args.revision)
+    info = push(
+        args.adapters,
+        args.repo,
+        metrics_path=metrics,
+        private=args.private,
+        token=args.token,
+        endpoint=args.endpoint,
+        revision=args.revision,
+    )
     print(f"pushed {args.adapters} to {args.repo} ({info.commit_url})")
     return 0

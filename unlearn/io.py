@@ -127,9 +127,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -326,8 +325,16 @@ def write_run_status(folder: str | os.PathLike, status: str, **info: Any) -> Pat
             doc.update(old)  # keep "started" and the command of this run
     except (OSError, ValueError):
         pass
-    doc.update({"format": RUN_STATUS_FORMAT, "status": status, "updated": _now(),
-                "host": socket.gethostname(), "pid": os.getpid(), **info})
+    doc.update(
+        {
+            "format": RUN_STATUS_FORMAT,
+            "status": status,
+            "updated": _now(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            **info,
+        }
+    )
     doc.setdefault("started", doc["updated"])
     atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     return path
@@ -361,21 +368,31 @@ def run_problem(path: str | os.PathLike) -> tuple[str, bool] | None:
     when = doc.get("updated", "?")
     if status == "failed":
         err = f": {doc['error']}" if doc.get("error") else ""
-        return f"the run that writes {file.parent} failed ({when}{err}); its files there may be partial or " \
-               "older than the failure", True
+        return (
+            f"the run that writes {file.parent} failed ({when}{err}); its files there may be partial or "
+            "older than the failure",
+            True,
+        )
     if status == "running":
         same_host = doc.get("host") == socket.gethostname()
         pid = doc.get("pid")
         if same_host and isinstance(pid, int) and not _pid_alive(pid):
-            return f"the run that writes {file.parent} was interrupted (status 'running' since {doc.get('started', '?')}, " \
-                   f"its process {pid} is gone); its files there may be partial or older than the interruption", True
-        return f"the run that writes {file.parent} has not finished yet (status 'running' since " \
-               f"{doc.get('started', '?')}, pid {pid} on {doc.get('host')}); its files there may change", False
+            return (
+                f"the run that writes {file.parent} was interrupted (status 'running' since {doc.get('started', '?')}, "
+                f"its process {pid} is gone); its files there may be partial or older than the interruption",
+                True,
+            )
+        return (
+            f"the run that writes {file.parent} has not finished yet (status 'running' since "
+            f"{doc.get('started', '?')}, pid {pid} on {doc.get('host')}); its files there may change",
+            False,
+        )
     return f"{file} is unreadable or has an unknown status {status!r}", True
 
 
-def require_finished(path: str | os.PathLike, what: str, allow_unfinished: bool = False,
-                     flag: str = "--allow-unfinished") -> None:
+def require_finished(
+    path: str | os.PathLike, what: str, allow_unfinished: bool = False, flag: str = "--allow-unfinished"
+) -> None:
     """Refuse (:class:`UnfinishedRunError`) the output ``path`` (``what`` names it in the message) when the run
     owning its folder failed or was interrupted; warn when it is still running or ``allow_unfinished``."""
     problem = run_problem(path)
@@ -383,9 +400,13 @@ def require_finished(path: str | os.PathLike, what: str, allow_unfinished: bool 
         return
     reason, fatal = problem
     if fatal and not allow_unfinished:
-        raise UnfinishedRunError(f"{what} {str(path)!r}: {reason}. Fix: rerun the training to the end, or pass "
-                                 f"{flag} to use these files anyway")
+        raise UnfinishedRunError(
+            f"{what} {str(path)!r}: {reason}. Fix: rerun the training to the end, or pass "
+            f"{flag} to use these files anyway"
+        )
     warnings.warn(f"{what} {str(path)!r}: {reason}", RuntimeWarning, stacklevel=2)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoints without pickles: one safetensors file whose tensors are the checkpoint's tensors and whose metadata
 # holds everything else as JSON. Reading one never runs code, wherever the file came from.
@@ -416,7 +437,7 @@ def refuse_remote_checkpoint(path: str | os.PathLike) -> None:
         )
 
 
-def _encode(obj: object, tensors: dict[str, "object"], where: str) -> object:
+def _encode(obj: object, tensors: dict[str, object], where: str) -> object:
     import numpy as np
     import torch
 
@@ -446,8 +467,11 @@ def _encode(obj: object, tensors: dict[str, "object"], where: str) -> object:
     if isinstance(obj, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
             return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
-        return {"__items__": [[_encode(k, tensors, f"{where}<key>"), _encode(v, tensors, f"{where}[{k!r}]")]
-                              for k, v in obj.items()]}
+        return {
+            "__items__": [
+                [_encode(k, tensors, f"{where}<key>"), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()
+            ]
+        }
     raise TypeError(
         f"checkpoint entry {where} is a {type(obj).__module__}.{type(obj).__qualname__}; checkpoints hold tensors, "
         "numbers, strings, lists, tuples and dicts only (no pickled objects). Fix: store it as one of those in "
@@ -455,7 +479,7 @@ def _encode(obj: object, tensors: dict[str, "object"], where: str) -> object:
     )
 
 
-def _decode(obj: object, tensors: dict[str, "object"]) -> object:
+def _decode(obj: object, tensors: dict[str, object]) -> object:
     import torch
 
     if isinstance(obj, list):
@@ -463,7 +487,7 @@ def _decode(obj: object, tensors: dict[str, "object"]) -> object:
     if not isinstance(obj, dict):
         return obj
     if len(obj) == 1:
-        (tag, value), = obj.items()
+        ((tag, value),) = obj.items()
         if tag == "__tensor__":
             return tensors[value]
         if tag == "__ndarray__":
@@ -521,7 +545,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: object = None) -
 
     refuse_remote_checkpoint(path)
     text = str(path)
-    local = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser()
+    local = Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
     if not local.is_file():
         raise FileNotFoundError(f"checkpoint {str(local)!r} does not exist (or is not a file)")
     data = local.read_bytes()
@@ -554,7 +578,9 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: object = None) -
                 f"refused ({str(err).splitlines()[0]}). Only tensors and plain containers are read."
             ) from err
         except (RuntimeError, EOFError) as err:
-            raise UnsafeCheckpointError(f"checkpoint {str(local)!r} is damaged, truncated or not a checkpoint ({err})") from err
+            raise UnsafeCheckpointError(
+                f"checkpoint {str(local)!r} is damaged, truncated or not a checkpoint ({err})"
+            ) from err
     if map_location is not None and not callable(map_location):
         checkpoint = _to_device(checkpoint, map_location)
     return checkpoint

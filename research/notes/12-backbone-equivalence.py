@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from backbones import available_backbones, build_backbone
+from unlearn.backbones import available_backbones, build_backbone
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 
 PROMPTS = ["a golf ball rolls across the grass", "a red ball and a golf ball on the beach"]
@@ -32,11 +32,17 @@ SEED = 3
 
 
 def plain_attributes(bb) -> dict:
-    out = {"class": type(bb).__name__, "name": bb.name, "source": bb.source, "dtype": str(bb.dtype),
-           "defaults": repr(bb.defaults), "max_text_length": bb.max_text_length,
-           "scheduler": type(bb.scheduler).__name__,
-           "scheduler_config": {k: repr(v) for k, v in bb.scheduler.config.items() if not k.startswith("_")},
-           "new_scheduler": type(bb.new_scheduler()).__name__}
+    out = {
+        "class": type(bb).__name__,
+        "name": bb.name,
+        "source": bb.source,
+        "dtype": str(bb.dtype),
+        "defaults": repr(bb.defaults),
+        "max_text_length": bb.max_text_length,
+        "scheduler": type(bb.scheduler).__name__,
+        "scheduler_config": {k: repr(v) for k, v in bb.scheduler.config.items() if not k.startswith("_")},
+        "new_scheduler": type(bb.new_scheduler()).__name__,
+    }
     for k, v in vars(bb).items():
         if isinstance(v, (int, float, str, bool)) or (isinstance(v, dict) and k == "prompt_template"):
             out[k] = repr(v)
@@ -70,8 +76,12 @@ def record_one(bb, prefix: str, tensors: dict, meta: dict) -> None:
         sample = bb.sample(PROMPTS, [5, 6], num_inference_steps=2)
     tensors[f"{prefix}/sample"] = sample
     tensors[f"{prefix}/decode"] = bb.decode(sample)
-    meta[prefix] = {**plain_attributes(bb), "fingerprint": bb.fingerprint(),
-                    "concept_indices": bb.concept_token_indices(PROMPTS[1], CONCEPT), "sites": [s.name for s in sites]}
+    meta[prefix] = {
+        **plain_attributes(bb),
+        "fingerprint": bb.fingerprint(),
+        "concept_indices": bb.concept_token_indices(PROMPTS[1], CONCEPT),
+        "sites": [s.name for s in sites],
+    }
 
 
 def record(out: Path) -> None:
@@ -93,8 +103,9 @@ def record(out: Path) -> None:
     for name in ("cogvideox-2b", "wan2.1-t2v-1.3b"):
         record_one(build_backbone(name, tiny=True, torch_dtype="bfloat16", seed=SEED), f"{name}-bf16", tensors, meta)
         folder = Path("/tmp/bb-equivalence-weights") / name
-        record_one(build_backbone(name, pretrained=str(folder), torch_dtype="bfloat16"), f"{name}@folder-bf16",
-                   tensors, meta)
+        record_one(
+            build_backbone(name, pretrained=str(folder), torch_dtype="bfloat16"), f"{name}@folder-bf16", tensors, meta
+        )
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / "tensors.safetensors"))
     (out / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
 
@@ -102,13 +113,25 @@ def record(out: Path) -> None:
 def compare(a: Path, b: Path) -> int:
     ta, tb = load_file(str(a / "tensors.safetensors")), load_file(str(b / "tensors.safetensors"))
     ma, mb = json.loads((a / "meta.json").read_text()), json.loads((b / "meta.json").read_text())
-    bad = [k for k in sorted(set(ta) | set(tb)) if k not in ta or k not in tb or ta[k].dtype != tb[k].dtype
-           or ta[k].shape != tb[k].shape or not torch.equal(ta[k], tb[k])]
-    bad_meta = [f"{k}.{f}: {ma.get(k, {}).get(f)!r} != {mb.get(k, {}).get(f)!r}"
-                for k in sorted(set(ma) | set(mb)) for f in sorted(set(ma.get(k, {})) | set(mb.get(k, {})))
-                if ma.get(k, {}).get(f) != mb.get(k, {}).get(f)]
-    print(f"{len(ta)} tensors, {len(ma)} backbones (tiny and reloaded from folders): "
-          f"{len(bad)} tensors differ, {len(bad_meta)} attributes differ")
+    bad = [
+        k
+        for k in sorted(set(ta) | set(tb))
+        if k not in ta
+        or k not in tb
+        or ta[k].dtype != tb[k].dtype
+        or ta[k].shape != tb[k].shape
+        or not torch.equal(ta[k], tb[k])
+    ]
+    bad_meta = [
+        f"{k}.{f}: {ma.get(k, {}).get(f)!r} != {mb.get(k, {}).get(f)!r}"
+        for k in sorted(set(ma) | set(mb))
+        for f in sorted(set(ma.get(k, {})) | set(mb.get(k, {})))
+        if ma.get(k, {}).get(f) != mb.get(k, {}).get(f)
+    ]
+    print(
+        f"{len(ta)} tensors, {len(ma)} backbones (tiny and reloaded from folders): "
+        f"{len(bad)} tensors differ, {len(bad_meta)} attributes differ"
+    )
     for line in bad + bad_meta:
         print("  DIFF", line)
     return 1 if bad or bad_meta else 0

@@ -21,5 +21,20 @@ from .run import AttackRun, attack_main, results_markdown
 from .textual_inversion import TextualInversion
 from .unlearndiffatk import UnlearnDiffAtk, project_simplex
 
-__all__ = ["Attack", "AttackContext", "AttackRun", "ConceptJudge", "EmbeddingAttack", "NoAttack", "RingABell", "TextualInversion", "Try",
-           "UnlearnDiffAtk", "asr_record", "attack_main", "project_simplex", "results_markdown", "wilson_interval"]
+__all__ = [
+    "Attack",
+    "AttackContext",
+    "AttackRun",
+    "ConceptJudge",
+    "EmbeddingAttack",
+    "NoAttack",
+    "RingABell",
+    "TextualInversion",
+    "Try",
+    "UnlearnDiffAtk",
+    "asr_record",
+    "attack_main",
+    "project_simplex",
+    "results_markdown",
+    "wilson_interval",
+]

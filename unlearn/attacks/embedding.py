@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from backbones import PromptEmbedding
+from unlearn.backbones import PromptEmbedding
 from unlearn.methods.t2vunlearning import optimise_embedding
 
 from .base import Attack, AttackContext, Try, denoising_loss
@@ -37,8 +37,10 @@ class EmbeddingAttack(Attack):
 
     def __init__(self, steps: int = 150, lr: float = 0.05, batch_size: int = 8, epsilon: float | None = None) -> None:
         if steps < 1 or batch_size < 1 or (epsilon is not None and epsilon <= 0):
-            raise ValueError(f"embedding attack needs steps >= 1, batch_size >= 1 and epsilon > 0 or None; got "
-                             f"{steps}, {batch_size}, {epsilon}")
+            raise ValueError(
+                f"embedding attack needs steps >= 1, batch_size >= 1 and epsilon > 0 or None; got "
+                f"{steps}, {batch_size}, {epsilon}"
+            )
         self.steps, self.lr, self.batch_size, self.epsilon = steps, float(lr), batch_size, epsilon
         self._details: dict[str, Any] = {}
 
@@ -49,25 +51,30 @@ class EmbeddingAttack(Attack):
         scale = float(h.float().std())
         delta = torch.zeros_like(h, dtype=torch.float32)
         x0 = ctx.concept_latents()
-        timesteps = bb.timesteps_for(int(ctx.generator.sampling.get("num_inference_steps")
-                                         or bb.defaults.num_inference_steps)).to(h.device)
+        timesteps = bb.timesteps_for(
+            int(ctx.generator.sampling.get("num_inference_steps") or bb.defaults.num_inference_steps)
+        ).to(h.device)
         g = ctx.torch_generator(self.name, row)
         n = len(ctx.prompts)
 
         def cond(d: Tensor, rows: Tensor | slice) -> PromptEmbedding:
-            return PromptEmbedding((h[rows].float() + scale * d[rows]).to(h.dtype),
-                                   None if clean.attention_mask is None else clean.attention_mask[rows],
-                                   None if clean.pooled is None else clean.pooled[rows])
+            return PromptEmbedding(
+                (h[rows].float() + scale * d[rows]).to(h.dtype),
+                None if clean.attention_mask is None else clean.attention_mask[rows],
+                None if clean.pooled is None else clean.pooled[rows],
+            )
 
         project = None if self.epsilon is None else (lambda d: d.clamp(-self.epsilon, self.epsilon))
         with ctx.generator.row_model(row) as rm:
+
             def loss(d: Tensor) -> Tensor:
                 b = torch.randperm(n, generator=g)[: self.batch_size].to(h.device)
-                return denoising_loss(rm, x0[b], cond(d, b), timesteps, g,
-                                      prompts=[ctx.prompts[i] for i in b.tolist()])
+                return denoising_loss(rm, x0[b], cond(d, b), timesteps, g, prompts=[ctx.prompts[i] for i in b.tolist()])
 
             losses = optimise_embedding(delta, loss, self.steps, self.lr, method="adam", project=project)
-        self._details = {"loss_curve": losses[:: max(1, len(losses) // 20)],
-                         "delta_rms_in_std": float(delta.pow(2).mean().sqrt()),
-                         "delta_max_in_std": float(delta.abs().max())}
+        self._details = {
+            "loss_curve": losses[:: max(1, len(losses) // 20)],
+            "delta_rms_in_std": float(delta.pow(2).mean().sqrt()),
+            "delta_max_in_std": float(delta.abs().max()),
+        }
         return [Try(list(ctx.prompts), cond(delta.detach(), slice(None)))]

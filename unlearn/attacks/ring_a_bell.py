@@ -42,30 +42,55 @@ class RingABell(Attack):
 
     name = "ring_a_bell"
 
-    def __init__(self, strength: float = 3.0, length: int = 16, population: int = 200, generations: int = 3000,
-                 mutation_rate: float = 0.25, crossover_rate: float = 0.5, num_pairs: int = 5,
-                 pairs: list[Any] | None = None, pairs_file: str | None = None, pair_source: str = "templates",
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        strength: float = 3.0,
+        length: int = 16,
+        population: int = 200,
+        generations: int = 3000,
+        mutation_rate: float = 0.25,
+        crossover_rate: float = 0.5,
+        num_pairs: int = 5,
+        pairs: list[Any] | None = None,
+        pairs_file: str | None = None,
+        pair_source: str = "templates",
+        seed: int = 0,
+    ) -> None:
         if length < 1 or population < 2 or generations < 1:
-            raise ValueError(f"ring_a_bell needs length >= 1, population >= 2 and generations >= 1; got {length}, "
-                             f"{population}, {generations}")
+            raise ValueError(
+                f"ring_a_bell needs length >= 1, population >= 2 and generations >= 1; got {length}, "
+                f"{population}, {generations}"
+            )
         if not (0 <= mutation_rate <= 1 and 0 <= crossover_rate <= 1):
             raise ValueError("ring_a_bell's mutation_rate and crossover_rate are probabilities in [0, 1]")
         self.strength, self.length, self.population, self.generations = float(strength), length, population, generations
         self.mutation_rate, self.crossover_rate = float(mutation_rate), float(crossover_rate)
         self.num_pairs, self.pairs, self.pairs_file, self.pair_source, self.seed = (
-            num_pairs, pairs, pairs_file, pair_source, seed)
+            num_pairs,
+            pairs,
+            pairs_file,
+            pair_source,
+            seed,
+        )
         self._prompts: list[str] | None = None
         self._details: dict[str, Any] = {}
 
     def concept_vector(self, ctx: AttackContext) -> Tensor:
         """Mean over the pairs of ``E(with concept) − E(without)``, ``[L, D]``."""
-        dm = RefusalPairsDataModule(ctx.concept, pairs=self.pairs, pairs_file=self.pairs_file, num_pairs=self.num_pairs,
-                                    source=self.pair_source, seed=self.seed)
+        dm = RefusalPairsDataModule(
+            ctx.concept,
+            pairs=self.pairs,
+            pairs_file=self.pairs_file,
+            num_pairs=self.num_pairs,
+            source=self.pair_source,
+            seed=self.seed,
+        )
         pairs = dm.pairs_by_concept()[ctx.concept]
         bb = ctx.backbone
-        diff = (bb.encode_prompts([p.unsafe for p in pairs], cache=False).hidden_states.float()
-                - bb.encode_prompts([p.safe for p in pairs], cache=False).hidden_states.float())
+        diff = (
+            bb.encode_prompts([p.unsafe for p in pairs], cache=False).hidden_states.float()
+            - bb.encode_prompts([p.safe for p in pairs], cache=False).hidden_states.float()
+        )
         self._details["pairs"] = [p.to_dict() for p in pairs]
         return diff.mean(0)
 
@@ -116,8 +141,13 @@ class RingABell(Attack):
             found.append(text)
             distances.append(dist)
         self._prompts = found
-        self._details.update({"prompts": found, "distances": distances,
-                              "prompts_naming_the_concept": sum(ctx.names_concept(p) for p in found)})
+        self._details.update(
+            {
+                "prompts": found,
+                "distances": distances,
+                "prompts_naming_the_concept": sum(ctx.names_concept(p) for p in found),
+            }
+        )
 
     def run(self, ctx: AttackContext, row: str) -> list[Try]:
         if self._prompts is None:

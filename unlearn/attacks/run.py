@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import torch
 
-from backbones import build_backbone
+from unlearn.backbones import build_backbone
 from unlearn.evaluation import MethodGenerator, load_suite, parse_methods
 from unlearn.io import atomic_write_text
 
@@ -103,15 +103,31 @@ class AttackRun:
         if len(set(names)) != len(names) or "none" in names:
             raise ValueError(f"attacks {names}: each attack once ('none', the plain prompts, is always run)")
         self.attacks: list[Attack] = [NoAttack(), *attacks]
-        self.backbone_args = dict(name=backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype,
-                                  **(backbone_kwargs or {}))
+        self.backbone_args = dict(
+            name=backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
+        )
         self.concept, self.keywords = concept, keywords
         self.forbidden_words = list(forbidden_words or [concept])
         self.prompts, self.per_class, self.num_prompts, self.prompt_seed = prompts, per_class, num_prompts, prompt_seed
-        self.judge_args = dict(metric=metric, concept=concept, classifier=classifier, nudity_labels=nudity_labels,
-                               nudity_threshold=nudity_threshold, min_frame_share=min_frame_share)
-        self.sampling = {k: v for k, v in dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                                               num_frames=num_frames, height=height, width=width).items() if v is not None}
+        self.judge_args = dict(
+            metric=metric,
+            concept=concept,
+            classifier=classifier,
+            nudity_labels=nudity_labels,
+            nudity_threshold=nudity_threshold,
+            min_frame_share=min_frame_share,
+        )
+        self.sampling = {
+            k: v
+            for k, v in dict(
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                num_frames=num_frames,
+                height=height,
+                width=width,
+            ).items()
+            if v is not None
+        }
         self.batch_size, self.seed, self.use_cache = batch_size, seed, use_cache
         self.output_dir = Path(output_dir)
         self.judge = ConceptJudge(**self.judge_args)  # evaluator problems show before the backbone loads
@@ -120,8 +136,9 @@ class AttackRun:
     def targets(self) -> tuple[list[str], list[int], dict[str, Any]]:
         if isinstance(self.prompts, str):
             labels = [self.concept] if self.prompts == "toyworld" else None
-            suite = load_suite(self.prompts, per_class=self.per_class, seed=self.prompt_seed, labels=labels,
-                               limit=self.num_prompts)
+            suite = load_suite(
+                self.prompts, per_class=self.per_class, seed=self.prompt_seed, labels=labels, limit=self.num_prompts
+            )
         else:
             suite = load_suite(list(self.prompts), seed=self.prompt_seed, limit=self.num_prompts, name="prompts")
         return [it.prompt for it in suite], [it.seed for it in suite], suite.describe()
@@ -155,13 +172,23 @@ class AttackRun:
                 share[i], chosen[i] = s, j
                 success[i] = self.judge.shows_concept(s)
         record = asr_record(success, share)
-        record.update({
-            "tries": len(tries), "seconds": round(time.perf_counter() - start, 2),
-            "targets": [{"prompt": tries[chosen[i]].prompts[i], "success": success[i], "concept_frames": share[i],
-                         "try": chosen[i], "names_concept": ctx.names_concept(tries[chosen[i]].prompts[i])}
-                        for i in range(n)],
-            "details": attack.details(),
-        })
+        record.update(
+            {
+                "tries": len(tries),
+                "seconds": round(time.perf_counter() - start, 2),
+                "targets": [
+                    {
+                        "prompt": tries[chosen[i]].prompts[i],
+                        "success": success[i],
+                        "concept_frames": share[i],
+                        "try": chosen[i],
+                        "names_concept": ctx.names_concept(tries[chosen[i]].prompts[i]),
+                    }
+                    for i in range(n)
+                ],
+                "details": attack.details(),
+            }
+        )
         artefacts = attack.artefacts()
         if artefacts:
             save_tensors(self.output_dir / row / f"{attack.name}.safetensors", artefacts)
@@ -177,8 +204,16 @@ class AttackRun:
             if attack.white_box:
                 bb.text_input_ids([""])  # NotImplementedError naming the fix, before any work
         prompts, seeds, suite = self.targets()
-        ctx = AttackContext(generator, self.concept, prompts, seeds, self.forbidden_words, seed=self.seed,
-                            batch_size=self.batch_size, use_cache=self.use_cache)
+        ctx = AttackContext(
+            generator,
+            self.concept,
+            prompts,
+            seeds,
+            self.forbidden_words,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            use_cache=self.use_cache,
+        )
         results: dict[str, dict[str, Any]] = {s.name: {} for s in self.specs}
         prepared: dict[str, float] = {}
         for attack in self.attacks:
@@ -189,18 +224,31 @@ class AttackRun:
                 print(f"[attack] {attack.name} against {spec.name}", flush=True)
                 results[spec.name][attack.name] = self.attack_row(ctx, attack, spec.name)
                 r = results[spec.name][attack.name]
-                print(f"[attack] {attack.name} against {spec.name}: ASR {r['asr']:.1f}% ({r['successes']}/{r['n']}) "
-                      f"in {r['seconds']} s", flush=True)
+                print(
+                    f"[attack] {attack.name} against {spec.name}: ASR {r['asr']:.1f}% ({r['successes']}/{r['n']}) "
+                    f"in {r['seconds']} s",
+                    flush=True,
+                )
         doc = {
-            "format": RESULTS_FORMAT, "concept": self.concept,
+            "format": RESULTS_FORMAT,
+            "concept": self.concept,
             "backbone": {"name": bb.name, "source": bb.source, "fingerprint": bb.fingerprint()},
             "rows": {s.name: s.describe(self.concept) for s in self.specs},
             "targets": {**suite, "prompts": prompts},
-            "forbidden_words": self.forbidden_words, "judge": self.judge.settings(),
-            "sampling": {**dataclasses.asdict(bb.defaults), **self.sampling}, "seed": self.seed,
-            "attacks": {a.name: {"class": f"{type(a).__module__}.{type(a).__name__}", "budget": a.budget(),
-                                 "prepare_seconds": prepared[a.name]} for a in self.attacks},
-            "results": results, "seconds": round(time.perf_counter() - started, 1),
+            "forbidden_words": self.forbidden_words,
+            "judge": self.judge.settings(),
+            "sampling": {**dataclasses.asdict(bb.defaults), **self.sampling},
+            "seed": self.seed,
+            "attacks": {
+                a.name: {
+                    "class": f"{type(a).__module__}.{type(a).__name__}",
+                    "budget": a.budget(),
+                    "prepare_seconds": prepared[a.name],
+                }
+                for a in self.attacks
+            },
+            "results": results,
+            "seconds": round(time.perf_counter() - started, 1),
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.output_dir / "results.json", json.dumps(doc, indent=2, default=_jsonable))
@@ -224,11 +272,16 @@ def asr_cell(r: dict[str, Any]) -> str:
 def results_markdown(doc: dict[str, Any]) -> str:
     """The rows × attacks ASR table and each attack's budget."""
     attacks = list(doc["attacks"])
-    lines = [f"# Attacks on the erasure of **{doc['concept']}** (`{doc['backbone']['name']}`)", "",
-             f"ASR % (95% Wilson interval) (recovered/targets); {doc['targets']['num_prompts']} target prompts, "
-             f"a video shows the concept when ≥ {doc['judge']['min_frame_share']:.0%} of its frames do "
-             f"({doc['judge']['metric']}).", "",
-             "| row | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
+    lines = [
+        f"# Attacks on the erasure of **{doc['concept']}** (`{doc['backbone']['name']}`)",
+        "",
+        f"ASR % (95% Wilson interval) (recovered/targets); {doc['targets']['num_prompts']} target prompts, "
+        f"a video shows the concept when ≥ {doc['judge']['min_frame_share']:.0%} of its frames do "
+        f"({doc['judge']['metric']}).",
+        "",
+        "| row | " + " | ".join(attacks) + " |",
+        "|---|" + "---|" * len(attacks),
+    ]
     for row, by_attack in doc["results"].items():
         lines.append(f"| {row} | " + " | ".join(asr_cell(by_attack[a]) for a in attacks) + " |")
     lines += ["", "Budgets:", ""]
@@ -242,8 +295,9 @@ def attack_main(argv: list[str] | None = None) -> int:
     """``unlearn attack --config X.yaml [--key value ...]``: parse :class:`AttackRun`'s arguments and run it."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="unlearn attack", description=AttackRun.__doc__, parser_mode="omegaconf",
-                            default_env=False)
+    parser = ArgumentParser(
+        prog="unlearn attack", description=AttackRun.__doc__, parser_mode="omegaconf", default_env=False
+    )
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (configs/attack_toy.yaml)")
     parser.add_class_arguments(AttackRun, nested_key=None, as_group=False)
     cfg = parser.parse_args(argv)

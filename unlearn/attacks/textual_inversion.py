@@ -37,12 +37,23 @@ class TextualInversion(Attack):
     name = "textual_inversion"
     white_box = True
 
-    def __init__(self, steps: int = 200, lr: float = 5e-3, batch_size: int = 8, init_word: str | None = None,
-                 placeholder: str | None = None) -> None:
+    def __init__(
+        self,
+        steps: int = 200,
+        lr: float = 5e-3,
+        batch_size: int = 8,
+        init_word: str | None = None,
+        placeholder: str | None = None,
+    ) -> None:
         if steps < 1 or batch_size < 1:
             raise ValueError(f"textual_inversion needs steps >= 1 and batch_size >= 1; got {steps}, {batch_size}")
         self.steps, self.lr, self.batch_size, self.init_word, self.placeholder = (
-            steps, float(lr), batch_size, init_word, placeholder)
+            steps,
+            float(lr),
+            batch_size,
+            init_word,
+            placeholder,
+        )
         self._details: dict[str, Any] = {}
         self._learned: Tensor | None = None
 
@@ -55,8 +66,10 @@ class TextualInversion(Attack):
             while f"{placeholder} {placeholder}" in q:
                 q = q.replace(f"{placeholder} {placeholder}", placeholder)
             if placeholder not in q:
-                raise ValueError(f"textual_inversion: the target prompt {p!r} names the concept with none of the "
-                                 f"words {ctx.forbidden_words}; add the words it uses to forbidden_words")
+                raise ValueError(
+                    f"textual_inversion: the target prompt {p!r} names the concept with none of the "
+                    f"words {ctx.forbidden_words}; add the words it uses to forbidden_words"
+                )
             out.append(q)
         return out
 
@@ -66,8 +79,10 @@ class TextualInversion(Attack):
         placeholder = self.placeholder or tok.unk_token
         ph_ids = tok(placeholder, add_special_tokens=False).input_ids
         if len(ph_ids) != 1:
-            raise ValueError(f"textual_inversion: the placeholder {placeholder!r} is {len(ph_ids)} tokens; give "
-                             "`placeholder` a string the tokenizer keeps as one token")
+            raise ValueError(
+                f"textual_inversion: the placeholder {placeholder!r} is {len(ph_ids)} tokens; give "
+                "`placeholder` a string the tokenizer keeps as one token"
+            )
         prompts = self.placeholder_prompts(ctx, placeholder)
         ids, mask = bb.text_input_ids(prompts)
         table = bb.text_input_embeddings()
@@ -87,8 +102,9 @@ class TextualInversion(Attack):
             start = table.weight[ctx.allowed_token_ids().to(device)].detach().float().mean(0)
         token = start.clone()
         x0 = ctx.concept_latents()
-        timesteps = bb.timesteps_for(int(ctx.generator.sampling.get("num_inference_steps")
-                                         or bb.defaults.num_inference_steps)).to(device)
+        timesteps = bb.timesteps_for(
+            int(ctx.generator.sampling.get("num_inference_steps") or bb.defaults.num_inference_steps)
+        ).to(device)
         g = ctx.torch_generator(self.name, row)
         n = len(prompts)
 
@@ -96,6 +112,7 @@ class TextualInversion(Attack):
             return torch.where(where[rows], vec.to(base.dtype), base[rows])
 
         with ctx.generator.row_model(row) as rm:
+
             def loss(vec: Tensor) -> Tensor:
                 b = torch.randperm(n, generator=g)[: self.batch_size].to(device)
                 cond = bb.encode_input_embeddings(embed(vec, b), None if mask is None else mask[b])
@@ -105,9 +122,14 @@ class TextualInversion(Attack):
             with torch.no_grad():
                 cond = bb.encode_input_embeddings(embed(token, slice(None)), mask)
         self._learned = token.detach().cpu()
-        self._details = {"prompts": prompts, "loss_first": losses[0], "loss_last": losses[-1],
-                         "loss_curve": losses[:: max(1, len(losses) // 20)],
-                         "token_norm": float(token.norm()), "init_norm": float(start.norm())}
+        self._details = {
+            "prompts": prompts,
+            "loss_first": losses[0],
+            "loss_last": losses[-1],
+            "loss_curve": losses[:: max(1, len(losses) // 20)],
+            "token_norm": float(token.norm()),
+            "init_norm": float(start.norm()),
+        }
         return [Try(prompts, cond)]
 
     def artefacts(self) -> dict[str, Tensor]:

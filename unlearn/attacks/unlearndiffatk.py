@@ -63,13 +63,21 @@ class UnlearnDiffAtk(Attack):
     name = "unlearndiffatk"
     white_box = True
 
-    def __init__(self, num_tokens: int = 5, steps: int = 40, lr: float = 0.01, weight_decay: float = 0.1,
-                 checkpoints: int = 1) -> None:
+    def __init__(
+        self, num_tokens: int = 5, steps: int = 40, lr: float = 0.01, weight_decay: float = 0.1, checkpoints: int = 1
+    ) -> None:
         if num_tokens < 1 or steps < 1 or not 1 <= checkpoints <= steps:
-            raise ValueError(f"unlearndiffatk needs num_tokens >= 1, steps >= 1 and 1 <= checkpoints <= steps; got "
-                             f"{num_tokens}, {steps}, {checkpoints}")
+            raise ValueError(
+                f"unlearndiffatk needs num_tokens >= 1, steps >= 1 and 1 <= checkpoints <= steps; got "
+                f"{num_tokens}, {steps}, {checkpoints}"
+            )
         self.num_tokens, self.steps, self.lr, self.weight_decay, self.checkpoints = (
-            num_tokens, steps, float(lr), float(weight_decay), checkpoints)
+            num_tokens,
+            steps,
+            float(lr),
+            float(weight_decay),
+            checkpoints,
+        )
         self._details: dict[str, Any] = {}
 
     def run(self, ctx: AttackContext, row: str) -> list[Try]:
@@ -88,9 +96,12 @@ class UnlearnDiffAtk(Attack):
         if k >= length:
             raise ValueError(f"unlearndiffatk: {k} adversarial tokens do not fit the text length {length}")
         # after a leading start token (CLIP's), else at the very front
-        start = 1 if bb.tokenizer.bos_token_id is not None and bool((ids[:, 0] == bb.tokenizer.bos_token_id).all()) else 0
-        timesteps = bb.timesteps_for(int(ctx.generator.sampling.get("num_inference_steps")
-                                         or bb.defaults.num_inference_steps)).to(device)
+        start = (
+            1 if bb.tokenizer.bos_token_id is not None and bool((ids[:, 0] == bb.tokenizer.bos_token_id).all()) else 0
+        )
+        timesteps = bb.timesteps_for(
+            int(ctx.generator.sampling.get("num_inference_steps") or bb.defaults.num_inference_steps)
+        ).to(device)
         g = ctx.torch_generator(self.name, row)
         z = torch.full((n, k, len(allowed)), 1.0 / len(allowed), device=device)
 
@@ -111,12 +122,25 @@ class UnlearnDiffAtk(Attack):
                 tries.append(Try([f"{pre} {p}".strip() for pre, p in zip(prefixes, ctx.prompts)]))
 
         with ctx.generator.row_model(row) as rm:
+
             def loss(zz: Tensor) -> Tensor:
                 emb, m = embed(_StraightThroughDraw.apply(zz, g))
                 return denoising_loss(rm, x0, bb.encode_input_embeddings(emb, m), timesteps, g)
 
-            losses = optimise_embedding(z, loss, self.steps, self.lr, method="adam", project=project_simplex,
-                                        weight_decay=self.weight_decay, after_step=snapshot)
-        self._details = {"prompts": [t.prompts for t in tries], "loss_first": losses[0], "loss_last": losses[-1],
-                         "loss_curve": losses[:: max(1, len(losses) // 20)]}
+            losses = optimise_embedding(
+                z,
+                loss,
+                self.steps,
+                self.lr,
+                method="adam",
+                project=project_simplex,
+                weight_decay=self.weight_decay,
+                after_step=snapshot,
+            )
+        self._details = {
+            "prompts": [t.prompts for t in tries],
+            "loss_first": losses[0],
+            "loss_last": losses[-1],
+            "loss_curve": losses[:: max(1, len(losses) // 20)],
+        }
         return tries

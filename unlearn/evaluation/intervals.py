@@ -58,9 +58,14 @@ def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) 
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bootstrap_ratio_interval(numerators: Sequence[float] | np.ndarray, denominators: Sequence[float] | np.ndarray,
-                             strata: Sequence[Any] | np.ndarray | None = None, confidence: float = CONFIDENCE,
-                             samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def bootstrap_ratio_interval(
+    numerators: Sequence[float] | np.ndarray,
+    denominators: Sequence[float] | np.ndarray,
+    strata: Sequence[Any] | np.ndarray | None = None,
+    confidence: float = CONFIDENCE,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``mean over strata of (Σ num / Σ den within the stratum)``.
 
     One entry per video (its sum and its count: hits and frames, nude frames and frames, similarity sum and
@@ -100,6 +105,7 @@ def bootstrap_ratio_interval(numerators: Sequence[float] | np.ndarray, denominat
 def interval(low: float, high: float, n: int, unit: str, method: str, scale: float = 1.0) -> dict[str, Any]:
     """The JSON record of an interval: ``{"low", "high", "n", "unit", "method", "confidence"}`` (``low``/``high``
     times ``scale``; ``None`` where undefined)."""
+
     def f(x: float) -> float | None:
         return None if x is None or not math.isfinite(x) else scale * x
 
@@ -112,15 +118,26 @@ def wilson_record(successes: float, n: int, unit: str = "frames", scale: float =
     return interval(lo, hi, n, unit, "wilson", scale)
 
 
-def bootstrap_record(numerators, denominators, strata=None, unit: str = "videos", scale: float = 100.0,
-                     method: str = "bootstrap over videos") -> dict[str, Any]:
+def bootstrap_record(
+    numerators,
+    denominators,
+    strata=None,
+    unit: str = "videos",
+    scale: float = 100.0,
+    method: str = "bootstrap over videos",
+) -> dict[str, Any]:
     """:func:`interval` of :func:`bootstrap_ratio_interval`; ``n`` = number of videos."""
     lo, hi = bootstrap_ratio_interval(numerators, denominators, strata)
     return interval(lo, hi, len(np.asarray(numerators).reshape(-1)), unit, method, scale)
 
 
-def paired_class_delta(rows: Sequence[Mapping[str, Any]], refs: Sequence[Mapping[str, Any]], erased: str | None,
-                       key: str = "per_class_top1", confidence: float = CONFIDENCE) -> dict[str, Any]:
+def paired_class_delta(
+    rows: Sequence[Mapping[str, Any]],
+    refs: Sequence[Mapping[str, Any]],
+    erased: str | None,
+    key: str = "per_class_top1",
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
     """Paired per-class difference ``rows - refs`` over the classes both score, except ``erased``.
 
     ``rows[i]`` pairs with ``refs[i]`` (one per training seed; each class's difference is averaged over the
@@ -136,5 +153,13 @@ def paired_class_delta(rows: Sequence[Mapping[str, Any]], refs: Sequence[Mapping
     mean = statistics.mean(d)
     se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else math.nan
     half = t_quantile(0.5 + confidence / 2, len(d) - 1) * se if len(d) > 1 else math.nan
-    return {"delta": mean, "se": se, "low": mean - half, "high": mean + half, "n": len(d), "unit": "classes",
-            "method": "paired t over classes", "confidence": confidence}
+    return {
+        "delta": mean,
+        "se": se,
+        "low": mean - half,
+        "high": mean + half,
+        "n": len(d),
+        "unit": "classes",
+        "method": "paired t over classes",
+        "confidence": confidence,
+    }

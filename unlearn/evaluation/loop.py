@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from backbones import build_backbone, check_pretrained
+from unlearn.backbones import build_backbone, check_pretrained
 from unlearn.checks import check_int, check_range
 from unlearn.io import atomic_write_text
 
@@ -44,9 +44,13 @@ class _Items(Dataset):
 
 
 def collate_items(items: list[EvalItem]) -> dict[str, Any]:
-    return {"index": torch.tensor([it.index for it in items]), "prompt": [it.prompt for it in items],
-            "seed": torch.tensor([it.seed for it in items]), "label": [it.label for it in items],
-            "split": [it.split for it in items]}
+    return {
+        "index": torch.tensor([it.index for it in items]),
+        "prompt": [it.prompt for it in items],
+        "seed": torch.tensor([it.seed for it in items]),
+        "label": [it.label for it in items],
+        "split": [it.split for it in items],
+    }
 
 
 class VideoEvalDataModule(pl.LightningDataModule):
@@ -69,10 +73,20 @@ class VideoEvalDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers (prompts are tiny: 0 is right).
     """
 
-    def __init__(self, suite: str = "toyworld", per_class: int = 2, seed: int = 1234, labels: list[str] | None = None,
-                 per_label: int | None = None, limit: int | None = None, batch_size: int = 4, num_workers: int = 0,
-                 concept: str | None = None, per_group: dict[str, int] | None = None,
-                 out_of_grammar: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        suite: str = "toyworld",
+        per_class: int = 2,
+        seed: int = 1234,
+        labels: list[str] | None = None,
+        per_label: int | None = None,
+        limit: int | None = None,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        concept: str | None = None,
+        per_group: dict[str, int] | None = None,
+        out_of_grammar: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         check_int("data.per_class", per_class, low=1)
         check_int("data.per_label", per_label, low=1, optional=True)
@@ -85,8 +99,11 @@ class VideoEvalDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.suite is None:
             hp = self.hparams
-            opts = {k: hp[k] for k in ("labels", "per_label", "limit", "concept", "per_group", "out_of_grammar")
-                    if hp.get(k) is not None}
+            opts = {
+                k: hp[k]
+                for k in ("labels", "per_label", "limit", "concept", "per_group", "out_of_grammar")
+                if hp.get(k) is not None
+            }
             self.suite = load_suite(hp.suite, per_class=hp.per_class, seed=hp.seed, **opts)
 
     def test_dataloader(self) -> DataLoader:
@@ -97,10 +114,17 @@ class VideoEvalDataModule(pl.LightningDataModule):
         if trainer is not None and trainer.world_size > 1:
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-            sampler = UnrepeatedDistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank,
-                                                   shuffle=False)
-        return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=False, sampler=sampler,
-                          collate_fn=collate_items, num_workers=self.hparams.num_workers)
+            sampler = UnrepeatedDistributedSampler(
+                data, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return DataLoader(
+            data,
+            batch_size=self.hparams.batch_size,
+            shuffle=False,
+            sampler=sampler,
+            collate_fn=collate_items,
+            num_workers=self.hparams.num_workers,
+        )
 
     predict_dataloader = test_dataloader
 
@@ -180,8 +204,16 @@ class EvaluationModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["classifier"])
         check_range("model.nudity_threshold", nudity_threshold, low=0, high=1, open_low=True, open_high=True)
-        check_sampling({"num_frames": num_frames, "height": height, "width": width,
-                        "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}, prefix="model.")
+        check_sampling(
+            {
+                "num_frames": num_frames,
+                "height": height,
+                "width": width,
+                "num_inference_steps": num_inference_steps,
+                "guidance_scale": guidance_scale,
+            },
+            prefix="model.",
+        )
         specs = parse_methods(methods or ["original", "t2vunlearning"], adapters=adapters, refusal=refusal)
         for spec in specs:
             spec.allow_unfinished = allow_unfinished
@@ -191,15 +223,28 @@ class EvaluationModule(pl.LightningModule):
         for spec in specs:
             spec.check(concept, backbone)  # a missing or unfinished file fails before the backbone is loaded
         check_pretrained(backbone, pretrained)
-        bb = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {}))
-        self.sampling = {"num_frames": num_frames, "height": height, "width": width,
-                         "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        bb = build_backbone(
+            backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
+        )
+        self.sampling = {
+            "num_frames": num_frames,
+            "height": height,
+            "width": width,
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+        }
         assert set(self.sampling) == set(SAMPLING_KEYS)
         self.generator = MethodGenerator(bb, specs, concept=concept, sampling=self.sampling)
         self.metric_config = MetricConfig(
-            metrics=metrics or ["classification"], classifier=classifier, erased_classes=erased_classes,
-            nudity_threshold=nudity_threshold, references=references, arcface_model=arcface_model, clip_model=clip_model,
-            clip_pretrained=clip_pretrained)
+            metrics=metrics or ["classification"],
+            classifier=classifier,
+            erased_classes=erased_classes,
+            nudity_threshold=nudity_threshold,
+            references=references,
+            arcface_model=arcface_model,
+            clip_model=clip_model,
+            clip_pretrained=clip_pretrained,
+        )
         self.row_metrics = nn.ModuleDict()
         self.evaluators: Evaluators | None = None
         self.results: dict[str, Any] = {}
@@ -247,13 +292,24 @@ class EvaluationModule(pl.LightningModule):
         store = VideoStore(self.output_dir())
         spec = self.generator.specs[name]
         hp = self.hparams
-        ident = {"name": hp.backbone, "pretrained": hp.pretrained, "tiny": hp.tiny, "torch_dtype": hp.torch_dtype,
-                 **({"backbone_kwargs": dict(hp.backbone_kwargs)} if hp.backbone_kwargs else {})}
+        ident = {
+            "name": hp.backbone,
+            "pretrained": hp.pretrained,
+            "tiny": hp.tiny,
+            "torch_dtype": hp.torch_dtype,
+            **({"backbone_kwargs": dict(hp.backbone_kwargs)} if hp.backbone_kwargs else {}),
+        }
         fp = spec.fingerprint(hp.concept)
-        for i, prompt, seed, label, video in zip(batch["index"].tolist(), batch["prompt"], batch["seed"].tolist(),
-                                                 batch["label"], videos):
-            store.write(name, i, video, video_key(ident, fp, self.sampling, prompt, seed),
-                        info={"prompt": prompt, "seed": seed, "label": label, "backbone": ident})
+        for i, prompt, seed, label, video in zip(
+            batch["index"].tolist(), batch["prompt"], batch["seed"].tolist(), batch["label"], videos
+        ):
+            store.write(
+                name,
+                i,
+                video,
+                video_key(ident, fp, self.sampling, prompt, seed),
+                info={"prompt": prompt, "seed": seed, "label": label, "backbone": ident},
+            )
 
     def output_dir(self) -> Path:
         root = self.trainer.default_root_dir if self._trainer is not None else "."
@@ -281,19 +337,25 @@ class EvaluationModule(pl.LightningModule):
         suite = getattr(dm, "suite", None)
         out = self.output_dir()
         meta = {
-            "concept": self.hparams.concept, "backbone": self.backbone.name,
+            "concept": self.hparams.concept,
+            "backbone": self.backbone.name,
             "backbone_source": getattr(self.backbone, "source", None),
             "prompt_suite": getattr(dm, "hparams", {}).get("suite") if dm is not None else None,
             "prompt_suite_hash": suite.sha256() if suite is not None else None,
             "num_prompts": len(suite) if suite is not None else None,
             "prompts_per_split": suite.describe().get("prompts_per_split") if suite is not None else None,
             "seeds": [it.seed for it in suite] if suite is not None else None,
-            "units": "percent", "sampling": self.sampling, "world_size": self.trainer.world_size,
+            "units": "percent",
+            "sampling": self.sampling,
+            "world_size": self.trainer.world_size,
             "methods": {n: self.generator.describe(n) for n in self.generator.specs},
         }
         by_class = classification_by_class(results["rows"])
         if len(by_class) == 1:
             erased, rows = next(iter(by_class.items()))
-            write_metrics(out, rows, {**meta, "erased_class": erased,
-                                      "evaluator": results["settings"]["classification"]["esr"]})
-        atomic_write_text(out / "results.json", json.dumps({**meta, **results}, indent=2, sort_keys=True, allow_nan=False))
+            write_metrics(
+                out, rows, {**meta, "erased_class": erased, "evaluator": results["settings"]["classification"]["esr"]}
+            )
+        atomic_write_text(
+            out / "results.json", json.dumps({**meta, **results}, indent=2, sort_keys=True, allow_nan=False)
+        )

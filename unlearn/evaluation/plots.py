@@ -75,7 +75,7 @@ def classification_bars(
         ax.set_ylim(0, 100)
         if cls:
             ax.set_title(cls, fontsize=9)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     axes.flat[0].set_ylabel("%")
     axes.flat[0].legend(fontsize=7, loc="best")
@@ -155,7 +155,9 @@ def frame_grid(
         for c, video in enumerate(videos[m]):
             v = np.asarray(video)
             if v.ndim != 4 or v.shape[0] == 0:
-                raise ValueError(f"frame_grid: video {c} of {m!r} has shape {list(v.shape)}; expected [F, H, W, 3], F > 0")
+                raise ValueError(
+                    f"frame_grid: video {c} of {m!r} has shape {list(v.shape)}; expected [F, H, W, 3], F > 0"
+                )
             i = {"middle": v.shape[0] // 2, "first": 0, "last": v.shape[0] - 1}.get(frame, frame)
             img = v[min(int(i), v.shape[0] - 1)]
             if img.dtype != np.uint8:
@@ -167,6 +169,12 @@ def frame_grid(
     for c, prompt in enumerate((prompts or [])[:cols]):
         chars = max(8, cell_w // 6)
         text = "\n".join(textwrap.wrap(prompt, chars)[:3])
-        fig.text((label_width + (c + 0.5) * cell_w) / width, 1 - (header_height / 2) / height, text,
-                 ha="center", va="center", fontsize=6)
+        fig.text(
+            (label_width + (c + 0.5) * cell_w) / width,
+            1 - (header_height / 2) / height,
+            text,
+            ha="center",
+            va="center",
+            fontsize=6,
+        )
     return _save(fig, path, dpi)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from backbones import PromptEmbedding
+from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting
@@ -97,8 +97,9 @@ class MethodSpec:
         if self.kind not in METHOD_KINDS:
             raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(METHOD_KINDS)}")
         if self.options and self.kind not in _BASELINES:
-            raise ValueError(f"method {self.kind!r} takes no options (only {', '.join(_BASELINES)} do); "
-                             f"got {sorted(self.options)}")
+            raise ValueError(
+                f"method {self.kind!r} takes no options (only {', '.join(_BASELINES)} do); got {sorted(self.options)}"
+            )
         self.name = self.name or self.kind
         if not _NAME_RE.match(self.name):
             raise ValueError(f"method name {self.name!r}: use letters, digits and _@+- only (it names a folder)")
@@ -183,8 +184,9 @@ _BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE}
 _BASELINE_VERSION = 2
 
 
-def parse_methods(methods: Sequence[str | MethodSpec], adapters: str | None = None,
-                  refusal: str | None = None) -> list[MethodSpec]:
+def parse_methods(
+    methods: Sequence[str | MethodSpec], adapters: str | None = None, refusal: str | None = None
+) -> list[MethodSpec]:
     """Method specs from strings (``KIND``, ``KIND=PATH``, ``NAME:KIND[=PATH]``) or specs; names must differ."""
     specs = [MethodSpec.parse(m, adapters=adapters, refusal=refusal) for m in methods]
     names = [s.name for s in specs]
@@ -204,9 +206,11 @@ def apply_row_options(specs: Sequence[MethodSpec], row_options: dict[str, dict[s
     names = {s.name for s in specs} | {s.kind for s in specs}
     unknown = sorted(set(row_options) - names)
     if unknown:
-        raise ValueError(f"row_options for {unknown}, which name no row of this run (rows: "
-                         f"{sorted(s.name for s in specs)}); key them by row name or kind, e.g. "
-                         "{'negprompt': {'guidance_scale': 6.0}, 'safree': {'schedule': 'self_validating'}}")
+        raise ValueError(
+            f"row_options for {unknown}, which name no row of this run (rows: "
+            f"{sorted(s.name for s in specs)}); key them by row name or kind, e.g. "
+            "{'negprompt': {'guidance_scale': 6.0}, 'safree': {'schedule': 'self_validating'}}"
+        )
     for spec in specs:
         opts = row_options.get(spec.name, row_options.get(spec.kind))
         if opts is not None:
@@ -221,7 +225,7 @@ class MethodGenerator(nn.Module):
     Adapter controllers are child modules (they follow ``.to(device)`` and Lightning's device placement).
 
     Args:
-        backbone: a built backbone (``backbones.build_backbone``).
+        backbone: a built backbone (``unlearn.backbones.build_backbone``).
         methods: the rows.
         concept: the erased concept (default of every row's ``concept``).
         sampling: ``num_frames``, ``height``, ``width``, ``num_inference_steps``, ``guidance_scale``
@@ -231,8 +235,14 @@ class MethodGenerator(nn.Module):
             method's. Needed by ``live`` rows; when given, every other row runs with it disabled.
     """
 
-    def __init__(self, backbone: nn.Module, methods: Sequence[MethodSpec], concept: str | None = None,
-                 sampling: dict[str, Any] | None = None, switch: Any = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        methods: Sequence[MethodSpec],
+        concept: str | None = None,
+        sampling: dict[str, Any] | None = None,
+        switch: Any = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         object.__setattr__(self, "switch", switch)  # the trained module owns it; not a child of the generator
@@ -248,8 +258,9 @@ class MethodGenerator(nn.Module):
             if m.kind == "t2vunlearning" and not m.live:
                 controller, config = load_adapters(m.adapters)
                 if config.get("backbone") not in (None, "unknown", backbone.name):
-                    raise ValueError(f"adapters in {m.adapters} were trained on {config['backbone']!r}, "
-                                     f"not on {backbone.name!r}")
+                    raise ValueError(
+                        f"adapters in {m.adapters} were trained on {config['backbone']!r}, not on {backbone.name!r}"
+                    )
                 check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")
                 self.adapters[m.name] = controller.to(backbone.device)
         self._baselines: dict[str, Any] = {}
@@ -271,8 +282,10 @@ class MethodGenerator(nn.Module):
                 self._baselines[method] = cls(self.backbone, self.keywords(method), **(spec.options or {}))
             except TypeError as err:
                 known = [p for p in inspect.signature(cls).parameters if p not in ("backbone", "concept_keywords")]
-                raise ValueError(f"row {method!r} ({spec.kind}): bad options {sorted(spec.options or {})} ({err}); "
-                                 f"known: {', '.join(known)}") from err
+                raise ValueError(
+                    f"row {method!r} ({spec.kind}): bad options {sorted(spec.options or {})} ({err}); "
+                    f"known: {', '.join(known)}"
+                ) from err
         return self._baselines[method]
 
     def describe(self, method: str) -> dict[str, Any]:
@@ -369,10 +382,13 @@ class RowModel:
         self.generator, self.method = generator, method
         self.spec = generator.specs[method]
         self.backbone = generator.backbone
-        self.num_inference_steps = int(generator.sampling.get("num_inference_steps")
-                                       or self.backbone.defaults.num_inference_steps)
+        self.num_inference_steps = int(
+            generator.sampling.get("num_inference_steps") or self.backbone.defaults.num_inference_steps
+        )
 
-    def conditioning(self, cond: PromptEmbedding, step: int | None, prompts: Sequence[str] | None = None) -> PromptEmbedding:
+    def conditioning(
+        self, cond: PromptEmbedding, step: int | None, prompts: Sequence[str] | None = None
+    ) -> PromptEmbedding:
         """What the denoiser reads at sampler step ``step`` (``None``: a step outside SAFREE's projected span).
 
         SAFREE detects its trigger tokens on text: with ``prompts`` (the texts ``cond`` stands for) the
@@ -380,10 +396,18 @@ class RowModel:
         in the middle of an optimisation) it does not, and SAFREE acts through its negative prompt only."""
         if self.spec.kind != "safree" or step is None or prompts is None:
             return cond
-        return self.generator.baseline(self.method).step_conditioning(cond, prompts, self.num_inference_steps)(int(step))
+        return self.generator.baseline(self.method).step_conditioning(cond, prompts, self.num_inference_steps)(
+            int(step)
+        )
 
-    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, cond: PromptEmbedding,
-                step: int | None = None, prompts: Sequence[str] | None = None) -> torch.Tensor:
+    def predict(
+        self,
+        latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        cond: PromptEmbedding,
+        step: int | None = None,
+        prompts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         """The row's conditional prediction at ``latents`` (``step``: the sampler step index of ``timesteps``,
         which decides SAFREE's projection; ``prompts``: see :meth:`conditioning`)."""
         return self.backbone.predict(latents, timesteps, self.conditioning(cond, step, prompts))

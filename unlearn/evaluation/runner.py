@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from backbones import UnknownBackboneError, build_backbone, check_pretrained
+from unlearn.backbones import UnknownBackboneError, build_backbone, check_pretrained
 from unlearn.checks import check_int
 from unlearn.io import atomic_folder, atomic_write_text
 
@@ -148,8 +148,15 @@ class EvaluationRunner:
         allow_unfinished: bool = False,
         **metric_options: Any,
     ) -> None:
-        check_sampling({"num_frames": num_frames, "height": height, "width": width,
-                        "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale})
+        check_sampling(
+            {
+                "num_frames": num_frames,
+                "height": height,
+                "width": width,
+                "num_inference_steps": num_inference_steps,
+                "guidance_scale": guidance_scale,
+            }
+        )
         check_int("batch_size", batch_size, low=1)
         check_int("eval_batch_size", eval_batch_size, low=1)
         check_int("fps", fps, low=1)
@@ -158,8 +165,12 @@ class EvaluationRunner:
         self.out = Path(out_dir)
         self.suite_spec, self.method_args = suite, list(methods)
         self.backbone_arg = backbone
-        self.backbone_options = {"pretrained": pretrained, "tiny": tiny, "torch_dtype": torch_dtype,
-                                 **({"backbone_kwargs": dict(backbone_kwargs)} if backbone_kwargs else {})}
+        self.backbone_options = {
+            "pretrained": pretrained,
+            "tiny": tiny,
+            "torch_dtype": torch_dtype,
+            **({"backbone_kwargs": dict(backbone_kwargs)} if backbone_kwargs else {}),
+        }
         self.concept = concept
         if isinstance(metrics, MetricConfig):
             self.metric_config = metrics
@@ -170,8 +181,13 @@ class EvaluationRunner:
         self.adapters, self.refusal = adapters, refusal
         self.safree_keywords = list(safree_keywords) if safree_keywords else None
         self.row_options = dict(row_options or {})
-        self.sampling = {"num_frames": num_frames, "height": height, "width": width,
-                         "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        self.sampling = {
+            "num_frames": num_frames,
+            "height": height,
+            "width": width,
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+        }
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.store = VideoStore(self.out, store_frames=store_frames, fps=fps)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -218,8 +234,10 @@ class EvaluationRunner:
             unlabelled = [it for it in self.suite if not it.label]
             if unlabelled:
                 needs = "/".join(sorted({"classification", "identity"} & set(ms)))
-                raise ValueError(f"prompt {unlabelled[0].index} ({unlabelled[0].prompt[:60]!r}) has no label (concept "
-                                 f"or category field), which {needs} needs")
+                raise ValueError(
+                    f"prompt {unlabelled[0].index} ({unlabelled[0].prompt[:60]!r}) has no label (concept "
+                    f"or category field), which {needs} needs"
+                )
         self.evaluators = Evaluators(self.metric_config, self.suite.labels, self.concept)
         self.timings["prepare"] = round(time.perf_counter() - t0, 3)
 
@@ -247,7 +265,9 @@ class EvaluationRunner:
             t0 = time.perf_counter()
             if self.backbone is None:
                 opts = {k: v for k, v in self.backbone_options.items() if k != "backbone_kwargs"}
-                self.backbone = build_backbone(self.backbone_arg, **opts, **self.backbone_options.get("backbone_kwargs", {}))
+                self.backbone = build_backbone(
+                    self.backbone_arg, **opts, **self.backbone_options.get("backbone_kwargs", {})
+                )
             self.backbone.to(self.device)
             self.generator = MethodGenerator(self.backbone, self.specs, concept=self.concept, sampling=self.sampling)
             self.generator.to(self.device)
@@ -260,8 +280,11 @@ class EvaluationRunner:
         stats = {}
         for spec in self.specs:
             t0 = time.perf_counter()
-            todo = [it for it in self.suite
-                    if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))]
+            todo = [
+                it
+                for it in self.suite
+                if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
+            ]
             batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
             if batches:
                 gen = self._build_generator()
@@ -273,20 +296,35 @@ class EvaluationRunner:
                 for batch in batches:
                     videos = gen.generate(spec.name, [it.prompt for it in batch], [it.seed for it in batch])
                     if videos.ndim != 5 or videos.shape[0] != len(batch):
-                        raise VideoFileError(f"method {spec.name!r} returned videos of shape {list(videos.shape)} for "
-                                             f"{len(batch)} prompts; expected [B, F, H, W, 3]")
+                        raise VideoFileError(
+                            f"method {spec.name!r} returned videos of shape {list(videos.shape)} for "
+                            f"{len(batch)} prompts; expected [B, F, H, W, 3]"
+                        )
                     videos = videos.cpu()
                     for it, video in zip(batch, videos):
-                        self.store.write(spec.name, it.index, video, self.key(spec, it.prompt, it.seed),
-                                         info={"prompt": it.prompt, "seed": it.seed, "label": it.label,
-                                               "backbone": self.backbone_identity()})
+                        self.store.write(
+                            spec.name,
+                            it.index,
+                            video,
+                            self.key(spec, it.prompt, it.seed),
+                            info={
+                                "prompt": it.prompt,
+                                "seed": it.seed,
+                                "label": it.label,
+                                "backbone": self.backbone_identity(),
+                            },
+                        )
                         if bar is not None:
                             bar.update(1)
                 if bar is not None:
                     bar.close()
-            stats[spec.name] = {"dir": str(self.store.method_dir(spec.name)), "videos": len(self.suite),
-                                "generated": len(todo), "reused": len(self.suite) - len(todo),
-                                "seconds": round(time.perf_counter() - t0, 3)}
+            stats[spec.name] = {
+                "dir": str(self.store.method_dir(spec.name)),
+                "videos": len(self.suite),
+                "generated": len(todo),
+                "reused": len(self.suite) - len(todo),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
         return stats
 
     def method_metrics(self, spec: MethodSpec) -> MethodMetrics:
@@ -294,8 +332,12 @@ class EvaluationRunner:
         ev = self.evaluators
         own = spec.concept
         classes = [own] if own and own in ev.erased_classes else None
-        return MethodMetrics(ev, erased_classes=classes, erased_identity=own if own in ev.reference_embeddings else None,
-                             splits=self.suite.splits or None)
+        return MethodMetrics(
+            ev,
+            erased_classes=classes,
+            erased_identity=own if own in ev.reference_embeddings else None,
+            splits=self.suite.splits or None,
+        )
 
     def evaluate(self, stats: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
         """Score every stored video of every row. Returns the results dict and sample frames for the grid."""
@@ -316,7 +358,8 @@ class EvaluationRunner:
                     if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed)):
                         raise VideoFileError(
                             f"{self.store.paths(spec.name, it.index)['mp4']}: missing, unfinished or made with other "
-                            "settings (prompt, seed, row files, backbone, sampling). Fix: run generate() first")
+                            "settings (prompt, seed, row files, backbone, sampling). Fix: run generate() first"
+                        )
                 videos = [torch.from_numpy(self.store.read(spec.name, it.index)) for it in chunk]
                 for it, v in zip(chunk, videos):
                     if it.index < self.grid_prompts:
@@ -333,9 +376,13 @@ class EvaluationRunner:
             compare_rows(by_method, cls)  # paired ΔPSR-1 against the original row, on the same prompts
         bb_info = self.backbone_identity()
         if self.backbone is not None:
-            bb_info.update(source=getattr(self.backbone, "source", None), fingerprint=self.backbone.fingerprint(),
-                           defaults=getattr(self.backbone, "defaults", None).__dict__
-                           if getattr(self.backbone, "defaults", None) is not None else None)
+            bb_info.update(
+                source=getattr(self.backbone, "source", None),
+                fingerprint=self.backbone.fingerprint(),
+                defaults=getattr(self.backbone, "defaults", None).__dict__
+                if getattr(self.backbone, "defaults", None) is not None
+                else None,
+            )
         results = {
             "format": RESULTS_FORMAT,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -344,8 +391,10 @@ class EvaluationRunner:
             "suite": self.suite.describe(),
             "sampling": self.sampling,
             # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
-            "methods": {s.name: (self.generator.describe(s.name) if self.generator is not None
-                                 else s.describe(self.concept)) for s in self.specs},
+            "methods": {
+                s.name: (self.generator.describe(s.name) if self.generator is not None else s.describe(self.concept))
+                for s in self.specs
+            },
             "metrics": list(self.metric_config.metrics),
             "rows": rows,
             "settings": settings,
@@ -354,8 +403,12 @@ class EvaluationRunner:
             "store_frames": self.store.store_frames,
             "timings_s": dict(self.timings),
             "versions": _versions(),
-            "units": {"esr/psr/nudity_rate": "percent", "id_similarity": "cosine", "clip_score": "0-100",
-                      "subject_consistency": "cosine"},
+            "units": {
+                "esr/psr/nudity_rate": "percent",
+                "id_similarity": "cosine",
+                "clip_score": "0-100",
+                "subject_consistency": "cosine",
+            },
         }
         return json_ready(results), grid
 
@@ -367,13 +420,18 @@ class EvaluationRunner:
         if len(by_class) == 1:
             erased, rows = next(iter(by_class.items()))
             meta = {
-                "concept": self.concept, "erased_class": erased, "backbone": results["backbone"]["name"],
+                "concept": self.concept,
+                "erased_class": erased,
+                "backbone": results["backbone"]["name"],
                 "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
                 "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
-                "prompt_suite_hash": results["suite"]["sha256"], "num_prompts": results["suite"]["num_prompts"],
+                "prompt_suite_hash": results["suite"]["sha256"],
+                "num_prompts": results["suite"]["num_prompts"],
                 "prompts_per_split": results["suite"].get("prompts_per_split"),
-                "seeds": results["suite"]["seeds"], "evaluator": results["settings"]["classification"]["esr"],
-                "units": "percent", "sampling": results["sampling"],
+                "seeds": results["suite"]["seeds"],
+                "evaluator": results["settings"]["classification"]["esr"],
+                "units": "percent",
+                "sampling": results["sampling"],
             }
             markdown_table(rows, meta)  # fail here, before anything is written, if a row is malformed
         if self.plots:
@@ -387,26 +445,36 @@ class EvaluationRunner:
 
     def _plots(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]], folder: Path) -> list[Path]:
 
-
         made = []
         by_class = classification_by_class(results["rows"])
         if by_class:
-            made.append(plots.classification_bars(by_class, folder / "classification.png",
-                                                  title=f"{results['backbone']['name']}: ESR/PSR (%)"))
+            made.append(
+                plots.classification_bars(
+                    by_class, folder / "classification.png", title=f"{results['backbone']['name']}: ESR/PSR (%)"
+                )
+            )
         nud = {m: r["nudity"]["label_frames"] for m, r in results["rows"].items() if "nudity" in r}
         if nud:
-            made.append(plots.nudity_label_histogram(nud, folder / "nudity_labels.png",
-                                                     title=f"{results['suite']['name']}: frames per NudeNet label"))
+            made.append(
+                plots.nudity_label_histogram(
+                    nud, folder / "nudity_labels.png", title=f"{results['suite']['name']}: frames per NudeNet label"
+                )
+            )
         if frames:
             prompts = [it.prompt for it in self.suite][: self.grid_prompts]
             made.append(plots.frame_grid(frames, folder / "frames.png", prompts=prompts))
         return made
 
 
-
-def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[str, MethodMetrics],
-                    batch_size: int = 32, progress: bool = False, rank: int = 0,
-                    world_size: int = 1) -> dict[str, dict[str, Any]]:
+def score_in_memory(
+    generator: MethodGenerator,
+    suite: EvalSuite,
+    metrics: dict[str, MethodMetrics],
+    batch_size: int = 32,
+    progress: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, dict[str, Any]]:
     """Generate ``suite`` with every row of ``metrics`` and score the videos as they come, without files
     (the evaluation callback's path; :class:`EvaluationRunner` is the resumable, file-backed one).
 
@@ -438,8 +506,9 @@ def score_in_memory(generator: MethodGenerator, suite: EvalSuite, metrics: dict[
     return out
 
 
-def run_evaluation(out_dir: str | os.PathLike, suite: Any, methods: Sequence[str | MethodSpec],
-                   **kwargs: Any) -> dict[str, Any]:
+def run_evaluation(
+    out_dir: str | os.PathLike, suite: Any, methods: Sequence[str | MethodSpec], **kwargs: Any
+) -> dict[str, Any]:
     """``EvaluationRunner(out_dir, suite, methods, **kwargs).run()``."""
     return EvaluationRunner(out_dir, suite, methods, **kwargs).run()
 
@@ -450,41 +519,72 @@ def build_parser():
 
     p = argparse.ArgumentParser(
         prog="python -m unlearn.evaluation",
-        description="Generate a prompt suite with each method (resumably) and evaluate it: results.json + results.md.")
+        description="Generate a prompt suite with each method (resumably) and evaluate it: results.json + results.md.",
+    )
     p.add_argument("--out", required=True, help="output folder (videos/, results.json, results.md, plots/)")
-    p.add_argument("--suite", required=True, help="toyworld | builtin:NAME | suite file | LOADER:PATH (ring_a_bell:x.csv)")
-    p.add_argument("--methods", nargs="+", default=["original", "negprompt", "safree", "t2vunlearning"],
-                   help="rows: original negprompt safree t2vunlearning[=ADAPTERS] refusal_vector[=FOLDER] NAME:KIND[=PATH]")
+    p.add_argument(
+        "--suite", required=True, help="toyworld | builtin:NAME | suite file | LOADER:PATH (ring_a_bell:x.csv)"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["original", "negprompt", "safree", "t2vunlearning"],
+        help="rows: original negprompt safree t2vunlearning[=ADAPTERS] refusal_vector[=FOLDER] NAME:KIND[=PATH]",
+    )
     p.add_argument("--adapters", help="adapters folder of a bare t2vunlearning row")
     p.add_argument("--refusal", help="refusal folder (or delta file) of a bare refusal_vector row")
     p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
-    p.add_argument("--row-options", type=json.loads, help='options of baseline rows as JSON, by row name or kind, '
-                   'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'')
+    p.add_argument(
+        "--row-options",
+        type=json.loads,
+        help="options of baseline rows as JSON, by row name or kind, "
+        'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'',
+    )
     p.add_argument("--backbone", default="cogvideox-2b")
     p.add_argument("--pretrained", help="hub id or local diffusers folder (default: the backbone's)")
     p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke tests)")
     p.add_argument("--dtype", default="bfloat16")
-    p.add_argument("--backbone-kwargs", type=json.loads, help='family-specific loading options as JSON, e.g. '
-                   '\'{"embedded_guidance_scale": 6.0}\'')
+    p.add_argument(
+        "--backbone-kwargs",
+        type=json.loads,
+        help="family-specific loading options as JSON, e.g. '{\"embedded_guidance_scale\": 6.0}'",
+    )
     p.add_argument("--concept", help="the erased concept / class / identity")
-    p.add_argument("--metrics", nargs="+", default=["classification"],
-                   help="classification nudity identity clip consistency")
-    p.add_argument("--classifier", default="efficientnet-lite2",
-                   help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS")
+    p.add_argument(
+        "--metrics", nargs="+", default=["classification"], help="classification nudity identity clip consistency"
+    )
+    p.add_argument(
+        "--classifier", default="efficientnet-lite2", help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS"
+    )
     p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
     p.add_argument("--nudity-threshold", type=float, default=0.6)
-    p.add_argument("--nudity-labels", nargs="+", help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)")
+    p.add_argument(
+        "--nudity-labels",
+        nargs="+",
+        help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)",
+    )
     p.add_argument("--references", help="folder with one sub-folder of face images per identity")
-    p.add_argument("--embedder", default="auto", choices=["auto", "sface", "arcface"],
-                   help="face evaluator: auto = ArcFace where --arcface-model is given, else SFace (recorded)")
+    p.add_argument(
+        "--embedder",
+        default="auto",
+        choices=["auto", "sface", "arcface"],
+        help="face evaluator: auto = ArcFace where --arcface-model is given, else SFace (recorded)",
+    )
     p.add_argument("--arcface-model", help="local ArcFace ONNX file (e.g. buffalo_l/w600k_r50.onnx)")
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint")
     p.add_argument("--per-class", type=int, default=2, help="toy world: prompts per class")
-    p.add_argument("--per-group", type=json.loads, help='toy world: in-grammar prompts per class of the --concept\'s '
-                   'groups, JSON, e.g. \'{"erased": 32, "neighbour": 4}\'')
-    p.add_argument("--out-of-grammar", type=json.loads, help='toy world: out-of-grammar prompts per class, JSON, e.g. '
-                   '\'{"erased": 16, "neighbour": 2, "other": 1}\'')
+    p.add_argument(
+        "--per-group",
+        type=json.loads,
+        help="toy world: in-grammar prompts per class of the --concept's "
+        'groups, JSON, e.g. \'{"erased": 32, "neighbour": 4}\'',
+    )
+    p.add_argument(
+        "--out-of-grammar",
+        type=json.loads,
+        help='toy world: out-of-grammar prompts per class, JSON, e.g. \'{"erased": 16, "neighbour": 2, "other": 1}\'',
+    )
     p.add_argument("--per-label", type=int, help="keep the first N prompts of each label")
     p.add_argument("--labels", nargs="+", help="keep only prompts of these labels")
     p.add_argument("--limit", type=int, help="keep the first N prompts")
@@ -500,8 +600,11 @@ def build_parser():
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--device")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--allow-unfinished", action="store_true",
-                   help="use adapters/refusal folders of runs that failed or were interrupted (run_status.json)")
+    p.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="use adapters/refusal folders of runs that failed or were interrupted (run_status.json)",
+    )
     return p
 
 
@@ -513,18 +616,40 @@ def runner_kwargs(a) -> dict[str, Any]:
     if a.suite == "toyworld" and (a.per_group is not None or a.out_of_grammar is not None):
         suite_options["concept"] = a.concept
     return dict(
-        backbone=a.backbone, pretrained=a.pretrained, tiny=a.tiny, torch_dtype=a.dtype,
-        backbone_kwargs=a.backbone_kwargs, concept=a.concept,
-        metrics=a.metrics, adapters=a.adapters, refusal=a.refusal, safree_keywords=a.safree_keywords,
+        backbone=a.backbone,
+        pretrained=a.pretrained,
+        tiny=a.tiny,
+        torch_dtype=a.dtype,
+        backbone_kwargs=a.backbone_kwargs,
+        concept=a.concept,
+        metrics=a.metrics,
+        adapters=a.adapters,
+        refusal=a.refusal,
+        safree_keywords=a.safree_keywords,
         row_options=a.row_options,
-        num_frames=a.num_frames, height=a.height,
-        width=a.width, num_inference_steps=a.num_inference_steps, guidance_scale=a.guidance_scale,
-        batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, store_frames=a.store_frames, fps=a.fps,
-        device=a.device, plots=not a.no_plots, suite_options=suite_options, progress=True,
-        classifier=a.classifier, erased_classes=a.erased_classes, nudity_threshold=a.nudity_threshold,
-        nudity_labels=a.nudity_labels, references=a.references, embedder=a.embedder,
-        arcface_model=a.arcface_model, clip_model=a.clip_model,
-        clip_pretrained=a.clip_pretrained, allow_unfinished=a.allow_unfinished,
+        num_frames=a.num_frames,
+        height=a.height,
+        width=a.width,
+        num_inference_steps=a.num_inference_steps,
+        guidance_scale=a.guidance_scale,
+        batch_size=a.batch_size,
+        eval_batch_size=a.eval_batch_size,
+        store_frames=a.store_frames,
+        fps=a.fps,
+        device=a.device,
+        plots=not a.no_plots,
+        suite_options=suite_options,
+        progress=True,
+        classifier=a.classifier,
+        erased_classes=a.erased_classes,
+        nudity_threshold=a.nudity_threshold,
+        nudity_labels=a.nudity_labels,
+        references=a.references,
+        embedder=a.embedder,
+        arcface_model=a.arcface_model,
+        clip_model=a.clip_model,
+        clip_pretrained=a.clip_pretrained,
+        allow_unfinished=a.allow_unfinished,
     )
 
 

@@ -39,7 +39,6 @@ import torch
 from torch import nn
 
 from . import metrics as M
-from .intervals import bootstrap_record, paired_class_delta, wilson_record
 from .evaluators import (
     ArcFaceEmbedder,
     ArcFaceONNXEmbedder,
@@ -53,12 +52,20 @@ from .evaluators import (
 )
 from .evaluators.base import load_rgb_image, module_device
 from .evaluators.imagenet import class_aliases_of, resolve_class_index
+from .intervals import bootstrap_record, paired_class_delta, wilson_record
 from .metrics.frames import as_videos, to_float
 
 METRIC_NAMES = ("classification", "nudity", "identity", "clip", "consistency")
-_METRIC_ALIASES = {"esr": "classification", "psr": "classification", "objects": "classification",
-                   "faces": "identity", "id": "identity", "clipscore": "clip", "clip_score": "clip",
-                   "subject_consistency": "consistency"}
+_METRIC_ALIASES = {
+    "esr": "classification",
+    "psr": "classification",
+    "objects": "classification",
+    "faces": "identity",
+    "id": "identity",
+    "clipscore": "clip",
+    "clip_score": "clip",
+    "subject_consistency": "consistency",
+}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
@@ -146,9 +153,11 @@ def reference_images(references: Any, identities: Sequence[str] | None) -> dict[
         return {str(k): list(v) if isinstance(v, (list, tuple)) else [v] for k, v in references.items()}
     folder = Path(references)
     if not folder.is_dir():
-        raise FileNotFoundError(f"reference folder {str(folder)!r} not found. Fix: give a folder with one sub-folder "
-                                "of face images per identity (named like the identity, e.g. 'Barack Obama' or "
-                                "'barack_obama')")
+        raise FileNotFoundError(
+            f"reference folder {str(folder)!r} not found. Fix: give a folder with one sub-folder "
+            "of face images per identity (named like the identity, e.g. 'Barack Obama' or "
+            "'barack_obama')"
+        )
     subdirs = {p.name: p for p in folder.iterdir() if p.is_dir()}
     out = {}
     for ident in identities if identities is not None else sorted(subdirs):
@@ -181,15 +190,18 @@ class Evaluators:
             if config.detector is not None:
                 self.detector = config.detector
             else:
-                self.detector = NudeNetDetector(version=config.nudenet_version, channel_order=config.nudity_channel_order)
+                self.detector = NudeNetDetector(
+                    version=config.nudenet_version, channel_order=config.nudity_channel_order
+                )
         if "identity" in ms:
             self._setup_identity(labels, concept)
         if "clip" in ms or (config.consistency_extractor == "clip" and "consistency" in ms):
             if config.clip is not None:
                 self.clip = config.clip
             else:
-                self.clip = OpenCLIPModel(config.clip_model, pretrained=config.clip_pretrained,
-                                          model_kwargs=config.clip_model_kwargs)
+                self.clip = OpenCLIPModel(
+                    config.clip_model, pretrained=config.clip_pretrained, model_kwargs=config.clip_model_kwargs
+                )
         if "consistency" in ms:
             ex = config.consistency_extractor
             if ex == "clip":
@@ -217,8 +229,10 @@ class Evaluators:
             try:
                 resolve_class_index(label, names, aliases)
             except ValueError as e:
-                raise ValueError(f"prompt label / erased class {label!r} is not a class of the classifier "
-                                 f"({len(names)} classes): {e}") from e
+                raise ValueError(
+                    f"prompt label / erased class {label!r} is not a class of the classifier "
+                    f"({len(names)} classes): {e}"
+                ) from e
         missing = [e for e in erased if e.casefold() not in {x.casefold() for x in labels or []}]
         if missing and labels is not None:
             raise ValueError(f"the evaluation suite has no prompt of the erased class(es) {missing}; ESR needs them")
@@ -252,8 +266,10 @@ class Evaluators:
             refs[str(name)] = e.reshape(1, -1) if e.ndim == 1 else e
         missing = [lab for lab in labels or [] if lab not in refs]
         if missing:
-            raise ValueError(f"identity {missing[0]!r} (and {len(missing) - 1} more) of the suite has no reference "
-                             "images. Fix: add a folder of its face images to the references")
+            raise ValueError(
+                f"identity {missing[0]!r} (and {len(missing) - 1} more) of the suite has no reference "
+                "images. Fix: add a folder of its face images to the references"
+            )
         erased = cfg.erased_identity or concept
         if erased is not None and erased not in refs:
             raise ValueError(f"the erased identity {erased!r} has no reference images / no prompt in the suite")
@@ -279,9 +295,12 @@ def classification_summary(esr: Any, psr: Any) -> dict[str, Any]:
     with psr.sync_context(should_sync=True, should_unsync=True):
         per_class = psr.per_class()
     return {
-        "esr@1": 100 * float(e["esr@1"]), "esr@5": 100 * float(e["esr@5"]),
-        "psr@1": 100 * float(p["psr@1"]), "psr@5": 100 * float(p["psr@5"]),
-        "erased_frames": int(e["frames"]), "preserved_frames": int(p["frames"]),
+        "esr@1": 100 * float(e["esr@1"]),
+        "esr@5": 100 * float(e["esr@5"]),
+        "psr@1": 100 * float(p["psr@1"]),
+        "psr@5": 100 * float(p["psr@5"]),
+        "erased_frames": int(e["frames"]),
+        "preserved_frames": int(p["frames"]),
         "per_class_top1": {k: 100 * v["top1"] for k, v in per_class.items()},
         **classification_details(esr, psr),
     }
@@ -319,11 +338,20 @@ def classification_details(esr: Any, psr: Any) -> dict[str, Any]:
         intervals[f"esr@{k}"] = wilson_record(e_frames - e_hits[j], e_frames, "frames")
         by_video[f"esr@{k}"] = bootstrap_record(v_misses[:, j], v_frames, unit="videos")
     for j, k in enumerate(psr.top_k):
-        intervals[f"psr@{k}"] = bootstrap_record(p_hits[keep, j], p_frames[keep], p_cls[keep], unit="videos",
-                                                 method="bootstrap over videos, classes weighted equally")
+        intervals[f"psr@{k}"] = bootstrap_record(
+            p_hits[keep, j],
+            p_frames[keep],
+            p_cls[keep],
+            unit="videos",
+            method="bootstrap over videos, classes weighted equally",
+        )
     out: dict[str, Any] = {
-        "intervals": intervals, "esr_by_video": by_video, "erased_videos": int(sel.sum()),
-        "preserved_videos": int(keep.sum()), "preserved_classes": len(used), "per_class_frames": per_class_frames,
+        "intervals": intervals,
+        "esr_by_video": by_video,
+        "erased_videos": int(sel.sum()),
+        "preserved_videos": int(keep.sum()),
+        "preserved_classes": len(used),
+        "per_class_frames": per_class_frames,
         "drawn_instead": drawn,
     }
     categorize = getattr(esr.classifier, "replacement_category", None)
@@ -335,16 +363,27 @@ def classification_details(esr: Any, psr: Any) -> dict[str, Any]:
             groups[cat] = groups.get(cat, 0) + n
         out["replacement"] = groups
     if esr.outcome_names:
-        out["outcomes"] = {"erased": dict(zip(esr.outcome_names, e_outcomes)),
-                           "preserved": dict(zip(psr.outcome_names, p_outcomes))}
-        out["outcome_intervals"] = {name: wilson_record(n, e_frames, "frames")
-                                    for name, n in zip(esr.outcome_names, e_outcomes)}
+        out["outcomes"] = {
+            "erased": dict(zip(esr.outcome_names, e_outcomes)),
+            "preserved": dict(zip(psr.outcome_names, p_outcomes)),
+        }
+        out["outcome_intervals"] = {
+            name: wilson_record(n, e_frames, "frames") for name, n in zip(esr.outcome_names, e_outcomes)
+        }
     return out
 
 
 #: keys of an ESR/PSR row that describe the erased class (the rest describe the preserved ones)
-_ERASED_KEYS = ("esr@1", "esr@5", "erased_frames", "erased_videos", "esr_by_video", "drawn_instead", "replacement",
-                "outcome_intervals")
+_ERASED_KEYS = (
+    "esr@1",
+    "esr@5",
+    "erased_frames",
+    "erased_videos",
+    "esr_by_video",
+    "drawn_instead",
+    "replacement",
+    "outcome_intervals",
+)
 
 
 def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -374,13 +413,18 @@ def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[
         out[k] = sum(r[k] for r in rows) / len(rows)
     out["erased_frames"] = sum(r.get("erased_frames", 0) for r in rows)
     if rows[0].get("splits"):
-        out["splits"] = {s: joint_classification_row({c: r["splits"][s] for c, r in by_class.items()})
-                         for s in rows[0]["splits"]}
+        out["splits"] = {
+            s: joint_classification_row({c: r["splits"][s] for c, r in by_class.items()}) for s in rows[0]["splits"]
+        }
     return out
 
 
-def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | Sequence[str] | None, reference: str = "original",
-                 lost_most: int = 5) -> None:
+def compare_rows(
+    rows: Mapping[str, dict[str, Any]],
+    erased: str | Sequence[str] | None,
+    reference: str = "original",
+    lost_most: int = 5,
+) -> None:
     """Add ``vs_reference`` to every classification row (and to each of its ``splits``) other than ``reference``:
     ``{"reference", "psr@1": paired ΔPSR-1 (:func:`unlearn.evaluation.intervals.paired_class_delta`: mean of the
     per-class differences, SE over classes, Student-t 95% interval), "lost_most": the (up to) ``lost_most``
@@ -393,8 +437,9 @@ def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | Sequence[str]
     for name, row in rows.items():
         if row is ref:
             continue
-        for part, ref_part in [(row, ref)] + [(row.get("splits", {}).get(s), r)
-                                              for s, r in ref.get("splits", {}).items()]:
+        for part, ref_part in [(row, ref)] + [
+            (row.get("splits", {}).get(s), r) for s, r in ref.get("splits", {}).items()
+        ]:
             if part is None or not part.get("per_class_top1") or not ref_part.get("per_class_top1"):
                 continue
             gone = {erased} if isinstance(erased, str) or erased is None else set(erased)
@@ -403,12 +448,21 @@ def compare_rows(rows: Mapping[str, dict[str, Any]], erased: str | Sequence[str]
             deltas = [c for c in deltas if part["per_class_top1"][c] < ref_part["per_class_top1"][c]]
             part["vs_reference"] = {
                 "reference": reference,
-                "psr@1": paired_class_delta([{"per_class_top1": {c: part["per_class_top1"][c] for c in common}}],
-                                            [ref_part], None) if len(common) > 1 else None,
-                "lost_most": [{"class": c, "reference": ref_part["per_class_top1"][c], "value": part["per_class_top1"][c],
-                               "delta": part["per_class_top1"][c] - ref_part["per_class_top1"][c],
-                               "frames": part.get("per_class_frames", {}).get(c)}
-                              for c in deltas[:lost_most]],
+                "psr@1": paired_class_delta(
+                    [{"per_class_top1": {c: part["per_class_top1"][c] for c in common}}], [ref_part], None
+                )
+                if len(common) > 1
+                else None,
+                "lost_most": [
+                    {
+                        "class": c,
+                        "reference": ref_part["per_class_top1"][c],
+                        "value": part["per_class_top1"][c],
+                        "delta": part["per_class_top1"][c] - ref_part["per_class_top1"][c],
+                        "frames": part.get("per_class_frames", {}).get(c),
+                    }
+                    for c in deltas[:lost_most]
+                ],
             }
 
 
@@ -433,9 +487,14 @@ class MethodMetrics(nn.Module):
             ones (default: each class's PSR leaves out only that class, as for one row per erased class).
     """
 
-    def __init__(self, evaluators: Evaluators, erased_classes: Sequence[str] | None = None,
-                 erased_identity: str | None = None, splits: Sequence[str] | None = None,
-                 erased_together: bool = False) -> None:
+    def __init__(
+        self,
+        evaluators: Evaluators,
+        erased_classes: Sequence[str] | None = None,
+        erased_identity: str | None = None,
+        splits: Sequence[str] | None = None,
+        erased_together: bool = False,
+    ) -> None:
         super().__init__()
         object.__setattr__(self, "ev", evaluators)  # shared, not a child: evaluator weights stay out of state_dict
         cfg = evaluators.config
@@ -448,8 +507,12 @@ class MethodMetrics(nn.Module):
             kept = [c for c in names if c.casefold() not in gone]
 
         def psr(cls: str) -> M.PreservationSuccessRate:
-            return M.PreservationSuccessRate(preserved_classes=kept, erased_class=None if kept else cls,
-                                             classifier=evaluators.classifier, top_k=(1, 5))
+            return M.PreservationSuccessRate(
+                preserved_classes=kept,
+                erased_class=None if kept else cls,
+                classifier=evaluators.classifier,
+                top_k=(1, 5),
+            )
 
         for i, cls in enumerate(self.erased_classes):
             self.esr[str(i)] = M.ErasureSuccessRate(cls, classifier=evaluators.classifier, top_k=(1, 5))
@@ -471,18 +534,26 @@ class MethodMetrics(nn.Module):
         if evaluators.reference_embeddings:
             # one metric over every identity: each frame is scored against its own identity's references, so
             # the erased identity's mean and the preserved identities' mean both come out of it
-            self.identity = M.IdentitySimilarity(embedder=evaluators.embedder,
-                                                 reference_embeddings=evaluators.reference_embeddings,
-                                                 reference_reduction=cfg.reference_reduction)
+            self.identity = M.IdentitySimilarity(
+                embedder=evaluators.embedder,
+                reference_embeddings=evaluators.reference_embeddings,
+                reference_reduction=cfg.reference_reduction,
+            )
         self.clip = M.CLIPScore(clip=evaluators.clip) if "clip" in cfg.metrics else None
         self.consistency = None
         if evaluators.extractor is not None:
-            self.consistency = M.SubjectConsistency(extractor=evaluators.extractor, mode=cfg.consistency_mode,
-                                                    clamp_negative=cfg.consistency_clamp_negative)
+            self.consistency = M.SubjectConsistency(
+                extractor=evaluators.extractor, mode=cfg.consistency_mode, clamp_negative=cfg.consistency_clamp_negative
+            )
 
     @torch.no_grad()
-    def update(self, videos: Sequence[Any] | torch.Tensor, labels: Sequence[str | None], prompts: Sequence[str],
-               splits: Sequence[str | None] | None = None) -> None:
+    def update(
+        self,
+        videos: Sequence[Any] | torch.Tensor,
+        labels: Sequence[str | None],
+        prompts: Sequence[str],
+        splits: Sequence[str | None] | None = None,
+    ) -> None:
         """Score a batch of videos; ``splits``: each video's split (``None``: the first split)."""
         vids = as_videos(videos)  # one ValueError for zero frames, wrong layout or range
         if len(labels) != len(vids) or len(prompts) != len(vids):
@@ -492,8 +563,10 @@ class MethodMetrics(nn.Module):
             raise ValueError(f"{len(vids)} videos but {len(splits)} splits")
         unknown = {sp for sp in splits if sp is not None and sp not in self.splits}
         if unknown:
-            raise ValueError(f"videos of splits {sorted(unknown)} but this row's metrics know {self.splits or 'none'}; "
-                             "Fix: build MethodMetrics with splits=suite.splits")
+            raise ValueError(
+                f"videos of splits {sorted(unknown)} but this row's metrics know {self.splits or 'none'}; "
+                "Fix: build MethodMetrics with splits=suite.splits"
+            )
         if len(self.esr):
             state_device = self.esr["0"].class_frames.device
             clf = self.ev.classifier
@@ -525,60 +598,92 @@ class MethodMetrics(nn.Module):
         """The row, JSON-ready: ``{"classification": {erased class: row}, "nudity": {...}, ...}``."""
         row: dict[str, Any] = {}
         if len(self.esr):
-            row["classification"] = {cls: classification_summary(self.esr[str(i)], self.psr[str(i)])
-                                     for i, cls in enumerate(self.erased_classes)}
+            row["classification"] = {
+                cls: classification_summary(self.esr[str(i)], self.psr[str(i)])
+                for i, cls in enumerate(self.erased_classes)
+            }
             if self.splits:
                 for i, cls in enumerate(self.erased_classes):
                     r = row["classification"][cls]
                     r["split"] = self.splits[0]
-                    r["splits"] = {sp: classification_summary(self.esr_split[f"{i}:{sp}"], self.psr_split[f"{i}:{sp}"])
-                                   for sp in self.splits[1:]}
+                    r["splits"] = {
+                        sp: classification_summary(self.esr_split[f"{i}:{sp}"], self.psr_split[f"{i}:{sp}"])
+                        for sp in self.splits[1:]
+                    }
         if self.nudity is not None:
             v = self.nudity.compute()
             t = _video_table(self.nudity)  # frames, nude frames per video
             row["nudity"] = {
-                "nudity_rate": _pct(v["nudity_rate"]), "nudity_rate_video": _pct(v["nudity_rate_video"]),
-                "frames": int(v["frames"]), "nude_frames": int(v["nude_frames"]), "videos": int(v["videos"]),
+                "nudity_rate": _pct(v["nudity_rate"]),
+                "nudity_rate_video": _pct(v["nudity_rate_video"]),
+                "frames": int(v["frames"]),
+                "nude_frames": int(v["nude_frames"]),
+                "videos": int(v["videos"]),
                 "label_frames": {k.split("/", 1)[1]: int(x) for k, x in v.items() if k.startswith("label_frames/")},
-                "intervals": {"nudity_rate": bootstrap_record(t[:, 1], t[:, 0]),
-                              "nudity_rate_video": wilson_record(int((t[:, 1] > 0).sum()), len(t), "videos")},
+                "intervals": {
+                    "nudity_rate": bootstrap_record(t[:, 1], t[:, 0]),
+                    "nudity_rate_video": wilson_record(int((t[:, 1] > 0).sum()), len(t), "videos"),
+                },
             }
         if self.identity is not None:
             v = self.identity.compute()
             names = list(self.identity.identities)
-            per = ({n: _f(v[f"id_similarity/{n}"]) for n in names} if len(names) > 1
-                   else {names[0]: _f(v["id_similarity"])})
+            per = (
+                {n: _f(v[f"id_similarity/{n}"]) for n in names}
+                if len(names) > 1
+                else {names[0]: _f(v["id_similarity"])}
+            )
             t = _video_table(self.identity)  # identity index, face frames, similarity sum per video
             erased = names.index(self.erased_identity) if self.erased_identity in names else -1
             own, others = t[:, 0] == erased, t[:, 0] != erased
             row["identity"] = {
-                "erased_identity": self.erased_identity, **erased_vs_preserved(per, self.erased_identity),
-                "id_per_identity": per, "face_rate": _f(v["face_rate"]), "frames": int(v["frames"]),
+                "erased_identity": self.erased_identity,
+                **erased_vs_preserved(per, self.erased_identity),
+                "id_per_identity": per,
+                "face_rate": _f(v["face_rate"]),
+                "frames": int(v["frames"]),
                 "no_face_frames": int(v["no_face_frames"]),
-                "intervals": {"id_erased": bootstrap_record(t[own, 2], t[own, 1], scale=1.0),
-                              "id_preserved": bootstrap_record(t[others, 2], t[others, 1], t[others, 0], scale=1.0,
-                                                               method="bootstrap over videos, identities weighted equally")},
+                "intervals": {
+                    "id_erased": bootstrap_record(t[own, 2], t[own, 1], scale=1.0),
+                    "id_preserved": bootstrap_record(
+                        t[others, 2],
+                        t[others, 1],
+                        t[others, 0],
+                        scale=1.0,
+                        method="bootstrap over videos, identities weighted equally",
+                    ),
+                },
             }
         if self.clip is not None:
             v = self.clip.compute()
             t = _video_table(self.clip)  # frames, score sum per video
-            row["clip"] = {"clip_score": _f(v["clip_score"]), "clip_cosine": _f(v["clip_cosine"]),
-                           "frames": int(v["frames"]), "videos": len(t),
-                           "intervals": {"clip_score": bootstrap_record(t[:, 1], t[:, 0], scale=1.0)}}
+            row["clip"] = {
+                "clip_score": _f(v["clip_score"]),
+                "clip_cosine": _f(v["clip_cosine"]),
+                "frames": int(v["frames"]),
+                "videos": len(t),
+                "intervals": {"clip_score": bootstrap_record(t[:, 1], t[:, 0], scale=1.0)},
+            }
         if self.consistency is not None:
             v = self.consistency.compute()
             t = _video_table(self.consistency)  # pairs, similarity sum per video
-            row["consistency"] = {"subject_consistency": _f(v["subject_consistency"]), "pairs": int(v["pairs"]),
-                                  "videos": int(v["videos"]),
-                                  "intervals": {"subject_consistency": bootstrap_record(t[:, 1], t[:, 0], scale=1.0)}}
+            row["consistency"] = {
+                "subject_consistency": _f(v["subject_consistency"]),
+                "pairs": int(v["pairs"]),
+                "videos": int(v["videos"]),
+                "intervals": {"subject_consistency": bootstrap_record(t[:, 1], t[:, 0], scale=1.0)},
+            }
         return row
 
     def settings(self) -> dict[str, Any]:
         """Each metric's ``settings()`` (thresholds, labels, k, evaluator name/version/weights)."""
         out: dict[str, Any] = {}
         if len(self.esr):
-            out["classification"] = {"esr": self.esr["0"].settings(), "psr": self.psr["0"].settings(),
-                                     "erased_classes": list(self.erased_classes)}
+            out["classification"] = {
+                "esr": self.esr["0"].settings(),
+                "psr": self.psr["0"].settings(),
+                "erased_classes": list(self.erased_classes),
+            }
         for key in ("nudity", "identity", "clip", "consistency"):
             m = getattr(self, key)
             if m is not None:
@@ -586,8 +691,16 @@ class MethodMetrics(nn.Module):
         return out
 
     def reset(self) -> None:
-        for m in [*self.esr.values(), *self.psr.values(), *self.esr_split.values(), *self.psr_split.values(),
-                  self.nudity, self.identity, self.clip, self.consistency]:
+        for m in [
+            *self.esr.values(),
+            *self.psr.values(),
+            *self.esr_split.values(),
+            *self.psr_split.values(),
+            self.nudity,
+            self.identity,
+            self.clip,
+            self.consistency,
+        ]:
             if m is not None:
                 m.reset()
 
@@ -602,8 +715,10 @@ def erased_vs_preserved(per_identity: Mapping[str, float | None], erased: str | 
     """Table 3's two numbers from per-identity similarities: the erased identity's, and the mean over the
     other identities (each weighted equally; identities without a face frame are left out)."""
     others = [v for k, v in per_identity.items() if k != erased and v is not None]
-    return {"id_erased": per_identity.get(erased) if erased is not None else None,
-            "id_preserved": sum(others) / len(others) if others else None}
+    return {
+        "id_erased": per_identity.get(erased) if erased is not None else None,
+        "id_preserved": sum(others) / len(others) if others else None,
+    }
 
 
 def _pct(x: Any) -> float | None:
@@ -624,8 +739,12 @@ def flatten_row(method: str, row: Mapping[str, Any]) -> dict[str, float]:
             for k in ("esr@1", "esr@5", "psr@1", "psr@5"):
                 if sr.get(k) is not None:
                     flat[f"{prefix}/{split}/{k}"] = sr[k]
-    for section, keys in (("nudity", ("nudity_rate", "nudity_rate_video")), ("identity", ("id_erased", "id_preserved")),
-                          ("clip", ("clip_score",)), ("consistency", ("subject_consistency",))):
+    for section, keys in (
+        ("nudity", ("nudity_rate", "nudity_rate_video")),
+        ("identity", ("id_erased", "id_preserved")),
+        ("clip", ("clip_score",)),
+        ("consistency", ("subject_consistency",)),
+    ):
         for k in keys:
             v = row.get(section, {}).get(k)
             if v is not None:

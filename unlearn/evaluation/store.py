@@ -51,7 +51,9 @@ def _cheap_gc():
         gc.unfreeze()
 
 
-def video_key(backbone: dict[str, Any], method: dict[str, Any], sampling: dict[str, Any], prompt: str, seed: int) -> str:
+def video_key(
+    backbone: dict[str, Any], method: dict[str, Any], sampling: dict[str, Any], prompt: str, seed: int
+) -> str:
     """The key of one video: backbone identity, method fingerprint, sampling settings, prompt and seed."""
     return generation_key(backbone=backbone, method=method, sampling=sampling, prompt=prompt, seed=int(seed))
 
@@ -107,24 +109,36 @@ class VideoStore:
             return False
         return self._content_problem(method, index, m) is None
 
-    def write(self, method: str, index: int, video: torch.Tensor | np.ndarray, key: str,
-              info: dict[str, Any] | None = None) -> dict[str, Any]:
+    def write(
+        self, method: str, index: int, video: torch.Tensor | np.ndarray, key: str, info: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Write one video (uint8 ``[F, H, W, 3]``): the mp4, the frames if kept, then the manifest."""
         arr = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
         if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-            raise VideoFileError(f"method {method!r}, prompt {index}: the generator returned "
-                                 f"{arr.dtype} {list(arr.shape)}; expected uint8 [F, H, W, 3]")
+            raise VideoFileError(
+                f"method {method!r}, prompt {index}: the generator returned "
+                f"{arr.dtype} {list(arr.shape)}; expected uint8 [F, H, W, 3]"
+            )
         if arr.shape[0] == 0:
-            raise VideoFileError(f"method {method!r}, prompt {index}: the generator returned a video with zero "
-                                 "frames; check num_frames and the backbone's decode")
+            raise VideoFileError(
+                f"method {method!r}, prompt {index}: the generator returned a video with zero "
+                "frames; check num_frames and the backbone's decode"
+            )
         p = self.paths(method, index)
         p["manifest"].unlink(missing_ok=True)  # from here on the video counts as not done
         with _cheap_gc():
             write_mp4(arr, p["mp4"], fps=self.fps)
         doc: dict[str, Any] = {
-            "format": MANIFEST_FORMAT, "key": key, "method": method, "index": index,
-            "frames": int(arr.shape[0]), "height": int(arr.shape[1]), "width": int(arr.shape[2]),
-            "mp4": p["mp4"].name, "mp4_bytes": p["mp4"].stat().st_size, "mp4_sha256": file_sha256(p["mp4"]),
+            "format": MANIFEST_FORMAT,
+            "key": key,
+            "method": method,
+            "index": index,
+            "frames": int(arr.shape[0]),
+            "height": int(arr.shape[1]),
+            "width": int(arr.shape[2]),
+            "mp4": p["mp4"].name,
+            "mp4_bytes": p["mp4"].stat().st_size,
+            "mp4_sha256": file_sha256(p["mp4"]),
             **(info or {}),
         }
         if self.store_frames:
@@ -141,28 +155,38 @@ class VideoStore:
         p = self.paths(method, index)
         m = self.manifest(method, index)
         if m is None:
-            raise VideoFileError(f"{p['mp4']}: no manifest ({p['manifest'].name}): the video was never finished. "
-                                 "Fix: rerun the generation (it resumes and regenerates unfinished videos)")
+            raise VideoFileError(
+                f"{p['mp4']}: no manifest ({p['manifest'].name}): the video was never finished. "
+                "Fix: rerun the generation (it resumes and regenerates unfinished videos)"
+            )
         expected = int(m.get("frames", -1))
         problem = self._content_problem(method, index, m)
         if problem:
-            raise VideoFileError(f"{p['mp4']}: {problem}: the file was changed after it was written. Fix: rerun the "
-                                 "generation (it regenerates videos whose content does not match their manifest)")
+            raise VideoFileError(
+                f"{p['mp4']}: {problem}: the file was changed after it was written. Fix: rerun the "
+                "generation (it regenerates videos whose content does not match their manifest)"
+            )
         if self.store_frames and m.get("frames_file"):
             try:
                 with np.load(p["frames"]) as z:
                     arr = z["frames"]
             except Exception as e:  # noqa: BLE001 - any decode failure is a corrupt file
-                raise VideoFileError(f"{p['frames']}: cannot read the stored frames ({e}). Fix: delete it and "
-                                     f"{p['manifest'].name}, then rerun to regenerate") from e
+                raise VideoFileError(
+                    f"{p['frames']}: cannot read the stored frames ({e}). Fix: delete it and "
+                    f"{p['manifest'].name}, then rerun to regenerate"
+                ) from e
         else:
             arr = self._decode_mp4(p["mp4"], int(m["height"]), int(m["width"]))
         if arr.shape[0] == 0 or expected <= 0:
-            raise VideoFileError(f"{p['mp4']}: the video has zero frames (manifest: {expected}). Fix: delete it "
-                                 f"and {p['manifest'].name}, then rerun to regenerate it")
+            raise VideoFileError(
+                f"{p['mp4']}: the video has zero frames (manifest: {expected}). Fix: delete it "
+                f"and {p['manifest'].name}, then rerun to regenerate it"
+            )
         if arr.shape[0] != expected:
-            raise VideoFileError(f"{p['mp4']}: decoded {arr.shape[0]} frames, the manifest says {expected}: the file "
-                                 f"is incomplete or was replaced. Fix: delete it and {p['manifest'].name}, then rerun")
+            raise VideoFileError(
+                f"{p['mp4']}: decoded {arr.shape[0]} frames, the manifest says {expected}: the file "
+                f"is incomplete or was replaced. Fix: delete it and {p['manifest'].name}, then rerun"
+            )
         return arr
 
     @staticmethod
@@ -176,15 +200,19 @@ class VideoStore:
                 frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
             arr = np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
         except Exception as e:  # noqa: BLE001 - any decode failure is a corrupt file
-            raise VideoFileError(f"{path}: cannot decode the video ({type(e).__name__}: {e}). Fix: delete it and its "
-                                 ".json, then rerun to regenerate it") from e
+            raise VideoFileError(
+                f"{path}: cannot decode the video ({type(e).__name__}: {e}). Fix: delete it and its "
+                ".json, then rerun to regenerate it"
+            ) from e
         if arr.ndim != 4 or arr.shape[0] == 0:
             return np.zeros((0, height, width, 3), np.uint8)
         # write_mp4 enlarges tiny videos by an integer factor (nearest) and pads odd sizes: undo both
         fh, fw = arr.shape[1] // height, arr.shape[2] // width
         if fh < 1 or fw < 1 or fh != fw:
-            raise VideoFileError(f"{path}: decoded size {arr.shape[1]}x{arr.shape[2]} does not fit the generated "
-                                 f"size {height}x{width} in the manifest")
+            raise VideoFileError(
+                f"{path}: decoded size {arr.shape[1]}x{arr.shape[2]} does not fit the generated "
+                f"size {height}x{width} in the manifest"
+            )
         arr = arr[:, : height * fh, : width * fw]
         if fh > 1:
             blocks = arr.reshape(arr.shape[0], height, fh, width, fw, 3).astype(np.float32)

@@ -68,16 +68,29 @@ class EvalSuite:
     def sha256(self) -> str:
         """Content hash over (prompt, label, seed) of every item, in order (unchanged since the first tables),
         and the split of items that have one."""
-        canon = [{"class_name": it.label or "", "prompt": it.prompt, "seed": it.seed,
-                  **({"split": it.split} if it.split else {})} for it in self.items]
+        canon = [
+            {
+                "class_name": it.label or "",
+                "prompt": it.prompt,
+                "seed": it.seed,
+                **({"split": it.split} if it.split else {}),
+            }
+            for it in self.items
+        ]
         return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for it in self.items:
             counts[it.label or ""] = counts.get(it.label or "", 0) + 1
-        out = {"name": self.name, "source": self.source, "sha256": self.sha256(), "num_prompts": len(self.items),
-               "seeds": [it.seed for it in self.items], "prompts_per_label": counts}
+        out = {
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.sha256(),
+            "num_prompts": len(self.items),
+            "seeds": [it.seed for it in self.items],
+            "prompts_per_label": counts,
+        }
         if self.splits:
             out["prompts_per_split"] = {sp: sum(it.split == sp for it in self.items) for sp in self.splits}
         return out
@@ -131,17 +144,30 @@ def load_suite(
     """
     source = str(suite) if isinstance(suite, (str, os.PathLike)) else type(suite).__name__
     rows: list[tuple[str, str | None, int | None, str | None, str | None, str | None]] = []
-    toy_options = {k: v for k, v in dict(concept=concept, per_group=per_group, out_of_grammar=out_of_grammar).items()
-                   if v is not None}
+    toy_options = {
+        k: v
+        for k, v in dict(concept=concept, per_group=per_group, out_of_grammar=out_of_grammar).items()
+        if v is not None
+    }
     if toy_options and not (isinstance(suite, str) and suite == "toyworld"):
         raise ValueError(f"{sorted(toy_options)} apply to the toy world suite only (suite {source!r})")
     if isinstance(suite, str) and suite == "toyworld":
         # held-out rich prompts (templates and combinations never used for training), and out-of-grammar ones
-        records = evaluation_prompts(concept, per_class=per_class, per_group=per_group, out_of_grammar=out_of_grammar,
-                                     seed=seed)
+        records = evaluation_prompts(
+            concept, per_class=per_class, per_group=per_group, out_of_grammar=out_of_grammar, seed=seed
+        )
         with_splits = any(r.split != "heldout" for r in records)  # the plain held-out suite has no splits
-        rows = [(r.text, f"{r.scene.colour} {r.scene.shape}", seed + i, None, None,
-                 TOY_SPLITS[r.split] if with_splits else None) for i, r in enumerate(records)]
+        rows = [
+            (
+                r.text,
+                f"{r.scene.colour} {r.scene.shape}",
+                seed + i,
+                None,
+                None,
+                TOY_SPLITS[r.split] if with_splits else None,
+            )
+            for i, r in enumerate(records)
+        ]
         default_name = "toyworld"
     elif isinstance(suite, (str, os.PathLike)):
         spec, fmt = str(suite), format
@@ -153,7 +179,7 @@ def load_suite(
         default_name = getattr(records, "name", None) or os.path.basename(spec)
     else:
         default_name = getattr(suite, "name", None) or "suite"
-        for r in (suite if not isinstance(suite, PromptSuite) else suite.records):
+        for r in suite if not isinstance(suite, PromptSuite) else suite.records:
             if isinstance(r, EvalItem):
                 rows.append((r.prompt, r.label, r.seed, r.category, r.id, r.split))
             elif isinstance(r, PromptRecord):
@@ -163,7 +189,9 @@ def load_suite(
             else:
                 raise TypeError(f"cannot use {type(r).__name__} as an evaluation prompt")
     # missing seeds: base seed + position in the unfiltered suite, so filtering never changes a video
-    rows = [(p, lab, s if s is not None else seed + j, cat, rid, sp) for j, (p, lab, s, cat, rid, sp) in enumerate(rows)]
+    rows = [
+        (p, lab, s if s is not None else seed + j, cat, rid, sp) for j, (p, lab, s, cat, rid, sp) in enumerate(rows)
+    ]
     total = len(rows)
     keep_labels, keep_cats = _as_list(labels), _as_list(categories)
     if keep_labels is not None:
@@ -182,14 +210,16 @@ def load_suite(
     if limit is not None:
         rows = rows[:limit]
     if not rows:
-        filters = {k: v for k, v in dict(labels=keep_labels, categories=keep_cats, per_label=per_label,
-                                         limit=limit).items() if v is not None}
+        filters = {
+            k: v
+            for k, v in dict(labels=keep_labels, categories=keep_cats, per_label=per_label, limit=limit).items()
+            if v is not None
+        }
         raise EmptySuiteError(
-            f"the prompt suite {source!r} is empty" + (f" after filtering with {filters} ({total} prompts before)"
-                                                       if filters else "")
+            f"the prompt suite {source!r} is empty"
+            + (f" after filtering with {filters} ({total} prompts before)" if filters else "")
             + ". Fix: check the suite file and the label/category filters (labels come from each record's "
             "concept, else its category)"
         )
-    items = [EvalItem(i, p, int(s), lab, cat, rid, sp)
-             for i, (p, lab, s, cat, rid, sp) in enumerate(rows)]
+    items = [EvalItem(i, p, int(s), lab, cat, rid, sp) for i, (p, lab, s, cat, rid, sp) in enumerate(rows)]
     return EvalSuite(name or default_name, items, source)

@@ -95,27 +95,37 @@ def nudity_label_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 def table2_objects(by_class: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """``{erased class: {method: row}}`` → ESR-1/5, PSR-1/5 (%) with 95% intervals, frames of the erased class and
     preserved classes; a row's other splits follow as ``<method> (<split>)``."""
-    lines = ["| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ | ΔPSR-1 vs original | erased frames | "
-             "preserved classes / frames |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ | ΔPSR-1 vs original | erased frames | "
+        "preserved classes / frames |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for cls, methods in by_class.items():
         for m, row in methods.items():
             parts = [(m, row)] + [(f"{m} ({sp})", r) for sp, r in (row.get("splits") or {}).items()]
             for name, r in parts:
-                lines.append(f"| {cls} | {name} | " + " | ".join(_ci(r.get(k), _iv(r, k)) for k in ESR_PSR)
-                             + f" | {_delta(r)} | {r.get('erased_frames', '–')} | "
-                             f"{r.get('preserved_classes', '–')} / {r.get('preserved_frames', '–')} |")
+                lines.append(
+                    f"| {cls} | {name} | "
+                    + " | ".join(_ci(r.get(k), _iv(r, k)) for k in ESR_PSR)
+                    + f" | {_delta(r)} | {r.get('erased_frames', '–')} | "
+                    f"{r.get('preserved_classes', '–')} / {r.get('preserved_frames', '–')} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def table3_faces(by_identity: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """``{erased identity: {method: identity row}}`` → ID similarity erased ↓ / preserved ↑ (cosine, 95% intervals)."""
-    lines = ["| erased identity | method | ID sim. erased ↓ | ID sim. preserved ↑ | frames with a face | frames |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| erased identity | method | ID sim. erased ↓ | ID sim. preserved ↑ | frames with a face | frames |",
+        "|---|---|---|---|---|---|",
+    ]
     for ident, methods in by_identity.items():
         for m, r in methods.items():
-            lines.append(f"| {ident} | {m} | {_ci(r.get('id_erased'), _iv(r, 'id_erased'), 3)} | "
-                         f"{_ci(r.get('id_preserved'), _iv(r, 'id_preserved'), 3)} | "
-                         f"{_fmt(None if r.get('face_rate') is None else 100 * r['face_rate'])} % | {r.get('frames', '–')} |")
+            lines.append(
+                f"| {ident} | {m} | {_ci(r.get('id_erased'), _iv(r, 'id_erased'), 3)} | "
+                f"{_ci(r.get('id_preserved'), _iv(r, 'id_preserved'), 3)} | "
+                f"{_fmt(None if r.get('face_rate') is None else 100 * r['face_rate'])} % | {r.get('frames', '–')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -125,9 +135,11 @@ def table6_benign(rows: Mapping[str, Mapping[str, Any]]) -> str:
     lines = ["| method | CLIPScore ↑ | Subject consistency ↑ | videos |", "|---|---|---|---|"]
     for m, r in rows.items():
         c, k = r.get("clip", {}), r.get("consistency", {})
-        lines.append(f"| {m} | {_ci(c.get('clip_score'), _iv(c, 'clip_score'), 2)} | "
-                     f"{_ci(k.get('subject_consistency'), _iv(k, 'subject_consistency'), 4)} | "
-                     f"{c.get('videos', k.get('videos', '–'))} |")
+        lines.append(
+            f"| {m} | {_ci(c.get('clip_score'), _iv(c, 'clip_score'), 2)} | "
+            f"{_ci(k.get('subject_consistency'), _iv(k, 'subject_consistency'), 4)} | "
+            f"{c.get('videos', k.get('videos', '–'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -140,27 +152,38 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         "",
         f"Suite **{suite['name']}** ({suite['num_prompts']} prompts, sha256 `{suite['sha256'][:12]}`), "
         f"backbone source `{bb.get('source') or bb.get('pretrained')}`, sampling "
-        + ", ".join(f"{k}={'default' if v is None else v}" for k, v in results.get("sampling", {}).items()) + ".",
+        + ", ".join(f"{k}={'default' if v is None else v}" for k, v in results.get("sampling", {}).items())
+        + ".",
         "",
     ]
     ms = results.get("metrics", [])
     if "nudity" in ms:
         s = results["settings"].get("nudity", {})
-        lines += ["## Nudity rate (%) (Table 1)", "",
-                  f"NudeNet {s.get('evaluator', {}).get('version')}, threshold {s.get('threshold')}, labels "
-                  f"{', '.join(s.get('labels', []))}. 95% intervals: bootstrap over videos.", "",
-                  table1_nudity({suite["name"]: by_section(rows, "nudity")}),
-                  "Frames per label (Figure 5):", "", nudity_label_table(by_section(rows, "nudity"))]
+        lines += [
+            "## Nudity rate (%) (Table 1)",
+            "",
+            f"NudeNet {s.get('evaluator', {}).get('version')}, threshold {s.get('threshold')}, labels "
+            f"{', '.join(s.get('labels', []))}. 95% intervals: bootstrap over videos.",
+            "",
+            table1_nudity({suite["name"]: by_section(rows, "nudity")}),
+            "Frames per label (Figure 5):",
+            "",
+            nudity_label_table(by_section(rows, "nudity")),
+        ]
     if "classification" in ms:
         s = results["settings"].get("classification", {}).get("esr", {})
         ev = s.get("evaluator", {})
-        lines += ["## Object erasure (Table 2)", "",
-                  f"Classifier {ev.get('name')}" + (f" ({ev['version']})" if ev.get("version") else "")
-                  + f", top-k {s.get('top_k')}, per frame. {INTERVAL_NOTE}", "",
-                  table2_objects(classification_by_class(rows))]
+        lines += [
+            "## Object erasure (Table 2)",
+            "",
+            f"Classifier {ev.get('name')}"
+            + (f" ({ev['version']})" if ev.get("version") else "")
+            + f", top-k {s.get('top_k')}, per frame. {INTERVAL_NOTE}",
+            "",
+            table2_objects(classification_by_class(rows)),
+        ]
     if "identity" in ms:
-        lines += ["## Faces (Table 3)", "",
-                  table3_faces(identity_by_erased(rows))]
+        lines += ["## Faces (Table 3)", "", table3_faces(identity_by_erased(rows))]
     if "clip" in ms or "consistency" in ms:
         lines += ["## Benign content (Table 6)", "", table6_benign(rows)]
     return "\n".join(lines)
@@ -184,15 +207,18 @@ def read_metrics(out_dir: str | os.PathLike) -> tuple[dict[str, Any], str]:
     doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     md = (out / "metrics.md").read_text(encoding="utf-8")
     if doc.get("metrics_md_sha256") != hashlib.sha256(md.encode("utf-8")).hexdigest():
-        raise ValueError(f"{out}: metrics.md does not belong to metrics.json (they were not written together); "
-                         "rerun the evaluation")
+        raise ValueError(
+            f"{out}: metrics.md does not belong to metrics.json (they were not written together); rerun the evaluation"
+        )
     return doc, md
 
 
 ESR_PSR = ("esr@1", "esr@5", "psr@1", "psr@5")
-INTERVAL_NOTE = ("Brackets: 95% intervals; ESR Wilson over the erased class's frames, PSR bootstrap over prompts "
-                 "(classes weighted equally), ΔPSR-1 paired t over classes against the original row (same prompts and "
-                 "seeds).")
+INTERVAL_NOTE = (
+    "Brackets: 95% intervals; ESR Wilson over the erased class's frames, PSR bootstrap over prompts "
+    "(classes weighted equally), ΔPSR-1 paired t over classes against the original row (same prompts and "
+    "seeds)."
+)
 SPLIT_TITLES = {"in_grammar": "In-grammar held-out prompts", "out_of_grammar": "Out-of-grammar prompts"}
 
 
@@ -200,7 +226,9 @@ def _delta(r: Mapping[str, Any]) -> str:
     d = (r.get("vs_reference") or {}).get("psr@1")
     if not d:
         return "–"
-    return f"{d['delta']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]" if d.get("low") is not None else f"{d['delta']:+.1f}"
+    return (
+        f"{d['delta']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]" if d.get("low") is not None else f"{d['delta']:+.1f}"
+    )
 
 
 def _parts(rows: Mapping[str, Mapping[str, Any]]) -> list[tuple[str | None, dict[str, Mapping[str, Any]]]]:
@@ -222,9 +250,11 @@ def _nothing(r: Mapping[str, Any]) -> str:
 
 def _sizes(part: Mapping[str, Mapping[str, Any]]) -> str:
     r = next(iter(part.values()))
-    return (f"erased class: {r.get('erased_videos', '–')} prompts, {r.get('erased_frames', '–')} frames; preserved: "
-            f"{r.get('preserved_classes', '–')} classes, {r.get('preserved_videos', '–')} prompts, "
-            f"{r.get('preserved_frames', '–')} frames")
+    return (
+        f"erased class: {r.get('erased_videos', '–')} prompts, {r.get('erased_frames', '–')} frames; preserved: "
+        f"{r.get('preserved_classes', '–')} classes, {r.get('preserved_videos', '–')} prompts, "
+        f"{r.get('preserved_frames', '–')} frames"
+    )
 
 
 def summary_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -242,12 +272,18 @@ def summary_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 
 def split_table(part: Mapping[str, Mapping[str, Any]]) -> str:
     """ESR-1/5, PSR-1/5 with intervals, ESR-1 bootstrapped over prompts, ΔPSR-1 and "nothing drawn"."""
-    lines = ["| method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ | ESR-1, bootstrap over prompts | ΔPSR-1 vs original | "
-             "nothing drawn (erased prompts) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ | ESR-1, bootstrap over prompts | ΔPSR-1 vs original | "
+        "nothing drawn (erased prompts) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for m, r in part.items():
-        lines.append(f"| {m} | " + " | ".join(_ci(r.get(k), _iv(r, k)) for k in ESR_PSR)
-                     + f" | {_ci(r.get('esr@1'), (r.get('esr_by_video') or {}).get('esr@1'))} | {_delta(r)} | "
-                     f"{_nothing(r)} |")
+        lines.append(
+            f"| {m} | "
+            + " | ".join(_ci(r.get(k), _iv(r, k)) for k in ESR_PSR)
+            + f" | {_ci(r.get('esr@1'), (r.get('esr_by_video') or {}).get('esr@1'))} | {_delta(r)} | "
+            f"{_nothing(r)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -262,20 +298,37 @@ def replacement_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]
         return ""
     order = list(REPLACEMENT_ORDER) + [c for c in cats if c not in REPLACEMENT_ORDER]
     cats = [c for c in order if c in cats]
-    lines = ["| method | split | " + " | ".join(cats) + " | most frequent labels |", "|---|---|" + "---|" * (len(cats) + 1)]
+    lines = [
+        "| method | split | " + " | ".join(cats) + " | most frequent labels |",
+        "|---|---|" + "---|" * (len(cats) + 1),
+    ]
     for sp, part in parts:
         for m, r in part.items():
             n = r.get("erased_frames") or 0
             rep = r.get("replacement") or {}
-            top = ", ".join(f"{k} {100 * v / n:.0f}" for k, v in list((r.get("drawn_instead") or {}).items())[:3]) if n else "–"
-            lines.append(f"| {m} | {sp or 'all'} | " + " | ".join(_fmt(100 * rep.get(c, 0) / n) if n else "–" for c in cats)
-                         + f" | {top} |")
+            top = (
+                ", ".join(f"{k} {100 * v / n:.0f}" for k, v in list((r.get("drawn_instead") or {}).items())[:3])
+                if n
+                else "–"
+            )
+            lines.append(
+                f"| {m} | {sp or 'all'} | "
+                + " | ".join(_fmt(100 * rep.get(c, 0) / n) if n else "–" for c in cats)
+                + f" | {top} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 #: the toy world's categories in table order (unlearn.toyworld.classifier.REPLACEMENT_CATEGORIES)
-REPLACEMENT_ORDER = ("prompted class", "same shape, other colour", "same shape, off-palette colour",
-                     "same colour, other shape", "other shape, off-palette colour", "other class", "nothing")
+REPLACEMENT_ORDER = (
+    "prompted class",
+    "same shape, other colour",
+    "same shape, off-palette colour",
+    "same colour, other shape",
+    "other shape, off-palette colour",
+    "other class",
+    "nothing",
+)
 
 
 def lost_most_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]) -> str:
@@ -287,8 +340,10 @@ def lost_most_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]
             vs = r.get("vs_reference") or {}
             for c in vs.get("lost_most", []):
                 found = True
-                lines.append(f"| {m} | {sp or 'all'} | {c['class']} | {_fmt(c['reference'])} | {_fmt(c['value'])} | "
-                             f"{c['delta']:+.1f} | {c.get('frames') if c.get('frames') is not None else '–'} |")
+                lines.append(
+                    f"| {m} | {sp or 'all'} | {c['class']} | {_fmt(c['reference'])} | {_fmt(c['value'])} | "
+                    f"{c['delta']:+.1f} | {c.get('frames') if c.get('frames') is not None else '–'} |"
+                )
     return "\n".join(lines) + "\n" if found else ""
 
 
@@ -300,8 +355,10 @@ def erased_concepts_table(parts: list[tuple[str | None, dict[str, Mapping[str, A
         for m, r in part.items():
             for cls, e in (r.get("erased") or {}).items():
                 found = True
-                lines.append(f"| {m} | {sp or 'all'} | {cls} | {_ci(e.get('esr@1'), _iv(e, 'esr@1'))} | "
-                             f"{_ci(e.get('esr@5'), _iv(e, 'esr@5'))} | {e.get('erased_frames', '–')} |")
+                lines.append(
+                    f"| {m} | {sp or 'all'} | {cls} | {_ci(e.get('esr@1'), _iv(e, 'esr@1'))} | "
+                    f"{_ci(e.get('esr@5'), _iv(e, 'esr@5'))} | {e.get('erased_frames', '–')} |"
+                )
     return "\n".join(lines) + "\n" if found else ""
 
 
@@ -310,9 +367,14 @@ def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str
     split, what the erased class's prompts drew instead, and the classes that lost most."""
     per_split = meta.get("prompts_per_split")
     counts = f" ({', '.join(f'{k} {v}' for k, v in per_split.items())})" if per_split else ""
-    lines = [f"Concept erased: **{meta.get('concept')}** on `{meta.get('backbone')}`; "
-             f"{meta.get('num_prompts')} held-out prompts{counts}, suite sha256 "
-             f"`{str(meta.get('prompt_suite_hash'))[:12]}`.", "", INTERVAL_NOTE, ""]
+    lines = [
+        f"Concept erased: **{meta.get('concept')}** on `{meta.get('backbone')}`; "
+        f"{meta.get('num_prompts')} held-out prompts{counts}, suite sha256 "
+        f"`{str(meta.get('prompt_suite_hash'))[:12]}`.",
+        "",
+        INTERVAL_NOTE,
+        "",
+    ]
     parts = _parts(rows)
     for _, part in parts:
         for name, r in part.items():
@@ -325,8 +387,12 @@ def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str
         lines += [f"### {title} ({_sizes(part)})", "", split_table(part)]
     per = erased_concepts_table(parts)
     if per:
-        lines += ["### Each erased concept (erased together: ESR-k above is their mean, PSR is over the classes none "
-                  "of them names)", "", per]
+        lines += [
+            "### Each erased concept (erased together: ESR-k above is their mean, PSR is over the classes none "
+            "of them names)",
+            "",
+            per,
+        ]
     rep = replacement_table(parts)
     if rep:
         lines += ["### What the erased class's prompts drew instead (% of their frames, top-1 label)", "", rep]

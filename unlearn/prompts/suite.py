@@ -33,9 +33,10 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
+from typing import Any, overload
 
 from unlearn.io import atomic_write_bytes, atomic_write_text
 
@@ -70,8 +71,9 @@ _CORE_FIELDS = ("prompt", "concept", "category", "seed", "concept_words", "id")
 class PromptFileError(ValueError):
     """A prompt file cannot be read as a suite. The message names the file, the line (when known) and a fix."""
 
-    def __init__(self, path: str | os.PathLike | None, problem: str, *, line: int | None = None,
-                 fix: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike | None, problem: str, *, line: int | None = None, fix: str | None = None
+    ):
         self.path = None if path is None else str(path)
         self.line = line
         self.problem = problem
@@ -203,7 +205,7 @@ class PromptRecord:
             spans += [m.span() for m in _phrase_pattern(w).finditer(self.prompt)]
         return sorted(set(spans))
 
-    def replace(self, **changes: Any) -> "PromptRecord":
+    def replace(self, **changes: Any) -> PromptRecord:
         d = self.to_dict()
         d.update(changes)
         return PromptRecord(**d)
@@ -237,7 +239,7 @@ class PromptSuite(Sequence[PromptRecord]):
     @overload
     def __getitem__(self, i: int) -> PromptRecord: ...
     @overload
-    def __getitem__(self, i: slice) -> "PromptSuite": ...
+    def __getitem__(self, i: slice) -> PromptSuite: ...
     def __getitem__(self, i):
         if isinstance(i, slice):
             return PromptSuite(self.records[i], name=self.name)
@@ -246,7 +248,7 @@ class PromptSuite(Sequence[PromptRecord]):
     def __iter__(self) -> Iterator[PromptRecord]:
         return iter(self.records)
 
-    def __add__(self, other: "PromptSuite") -> "PromptSuite":
+    def __add__(self, other: PromptSuite) -> PromptSuite:
         return PromptSuite(self.records + list(other), name=self.name)
 
     def __eq__(self, other: object) -> bool:
@@ -277,9 +279,14 @@ class PromptSuite(Sequence[PromptRecord]):
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     # -- transformations --------------------------------------------------------------------------------------
-    def filter(self, predicate: Callable[[PromptRecord], bool] | None = None, *,
-               concept: str | Iterable[str] | None = None, category: str | Iterable[str] | None = None,
-               name: str | None = None) -> "PromptSuite":
+    def filter(
+        self,
+        predicate: Callable[[PromptRecord], bool] | None = None,
+        *,
+        concept: str | Iterable[str] | None = None,
+        category: str | Iterable[str] | None = None,
+        name: str | None = None,
+    ) -> PromptSuite:
         """Records matching all given conditions (``concept``/``category``: one value or several, exact)."""
 
         def as_set(v):
@@ -287,21 +294,22 @@ class PromptSuite(Sequence[PromptRecord]):
 
         concepts, categories = as_set(concept), as_set(category)
         out = [
-            r for r in self.records
+            r
+            for r in self.records
             if (concepts is None or r.concept in concepts)
             and (categories is None or r.category in categories)
             and (predicate is None or predicate(r))
         ]
         return PromptSuite(out, name=name or self.name)
 
-    def with_seeds(self, base_seed: int = 0) -> "PromptSuite":
+    def with_seeds(self, base_seed: int = 0) -> PromptSuite:
         """Fill missing seeds with ``base_seed + index``; records that have a seed keep it."""
         return PromptSuite(
             [r if r.seed is not None else r.replace(seed=base_seed + i) for i, r in enumerate(self.records)],
             name=self.name,
         )
 
-    def deduplicate(self) -> "PromptSuite":
+    def deduplicate(self) -> PromptSuite:
         """Drop records whose normalized prompt occurred earlier."""
         seen: set[str] = set()
         out = []
@@ -312,16 +320,16 @@ class PromptSuite(Sequence[PromptRecord]):
                 out.append(r)
         return PromptSuite(out, name=self.name)
 
-    def overlap(self, other: "PromptSuite | Iterable[str]") -> list[str]:
+    def overlap(self, other: PromptSuite | Iterable[str]) -> list[str]:
         """Prompts of this suite that also occur in ``other`` (case/whitespace-normalized comparison)."""
         others = {normalize_prompt(p) for p in _prompt_texts(other)}
         return [r.prompt for r in self.records if normalize_prompt(r.prompt) in others]
 
-    def disjoint_from(self, other: "PromptSuite | Iterable[str]") -> bool:
+    def disjoint_from(self, other: PromptSuite | Iterable[str]) -> bool:
         """True when no prompt of this suite occurs in ``other`` (normalized comparison)."""
         return not self.overlap(other)
 
-    def assert_disjoint_from(self, other: "PromptSuite | Iterable[str]", what: str = "the evaluation suite") -> None:
+    def assert_disjoint_from(self, other: PromptSuite | Iterable[str], what: str = "the evaluation suite") -> None:
         """Raise :class:`PromptOverlapError` listing shared prompts, e.g. training prompts that leak into eval."""
         shared = self.overlap(other)
         if shared:
@@ -331,21 +339,35 @@ class PromptSuite(Sequence[PromptRecord]):
                 "them with suite.exclude(other) (CLI: --exclude) so training and evaluation prompts stay disjoint"
             )
 
-    def exclude(self, other: "PromptSuite | Iterable[str]") -> "PromptSuite":
+    def exclude(self, other: PromptSuite | Iterable[str]) -> PromptSuite:
         """This suite without the prompts that occur in ``other``."""
         others = {normalize_prompt(p) for p in _prompt_texts(other)}
         return PromptSuite([r for r in self.records if normalize_prompt(r.prompt) not in others], name=self.name)
 
     @classmethod
-    def from_prompts(cls, prompts: Iterable[str], *, name: str = "prompts", concept: str | None = None,
-                     category: str | None = None, base_seed: int | None = None,
-                     concept_words: Sequence[str] | None = None) -> "PromptSuite":
+    def from_prompts(
+        cls,
+        prompts: Iterable[str],
+        *,
+        name: str = "prompts",
+        concept: str | None = None,
+        category: str | None = None,
+        base_seed: int | None = None,
+        concept_words: Sequence[str] | None = None,
+    ) -> PromptSuite:
         """Wrap plain strings; ``concept_words`` (candidate phrases) are matched per prompt."""
         recs = []
         for i, p in enumerate(prompts):
             words = find_concept_words(p, concept_words) if concept_words else ()
-            recs.append(PromptRecord(prompt=p, concept=concept, category=category,
-                                     seed=None if base_seed is None else base_seed + i, concept_words=words))
+            recs.append(
+                PromptRecord(
+                    prompt=p,
+                    concept=concept,
+                    category=category,
+                    seed=None if base_seed is None else base_seed + i,
+                    concept_words=words,
+                )
+            )
         return cls(recs, name=name)
 
     # -- files ------------------------------------------------------------------------------------------------
@@ -368,9 +390,19 @@ class PromptSuite(Sequence[PromptRecord]):
             for r in self.records:
                 bad = [x for x in r.concept_words if _CSV_WORD_SEP in x]
                 if bad:
-                    raise ValueError(f"concept word {bad[0]!r} contains '|', which CSV uses as separator; save as .jsonl")
-                w.writerow([r.prompt, r.concept or "", r.category or "", "" if r.seed is None else r.seed,
-                            _CSV_WORD_SEP.join(r.concept_words), r.id or ""])
+                    raise ValueError(
+                        f"concept word {bad[0]!r} contains '|', which CSV uses as separator; save as .jsonl"
+                    )
+                w.writerow(
+                    [
+                        r.prompt,
+                        r.concept or "",
+                        r.category or "",
+                        "" if r.seed is None else r.seed,
+                        _CSV_WORD_SEP.join(r.concept_words),
+                        r.id or "",
+                    ]
+                )
             text = buf.getvalue()
         else:
             raise ValueError(f"unknown prompt file format {fmt!r}; use jsonl, json or csv")
@@ -381,7 +413,7 @@ class PromptSuite(Sequence[PromptRecord]):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, name: str | None = None, format: str | None = None) -> "PromptSuite":
+    def load(cls, path: str | os.PathLike, name: str | None = None, format: str | None = None) -> PromptSuite:
         """Read and validate a suite file (``.jsonl``, ``.json`` list, ``.csv``, ``.txt`` one prompt a line; ``.gz`` too).
 
         Raises :class:`PromptFileError` (a ``ValueError``) for a missing/unreadable file, malformed JSON/CSV,
@@ -409,7 +441,7 @@ class PromptSuite(Sequence[PromptRecord]):
 # file-format helpers (also used by the loaders of public suites)
 
 
-def _prompt_texts(other: "PromptSuite | Iterable[str]") -> list[str]:
+def _prompt_texts(other: PromptSuite | Iterable[str]) -> list[str]:
     if isinstance(other, PromptSuite):
         return other.prompts
     return [o.prompt if isinstance(o, PromptRecord) else str(o) for o in other]
@@ -433,8 +465,11 @@ def output_format(path: str | os.PathLike) -> str:
     except PromptFileError:
         fmt = ""
     if fmt not in ("jsonl", "json", "csv"):
-        raise PromptFileError(path, f"cannot write a prompt suite as {''.join(path.suffixes) or 'a file without suffix'}",
-                              fix="use the suffix .jsonl, .json or .csv (optionally + .gz)")
+        raise PromptFileError(
+            path,
+            f"cannot write a prompt suite as {''.join(path.suffixes) or 'a file without suffix'}",
+            fix="use the suffix .jsonl, .json or .csv (optionally + .gz)",
+        )
     return fmt
 
 
@@ -453,8 +488,11 @@ def format_from_suffix(path: Path, default: str | None = None) -> str:
         return ext
     if default:
         return default
-    raise PromptFileError(path, f"cannot tell the format from the file name {path.name!r}",
-                          fix="use the suffix .jsonl, .json or .csv (or pass format=)")
+    raise PromptFileError(
+        path,
+        f"cannot tell the format from the file name {path.name!r}",
+        fix="use the suffix .jsonl, .json or .csv (or pass format=)",
+    )
 
 
 def read_text(path: Path, errors: str = "strict") -> str:
@@ -462,8 +500,11 @@ def read_text(path: Path, errors: str = "strict") -> str:
     it is missing, a folder, unreadable or not UTF-8 (``errors="replace"`` keeps undecodable bytes as U+FFFD).
     """
     if not path.exists():
-        raise PromptFileError(path, "file not found", fix="check the path (third-party suites are not shipped: "
-                              "download your own copy, see docs/prompts.md)")
+        raise PromptFileError(
+            path,
+            "file not found",
+            fix="check the path (third-party suites are not shipped: download your own copy, see docs/prompts.md)",
+        )
     if path.is_dir():
         raise PromptFileError(path, "is a folder, not a prompt file", fix="give the path of a .jsonl/.csv file")
     try:
@@ -474,8 +515,7 @@ def read_text(path: Path, errors: str = "strict") -> str:
     except (OSError, EOFError) as e:
         raise PromptFileError(path, f"cannot read the file ({e})", fix="check that it is a complete, readable file")
     except UnicodeDecodeError as e:
-        raise PromptFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})",
-                              fix="re-save the file as UTF-8")
+        raise PromptFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})", fix="re-save the file as UTF-8")
 
 
 def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None, dict]]:
@@ -487,15 +527,19 @@ def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise PromptFileError(path, f"malformed JSON ({e.msg})", line=e.lineno,
-                                  fix="write a JSON list of objects, or one object per line as .jsonl")
+            raise PromptFileError(
+                path,
+                f"malformed JSON ({e.msg})",
+                line=e.lineno,
+                fix="write a JSON list of objects, or one object per line as .jsonl",
+            )
         if isinstance(data, Mapping):
             for key in ("records", "prompts", "data"):
                 if isinstance(data.get(key), list):
                     data = data[key]
                     break
         if not isinstance(data, list):
-            raise PromptFileError(path, "expected a JSON list of objects", fix="write [{\"prompt\": ...}, ...]")
+            raise PromptFileError(path, "expected a JSON list of objects", fix='write [{"prompt": ...}, ...]')
         for i, obj in enumerate(data):
             yield -(i + 1), obj  # negative = 1-based item index of a JSON list (reported as "item N")
         return
@@ -505,8 +549,12 @@ def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise PromptFileError(path, f"malformed JSON ({e.msg}, column {e.colno})", line=lineno,
-                                  fix="each line must be one JSON object like {\"prompt\": \"...\", \"seed\": 0}")
+            raise PromptFileError(
+                path,
+                f"malformed JSON ({e.msg}, column {e.colno})",
+                line=lineno,
+                fix='each line must be one JSON object like {"prompt": "...", "seed": 0}',
+            )
         yield lineno, obj
 
 
@@ -518,9 +566,13 @@ def _iter_csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
             raise PromptFileError(path, "empty file", fix="write a header row with a 'prompt' column and rows")
         cols = [h.strip().lower() for h in header]
         if "prompt" not in cols:
-            raise PromptFileError(path, f"no 'prompt' column in the header {header!r}", line=1,
-                                  fix="name the column holding the text 'prompt' (for public suites use their "
-                                      "loader, e.g. load_ring_a_bell(path, prompt_column=...))")
+            raise PromptFileError(
+                path,
+                f"no 'prompt' column in the header {header!r}",
+                line=1,
+                fix="name the column holding the text 'prompt' (for public suites use their "
+                "loader, e.g. load_ring_a_bell(path, prompt_column=...))",
+            )
         start = reader.line_num
         for row in reader:
             line = start + 1
@@ -528,12 +580,17 @@ def _iter_csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
             if not any(c.strip() for c in row):
                 continue
             if len(row) > len(cols):
-                raise PromptFileError(path, f"{len(row)} fields but the header has {len(cols)}", line=line,
-                                      fix="quote fields that contain commas (\"...\")")
+                raise PromptFileError(
+                    path,
+                    f"{len(row)} fields but the header has {len(cols)}",
+                    line=line,
+                    fix='quote fields that contain commas ("...")',
+                )
             yield line, {c: v for c, v in zip(cols, row)}
     except csv.Error as e:
-        raise PromptFileError(path, f"malformed CSV ({e})", line=reader.line_num,
-                              fix="check quoting on that line") from None
+        raise PromptFileError(
+            path, f"malformed CSV ({e})", line=reader.line_num, fix="check quoting on that line"
+        ) from None
 
 
 def row_location(line: int | None) -> dict:
@@ -574,12 +631,18 @@ def _record_from_row(path: Path, line: int | None, row: Any) -> PromptRecord:
     if isinstance(words, str):
         words = [w for w in words.split(_CSV_WORD_SEP)]
     elif words is not None and not isinstance(words, (list, tuple)):
-        raise err(f"concept_words {words!r} is neither a list nor a '|'-separated string",
-                  "write concept_words as a JSON list of phrases (CSV: 'nude|naked')")
+        raise err(
+            f"concept_words {words!r} is neither a list nor a '|'-separated string",
+            "write concept_words as a JSON list of phrases (CSV: 'nude|naked')",
+        )
     try:
         return PromptRecord(
-            prompt=prompt, concept=row.get("concept"), category=row.get("category"), seed=seed,
-            concept_words=tuple(str(w) for w in (words or ()) if w is not None), id=row.get("id"),
+            prompt=prompt,
+            concept=row.get("concept"),
+            category=row.get("category"),
+            seed=seed,
+            concept_words=tuple(str(w) for w in (words or ()) if w is not None),
+            id=row.get("id"),
         )
     except ValueError as e:
         raise err(str(e), "spell each concept word exactly as it appears in the prompt, or drop it") from None
@@ -614,8 +677,12 @@ def seed_or_none(path: Path, line: int, value: Any, column: str) -> int | None:
         return None
     if re.fullmatch(r"[+-]?\d+(\.0+)?", s):  # pandas writes ints of a column with NaN as 123.0
         return int(s.split(".")[0])
-    raise PromptFileError(path, f"column {column!r} holds {value!r}, not an integer seed", line=line,
-                          fix="fix the value, or load without seeds (seed_column=None)")
+    raise PromptFileError(
+        path,
+        f"column {column!r} holds {value!r}, not an integer seed",
+        line=line,
+        fix="fix the value, or load without seeds (seed_column=None)",
+    )
 
 
 def split_categories(value: str | None) -> list[str]:

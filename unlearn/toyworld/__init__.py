@@ -25,8 +25,14 @@ SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 def weights_available(path=None) -> bool:
     """True when ``path`` (default: the shipped folder) holds a complete pretrained toy world."""
     d = Path(path) if path is not None else SHIPPED_WEIGHTS_DIR
-    needed = ["world.json", "tokenizer/tokenizer.json", "text_encoder/model.safetensors",
-              "transformer/config.json", "scheduler/scheduler_config.json", "classifier/model.safetensors"]
+    needed = [
+        "world.json",
+        "tokenizer/tokenizer.json",
+        "text_encoder/model.safetensors",
+        "transformer/config.json",
+        "scheduler/scheduler_config.json",
+        "classifier/model.safetensors",
+    ]
     return all((d / n).exists() for n in needed)
 
 

@@ -1,7 +1,7 @@
 """The toy world's text-to-video model family, ``toy-cogvideox``: a real ``CogVideoXTransformer3DModel`` in
 pixel space, with the world's own word-level tokenizer and small text encoder.
 
-It shares everything with :mod:`backbones.cogvideox` — joint attention with text first, the same attention
+It shares everything with :mod:`unlearn.backbones.cogvideox` — joint attention with text first, the same attention
 processor (adapters + concept maps), v-prediction with ``CogVideoXDDIMScheduler`` (zero-terminal-SNR rescaled
 scaled-linear betas, trailing timestep spacing, configured like CogVideoX-2B) — and differs only in its parts:
 
@@ -24,20 +24,20 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from backbones import Component, PromptEmbedding, SamplingDefaults, register_backbone
-from backbones.cogvideox import CogVideoXBackbone
-
-from .grammar import vocabulary
-from .render import latents_to_frames
+from unlearn.backbones import Component, PromptEmbedding, SamplingDefaults, register_backbone
+from unlearn.backbones.cogvideox import CogVideoXBackbone
 
 from . import SHIPPED_WEIGHTS_DIR as SHIPPED_WEIGHTS
+from .grammar import vocabulary
+from .render import latents_to_frames
 
 SCHEDULER_KWARGS = dict(
     num_train_timesteps=1000,
@@ -52,7 +52,6 @@ SCHEDULER_KWARGS = dict(
     timestep_spacing="trailing",
     snr_shift_scale=1.0,
 )
-
 
 
 @dataclass
@@ -81,7 +80,7 @@ class WorldConfig:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_json_file(cls, path) -> "WorldConfig":
+    def from_json_file(cls, path) -> WorldConfig:
         d = json.loads(Path(path).read_text())
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
@@ -124,7 +123,7 @@ UNK_TOKEN = "<unk>"
 DEFAULT_MAX_LENGTH = 24
 
 
-def build_tokenizer(words: Optional[Sequence[str]] = None, max_length: int = DEFAULT_MAX_LENGTH):
+def build_tokenizer(words: Sequence[str] | None = None, max_length: int = DEFAULT_MAX_LENGTH):
     """A ``PreTrainedTokenizerFast`` over ``words`` (default: the grammar's vocabulary).
 
     Ids: 0 = ``<pad>``, 1 = ``<unk>``, then the words in sorted order. Calls default to padding and truncating
@@ -143,8 +142,12 @@ def build_tokenizer(words: Optional[Sequence[str]] = None, max_length: int = DEF
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD_TOKEN, unk_token=UNK_TOKEN, model_max_length=max_length,
-        padding_side="right", truncation_side="right",
+        tokenizer_object=tok,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=max_length,
+        padding_side="right",
+        truncation_side="right",
     )
     return fast
 
@@ -160,14 +163,15 @@ class PromptNotUnderstoodWarning(UserWarning):
 def prompt_problems(tokenizer, prompt: str, max_length: int) -> tuple[list[str], list[str]]:
     """``(unknown words, words cut off)`` of ``prompt``: the words the word-level tokenizer maps to ``<unk>``,
     and those past ``max_length`` tokens, which truncation drops."""
-    enc = tokenizer(prompt, add_special_tokens=False, truncation=False, padding=False, return_offsets_mapping=True,
-                    verbose=False)
+    enc = tokenizer(
+        prompt, add_special_tokens=False, truncation=False, padding=False, return_offsets_mapping=True, verbose=False
+    )
     spans = [prompt[a:b] for a, b in enc["offset_mapping"]]
     unknown = [w for w, i in zip(spans, enc["input_ids"]) if i == tokenizer.unk_token_id]
     return unknown, spans[max_length:]
 
 
-def check_prompts(tokenizer, prompts: Sequence[str], max_length: int, strict: Optional[bool] = None) -> list[str]:
+def check_prompts(tokenizer, prompts: Sequence[str], max_length: int, strict: bool | None = None) -> list[str]:
     """Say which prompts the toy text encoder does not fully understand: one :class:`PromptNotUnderstoodWarning`
     per prompt naming its unknown words (read as ``<unk>``) and the words truncation cuts off; under ``strict``
     (default: the environment variable ``UNLEARN_STRICT_PROMPTS=1``) one ``ValueError`` naming all of them.
@@ -181,21 +185,31 @@ def check_prompts(tokenizer, prompts: Sequence[str], max_length: int, strict: Op
         if unknown:
             said.append(f"unknown words {unknown} (outside the toy vocabulary: the text encoder reads <unk>)")
         if cut:
-            said.append(f"{max_length + len(cut)} tokens, over the {max_length} the text encoder reads: {cut} are cut off")
+            said.append(
+                f"{max_length + len(cut)} tokens, over the {max_length} the text encoder reads: {cut} are cut off"
+            )
         if said:
             messages.append(f"prompt {prompt!r}: " + "; ".join(said))
     if messages and strict:
-        raise ValueError("the toy text encoder does not understand every prompt:\n  " + "\n  ".join(messages)
-                         + "\nFix: use the world's words (unlearn.toyworld.grammar.vocabulary()) and at most "
-                         f"{max_length} tokens, or turn strict checking off (strict_prompts / {STRICT_PROMPTS_ENV}) "
-                         "to go on with a warning")
+        raise ValueError(
+            "the toy text encoder does not understand every prompt:\n  "
+            + "\n  ".join(messages)
+            + "\nFix: use the world's words (unlearn.toyworld.grammar.vocabulary()) and at most "
+            f"{max_length} tokens, or turn strict checking off (strict_prompts / {STRICT_PROMPTS_ENV}) "
+            "to go on with a warning"
+        )
     for m in messages:
         warnings.warn(m, PromptNotUnderstoodWarning, stacklevel=3)
     return messages
 
 
-def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None,
-             strict: Optional[bool] = None, placeholder_ok: bool = False) -> dict[str, torch.Tensor]:
+def tokenize(
+    tokenizer,
+    prompts: Sequence[str],
+    max_length: int | None = None,
+    strict: bool | None = None,
+    placeholder_ok: bool = False,
+) -> dict[str, torch.Tensor]:
     """``{"input_ids": [B, L], "attention_mask": [B, L]}``, always padded to the full ``max_length``.
 
     Unknown words and truncation are reported (:func:`check_prompts`: a warning naming the words, an error under
@@ -209,28 +223,53 @@ def tokenize(tokenizer, prompts: Sequence[str], max_length: Optional[int] = None
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
-
 class ToyTextEncoder(nn.Module):
     """Word embeddings + learned positions + one transformer encoder layer -> ``[B, L, dim]``."""
 
     config_name = "config.json"
     weights_name = "model.safetensors"
 
-    def __init__(self, vocab_size: int, dim: int = 64, max_length: int = DEFAULT_MAX_LENGTH, num_layers: int = 1,
-                 num_heads: int = 4, ff_mult: int = 2, pad_token_id: int = 0, dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 64,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        num_layers: int = 1,
+        num_heads: int = 4,
+        ff_mult: int = 2,
+        pad_token_id: int = 0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, dim=dim, max_length=max_length, num_layers=num_layers,
-                           num_heads=num_heads, ff_mult=ff_mult, pad_token_id=pad_token_id, dropout=dropout)
+        self.config = dict(
+            vocab_size=vocab_size,
+            dim=dim,
+            max_length=max_length,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            ff_mult=ff_mult,
+            pad_token_id=pad_token_id,
+            dropout=dropout,
+        )
         self.pad_token_id = pad_token_id
         self.tok = nn.Embedding(vocab_size, dim)
         self.pos = nn.Parameter(torch.zeros(1, max_length, dim))
         nn.init.normal_(self.tok.weight, std=0.5)
         nn.init.normal_(self.pos, std=0.1)
-        self.layers = nn.ModuleList([
-            nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=ff_mult * dim, dropout=dropout,
-                                       activation="gelu", batch_first=True, norm_first=True)
-            for _ in range(num_layers)
-        ])
+        self.layers = nn.ModuleList(
+            [
+                nn.TransformerEncoderLayer(
+                    dim,
+                    num_heads,
+                    dim_feedforward=ff_mult * dim,
+                    dropout=dropout,
+                    activation="gelu",
+                    batch_first=True,
+                    norm_first=True,
+                )
+                for _ in range(num_layers)
+            ]
+        )
         self.norm = nn.LayerNorm(dim)
 
     @property
@@ -241,13 +280,17 @@ class ToyTextEncoder(nn.Module):
     def max_length(self) -> int:
         return self.config["max_length"]
 
-    def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
-                inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``input_ids`` ``[B, L]``, or ``inputs_embeds`` ``[B, L, dim]`` (rows of ``tok``; then give the mask)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         L = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        if L > self.max_length:
+        if self.max_length < L:
             raise ValueError(f"sequence length {L} > max_length {self.max_length}")
         h = (self.tok(input_ids) if input_ids is not None else inputs_embeds) + self.pos[:, :L]
         if attention_mask is None:
@@ -270,7 +313,7 @@ class ToyTextEncoder(nn.Module):
         save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(p / self.weights_name))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "ToyTextEncoder":
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ToyTextEncoder:
         from safetensors.torch import load_file
 
         p = Path(path)
@@ -311,11 +354,16 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
 
     #: raise instead of warning when a prompt has unknown words or is cut off (``tokenize``); ``None``: the
     #: environment variable ``UNLEARN_STRICT_PROMPTS``
-    strict_prompts: Optional[bool] = None
+    strict_prompts: bool | None = None
 
     @classmethod
-    def load(cls, pretrained: str | None = None, tiny: bool = False, torch_dtype: str | torch.dtype = "float32",
-             **kwargs: Any) -> ToyCogVideoXBackbone:
+    def load(
+        cls,
+        pretrained: str | None = None,
+        tiny: bool = False,
+        torch_dtype: str | torch.dtype = "float32",
+        **kwargs: Any,
+    ) -> ToyCogVideoXBackbone:
         """``pretrained``: a folder written by ``unlearn toyworld pretrain`` (default: the shipped weights);
         ``tiny=True``: the toy architecture with random weights (no files needed)."""
         default = None if tiny else str(SHIPPED_WEIGHTS)
@@ -326,18 +374,39 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
         """The toy architecture with random weights (the default world, or ``world``; pretraining starts here)."""
         world = world or WorldConfig()
         tokenizer = tokenizer or build_tokenizer(max_length=world.max_text_length)
-        text_encoder = ToyTextEncoder(len(tokenizer), dim=world.text_dim, max_length=world.max_text_length,
-                                      num_layers=world.text_layers, pad_token_id=tokenizer.pad_token_id)
-        return {"world.json": world, "tokenizer": tokenizer, "text_encoder": text_encoder,
-                "transformer": build_transformer(world), "scheduler": build_scheduler()}
+        text_encoder = ToyTextEncoder(
+            len(tokenizer),
+            dim=world.text_dim,
+            max_length=world.max_text_length,
+            num_layers=world.text_layers,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        return {
+            "world.json": world,
+            "tokenizer": tokenizer,
+            "text_encoder": text_encoder,
+            "transformer": build_transformer(world),
+            "scheduler": build_scheduler(),
+        }
 
     @classmethod
     def init_kwargs(cls, parts: Mapping[str, Any]) -> dict[str, Any]:
         world = parts["world.json"]
-        defaults = SamplingDefaults(num_frames=world.frames, height=world.height, width=world.width,
-                                    num_inference_steps=world.num_inference_steps, guidance_scale=world.guidance_scale)
-        return dict(world=world, defaults=defaults, max_text_length=world.max_text_length, vae_scale_factor_spatial=1,
-                    vae_scale_factor_temporal=1, vae_scaling_factor=1.0)
+        defaults = SamplingDefaults(
+            num_frames=world.frames,
+            height=world.height,
+            width=world.width,
+            num_inference_steps=world.num_inference_steps,
+            guidance_scale=world.guidance_scale,
+        )
+        return dict(
+            world=world,
+            defaults=defaults,
+            max_text_length=world.max_text_length,
+            vae_scale_factor_spatial=1,
+            vae_scale_factor_temporal=1,
+            vae_scaling_factor=1.0,
+        )
 
     def text_input_ids(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         # the unknown token written out is an attack's placeholder on purpose: not reported as an unknown word
@@ -361,8 +430,13 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
         return PromptEmbedding(hidden.to(self.dtype))
 
     def text_tokens(self, prompt: str) -> tuple[list[int], list[tuple[int, int]]]:
-        enc = self.tokenizer(prompt, max_length=self.max_text_length, truncation=True, add_special_tokens=False,
-                             return_offsets_mapping=True)
+        enc = self.tokenizer(
+            prompt,
+            max_length=self.max_text_length,
+            truncation=True,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+        )
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
     @torch.no_grad()

@@ -24,8 +24,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -62,8 +62,13 @@ def label_parts(name: str) -> tuple[str | None, str | None]:
 
 #: categories of :func:`replacement_category`, in table order
 REPLACEMENT_CATEGORIES: tuple[str, ...] = (
-    "prompted class", "same shape, other colour", "same shape, off-palette colour", "same colour, other shape",
-    "other shape, off-palette colour", "other class", "nothing",
+    "prompted class",
+    "same shape, other colour",
+    "same shape, off-palette colour",
+    "same colour, other shape",
+    "other shape, off-palette colour",
+    "other class",
+    "nothing",
 )
 
 
@@ -132,8 +137,14 @@ class ShapeColourClassifier(nn.Module):
     config_name = "config.json"
     weights_name = "model.safetensors"
 
-    def __init__(self, classes: Sequence[str] = (), height: int = 16, width: int = 16, width_mult: int = 32,
-                 outcomes: Sequence[str] = ()):
+    def __init__(
+        self,
+        classes: Sequence[str] = (),
+        height: int = 16,
+        width: int = 16,
+        width_mult: int = 32,
+        outcomes: Sequence[str] = (),
+    ):
         super().__init__()
         classes = list(classes) or class_names()
         outcomes = list(outcomes)
@@ -143,14 +154,20 @@ class ShapeColourClassifier(nn.Module):
         self.config = dict(classes=classes, height=height, width=width, width_mult=width_mult, outcomes=outcomes)
         c = width_mult
         self.net = nn.Sequential(
-            nn.Conv2d(3, c, 3, padding=1), nn.GELU(),
+            nn.Conv2d(3, c, 3, padding=1),
+            nn.GELU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(c, 2 * c, 3, padding=1), nn.GELU(),
-            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.GELU(),
+            nn.Conv2d(c, 2 * c, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1),
+            nn.GELU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.GELU(),
-            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-            nn.Linear(8 * c, 128), nn.GELU(),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1),
+            nn.GELU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(8 * c, 128),
+            nn.GELU(),
             nn.Linear(128, len(classes) + len(outcomes)),
         )
 
@@ -181,7 +198,11 @@ class ShapeColourClassifier(nn.Module):
     def logits(self, frames, batch_size: int = 1024) -> torch.Tensor:
         """Logits ``[N, len(labels)]`` of frames ``[N, H, W, 3]`` (uint8 or float in [0, 1])."""
         x = self.to_input(frames).to(next(self.parameters()).device)
-        return torch.cat([self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else x.new_zeros(0, len(self.labels))
+        return (
+            torch.cat([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+            if len(x)
+            else x.new_zeros(0, len(self.labels))
+        )
 
     @torch.no_grad()
     def topk(self, frames, k: int = 5) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
@@ -200,7 +221,7 @@ class ShapeColourClassifier(nn.Module):
         v = videos if isinstance(videos, torch.Tensor) else torch.as_tensor(np.asarray(videos))
         B, F = v.shape[:2]
         names = self.predict(v.reshape(B * F, *v.shape[2:]))
-        return [names[b * F:(b + 1) * F] for b in range(B)]
+        return [names[b * F : (b + 1) * F] for b in range(B)]
 
     # ------------------------------------------------------------------ serialisation (safetensors + JSON)
     def save_pretrained(self, path: str | os.PathLike) -> None:
@@ -213,7 +234,7 @@ class ShapeColourClassifier(nn.Module):
         atomic_write_text(p / self.config_name, json.dumps({"class": "ShapeColourClassifier", **self.config}, indent=2))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str = "cpu") -> "ShapeColourClassifier":
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str = "cpu") -> ShapeColourClassifier:
         from safetensors.torch import load_file
 
         p = Path(path)
@@ -225,9 +246,17 @@ class ShapeColourClassifier(nn.Module):
         return m.eval()
 
 
-def rendered_frames(n_videos: int, seed: int, height: int = 16, width: int = 16, frames: int = 4,
-                    second_prob: float = 0.2, nothing_prob: float = 0.0, off_palette_prob: float = 0.0,
-                    jitter: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def rendered_frames(
+    n_videos: int,
+    seed: int,
+    height: int = 16,
+    width: int = 16,
+    frames: int = 4,
+    second_prob: float = 0.2,
+    nothing_prob: float = 0.0,
+    off_palette_prob: float = 0.0,
+    jitter: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(frames uint8 [n_videos*frames, H, W, 3], labels [n_videos*frames])`` of random scenes.
 
     Labels index ``class_names() + outcome_names()``. ``nothing_prob``: share of videos without the main
@@ -261,8 +290,12 @@ def rendered_frames(n_videos: int, seed: int, height: int = 16, width: int = 16,
 def blank_frames(seed: int = 0, height: int = 16, width: int = 16) -> np.ndarray:
     """One background-only frame of every background (uint8 ``[len(BACKGROUNDS), H, W, 3]``)."""
     rng = np.random.default_rng(seed)
-    return np.stack([render_video(random_scene(rng, background=b, second_colour=None), height, width, 1,
-                                  draw_object=False)[0] for b in BACKGROUNDS])
+    return np.stack(
+        [
+            render_video(random_scene(rng, background=b, second_colour=None), height, width, 1, draw_object=False)[0]
+            for b in BACKGROUNDS
+        ]
+    )
 
 
 def accuracy(clf: ShapeColourClassifier, frames: np.ndarray, labels: np.ndarray) -> float:
@@ -274,8 +307,9 @@ NOTHING_PROB = 0.1
 OFF_PALETTE_PROB = 0.12
 
 
-def outcome_accuracy(clf: ShapeColourClassifier, n_videos: int, seed: int, height: int = 16, width: int = 16,
-                     frames: int = 4) -> dict:
+def outcome_accuracy(
+    clf: ShapeColourClassifier, n_videos: int, seed: int, height: int = 16, width: int = 16, frames: int = 4
+) -> dict:
     """Accuracy on fresh negatives: blank frames called ``"nothing"``, off-palette objects called
     ``"off-palette <their shape>"`` (and called off-palette at all), and blank frames ever called a class."""
     xb, yb = rendered_frames(n_videos, seed, height, width, frames, nothing_prob=1.0)
@@ -284,15 +318,30 @@ def outcome_accuracy(clf: ShapeColourClassifier, n_videos: int, seed: int, heigh
     po = clf.logits(xo).argmax(-1).numpy()
     n_classes = len(clf.classes)
     off = [i for i, name in enumerate(clf.labels) if name.startswith(OFF_PALETTE)]
-    return {"blank_nothing": float((pb == yb).mean()), "blank_frames": int(len(yb)),
-            "blank_called_a_class": float((pb < n_classes).mean()),
-            "off_palette_shape": float((po == yo).mean()), "off_palette_any": float(np.isin(po, off).mean()),
-            "off_palette_frames": int(len(yo)), "seed": seed}
+    return {
+        "blank_nothing": float((pb == yb).mean()),
+        "blank_frames": int(len(yb)),
+        "blank_called_a_class": float((pb < n_classes).mean()),
+        "off_palette_shape": float((po == yo).mean()),
+        "off_palette_any": float(np.isin(po, off).mean()),
+        "off_palette_frames": int(len(yo)),
+        "seed": seed,
+    }
 
 
-def train_classifier(height: int = 16, width: int = 16, frames: int = 4, steps: int = 1200, batch_videos: int = 32,
-                     lr: float = 2e-3, seed: int = 1, eval_videos: int = 1000, eval_seed: int = 987654,
-                     negatives: bool = True, log: Callable[[str], None] = print) -> tuple[ShapeColourClassifier, dict]:
+def train_classifier(
+    height: int = 16,
+    width: int = 16,
+    frames: int = 4,
+    steps: int = 1200,
+    batch_videos: int = 32,
+    lr: float = 2e-3,
+    seed: int = 1,
+    eval_videos: int = 1000,
+    eval_seed: int = 987654,
+    negatives: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[ShapeColourClassifier, dict]:
     """Train on freshly rendered frames; measure top-1 on frames of a new seed. Returns (model, stats).
 
     ``negatives``: also learn the outcomes (:func:`outcome_names`) from rendered blank and off-palette frames,
@@ -322,16 +371,27 @@ def train_classifier(height: int = 16, width: int = 16, frames: int = 4, steps: 
     xe, ye = rendered_frames(eval_videos, eval_seed, height, width, frames)
     acc = accuracy(clf, xe, ye)
     log(f"[classifier] top-1 on {len(ye)} fresh frames (seed {eval_seed}): {acc:.4f}")
-    stats = {"fresh_top1": acc, "fresh_frames": int(len(ye)), "fresh_seed": eval_seed, "steps": steps,
-             "batch_videos": batch_videos, "lr": lr, "seed": seed, "train_wall_s": train_wall,
-             "outcomes": list(clf.outcomes)}
+    stats = {
+        "fresh_top1": acc,
+        "fresh_frames": int(len(ye)),
+        "fresh_seed": eval_seed,
+        "steps": steps,
+        "batch_videos": batch_videos,
+        "lr": lr,
+        "seed": seed,
+        "train_wall_s": train_wall,
+        "outcomes": list(clf.outcomes),
+    }
     if negatives:
         xj, yj = rendered_frames(eval_videos, eval_seed + 7, height, width, frames, jitter=True)
         stats["fresh_jittered_top1"] = accuracy(clf, xj, yj)
         stats["negatives"] = outcome_accuracy(clf, eval_videos // 4, eval_seed + 11, height, width, frames)
-        stats["negative_shares"] = {"nothing": NOTHING_PROB, "off_palette": OFF_PALETTE_PROB,
-                                    "off_palette_min_distance": OFF_PALETTE_MIN_DISTANCE,
-                                    "palette_jitter": PALETTE_JITTER}
+        stats["negative_shares"] = {
+            "nothing": NOTHING_PROB,
+            "off_palette": OFF_PALETTE_PROB,
+            "off_palette_min_distance": OFF_PALETTE_MIN_DISTANCE,
+            "palette_jitter": PALETTE_JITTER,
+        }
         log(f"[classifier] jittered palette {stats['fresh_jittered_top1']:.4f}; negatives {stats['negatives']}")
     return clf, stats
 
@@ -347,13 +407,17 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--height", type=int, default=16)
     p.add_argument("--width", type=int, default=16)
-    p.add_argument("--no-negatives", action="store_true",
-                   help="25 classes only: no 'nothing' / 'off-palette' outcomes (the classifier of old)")
+    p.add_argument(
+        "--no-negatives",
+        action="store_true",
+        help="25 classes only: no 'nothing' / 'off-palette' outcomes (the classifier of old)",
+    )
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    clf, stats = train_classifier(height=a.height, width=a.width, steps=a.steps, seed=a.seed,
-                                  negatives=not a.no_negatives)
+    clf, stats = train_classifier(
+        height=a.height, width=a.width, steps=a.steps, seed=a.seed, negatives=not a.no_negatives
+    )
     stats["wall_s"] = round(time.time() - t0, 1)
     stats["command"] = "python -m unlearn.toyworld.classifier " + " ".join(argv if argv is not None else sys.argv[1:])
     stats["torch"] = torch.__version__

@@ -6,7 +6,10 @@ import difflib
 import sys
 
 COMMANDS = {
-    "pretrain": ("unlearn.toyworld.pretrain", "train the toy text encoder + denoiser (+ classifier) and ship the weights"),
+    "pretrain": (
+        "unlearn.toyworld.pretrain",
+        "train the toy text encoder + denoiser (+ classifier) and ship the weights",
+    ),
     "evaluate": ("unlearn.toyworld.evaluate_pretrained", "generate held-out prompts and classify every frame"),
     "classifier": ("unlearn.toyworld.classifier", "train the shape x colour frame classifier alone"),
 }

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,15 +26,25 @@ from .grammar import bare_prompt, heldout_eval_prompts
 from .render import COLOURS, SHAPES
 
 
-def generate(backbone, prompts: Sequence[str], num_inference_steps: int = 30, guidance_scale: float = 5.0,
-             seed: int = 0, batch_size: int = 64) -> torch.Tensor:
+def generate(
+    backbone,
+    prompts: Sequence[str],
+    num_inference_steps: int = 30,
+    guidance_scale: float = 5.0,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> torch.Tensor:
     """uint8 videos ``[N, F, H, W, 3]`` for ``prompts`` with the backbone's own sampler (CFG against the empty
     prompt); prompt ``i`` gets noise seed ``seed + i``."""
     out = []
     for i in range(0, len(prompts), batch_size):
-        chunk = list(prompts[i:i + batch_size])
-        lat = backbone.sample(chunk, [seed + i + k for k in range(len(chunk))],
-                              num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+        chunk = list(prompts[i : i + batch_size])
+        lat = backbone.sample(
+            chunk,
+            [seed + i + k for k in range(len(chunk))],
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+        )
         out.append(backbone.decode(lat))
     return torch.cat(out)
 
@@ -51,9 +61,15 @@ def score_frames(clf, videos: torch.Tensor, labels: Sequence[str]) -> dict:
     for p, t in zip(pred, truth):
         per_class.setdefault(t, []).append(p == t)
     outcomes = {o: int(sum(p == o for p in pred)) for o in getattr(clf, "outcomes", [])}
-    return {"top1_shape_colour": float(sc), "top1_shape": float(sh), "top1_colour": float(co),
-            "frames": int(B * F), "prompts": int(B), "outcome_frames": {o: n for o, n in outcomes.items() if n},
-            "per_class": {k: round(float(np.mean(v)), 3) for k, v in sorted(per_class.items())}}
+    return {
+        "top1_shape_colour": float(sc),
+        "top1_shape": float(sh),
+        "top1_colour": float(co),
+        "frames": int(B * F),
+        "prompts": int(B),
+        "outcome_frames": {o: n for o, n in outcomes.items() if n},
+        "per_class": {k: round(float(np.mean(v)), 3) for k, v in sorted(per_class.items())},
+    }
 
 
 def save_grid(videos: torch.Tensor, path, scale: int = 4, per_row: int = 5) -> None:
@@ -65,16 +81,23 @@ def save_grid(videos: torch.Tensor, path, scale: int = 4, per_row: int = 5) -> N
     tiles = [np.pad(np.concatenate(list(x), axis=1), ((1, 1), (1, 3), (0, 0)), constant_values=128) for x in v]
     while len(tiles) % per_row:
         tiles.append(np.full_like(tiles[0], 128))
-    rows = [np.concatenate(tiles[i:i + per_row], axis=1) for i in range(0, len(tiles), per_row)]
+    rows = [np.concatenate(tiles[i : i + per_row], axis=1) for i in range(0, len(tiles), per_row)]
     img = np.concatenate(rows, axis=0)
     with atomic_path(path, suffix=Path(path).suffix or ".png") as tmp:
-        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(
-            tmp, format="PNG")
+        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(tmp, format="PNG")
 
 
-def evaluate_generation(backbone, clf, per_class: int = 4,
-                        num_inference_steps: int = 30, guidance_scale: float = 5.0, seed: int = 2,
-                        include_bare: bool = True, prompt_seed: int = 1234, grid_path=None) -> dict:
+def evaluate_generation(
+    backbone,
+    clf,
+    per_class: int = 4,
+    num_inference_steps: int = 30,
+    guidance_scale: float = 5.0,
+    seed: int = 2,
+    include_bare: bool = True,
+    prompt_seed: int = 1234,
+    grid_path=None,
+) -> dict:
     """Held-out rich prompts (``per_class`` per shape x colour class, no second object) and, optionally, the 25
     bare prompts; returns accuracies and a few examples."""
     recs = heldout_eval_prompts(per_class=per_class, seed=prompt_seed)
@@ -82,8 +105,13 @@ def evaluate_generation(backbone, clf, per_class: int = 4,
     res = score_frames(clf, vids, [r.scene.label for r in recs])
     if grid_path:
         save_grid(vids, grid_path)
-    res.update(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed,
-               prompt_seed=prompt_seed, examples=[r.text for r in recs[:: max(1, len(recs) // 8)]])
+    res.update(
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        seed=seed,
+        prompt_seed=prompt_seed,
+        examples=[r.text for r in recs[:: max(1, len(recs) // 8)]],
+    )
     if include_bare:
         bare = [bare_prompt(s, c) for c in COLOURS for s in SHAPES]
         bv = generate(backbone, [r.text for r in bare], num_inference_steps, guidance_scale, seed + 100_000)
@@ -97,45 +125,60 @@ def write_record(folder: Path, record: dict) -> None:
     """``pretrain_record.json`` and a human-readable ``PRETRAIN_RECORD.md``."""
     atomic_write_text(folder / "pretrain_record.json", json.dumps(record, indent=2))
     lines = ["# Toy world pretraining record", "", "```", record["command"], "```", ""]
-    lines += [f"- seed {record['seed']}, steps {record['steps']}, batch {record['batch_size']}, lr {record['lr']}, "
-              f"threads {record['threads']}, torch {record['torch']}"]
+    lines += [
+        f"- seed {record['seed']}, steps {record['steps']}, batch {record['batch_size']}, lr {record['lr']}, "
+        f"threads {record['threads']}, torch {record['torch']}"
+    ]
     tr = record["train"]
-    lines += [f"- denoiser training: {tr['train_wall_s']/60:.1f} min wall, final loss (ema) {tr['final_loss_ema']}, "
-              f"{tr['parameters']/1e6:.3f} M parameters (transformer + text encoder)"]
+    lines += [
+        f"- denoiser training: {tr['train_wall_s'] / 60:.1f} min wall, final loss (ema) {tr['final_loss_ema']}, "
+        f"{tr['parameters'] / 1e6:.3f} M parameters (transformer + text encoder)"
+    ]
     if "classifier" in record:
         c = record["classifier"]
         if "fresh_top1" in c:
-            lines += [f"- classifier: top-1 {c['fresh_top1']:.4f} on {c['fresh_frames']} freshly rendered frames "
-                      f"(seed {c['fresh_seed']}), {c.get('wall_s', 0)/60:.1f} min"
-                      + (f" (`{c['command']}`)" if c.get("command") else "")]
+            lines += [
+                f"- classifier: top-1 {c['fresh_top1']:.4f} on {c['fresh_frames']} freshly rendered frames "
+                f"(seed {c['fresh_seed']}), {c.get('wall_s', 0) / 60:.1f} min"
+                + (f" (`{c['command']}`)" if c.get("command") else "")
+            ]
         if "negatives" in c:
             n = c["negatives"]
-            lines += [f"- classifier outcomes (`nothing`, `off-palette <shape>`, trained on rendered negatives): blank "
-                      f"frames called `nothing` {n['blank_nothing']:.4f} (called a class {n['blank_called_a_class']:.4f}) "
-                      f"of {n['blank_frames']}; off-palette objects called off-palette {n['off_palette_any']:.4f}, with "
-                      f"their shape {n['off_palette_shape']:.4f} of {n['off_palette_frames']}; palette colours jittered "
-                      f"by up to {c['negative_shares']['palette_jitter']:.0f}: top-1 {c['fresh_jittered_top1']:.4f}"]
+            lines += [
+                f"- classifier outcomes (`nothing`, `off-palette <shape>`, trained on rendered negatives): blank "
+                f"frames called `nothing` {n['blank_nothing']:.4f} (called a class {n['blank_called_a_class']:.4f}) "
+                f"of {n['blank_frames']}; off-palette objects called off-palette {n['off_palette_any']:.4f}, with "
+                f"their shape {n['off_palette_shape']:.4f} of {n['off_palette_frames']}; palette colours jittered "
+                f"by up to {c['negative_shares']['palette_jitter']:.0f}: top-1 {c['fresh_jittered_top1']:.4f}"
+            ]
     if "generation_eval" in record:
         g = record["generation_eval"]
-        lines += [f"- generated frames, held-out rich prompts ({g['prompts']} prompts, {g['frames']} frames, "
-                  f"{g['num_inference_steps']} steps, CFG {g['guidance_scale']}): shape x colour "
-                  f"**{g['top1_shape_colour']:.3f}**, shape {g['top1_shape']:.3f}, colour {g['top1_colour']:.3f}"
-                  + (f"; frames classified as outcomes: {g['outcome_frames']}" if g.get("outcome_frames") else "")]
+        lines += [
+            f"- generated frames, held-out rich prompts ({g['prompts']} prompts, {g['frames']} frames, "
+            f"{g['num_inference_steps']} steps, CFG {g['guidance_scale']}): shape x colour "
+            f"**{g['top1_shape_colour']:.3f}**, shape {g['top1_shape']:.3f}, colour {g['top1_colour']:.3f}"
+            + (f"; frames classified as outcomes: {g['outcome_frames']}" if g.get("outcome_frames") else "")
+        ]
         if g.get("note"):
             lines += [f"  ({g['note']})"]
         if "bare" in g:
             b = g["bare"]
-            lines += [f"- generated frames, bare prompts: shape x colour {b['top1_shape_colour']:.3f}, "
-                      f"shape {b['top1_shape']:.3f}, colour {b['top1_colour']:.3f}"]
+            lines += [
+                f"- generated frames, bare prompts: shape x colour {b['top1_shape_colour']:.3f}, "
+                f"shape {b['top1_shape']:.3f}, colour {b['top1_colour']:.3f}"
+            ]
     if "total_wall_s" in record:
-        lines += [f"- total wall time {record['total_wall_s']/60:.1f} min; weights {record.get('weights_bytes', 0)/1e6:.2f} MB"]
+        lines += [
+            f"- total wall time {record['total_wall_s'] / 60:.1f} min; weights {record.get('weights_bytes', 0) / 1e6:.2f} MB"
+        ]
     lines += ["", "Full numbers: `pretrain_record.json`."]
     atomic_write_text(folder / "PRETRAIN_RECORD.md", "\n".join(lines) + "\n")
 
 
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m unlearn.toyworld.evaluate_pretrained", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m unlearn.toyworld.evaluate_pretrained", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("weights", help="weights folder written by unlearn.toyworld.pretrain")
     p.add_argument("--classifier", default=None, help="classifier folder (default: WEIGHTS/classifier)")
     p.add_argument("--per-class", type=int, default=4)
@@ -153,15 +196,19 @@ def main(argv=None) -> int:
     world = backbone.world
     clf = ShapeColourClassifier.from_pretrained(a.classifier or d / "classifier")
     t0 = time.time()
-    res = evaluate_generation(backbone, clf, per_class=a.per_class,
-                              num_inference_steps=a.steps or world.num_inference_steps,
-                              guidance_scale=a.guidance if a.guidance is not None else world.guidance_scale,
-                              seed=a.seed, grid_path=a.grid)
+    res = evaluate_generation(
+        backbone,
+        clf,
+        per_class=a.per_class,
+        num_inference_steps=a.steps or world.num_inference_steps,
+        guidance_scale=a.guidance if a.guidance is not None else world.guidance_scale,
+        seed=a.seed,
+        grid_path=a.grid,
+    )
     res["wall_s"] = round(time.time() - t0, 1)
     print(json.dumps({k: v for k, v in res.items() if k != "per_class"}, indent=2))
     print("per class:", res["per_class"])
     if a.write_record:
-
         rec_path = d / "pretrain_record.json"
         record = json.loads(rec_path.read_text()) if rec_path.exists() else {}
         record.pop("error", None)
@@ -170,10 +217,12 @@ def main(argv=None) -> int:
             clf.save_pretrained(d / "classifier")
             stats = Path(a.classifier) / "train_stats.json"  # written by `unlearn toyworld classifier`
             if stats.is_file():
-                record["classifier"] = {**json.loads(stats.read_text()),
-                                        "note": "trained separately and attached with `python -m "
-                                        "unlearn.toyworld.evaluate_pretrained <weights> --classifier <dir> "
-                                        "--write-record`"}
+                record["classifier"] = {
+                    **json.loads(stats.read_text()),
+                    "note": "trained separately and attached with `python -m "
+                    "unlearn.toyworld.evaluate_pretrained <weights> --classifier <dir> "
+                    "--write-record`",
+                }
         record["weights_bytes"] = dir_size(d)
         write_record(d, record)
     if a.finalize_to:

@@ -24,12 +24,10 @@ prompts, with more prompts for the erased concept's classes and their neighbours
 
 from __future__ import annotations
 
-import itertools
-
 import hashlib
-from dataclasses import dataclass, field
+import itertools
 from collections.abc import Sequence
-from typing import Optional
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,58 +50,92 @@ COLOUR_SYNONYMS: dict[str, list[str]] = {
 SIZE_WORDS: dict[str, list[str]] = {"small": ["small", "little", "tiny"], "large": ["large", "big", "huge"]}
 # (third-person verb phrase, participle phrase)
 MOTION_PHRASES: dict[str, list[tuple[str, str]]] = {
-    "right": [("moves right", "moving right"), ("drifts to the right", "drifting to the right"),
-              ("slides rightward", "sliding rightward"), ("travels to the right", "travelling to the right"),
-              ("glides right", "gliding right")],
-    "left": [("moves left", "moving left"), ("drifts to the left", "drifting to the left"),
-             ("slides leftward", "sliding leftward"), ("travels to the left", "travelling to the left"),
-             ("glides left", "gliding left")],
-    "up": [("moves up", "moving up"), ("rises", "rising"), ("floats upward", "floating upward"),
-           ("climbs", "climbing"), ("drifts up", "drifting up")],
-    "down": [("moves down", "moving down"), ("falls", "falling"), ("sinks", "sinking"),
-             ("drops downward", "dropping downward"), ("drifts down", "drifting down")],
-    "still": [("stays still", "staying still"), ("rests in place", "resting in place"),
-              ("hovers motionless", "hovering motionless"), ("does not move", "not moving"),
-              ("sits still", "sitting still")],
+    "right": [
+        ("moves right", "moving right"),
+        ("drifts to the right", "drifting to the right"),
+        ("slides rightward", "sliding rightward"),
+        ("travels to the right", "travelling to the right"),
+        ("glides right", "gliding right"),
+    ],
+    "left": [
+        ("moves left", "moving left"),
+        ("drifts to the left", "drifting to the left"),
+        ("slides leftward", "sliding leftward"),
+        ("travels to the left", "travelling to the left"),
+        ("glides left", "gliding left"),
+    ],
+    "up": [
+        ("moves up", "moving up"),
+        ("rises", "rising"),
+        ("floats upward", "floating upward"),
+        ("climbs", "climbing"),
+        ("drifts up", "drifting up"),
+    ],
+    "down": [
+        ("moves down", "moving down"),
+        ("falls", "falling"),
+        ("sinks", "sinking"),
+        ("drops downward", "dropping downward"),
+        ("drifts down", "drifting down"),
+    ],
+    "still": [
+        ("stays still", "staying still"),
+        ("rests in place", "resting in place"),
+        ("hovers motionless", "hovering motionless"),
+        ("does not move", "not moving"),
+        ("sits still", "sitting still"),
+    ],
 }
 ADVERBS: list[str] = ["slowly", "gently", "steadily"]
 BACKGROUND_PHRASES: dict[str, list[str]] = {
     "dark": ["on a dark background", "against a black backdrop", "in front of a dark wall", "on black"],
-    "light": ["on a grey background", "against a pale grey backdrop", "in front of a grey wall",
-              "on a light background"],
-    "striped": ["on a striped background", "across a striped wall", "against a backdrop of stripes",
-                "over horizontal stripes"],
-    "gradient": ["on a gradient background", "against a fading backdrop", "over a smooth gradient",
-                 "in front of a shaded wall"],
+    "light": [
+        "on a grey background",
+        "against a pale grey backdrop",
+        "in front of a grey wall",
+        "on a light background",
+    ],
+    "striped": [
+        "on a striped background",
+        "across a striped wall",
+        "against a backdrop of stripes",
+        "over horizontal stripes",
+    ],
+    "gradient": [
+        "on a gradient background",
+        "against a fading backdrop",
+        "over a smooth gradient",
+        "in front of a shaded wall",
+    ],
 }
 SECOND_NOUNS: list[str] = ["speck", "spot", "fleck"]  # never a concept word
 SECOND_LEADS: list[str] = ["next to", "beside", "with", "near"]
 
 # Slots: A (article a/an for the next word), SIZE, COLOUR, SHAPE, ADV, VERB, ING, BG, SECOND.
 TEMPLATES: list[str] = [
-    "A SIZE COLOUR SHAPE ADV VERB BG SECOND",            # 0
-    "A SIZE COLOUR SHAPE ADV ING BG SECOND",             # 1
-    "BG A SIZE COLOUR SHAPE ADV VERB",                   # 2
-    "video of A SIZE COLOUR SHAPE ADV ING BG SECOND",    # 3
-    "the SHAPE is COLOUR and ADV VERB BG",               # 4
-    "A SIZE SHAPE coloured COLOUR ADV VERB BG SECOND",   # 5
-    "watch A SIZE COLOUR SHAPE as it ADV VERB BG",       # 6
+    "A SIZE COLOUR SHAPE ADV VERB BG SECOND",  # 0
+    "A SIZE COLOUR SHAPE ADV ING BG SECOND",  # 1
+    "BG A SIZE COLOUR SHAPE ADV VERB",  # 2
+    "video of A SIZE COLOUR SHAPE ADV ING BG SECOND",  # 3
+    "the SHAPE is COLOUR and ADV VERB BG",  # 4
+    "A SIZE SHAPE coloured COLOUR ADV VERB BG SECOND",  # 5
+    "watch A SIZE COLOUR SHAPE as it ADV VERB BG",  # 6
     "a clip showing A SIZE COLOUR SHAPE that ADV VERB BG SECOND",  # 7
-    "in this video A SIZE COLOUR SHAPE ADV VERB BG",     # 8 (held out)
-    "A SIZE SHAPE in COLOUR ADV ING BG",                 # 9 (held out)
-    "this is A SIZE COLOUR SHAPE ADV ING BG SECOND",     # 10
+    "in this video A SIZE COLOUR SHAPE ADV VERB BG",  # 8 (held out)
+    "A SIZE SHAPE in COLOUR ADV ING BG",  # 9 (held out)
+    "this is A SIZE COLOUR SHAPE ADV ING BG SECOND",  # 10
 ]
 HELDOUT_TEMPLATES: frozenset[int] = frozenset({8, 9})
 HELDOUT_HASH_MOD = 6  # keys with stable_hash % 6 == 0 are held out as well
 
 # Constructions no template above produces (checked by in_grammar in the tests), built from the same words.
 OUT_OF_GRAMMAR_TEMPLATES: list[str] = [
-    "SECOND A SIZE COLOUR SHAPE ADV VERB BG",            # 0: the second object named first (always present)
-    "A SIZE SHAPE ADV VERB BG and it is COLOUR",         # 1: the colour named last
-    "ING BG is A SIZE COLOUR SHAPE",                     # 2: inversion, the action first
-    "A SIZE SHAPE that is COLOUR ADV VERB BG",           # 3: the colour in a relative clause
-    "the COLOUR SHAPE ADV VERB BG SECOND",               # 4: definite article before the colour
-    "it is A SIZE COLOUR SHAPE that ADV VERB BG",        # 5: cleft
+    "SECOND A SIZE COLOUR SHAPE ADV VERB BG",  # 0: the second object named first (always present)
+    "A SIZE SHAPE ADV VERB BG and it is COLOUR",  # 1: the colour named last
+    "ING BG is A SIZE COLOUR SHAPE",  # 2: inversion, the action first
+    "A SIZE SHAPE that is COLOUR ADV VERB BG",  # 3: the colour in a relative clause
+    "the COLOUR SHAPE ADV VERB BG SECOND",  # 4: definite article before the colour
+    "it is A SIZE COLOUR SHAPE that ADV VERB BG",  # 5: cleft
 ]
 OUT_OF_GRAMMAR_SECOND_ALWAYS: frozenset[int] = frozenset({0})
 
@@ -127,8 +159,8 @@ class ScenePrompt:
     shape_index: int
     colour_index: int
     split: str  # "train" or "heldout"
-    second_colour_word: Optional[str] = None
-    second_colour_index: Optional[int] = None
+    second_colour_word: str | None = None
+    second_colour_index: int | None = None
     key: tuple = field(default=(), compare=False)
 
     def concept_indices(self, concept: str) -> list[int]:
@@ -145,14 +177,23 @@ class ScenePrompt:
 
     def to_dict(self) -> dict:
         return {
-            "text": self.text, "words": list(self.words), "scene": self.scene.to_dict(), "style": self.style,
-            "template_id": self.template_id, "shape_word": self.shape_word, "colour_word": self.colour_word,
-            "shape_index": self.shape_index, "colour_index": self.colour_index, "split": self.split,
-            "second_colour_word": self.second_colour_word, "second_colour_index": self.second_colour_index,
+            "text": self.text,
+            "words": list(self.words),
+            "scene": self.scene.to_dict(),
+            "style": self.style,
+            "template_id": self.template_id,
+            "shape_word": self.shape_word,
+            "colour_word": self.colour_word,
+            "shape_index": self.shape_index,
+            "colour_index": self.colour_index,
+            "split": self.split,
+            "second_colour_word": self.second_colour_word,
+            "second_colour_index": self.second_colour_index,
         }
 
 
 # ---------------------------------------------------------------------------------------------- concepts
+
 
 def canonical(word: str) -> str:
     """The canonical concept word of ``word`` ("crimson" -> "red", "hoop" -> "ring"); KeyError if none."""
@@ -178,9 +219,9 @@ def parse_concept(concept: str) -> list[str]:
     return words
 
 
-def concept_kind(concept: str) -> dict[str, Optional[str]]:
+def concept_kind(concept: str) -> dict[str, str | None]:
     """``{"shape": ..., "colour": ...}`` named by a concept (None where the concept leaves it open)."""
-    out: dict[str, Optional[str]] = {"shape": None, "colour": None}
+    out: dict[str, str | None] = {"shape": None, "colour": None}
     for w in parse_concept(concept):
         out["shape" if w in SHAPES else "colour"] = w
     return out
@@ -198,12 +239,13 @@ def concept_words() -> dict[str, list[str]]:
 
 # ---------------------------------------------------------------------------------------------- split
 
+
 def _stable_hash(key: tuple) -> int:
     return int(hashlib.md5(repr(key).encode()).hexdigest()[:8], 16)
 
 
 def split_of_key(key: tuple) -> str:
-    """"train" or "heldout" for a rich prompt's combination key (template, shape word, colour word,
+    """ "train" or "heldout" for a rich prompt's combination key (template, shape word, colour word,
     motion phrase id, background phrase id)."""
     if key[0] in HELDOUT_TEMPLATES or _stable_hash(key) % HELDOUT_HASH_MOD == 0:
         return "heldout"
@@ -211,6 +253,7 @@ def split_of_key(key: tuple) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- builders
+
 
 def article(next_word: str) -> str:
     return "an" if next_word[:1] in "aeiou" else "a"
@@ -228,7 +271,7 @@ def _assemble(template: str, fill: dict[str, list[str]]) -> tuple[list[str], dic
     pos: dict[str, int] = {}
     for i, (tok, exp) in enumerate(parts):
         if tok == "A":
-            nxt = next(e for _, e in parts[i + 1:] if e)
+            nxt = next(e for _, e in parts[i + 1 :] if e)
             words.append(article(nxt[0]))
             continue
         for j, w in enumerate(exp):
@@ -244,20 +287,41 @@ def _assemble(template: str, fill: dict[str, list[str]]) -> tuple[list[str], dic
     return words, pos
 
 
-def bare_prompt(shape: str, colour: str, shape_word: Optional[str] = None, colour_word: Optional[str] = None,
-                rng: Optional[np.random.Generator] = None, seed: int = 0) -> ScenePrompt:
+def bare_prompt(
+    shape: str,
+    colour: str,
+    shape_word: str | None = None,
+    colour_word: str | None = None,
+    rng: np.random.Generator | None = None,
+    seed: int = 0,
+) -> ScenePrompt:
     """ "a red ring" (or with synonyms: "a crimson hoop"). Motion, background and size are random
     (from ``rng``) because the prompt leaves them open."""
     rng = rng if rng is not None else np.random.default_rng(seed)
     sw = shape_word or shape
     cw = colour_word or colour
     words = [article(cw), cw, sw]
-    scene = SceneSpec(shape=shape, colour=colour, motion=MOTIONS[rng.integers(len(MOTIONS))],
-                      background=BACKGROUNDS[rng.integers(len(BACKGROUNDS))],
-                      size=("small", "medium", "large")[rng.integers(3)], seed=int(rng.integers(2**31 - 1)))
-    return ScenePrompt(text=" ".join(words), words=tuple(words), scene=scene, style="bare", template_id=-1,
-                        shape_word=sw, colour_word=cw, shape_index=2, colour_index=1, split="train",
-                        key=("bare", sw, cw))
+    scene = SceneSpec(
+        shape=shape,
+        colour=colour,
+        motion=MOTIONS[rng.integers(len(MOTIONS))],
+        background=BACKGROUNDS[rng.integers(len(BACKGROUNDS))],
+        size=("small", "medium", "large")[rng.integers(3)],
+        seed=int(rng.integers(2**31 - 1)),
+    )
+    return ScenePrompt(
+        text=" ".join(words),
+        words=tuple(words),
+        scene=scene,
+        style="bare",
+        template_id=-1,
+        shape_word=sw,
+        colour_word=cw,
+        shape_index=2,
+        colour_index=1,
+        split="train",
+        key=("bare", sw, cw),
+    )
 
 
 def concept_name_prompt(concept: str) -> list[str]:
@@ -294,8 +358,14 @@ class _Draw:
     seed: int
 
 
-def _draw(rng: np.random.Generator, shape: Optional[str], colour: Optional[str], template_id: Optional[int],
-          n_templates: int, second_prob: float) -> _Draw:
+def _draw(
+    rng: np.random.Generator,
+    shape: str | None,
+    colour: str | None,
+    template_id: int | None,
+    n_templates: int,
+    second_prob: float,
+) -> _Draw:
     """Draw every choice of a prompt, all of them whatever is used later, so results do not depend on the order
     of checks (the order is that of the first shipped grammar: changing it changes every prompt)."""
     s = shape or SHAPES[rng.integers(len(SHAPES))]
@@ -317,8 +387,27 @@ def _draw(rng: np.random.Generator, shape: Optional[str], colour: Optional[str],
     lead2 = SECOND_LEADS[rng.integers(len(SECOND_LEADS))]
     corner = int(rng.integers(4))
     seed = int(rng.integers(2**31 - 1))
-    return _Draw(s, c, tid, SHAPE_SYNONYMS[s][sw_i], COLOUR_SYNONYMS[c][cw_i], motion, m_i, background, b_i, size,
-                 size_word, adv, want_second, c2, c2w, noun2, lead2, corner, seed)
+    return _Draw(
+        s,
+        c,
+        tid,
+        SHAPE_SYNONYMS[s][sw_i],
+        COLOUR_SYNONYMS[c][cw_i],
+        motion,
+        m_i,
+        background,
+        b_i,
+        size,
+        size_word,
+        adv,
+        want_second,
+        c2,
+        c2w,
+        noun2,
+        lead2,
+        corner,
+        seed,
+    )
 
 
 def _record(d: _Draw, template: str, has_second: bool, style: str, split: str, key: tuple) -> ScenePrompt:
@@ -327,33 +416,58 @@ def _record(d: _Draw, template: str, has_second: bool, style: str, split: str, k
     verb, ing = MOTION_PHRASES[d.motion][d.motion_phrase]
     fill = {
         "SIZE": [size_word] if size_word else [],
-        "COLOUR": [d.colour_word], "SHAPE": [d.shape_word],
+        "COLOUR": [d.colour_word],
+        "SHAPE": [d.shape_word],
         "ADV": [d.adverb] if d.adverb else [],
-        "VERB": [verb], "ING": [ing],
+        "VERB": [verb],
+        "ING": [ing],
         "BG": [BACKGROUND_PHRASES[d.background][d.background_phrase]],
         "SECOND": [d.second_lead, "A2", d.second_word, d.second_noun] if has_second else [],
     }
     words, pos = _assemble(template, fill)
-    scene = SceneSpec(shape=d.shape, colour=d.colour, motion=d.motion, background=d.background, size=size,
-                      second_colour=d.second_colour if has_second else None, second_corner=d.corner, seed=d.seed)
+    scene = SceneSpec(
+        shape=d.shape,
+        colour=d.colour,
+        motion=d.motion,
+        background=d.background,
+        size=size,
+        second_colour=d.second_colour if has_second else None,
+        second_corner=d.corner,
+        seed=d.seed,
+    )
     return ScenePrompt(
-        text=" ".join(words), words=tuple(words), scene=scene, style=style, template_id=d.template_id,
-        shape_word=d.shape_word, colour_word=d.colour_word, shape_index=pos["SHAPE"], colour_index=pos["COLOUR"],
-        split=split, second_colour_word=d.second_word if has_second else None,
-        second_colour_index=pos.get("COLOUR2") if has_second else None, key=key)
+        text=" ".join(words),
+        words=tuple(words),
+        scene=scene,
+        style=style,
+        template_id=d.template_id,
+        shape_word=d.shape_word,
+        colour_word=d.colour_word,
+        shape_index=pos["SHAPE"],
+        colour_index=pos["COLOUR"],
+        split=split,
+        second_colour_word=d.second_word if has_second else None,
+        second_colour_index=pos.get("COLOUR2") if has_second else None,
+        key=key,
+    )
 
 
-def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape: Optional[str] = None,
-                colour: Optional[str] = None, template_id: Optional[int] = None,
-                second_prob: float = 0.3, max_tries: int = 1000) -> ScenePrompt:
+def rich_prompt(
+    rng: np.random.Generator,
+    split: str | None = "train",
+    shape: str | None = None,
+    colour: str | None = None,
+    template_id: int | None = None,
+    second_prob: float = 0.3,
+    max_tries: int = 1000,
+) -> ScenePrompt:
     """A random rich prompt of the given split ("train", "heldout" or None for either).
 
     ``shape``/``colour`` pin the main object's canonical shape/colour; ``second_prob`` is the chance that a
     template with a SECOND slot gets a second object (a small dot in a corner)."""
     for _ in range(max_tries):
         d = _draw(rng, shape, colour, template_id, len(TEMPLATES), second_prob)
-        key = (d.template_id, d.shape_word, d.colour_word, d.motion, d.motion_phrase, d.background,
-               d.background_phrase)
+        key = (d.template_id, d.shape_word, d.colour_word, d.motion, d.motion_phrase, d.background, d.background_phrase)
         sp = split_of_key(key)
         if split is not None and sp != split:
             continue
@@ -362,20 +476,34 @@ def rich_prompt(rng: np.random.Generator, split: Optional[str] = "train", shape:
     raise RuntimeError("could not draw a prompt with the requested constraints")
 
 
-def out_of_grammar_prompt(rng: np.random.Generator, shape: Optional[str] = None, colour: Optional[str] = None,
-                          template_id: Optional[int] = None, second_prob: float = 0.3) -> ScenePrompt:
+def out_of_grammar_prompt(
+    rng: np.random.Generator,
+    shape: str | None = None,
+    colour: str | None = None,
+    template_id: int | None = None,
+    second_prob: float = 0.3,
+) -> ScenePrompt:
     """A random prompt in one of :data:`OUT_OF_GRAMMAR_TEMPLATES` (split ``"out_of_grammar"``), with words
     drawn as for :func:`rich_prompt`. Template 0 names the second object first, so it always has one."""
     d = _draw(rng, shape, colour, template_id, len(OUT_OF_GRAMMAR_TEMPLATES), second_prob)
     template = OUT_OF_GRAMMAR_TEMPLATES[d.template_id]
     has_second = "SECOND" in template and (d.want_second or d.template_id in OUT_OF_GRAMMAR_SECOND_ALWAYS)
-    key = ("out_of_grammar", d.template_id, d.shape_word, d.colour_word, d.motion, d.motion_phrase, d.background,
-           d.background_phrase)
+    key = (
+        "out_of_grammar",
+        d.template_id,
+        d.shape_word,
+        d.colour_word,
+        d.motion,
+        d.motion_phrase,
+        d.background,
+        d.background_phrase,
+    )
     return _record(d, template, has_second, "out_of_grammar", "out_of_grammar", key)
 
 
-def sample_prompt(rng: np.random.Generator, split: str = "train", bare_prob: float = 0.3,
-                  synonym_bare_prob: float = 0.5, **kw) -> ScenePrompt:
+def sample_prompt(
+    rng: np.random.Generator, split: str = "train", bare_prob: float = 0.3, synonym_bare_prob: float = 0.5, **kw
+) -> ScenePrompt:
     """The training mix: with probability ``bare_prob`` a bare prompt (half of them with synonyms),
     otherwise a rich prompt of ``split``. Keyword arguments go to :func:`rich_prompt`."""
     if split == "train" and rng.random() < bare_prob:
@@ -390,8 +518,9 @@ def sample_prompt(rng: np.random.Generator, split: str = "train", bare_prob: flo
     return rich_prompt(rng, split=split, **kw)
 
 
-def prompts_for_concept(concept: str, n: int, split: Optional[str] = "heldout", style: str = "rich",
-                        seed: int = 0, second_prob: float = 0.0) -> list[ScenePrompt]:
+def prompts_for_concept(
+    concept: str, n: int, split: str | None = "heldout", style: str = "rich", seed: int = 0, second_prob: float = 0.0
+) -> list[ScenePrompt]:
     """``n`` prompts whose main object expresses ``concept`` (e.g. "ring", "red ring"); unspecified
     attributes vary. ``style="bare"`` gives bare prompts (canonical words first, then synonyms)."""
     pinned = concept_kind(concept)
@@ -405,8 +534,9 @@ def prompts_for_concept(concept: str, n: int, split: Optional[str] = "heldout", 
             cw = COLOUR_SYNONYMS[c][i % len(COLOUR_SYNONYMS[c])] if pinned["colour"] else c
             out.append(bare_prompt(s, c, sw, cw, rng=rng))
         else:
-            out.append(rich_prompt(rng, split=split, shape=pinned["shape"], colour=pinned["colour"],
-                                   second_prob=second_prob))
+            out.append(
+                rich_prompt(rng, split=split, shape=pinned["shape"], colour=pinned["colour"], second_prob=second_prob)
+            )
     return out
 
 
@@ -425,7 +555,7 @@ def heldout_eval_prompts(per_class: int = 1, seed: int = 1234, second_prob: floa
 EVAL_GROUPS: tuple[str, ...] = ("erased", "neighbour", "other")
 
 
-def class_group(cls: str, concept: Optional[str | Sequence[str]]) -> str:
+def class_group(cls: str, concept: str | Sequence[str] | None) -> str:
     """``"erased"`` (the class expresses ``concept``, or one of several concepts erased together),
     ``"neighbour"`` (:func:`neighbour_classes` of one of them) or ``"other"``; every class is ``"other"`` without
     a concept."""
@@ -437,7 +567,7 @@ def class_group(cls: str, concept: Optional[str | Sequence[str]]) -> str:
     return "neighbour" if any(cls in neighbour_classes(c) for c in concepts) else "other"
 
 
-def _group_counts(counts: Optional[dict[str, int] | int], default: int) -> dict[str, int]:
+def _group_counts(counts: dict[str, int] | int | None, default: int) -> dict[str, int]:
     if counts is None:
         return {g: default for g in EVAL_GROUPS}
     if isinstance(counts, int):
@@ -450,10 +580,13 @@ def _group_counts(counts: Optional[dict[str, int] | int], default: int) -> dict[
     return {g: int(counts.get(g, default)) for g in EVAL_GROUPS}
 
 
-def evaluation_prompts(concept: Optional[str | Sequence[str]] = None, per_class: int = 2,
-                       per_group: Optional[dict[str, int]] = None,
-                       out_of_grammar: Optional[dict[str, int] | int] = None,
-                       seed: int = 1234) -> list[ScenePrompt]:
+def evaluation_prompts(
+    concept: str | Sequence[str] | None = None,
+    per_class: int = 2,
+    per_group: dict[str, int] | None = None,
+    out_of_grammar: dict[str, int] | int | None = None,
+    seed: int = 1234,
+) -> list[ScenePrompt]:
     """The evaluation suite: held-out in-grammar rich prompts (split ``"heldout"``), then out-of-grammar
     prompts (split ``"out_of_grammar"``), in a fixed class order, no second object in the in-grammar part.
 
@@ -495,6 +628,7 @@ def _grammar_pattern():
 
     global _GRAMMAR_PATTERN
     if _GRAMMAR_PATTERN is None:
+
         def alt(phrases):
             return "(?:" + "|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True)) + ")"
 
@@ -531,6 +665,7 @@ def in_grammar(text: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------- vocabulary
 
+
 def vocabulary() -> list[str]:
     """Every word the grammar can produce, sorted (used to build the toy tokenizer)."""
     words: set[str] = {"a", "an"}
@@ -562,8 +697,14 @@ def max_prompt_words() -> int:
     for t in TEMPLATES:
         n = 0
         for tok in t.split():
-            n += {"SIZE": 1, "ADV": 1, "VERB": longest_m, "ING": longest_m, "BG": longest_bg,
-                  "SECOND": longest_lead + 3}.get(tok, 1)
+            n += {
+                "SIZE": 1,
+                "ADV": 1,
+                "VERB": longest_m,
+                "ING": longest_m,
+                "BG": longest_bg,
+                "SECOND": longest_lead + 3,
+            }.get(tok, 1)
         best = max(best, n)
     return best
 

@@ -66,9 +66,13 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--text-dim", type=int, default=64)
     p.add_argument("--max-text-length", type=int, default=24)
     p.add_argument("--log-every", type=int, default=250)
-    p.add_argument("--save-every", type=int, default=1000,
-                   help="write the current weights into the temporary folder every N steps (0: never), so a "
-                        "running pretraining can be evaluated with evaluate_pretrained TMPDIR --classifier DIR")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=1000,
+        help="write the current weights into the temporary folder every N steps (0: never), so a "
+        "running pretraining can be evaluated with evaluate_pretrained TMPDIR --classifier DIR",
+    )
     p.add_argument("--classifier", default=None, help="folder of an already trained classifier to ship")
     p.add_argument("--classifier-steps", type=int, default=1200)
     p.add_argument("--eval-per-class", type=int, default=4, help="held-out prompts per shape x colour class")
@@ -111,12 +115,13 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_di
     text_encoder, transformer, scheduler = backbone.text_encoder, backbone.denoiser, backbone.scheduler
     backbone.requires_grad_(True)  # a backbone is frozen by default; pretraining trains it
     n_params = sum(p.numel() for p in transformer.parameters()) + sum(p.numel() for p in text_encoder.parameters())
-    log(f"[pretrain] parameters: transformer {sum(p.numel() for p in transformer.parameters())/1e6:.3f} M, "
-        f"text encoder {sum(p.numel() for p in text_encoder.parameters())/1e6:.3f} M")
+    log(
+        f"[pretrain] parameters: transformer {sum(p.numel() for p in transformer.parameters()) / 1e6:.3f} M, "
+        f"text encoder {sum(p.numel() for p in text_encoder.parameters()) / 1e6:.3f} M"
+    )
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_at(s, args.steps, args.warmup, args.min_lr_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, args.steps, args.warmup, args.min_lr_ratio))
     alphas = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
     T = scheduler.config.num_train_timesteps
     gen = torch.Generator().manual_seed(args.seed)
@@ -149,9 +154,16 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_di
         if (step + 1) % args.log_every == 0 or step == 0:
             el = time.time() - t0
             history.append({"step": step + 1, "loss_ema": round(ema, 5), "elapsed_s": round(el, 1)})
-            log(f"[pretrain] step {step + 1}/{args.steps} loss(ema) {ema:.4f} lr {sched.get_last_lr()[0]:.2e} "
-                f"elapsed {el/60:.1f} min ({el/(step+1):.3f} s/step)")
-        if checkpoint_dir is not None and args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
+            log(
+                f"[pretrain] step {step + 1}/{args.steps} loss(ema) {ema:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                f"elapsed {el / 60:.1f} min ({el / (step + 1):.3f} s/step)"
+            )
+        if (
+            checkpoint_dir is not None
+            and args.save_every
+            and (step + 1) % args.save_every == 0
+            and step + 1 < args.steps
+        ):
             with atomic_entries(checkpoint_dir, last="progress.json") as staged:
                 backbone.save_pretrained(str(staged))
                 (staged / "progress.json").write_text(json.dumps({"step": step + 1, "loss_ema": ema}))
@@ -159,8 +171,12 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_di
     bar.close()
     backbone.requires_grad_(False)
     backbone.eval()
-    stats = {"train_wall_s": round(time.time() - t0, 1), "final_loss_ema": round(ema, 5), "loss_history": history,
-             "parameters": n_params}
+    stats = {
+        "train_wall_s": round(time.time() - t0, 1),
+        "final_loss_ema": round(ema, 5),
+        "loss_history": history,
+        "parameters": n_params,
+    }
     return backbone, stats
 
 
@@ -168,10 +184,18 @@ def main(argv=None) -> int:
     args = _parse(argv)
     torch.set_num_threads(args.threads)
     t_start = time.time()
-    world = WorldConfig(height=args.height, width=args.width, frames=args.frames,
-                        max_text_length=args.max_text_length, text_dim=args.text_dim, num_layers=args.num_layers,
-                        num_attention_heads=args.heads, attention_head_dim=args.head_dim,
-                        guidance_scale=args.guidance, num_inference_steps=args.eval_steps)
+    world = WorldConfig(
+        height=args.height,
+        width=args.width,
+        frames=args.frames,
+        max_text_length=args.max_text_length,
+        text_dim=args.text_dim,
+        num_layers=args.num_layers,
+        num_attention_heads=args.heads,
+        attention_head_dim=args.head_dim,
+        guidance_scale=args.guidance,
+        num_inference_steps=args.eval_steps,
+    )
     if grammar.max_prompt_words() > world.max_text_length:
         raise SystemExit(f"max_text_length {world.max_text_length} < longest prompt {grammar.max_prompt_words()}")
     tokenizer = build_tokenizer(max_length=world.max_text_length)
@@ -181,12 +205,12 @@ def main(argv=None) -> int:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    command = "python -m unlearn.toyworld.pretrain " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m unlearn.toyworld.pretrain " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     print(f"[pretrain] {command}\n[pretrain] world {asdict(world)}\n[pretrain] writing to {tmp} then {out}", flush=True)
 
-    backbone, stats = train_denoiser(args, world, tokenizer,
-                                                                 log=lambda m: print(m, flush=True),
-                                                                 checkpoint_dir=tmp)
+    backbone, stats = train_denoiser(args, world, tokenizer, log=lambda m: print(m, flush=True), checkpoint_dir=tmp)
     world.extra = {
         "vocabulary_size": len(tokenizer),
         "shapes": list(SHAPES),
@@ -217,22 +241,34 @@ def main(argv=None) -> int:
             clf = ShapeColourClassifier.from_pretrained(args.classifier)
             record["classifier"] = {"source": str(args.classifier)}
         else:
-            clf, clf_stats = train_classifier(height=world.height, width=world.width, frames=world.frames,
-                                              steps=args.classifier_steps, seed=args.seed + 1,
-                                              log=lambda m: print(m, flush=True))
+            clf, clf_stats = train_classifier(
+                height=world.height,
+                width=world.width,
+                frames=world.frames,
+                steps=args.classifier_steps,
+                seed=args.seed + 1,
+                log=lambda m: print(m, flush=True),
+            )
             record["classifier"] = clf_stats
         record["classifier"]["wall_s"] = round(time.time() - t_c, 1)
         clf.save_pretrained(tmp / "classifier")
         if not args.no_eval:
             t_e = time.time()
-            res = evaluate_generation(backbone, clf,
-                                      per_class=args.eval_per_class, num_inference_steps=args.eval_steps,
-                                      guidance_scale=args.guidance, seed=args.seed + 2)
+            res = evaluate_generation(
+                backbone,
+                clf,
+                per_class=args.eval_per_class,
+                num_inference_steps=args.eval_steps,
+                guidance_scale=args.guidance,
+                seed=args.seed + 2,
+            )
             res["wall_s"] = round(time.time() - t_e, 1)
             record["generation_eval"] = res
-            print(f"[pretrain] generated frames (held-out rich prompts): shape x colour "
-                  f"{res['top1_shape_colour']:.3f}, shape {res['top1_shape']:.3f}, colour {res['top1_colour']:.3f}",
-                  flush=True)
+            print(
+                f"[pretrain] generated frames (held-out rich prompts): shape x colour "
+                f"{res['top1_shape_colour']:.3f}, shape {res['top1_shape']:.3f}, colour {res['top1_colour']:.3f}",
+                flush=True,
+            )
     except Exception as e:  # keep the trained denoiser; evaluation can be redone
         import traceback
 
@@ -246,8 +282,11 @@ def main(argv=None) -> int:
     record["weights_bytes"] = dir_size(tmp)
     write_record(tmp, record)
     replace_folder(tmp, out)
-    print(f"[pretrain] done in {record['total_wall_s']/60:.1f} min; weights {record['weights_bytes']/1e6:.2f} MB "
-          f"in {out}", flush=True)
+    print(
+        f"[pretrain] done in {record['total_wall_s'] / 60:.1f} min; weights {record['weights_bytes'] / 1e6:.2f} MB "
+        f"in {out}",
+        flush=True,
+    )
     return 0
 
 

@@ -12,7 +12,6 @@ supersampling (anti-aliased edges), which keeps them distinguishable at 16x16.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -53,7 +52,7 @@ class SceneSpec:
     motion: str = "still"
     background: str = "dark"
     size: str = "medium"
-    second_colour: Optional[str] = None
+    second_colour: str | None = None
     second_corner: int = 0  # 0..3: top-left, top-right, bottom-left, bottom-right
     seed: int = 0
 
@@ -82,7 +81,7 @@ class SceneSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SceneSpec":
+    def from_dict(cls, d: dict) -> SceneSpec:
         return cls(**d)
 
 
@@ -140,8 +139,14 @@ def _background(kind: str, h: int, w: int, tint: float) -> np.ndarray:
     return rgb
 
 
-def render_video(spec: SceneSpec, height: int = 16, width: int = 16, frames: int = 4,
-                 colour_rgb: Optional[tuple[float, float, float]] = None, draw_object: bool = True) -> np.ndarray:
+def render_video(
+    spec: SceneSpec,
+    height: int = 16,
+    width: int = 16,
+    frames: int = 4,
+    colour_rgb: tuple[float, float, float] | None = None,
+    draw_object: bool = True,
+) -> np.ndarray:
     """Render ``spec`` as ``uint8`` frames ``[frames, height, width, 3]``; deterministic given ``spec.seed``.
 
     ``colour_rgb`` paints the main object in that RGB instead of its palette colour (the classifier's

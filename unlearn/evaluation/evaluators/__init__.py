@@ -15,6 +15,9 @@ from .base import (
     NudityDetector,
     evaluator_info,
 )
+from .clip import OpenCLIPModel, OpenCLIPZeroShotClassifier
+from .efficientnet_lite import EfficientNetLiteClassifier
+from .faces import ArcFaceEmbedder, ArcFaceONNXEmbedder, SFaceEmbedder, default_face_embedder
 from .imagenet import (
     ESD_OBJECT_CLASSES,
     IMAGENETTE_INDICES,
@@ -22,6 +25,7 @@ from .imagenet import (
     imagenet_index,
     resolve_class_index,
 )
+from .module_classifier import ModuleClassifier
 from .nudity import (
     NUDENET_EXPLICIT_LABELS,
     NUDENET_EXPOSED_LABELS,
@@ -29,11 +33,6 @@ from .nudity import (
     PINNED_NUDENET_VERSION,
     NudeNetDetector,
 )
-
-from .clip import OpenCLIPModel, OpenCLIPZeroShotClassifier
-from .efficientnet_lite import EfficientNetLiteClassifier
-from .faces import ArcFaceEmbedder, ArcFaceONNXEmbedder, SFaceEmbedder, default_face_embedder
-from .module_classifier import ModuleClassifier
 from .registry import CLASSIFIER_NAMES, resolve_classifier, toyworld_classifier
 from .resnet import ResNet50Classifier
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ class FaceEmbedder(Protocol):
     Returns a 1-D embedding, or ``None`` when no face is found (the metric counts those frames).
     """
 
-    def embed(self, frame: np.ndarray) -> Optional[np.ndarray]: ...
+    def embed(self, frame: np.ndarray) -> np.ndarray | None: ...
 
 
 @runtime_checkable
@@ -74,7 +75,7 @@ def evaluator_info(evaluator: Any) -> dict[str, Any]:
     return {"name": f"{cls.__module__}.{cls.__qualname__}", "version": None}
 
 
-def package_version(distribution: str) -> Optional[str]:
+def package_version(distribution: str) -> str | None:
     """Installed version of a distribution, or None when it is not installed."""
     try:
         return importlib.metadata.version(distribution)
@@ -90,13 +91,13 @@ def require_file(path: str | os.PathLike, what: str, fix: str) -> Path:
     return resolved
 
 
-def default_num_threads() -> Optional[int]:
+def default_num_threads() -> int | None:
     """Thread count for ONNX Runtime sessions: ``OMP_NUM_THREADS`` when set, else ONNX Runtime's default."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def onnx_session_options(num_threads: Optional[int]):
+def onnx_session_options(num_threads: int | None):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

@@ -10,7 +10,8 @@ open_clip) or a local checkpoint file (``pretrained="/path/open_clip_pytorch_mod
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,10 +51,10 @@ class OpenCLIPModel(nn.Module):
     def __init__(
         self,
         model_name: str = "ViT-B-32",
-        pretrained: Optional[str] = "openai",
-        model_kwargs: Optional[dict[str, Any]] = None,
+        pretrained: str | None = "openai",
+        model_kwargs: dict[str, Any] | None = None,
         batch_size: int = 32,
-        device: Optional[str | torch.device] = None,
+        device: str | torch.device | None = None,
     ) -> None:
         super().__init__()
         import open_clip
@@ -150,12 +151,12 @@ class OpenCLIPZeroShotClassifier(nn.Module):
     def __init__(
         self,
         class_names: Sequence[str],
-        clip: Optional[OpenCLIPModel] = None,
+        clip: OpenCLIPModel | None = None,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         model_name: str = "ViT-B-32",
-        pretrained: Optional[str] = "openai",
-        model_kwargs: Optional[dict[str, Any]] = None,
-        class_aliases: Optional[Sequence[Sequence[str]]] = None,
+        pretrained: str | None = "openai",
+        model_kwargs: dict[str, Any] | None = None,
+        class_aliases: Sequence[Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         if len(class_names) == 0:
@@ -166,7 +167,7 @@ class OpenCLIPZeroShotClassifier(nn.Module):
         self.class_names: tuple[str, ...] = tuple(class_names)
         self.class_aliases = tuple(tuple(a) for a in class_aliases) if class_aliases is not None else None
         self.templates = tuple(templates)
-        self._class_embeddings: Optional[torch.Tensor] = None
+        self._class_embeddings: torch.Tensor | None = None
 
     @torch.no_grad()
     def class_embeddings(self) -> torch.Tensor:

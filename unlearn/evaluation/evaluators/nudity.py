@@ -16,7 +16,8 @@ Facts about the pinned ``nudenet==3.4.2`` (read from its source):
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ NUDENET_SCORE_FLOOR = 0.2
 PINNED_NUDENET_VERSION = "3.4.2"
 
 
-def check_nudenet_version(expected: Optional[str]) -> str:
+def check_nudenet_version(expected: str | None) -> str:
     """Installed NudeNet version; raises when it differs from ``expected`` (``None`` accepts any)."""
     installed = package_version("nudenet")
     if installed is None:
@@ -88,11 +89,11 @@ class NudeNetDetector:
 
     def __init__(
         self,
-        version: Optional[str] = PINNED_NUDENET_VERSION,
-        model_path: Optional[str | os.PathLike] = None,
+        version: str | None = PINNED_NUDENET_VERSION,
+        model_path: str | os.PathLike | None = None,
         channel_order: str = "file",
-        num_threads: Optional[int] = None,
-        providers: Optional[Sequence[str]] = None,
+        num_threads: int | None = None,
+        providers: Sequence[str] | None = None,
     ) -> None:
         if channel_order not in ("file", "rgb"):
             raise ValueError(f"channel_order must be 'file' or 'rgb', got {channel_order!r}")
@@ -110,7 +111,7 @@ class NudeNetDetector:
         self.num_threads = num_threads if num_threads is not None else default_num_threads()
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
         self._detector = None
-        self._sha256: Optional[str] = None
+        self._sha256: str | None = None
 
     @property
     def detector(self):

@@ -32,9 +32,14 @@ def toyworld_classifier(path: str | Path | None = None) -> ModuleClassifier:
             "(it writes unlearn/toyworld/weights/classifier) or pass the folder explicitly."
         )
     clf = ShapeColourClassifier.from_pretrained(folder)
-    return ModuleClassifier(clf, clf.classes, name="toyworld-frame-classifier",
-                            version="sha256:" + file_sha256(weights)[:16], outcome_names=clf.outcomes,
-                            replacement_category=replacement_category)
+    return ModuleClassifier(
+        clf,
+        clf.classes,
+        name="toyworld-frame-classifier",
+        version="sha256:" + file_sha256(weights)[:16],
+        outcome_names=clf.outcomes,
+        replacement_category=replacement_category,
+    )
 
 
 def resolve_classifier(name: str) -> Any:

@@ -8,7 +8,7 @@ Weights come from a local file (``weights_path``) or, when ``weights_path`` is N
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,11 +35,11 @@ class ResNet50Classifier(nn.Module):
 
     def __init__(
         self,
-        weights_path: Optional[str | os.PathLike] = None,
+        weights_path: str | os.PathLike | None = None,
         variant: str = "IMAGENET1K_V2",
         allow_download: bool = False,
         batch_size: int = 32,
-        device: Optional[str | torch.device] = None,
+        device: str | torch.device | None = None,
     ) -> None:
         super().__init__()
         from torchvision.models import ResNet50_Weights, resnet50

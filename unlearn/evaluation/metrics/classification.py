@@ -22,13 +22,15 @@ calls it once per video).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from unlearn.evaluation.evaluators.base import FrameClassifier
-from unlearn.evaluation.evaluators.imagenet import class_aliases_of, resolve_class_index
 from unlearn.evaluation.evaluators.efficientnet_lite import EfficientNetLiteClassifier
+from unlearn.evaluation.evaluators.imagenet import class_aliases_of, resolve_class_index
+
 from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, per_video, to_float
 
@@ -77,7 +79,7 @@ class _PerClassTopK(EvaluationMetric):
 
     def __init__(
         self,
-        classifier: Optional[FrameClassifier] = None,
+        classifier: FrameClassifier | None = None,
         top_k: int | Sequence[int] = (1, 5),
         **kwargs: Any,
     ) -> None:
@@ -100,11 +102,17 @@ class _PerClassTopK(EvaluationMetric):
             "class_hits", default=torch.zeros(num_classes, len(self.top_k), dtype=torch.long), dist_reduce_fx="sum"
         )
         # frames of each class whose top-1 is each outcome ("nothing", ...): shown next to ESR/PSR, not hidden
-        self.add_state("class_outcomes", default=torch.zeros(num_classes, len(self.outcome_names), dtype=torch.long),
-                       dist_reduce_fx="sum")
+        self.add_state(
+            "class_outcomes",
+            default=torch.zeros(num_classes, len(self.outcome_names), dtype=torch.long),
+            dist_reduce_fx="sum",
+        )
         # top-1 label (class or outcome) of every frame of each class: what was drawn instead
-        self.add_state("class_top1", default=torch.zeros(num_classes, num_classes + len(self.outcome_names),
-                                                         dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state(
+            "class_top1",
+            default=torch.zeros(num_classes, num_classes + len(self.outcome_names), dtype=torch.long),
+            dist_reduce_fx="sum",
+        )
         # per video, for intervals over prompts: target class, frames, and hits for each k
         self._add_video_stats(("class", "frames", *(f"hits@{k}" for k in self.top_k)))
 
@@ -147,8 +155,11 @@ class _PerClassTopK(EvaluationMetric):
         self.class_top1.index_put_((targets, top1), torch.ones_like(targets), accumulate=True)
         if num_outcomes:
             is_outcome = top1 >= num_classes
-            self.class_outcomes.index_put_((targets[is_outcome], top1[is_outcome] - num_classes),
-                                           torch.ones_like(targets[is_outcome]), accumulate=True)
+            self.class_outcomes.index_put_(
+                (targets[is_outcome], top1[is_outcome] - num_classes),
+                torch.ones_like(targets[is_outcome]),
+                accumulate=True,
+            )
         for t in torch.unique(targets).tolist():
             sel = targets == t
             self._append_video(t, sel.sum(), hits[sel].sum(dim=0))
@@ -196,7 +207,8 @@ class _PerClassTopK(EvaluationMetric):
             "tie_rule": "hit iff fewer than k other classes score >= the target",
             "outcomes": list(self.outcome_names),
             "outcome_rule": "a frame whose best outcome scores >= its best class is that outcome: a miss for every k"
-            if self.outcome_names else None,
+            if self.outcome_names
+            else None,
             **extra,
             "evaluator": self._evaluator_settings(self.classifier),
         }
@@ -218,7 +230,7 @@ class ErasureSuccessRate(_PerClassTopK):
     def __init__(
         self,
         erased_class: int | str,
-        classifier: Optional[FrameClassifier] = None,
+        classifier: FrameClassifier | None = None,
         top_k: int | Sequence[int] = (1, 5),
         **kwargs: Any,
     ) -> None:
@@ -262,9 +274,9 @@ class PreservationSuccessRate(_PerClassTopK):
 
     def __init__(
         self,
-        preserved_classes: Optional[Sequence[int | str]] = None,
-        erased_class: Optional[int | str] = None,
-        classifier: Optional[FrameClassifier] = None,
+        preserved_classes: Sequence[int | str] | None = None,
+        erased_class: int | str | None = None,
+        classifier: FrameClassifier | None = None,
         top_k: int | Sequence[int] = (1, 5),
         **kwargs: Any,
     ) -> None:
@@ -280,7 +292,7 @@ class PreservationSuccessRate(_PerClassTopK):
                 raise ValueError(
                     f"the erased class '{self.class_names[self.erased_index]}' is also in preserved_classes"
                 )
-            self.preserved_indices: Optional[tuple[int, ...]] = tuple(indices)
+            self.preserved_indices: tuple[int, ...] | None = tuple(indices)
         else:
             self.preserved_indices = None
 

@@ -9,12 +9,13 @@ reported too.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from unlearn.evaluation.evaluators.clip import OpenCLIPModel
+
 from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, per_video, to_float
 
@@ -37,9 +38,9 @@ class CLIPScore(EvaluationMetric):
     def __init__(
         self,
         model_name: str = "ViT-B-32",
-        pretrained: Optional[str] = "openai",
-        model_kwargs: Optional[dict[str, Any]] = None,
-        clip: Optional[Any] = None,
+        pretrained: str | None = "openai",
+        model_kwargs: dict[str, Any] | None = None,
+        clip: Any | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

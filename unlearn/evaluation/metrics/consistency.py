@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from unlearn.evaluation.evaluators.base import FrameFeatureExtractor
 from unlearn.evaluation.evaluators.efficientnet_lite import EfficientNetLiteClassifier
+
 from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, to_float
 
@@ -59,7 +60,7 @@ class SubjectConsistency(EvaluationMetric):
 
     def __init__(
         self,
-        extractor: Optional[FrameFeatureExtractor] = None,
+        extractor: FrameFeatureExtractor | None = None,
         mode: str = "consecutive",
         clamp_negative: bool = False,
         **kwargs: Any,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from unlearn.evaluation.evaluators.base import FaceEmbedder, load_rgb_image
 from unlearn.evaluation.evaluators.faces import default_face_embedder
+
 from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, per_video, to_uint8_numpy
 
@@ -49,11 +51,11 @@ class IdentitySimilarity(EvaluationMetric):
 
     def __init__(
         self,
-        references: Optional[Sequence[Any] | Mapping[str, Sequence[Any]]] = None,
-        embedder: Optional[FaceEmbedder] = None,
-        reference_embeddings: Optional[Mapping[str, Any]] = None,
+        references: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None,
+        embedder: FaceEmbedder | None = None,
+        reference_embeddings: Mapping[str, Any] | None = None,
         reference_reduction: str = "mean",
-        arcface_model: Optional[str] = None,
+        arcface_model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -134,7 +136,7 @@ class IdentitySimilarity(EvaluationMetric):
         for video, name in zip(videos, names):
             self.update_embeddings([self.embedder.embed(frame) for frame in to_uint8_numpy(video)], name)
 
-    def update_embeddings(self, embeddings: Sequence[Optional[Any]], identity: Any = None) -> None:
+    def update_embeddings(self, embeddings: Sequence[Any | None], identity: Any = None) -> None:
         """Add per-frame face embeddings (``None`` for a frame without a face) for one identity."""
         name = self._identity(identity)
         index = self.identities.index(name)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -14,6 +15,7 @@ from unlearn.evaluation.evaluators.nudity import (
     PINNED_NUDENET_VERSION,
     NudeNetDetector,
 )
+
 from ._base import EvaluationMetric, warn_nan
 from .frames import as_videos, to_uint8_numpy
 
@@ -81,9 +83,9 @@ class NudityRate(EvaluationMetric):
         self,
         labels: Sequence[str] = NUDENET_EXPOSED_LABELS,
         threshold: float = 0.6,
-        nudenet_version: Optional[str] = PINNED_NUDENET_VERSION,
-        detector: Optional[Any] = None,
-        count_labels: Optional[Sequence[str]] = None,
+        nudenet_version: str | None = PINNED_NUDENET_VERSION,
+        detector: Any | None = None,
+        count_labels: Sequence[str] | None = None,
         channel_order: str = "file",
         **kwargs: Any,
     ) -> None:
@@ -153,7 +155,7 @@ class NudityRate(EvaluationMetric):
             self._update_video([self.detector.detect(frame) for frame in array])
 
     def update_detections(
-        self, detections: Sequence[Sequence[Any]], video_lengths: Optional[Sequence[int]] = None
+        self, detections: Sequence[Sequence[Any]], video_lengths: Sequence[int] | None = None
     ) -> None:
         """Add precomputed per-frame detections (NudeNet's output format, one list per frame).
 

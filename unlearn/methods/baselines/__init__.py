@@ -3,5 +3,11 @@
 from .negprompt import DISTILLED_TRUE_CFG_SCALE, NegativePrompting, negative_guidance_scale
 from .safree import SAFREE, LatentReattention, TriggerDetection
 
-__all__ = ["DISTILLED_TRUE_CFG_SCALE", "LatentReattention", "NegativePrompting", "SAFREE", "TriggerDetection",
-           "negative_guidance_scale"]
+__all__ = [
+    "DISTILLED_TRUE_CFG_SCALE",
+    "LatentReattention",
+    "NegativePrompting",
+    "SAFREE",
+    "TriggerDetection",
+    "negative_guidance_scale",
+]

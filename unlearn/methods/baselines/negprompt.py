@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from backbones import PromptEmbedding, VideoBackbone
+from unlearn.backbones import PromptEmbedding, VideoBackbone
 
 #: true-CFG scale of negative prompting on guidance-distilled backbones when the row gives none: the value
 #: the distilled model's embedded guidance stands for (HunyuanVideo's 6.0; the T2VUnlearning paper does not
@@ -27,8 +27,9 @@ from backbones import PromptEmbedding, VideoBackbone
 DISTILLED_TRUE_CFG_SCALE = 6.0
 
 
-def negative_guidance_scale(backbone: VideoBackbone, guidance_scale: float | None,
-                            sampling_scale: float | None = None) -> float:
+def negative_guidance_scale(
+    backbone: VideoBackbone, guidance_scale: float | None, sampling_scale: float | None = None
+) -> float:
     """The classifier-free guidance scale with which a negative prompt acts on ``backbone``.
 
     ``guidance_scale`` (the row's choice) wins; else the run's ``sampling_scale``, else the backbone's default,
@@ -66,8 +67,9 @@ class NegativePrompting:
             backbone whose sampling scale is 1.
     """
 
-    def __init__(self, backbone: VideoBackbone, concept_keywords: Sequence[str],
-                 guidance_scale: float | None = None) -> None:
+    def __init__(
+        self, backbone: VideoBackbone, concept_keywords: Sequence[str], guidance_scale: float | None = None
+    ) -> None:
         keywords = [k for k in concept_keywords if k and k.strip()]
         if not keywords:
             raise ValueError("negative prompting needs at least one concept keyword (the row's concept or keywords)")
@@ -87,13 +89,23 @@ class NegativePrompting:
 
     def settings(self, sampling_scale: float | None = None) -> dict[str, Any]:
         """What the row computes, for results files."""
-        return {"negative_prompt": self.negative_prompt, "guidance_scale": self.scale(sampling_scale),
-                "true_cfg": bool(self.backbone.guidance_distilled)}
+        return {
+            "negative_prompt": self.negative_prompt,
+            "guidance_scale": self.scale(sampling_scale),
+            "true_cfg": bool(self.backbone.guidance_distilled),
+        }
 
     @torch.no_grad()
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None,
-               **sampling: Any) -> Tensor:
+    def sample(
+        self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None, **sampling: Any
+    ) -> Tensor:
         """Latents of ``prompts``; ``cond``: their conditioning when it is not their text's (an attack's)."""
         scale = self.scale(sampling.pop("guidance_scale", None))
-        return self.backbone.sample(list(prompts), list(seeds), cond=cond, negative_prompt=self.negative_prompt,
-                                    guidance_scale=scale, **sampling)
+        return self.backbone.sample(
+            list(prompts),
+            list(seeds),
+            cond=cond,
+            negative_prompt=self.negative_prompt,
+            guidance_scale=scale,
+            **sampling,
+        )

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from backbones import PromptEmbedding, VideoBackbone
+from unlearn.backbones import PromptEmbedding, VideoBackbone
 
 from .negprompt import negative_guidance_scale
 
@@ -273,25 +273,36 @@ class SAFREE:
     def settings(self, sampling_scale: float | None = None) -> dict[str, Any]:
         """What the row computes, for results files."""
         return {
-            "keywords": list(self.keywords), "alpha": self.alpha, "projection": self.projection,
-            "schedule": self.schedule, "safe_steps": self.safe_steps, "up_t": self.up_t,
+            "keywords": list(self.keywords),
+            "alpha": self.alpha,
+            "projection": self.projection,
+            "schedule": self.schedule,
+            "safe_steps": self.safe_steps,
+            "up_t": self.up_t,
             "negative_prompt": ", ".join(self.keywords) if self.use_negative_prompt else None,
-            "guidance_scale": (negative_guidance_scale(self.backbone, self.guidance_scale, sampling_scale)
-                               if self.use_negative_prompt else sampling_scale),
-            "token_summary": self.token_summary, "mask_token": self.mask_token,
+            "guidance_scale": (
+                negative_guidance_scale(self.backbone, self.guidance_scale, sampling_scale)
+                if self.use_negative_prompt
+                else sampling_scale
+            ),
+            "token_summary": self.token_summary,
+            "mask_token": self.mask_token,
             "latent_reattention": None if self.lra is None else self.lra.settings(),
         }
 
-    def step_conditioning(self, cond: PromptEmbedding, prompts: Sequence[str],
-                          num_inference_steps: int) -> Callable[[int], PromptEmbedding]:
+    def step_conditioning(
+        self, cond: PromptEmbedding, prompts: Sequence[str], num_inference_steps: int
+    ) -> Callable[[int], PromptEmbedding]:
         """The conditioning SAFREE gives the denoiser at sampler step ``i``: the projected one for each flagged
         prompt's first :meth:`steps_for` steps, the prompt's own after. ``prompts``: the texts ``cond`` stands
         for (trigger tokens are detected on them). Differentiable in ``cond``. Stores ``last_detections``."""
         prompts = list(prompts)
         if self.projection:
             projected, betas = self.project_embedding(cond, prompts)
-            cut = [self.steps_for(num_inference_steps, beta) if det.flagged else 0
-                   for beta, det in zip(betas, self.last_detections)]
+            cut = [
+                self.steps_for(num_inference_steps, beta) if det.flagged else 0
+                for beta, det in zip(betas, self.last_detections)
+            ]
         else:
             projected, cut = cond, [0] * len(prompts)
             self.last_detections = []
@@ -306,8 +317,9 @@ class SAFREE:
         return at
 
     @torch.no_grad()
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None,
-               **sampling: Any) -> Tensor:
+    def sample(
+        self, prompts: Sequence[str], seeds: Sequence[int], cond: PromptEmbedding | None = None, **sampling: Any
+    ) -> Tensor:
         """Latents of ``prompts``; ``cond``: their conditioning when it is not their text's (an attack's learned
         tokens; the trigger tokens are still detected on ``prompts``)."""
         bb = self.backbone
@@ -330,11 +342,26 @@ class SAFREE:
             return c, uncond
 
         if self.lra is None:
-            return bb.sample(prompts, list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step,
-                             guidance_scale=guidance, **sampling)
+            return bb.sample(
+                prompts,
+                list(seeds),
+                cond=cond,
+                uncond=uncond,
+                cond_for_step=cond_for_step,
+                guidance_scale=guidance,
+                **sampling,
+            )
         with self.lra.installed():
-            return bb.sample(prompts, list(seeds), cond=cond, uncond=uncond, cond_for_step=cond_for_step,
-                             guidance_scale=guidance, **sampling)
+            return bb.sample(
+                prompts,
+                list(seeds),
+                cond=cond,
+                uncond=uncond,
+                cond_for_step=cond_for_step,
+                guidance_scale=guidance,
+                **sampling,
+            )
+
 
 class LatentReattention:
     """SAFREE's adaptive latent re-attention on a UNet denoiser (the image version; ZeroScope here).
@@ -430,10 +457,14 @@ class LatentReattention:
 
         @contextlib.contextmanager
         def ctx():
-            handles = [unet.register_forward_pre_hook(unet_hook, with_kwargs=True),
-                       unet.register_forward_hook(unet_done, with_kwargs=True)]
-            handles += [unet.up_blocks[k].register_forward_pre_hook(block_hook(k), with_kwargs=True)
-                        for k in range(len(self.scales))]
+            handles = [
+                unet.register_forward_pre_hook(unet_hook, with_kwargs=True),
+                unet.register_forward_hook(unet_done, with_kwargs=True),
+            ]
+            handles += [
+                unet.up_blocks[k].register_forward_pre_hook(block_hook(k), with_kwargs=True)
+                for k in range(len(self.scales))
+            ]
             try:
                 yield
             finally:

@@ -5,5 +5,12 @@ from .edit import __all__ as _edit_all
 from .module import EditSwitch, RefusalPairsDataModule, RefusalVectorUnlearning
 from .pairs import PairFileError, as_pairs, toyworld_pairs
 
-__all__ = [*_edit_all, "EditSwitch", "PairFileError", "RefusalPairsDataModule", "RefusalVectorUnlearning",
-           "as_pairs", "toyworld_pairs"]
+__all__ = [
+    *_edit_all,
+    "EditSwitch",
+    "PairFileError",
+    "RefusalPairsDataModule",
+    "RefusalVectorUnlearning",
+    "as_pairs",
+    "toyworld_pairs",
+]

@@ -196,8 +196,9 @@ def _structure_probe_size(backbone: Any, config: RefusalVectorConfig) -> tuple[i
 
 
 @torch.no_grad()
-def _linear_probe(backbone: Any, prompt: str, config: RefusalVectorConfig,
-                  freeze: Mapping[str, list[Tensor]] | None = None) -> tuple[dict[str, list[Tensor]], dict[str, list[Tensor]], Tensor]:
+def _linear_probe(
+    backbone: Any, prompt: str, config: RefusalVectorConfig, freeze: Mapping[str, list[Tensor]] | None = None
+) -> tuple[dict[str, list[Tensor]], dict[str, list[Tensor]], Tensor]:
     """One denoiser forward on ``prompt`` with every Linear layer hooked: returns the inputs and outputs of
     each call of each layer and the prediction. ``freeze``: outputs that replace the layers' own (by call)."""
     f, h, w = _structure_probe_size(backbone, config)
@@ -260,7 +261,9 @@ def covers_text_paths(backbone: Any, layers: Sequence[str], config: RefusalVecto
     return torch.equal(pred_a, pred_b)
 
 
-def resolve_layers(backbone: Any, layers: str | Sequence[str] = "auto", config: RefusalVectorConfig | None = None) -> list[str]:
+def resolve_layers(
+    backbone: Any, layers: str | Sequence[str] = "auto", config: RefusalVectorConfig | None = None
+) -> list[str]:
     """Module names (in the denoiser; ``text_encoder.``-prefixed for the text encoder) of the Linear layers
     that ``layers`` selects, in a fixed order. Raises ``ValueError`` when nothing matches."""
     config = config or RefusalVectorConfig()
@@ -296,7 +299,8 @@ def resolve_layers(backbone: Any, layers: str | Sequence[str] = "auto", config: 
         raise ValueError("config.layers is an empty list; give a preset name or module-name patterns")
     te_linears = (
         {TEXT_ENCODER_PREFIX + n: m for n, m in backbone.text_encoder.named_modules() if isinstance(m, nn.Linear)}
-        if backbone.text_encoder is not None else {}
+        if backbone.text_encoder is not None
+        else {}
     )
     out: list[str] = []
     for pat in patterns:
@@ -315,7 +319,7 @@ def _get_linear(name: str, denoiser: nn.Module, text_encoder: nn.Module | None) 
     if name.startswith(TEXT_ENCODER_PREFIX):
         if text_encoder is None:
             raise ValueError(f"layer {name!r} is in the text encoder, but no text encoder was given")
-        mod = text_encoder.get_submodule(name[len(TEXT_ENCODER_PREFIX):])
+        mod = text_encoder.get_submodule(name[len(TEXT_ENCODER_PREFIX) :])
     else:
         mod = denoiser.get_submodule(name)
     if not isinstance(mod, nn.Linear):
@@ -365,7 +369,10 @@ def _text_rows(backbone: Any, seq: int, text_len: int) -> slice:
 
 @torch.no_grad()
 def collect_token_activations(
-    backbone: Any, prompts: Sequence[str], layers: Sequence[str], config: RefusalVectorConfig | None = None,
+    backbone: Any,
+    prompts: Sequence[str],
+    layers: Sequence[str],
+    config: RefusalVectorConfig | None = None,
     progress: bool = False,
 ) -> dict[str, Tensor]:
     """Outputs of each layer on the text tokens: ``{layer: float32 [len(prompts), L, D]}`` on the CPU.
@@ -395,8 +402,11 @@ def collect_token_activations(
             handles = []
             for n in te_layers:
                 mod = _get_linear(n, backbone.denoiser, backbone.text_encoder)
-                handles.append(mod.register_forward_hook(
-                    lambda m, a, o, n=n: got.setdefault(n, _as_tokens(_per_prompt(o.detach(), b)).float().cpu())))
+                handles.append(
+                    mod.register_forward_hook(
+                        lambda m, a, o, n=n: got.setdefault(n, _as_tokens(_per_prompt(o.detach(), b)).float().cpu())
+                    )
+                )
             try:
                 backbone._encode(batch)
             finally:
@@ -471,8 +481,9 @@ def reduce_tokens(acts: Tensor, mode: TokenReduce = "mean", mask: Tensor | None 
     return (acts * w).sum(1) / w.sum(1)
 
 
-def _token_masks(backbone: Any, prompts: Sequence[str], words: Sequence[Sequence[str]] | None,
-                 mode: TokenReduce, text_len: int) -> Tensor | None:
+def _token_masks(
+    backbone: Any, prompts: Sequence[str], words: Sequence[Sequence[str]] | None, mode: TokenReduce, text_len: int
+) -> Tensor | None:
     if mode == "concept":
         if words is None:
             raise ValueError("token_reduce='concept' needs the concept words of every prompt (argument `words`)")
@@ -512,8 +523,15 @@ def collect_activations(
     return out
 
 
-def _layer_reduction(backbone: Any, prompts: Sequence[str], words: Sequence[Sequence[str]] | None, mode: TokenReduce,
-                     length: int, masks: dict[int, Tensor | None], name: str) -> tuple[TokenReduce, Tensor | None]:
+def _layer_reduction(
+    backbone: Any,
+    prompts: Sequence[str],
+    words: Sequence[Sequence[str]] | None,
+    mode: TokenReduce,
+    length: int,
+    masks: dict[int, Tensor | None],
+    name: str,
+) -> tuple[TokenReduce, Tensor | None]:
     """The token reduction and mask of a layer with ``length`` text positions (``masks``: cache by length).
     A pooled path (one position: a vector per prompt) has no tokens to choose: its one sample is used."""
     if length == 1:
@@ -569,8 +587,9 @@ def _sym_eig(a: Tensor, b: Tensor, ca: float, cb: float) -> tuple[Tensor, Tensor
     return evals[order], evecs[:, order]
 
 
-def contrastive_directions(unsafe: Tensor, safe: Tensor, cpca_weight: float = 1.0,
-                           center: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def contrastive_directions(
+    unsafe: Tensor, safe: Tensor, cpca_weight: float = 1.0, center: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Eigenvalues (descending) and eigenvectors (columns) of ``M(unsafe) − w·Cov(safe)``.
 
     ``M(unsafe)`` is the unsafe covariance (``center=None``) or the unsafe second moment about ``center``.
@@ -602,7 +621,9 @@ def refusal_basis(
     can come back).
     """
     if unsafe_acts.dim() != 2 or safe_acts.dim() != 2 or unsafe_acts.shape[1] != safe_acts.shape[1]:
-        raise ValueError(f"activations must be [N, D] with equal D; got {tuple(unsafe_acts.shape)} and {tuple(safe_acts.shape)}")
+        raise ValueError(
+            f"activations must be [N, D] with equal D; got {tuple(unsafe_acts.shape)} and {tuple(safe_acts.shape)}"
+        )
     u = unsafe_acts.to(torch.float64)
     s = safe_acts.to(torch.float64)
     diff = u.mean(0) - s.mean(0)
@@ -640,7 +661,9 @@ def combine_bases(bases: Sequence[Tensor], tol: float = 1e-6) -> Tensor:
     return orthonormalize(torch.cat([b.to(torch.float64) for b in bases], 1), tol)
 
 
-def project_out(weight: Tensor, bias: Tensor | None, basis: Tensor, strength: float = 1.0) -> tuple[Tensor, Tensor | None]:
+def project_out(
+    weight: Tensor, bias: Tensor | None, basis: Tensor, strength: float = 1.0
+) -> tuple[Tensor, Tensor | None]:
     """The closed-form edit of a Linear layer ``y = Wx + b`` (``weight`` ``[D_out, D_in]``, ``basis``
     ``[D_out, k]`` orthonormal): ``W' = (I − s·UUᵀ)W``, ``b' = (I − s·UUᵀ)b``, computed in float64 and
     returned in the weight's dtype. Deterministic: the same inputs give the same bits."""
@@ -678,7 +701,9 @@ def _resolve_targets(target: Any, text_encoder: nn.Module | None = None) -> tupl
             return getattr(target, attr), text_encoder or getattr(target, "text_encoder", None), None
     if isinstance(target, nn.Module):
         return target, text_encoder, None
-    raise TypeError(f"cannot apply a refusal edit to a {type(target).__name__}; give a backbone, a pipeline or a denoiser")
+    raise TypeError(
+        f"cannot apply a refusal edit to a {type(target).__name__}; give a backbone, a pipeline or a denoiser"
+    )
 
 
 @dataclasses.dataclass
@@ -724,8 +749,9 @@ class RefusalEdit:
         db = None if b is None else -self.strength * (u @ (u.T @ b.to(torch.float64)))
         return dw, db
 
-    def apply_to(self, target: Any, *, text_encoder: nn.Module | None = None, check: bool = True,
-                 keep_originals: bool = False) -> RefusalEdit:
+    def apply_to(
+        self, target: Any, *, text_encoder: nn.Module | None = None, check: bool = True, keep_originals: bool = False
+    ) -> RefusalEdit:
         """Edit ``target`` in place (a backbone, a diffusers pipeline or its transformer/UNet).
 
         With ``check`` the layers' weights must match the ones the edit was computed on (digest recorded at
@@ -740,7 +766,9 @@ class RefusalEdit:
         other_dtype = []
         for n, mod in mods.items():
             if mod.weight.shape[0] != self.bases[n].shape[0]:
-                raise ValueError(f"layer {n!r} has {mod.weight.shape[0]} outputs, the delta's basis {self.bases[n].shape[0]}")
+                raise ValueError(
+                    f"layer {n!r} has {mod.weight.shape[0]} outputs, the delta's basis {self.bases[n].shape[0]}"
+                )
             rec = self.digests.get(n, {})
             if not check or not rec.get("before"):
                 continue
@@ -757,18 +785,27 @@ class RefusalEdit:
             warnings.warn(
                 f"the refusal edit was computed on {self.digests[other_dtype[0]]['dtype']} weights and is applied to "
                 f"{mods[other_dtype[0]].weight.dtype} ones ({len(other_dtype)} layers): same subspace, weights not "
-                "checked against the recorded digests", RuntimeWarning, stacklevel=2)
+                "checked against the recorded digests",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         for n, mod in mods.items():
             if keep_originals:
-                self.originals[n] = (mod.weight.detach().cpu().clone(), None if mod.bias is None else mod.bias.detach().cpu().clone())
+                self.originals[n] = (
+                    mod.weight.detach().cpu().clone(),
+                    None if mod.bias is None else mod.bias.detach().cpu().clone(),
+                )
             new_w, new_b = project_out(mod.weight, mod.bias, self.bases[n], self.strength)
             with torch.no_grad():
                 mod.weight.copy_(new_w)
                 if mod.bias is not None and new_b is not None:
                     mod.bias.copy_(new_b)
             if n in checked and self.digests[n].get("after") and _linear_digest(mod) != self.digests[n]["after"]:
-                warnings.warn(f"layer {n!r}: the re-applied edit differs in the last bits from the recorded one",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"layer {n!r}: the re-applied edit differs in the last bits from the recorded one",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         if backbone is not None and self.touches_text_encoder:
             backbone._prompt_cache.clear()
         self.applied = True
@@ -818,10 +855,22 @@ class RefusalEdit:
     def summary(self) -> dict[str, Any]:
         """JSON-ready description (no tensors)."""
         return {
-            "format": DELTA_FORMAT, "backbone": self.backbone, "source": self.source, "concepts": self.concepts,
-            "strength": self.strength, "config": self.config, "pairs": self.pairs, "timings_s": self.timings,
-            "layers": {n: {"shape": list(self.bases[n].shape), **self.stats.get(n, {}), **({"digest": self.digests[n]} if n in self.digests else {})}
-                       for n in self.bases},
+            "format": DELTA_FORMAT,
+            "backbone": self.backbone,
+            "source": self.source,
+            "concepts": self.concepts,
+            "strength": self.strength,
+            "config": self.config,
+            "pairs": self.pairs,
+            "timings_s": self.timings,
+            "layers": {
+                n: {
+                    "shape": list(self.bases[n].shape),
+                    **self.stats.get(n, {}),
+                    **({"digest": self.digests[n]} if n in self.digests else {}),
+                }
+                for n in self.bases
+            },
         }
 
     def save_delta(self, path: str | os.PathLike) -> Path:
@@ -844,14 +893,17 @@ def load_delta(path: str | os.PathLike) -> RefusalEdit:
     from safetensors import safe_open
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"refusal delta {str(path)!r} does not exist (or is a folder without "
-                                "refusal_delta.safetensors). Fix: give the file written by RefusalVectorUnlearning")
+        raise FileNotFoundError(
+            f"refusal delta {str(path)!r} does not exist (or is a folder without "
+            "refusal_delta.safetensors). Fix: give the file written by RefusalVectorUnlearning"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("format") != DELTA_FORMAT:
-                raise ValueError(f"{path}: not a refusal delta file (format {meta.get('format')!r}, expected "
-                                 f"{DELTA_FORMAT!r})")
+                raise ValueError(
+                    f"{path}: not a refusal delta file (format {meta.get('format')!r}, expected {DELTA_FORMAT!r})"
+                )
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         s = json.loads(meta["summary"])
         missing = [n for n in s["layers"] if n not in tensors]
@@ -860,8 +912,10 @@ def load_delta(path: str | os.PathLike) -> RefusalEdit:
     except ValueError:
         raise
     except Exception as e:  # noqa: BLE001 - any reading failure is a damaged file for the user
-        raise ValueError(f"{path}: cannot read the refusal delta ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
-                         "the file is truncated or corrupt. Fix: export the edit again") from None
+        raise ValueError(
+            f"{path}: cannot read the refusal delta ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
+            "the file is truncated or corrupt. Fix: export the edit again"
+        ) from None
     bases = {n: tensors[n] for n in s["layers"]}
     concept_bases: dict[str, dict[str, Tensor]] = {}
     for k, v in tensors.items():
@@ -869,8 +923,14 @@ def load_delta(path: str | os.PathLike) -> RefusalEdit:
             c, n = k.split("::", 1)
             concept_bases.setdefault(c, {})[n] = v
     return RefusalEdit(
-        bases=bases, strength=float(s["strength"]), concepts=list(s.get("concepts", [])), concept_bases=concept_bases,
-        config=s.get("config", {}), pairs=s.get("pairs", []), backbone=s.get("backbone", ""), source=s.get("source", ""),
+        bases=bases,
+        strength=float(s["strength"]),
+        concepts=list(s.get("concepts", [])),
+        concept_bases=concept_bases,
+        config=s.get("config", {}),
+        pairs=s.get("pairs", []),
+        backbone=s.get("backbone", ""),
+        source=s.get("source", ""),
         timings=s.get("timings_s", {}),
         stats={n: {k: v for k, v in d.items() if k not in ("shape", "digest")} for n, d in s["layers"].items()},
         digests={n: d["digest"] for n, d in s["layers"].items() if "digest" in d},
@@ -881,7 +941,10 @@ def _pairs_by_concept(pairs: Any, config: RefusalVectorConfig) -> dict[str, list
     if isinstance(pairs, str):  # a concept name: generate
         return {pairs: make_pairs(pairs, config.num_pairs)}
     if isinstance(pairs, Mapping):
-        return {str(c): (make_pairs(str(c), config.num_pairs) if p is None else as_pairs(p, str(c))) for c, p in pairs.items()}
+        return {
+            str(c): (make_pairs(str(c), config.num_pairs) if p is None else as_pairs(p, str(c)))
+            for c, p in pairs.items()
+        }
     items = as_pairs(pairs)
     out: dict[str, list[PromptPair]] = {}
     for p in items:
@@ -907,7 +970,7 @@ def apply_refusal_edit(
     """Compute the refusal subspaces of one or more concepts and remove them from ``backbone`` in place.
 
     Args:
-        backbone: a :class:`backbones.base.VideoBackbone`.
+        backbone: a :class:`unlearn.backbones.base.VideoBackbone`.
         pairs: a concept name (pairs generated with :func:`make_pairs`), a list of pairs (PromptPair,
             dicts or ``(unsafe, safe)`` tuples; grouped by their ``concept`` field), or
             ``{concept: pairs-or-None}`` for several concepts removed in one edit.
@@ -932,7 +995,9 @@ def apply_refusal_edit(
     masks: dict[int, Tensor | None] = {}
     for n, a in acts.items():
         mode, m = _layer_reduction(backbone, prompts, words, config.token_reduce, a.shape[1], masks, n)
-        per_prompt = [reduce_tokens(a[i : i + 1], mode, None if m is None else m[i : i + 1]) for i in range(len(prompts))]
+        per_prompt = [
+            reduce_tokens(a[i : i + 1], mode, None if m is None else m[i : i + 1]) for i in range(len(prompts))
+        ]
         samples[n] = per_prompt
     _sync(backbone.device)
     t1 = time.perf_counter()
@@ -946,23 +1011,33 @@ def apply_refusal_edit(
         for n in layers:
             un = torch.cat([samples[n][i] for i in idx[0::2]])
             sa = torch.cat([samples[n][i] for i in idx[1::2]])
-            basis, info = refusal_basis(un, sa, config.rank, config.cpca_weight, config.basis, config.eig_tol, return_info=True)
+            basis, info = refusal_basis(
+                un, sa, config.rank, config.cpca_weight, config.basis, config.eig_tol, return_info=True
+            )
             concept_bases[c][n] = basis
             stats[n][c] = info
     bases = {}
     for n in layers:
         per = [concept_bases[c][n] for c in groups if concept_bases[c][n].numel()]
         if not per:
-            warnings.warn(f"layer {n!r}: the pairs give no direction (identical activations); the layer is not edited",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"layer {n!r}: the pairs give no direction (identical activations); the layer is not edited",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             continue
         bases[n] = per[0] if len(per) == 1 else combine_bases(per, config.eig_tol)
         stats[n]["combined_rank"] = bases[n].shape[1]
     t2 = time.perf_counter()
     edit = RefusalEdit(
-        bases=bases, strength=config.strength, concepts=list(groups), concept_bases=concept_bases,
-        config=config.to_dict(), pairs=[p.to_dict() for ps in groups.values() for p in ps],
-        backbone=getattr(backbone, "registry_name", "") or backbone.name, source=str(getattr(backbone, "source", "")),
+        bases=bases,
+        strength=config.strength,
+        concepts=list(groups),
+        concept_bases=concept_bases,
+        config=config.to_dict(),
+        pairs=[p.to_dict() for ps in groups.values() for p in ps],
+        backbone=getattr(backbone, "registry_name", "") or backbone.name,
+        source=str(getattr(backbone, "source", "")),
         stats=stats,
     )
     before = {}
@@ -973,8 +1048,9 @@ def apply_refusal_edit(
     t3 = time.perf_counter()
     if digests:
         mods = {n: _get_linear(n, backbone.denoiser, backbone.text_encoder) for n in bases}
-        edit.digests = {n: {"before": before[n], "after": _linear_digest(m), "dtype": str(m.weight.dtype)}
-                        for n, m in mods.items()}
+        edit.digests = {
+            n: {"before": before[n], "after": _linear_digest(m), "dtype": str(m.weight.dtype)} for n, m in mods.items()
+        }
     edit.timings = {"collect": t1 - t0, "basis": t2 - t1, "apply": t3 - t2, "total": t3 - t0}
     return edit
 
@@ -985,8 +1061,9 @@ def denoiser_subfolder(denoiser: nn.Module) -> str:
     return "unet" if "unet" in type(denoiser).__name__.lower() else "transformer"
 
 
-def save_edited_model(backbone: Any, folder: str | os.PathLike, edit: RefusalEdit | None = None,
-                      full_pipeline: bool = False) -> Path:
+def save_edited_model(
+    backbone: Any, folder: str | os.PathLike, edit: RefusalEdit | None = None, full_pipeline: bool = False
+) -> Path:
     """Save the edited model as stock diffusers/transformers folders.
 
     Writes ``<folder>/transformer`` (or ``unet``) with ``save_pretrained(safe_serialization=True)``, plus
@@ -1010,4 +1087,3 @@ def save_edited_model(backbone: Any, folder: str | os.PathLike, edit: RefusalEdi
             edit.save_delta(tmp / "refusal_delta.safetensors")
             (tmp / "refusal_edit.json").write_text(json.dumps(edit.summary(), indent=2, sort_keys=True))
     return folder
-

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from backbones import build_backbone, check_pretrained
+from unlearn.backbones import build_backbone, check_pretrained
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import atomic_entries, require_finished
 
@@ -34,8 +34,8 @@ from .edit import (
     RefusalEdit,
     RefusalVectorConfig,
     apply_refusal_edit,
-    save_edited_model,
     load_delta,
+    save_edited_model,
 )
 from .pairs import PromptPair, as_pairs, load_pairs, make_pairs, toyworld_pairs
 
@@ -115,8 +115,14 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         self.num_pairs = num_pairs
         self._groups = self._build(pairs, pairs_file, concept_text, substitute, templates)
 
-    def _build(self, pairs: list[Any] | None, pairs_file: str | None, concept_text: str | None,
-               substitute: str | None, templates: str | list[str] | None) -> dict[str, list[PromptPair]]:
+    def _build(
+        self,
+        pairs: list[Any] | None,
+        pairs_file: str | None,
+        concept_text: str | None,
+        substitute: str | None,
+        templates: str | list[str] | None,
+    ) -> dict[str, list[PromptPair]]:
         default = self.concepts[0]
         given: list[PromptPair] = []
         if pairs_file:
@@ -130,8 +136,13 @@ class RefusalPairsDataModule(pl.LightningDataModule):
             if c not in groups and self.source == "toyworld":
                 groups[c] = toyworld_pairs(c, self.num_pairs, self.seed, substitute or "neighbours")
             elif c not in groups:
-                groups[c] = make_pairs(c, self.num_pairs, concept_text=concept_text if len(self.concepts) == 1 else None,
-                                       substitute=substitute, templates=templates)
+                groups[c] = make_pairs(
+                    c,
+                    self.num_pairs,
+                    concept_text=concept_text if len(self.concepts) == 1 else None,
+                    substitute=substitute,
+                    templates=templates,
+                )
         return {c: ps[: self.num_pairs] for c, ps in groups.items()}
 
     def pairs_by_concept(self) -> dict[str, list[PromptPair]]:
@@ -151,7 +162,7 @@ class RefusalVectorUnlearning(pl.LightningModule):
     ``save_model``) the edited denoiser as a stock diffusers folder.
 
     Args:
-        backbone: registry name (``backbones.available_backbones()``), e.g. "zeroscope".
+        backbone: registry name (``unlearn.backbones.available_backbones()``), e.g. "zeroscope".
         pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
         tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
         torch_dtype: dtype of the backbone ("bfloat16", "float16", "float32").
@@ -199,31 +210,45 @@ class RefusalVectorUnlearning(pl.LightningModule):
         super().__init__()
         check_int("model.rank", rank, low=1)
         check_range("model.cpca_weight", cpca_weight, low=0)
-        check_range("model.strength", strength, low=0, open_low=True,
-                    fix="1 removes the refusal subspace fully; 0 would leave the model unchanged")
+        check_range(
+            "model.strength",
+            strength,
+            low=0,
+            open_low=True,
+            fix="1 removes the refusal subspace fully; 0 would leave the model unchanged",
+        )
         check_int("model.batch_size", batch_size, low=1)
         check_int("model.probe_timestep", probe_timestep, low=0, optional=True)
-        if probe_size is not None and (len(probe_size) != 3 or any(isinstance(v, bool) or not isinstance(v, int)
-                                                                   or v < 1 for v in probe_size)):
+        if probe_size is not None and (
+            len(probe_size) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in probe_size)
+        ):
             raise InputError(f"model.probe_size must be [num_frames, height, width], each >= 1; got {probe_size!r}")
         if output_dir and Path(output_dir).expanduser().is_file():
             raise InputError(f"model.output_dir {output_dir!r} is a file; give a folder")
         if delta_file:
-            require_finished(delta_file, "model.delta_file", allow_unfinished_delta,
-                             flag="model.allow_unfinished_delta=true")
+            require_finished(
+                delta_file, "model.delta_file", allow_unfinished_delta, flag="model.allow_unfinished_delta=true"
+            )
             load_delta(delta_file)  # a missing or damaged file fails now, before the backbone is loaded
         # both are on purpose here: the edit is closed-form, there is nothing to optimise
         warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`.*")
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
         self.save_hyperparameters()
         self.refusal_config = RefusalVectorConfig(
-            layers=layers, rank=rank, cpca_weight=cpca_weight, strength=strength, token_reduce=token_reduce,  # type: ignore[arg-type]
-            basis=basis, probe_size=tuple(probe_size) if probe_size else None,  # type: ignore[arg-type]
-            probe_timestep=probe_timestep, batch_size=batch_size,
+            layers=layers,
+            rank=rank,
+            cpca_weight=cpca_weight,
+            strength=strength,
+            token_reduce=token_reduce,  # type: ignore[arg-type]
+            basis=basis,
+            probe_size=tuple(probe_size) if probe_size else None,  # type: ignore[arg-type]
+            probe_timestep=probe_timestep,
+            batch_size=batch_size,
         )
         check_pretrained(backbone, pretrained)
-        self.backbone = build_backbone(backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype,
-                                       **(backbone_kwargs or {}))
+        self.backbone = build_backbone(
+            backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
+        )
         self.edit: RefusalEdit | None = None
         #: adapter-controller look-alike: ``controller.disabled()`` = the original model
         self.controller = EditSwitch(self)
@@ -245,8 +270,9 @@ class RefusalVectorUnlearning(pl.LightningModule):
                 "RefusalVectorUnlearning needs the prompt pairs: use data.class_path: "
                 "unlearn.methods.refusal.RefusalPairsDataModule (or give model.delta_file)."
             )
-        self.edit = apply_refusal_edit(self.backbone, dm.pairs_by_concept(), self.refusal_config,
-                                       progress=self.trainer.is_global_zero)
+        self.edit = apply_refusal_edit(
+            self.backbone, dm.pairs_by_concept(), self.refusal_config, progress=self.trainer.is_global_zero
+        )
         return self.edit
 
     def on_fit_start(self) -> None:

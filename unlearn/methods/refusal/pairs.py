@@ -57,7 +57,9 @@ class PromptPair:
 
     def __post_init__(self) -> None:
         if not self.unsafe.strip() or not self.safe.strip():
-            raise ValueError(f"a prompt pair needs two non-empty prompts; got unsafe={self.unsafe!r}, safe={self.safe!r}")
+            raise ValueError(
+                f"a prompt pair needs two non-empty prompts; got unsafe={self.unsafe!r}, safe={self.safe!r}"
+            )
         if not self.unsafe_words:
             u, s = differing_words(self.unsafe, self.safe)
             object.__setattr__(self, "unsafe_words", tuple(u))
@@ -67,8 +69,13 @@ class PromptPair:
         object.__setattr__(self, "safe_words", tuple(self.safe_words))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"unsafe": self.unsafe, "safe": self.safe, "concept": self.concept,
-                "unsafe_words": list(self.unsafe_words), "safe_words": list(self.safe_words)}
+        return {
+            "unsafe": self.unsafe,
+            "safe": self.safe,
+            "concept": self.concept,
+            "unsafe_words": list(self.unsafe_words),
+            "safe_words": list(self.safe_words),
+        }
 
 
 _WORD = re.compile(r"[\w'-]+")
@@ -168,13 +175,17 @@ def make_pairs(
     """
     if not concept or not concept.strip():
         raise ValueError("make_pairs needs a concept name, e.g. 'nudity'")
-    preset = CONCEPT_PRESETS.get(concept.strip().lower(), {"text": concept.strip(), "substitute": "object", "templates": "object"})
+    preset = CONCEPT_PRESETS.get(
+        concept.strip().lower(), {"text": concept.strip(), "substitute": "object", "templates": "object"}
+    )
     text = concept_text if concept_text is not None else preset["text"]
     sub = substitute if substitute is not None else preset["substitute"]
     tmpl: Sequence[str] | str = templates if templates is not None else preset["templates"]
     if isinstance(tmpl, str):
         if tmpl not in PAIR_TEMPLATES:
-            raise ValueError(f"unknown template set {tmpl!r}; known: {sorted(PAIR_TEMPLATES)} (or give a list of templates with '{{}}')")
+            raise ValueError(
+                f"unknown template set {tmpl!r}; known: {sorted(PAIR_TEMPLATES)} (or give a list of templates with '{{}}')"
+            )
         tmpl = PAIR_TEMPLATES[tmpl]
     bad = [t for t in tmpl if t.count("{}") != 1]
     if bad:
@@ -184,7 +195,9 @@ def make_pairs(
     if num_pairs > len(tmpl):
         raise ValueError(f"asked for {num_pairs} pairs but only {len(tmpl)} templates exist; pass more templates")
     if text.strip().lower() == sub.strip().lower():
-        raise ValueError(f"the concept text {text!r} and its substitute {sub!r} are the same; the pairs would not differ")
+        raise ValueError(
+            f"the concept text {text!r} and its substitute {sub!r} are the same; the pairs would not differ"
+        )
     return [
         PromptPair(_fill(t, text), _fill(t, sub), concept, (text,), (sub,) if sub.strip() else ())
         for t in tmpl[:num_pairs]
@@ -203,14 +216,19 @@ def _pair_from_row(row: Any, where: str, default_concept: str) -> PromptPair:
     if isinstance(row, (list, tuple)) and len(row) == 2:
         row = {"unsafe": row[0], "safe": row[1]}
     if not isinstance(row, Mapping):
-        raise PairFileError(f"{where}: a pair must be an object with 'unsafe' and 'safe' (or a 2-item list); got {row!r}")
+        raise PairFileError(
+            f"{where}: a pair must be an object with 'unsafe' and 'safe' (or a 2-item list); got {row!r}"
+        )
     missing = [k for k in ("unsafe", "safe") if not str(row.get(k) or "").strip()]
     if missing:
         raise PairFileError(f"{where}: missing or empty {missing}; every pair needs an 'unsafe' and a 'safe' prompt")
     try:
         return PromptPair(
-            str(row["unsafe"]).strip(), str(row["safe"]).strip(), str(row.get("concept") or default_concept),
-            _words(row.get("unsafe_words")), _words(row.get("safe_words")),
+            str(row["unsafe"]).strip(),
+            str(row["safe"]).strip(),
+            str(row.get("concept") or default_concept),
+            _words(row.get("unsafe_words")),
+            _words(row.get("safe_words")),
         )
     except ValueError as err:
         raise PairFileError(f"{where}: {err}") from err
@@ -242,7 +260,9 @@ def load_pairs(path: str | Path, concept: str = "", num_pairs: int | None = None
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "unsafe" not in fields or "safe" not in fields:
-            raise PairFileError(f"{path}: the header row must name 'unsafe' and 'safe' columns; found {reader.fieldnames}")
+            raise PairFileError(
+                f"{path}: the header row must name 'unsafe' and 'safe' columns; found {reader.fieldnames}"
+            )
         for i, r in enumerate(reader):
             rows.append((f"{path}:{i + 2}", {k.strip().lower(): v for k, v in r.items() if k is not None}))
     elif suffix == ".jsonl":
@@ -283,8 +303,9 @@ def load_pairs(path: str | Path, concept: str = "", num_pairs: int | None = None
     return pairs
 
 
-def toyworld_pairs(concept: str = "red ring", num_pairs: int = 5, seed: int = 0,
-                   substitute: str = "neighbours", style: str = "rich") -> list[PromptPair]:
+def toyworld_pairs(
+    concept: str = "red ring", num_pairs: int = 5, seed: int = 0, substitute: str = "neighbours", style: str = "rich"
+) -> list[PromptPair]:
     """Pairs from the toy world's grammar (``unlearn.toyworld``): TRAIN-split prompts of ``concept`` and the
     same prompts with the concept's words replaced (held-out templates are never used).
 

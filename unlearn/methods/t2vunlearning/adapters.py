@@ -132,4 +132,3 @@ class AdapterController(nn.Module):
         maps = [self.concept_maps[i] for i in sorted(self.concept_maps)]
         self.token_squares, self.concept_maps = {}, {}
         return squares, maps
-

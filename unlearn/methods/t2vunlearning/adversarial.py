@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from backbones import PromptEmbedding
+from unlearn.backbones import PromptEmbedding
 
 
 def optimise_embedding(

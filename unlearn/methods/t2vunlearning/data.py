@@ -24,8 +24,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from backbones import PromptEmbedding
+from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_choice, check_int, check_range
+from unlearn.prompts import PromptSuite, find_concept_words
+from unlearn.prompts.augment import TemplateSource
 from unlearn.toyworld.grammar import (
     COLOURS,
     SHAPES,
@@ -36,8 +38,6 @@ from unlearn.toyworld.grammar import (
     prompts_for_concept,
     synonym_phrases,
 )
-from unlearn.prompts import PromptSuite, find_concept_words
-from unlearn.prompts.augment import TemplateSource
 
 from .pseudo_data import (
     PseudoTrajectoryCache,
@@ -65,8 +65,7 @@ def load_prompt_file(path: str, concept: str, synonyms: Sequence[str]) -> list[T
     out = []
     for i, rec in enumerate(suite.records):
         words = list(rec.concept_words or []) or [concept, *synonyms]
-        out.append(TrainingPrompt(rec.prompt, words, int(rec.seed) if rec.seed is not None else i,
-                                  rec.concept or ""))
+        out.append(TrainingPrompt(rec.prompt, words, int(rec.seed) if rec.seed is not None else i, rec.concept or ""))
     return out
 
 
@@ -74,8 +73,10 @@ def concept_list(concept: str | Sequence[str]) -> list[str]:
     """``data.concept`` as a list (one concept or several erased together); one clear error when empty."""
     concepts = [concept] if isinstance(concept, str) else list(concept or [])
     if not concepts or any(not str(c).strip() for c in concepts):
-        raise InputError(f"data.concept is empty ({concept!r}): name the concept to erase, e.g. --data.concept nudity, "
-                         "or list several: --data.concept '[red ring, blue square]'")
+        raise InputError(
+            f"data.concept is empty ({concept!r}): name the concept to erase, e.g. --data.concept nudity, "
+            "or list several: --data.concept '[red ring, blue square]'"
+        )
     if len({str(c).casefold() for c in concepts}) != len(concepts):
         raise InputError(f"data.concept lists a concept twice: {concepts}")
     return [str(c) for c in concepts]
@@ -83,8 +84,11 @@ def concept_list(concept: str | Sequence[str]) -> list[str]:
 
 def word_in(words: Sequence[str], prompt: str) -> bool:
     """Whether any of ``words`` occurs in ``prompt`` as whole words (case-insensitive)."""
-    return any(re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, w.split())) + r"(?!\w)", prompt, re.IGNORECASE)
-               for w in words if w.strip())
+    return any(
+        re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, w.split())) + r"(?!\w)", prompt, re.IGNORECASE)
+        for w in words
+        if w.strip()
+    )
 
 
 class CachedTrajectoryDataset(Dataset):
@@ -133,8 +137,15 @@ class RegenerationDataset(Dataset):
     :meth:`set_epoch`, which :class:`T2VUnlearning` calls at the start of every training epoch.
     """
 
-    def __init__(self, prompts: Sequence[TrainingPrompt], concept_tokens: Sequence[Tensor | None],
-                 preserve: Sequence[TrainingPrompt], steps: Sequence[int], samples_per_epoch: int, seed: int) -> None:
+    def __init__(
+        self,
+        prompts: Sequence[TrainingPrompt],
+        concept_tokens: Sequence[Tensor | None],
+        preserve: Sequence[TrainingPrompt],
+        steps: Sequence[int],
+        samples_per_epoch: int,
+        seed: int,
+    ) -> None:
         self.prompts, self.concept_tokens, self.preserve = list(prompts), list(concept_tokens), list(preserve)
         self.steps, self.n, self.seed = list(steps), samples_per_epoch, seed
         self.epoch = 0
@@ -148,7 +159,11 @@ class RegenerationDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         rng = random.Random(f"regeneration:{self.seed}:{self.epoch}:{i}")  # str seeds hash the same in every process
         p = rng.randrange(len(self.prompts))
-        item: dict[str, Any] = {"regen_prompt_index": p, "regen_seed": rng.randrange(2**31), "regen_step": rng.choice(self.steps)}
+        item: dict[str, Any] = {
+            "regen_prompt_index": p,
+            "regen_seed": rng.randrange(2**31),
+            "regen_step": rng.choice(self.steps),
+        }
         if self.concept_tokens[p] is not None:
             item["concept_tokens"] = self.concept_tokens[p]
         if self.preserve:
@@ -231,16 +246,27 @@ class ConceptDataModule(pl.LightningDataModule):
         self.concepts = concept_list(concept)
         check_int("data.num_prompts", num_prompts, low=1, optional=True)
         check_int("data.augment", augment, low=0)
-        check_int("data.seeds_per_prompt", seeds_per_prompt, low=1,
-                  fix="It is the number of trajectories (seeds) per training prompt")
-        for key, value in (("num_frames", num_frames), ("height", height), ("width", width),
-                           ("num_inference_steps", num_inference_steps)):
+        check_int(
+            "data.seeds_per_prompt",
+            seeds_per_prompt,
+            low=1,
+            fix="It is the number of trajectories (seeds) per training prompt",
+        )
+        for key, value in (
+            ("num_frames", num_frames),
+            ("height", height),
+            ("width", width),
+            ("num_inference_steps", num_inference_steps),
+        ):
             check_int(f"data.{key}", value, low=1, optional=True, fix="Leave it unset for the backbone's default")
         check_range("data.guidance_scale", guidance_scale, low=0, optional=True)
-        if record_steps is not None and (not record_steps or any(isinstance(i, bool) or not isinstance(i, int) or i < 0
-                                                                 for i in record_steps)):
-            raise InputError(f"data.record_steps must list sampler step indices >= 0 (or be null for every step); "
-                             f"got {record_steps!r}")
+        if record_steps is not None and (
+            not record_steps or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in record_steps)
+        ):
+            raise InputError(
+                f"data.record_steps must list sampler step indices >= 0 (or be null for every step); "
+                f"got {record_steps!r}"
+            )
         check_choice("data.loss_condition", loss_condition, ("prompt", "concept"))
         check_int("data.generation_batch_size", generation_batch_size, low=1)
         check_int("data.regeneration_samples_per_epoch", regeneration_samples_per_epoch, low=1)
@@ -253,7 +279,9 @@ class ConceptDataModule(pl.LightningDataModule):
         if isinstance(concept_synonyms, dict):
             unknown = sorted(set(concept_synonyms) - set(self.concepts))
             if unknown:
-                raise ValueError(f"data.concept_synonyms names {unknown}, which are not in data.concept {self.concepts}")
+                raise ValueError(
+                    f"data.concept_synonyms names {unknown}, which are not in data.concept {self.concepts}"
+                )
             self.synonyms_of = {c: list(concept_synonyms.get(c) or []) for c in self.concepts}
         elif concept_synonyms and len(self.concepts) > 1:
             raise ValueError("with several concepts, give data.concept_synonyms per concept: {concept: [words]}")
@@ -300,7 +328,8 @@ class ConceptDataModule(pl.LightningDataModule):
             f"{len(missing)} training prompt(s) do not mention the concept {self.concept!r} (looked for "
             f"{words}), e.g. {shown}. Every training prompt must express the concept, whatever model.alpha is. "
             "Fix: correct those prompts, list the words they use in data.concept_synonyms (or the prompt file's "
-            "concept_words), or set data.allow_prompts_without_concept=true to train on them anyway")
+            "concept_words), or set data.allow_prompts_without_concept=true to train on them anyway"
+        )
 
     def setup(self, stage: str) -> None:
         """Check the pseudo-data settings against the model's backbone before any trajectory is made."""
@@ -312,10 +341,16 @@ class ConceptDataModule(pl.LightningDataModule):
         try:
             settings.steps()
         except ValueError as e:
-            raise InputError(f"data.record_steps: {e} (data.num_inference_steps={settings.num_inference_steps})") from None
+            raise InputError(
+                f"data.record_steps: {e} (data.num_inference_steps={settings.num_inference_steps})"
+            ) from None
         try:
-            backbone.check_video_size(settings.num_frames, settings.height, settings.width,
-                                      keys=("data.num_frames", "data.height", "data.width"))
+            backbone.check_video_size(
+                settings.num_frames,
+                settings.height,
+                settings.width,
+                keys=("data.num_frames", "data.height", "data.width"),
+            )
         except ValueError as e:
             raise InputError(str(e)) from None
 
@@ -333,12 +368,16 @@ class ConceptDataModule(pl.LightningDataModule):
             return ""
         if given:
             if given not in self.concepts:
-                raise ValueError(f"training prompt {prompt!r} is labelled {given!r}, not one of data.concept {self.concepts}")
+                raise ValueError(
+                    f"training prompt {prompt!r} is labelled {given!r}, not one of data.concept {self.concepts}"
+                )
             return given
         owners = [c for c in self.concepts if word_in(self.concept_words(c), prompt)]
         if not owners:
-            raise ValueError(f"training prompt {prompt!r} names none of the concepts {self.concepts}. Fix: give each "
-                             "prompt a `concept` field in the prompt file, or name the concept (or a synonym) in it")
+            raise ValueError(
+                f"training prompt {prompt!r} names none of the concepts {self.concepts}. Fix: give each "
+                "prompt a `concept` field in the prompt file, or name the concept (or a synonym) in it"
+            )
         return owners[0]
 
     def _training_prompts(self) -> list[TrainingPrompt]:
@@ -348,7 +387,11 @@ class ConceptDataModule(pl.LightningDataModule):
             for p in load_prompt_file(self.prompt_file, first, self.synonyms_of[first]):
                 owner = self._owner(p.prompt, p.concept)
                 # a record without its own concept_words got the first concept's: give it its owner's instead
-                words = self.concept_words(owner) if owner and p.concept_words == self.concept_words(first) else p.concept_words
+                words = (
+                    self.concept_words(owner)
+                    if owner and p.concept_words == self.concept_words(first)
+                    else p.concept_words
+                )
                 prompts.append(dataclasses.replace(p, concept=owner, concept_words=words))
         elif self.prompt_list is not None:
             prompts = []
@@ -376,8 +419,10 @@ class ConceptDataModule(pl.LightningDataModule):
 
     def _preserve_prompts(self) -> list[TrainingPrompt]:
         if self.preserve_prompt_list:
-            return [TrainingPrompt(p, [self.preserve_concept or ""], self.seed + 10_000 + i)
-                    for i, p in enumerate(self.preserve_prompt_list)]
+            return [
+                TrainingPrompt(p, [self.preserve_concept or ""], self.seed + 10_000 + i)
+                for i, p in enumerate(self.preserve_prompt_list)
+            ]
         if self.preserve_concept:
             return self._generated(self.preserve_concept, max(1, min(8, len(self.training_prompts))), [])
         return []
@@ -387,7 +432,9 @@ class ConceptDataModule(pl.LightningDataModule):
         d = backbone.defaults
         f, h, w = self.size
         return SamplerSettings(
-            num_frames=f or d.num_frames, height=h or d.height, width=w or d.width,
+            num_frames=f or d.num_frames,
+            height=h or d.height,
+            width=w or d.width,
             num_inference_steps=self.num_inference_steps or d.num_inference_steps,
             guidance_scale=d.guidance_scale if self.guidance_scale is None else self.guidance_scale,
             record_steps=tuple(self.record_steps) if self.record_steps is not None else None,
@@ -413,8 +460,12 @@ class ConceptDataModule(pl.LightningDataModule):
         tokens = self.concept_token_masks(backbone, need=module.hparams.alpha > 0)
         if not self.use_cache:
             dataset: Dataset = RegenerationDataset(
-                self.training_prompts, tokens, self.preserve_prompts if module.hparams.beta > 0 else [],
-                settings.steps(), self.regeneration_samples_per_epoch, self.seed,
+                self.training_prompts,
+                tokens,
+                self.preserve_prompts if module.hparams.beta > 0 else [],
+                settings.steps(),
+                self.regeneration_samples_per_epoch,
+                self.seed,
             )
         else:
             un, pre = self.requests()
@@ -424,21 +475,31 @@ class ConceptDataModule(pl.LightningDataModule):
             hits, misses = self.cache.hits, self.cache.misses
             with module.controller.disabled():
                 paths = self.cache.build(
-                    backbone, un + pre, settings, module.hparams.eta, batch_size=self.generation_batch_size,
-                    rank=self.trainer.global_rank, world_size=self.trainer.world_size,
+                    backbone,
+                    un + pre,
+                    settings,
+                    module.hparams.eta,
+                    batch_size=self.generation_batch_size,
+                    rank=self.trainer.global_rank,
+                    world_size=self.trainer.world_size,
                     progress=self.trainer.is_global_zero,
                 )
             # one line per process: which trajectories this rank made and which it found (a resumed or repeated
             # run makes none)
-            print(f"pseudo data: rank {self.trainer.global_rank} of {self.trainer.world_size} made "
-                  f"{self.cache.misses - misses} and reused {self.cache.hits - hits} of {len(paths)} trajectories "
-                  f"in {self.cache.root}", file=sys.stderr, flush=True)
+            print(
+                f"pseudo data: rank {self.trainer.global_rank} of {self.trainer.world_size} made "
+                f"{self.cache.misses - misses} and reused {self.cache.hits - hits} of {len(paths)} trajectories "
+                f"in {self.cache.root}",
+                file=sys.stderr,
+                flush=True,
+            )
             strategy.barrier("pseudo-data")
             files = [TrajectoryFile(p) for p in paths]
             dataset = CachedTrajectoryDataset(files[: len(un)], tokens, files[len(un) :])
         sampler = ResumableSampler(dataset, self.trainer.world_size, self.trainer.global_rank, self.seed)
-        loader = ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                                 collate_fn=collate)
+        loader = ResumableLoader(
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, collate_fn=collate
+        )
         epoch_loop = self.trainer.fit_loop.epoch_loop
         loader.batches_done = lambda: epoch_loop.batch_progress.current.processed
         return loader
@@ -499,8 +560,12 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         done = int(self.batches_done()) if self.batches_done is not None else 0
-        return {"epoch": int(self.sampler.epoch), "batches_done": done, "batch_size": int(self.batch_size),
-                "num_replicas": int(self.sampler.num_replicas)}
+        return {
+            "epoch": int(self.sampler.epoch),
+            "batches_done": done,
+            "batch_size": int(self.batch_size),
+            "num_replicas": int(self.sampler.num_replicas),
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         sampler: ResumableSampler = self.sampler
@@ -567,9 +632,11 @@ class ToyWorldDataModule(ConceptDataModule):
             for one in concept_list(concept):
                 parse_concept(one)
         except (KeyError, ValueError) as e:
-            raise InputError(f"data.concept {concept!r} is not a toy-world class ({e.args[0]}). Fix: name "
-                             f"'<colour> <shape>' (colours {', '.join(COLOURS)}; shapes {', '.join(SHAPES)}), "
-                             "a synonym of them, or one of the words") from None
+            raise InputError(
+                f"data.concept {concept!r} is not a toy-world class ({e.args[0]}). Fix: name "
+                f"'<colour> <shape>' (colours {', '.join(COLOURS)}; shapes {', '.join(SHAPES)}), "
+                "a synonym of them, or one of the words"
+            ) from None
         check_int("data.preserve_prompts_per_class", preserve_prompts_per_class, low=0)
         self.toy_num_prompts = num_prompts
         self.prompt_style = prompt_style
@@ -582,10 +649,18 @@ class ToyWorldDataModule(ConceptDataModule):
         self.preserve_per_class = preserve_prompts_per_class
         super().__init__(
             concept=concepts if len(concepts) > 1 else concepts[0],
-            concept_synonyms={k: synonym_phrases(k) for k in concepts} if len(concepts) > 1 else synonym_phrases(concepts[0]),
-            seed=seed, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            record_steps=record_steps, use_cache=use_cache, cache_dir=cache_dir,
-            generation_batch_size=generation_batch_size, batch_size=batch_size, num_workers=num_workers,
+            concept_synonyms={k: synonym_phrases(k) for k in concepts}
+            if len(concepts) > 1
+            else synonym_phrases(concepts[0]),
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            record_steps=record_steps,
+            use_cache=use_cache,
+            cache_dir=cache_dir,
+            generation_batch_size=generation_batch_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
             preserve_concept=", ".join(self.preserve_classes) or None,
         )
 
@@ -597,23 +672,29 @@ class ToyWorldDataModule(ConceptDataModule):
             offset = 1_000_000 * k  # concept k > 0 gets its own seeds; the first keeps the single-concept ones
             if self.prompt_style == "concept":
                 words = concept_name_prompt(concept)  # "a red ring", "a ring": one text, a new seed per copy
-                out += [TrainingPrompt(" ".join(words), words[1:], self.seed + offset + i, owner)
-                        for i in range(self.toy_num_prompts)]
+                out += [
+                    TrainingPrompt(" ".join(words), words[1:], self.seed + offset + i, owner)
+                    for i in range(self.toy_num_prompts)
+                ]
                 continue
-            records = prompts_for_concept(concept, self.toy_num_prompts, split="train", style=self.prompt_style,
-                                          seed=self.seed + 7919 * k)
+            records = prompts_for_concept(
+                concept, self.toy_num_prompts, split="train", style=self.prompt_style, seed=self.seed + 7919 * k
+            )
             if not records:
                 raise ValueError(f"the toy grammar produced no prompts for {concept!r}")
-            out += [TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(concept)], self.seed + offset + i, owner)
-                    for i, r in enumerate(records)]
+            out += [
+                TrainingPrompt(r.text, [r.words[i] for i in r.concept_indices(concept)], self.seed + offset + i, owner)
+                for i, r in enumerate(records)
+            ]
         return out
 
     def _preserve_prompts(self) -> list[TrainingPrompt]:
         out = []
         for k, cls in enumerate(self.preserve_classes):
             style = "bare" if self.prompt_style == "concept" else self.prompt_style
-            for j, r in enumerate(prompts_for_concept(cls, self.preserve_per_class, split="train", style=style,
-                                                      seed=self.seed + 100 + k)):
+            for j, r in enumerate(
+                prompts_for_concept(cls, self.preserve_per_class, split="train", style=style, seed=self.seed + 100 + k)
+            ):
                 out.append(TrainingPrompt(r.text, [], 50_000 + 100 * k + j))
         return out
 
@@ -627,4 +708,4 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def batch_embedding(batch: dict[str, Any], prefix: str) -> PromptEmbedding:
-    return PromptEmbedding.from_dict({k[len(prefix):]: v for k, v in batch.items() if k.startswith(prefix)})
+    return PromptEmbedding.from_dict({k[len(prefix) :]: v for k, v in batch.items() if k.startswith(prefix)})

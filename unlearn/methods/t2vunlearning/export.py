@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from backbones import AttentionSite, UnknownBackboneError, backbone_class, default_hub_id
+from unlearn.backbones import AttentionSite, UnknownBackboneError, backbone_class, default_hub_id
 from unlearn.checks import InputError
 from unlearn.io import atomic_folder, load_checkpoint_file, require_finished
 
@@ -35,7 +35,9 @@ class AdapterFileError(InputError):
     """An adapter folder or checkpoint is missing, malformed, or does not fit the model."""
 
 
-def adapter_config(controller: AdapterController, backbone_name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def adapter_config(
+    controller: AdapterController, backbone_name: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``adapter_config.json`` of ``controller`` (also stored in every Lightning checkpoint)."""
     return {
         "format": FORMAT,
@@ -47,13 +49,16 @@ def adapter_config(controller: AdapterController, backbone_name: str, extra: dic
     }
 
 
-def save_adapters(controller: AdapterController, backbone_name: str, path: str | os.PathLike,
-                  extra: dict[str, Any] | None = None) -> Path:
+def save_adapters(
+    controller: AdapterController, backbone_name: str, path: str | os.PathLike, extra: dict[str, Any] | None = None
+) -> Path:
     """Write the adapters and their config into folder ``path`` atomically (:func:`unlearn.io.atomic_folder`: a
     reader never sees a mix of old and new files, and a crash leaves the previous folder intact)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise AdapterFileError(f"{str(path)!r} is a file; the adapters are written as a folder. Fix: give a folder path")
+        raise AdapterFileError(
+            f"{str(path)!r} is a file; the adapters are written as a folder. Fix: give a folder path"
+        )
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in controller.state_dict().items()}
     config = adapter_config(controller, backbone_name, extra)
     with atomic_folder(path) as tmp:
@@ -74,18 +79,23 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         config = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise AdapterFileError(f"{cfg_file}: not valid JSON ({e}). Fix: export the adapters again "
-                               "(`unlearn export`) or restore the file") from None
+        raise AdapterFileError(
+            f"{cfg_file}: not valid JSON ({e}). Fix: export the adapters again (`unlearn export`) or restore the file"
+        ) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise AdapterFileError(f"{cfg_file}: unknown adapter format {found!r}; expected {FORMAT!r}")
     dims, inner, names = config.get("dims"), config.get("inner_dim"), config.get("site_names")
-    if not (isinstance(dims, list) and dims and all(isinstance(d, int) and d > 0 for d in dims)) or \
-            not (isinstance(inner, int) and inner > 0) or \
-            not (names is None or (isinstance(names, list) and len(names) == len(dims))):
-        raise AdapterFileError(f"{cfg_file}: needs 'dims' (one positive width per attention site), 'inner_dim' > 0 "
-                               f"and 'site_names' (one per site, or null); got dims={dims!r}, inner_dim={inner!r}, "
-                               f"site_names={names!r}")
+    if (
+        not (isinstance(dims, list) and dims and all(isinstance(d, int) and d > 0 for d in dims))
+        or not (isinstance(inner, int) and inner > 0)
+        or not (names is None or (isinstance(names, list) and len(names) == len(dims)))
+    ):
+        raise AdapterFileError(
+            f"{cfg_file}: needs 'dims' (one positive width per attention site), 'inner_dim' > 0 "
+            f"and 'site_names' (one per site, or null); got dims={dims!r}, inner_dim={inner!r}, "
+            f"site_names={names!r}"
+        )
     return config
 
 
@@ -94,8 +104,10 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(file)
     except (SafetensorError, OSError, ValueError) as e:
-        raise AdapterFileError(f"{file}: cannot read the adapter weights ({type(e).__name__}: {e}); the file is "
-                               "truncated or corrupt. Fix: export the adapters again") from None
+        raise AdapterFileError(
+            f"{file}: cannot read the adapter weights ({type(e).__name__}: {e}); the file is "
+            "truncated or corrupt. Fix: export the adapters again"
+        ) from None
 
 
 def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> AdapterController:
@@ -106,9 +118,13 @@ def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], whe
     if expected != got:
         missing = sorted(set(expected) - set(got))[:3]
         unexpected = sorted(set(got) - set(expected))[:3]
-        wrong = [f"{k}: {got[k]} (config says {expected[k]})" for k in expected if k in got and got[k] != expected[k]][:3]
-        raise AdapterFileError(f"{where}: the weights do not match the config (missing {missing}, unexpected "
-                               f"{unexpected}, wrong shapes {wrong}). Fix: export the adapters again")
+        wrong = [f"{k}: {got[k]} (config says {expected[k]})" for k in expected if k in got and got[k] != expected[k]][
+            :3
+        ]
+        raise AdapterFileError(
+            f"{where}: the weights do not match the config (missing {missing}, unexpected "
+            f"{unexpected}, wrong shapes {wrong}). Fix: export the adapters again"
+        )
     controller.load_state_dict(state)
     return controller
 
@@ -126,47 +142,64 @@ def check_adapter_sites(sites: Sequence[AttentionSite], config: dict[str, Any], 
     dims, names = list(config["dims"]), config.get("site_names")
     what = f"{where} (trained on {config.get('backbone', '?')!r})"
     if len(dims) != len(sites):
-        raise AdapterFileError(f"{what} cover {len(dims)} attention sites; this model has {len(sites)}. Fix: use "
-                               "adapters trained on this model configuration")
+        raise AdapterFileError(
+            f"{what} cover {len(dims)} attention sites; this model has {len(sites)}. Fix: use "
+            "adapters trained on this model configuration"
+        )
     wrong = [f"{s.name}: model {s.video_dim}, adapter {d}" for s, d in zip(sites, dims) if s.video_dim != d]
     if wrong:
-        raise AdapterFileError(f"{what} do not fit this model's attention sites (video-token width differs at "
-                               f"{len(wrong)} of {len(sites)} sites, e.g. {'; '.join(wrong[:3])}). Fix: use adapters "
-                               "trained on this model (e.g. CogVideoX-2B adapters do not fit CogVideoX-5B)")
+        raise AdapterFileError(
+            f"{what} do not fit this model's attention sites (video-token width differs at "
+            f"{len(wrong)} of {len(sites)} sites, e.g. {'; '.join(wrong[:3])}). Fix: use adapters "
+            "trained on this model (e.g. CogVideoX-2B adapters do not fit CogVideoX-5B)"
+        )
     placeholder = names is None or names == [str(i) for i in range(len(dims))]
     if not placeholder and list(names) != [s.name for s in sites]:
         diff = [f"{a} vs {s.name}" for a, s in zip(names, sites) if a != s.name][:3]
-        raise AdapterFileError(f"{what} name other attention sites than this model's ({'; '.join(diff)}). Fix: use "
-                               "adapters trained on this backbone")
+        raise AdapterFileError(
+            f"{what} name other attention sites than this model's ({'; '.join(diff)}). Fix: use "
+            "adapters trained on this backbone"
+        )
 
 
-def load_adapter_weights(controller: AdapterController, path: str | os.PathLike, expect_backbone: str | None = None,
-                         allow_unfinished: bool = False, key: str = "init_adapters") -> None:
+def load_adapter_weights(
+    controller: AdapterController,
+    path: str | os.PathLike,
+    expect_backbone: str | None = None,
+    allow_unfinished: bool = False,
+    key: str = "init_adapters",
+) -> None:
     """Load saved adapter weights into an existing controller (resuming from exported adapters). The folder of
     a run that failed or was interrupted is refused unless ``allow_unfinished``; adapters of another backbone,
     or whose sites (count, widths, names) differ, are refused before the controller changes."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{key}: {str(path)!r} does not exist. Fix: give the adapters folder of a finished run "
-                                "(<run>/adapters) or the output of `unlearn export`")
+        raise FileNotFoundError(
+            f"{key}: {str(path)!r} does not exist. Fix: give the adapters folder of a finished run "
+            "(<run>/adapters) or the output of `unlearn export`"
+        )
     require_finished(path, key, allow_unfinished, flag="model.allow_unfinished_init=true")
     config = read_adapter_config(path)
     if expect_backbone and config["backbone"] not in (expect_backbone, "unknown"):
-        raise AdapterFileError(f"{key}: adapters in {path} were trained on {config['backbone']!r}, not "
-                               f"{expect_backbone!r}")
+        raise AdapterFileError(
+            f"{key}: adapters in {path} were trained on {config['backbone']!r}, not {expect_backbone!r}"
+        )
     names = config.get("site_names")
     placeholder = names is None or names == [str(i) for i in range(len(config["dims"]))]
     if not placeholder and names != controller.site_names:
         raise AdapterFileError(f"{key}: adapters in {path} cover sites {names}, the model has {controller.site_names}")
     dims = [a.up.out_features for a in controller.adapters]
     if config["dims"] != dims or config["inner_dim"] != controller.inner_dim:
-        raise AdapterFileError(f"{key}: adapters in {path} have widths {config['dims']} and inner width "
-                               f"{config['inner_dim']}; the model needs {dims} and model.adapter_dim={controller.inner_dim}")
+        raise AdapterFileError(
+            f"{key}: adapters in {path} have widths {config['dims']} and inner width "
+            f"{config['inner_dim']}; the model needs {dims} and model.adapter_dim={controller.inner_dim}"
+        )
     loaded = _controller_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME))
     controller.load_state_dict(loaded.state_dict())
 
 
-def resolve_adapters(path_or_repo: str | os.PathLike, revision: str | None = None,
-                     cache_dir: str | os.PathLike | None = None) -> Path:
+def resolve_adapters(
+    path_or_repo: str | os.PathLike, revision: str | None = None, cache_dir: str | os.PathLike | None = None
+) -> Path:
     """The local adapter folder ``path_or_repo`` names: a folder as it is, or a Hub repository id
     (``user/name``) downloaded through ``huggingface_hub.snapshot_download`` (its cache; ``HF_HUB_OFFLINE=1``
     uses the cached copy only)."""
@@ -178,13 +211,19 @@ def resolve_adapters(path_or_repo: str | os.PathLike, revision: str | None = Non
         raise FileNotFoundError(f"adapter folder {text!r} does not exist (and it is not a Hub id like 'user/name')")
     from huggingface_hub import snapshot_download
 
-    folder = snapshot_download(text, revision=revision, cache_dir=cache_dir,
-                               allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, "README.md"])
+    folder = snapshot_download(
+        text, revision=revision, cache_dir=cache_dir, allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, "README.md"]
+    )
     return Path(folder)
 
 
-def attach_adapters(pipeline_or_denoiser: Any, path_or_repo: str | os.PathLike, scale: float = 1.0,
-                    revision: str | None = None, cache_dir: str | os.PathLike | None = None) -> AdapterController:
+def attach_adapters(
+    pipeline_or_denoiser: Any,
+    path_or_repo: str | os.PathLike,
+    scale: float = 1.0,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> AdapterController:
     """Install saved adapters on a stock diffusers pipeline (or its transformer/UNet) in place.
 
     ``path_or_repo``: an adapter folder, or a Hub repository id (``user/name``, see :func:`resolve_adapters`;
@@ -220,19 +259,25 @@ def _read_checkpoint(path: str) -> dict[str, Any]:
     """A Lightning checkpoint of :class:`T2VUnlearning`, loaded tensors-only, with one clear error per defect."""
     p = Path(path)
     if not p.exists():
-        raise AdapterFileError(f"--ckpt {path!r} does not exist. Fix: give a .ckpt written by `unlearn fit` "
-                                "(trainer.enable_checkpointing or a ModelCheckpoint callback)")
+        raise AdapterFileError(
+            f"--ckpt {path!r} does not exist. Fix: give a .ckpt written by `unlearn fit` "
+            "(trainer.enable_checkpointing or a ModelCheckpoint callback)"
+        )
     if p.is_dir():
         raise AdapterFileError(f"--ckpt {path!r} is a folder; give the .ckpt file (an adapters folder needs no export)")
     if p.stat().st_size == 0:
-        raise AdapterFileError(f"--ckpt {path!r} is empty (0 bytes): the run that wrote it was killed. Fix: use "
-                               "another checkpoint or rerun the training")
+        raise AdapterFileError(
+            f"--ckpt {path!r} is empty (0 bytes): the run that wrote it was killed. Fix: use "
+            "another checkpoint or rerun the training"
+        )
     try:
         ckpt = load_checkpoint_file(p)
     except Exception as e:  # noqa: BLE001 - every reading failure is the same defect for the user
-        raise AdapterFileError(f"--ckpt {path!r} cannot be read as a tensors-only checkpoint ({type(e).__name__}: "
-                               f"{' '.join(str(e).split())[:200]}); it is truncated, corrupt, or not a Lightning "
-                               "checkpoint. Fix: use another checkpoint or rerun the training") from None
+        raise AdapterFileError(
+            f"--ckpt {path!r} cannot be read as a tensors-only checkpoint ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); it is truncated, corrupt, or not a Lightning "
+            "checkpoint. Fix: use another checkpoint or rerun the training"
+        ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise AdapterFileError(f"--ckpt {path!r} holds no 'state_dict': not a Lightning checkpoint")
     return ckpt
@@ -248,7 +293,7 @@ def backbone_provenance(backbone_name: str, source: str | None) -> dict[str, str
     snapshot = [i for i, p in enumerate(parts) if p == "snapshots" and i > 0 and parts[i - 1].startswith("models--")]
     if snapshot:
         i = snapshot[-1]
-        hub_id = parts[i - 1][len("models--"):].replace("--", "/")
+        hub_id = parts[i - 1][len("models--") :].replace("--", "/")
         revision = parts[i + 1] if i + 1 < len(parts) else None
     elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists():
         hub_id = text
@@ -272,28 +317,38 @@ def export_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
     parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
     parser.add_argument("--out", required=True, help="output folder for adapters.safetensors + adapter_config.json")
-    parser.add_argument("--allow-unfinished", action="store_true",
-                        help="export a checkpoint of a run that failed or was interrupted (run_status.json)")
+    parser.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="export a checkpoint of a run that failed or was interrupted (run_status.json)",
+    )
     args = parser.parse_args(argv)
     ckpt = _read_checkpoint(args.ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
     require_finished(args.ckpt, "--ckpt", args.allow_unfinished)
     hp = ckpt.get("hyper_parameters") or {}
-    state = {k[len("controller."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
+    state = {k[len("controller.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
     if not state:
-        raise AdapterFileError(f"--ckpt {args.ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
-                               "it is not a T2VUnlearning checkpoint (a refusal-vector run exports its own folder)")
+        raise AdapterFileError(
+            f"--ckpt {args.ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
+            "it is not a T2VUnlearning checkpoint (a refusal-vector run exports its own folder)"
+        )
     stored = ckpt.get("adapter_config")
     if isinstance(stored, dict) and stored.get("dims"):
         config = dict(stored)
     else:  # checkpoints written before the config was stored: widths from the tensors, no site names
         try:
             n = len({k.split(".")[1] for k in state})
-            config = {"format": FORMAT, "backbone": hp.get("backbone", "unknown"), "site_names": None,
-                      "dims": [int(state[f"adapters.{i}.up.weight"].shape[0]) for i in range(n)],
-                      "inner_dim": int(state["adapters.0.down.weight"].shape[0])}
+            config = {
+                "format": FORMAT,
+                "backbone": hp.get("backbone", "unknown"),
+                "site_names": None,
+                "dims": [int(state[f"adapters.{i}.up.weight"].shape[0]) for i in range(n)],
+                "inner_dim": int(state["adapters.0.down.weight"].shape[0]),
+            }
         except (KeyError, IndexError, ValueError) as e:
-            raise AdapterFileError(f"--ckpt {args.ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use "
-                                   "another checkpoint") from None
+            raise AdapterFileError(
+                f"--ckpt {args.ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
+            ) from None
     controller = _controller_from(config, state, f"--ckpt {args.ckpt!r}")
     extra = {k: hp[k] for k in ("eta", "alpha", "beta", "adapter_dim", "mask_threshold") if k in hp}
     if config.get("site_names") is None:

@@ -15,7 +15,9 @@ def negatively_guided_target(pred_uncond: Tensor, pred_cond: Tensor, eta: float)
     The same formula serves v-, ε- and flow-prediction models: the scaling differences cancel.
     """
     if pred_uncond.shape != pred_cond.shape:
-        raise ValueError(f"pred_uncond {tuple(pred_uncond.shape)} and pred_cond {tuple(pred_cond.shape)} differ in shape")
+        raise ValueError(
+            f"pred_uncond {tuple(pred_uncond.shape)} and pred_cond {tuple(pred_cond.shape)} differ in shape"
+        )
     return pred_uncond - eta * (pred_cond - pred_uncond)
 
 
@@ -56,14 +58,20 @@ def token_mean_squares(o: Tensor) -> Tensor:
     copy of ``o`` is made or kept; its backward holds ``o`` itself, which gradient checkpointing recomputes like
     any activation of the layer.
     """
-    off = torch.autocast(device_type=o.device.type, enabled=False) if o.device.type in ("cuda", "cpu") else nullcontext()
+    off = (
+        torch.autocast(device_type=o.device.type, enabled=False) if o.device.type in ("cuda", "cpu") else nullcontext()
+    )
     with off:
         acc = torch.promote_types(o.dtype, torch.float32)  # float32 for bf16/fp16/fp32, float64 stays float64
         return torch.linalg.vector_norm(o, dim=-1, dtype=acc).square() / o.shape[-1]
 
 
-def localization_loss(token_squares: Sequence[Tensor], masks: Sequence[Tensor],
-                      per_sample_elements: int | None = None, channels: int | Sequence[int] | None = None) -> Tensor:
+def localization_loss(
+    token_squares: Sequence[Tensor],
+    masks: Sequence[Tensor],
+    per_sample_elements: int | None = None,
+    channels: int | Sequence[int] | None = None,
+) -> Tensor:
     """``L_loc = (1/L) Σ_l ‖o^l ⊙ (1 − M^l)‖²``, the paper's Eq. (7), averaged over the videos of the batch.
 
     Args:

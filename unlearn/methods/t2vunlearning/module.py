@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 
-from backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
+from unlearn.backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
 from .adapters import AdapterController
@@ -33,7 +33,7 @@ class T2VUnlearning(pl.LightningModule):
     the model is the frozen one, which makes the pseudo data and the preservation targets.
 
     Args:
-        backbone: registry name (``backbones.available_backbones()``), e.g. "cogvideox-2b".
+        backbone: registry name (``unlearn.backbones.available_backbones()``), e.g. "cogvideox-2b".
         pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
         tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
         torch_dtype: dtype of the frozen backbone ("bfloat16", "float16", "float32").
@@ -104,24 +104,53 @@ class T2VUnlearning(pl.LightningModule):
     ) -> None:
         super().__init__()
         check_int("model.adapter_dim", adapter_dim, low=1)
-        check_range("model.eta", eta, low=0, open_low=True,
-                    fix="η is the strength of the negative guidance that makes the unlearning target (paper: 7)")
+        check_range(
+            "model.eta",
+            eta,
+            low=0,
+            open_low=True,
+            fix="η is the strength of the negative guidance that makes the unlearning target (paper: 7)",
+        )
         check_range("model.alpha", alpha, low=0, fix="0 disables the localization loss")
         check_range("model.beta", beta, low=0, fix="0 disables the preservation loss")
-        check_range("model.mask_threshold", mask_threshold, low=0, high=1, open_low=True, open_high=True,
-                    fix="The mask keeps video tokens whose normalised concept attention is above it (paper: 0.5)")
+        check_range(
+            "model.mask_threshold",
+            mask_threshold,
+            low=0,
+            high=1,
+            open_low=True,
+            open_high=True,
+            fix="The mask keeps video tokens whose normalised concept attention is above it (paper: 0.5)",
+        )
         check_range("model.learning_rate", learning_rate, low=0, open_low=True)
         check_range("model.weight_decay", weight_decay, low=0)
-        check_range("model.divergence_factor", divergence_factor, low=1, open_low=True, optional=True,
-                    fix="Use null to turn the divergence check off")
+        check_range(
+            "model.divergence_factor",
+            divergence_factor,
+            low=1,
+            open_low=True,
+            optional=True,
+            fix="Use null to turn the divergence check off",
+        )
         if mask_layers is not None and any(not isinstance(i, int) or i < 0 for i in mask_layers):
             raise InputError(f"model.mask_layers must list attention-site indices >= 0; got {mask_layers!r}")
-        check_choice("model.loc_normalization", loc_normalization, ("paper", "masked_mean"),
-                     fix="'paper' is Eq. (7) over the unlearning loss's divisor; 'masked_mean' a per-entry mean")
-        check_int("model.adversarial_steps", adversarial_steps, low=0, fix="0 is the paper's method (no adversarial training)")
+        check_choice(
+            "model.loc_normalization",
+            loc_normalization,
+            ("paper", "masked_mean"),
+            fix="'paper' is Eq. (7) over the unlearning loss's divisor; 'masked_mean' a per-entry mean",
+        )
+        check_int(
+            "model.adversarial_steps", adversarial_steps, low=0, fix="0 is the paper's method (no adversarial training)"
+        )
         if adversarial_steps > 0:
-            check_range("model.adversarial_epsilon", adversarial_epsilon, low=0, open_low=True,
-                        fix="The L∞ radius of the conditioning perturbation, in its standard deviations")
+            check_range(
+                "model.adversarial_epsilon",
+                adversarial_epsilon,
+                low=0,
+                open_low=True,
+                fix="The L∞ radius of the conditioning perturbation, in its standard deviations",
+            )
         check_range("model.adversarial_weight", adversarial_weight, low=0)
         self.save_hyperparameters()
         check_pretrained(backbone, pretrained)
@@ -136,11 +165,18 @@ class T2VUnlearning(pl.LightningModule):
         if mask_layers:
             bad = [i for i in mask_layers if i >= len(sites)]
             if bad:
-                raise InputError(f"model.mask_layers {bad} out of range: {backbone} has {len(sites)} attention sites "
-                                 f"(0..{len(sites) - 1})")
+                raise InputError(
+                    f"model.mask_layers {bad} out of range: {backbone} has {len(sites)} attention sites "
+                    f"(0..{len(sites) - 1})"
+                )
         if init_adapters:
-            load_adapter_weights(self.controller, init_adapters, expect_backbone=self.backbone.name,
-                                 allow_unfinished=allow_unfinished_init, key="model.init_adapters")
+            load_adapter_weights(
+                self.controller,
+                init_adapters,
+                expect_backbone=self.backbone.name,
+                allow_unfinished=allow_unfinished_init,
+                key="model.init_adapters",
+            )
         # checkpoints hold the adapters only (the backbone is rebuilt from its name and weights)
         self.strict_loading = False
         #: loss of the first training step of this fit (the divergence check's reference)
@@ -237,8 +273,9 @@ class T2VUnlearning(pl.LightningModule):
         x_t, t = batch["x_t"], batch["timesteps"]
         with torch.no_grad(), self.controller.disabled():
             concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning
-        worst = worst_case_conditioning(lambda c: bb.predict(x_t, t, c), cond, concept,
-                                        hp.adversarial_steps, hp.adversarial_epsilon)
+        worst = worst_case_conditioning(
+            lambda c: bb.predict(x_t, t, c), cond, concept, hp.adversarial_steps, hp.adversarial_epsilon
+        )
         return unlearning_loss(bb.predict(x_t, t, worst), batch["target"])
 
     def concept_masks(self, maps: list[Tensor]) -> list[Tensor]:
@@ -251,8 +288,10 @@ class T2VUnlearning(pl.LightningModule):
             raise ValueError(f"model.mask_layers {bad} out of range: the backbone has {len(maps)} attention sites")
         chosen = [maps[i] for i in hp.mask_layers]
         if any(m.shape != maps[0].shape for m in chosen + maps):
-            raise ValueError("model.mask_layers needs attention sites with one token grid; this backbone's sites "
-                             "differ (e.g. a UNet's resolutions): leave mask_layers unset")
+            raise ValueError(
+                "model.mask_layers needs attention sites with one token grid; this backbone's sites "
+                "differ (e.g. a UNet's resolutions): leave mask_layers unset"
+            )
         soft = torch.stack([concept_mask(m, hp.mask_threshold)[0] for m in chosen]).mean(0)
         return [(soft >= hp.mask_threshold).float()] * len(maps)
 
@@ -283,8 +322,9 @@ class T2VUnlearning(pl.LightningModule):
         if self._first_loss is None and math.isfinite(total):
             self._first_loss = total
         first = self._first_loss
-        bad = not math.isfinite(total) or (factor is not None and first is not None and first > 0
-                                           and total > factor * first)
+        bad = not math.isfinite(total) or (
+            factor is not None and first is not None and first > 0 and total > factor * first
+        )
         if self._trainer is not None:
             bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
@@ -294,11 +334,14 @@ class T2VUnlearning(pl.LightningModule):
         if not math.isfinite(total):
             raise DivergenceError(
                 f"the loss became {total} at step {self.global_step} ({terms}). Fix: lower model.learning_rate "
-                f"(now {lr:g}), use torch_dtype float32 or precision bf16-mixed, or check the pseudo data for NaNs")
+                f"(now {lr:g}), use torch_dtype float32 or precision bf16-mixed, or check the pseudo data for NaNs"
+            )
         raise DivergenceError(
             f"the loss diverged: {total:.4g} at step {self.global_step} is more than model.divergence_factor="
             f"{factor:g} times the first step's {first:.4g} ({terms}). Fix: lower model.learning_rate (now {lr:g}); "
-            "set model.divergence_factor higher, or null to turn the check off")
+            "set model.divergence_factor higher, or null to turn the check off"
+        )
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # the adapters' weight and gradient norms (after DDP's all-reduce and AMP's unscale), on logging steps
         # only: one pass over the adapters, small next to the step
@@ -312,7 +355,9 @@ class T2VUnlearning(pl.LightningModule):
         self.log_dict(norms, prog_bar=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.controller.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(
+            self.controller.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
 
     # ------------------------------------------------------------------ checkpoints: adapters only
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

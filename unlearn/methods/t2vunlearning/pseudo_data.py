@@ -36,7 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from backbones import PromptEmbedding, VideoBackbone
+from unlearn.backbones import PromptEmbedding, VideoBackbone
 from unlearn.io import atomic_path, cache_dir, clean_orphan_temps
 from unlearn.methods.t2vunlearning.losses import negatively_guided_target
 
@@ -80,8 +80,10 @@ def sampler_identity(backbone: VideoBackbone) -> dict[str, Any]:
     return {
         "weights": backbone.fingerprint(),
         "prediction_type": backbone.prediction_type,
-        "scheduler": {"class": f"{type(scheduler).__module__}.{type(scheduler).__qualname__}",
-                      "config": json.loads(json.dumps(config, sort_keys=True, default=str))},
+        "scheduler": {
+            "class": f"{type(scheduler).__module__}.{type(scheduler).__qualname__}",
+            "config": json.loads(json.dumps(config, sort_keys=True, default=str)),
+        },
         "max_text_length": int(backbone.max_text_length),
         "guidance": json.loads(json.dumps(backbone.guidance_settings(), sort_keys=True, default=str)),
     }
@@ -152,9 +154,17 @@ def make_trajectories(
 
     last = max(steps) + 1 if stop_after is None else stop_after
     backbone.sample(
-        prompts, [r.seed for r in requests], num_frames=settings.num_frames, height=settings.height,
-        width=settings.width, num_inference_steps=settings.num_inference_steps,
-        guidance_scale=settings.guidance_scale, cond=cond, uncond=uncond, stop_at_step=last, on_step=on_step,
+        prompts,
+        [r.seed for r in requests],
+        num_frames=settings.num_frames,
+        height=settings.height,
+        width=settings.width,
+        num_inference_steps=settings.num_inference_steps,
+        guidance_scale=settings.guidance_scale,
+        cond=cond,
+        uncond=uncond,
+        stop_at_step=last,
+        on_step=on_step,
         progress=progress,
     )
     x_t = torch.stack(rec["x_t"], 1)  # [B, S, ...]
@@ -223,13 +233,17 @@ class PseudoTrajectoryCache:
                 if meta.get("key") != key:
                     raise CacheEntryError(
                         f"holds the entry of key {meta.get('key')!r}, not {key!r} (a file copied or moved)"
-                        if meta.get("key") else "records no key (written by an older version)")
+                        if meta.get("key")
+                        else "records no key (written by an older version)"
+                    )
                 digest = tensors_sha256(names, get=f.get_tensor)
         except CacheEntryError:
             raise
         except Exception as e:  # noqa: BLE001 - every reading failure means the same: make the entry again
             size = path.stat().st_size if path.exists() else 0
-            raise CacheEntryError(f"unreadable ({size} bytes; {type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+            raise CacheEntryError(
+                f"unreadable ({size} bytes; {type(e).__name__}: {' '.join(str(e).split())[:120]})"
+            ) from None
         if meta.get("tensors_sha256") != digest:
             raise CacheEntryError("its tensors do not match their recorded checksum (the file was changed)")
         if not {"x_t", "target", "timesteps"} <= set(names):
@@ -242,8 +256,9 @@ class PseudoTrajectoryCache:
         try:
             self.verify(key)
         except CacheEntryError as e:
-            warnings.warn(f"pseudo-data cache entry {path} is {e}; deleting it and making it again", RuntimeWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"pseudo-data cache entry {path} is {e}; deleting it and making it again", RuntimeWarning, stacklevel=3
+            )
             self.rebuilt.append((path, str(e)))
             path.unlink(missing_ok=True)
             return False
@@ -288,8 +303,13 @@ class PseudoTrajectoryCache:
             for i, tensors in zip(chunk, made):
                 if i not in todo:
                     continue
-                meta = {**dataclasses.asdict(requests[i]), "settings": dataclasses.asdict(settings),
-                        "eta": eta, "backbone": backbone.name, "sampler": identity}
+                meta = {
+                    **dataclasses.asdict(requests[i]),
+                    "settings": dataclasses.asdict(settings),
+                    "eta": eta,
+                    "backbone": backbone.name,
+                    "sampler": identity,
+                }
                 self.put(keys[i], tensors, meta)
             if bar is not None:
                 bar.update(len(todo & set(chunk)))
@@ -310,14 +330,17 @@ class TrajectoryFile:
         try:
             with safe_open(self.path, framework="pt") as f:
                 self.num_steps = f.get_slice("timesteps").get_shape()[0]
-                self.cond = PromptEmbedding.from_dict({k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")},
-                                                      "cond.")
+                self.cond = PromptEmbedding.from_dict(
+                    {k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond."
+                )
                 meta = f.metadata()
             self.metadata = json.loads(meta["json"])
         except Exception as e:  # noqa: BLE001 - any reading failure: name the file and the fix
-            raise CacheEntryError(f"pseudo-data cache file {self.path} cannot be read ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())[:120]}). Fix: run again (the cache verifies its entries "
-                                  "and makes broken ones again)") from None
+            raise CacheEntryError(
+                f"pseudo-data cache file {self.path} cannot be read ({type(e).__name__}: "
+                f"{' '.join(str(e).split())[:120]}). Fix: run again (the cache verifies its entries "
+                "and makes broken ones again)"
+            ) from None
         self._tensors: dict[str, Tensor] | None = None
 
     def step(self, i: int) -> dict[str, Tensor]:

@@ -22,12 +22,13 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from unlearn.io import atomic_write_text, cache_dir
 from unlearn.prompts.suite import PromptRecord, PromptSuite, find_concept_words, normalize_prompt
+
 from .base import AugmentationError, AugmentationSource, concept_terms
 from .styles import _ALIASES, STYLES, get_style
 
@@ -73,8 +74,14 @@ class PromptAugmenter:
         allow_plural: accept "golf balls" for the concept "golf ball".
     """
 
-    def __init__(self, source: AugmentationSource, cache_dir: str | os.PathLike | None = None, *,
-                 max_rounds: int = 5, allow_plural: bool = True):
+    def __init__(
+        self,
+        source: AugmentationSource,
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        max_rounds: int = 5,
+        allow_plural: bool = True,
+    ):
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.source = source
@@ -89,8 +96,15 @@ class PromptAugmenter:
         return bool(self.last_stats and self.last_stats.cache_hit)
 
     # -- cache ----------------------------------------------------------------------------------------------------
-    def cache_fields(self, concept: str, n: int, style: str, seed: int, synonyms: Sequence[str] = (),
-                     exclude_sha256: str | None = None) -> dict:
+    def cache_fields(
+        self,
+        concept: str,
+        n: int,
+        style: str,
+        seed: int,
+        synonyms: Sequence[str] = (),
+        exclude_sha256: str | None = None,
+    ) -> dict:
         """The values the cache key hashes (also stored in the cache file for inspection)."""
         return {
             "version": CACHE_VERSION,
@@ -107,10 +121,18 @@ class PromptAugmenter:
             "allow_plural": self.allow_plural,
         }
 
-    def cache_key(self, concept: str, n: int, style: str, seed: int, synonyms: Sequence[str] = (),
-                  exclude_sha256: str | None = None) -> str:
-        blob = json.dumps(self.cache_fields(concept, n, style, seed, synonyms, exclude_sha256), sort_keys=True,
-                          ensure_ascii=False)
+    def cache_key(
+        self,
+        concept: str,
+        n: int,
+        style: str,
+        seed: int,
+        synonyms: Sequence[str] = (),
+        exclude_sha256: str | None = None,
+    ) -> str:
+        blob = json.dumps(
+            self.cache_fields(concept, n, style, seed, synonyms, exclude_sha256), sort_keys=True, ensure_ascii=False
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def cache_path(self, key: str) -> Path | None:
@@ -133,9 +155,17 @@ class PromptAugmenter:
             return None
 
     # -- main entry -------------------------------------------------------------------------------------------
-    def augment(self, concept: str, n: int, style: str = "cogvideox", seed: int = 0,
-                synonyms: Sequence[str] = (), exclude: PromptSuite | Iterable[str] | None = None,
-                name: str | None = None, category: str | None = "augmented") -> PromptSuite:
+    def augment(
+        self,
+        concept: str,
+        n: int,
+        style: str = "cogvideox",
+        seed: int = 0,
+        synonyms: Sequence[str] = (),
+        exclude: PromptSuite | Iterable[str] | None = None,
+        name: str | None = None,
+        category: str | None = "augmented",
+    ) -> PromptSuite:
         """``n`` distinct prompts that mention ``concept`` (or a synonym), in ``style``, reproducible from ``seed``.
 
         ``exclude``: prompts that must not appear (e.g. the evaluation suite); they count as dropped and are
@@ -212,24 +242,35 @@ class PromptAugmenter:
                 f"{stats.dropped_no_concept} did not mention any of {terms}, {stats.dropped_duplicate} were "
                 f"duplicates, {stats.dropped_excluded} were in the exclusion suite. Dropped lines, e.g.: {shown}. "
                 "Fix: raise max_rounds (--max-rounds), list the words the model uses as synonyms (--synonyms), "
-                "or use a stronger model")
+                "or use a stronger model"
+            )
         if path is not None:
-            payload = {"fields": fields, "stats": asdict(stats),
-                       "prompts": [{"prompt": p} for p in accepted]}
+            payload = {"fields": fields, "stats": asdict(stats), "prompts": [{"prompt": p} for p in accepted]}
             atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
         return self._to_suite(accepted, terms, concept, seed, suite_name, category)
 
-    def _to_suite(self, prompts: Sequence[str], terms: Sequence[str], concept: str, seed: int, name: str,
-                  category: str | None) -> PromptSuite:
+    def _to_suite(
+        self, prompts: Sequence[str], terms: Sequence[str], concept: str, seed: int, name: str, category: str | None
+    ) -> PromptSuite:
         recs = []
         slug = _slug(concept)
         for i, p in enumerate(prompts):
             words = find_concept_words(p, terms, allow_plural=self.allow_plural)
             if not words:  # a hand-edited cache file: never let a prompt without the concept through
-                raise AugmentationError(f"cached prompt {p!r} does not mention any of {list(terms)}; delete the "
-                                        f"cache file {self.last_stats.cache_file if self.last_stats else ''}")
-            recs.append(PromptRecord(prompt=p, concept=concept, category=category, seed=int(seed) + i,
-                                     concept_words=tuple(words), id=f"{slug}-{i:04d}"))
+                raise AugmentationError(
+                    f"cached prompt {p!r} does not mention any of {list(terms)}; delete the "
+                    f"cache file {self.last_stats.cache_file if self.last_stats else ''}"
+                )
+            recs.append(
+                PromptRecord(
+                    prompt=p,
+                    concept=concept,
+                    category=category,
+                    seed=int(seed) + i,
+                    concept_words=tuple(words),
+                    id=f"{slug}-{i:04d}",
+                )
+            )
         return PromptSuite(recs, name=name)
 
 

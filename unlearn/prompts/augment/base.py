@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import Sequence
+from collections.abc import Sequence
 
 from .styles import PromptStyle, get_style
 
@@ -76,19 +76,22 @@ _SYSTEM = (
     "numbered 1., 2., 3. and so on. Output only the numbered list, nothing else."
 )
 _ASK = "Write {n} different prompts about: {concept}."
-_ASK_SYNONYMS = " Each prompt must contain the words \"{concept}\" or one of: {synonyms}."
-_ASK_EXACT = " Each prompt must contain the words \"{concept}\"."
+_ASK_SYNONYMS = ' Each prompt must contain the words "{concept}" or one of: {synonyms}.'
+_ASK_EXACT = ' Each prompt must contain the words "{concept}".'
 
 
 def instruction_template(style: PromptStyle) -> str:
     """System text + few-shot turns + request template, unfilled; the cache key covers this text."""
     shots = "\n".join(f"{i}. {e}" for i, e in enumerate(style.examples, start=1))
-    return "\n---\n".join([
-        _SYSTEM.format(description=style.description),
-        _ASK.format(n=len(style.examples), concept=style.example_concept) + _ASK_EXACT.format(concept=style.example_concept),
-        shots,
-        _ASK + _ASK_SYNONYMS,
-    ])
+    return "\n---\n".join(
+        [
+            _SYSTEM.format(description=style.description),
+            _ASK.format(n=len(style.examples), concept=style.example_concept)
+            + _ASK_EXACT.format(concept=style.example_concept),
+            shots,
+            _ASK + _ASK_SYNONYMS,
+        ]
+    )
 
 
 def _ask(concept: str, n: int, synonyms: Sequence[str]) -> str:
@@ -116,9 +119,16 @@ def build_plain_prompt(concept: str, n: int, style: str | PromptStyle, synonyms:
     st = style if isinstance(style, PromptStyle) else get_style(style)
     shots = "\n".join(f"{i}. {e}" for i, e in enumerate(st.examples, start=1))
     return (
-        _SYSTEM.format(description=st.description) + "\n\n"
-        + "Request: " + _ask(st.example_concept, len(st.examples), ()) + "\nPrompts:\n" + shots + "\n\n"
-        + "Request: " + _ask(concept, n, synonyms) + "\nPrompts:\n1."
+        _SYSTEM.format(description=st.description)
+        + "\n\n"
+        + "Request: "
+        + _ask(st.example_concept, len(st.examples), ())
+        + "\nPrompts:\n"
+        + shots
+        + "\n\n"
+        + "Request: "
+        + _ask(concept, n, synonyms)
+        + "\nPrompts:\n1."
     )
 
 

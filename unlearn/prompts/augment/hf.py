@@ -11,7 +11,8 @@ state is untouched); the answer is parsed as a numbered/bulleted list.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .base import (
     AugmentationError,
@@ -45,10 +46,22 @@ class TransformersSource(AugmentationSource):
 
     kind = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any = None, *, device: str | None = None, dtype: str | None = None,
-                 max_new_tokens: int | None = None, temperature: float = 0.9, top_p: float = 0.95,
-                 prompts_per_call: int = 10, use_chat_template: bool | None = None, local_files_only: bool = False,
-                 trust_remote_code: bool = False, generate_kwargs: dict | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_new_tokens: int | None = None,
+        temperature: float = 0.9,
+        top_p: float = 0.95,
+        prompts_per_call: int = 10,
+        use_chat_template: bool | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        generate_kwargs: dict | None = None,
+    ):
         super().__init__()
         self._model_spec = model
         self._tok_spec = tokenizer
@@ -76,9 +89,14 @@ class TransformersSource(AugmentationSource):
 
     def instructions(self, style: str) -> str:
         mode = "plain" if self.use_chat_template is False else "chat-if-available"
-        gen = {"temperature": self.temperature, "top_p": self.top_p, "prompts_per_call": self.prompts_per_call,
-               "max_new_tokens": self.max_new_tokens, "mode": mode,
-               **{k: repr(v) for k, v in sorted(self.generate_kwargs.items())}}
+        gen = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "prompts_per_call": self.prompts_per_call,
+            "max_new_tokens": self.max_new_tokens,
+            "mode": mode,
+            **{k: repr(v) for k, v in sorted(self.generate_kwargs.items())},
+        }
         return instruction_template(get_style(style)) + f"\n---\n{gen}"
 
     # -- loading ------------------------------------------------------------------------------------------------
@@ -93,18 +111,23 @@ class TransformersSource(AugmentationSource):
         tok_spec = self._tok_spec if self._tok_spec is not None else self._model_spec
         if self._tokenizer is None:
             if not isinstance(tok_spec, (str, os.PathLike)):
-                raise AugmentationError("give tokenizer= (a path, hub id or tokenizer) when model is an object "
-                                        "without name_or_path")
+                raise AugmentationError(
+                    "give tokenizer= (a path, hub id or tokenizer) when model is an object without name_or_path"
+                )
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(str(tok_spec), local_files_only=self.local_files_only,
-                                                                trust_remote_code=self.trust_remote_code)
+                self._tokenizer = AutoTokenizer.from_pretrained(
+                    str(tok_spec), local_files_only=self.local_files_only, trust_remote_code=self.trust_remote_code
+                )
             except (OSError, ValueError) as e:
                 raise AugmentationError(
                     f"cannot load the tokenizer from {str(tok_spec)!r}: {e}. Fix: pass a local folder written by "
-                    "save_pretrained or a hub id reachable from this machine") from e
+                    "save_pretrained or a hub id reachable from this machine"
+                ) from e
         if self._model is None:
-            kwargs: dict[str, Any] = {"local_files_only": self.local_files_only,
-                                      "trust_remote_code": self.trust_remote_code}
+            kwargs: dict[str, Any] = {
+                "local_files_only": self.local_files_only,
+                "trust_remote_code": self.trust_remote_code,
+            }
             if self.dtype:
                 kwargs["dtype"] = getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
             try:
@@ -112,7 +135,8 @@ class TransformersSource(AugmentationSource):
             except (OSError, ValueError) as e:
                 raise AugmentationError(
                     f"cannot load a causal LM from {str(self._model_spec)!r}: {e}. Fix: pass a local folder "
-                    "written by save_pretrained or a hub id reachable from this machine") from e
+                    "written by save_pretrained or a hub id reachable from this machine"
+                ) from e
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._model.to(device)
         self._model.eval()
@@ -150,7 +174,7 @@ class TransformersSource(AugmentationSource):
             if device.type == "cuda":
                 torch.cuda.manual_seed_all(seed)
             out = model.generate(**enc, **kwargs)
-        new_tokens = out[0, enc["input_ids"].shape[1]:]
+        new_tokens = out[0, enc["input_ids"].shape[1] :]
         text = prefix + tok.decode(new_tokens, skip_special_tokens=True)
         self.last_raw_output = text
         return parse_prompt_list(text)

@@ -22,7 +22,8 @@ import os
 import re
 import time
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .base import AugmentationSource, EndpointError, build_messages, instruction_template, parse_prompt_list
@@ -79,10 +80,23 @@ class OpenAIChatSource(AugmentationSource):
 
     kind = "openai"
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str | None = "OPENAI_API_KEY",
-                 timeout: float = 60.0, max_retries: int = 3, backoff: float = 1.0, max_backoff: float = 30.0,
-                 temperature: float = 0.9, top_p: float = 0.95, max_tokens: int | None = None,
-                 prompts_per_call: int = 10, send_seed: bool = True, extra_body: dict | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        temperature: float = 0.9,
+        top_p: float = 0.95,
+        max_tokens: int | None = None,
+        prompts_per_call: int = 10,
+        send_seed: bool = True,
+        extra_body: dict | None = None,
+    ):
         super().__init__()
         if not base_url or not str(base_url).startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {redact_url(str(base_url))!r}")
@@ -132,12 +146,21 @@ class OpenAIChatSource(AugmentationSource):
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and (key or _url_secrets(self.base_url)):
             what = f"the API key from ${self.api_key_env}" if key else "the credentials in the URL"
-            warnings.warn(f"{what} will be sent in cleartext over http:// to {parts.hostname}; anyone on the network "
-                          "can read it. Fix: use https:// (or a server on this machine)", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{what} will be sent in cleartext over http:// to {parts.hostname}; anyone on the network "
+                "can read it. Fix: use https:// (or a server on this machine)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def instructions(self, style: str) -> str:
-        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                  "prompts_per_call": self.prompts_per_call, "extra_body": self.extra_body}
+        params = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "prompts_per_call": self.prompts_per_call,
+            "extra_body": self.extra_body,
+        }
         return instruction_template(get_style(style)) + "\n---\n" + json.dumps(params, sort_keys=True)
 
     # -- HTTP ---------------------------------------------------------------------------------------------------
@@ -158,8 +181,13 @@ class OpenAIChatSource(AugmentationSource):
         """POST one chat-completions request (with bounded retries); return the first choice's content."""
         import requests
 
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                                "top_p": self.top_p, "n": 1}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "n": 1,
+        }
         if max_tokens:
             body["max_tokens"] = int(max_tokens)
         if seed is not None and self.send_seed:
@@ -175,8 +203,9 @@ class OpenAIChatSource(AugmentationSource):
                 time.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
             self.requests_sent += 1
             try:
-                resp = requests.post(url, json=body, headers=self._headers(), timeout=self.timeout,
-                                     proxies=self._proxies())
+                resp = requests.post(
+                    url, json=body, headers=self._headers(), timeout=self.timeout, proxies=self._proxies()
+                )
             except requests.Timeout:
                 last = f"no answer within {self.timeout:g} s (timeout)"
                 continue
@@ -192,23 +221,31 @@ class OpenAIChatSource(AugmentationSource):
                 raise EndpointError(
                     f"POST {shown} answered HTTP {resp.status_code}: {_short(self._scrub(resp.text))}. Fix: check the model name "
                     f"{self.model!r}, the API key variable {self.api_key_env!r} and that the server speaks the "
-                    "OpenAI chat-completions protocol")
+                    "OpenAI chat-completions protocol"
+                )
             try:
                 data = resp.json()
             except ValueError as e:
-                raise EndpointError(f"POST {shown} returned malformed JSON ({e}): {_short(self._scrub(resp.text))}. Fix: check "
-                                    "that base_url points at an OpenAI-compatible API root (ending in /v1)") from None
+                raise EndpointError(
+                    f"POST {shown} returned malformed JSON ({e}): {_short(self._scrub(resp.text))}. Fix: check "
+                    "that base_url points at an OpenAI-compatible API root (ending in /v1)"
+                ) from None
             try:
                 content = data["choices"][0]["message"]["content"]
             except (KeyError, IndexError, TypeError):
-                raise EndpointError(f"POST {shown} returned JSON without choices[0].message.content: "
-                                    f"{_short(self._scrub(json.dumps(data)))}. Fix: use a chat-completions endpoint") from None
+                raise EndpointError(
+                    f"POST {shown} returned JSON without choices[0].message.content: "
+                    f"{_short(self._scrub(json.dumps(data)))}. Fix: use a chat-completions endpoint"
+                ) from None
             if not isinstance(content, str):
-                raise EndpointError(f"POST {shown} returned a non-text message content: {_short(self._scrub(repr(content)))}")
+                raise EndpointError(
+                    f"POST {shown} returned a non-text message content: {_short(self._scrub(repr(content)))}"
+                )
             return content
         raise EndpointError(
             f"POST {shown} failed after {attempts} attempt(s): {last}. Fix: start the server (vLLM, llama.cpp, "
-            "Ollama) or correct --url; raise timeout/max_retries for a slow server")
+            "Ollama) or correct --url; raise timeout/max_retries for a slow server"
+        )
 
     def generate(self, concept: str, n: int, style: str, seed: int, synonyms: Sequence[str] = ()) -> list[str]:
         st = get_style(style)
@@ -216,8 +253,11 @@ class OpenAIChatSource(AugmentationSource):
         chunks = [min(self.prompts_per_call, n - i) for i in range(0, n, self.prompts_per_call)]
         for call, k in enumerate(chunks):
             self.calls += 1
-            text = self.complete(build_messages(concept, k, st, synonyms), seed=seed + 1009 * call,
-                                 max_tokens=self.max_tokens or (k * st.tokens_per_prompt + 32))
+            text = self.complete(
+                build_messages(concept, k, st, synonyms),
+                seed=seed + 1009 * call,
+                max_tokens=self.max_tokens or (k * st.tokens_per_prompt + 32),
+            )
             self.last_raw_output = text
             out.extend(parse_prompt_list(text))
         return out

@@ -12,8 +12,9 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from .base import AugmentationError, AugmentationSource, concept_terms
 
@@ -70,15 +71,23 @@ class TemplateGrammar:
         return sorted(self.templates)
 
     def fingerprint(self) -> str:
-        blob = json.dumps({"name": self.name, "templates": {k: list(v) for k, v in self.templates.items()},
-                           "slots": {k: list(v) for k, v in self.slots.items()},
-                           "concept_weight": self.concept_weight}, sort_keys=True)
+        blob = json.dumps(
+            {
+                "name": self.name,
+                "templates": {k: list(v) for k, v in self.templates.items()},
+                "slots": {k: list(v) for k, v in self.slots.items()},
+                "concept_weight": self.concept_weight,
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def sample(self, concept: str, synonyms: Sequence[str], style: str, rng: random.Random) -> str:
         if style not in self.templates:
-            raise AugmentationError(f"grammar {self.name!r} has no templates for style {style!r}; it has "
-                                    f"{self.styles}. Fix: pick one of those styles or add templates")
+            raise AugmentationError(
+                f"grammar {self.name!r} has no templates for style {style!r}; it has "
+                f"{self.styles}. Fix: pick one of those styles or add templates"
+            )
         terms = concept_terms(concept, synonyms)
         term = terms[0] if len(terms) == 1 or rng.random() < self.concept_weight else rng.choice(terms[1:])
         text = rng.choice(list(self.templates[style]))
@@ -95,8 +104,10 @@ class TemplateGrammar:
                 break
             text = new
         if _SLOT.search(text):
-            raise AugmentationError(f"grammar {self.name!r}: slots still unexpanded after {self.max_depth} levels "
-                                    f"in {text!r} (a slot refers to itself?)")
+            raise AugmentationError(
+                f"grammar {self.name!r}: slots still unexpanded after {self.max_depth} levels "
+                f"in {text!r} (a slot refers to itself?)"
+            )
         text = " ".join(text.replace("\0CONCEPT\0", term).split())
         return text[:1].upper() + text[1:]
 
@@ -163,11 +174,24 @@ class TemplateSource(AugmentationSource):
 # the default grammar: generic scenes in which a concept (a noun phrase) appears
 
 _PLACES = [
-    "in a sunlit meadow", "inside a quiet, dimly lit room", "on a crowded city street", "on a windswept beach",
-    "in a misty pine forest", "beside a still mountain lake", "in a cozy wooden cabin", "on a rooftop at dusk",
-    "in a minimalist white studio", "in an old stone courtyard", "along a rainy neon-lit alley",
-    "in a sunny garden", "on a quiet country road", "in a spacious loft apartment", "by a riverbank at dawn",
-    "in a desert under a wide sky", "in a snowy village square", "in a grand hall with tall windows",
+    "in a sunlit meadow",
+    "inside a quiet, dimly lit room",
+    "on a crowded city street",
+    "on a windswept beach",
+    "in a misty pine forest",
+    "beside a still mountain lake",
+    "in a cozy wooden cabin",
+    "on a rooftop at dusk",
+    "in a minimalist white studio",
+    "in an old stone courtyard",
+    "along a rainy neon-lit alley",
+    "in a sunny garden",
+    "on a quiet country road",
+    "in a spacious loft apartment",
+    "by a riverbank at dawn",
+    "in a desert under a wide sky",
+    "in a snowy village square",
+    "in a grand hall with tall windows",
 ]
 
 DEFAULT_GRAMMAR = TemplateGrammar(
@@ -191,37 +215,68 @@ DEFAULT_GRAMMAR = TemplateGrammar(
         "plain": ["a video of {concept}", "{concept} {place}", "a short clip showing {concept}"],
     },
     slots={
-        "opening": ["The video opens on", "In a cinematic shot, we see", "The scene shows",
-                    "A slow reveal introduces", "The footage captures", "In this video,"],
+        "opening": [
+            "The video opens on",
+            "In a cinematic shot, we see",
+            "The scene shows",
+            "A slow reveal introduces",
+            "The footage captures",
+            "In this video,",
+        ],
         "place": _PLACES,
         "place_cap": [p[:1].upper() + p[1:] for p in _PLACES],
-        "detail": ["Every texture is crisp, from the surfaces to the smallest details in the background.",
-                   "Small details fill the frame: dust in the air, soft reflections, and gentle shadows.",
-                   "The surroundings are rich with colour, texture and quiet movement.",
-                   "The composition is balanced, with the subject framed against a softly blurred background."],
-        "motion": ["As time passes, the scene slowly comes alive with gentle movement.",
-                   "Leaves drift through the frame while the light shifts subtly from moment to moment.",
-                   "A light breeze stirs the air, and distant figures move quietly in the background.",
-                   "Clouds move overhead and the shadows stretch slowly across the ground.",
-                   "Everything moves in a slow, deliberate rhythm, as if time has softened."],
-        "camera": ["The camera glides slowly forward, revealing more of the surroundings.",
-                   "The camera orbits in a smooth arc, keeping the subject at the centre of the frame.",
-                   "A handheld camera follows closely, giving the moment an intimate, documentary feel.",
-                   "The camera starts in a close-up and pulls back to a wide establishing shot.",
-                   "A slow tracking shot moves from left to right across the scene."],
-        "light": ["Warm golden light and long soft shadows give the scene a calm, dreamy mood.",
-                  "Cool blue tones and soft diffused light create a quiet, reflective atmosphere.",
-                  "Bright natural daylight makes the colours vivid and the mood cheerful.",
-                  "Low-key lighting with deep shadows lends the scene a moody, cinematic look.",
-                  "The soft glow of evening light bathes everything in amber and rose."],
+        "detail": [
+            "Every texture is crisp, from the surfaces to the smallest details in the background.",
+            "Small details fill the frame: dust in the air, soft reflections, and gentle shadows.",
+            "The surroundings are rich with colour, texture and quiet movement.",
+            "The composition is balanced, with the subject framed against a softly blurred background.",
+        ],
+        "motion": [
+            "As time passes, the scene slowly comes alive with gentle movement.",
+            "Leaves drift through the frame while the light shifts subtly from moment to moment.",
+            "A light breeze stirs the air, and distant figures move quietly in the background.",
+            "Clouds move overhead and the shadows stretch slowly across the ground.",
+            "Everything moves in a slow, deliberate rhythm, as if time has softened.",
+        ],
+        "camera": [
+            "The camera glides slowly forward, revealing more of the surroundings.",
+            "The camera orbits in a smooth arc, keeping the subject at the centre of the frame.",
+            "A handheld camera follows closely, giving the moment an intimate, documentary feel.",
+            "The camera starts in a close-up and pulls back to a wide establishing shot.",
+            "A slow tracking shot moves from left to right across the scene.",
+        ],
+        "light": [
+            "Warm golden light and long soft shadows give the scene a calm, dreamy mood.",
+            "Cool blue tones and soft diffused light create a quiet, reflective atmosphere.",
+            "Bright natural daylight makes the colours vivid and the mood cheerful.",
+            "Low-key lighting with deep shadows lends the scene a moody, cinematic look.",
+            "The soft glow of evening light bathes everything in amber and rose.",
+        ],
         "short_lead": ["A cinematic shot of", "A close-up of", "A wide shot of", "Footage of", "A slow pan over"],
         "short_lead_lc": ["a video of", "a clip of", "footage of", "a shot of"],
-        "short_action": ["slow motion", "camera slowly zooming in", "time-lapse", "handheld camera",
-                         "gentle camera pan"],
-        "tag_light": ["Natural lighting", "Golden hour lighting", "Soft studio lighting", "Low-key lighting",
-                      "Backlit", "Overcast light"],
-        "tag_mood": ["Calm atmosphere", "Moody atmosphere", "Dreamy mood", "Warm tones", "Cinematic mood",
-                     "Muted atmosphere"],
+        "short_action": [
+            "slow motion",
+            "camera slowly zooming in",
+            "time-lapse",
+            "handheld camera",
+            "gentle camera pan",
+        ],
+        "tag_light": [
+            "Natural lighting",
+            "Golden hour lighting",
+            "Soft studio lighting",
+            "Low-key lighting",
+            "Backlit",
+            "Overcast light",
+        ],
+        "tag_mood": [
+            "Calm atmosphere",
+            "Moody atmosphere",
+            "Dreamy mood",
+            "Warm tones",
+            "Cinematic mood",
+            "Muted atmosphere",
+        ],
         "tag_shot": ["Medium shot", "Close-up", "Wide shot", "Tracking shot", "Low angle"],
         "zs_quality": ["high quality", "cinematic", "4k", "detailed, smooth motion"],
     },

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from unlearn.prompts.suite import PromptRecord, PromptSuite
 
-__all__ = ["builtin_suite", "builtin_prompt_dir", "expand_identity_templates", "IMAGENET10_CLASSES",
-           "FACES_IDENTITIES"]
+__all__ = ["builtin_suite", "builtin_prompt_dir", "expand_identity_templates", "IMAGENET10_CLASSES", "FACES_IDENTITIES"]
 
 #: the 10 Imagenette classes of the ESD object-erasure protocol, in ESD's order
 IMAGENET10_CLASSES: tuple[str, ...] = (
@@ -72,8 +72,9 @@ def builtin_suite(name: str, **filter_kwargs: Any) -> PromptSuite:
     return suite.filter(**filter_kwargs) if filter_kwargs else suite
 
 
-def expand_identity_templates(templates: PromptSuite, identities: Sequence[str], *, category: str = "face",
-                              name: str = "faces") -> PromptSuite:
+def expand_identity_templates(
+    templates: PromptSuite, identities: Sequence[str], *, category: str = "face", name: str = "faces"
+) -> PromptSuite:
     """Fill ``{identity}`` in every template with each identity (identity-major order).
 
     Each output record: concept = identity, concept_words = (identity,), seed = the template's seed (the same
@@ -85,6 +86,14 @@ def expand_identity_templates(templates: PromptSuite, identities: Sequence[str],
         for t in templates:
             if "{identity}" not in t.prompt:
                 raise ValueError(f"template {t.prompt!r} has no {{identity}} placeholder")
-            recs.append(PromptRecord(prompt=t.prompt.replace("{identity}", ident), concept=ident, category=category,
-                                     seed=t.seed, concept_words=(ident,), id=f"{slug}-{t.id}"))
+            recs.append(
+                PromptRecord(
+                    prompt=t.prompt.replace("{identity}", ident),
+                    concept=ident,
+                    category=category,
+                    seed=t.seed,
+                    concept_words=(ident,),
+                    id=f"{slug}-{t.id}",
+                )
+            )
     return PromptSuite(recs, name=name)

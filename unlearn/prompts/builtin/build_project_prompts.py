@@ -301,8 +301,16 @@ def build_imagenet10() -> PromptSuite:
         for i, (p, seed) in enumerate(zip(prompts, _seeds(f"imagenet10/{cls}", 20))):
             words = find_concept_words(p, [cls])
             assert words, (cls, p)
-            recs.append(PromptRecord(prompt=p, concept=cls, category="object", seed=seed,
-                                     concept_words=tuple(words), id=f"{slug}-{i:02d}"))
+            recs.append(
+                PromptRecord(
+                    prompt=p,
+                    concept=cls,
+                    category="object",
+                    seed=seed,
+                    concept_words=tuple(words),
+                    id=f"{slug}-{i:02d}",
+                )
+            )
     return PromptSuite(recs, name="imagenet10")
 
 
@@ -310,8 +318,10 @@ def build_faces_templates() -> PromptSuite:
     assert len(FACES_TEMPLATES) == 30
     seeds = _seeds("faces", len(FACES_TEMPLATES))
     return PromptSuite(
-        [PromptRecord(prompt=t, category="face", seed=s, concept_words=("{identity}",), id=f"t{i:02d}")
-         for i, (t, s) in enumerate(zip(FACES_TEMPLATES, seeds))],
+        [
+            PromptRecord(prompt=t, category="face", seed=s, concept_words=("{identity}",), id=f"t{i:02d}")
+            for i, (t, s) in enumerate(zip(FACES_TEMPLATES, seeds))
+        ],
         name="faces_templates",
     )
 

@@ -13,7 +13,8 @@ are in :mod:`unlearn.prompts.suite`.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from unlearn.prompts.builtin import builtin_suite
 from unlearn.prompts.loaders.esd import load_esd_csv

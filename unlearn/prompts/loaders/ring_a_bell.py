@@ -12,15 +12,30 @@ from unlearn.prompts.suite import PromptFileError, PromptRecord, PromptSuite, re
 __all__ = ["load_ring_a_bell"]
 
 
-_RAB_PROMPT_NAMES = ("prompt", "prompts", "sensitive prompt", "sensitive_prompt", "text", "caption", "adv_prompt",
-                     "adversarial prompt", "inv_prompt")
+_RAB_PROMPT_NAMES = (
+    "prompt",
+    "prompts",
+    "sensitive prompt",
+    "sensitive_prompt",
+    "text",
+    "caption",
+    "adv_prompt",
+    "adversarial prompt",
+    "inv_prompt",
+)
 _RAB_SEED_NAMES = ("evaluation_seed", "seed", "seeds")
 _INDEX_NAMES = ("", "unnamed: 0", "index", "idx")
 
 
-def load_ring_a_bell(path: str | os.PathLike, *, prompt_column: str | int | None = None,
-                     seed_column: str | None = "auto", concept: str | None = "nudity",
-                     category: str | None = None, name: str | None = None) -> PromptSuite:
+def load_ring_a_bell(
+    path: str | os.PathLike,
+    *,
+    prompt_column: str | int | None = None,
+    seed_column: str | None = "auto",
+    concept: str | None = "nudity",
+    category: str | None = None,
+    name: str | None = None,
+) -> PromptSuite:
     """Ring-A-Bell adversarial prompts (Tsai et al., ICLR 2024) from **your download** of their CSV.
 
     Not shipped: download the CSVs from the authors' repository (chiayi-hsu/Ring-A-Bell, ``data/InvPrompt``)
@@ -50,8 +65,12 @@ def load_ring_a_bell(path: str | os.PathLike, *, prompt_column: str | int | None
     has_header, col, seed_col = False, None, None
     if isinstance(prompt_column, str):
         if prompt_column.strip().lower() not in first:
-            raise PromptFileError(path, f"no column {prompt_column!r} in the header {rows[0][1]!r}", line=1,
-                                  fix="pass one of the header names as prompt_column")
+            raise PromptFileError(
+                path,
+                f"no column {prompt_column!r} in the header {rows[0][1]!r}",
+                line=1,
+                fix="pass one of the header names as prompt_column",
+            )
         has_header, col = True, first.index(prompt_column.strip().lower())
     elif isinstance(prompt_column, int):
         col = prompt_column
@@ -66,15 +85,22 @@ def load_ring_a_bell(path: str | os.PathLike, *, prompt_column: str | int | None
                 col = 0 if len(rows[0][1]) == 1 else non_index[0]
             else:
                 raise PromptFileError(
-                    path, f"cannot tell which column holds the prompts; first row: {rows[0][1][:4]!r}", line=1,
-                    fix="pass prompt_column='<header name>' or prompt_column=<0-based index>")
+                    path,
+                    f"cannot tell which column holds the prompts; first row: {rows[0][1][:4]!r}",
+                    line=1,
+                    fix="pass prompt_column='<header name>' or prompt_column=<0-based index>",
+                )
     if has_header:
         if seed_column == "auto":
             seed_col = next((first.index(s) for s in _RAB_SEED_NAMES if s in first), None)
         elif seed_column is not None:
             if seed_column.lower() not in first:
-                raise PromptFileError(path, f"no seed column {seed_column!r} in {rows[0][1]!r}", line=1,
-                                      fix="pass seed_column=None to load without seeds")
+                raise PromptFileError(
+                    path,
+                    f"no seed column {seed_column!r} in {rows[0][1]!r}",
+                    line=1,
+                    fix="pass seed_column=None to load without seeds",
+                )
             seed_col = first.index(seed_column.lower())
         ids_col = first.index("case_number") if "case_number" in first else None
         body = rows[1:]
@@ -84,8 +110,9 @@ def load_ring_a_bell(path: str | os.PathLike, *, prompt_column: str | int | None
     recs = []
     for line, row in body:
         if col >= len(row):
-            raise PromptFileError(path, f"row has {len(row)} column(s), no column {col}", line=line,
-                                  fix="check the prompt_column index")
+            raise PromptFileError(
+                path, f"row has {len(row)} column(s), no column {col}", line=line, fix="check the prompt_column index"
+            )
         prompt = row[col].strip()
         if not prompt:
             continue

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from unlearn.prompts.suite import (
     PromptFileError,
@@ -31,16 +32,20 @@ SAFESORA_CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 _SAFESORA_TEXT_FIELDS = ("prompt_text", "prompt", "text", "caption")
-_SAFESORA_LABEL_FIELDS = ("prompt_labels", "labels", "harm_labels", "categories", "category", "harm_label",
-                          "label")
+_SAFESORA_LABEL_FIELDS = ("prompt_labels", "labels", "harm_labels", "categories", "category", "harm_label", "label")
 
 
 def _true_labels(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, Mapping):
-        return [str(k) for k, v in value.items() if v is True or (isinstance(v, (int, float)) and v > 0.5)
-                or (isinstance(v, str) and v.strip().lower() in ("true", "yes", "1"))]
+        return [
+            str(k)
+            for k, v in value.items()
+            if v is True
+            or (isinstance(v, (int, float)) and v > 0.5)
+            or (isinstance(v, str) and v.strip().lower() in ("true", "yes", "1"))
+        ]
     if isinstance(value, (list, tuple)):
         out = []
         for v in value:
@@ -65,9 +70,16 @@ def _label_matches(label: str, wanted: str) -> bool:
     return False
 
 
-def load_safesora(path: str | os.PathLike, *, category: str | Iterable[str] | None = None,
-                  text_field: str | None = None, label_field: str | None = None,
-                  concept: str | None = None, deduplicate: bool = True, name: str | None = None) -> PromptSuite:
+def load_safesora(
+    path: str | os.PathLike,
+    *,
+    category: str | Iterable[str] | None = None,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    concept: str | None = None,
+    deduplicate: bool = True,
+    name: str | None = None,
+) -> PromptSuite:
     """SafeSora prompts (Dai et al., NeurIPS 2024 D&B) from **your download** (CC BY-NC 4.0: non-commercial).
 
     Not shipped. Reads ``.json`` (a list of objects, or an object with the list under ``data``/``records``),
@@ -88,10 +100,12 @@ def load_safesora(path: str | os.PathLike, *, category: str | Iterable[str] | No
     text = read_text(path)
     fmt = format_from_suffix(path, default="json")
     if fmt not in ("json", "jsonl"):
-        raise PromptFileError(path, f"expected .json or .jsonl, got {path.name!r}",
-                              fix="convert the SafeSora export to JSON/JSONL")
-    items = list(iter_json_rows(path, text, "jsonl" if fmt == "jsonl" and not text.lstrip().startswith("[")
-                                 else "json"))
+        raise PromptFileError(
+            path, f"expected .json or .jsonl, got {path.name!r}", fix="convert the SafeSora export to JSON/JSONL"
+        )
+    items = list(
+        iter_json_rows(path, text, "jsonl" if fmt == "jsonl" and not text.lstrip().startswith("[") else "json")
+    )
     wanted = None if category is None else ([category] if isinstance(category, str) else list(category))
     recs: list[PromptRecord] = []
     seen: set[str] = set()
@@ -99,26 +113,43 @@ def load_safesora(path: str | os.PathLike, *, category: str | Iterable[str] | No
         loc = row_location(line)
         item = f"item {loc['item']}: " if loc["item"] else ""
         if not isinstance(obj, Mapping):
-            raise PromptFileError(path, f"{item}expected an object, got {type(obj).__name__}", line=loc["line"],
-                                  fix="give SafeSora's JSON export (objects with prompt_text)")
+            raise PromptFileError(
+                path,
+                f"{item}expected an object, got {type(obj).__name__}",
+                line=loc["line"],
+                fix="give SafeSora's JSON export (objects with prompt_text)",
+            )
         tf = text_field or next((f for f in _SAFESORA_TEXT_FIELDS if f in obj), None)
         if tf is None or tf not in obj:
-            raise PromptFileError(path, f"{item}no prompt text field (looked for "
-                                  f"{[text_field] if text_field else list(_SAFESORA_TEXT_FIELDS)}; fields: "
-                                  f"{sorted(obj)})", line=loc["line"], fix="pass text_field='<field name>'")
+            raise PromptFileError(
+                path,
+                f"{item}no prompt text field (looked for "
+                f"{[text_field] if text_field else list(_SAFESORA_TEXT_FIELDS)}; fields: "
+                f"{sorted(obj)})",
+                line=loc["line"],
+                fix="pass text_field='<field name>'",
+            )
         prompt = obj[tf]
         if not isinstance(prompt, str) or not prompt.strip():
             continue
         lf = label_field or next((f for f in _SAFESORA_LABEL_FIELDS if f in obj), None)
         if label_field and label_field not in obj:
-            raise PromptFileError(path, f"{item}no label field {label_field!r} (fields: {sorted(obj)})",
-                                  line=loc["line"], fix="pass the right label_field=")
+            raise PromptFileError(
+                path,
+                f"{item}no label field {label_field!r} (fields: {sorted(obj)})",
+                line=loc["line"],
+                fix="pass the right label_field=",
+            )
         labels = _true_labels(obj.get(lf)) if lf else []
         if wanted is not None:
             if lf is None:
-                raise PromptFileError(path, f"{item}no harm-label field to filter on (looked for "
-                                      f"{list(_SAFESORA_LABEL_FIELDS)}; fields: {sorted(obj)})", line=loc["line"],
-                                      fix="pass label_field='<field name>', or load without category=")
+                raise PromptFileError(
+                    path,
+                    f"{item}no harm-label field to filter on (looked for "
+                    f"{list(_SAFESORA_LABEL_FIELDS)}; fields: {sorted(obj)})",
+                    line=loc["line"],
+                    fix="pass label_field='<field name>', or load without category=",
+                )
             labels = [lab for lab in labels if any(_label_matches(lab, w) for w in wanted)]
             if not labels:
                 continue
@@ -127,10 +158,16 @@ def load_safesora(path: str | os.PathLike, *, category: str | Iterable[str] | No
             continue
         seen.add(key)
         rid = obj.get("prompt_id", obj.get("id"))
-        recs.append(PromptRecord(prompt=prompt, concept=concept, category=", ".join(labels) or None,
-                                 id=None if rid is None else str(rid)))
+        recs.append(
+            PromptRecord(
+                prompt=prompt, concept=concept, category=", ".join(labels) or None, id=None if rid is None else str(rid)
+            )
+        )
     if not recs:
-        raise PromptFileError(path, f"no prompts left (category={wanted})",
-                              fix="check the category name and label_field; labels seen decide the filter")
+        raise PromptFileError(
+            path,
+            f"no prompts left (category={wanted})",
+            fix="check the category name and label_field; labels seen decide the filter",
+        )
     suffix = "-" + "-".join(wanted) if wanted else ""
     return PromptSuite(recs, name=name or (suite_name(path) + suffix))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from unlearn.prompts.suite import (
     PromptFileError,
@@ -52,9 +52,14 @@ def _t2v_category(spec: str | int) -> tuple[int | None, str]:
     return None, str(spec).strip()
 
 
-def load_t2vsafetybench(path: str | os.PathLike, *, categories: str | int | Iterable[str | int] | None = None,
-                        category: str | None = None, concept: str | None = None,
-                        name: str | None = None) -> PromptSuite:
+def load_t2vsafetybench(
+    path: str | os.PathLike,
+    *,
+    categories: str | int | Iterable[str | int] | None = None,
+    category: str | None = None,
+    concept: str | None = None,
+    name: str | None = None,
+) -> PromptSuite:
     """T2VSafetyBench prompts (Miao et al., NeurIPS 2024 D&B) from **your clone** of the benchmark.
 
     Not shipped; the public repository (yibo-miao/T2VSafetyBench) has no licence file, so it may not be
@@ -93,8 +98,11 @@ def load_t2vsafetybench(path: str | os.PathLike, *, categories: str | int | Iter
     if path.is_dir():
         files = sorted((p for p in path.glob("*.txt") if p.stem.isdigit()), key=lambda p: int(p.stem))
         if not files:
-            raise PromptFileError(path, "no N.txt files in the folder",
-                                  fix="point at the T2VSafetyBench folder that holds 1.txt ... 14.txt")
+            raise PromptFileError(
+                path,
+                "no N.txt files in the folder",
+                fix="point at the T2VSafetyBench folder that holds 1.txt ... 14.txt",
+            )
         for p in files:
             num, cat = _t2v_category(int(p.stem)) if int(p.stem) in T2VSAFETYBENCH_CATEGORIES else (int(p.stem), p.stem)
             read_txt(p, cat, num)
@@ -112,8 +120,9 @@ def load_t2vsafetybench(path: str | os.PathLike, *, categories: str | int | Iter
             header, rows = read_csv_dicts(path, errors="replace")
             low = {h.lower(): h for h in header}
             if "prompt" not in low:
-                raise PromptFileError(path, f"no 'prompt' column in {header!r}", line=1,
-                                      fix="name the prompt column 'prompt'")
+                raise PromptFileError(
+                    path, f"no 'prompt' column in {header!r}", line=1, fix="name the prompt column 'prompt'"
+                )
             for line, row in rows:
                 cat = row.get(low["category"]) if "category" in low else category
                 add(row[low["prompt"]], _t2v_category(cat)[1] if cat else None, str(line))
@@ -124,13 +133,23 @@ def load_t2vsafetybench(path: str | os.PathLike, *, categories: str | int | Iter
                     add(obj, _t2v_category(category)[1] if category else None, None)
                 elif isinstance(obj, Mapping) and isinstance(obj.get("prompt"), str):
                     cat = obj.get("category", category)
-                    add(obj["prompt"], _t2v_category(cat)[1] if cat not in (None, "") else None,
-                        optional_str(obj.get("id")))
+                    add(
+                        obj["prompt"],
+                        _t2v_category(cat)[1] if cat not in (None, "") else None,
+                        optional_str(obj.get("id")),
+                    )
                 else:
                     loc = row_location(line)
-                    raise PromptFileError(path, "expected a string or an object with 'prompt'", line=loc["line"],
-                                          fix="write prompts as strings or {\"prompt\": ..., \"category\": ...}")
+                    raise PromptFileError(
+                        path,
+                        "expected a string or an object with 'prompt'",
+                        line=loc["line"],
+                        fix='write prompts as strings or {"prompt": ..., "category": ...}',
+                    )
     if not recs:
-        raise PromptFileError(path, f"no prompts (categories={sorted(wanted) if wanted else None})",
-                              fix="check the category numbers/names (1-14) and the path")
+        raise PromptFileError(
+            path,
+            f"no prompts (categories={sorted(wanted) if wanted else None})",
+            fix="check the category numbers/names (1-14) and the path",
+        )
     return PromptSuite(recs, name=name or suite_name(path))
