@@ -231,7 +231,7 @@ def test_push_dry_run_and_bad_input(tmp_path, capsys):
     assert main(["push", str(tmp_path / "run" / "adapters"), "--repo", "alice/x", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("---\n") and "base_model: THUDM/CogVideoX-2b" in out and "| original | 12.5 |" in out
-    with pytest.raises(SystemExit):
-        main(["push", str(tmp_path / "run" / "adapters"), "--repo", "no-slash", "--dry-run"])
+    assert main(["push", str(tmp_path / "run" / "adapters"), "--repo", "no-slash", "--dry-run"]) == 2
+    assert "user/name" in capsys.readouterr().err.splitlines()[-1]
     assert main(["push", str(tmp_path), "--repo", "alice/x", "--dry-run"]) == 2
     assert "not an adapter folder" in capsys.readouterr().err.splitlines()[-1]

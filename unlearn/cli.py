@@ -389,30 +389,24 @@ def _lightning_cli(args: list[str] | None) -> None:
 
 
 def _dispatch(args: list[str], from_sys_argv: bool) -> int:
-    if args and args[0] == "export":
-        from unlearn.methods.t2vunlearning.export import export_main
+    from unlearn.commands import COMMANDS, run, usage
 
-        return int(export_main(args[1:]) or 0)
-    if args and args[0] == "push":
-        from unlearn.hub import push_main
-
-        return int(push_main(args[1:]) or 0)
-    if args and args[0] == "augment":
-        from unlearn.prompts.augment.cli import augment_main
-
-        return int(augment_main(args[1:]) or 0)
-    if args and args[0] == "evaluate":
-        from unlearn.evaluation.runner import main as evaluate_main
-
-        return int(evaluate_main(args[1:]) or 0)
-    if args and args[0] == "attack":
-        from unlearn.attacks import attack_main
-
-        return attack_main(resolve_config_args(args[1:]))
-    if args and args[0] == "toyworld":
+    if not args or args[0] in ("-h", "--help"):
+        print(usage(LIGHTNING_SUBCOMMANDS), file=sys.stdout if args else sys.stderr)
+        return 0 if args else EXIT_INPUT
+    if args[0] in COMMANDS:
+        return run(args[0], args[1:])
+    if args[0] == "toyworld":
         from unlearn.toyworld.cli import toyworld_main
 
         return int(toyworld_main(args[1:]) or 0)
+    if args[0] not in LIGHTNING_SUBCOMMANDS:
+        import difflib
+
+        known = [*LIGHTNING_SUBCOMMANDS, *COMMANDS, "toyworld"]
+        close = difflib.get_close_matches(args[0], known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown command {args[0]!r}.{hint} Commands: {', '.join(known)} (unlearn --help)")
     if args and args[0] in LIGHTNING_SUBCOMMANDS:
         try:
             args = [args[0], *resolve_config_args(args[1:])]

@@ -8,12 +8,12 @@ provenance when one is found, and how to load the adapters. ``attach_adapters(pi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from unlearn.checks import InputError
 from unlearn.evaluation.tables import markdown_table, results_markdown
 from unlearn.methods.t2vunlearning.export import (
     CONFIG_NAME,
@@ -176,37 +176,47 @@ def push(
     )
 
 
-def push_main(argv: list[str] | None = None) -> int:
-    """``unlearn push ADAPTERS_DIR --repo user/name``: adapters + model card to the Hugging Face Hub."""
-    parser = argparse.ArgumentParser(prog="unlearn push", description=push_main.__doc__)
-    parser.add_argument("adapters", help="adapter folder (AdapterCheckpoint output or `unlearn export --out`)")
-    parser.add_argument("--repo", required=True, help="Hub repository id, user/name (created if missing)")
-    parser.add_argument(
-        "--metrics",
-        help="metrics.json/results.json for the card (default: <run>/eval/metrics.json "
-        "next to the adapters, if there is one)",
-    )
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--revision", help="branch to commit to (default: main)")
-    parser.add_argument("--endpoint", help="Hub endpoint (default: huggingface_hub's, $HF_ENDPOINT)")
-    parser.add_argument("--token", help="access token (default: $HF_TOKEN or `hf auth login`)")
-    parser.add_argument("--dry-run", action="store_true", help="print the model card and upload nothing")
-    args = parser.parse_args(argv)
-    if args.repo.count("/") != 1 or not all(args.repo.split("/")):
-        parser.error(f"--repo {args.repo!r} is not a Hub repository id of the form user/name")
-    read_adapter_config(args.adapters)  # one clear error for a folder that is not an adapter folder
-    metrics = args.metrics or find_metrics(args.adapters)
-    if args.dry_run:
-        print(model_card(args.adapters, args.repo, metrics))
+def push_command(
+    adapters: str,
+    repo: str,
+    metrics: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
+) -> int:
+    """Adapters + model card to the Hugging Face Hub: ``unlearn push ADAPTERS_DIR --repo user/name``.
+
+    Args:
+        adapters: adapter folder (``AdapterCheckpoint`` output or ``unlearn export --out``).
+        repo: Hub repository id, ``user/name`` (created if missing).
+        metrics: ``metrics.json``/``results.json`` for the card (default: ``<run>/eval/metrics.json`` next to
+            the adapters, if there is one).
+        private: create the repository private.
+        revision: branch to commit to (default: main).
+        endpoint: Hub endpoint (default: huggingface_hub's, ``$HF_ENDPOINT``).
+        token: access token (default: ``$HF_TOKEN`` or ``hf auth login``).
+        dry_run: print the model card and upload nothing.
+    """
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise InputError(f"--repo {repo!r} is not a Hub repository id of the form user/name")
+    read_adapter_config(adapters)  # one clear error for a folder that is not an adapter folder
+    metrics = metrics or find_metrics(adapters)
+    if dry_run:
+        print(model_card(adapters, repo, metrics))
         return 0
     info = push(
-        args.adapters,
-        args.repo,
-        metrics_path=metrics,
-        private=args.private,
-        token=args.token,
-        endpoint=args.endpoint,
-        revision=args.revision,
+        adapters, repo, metrics_path=metrics, private=private, token=token, endpoint=endpoint, revision=revision
     )
-    print(f"pushed {args.adapters} to {args.repo} ({info.commit_url})")
+    print(f"pushed {adapters} to {repo} ({info.commit_url})")
     return 0
+
+
+def push_main(argv: list[str] | None = None) -> int:
+    """``unlearn push`` with ``argv`` (its flags are :func:`push_command`'s parameters)."""
+    import sys
+
+    from unlearn.commands import run
+
+    return run("push", sys.argv[1:] if argv is None else argv)

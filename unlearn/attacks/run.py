@@ -292,17 +292,10 @@ def results_markdown(doc: dict[str, Any]) -> str:
 
 
 def attack_main(argv: list[str] | None = None) -> int:
-    """``unlearn attack --config X.yaml [--key value ...]``: parse :class:`AttackRun`'s arguments and run it."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    """``unlearn attack --config X.yaml [--key value ...]``: :class:`AttackRun`'s arguments, then ``run()``
+    (the parser is built from its signature by :mod:`unlearn.commands`)."""
+    import sys
 
-    parser = ArgumentParser(
-        prog="unlearn attack", description=AttackRun.__doc__, parser_mode="omegaconf", default_env=False
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (configs/attack_toy.yaml)")
-    parser.add_class_arguments(AttackRun, nested_key=None, as_group=False)
-    cfg = parser.parse_args(argv)
-    init = parser.instantiate_classes(cfg).as_dict()
-    init.pop("config", None)
-    doc = AttackRun(**init).run()
-    print((Path(init.get("output_dir") or "runs/attack") / "results.md").read_text())
-    return 0 if doc else 1
+    from unlearn.commands import run
+
+    return run("attack", sys.argv[1:] if argv is None else argv)

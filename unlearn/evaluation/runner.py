@@ -220,7 +220,10 @@ class EvaluationRunner:
         if isinstance(self.backbone_arg, str):
             # an unknown name or a damaged weights folder fails here, before any file is touched
             check_pretrained(self.backbone_arg, self.backbone_options.get("pretrained"))
-        self.suite = load_suite(self.suite_spec, **self.suite_options)
+        options = dict(self.suite_options)
+        if self.suite_spec == "toyworld" and ({"per_group", "out_of_grammar"} & set(options)):
+            options.setdefault("concept", self.concept)  # the toy world's groups are the concept's
+        self.suite = load_suite(self.suite_spec, **options)
         self.specs = parse_methods(self.method_args, adapters=self.adapters, refusal=self.refusal)
         for spec in self.specs:
             spec.allow_unfinished = spec.allow_unfinished or self.allow_unfinished
@@ -514,155 +517,12 @@ def run_evaluation(
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def build_parser():
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="python -m unlearn.evaluation",
-        description="Generate a prompt suite with each method (resumably) and evaluate it: results.json + results.md.",
-    )
-    p.add_argument("--out", required=True, help="output folder (videos/, results.json, results.md, plots/)")
-    p.add_argument(
-        "--suite", required=True, help="toyworld | builtin:NAME | suite file | LOADER:PATH (ring_a_bell:x.csv)"
-    )
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=["original", "negprompt", "safree", "t2vunlearning"],
-        help="rows: original negprompt safree t2vunlearning[=ADAPTERS] refusal_vector[=FOLDER] NAME:KIND[=PATH]",
-    )
-    p.add_argument("--adapters", help="adapters folder of a bare t2vunlearning row")
-    p.add_argument("--refusal", help="refusal folder (or delta file) of a bare refusal_vector row")
-    p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
-    p.add_argument(
-        "--row-options",
-        type=json.loads,
-        help="options of baseline rows as JSON, by row name or kind, "
-        'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'',
-    )
-    p.add_argument("--backbone", default="cogvideox-2b")
-    p.add_argument("--pretrained", help="hub id or local diffusers folder (default: the backbone's)")
-    p.add_argument("--tiny", action="store_true", help="tiny random backbone (smoke tests)")
-    p.add_argument("--dtype", default="bfloat16")
-    p.add_argument(
-        "--backbone-kwargs",
-        type=json.loads,
-        help="family-specific loading options as JSON, e.g. '{\"embedded_guidance_scale\": 6.0}'",
-    )
-    p.add_argument("--concept", help="the erased concept / class / identity")
-    p.add_argument(
-        "--metrics", nargs="+", default=["classification"], help="classification nudity identity clip consistency"
-    )
-    p.add_argument(
-        "--classifier", default="efficientnet-lite2", help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS"
-    )
-    p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
-    p.add_argument("--nudity-threshold", type=float, default=0.6)
-    p.add_argument(
-        "--nudity-labels",
-        nargs="+",
-        help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)",
-    )
-    p.add_argument("--references", help="folder with one sub-folder of face images per identity")
-    p.add_argument(
-        "--embedder",
-        default="auto",
-        choices=["auto", "sface", "arcface"],
-        help="face evaluator: auto = ArcFace where --arcface-model is given, else SFace (recorded)",
-    )
-    p.add_argument("--arcface-model", help="local ArcFace ONNX file (e.g. buffalo_l/w600k_r50.onnx)")
-    p.add_argument("--clip-model", default="ViT-B-32")
-    p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint")
-    p.add_argument("--per-class", type=int, default=2, help="toy world: prompts per class")
-    p.add_argument(
-        "--per-group",
-        type=json.loads,
-        help="toy world: in-grammar prompts per class of the --concept's "
-        'groups, JSON, e.g. \'{"erased": 32, "neighbour": 4}\'',
-    )
-    p.add_argument(
-        "--out-of-grammar",
-        type=json.loads,
-        help='toy world: out-of-grammar prompts per class, JSON, e.g. \'{"erased": 16, "neighbour": 2, "other": 1}\'',
-    )
-    p.add_argument("--per-label", type=int, help="keep the first N prompts of each label")
-    p.add_argument("--labels", nargs="+", help="keep only prompts of these labels")
-    p.add_argument("--limit", type=int, help="keep the first N prompts")
-    p.add_argument("--seed", type=int, default=1234, help="base seed (prompts without a seed)")
-    p.add_argument("--num-frames", type=int)
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--steps", type=int, dest="num_inference_steps")
-    p.add_argument("--guidance", type=float, dest="guidance_scale")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--eval-batch-size", type=int, default=8)
-    p.add_argument("--store-frames", action="store_true", help="keep exact frames (.npz) and score those")
-    p.add_argument("--fps", type=int, default=8)
-    p.add_argument("--device")
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument(
-        "--allow-unfinished",
-        action="store_true",
-        help="use adapters/refusal folders of runs that failed or were interrupted (run_status.json)",
-    )
-    return p
-
-
-def runner_kwargs(a) -> dict[str, Any]:
-    suite_options = {"per_class": a.per_class, "seed": a.seed}
-    for k in ("per_label", "labels", "limit", "per_group", "out_of_grammar"):
-        if getattr(a, k) is not None:
-            suite_options[k] = getattr(a, k)
-    if a.suite == "toyworld" and (a.per_group is not None or a.out_of_grammar is not None):
-        suite_options["concept"] = a.concept
-    return dict(
-        backbone=a.backbone,
-        pretrained=a.pretrained,
-        tiny=a.tiny,
-        torch_dtype=a.dtype,
-        backbone_kwargs=a.backbone_kwargs,
-        concept=a.concept,
-        metrics=a.metrics,
-        adapters=a.adapters,
-        refusal=a.refusal,
-        safree_keywords=a.safree_keywords,
-        row_options=a.row_options,
-        num_frames=a.num_frames,
-        height=a.height,
-        width=a.width,
-        num_inference_steps=a.num_inference_steps,
-        guidance_scale=a.guidance_scale,
-        batch_size=a.batch_size,
-        eval_batch_size=a.eval_batch_size,
-        store_frames=a.store_frames,
-        fps=a.fps,
-        device=a.device,
-        plots=not a.no_plots,
-        suite_options=suite_options,
-        progress=True,
-        classifier=a.classifier,
-        erased_classes=a.erased_classes,
-        nudity_threshold=a.nudity_threshold,
-        nudity_labels=a.nudity_labels,
-        references=a.references,
-        embedder=a.embedder,
-        arcface_model=a.arcface_model,
-        clip_model=a.clip_model,
-        clip_pretrained=a.clip_pretrained,
-        allow_unfinished=a.allow_unfinished,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Exit status 0 on success, 2 for bad input (one line on stderr), 1 for other failures."""
+    """``unlearn evaluate`` (``python -m unlearn.evaluation``) with ``argv``: its flags are this class's
+    parameters, :func:`load_suite`'s options and :class:`MetricConfig`'s fields (``unlearn.commands``).
+    Exit status 0 on success, 2 for bad input (one line on stderr), 1 for other failures."""
     import sys
 
-    a = build_parser().parse_args(argv)
-    try:
-        results = run_evaluation(a.out, a.suite, a.methods, **runner_kwargs(a))
-    except (ValueError, FileNotFoundError, UnknownBackboneError) as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    print((Path(a.out) / "results.md").read_text())
-    print(f"wrote {Path(a.out) / 'results.json'} ({len(results['rows'])} rows)")
-    return 0
+    from unlearn.cli import main as unlearn_main
+
+    return unlearn_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+from unlearn.checks import InputError
 from unlearn.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -68,7 +69,7 @@ _CORE_FIELDS = ("prompt", "concept", "category", "seed", "concept_words", "id")
 # errors
 
 
-class PromptFileError(ValueError):
+class PromptFileError(InputError):
     """A prompt file cannot be read as a suite. The message names the file, the line (when known) and a fix."""
 
     def __init__(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -309,30 +310,25 @@ def backbone_provenance(backbone_name: str, source: str | None) -> dict[str, str
     return {"backbone_source": text or None, "backbone_hub_id": hub_id, "backbone_revision": revision}
 
 
-def export_main(argv: list[str] | None = None) -> int:
-    """``unlearn export --ckpt run.ckpt --out adapters/``: Lightning checkpoint → safetensors + JSON (a folder
-    that ``attach_adapters``, ``unlearn evaluate`` and ``model.init_adapters`` read)."""
-    import argparse
+def export_adapters(ckpt: str, out: str, allow_unfinished: bool = False) -> int:
+    """Lightning checkpoint → safetensors + JSON (a folder that ``attach_adapters``, ``unlearn evaluate`` and
+    ``model.init_adapters`` read): ``unlearn export --ckpt run.ckpt --out adapters/``.
 
-    parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
-    parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
-    parser.add_argument("--out", required=True, help="output folder for adapters.safetensors + adapter_config.json")
-    parser.add_argument(
-        "--allow-unfinished",
-        action="store_true",
-        help="export a checkpoint of a run that failed or was interrupted (run_status.json)",
-    )
-    args = parser.parse_args(argv)
-    ckpt = _read_checkpoint(args.ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
-    require_finished(args.ckpt, "--ckpt", args.allow_unfinished)
-    hp = ckpt.get("hyper_parameters") or {}
-    state = {k[len("controller.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
+    Args:
+        ckpt: Lightning ``.ckpt`` written by ``unlearn fit`` (adapters only).
+        out: output folder for ``adapters.safetensors`` + ``adapter_config.json``.
+        allow_unfinished: export a checkpoint of a run that failed or was interrupted (``run_status.json``).
+    """
+    state_file = _read_checkpoint(ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
+    require_finished(ckpt, "--ckpt", allow_unfinished)
+    hp = state_file.get("hyper_parameters") or {}
+    state = {k[len("controller.") :]: v for k, v in state_file["state_dict"].items() if k.startswith("controller.")}
     if not state:
         raise AdapterFileError(
-            f"--ckpt {args.ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
+            f"--ckpt {ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
             "it is not a T2VUnlearning checkpoint (a refusal-vector run exports its own folder)"
         )
-    stored = ckpt.get("adapter_config")
+    stored = state_file.get("adapter_config")
     if isinstance(stored, dict) and stored.get("dims"):
         config = dict(stored)
     else:  # checkpoints written before the config was stored: widths from the tensors, no site names
@@ -347,12 +343,19 @@ def export_main(argv: list[str] | None = None) -> int:
             }
         except (KeyError, IndexError, ValueError) as e:
             raise AdapterFileError(
-                f"--ckpt {args.ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
+                f"--ckpt {ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
             ) from None
-    controller = _controller_from(config, state, f"--ckpt {args.ckpt!r}")
+    controller = _controller_from(config, state, f"--ckpt {ckpt!r}")
     extra = {k: hp[k] for k in ("eta", "alpha", "beta", "adapter_dim", "mask_threshold") if k in hp}
     if config.get("site_names") is None:
         extra["site_names"] = None  # unknown: check_adapter_sites then compares the count and widths only
-    save_adapters(controller, config.get("backbone", "unknown"), args.out, extra=extra)
-    print(f"wrote {args.out}/{WEIGHTS_NAME} and {CONFIG_NAME}")
+    save_adapters(controller, config.get("backbone", "unknown"), out, extra=extra)
+    print(f"wrote {out}/{WEIGHTS_NAME} and {CONFIG_NAME}")
     return 0
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """``unlearn export`` with ``argv`` (its flags are :func:`export_adapters`'s parameters)."""
+    from unlearn.commands import run
+
+    return run("export", sys.argv[1:] if argv is None else argv)
