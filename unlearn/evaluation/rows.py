@@ -140,14 +140,14 @@ class MethodSpec:
             return
         if self.kind == "t2vunlearning":
             if not self.adapters:
-                raise ValueError(f"method {self.name!r} needs an adapters folder (t2vunlearning=PATH or --adapters)")
+                raise InputError(f"method {self.name!r} needs an adapters folder (t2vunlearning=PATH or --adapters)")
             require_finished(self.adapters, f"method {self.name!r}: adapters", self.allow_unfinished)
             trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
             if backbone and trained_on not in (None, "unknown", backbone):
-                raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
+                raise InputError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
         if self.kind == "refusal_vector":
             if not self.refusal:
-                raise ValueError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
+                raise InputError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
             if not self.refusal_delta_path().is_file():
                 raise FileNotFoundError(
                     f"{self.refusal!r} holds no refusal_delta.safetensors: give the folder written by "
@@ -258,7 +258,7 @@ class MethodGenerator(nn.Module):
             if m.kind == "t2vunlearning" and not m.live:
                 controller, config = load_adapters(m.adapters)
                 if config.get("backbone") not in (None, "unknown", backbone.name):
-                    raise ValueError(
+                    raise InputError(
                         f"adapters in {m.adapters} were trained on {config['backbone']!r}, not on {backbone.name!r}"
                     )
                 check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")

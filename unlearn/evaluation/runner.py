@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearn.backbones import UnknownBackboneError, build_backbone, check_pretrained
+from unlearn.backbones import build_backbone, check_pretrained
 from unlearn.checks import check_int
 from unlearn.io import atomic_folder, atomic_write_text
 

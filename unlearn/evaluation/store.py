@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from unlearn.checks import InputError
 from unlearn.io import atomic_write_bytes, atomic_write_text, file_sha256
 from unlearn.video import write_mp4
 
 MANIFEST_FORMAT = "t2v-unlearn-video/1"
 
 
-class VideoFileError(ValueError):
+class VideoFileError(InputError):
     """A stored video is missing, incomplete, corrupt or has zero frames."""
 
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from unlearn.checks import InputError
 from unlearn.prompts import LOADERS, PromptRecord, PromptSuite, load_prompts
 from unlearn.toyworld.grammar import evaluation_prompts
 
@@ -17,7 +18,7 @@ from unlearn.toyworld.grammar import evaluation_prompts
 TOY_SPLITS = {"heldout": "in_grammar", "out_of_grammar": "out_of_grammar"}
 
 
-class EmptySuiteError(ValueError):
+class EmptySuiteError(InputError):
     """The prompt suite holds no prompt (after filtering)."""
 
 
