@@ -185,6 +185,15 @@ _NOISE = (
 )
 
 
+#: jsonargparse's description of the other members of a ``Callback | list[Callback] | None`` union: noise once a
+#: ``class_path`` was named and refused for a reason of its own (an old ``callbacks.X`` path, a missing module)
+_SUBCLASS_NOISE = (
+    re.compile(r"^Not a valid subclass of \w+$"),
+    re.compile(r"^Subclass types expect one of:$"),
+    re.compile(r"^a (class path \(str\)|dict with(out)? .*)$"),
+)
+
+
 def _humane_types(text: str) -> str:
     names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
     return re.sub(r"Expected a <class '(\w+)'>", lambda m: f"expected {names.get(m[1], m[1])}", text)
@@ -215,6 +224,8 @@ def clean_parse_message(message: str) -> str:
                 rest.append(m[2])
             continue
         rest.append(line)
+    if cls and len(rest) > 1:
+        rest = [r for r in rest if not any(p.search(r) for p in _SUBCLASS_NOISE)]
     text = _humane_types(" ".join(rest)) or message.strip()
     m = re.search(r"Option '([^']+)' is not accepted", text)
     if m and cls:
