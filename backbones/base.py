@@ -234,7 +234,8 @@ class VideoBackbone(nn.Module, abc.ABC):
     ) -> VideoBackbone:
         """Real weights from a local folder or a hub id, loaded entry by entry from :attr:`components`.
 
-        A local folder is checked first (one :class:`~unlearn.backbones.loading.WeightsFolderError` naming every missing entry); an ``OSError``
+        A local folder is checked first (one :class:`~unlearn.backbones.loading.WeightsFolderError` naming every
+        missing entry); an ``OSError``
         while loading becomes one error naming the entry and the fix.
         """
         options = cls._resolve_options(options)
@@ -387,7 +388,8 @@ class VideoBackbone(nn.Module, abc.ABC):
             if found and not str(found).startswith(prefix):
                 raise WeightsFolderError(
                     f"{root} holds a {found} (model_index.json), not a {prefix}* pipeline that "
-                    f"{name or cls.name or cls.__name__} loads. Fix: pass the folder of this family's weights, or choose the "
+                    f"{name or cls.name or cls.__name__} loads. Fix: pass the folder of this family's weights, or "
+                    "choose the "
                     "backbone that matches the folder"
                 )
         for f in sorted(root.rglob("*.safetensors")):

@@ -4,7 +4,26 @@ the tokenizers are deterministic, the encoders random under the caller's seed)."
 from __future__ import annotations
 
 #: words the tiny tokenizers know as whole pieces; anything else falls back to single characters
-TINY_VOCAB_WORDS = ["a", "an", "the", "of", "and", "in", "on", "at", "to", "with", "by", "from", "into", "across", "over", "under", "through", "near", "behind", "above", "below", "between", "is", "are", "was", "be", "being", "been", "it", "its", "this", "that", "these", "those", "there", "here", "while", "as", "very", "slowly", "quickly", "gently", "man", "woman", "person", "people", "child", "girl", "boy", "face", "portrait", "body", "naked", "nude", "nudity", "topless", "undressed", "clothed", "dress", "shirt", "swimsuit", "beach", "room", "bed", "street", "city", "forest", "park", "sky", "sun", "light", "dark", "night", "day", "morning", "evening", "sunset", "red", "green", "blue", "yellow", "white", "black", "orange", "purple", "pink", "gray", "grey", "golden", "silver", "crimson", "scarlet", "azure", "ball", "golf", "cassette", "player", "chain", "saw", "church", "gas", "pump", "tench", "garbage", "truck", "english", "springer", "parachute", "french", "horn", "dog", "cat", "bird", "fish", "car", "tree", "flower", "house", "water", "river", "sea", "lake", "mountain", "field", "grass", "snow", "rain", "fire", "smoke", "circle", "ring", "square", "triangle", "cross", "bar", "dot", "shape", "object", "small", "large", "big", "tiny", "huge", "round", "moves", "move", "moving", "rolls", "rolling", "drifts", "flies", "flying", "walks", "walking", "runs", "running", "dances", "dancing", "sits", "standing", "left", "right", "up", "down", "still", "camera", "shot", "slow", "motion", "cinematic", "video", "scene", "background", "wall", "striped", "gradient", "plain", "high", "quality", "detailed", "realistic", "photo", "film", "style", "lighting", "soft", "warm", "cold", "bright"]
+# fmt: off
+TINY_VOCAB_WORDS = [
+    "a", "an", "the", "of", "and", "in", "on", "at", "to", "with", "by", "from", "into", "across", "over", "under",
+    "through", "near", "behind", "above", "below", "between", "is", "are", "was", "be", "being", "been", "it", "its",
+    "this", "that", "these", "those", "there", "here", "while", "as", "very", "slowly", "quickly", "gently", "man",
+    "woman", "person", "people", "child", "girl", "boy", "face", "portrait", "body", "naked", "nude", "nudity",
+    "topless", "undressed", "clothed", "dress", "shirt", "swimsuit", "beach", "room", "bed", "street", "city",
+    "forest", "park", "sky", "sun", "light", "dark", "night", "day", "morning", "evening", "sunset", "red", "green",
+    "blue", "yellow", "white", "black", "orange", "purple", "pink", "gray", "grey", "golden", "silver", "crimson",
+    "scarlet", "azure", "ball", "golf", "cassette", "player", "chain", "saw", "church", "gas", "pump", "tench",
+    "garbage", "truck", "english", "springer", "parachute", "french", "horn", "dog", "cat", "bird", "fish", "car",
+    "tree", "flower", "house", "water", "river", "sea", "lake", "mountain", "field", "grass", "snow", "rain", "fire",
+    "smoke", "circle", "ring", "square", "triangle", "cross", "bar", "dot", "shape", "object", "small", "large",
+    "big", "tiny", "huge", "round", "moves", "move", "moving", "rolls", "rolling", "drifts", "flies", "flying",
+    "walks", "walking", "runs", "running", "dances", "dancing", "sits", "standing", "left", "right", "up", "down",
+    "still", "camera", "shot", "slow", "motion", "cinematic", "video", "scene", "background", "wall", "striped",
+    "gradient", "plain", "high", "quality", "detailed", "realistic", "photo", "film", "style", "lighting", "soft",
+    "warm", "cold", "bright",
+]
+# fmt: on
 
 
 def tiny_t5_tokenizer(max_length: int = 16):

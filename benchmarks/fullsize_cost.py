@@ -23,7 +23,8 @@ elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures
 Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b ...] [--mfu 0.4]
        [--set trainer.max_steps=500 --set data.augment=32] [--json out.json] [--markdown out.md]
 ``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
-CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes: <x>``.
+CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes:
+<x>``.
 """
 
 from __future__ import annotations
@@ -299,9 +300,11 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['backbone']} (`{r['config']}`) | {r['geometry']} ({r['video_tokens']:,}) | {r['alpha']:g}, {r['beta']:g}, "
+            f"| {r['backbone']} (`{r['config']}`) | {r['geometry']} ({r['video_tokens']:,}) | {r['alpha']:g}, "
+            f"{r['beta']:g}, "
             f"{'yes' if r['gradient_checkpointing'] else 'no'} | {r['forwards_per_step']} | {r['step_tflop']:.0f} | "
-            f"{r['mask_share_of_step']:.3%} / {r['mask_share_of_forward']:.3%} ({r['chunked_map_share_of_forward']:.0%}) | "
+            f"{r['mask_share_of_step']:.3%} / {r['mask_share_of_forward']:.3%} "
+            f"({r['chunked_map_share_of_forward']:.0%}) | "
             f"{r['peak_gib_no_ckpt']:.0f} / {r['peak_gib_ckpt']:.0f} | {r['seconds_per_step']:.2f} | "
             f"{r['trajectories']} × {r['seconds_per_trajectory']:.0f} = {r['pseudo_data_minutes']:.1f} min | "
             f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |"

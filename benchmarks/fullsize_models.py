@@ -17,33 +17,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from diffusers.utils import logging as diffusers_logging
 
-# building from configs and casting with .to(dtype) is intended here (no weights to load): keep the console clean
-diffusers_logging.set_verbosity_error()
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from unlearn.backbones import SamplingDefaults, register_backbone  # noqa: E402
-from unlearn.backbones.cogvideox import SCHEDULER_CONFIG as COGVIDEOX_SCHEDULERS  # noqa: E402
+from unlearn.backbones import SamplingDefaults, register_backbone
+from unlearn.backbones.cogvideox import SCHEDULER_CONFIG as COGVIDEOX_SCHEDULERS
 from unlearn.backbones.cogvideox import CogVideoXBackbone
-from unlearn.backbones.common import tiny_clip_tokenizer, tiny_llama_tokenizer, tiny_t5_tokenizer  # noqa: E402
-from unlearn.backbones.hunyuanvideo import (  # noqa: E402
+from unlearn.backbones.common import tiny_clip_tokenizer, tiny_llama_tokenizer, tiny_t5_tokenizer
+from unlearn.backbones.hunyuanvideo import (
     SCHEDULER_CONFIG as HUNYUAN_SCHEDULER,
 )
 from unlearn.backbones.hunyuanvideo import (
     TINY_PROMPT_TEMPLATE,
     HunyuanVideoBackbone,
 )
-from unlearn.backbones.wan import SCHEDULER_CONFIG as WAN_SCHEDULER  # noqa: E402
+from unlearn.backbones.wan import SCHEDULER_CONFIG as WAN_SCHEDULER
 from unlearn.backbones.wan import WanBackbone
+
+# building from configs and casting with .to(dtype) is intended here (no weights to load): keep the console clean
+diffusers_logging.set_verbosity_error()
 
 # ------------------------------------------------------------------------------------------------ published configs
 #: transformer/unet configs (diffusers), as published

@@ -110,7 +110,7 @@ def measure(
         step(with_map)  # warm-up: kernels chosen, allocator primed
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = [timed(device, lambda: step(with_map))[0] for _ in range(steps)]
+        times = [timed(device, lambda with_map=with_map: step(with_map))[0] for _ in range(steps)]
         key = "with_map" if with_map else "without_map"
         out[f"seconds_per_step_{key}"] = min(times)
         if device.type == "cuda":

@@ -284,7 +284,7 @@ def checkpoint_inputs(plan: Plan, den: nn.Module, shape: tuple[int, ...]) -> int
         c, f, h, w = shape
         total, scale = 0, 1
         chans = cfg.block_out_channels
-        for level, ch in enumerate(chans):
+        for ch in chans:
             n = f * (h // scale) * (w // scale)
             total += n * ch * BF16 * (4 * cfg.layers_per_block) * 2  # down + up path
             scale *= 2
@@ -370,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"  {label}: latent {m['latent_shape']}, {m['video_tokens']:,} video tokens, {m['num_sites']} sites, "
-                f"adapters {m['adapter_params']:,} params; activations/forward {e['activations_per_forward_gib']:.1f} GiB, L_loc {e['loc_loss_gib']:.1f} GiB; "
+                f"adapters {m['adapter_params']:,} params; activations/forward {e['activations_per_forward_gib']:.1f} "
+                f"GiB, L_loc {e['loc_loss_gib']:.1f} GiB; "
                 f"peak no-ckpt {e['no_ckpt_all']:.1f} GiB ({fits(e['no_ckpt_all'])}), "
                 f"ckpt {e['ckpt_all']:.1f} GiB ({fits(e['ckpt_all'])}); denoiser-only weights: "
                 f"{e['no_ckpt_denoiser_only']:.1f} / {e['ckpt_denoiser_only']:.1f} GiB"

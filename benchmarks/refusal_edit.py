@@ -106,7 +106,7 @@ def selectivity(
         prompts = [p for pair in HELD + UNRELATED for p in pair]
 
         @torch.no_grad()
-        def preds() -> list[torch.Tensor]:
+        def preds(bb=bb, x=x, t=t, prompts=prompts) -> list[torch.Tensor]:
             return [bb.predict(x, t, bb.encode_prompts([p])).float() for p in prompts]
 
         before = preds()

@@ -119,7 +119,8 @@ def timing(samples: int, steps: int, backbone: str = "cogvideox-2b", frames: int
         steps_s = clock.seconds - clock.setup_seconds
         print(
             f"{mode:>13}: {clock.seconds:.2f} s for {trainer.global_step} training samples "
-            f"(set-up incl. cache build {clock.setup_seconds:.2f} s, then {1000 * steps_s / trainer.global_step:.1f} ms "
+            f"(set-up incl. cache build {clock.setup_seconds:.2f} s, then {1000 * steps_s / trainer.global_step:.1f} "
+            "ms "
             f"per sample)",
             flush=True,
         )
@@ -256,7 +257,8 @@ def mask_share(latent_frames: int, layers: int, repeats: int) -> dict:
     print(
         f"  adapted forward, {layers} CogVideoX-2B blocks, {out['video_tokens']} video + {TEXT} text tokens: "
         f"{best['without']:.2f} CPU s without the map; with it {best['lse']:.2f} s (log-sum-exp route) and "
-        f"{best['chunked']:.2f} s (chunked route): mask share {out['mask_share']:.3f} vs {out['chunked_mask_share']:.3f}",
+        f"{best['chunked']:.2f} s (chunked route): mask share {out['mask_share']:.3f} vs "
+        f"{out['chunked_mask_share']:.3f}",
         flush=True,
     )
     return out

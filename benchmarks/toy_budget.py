@@ -10,7 +10,8 @@ toy model's 30 (10 recorded points spread over them; the evaluation still sample
 paper's length instead of the toy's own schedule: 500 steps of one draw (batch size 1), to measure whether the
 toy needs its own schedule.
 
-Writes ``<out>/budget.md`` + ``budget.json`` (the table and its reading: ``docs/results/toy_budget.md``). ΔPSR-1 is the paired
+Writes ``<out>/budget.md`` + ``budget.json`` (the table and its reading: ``docs/results/toy_budget.md``). ΔPSR-1 is the
+paired
 difference to the config's row over the 24 kept classes (± its standard error), as in ``toy_ablation.py``.
 
 Usage: python benchmarks/toy_budget.py [--out runs/toy_budget] [--reuse] [--only NAME ...]   (~25 min on 2 cores)

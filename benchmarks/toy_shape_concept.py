@@ -13,7 +13,8 @@ variants on the same held-out rich prompts and seeds:
 
 - ``ESR-1`` (shape level): share of frames generated for "<colour> <concept>" whose top-1 class is not any
   "<...> <concept>" class, over all colours and per colour (the colour the bare name produces first),
-- ``PSR-1`` / ``PSR-5``: :class:`unlearn.evaluation.metrics.PreservationSuccessRate` over the classes that do not express
+- ``PSR-1`` / ``PSR-5``: :class:`unlearn.evaluation.metrics.PreservationSuccessRate` over the classes that do not
+express
   the concept (top-k of the exact class),
 - the original model (adapters off) as the first row.
 
@@ -247,7 +248,8 @@ def main() -> None:
     lines = [
         f"Concept erased: **{args.concept}** (every class that contains it); {len(prompts)} held-out rich "
         f"prompts × 4 frames, the same for every row. ESR-1 = share of the concept's frames whose top-1 class "
-        f"does not contain it; PSR-k over the {len(result['kept_classes'])} classes without it. Means over training seeds "
+        f"does not contain it; PSR-k over the {len(result['kept_classes'])} classes without it. Means over training "
+        "seeds "
         f"{args.seeds}; per-seed ESR-1 in the last column. The original model draws the concept's name "
         f"alone, '{bare}' (the no-augmentation training prompt), as "
         + ", ".join(f"{k} ({v} of {sum(drawn.values())} frames)" for k, v in drawn.items())

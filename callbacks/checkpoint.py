@@ -19,6 +19,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from unlearn.io import load_checkpoint_file, save_checkpoint_file
 from unlearn.methods.t2vunlearning.export import backbone_provenance, save_adapters
 
+from .periods import Period
+
 
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning ``CheckpointIO`` that writes :func:`unlearn.io.save_checkpoint_file` files (safetensors +
@@ -47,9 +49,6 @@ def install_safe_checkpoint_io(trainer: pl.Trainer) -> None:
         strategy.checkpoint_io = SafeCheckpointIO()
     elif type(getattr(current, "checkpoint_io", None)) is TorchCheckpointIO:  # e.g. AsyncCheckpointIO around it
         current.checkpoint_io = SafeCheckpointIO()
-
-
-from .periods import Period
 
 
 class AdapterCheckpoint(pl.Callback):

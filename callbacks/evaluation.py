@@ -215,7 +215,8 @@ class ErasureEvaluation(pl.Callback):
             "hyperparameters": {
                 k: v for k, v in dict(module.hparams).items() if isinstance(v, (int, float, str, bool))
             },
-            # each row's spec and, for the baselines, what it computed (negative prompt, guidance scale, SAFREE's settings)
+            # each row's spec and, for the baselines, what it computed (negative prompt, guidance scale, SAFREE's
+            # settings)
             "methods": {row: generator.describe(row) for row in self.rows},
         }
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "eval")

@@ -89,7 +89,8 @@ LAZY_ON_PURPOSE = {
     "unlearn/toyworld/__init__.py",  # `import unlearn.toyworld` stays torch-free
 }
 #: the folders of the installed package `unlearn`: backbones/ and callbacks/ sit at the repository's top level
-#: (the project's shape) and install as unlearn.backbones / unlearn.callbacks (links unlearn/backbones, unlearn/callbacks)
+#: (the project's shape) and install as unlearn.backbones / unlearn.callbacks (links unlearn/backbones,
+#: unlearn/callbacks)
 FOLDERS = ("backbones", "unlearn", "callbacks")
 PROJECT = ("unlearn",)
 

@@ -25,7 +25,7 @@ def _sample(fn, bb, **kw):
         return fn([PROMPT], [0], num_inference_steps=2, **kw)
 
 
-# ---------------------------------------------------------------------------------------------------- negative prompting
+# --------------------------------------------------------------------------------------------------- negative prompting
 @pytest.mark.parametrize("name", available_backbones())
 def test_negative_prompt_changes_the_latents_on_every_backbone(name):
     bb = get_bundle(name).bb

@@ -75,9 +75,11 @@ def test_localization_loss_from_token_squares_equals_the_formula_and_its_gradien
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     saved = []
     o16 = torch.randn(2, 10, 6, generator=g).bfloat16().requires_grad_()
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            sq = token_mean_squares(o16 * 2)
+    with (
+        torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t),
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    ):
+        sq = token_mean_squares(o16 * 2)
     assert sq.dtype == torch.float32 and sq.shape == (2, 10)
     assert not [t for t in saved if t.dtype == torch.float32 and t.shape == o16.shape]
 

@@ -144,7 +144,7 @@ def test_two_gloo_processes_match_one_process_spawn(tmp_path):
     _check_two_processes(tmp_path, "spawn")
 
 
-# ---------------------------------------------------------------------------------------------------- a row's per-class table
+# ---------------------------------------------------------------------------------------------- a row's per-class table
 def run_row(videos):
     """A whole evaluation row (MethodMetrics: ESR/PSR with the per-class table) over ``videos``."""
     from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig

@@ -108,7 +108,10 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     for method in ("original", "t2vunlearning"):
         stored = {p["prompt"]: torch.from_numpy(store.read(method, i)) for i, p in enumerate(PROMPTS)}
         refs[method] = classification_reference(
-            lambda prompts, seeds: torch.stack([stored[p] for p in prompts]), load_suite(suite_file), clf, "red ring"
+            lambda prompts, seeds, stored=stored: torch.stack([stored[p] for p in prompts]),
+            load_suite(suite_file),
+            clf,
+            "red ring",
         )
     compare_rows(refs, "red ring")  # the paired difference against the original row
     for method, ref in refs.items():
@@ -213,7 +216,7 @@ def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, cl
     gen = MethodGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
     refs = {
         spec.name: classification_reference(
-            lambda p, s: gen.generate(spec.name, p, s), load_suite(suite_file), clf, "red ring", batch_size=2
+            lambda p, s, name=spec.name: gen.generate(name, p, s), load_suite(suite_file), clf, "red ring", batch_size=2
         )
         for spec in specs
     }

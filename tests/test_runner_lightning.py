@@ -85,7 +85,7 @@ def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     # the same videos (same batches of 3), scored by the metrics directly
     refs = {
         row: classification_reference(
-            lambda p, s: module.generator.generate(row, p, s), dm.suite, clf, "golf ball", batch_size=3
+            lambda p, s, row=row: module.generator.generate(row, p, s), dm.suite, clf, "golf ball", batch_size=3
         )
         for row in ("original", "negprompt", "t2vunlearning")
     }

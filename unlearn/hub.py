@@ -123,7 +123,9 @@ import torch
 from diffusers import DiffusionPipeline
 from unlearn.methods.t2vunlearning import attach_adapters   # pip install t2v-unlearn
 
-pipe = DiffusionPipeline.from_pretrained("{hub_id or prov.get("backbone_source")}"{load_revision}, torch_dtype=torch.bfloat16)
+pipe = DiffusionPipeline.from_pretrained(
+    "{hub_id or prov.get("backbone_source")}"{load_revision}, torch_dtype=torch.bfloat16
+)
 controller = attach_adapters(pipe, "{repo_id}")   # forward hooks: the pipeline's attention backend stays
 video = pipe("your prompt").frames[0]             # generated with "{concept}" erased
 with controller.scaled(0.0):                      # the original model, exactly

@@ -196,7 +196,7 @@ class Attack(abc.ABC):
     #: needs the row's differentiable prediction (white box) rather than its videos only
     white_box: ClassVar[bool] = False
 
-    def prepare(self, ctx: AttackContext) -> None:
+    def prepare(self, ctx: AttackContext) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Row-independent work, once per run (default: none)."""
 
     @abc.abstractmethod

@@ -97,7 +97,8 @@ class MetricConfig:
             ``"resnet50:<weights path>"``, or a ``FrameClassifier`` object.
         erased_classes: the classes whose ESR is reported (default: the run's concept).
         nudity_labels / nudity_threshold / nudenet_version / nudity_channel_order / detector:
-            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default, all nine ``*_EXPOSED``).
+            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default, all nine
+            ``*_EXPOSED``).
         references: identity → reference images, as ``{name: [paths/arrays]}`` or a folder with one
             sub-folder of images per identity (folder name = identity, or its slug ``barack_obama``).
         reference_embeddings: ``{name: [R, D]}`` instead of images.
@@ -107,7 +108,8 @@ class MetricConfig:
             model pack) or a ``FaceEmbedder`` object.
         arcface_model: a local ArcFace ONNX file (e.g. insightface's ``buffalo_l/w600k_r50.onnx``).
         reference_reduction: ``mean`` / ``max`` / ``centroid``.
-        clip_model / clip_pretrained / clip_model_kwargs / clip: :class:`unlearn.evaluation.metrics.CLIPScore` arguments.
+        clip_model / clip_pretrained / clip_model_kwargs / clip: :class:`unlearn.evaluation.metrics.CLIPScore`
+        arguments.
         consistency_extractor: ``None`` (EfficientNet-Lite2 features), ``"clip"`` or an extractor object.
         consistency_mode / consistency_clamp_negative: :class:`unlearn.evaluation.metrics.SubjectConsistency` arguments.
         device: where the evaluators run (default: CPU, or the Lightning module's device).
@@ -434,7 +436,7 @@ def compare_rows(
     ref = rows.get(reference)
     if ref is None:
         return
-    for name, row in rows.items():
+    for row in rows.values():
         if row is ref:
             continue
         for part, ref_part in [(row, ref)] + [
@@ -571,9 +573,8 @@ class MethodMetrics(nn.Module):
             state_device = self.esr["0"].class_frames.device
             clf = self.ev.classifier
             run_on = torch.device(self.ev.config.device) if self.ev.config.device else state_device
-            if isinstance(clf, nn.Module):
-                if module_device(clf) != run_on:
-                    clf.to(run_on)
+            if isinstance(clf, nn.Module) and module_device(clf) != run_on:
+                clf.to(run_on)
         for video, label, prompt, split in zip(vids, labels, prompts, splits):
             if len(self.esr):
                 logits = clf.logits(to_float(video).to(run_on)).to(state_device)  # once per video for all ESR/PSR

@@ -377,7 +377,7 @@ def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str
     ]
     parts = _parts(rows)
     for _, part in parts:
-        for name, r in part.items():
+        for r in part.values():
             for k in ESR_PSR:
                 float(r[k]) if r[k] is not None else None  # a malformed row fails here, before anything is written
     if len(parts) > 1:

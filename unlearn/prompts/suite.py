@@ -171,9 +171,8 @@ class PromptRecord:
         object.__setattr__(self, "prompt", self.prompt.strip())
         for name in ("concept", "category", "id"):
             object.__setattr__(self, name, optional_str(getattr(self, name)))
-        if self.seed is not None:
-            if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-                raise ValueError(f"seed {self.seed!r} is not an integer")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed {self.seed!r} is not an integer")
         words = self.concept_words
         if words is None:
             words = ()
@@ -415,7 +414,8 @@ class PromptSuite(Sequence[PromptRecord]):
 
     @classmethod
     def load(cls, path: str | os.PathLike, name: str | None = None, format: str | None = None) -> PromptSuite:
-        """Read and validate a suite file (``.jsonl``, ``.json`` list, ``.csv``, ``.txt`` one prompt a line; ``.gz`` too).
+        """Read and validate a suite file (``.jsonl``, ``.json`` list, ``.csv``, ``.txt`` one prompt a line; ``.gz``
+        too).
 
         Raises :class:`PromptFileError` (a ``ValueError``) for a missing/unreadable file, malformed JSON/CSV,
         no ``prompt`` column, an empty prompt, a non-integer seed, a concept word absent from its prompt, or
@@ -514,9 +514,13 @@ def read_text(path: Path, errors: str = "strict") -> str:
             raw = gzip.decompress(raw)
         return raw.decode("utf-8-sig", errors=errors)
     except (OSError, EOFError) as e:
-        raise PromptFileError(path, f"cannot read the file ({e})", fix="check that it is a complete, readable file")
+        raise PromptFileError(
+            path, f"cannot read the file ({e})", fix="check that it is a complete, readable file"
+        ) from None
     except UnicodeDecodeError as e:
-        raise PromptFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})", fix="re-save the file as UTF-8")
+        raise PromptFileError(
+            path, f"not UTF-8 text ({e.reason} at byte {e.start})", fix="re-save the file as UTF-8"
+        ) from None
 
 
 def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None, dict]]:
@@ -533,7 +537,7 @@ def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None
                 f"malformed JSON ({e.msg})",
                 line=e.lineno,
                 fix="write a JSON list of objects, or one object per line as .jsonl",
-            )
+            ) from None
         if isinstance(data, Mapping):
             for key in ("records", "prompts", "data"):
                 if isinstance(data.get(key), list):
@@ -555,7 +559,7 @@ def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None
                 f"malformed JSON ({e.msg}, column {e.colno})",
                 line=lineno,
                 fix='each line must be one JSON object like {"prompt": "...", "seed": 0}',
-            )
+            ) from None
         yield lineno, obj
 
 

@@ -14,7 +14,8 @@ keep their class; colours between the two distances are not trained on (the netw
 Saved as ``config.json`` (class names and outcomes in order, input size) + ``model.safetensors``. A
 classifier saved before outcomes existed loads with none (25 columns).
 
-Use :meth:`ShapeColourClassifier.logits` / :meth:`ShapeColourClassifier.topk` on frames ``[N, H, W, 3]`` (uint8 0..255 or
+Use :meth:`ShapeColourClassifier.logits` / :meth:`ShapeColourClassifier.topk` on frames ``[N, H, W, 3]`` (uint8 0..255
+or
 float in [0, 1]); :meth:`ShapeColourClassifier.predict_video` classifies every frame of videos ``[B, F, H, W, 3]``.
 """
 

@@ -53,7 +53,7 @@ def score_frames(clf, videos: torch.Tensor, labels: Sequence[str]) -> dict:
     """Top-1 accuracy of the classifier on every frame: shape x colour, shape only, colour only."""
     B, F = videos.shape[:2]
     pred = clf.predict(videos.reshape(B * F, *videos.shape[2:]))  # a class, "nothing" or "off-palette <shape>"
-    truth = [l for l in labels for _ in range(F)]
+    truth = [label for label in labels for _ in range(F)]
     sc = np.mean([p == t for p, t in zip(pred, truth)])
     sh = np.mean([label_parts(p)[1] == label_parts(t)[1] for p, t in zip(pred, truth)])
     co = np.mean([label_parts(p)[0] == label_parts(t)[0] for p, t in zip(pred, truth)])
@@ -169,7 +169,8 @@ def write_record(folder: Path, record: dict) -> None:
             ]
     if "total_wall_s" in record:
         lines += [
-            f"- total wall time {record['total_wall_s'] / 60:.1f} min; weights {record.get('weights_bytes', 0) / 1e6:.2f} MB"
+            f"- total wall time {record['total_wall_s'] / 60:.1f} min; weights "
+            f"{record.get('weights_bytes', 0) / 1e6:.2f} MB"
         ]
     lines += ["", "Full numbers: `pretrain_record.json`."]
     atomic_write_text(folder / "PRETRAIN_RECORD.md", "\n".join(lines) + "\n")

@@ -184,7 +184,8 @@ def make_pairs(
     if isinstance(tmpl, str):
         if tmpl not in PAIR_TEMPLATES:
             raise ValueError(
-                f"unknown template set {tmpl!r}; known: {sorted(PAIR_TEMPLATES)} (or give a list of templates with '{{}}')"
+                f"unknown template set {tmpl!r}; known: {sorted(PAIR_TEMPLATES)} (or give a list of templates with "
+                f"'{{}}')"
             )
         tmpl = PAIR_TEMPLATES[tmpl]
     bad = [t for t in tmpl if t.count("{}") != 1]

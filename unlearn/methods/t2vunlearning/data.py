@@ -5,7 +5,8 @@ requested (after the model is on its device). With several processes each rank m
 missing trajectories, the ranks meet at a barrier, and every rank then reads all of them.
 
 The order of the samples depends only on ``seed`` and the epoch (:class:`ResumableSampler`), split across
-ranks so that N processes with batch B see, step by step, the samples one process with batch N·B sees; and :class:`ResumableLoader` records how far into its epoch a run got, so a
+ranks so that N processes with batch B see, step by step, the samples one process with batch N·B sees; and
+:class:`ResumableLoader` records how far into its epoch a run got, so a
 run resumed from a checkpoint continues with the batch it would have trained on next.
 """
 
@@ -198,7 +199,8 @@ class ConceptDataModule(pl.LightningDataModule):
         record_steps: sampler step indices kept as training samples (None: every step).
         loss_condition: "prompt" conditions the loss on the prompt that made x_t; "concept" on the bare concept.
         use_cache: False regenerates x_t every training step (ESD/Receler style) instead of caching.
-        cache_dir: where trajectories are stored (default ``$T2V_UNLEARN_CACHE/pseudo``, else ``~/.cache/t2v-unlearn/pseudo``).
+        cache_dir: where trajectories are stored (default ``$T2V_UNLEARN_CACHE/pseudo``, else
+        ``~/.cache/t2v-unlearn/pseudo``).
         generation_batch_size: trajectories sampled together.
         regeneration_samples_per_epoch: epoch length when ``use_cache`` is False.
         batch_size: training batch size.
@@ -510,7 +512,8 @@ class ResumableSampler(DistributedSampler):
 
     Epoch ``e`` is the order a ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))`` gives
     in its ``e``-th epoch under Lightning (each epoch's iterator draws one base seed, then one permutation, from
-    that generator): the order of earlier versions of this data module, so their runs reproduce. With several processes rank ``r``
+    that generator): the order of earlier versions of this data module, so their runs reproduce. With several processes
+    rank ``r``
     takes positions ``r, r + N, ...`` of that order (padded like ``DistributedSampler``), so N processes with
     batch B train on exactly the batches one process with batch N·B trains on. ``resume_at`` starts part-way
     into one epoch (a resumed run). Lightning calls ``set_epoch`` and leaves a ``DistributedSampler`` in place.

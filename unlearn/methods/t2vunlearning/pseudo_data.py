@@ -229,7 +229,7 @@ class PseudoTrajectoryCache:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {})["json"])
-                names = {k: None for k in f.keys()}
+                names = {k: None for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
                 if meta.get("key") != key:
                     raise CacheEntryError(
                         f"holds the entry of key {meta.get('key')!r}, not {key!r} (a file copied or moved)"
@@ -331,7 +331,8 @@ class TrajectoryFile:
             with safe_open(self.path, framework="pt") as f:
                 self.num_steps = f.get_slice("timesteps").get_shape()[0]
                 self.cond = PromptEmbedding.from_dict(
-                    {k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond."
+                    {k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")},  # noqa: SIM118 - not a dict
+                    "cond.",
                 )
                 meta = f.metadata()
             self.metadata = json.loads(meta["json"])

@@ -219,7 +219,8 @@ class OpenAIChatSource(AugmentationSource):
                 continue
             if resp.status_code != 200:
                 raise EndpointError(
-                    f"POST {shown} answered HTTP {resp.status_code}: {_short(self._scrub(resp.text))}. Fix: check the model name "
+                    f"POST {shown} answered HTTP {resp.status_code}: {_short(self._scrub(resp.text))}. Fix: check the "
+                    "model name "
                     f"{self.model!r}, the API key variable {self.api_key_env!r} and that the server speaks the "
                     "OpenAI chat-completions protocol"
                 )

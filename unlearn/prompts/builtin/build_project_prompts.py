@@ -1,7 +1,7 @@
 """Rebuild the project's own prompt files in this folder (written by the t2v-unlearn project, CC0-1.0).
 
     python unlearn/prompts/builtin/build_project_prompts.py          # rewrites the .jsonl files next to this script
-    python unlearn/prompts/builtin/build_project_prompts.py --check  # exits 1 if a file differs from what it would write
+    python unlearn/prompts/builtin/build_project_prompts.py --check  # exits 1 if a file would change
 
 Files:
 - ``imagenet10_video.jsonl``: the 10 classes of the ESD object protocol x 20 video prompts, each with a seed.
