@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import unlearn.compat as compat
+
 
 class HookedAttnProcessor:
     """Base of the family processors: a diffusers processor's ``__call__``, copied, plus two hooks that consult
@@ -48,7 +50,7 @@ class HookedAttnProcessor:
 #: default bound on the elements of one logits chunk (fp32: 2**26 elements = 256 MiB)
 DEFAULT_CHUNK_ELEMENTS = 2**26
 
-#: ``torch._fused_sdp_choice`` codes (``torch.nn.attention.SDPBackend``)
+#: ``torch._fused_sdp_choice`` codes (``torch.nn.attention.SDPBackend``; called through ``unlearn.compat``)
 _FLASH, _EFFICIENT, _CUDNN = 1, 2, 3
 
 
@@ -92,7 +94,7 @@ def _fused_kernel(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None
         return _EFFICIENT
     if device not in ("cpu", "cuda") or (device == "cuda" and query.shape[-1] % 8):
         return None  # (scaled_dot_product_attention pads such head dims for the CUDA kernels; the fallback serves)
-    choice = int(torch._fused_sdp_choice(query, key, value, mask, 0.0, False))
+    choice = compat.fused_sdp_choice(query, key, value, mask)
     if device == "cpu":
         return _FLASH if choice == _FLASH else None
     return choice if choice in (_FLASH, _EFFICIENT, _CUDNN) else None
@@ -106,13 +108,9 @@ def _fused_attention(
     nk = key.shape[2]
     if query.device.type == "cpu":
         fmask = None if mask is None else _additive(mask, query.dtype)
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, attn_mask=fmask, scale=scale
-        )
+        return compat.flash_attention_cpu(query, key, value, fmask, scale)
     if kernel == _FLASH:
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
-            query, key, value, 0.0, False, False, scale=scale
-        )[:2]
+        out, lse = compat.flash_attention(query, key, value, scale)[:2]
         return out, lse
     bias = None
     if mask is not None:
@@ -123,13 +121,9 @@ def _fused_attention(
             bias = F.pad(bias, (0, pad))[..., :nk]
         bias = bias.expand(b, h, nq, nk)
     if kernel == _EFFICIENT:
-        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, bias, True, scale=scale)[
-            :2
-        ]
+        out, lse = compat.efficient_attention(query, key, value, bias, True, scale)[:2]
     else:
-        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(
-            query, key, value, bias, True, 0.0, False, False, scale=scale
-        )[:2]
+        out, lse = compat.cudnn_attention(query, key, value, bias, scale)[:2]
     # the efficient kernel pads its log-sum-exp rows to a multiple of 32; cuDNN's carries a trailing axis
     return out, lse.reshape(b, h, -1)[..., :nq]
 

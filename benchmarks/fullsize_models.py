@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.utils import logging as diffusers_logging
 
+import unlearn.compat as compat
 from unlearn.backbones import SamplingDefaults, register_backbone
 from unlearn.backbones.cogvideox import SCHEDULER_CONFIG as COGVIDEOX_SCHEDULERS
 from unlearn.backbones.cogvideox import CogVideoXBackbone
@@ -384,16 +385,14 @@ def _cuda_like_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=
             enable_gqa=enable_gqa,
         )
     if attn_mask is None and query.dtype in (torch.float16, torch.bfloat16):
-        return torch.ops.aten._scaled_dot_product_flash_attention(
-            query, key, value, 0.0, is_causal, False, scale=scale
-        )[0]
+        return compat.flash_attention(query, key, value, scale, is_causal)[0]
     b, h, nq, _ = query.shape
     bias = None
     if attn_mask is not None:
         bias = torch.empty(attn_mask.shape, dtype=query.dtype, device="meta").expand(b, h, nq, key.shape[2])
     # as scaled_dot_product_attention does: the log-sum-exp only when a backward will need it
     needs_lse = query.requires_grad or key.requires_grad or value.requires_grad
-    return torch.ops.aten._scaled_dot_product_efficient_attention(query, key, value, bias, needs_lse, scale=scale)[0]
+    return compat.efficient_attention(query, key, value, bias, needs_lse, scale)[0]
 
 
 _REAL_SDPA = F.scaled_dot_product_attention

@@ -20,6 +20,7 @@ from unlearn.evaluation import (
     score_in_memory,
 )
 from unlearn.evaluation.plots import classification_bars, frame_grid
+from unlearn.evaluation.row_cache import RowVideoCache, row_cache_enabled
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.tables import read_metrics, write_metrics
 from unlearn.video import write_mp4
@@ -71,6 +72,11 @@ class ErasureEvaluation(pl.Callback):
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
         row_options: per row (``negprompt``, ``safree``), the options of its baseline (``MethodSpec.options``),
             e.g. ``{safree: {schedule: self_validating}}``; recorded in ``metrics.json`` (``methods``).
+        row_cache: keep the videos of the rows that do not depend on training (original, negprompt, safree) on
+            disk and reuse them in later evaluations and runs with the same backbone weights, prompts, seeds,
+            sampling and row options (:mod:`unlearn.evaluation.row_cache`): ``true`` (the folder
+            ``$T2V_UNLEARN_CACHE/rows``, else ``~/.cache/t2v-unlearn/rows``), a folder, or ``false``. The
+            environment variable ``T2V_UNLEARN_ROW_CACHE=0`` turns it off everywhere.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class ErasureEvaluation(pl.Callback):
         dirpath: str | None = None,
         sample_videos: int = 2,
         row_options: dict[str, dict[str, Any]] | None = None,
+        row_cache: bool | str = True,
     ) -> None:
         check_int("ErasureEvaluation.per_class", per_class, low=1)
         self.period = Period("ErasureEvaluation", every_n_steps, every_n_epochs)
@@ -114,6 +121,7 @@ class ErasureEvaluation(pl.Callback):
         self.dirpath = dirpath
         self.sample_videos = sample_videos
         self.row_options = dict(row_options or {})
+        self.row_cache = row_cache
         self.results: dict[str, Any] | None = None
         self._original: tuple[dict, Any] | None = None
 
@@ -126,8 +134,11 @@ class ErasureEvaluation(pl.Callback):
                 MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
             )
         apply_row_options(specs, self.row_options)
+        cache = None
+        if self.row_cache and row_cache_enabled():
+            cache = RowVideoCache(None if self.row_cache is True else self.row_cache)
         return MethodGenerator(
-            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.controller
+            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.controller, cache=cache
         )
 
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:

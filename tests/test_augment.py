@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from unlearn.cli import main as unlearn_main
 from unlearn.prompts import PromptSuite, find_concept_words
 from unlearn.prompts.augment import (
     DEFAULT_GRAMMAR,
@@ -22,9 +23,12 @@ from unlearn.prompts.augment import (
     get_style,
     parse_prompt_list,
 )
-from unlearn.prompts.augment.cli import augment_main
 
 # ---------------------------------------------------------------------------------------------- parsing
+
+
+def augment_main(argv: list[str]) -> int:
+    return unlearn_main(["augment", *argv])
 
 
 def test_parse_numbered_list_with_preamble_and_wrapped_lines():

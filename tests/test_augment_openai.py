@@ -216,7 +216,10 @@ def test_augmenter_over_http_checks_concept_and_caches(serve, tmp_path):
 
 
 def test_cli_openai_source(serve, tmp_path, capsys):
-    from unlearn.prompts.augment.cli import augment_main
+    from unlearn.cli import main
+
+    def augment_main(argv):
+        return main(["augment", *argv])
 
     srv = serve("ok")
     out = tmp_path / "p.jsonl"

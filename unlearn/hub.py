@@ -213,12 +213,3 @@ def push_command(
     )
     print(f"pushed {adapters} to {repo} ({info.commit_url})")
     return 0
-
-
-def push_main(argv: list[str] | None = None) -> int:
-    """``unlearn push`` with ``argv`` (its flags are :func:`push_command`'s parameters)."""
-    import sys
-
-    from unlearn.commands import run
-
-    return run("push", sys.argv[1:] if argv is None else argv)

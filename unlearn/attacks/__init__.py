@@ -17,7 +17,7 @@ Rows come from :mod:`unlearn.evaluation.rows` (``MethodGenerator.generate`` for 
 from .base import Attack, AttackContext, ConceptJudge, NoAttack, Try, asr_record, wilson_interval
 from .embedding import EmbeddingAttack
 from .ring_a_bell import RingABell
-from .run import AttackRun, attack_main, results_markdown
+from .run import AttackRun, results_markdown
 from .textual_inversion import TextualInversion
 from .unlearndiffatk import UnlearnDiffAtk, project_simplex
 
@@ -33,7 +33,6 @@ __all__ = [
     "Try",
     "UnlearnDiffAtk",
     "asr_record",
-    "attack_main",
     "project_simplex",
     "results_markdown",
     "wilson_interval",

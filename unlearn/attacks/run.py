@@ -289,13 +289,3 @@ def results_markdown(doc: dict[str, Any]) -> str:
         if name != "none":
             lines.append(f"- {name}: " + ", ".join(f"{k}={v}" for k, v in a["budget"].items()))
     return "\n".join(lines) + "\n"
-
-
-def attack_main(argv: list[str] | None = None) -> int:
-    """``unlearn attack --config X.yaml [--key value ...]``: :class:`AttackRun`'s arguments, then ``run()``
-    (the parser is built from its signature by :mod:`unlearn.commands`)."""
-    import sys
-
-    from unlearn.commands import run
-
-    return run("attack", sys.argv[1:] if argv is None else argv)

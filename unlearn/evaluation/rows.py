@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import inspect
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting
 from unlearn.methods.refusal import load_delta
 from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, read_adapter_config
+
+from .row_cache import RowVideoCache, backbone_key
 
 METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
 _ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
@@ -233,6 +236,8 @@ class MethodGenerator(nn.Module):
         switch: the on/off switch of the model trained or edited in this process (its adapter controller,
             or the refusal module's edit switch): ``disabled()`` gives the original model, ``scaled(s)`` the
             method's. Needed by ``live`` rows; when given, every other row runs with it disabled.
+        cache: keep the videos of every row that does not depend on training (not ``live``) on disk and reuse
+            them (:class:`~unlearn.evaluation.row_cache.RowVideoCache`; None: generate every time).
     """
 
     def __init__(
@@ -242,8 +247,10 @@ class MethodGenerator(nn.Module):
         concept: str | None = None,
         sampling: dict[str, Any] | None = None,
         switch: Any = None,
+        cache: RowVideoCache | None = None,
     ) -> None:
         super().__init__()
+        self.cache = cache
         self.backbone = backbone
         object.__setattr__(self, "switch", switch)  # the trained module owns it; not a child of the generator
         self.concept = concept
@@ -304,11 +311,37 @@ class MethodGenerator(nn.Module):
         with ctl.disabled() if ctl is not None else contextlib.nullcontext():
             yield
 
+    def cache_key(self, method: str, prompts: Sequence[str], seeds: Sequence[int]) -> str | None:
+        """The row cache's key of this batch of ``method`` (None: not cached: no cache, or a ``live`` row)."""
+        spec = self.specs[method]
+        if self.cache is None or spec.live:
+            return None
+        with self.original_model():  # the frozen weights, whatever the live switch holds now
+            backbone = backbone_key(self.backbone, code=[sys.modules[__name__], *_BASELINES.values()])
+        # what the row computes; not its name nor the paths of its files (their sha256 is there)
+        row = {k: v for k, v in self.describe(method).items() if k not in ("name", "adapters", "refusal")}
+        return self.cache.key(backbone, row, self.sampling, prompts, seeds)
+
     @torch.no_grad()
     def generate(self, method: str, prompts: Sequence[str], seeds: Sequence[int]) -> Tensor:
+        """Videos (uint8 ``[B, F, H, W, 3]``) of ``method`` for ``prompts`` with ``seeds``; a row that does not
+        depend on training is read from the row cache when it holds this batch, and stored there otherwise."""
+        prompts, seeds = list(prompts), [int(s) for s in seeds]
+        key = self.cache_key(method, prompts, seeds)
+        if key is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.cache.hits += 1
+                return cached.to(self.backbone.device)
+        videos = self._generate(method, prompts, seeds)
+        if key is not None:
+            self.cache.misses += 1
+            self.cache.put(key, videos)
+        return videos
+
+    def _generate(self, method: str, prompts: list[str], seeds: list[int]) -> Tensor:
         spec = self.specs[method]
         bb = self.backbone
-        prompts, seeds = list(prompts), [int(s) for s in seeds]
         if spec.live:
             with self.switch.scaled(spec.scale):
                 return bb.decode(bb.sample(prompts, seeds, **self.sampling))

@@ -514,15 +514,3 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """``EvaluationRunner(out_dir, suite, methods, **kwargs).run()``."""
     return EvaluationRunner(out_dir, suite, methods, **kwargs).run()
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    """``unlearn evaluate`` (``python -m unlearn.evaluation``) with ``argv``: its flags are this class's
-    parameters, :func:`load_suite`'s options and :class:`MetricConfig`'s fields (``unlearn.commands``).
-    Exit status 0 on success, 2 for bad input (one line on stderr), 1 for other failures."""
-    import sys
-
-    from unlearn.cli import main as unlearn_main
-
-    return unlearn_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])

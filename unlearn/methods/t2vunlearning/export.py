@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -352,10 +351,3 @@ def export_adapters(ckpt: str, out: str, allow_unfinished: bool = False) -> int:
     save_adapters(controller, config.get("backbone", "unknown"), out, extra=extra)
     print(f"wrote {out}/{WEIGHTS_NAME} and {CONFIG_NAME}")
     return 0
-
-
-def export_main(argv: list[str] | None = None) -> int:
-    """``unlearn export`` with ``argv`` (its flags are :func:`export_adapters`'s parameters)."""
-    from unlearn.commands import run
-
-    return run("export", sys.argv[1:] if argv is None else argv)

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 
+import unlearn.compat as compat
 from unlearn.backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
@@ -366,7 +366,7 @@ class T2VUnlearning(pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("controller.")}
         # what `unlearn export` needs to write an adapter folder that loads back as model.init_adapters
         checkpoint["adapter_config"] = adapter_config(self.controller, self.backbone.name)
-        checkpoint["rng_states"] = _collect_rng_states(include_cuda=torch.cuda.is_available())
+        checkpoint["rng_states"] = compat.collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._resumed_rng_states = checkpoint.get("rng_states")
@@ -380,7 +380,7 @@ class T2VUnlearning(pl.LightningModule):
         # set last, once everything before the first resumed step (cache, dataloader) has run
         states = getattr(self, "_resumed_rng_states", None)
         if states:
-            _set_rng_states(states)
+            compat.set_rng_states(states)
             self._resumed_rng_states = None
 
     def adapter_state_dict(self) -> dict[str, Tensor]:

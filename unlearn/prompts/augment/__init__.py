@@ -14,7 +14,7 @@ returns a :class:`~unlearn.prompts.PromptSuite`::
     suite = PromptAugmenter(TemplateSource(), cache_dir="cache/augment").augment(
         "nudity", n=100, style="cogvideox", seed=0, synonyms=["naked", "nude"])
 
-The command line is ``unlearn augment`` (:func:`unlearn.prompts.augment.cli.augment_main`).
+The command line is ``unlearn augment`` (:func:`unlearn.prompts.augment.cli.augment`: its parameters are the flags).
 """
 
 from __future__ import annotations

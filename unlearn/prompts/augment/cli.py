@@ -2,7 +2,7 @@
 
     unlearn augment --concept nudity --n 100 --style cogvideox --out prompts.jsonl \\
         [--source template|transformers|openai] [--model ID_OR_FOLDER] [--url http://127.0.0.1:8000/v1] \\
-        [--synonyms naked,nude] [--seed 0] [--cache-dir DIR | --no-cache] [--exclude eval_suite.jsonl ...]
+        [--synonyms naked,nude] [--seed 0] [--cache_dir DIR | --no_cache true] [--exclude eval_suite.jsonl ...]
 
 The same arguments give the same file: the second run reads the augmentation cache and does not call the
 source. ``--exclude`` (repeatable; any suite file: .jsonl, .csv with a ``prompt`` column, .txt) keeps the
@@ -24,7 +24,7 @@ from .hf import TransformersSource
 from .openai_chat import OpenAIChatSource
 from .template import TemplateSource
 
-__all__ = ["augment", "augment_main"]
+__all__ = ["augment"]
 
 Source = Literal["template", "transformers", "openai"]
 
@@ -145,15 +145,3 @@ def augment(
         file=sys.stderr,
     )
     return 0
-
-
-def augment_main(argv: list[str] | None = None) -> int:
-    """``unlearn augment`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (0; 2: usage or
-    input error; 1: augmentation failed), errors as one line on stderr."""
-    from unlearn.cli import main
-
-    return main(["augment", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(augment_main())
