@@ -21,6 +21,8 @@ from importlib.metadata import entry_points
 from .base import AttentionSite, ConceptNotInPromptError, PromptEmbedding, SamplingDefaults, VideoBackbone
 from .loading import Component, WeightsFolderError
 from .registry import (
+    DEFAULT_BACKBONE,
+    DEFAULT_TORCH_DTYPE,
     UnknownBackboneError,
     available_backbones,
     backbone_class,
@@ -61,5 +63,7 @@ __all__ = [
     "check_pretrained",
     "default_hub_id",
     "register_backbone",
+    "DEFAULT_BACKBONE",
+    "DEFAULT_TORCH_DTYPE",
     "unregister_backbone",
 ]

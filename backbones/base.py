@@ -647,12 +647,18 @@ class VideoBackbone(nn.Module, abc.ABC):
     def guided_prediction(
         self, latents: Tensor, t: Tensor, cond: PromptEmbedding, uncond: PromptEmbedding, guidance_scale: float
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Unconditional, conditional and classifier-free-guided predictions in one batched call."""
+        """Unconditional, conditional and classifier-free-guided predictions in one batched call.
+
+        The guided prediction is combined in float32, as diffusers does (``noise_pred = noise_pred.float()``
+        before ``noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)``,
+        diffusers/pipelines/cogvideo/pipeline_cogvideox.py:739-748, v0.42.1): in bfloat16 the difference of two
+        close predictions loses most of its bits. The two predictions keep the model's dtype."""
         b = latents.shape[0]
         ts = t.reshape(-1).expand(b) if t.numel() == 1 else t
         pred = self.predict(torch.cat([latents, latents]), torch.cat([ts, ts]), PromptEmbedding.cat([uncond, cond]))
         pred_uncond, pred_cond = pred.chunk(2)
-        return pred_uncond, pred_cond, pred_uncond + guidance_scale * (pred_cond - pred_uncond)
+        uncond32, cond32 = pred_uncond.float(), pred_cond.float()
+        return pred_uncond, pred_cond, uncond32 + guidance_scale * (cond32 - uncond32)
 
     @torch.no_grad()
     def sample(
@@ -725,7 +731,9 @@ class VideoBackbone(nn.Module, abc.ABC):
             pred_uncond, pred_cond, guided = self.guided_prediction(x_in, t.to(self.device), c, u, g_i)
             if on_step is not None:
                 on_step(i, t, latents, pred_uncond, pred_cond)
-            latents = self.scheduler_step(scheduler, guided, t, latents)
+            # the step in float32 from the float32 guided prediction, the latents back in their dtype
+            # (diffusers/pipelines/cogvideo/pipeline_cogvideox.py:752-763: `latents.to(prompt_embeds.dtype)`)
+            latents = self.scheduler_step(scheduler, guided, t, latents).to(latents.dtype)
         return latents
 
     def scheduler_step(self, scheduler: Any, model_output: Tensor, t: Tensor, latents: Tensor) -> Tensor:

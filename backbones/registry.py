@@ -19,6 +19,12 @@ from typing import Any
 
 _REGISTRY: dict[str, tuple[type, dict[str, Any]]] = {}
 
+#: the backbone every entry point (T2VUnlearning, RefusalVectorUnlearning, EvaluationRunner, EvaluationModule,
+#: AttackRun) loads when none is named: the paper's CogVideoX-2B, in the dtype its authors sample it in
+#: (tests/test_defaults.py checks every entry point uses these two)
+DEFAULT_BACKBONE = "cogvideox-2b"
+DEFAULT_TORCH_DTYPE = "bfloat16"
+
 
 class UnknownBackboneError(KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
@@ -35,8 +41,13 @@ def register_backbone(name: str, **defaults: Any) -> Callable[[type], type]:
                 f"backbone name {name!r} is already registered by {existing.__module__}.{existing.__name__}"
             )
         _REGISTRY[name] = (cls, dict(defaults))
-        if not getattr(cls, "name", ""):
+        served = [n for n, (c, _) in _REGISTRY.items() if c is cls]
+        if len(served) == 1 and not getattr(cls, "name", ""):
             cls.name = name
+        elif len(served) > 1 and cls.name in served:
+            # one class, several names (cogvideox-2b/5b): none of them is the class's; backbone_class(name) and
+            # build_backbone(name) carry the name asked for
+            cls.name = ""
         return cls
 
     return decorate
@@ -51,8 +62,20 @@ def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
+_NAMED: dict[tuple[type, str], type] = {}
+
+
 def backbone_class(name: str) -> type:
-    return _lookup(name)[0]
+    """The class registered as ``name``; for a class that serves several names (``CogVideoXBackbone``:
+    cogvideox-2b and cogvideox-5b), its subclass whose ``name`` is ``name``."""
+    cls = _lookup(name)[0]
+    if cls.name == name:
+        return cls
+    if (cls, name) not in _NAMED:
+        _NAMED[cls, name] = type(
+            cls.__name__, (cls,), {"name": name, "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        )
+    return _NAMED[cls, name]
 
 
 def default_hub_id(name: str) -> str | None:

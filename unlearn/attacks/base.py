@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import re
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,29 +26,11 @@ from torch import Tensor
 from unlearn.backbones import PromptEmbedding, VideoBackbone
 from unlearn.evaluation import Evaluators, MethodGenerator, MetricConfig
 from unlearn.evaluation.evaluators.imagenet import class_aliases_of, resolve_class_index
+from unlearn.evaluation.intervals import wilson_interval
 from unlearn.evaluation.metrics import NudityRate
 from unlearn.evaluation.metrics.frames import to_float
 from unlearn.evaluation.rows import RowModel
 from unlearn.io import atomic_path, cache_dir
-
-CONFIDENCE = 0.95
-
-
-def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval of the rate ``successes / n`` (fractions in [0, 1]); NaNs for ``n == 0``.
-
-    The same definition as ``unlearn.evaluation.intervals.wilson_interval`` (issue #17); kept here until that
-    module lands, then this one goes."""
-    if n <= 0:
-        return math.nan, math.nan
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must be within 0..n, got {successes} of {n}")
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclasses.dataclass

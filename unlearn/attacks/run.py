@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import torch
 
-from unlearn.backbones import build_backbone
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone
 from unlearn.evaluation import MethodGenerator, load_suite, parse_methods
 from unlearn.io import atomic_write_text
 
@@ -62,10 +62,10 @@ class AttackRun:
 
     def __init__(
         self,
-        backbone: str = "toy-cogvideox",
+        backbone: str = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "float32",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         concept: str = "red ring",
         rows: list[str] | None = None,

@@ -45,17 +45,21 @@ def t_quantile(p: float, df: int) -> float:
 
 
 def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval of the rate ``successes / n`` (fractions in [0, 1]); NaNs for ``n == 0``."""
+    """Wilson score interval of the rate ``successes / n`` (fractions in [0, 1]); NaNs for ``n == 0``.
+
+    scipy's ``binomtest(k, n).proportion_ci(confidence, method="wilson")`` (no continuity correction): the
+    closed form ``(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``, clipped to [0, 1]."""
+    from scipy.stats import binomtest  # scipy: only when an interval is computed
+
     if n <= 0:
         return math.nan, math.nan
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be within 0..n, got {successes} of {n}")
-    z = normal_quantile(0.5 + confidence / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    k, total = round(float(successes)), round(float(n))
+    if k != successes or total != n:
+        raise ValueError(f"a Wilson interval is over counts; got {successes} of {n}")
+    ci = binomtest(k, total).proportion_ci(confidence_level=confidence, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def bootstrap_ratio_interval(

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from unlearn.backbones import build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
 from unlearn.checks import check_int, check_range
 from unlearn.io import atomic_write_text
 
@@ -173,10 +173,10 @@ class EvaluationModule(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "toy-cogvideox",
+        backbone: str = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "float32",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         methods: list[str] | None = None,
         adapters: str | None = None,

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearn.backbones import build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
 from unlearn.checks import check_int
 from unlearn.io import atomic_folder, atomic_write_text
 
@@ -120,10 +120,10 @@ class EvaluationRunner:
         suite: Any,
         methods: Sequence[str | MethodSpec],
         *,
-        backbone: Any = "cogvideox-2b",
+        backbone: Any = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "bfloat16",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         concept: str | None = None,
         metrics: MetricConfig | Sequence[str] | str = ("classification",),

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from unlearn.backbones import build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import atomic_entries, require_finished
 
@@ -187,10 +187,10 @@ class RefusalVectorUnlearning(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "zeroscope",
+        backbone: str = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "bfloat16",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         layers: str | list[str] = "auto",
         rank: int = 2,

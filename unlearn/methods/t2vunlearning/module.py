@@ -10,7 +10,14 @@ import torch
 from torch import Tensor
 
 import unlearn.compat as compat
-from unlearn.backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
+from unlearn.backbones import (
+    DEFAULT_BACKBONE,
+    DEFAULT_TORCH_DTYPE,
+    PromptEmbedding,
+    VideoBackbone,
+    build_backbone,
+    check_pretrained,
+)
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
 from .adapters import AdapterController
@@ -80,10 +87,10 @@ class T2VUnlearning(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "cogvideox-2b",
+        backbone: str = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "bfloat16",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         adapter_dim: int = 128,
         eta: float = 7.0,
