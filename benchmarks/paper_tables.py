@@ -84,15 +84,15 @@ def _rows(a, adapters: str | None) -> list[str]:
 
 def _per_concept_rows(a, per_concept: dict[str, str]) -> list:
     """original once; negprompt/safree/t2vunlearning once per erased concept (named ``<kind>-<slug>``)."""
-    from unlearn.evaluation import MethodSpec
+    from unlearn.evaluation import RowSpec
 
     kinds = a.rows or BASE_ROWS
-    specs = [MethodSpec("original")] if "original" in kinds else []
+    specs = [RowSpec("original")] if "original" in kinds else []
     for concept, adapters in per_concept.items():
         for kind in kinds:
             if kind == "original":
                 continue
-            spec = MethodSpec(kind, name=f"{kind}-{_slug(concept)}", concept=concept)
+            spec = RowSpec(kind, name=f"{kind}-{_slug(concept)}", concept=concept)
             if kind == "t2vunlearning":
                 if not adapters:
                     continue

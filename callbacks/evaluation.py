@@ -11,10 +11,10 @@ import lightning.pytorch as pl
 from unlearn.checks import check_int, check_range
 from unlearn.evaluation import (
     Evaluators,
-    MethodGenerator,
-    MethodMetrics,
-    MethodSpec,
     MetricConfig,
+    RowGenerator,
+    RowMetrics,
+    RowSpec,
     apply_row_options,
     load_suite,
     score_in_memory,
@@ -70,7 +70,7 @@ class ErasureEvaluation(pl.Callback):
         batch_size: videos generated together.
         dirpath: output folder.
         sample_videos: write this many mp4 per row (first prompts of the erased class, then others).
-        row_options: per row (``negprompt``, ``safree``), the options of its baseline (``MethodSpec.options``),
+        row_options: per row (``negprompt``, ``safree``), the options of its baseline (``RowSpec.options``),
             e.g. ``{safree: {schedule: self_validating}}``; recorded in ``metrics.json`` (``methods``).
         row_cache: keep the videos of the rows that do not depend on training (original, negprompt, safree) on
             disk and reuse them in later evaluations and runs with the same backbone weights, prompts, seeds,
@@ -125,19 +125,19 @@ class ErasureEvaluation(pl.Callback):
         self.results: dict[str, Any] | None = None
         self._original: tuple[dict, Any] | None = None
 
-    def generator(self, module: pl.LightningModule, concept: str, keywords: list[str]) -> MethodGenerator:
+    def generator(self, module: pl.LightningModule, concept: str, keywords: list[str]) -> RowGenerator:
         """The rows over the module's one backbone; the module's controller switches its method on and off."""
         specs = []
         for row in self.rows:
             live = row in ("t2vunlearning", "refusal_vector")
             specs.append(
-                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
+                RowSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
             )
         apply_row_options(specs, self.row_options)
         cache = None
         if self.row_cache and row_cache_enabled():
             cache = RowVideoCache(None if self.row_cache is True else self.row_cache)
-        return MethodGenerator(
+        return RowGenerator(
             module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.controller, cache=cache
         )
 
@@ -189,7 +189,7 @@ class ErasureEvaluation(pl.Callback):
                 continue
             start = time.perf_counter()
             # every rank scores its share of the suite; the metric states sync on the module's device
-            metrics = MethodMetrics(evaluators, splits=suite.splits or None, erased_together=True).to(module.device)
+            metrics = RowMetrics(evaluators, splits=suite.splits or None, erased_together=True).to(module.device)
             scored = score_in_memory(
                 generator,
                 suite,
@@ -254,7 +254,7 @@ class ErasureEvaluation(pl.Callback):
         self.results = {"rows": rows, **meta}
         return self.results
 
-    def _write_samples(self, generator: MethodGenerator, suite, erased: str, out: Path):
+    def _write_samples(self, generator: RowGenerator, suite, erased: str, out: Path):
         """mp4 files of the first prompts (erased class first) per row; returns ``{row: [(caption, path)]}`` and
         the videos' frames ``{row: [video]}`` for the frame grid."""
         if self.sample_videos <= 0:

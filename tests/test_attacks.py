@@ -26,7 +26,7 @@ from unlearn.attacks import (
 from unlearn.attacks.base import denoising_loss
 from unlearn.backbones import build_backbone
 from unlearn.cli import main
-from unlearn.evaluation import MethodGenerator, MethodSpec
+from unlearn.evaluation import RowGenerator, RowSpec
 from unlearn.methods.refusal import apply_refusal_edit, toyworld_pairs
 from unlearn.methods.t2vunlearning import AdapterController, save_adapters
 from unlearn.methods.t2vunlearning.adversarial import optimise_embedding, worst_case_conditioning
@@ -61,13 +61,13 @@ def row_files(toy, tmp_path_factory):
 @pytest.fixture()
 def generator(toy, row_files):
     specs = [
-        MethodSpec("original"),
-        MethodSpec("negprompt"),
-        MethodSpec("safree"),
-        MethodSpec("t2vunlearning", adapters=str(row_files / "adapters")),
-        MethodSpec("refusal_vector", refusal=str(row_files / "refusal")),
+        RowSpec("original"),
+        RowSpec("negprompt"),
+        RowSpec("safree"),
+        RowSpec("t2vunlearning", adapters=str(row_files / "adapters")),
+        RowSpec("refusal_vector", refusal=str(row_files / "refusal")),
     ]
-    return MethodGenerator(toy, specs, concept="red ring", sampling=SAMPLING)
+    return RowGenerator(toy, specs, concept="red ring", sampling=SAMPLING)
 
 
 def _inputs(bb, n=2, seed=0):
@@ -158,7 +158,7 @@ def test_optimise_embedding_sign_and_adam_with_projection():
 
 def test_worst_case_conditioning_stays_in_the_ball_and_undoes_the_erasure(toy, row_files):
     """Against adapters, the PGD conditioning brings the adapted prediction nearer the frozen concept one."""
-    gen = MethodGenerator(toy, [MethodSpec("t2vunlearning", adapters=str(row_files / "adapters"))])
+    gen = RowGenerator(toy, [RowSpec("t2vunlearning", adapters=str(row_files / "adapters"))])
     x, t = _inputs(toy)
     cond = toy.encode_prompts(TARGETS)
     with torch.no_grad(), gen.original_model():

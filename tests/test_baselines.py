@@ -252,12 +252,12 @@ def test_toy_world_concept_words_are_triggers():
 
 # ---------------------------------------------------------------------------------------------------- rows
 def test_baseline_rows_take_options_and_record_what_they_compute():
-    from unlearn.evaluation.rows import MethodGenerator, apply_row_options, parse_methods
+    from unlearn.evaluation.rows import RowGenerator, apply_row_options, parse_rows
 
     bb = get_bundle("hunyuanvideo").bb
-    specs = parse_methods(["original", "negprompt", "strong:negprompt", "safree"])
+    specs = parse_rows(["original", "negprompt", "strong:negprompt", "safree"])
     apply_row_options(specs, {"strong": {"guidance_scale": 9.0}, "safree": {"schedule": "self_validating"}})
-    gen = MethodGenerator(bb, specs, concept="golf ball", sampling={"num_inference_steps": 2})
+    gen = RowGenerator(bb, specs, concept="golf ball", sampling={"num_inference_steps": 2})
     assert gen.describe("negprompt")["settings"] == {
         "negative_prompt": "golf ball",
         "guidance_scale": DISTILLED_TRUE_CFG_SCALE,
@@ -270,11 +270,11 @@ def test_baseline_rows_take_options_and_record_what_they_compute():
     assert specs[1].fingerprint("golf ball") != specs[2].fingerprint("golf ball")
     video = gen.generate("strong", [PROMPT], [0])
     assert video.dtype == torch.uint8 and video.shape[0] == 1
-    bad = parse_methods(["negprompt"])
+    bad = parse_rows(["negprompt"])
     bad[0].options = {"scale": 2.0}
     with pytest.raises(ValueError, match="known: guidance_scale"):
-        MethodGenerator(bb, bad, concept="golf ball")
+        RowGenerator(bb, bad, concept="golf ball")
     with pytest.raises(ValueError, match="takes no options"):
-        apply_row_options(parse_methods(["original"]), {"original": {"guidance_scale": 2.0}})
+        apply_row_options(parse_rows(["original"]), {"original": {"guidance_scale": 2.0}})
     with pytest.raises(ValueError, match="name no row"):
-        apply_row_options(parse_methods(["negprompt"]), {"safree": {"alpha": 0.1}})
+        apply_row_options(parse_rows(["negprompt"]), {"safree": {"alpha": 0.1}})

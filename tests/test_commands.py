@@ -73,7 +73,7 @@ def test_earlier_spellings_parse_to_the_signature_spelling():
     new = [
         "--out_dir", "o", "--suite", "s.jsonl", "--backbone", "toy-cogvideox", "--tiny", "true",
         "--torch_dtype", "float32", "--concept", "red ring", "--classifier", "toyworld",
-        "--num_inference_steps", "2", "--plots", "false", "--methods", "[original, negprompt]",
+        "--num_inference_steps", "2", "--plots", "false", "--rows", "[original, negprompt]",
         "--erased_classes", "[red ring]", "--per_class", "3",
     ]  # fmt: skip
     parser = build_parser("evaluate")

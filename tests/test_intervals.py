@@ -146,7 +146,7 @@ class GroupingLogits(OutcomeLogits):
 
 
 def test_splits_tables_and_breakdown_from_method_metrics():
-    from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
+    from unlearn.evaluation.scoring import Evaluators, MetricConfig, RowMetrics
     from unlearn.evaluation.tables import markdown_table
 
     ev = Evaluators(
@@ -158,7 +158,7 @@ def test_splits_tables_and_breakdown_from_method_metrics():
     good = {"apple": [0.9, 0, 0, 0, 0, 0], "bird": [0, 0.9, 0, 0, 0, 0], "car": [0, 0, 0.9, 0, 0, 0]}
 
     def row(erased_in, erased_out):
-        mm = MethodMetrics(ev, splits=splits)
+        mm = RowMetrics(ev, splits=splits)
         for split, draw in (("in_grammar", erased_in), ("out_of_grammar", erased_out)):
             for i in range(6):
                 vids = [video([draw(i)] * 4), video([good["bird"]] * 4), video([good["car" if i else "bird"]] * 4)]

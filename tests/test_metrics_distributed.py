@@ -146,15 +146,15 @@ def test_two_gloo_processes_match_one_process_spawn(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- a row's per-class table
 def run_row(videos):
-    """A whole evaluation row (MethodMetrics: ESR/PSR with the per-class table) over ``videos``."""
-    from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
+    """A whole evaluation row (RowMetrics: ESR/PSR with the per-class table) over ``videos``."""
+    from unlearn.evaluation.scoring import Evaluators, MetricConfig, RowMetrics
 
     ev = Evaluators(
         MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
         list(CLASSES),
         "apple",
     )
-    row = MethodMetrics(ev)
+    row = RowMetrics(ev)
     for frames, label in videos:
         row.update(frames[None], [label], ["a prompt"])
     return row.compute()
@@ -200,20 +200,20 @@ def test_per_class_results_of_two_ranks_equal_one_process(tmp_path):
 def run_callback_path(suite_file, rank=0, world_size=1):
     """The evaluation callback's path: generate the suite with a row (each rank its share) and score it."""
     from unlearn.backbones import build_backbone
-    from unlearn.evaluation.rows import MethodGenerator, MethodSpec
+    from unlearn.evaluation.rows import RowGenerator, RowSpec
     from unlearn.evaluation.runner import score_in_memory
-    from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
+    from unlearn.evaluation.scoring import Evaluators, MetricConfig, RowMetrics
     from unlearn.evaluation.suites import load_suite
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    gen = MethodGenerator(bb, [MethodSpec("original")], concept="apple", sampling={"num_inference_steps": 1})
+    gen = RowGenerator(bb, [RowSpec("original")], concept="apple", sampling={"num_inference_steps": 1})
     suite = load_suite(suite_file)
     ev = Evaluators(
         MetricConfig(metrics=["classification"], classifier=PixelLogits(), erased_classes=["apple"]),
         suite.labels,
         "apple",
     )
-    return score_in_memory(gen, suite, {"original": MethodMetrics(ev)}, batch_size=2, rank=rank, world_size=world_size)[
+    return score_in_memory(gen, suite, {"original": RowMetrics(ev)}, batch_size=2, rank=rank, world_size=world_size)[
         "original"
     ]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from unlearn.callbacks import ErasureEvaluation
-from unlearn.evaluation import Evaluators, MethodMetrics, MetricConfig, joint_classification_row
+from unlearn.evaluation import Evaluators, MetricConfig, RowMetrics, joint_classification_row
 from unlearn.evaluation.tables import markdown_table
 from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning, ToyWorldDataModule
 from unlearn.toyworld.render import SceneSpec, class_names, render_video
@@ -79,7 +79,7 @@ def _video(cls: str, seed: int = 0) -> torch.Tensor:
 def test_erased_together_psr_leaves_out_every_erased_class():
     labels = class_names()
     ev = Evaluators(MetricConfig(classifier="toyworld", erased_classes=THREE[:2]), labels, None)
-    joint, apart = MethodMetrics(ev, erased_together=True), MethodMetrics(ev)
+    joint, apart = RowMetrics(ev, erased_together=True), RowMetrics(ev)
     # a model that erased both: their videos show something else (a white dot); the rest is drawn right
     for m in (joint, apart):
         for cls in labels:

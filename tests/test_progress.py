@@ -8,10 +8,10 @@ import torch
 
 from unlearn.backbones import build_backbone
 from unlearn.callbacks import SampleVideoCallback
-from unlearn.evaluation import EvaluationRunner, MethodGenerator, MethodSpec
+from unlearn.evaluation import EvaluationRunner, RowGenerator, RowSpec
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.evaluation.runner import score_in_memory
-from unlearn.evaluation.scoring import Evaluators, MethodMetrics, MetricConfig
+from unlearn.evaluation.scoring import Evaluators, MetricConfig, RowMetrics
 from unlearn.methods.refusal.edit import RefusalVectorConfig, collect_token_activations, resolve_layers
 from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning
 from unlearn.methods.t2vunlearning.pseudo_data import PseudoTrajectoryCache, SamplerSettings, TrajectoryRequest
@@ -103,10 +103,10 @@ def test_evaluation_counts_videos_with_eta(tmp_path, capsys):
     evaluators = Evaluators(
         MetricConfig(metrics=["classification"], classifier=clf, erased_classes=["red ring"]), suite.labels, "red ring"
     )
-    generator = MethodGenerator(
-        bb, [MethodSpec(kind="original", concept="red ring")], concept="red ring", sampling={"num_inference_steps": 2}
+    generator = RowGenerator(
+        bb, [RowSpec(kind="original", concept="red ring")], concept="red ring", sampling={"num_inference_steps": 2}
     )
-    score_in_memory(generator, suite, {"original": MethodMetrics(evaluators)}, batch_size=3, progress=True)
+    score_in_memory(generator, suite, {"original": RowMetrics(evaluators)}, batch_size=3, progress=True)
     assert finished_bar(capsys.readouterr().err, "evaluation videos", 4, "video")
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unlearn.backbones import build_backbone
-from unlearn.evaluation import MethodGenerator, MethodSpec
+from unlearn.evaluation import RowGenerator, RowSpec
 from unlearn.evaluation.row_cache import RowVideoCache, weights_sha256
 
 PROMPTS = ["a red ring moves left", "a blue square moves right"]
@@ -20,8 +20,8 @@ def backbone():
 
 
 def generator(bb, cache, rows=("original", "negprompt", "safree"), sampling=STEPS, **spec_kw):
-    specs = [MethodSpec(kind=r, **spec_kw.get(r, {})) for r in rows]
-    return MethodGenerator(bb, specs, concept="red ring", sampling=dict(sampling), cache=cache)
+    specs = [RowSpec(kind=r, **spec_kw.get(r, {})) for r in rows]
+    return RowGenerator(bb, specs, concept="red ring", sampling=dict(sampling), cache=cache)
 
 
 def test_second_generation_reads_the_cache_and_gives_the_same_frames(backbone, tmp_path):
@@ -62,7 +62,7 @@ def test_a_changed_key_regenerates(backbone, tmp_path):
     assert len(list(tmp_path.rglob("*.safetensors"))) == 1 + len(changes)
     # a row's name is not part of its frames: the same row under another name is a hit
     hits = cache.hits
-    MethodGenerator(backbone, [MethodSpec(kind="negprompt", name="np2")], concept="red ring", sampling=STEPS,
+    RowGenerator(backbone, [RowSpec(kind="negprompt", name="np2")], concept="red ring", sampling=STEPS,
                     cache=cache).generate("np2", PROMPTS, SEEDS)  # fmt: skip
     assert cache.hits == hits + 1
     assert len(keys) == 1
@@ -109,7 +109,7 @@ def test_live_rows_are_never_cached(tmp_path):
     controller = AdapterController([s.video_dim for s in backbone.attention_sites()], inner_dim=4)
     backbone.attach_controller(controller)
     cache = RowVideoCache(tmp_path)
-    gen = MethodGenerator(backbone, [MethodSpec(kind="t2vunlearning", live=True), MethodSpec(kind="original")],
+    gen = RowGenerator(backbone, [RowSpec(kind="t2vunlearning", live=True), RowSpec(kind="original")],
                           concept="red ring", sampling=STEPS, switch=controller, cache=cache)  # fmt: skip
     assert gen.cache_key("t2vunlearning", PROMPTS, SEEDS) is None
     gen.generate("t2vunlearning", PROMPTS, SEEDS)

@@ -14,11 +14,11 @@ from unlearn.backbones import build_backbone
 from unlearn.evaluation import (
     EmptySuiteError,
     EvaluationRunner,
-    MethodGenerator,
-    MethodSpec,
+    RowGenerator,
+    RowSpec,
     VideoFileError,
     load_suite,
-    parse_methods,
+    parse_rows,
 )
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.evaluation.runner import RESULT_FILES, main
@@ -136,7 +136,7 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
 
 def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_file, bb, clf, monkeypatch):
     out = tmp_path / "out"
-    real = MethodGenerator.generate
+    real = RowGenerator.generate
     calls = []
 
     def dies_on_second_batch(self, method, prompts, seeds):
@@ -145,7 +145,7 @@ def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_f
             raise KeyboardInterrupt  # the job is killed mid-run
         return real(self, method, prompts, seeds)
 
-    monkeypatch.setattr(MethodGenerator, "generate", dies_on_second_batch)
+    monkeypatch.setattr(RowGenerator, "generate", dies_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         runner(out, suite_file, bb, clf).run()
     done = sorted(p.name for p in (out / "videos" / "original").iterdir())
@@ -153,7 +153,7 @@ def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_f
     assert no_results(out)
     first = (out / "videos" / "original" / "0.mp4").stat().st_mtime_ns
 
-    monkeypatch.setattr(MethodGenerator, "generate", real)
+    monkeypatch.setattr(RowGenerator, "generate", real)
     res = runner(out, suite_file, bb, clf).run()
     assert res["videos"]["original"]["generated"] == 1 and res["videos"]["original"]["reused"] == 2
     assert (out / "videos" / "original" / "0.mp4").stat().st_mtime_ns == first
@@ -212,8 +212,8 @@ def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, cl
     methods = ["original", "negprompt", "safree", f"t2vunlearning={adapters}"]
     res = runner(out, suite_file, bb, clf, methods, store_frames=True).run()
     assert (out / "videos" / "safree" / "0.npz").is_file()
-    specs = parse_methods(methods)
-    gen = MethodGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
+    specs = parse_rows(methods)
+    gen = RowGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
     refs = {
         spec.name: classification_reference(
             lambda p, s, name=spec.name: gen.generate(name, p, s), load_suite(suite_file), clf, "red ring", batch_size=2
@@ -354,7 +354,7 @@ def test_refusal_vector_row_edits_then_restores_the_weights(tmp_path, suite_file
 
 
 def test_method_specs_parse_and_fail_early(tmp_path):
-    specs = parse_methods(["original", "t2vunlearning=/a", "mine:negprompt", "u2:unlearned"], adapters="/b")
+    specs = parse_rows(["original", "t2vunlearning=/a", "mine:negprompt", "u2:unlearned"], adapters="/b")
     assert [(s.name, s.kind) for s in specs] == [
         ("original", "original"),
         ("t2vunlearning", "t2vunlearning"),
@@ -363,17 +363,17 @@ def test_method_specs_parse_and_fail_early(tmp_path):
     ]
     assert (specs[1].adapters, specs[3].adapters) == ("/a", "/b")
     with pytest.raises(ValueError, match="appear twice"):
-        parse_methods(["original", "original"])
+        parse_rows(["original", "original"])
     with pytest.raises(ValueError, match="unknown method"):
-        parse_methods(["dreambooth"])
+        parse_rows(["dreambooth"])
     with pytest.raises(ValueError, match="needs an adapters folder"):
-        MethodSpec.parse("t2vunlearning").check("x")
+        RowSpec.parse("t2vunlearning").check("x")
     with pytest.raises(FileNotFoundError, match="not an adapter folder"):
-        MethodSpec.parse(f"t2vunlearning={tmp_path}").check("x")
+        RowSpec.parse(f"t2vunlearning={tmp_path}").check("x")
     with pytest.raises(ValueError, match="needs the concept"):
-        MethodSpec.parse("negprompt").check(None)
+        RowSpec.parse("negprompt").check(None)
     with pytest.raises(ValueError, match="only t2vunlearning and refusal_vector take a path"):
-        MethodSpec.parse("original=/x")
+        RowSpec.parse("original=/x")
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -412,7 +412,7 @@ def test_bad_input_one_clear_error_and_no_result_file(tmp_path, bb, clf, make, e
 def test_zero_frame_video_from_the_generator_is_an_error(tmp_path, suite_file, bb, clf, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setattr(
-        MethodGenerator, "generate", lambda self, m, p, s: torch.zeros(len(p), 0, 16, 16, 3, dtype=torch.uint8)
+        RowGenerator, "generate", lambda self, m, p, s: torch.zeros(len(p), 0, 16, 16, 3, dtype=torch.uint8)
     )
     with pytest.raises(VideoFileError, match="zero frames"):
         runner(out, suite_file, bb, clf).run()

@@ -107,8 +107,9 @@ COMMANDS: dict[str, Command] = {
                 "--dtype": "--torch_dtype",
                 "--steps": "--num_inference_steps",
                 "--guidance": "--guidance_scale",
+                "--methods": "--rows",
             },
-            defaults={"progress": True, "methods": ["original", "negprompt", "safree", "t2vunlearning"]},
+            defaults={"progress": True, "rows": ["original", "negprompt", "safree", "t2vunlearning"]},
             done=_evaluate_done,
         ),
         Command(

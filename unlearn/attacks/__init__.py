@@ -10,8 +10,8 @@
 * :class:`AttackRun`: the command (``unlearn attack --config configs/attack_toy.yaml``): rows × attacks, ASR
   with its Wilson interval, sample size and budget.
 
-Rows come from :mod:`unlearn.evaluation.rows` (``MethodGenerator.generate`` for prompts,
-``MethodGenerator.row_model`` for the differentiable prediction); judging uses the evaluation's evaluators.
+Rows come from :mod:`unlearn.evaluation.rows` (``RowGenerator.generate`` for prompts,
+``RowGenerator.row_model`` for the differentiable prediction); judging uses the evaluation's evaluators.
 """
 
 from .base import Attack, AttackContext, ConceptJudge, NoAttack, Try, asr_record, wilson_interval

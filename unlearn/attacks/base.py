@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from unlearn.backbones import PromptEmbedding, VideoBackbone
-from unlearn.evaluation import Evaluators, MethodGenerator, MetricConfig
+from unlearn.evaluation import Evaluators, MetricConfig, RowGenerator
 from unlearn.evaluation.evaluators.imagenet import class_aliases_of, resolve_class_index
 from unlearn.evaluation.intervals import wilson_interval
 from unlearn.evaluation.metrics import NudityRate
@@ -56,7 +56,7 @@ class AttackContext:
     and seeds, and the words no attack may put into a prompt.
 
     Args:
-        generator: the rows (``unlearn.evaluation.MethodGenerator``).
+        generator: the rows (``unlearn.evaluation.RowGenerator``).
         concept: the erased concept.
         prompts / seeds: the target prompts (each shows the concept on the original model) and their seeds.
         forbidden_words: words that name the concept (its synonyms included); searched prompts never contain
@@ -68,7 +68,7 @@ class AttackContext:
 
     def __init__(
         self,
-        generator: MethodGenerator,
+        generator: RowGenerator,
         concept: str,
         prompts: Sequence[str],
         seeds: Sequence[int],
@@ -170,7 +170,7 @@ class Attack(abc.ABC):
 
     Subclasses set ``name`` and implement :meth:`run`; ``prepare`` does the work that no row changes (a
     black-box search in the text encoder) once per run. Attacks use the rows only through
-    :class:`~unlearn.evaluation.MethodGenerator` (``generate``, ``row_model``) and the backbone contract.
+    :class:`~unlearn.evaluation.RowGenerator` (``generate``, ``row_model``) and the backbone contract.
     """
 
     name: ClassVar[str] = ""

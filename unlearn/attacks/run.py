@@ -2,7 +2,7 @@
 
 :class:`AttackRun` is the command: its typed constructor is the config (jsonargparse, like LightningCLI's
 classes), ``run()`` builds the backbone once, generates with each row through
-:class:`~unlearn.evaluation.MethodGenerator`, judges every video with the project's evaluators and writes
+:class:`~unlearn.evaluation.RowGenerator`, judges every video with the project's evaluators and writes
 ``results.json`` + ``results.md`` (rows × attacks: ASR % with its 95% Wilson interval and sample size, and each
 attack's budget) into ``output_dir``, atomically.
 """
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 
 from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone
-from unlearn.evaluation import MethodGenerator, load_suite, parse_methods
+from unlearn.evaluation import RowGenerator, load_suite, parse_rows
 from unlearn.io import atomic_write_text
 
 from .base import Attack, AttackContext, ConceptJudge, NoAttack, Try, asr_record, save_tensors
@@ -93,7 +93,7 @@ class AttackRun:
     ) -> None:
         if not concept or not concept.strip():
             raise ValueError("concept is empty: name the erased concept, e.g. --concept 'red ring'")
-        self.specs = parse_methods(rows or ["original"])
+        self.specs = parse_rows(rows or ["original"])
         for s in self.specs:
             s.concept = concept
             if s.kind == "safree" and keywords:
@@ -199,7 +199,7 @@ class AttackRun:
         started = time.perf_counter()
         args = dict(self.backbone_args)
         bb = build_backbone(args.pop("name"), **args)
-        generator = MethodGenerator(bb, self.specs, concept=self.concept, sampling=self.sampling)
+        generator = RowGenerator(bb, self.specs, concept=self.concept, sampling=self.sampling)
         for attack in self.attacks:
             if attack.white_box:
                 bb.text_input_ids([""])  # NotImplementedError naming the fix, before any work

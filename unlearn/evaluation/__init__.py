@@ -5,8 +5,8 @@
   ``unlearn evaluate`` (its flags are the runner's parameters; ``unlearn evaluate --help``).
 * :class:`EvaluationModule` + :class:`VideoEvalDataModule` — the same evaluation inside Lightning's test loop
   (``unlearn test --config configs/eval_toy.yaml``); the metrics are torchmetrics and sync across ranks.
-* :func:`load_suite`, :class:`MethodSpec`, :class:`MethodGenerator`, :class:`MetricConfig`,
-  :class:`MethodMetrics`, :class:`VideoStore` — the pieces, for other drivers (``benchmarks/paper_tables.py``).
+* :func:`load_suite`, :class:`RowSpec`, :class:`RowGenerator`, :class:`MetricConfig`,
+  :class:`RowMetrics`, :class:`VideoStore` — the pieces, for other drivers (``benchmarks/paper_tables.py``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ _LAZY = {
     "EvalSuite": ".suites",
     "EmptySuiteError": ".suites",
     "load_suite": ".suites",
-    "MethodSpec": ".rows",
-    "MethodGenerator": ".rows",
+    "RowSpec": ".rows",
+    "RowGenerator": ".rows",
     "RowModel": ".rows",
-    "METHOD_KINDS": ".rows",
-    "parse_methods": ".rows",
+    "ROW_KINDS": ".rows",
+    "parse_rows": ".rows",
     "apply_row_options": ".rows",
     "MetricConfig": ".scoring",
-    "MethodMetrics": ".scoring",
+    "RowMetrics": ".scoring",
     "Evaluators": ".scoring",
     "classification_summary": ".scoring",
     "joint_classification_row": ".scoring",

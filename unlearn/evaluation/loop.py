@@ -2,7 +2,7 @@
 
 :class:`VideoEvalDataModule` yields batches of prompts (index, prompt, seed, label) from any evaluation
 suite; :class:`EvaluationModule` generates each batch with every method row in ``test_step`` and updates the
-row's torchmetrics (:class:`unlearn.evaluation.MethodMetrics`). At the end of the epoch the metrics sync
+row's torchmetrics (:class:`unlearn.evaluation.RowMetrics`). At the end of the epoch the metrics sync
 across ranks, ESR/PSR (and any other chosen metric) are logged as ``<row>/esr@1`` …, and rank 0 writes
 ``metrics.json`` + ``metrics.md`` (:func:`unlearn.evaluation.tables.write_metrics`) and ``results.json`` into
 ``output_dir``. Under DDP every prompt is generated exactly once (the data module shards the suite without
@@ -24,9 +24,9 @@ from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backb
 from unlearn.checks import check_int, check_range
 from unlearn.io import atomic_write_text
 
-from .rows import SAMPLING_KEYS, MethodGenerator, apply_row_options, check_sampling, parse_methods
+from .rows import SAMPLING_KEYS, RowGenerator, apply_row_options, check_sampling, parse_rows
 from .runner import json_ready
-from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flatten_row
+from .scoring import Evaluators, MetricConfig, RowMetrics, compare_rows, flatten_row
 from .store import VideoStore, video_key
 from .suites import EvalItem, EvalSuite, load_suite
 from .tables import classification_by_class, write_metrics
@@ -138,13 +138,13 @@ class EvaluationModule(pl.LightningModule):
         tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
         torch_dtype: dtype of the backbone ("bfloat16", "float16", "float32").
         backbone_kwargs: family-specific loading options passed to the backbone's ``load``.
-        methods: rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
+        rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
             ``refusal_vector[=FOLDER]`` or ``NAME:KIND[=PATH]``.
         adapters: adapters folder of a bare ``t2vunlearning`` row.
         refusal: refusal-vector folder of a bare ``refusal_vector`` row.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
         safree_keywords: SAFREE's concept keywords (default ``[concept]``).
-        row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
+        row_options: per row name or kind, the options of its baseline (``RowSpec.options``), e.g.
             ``{negprompt: {guidance_scale: 6.0}, safree: {schedule: self_validating}}``.
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
             ``references``).
@@ -178,7 +178,7 @@ class EvaluationModule(pl.LightningModule):
         tiny: bool = False,
         torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
-        methods: list[str] | None = None,
+        rows: list[str] | None = None,
         adapters: str | None = None,
         refusal: str | None = None,
         concept: str | None = None,
@@ -214,7 +214,7 @@ class EvaluationModule(pl.LightningModule):
             },
             prefix="model.",
         )
-        specs = parse_methods(methods or ["original", "t2vunlearning"], adapters=adapters, refusal=refusal)
+        specs = parse_rows(rows or ["original", "t2vunlearning"], adapters=adapters, refusal=refusal)
         for spec in specs:
             spec.allow_unfinished = allow_unfinished
             if spec.kind == "safree" and safree_keywords:
@@ -234,7 +234,7 @@ class EvaluationModule(pl.LightningModule):
             "guidance_scale": guidance_scale,
         }
         assert set(self.sampling) == set(SAMPLING_KEYS)
-        self.generator = MethodGenerator(bb, specs, concept=concept, sampling=self.sampling)
+        self.generator = RowGenerator(bb, specs, concept=concept, sampling=self.sampling)
         self.metric_config = MetricConfig(
             metrics=metrics or ["classification"],
             classifier=classifier,
@@ -267,7 +267,7 @@ class EvaluationModule(pl.LightningModule):
         self.evaluators = Evaluators(self.metric_config, labels, self.hparams.concept)
         splits = (suite.splits or None) if suite is not None else None
         for name in self.generator.specs:
-            self.row_metrics[name] = MethodMetrics(self.evaluators, splits=splits)
+            self.row_metrics[name] = RowMetrics(self.evaluators, splits=splits)
 
     # ------------------------------------------------------------------ generation (SampleVideoCallback API)
     @torch.no_grad()

@@ -2,7 +2,7 @@
 
 The original model, negative prompting and SAFREE give the same frames before and after training, in every run
 of the same backbone, prompts and settings: ``unlearn fit`` generated them anew at each evaluation. A row
-declares that it can be cached by not being ``live`` (:attr:`MethodSpec.trained`: only the model trained or
+declares that it can be cached by not being ``live`` (:attr:`RowSpec.trained`: only the model trained or
 edited in this process is); a ``t2vunlearning``/``refusal_vector`` row read from files is cached too, its files'
 sha256 being part of the key.
 
@@ -13,8 +13,8 @@ The key of one generated batch is the sha256 of everything its frames depend on:
   config, its class and tokenizer;
 - the code that makes the frames: the source of the backbone's class (and its bases), of the baselines and of
   this row machinery, and the versions of torch, diffusers and transformers;
-- the row: :meth:`MethodSpec.fingerprint` (kind, keywords, options, baseline version, files' sha256) and, for a
-  baseline, what it computes (:meth:`MethodGenerator.describe`: negative prompt, guidance, SAFREE settings);
+- the row: :meth:`RowSpec.fingerprint` (kind, keywords, options, baseline version, files' sha256) and, for a
+  baseline, what it computes (:meth:`RowGenerator.describe`: negative prompt, guidance, SAFREE settings);
 - the sampling settings of the run, and the batch's prompts and seeds, in order (a batch is cached whole, so
   the frames are those of the same batched computation).
 

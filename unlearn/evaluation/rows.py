@@ -8,7 +8,7 @@ folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` hol
 ``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
 on only for their row, and a refusal edit is applied for its row and undone (bit-exact) right after.
 
-``MethodGenerator.row_model(method)`` holds one row's model in place for longer and hands out a
+``RowGenerator.row_model(method)`` holds one row's model in place for longer and hands out a
 :class:`RowModel`: the row's denoiser prediction, differentiable in the text conditioning (what white-box
 attacks optimise through), and generation from a given conditioning (a learned token's).
 """
@@ -36,7 +36,7 @@ from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, re
 
 from .row_cache import RowVideoCache, backbone_key
 
-METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
+ROW_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
 _ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")
@@ -61,7 +61,7 @@ def check_sampling(sampling: dict[str, Any], backbone: Any = None, prefix: str =
 
 
 @dataclasses.dataclass
-class MethodSpec:
+class RowSpec:
     """One row of a table.
 
     Args:
@@ -97,8 +97,8 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         self.kind = _ALIASES.get(self.kind, self.kind)
-        if self.kind not in METHOD_KINDS:
-            raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(METHOD_KINDS)}")
+        if self.kind not in ROW_KINDS:
+            raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(ROW_KINDS)}")
         if self.options and self.kind not in _BASELINES:
             raise ValueError(
                 f"method {self.kind!r} takes no options (only {', '.join(_BASELINES)} do); got {sorted(self.options)}"
@@ -108,10 +108,10 @@ class MethodSpec:
             raise ValueError(f"method name {self.name!r}: use letters, digits and _@+- only (it names a folder)")
 
     @classmethod
-    def parse(cls, text: str | MethodSpec, adapters: str | None = None, refusal: str | None = None) -> MethodSpec:
+    def parse(cls, text: str | RowSpec, adapters: str | None = None, refusal: str | None = None) -> RowSpec:
         """``KIND``, ``KIND=PATH`` or ``NAME:KIND[=PATH]`` (PATH: adapters folder or refusal folder/delta);
         ``adapters``/``refusal`` fill the path of a bare ``t2vunlearning``/``refusal_vector``."""
-        if isinstance(text, MethodSpec):
+        if isinstance(text, RowSpec):
             return text
         head, _, path = str(text).partition("=")
         name, _, kind = head.partition(":") if ":" in head else ("", "", head)
@@ -187,21 +187,21 @@ _BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE}
 _BASELINE_VERSION = 2
 
 
-def parse_methods(
-    methods: Sequence[str | MethodSpec], adapters: str | None = None, refusal: str | None = None
-) -> list[MethodSpec]:
+def parse_rows(
+    methods: Sequence[str | RowSpec], adapters: str | None = None, refusal: str | None = None
+) -> list[RowSpec]:
     """Method specs from strings (``KIND``, ``KIND=PATH``, ``NAME:KIND[=PATH]``) or specs; names must differ."""
-    specs = [MethodSpec.parse(m, adapters=adapters, refusal=refusal) for m in methods]
+    specs = [RowSpec.parse(m, adapters=adapters, refusal=refusal) for m in methods]
     names = [s.name for s in specs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"method rows {dup} appear twice; name them apart with NAME:KIND[=PATH]")
     if not specs:
-        raise ValueError("no method to evaluate: give at least one of " + ", ".join(METHOD_KINDS))
+        raise ValueError("no method to evaluate: give at least one of " + ", ".join(ROW_KINDS))
     return specs
 
 
-def apply_row_options(specs: Sequence[MethodSpec], row_options: dict[str, dict[str, Any]] | None) -> None:
+def apply_row_options(specs: Sequence[RowSpec], row_options: dict[str, dict[str, Any]] | None) -> None:
     """Give each spec its options from ``row_options`` (``{row name or kind: {option: value}}``; a row's own
     name wins over its kind). A key that names no row is an error."""
     if not row_options:
@@ -221,7 +221,7 @@ def apply_row_options(specs: Sequence[MethodSpec], row_options: dict[str, dict[s
             spec.__post_init__()  # options on a row that takes none fail here
 
 
-class MethodGenerator(nn.Module):
+class RowGenerator(nn.Module):
     """Generate the videos of every row with one backbone copy.
 
     ``generate(method, prompts, seeds)`` returns uint8 ``[B, F, H, W, 3]`` on the backbone's device.
@@ -243,7 +243,7 @@ class MethodGenerator(nn.Module):
     def __init__(
         self,
         backbone: nn.Module,
-        methods: Sequence[MethodSpec],
+        methods: Sequence[RowSpec],
         concept: str | None = None,
         sampling: dict[str, Any] | None = None,
         switch: Any = None,
@@ -366,7 +366,7 @@ class MethodGenerator(nn.Module):
                     latents = bb.sample(prompts, seeds, **self.sampling)
                 finally:
                     edit.restore(bb)
-            else:  # pragma: no cover - MethodSpec validates kinds
+            else:  # pragma: no cover - RowSpec validates kinds
                 raise AssertionError(spec.kind)
             return bb.decode(latents)
 
@@ -401,7 +401,7 @@ class MethodGenerator(nn.Module):
 
 
 class RowModel:
-    """One row's model while :meth:`MethodGenerator.row_model` holds it in place.
+    """One row's model while :meth:`RowGenerator.row_model` holds it in place.
 
     ``predict`` is the row's *conditional* denoiser prediction, differentiable in ``cond``: the row's weights
     (adapters, refusal edit) and its conditioning transform (SAFREE's projection at the sampler steps where
@@ -411,7 +411,7 @@ class RowModel:
     given conditioning with the row's negative prompt and SAFREE's schedule.
     """
 
-    def __init__(self, generator: MethodGenerator, method: str) -> None:
+    def __init__(self, generator: RowGenerator, method: str) -> None:
         self.generator, self.method = generator, method
         self.spec = generator.specs[method]
         self.backbone = generator.backbone

@@ -48,8 +48,8 @@ from unlearn.checks import check_int
 from unlearn.io import atomic_folder, atomic_write_text
 
 from . import plots
-from .rows import MethodGenerator, MethodSpec, apply_row_options, check_sampling, parse_methods
-from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
+from .rows import RowGenerator, RowSpec, apply_row_options, check_sampling, parse_rows
+from .scoring import Evaluators, MetricConfig, RowMetrics, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
 from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
@@ -90,8 +90,8 @@ class EvaluationRunner:
         out_dir: output folder (see the module docstring for its layout).
         suite: ``"toyworld"``, ``"builtin:<name>"``, a suite file, ``"<loader>:<path>"`` or a Python suite
             (see :func:`unlearn.evaluation.load_suite`).
-        methods: rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
-            ``refusal_vector[=FOLDER]``, ``NAME:KIND[=PATH]``, or :class:`MethodSpec` objects.
+        rows: ``original``, ``negprompt``, ``safree``, ``t2vunlearning[=ADAPTERS]``,
+            ``refusal_vector[=FOLDER]``, ``NAME:KIND[=PATH]``, or :class:`RowSpec` objects.
         backbone: registry name, or a built backbone object (tests, notebooks).
         pretrained / tiny / torch_dtype / backbone_kwargs: passed to ``build_backbone`` (``backbone_kwargs``:
             family-specific loading options, as in ``T2VUnlearning``).
@@ -99,7 +99,7 @@ class EvaluationRunner:
         metrics: names (``classification``, ``nudity``, ``identity``, ``clip``, ``consistency``) or a
             :class:`MetricConfig`; ``metric_options`` fill the config's other fields (e.g. ``classifier``).
         adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
-        row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
+        row_options: per row name or kind, the options of its baseline (``RowSpec.options``), e.g.
             ``{"negprompt": {"guidance_scale": 6.0}}``; recorded in results.
         safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
             uses the concept and its synonyms).
@@ -118,7 +118,7 @@ class EvaluationRunner:
         self,
         out_dir: str | os.PathLike,
         suite: Any,
-        methods: Sequence[str | MethodSpec],
+        rows: Sequence[str | RowSpec],
         *,
         backbone: Any = DEFAULT_BACKBONE,
         pretrained: str | None = None,
@@ -163,7 +163,7 @@ class EvaluationRunner:
         check_int("grid_prompts", grid_prompts, low=0)
         self.allow_unfinished = allow_unfinished
         self.out = Path(out_dir)
-        self.suite_spec, self.method_args = suite, list(methods)
+        self.suite_spec, self.row_args = suite, list(rows)
         self.backbone_arg = backbone
         self.backbone_options = {
             "pretrained": pretrained,
@@ -197,9 +197,9 @@ class EvaluationRunner:
         self.suite_options = dict(suite_options or {})
         self.progress = progress
         self.backbone: Any = None if isinstance(backbone, str) else backbone
-        self.generator: MethodGenerator | None = None
+        self.generator: RowGenerator | None = None
         self.suite: EvalSuite | None = None
-        self.specs: list[MethodSpec] = []
+        self.specs: list[RowSpec] = []
         self.evaluators: Evaluators | None = None
         self.timings: dict[str, float] = {}
         self._fingerprints: dict[str, Any] = {}
@@ -224,7 +224,7 @@ class EvaluationRunner:
         if self.suite_spec == "toyworld" and ({"per_group", "out_of_grammar"} & set(options)):
             options.setdefault("concept", self.concept)  # the toy world's groups are the concept's
         self.suite = load_suite(self.suite_spec, **options)
-        self.specs = parse_methods(self.method_args, adapters=self.adapters, refusal=self.refusal)
+        self.specs = parse_rows(self.row_args, adapters=self.adapters, refusal=self.refusal)
         for spec in self.specs:
             spec.allow_unfinished = spec.allow_unfinished or self.allow_unfinished
             if spec.kind == "safree" and self.safree_keywords and not spec.keywords:
@@ -256,14 +256,14 @@ class EvaluationRunner:
         bb = self.backbone_arg
         return {"name": bb.name, "source": getattr(bb, "source", None), "torch_dtype": str(bb.dtype)}
 
-    def key(self, spec: MethodSpec, prompt: str, seed: int) -> str:
+    def key(self, spec: RowSpec, prompt: str, seed: int) -> str:
         """What the video of (row, prompt, seed) depends on; a stored video with another key is regenerated."""
         if spec.name not in self._fingerprints:
             self._fingerprints[spec.name] = spec.fingerprint(self.concept)  # hashes the method's files once
         fp = self._fingerprints[spec.name]
         return video_key(self.backbone_identity(), fp, self.sampling, prompt, seed)
 
-    def _build_generator(self) -> MethodGenerator:
+    def _build_generator(self) -> RowGenerator:
         if self.generator is None:
             t0 = time.perf_counter()
             if self.backbone is None:
@@ -272,7 +272,7 @@ class EvaluationRunner:
                     self.backbone_arg, **opts, **self.backbone_options.get("backbone_kwargs", {})
                 )
             self.backbone.to(self.device)
-            self.generator = MethodGenerator(self.backbone, self.specs, concept=self.concept, sampling=self.sampling)
+            self.generator = RowGenerator(self.backbone, self.specs, concept=self.concept, sampling=self.sampling)
             self.generator.to(self.device)
             self.timings["load_backbone"] = round(time.perf_counter() - t0, 3)
         return self.generator
@@ -330,12 +330,12 @@ class EvaluationRunner:
             }
         return stats
 
-    def method_metrics(self, spec: MethodSpec) -> MethodMetrics:
+    def method_metrics(self, spec: RowSpec) -> RowMetrics:
         """The row's metrics: a row that erased one of several classes/identities reports only its own."""
         ev = self.evaluators
         own = spec.concept
         classes = [own] if own and own in ev.erased_classes else None
-        return MethodMetrics(
+        return RowMetrics(
             ev,
             erased_classes=classes,
             erased_identity=own if own in ev.reference_embeddings else None,
@@ -470,9 +470,9 @@ class EvaluationRunner:
 
 
 def score_in_memory(
-    generator: MethodGenerator,
+    generator: RowGenerator,
     suite: EvalSuite,
-    metrics: dict[str, MethodMetrics],
+    metrics: dict[str, RowMetrics],
     batch_size: int = 32,
     progress: bool = False,
     rank: int = 0,
@@ -485,7 +485,7 @@ def score_in_memory(
     prompts ``r, r + world_size, ...`` (each prompt once) and every rank must call this: ``compute()`` syncs the
     metric states, so every rank returns the numbers of the whole suite, per-class tables included.
 
-    Returns ``{row: MethodMetrics.compute()}``; ``metrics`` holds one :class:`MethodMetrics` per row name."""
+    Returns ``{row: RowMetrics.compute()}``; ``metrics`` holds one :class:`RowMetrics` per row name."""
     items = list(suite)[rank::world_size]
     out = {}
     bar = None
@@ -510,7 +510,7 @@ def score_in_memory(
 
 
 def run_evaluation(
-    out_dir: str | os.PathLike, suite: Any, methods: Sequence[str | MethodSpec], **kwargs: Any
+    out_dir: str | os.PathLike, suite: Any, rows: Sequence[str | RowSpec], **kwargs: Any
 ) -> dict[str, Any]:
-    """``EvaluationRunner(out_dir, suite, methods, **kwargs).run()``."""
-    return EvaluationRunner(out_dir, suite, methods, **kwargs).run()
+    """``EvaluationRunner(out_dir, suite, rows, **kwargs).run()``."""
+    return EvaluationRunner(out_dir, suite, rows, **kwargs).run()

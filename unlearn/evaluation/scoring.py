@@ -2,7 +2,7 @@
 
 :class:`MetricConfig` says which metrics run with which evaluators; :func:`build_evaluators` loads the
 evaluators once (and fails early: missing classifier weights, unknown classes, faceless references);
-:class:`MethodMetrics` holds the torchmetrics of one row (child modules, so Lightning moves and syncs them),
+:class:`RowMetrics` holds the torchmetrics of one row (child modules, so Lightning moves and syncs them),
 is updated per batch of videos and computes the row's numbers in the papers' units.
 
 Rows (JSON-ready; NaN becomes ``None`` in files):
@@ -389,9 +389,9 @@ _ERASED_KEYS = (
 
 
 def joint_classification_row(by_class: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """One ESR/PSR row from a row's per-erased-class rows (``MethodMetrics.compute()["classification"]``).
+    """One ESR/PSR row from a row's per-erased-class rows (``RowMetrics.compute()["classification"]``).
 
-    One erased class: its row as it is. Several erased together (``MethodMetrics(erased_together=True)``, so
+    One erased class: its row as it is. Several erased together (``RowMetrics(erased_together=True)``, so
     every class's PSR is the same one over the other classes): ``esr@k`` is the mean over the erased classes,
     ``erased_frames`` their sum, ``erased`` holds each class's own ESR part (``esr@k``, frames, intervals, what
     was drawn instead), and PSR with everything about the preserved classes is the shared one; ``splits``
@@ -473,7 +473,7 @@ def _f(x: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
-class MethodMetrics(nn.Module):
+class RowMetrics(nn.Module):
     """The metrics of one row. ``update(videos, labels, prompts)`` per batch; ``compute()`` → the row.
 
     Args:
@@ -567,7 +567,7 @@ class MethodMetrics(nn.Module):
         if unknown:
             raise ValueError(
                 f"videos of splits {sorted(unknown)} but this row's metrics know {self.splits or 'none'}; "
-                "Fix: build MethodMetrics with splits=suite.splits"
+                "Fix: build RowMetrics with splits=suite.splits"
             )
         if len(self.esr):
             state_device = self.esr["0"].class_frames.device
