@@ -11,6 +11,7 @@ import torch
 from conftest import classification_reference
 
 from unlearn.backbones import build_backbone
+from unlearn.cli import main
 from unlearn.evaluation import (
     EmptySuiteError,
     EvaluationRunner,
@@ -21,7 +22,7 @@ from unlearn.evaluation import (
     parse_rows,
 )
 from unlearn.evaluation.evaluators import ModuleClassifier
-from unlearn.evaluation.runner import RESULT_FILES, main
+from unlearn.evaluation.runner import RESULT_FILES
 from unlearn.evaluation.scoring import compare_rows
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import save_adapters
@@ -439,6 +440,7 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert (
         main(
             [
+                "evaluate",
                 "--out",
                 str(tmp_path / "o"),
                 "--suite",

@@ -109,7 +109,7 @@ class MetricConfig:
         arcface_model: a local ArcFace ONNX file (e.g. insightface's ``buffalo_l/w600k_r50.onnx``).
         reference_reduction: ``mean`` / ``max`` / ``centroid``.
         clip_model / clip_pretrained / clip_model_kwargs / clip: :class:`unlearn.evaluation.metrics.CLIPScore`
-        arguments.
+            arguments.
         consistency_extractor: ``None`` (EfficientNet-Lite2 features), ``"clip"`` or an extractor object.
         consistency_mode / consistency_clamp_negative: :class:`unlearn.evaluation.metrics.SubjectConsistency` arguments.
         device: where the evaluators run (default: CPU, or the Lightning module's device).

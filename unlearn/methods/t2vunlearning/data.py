@@ -200,7 +200,7 @@ class ConceptDataModule(pl.LightningDataModule):
         loss_condition: "prompt" conditions the loss on the prompt that made x_t; "concept" on the bare concept.
         use_cache: False regenerates x_t every training step (ESD/Receler style) instead of caching.
         cache_dir: where trajectories are stored (default ``$T2V_UNLEARN_CACHE/pseudo``, else
-        ``~/.cache/t2v-unlearn/pseudo``).
+            ``~/.cache/t2v-unlearn/pseudo``).
         generation_batch_size: trajectories sampled together.
         regeneration_samples_per_epoch: epoch length when ``use_cache`` is False.
         batch_size: training batch size.
