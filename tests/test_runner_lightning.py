@@ -200,7 +200,7 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
                 str(ROOT / "configs/eval_toy.yaml"),
                 "--model.tiny",
                 "true",
-                "--model.methods",
+                "--model.rows",
                 "[original, negprompt, safree]",
                 "--model.num_inference_steps",
                 "2",
