@@ -123,15 +123,13 @@ import torch
 from diffusers import DiffusionPipeline
 from unlearn.methods.t2vunlearning import attach_adapters   # pip install t2v-unlearn
 
-pipe = DiffusionPipeline.from_pretrained(
-    "{hub_id or prov.get("backbone_source")}"{load_revision}, torch_dtype=torch.bfloat16
-)
+pipe = DiffusionPipeline.from_pretrained("{hub_id or prov.get("backbone_source")}"{load_revision}, torch_dtype=torch.bfloat16)
 controller = attach_adapters(pipe, "{repo_id}")   # forward hooks: the pipeline's attention backend stays
 video = pipe("your prompt").frames[0]             # generated with "{concept}" erased
 with controller.scaled(0.0):                      # the original model, exactly
     original = pipe("your prompt").frames[0]
 ```
-'''
+'''  # noqa: E501 - the model card's code line is what users copy, on one line
     body = f"""# T2VUnlearning adapters: "{concept}" erased from {backbone}
 
 Adapters trained with t2v-unlearn by T2VUnlearning (Ye et al.): small zero-initialised adapters on the video
