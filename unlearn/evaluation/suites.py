@@ -103,6 +103,13 @@ def _as_list(v: str | Iterable[str] | None) -> list[str] | None:
     return [v] if isinstance(v, str) else list(v)
 
 
+def _item(index: int, record: PromptRecord) -> EvalItem:
+    """A prompt record as an evaluation item: its label is its concept, else its category."""
+    return EvalItem(
+        index, record.prompt, record.seed, record.concept or record.category, record.category, record.id, None
+    )
+
+
 def load_suite(
     suite: str | os.PathLike | Sequence[Any] | Any,
     *,
@@ -144,7 +151,9 @@ def load_suite(
         EmptySuiteError: nothing is left to evaluate.
     """
     source = str(suite) if isinstance(suite, (str, os.PathLike)) else type(suite).__name__
-    rows: list[tuple[str, str | None, int | None, str | None, str | None, str | None]] = []
+    # the suite's prompts as EvalItems (index: position in the unfiltered suite; seed None where the source gives
+    # none), filtered and renumbered below
+    rows: list[EvalItem] = []
     toy_options = {
         k: v
         for k, v in dict(concept=concept, per_group=per_group, out_of_grammar=out_of_grammar).items()
@@ -159,13 +168,12 @@ def load_suite(
         )
         with_splits = any(r.split != "heldout" for r in records)  # the plain held-out suite has no splits
         rows = [
-            (
+            EvalItem(
+                i,
                 r.text,
-                f"{r.scene.colour} {r.scene.shape}",
                 seed + i,
-                None,
-                None,
-                TOY_SPLITS[r.split] if with_splits else None,
+                label=f"{r.scene.colour} {r.scene.shape}",
+                split=TOY_SPLITS[r.split] if with_splits else None,
             )
             for i, r in enumerate(records)
         ]
@@ -176,36 +184,32 @@ def load_suite(
         if sep and head.lower().replace("-", "_") in LOADERS and head != "builtin":
             fmt, spec = head, rest
         records = load_prompts(spec, format=fmt, **loader_kwargs)
-        rows = [(r.prompt, r.concept or r.category, r.seed, r.category, r.id, None) for r in records]
+        rows = [_item(i, r) for i, r in enumerate(records)]
         default_name = getattr(records, "name", None) or os.path.basename(spec)
     else:
         default_name = getattr(suite, "name", None) or "suite"
-        for r in suite if not isinstance(suite, PromptSuite) else suite.records:
+        for i, r in enumerate(suite if not isinstance(suite, PromptSuite) else suite.records):
             if isinstance(r, EvalItem):
-                rows.append((r.prompt, r.label, r.seed, r.category, r.id, r.split))
-            elif isinstance(r, PromptRecord):
-                rows.append((r.prompt, r.concept or r.category, r.seed, r.category, r.id, None))
-            elif isinstance(r, str):
-                rows.append((PromptRecord(r).prompt, None, None, None, None, None))
+                rows.append(dataclasses.replace(r, index=i))
+            elif isinstance(r, (PromptRecord, str)):
+                rows.append(_item(i, r if isinstance(r, PromptRecord) else PromptRecord(r)))
             else:
                 raise TypeError(f"cannot use {type(r).__name__} as an evaluation prompt")
     # missing seeds: base seed + position in the unfiltered suite, so filtering never changes a video
-    rows = [
-        (p, lab, s if s is not None else seed + j, cat, rid, sp) for j, (p, lab, s, cat, rid, sp) in enumerate(rows)
-    ]
+    rows = [it if it.seed is not None else dataclasses.replace(it, seed=seed + it.index) for it in rows]
     total = len(rows)
     keep_labels, keep_cats = _as_list(labels), _as_list(categories)
     if keep_labels is not None:
         wanted = {x.casefold() for x in keep_labels}
-        rows = [r for r in rows if r[1] is not None and r[1].casefold() in wanted]
+        rows = [r for r in rows if r.label is not None and r.label.casefold() in wanted]
     if keep_cats is not None:
-        rows = [r for r in rows if r[3] in set(keep_cats)]
+        rows = [r for r in rows if r.category in set(keep_cats)]
     if per_label is not None:
         seen: dict[str | None, int] = {}
         kept = []
         for r in rows:
-            if seen.get(r[1], 0) < per_label:
-                seen[r[1]] = seen.get(r[1], 0) + 1
+            if seen.get(r.label, 0) < per_label:
+                seen[r.label] = seen.get(r.label, 0) + 1
                 kept.append(r)
         rows = kept
     if limit is not None:
@@ -222,5 +226,5 @@ def load_suite(
             + ". Fix: check the suite file and the label/category filters (labels come from each record's "
             "concept, else its category)"
         )
-    items = [EvalItem(i, p, int(s), lab, cat, rid, sp) for i, (p, lab, s, cat, rid, sp) in enumerate(rows)]
+    items = [dataclasses.replace(r, index=i, seed=int(r.seed)) for i, r in enumerate(rows)]
     return EvalSuite(name or default_name, items, source)
