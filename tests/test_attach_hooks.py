@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
+from backbone_checks import random_adapters as _controller
 
 from unlearn.backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
 
 #: one tiny model per family (the toy world is a CogVideoX)
 FAMILIES = ["cogvideox-2b", "cogvideox-5b", "wan2.1-t2v-1.3b", "hunyuanvideo", "zeroscope"]
@@ -22,15 +22,6 @@ def _inputs(bb, batch: int = 2):
     x = torch.randn(batch, *bb.latent_shape(d.num_frames, d.height, d.width), generator=g)
     cond = bb.encode_prompts(["a naked person walking on the beach", "a red ring on a plain background"][:batch])
     return x, torch.tensor([900, 300][:batch]), cond
-
-
-def _controller(bb, seed: int = 0) -> AdapterController:
-    sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    g = torch.Generator().manual_seed(seed)
-    for a in ctl.adapters:
-        a.up.weight.data = torch.randn(a.up.weight.shape, generator=g) * 0.2
-    return ctl
 
 
 @pytest.fixture

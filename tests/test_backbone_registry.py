@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from test_backbone_contract import build_bundle, inputs, new_controller, run_all_checks
+from backbone_checks import build_bundle, inputs, new_controller, run_all_checks
 
 import unlearn.backbones
 from unlearn.backbones import (

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from test_backbone_contract import get_bundle
+from backbone_checks import get_bundle
 
 from unlearn.backbones import available_backbones, build_backbone
 from unlearn.methods.baselines import (

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_backbone_contract import get_bundle
+from backbone_checks import get_bundle
 
 from unlearn.backbones import available_backbones, backbone_class
 from unlearn.backbones import check_copies as cc

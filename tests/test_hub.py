@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_attach_hooks import _controller as random_adapters
+from backbone_checks import random_adapters
 
 from unlearn.backbones import build_backbone
 from unlearn.cli import main

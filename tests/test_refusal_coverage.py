@@ -4,7 +4,7 @@ output keeps a component in its removed subspace. The one path left on purpose i
 (the attention mask over padding), which carries no concept: the probes compare prompts of equal length."""
 
 import pytest
-from test_backbone_contract import get_bundle
+from backbone_checks import get_bundle
 
 from unlearn.backbones import available_backbones
 from unlearn.methods.refusal.edit import (
