@@ -12,8 +12,8 @@ per row:
   and sampling seeds; per class averaged over training seeds) must be below zero by more than two standard
   errors.
 
-Usage: python benchmarks/toy_findings.py [--ablation docs/results/toy_ablation.json]
-       [--shape docs/results/toy_shape_concept.json] [--out docs/results/toy_findings.md]
+Usage: python benchmarks/toy_findings.py [--ablation benchmarks/results/toy_ablation.json]
+       [--shape benchmarks/results/toy_shape_concept.json] [--out docs/results/toy_findings.md]
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ def findings(ablation: dict, shape: dict | None) -> list[tuple[str, str, str, st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ablation", default="docs/results/toy_ablation.json")
-    ap.add_argument("--shape", default="docs/results/toy_shape_concept.json")
+    ap.add_argument("--ablation", default="benchmarks/results/toy_ablation.json")
+    ap.add_argument("--shape", default="benchmarks/results/toy_shape_concept.json")
     ap.add_argument("--out", default="docs/results/toy_findings.md")
     args = ap.parse_args()
     ablation = json.loads(Path(args.ablation).read_text())

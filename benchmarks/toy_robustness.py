@@ -10,7 +10,7 @@ Per training seed ``s`` (``seed_everything`` and the data seed: prompts drawn, p
 5. ``multi`` / ``multi_refusal``: both methods erasing {red ring, blue square, green cross} at once.
 
 Tables (``runs/toy_robustness/robustness.md`` + ``.json``; ``--publish`` also writes
-``docs/results/toy_robustness.md`` + ``.json``):
+``docs/results/toy_robustness.md``, the raw numbers ``benchmarks/results/toy_robustness.json``):
 
 - rows × attacks: ASR pooled over seeds (recovered / targets, 95% Wilson interval) and per seed;
 - the adversarial ablation: ESR-1 / PSR-1 of plain and adversarial T2VUnlearning next to the original model,
@@ -230,7 +230,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/toy_robustness")
     ap.add_argument("--only", nargs="*", choices=STEPS, default=None, help="run only these steps (tables need all)")
     ap.add_argument("--reuse", action="store_true", help="keep steps whose results exist")
-    ap.add_argument("--publish", action="store_true", help="also write docs/results/toy_robustness.md + .json")
+    ap.add_argument("--publish", action="store_true", help="also write docs/results/toy_robustness.md and benchmarks/results/toy_robustness.json")
     args = ap.parse_args()
     out = (ROOT / args.out) if not Path(args.out).is_absolute() else Path(args.out)
     started = time.perf_counter()
@@ -295,7 +295,7 @@ def main() -> None:
     atomic_write_text(out / "robustness.json", json.dumps(doc, indent=2))
     if args.publish:
         atomic_write_text(ROOT / "docs/results/toy_robustness.md", header + md)
-        atomic_write_text(ROOT / "docs/results/toy_robustness.json", json.dumps(doc, indent=2))
+        atomic_write_text(ROOT / "benchmarks/results/toy_robustness.json", json.dumps(doc, indent=2))
     print(header + md)
 
 

@@ -26,7 +26,7 @@ def test_paired_psr_agrees_with_the_ablation_table():
     from toy_ablation import paired_delta
     from toy_findings import paired_psr
 
-    ablation = json.loads((ROOT / "docs" / "results" / "toy_ablation.json").read_text())
+    ablation = json.loads((ROOT / "benchmarks" / "results" / "toy_ablation.json").read_text())
     full = ablation["variants"]["full"]["rows"]["t2vunlearning"]
     for name in ("no_localization", "no_preservation", "eta_high"):
         row = ablation["variants"][name]["rows"]["t2vunlearning"]
@@ -42,7 +42,7 @@ def test_rules_need_every_seed_for_esr_and_two_standard_errors_for_psr():
     flat = {c: 80.0 for c in classes}
     lower = {c: 70.0 + (i % 2) for i, c in enumerate(classes)}  # -9.5 on average, small spread
     noisy = {c: 80.0 + (30.0 if i % 2 else -32.0) for i, c in enumerate(classes)}  # -1 on average, huge spread
-    ablation = json.loads((ROOT / "docs" / "results" / "toy_ablation.json").read_text())
+    ablation = json.loads((ROOT / "benchmarks" / "results" / "toy_ablation.json").read_text())
     shape = _shape(
         {
             "full": [_row(100, flat), _row(100, flat), _row(100, flat)],
