@@ -230,7 +230,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/toy_robustness")
     ap.add_argument("--only", nargs="*", choices=STEPS, default=None, help="run only these steps (tables need all)")
     ap.add_argument("--reuse", action="store_true", help="keep steps whose results exist")
-    ap.add_argument("--publish", action="store_true", help="also write docs/results/toy_robustness.md and benchmarks/results/toy_robustness.json")
+    ap.add_argument(
+        "--publish",
+        action="store_true",
+        help="also write docs/results/toy_robustness.md and benchmarks/results/toy_robustness.json",
+    )
     args = ap.parse_args()
     out = (ROOT / args.out) if not Path(args.out).is_absolute() else Path(args.out)
     started = time.perf_counter()
