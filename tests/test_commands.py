@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from unlearn.cli import LIGHTNING_SUBCOMMANDS, main
-from unlearn.commands import COMMANDS, _load, build_parser, legacy_argv
+from unlearn.commands import COMMANDS, GROUPS, _load, build_parser, legacy_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ def _dests(name: str) -> set[str]:
 def test_help_lists_every_subcommand_on_one_line(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out.splitlines()
-    for name in (*LIGHTNING_SUBCOMMANDS, *COMMANDS, "toyworld"):
+    for name in (*LIGHTNING_SUBCOMMANDS, *(c for c in COMMANDS if " " not in c), *GROUPS):
         lines = [line for line in out if line.split()[:1] == [name]]
         assert len(lines) == 1 and len(lines[0].split()) > 2, (name, out)
     assert main([]) == 2  # no command: the same list, on stderr, and a usage error
@@ -84,6 +84,22 @@ def test_earlier_spellings_parse_to_the_signature_spelling():
     assert [str(p) for p in parsed.exclude] == ["a", "b"] and parsed.no_cache is True
     push = legacy_argv(COMMANDS["push"], ["adapters_dir", "--repo", "a/b", "--dry-run"])
     assert push == ["--adapters", "adapters_dir", "--repo", "a/b", "--dry_run", "true"]
+
+
+def test_toyworld_commands_are_a_group_of_signature_commands(capsys):
+    assert main(["toyworld", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {n}" in out for n in ("pretrain", "evaluate", "classifier"))
+    assert main(["toyworld", "pretrian"]) == 2
+    assert "Did you mean 'pretrain'" in capsys.readouterr().err.splitlines()[-1]
+    assert main(["toyworld"]) == 2
+    for name in ("pretrain", "evaluate", "classifier"):
+        assert main(["toyworld", name, "--print_config"]) == 0
+        assert "threads:" in capsys.readouterr().out
+    parser = build_parser("toyworld evaluate")
+    argv = legacy_argv(COMMANDS["toyworld evaluate"], ["w", "--per-class", "2", "--write-record"])
+    parsed = parser.parse_args(argv)
+    assert (parsed.weights, parsed.per_class, parsed.write_record) == ("w", 2, True)
 
 
 def test_unknown_command_and_unknown_flag_are_one_line(capsys):

@@ -78,7 +78,7 @@ def test_bad_spec_rejected():
 
 
 @pytest.mark.skipif(
-    not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain"
+    not weights_available(), reason="toy weights not built yet: run unlearn toyworld pretrain"
 )
 def test_shipped_classifier_recognises_fresh_frames():
     import torch
@@ -95,7 +95,7 @@ def test_shipped_classifier_recognises_fresh_frames():
 
 
 @pytest.mark.skipif(
-    not weights_available(), reason="toy weights not built yet: run python -m unlearn.toyworld.pretrain"
+    not weights_available(), reason="toy weights not built yet: run unlearn toyworld pretrain"
 )
 def test_shipped_classifier_says_nothing_drawn_and_off_palette():
     import numpy as np

@@ -400,21 +400,23 @@ def _lightning_cli(args: list[str] | None) -> None:
 
 
 def _dispatch(args: list[str], from_sys_argv: bool) -> int:
-    from unlearn.commands import COMMANDS, run, usage
+    from unlearn.commands import COMMANDS, GROUPS, group_command, run, usage
 
     if not args or args[0] in ("-h", "--help"):
         print(usage(LIGHTNING_SUBCOMMANDS), file=sys.stdout if args else sys.stderr)
         return 0 if args else EXIT_INPUT
     if args[0] in COMMANDS:
         return run(args[0], args[1:])
-    if args[0] == "toyworld":
-        from unlearn.toyworld.cli import toyworld_main
-
-        return int(toyworld_main(args[1:]) or 0)
+    if args[0] in GROUPS:
+        found = group_command(args[0], args[1:])
+        if isinstance(found, str):  # --help
+            print(found)
+            return 0
+        return run(*found)
     if args[0] not in LIGHTNING_SUBCOMMANDS:
         import difflib
 
-        known = [*LIGHTNING_SUBCOMMANDS, *COMMANDS, "toyworld"]
+        known = [*LIGHTNING_SUBCOMMANDS, *(c for c in COMMANDS if " " not in c), *GROUPS]
         close = difflib.get_close_matches(args[0], known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown command {args[0]!r}.{hint} Commands: {', '.join(known)} (unlearn --help)")
@@ -479,4 +481,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m unlearn.cli`: run the imported module, so its error classes are the ones unlearn.commands raises
+    from unlearn.cli import main as _main
+
+    sys.exit(_main())

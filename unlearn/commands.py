@@ -118,8 +118,27 @@ COMMANDS: dict[str, Command] = {
             "concept-recovery attacks against every row: one ASR table",
             done=_attack_done,
         ),
+        # the toy world's own commands: `unlearn toyworld <name>`
+        Command(
+            "toyworld pretrain",
+            "unlearn.toyworld.pretrain:pretrain",
+            "train the toy text encoder + denoiser (+ classifier) and ship the weights",
+        ),
+        Command(
+            "toyworld evaluate",
+            "unlearn.toyworld.evaluate_pretrained:evaluate_pretrained",
+            "generate held-out prompts and classify every frame",
+            positional=("weights",),
+        ),
+        Command(
+            "toyworld classifier",
+            "unlearn.toyworld.classifier:train_classifier_command",
+            "train the shape x colour frame classifier alone",
+        ),
     )
 }
+#: command groups: `unlearn <group> <name> ...` (one level)
+GROUPS = sorted({name.split()[0] for name in COMMANDS if " " in name})
 # `skip` names a merged callable's parameters that the target already has or that are Python-only; the target's
 # own parameters of those names stay flags (evaluate's --concept, --metrics, --device are EvaluationRunner's)
 
@@ -297,6 +316,28 @@ def run(name: str, argv: Sequence[str]) -> int:
     return command.done(result, kwargs) if command.done else int(result or 0)
 
 
+def group_command(group: str, args: Sequence[str]) -> tuple[str, list[str]] | str:
+    """``(command name, its argv)`` for ``unlearn <group> <name> ...``, or the text to show: the group's commands
+    (for ``--help``), or raises :class:`unlearn.cli.ConfigError` naming the unknown or missing command."""
+    import difflib
+
+    from unlearn.cli import ConfigError
+
+    names = {n.split(" ", 1)[1]: c for n, c in COMMANDS.items() if n.startswith(group + " ")}
+    listing = "\n".join(
+        [f"usage: unlearn {group} {{{','.join(names)}}} [options]   (--help after a command)"]
+        + [f"  {n:<11} {c.help}" for n, c in names.items()]
+    )
+    if args and args[0] in names:
+        return f"{group} {args[0]}", list(args[1:])
+    if args and args[0] in ("-h", "--help"):
+        return listing
+    close = difflib.get_close_matches(args[0], names, n=1) if args else []
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    what = f"unknown command {args[0]!r}.{hint}" if args else "a command is needed."
+    raise ConfigError(f"unlearn {group}: {what} Use one of: {', '.join(names)}")
+
+
 def usage(lightning: Sequence[str]) -> str:
     """``unlearn --help``: every subcommand, one line each."""
     lines = [
@@ -311,8 +352,10 @@ def usage(lightning: Sequence[str]) -> str:
         "predict": "predict with a model (LightningCLI)",
     }
     rows = [(n, lightning_help[n]) for n in lightning]
-    rows += [(c.name, c.help) for c in COMMANDS.values()]
-    rows.append(("toyworld", "the toy world's own commands: pretrain | evaluate | classifier"))
+    rows += [(c.name, c.help) for c in COMMANDS.values() if " " not in c.name]
+    for group in GROUPS:
+        subs = [n.split(" ", 1)[1] for n in COMMANDS if n.startswith(group + " ")]
+        rows.append((group, f"its own commands: {' | '.join(subs)} (unlearn {group} --help)"))
     lines += [f"  {n:<10} {h}" for n, h in rows]
     lines += ["", "`unlearn <command> --help` lists a command's keys; --debug prints full tracebacks."]
     return "\n".join(lines)

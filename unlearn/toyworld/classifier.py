@@ -21,9 +21,10 @@ float in [0, 1]); :meth:`ShapeColourClassifier.predict_video` classifies every f
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -397,36 +398,38 @@ def train_classifier(
     return clf, stats
 
 
-def main(argv=None) -> int:
-    """``python -m unlearn.toyworld.classifier --out DIR``: train and save the classifier alone."""
-    import argparse
+def train_classifier_command(
+    out: str,
+    steps: int = 1200,
+    seed: int = 1,
+    threads: int = 1,
+    height: int = 16,
+    width: int = 16,
+    no_negatives: bool = False,
+) -> int:
+    """Train the shape x colour frame classifier alone and save it (``unlearn toyworld classifier --out DIR``).
 
-    p = argparse.ArgumentParser(prog="python -m unlearn.toyworld.classifier")
-    p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--height", type=int, default=16)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument(
-        "--no-negatives",
-        action="store_true",
-        help="25 classes only: no 'nothing' / 'off-palette' outcomes (the classifier of old)",
-    )
-    a = p.parse_args(argv)
+    Args:
+        out: output folder (replaced atomically).
+        steps: training steps.
+        seed: seed of the rendered training frames.
+        threads: torch CPU threads.
+        height: frame height.
+        width: frame width.
+        no_negatives: 25 classes only: no 'nothing' / 'off-palette' outcomes (the classifier of old).
+    """
+    a = argparse.Namespace(**locals())
     torch.set_num_threads(a.threads)
     t0 = time.time()
     clf, stats = train_classifier(
         height=a.height, width=a.width, steps=a.steps, seed=a.seed, negatives=not a.no_negatives
     )
     stats["wall_s"] = round(time.time() - t0, 1)
-    stats["command"] = "python -m unlearn.toyworld.classifier " + " ".join(argv if argv is not None else sys.argv[1:])
+    defaults = {k: v.default for k, v in inspect.signature(train_classifier_command).parameters.items()}
+    given = [f"--{k} {v}" for k, v in vars(a).items() if v != defaults[k]]
+    stats["command"] = " ".join(["unlearn toyworld classifier", *given])
     stats["torch"] = torch.__version__
     with atomic_folder(a.out) as tmp:
         clf.save_pretrained(tmp)
         (tmp / "train_stats.json").write_text(json.dumps(stats, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

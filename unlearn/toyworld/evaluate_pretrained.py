@@ -1,9 +1,9 @@
 """Evaluate a pretrained toy model: generate videos for prompts and classify every frame.
 
-``python -m unlearn.toyworld.evaluate_pretrained DIR [--per-class 4 --steps 30 --guidance 5 --threads 2]``
+``unlearn toyworld evaluate DIR [--per_class 4 --steps 30 --guidance 5 --threads 2]``
 evaluates the weights folder ``DIR`` (written by ``pretrain``; it must hold ``classifier/``, or pass
-``--classifier``) and prints the accuracies. ``--write-record`` stores them in ``DIR``'s
-``pretrain_record.json``/``PRETRAIN_RECORD.md``; ``--finalize-to OUT`` then renames ``DIR`` to ``OUT``
+``--classifier``) and prints the accuracies. ``--write_record true`` stores them in ``DIR``'s
+``pretrain_record.json``/``PRETRAIN_RECORD.md``; ``--finalize_to OUT`` then renames ``DIR`` to ``OUT``
 (used to finish a pretraining whose own evaluation failed).
 """
 
@@ -176,21 +176,34 @@ def write_record(folder: Path, record: dict) -> None:
     atomic_write_text(folder / "PRETRAIN_RECORD.md", "\n".join(lines) + "\n")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m unlearn.toyworld.evaluate_pretrained", description=__doc__.split("\n\n")[0]
-    )
-    p.add_argument("weights", help="weights folder written by unlearn.toyworld.pretrain")
-    p.add_argument("--classifier", default=None, help="classifier folder (default: WEIGHTS/classifier)")
-    p.add_argument("--per-class", type=int, default=4)
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: world.json)")
-    p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: world.json)")
-    p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--grid", default=None, help="also write a PNG of the generated held-out videos here")
-    p.add_argument("--write-record", action="store_true")
-    p.add_argument("--finalize-to", default=None)
-    a = p.parse_args(argv)
+def evaluate_pretrained(
+    weights: str,
+    classifier: str | None = None,
+    per_class: int = 4,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 2,
+    threads: int = 2,
+    grid: str | None = None,
+    write_record: bool = False,
+    finalize_to: str | None = None,
+) -> int:
+    """Generate held-out prompts with a pretrained toy model and classify every frame
+    (``unlearn toyworld evaluate WEIGHTS``).
+
+    Args:
+        weights: weights folder written by ``unlearn toyworld pretrain``.
+        classifier: classifier folder (default: ``WEIGHTS/classifier``).
+        per_class: held-out prompts per class.
+        steps: sampling steps (default: world.json).
+        guidance: CFG scale (default: world.json).
+        seed: base seed of the videos.
+        threads: torch CPU threads.
+        grid: also write a PNG of the generated held-out videos here.
+        write_record: store the accuracies in the folder's ``pretrain_record.json`` / ``PRETRAIN_RECORD.md``.
+        finalize_to: then rename the folder to this path.
+    """
+    a = argparse.Namespace(**locals())
     torch.set_num_threads(a.threads)
     d = Path(a.weights)
     backbone = ToyCogVideoXBackbone.load(str(d))
@@ -220,12 +233,11 @@ def main(argv=None) -> int:
             if stats.is_file():
                 record["classifier"] = {
                     **json.loads(stats.read_text()),
-                    "note": "trained separately and attached with `python -m "
-                    "unlearn.toyworld.evaluate_pretrained <weights> --classifier <dir> "
-                    "--write-record`",
+                    "note": "trained separately and attached with `unlearn toyworld evaluate <weights> "
+                    "--classifier <dir> --write_record true`",
                 }
         record["weights_bytes"] = dir_size(d)
-        write_record(d, record)
+        _write_record(d, record)
     if a.finalize_to:
         out = Path(a.finalize_to)
         if out.exists():
@@ -235,5 +247,4 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+_write_record = write_record  # the parameter of evaluate_pretrained shadows the name

@@ -2,7 +2,7 @@
 
 Usage (reproducible; the record of the shipped weights states the exact command)::
 
-    python -m unlearn.toyworld.pretrain --out unlearn/toyworld/weights --steps 4500 --seed 0 --threads 1
+    unlearn toyworld pretrain --out unlearn/toyworld/weights --steps 4500 --seed 0 --threads 1
 
 What it does:
 
@@ -15,12 +15,13 @@ What it does:
    reports shape x colour, shape-only and colour-only top-1 accuracy;
 5. writes everything (safetensors + JSON only) to a temporary folder next to ``--out`` and renames it into
    place at the end, so a killed run leaves nothing half-written. If evaluation fails, the temporary folder
-   is kept and its path printed (``python -m unlearn.toyworld.evaluate_pretrained DIR`` can finish the job).
+   is kept and its path printed (``unlearn toyworld evaluate DIR`` can finish the job).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -44,43 +45,73 @@ from .grammar import sample_prompt
 from .render import COLOURS, SHAPES, frames_to_latents, render_video
 
 
-def _parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m unlearn.toyworld.pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="unlearn/toyworld/weights", help="output folder (replaced atomically)")
-    p.add_argument("--steps", type=int, default=5000, help="denoiser training steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=8e-4)
-    p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor (fraction of --lr)")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--caption-dropout", type=float, default=0.1)
-    p.add_argument("--bare-prob", type=float, default=0.3, help="share of bare prompts in the training mix")
-    p.add_argument("--height", type=int, default=16)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--frames", type=int, default=4)
-    p.add_argument("--num-layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--head-dim", type=int, default=16)
-    p.add_argument("--text-dim", type=int, default=64)
-    p.add_argument("--max-text-length", type=int, default=24)
-    p.add_argument("--log-every", type=int, default=250)
-    p.add_argument(
-        "--save-every",
-        type=int,
-        default=1000,
-        help="write the current weights into the temporary folder every N steps (0: never), so a "
-        "running pretraining can be evaluated with evaluate_pretrained TMPDIR --classifier DIR",
-    )
-    p.add_argument("--classifier", default=None, help="folder of an already trained classifier to ship")
-    p.add_argument("--classifier-steps", type=int, default=1200)
-    p.add_argument("--eval-per-class", type=int, default=4, help="held-out prompts per shape x colour class")
-    p.add_argument("--eval-steps", type=int, default=30, help="sampling steps in the evaluation")
-    p.add_argument("--guidance", type=float, default=5.0, help="CFG scale in the evaluation")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-eval", action="store_true")
-    return p.parse_args(argv)
+def pretrain(
+    out: str = "unlearn/toyworld/weights",
+    steps: int = 5000,
+    seed: int = 0,
+    threads: int = 2,
+    batch_size: int = 32,
+    lr: float = 8e-4,
+    warmup: int = 200,
+    min_lr_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    caption_dropout: float = 0.1,
+    bare_prob: float = 0.3,
+    height: int = 16,
+    width: int = 16,
+    frames: int = 4,
+    num_layers: int = 4,
+    heads: int = 4,
+    head_dim: int = 16,
+    text_dim: int = 64,
+    max_text_length: int = 24,
+    log_every: int = 250,
+    save_every: int = 1000,
+    classifier: str | None = None,
+    classifier_steps: int = 1200,
+    eval_per_class: int = 4,
+    eval_steps: int = 30,
+    guidance: float = 5.0,
+    device: str = "cpu",
+    no_eval: bool = False,
+) -> int:
+    """Train the toy text encoder + denoiser (+ classifier) and ship the weights (``unlearn toyworld pretrain``).
+
+    Args:
+        out: output folder (replaced atomically).
+        steps: denoiser training steps.
+        seed: seed of the training data and initialisation.
+        threads: torch CPU threads.
+        batch_size: videos per training step.
+        lr: peak learning rate.
+        warmup: linear warm-up steps.
+        min_lr_ratio: cosine decay floor (fraction of ``lr``).
+        weight_decay: AdamW weight decay.
+        caption_dropout: share of captions dropped to the empty prompt.
+        bare_prob: share of bare prompts in the training mix.
+        height: frame height.
+        width: frame width.
+        frames: frames per video.
+        num_layers: transformer blocks.
+        heads: attention heads.
+        head_dim: width of each head.
+        text_dim: text encoder width.
+        max_text_length: tokens the text encoder reads.
+        log_every: log every this many steps.
+        save_every: write the current weights into the temporary folder every N steps (0: never), so a running
+            pretraining can be evaluated with ``unlearn toyworld evaluate TMPDIR --classifier DIR``.
+        classifier: folder of an already trained classifier to ship.
+        classifier_steps: classifier training steps.
+        eval_per_class: held-out prompts per shape x colour class.
+        eval_steps: sampling steps in the evaluation.
+        guidance: CFG scale in the evaluation.
+        device: training device.
+        no_eval: skip the evaluation.
+    """
+    args = argparse.Namespace(**locals())
+    defaults = {k: v.default for k, v in inspect.signature(pretrain).parameters.items()}
+    given = [f"--{k} {shlex.quote(str(v))}" for k, v in vars(args).items() if v != defaults[k]]
+    return _pretrain(args, " ".join(["unlearn toyworld pretrain", *given]))
 
 
 def lr_at(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -180,8 +211,7 @@ def train_denoiser(args, world: WorldConfig, tokenizer, log=print, checkpoint_di
     return backbone, stats
 
 
-def main(argv=None) -> int:
-    args = _parse(argv)
+def _pretrain(args: argparse.Namespace, command: str) -> int:
     torch.set_num_threads(args.threads)
     t_start = time.time()
     world = WorldConfig(
@@ -205,9 +235,6 @@ def main(argv=None) -> int:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    command = "python -m unlearn.toyworld.pretrain " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
     print(f"[pretrain] {command}\n[pretrain] world {asdict(world)}\n[pretrain] writing to {tmp} then {out}", flush=True)
 
     backbone, stats = train_denoiser(args, world, tokenizer, log=lambda m: print(m, flush=True), checkpoint_dir=tmp)
@@ -288,7 +315,3 @@ def main(argv=None) -> int:
         flush=True,
     )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
