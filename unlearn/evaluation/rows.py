@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unlearn.backbones import PromptEmbedding
+from unlearn.backbones import PromptEmbedding, SamplingDefaults
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting
@@ -39,7 +39,8 @@ from .row_cache import RowVideoCache, backbone_key
 ROW_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
 _ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
-SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")
+#: the sampling settings a row may set: the fields of the backbone's own settings (``SamplingDefaults``)
+SAMPLING_KEYS = tuple(f.name for f in dataclasses.fields(SamplingDefaults))
 
 
 def check_sampling(sampling: dict[str, Any], backbone: Any = None, prefix: str = "") -> None:
