@@ -350,6 +350,18 @@ class CogVideoXBackbone(VideoBackbone):
     def guidance_settings(self) -> dict[str, Any]:
         return {"use_dynamic_cfg": self.use_dynamic_cfg}
 
+    def scheduler_step(self, scheduler: Any, model_output: Tensor, t: Tensor, latents: Tensor) -> Tensor:
+        """``CogVideoXDPMScheduler`` steps need the previous step's x0 prediction and timestep (as the stock
+        pipeline's loop passes them); other schedulers step as usual."""
+        from diffusers import CogVideoXDPMScheduler
+
+        if not isinstance(scheduler, CogVideoXDPMScheduler):
+            return super().scheduler_step(scheduler, model_output, t, latents)
+        old, prev_t = getattr(scheduler, "_unlearn_state", (None, None))
+        out, pred_x0 = scheduler.step(model_output, old, t, prev_t, latents, return_dict=False)
+        scheduler._unlearn_state = (pred_x0, t)
+        return out
+
     def guidance_scale_at(self, guidance_scale: float, step: int, t: Tensor, num_inference_steps: int) -> float:
         """The stock ``CogVideoXPipeline`` formula when ``use_dynamic_cfg`` (timestep value ``t``, as there)."""
         if not self.use_dynamic_cfg:
