@@ -36,8 +36,9 @@ class AttackRun:
         concept: the erased concept (the class whose frames count, or "nudity").
         rows: evaluation rows, ``KIND``, ``KIND=PATH`` or ``NAME:KIND[=PATH]`` (``original``, ``negprompt``,
             ``safree``, ``t2vunlearning=<adapters folder>``, ``refusal_vector=<refusal folder>``).
-        keywords: SAFREE's keywords (default ``[concept]``); the ``negprompt`` row's negative prompt is the
-            concept, as in the evaluation callback.
+        keywords: SAFREE's keywords (default: the SAFREE authors' list of the concept, e.g. their six for
+            nudity, else ``[concept]``: :func:`unlearn.methods.baselines.keywords.safree_keywords`); the
+            ``negprompt`` row's negative prompt is the concept, as in the evaluation callback.
         forbidden_words: the words that name the concept; searched prompts never contain them and textual
             inversion replaces them (default ``[concept]``; give the synonyms too).
         attacks: the attacks (``class_path``/``init_args``: :class:`~unlearn.attacks.RingABell`,
