@@ -111,6 +111,9 @@ class AttackContext:
         self.use_cache = use_cache
         self._latents: Tensor | None = None
         self._allowed: Tensor | None = None
+        #: set by the run while an attack runs: ``judge(row, try, targets) -> {target: recovered}`` with the
+        #: attack's judge, for attacks that stop a target at its first success (None: no judge here)
+        self.judge: Any = None
 
     @property
     def backbone(self) -> VideoBackbone:
@@ -202,6 +205,10 @@ class Attack(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: AttackContext, row: str) -> list[Try]:
         """The tries against ``row``, each covering every target of ``ctx``."""
+
+    def judge_options(self) -> dict[str, Any]:
+        """``ConceptJudge`` arguments this attack's column is judged with instead of the run's (default: none)."""
+        return {}
 
     def budget(self) -> dict[str, Any]:
         """The attack's budget and settings as recorded beside its ASR (its constructor arguments)."""
