@@ -186,14 +186,15 @@ class UnlearnDiffAtk(Attack):
             active = [i for i in active if stopped[i] is None]
         tries = [Try(list(ctx.prompts))]
         losses: list[float] = []
-        with ctx.generator.row_model(row) as rm:
-            for w, t_value in enumerate(walk):
-                if not active:
-                    break
-                rows = torch.tensor(active, device=device)
-                x0 = x0_all[rows.to(x0_all.device)]
-                t = torch.full((len(active),), int(t_value), device=x0.device, dtype=torch.long)
-                step = int((sampler_t - float(t_value)).abs().argmin())  # the sampler step it falls in (SAFREE)
+        for w, t_value in enumerate(walk):
+            if not active:
+                break
+            rows = torch.tensor(active, device=device)
+            x0 = x0_all[rows.to(x0_all.device)]
+            t = torch.full((len(active),), int(t_value), device=x0.device, dtype=torch.long)
+            step = int((sampler_t - float(t_value)).abs().argmin())  # the sampler step it falls in (SAFREE)
+            # the row held in place for the optimisation only: the judge generates with the row itself
+            with ctx.generator.row_model(row) as rm:
                 for _ in range(self.iterations):
                     onehot = _StraightThroughDraw.apply(z[rows], g)
                     emb, m = embed(onehot, rows)
@@ -208,13 +209,13 @@ class UnlearnDiffAtk(Attack):
                     with torch.no_grad():
                         z.copy_(project_simplex(z))
                     losses.append(float(loss.detach()) / len(active))
-                now = prompts_now()
-                tries.append(Try(now))
-                if judge is not None:
-                    for i, ok in judge(row, Try(now), active).items():
-                        if ok:
-                            stopped[i], final[i] = w, now[i]
-                    active = [i for i in active if stopped[i] is None]
+            now = prompts_now()
+            tries.append(Try(now))
+            if judge is not None:
+                for i, ok in judge(row, Try(now), active).items():
+                    if ok:
+                        stopped[i], final[i] = w, now[i]
+                active = [i for i in active if stopped[i] is None]
         for i in active:
             final[i] = tries[-1].prompts[i]
         self._details = {
