@@ -29,6 +29,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from unlearn.evaluation.evaluators.nudity import NUDENET_EXPOSED_LABELS
+
 from .base import Attack, AttackContext, Try
 
 
@@ -128,8 +130,6 @@ class UnlearnDiffAtk(Attack):
         """This attack's judge, where it differs from the run's (nudity: the authors' 0.45, nine labels)."""
         if self.judge_nudity_threshold is None:
             return {}
-        from unlearn.evaluation.evaluators.nudity import NUDENET_EXPOSED_LABELS
-
         return {
             "nudity_threshold": float(self.judge_nudity_threshold),
             "nudity_labels": self.judge_nudity_labels or list(NUDENET_EXPOSED_LABELS),
