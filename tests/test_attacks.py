@@ -304,7 +304,7 @@ def test_unlearndiffatk_walks_the_authors_timesteps_and_stops_early(generator):
         return {i: i == 0 or len(calls) == 3 for i in todo}
 
     ctx.judge = judge
-    attack = UnlearnDiffAtk(num_tokens=2, timesteps=4, iterations=3)
+    attack = UnlearnDiffAtk(num_tokens=2, timesteps=4, iterations=3, vocabulary="no_concept_words")
     (final,) = attack.run(ctx, "t2vunlearning")
     d = attack.details()
     assert d["timesteps"] == [125, 375, 625, 875]
@@ -320,6 +320,9 @@ def test_unlearndiffatk_walks_the_authors_timesteps_and_stops_early(generator):
     with pytest.raises(ValueError, match="budget"):
         UnlearnDiffAtk(budget="huge")
     assert UnlearnDiffAtk().judge_options()["nudity_threshold"] == 0.45
+    assert {"red", "ring"} <= {ctx.token_text(i) for i in ctx.vocabulary_ids("full").tolist()}  # the authors'
+    with pytest.raises(ValueError, match="vocabulary"):
+        UnlearnDiffAtk(vocabulary="some")
 
 
 def _udiff_loss(bb, rm, prompts, x0, walk, seed=123):
@@ -358,7 +361,7 @@ def test_unlearndiffatk_finds_tokens_that_denoise_the_concept_video(shipped_refu
     bb = gen.backbone
     ctx = _ctx(gen)
     x0 = ctx.concept_latents()
-    attack = UnlearnDiffAtk(num_tokens=2, timesteps=4, iterations=15, lr=0.05)
+    attack = UnlearnDiffAtk(num_tokens=2, timesteps=4, iterations=15, lr=0.05, vocabulary="no_concept_words")
     (attempt,) = attack.run(ctx, "refusal_vector")[-1:]
     walk = attack.details()["timesteps"]
     allowed = ctx.allowed_token_ids()
@@ -489,6 +492,7 @@ def test_attack_command_on_the_toy_config(tmp_path, row_files, monkeypatch):
         "early_stop": True,
         "judge_nudity_threshold": 0.45,
         "judge_nudity_labels": None,
+        "vocabulary": "no_concept_words",
         "steps_per_target": 2,
     }
     assert doc["attacks"]["unlearndiffatk"]["judge"] == "the run's"  # classification: nothing to change

@@ -183,6 +183,17 @@ class AttackContext:
             self._allowed = torch.tensor(keep)
         return self._allowed
 
+    def vocabulary_ids(self, rule: str = "no_concept_words") -> Tensor:
+        """Token ids a search may use under ``rule``: ``"no_concept_words"`` (:meth:`allowed_token_ids`) or
+        ``"full"`` (every non-special token: the Ring-A-Bell and UnlearnDiffAtk authors' vocabulary)."""
+        if rule == "no_concept_words":
+            return self.allowed_token_ids()
+        if rule != "full":
+            raise ValueError(f"vocabulary must be 'full' or 'no_concept_words'; got {rule!r}")
+        tok = self.backbone.tokenizer
+        special = set(tok.all_special_ids)
+        return torch.tensor([i for i in range(len(tok)) if i not in special])
+
     def names_concept(self, prompt: str) -> bool:
         return bool(self.forbidden.search(prompt))
 

@@ -144,11 +144,7 @@ class RingABell(Attack):
         return (diff * w[:, None, None]).sum(0)
 
     def _allowed(self, ctx: AttackContext) -> Tensor:
-        if self.vocabulary == "no_concept_words":
-            return ctx.allowed_token_ids()
-        tok = ctx.backbone.tokenizer
-        special = set(tok.all_special_ids)
-        return torch.tensor([i for i in range(len(tok)) if i not in special])
+        return ctx.vocabulary_ids(self.vocabulary)
 
     def _id_encoder(self, ctx: AttackContext):
         """``ids [P, K] -> hidden states``: the searched ids in the prompt slot of the backbone's own token
