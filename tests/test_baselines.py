@@ -354,6 +354,25 @@ def test_safree_cogvideox_dpm_sampler_is_the_demos():
         plain = SAFREE(bb, ["golf ball"], projection=False).sample([PROMPT], [0], num_inference_steps=3)
     assert seen == [CogVideoXDPMScheduler] * 3 and type(bb.scheduler) is own and not bb.use_dynamic_cfg
     assert torch.isfinite(dpm).all() and not torch.allclose(dpm, plain)
+    # the stock CogVideoXPipeline with the demo's scheduler and dynamic CFG, same seed: the same latents (the
+    # DPM steps draw their noise from the seed's generator, as the pipeline's)
+    pipe = bb.as_pipeline()
+    pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    d = bb.defaults
+    with torch.no_grad():
+        stock = pipe(
+            prompt=PROMPT, num_frames=d.num_frames, height=d.height, width=d.width, num_inference_steps=3,
+            guidance_scale=6.0, use_dynamic_cfg=True, output_type="latent",
+            generator=torch.Generator().manual_seed(0), max_sequence_length=bb.max_text_length,
+        ).frames  # fmt: skip
+        ours = SAFREE(bb, ["golf ball"], sampler="cogvideox_dpm", projection=False, negative_prompt=False).sample(
+            [PROMPT, PROMPT], [0, 5], num_inference_steps=3, guidance_scale=6.0
+        )
+        again = SAFREE(bb, ["golf ball"], sampler="cogvideox_dpm", projection=False, negative_prompt=False).sample(
+            [PROMPT], [5], num_inference_steps=3, guidance_scale=6.0
+        )
+    torch.testing.assert_close(ours[:1], stock, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours[1:], again, atol=1e-5, rtol=1e-5)  # per seed, whatever the batch
     with pytest.raises(ValueError, match="not a CogVideoX backbone"):
         SAFREE(get_bundle("zeroscope").bb, ["nudity"], sampler="cogvideox_dpm")
 
