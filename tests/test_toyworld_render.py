@@ -77,9 +77,7 @@ def test_bad_spec_rejected():
         SceneSpec("ring", "purple")
 
 
-@pytest.mark.skipif(
-    not weights_available(), reason="toy weights not built yet: run unlearn toyworld pretrain"
-)
+@pytest.mark.skipif(not weights_available(), reason="toy weights not built yet: run unlearn toyworld pretrain")
 def test_shipped_classifier_recognises_fresh_frames():
     import torch
 
@@ -94,9 +92,7 @@ def test_shipped_classifier_recognises_fresh_frames():
     assert v.shape == (3, 5) and len(names[0]) == 5
 
 
-@pytest.mark.skipif(
-    not weights_available(), reason="toy weights not built yet: run unlearn toyworld pretrain"
-)
+@pytest.mark.skipif(not weights_available(), reason="toy weights not built yet: run unlearn toyworld pretrain")
 def test_shipped_classifier_says_nothing_drawn_and_off_palette():
     import numpy as np
     import torch
