@@ -504,9 +504,7 @@ def test_attack_command_on_the_toy_config(tmp_path, row_files, monkeypatch):
 
 def test_attack_configs_print(capsys):
     for name in ("attack_toy.yaml", "attack_cogx2b_nudity.yaml"):
-        with pytest.raises(SystemExit) as done:
-            main(["attack", "--config", str(ROOT / "configs" / name), "--print_config"])
-        assert done.value.code in (0, None)
+        assert main(["attack", "--config", str(ROOT / "configs" / name), "--print_config"]) == 0
         printed = yaml.safe_load(capsys.readouterr().out)
         source = yaml.safe_load((ROOT / "configs" / name).read_text())
         for key in source:
