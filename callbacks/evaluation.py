@@ -76,7 +76,9 @@ class ErasureEvaluation(pl.Callback):
             disk and reuse them in later evaluations and runs with the same backbone weights, prompts, seeds,
             sampling and row options (:mod:`unlearn.evaluation.row_cache`): ``true`` (the folder
             ``$T2V_UNLEARN_CACHE/rows``, else ``~/.cache/t2v-unlearn/rows``), a folder, or ``false``. The
-            environment variable ``T2V_UNLEARN_ROW_CACHE=0`` turns it off everywhere.
+            environment variable ``T2V_UNLEARN_ROW_CACHE=0`` turns it off everywhere. An entry is the uint8
+            frames, F·H·W·3 bytes a video (the toy world: 3 KB; 49 frames of 480×720: 51 MB): for full-size
+            suites give it a folder with room, or turn it off.
     """
 
     def __init__(
