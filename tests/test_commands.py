@@ -125,3 +125,13 @@ def test_old_package_names_give_one_line_naming_the_new_path(tmp_path, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: --trainer.callbacks") and "unlearn.callbacks" in last
     assert "Subclass types" not in last and "Not a valid subclass" not in last
+
+
+def test_print_config_reads_back_as_a_config(tmp_path, capsys):
+    argv = ["evaluate", "--out", "x", "--suite", "toyworld", "--methods", "original", "negprompt", "--per-class", "1"]
+    assert main([*argv, "--print_config"]) == 0
+    printed = capsys.readouterr().out
+    (tmp_path / "eval.yaml").write_text(printed)
+    assert main(["evaluate", "--config", str(tmp_path / "eval.yaml"), "--print_config"]) == 0
+    again = capsys.readouterr().out
+    assert again == printed and yaml.safe_load(again)["rows"] == ["original", "negprompt"]
