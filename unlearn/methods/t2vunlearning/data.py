@@ -443,8 +443,23 @@ class ConceptDataModule(pl.LightningDataModule):
     def loss_prompt(self, p: TrainingPrompt) -> str:
         return (p.concept or self.concept) if self.loss_condition == "concept" else p.prompt
 
-    def requests(self) -> tuple[list[TrajectoryRequest], list[TrajectoryRequest]]:
-        un = [TrajectoryRequest("unlearn", p.prompt, p.seed, self.loss_prompt(p)) for p in self.training_prompts]
+    def requests(
+        self, concept_tokens: Sequence[Tensor | None] | None = None
+    ) -> tuple[list[TrajectoryRequest], list[TrajectoryRequest]]:
+        """Trajectories to make: the unlearning ones (with the loss prompt's concept-token mask when
+        ``concept_tokens`` is given: the frozen model's concept maps are then recorded with them) and the
+        preserving ones."""
+        tokens = list(concept_tokens) if concept_tokens is not None else [None] * len(self.training_prompts)
+        un = [
+            TrajectoryRequest(
+                "unlearn",
+                p.prompt,
+                p.seed,
+                self.loss_prompt(p),
+                None if m is None else tuple(bool(b) for b in m.tolist()),
+            )
+            for p, m in zip(self.training_prompts, tokens)
+        ]
         pre = [TrajectoryRequest("preserve", p.prompt, p.seed, p.prompt) for p in self.preserve_prompts]
         return un, pre
 
@@ -468,7 +483,10 @@ class ConceptDataModule(pl.LightningDataModule):
                 self.seed,
             )
         else:
-            un, pre = self.requests()
+            # the concept mask from the frozen model (model.mask_source "frozen"): its maps are recorded with the
+            # trajectories, in the frozen forward on the loss prompt that the target needs anyway
+            frozen_maps = module.hparams.alpha > 0 and module.hparams.get("mask_source", "frozen") == "frozen"
+            un, pre = self.requests(tokens if frozen_maps else None)
             if module.hparams.beta <= 0:
                 pre = []
             strategy = self.trainer.strategy
