@@ -205,7 +205,7 @@ def _batch(model, beta: bool = True, seed: int = 0):
     # the frozen model's concept maps, as the pseudo data records them (model.mask_source "frozen")
     with torch.no_grad(), model.controller.disabled(), model.controller.capturing(batch["concept_tokens"]):
         bb.predict(batch["x_t"], batch["timesteps"], cond)
-    batch["concept_maps"] = torch.stack(model.controller.take()[1], 1)
+    batch.update({f"concept_maps.{i}": m for i, m in enumerate(model.controller.take()[1])})
     if beta:
         pre = bb.encode_prompts(["a person walking on the beach"] * 2)
         batch.update(
@@ -246,7 +246,8 @@ def test_preservation_term_is_backpropagated_on_its_own_with_the_same_gradient()
         pred = bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
     squares, _ = ctl.take()
     # the defaults: the frozen model's maps (recorded with the pseudo data), Receler's per-entry mean
-    loc = localization_loss(squares, model.concept_masks(list(batch["concept_maps"].unbind(1))))
+    maps = [batch[f"concept_maps.{i}"] for i in range(len(ctl.adapters))]
+    loc = localization_loss(squares, model.concept_masks(maps))
     joint = unlearning_loss(pred, batch["target"]) + 1.0 * loc + 2.0 * preservation_loss(pred_pre, batch["pre_target"])
     ref = torch.autograd.grad(joint, list(ctl.parameters()))
 

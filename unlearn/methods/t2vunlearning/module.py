@@ -21,6 +21,20 @@ from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, pre
 from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
 
 
+def frozen_concept_maps(batch: dict[str, Any], num_sites: int) -> list[Tensor]:
+    """The frozen model's concept maps of a batch (``concept_maps.<l>`` ``[B, F, N_l]``, recorded with the pseudo
+    data), in site order; a clear error when the batch has none (``mask_source: frozen`` needs them)."""
+    maps = [batch.get(f"concept_maps.{i}") for i in range(num_sites)]
+    if any(m is None for m in maps):
+        raise ValueError(
+            "model.mask_source 'frozen' needs the frozen model's concept maps in the batch (concept_maps.<site>, "
+            f"{num_sites} sites; the data module records them with the pseudo data when α > 0); this batch has "
+            f"{sorted(k for k in batch if k.startswith('concept_maps.'))}. Fix: use the data module's loader, or "
+            "set model.mask_source: adapted"
+        )
+    return maps
+
+
 class DivergenceError(FloatingPointError):
     """The training loss became NaN/infinite or grew past ``divergence_factor`` × its first value."""
 
@@ -280,12 +294,8 @@ class T2VUnlearning(pl.LightningModule):
             pred = bb.predict(batch["x_t"], batch["timesteps"], cond)
         squares, maps = self.controller.take()
         if hp.alpha > 0 and frozen:
-            if "concept_maps" not in batch:
-                raise ValueError(
-                    "model.mask_source 'frozen' needs the frozen model's concept maps in the batch (the data module "
-                    "records them with the pseudo data when α > 0); got a batch without 'concept_maps'"
-                )
-            maps = list(batch["concept_maps"].to(pred.device).unbind(1))  # [B, L, F, N] -> L x [B, F, N]
+            maps = frozen_concept_maps(batch, len(self.controller.adapters))
+            maps = [m.to(pred.device) for m in maps]
         losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
         if hp.adversarial_steps > 0:

@@ -9,7 +9,7 @@ every recorded step ``i`` (latent ``x_t``, ``t = timesteps[i]``) the sampler alr
 
 When a request carries its concept token mask (``concept_tokens``), the frozen conditional forward on the loss
 prompt (the one that makes ``v(x_t, c, t)``) also records, per attention site, each video token's attention mass on
-the concept tokens: ``concept_maps [S, L, F, N]``, the frozen-model maps the concept mask is built from (Receler
+the concept tokens: ``concept_maps.<l>`` ``[S, F, N_l]`` per site ``l``, the frozen-model maps the concept mask is built from (Receler
 ``train_receler.py:138-143``: the mask comes from the frozen model on the concept prompt). No extra forward runs.
 
 So one sampling run per (prompt, seed) yields a whole trajectory of training samples, and training costs the
@@ -139,7 +139,7 @@ def make_trajectories(
     Adapters, if attached, must be switched off by the caller (see :meth:`AdapterController.disabled`).
     ``stop_after`` ends sampling early (per-step regeneration only needs the last recorded step).
     ``progress`` shows the sampler's steps (a full-size batch of trajectories takes minutes).
-    Requests with ``concept_tokens`` also return ``concept_maps [S, L, F, N]``: the
+    Requests with ``concept_tokens`` also return ``concept_maps.<l>`` ``[S, F, N_l]`` per attention site ``l``: the
     frozen model's attention mass of each video token on the concept tokens, per attention site, recorded in the
     conditional forward on the loss prompt that the target needs anyway (the backbone's controller captures it).
     """
@@ -177,8 +177,8 @@ def make_trajectories(
     def take_maps() -> None:
         _, maps = controller.take()
         capture.close()
-        # per site [2B, F, N] (uncond rows first): the conditional rows, stacked to [B, L, F, N]
-        rec["concept_maps"].append(torch.stack([m[len(requests) :].float() for m in maps], 1).to("cpu"))
+        # per site [2B, F, N_l] (uncond rows first): the conditional rows (sites of a UNet differ in N_l)
+        rec["concept_maps"].append([m[len(requests) :].float().to("cpu") for m in maps])
 
     def on_step(i: int, t: Tensor, x_t: Tensor, pred_uncond: Tensor, pred_cond: Tensor) -> None:
         if i not in wanted:
@@ -215,12 +215,13 @@ def make_trajectories(
     x_t = torch.stack(rec["x_t"], 1)  # [B, S, ...]
     target = torch.stack(rec["target"], 1)
     ts = torch.stack(rec["timesteps"], 1)
-    maps = torch.stack(rec["concept_maps"], 1) if tokens2 is not None else None  # [B, S, L, F, N]
+    # per site l: [B, S, F, N_l]
+    maps = [torch.stack(per_site, 1) for per_site in zip(*rec["concept_maps"])] if tokens2 is not None else None
     out = []
     for b in range(len(requests)):
         entry = {"x_t": x_t[b].contiguous(), "target": target[b].contiguous(), "timesteps": ts[b].contiguous()}
         if maps is not None and with_maps[b]:
-            entry["concept_maps"] = maps[b].contiguous()
+            entry.update({f"concept_maps.{site}": m[b].contiguous() for site, m in enumerate(maps)})
         entry.update({k: v.contiguous() for k, v in loss_cond[b : b + 1].to("cpu").to_dict("cond.").items()})
         out.append(entry)
     return out
@@ -296,6 +297,8 @@ class PseudoTrajectoryCache:
             raise CacheEntryError("its tensors do not match their recorded checksum (the file was changed)")
         if not {"x_t", "target", "timesteps"} <= set(names):
             raise CacheEntryError(f"lacks trajectory tensors (has {sorted(names)})")
+        if meta.get("concept_tokens") is not None and "concept_maps.0" not in names:
+            raise CacheEntryError("was asked for the frozen concept maps but holds none")
 
     def _usable(self, key: str) -> bool:
         path = self.path(key)
@@ -378,7 +381,10 @@ class TrajectoryFile:
         try:
             with safe_open(self.path, framework="pt") as f:
                 self.num_steps = f.get_slice("timesteps").get_shape()[0]
-                self.has_concept_maps = "concept_maps" in f.keys()
+                #: per-site frozen concept maps, in site order
+                self.map_keys = tuple(
+                    sorted((k for k in f.keys() if k.startswith("concept_maps.")), key=lambda k: int(k.split(".")[1]))
+                )
                 self.cond = PromptEmbedding.from_dict(
                     {k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond."
                 )
@@ -394,8 +400,8 @@ class TrajectoryFile:
 
     def step(self, i: int) -> dict[str, Tensor]:
         """Recorded step ``i``: ``x_t``, ``target``, ``timesteps`` and, in entries made with concept tokens, the
-        frozen model's ``concept_maps`` ``[L, F, N]``."""
-        keys = ("x_t", "target", "timesteps") + (("concept_maps",) if self.has_concept_maps else ())
+        frozen model's ``concept_maps.<l>`` ``[F, N_l]`` per attention site."""
+        keys = ("x_t", "target", "timesteps", *self.map_keys)
         if self._tensors is None and os.path.getsize(self.path) <= self.in_memory_bytes:
             with safe_open(self.path, framework="pt") as f:
                 self._tensors = {k: f.get_tensor(k) for k in keys}
