@@ -479,9 +479,9 @@ def training_batch(
 
         cond = _Emb.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
         meta = device.type == "meta"
-        with torch.no_grad(), controller.disabled(), controller.capturing(concept):
-            with cuda_attention_on_meta() if meta else contextlib.nullcontext():
-                backbone.predict(batch["x_t"], batch["timesteps"], cond)
+        on_meta = cuda_attention_on_meta() if meta else contextlib.nullcontext()
+        with torch.no_grad(), controller.disabled(), controller.capturing(concept), on_meta:
+            backbone.predict(batch["x_t"], batch["timesteps"], cond)
         batch.update({f"concept_maps.{i}": m for i, m in enumerate(controller.take()[1])})
     if preserve:
         batch.update(

@@ -134,7 +134,9 @@ def test_named_options_keep_the_earlier_choices():
         bb.predict(x, t, cond)
     maps = ctl.take()[1]
     expected = torch.tensor(0.0)
-    for o, m in zip(outs, maps):  # each layer its own adapted map, per frame, Eq. (7) over the prediction's size
+    for o, m in zip(
+        outs, maps, strict=True
+    ):  # each layer its own adapted map, per frame, Eq. (7) over the prediction's size
         lo, hi = m.amin(-1, keepdim=True), m.amax(-1, keepdim=True)
         keep = ((m - lo) / (hi - lo) >= 0.5).float().reshape(1, -1, 1)
         expected = expected + ((o * (1 - keep)) ** 2).sum() / x[0].numel()
@@ -153,14 +155,14 @@ def test_frozen_maps_are_recorded_with_the_pseudo_data_and_cached(tmp_path):
     tokens = bb.concept_token_mask(PROMPTS, WORDS)
     reqs = [
         TrajectoryRequest("unlearn", p, s, p, tuple(bool(b) for b in m.tolist()))
-        for p, s, m in zip(PROMPTS, (3, 4), tokens)
+        for p, s, m in zip(PROMPTS, (3, 4), tokens, strict=True)
     ]
     settings = SamplerSettings(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
     calls = []
     hook = bb.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
     with ctl.disabled():
         plain = make_trajectories(
-            bb, [TrajectoryRequest("unlearn", p, s, p) for p, s in zip(PROMPTS, (3, 4))], settings, 7.0
+            bb, [TrajectoryRequest("unlearn", p, s, p) for p, s in zip(PROMPTS, (3, 4), strict=True)], settings, 7.0
         )
         n_plain = len(calls)
         made = make_trajectories(bb, reqs, settings, 7.0)

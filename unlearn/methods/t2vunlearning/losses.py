@@ -36,7 +36,9 @@ def preservation_loss(pred_adapted: Tensor, pred_frozen: Tensor) -> Tensor:
 RECELER_MASK_THRESHOLD = 0.1
 
 
-def concept_mask(concept_map: Tensor, threshold: float = RECELER_MASK_THRESHOLD, region: str = "frame") -> tuple[Tensor, Tensor]:
+def concept_mask(
+    concept_map: Tensor, threshold: float = RECELER_MASK_THRESHOLD, region: str = "frame"
+) -> tuple[Tensor, Tensor]:
     """Normalised map and its thresholded mask.
 
     Args:

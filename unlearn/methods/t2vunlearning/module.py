@@ -60,9 +60,10 @@ class T2VUnlearning(pl.LightningModule):
             of masked-out entries, averaged over layers: Receler's regularizer (``train_receler.py:184-185``,
             ``((e_out * flip_mask) ** 2).mean(1).sum() / flip_mask.sum()``, then ``/= reg_count``), the lineage
             the paper names for its localization (§3.4). ``"paper"``: Eq. (7)'s squared norm divided by the
-            prediction's element count (the divisor of ``L_unlearn``'s mean); α there is weaker by the ratio
-            prediction elements / masked-out adapter entries (≈30×(1 − coverage) on CogVideoX-2B at 49×480×720;
-            ``benchmarks/loc_scale.py`` prints both at step 0).
+            prediction's element count (the divisor of ``L_unlearn``'s mean, the earlier default); its ``L_loc`` is
+            larger by masked-out adapter entries / prediction elements, K·(1 − coverage) with K = 30 on
+            CogVideoX-2B at 49×480×720 and 48 on CogVideoX-5B and HunyuanVideo (``benchmarks/loc_scale.py``), so
+            the same α localizes K·(1 − coverage) times more than under ``masked_mean``.
         beta: β, weight of the preservation loss (0 disables it).
         mask_source: ``"frozen"`` (default): the concept maps come from the frozen model (adapters off) on the
             loss prompt at ``x_t``, recorded with the pseudo data (Receler ``train_receler.py:138-143``: the maps
@@ -239,9 +240,7 @@ class T2VUnlearning(pl.LightningModule):
         for b in range(batch["regen_prompt_index"].shape[0]):
             p = dm.training_prompts[int(batch["regen_prompt_index"][b])]
             tokens = tuple(bool(x) for x in batch["concept_tokens"][b].tolist()) if frozen_maps else None
-            reqs.append(
-                TrajectoryRequest("unlearn", p.prompt, int(batch["regen_seed"][b]), dm.loss_prompt(p), tokens)
-            )
+            reqs.append(TrajectoryRequest("unlearn", p.prompt, int(batch["regen_seed"][b]), dm.loss_prompt(p), tokens))
             stops.append(int(batch["regen_step"][b]))
             if "regen_pre_index" in batch:
                 q = dm.preserve_prompts[int(batch["regen_pre_index"][b])]

@@ -9,8 +9,9 @@ every recorded step ``i`` (latent ``x_t``, ``t = timesteps[i]``) the sampler alr
 
 When a request carries its concept token mask (``concept_tokens``), the frozen conditional forward on the loss
 prompt (the one that makes ``v(x_t, c, t)``) also records, per attention site, each video token's attention mass on
-the concept tokens: ``concept_maps.<l>`` ``[S, F, N_l]`` per site ``l``, the frozen-model maps the concept mask is built from (Receler
-``train_receler.py:138-143``: the mask comes from the frozen model on the concept prompt). No extra forward runs.
+the concept tokens: ``concept_maps.<l>`` ``[S, F, N_l]`` per site ``l``, the frozen-model maps the concept mask
+is built from (Receler ``train_receler.py:138-143``: the mask comes from the frozen model on the concept prompt).
+No extra forward runs.
 
 So one sampling run per (prompt, seed) yields a whole trajectory of training samples, and training costs the
 adapted forward and backward only. :class:`PseudoTrajectoryCache` stores each trajectory as one safetensors
@@ -216,7 +217,11 @@ def make_trajectories(
     target = torch.stack(rec["target"], 1)
     ts = torch.stack(rec["timesteps"], 1)
     # per site l: [B, S, F, N_l]
-    maps = [torch.stack(per_site, 1) for per_site in zip(*rec["concept_maps"])] if tokens2 is not None else None
+    maps = (
+        [torch.stack(per_site, 1) for per_site in zip(*rec["concept_maps"], strict=True)]
+        if tokens2 is not None
+        else None
+    )
     out = []
     for b in range(len(requests)):
         entry = {"x_t": x_t[b].contiguous(), "target": target[b].contiguous(), "timesteps": ts[b].contiguous()}
@@ -383,7 +388,7 @@ class TrajectoryFile:
                 self.num_steps = f.get_slice("timesteps").get_shape()[0]
                 #: per-site frozen concept maps, in site order
                 self.map_keys = tuple(
-                    sorted((k for k in f.keys() if k.startswith("concept_maps.")), key=lambda k: int(k.split(".")[1]))
+                    sorted((k for k in f.keys() if k.startswith("concept_maps.")), key=lambda k: int(k.split(".")[1]))  # noqa: SIM118
                 )
                 self.cond = PromptEmbedding.from_dict(
                     {k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond."
