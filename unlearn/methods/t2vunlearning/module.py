@@ -17,6 +17,7 @@ from .adapters import AdapterController
 from .adversarial import worst_case_conditioning
 from .data import batch_embedding
 from .export import adapter_config, load_adapter_weights
+from .official import author_sites
 from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, preservation_loss, unlearning_loss
 from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
 
@@ -54,6 +55,12 @@ class T2VUnlearning(pl.LightningModule):
         backbone_kwargs: family-specific loading options passed to the backbone's ``load`` (e.g.
             HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``).
         adapter_dim: inner width of each adapter.
+        adapter_sites: ``"authors"`` (default): train adapters where the authors' released code injects them
+            (CogVideoX: every block's ``attn1``, ``receler/erasers/cogvideo_erasers.py:76-85``; HunyuanVideo: the
+            single-stream blocks only, ``hunyuan_erasers.py:59-68``); the other sites keep zero adapters (output 0)
+            and ``L_loc`` averages over the trained ones. ``"all"``: every attention where text meets video (the
+            paper's "after each full-attention layer", §3.4; the earlier default, HunyuanVideo's dual-stream
+            blocks too). Other families: every site either way.
         eta: η, strength of the negative guidance in the target ``v_neg``.
         alpha: α, weight of the localization loss (0 disables the concept mask).
         loc_normalization: ``"masked_mean"`` (default): each layer's ``‖o^l ⊙ (1 − M)‖²`` divided by its number
@@ -116,6 +123,7 @@ class T2VUnlearning(pl.LightningModule):
         torch_dtype: str = "bfloat16",
         backbone_kwargs: dict[str, Any] | None = None,
         adapter_dim: int = 128,
+        adapter_sites: Literal["authors", "all"] = "authors",
         eta: float = 7.0,
         alpha: float = 1.0,
         loc_normalization: Literal["masked_mean", "paper"] = "masked_mean",
@@ -174,6 +182,9 @@ class T2VUnlearning(pl.LightningModule):
             fix="'masked_mean' is Receler's per-entry mean; 'paper' Eq. (7) over the unlearning loss's divisor",
         )
         check_choice("model.mask_source", mask_source, ("frozen", "adapted"), fix="'frozen' is Receler's choice")
+        check_choice(
+            "model.adapter_sites", adapter_sites, ("authors", "all"), fix="'authors' is where their code puts them"
+        )
         check_choice("model.mask_mode", mask_mode, ("averaged", "per_layer"), fix="'averaged' is Receler's choice")
         check_choice(
             "model.mask_normalization", mask_normalization, ("frame", "video"), fix="'frame' is the authors' choice"
@@ -203,6 +214,13 @@ class T2VUnlearning(pl.LightningModule):
         sites = self.backbone.attention_sites()
         self.controller = AdapterController([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
         self.backbone.attach_controller(self.controller)
+        #: indices of the sites whose adapters train (``adapter_sites``); the others stay exactly zero
+        self.trained_sites = list(range(len(sites)))
+        if adapter_sites == "authors":
+            self.trained_sites = author_sites(self.backbone.name, [s.name for s in sites])
+        for i, adapter in enumerate(self.controller.adapters):
+            if i not in self.trained_sites:
+                adapter.requires_grad_(False)
         if gradient_checkpointing and hasattr(self.backbone.denoiser, "enable_gradient_checkpointing"):
             self.backbone.denoiser.enable_gradient_checkpointing()
         if mask_layers:
@@ -304,8 +322,11 @@ class T2VUnlearning(pl.LightningModule):
             if tokens is None and not frozen:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
             masks = self.concept_masks(maps)
+            trained = getattr(self, "trained_sites", None) or list(range(len(squares)))
+            if len(trained) < len(squares):  # L_loc over the adapters that train (adapter_sites: authors)
+                squares, masks = [squares[i] for i in trained], [masks[i] for i in trained]
             per_sample = pred[0].numel() if hp.get("loc_normalization", "paper") == "paper" else None
-            widths = [a.up.out_features for a in self.controller.adapters]  # every site records (capturing)
+            widths = [self.controller.adapters[i].up.out_features for i in trained]  # every site records
             losses["loc"] = localization_loss(squares, masks, per_sample_elements=per_sample, channels=widths)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
@@ -423,7 +444,9 @@ class T2VUnlearning(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
-            self.controller.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+            [p for p in self.controller.parameters() if p.requires_grad],
+            lr=self.hparams.learning_rate,
+            weight_decay=self.hparams.weight_decay,
         )
 
     # ------------------------------------------------------------------ checkpoints: adapters only
