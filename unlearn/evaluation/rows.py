@@ -166,7 +166,7 @@ class MethodSpec:
             state, _ = read_official(self.adapters)  # every check of the file, before any video is made
             if backbone in ("cogvideox-2b", "cogvideox-5b", "hunyuanvideo"):
                 made_for = infer_backbone(state)  # from the site names and widths of the full-size models
-                if made_for != backbone:
+                if made_for not in ("unknown", backbone):  # unknown: not a published width (tiny test models)
                     raise ValueError(f"the authors' adapters in {self.adapters} are for {made_for!r}, not {backbone!r}")
         if self.kind == "refusal_vector":
             if not self.refusal:

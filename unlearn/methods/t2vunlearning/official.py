@@ -66,8 +66,9 @@ def infer_backbone(state: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
     width = int(next(iter(state.values()))["up.weight"].shape[0]) if keys else 0
     if any(k.startswith("single_transformer_blocks.") for k in keys):
         return "hunyuanvideo"
-    if all(k.startswith("transformer_blocks.") and ".attn1." in k for k in keys) and width in (1920, 3072):
-        return "cogvideox-2b" if width == 1920 else "cogvideox-5b"
+    if keys and all(k.startswith("transformer_blocks.") and k.endswith(".attn1") for k in keys):
+        # CogVideoX's layout; the width tells the published models apart (other widths: a model of unknown size)
+        return {1920: "cogvideox-2b", 3072: "cogvideox-5b"}.get(width, "unknown")
     raise OfficialFormatError(
         f"cannot tell the backbone of these authors'-format adapters (sites {keys[:2]}..., width {width}). "
         "Fix: name it (backbone=... / the evaluation row's backbone)"
