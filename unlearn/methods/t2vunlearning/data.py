@@ -26,8 +26,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_choice, check_int, check_range
+from unlearn.io import cache_dir as unlearn_cache_dir
 from unlearn.prompts import PromptSuite, find_concept_words
-from unlearn.prompts.augment import TemplateSource
+from unlearn.prompts.augment import AugmentationError, PromptAugmenter, TemplateSource, build_source
 from unlearn.toyworld.grammar import (
     COLOURS,
     SHAPES,
@@ -303,12 +304,12 @@ class ConceptDataModule(pl.LightningDataModule):
         self.num_prompts = num_prompts
         self.augment = augment
         self.augment_style = augment_style
-        if augment_source is not None and augment_source != "template":
-            if not isinstance(augment_source, dict) or augment_source.get("kind") not in ("openai", "transformers"):
-                raise InputError(
-                    f"data.augment_source {augment_source!r}: give {{kind: openai, base_url: URL, model: NAME}}, "
-                    "{kind: transformers, model: HF_ID_OR_FOLDER} or 'template' (the offline grammar)"
-                )
+        llm = isinstance(augment_source, dict) and augment_source.get("kind") in ("openai", "transformers")
+        if augment_source is not None and augment_source != "template" and not llm:
+            raise InputError(
+                f"data.augment_source {augment_source!r}: give {{kind: openai, base_url: URL, model: NAME}}, "
+                "{kind: transformers, model: HF_ID_OR_FOLDER} or 'template' (the offline grammar)"
+            )
         self.augment_source = augment_source
         self.preserve_concept = preserve_concept
         self.preserve_prompt_list = preserve_prompts
@@ -384,13 +385,10 @@ class ConceptDataModule(pl.LightningDataModule):
                 concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms)
             )
         else:
-            from unlearn.io import cache_dir
-            from unlearn.prompts.augment import AugmentationError, PromptAugmenter, build_source
-
             options = {k: v for k, v in source.items() if k != "kind"}
             try:
                 llm = build_source(source["kind"], **options)
-                suite = PromptAugmenter(llm, cache_dir=cache_dir("augment")).augment(
+                suite = PromptAugmenter(llm, cache_dir=unlearn_cache_dir("augment")).augment(
                     concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms)
                 )
             except (AugmentationError, OSError, ValueError, ImportError) as e:

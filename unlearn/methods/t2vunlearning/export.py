@@ -25,6 +25,7 @@ from unlearn.checks import InputError
 from unlearn.io import atomic_folder, load_checkpoint_file, require_finished
 
 from .adapters import AdapterController
+from .official import is_official_folder, load_official, save_official
 
 WEIGHTS_NAME = "adapters.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -135,12 +136,11 @@ def load_adapters(
     """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config. A folder in the
     T2VUnlearning authors' format (``eraser_weights.pt`` + ``eraser_config.json``) is read too
     (:mod:`.official`; ``sites``/``backbone``: the model's, needed for HunyuanVideo)."""
-    from .official import is_official_folder, load_official
-
     if is_official_folder(path):
         names = [s.name for s in sites] if sites is not None else None
         dims = [s.video_dim for s in sites] if sites is not None else None
-        return load_official(path, backbone, names, dims)
+        controller, config = load_official(path, backbone, names, dims)
+        return controller, {"format": FORMAT, **config}
     config = read_adapter_config(path)
     return _controller_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME)), config
 
@@ -187,8 +187,6 @@ def load_adapter_weights(
             f"{key}: {str(path)!r} does not exist. Fix: give the adapters folder of a finished run "
             "(<run>/adapters) or the output of `unlearn export`"
         )
-    from .official import is_official_folder, load_official
-
     if is_official_folder(path):  # the authors' released adapters as the starting point
         dims = [a.up.out_features for a in controller.adapters]
         loaded, config = load_official(path, expect_backbone, controller.site_names, dims)
@@ -256,8 +254,6 @@ def attach_adapters(
     against the adapters (:func:`check_adapter_sites`) before the pipeline is changed: adapters of another model
     leave it untouched.
     """
-    from .official import is_official_folder, load_official
-
     path = resolve_adapters(path_or_repo, revision=revision, cache_dir=cache_dir)
     denoiser = pipeline_or_denoiser
     for attr in ("transformer", "unet"):
@@ -392,8 +388,6 @@ def export_adapters(
             ) from None
     controller = _controller_from(config, state, f"--ckpt {ckpt!r}")
     if format == "t2vunlearning":
-        from .official import save_official
-
         if config.get("site_names") is None:
             raise AdapterFileError(
                 f"--ckpt {ckpt!r} records no attention-site names (an older checkpoint); the authors' format names "

@@ -17,8 +17,8 @@ from .adapters import AdapterController
 from .adversarial import worst_case_conditioning
 from .data import batch_embedding
 from .export import adapter_config, load_adapter_weights
-from .official import author_sites
 from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, preservation_loss, unlearning_loss
+from .official import author_sites
 from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
 
 

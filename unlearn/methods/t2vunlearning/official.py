@@ -180,8 +180,6 @@ def load_official(
 ) -> tuple[AdapterController, dict[str, Any]]:
     """Read an authors'-format folder into a controller over ``site_names``/``dims`` (the model's sites; None: the
     sites their file names, enough for CogVideoX) and an ``adapter_config.json``-like config."""
-    from .export import FORMAT
-
     state, rank = read_official(path)
     backbone = backbone or infer_backbone(state)
     if site_names is None:
@@ -196,7 +194,6 @@ def load_official(
         raise ValueError("load_official: give dims with site_names")
     controller = official_to_controller(state, rank, backbone, site_names, dims, where=f"the adapters in {path}")
     config = {
-        "format": FORMAT,
         "backbone": backbone,
         "site_names": list(site_names),
         "dims": list(dims),
