@@ -473,5 +473,29 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
 
 
+#: subcommands of ``unlearn`` that are not LightningCLI's (``lightning`` refuses them, naming ``unlearn``)
+UNLEARN_ONLY = ("export", "push", "augment", "evaluate", "attack", "toyworld")
+
+
+def lightning_main(argv: list[str] | None = None) -> int:
+    """The ``lightning`` command t2v-unlearn installs: ``lightning fit|validate|test|predict --config X.yaml`` is
+    ``unlearn fit|...`` (the same LightningCLI, config resolution, run status and errors).
+
+    Lightning itself installs no ``lightning`` script since 2.4 (only ``fabric``); the Lightning Apps package of
+    lightning < 2.4 did, for ``lightning run app``: whichever package was installed last owns the command, and
+    ``unlearn fit`` always reaches this one. The other ``unlearn`` subcommands are refused with that hint.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if a != "--debug"), None)
+    if first in UNLEARN_ONLY or (first is not None and not first.startswith("-") and first not in LIGHTNING_SUBCOMMANDS):
+        print(
+            f"error: `lightning {first}` is not a LightningCLI subcommand ({', '.join(LIGHTNING_SUBCOMMANDS)}). "
+            + (f"Fix: run `unlearn {first}`" if first in UNLEARN_ONLY else "Fix: e.g. `lightning fit --config X.yaml`"),
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    return main(argv)
+
+
 if __name__ == "__main__":
     sys.exit(main())
