@@ -487,7 +487,9 @@ def lightning_main(argv: list[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in args if a != "--debug"), None)
-    if first in UNLEARN_ONLY or (first is not None and not first.startswith("-") and first not in LIGHTNING_SUBCOMMANDS):
+    if first in UNLEARN_ONLY or (
+        first is not None and not first.startswith("-") and first not in LIGHTNING_SUBCOMMANDS
+    ):
         print(
             f"error: `lightning {first}` is not a LightningCLI subcommand ({', '.join(LIGHTNING_SUBCOMMANDS)}). "
             + (f"Fix: run `unlearn {first}`" if first in UNLEARN_ONLY else "Fix: e.g. `lightning fit --config X.yaml`"),
