@@ -53,7 +53,7 @@ from .periods import Period
 
 
 class AdapterCheckpoint(pl.Callback):
-    """Write ``adapters.safetensors`` + ``adapter_config.json`` every ``every_n_steps`` optimizer steps (and/or
+    """Write ``adapters.safetensors`` + ``t2v_adapter_config.json`` every ``every_n_steps`` optimizer steps (and/or
     every ``every_n_epochs`` epochs) and at the end of fit.
 
     Args:

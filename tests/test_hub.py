@@ -163,7 +163,7 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
     commit = hub["commits"][0]
     assert commit["path"] == "/api/models/alice/cogx2b-no-golf-ball/commit/main"
     assert commit["auth"] == "Bearer hf_test_token"
-    assert sorted(hub["files"]) == ["README.md", "adapter_config.json", "adapters.safetensors", "eval/metrics.json"]
+    assert sorted(hub["files"]) == ["README.md", "adapters.safetensors", "eval/metrics.json", "t2v_adapter_config.json"]
     assert hub["files"]["adapters.safetensors"] == (adapters / "adapters.safetensors").read_bytes()
 
     # the model card

@@ -215,6 +215,6 @@ def test_unlearn_fit_runs_the_tiny_config_from_the_installed_package(installed):
     assert f"using the shipped config {shipped}" in done.stderr
     adapters = run / "adapters"
     assert (adapters / "adapters.safetensors").stat().st_size > 0
-    assert json.loads((adapters / "adapter_config.json").read_text())
+    assert json.loads((adapters / "t2v_adapter_config.json").read_text())
     assert (run / "samples" / "original_0.mp4").exists()
     assert not list(run.rglob("*.ckpt"))

@@ -1,6 +1,6 @@
 """Adapters on the Hugging Face Hub: ``unlearn push ADAPTERS_DIR --repo user/name``.
 
-The push uploads ``adapters.safetensors`` + ``adapter_config.json`` with a model card (``README.md``): the
+The push uploads ``adapters.safetensors`` + ``t2v_adapter_config.json`` with a model card (``README.md``): the
 backbone's hub id and revision, the erased concept, η/α/β, the evaluation table with its evaluator's
 provenance when one is found, and how to load the adapters. ``attach_adapters(pipe, "user/name")``
 (:mod:`unlearn.methods.t2vunlearning.export`) loads them back through ``snapshot_download``.

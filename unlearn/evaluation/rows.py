@@ -3,7 +3,7 @@
 A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt:
 :class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
 ``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``t2vunlearning`` (exported adapters,
-``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
+``adapters.safetensors`` + ``t2v_adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
 ``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
 on only for their row, and a refusal edit is applied for its row and undone (bit-exact) right after.
@@ -67,7 +67,7 @@ class MethodSpec:
         concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
             default the run's concept.
         keywords: negative-prompt / SAFREE keywords (default ``[concept]``).
-        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``.
+        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``t2v_adapter_config.json``.
         refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
         scale: adapter output scale (1 = as trained).
         live: the row is the model being trained or edited in this process (a ``t2vunlearning`` or
