@@ -28,7 +28,7 @@ def _merged(first: AdapterController, s1: float, second: AdapterController, s2: 
     dims = [a.up.out_features for a in first.adapters]
     out = AdapterController(dims, first.inner_dim + second.inner_dim, first.site_names)
     with torch.no_grad():
-        for m, a, b in zip(out.adapters, first.adapters, second.adapters):
+        for m, a, b in zip(out.adapters, first.adapters, second.adapters, strict=True):
             m.down.weight.copy_(torch.cat([a.down.weight, b.down.weight]))
             m.down.bias.copy_(torch.cat([a.down.bias, b.down.bias]))
             m.up.weight.copy_(torch.cat([s1 * a.up.weight, s2 * b.up.weight], 1))
@@ -118,7 +118,7 @@ def test_own_config_name_written_legacy_name_read(tmp_path):
     (old / LEGACY_CONFIG_NAME).write_text((tmp_path / "new" / CONFIG_NAME).read_text())
     back, config = load_adapters(old)
     assert config == json.loads((tmp_path / "new" / CONFIG_NAME).read_text())
-    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), ctl.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), ctl.state_dict().values(), strict=True))
     # a PEFT adapter_config.json is not ours: one clear error naming the file
     (old / LEGACY_CONFIG_NAME).write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     with pytest.raises(Exception, match="unknown adapter format"):
