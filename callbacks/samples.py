@@ -13,7 +13,6 @@ from unlearn.video import write_mp4
 
 from .periods import Period
 
-
 #: the index of the videos in a samples folder (prompt, seed, step of each)
 INDEX_NAME = "samples.json"
 

@@ -6,12 +6,11 @@ import ast
 import json
 import re
 
-import pytest
 import torch
 import yaml
 from huggingface_hub import ModelCard
 from test_attach_hooks import _controller as random_adapters
-from test_hub import REVISION, trained_run
+from test_hub import trained_run
 
 from unlearn.backbones import build_backbone
 from unlearn.cli import main
