@@ -299,6 +299,7 @@ def _lightning_cli(args: list[str] | None) -> None:
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     from unlearn.callbacks.checkpoint import install_safe_checkpoint_io
+    from unlearn.callbacks.progress import default_callbacks
     from unlearn.callbacks.status import RunStatus
     from unlearn.io import load_checkpoint_file, refuse_remote_checkpoint
 
@@ -369,7 +370,11 @@ def _lightning_cli(args: list[str] | None) -> None:
 
         def _instantiate_trainer(self, config, callbacks):  # noqa: ANN001
             self.run_status = RunStatus()
-            return super()._instantiate_trainer(config, [*callbacks, self.run_status])
+            configured = config.get("callbacks") or []
+            configured = list(configured) if isinstance(configured, list) else [configured]
+            # telemetry (lr, step time, throughput, GPU memory) and plain progress lines in log files
+            added = default_callbacks([*configured, *callbacks], config.get("enable_progress_bar"))
+            return super()._instantiate_trainer(config, [*callbacks, self.run_status, *added])
 
         def before_fit(self) -> None:
             # written first: before the data module's setup, the config copy or any pseudo data
