@@ -25,7 +25,7 @@ class SampleVideoCallback(pl.Callback):
     tiling and slicing.
 
     Videos go to ``dirpath`` as ``step=N_<i>.mp4`` / ``epoch=N_<i>.mp4``, listed with their prompts in
-    ``samples.json`` (the model card's gallery), and to wandb (``wandb.Video``) or TensorBoard (``add_video``)
+    ``samples.json`` (the model card's gallery), and to wandb (``WandbLogger.log_video``) or TensorBoard (``add_video``)
     when one is the logger.
 
     Args:
@@ -117,13 +117,12 @@ class SampleVideoCallback(pl.Callback):
             for logger in trainer.loggers:
                 name = type(logger).__name__
                 if name == "WandbLogger":
-                    import wandb
-
-                    logger.experiment.log(
-                        {
-                            f"samples/{i}": wandb.Video(str(path), caption=f"{tag}: {self.prompts[i]}", format="mp4"),
-                            "trainer/global_step": trainer.global_step,
-                        }
+                    logger.log_video(
+                        key=f"samples/{i}",
+                        videos=[str(path)],
+                        step=trainer.global_step,
+                        caption=[f"{tag}: {self.prompts[i]}"],
+                        format=["mp4"],
                     )
                 elif name == "TensorBoardLogger":
                     logger.experiment.add_video(
