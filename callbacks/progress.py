@@ -42,8 +42,8 @@ def _batch_size(batch: Any) -> int | None:
 class PlainProgressBar(ProgressBar):
     """Training progress as plain lines, e.g. ``step 120/500 | loss 0.0132 | 2.41 it/s | elapsed 0:00:50 |
     ETA 0:02:38``, every ``every_n_steps`` optimizer steps or ``every_s`` seconds, whichever comes first, and
-    at the end. it/s is over the steps since the previous line (the last line: over the run); the ETA divides the steps left by the rate
-    since training started (the first step, which builds caches, excluded).
+    at the end. it/s is over the steps since the previous line (the last line: over the run); the ETA divides
+    the steps left by the rate since training started (the first step, which builds caches, excluded).
 
     Args:
         every_n_steps: a line every this many optimizer steps (0: by time only).

@@ -10,7 +10,8 @@ from unlearn.callbacks.progress import default_callbacks
 from unlearn.cli import main
 
 LINE = re.compile(
-    r"^step (\d+)/8 \| loss [0-9.e+-]+ \| [0-9.e+-]+ (it/s|s/it) \| elapsed \d+:\d\d:\d\d( \| ETA \d+:\d\d:\d\d| \| done)$"
+    r"^step (\d+)/8 \| loss [0-9.e+-]+ \| [0-9.e+-]+ (it/s|s/it) \| elapsed \d+:\d\d:\d\d"
+    r"( \| ETA \d+:\d\d:\d\d| \| done)$"
 )
 
 
