@@ -462,8 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     if debug:
         os.environ[DEBUG_ENV] = "1"  # processes that DDP starts from this command line print tracebacks too
-    # wandb must never block on a login prompt; offline unless the user says otherwise
-    os.environ.setdefault("WANDB_MODE", "offline")
+    # wandb keeps its own default (online) where it has credentials; without any it would stop at a login
+    # prompt: offline then, said in one line (unlearn/tracking.py)
+    from unlearn.tracking import offline_without_credentials
+
+    note = offline_without_credentials()
+    if note and args and args[0] in (*LIGHTNING_SUBCOMMANDS, "evaluate", "attack"):
+        print(note, file=sys.stderr)
     try:
         return _dispatch(args, argv is None)
     except KeyboardInterrupt:
