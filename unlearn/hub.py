@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn.evaluation.tables import markdown_table, results_markdown
+from unlearn.evaluation.to_loggers import scored_numbers
 from unlearn.methods.t2vunlearning.export import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -141,25 +142,6 @@ def _this_row(rows: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return others[0] if len(others) == 1 else None
 
 
-def _scored(node: dict[str, Any], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], float, dict[str, Any]]]:
-    """Every number of an evaluation row that carries a 95% interval: ``(key path, value, interval record)``."""
-    out = []
-    for key, rec in (node.get("intervals") or {}).items():
-        value = node.get(key)
-        if (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and isinstance(rec, dict)
-            and rec.get("low") is not None
-            and rec.get("high") is not None
-        ):
-            out.append(((*path, key), float(value), rec))
-    for key, value in node.items():
-        if key not in ("intervals", "esr_by_video", "outcome_intervals", "splits") and isinstance(value, dict):
-            out += _scored(value, (*path, str(key)))
-    return out
-
-
 def eval_results(metrics: dict[str, Any] | None) -> list[Any]:
     """The card's ``model-index``: one ``EvalResult`` per number of these adapters' row that has an interval,
     the interval in ``args`` (``ci95_low``/``ci95_high``, its method and sample size)."""
@@ -174,7 +156,7 @@ def eval_results(metrics: dict[str, Any] | None) -> list[Any]:
     dataset = str(metrics.get("prompt_suite") or suite.get("name") or "prompt suite")
     revision = metrics.get("prompt_suite_hash") or suite.get("sha256")
     results = []
-    for path, value, rec in _scored(row[1]):
+    for path, value, rec in scored_numbers(row[1]):
         key = path[-1]
         where = "/".join(path[:-1])
         args = {"ci95_low": float(rec["low"]), "ci95_high": float(rec["high"]), "confidence": 0.95}

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import UnknownBackboneError, build_backbone, check_pretrained
 from unlearn.checks import check_int
@@ -110,6 +111,9 @@ class EvaluationRunner:
         plots: write the PNG figures. grid_prompts: prompts (columns) in the frame grid.
         suite_options: more :func:`load_suite` arguments (``per_class``, ``labels``, ``per_label``, ``limit``...).
         progress: show progress bars.
+        logger: a Lightning logger (``lightning.pytorch.loggers.WandbLogger``, ``CSVLogger``, ...) that gets
+            every number with its 95% interval, the provenance, and on wandb the results table
+            (:func:`unlearn.evaluation.to_loggers.log_evaluation`); ``None``: the files only.
         allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
             ``run_status.json``); refused by default.
     """
@@ -146,6 +150,7 @@ class EvaluationRunner:
         suite_options: dict[str, Any] | None = None,
         progress: bool = False,
         allow_unfinished: bool = False,
+        logger: Logger | None = None,
         **metric_options: Any,
     ) -> None:
         check_sampling(
@@ -162,6 +167,7 @@ class EvaluationRunner:
         check_int("fps", fps, low=1)
         check_int("grid_prompts", grid_prompts, low=0)
         self.allow_unfinished = allow_unfinished
+        self.logger = logger
         self.out = Path(out_dir)
         self.suite_spec, self.method_args = suite, list(methods)
         self.backbone_arg = backbone
@@ -212,6 +218,10 @@ class EvaluationRunner:
         stats = self.generate()
         results, frames = self.evaluate(stats)
         self.write(results, frames)
+        if self.logger is not None:
+            from .to_loggers import log_evaluation
+
+            log_evaluation(self.logger, results)
         return results
 
     def prepare(self) -> None:
