@@ -17,6 +17,9 @@ Output folder::
     metrics.json, metrics.md      the ESR/PSR table of unlearn.evaluation.tables.write_metrics (one erased class)
     plots/*.png                   ESR/PSR bars, per-label nudity histogram, a methods × prompts frame grid
 
+    shards/<i>-of-<n>.json        what each ``shard="i/n"`` job generated (n jobs fill one folder; a run
+                                  without ``shard`` then scores every video into one table)
+
 Resuming: a killed run is started again with the same arguments; every video whose manifest matches (same
 prompt, seed, method files, backbone and sampling settings) is kept, the others are (re)generated. The result
 files are written last, each atomically, and only after every video of every row was read and checked, so a
@@ -34,9 +37,10 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,31 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def resolve_shard(shard: str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """``(i, n)`` of a ``shard`` value: ``"i/n"`` (0 <= i < n), ``"auto"`` (a SLURM job array:
+    ``SLURM_ARRAY_TASK_ID`` - ``SLURM_ARRAY_TASK_MIN`` of ``SLURM_ARRAY_TASK_COUNT``; else torchrun's or
+    Lightning's ``RANK`` of ``WORLD_SIZE``; ``None`` without either), or ``None``."""
+    if shard is None:
+        return None
+    environ = os.environ if environ is None else environ
+    text = str(shard).strip()
+    if text == "auto":
+        if environ.get("SLURM_ARRAY_TASK_ID") is not None and environ.get("SLURM_ARRAY_TASK_COUNT"):
+            first = int(environ.get("SLURM_ARRAY_TASK_MIN") or 0)
+            text = f"{int(environ['SLURM_ARRAY_TASK_ID']) - first}/{environ['SLURM_ARRAY_TASK_COUNT']}"
+        elif environ.get("WORLD_SIZE") and environ.get("RANK") is not None:
+            text = f"{environ['RANK']}/{environ['WORLD_SIZE']}"
+        else:
+            return None
+    m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
+    if not m or not 0 <= int(m[1]) < int(m[2]):
+        raise ValueError(
+            f"shard {shard!r} is not 'i/n' with 0 <= i < n (e.g. '0/4' for the first of four jobs) or 'auto' "
+            f"(read from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE; got {text!r})"
+        )
+    return int(m[1]), int(m[2])
+
+
 class EvaluationRunner:
     """Generate every prompt of ``suite`` with every method into ``out_dir`` (resumably), evaluate, write tables.
 
@@ -114,6 +143,12 @@ class EvaluationRunner:
         logger: a Lightning logger (``lightning.pytorch.loggers.WandbLogger``, ``CSVLogger``, ...) that gets
             every number with its 95% interval, the provenance, and on wandb the results table
             (:func:`unlearn.evaluation.to_loggers.log_evaluation`); ``None``: the files only.
+        shard: ``"i/n"``: generate only the i-th of n shares of the suite's prompts (prompt positions
+            ``i, i + n, ...``; 0-based) and stop before scoring: n jobs on n devices fill the same ``out_dir``,
+            each resumable. ``"auto"``: the share from the environment (a SLURM job array's
+            ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``, else torchrun's ``RANK``/``WORLD_SIZE``; one
+            share when neither is set). A run without ``shard`` afterwards generates nothing that a shard made
+            and scores every video: one table (:func:`resolve_shard`).
         allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
             ``run_status.json``); refused by default.
     """
@@ -151,6 +186,7 @@ class EvaluationRunner:
         progress: bool = False,
         allow_unfinished: bool = False,
         logger: Logger | None = None,
+        shard: str | None = None,
         **metric_options: Any,
     ) -> None:
         check_sampling(
@@ -168,6 +204,7 @@ class EvaluationRunner:
         check_int("grid_prompts", grid_prompts, low=0)
         self.allow_unfinished = allow_unfinished
         self.logger = logger
+        self.shard = resolve_shard(shard)
         self.out = Path(out_dir)
         self.suite_spec, self.method_args = suite, list(methods)
         self.backbone_arg = backbone
@@ -212,10 +249,17 @@ class EvaluationRunner:
 
     # ------------------------------------------------------------------ phases
     def run(self) -> dict[str, Any]:
-        """prepare → generate (resumable) → evaluate → write; returns the results dict."""
+        """prepare → generate (resumable) → evaluate → write; returns the results dict. With ``shard``:
+        prepare → generate this shard's videos; returns ``{"shard": [i, n], "rows": {row: counts}}``."""
         self.prepare()
         self.clear_results()
         stats = self.generate()
+        if self.shard is not None:
+            i, n = self.shard
+            done = {"shard": [i, n], "rows": stats}
+            (self.out / "shards").mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "shards" / f"{i}-of-{n}.json", json.dumps(done, indent=2, sort_keys=True))
+            return done
         results, frames = self.evaluate(stats)
         self.write(results, frames)
         if self.logger is not None:
@@ -290,10 +334,11 @@ class EvaluationRunner:
         stats = {}
         for spec in self.specs:
             t0 = time.perf_counter()
+            mine = list(self.suite)
+            if self.shard is not None:
+                mine = mine[self.shard[0] :: self.shard[1]]
             todo = [
-                it
-                for it in self.suite
-                if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
+                it for it in mine if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
             ]
             batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
             if batches:
@@ -330,9 +375,9 @@ class EvaluationRunner:
                     bar.close()
             stats[spec.name] = {
                 "dir": str(self.store.method_dir(spec.name)),
-                "videos": len(self.suite),
+                "videos": len(mine),
                 "generated": len(todo),
-                "reused": len(self.suite) - len(todo),
+                "reused": len(mine) - len(todo),
                 "seconds": round(time.perf_counter() - t0, 3),
             }
         return stats
@@ -611,6 +656,12 @@ def build_parser():
     p.add_argument("--device")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
+        "--shard",
+        help="'i/n': generate only the i-th of n shares of the prompts into --out, no scoring (n jobs, one "
+        "folder); 'auto': from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE. Then run once without --shard: "
+        "it scores every video into one table",
+    )
+    p.add_argument(
         "--allow-unfinished",
         action="store_true",
         help="use adapters/refusal folders of runs that failed or were interrupted (run_status.json)",
@@ -660,6 +711,7 @@ def runner_kwargs(a) -> dict[str, Any]:
         clip_model=a.clip_model,
         clip_pretrained=a.clip_pretrained,
         allow_unfinished=a.allow_unfinished,
+        shard=a.shard,
     )
 
 
@@ -673,6 +725,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, UnknownBackboneError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
+    if "shard" in results:
+        i, n = results["shard"]
+        made = sum(r["generated"] for r in results["rows"].values())
+        print(
+            f"shard {i}/{n}: {made} videos generated into {a.out}; score them all with the same command without --shard"
+        )
+        return 0
     print((Path(a.out) / "results.md").read_text())
     print(f"wrote {Path(a.out) / 'results.json'} ({len(results['rows'])} rows)")
     return 0
