@@ -31,6 +31,12 @@ def test_a_fit_writes_plain_lines_and_logs_lr_time_throughput(tmp_path, capsys):
     lr = [float(r["train/lr"]) for r in rows if r["train/lr"]]
     assert len(lr) == 8 and set(lr) == {1e-3}  # model.init_args.learning_rate, every logging step
     assert all(float(r["train/videos_per_s"]) > 0 for r in rows if r["train/videos_per_s"])
+    # the mask grid's PNG is labelled: attention sites per row, frames per column, threshold in the legend
+    from PIL import Image
+
+    png = Image.open(run / "masks" / "masks_epoch=1.png")
+    assert png.text["Rows"] == "transformer_blocks.0.attn1; transformer_blocks.1.attn1"
+    assert png.text["Columns"] == "3 latent frames" and "mask >= 0.5" in png.text["Legend"]
     # the telemetry of a step sits on the row of that step's losses
     steps = {r["step"] for r in rows if r["train/lr"]} & {r["step"] for r in rows if r["train/loss"]}
     assert len(steps) == 8
