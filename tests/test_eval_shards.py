@@ -33,6 +33,11 @@ def test_two_shards_then_a_merge_equal_one_run(tmp_path, suite_file, bb, clf, ad
     merged = runner(out, suite_file, bb, clf, methods).run()
     assert [r["generated"] for r in merged["videos"].values()] == [0, 0]  # every video came from the shards
     assert _rows(merged) == _rows(single)  # one table, the numbers of one run
+    # the header states the values used, the backbone's defaults included (not "default")
+    md = (out / "results.md").read_text()
+    assert "num_frames=4, height=16, width=16, num_inference_steps=2" in md and "=default" not in md
+    manifest = json.loads((out / "videos" / "original" / "1.json").read_text())
+    assert manifest["sampling"] == {k: merged["sampling"][k] for k in manifest["sampling"]}
 
 
 @pytest.mark.parametrize(

@@ -367,6 +367,7 @@ class EvaluationRunner:
                                 "seed": it.seed,
                                 "label": it.label,
                                 "backbone": self.backbone_identity(),
+                                "sampling": self.effective_sampling(),
                             },
                         )
                         if bar is not None:
@@ -381,6 +382,23 @@ class EvaluationRunner:
                 "seconds": round(time.perf_counter() - t0, 3),
             }
         return stats
+
+    def effective_sampling(self) -> dict[str, Any]:
+        """The sampling settings the videos are made with: the given ones, the backbone's defaults for the
+        others (``None`` before the backbone is loaded)."""
+        defaults = getattr(self.backbone, "defaults", None)
+        return {k: v if v is not None else getattr(defaults, k, None) for k, v in self.sampling.items()}
+
+    def resolved_sampling(self) -> dict[str, Any]:
+        """:meth:`effective_sampling`, or, when every video was reused and the backbone never loaded, the
+        settings recorded in the first video's manifest."""
+        effective = self.effective_sampling()
+        if all(v is not None for v in effective.values()) or not self.specs or self.suite is None:
+            return effective
+        first = next(iter(self.suite), None)
+        manifest = self.store.manifest(self.specs[0].name, first.index) if first is not None else None
+        recorded = (manifest or {}).get("sampling") or {}
+        return {k: v if v is not None else recorded.get(k) for k, v in effective.items()}
 
     def method_metrics(self, spec: MethodSpec) -> MethodMetrics:
         """The row's metrics: a row that erased one of several classes/identities reports only its own."""
@@ -444,7 +462,9 @@ class EvaluationRunner:
             "concept": self.concept,
             "backbone": bb_info,
             "suite": self.suite.describe(),
-            "sampling": self.sampling,
+            # the settings used: the backbone's defaults where none was given (results.md shows the values)
+            "sampling": self.resolved_sampling(),
+            "sampling_given": self.sampling,
             # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
             "methods": {
                 s.name: (self.generator.describe(s.name) if self.generator is not None else s.describe(self.concept))
