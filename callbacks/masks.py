@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from unlearn.checks import check_range
+from unlearn.evaluation.plots import _figure
 from unlearn.io import atomic_path
 from unlearn.methods.t2vunlearning import batch_embedding, concept_mask
 
@@ -116,7 +117,6 @@ def _labelled_grid(
 ) -> Path:
     """The grid as a PNG with the layers' site names beside their rows, the frame numbers above the columns, a
     title and a legend; the labels are also in the PNG's text chunks (``Rows``, ``Columns``, ``Legend``)."""
-    from unlearn.evaluation.plots import _figure
 
     dpi, left, top, bottom = 100, 260, 60, 40
     tile = (rows[0].shape[1] - frames) // (2 * frames) if frames else 1  # columns per tile (map, mask, gap)
@@ -144,8 +144,6 @@ def _labelled_grid(
         "Columns": f"{frames} latent frames",
         "Legend": legend,
     }
-    from unlearn.io import atomic_path as _atomic
-
-    with _atomic(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=meta)
     return path

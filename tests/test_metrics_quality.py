@@ -103,7 +103,7 @@ def test_subject_consistency_equals_vbench_on_a_dino_folder(tmp_path):
     sim, cnt, per_video = 0.0, 0, []
     for video in videos:
         images = transform(video.permute(0, 3, 1, 2))
-        video_sim = 0.0
+        video_sim, first, former = 0.0, None, None
         for i in range(len(images)):
             with torch.no_grad():
                 out = model(pixel_values=images[i].unsqueeze(0), interpolate_pos_encoding=True)

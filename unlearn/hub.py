@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from unlearn.backbones import UnknownBackboneError, backbone_class
 from unlearn.evaluation.tables import markdown_table, results_markdown
 from unlearn.evaluation.to_loggers import scored_numbers
 from unlearn.methods.t2vunlearning.export import (
@@ -291,8 +292,6 @@ def card_contents(
     ``model-index`` with the erasure and preservation results and their 95% intervals; then what was erased from
     which model with which settings, the samples, the evaluation, and how to load the adapters."""
     from huggingface_hub import ModelCard, ModelCardData
-
-    from unlearn.backbones import UnknownBackboneError, backbone_class
 
     config = read_adapter_config(adapters_dir)
     backbone = str(config["backbone"])

@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import build_backbone
 from unlearn.evaluation import MethodGenerator, load_suite, parse_methods
+from unlearn.evaluation.to_loggers import log_attacks
 from unlearn.io import atomic_write_text
 
 from .base import Attack, AttackContext, ConceptJudge, NoAttack, Try, asr_record, save_tensors
@@ -260,8 +261,6 @@ class AttackRun:
         atomic_write_text(self.output_dir / "results.json", json.dumps(doc, indent=2, default=_jsonable))
         atomic_write_text(self.output_dir / "results.md", results_markdown(doc))
         if self.logger is not None:
-            from unlearn.evaluation.to_loggers import log_attacks
-
             log_attacks(self.logger, json.loads(json.dumps(doc, default=_jsonable)))
         return doc
 

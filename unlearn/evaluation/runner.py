@@ -58,6 +58,7 @@ from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
 from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
+from .to_loggers import log_evaluation
 
 RESULTS_FORMAT = "t2v-unlearn-results/1"
 RESULT_FILES = ("results.json", "results.md", "metrics.json", "metrics.md")
@@ -263,8 +264,6 @@ class EvaluationRunner:
         results, frames = self.evaluate(stats)
         self.write(results, frames)
         if self.logger is not None:
-            from .to_loggers import log_evaluation
-
             log_evaluation(self.logger, results)
         return results
 
