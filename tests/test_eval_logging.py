@@ -3,6 +3,7 @@ EvaluationRunner / AttackRun): every number with its 95% interval, the provenanc
 
 import csv
 import json
+import time
 
 import yaml
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -41,13 +42,16 @@ def test_the_runner_logs_a_wandb_table(tmp_path, suite_file, bb, clf):  # noqa: 
 
     logger = WandbLogger(project="t2v-unlearn-test", save_dir=str(tmp_path), offline=True)
     res = runner(tmp_path / "out", suite_file, bb, clf, ["original"], logger=logger).run()
-    wandb.teardown()  # every run flushed and closed, as at the end of the process
+    wandb.finish()  # (not wandb.teardown(): wandb could not start again in this process)
     run = next((tmp_path / "wandb").glob("offline-run-*"))
-    history = {}
-    for rec in wandb_records(next(run.glob("run-*.wandb"))):
-        if rec.WhichOneof("record_type") == "history":
-            for item in rec.history.item:
-                history.setdefault(item.key or "/".join(item.nested_key), json.loads(item.value_json))
+    history: dict = {}
+    deadline = time.monotonic() + 60
+    while "eval/table/_type" not in history and time.monotonic() < deadline:  # the service writes the file
+        time.sleep(0.5)
+        for rec in wandb_records(next(run.glob("run-*.wandb"))):
+            if rec.WhichOneof("record_type") == "history":
+                for item in rec.history.item:
+                    history.setdefault(item.key or "/".join(item.nested_key), json.loads(item.value_json))
     assert history["eval/table/_type"] == "table-file"
     table = json.loads((run / "files" / history["eval/table/path"]).read_text())
     assert table["columns"] == ["row", "metric", "value", "95% low", "95% high", "n", "interval"]
