@@ -300,7 +300,7 @@ class EvaluationModule(pl.LightningModule):
                 self._save(name, batch, videos)
 
     def _save(self, name: str, batch: dict[str, Any], videos: torch.Tensor) -> None:
-        store = VideoStore(self.output_dir(), labels=dict(zip(batch["index"].tolist(), batch["label"])))
+        store = VideoStore(self.output_dir(), labels=dict(zip(batch["index"].tolist(), batch["label"], strict=True)))
         spec = self.generator.specs[name]
         hp = self.hparams
         ident = {

@@ -5,9 +5,9 @@
 * Table 3 — faces: ID similarity on the erased identity (lower is better) and on the preserved ones (higher).
 * Table 6 — benign content: CLIPScore and subject consistency per method.
 * ``metrics.json`` + ``metrics.md`` — the ESR/PSR table of one erased class (:func:`write_metrics`), written by
-  the evaluation callback, the runner (its page: :func:`results_markdown`) and the Lightning test loop alike: one table per split of the suite (the
-  toy world's in-grammar and out-of-grammar prompts), what the erased class's prompts drew instead, and the
-  classes that lost most.
+  the evaluation callback, the runner (its page: :func:`results_markdown`) and the Lightning test loop alike:
+  one table per split of the suite (the toy world's in-grammar and out-of-grammar prompts), what the erased
+  class's prompts drew instead, and the classes that lost most.
 
 Every number is shown with its 95% interval in brackets where the row carries one (``intervals``), and the
 sample sizes are stated above each table (``docs/evaluation.md`` lists which interval each number carries).
