@@ -174,6 +174,13 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     assert (out / "plots" / "frames.png").is_file()
 
 
+def test_video_names_are_the_fit_callbacks():
+    """``unlearn evaluate`` and the ErasureEvaluation callback of ``unlearn fit`` name videos the same way."""
+    assert video_stem("t2vunlearning", 0, "red ring") == "t2vunlearning_0_red_ring"  # the callback's naming
+    assert video_stem("original", 12, "AC/DC: live") == "original_12_AC_DC_live"  # no folder, no odd characters
+    assert video_stem("negprompt", 3, None) == video_stem("negprompt", 3, "") == "negprompt_3"  # unlabelled prompt
+
+
 def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_file, bb, clf, monkeypatch):
     out = tmp_path / "out"
     real = MethodGenerator.generate
