@@ -536,3 +536,20 @@ def test_suites_toyworld_hash_and_filters():
     assert sorted(it.label for it in golf) == ["church", "church", "golf ball", "golf ball"]
     assert [it.index for it in golf] == [0, 1, 2, 3]
     assert load_suite(["a", "b"], seed=10).items[1].seed == 11
+
+
+def test_the_hub_card_reads_the_runners_metrics_json_like_the_callbacks(tmp_path, suite_file, bb, clf, adapters):
+    """`unlearn push --metrics DIR/metrics.json` after `unlearn evaluate`: model-index from the adapters' row with
+    its intervals (as for fit's eval/metrics.json) and the runner's page in the card."""
+    from unlearn.hub import _evaluation_section, eval_results
+
+    out = tmp_path / "eval"
+    res = runner(out, suite_file, bb, clf, ["original", f"t2vunlearning={adapters}"]).run()
+    found = {r.metric_type: r for r in eval_results(json.loads((out / "metrics.json").read_text()))}
+    row = res["rows"]["t2vunlearning"]
+    assert {"esr@1", "esr@5", "psr@1", "psr@5"} <= set(found)
+    assert found["esr@1"].metric_value == round(row["esr@1"], 4)
+    assert found["esr@1"].metric_args["ci95_low"] == row["intervals"]["esr@1"]["low"]
+    assert found["esr@1"].dataset_revision == res["prompt_suite_hash"]
+    section = _evaluation_section(res, str(out / "metrics.json"))
+    assert "### Erasure of red ring (ESR/PSR, %)" in section and "| t2vunlearning |" in section
