@@ -472,7 +472,7 @@ class EvaluationRunner:
             "concept": self.concept,
             "backbone": bb_info,
             "suite": self.suite.describe(),
-            # the settings used: the backbone's defaults where none was given (results.md shows the values)
+            # the settings used: the backbone's defaults where none was given (metrics.md shows the values)
             "sampling": self.resolved_sampling(),
             "sampling_given": self.sampling,
             # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
