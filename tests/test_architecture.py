@@ -55,7 +55,6 @@ ALLOWED = {
         "unlearn.toyworld",
         "unlearn.methods.weight_edits",
     },
-    "unlearn.methods.videoeraser": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
     "unlearn.methods.baselines": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
     "unlearn.methods": set(),  # the package docstring only
     "unlearn.evaluation": {
@@ -71,7 +70,6 @@ ALLOWED = {
         "unlearn.methods.weight_edits",
         "unlearn.methods.uce",
         "unlearn.methods.esd",
-        "unlearn.methods.videoeraser",
     },
     "unlearn.attacks": {
         "unlearn.backbones",
@@ -86,7 +84,6 @@ ALLOWED = {
         "unlearn.methods.weight_edits",
         "unlearn.methods.uce",
         "unlearn.methods.esd",
-        "unlearn.methods.videoeraser",
         "unlearn.evaluation",
     },
     # publishing adapters with a model card that shows their evaluation
@@ -110,7 +107,6 @@ ALLOWED = {
         "unlearn.methods.weight_edits",
         "unlearn.methods.uce",
         "unlearn.methods.esd",
-        "unlearn.methods.videoeraser",
         "unlearn.evaluation",
         "unlearn.attacks",
     },
