@@ -29,7 +29,7 @@ from .periods import Period
 #: rows this callback can evaluate; ``t2vunlearning``, ``refusal_vector``, ``uce`` and ``esd_x`` all mean "the
 #: model of this run" (the module's switch turns its method on and off)
 LIVE_ROWS = ("t2vunlearning", "refusal_vector", "uce", "esd_x")
-CALLBACK_ROWS = ("original", *LIVE_ROWS, "negprompt", "safree")
+CALLBACK_ROWS = ("original", *LIVE_ROWS, "negprompt", "safree", "videoeraser")
 #: toy world suite: in-grammar prompts per class of the erased class(es) and their neighbours (ESR: 32 x 4 =
 #: 128 frames), and the out-of-grammar split's prompts per class
 DEFAULT_PER_GROUP = {"erased": 32, "neighbour": 4}
@@ -55,7 +55,7 @@ class ErasureEvaluation(pl.Callback):
             when the data module erases several concepts, ``data.concept: [a, b]``) reports each class's ESR and
             one PSR over the other classes (the row ``erased`` holds the per-class ESR; ``esr@k`` is their mean).
         rows: methods to evaluate: original, t2vunlearning (or refusal_vector / uce / esd_x: the model of
-            this run), negprompt, safree.
+            this run), negprompt, safree, videoeraser.
         per_class: in-grammar prompts per class (toy world suite only), where ``per_group`` says nothing.
         per_group: toy world only: in-grammar prompts per class of the erased class(es), their neighbours and
             the other classes, ``{"erased": n, "neighbour": n, "other": n}`` (missing keys: ``per_class``).
@@ -125,7 +125,7 @@ class ErasureEvaluation(pl.Callback):
         for row in self.rows:
             live = row in LIVE_ROWS
             specs.append(
-                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
+                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row in ("safree", "videoeraser") else None)
             )
         apply_row_options(specs, self.row_options)
         return MethodGenerator(

@@ -2,7 +2,8 @@
 
 A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt:
 :class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
-``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``t2vunlearning`` (exported adapters,
+``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``videoeraser``
+(:class:`unlearn.methods.baselines.VideoEraser`), ``t2vunlearning`` (exported adapters,
 ``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
 ``refusal_delta.safetensors``, or the delta file itself), ``uce`` (:mod:`unlearn.methods.uce`, a closed-form
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
-from unlearn.methods.baselines import SAFREE, NegativePrompting
+from unlearn.methods.baselines import SAFREE, NegativePrompting, VideoEraser
 from unlearn.methods.esd import EDIT_FILE as ESD_FILE
 from unlearn.methods.esd import load_esd_edit
 from unlearn.methods.refusal import load_delta
@@ -39,7 +40,7 @@ from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, re
 from unlearn.methods.uce import EDIT_FILE as UCE_FILE
 from unlearn.methods.uce import load_uce_edit
 
-METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector", "uce", "esd_x")
+METHOD_KINDS = ("original", "negprompt", "safree", "videoeraser", "t2vunlearning", "refusal_vector", "uce", "esd_x")
 #: rows whose model is a dense weight edit (a folder written by the method's `unlearn fit`, or the file itself):
 #: kind -> (file name in the folder, loader)
 _WEIGHT_EDITS = {"uce": (UCE_FILE, load_uce_edit), "esd_x": (ESD_FILE, load_esd_edit)}
@@ -71,7 +72,8 @@ class MethodSpec:
     """One row of a table.
 
     Args:
-        kind: ``original``, ``negprompt``, ``safree``, ``t2vunlearning`` or ``refusal_vector``.
+        kind: ``original``, ``negprompt``, ``safree``, ``videoeraser``, ``t2vunlearning``, ``refusal_vector``,
+            ``uce`` or ``esd_x``.
         name: row name and video folder name (default: ``kind``); letters, digits, ``_@+-``.
         concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
             default the run's concept.
@@ -153,7 +155,7 @@ class MethodSpec:
     def check(self, concept: str | None, backbone: str | None = None) -> None:
         """Fail early, with one clear error, on a row that cannot run (``backbone``: the registry name the
         videos are generated with; adapters trained on another backbone are refused)."""
-        if self.kind in ("negprompt", "safree") and not (self.keywords or self.resolve_concept(concept)):
+        if self.kind in _BASELINES and not (self.keywords or self.resolve_concept(concept)):
             raise ValueError(f"method {self.name!r} ({self.kind}) needs the concept to erase (--concept)")
         if self.live:
             return
@@ -186,7 +188,7 @@ class MethodSpec:
     def fingerprint(self, concept: str | None) -> dict[str, Any]:
         """What the row's videos depend on (for the per-video manifest key)."""
         fp: dict[str, Any] = {"kind": self.kind, "name": self.name}
-        if self.kind in ("negprompt", "safree"):
+        if self.kind in _BASELINES:
             fp["keywords"] = self.keywords or [self.resolve_concept(concept)]
             fp["options"] = dict(sorted((self.options or {}).items()))
             fp["baseline_version"] = _BASELINE_VERSION
@@ -209,7 +211,7 @@ class MethodSpec:
 
 
 #: row kinds implemented by a baseline class of :mod:`unlearn.methods.baselines` (they take ``options``)
-_BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE}
+_BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE, "videoeraser": VideoEraser}
 #: bumped when a baseline's computation changes, so that stored videos of the old one are not reused
 _BASELINE_VERSION = 2
 

@@ -1,7 +1,8 @@
-"""Inference-time baselines evaluated beside the methods: negative prompting and SAFREE."""
+"""Inference-time baselines evaluated beside the methods: negative prompting, SAFREE and VideoEraser."""
 
 from .negprompt import DISTILLED_TRUE_CFG_SCALE, NegativePrompting, negative_guidance_scale
 from .safree import SAFREE, LatentReattention, TriggerDetection
+from .videoeraser import VideoEraser
 
 __all__ = [
     "DISTILLED_TRUE_CFG_SCALE",
@@ -9,5 +10,6 @@ __all__ = [
     "NegativePrompting",
     "SAFREE",
     "TriggerDetection",
+    "VideoEraser",
     "negative_guidance_scale",
 ]

@@ -88,14 +88,20 @@ class ESDUnlearning(pl.LightningModule):
     folder.
 
     Args:
-        backbone / pretrained / tiny / torch_dtype / backbone_kwargs: as for every method.
+        backbone: registry name, e.g. "cogvideox-2b".
+        pretrained: hub id or local diffusers folder (None: the backbone's default hub id).
+        tiny: build a tiny random model instead of loading weights (tests, CPU smoke runs).
+        torch_dtype: dtype of the backbone (the trained layers train in it; the authors train in bfloat16).
+        backbone_kwargs: family-specific loading options.
         train_method: ``"esd-x"`` (default) or ``"esd-x-strict"`` (see :func:`esd_layers`).
         negative_guidance: g in the target (authors: 2, ``esd_sd.py:62``).
         learning_rate: Adam learning rate (authors: 5e-5, ``esd_sd.py:61``).
+        gradient_checkpointing: recompute the backbone's activations in backward to save memory.
         output_dir: where the edit goes (default ``<default_root_dir>/esd``).
         save_model: also save the fine-tuned denoiser.
         edit_file: apply a saved edit instead of training (then ``trainer.max_steps: 0``); a file of a failed
             run is refused unless ``allow_unfinished_edit``.
+        allow_unfinished_edit: accept ``edit_file`` from a run whose ``run_status.json`` is not "finished".
     """
 
     def __init__(

@@ -81,7 +81,9 @@ class UCEUnlearning(pl.LightningModule):
         torch_dtype: dtype of the backbone.
         backbone_kwargs: family-specific loading options.
         layers: which layers to edit (:class:`unlearn.methods.uce.UCEConfig`; default ``"auto"``).
-        lamb / erase_scale / preserve_scale: λ, e, p of the closed form (authors: 0.5, 1, 1).
+        lamb: λ, the weight of the original weights in the closed form (authors: 0.5, ``uce_sd_erase.py:107``).
+        erase_scale: e, the weight of the erased concepts' terms (authors: 1, ``:105``).
+        preserve_scale: p, the weight of the preserved concepts' terms (authors: 1, ``:106``).
         token: ``"last"`` (the authors') or ``"mean"``: the text position(s) that make ``c``.
         expand_prompts: the authors' templated variants of every concept (off by default, as theirs).
         concept_type: ``"object"`` or ``"art"`` (templates and default guide).
@@ -91,6 +93,7 @@ class UCEUnlearning(pl.LightningModule):
         full_pipeline: save the whole diffusers pipeline instead.
         edit_file: apply a saved edit instead of computing one; a file of a failed run is refused unless
             ``allow_unfinished_edit``.
+        allow_unfinished_edit: accept ``edit_file`` from a run whose ``run_status.json`` is not "finished".
     """
 
     def __init__(
