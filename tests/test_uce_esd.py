@@ -106,15 +106,20 @@ def test_uce_layers_and_tokens_follow_the_authors():
         apply_uce_edit(zs, ["a", "b"], guide_concepts=["x", "y", "z"])
 
 
-def test_uce_attaches_to_a_stock_pipeline():
-    toy = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32")
-    edit = apply_uce_edit(toy, CONCEPT)
-    edited = _weights(toy, edit.layers)
-    edit.restore(toy)
-    pipe = toy.as_pipeline()
-    edit.apply_to(pipe)
+def test_uce_attaches_to_a_stock_pipeline(tmp_path):
+    """The saved edit applies to a stock diffusers CogVideoXPipeline's transformer (digests checked) and undoes."""
+    bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
+    edit = apply_uce_edit(bb, CONCEPT)
+    edited = _weights(bb, edit.layers)
+    edit.restore(bb)
+    edit.save(tmp_path / "uce_edit.safetensors")
+    pipe = bb.as_pipeline()
+    assert type(pipe).__name__ == "CogVideoXPipeline"
+    stock = {n: get_linear(n, pipe.transformer, None).weight.detach().clone() for n in edit.layers}
+    loaded = load_uce_edit(str(tmp_path)).apply_to(pipe, keep_originals=True)
     assert all(torch.equal(get_linear(n, pipe.transformer, None).weight, w) for n, w in edited.items())
-    edit.restore(pipe) if edit.originals else None
+    loaded.restore(pipe)
+    assert all(torch.equal(get_linear(n, pipe.transformer, None).weight, w) for n, w in stock.items())
 
 
 def test_uce_lightning_fit_exports_and_reloads(tmp_path):
