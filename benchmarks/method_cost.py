@@ -56,9 +56,11 @@ def uce_layers_full(name: str, full) -> list[str]:
         pattern = [p if not p.isdigit() else None for p in parts]
         for f in full_names:
             fp = f.split(".")
-            if len(fp) == len(parts) and all(q is None and x.isdigit() or q == x for q, x in zip(pattern, fp, strict=True)):
-                if f not in out:
-                    out.append(f)
+            same = len(fp) == len(parts) and all(
+                (q is None and x.isdigit()) or q == x for q, x in zip(pattern, fp, strict=True)
+            )
+            if same and f not in out:
+                out.append(f)
     return out
 
 
@@ -86,7 +88,9 @@ def videoeraser_forwards(name: str) -> tuple[float, float]:
     seen: list[int] = []
     bb.denoiser.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["hidden_states"].shape[0]), with_kwargs=True)
     steps = 3
-    VideoEraser(bb, ["a golf ball"]).sample(["a golf ball on grass"], [0], num_inference_steps=steps, guidance_scale=6.0)
+    VideoEraser(bb, ["a golf ball"]).sample(
+        ["a golf ball on grass"], [0], num_inference_steps=steps, guidance_scale=6.0
+    )
     ve = sum(seen) / steps
     seen.clear()
     bb.sample(["a golf ball on grass"], [0], num_inference_steps=steps, guidance_scale=6.0)
@@ -139,8 +143,8 @@ def markdown(rows: list[dict], mfu: float) -> str:
             f"{r['uce_params_m']:.1f} M, {r['uce_file_mib_bf16']:.0f} MiB | {r['uce_solve_s_h100'] * 1e3:.2f} ms | "
             f"{r['esd_trainable_m']:.0f} M, +{r['esd_extra_gib']:.1f} GiB | {r['esd_step_tflop']:.0f} vs "
             f"{r['t2v_step_tflop']:.0f} TFLOP ({r['esd_step_s_h100']:.2f} s) | {r['esd_train_min_h100']:.1f} min | "
-            f"{r['ve_forwards_per_step']:.0f} vs {r['cfg_forwards_per_step']:.0f} | +{r['ve_video_extra_s_h100']:.0f} s "
-            f"(of {r['video_s_h100']:.0f} s) |"
+            f"{r['ve_forwards_per_step']:.0f} vs {r['cfg_forwards_per_step']:.0f} | "
+            f"+{r['ve_video_extra_s_h100']:.0f} s (of {r['video_s_h100']:.0f} s) |"
         )
     return "\n".join(lines)
 
