@@ -90,6 +90,24 @@ def test_uce_on_every_backbone(name, tmp_path):
     assert torch.equal(_predict(bb, PROMPTS), before)
 
 
+def test_uce_maps_the_concepts_output_onto_the_guides_bias_included():
+    """On a layer with a bias (CogVideoX's text_proj), with λ → 0 the edited layer's output at the concept's last
+    token equals the original layer's output at the guide's token."""
+    from unlearn.methods.weight_edits import collect_token_activations
+
+    toy = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32")
+    layer = "patch_embed.text_proj"
+    acts = collect_token_activations(toy, [CONCEPT, ""], [layer], record="input")[layer].double()
+    c_e, c_g = acts[0, last_token_index(toy, CONCEPT)], acts[1, 0]
+    mod = get_linear(layer, toy.denoiser, None)
+    assert mod.bias is not None
+    w, b = mod.weight.detach().double().clone(), mod.bias.detach().double().clone()
+    edit = apply_uce_edit(toy, CONCEPT, lamb=1e-8)
+    w2 = mod.weight.detach().double()
+    torch.testing.assert_close(w2 @ c_e + b, w @ c_g + b, rtol=1e-3, atol=1e-3)
+    edit.restore(toy)
+
+
 def test_uce_layers_and_tokens_follow_the_authors():
     toy = get_bundle("toy-cogvideox").bb
     edit = apply_uce_edit(toy, CONCEPT)
@@ -194,6 +212,34 @@ def test_esd_trains_the_attention_projections_and_switches_exactly(tmp_path):
     assert torch.equal(_predict(fresh, PROMPTS), after)
     edit.restore(fresh)
     assert torch.equal(_predict(fresh, PROMPTS), before)
+
+
+@pytest.mark.parametrize("name", available_backbones())
+def test_esd_step_on_every_backbone(name, tmp_path):
+    """One real ESD training step on each tiny backbone: the trained model differs, the switch off is the original
+    bit for bit, the exported file on a fresh model is the trained one bit for bit."""
+    module = ESDUnlearning(backbone=name, tiny=True, torch_dtype="float32", learning_rate=1e-2)
+    bb = module.backbone
+    before = _predict(bb, PROMPTS)
+    d = bb.defaults
+    x = torch.randn((1, *bb.latent_shape(d.num_frames, d.height, d.width)), generator=torch.Generator().manual_seed(1))
+    ts = bb.timesteps_for(d.num_inference_steps)[1].reshape(1)
+    cond = bb.encode_prompts(PROMPTS[:1])
+    with torch.no_grad(), module.controller.disabled():
+        target = -bb.predict(x, ts, cond)  # any target away from the prediction
+    opt = module.configure_optimizers()
+    module.training_step({"x_t": x, "timesteps": ts, "target": target, **cond.to_dict("cond.")}, 0).backward()
+    opt.step()
+    after = _predict(bb, PROMPTS)
+    assert (after - before).abs().max() > 1e-6
+    with module.controller.disabled():
+        assert torch.equal(_predict(bb, PROMPTS), before)
+    assert torch.equal(_predict(bb, PROMPTS), after)
+    module.export(tmp_path)
+    fresh = build_backbone(name, tiny=True, torch_dtype="float32")
+    assert torch.equal(_predict(fresh, PROMPTS), before)
+    load_esd_edit(str(tmp_path)).apply_to(fresh)  # digests: computed on these very weights
+    assert torch.equal(_predict(fresh, PROMPTS), after)
 
 
 # ---------------------------------------------------------------------------------------------------- rows

@@ -62,6 +62,28 @@ def test_spea_acts_on_the_concept_branch_only():
     assert set(torch.nonzero(changed).flatten().tolist()) <= set(det.flagged)
 
 
+def test_spea_uses_the_adjusted_branch_for_the_first_13_of_50_steps(monkeypatch):
+    toy = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32")
+    ve = VideoEraser(toy, [CONCEPT])
+    prompt = "a red ring moves left"
+    concept = toy.encode_prompts([CONCEPT]).hidden_states
+    adjusted = ve.safree.project_embedding(toy.encode_prompts([CONCEPT]), [prompt])[0].hidden_states
+    assert ve.safree.last_detections[0].flagged and not torch.equal(adjusted, concept)
+    branches = []
+    real = toy.predict
+
+    def spy(x, t, cond):
+        branches.append(cond.hidden_states[2:3].clone())  # [negative prompt, prompt, concept branch]
+        return real(x, t, cond)
+
+    monkeypatch.setattr(toy, "predict", spy)
+    ve.sample([prompt], [0], num_inference_steps=10, guidance_scale=6.0)
+    cut = round(13 / 50 * 10)  # cogvideox_pipeline.py:851: steps 0..12 of 50
+    assert len(branches) == 10
+    assert all(torch.equal(b, adjusted) for b in branches[:cut])
+    assert all(torch.equal(b, concept) for b in branches[cut:])
+
+
 def test_videoeraser_row():
     toy = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32")
     specs = [MethodSpec("original"), MethodSpec("videoeraser", options={"concept_guidance_scale": 100.0})]
