@@ -143,7 +143,8 @@ class EvaluationModule(pl.LightningModule):
         adapters: adapters folder of a bare ``t2vunlearning`` row.
         refusal: refusal-vector folder of a bare ``refusal_vector`` row.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
-        safree_keywords: SAFREE's concept keywords (default ``[concept]``).
+        safree_keywords: SAFREE's concept keywords (default: the authors' list of the concept where they give
+            one, else ``[concept]``).
         row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
             ``{negprompt: {guidance_scale: 6.0}, safree: {schedule: self_validating}}``.
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs

@@ -33,6 +33,7 @@ from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting, VideoEraser
+from unlearn.methods.baselines.keywords import safree_keywords
 from unlearn.methods.esd import EDIT_FILE as ESD_FILE
 from unlearn.methods.esd import load_esd_edit
 from unlearn.methods.refusal import load_delta
@@ -77,7 +78,8 @@ class MethodSpec:
         name: row name and video folder name (default: ``kind``); letters, digits, ``_@+-``.
         concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
             default the run's concept.
-        keywords: negative-prompt / SAFREE keywords (default ``[concept]``).
+        keywords: negative-prompt / SAFREE keywords (default: negprompt ``[concept]``; SAFREE the authors' list
+            of the concept where they give one, e.g. six for nudity, else ``[concept]``).
         adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``.
         refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
         edit: ``uce`` / ``esd_x``: folder written by the method's ``unlearn fit`` (``uce_edit.safetensors`` /
@@ -189,7 +191,8 @@ class MethodSpec:
         """What the row's videos depend on (for the per-video manifest key)."""
         fp: dict[str, Any] = {"kind": self.kind, "name": self.name}
         if self.kind in _BASELINES:
-            fp["keywords"] = self.keywords or [self.resolve_concept(concept)]
+            concept = self.resolve_concept(concept)
+            fp["keywords"] = self.keywords or (safree_keywords(concept) if self.kind == "safree" else [concept])
             fp["options"] = dict(sorted((self.options or {}).items()))
             fp["baseline_version"] = _BASELINE_VERSION
         if self.live:
@@ -213,7 +216,7 @@ class MethodSpec:
 #: row kinds implemented by a baseline class of :mod:`unlearn.methods.baselines` (they take ``options``)
 _BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE, "videoeraser": VideoEraser}
 #: bumped when a baseline's computation changes, so that stored videos of the old one are not reused
-_BASELINE_VERSION = 2
+_BASELINE_VERSION = 3
 
 
 def parse_methods(
@@ -302,8 +305,14 @@ class MethodGenerator(nn.Module):
                 self.baseline(m.name)  # bad options fail here, before any video is made
 
     def keywords(self, method: str) -> list[str]:
+        """The row's keywords: its own, else SAFREE's per-concept default (the authors' list where they give
+        one, :func:`~unlearn.methods.baselines.keywords.safree_keywords`), else the concept (negprompt:
+        the T2VUnlearning authors' negative prompt is the concept's name, test_hunyuan_negprompt.py:90)."""
         spec = self.specs[method]
-        return list(spec.keywords or [spec.resolve_concept(self.concept)])
+        if spec.keywords:
+            return list(spec.keywords)
+        concept = spec.resolve_concept(self.concept)
+        return safree_keywords(concept) if spec.kind == "safree" else [concept]
 
     def baseline(self, method: str) -> Any:
         """The :class:`NegativePrompting` / :class:`SAFREE` object of a baseline row (built once)."""

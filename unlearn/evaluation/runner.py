@@ -101,8 +101,8 @@ class EvaluationRunner:
         adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
         row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
             ``{"negprompt": {"guidance_scale": 6.0}}``; recorded in results.
-        safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
-            uses the concept and its synonyms).
+        safree_keywords: SAFREE's concept keywords (default: the authors' list of the concept, else ``[concept]``;
+            the toy world's evaluation callback uses the concept and its synonyms).
         num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
         batch_size: videos generated together; eval_batch_size: videos scored together.
         store_frames: also keep exact frames and score those (default: score the mp4 files, as published).
