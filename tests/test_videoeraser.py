@@ -62,7 +62,7 @@ def test_spea_acts_on_the_concept_branch_only():
     assert set(torch.nonzero(changed).flatten().tolist()) <= set(det.flagged)
 
 
-def test_spea_uses_the_adjusted_branch_for_the_first_13_of_50_steps(monkeypatch):
+def test_spea_uses_the_adjusted_branch_for_the_first_13_steps(monkeypatch):
     toy = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32")
     ve = VideoEraser(toy, [CONCEPT])
     prompt = "a red ring moves left"
@@ -77,9 +77,9 @@ def test_spea_uses_the_adjusted_branch_for_the_first_13_of_50_steps(monkeypatch)
         return real(x, t, cond)
 
     monkeypatch.setattr(toy, "predict", spy)
-    ve.sample([prompt], [0], num_inference_steps=10, guidance_scale=6.0)
-    cut = round(13 / 50 * 10)  # cogvideox_pipeline.py:851: steps 0..12 of 50
-    assert len(branches) == 10
+    ve.sample([prompt], [0], num_inference_steps=16, guidance_scale=6.0)
+    cut = 13  # cogvideox_pipeline.py:851: steps 0..12
+    assert len(branches) == 16
     assert all(torch.equal(b, adjusted) for b in branches[:cut])
     assert all(torch.equal(b, concept) for b in branches[cut:])
 

@@ -7,7 +7,7 @@ the prompt, and the *concept branch* (the concepts' encoding, ``:771-788``). Two
 - **Selective prompt-embedding adjustment (SPEA)** (``:762-794``, ``mask_to_onp`` ``:136-189``): SAFREE's trigger
   detection on the prompt (each real token masked in turn; a token whose masked prompt lies ``≥ (1 + α)`` times
   the mean of the others from the concept subspace is a trigger, α = 0.01) and projection ``(I − P_c) P_in h`` of
-  the trigger positions, for the first 13 of 50 steps (``:851``: ``0 <= i <= 12``). As published the projection
+  the trigger positions, for the first 13 steps (``:851``: ``0 <= i <= 12``). As published the projection
   lands on the concept branch (``mask_to_onp`` splits the three-branch batch with ``chunk(2)``: its "text" half is
   the concept branch), and that is what this class does: the prompt's own embedding is never changed.
 - **Adversarial-resilient noise guidance (ARNG)** (``:870-897``): SLD-style guidance away from the concept branch
@@ -39,7 +39,7 @@ class VideoEraser:
         backbone: any registered backbone (its adapters should be off).
         concept_keywords: words/phrases naming the concept (the negative prompt and the concept branch).
         alpha: α of SPEA's trigger rule (authors: 0.01, ``cogvideox_pipeline.py:793``).
-        safe_steps: first steps with the adjusted concept branch (None: 13/50 of the steps, ``:851``).
+        safe_steps: first steps with the adjusted concept branch (None: 13, ``:851``: steps 0..12).
         concept_guidance_scale: ARNG's scale (authors: 5000, ``:620``).
         concept_warmup_steps: steps before ARNG acts (authors: 0, ``:621``).
         concept_threshold: ARNG's cut on ``v_t − v_c`` (authors: 1.0, ``:622``).
