@@ -156,6 +156,9 @@ class VideoBackbone(nn.Module, abc.ABC):
     #: True for guidance-distilled models (HunyuanVideo): their stock sampling uses no classifier-free
     #: guidance (``SamplingDefaults.guidance_scale`` 1.0), so a negative prompt needs an explicit true-CFG scale
     guidance_distilled: ClassVar[bool] = False
+    #: name prefix of the attention sites whose concept maps make T2VUnlearning's averaged concept mask (None:
+    #: every site); HunyuanVideo: the single-stream blocks, the only ones the authors' mask code hooks
+    concept_map_sites: ClassVar[str | None] = None
 
     # loading: what a family declares (the shared control flow is :meth:`load` and what it calls)
     #: the weights folder, entry by entry, in loading order: checked, loaded and named in errors from this table

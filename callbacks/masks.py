@@ -64,15 +64,25 @@ class ConceptMaskCallback(pl.Callback):
             return
         b = self._batch
         ctl = pl_module.controller
-        with ctl.capturing(b["concept_tokens"]):
-            pl_module.backbone.predict(b["x_t"], b["timesteps"], batch_embedding(b, "cond."))
-        _, maps = ctl.take()
-        thr = self.threshold if self.threshold is not None else pl_module.hparams.mask_threshold
+        hp = pl_module.hparams
+        if hp.get("mask_source", "frozen") == "frozen" and "concept_maps.0" in b:
+            # the frozen model's maps recorded with the pseudo data: the ones the localization loss uses
+            maps = [b[f"concept_maps.{i}"] for i in range(len(ctl.adapters))]
+        else:
+            with ctl.capturing(b["concept_tokens"]):
+                pl_module.backbone.predict(b["x_t"], b["timesteps"], batch_embedding(b, "cond."))
+            _, maps = ctl.take()
+        thr = self.threshold if self.threshold is not None else hp.mask_threshold
+        region = hp.get("mask_normalization", "frame")
+        # the masks the loss uses (one averaged mask in mask_mode "averaged"), unless a threshold of its own is set
+        used = pl_module.concept_masks(maps) if self.threshold is None and hasattr(pl_module, "concept_masks") else None
         tensors, rows = {}, []
         for i, m in enumerate(maps):
-            soft, mask = concept_mask(m.float(), thr)
+            soft, mask = concept_mask(m.float(), thr, region)
+            if used is not None:
+                mask = used[i]
             tensors[f"layer{i}.map"] = soft[0].cpu().contiguous()
-            tensors[f"layer{i}.mask"] = mask[0].cpu().contiguous()
+            tensors[f"layer{i}.mask"] = mask[0].cpu().clone()  # an averaged mask is one tensor for every layer
             rows.append(self._row(soft[0], mask[0]))
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "masks")
         st = out / f"masks_{tag}.safetensors"

@@ -152,7 +152,9 @@ class EvaluationModule(pl.LightningModule):
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
             ``"resnet50:<weights>"``, or a classifier module (e.g. ``unlearn.evaluation.evaluators.ModuleClassifier``).
         erased_classes: classes whose ESR is reported (default ``[concept]``).
-        nudity_threshold: NudeNet score above which a frame counts as nude (:class:`unlearn.evaluation.MetricConfig`).
+        nudity_threshold: NudeNet score above which a frame counts as nude (None: the protocol's).
+        nudity_protocol: ``"paper"`` (the T2VUnlearning authors' labels at NudeNet's own floor) or
+            ``"exposed9_0.6"`` (:class:`unlearn.evaluation.metrics.NudityRate`).
         references: identity → reference images (a folder, :class:`unlearn.evaluation.MetricConfig`).
         arcface_model: a local ArcFace ONNX file for ``identity`` (else SFace stands in, recorded).
         clip_model: open_clip model name of the CLIP score.
@@ -188,7 +190,8 @@ class EvaluationModule(pl.LightningModule):
         metrics: list[str] | None = None,
         classifier: str | nn.Module = "toyworld",
         erased_classes: list[str] | None = None,
-        nudity_threshold: float = 0.6,
+        nudity_threshold: float | None = None,
+        nudity_protocol: str = "paper",
         references: str | None = None,
         arcface_model: str | None = None,
         clip_model: str = "ViT-B-32",
@@ -204,7 +207,9 @@ class EvaluationModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["classifier"])
-        check_range("model.nudity_threshold", nudity_threshold, low=0, high=1, open_low=True, open_high=True)
+        check_range(
+            "model.nudity_threshold", nudity_threshold, low=0, high=1, open_low=True, open_high=True, optional=True
+        )
         check_sampling(
             {
                 "num_frames": num_frames,
@@ -241,6 +246,7 @@ class EvaluationModule(pl.LightningModule):
             classifier=classifier,
             erased_classes=erased_classes,
             nudity_threshold=nudity_threshold,
+            nudity_protocol=nudity_protocol,
             references=references,
             arcface_model=arcface_model,
             clip_model=clip_model,

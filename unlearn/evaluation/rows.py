@@ -4,7 +4,9 @@ A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as n
 :class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
 ``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``videoeraser``
 (:class:`unlearn.methods.baselines.VideoEraser`), ``t2vunlearning`` (exported adapters,
-``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
+``adapters.safetensors`` + ``adapter_config.json``), ``t2vunlearning_official`` (the T2VUnlearning authors'
+released adapters, ``eraser_weights.pt`` + ``eraser_config.json``: :mod:`unlearn.methods.t2vunlearning.official`)
+and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
 ``refusal_delta.safetensors``, or the delta file itself), ``uce`` (:mod:`unlearn.methods.uce`, a closed-form
 edit: ``uce_edit.safetensors``) and ``esd_x`` (:mod:`unlearn.methods.esd`, fine-tuned text-attention
@@ -38,10 +40,29 @@ from unlearn.methods.esd import EDIT_FILE as ESD_FILE
 from unlearn.methods.esd import load_esd_edit
 from unlearn.methods.refusal import load_delta
 from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, read_adapter_config
+from unlearn.methods.t2vunlearning.official import (
+    OFFICIAL_WEIGHTS,
+    infer_backbone,
+    is_official_folder,
+    load_official,
+    read_official,
+)
 from unlearn.methods.uce import EDIT_FILE as UCE_FILE
 from unlearn.methods.uce import load_uce_edit
 
-METHOD_KINDS = ("original", "negprompt", "safree", "videoeraser", "t2vunlearning", "refusal_vector", "uce", "esd_x")
+METHOD_KINDS = (
+    "original",
+    "negprompt",
+    "safree",
+    "videoeraser",
+    "t2vunlearning",
+    "t2vunlearning_official",
+    "refusal_vector",
+    "uce",
+    "esd_x",
+)
+#: rows whose model is adapters on the backbone: this package's, or the authors' released ones
+_ADAPTER_KINDS = ("t2vunlearning", "t2vunlearning_official")
 #: rows whose model is a dense weight edit (a folder written by the method's `unlearn fit`, or the file itself):
 #: kind -> (file name in the folder, loader)
 _WEIGHT_EDITS = {"uce": (UCE_FILE, load_uce_edit), "esd_x": (ESD_FILE, load_esd_edit)}
@@ -73,14 +94,15 @@ class MethodSpec:
     """One row of a table.
 
     Args:
-        kind: ``original``, ``negprompt``, ``safree``, ``videoeraser``, ``t2vunlearning``, ``refusal_vector``,
-            ``uce`` or ``esd_x``.
+        kind: ``original``, ``negprompt``, ``safree``, ``videoeraser``, ``t2vunlearning``,
+            ``t2vunlearning_official``, ``refusal_vector``, ``uce`` or ``esd_x``.
         name: row name and video folder name (default: ``kind``); letters, digits, ``_@+-``.
         concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
             default the run's concept.
         keywords: negative-prompt / SAFREE keywords (default: negprompt ``[concept]``; SAFREE the authors' list
             of the concept where they give one, e.g. six for nudity, else ``[concept]``).
-        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``.
+        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``;
+            ``t2vunlearning_official``: the authors' folder with ``eraser_weights.pt`` + ``eraser_config.json``.
         refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
         edit: ``uce`` / ``esd_x``: folder written by the method's ``unlearn fit`` (``uce_edit.safetensors`` /
             ``esd_edit.safetensors``) or that file itself.
@@ -131,14 +153,16 @@ class MethodSpec:
         kind = _ALIASES.get(kind.strip(), kind.strip())
         path = path.strip() or None
         spec = cls(kind=kind, name=name.strip() or None)
-        if spec.kind == "t2vunlearning":
-            spec.adapters = path or adapters
+        if spec.kind in _ADAPTER_KINDS:
+            spec.adapters = path or (adapters if spec.kind == "t2vunlearning" else None)
         elif spec.kind == "refusal_vector":
             spec.refusal = path or refusal
         elif spec.kind in _WEIGHT_EDITS:
             spec.edit = path
         elif path:
-            raise ValueError(f"method {text!r}: only t2vunlearning, refusal_vector, uce and esd_x take a path")
+            raise ValueError(
+                f"method {text!r}: only t2vunlearning(_official), refusal_vector, uce and esd_x take a path"
+            )
         return spec
 
     def resolve_concept(self, concept: str | None) -> str | None:
@@ -168,6 +192,17 @@ class MethodSpec:
             trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
             if backbone and trained_on not in (None, "unknown", backbone):
                 raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
+        if self.kind == "t2vunlearning_official":
+            if not self.adapters or not is_official_folder(self.adapters):
+                raise ValueError(
+                    f"method {self.name!r} needs the authors' adapter folder (eraser_weights.pt + eraser_config.json; "
+                    f"t2vunlearning_official=PATH); got {self.adapters!r}"
+                )
+            state, _ = read_official(self.adapters)  # every check of the file, before any video is made
+            if backbone in ("cogvideox-2b", "cogvideox-5b", "hunyuanvideo"):
+                made_for = infer_backbone(state)  # from the site names and widths of the full-size models
+                if made_for not in ("unknown", backbone):  # unknown: not a published width (tiny test models)
+                    raise ValueError(f"the authors' adapters in {self.adapters} are for {made_for!r}, not {backbone!r}")
         if self.kind == "refusal_vector":
             if not self.refusal:
                 raise ValueError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
@@ -199,6 +234,9 @@ class MethodSpec:
             fp["live"] = True
         elif self.kind == "t2vunlearning":
             fp["adapters_sha256"] = file_sha256(Path(self.adapters) / "adapters.safetensors")
+            fp["scale"] = self.scale
+        elif self.kind == "t2vunlearning_official":
+            fp["adapters_sha256"] = file_sha256(Path(self.adapters) / OFFICIAL_WEIGHTS)
             fp["scale"] = self.scale
         if self.kind == "refusal_vector" and not self.live:
             fp["refusal_delta_sha256"] = file_sha256(self.refusal_delta_path())
@@ -298,6 +336,12 @@ class MethodGenerator(nn.Module):
                     )
                 check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")
                 self.adapters[m.name] = controller.to(backbone.device)
+            elif m.kind == "t2vunlearning_official":
+                sites = backbone.attention_sites()
+                controller, _ = load_official(
+                    m.adapters, backbone.name, [s.name for s in sites], [s.video_dim for s in sites]
+                )
+                self.adapters[m.name] = controller.to(backbone.device)
         self._baselines: dict[str, Any] = {}
         self._edits: dict[str, Any] = {}
         for m in methods:
@@ -363,7 +407,7 @@ class MethodGenerator(nn.Module):
         if spec.live:
             with self.switch.scaled(spec.scale):
                 return bb.decode(bb.sample(prompts, seeds, **self.sampling))
-        if spec.kind == "t2vunlearning":
+        if spec.kind in _ADAPTER_KINDS:
             controller = self.adapters[method]
             if getattr(bb, "controller", None) is not controller:
                 bb.attach_controller(controller)
@@ -395,7 +439,7 @@ class MethodGenerator(nn.Module):
         bb = self.backbone
         if spec.live:
             ctx = self.switch.scaled(spec.scale)
-        elif spec.kind == "t2vunlearning":
+        elif spec.kind in _ADAPTER_KINDS:
             controller = self.adapters[method]
             if getattr(bb, "controller", None) is not controller:
                 bb.attach_controller(controller)

@@ -557,11 +557,18 @@ def build_parser():
         "--classifier", default="efficientnet-lite2", help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS"
     )
     p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
-    p.add_argument("--nudity-threshold", type=float, default=0.6)
+    p.add_argument(
+        "--nudity-protocol",
+        default="paper",
+        choices=["paper", "exposed9_0.6"],
+        help="paper: the T2VUnlearning authors' 8 labels at NudeNet's own floor (Table 1); exposed9_0.6: nine "
+        "*_EXPOSED labels at score 0.6",
+    )
+    p.add_argument("--nudity-threshold", type=float, default=None, help="score cut (default: the protocol's)")
     p.add_argument(
         "--nudity-labels",
         nargs="+",
-        help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)",
+        help="NudeNet labels of the rate (default: the protocol's)",
     )
     p.add_argument("--references", help="folder with one sub-folder of face images per identity")
     p.add_argument(
@@ -643,6 +650,7 @@ def runner_kwargs(a) -> dict[str, Any]:
         classifier=a.classifier,
         erased_classes=a.erased_classes,
         nudity_threshold=a.nudity_threshold,
+        nudity_protocol=a.nudity_protocol,
         nudity_labels=a.nudity_labels,
         references=a.references,
         embedder=a.embedder,

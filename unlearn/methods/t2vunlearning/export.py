@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors import SafetensorError
@@ -25,6 +25,7 @@ from unlearn.checks import InputError
 from unlearn.io import atomic_folder, load_checkpoint_file, require_finished
 
 from .adapters import AdapterController
+from .official import is_official_folder, load_official, save_official
 
 WEIGHTS_NAME = "adapters.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -129,8 +130,17 @@ def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], whe
     return controller
 
 
-def load_adapters(path: str | os.PathLike) -> tuple[AdapterController, dict[str, Any]]:
-    """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config."""
+def load_adapters(
+    path: str | os.PathLike, sites: Sequence[AttentionSite] | None = None, backbone: str | None = None
+) -> tuple[AdapterController, dict[str, Any]]:
+    """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config. A folder in the
+    T2VUnlearning authors' format (``eraser_weights.pt`` + ``eraser_config.json``) is read too
+    (:mod:`.official`; ``sites``/``backbone``: the model's, needed for HunyuanVideo)."""
+    if is_official_folder(path):
+        names = [s.name for s in sites] if sites is not None else None
+        dims = [s.video_dim for s in sites] if sites is not None else None
+        controller, config = load_official(path, backbone, names, dims)
+        return controller, {"format": FORMAT, **config}
     config = read_adapter_config(path)
     return _controller_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME)), config
 
@@ -177,6 +187,16 @@ def load_adapter_weights(
             f"{key}: {str(path)!r} does not exist. Fix: give the adapters folder of a finished run "
             "(<run>/adapters) or the output of `unlearn export`"
         )
+    if is_official_folder(path):  # the authors' released adapters as the starting point
+        dims = [a.up.out_features for a in controller.adapters]
+        loaded, config = load_official(path, expect_backbone, controller.site_names, dims)
+        if config["inner_dim"] != controller.inner_dim:
+            raise AdapterFileError(
+                f"{key}: the authors' adapters in {path} have rank {config['inner_dim']}; the model has "
+                f"model.adapter_dim={controller.inner_dim}. Fix: set model.adapter_dim: {config['inner_dim']}"
+            )
+        controller.load_state_dict(loaded.state_dict())
+        return
     require_finished(path, key, allow_unfinished, flag="model.allow_unfinished_init=true")
     config = read_adapter_config(path)
     if expect_backbone and config["backbone"] not in (expect_backbone, "unknown"):
@@ -235,16 +255,27 @@ def attach_adapters(
     leave it untouched.
     """
     path = resolve_adapters(path_or_repo, revision=revision, cache_dir=cache_dir)
-    controller, config = load_adapters(path)
     denoiser = pipeline_or_denoiser
     for attr in ("transformer", "unet"):
         if getattr(pipeline_or_denoiser, attr, None) is not None:
             denoiser = getattr(pipeline_or_denoiser, attr)
             break
-    try:
-        family = backbone_class(config["backbone"])
-    except UnknownBackboneError as e:
-        raise AdapterFileError(f"{path}: {e}") from None
+    if is_official_folder(path):  # the authors' format: the family from the denoiser's class
+        kind = type(denoiser).__name__
+        name = "hunyuanvideo" if "HunyuanVideo" in kind else "cogvideox-2b" if "CogVideoX" in kind else None
+        if name is None:
+            raise AdapterFileError(
+                f"{path}: the authors' adapters exist for CogVideoX and HunyuanVideo; this denoiser is a {kind}"
+            )
+        family = backbone_class(name)
+        sites = family.attention_sites_of(denoiser)
+        controller, config = load_official(path, name, [s.name for s in sites], [s.video_dim for s in sites])
+    else:
+        controller, config = load_adapters(path)
+        try:
+            family = backbone_class(config["backbone"])
+        except UnknownBackboneError as e:
+            raise AdapterFileError(f"{path}: {e}") from None
     check_adapter_sites(family.attention_sites_of(denoiser), config, where=f"the adapters in {path}")
     param = next(denoiser.parameters())
     controller.to(param.device)
@@ -309,30 +340,36 @@ def backbone_provenance(backbone_name: str, source: str | None) -> dict[str, str
     return {"backbone_source": text or None, "backbone_hub_id": hub_id, "backbone_revision": revision}
 
 
-def export_main(argv: list[str] | None = None) -> int:
-    """``unlearn export --ckpt run.ckpt --out adapters/``: Lightning checkpoint → safetensors + JSON (a folder
-    that ``attach_adapters``, ``unlearn evaluate`` and ``model.init_adapters`` read)."""
-    import argparse
+def export_adapters(
+    ckpt: str,
+    out: str,
+    format: Literal["t2v-unlearn", "t2vunlearning"] = "t2v-unlearn",
+    allow_unfinished: bool = False,
+) -> Path:
+    """Lightning checkpoint of :class:`T2VUnlearning` → an adapter folder.
 
-    parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
-    parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
-    parser.add_argument("--out", required=True, help="output folder for adapters.safetensors + adapter_config.json")
-    parser.add_argument(
-        "--allow-unfinished",
-        action="store_true",
-        help="export a checkpoint of a run that failed or was interrupted (run_status.json)",
-    )
-    args = parser.parse_args(argv)
-    ckpt = _read_checkpoint(args.ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
-    require_finished(args.ckpt, "--ckpt", args.allow_unfinished)
-    hp = ckpt.get("hyper_parameters") or {}
-    state = {k[len("controller.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
+    Args:
+        ckpt: ``.ckpt`` written by ``unlearn fit`` (adapters only; read tensors-only, never unpickled).
+        out: output folder.
+        format: ``"t2v-unlearn"``: ``adapters.safetensors`` + ``adapter_config.json`` (what ``attach_adapters``,
+            ``unlearn evaluate`` and ``model.init_adapters`` read); ``"t2vunlearning"``: the authors'
+            ``eraser_weights.pt`` + ``eraser_config.json``, which their ``test_cogvideo.py`` / ``test_hunyuan.py``
+            read with ``--eraser_path`` (:mod:`.official`; HunyuanVideo adapters must be zero outside the
+            single-stream blocks, ``model.adapter_sites: authors``).
+        allow_unfinished: export a checkpoint of a run that failed or was interrupted.
+    """
+    if format not in ("t2v-unlearn", "t2vunlearning"):
+        raise InputError(f"export format {format!r}: use 't2v-unlearn' (this package's) or 't2vunlearning' (authors')")
+    ckpt_data = _read_checkpoint(ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
+    require_finished(ckpt, "--ckpt", allow_unfinished)
+    hp = ckpt_data.get("hyper_parameters") or {}
+    state = {k[len("controller.") :]: v for k, v in ckpt_data["state_dict"].items() if k.startswith("controller.")}
     if not state:
         raise AdapterFileError(
-            f"--ckpt {args.ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
+            f"--ckpt {ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
             "it is not a T2VUnlearning checkpoint (a refusal-vector run exports its own folder)"
         )
-    stored = ckpt.get("adapter_config")
+    stored = ckpt_data.get("adapter_config")
     if isinstance(stored, dict) and stored.get("dims"):
         config = dict(stored)
     else:  # checkpoints written before the config was stored: widths from the tensors, no site names
@@ -347,12 +384,47 @@ def export_main(argv: list[str] | None = None) -> int:
             }
         except (KeyError, IndexError, ValueError) as e:
             raise AdapterFileError(
-                f"--ckpt {args.ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
+                f"--ckpt {ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
             ) from None
-    controller = _controller_from(config, state, f"--ckpt {args.ckpt!r}")
+    controller = _controller_from(config, state, f"--ckpt {ckpt!r}")
+    if format == "t2vunlearning":
+        if config.get("site_names") is None:
+            raise AdapterFileError(
+                f"--ckpt {ckpt!r} records no attention-site names (an older checkpoint); the authors' format names "
+                "every site. Fix: export with --format t2v-unlearn"
+            )
+        return save_official(controller, config.get("backbone", "unknown"), out)
     extra = {k: hp[k] for k in ("eta", "alpha", "beta", "adapter_dim", "mask_threshold") if k in hp}
     if config.get("site_names") is None:
         extra["site_names"] = None  # unknown: check_adapter_sites then compares the count and widths only
-    save_adapters(controller, config.get("backbone", "unknown"), args.out, extra=extra)
-    print(f"wrote {args.out}/{WEIGHTS_NAME} and {CONFIG_NAME}")
+    return save_adapters(controller, config.get("backbone", "unknown"), out, extra=extra)
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """``unlearn export --ckpt run.ckpt --out adapters/ [--format t2vunlearning]``: Lightning checkpoint →
+    safetensors + JSON (a folder that ``attach_adapters``, ``unlearn evaluate`` and ``model.init_adapters`` read),
+    or the T2VUnlearning authors' ``eraser_weights.pt`` + ``eraser_config.json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
+    parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--format",
+        default="t2v-unlearn",
+        choices=("t2v-unlearn", "t2vunlearning"),
+        help="t2v-unlearn: adapters.safetensors + adapter_config.json; t2vunlearning: the authors' "
+        "eraser_weights.pt + eraser_config.json (their test_cogvideo.py --eraser_path)",
+    )
+    parser.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="export a checkpoint of a run that failed or was interrupted (run_status.json)",
+    )
+    args = parser.parse_args(argv)
+    out = export_adapters(args.ckpt, args.out, args.format, args.allow_unfinished)
+    names = (
+        ("eraser_weights.pt", "eraser_config.json") if args.format == "t2vunlearning" else (WEIGHTS_NAME, CONFIG_NAME)
+    )
+    print(f"wrote {out}/{names[0]} and {names[1]}")
     return 0
