@@ -518,6 +518,17 @@ class VideoBackbone(nn.Module, abc.ABC):
         cls.install_context_hooks(denoiser, controller)
         return handles
 
+    @classmethod
+    def remove_adapter_hooks(cls, denoiser: nn.Module) -> None:
+        """Undo :meth:`install_adapter_hooks`: the output hooks and the context hooks are removed."""
+        for handle in denoiser.__dict__.pop("_t2v_unlearn_adapter_hooks", []):
+            handle.remove()
+        cls.remove_context_hooks(denoiser)
+
+    @classmethod
+    def remove_context_hooks(cls, denoiser: nn.Module) -> None:
+        """Undo :meth:`install_context_hooks` (nothing by default)."""
+
     def attach_controller(self, controller: Any) -> None:
         # a plain reference, not a submodule: the adapters belong to the method, and the backbone's
         # state_dict stays exactly the frozen weights

@@ -111,6 +111,7 @@ ALLOWED = {
         "unlearn.attacks",
     },
     "unlearn.cli": {"*"},
+    "unlearn.tracking": set(),  # wandb's mode from its credentials (read by the CLI)
     "unlearn": set(),  # unlearn/__init__.py
 }
 #: function-level imports of project modules that are there on purpose (start-up time), not to dodge a cycle

@@ -327,7 +327,7 @@ def test_callbacks_fire_on_step_periods(tmp_path):
     masks = ConceptMaskCallback(every_n_steps=2, every_n_epochs=0)
     dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None, batch_size=1)  # 8 draws per epoch
     make_trainer(tmp_path, max_steps=5, max_epochs=-1, callbacks=[ckpt, masks]).fit(model, dm)
-    assert (tmp_path / "adapters" / "adapter_config.json").is_file()
+    assert (tmp_path / "adapters" / "t2v_adapter_config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "adapters_history").iterdir()) == ["step=2", "step=4"]
     assert sorted(p.name for p in (tmp_path / "masks").glob("*.safetensors")) == [
         "masks_step=2.safetensors",

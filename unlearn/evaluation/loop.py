@@ -30,6 +30,7 @@ from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flat
 from .store import VideoStore, video_key
 from .suites import EvalItem, EvalSuite, load_suite
 from .tables import classification_by_class, write_metrics
+from .to_loggers import log_evaluation
 
 
 class _Items(Dataset):
@@ -93,7 +94,9 @@ class VideoEvalDataModule(pl.LightningDataModule):
         check_int("data.limit", limit, low=1, optional=True)
         check_int("data.batch_size", batch_size, low=1)
         check_int("data.num_workers", num_workers, low=0)
-        self.save_hyperparameters()
+        # an unset concept is not a hyper-parameter: Lightning refuses to log the module's and the data module's
+        # hparams together when a key (concept) holds two values, and the module names the concept
+        self.save_hyperparameters(ignore=["concept"] if concept is None else None)
         self.suite: EvalSuite | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -366,3 +369,11 @@ class EvaluationModule(pl.LightningModule):
         atomic_write_text(
             out / "results.json", json.dumps({**meta, **results}, indent=2, sort_keys=True, allow_nan=False)
         )
+        # every number with its 95% interval (and on wandb the table) to the trainer's loggers
+        suite_info = {
+            "name": meta["prompt_suite"],
+            "num_prompts": meta["num_prompts"],
+            "sha256": meta["prompt_suite_hash"],
+        }
+        for logger in self.loggers:
+            log_evaluation(logger, {**meta, **results, "suite": suite_info, "backbone": {"name": meta["backbone"]}})

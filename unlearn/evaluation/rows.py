@@ -4,7 +4,7 @@ A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as n
 :class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
 ``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``videoeraser``
 (:class:`unlearn.methods.baselines.VideoEraser`), ``t2vunlearning`` (exported adapters,
-``adapters.safetensors`` + ``adapter_config.json``), ``t2vunlearning_official`` (the T2VUnlearning authors'
+``adapters.safetensors`` + ``t2v_adapter_config.json``), ``t2vunlearning_official`` (the T2VUnlearning authors'
 released adapters, ``eraser_weights.pt`` + ``eraser_config.json``: :mod:`unlearn.methods.t2vunlearning.official`)
 and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
@@ -101,7 +101,7 @@ class MethodSpec:
             default the run's concept.
         keywords: negative-prompt / SAFREE keywords (default: negprompt ``[concept]``; SAFREE the authors' list
             of the concept where they give one, e.g. six for nudity, else ``[concept]``).
-        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``;
+        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``t2v_adapter_config.json``;
             ``t2vunlearning_official``: the authors' folder with ``eraser_weights.pt`` + ``eraser_config.json``.
         refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
         edit: ``uce`` / ``esd_x``: folder written by the method's ``unlearn fit`` (``uce_edit.safetensors`` /

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch.utilities import grad_norm
 from torch import Tensor
 
 from unlearn.backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
@@ -436,10 +437,11 @@ class T2VUnlearning(pl.LightningModule):
         if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps):
             return
         params = list(self.controller.parameters())
-        grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
         norms = {"train/adapter_norm": torch.stack([p.detach().float().norm() for p in params]).norm()}
-        if grads:
-            norms["train/grad_norm"] = torch.stack(grads).norm()
+        # Lightning's own: the 2-norm of all the adapters' gradients as one vector
+        total = grad_norm(self.controller, 2).get("grad_2.0_norm_total")
+        if total is not None:
+            norms["train/grad_norm"] = total
         self.log_dict(norms, prog_bar=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
