@@ -125,7 +125,12 @@ class ErasureEvaluation(pl.Callback):
         for row in self.rows:
             live = row in LIVE_ROWS
             specs.append(
-                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row in ("safree", "videoeraser") else None)
+                MethodSpec(
+                    kind=row,
+                    concept=concept,
+                    live=live,
+                    keywords=list(keywords) if row in ("safree", "videoeraser") else None,
+                )
             )
         apply_row_options(specs, self.row_options)
         return MethodGenerator(
