@@ -22,6 +22,7 @@ from unlearn.evaluation import (
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.tables import read_metrics, write_metrics
+from unlearn.methods.baselines.keywords import authors_keywords
 from unlearn.video import write_mp4
 
 from .periods import Period
@@ -129,7 +130,11 @@ class ErasureEvaluation(pl.Callback):
                     kind=row,
                     concept=concept,
                     live=live,
-                    keywords=list(keywords) if row in ("safree", "videoeraser") else None,
+                    # the SAFREE authors' list where they give one for the concept (None: the row's default,
+                    # e.g. six for nudity), else the concept and the data module's synonyms
+                    keywords=list(keywords)
+                    if row in ("safree", "videoeraser") and not authors_keywords(concept)
+                    else None,
                 )
             )
         apply_row_options(specs, self.row_options)
