@@ -445,7 +445,7 @@ def test_method_specs_parse_and_fail_early(tmp_path):
         MethodSpec.parse(f"t2vunlearning={tmp_path}").check("x")
     with pytest.raises(ValueError, match="needs the concept"):
         MethodSpec.parse("negprompt").check(None)
-    with pytest.raises(ValueError, match=r"only t2vunlearning\(_official\) and refusal_vector take a path"):
+    with pytest.raises(ValueError, match=r"only t2vunlearning\(_official\), refusal_vector, uce and esd_x take a path"):
         MethodSpec.parse("original=/x")
 
 
