@@ -489,7 +489,7 @@ def ev(name: str, methods: list[str], code: int, words: list[str], extra: list[s
         *methods,
         *extra,
     ]
-    kw.setdefault("verify", _no_output("out/results.json"))
+    kw.setdefault("verify", _no_output("out/metrics.json"))
     return Case(name, argv, code, words, **kw)
 
 
