@@ -21,8 +21,9 @@ sys.path.insert(0, str(ROOT))
 from unlearn.backbones import build_backbone  # noqa: E402
 from unlearn.evaluation import load_suite  # noqa: E402
 from unlearn.methods.refusal import RefusalPairsDataModule  # noqa: E402
-from unlearn.methods.refusal.edit import RefusalVectorConfig, apply_refusal_edit  # noqa: E402
+from unlearn.methods.refusal.edit import RefusalVectorConfig, apply_refusal_edit, collect_token_activations  # noqa: E402
 from unlearn.toyworld import load_classifier  # noqa: E402
+from unlearn.toyworld.grammar import class_names, prompts_for_concept  # noqa: E402
 
 THREE = ["red ring", "blue square", "green cross"]
 
@@ -63,26 +64,55 @@ def main():
     )
     print(f"{len(suite)} prompts", flush=True)
     t0 = time.perf_counter()
-    res = {"original": score(bb, clf, suite)}
+    cache = Path(f"runs/i28_original_{args.erased}_{args.neighbour}_{args.other}.json")
+    res = {"original": json.loads(cache.read_text()) if cache.is_file() else score(bb, clf, suite)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(res["original"]))
     print(f"original scored in {time.perf_counter() - t0:.0f} s", flush=True)
-    for v in args.variants:
-        name, _, opts = v.partition(":")
-        kw = json.loads(opts) if opts else {}
-        cfg = RefusalVectorConfig(layers="auto", rank=args.rank, cpca_weight=1.0, token_reduce="mean", **kw)
-        edit = apply_refusal_edit(bb, dm.pairs_by_concept(), cfg)
-        res[v] = score(bb, clf, suite)
-        edit.restore(bb)
     kept = [c for c in res["original"] if c not in THREE]
-    for row, r in res.items():
+
+    def show(row, r):
         esr = {c: 100 - r[c] for c in THREE}
         psr = sum(r[c] for c in kept) / len(kept)
         d = psr - sum(res["original"][c] for c in kept) / len(kept)
         worst = sorted(kept, key=lambda c: r[c] - res["original"][c])[:4]
         print(
             f"{row:40s} ESR " + " / ".join(f"{esr[c]:.0f}" for c in THREE) + f"  PSR-1 kept {psr:.1f} (Δ {d:+.1f})"
-            f"  worst: " + ", ".join(f"{c} {r[c] - res['original'][c]:+.0f}" for c in worst),
+            "  worst: " + ", ".join(f"{c} {r[c] - res['original'][c]:+.0f}" for c in worst),
             flush=True,
         )
+
+    for v in args.variants:
+        name, _, opts = v.partition(":")
+        kw = json.loads(opts) if opts else {}
+        recenter = kw.pop("recenter_probe", False)
+        per_class = kw.pop("kept_per_class", 0)
+        kept_prompts = (
+            [
+                r.text
+                for k, cls in enumerate(class_names())
+                if cls not in THREE
+                for r in prompts_for_concept(cls, per_class, split="train", style="rich", seed=args.seed + 100 + k)
+            ]
+            if per_class
+            else []
+        )
+        kw = {"layers": "auto", "rank": args.rank, "cpca_weight": 1.0, "token_reduce": "mean", **kw}
+        cfg = RefusalVectorConfig(**kw)
+        edit = apply_refusal_edit(bb, dm.pairs_by_concept(), cfg, kept_prompts=kept_prompts)
+        if recenter:  # prototype: add back the kept (safe prompts') mean output inside the removed subspace
+            safe = [p.safe for ps in dm.pairs_by_concept().values() for p in ps]
+            with edit.original_weights(bb):
+                acts = collect_token_activations(bb, safe, edit.layers)
+            for n in edit.layers:
+                mu = acts[n].reshape(-1, acts[n].shape[-1]).mean(0).double()
+                u = edit.bases[n]
+                mod = bb.denoiser.get_submodule(n)
+                with torch.no_grad():
+                    mod.bias += (edit.strength * (u @ (u.T @ mu))).float()
+        res[v] = score(bb, clf, suite)
+        edit.restore(bb)
+        show(v, res[v])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
 

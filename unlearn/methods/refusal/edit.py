@@ -989,6 +989,7 @@ def apply_refusal_edit(
     keep_originals: bool = True,
     digests: bool = True,
     progress: bool = False,
+    kept_prompts: Sequence[str] = (),
     **overrides: Any,
 ) -> RefusalEdit:
     """Compute the refusal subspaces of one or more concepts and remove them from ``backbone`` in place.
@@ -1002,8 +1003,11 @@ def apply_refusal_edit(
         keep_originals: keep CPU copies of the edited layers' original weights (``restore``, ``delta``).
         digests: record sha256 digests of the layers before/after (checked by ``apply_to``).
         progress: show the activation capture's progress (per prompt, with ETA).
+        kept_prompts: ``combine="kept_whitened"`` only: prompts whose outputs the edit should leave alone, added
+            to the pairs' safe prompts (e.g. the classes to preserve); collected in the same pass.
     """
     config = dataclasses.replace(config or RefusalVectorConfig(), **overrides)
+    kept_prompts = list(kept_prompts) if config.combine == "kept_whitened" else []
     t0 = time.perf_counter()
     groups = _pairs_by_concept(pairs, config)
     layers = resolve_layers(backbone, config.layers, config)
@@ -1014,7 +1018,9 @@ def apply_refusal_edit(
         for p in ps:
             prompts += [p.unsafe, p.safe]
             words += [p.unsafe_words, p.safe_words]
-    acts = collect_token_activations(backbone, prompts, layers, config, progress=progress)
+    acts = collect_token_activations(backbone, prompts + kept_prompts, layers, config, progress=progress)
+    kept_acts = {n: a[len(prompts) :] for n, a in acts.items()}
+    acts = {n: a[: len(prompts)] for n, a in acts.items()}
     samples: dict[str, list[Tensor]] = {}
     masks: dict[int, Tensor | None] = {}
     for n, a in acts.items():
@@ -1042,14 +1048,16 @@ def apply_refusal_edit(
             stats[n][c] = info
     if config.combine == "kept_whitened":
         safe = [i for i in range(len(prompts)) if i % 2 == 1]
+        kept_text = [prompts[i] for i in safe] + kept_prompts
         for n in layers:
-            kept = _kept_outputs(backbone, [prompts[i] for i in safe], acts[n][safe], masks)
+            kept = _kept_outputs(backbone, kept_text, torch.cat([acts[n][safe], kept_acts[n]]), masks)
             for c in groups:
                 if concept_bases[c][n].numel():
                     concept_bases[c][n] = orthonormalize(
                         whiten_against_kept(concept_bases[c][n], kept, config.kept_ridge), config.eig_tol
                     )
             stats[n]["kept_tokens"] = kept.shape[0]
+            stats[n]["kept_prompts"] = len(kept_text)
     bases = {}
     for n in layers:
         per = [concept_bases[c][n] for c in groups if concept_bases[c][n].numel()]
