@@ -134,3 +134,52 @@ def test_conditioning_rule_and_an_explicit_list_conflict():
         ToyWorldDataModule(concept="red ring", preserve_rule="conditioning", preserve_classes=["blue ring"])
     with pytest.raises(InputError, match="preserve_rule"):
         ToyWorldDataModule(concept="red ring", preserve_rule="nearest")
+
+
+# ====================================================================== through the Lightning module
+@needs_toy
+def test_module_runs_kept_whitened_with_the_kept_classes(tmp_path):
+    import json
+
+    import lightning.pytorch as pl
+
+    from unlearn.methods.refusal import RefusalVectorUnlearning
+
+    data = RefusalPairsDataModule(concept=THREE, source="toyworld", num_pairs=3, kept_per_class=1)
+    kept = data.kept_prompts()
+    assert len(kept) == 22  # one prompt of each class that shows none of the three
+    model = RefusalVectorUnlearning(
+        backbone="toy-cogvideox",
+        torch_dtype="float32",
+        rank=1,
+        combine="kept_whitened",
+        kept_ridge=0.3,
+        output_dir=str(tmp_path / "out"),
+        save_model=False,
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, datamodule=data)
+    summary = json.loads((tmp_path / "out" / "refusal_edit.json").read_text())
+    assert summary["config"]["combine"] == "kept_whitened" and summary["config"]["kept_ridge"] == 0.3
+    (layer,) = summary["layers"]
+    assert summary["layers"][layer]["kept_prompts"] == 3 * 3 + 22  # every concept's safe prompts + the kept classes
+    assert summary["layers"][layer]["shape"][1] == 3
+
+
+def test_kept_options_are_checked():
+    with pytest.raises(InputError, match="kept_per_class"):
+        RefusalPairsDataModule(concept="nudity", kept_per_class=2)
+    with pytest.raises(InputError, match="kept_prompts"):
+        RefusalPairsDataModule(concept="nudity", kept_prompts=["a person", " "])
+    from unlearn.methods.refusal import RefusalVectorUnlearning
+
+    with pytest.raises(InputError, match="model.combine"):
+        RefusalVectorUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", combine="sum")
