@@ -28,6 +28,7 @@ from unlearn.backbones import build_backbone, check_pretrained
 from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.io import atomic_entries, require_finished
 from unlearn.methods.weight_edits import EditSwitch
+from unlearn.toyworld.grammar import class_contains, class_names, prompts_for_concept
 
 from .edit import (
     RefusalEdit,
@@ -134,8 +135,6 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         """Prompts whose outputs ``combine="kept_whitened"`` protects, beside the pairs' safe prompts."""
         out = list(self._kept)
         if self.kept_per_class:
-            from unlearn.toyworld.grammar import class_contains, class_names, prompts_for_concept
-
             for k, cls in enumerate(class_names()):
                 if any(class_contains(cls, c) for c in self.concepts):
                     continue
