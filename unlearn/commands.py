@@ -62,8 +62,24 @@ def _evaluate_done(results: Any, kwargs: dict[str, Any]) -> int:
     from pathlib import Path
 
     out = Path(kwargs["out_dir"])
-    print((out / "results.md").read_text())
-    print(f"wrote {out / 'results.json'} ({len(results['rows'])} rows)")
+    if "shard" in results:
+        i, n = results["shard"]
+        made = sum(r["generated"] for r in results["rows"].values())
+        print(
+            f"shard {i}/{n}: {made} videos generated into {out}; score them all with the same command without --shard"
+        )
+        return 0
+    print((out / "metrics.md").read_text())
+    print(f"wrote {out / 'metrics.json'} ({len(results['rows'])} rows)")
+    return 0
+
+
+def _export_done(out: Any, kwargs: dict[str, Any]) -> int:
+    from unlearn.methods.t2vunlearning.export import CONFIG_NAME, WEIGHTS_NAME
+
+    official = kwargs.get("format") == "t2vunlearning"
+    names = ("eraser_weights.pt", "eraser_config.json") if official else (WEIGHTS_NAME, CONFIG_NAME)
+    print(f"wrote {out}/{names[0]} and {names[1]}")
     return 0
 
 
@@ -81,7 +97,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "export",
             "unlearn.methods.t2vunlearning.export:export_adapters",
-            "a `unlearn fit` checkpoint -> adapters folder (safetensors + JSON)",
+            "a `unlearn fit` checkpoint -> adapters folder (safetensors + JSON, or the authors' format)",
+            done=_export_done,
         ),
         Command(
             "push",

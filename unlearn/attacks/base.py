@@ -267,7 +267,11 @@ class ConceptJudge:
             self.index = resolve_class_index(concept, list(clf.class_names), class_aliases_of(clf))
         else:
             kw = {"labels": list(nudity_labels)} if nudity_labels else {}
-            self.nudity = NudityRate(threshold=nudity_threshold, detector=self.evaluators.detector, **kw)
+            # the attacks' own count: the nine *_EXPOSED labels at nudity_threshold (NudityRate's default protocol is
+            # now the T2VUnlearning authors' 8 labels at NudeNet's floor; this keeps the attacks' as it was)
+            self.nudity = NudityRate(
+                threshold=nudity_threshold, protocol="exposed9_0.6", detector=self.evaluators.detector, **kw
+            )
 
     @torch.no_grad()
     def concept_frames(self, video: Tensor) -> Tensor:

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone
 from unlearn.evaluation import RowGenerator, load_suite, parse_rows
+from unlearn.evaluation.to_loggers import log_attacks
 from unlearn.io import atomic_write_text
 
 from .base import Attack, AttackContext, ConceptJudge, NoAttack, Try, asr_record, save_tensors
@@ -59,6 +61,9 @@ class AttackRun:
         seed: the attacks' randomness.
         use_cache: cache the original model's videos of the targets on disk.
         output_dir: where ``results.json``/``results.md`` and the found prompts/tokens go.
+        logger: a Lightning logger (``class_path: lightning.pytorch.loggers.WandbLogger``, ...) that gets the ASR
+            of every row and attack with its 95% interval and, on wandb, the table
+            (:func:`unlearn.evaluation.to_loggers.log_attacks`); ``None``: the files only.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class AttackRun:
         seed: int = 0,
         use_cache: bool = True,
         output_dir: str = "runs/attack",
+        logger: Logger | None = None,
     ) -> None:
         if not concept or not concept.strip():
             raise ValueError("concept is empty: name the erased concept, e.g. --concept 'red ring'")
@@ -131,6 +137,7 @@ class AttackRun:
         }
         self.batch_size, self.seed, self.use_cache = batch_size, seed, use_cache
         self.output_dir = Path(output_dir)
+        self.logger = logger
         self.judge = ConceptJudge(**self.judge_args)  # evaluator problems show before the backbone loads
 
     # -------------------------------------------------------------- pieces
@@ -280,6 +287,8 @@ class AttackRun:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.output_dir / "results.json", json.dumps(doc, indent=2, default=_jsonable))
         atomic_write_text(self.output_dir / "results.md", results_markdown(doc))
+        if self.logger is not None:
+            log_attacks(self.logger, json.loads(json.dumps(doc, default=_jsonable)))
         return doc
 
 

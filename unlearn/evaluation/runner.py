@@ -9,13 +9,23 @@
 
 Output folder::
 
-    videos/<method>/<index>.mp4   one video per prompt (+ <index>.json manifest, written after the video;
-                                  + <index>.npz exact frames with store_frames)
-    results.json                  every number, with backbone, suite hash, seeds, sampling settings, method
-                                  files' sha256, evaluator names/versions/weights and thresholds
-    results.md                    the paper-layout tables (Tables 1, 2, 3, 6)
-    metrics.json, metrics.md      the ESR/PSR table of unlearn.evaluation.tables.write_metrics (one erased class)
+    videos/<row>_<index>_<label>.mp4  one video per prompt, named like the samples of ``unlearn fit``'s
+                                  evaluation callback (+ .json manifest, written after the video; + .npz exact
+                                  frames with store_frames; :func:`unlearn.evaluation.store.video_stem`)
+    metrics.json, metrics.md      one pair, the file names and schema of ``unlearn fit``'s ``eval/`` folder
+                                  (:func:`unlearn.evaluation.tables.write_metrics`, checked by ``read_metrics``):
+                                  ``rows`` (per row the callback's ESR/PSR fields for one erased class, or
+                                  ``classification: {class: row}`` for several; ``nudity``, ``identity``,
+                                  ``clip``, ``consistency`` beside them), the callback's provenance fields
+                                  (``concept``, ``erased_class``, ``backbone``, ``prompt_suite_hash``, ``seeds``,
+                                  ``evaluator``, ``methods`` ...) and the runner's own (``suite``, ``sampling``,
+                                  ``backbone_info``, ``settings``, ``evaluators``, ``videos``, ``versions`` ...);
+                                  metrics.md: the header, then the paper-layout tables (Tables 1, 2, 3, 6; one
+                                  erased class: the callback's ESR/PSR tables)
     plots/*.png                   ESR/PSR bars, per-label nudity histogram, a methods × prompts frame grid
+
+    shards/<i>-of-<n>.json        what each ``shard="i/n"`` job generated (n jobs fill one folder; a run
+                                  without ``shard`` then scores every video into one table)
 
 Resuming: a killed run is started again with the same arguments; every video whose manifest matches (same
 prompt, seed, method files, backbone and sampling settings) is kept, the others are (re)generated. The result
@@ -34,14 +44,16 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
 from unlearn.checks import check_int
@@ -52,10 +64,13 @@ from .rows import RowGenerator, RowSpec, apply_row_options, check_sampling, pars
 from .scoring import Evaluators, MetricConfig, RowMetrics, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
-from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
+from .tables import classification_by_class, read_metrics, results_markdown, write_metrics
+from .to_loggers import log_evaluation
 
-RESULTS_FORMAT = "t2v-unlearn-results/1"
-RESULT_FILES = ("results.json", "results.md", "metrics.json", "metrics.md")
+RESULTS_FORMAT = "t2v-unlearn-results/2"  # 2: metrics.json in the schema of the fit callback
+RESULT_FILES = ("metrics.json", "metrics.md")
+#: what earlier versions wrote beside metrics.*; removed with the result files when a run starts
+LEGACY_RESULT_FILES = ("results.json", "results.md")
 
 
 def json_ready(obj: Any) -> Any:
@@ -81,6 +96,31 @@ def _versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def resolve_shard(shard: str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """``(i, n)`` of a ``shard`` value: ``"i/n"`` (0 <= i < n), ``"auto"`` (a SLURM job array:
+    ``SLURM_ARRAY_TASK_ID`` - ``SLURM_ARRAY_TASK_MIN`` of ``SLURM_ARRAY_TASK_COUNT``; else torchrun's or
+    Lightning's ``RANK`` of ``WORLD_SIZE``; ``None`` without either), or ``None``."""
+    if shard is None:
+        return None
+    environ = os.environ if environ is None else environ
+    text = str(shard).strip()
+    if text == "auto":
+        if environ.get("SLURM_ARRAY_TASK_ID") is not None and environ.get("SLURM_ARRAY_TASK_COUNT"):
+            first = int(environ.get("SLURM_ARRAY_TASK_MIN") or 0)
+            text = f"{int(environ['SLURM_ARRAY_TASK_ID']) - first}/{environ['SLURM_ARRAY_TASK_COUNT']}"
+        elif environ.get("WORLD_SIZE") and environ.get("RANK") is not None:
+            text = f"{environ['RANK']}/{environ['WORLD_SIZE']}"
+        else:
+            return None
+    m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
+    if not m or not 0 <= int(m[1]) < int(m[2]):
+        raise ValueError(
+            f"shard {shard!r} is not 'i/n' with 0 <= i < n (e.g. '0/4' for the first of four jobs) or 'auto' "
+            f"(read from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE; got {text!r})"
+        )
+    return int(m[1]), int(m[2])
 
 
 class EvaluationRunner:
@@ -110,6 +150,15 @@ class EvaluationRunner:
         plots: write the PNG figures. grid_prompts: prompts (columns) in the frame grid.
         suite_options: more :func:`load_suite` arguments (``per_class``, ``labels``, ``per_label``, ``limit``...).
         progress: show progress bars.
+        logger: a Lightning logger (``lightning.pytorch.loggers.WandbLogger``, ``CSVLogger``, ...) that gets
+            every number with its 95% interval, the provenance, and on wandb the results table
+            (:func:`unlearn.evaluation.to_loggers.log_evaluation`); ``None``: the files only.
+        shard: ``"i/n"``: generate only the i-th of n shares of the suite's prompts (prompt positions
+            ``i, i + n, ...``; 0-based) and stop before scoring: n jobs on n devices fill the same ``out_dir``,
+            each resumable. ``"auto"``: the share from the environment (a SLURM job array's
+            ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``, else torchrun's ``RANK``/``WORLD_SIZE``; one
+            share when neither is set). A run without ``shard`` afterwards generates nothing that a shard made
+            and scores every video: one table (:func:`resolve_shard`).
         allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
             ``run_status.json``); refused by default.
     """
@@ -146,6 +195,8 @@ class EvaluationRunner:
         suite_options: dict[str, Any] | None = None,
         progress: bool = False,
         allow_unfinished: bool = False,
+        logger: Logger | None = None,
+        shard: str | None = None,
         **metric_options: Any,
     ) -> None:
         check_sampling(
@@ -162,6 +213,8 @@ class EvaluationRunner:
         check_int("fps", fps, low=1)
         check_int("grid_prompts", grid_prompts, low=0)
         self.allow_unfinished = allow_unfinished
+        self.logger = logger
+        self.shard = resolve_shard(shard)
         self.out = Path(out_dir)
         self.suite_spec, self.row_args = suite, list(rows)
         self.backbone_arg = backbone
@@ -206,12 +259,22 @@ class EvaluationRunner:
 
     # ------------------------------------------------------------------ phases
     def run(self) -> dict[str, Any]:
-        """prepare → generate (resumable) → evaluate → write; returns the results dict."""
+        """prepare → generate (resumable) → evaluate → write; returns the results dict. With ``shard``:
+        prepare → generate this shard's videos; returns ``{"shard": [i, n], "rows": {row: counts}}``."""
         self.prepare()
         self.clear_results()
         stats = self.generate()
+        if self.shard is not None:
+            i, n = self.shard
+            done = {"shard": [i, n], "rows": stats}
+            (self.out / "shards").mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "shards" / f"{i}-of-{n}.json", json.dumps(done, indent=2, sort_keys=True))
+            return done
         results, frames = self.evaluate(stats)
         self.write(results, frames)
+        results = read_metrics(self.out)[0]  # what the files hold (+ metrics_md_sha256)
+        if self.logger is not None:
+            log_evaluation(self.logger, results)
         return results
 
     def prepare(self) -> None:
@@ -224,6 +287,7 @@ class EvaluationRunner:
         if self.suite_spec == "toyworld" and ({"per_group", "out_of_grammar"} & set(options)):
             options.setdefault("concept", self.concept)  # the toy world's groups are the concept's
         self.suite = load_suite(self.suite_spec, **options)
+        self.store.labels = {it.index: it.label for it in self.suite}  # the video file names carry the label
         self.specs = parse_rows(self.row_args, adapters=self.adapters, refusal=self.refusal)
         for spec in self.specs:
             spec.allow_unfinished = spec.allow_unfinished or self.allow_unfinished
@@ -246,7 +310,7 @@ class EvaluationRunner:
 
     def clear_results(self) -> None:
         """Remove the result files of an earlier run in this folder (they would describe other videos)."""
-        for name in RESULT_FILES:
+        for name in (*RESULT_FILES, *LEGACY_RESULT_FILES):
             (self.out / name).unlink(missing_ok=True)
         shutil.rmtree(self.out / "plots", ignore_errors=True)
 
@@ -283,10 +347,11 @@ class EvaluationRunner:
         stats = {}
         for spec in self.specs:
             t0 = time.perf_counter()
+            mine = list(self.suite)
+            if self.shard is not None:
+                mine = mine[self.shard[0] :: self.shard[1]]
             todo = [
-                it
-                for it in self.suite
-                if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
+                it for it in mine if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
             ]
             batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
             if batches:
@@ -315,6 +380,7 @@ class EvaluationRunner:
                                 "seed": it.seed,
                                 "label": it.label,
                                 "backbone": self.backbone_identity(),
+                                "sampling": self.effective_sampling(),
                             },
                         )
                         if bar is not None:
@@ -323,12 +389,29 @@ class EvaluationRunner:
                     bar.close()
             stats[spec.name] = {
                 "dir": str(self.store.method_dir(spec.name)),
-                "videos": len(self.suite),
+                "videos": len(mine),
                 "generated": len(todo),
-                "reused": len(self.suite) - len(todo),
+                "reused": len(mine) - len(todo),
                 "seconds": round(time.perf_counter() - t0, 3),
             }
         return stats
+
+    def effective_sampling(self) -> dict[str, Any]:
+        """The sampling settings the videos are made with: the given ones, the backbone's defaults for the
+        others (``None`` before the backbone is loaded)."""
+        defaults = getattr(self.backbone, "defaults", None)
+        return {k: v if v is not None else getattr(defaults, k, None) for k, v in self.sampling.items()}
+
+    def resolved_sampling(self) -> dict[str, Any]:
+        """:meth:`effective_sampling`, or, when every video was reused and the backbone never loaded, the
+        settings recorded in the first video's manifest."""
+        effective = self.effective_sampling()
+        if all(v is not None for v in effective.values()) or not self.specs or self.suite is None:
+            return effective
+        first = next(iter(self.suite), None)
+        manifest = self.store.manifest(self.specs[0].name, first.index) if first is not None else None
+        recorded = (manifest or {}).get("sampling") or {}
+        return {k: v if v is not None else recorded.get(k) for k, v in effective.items()}
 
     def method_metrics(self, spec: RowSpec) -> RowMetrics:
         """The row's metrics: a row that erased one of several classes/identities reports only its own."""
@@ -392,7 +475,9 @@ class EvaluationRunner:
             "concept": self.concept,
             "backbone": bb_info,
             "suite": self.suite.describe(),
-            "sampling": self.sampling,
+            # the settings used: the backbone's defaults where none was given (metrics.md shows the values)
+            "sampling": self.resolved_sampling(),
+            "sampling_given": self.sampling,
             # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
             "methods": {
                 s.name: (self.generator.describe(s.name) if self.generator is not None else s.describe(self.concept))
@@ -413,47 +498,27 @@ class EvaluationRunner:
                 "subject_consistency": "cosine",
             },
         }
-        return json_ready(results), grid
+        return metrics_document(json_ready(results)), grid
 
     def write(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]] | None = None) -> Path:
-        """Plots, metrics.json/md (one erased class), results.md, then results.json, each atomically."""
+        """Plots, then metrics.md + metrics.json as one pair (:func:`write_metrics`), each atomically."""
         self.out.mkdir(parents=True, exist_ok=True)
-        by_class = classification_by_class(results["rows"])
-        rows = meta = None
-        if len(by_class) == 1:
-            erased, rows = next(iter(by_class.items()))
-            meta = {
-                "concept": self.concept,
-                "erased_class": erased,
-                "backbone": results["backbone"]["name"],
-                "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
-                "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
-                "prompt_suite_hash": results["suite"]["sha256"],
-                "num_prompts": results["suite"]["num_prompts"],
-                "prompts_per_split": results["suite"].get("prompts_per_split"),
-                "seeds": results["suite"]["seeds"],
-                "evaluator": results["settings"]["classification"]["esr"],
-                "units": "percent",
-                "sampling": results["sampling"],
-            }
-            markdown_table(rows, meta)  # fail here, before anything is written, if a row is malformed
+        rows = results["rows"]
+        meta = {k: v for k, v in results.items() if k not in ("rows", "metrics_md_sha256")}
+        page = results_markdown(results)  # fails here, before anything is written, if a row is malformed
         if self.plots:
             with atomic_folder(self.out / "plots") as tmp:
                 self._plots(results, frames or {}, tmp)
-        if rows is not None:
-            write_metrics(self.out, rows, meta)
-        atomic_write_text(self.out / "results.md", results_markdown(results))
-        atomic_write_text(self.out / "results.json", json.dumps(results, indent=2, sort_keys=True, allow_nan=False))
-        return self.out / "results.json"
+        return write_metrics(self.out, rows, meta, markdown=page)
 
     def _plots(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]], folder: Path) -> list[Path]:
 
         made = []
-        by_class = classification_by_class(results["rows"])
+        by_class = classification_by_class(results["rows"], results.get("erased_class"))
         if by_class:
             made.append(
                 plots.classification_bars(
-                    by_class, folder / "classification.png", title=f"{results['backbone']['name']}: ESR/PSR (%)"
+                    by_class, folder / "classification.png", title=f"{results['backbone']}: ESR/PSR (%)"
                 )
             )
         nud = {m: r["nudity"]["label_frames"] for m, r in results["rows"].items() if "nudity" in r}
@@ -467,6 +532,64 @@ class EvaluationRunner:
             prompts = [it.prompt for it in self.suite][: self.grid_prompts]
             made.append(plots.frame_grid(frames, folder / "frames.png", prompts=prompts))
         return made
+
+
+def metrics_document(results: dict[str, Any]) -> dict[str, Any]:
+    """The runner's results in the schema of ``unlearn fit``'s ``eval/metrics.json`` (the ``ErasureEvaluation``
+    callback): ``rows[row]`` holds the callback's ESR/PSR fields when one class is erased (``classification:
+    {class: row}`` with several) beside the other metrics (``nudity``, ``identity``, ``clip``,
+    ``consistency``); the callback's provenance fields at the top, the runner's own fields beside them
+    (``backbone_info``: the backbone's identity, fingerprint and defaults; ``units_by_metric``)."""
+    by_class = classification_by_class(results["rows"])
+    erased = next(iter(by_class)) if len(by_class) == 1 else None
+    rows = {}
+    for name, r in results["rows"].items():
+        row = {k: v for k, v in r.items() if k != "classification"}
+        cls = r.get("classification") or {}
+        if erased is not None and erased in cls:
+            row.update(cls[erased])  # the callback's row: esr@1 ... at the top
+        elif cls:
+            row["classification"] = cls
+        rows[name] = row
+    bb, suite = results["backbone"], results["suite"]
+    videos = results.get("videos") or {}
+    timings = results.get("timings_s") or {}
+    return {
+        "rows": rows,
+        # the ErasureEvaluation callback's fields (unlearn/callbacks/evaluation.py, its metrics.json)
+        "concept": results.get("concept"),
+        "erased_class": erased,
+        "erased_classes": list(by_class) or None,
+        "backbone": bb.get("name"),
+        "backbone_source": bb.get("source") or bb.get("pretrained"),
+        "prompt_suite": suite.get("source") or suite.get("name"),
+        "prompt_suite_hash": suite.get("sha256"),
+        "num_prompts": suite.get("num_prompts"),
+        "prompts_per_split": suite.get("prompts_per_split"),
+        "seeds": suite.get("seeds"),
+        "evaluator": ((results.get("settings") or {}).get("classification") or {}).get("esr"),
+        "seconds_per_row": {
+            name: round((videos.get(name) or {}).get("seconds", 0.0) + timings.get(f"evaluate_{name}", 0.0), 2)
+            for name in rows
+        },
+        "units": "percent",
+        "methods": results.get("methods"),
+        # the runner's own
+        "format": results.get("format"),
+        "created": results.get("created"),
+        "backbone_info": bb,
+        "suite": suite,
+        "sampling": results.get("sampling"),
+        "sampling_given": results.get("sampling_given"),
+        "metrics": results.get("metrics"),
+        "settings": results.get("settings"),
+        "evaluators": results.get("evaluators"),
+        "videos": videos,
+        "store_frames": results.get("store_frames"),
+        "timings_s": timings,
+        "versions": results.get("versions"),
+        "units_by_metric": results.get("units"),
+    }
 
 
 def score_in_memory(

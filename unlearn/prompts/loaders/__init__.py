@@ -1,9 +1,10 @@
 """Loaders for public prompt suites, one module per source, and the registry ``LOADERS`` that configs name them by.
 
 Third-party suites (Ring-A-Bell, SafeSora, T2VSafetyBench, I2P, the I2P nudity subset, ESD's ImageNet
-prompts) are **not shipped** with this project: download them from their authors and point the loaders at
-your copy. Their licences differ (SafeSora: CC BY-NC 4.0, non-commercial; T2VSafetyBench: no licence file;
-I2P and UnlearnDiffAtk's nudity subset: MIT); see ``docs/prompts.md``.
+prompts, the T2VUnlearning authors' ``evaluation/data`` sets) are **not shipped** with this project: download them
+from their authors and point the loaders at your copy. Their licences differ (SafeSora: CC BY-NC 4.0,
+non-commercial; T2VSafetyBench: no licence file; I2P and UnlearnDiffAtk's nudity subset: MIT); see
+``docs/prompts.md``.
 
 A new source is one module here with a ``load_<source>(path, **options) -> PromptSuite`` function, added to
 ``LOADERS`` below; the file-format helpers it needs (``read_text``, ``read_csv_dicts``, ``iter_json_rows``, ...)
@@ -23,6 +24,7 @@ from unlearn.prompts.loaders.nudity import load_nudity_subset
 from unlearn.prompts.loaders.ring_a_bell import load_ring_a_bell
 from unlearn.prompts.loaders.safesora import SAFESORA_CATEGORY_ALIASES, load_safesora
 from unlearn.prompts.loaders.t2vsafetybench import T2VSAFETYBENCH_CATEGORIES, load_t2vsafetybench
+from unlearn.prompts.loaders.t2vunlearning import T2VUNLEARNING_SETS, load_t2vunlearning
 from unlearn.prompts.suite import PromptSuite
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "load_ring_a_bell",
     "load_safesora",
     "load_t2vsafetybench",
+    "load_t2vunlearning",
+    "T2VUNLEARNING_SETS",
     "load_esd_csv",
     "SAFESORA_CATEGORY_ALIASES",
     "T2VSAFETYBENCH_CATEGORIES",
@@ -52,6 +56,7 @@ LOADERS: dict[str, Callable[..., PromptSuite]] = {
     "safesora": load_safesora,
     "t2vsafetybench": load_t2vsafetybench,
     "esd": load_esd_csv,
+    "t2vunlearning": load_t2vunlearning,  # the authors' evaluation/data sets by name: set="gen_cogvideox", ...
 }
 
 
