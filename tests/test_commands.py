@@ -52,16 +52,20 @@ def test_evaluate_flags_are_the_runner_suite_and_metric_parameters():
     assert runner <= dests and (suite - skip - {"loader_kwargs"}) <= dests and (metric - skip) <= dests
 
 
-def test_a_parameter_added_to_the_signature_is_a_flag(monkeypatch):
+def test_a_parameter_added_to_the_signature_is_a_flag(monkeypatch, capsys):
     from unlearn.methods.t2vunlearning import export
 
-    def export_adapters(ckpt: str, out: str, allow_unfinished: bool = False, shard: int = 0) -> int:
+    seen = []
+
+    def export_adapters(ckpt: str, out: str, allow_unfinished: bool = False, shard: int = 0) -> Path:
         """Doc."""
-        return shard
+        seen.append(shard)
+        return Path(out)
 
     monkeypatch.setattr(export, "export_adapters", export_adapters)
     assert "shard" in _dests("export")
-    assert main(["export", "--ckpt", "a", "--out", "b", "--shard", "3"]) == 3
+    assert main(["export", "--ckpt", "a", "--out", "b", "--shard", "3"]) == 0
+    assert seen == [3] and capsys.readouterr().out.startswith("wrote b/")
 
 
 def test_earlier_spellings_parse_to_the_signature_spelling():

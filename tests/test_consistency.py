@@ -14,10 +14,20 @@ from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, backbone_cl
 def _entry_points():
     from unlearn.attacks import AttackRun
     from unlearn.evaluation import EvaluationModule, EvaluationRunner
+    from unlearn.methods.esd import ESDUnlearning
     from unlearn.methods.refusal import RefusalVectorUnlearning
     from unlearn.methods.t2vunlearning import T2VUnlearning
+    from unlearn.methods.uce import UCEUnlearning
 
-    return [T2VUnlearning, RefusalVectorUnlearning, EvaluationRunner, EvaluationModule, AttackRun]
+    return [
+        T2VUnlearning,
+        RefusalVectorUnlearning,
+        UCEUnlearning,
+        ESDUnlearning,
+        EvaluationRunner,
+        EvaluationModule,
+        AttackRun,
+    ]
 
 
 @pytest.mark.parametrize("cls", _entry_points(), ids=lambda c: c.__name__)

@@ -32,7 +32,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from unlearn.backbones import PromptEmbedding, build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, PromptEmbedding, build_backbone, check_pretrained
 from unlearn.checks import InputError, check_choice, check_range
 from unlearn.io import atomic_entries, require_finished
 from unlearn.methods.weight_edits import (
@@ -106,10 +106,10 @@ class ESDUnlearning(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "cogvideox-2b",
+        backbone: str = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "bfloat16",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         train_method: str = "esd-x",
         negative_guidance: float = 2.0,

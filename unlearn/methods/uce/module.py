@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from unlearn.backbones import build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
 from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.io import atomic_entries, require_finished
 from unlearn.methods.weight_edits import EditSwitch, WeightEdit, save_stock_model
@@ -98,10 +98,10 @@ class UCEUnlearning(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "cogvideox-2b",
+        backbone: str = DEFAULT_BACKBONE,
         pretrained: str | None = None,
         tiny: bool = False,
-        torch_dtype: str = "bfloat16",
+        torch_dtype: str = DEFAULT_TORCH_DTYPE,
         backbone_kwargs: dict[str, Any] | None = None,
         layers: str | list[str] = "auto",
         lamb: float = 0.5,
