@@ -1,6 +1,6 @@
 """Bad input never costs a researcher a day (issue #15).
 
-The catalogue (``benchmarks/bad_inputs.py``: every case is an ``unlearn`` command line, the exit status it must end
+The catalogue (``tests/bad_input_catalogue.py``: every case is an ``unlearn`` command line, the exit status it must end
 with, the key words of its last stderr line, and checks that no output of the failed command passes for a good
 one and no earlier output was lost) runs here in one process, a few cases as real processes; then the pieces
 behind it: the cache that cannot poison a run, run status, round trips, credentials, atomic writers.
@@ -18,9 +18,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import bad_inputs as B  # noqa: E402
+import bad_input_catalogue as B
 
 #: cases also run as real `unlearn` processes (exit status and stderr exactly as a user sees them)
 AS_PROCESS = {"alpha_negative", "export_truncated_ckpt"}
