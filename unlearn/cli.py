@@ -300,7 +300,8 @@ def _lightning_cli(args: list[str] | None) -> None:
 
     from unlearn.callbacks.checkpoint import install_safe_checkpoint_io
     from unlearn.callbacks.status import RunStatus
-    from unlearn.io import load_checkpoint_file, refuse_remote_checkpoint
+    from unlearn.io import refuse_remote_checkpoint
+    from unlearn.resume import RunRecord
 
     # the frozen backbone is in eval mode on purpose; only the adapters train
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
@@ -327,22 +328,22 @@ def _lightning_cli(args: list[str] | None) -> None:
             return {k: v | {"weights_only"} for k, v in LightningCLI.subcommands().items()}
 
         def _parse_ckpt_path(self) -> None:
-            # LightningCLI reads the checkpoint's hyper-parameters into the model config before building it; it
-            # does so with torch.load, which cannot read the safe format: the same logic with the safe reader
+            # LightningCLI copies the checkpoint's hyper-parameters over the config here (a checkpoint could
+            # name weights to download or a class to import): a checkpoint restores state, never configuration
+            # (unlearn.resume); only a URL is refused this early
             subcommand = self.config.get("subcommand")
             ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-            if not ckpt_path:
-                return
-            refuse_remote_checkpoint(ckpt_path)
-            if not Path(ckpt_path).is_file():
-                return  # "last", "best", "hpc": resolved by the trainer
-            hparams = dict(load_checkpoint_file(ckpt_path).get("hyper_parameters") or {})
-            hparams.pop("_instantiator", None)
-            if not hparams:
-                return
-            if "_class_path" in hparams:
-                hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+            if ckpt_path:
+                refuse_remote_checkpoint(ckpt_path)
+
+        def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
+            parser.add_argument(
+                "--allow_config_mismatch",
+                type=bool,
+                default=False,
+                help="resume from a checkpoint whose backbone, weights, concept or adapter shape differ from this "
+                "config (its state is loaded into this config)",
+            )
 
         def instantiate_trainer(self, **kwargs):
             trainer = super().instantiate_trainer(**kwargs)
@@ -367,25 +368,40 @@ def _lightning_cli(args: list[str] | None) -> None:
             except Exception as e:  # noqa: BLE001 - any constructor's error is an input error
                 raise ConfigError(explain(e)) from e
 
+        def resolved_config(self) -> dict:
+            full = yaml.safe_load(self.parser.dump(self.config, skip_none=False, skip_check=True))
+            return full.get(self.subcommand, full) if self.subcommand else full
+
         def _instantiate_trainer(self, config, callbacks):  # noqa: ANN001
             self.run_status = RunStatus()
-            return super()._instantiate_trainer(config, [*callbacks, self.run_status])
+            resolved = self.resolved_config()
+            record = RunRecord(data_config=resolved.get("data"), config=resolved)
+            return super()._instantiate_trainer(config, [*callbacks, self.run_status, record])
 
         def before_fit(self) -> None:
-            # written first: before the data module's setup, the config copy or any pseudo data
+            from unlearn.resume import prepare_fit
+
+            # the checkpoint checked and the run folder claimed (unlearn.resume / unlearn.run_folder), then the
+            # status written first: before the data module's setup, the config copy or any pseudo data
+            prepare_fit(self.trainer, self.model, self.config_init["fit"], self.resolved_config())
             self.run_status.start(self.trainer, self.model)
 
-    UnlearnCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "exit_on_error": False},
-        save_config_callback=LoggedConfig,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        seed_everything_default=0,
-    )
+    from unlearn.run_folder import release_all
+
+    try:
+        UnlearnCLI(
+            pl.LightningModule,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "exit_on_error": False},
+            save_config_callback=LoggedConfig,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            seed_everything_default=0,
+        )
+    finally:
+        release_all()
 
 
 def _dispatch(args: list[str], from_sys_argv: bool) -> int:
@@ -459,11 +475,21 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DEBUG_ENV] = "1"  # processes that DDP starts from this command line print tracebacks too
     # wandb must never block on a login prompt; offline unless the user says otherwise
     os.environ.setdefault("WANDB_MODE", "offline")
+    from unlearn import signals
+
+    previous = signals.install()  # SIGTERM / SIGINT: exit 143 / 130 with one line (unlearn.signals)
     try:
         return _dispatch(args, argv is None)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print(signals.message(signals.received()), file=sys.stderr)
+        return signals.exit_status(signals.received())
+    except SystemExit as exc:
+        if signals.received() is None:  # argparse's usage errors, --help
+            raise
+        # Lightning's shutdown after an interrupt ends in sys.exit(1) (SIGTERM: a SystemExit without a code)
+        del exc
+        print(signals.message(signals.received()), file=sys.stderr)
+        return signals.exit_status(signals.received())
     except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into one line
         if debug:
             traceback.print_exc()
@@ -471,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(full traceback: add --debug or set {DEBUG_ENV}=1)", file=sys.stderr)
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
+    finally:
+        signals.restore(previous)
 
 
 if __name__ == "__main__":
