@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from unlearn.io import write_run_status

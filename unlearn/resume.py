@@ -228,8 +228,10 @@ def note(lines: list[str]) -> None:
     """One line on stderr listing the settings of a resumed run that differ from its checkpoint's."""
     if lines:
         text = "; ".join(lines)
-        print(f"unlearn: resuming with this run's configuration, which differs from the checkpoint's in {text}",
-              file=sys.stderr)
+        print(
+            f"unlearn: resuming with this run's configuration, which differs from the checkpoint's in {text}",
+            file=sys.stderr,
+        )
 
 
 def prepare_fit(trainer: pl.Trainer, model: pl.LightningModule, fit_config: Any, config: dict[str, Any]) -> None:

@@ -83,6 +83,6 @@ def message(signum: int | None) -> str:
     """The one line the command ends with after a signal."""
     name = signal.Signals(signum).name if signum else "SIGINT"
     return (
-        f"error: interrupted by {name} (exit status {exit_status(signum)}); run_status.json says \"interrupted\". "
+        f'error: interrupted by {name} (exit status {exit_status(signum)}); run_status.json says "interrupted". '
         "Fix: continue with the same command and --ckpt_path last"
     )
