@@ -340,6 +340,14 @@ def _ckpt(mutate: Callable[[dict], None] | None = None, raw: Callable[[bytes], b
     return setup
 
 
+def _both(*setups: Setup) -> Setup:
+    def setup(ws: Path, root: Path) -> None:
+        for s in setups:
+            s(ws, root)
+
+    return setup
+
+
 def _drop_adapter_keys(ckpt: dict) -> None:
     del ckpt["state_dict"]["controller.adapters.0.up.weight"]
 
@@ -748,19 +756,13 @@ CASES: list[Case] = [
     ex("export_no_adapters_in_ckpt", _ckpt(lambda c: c.update(state_dict={})), 2, ["x.ckpt", "no adapter weights"]),
     ex(
         "export_ckpt_of_failed_run",
-        lambda ws, root: (
-            (
-                _ckpt()(ws, root),
-                (root / "run_status.json").write_text(json.dumps({"status": "failed", "error": "DivergenceError"})),
-            )
-            and None
-        ),
+        _both(_ckpt(), _write("run_status.json", json.dumps({"status": "failed", "error": "DivergenceError"}))),
         2,
         ["failed", "--allow-unfinished"],
     ),
     ex(
         "export_out_is_a_file",
-        lambda ws, root: (_ckpt()(ws, root), (root / "exported").write_text("x")) and None,
+        _both(_ckpt(), _write("exported", "x")),
         2,
         ["exported", "is a file"],
         verify=lambda ws, root, rc, err: (

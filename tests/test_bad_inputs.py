@@ -14,11 +14,11 @@ import sys
 import warnings
 from pathlib import Path
 
+import bad_input_catalogue as B
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-import bad_input_catalogue as B
 
 #: cases also run as real `unlearn` processes (exit status and stderr exactly as a user sees them)
 AS_PROCESS = {"alpha_negative", "export_truncated_ckpt"}

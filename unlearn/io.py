@@ -315,8 +315,8 @@ def _now() -> str:
 
 def write_run_status(folder: str | os.PathLike, status: str, **info: Any) -> Path:
     """Write ``<folder>/run_status.json`` (atomically): ``status`` is ``"running"``, ``"finished"``,
-    ``"failed"`` or ``"interrupted"`` (SIGTERM / SIGINT); ``info`` adds fields (``error``, ``run_id``, ...). The host and pid of the writer are
-    recorded so that a reader can tell a run in progress from one that was killed."""
+    ``"failed"`` or ``"interrupted"`` (SIGTERM / SIGINT); ``info`` adds fields (``error``, ``run_id``, ...).
+    The host and pid of the writer are recorded so that a reader can tell a run in progress from one that was killed."""
     if status not in RUN_STATUSES:
         raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
     path = Path(folder) / RUN_STATUS_FILE
