@@ -72,7 +72,8 @@ def run_identity(model_hparams: dict[str, Any] | None, data_config: dict[str, An
     ...}``, Lightning's form) and its data config (``{"class_path": ..., "init_args": {...}}``)."""
     hp = dict(model_hparams or {})
     data = dict(data_config or {})
-    flat_data = {"class_path": data.get("class_path"), **dict(data.get("init_args") or {})}
+    flat_data = {"class_path": data["class_path"]} if "class_path" in data else {}
+    flat_data.update(dict(data.get("init_args") or {}))
     out: dict[str, Any] = {}
     for key in IDENTITY_KEYS:
         part, name = key.split(".", 1)
@@ -154,9 +155,17 @@ def check_checkpoint_identity(
     ck = checkpoint if checkpoint is not None else load_checkpoint_file(ckpt_file)
     recorded = ck.get(RECORD_KEY) if isinstance(ck.get(RECORD_KEY), dict) else {}
     saved_hp = ck.get("hyper_parameters") if isinstance(ck.get("hyper_parameters"), dict) else {}
-    theirs = dict(recorded.get("identity") or run_identity(saved_hp, None))
+    # the model's recorded hyperparameters and the record's identity are both checked: a checkpoint edited in
+    # one place but not the other is refused too
+    theirs = dict(recorded.get("identity") or {})
+    theirs.update(run_identity(saved_hp, None))
+    recorded_only = dict(recorded.get("identity") or {})
     ours = run_identity(model_hparams, data_config)
-    differing = [k for k in IDENTITY_KEYS if k in theirs and theirs.get(k) != ours.get(k)]
+    differing = [
+        k
+        for k in IDENTITY_KEYS
+        if (k in theirs and theirs.get(k) != ours.get(k)) or (k in recorded_only and recorded_only[k] != ours.get(k))
+    ]
     if differing and not allow_mismatch:
         shown = "; ".join(f"{k}: {_show(theirs.get(k))} in the checkpoint, {_show(ours.get(k))} now" for k in differing)
         raise ResumeError(
