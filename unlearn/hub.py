@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from unlearn.evaluation.tables import markdown_table, results_markdown
+from unlearn.io import require_finished
 from unlearn.methods.t2vunlearning.export import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     backbone_provenance,
+    load_adapters,
     read_adapter_config,
 )
+from unlearn.safe_text import card_safe, py_str
 
 #: files of an adapter folder that go to the Hub
 ADAPTER_FILES = (WEIGHTS_NAME, CONFIG_NAME)
@@ -32,7 +36,39 @@ def find_metrics(adapters_dir: str | os.PathLike) -> Path | None:
     run = Path(adapters_dir).resolve().parent
     for candidate in (run / "eval" / "metrics.json", run / "eval" / "results.json"):
         if candidate.is_file():
+            stale = _not_this_run(adapters_dir, candidate)
+            if stale:
+                print(
+                    f"unlearn push: {candidate} not attached: {stale}. Fix: --metrics FILE attaches a file you checked",
+                    file=sys.stderr,
+                )
+                continue
             return candidate
+    return None
+
+
+def _not_this_run(adapters_dir: str | os.PathLike, metrics: Path) -> str | None:
+    """Why ``metrics`` (found beside the adapters) is not the evaluation of the run that wrote them: written
+    before that run started (a reused run folder), or of another concept."""
+    import datetime
+
+    from unlearn.io import find_run_status
+
+    found = find_run_status(adapters_dir)
+    started = (found[1].get("started") if found else None) or ""
+    try:
+        start = datetime.datetime.fromisoformat(started).timestamp()
+    except ValueError:
+        start = None
+    if start is not None and metrics.stat().st_mtime < start:
+        return f"it is older than the run that wrote the adapters (started {started}): an earlier run's result"
+    try:
+        concept = json.loads(metrics.read_text()).get("concept")
+    except (OSError, ValueError, AttributeError):
+        return "it is not readable JSON"
+    ours = read_adapter_config(adapters_dir).get("concept")
+    if concept and ours and concept != ours:
+        return f"it evaluates concept {concept!r}, the adapters erase {ours!r}"
     return None
 
 
@@ -78,13 +114,14 @@ def model_card(adapters_dir: str | os.PathLike, repo_id: str, metrics_path: str 
     which model with which settings, the evaluation, and how to load the adapters."""
     from huggingface_hub import ModelCardData
 
-    config = read_adapter_config(adapters_dir)
+    # text from files is data: escaped where it enters the card (unlearn.safe_text); the snippet quotes it
+    config = card_safe(read_adapter_config(adapters_dir))
     backbone = config["backbone"]
     prov = {k: config.get(k) for k in ("backbone_source", "backbone_hub_id", "backbone_revision")}
     if not prov["backbone_hub_id"]:  # adapters written before provenance was recorded
         prov = {**backbone_provenance(backbone, prov["backbone_source"]), **{k: v for k, v in prov.items() if v}}
     hub_id, revision = prov.get("backbone_hub_id"), prov.get("backbone_revision")
-    metrics = json.loads(Path(metrics_path).read_text()) if metrics_path else None
+    metrics = card_safe(json.loads(Path(metrics_path).read_text())) if metrics_path else None
     concept = config.get("concept") or (metrics or {}).get("concept") or "unknown concept"
 
     data = ModelCardData(
@@ -115,7 +152,8 @@ def model_card(adapters_dir: str | os.PathLike, repo_id: str, metrics_path: str 
         ("attention sites", len(config.get("site_names", []))),
     ]
     table = "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
-    load_revision = f', revision="{revision}"' if revision else ""
+    load_revision = f", revision={py_str(revision)}" if revision else ""
+    source = py_str(hub_id or prov.get("backbone_source"))
     how = f'''## How to load
 
 ```python
@@ -123,8 +161,8 @@ import torch
 from diffusers import DiffusionPipeline
 from unlearn.methods.t2vunlearning import attach_adapters   # pip install t2v-unlearn
 
-pipe = DiffusionPipeline.from_pretrained("{hub_id or prov.get("backbone_source")}"{load_revision}, torch_dtype=torch.bfloat16)
-controller = attach_adapters(pipe, "{repo_id}")   # forward hooks: the pipeline's attention backend stays
+pipe = DiffusionPipeline.from_pretrained({source}{load_revision}, torch_dtype=torch.bfloat16)
+controller = attach_adapters(pipe, {py_str(repo_id)})   # forward hooks: the pipeline's attention backend stays
 video = pipe("your prompt").frames[0]             # generated with "{concept}" erased
 with controller.scaled(0.0):                      # the original model, exactly
     original = pipe("your prompt").frames[0]
@@ -191,10 +229,20 @@ def push_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="Hub endpoint (default: huggingface_hub's, $HF_ENDPOINT)")
     parser.add_argument("--token", help="access token (default: $HF_TOKEN or `hf auth login`)")
     parser.add_argument("--dry-run", action="store_true", help="print the model card and upload nothing")
+    parser.add_argument(
+        "--allow-unfinished", action="store_true", help="push adapters of a run that failed or was interrupted"
+    )
     args = parser.parse_args(argv)
-    if args.repo.count("/") != 1 or not all(args.repo.split("/")):
-        parser.error(f"--repo {args.repo!r} is not a Hub repository id of the form user/name")
-    read_adapter_config(args.adapters)  # one clear error for a folder that is not an adapter folder
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:  # the same check in a dry run as in a real one
+        validate_repo_id(args.repo)
+        if args.repo.count("/") != 1:
+            raise HFValidationError("it has no owner")
+    except HFValidationError as e:
+        parser.error(f"--repo {args.repo!r} is not a Hub repository id of the form user/name ({e})")
+    load_adapters(args.adapters)  # one clear error for a folder that is not an adapter folder, or NaN weights
+    require_finished(args.adapters, "adapters", args.allow_unfinished)  # a failed/interrupted run is not published
     metrics = args.metrics or find_metrics(args.adapters)
     if args.dry_run:
         print(model_card(args.adapters, args.repo, metrics))
