@@ -434,6 +434,9 @@ def _dispatch(args: list[str], from_sys_argv: bool) -> int:
             args = [args[0], *resolve_config_args(args[1:])]
         except FileNotFoundError as e:
             raise ConfigError(f"--config: {e}") from e
+        from unlearn.config_files import check_config_files
+
+        check_config_files(args[1:])  # each file and include: regular UTF-8 YAML of keys (one line naming it)
     if from_sys_argv:
         # LightningCLI reads sys.argv itself (and DDP re-runs this command line in each new process): the
         # resolved config paths, without --debug (UNLEARN_DEBUG carries it to those processes)

@@ -143,9 +143,9 @@ def claim_run_folder(folder: str | os.PathLike, config: dict[str, Any], resuming
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise RunFolderError(
-            f"trainer.default_root_dir {str(folder)!r} is a file, not a folder. Fix: pass a folder path"
+            f"trainer.default_root_dir {str(folder)!r} is (or lies below) a file, not a folder. Fix: pass a folder path"
         ) from None
     _acquire_lock(folder)
     cfg = comparable_config(config, folder)
