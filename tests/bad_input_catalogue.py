@@ -227,7 +227,12 @@ def fit_problem(root: Path, before: dict[str, str], rc: int) -> str | None:
     if rc == 0:
         return None
     after = tree(root)
-    written = {k for k in set(after) | set(before) if after.get(k) != before.get(k)} - {"run_status.json"}
+    # the run's bookkeeping (status, the folder's lock and record) is not an output
+    written = {k for k in set(after) | set(before) if after.get(k) != before.get(k)} - {
+        "run_status.json",
+        ".unlearn-fit.lock",
+        "run_record.json",
+    }
     if written and (root / "adapters").exists() and not marked_unfinished(root / "adapters"):
         return f"the failed run wrote {sorted(written)[:3]} and left adapters/ looking finished"
     return None
@@ -286,6 +291,11 @@ def m(key: str, value: str) -> list[str]:
 
 def d(key: str, value: str) -> list[str]:
     return [f"--data.init_args.{key}={value}"]
+
+
+def pf(path: str) -> list[str]:
+    """``data.prompt_file`` instead of the tiny config's prompts (both together are refused)."""
+    return [*d("prompts", "null"), *d("prompt_file", path)]
 
 
 def _copy_weights(ws: Path, root: Path) -> Path:
@@ -405,6 +415,72 @@ def _cache_verify(how: str) -> Verify:
         )
 
     return verify
+
+
+# ============================================================================================ issue #27's kinds
+def _nan_adapters(ws: Path, root: Path) -> None:
+    """A copy of the good adapters in ``root/a`` with a NaN weight (what a diverged run leaves)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(ws / "good" / "adapters", root / "a")
+    state = load_file(root / "a" / "adapters.safetensors")
+    key = sorted(state)[0]
+    state[key][..., 0] = float("nan")
+    save_file(state, root / "a" / "adapters.safetensors")
+
+
+def _nan_toy_adapters(ws: Path, root: Path) -> None:
+    """NaN adapters of the evaluation cases' backbone (the tiny toy model) in ``root/a``."""
+    from unlearn.backbones import build_backbone
+    from unlearn.methods.t2vunlearning import AdapterController, save_adapters
+
+    sites = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32").attention_sites()
+    ctl = AdapterController([s.video_dim for s in sites], 4, [s.name for s in sites])
+    ctl.adapters[0].up.weight.data.fill_(float("nan"))
+    save_adapters(ctl, "toy-cogvideox", root / "a")
+
+
+def _hparams(**changes: Any) -> Callable[[dict], None]:
+    """A checkpoint whose recorded model hyperparameters were edited (an attacker's, or another run's)."""
+
+    def mutate(ckpt: dict) -> None:
+        ckpt["hyper_parameters"] = {**ckpt.get("hyper_parameters", {}), **changes}
+
+    return mutate
+
+
+def _other_config_record(ws: Path, root: Path) -> None:
+    """The folder holds a finished run of another config (what ``unlearn fit`` records in run_record.json)."""
+    record = {"format": "t2v-unlearn-run-record/1", "config_sha256": "0" * 64, "config": {"model": {"eta": 1.0}}}
+    (root / "run_record.json").write_text(json.dumps(record))
+
+
+_LOCKS: list[int] = []
+
+
+def _folder_in_use(ws: Path, root: Path) -> None:
+    """Another fit holds the folder's lock (an flock, as ``unlearn fit`` takes it)."""
+    import fcntl
+
+    fd = os.open(root / ".unlearn-fit.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.pwrite(fd, json.dumps({"pid": 4242, "host": "elsewhere", "started": "earlier"}).encode(), 0)
+    _LOCKS.append(fd)
+
+
+def _release_lock(ws: Path, root: Path, rc: int, err: str) -> str | None:
+    while _LOCKS:
+        os.close(_LOCKS.pop())
+    return None
+
+
+def _failed_run_status(ws: Path, root: Path) -> None:
+    shutil.copytree(ws / "good" / "adapters", root / "run" / "adapters")
+    (root / "run" / "run_status.json").write_text(json.dumps({"status": "failed", "error": "DivergenceError"}))
+
+
+def pu(name: str, folder: str, code: int, words: list[str], extra: list[str] = (), **kw: Any) -> Case:
+    return Case(name, ["push", folder, "--repo", "alice/x", "--dry-run", *extra], code, words, **kw)
 
 
 #: the checkout cases run against (None: this process); setups that run `unlearn` themselves use it too, so
@@ -618,11 +694,11 @@ CASES: list[Case] = [
         2,
         ["do not mention the concept", "allow_prompts_without_concept"],
     ),
-    fit("prompt_file_missing", d("prompt_file", "{root}/none.jsonl"), 2, ["none.jsonl", "not found"]),
-    fit("prompt_file_empty", d("prompt_file", "{ws}/prompts/empty.jsonl"), 2, ["empty.jsonl"]),
-    fit("prompt_file_bad_json", d("prompt_file", "{ws}/prompts/bad.jsonl"), 2, ["bad.jsonl", "line 2"]),
-    fit("prompt_file_not_utf8", d("prompt_file", "{ws}/prompts/latin1.jsonl"), 2, ["latin1.jsonl", "utf-8"]),
-    fit("prompt_file_no_prompt_column", d("prompt_file", "{ws}/prompts/nocol.csv"), 2, ["nocol.csv", "prompt"]),
+    fit("prompt_file_missing", pf("{root}/none.jsonl"), 2, ["none.jsonl", "not found"]),
+    fit("prompt_file_empty", pf("{ws}/prompts/empty.jsonl"), 2, ["empty.jsonl"]),
+    fit("prompt_file_bad_json", pf("{ws}/prompts/bad.jsonl"), 2, ["bad.jsonl", "line 2"]),
+    fit("prompt_file_not_utf8", pf("{ws}/prompts/latin1.jsonl"), 2, ["latin1.jsonl", "utf-8"]),
+    fit("prompt_file_no_prompt_column", pf("{ws}/prompts/nocol.csv"), 2, ["nocol.csv", "prompt"]),
     fit("seeds_per_prompt_zero", d("seeds_per_prompt", "0"), 2, ["data.seeds_per_prompt", ">= 1"]),
     fit("batch_size_zero", d("batch_size", "0"), 2, ["data.batch_size", ">= 1"]),
     fit("num_inference_steps_zero", d("num_inference_steps", "0"), 2, ["data.num_inference_steps", ">= 1"]),
@@ -842,6 +918,135 @@ CASES: list[Case] = [
     au("augment_openai_without_url", ["--source", "openai"], 2, ["--url", "--model"]),
     # ---- toyworld
     Case("toyworld_unknown_command", ["toyworld", "pretrian"], 2, ["pretrian", "pretrain"]),
+    # ==== issue #27: beyond the first catalogue, by kind
+    # ---- config files and includes
+    Case(
+        "config_include_not_yaml",
+        ["fit", "--config", "{root}/c.yaml"],
+        2,
+        ["passwd", "not a mapping"],
+        setup=_write("c.yaml", "config: /etc/passwd\n"),
+    ),
+    Case(
+        "config_include_binary",
+        ["fit", "--config", "{root}/c.yaml"],
+        2,
+        ["b.yaml", "binary"],
+        setup=_both(_write("c.yaml", "config: b.yaml\n"), _write("b.yaml", bytes(range(256)))),
+    ),
+    Case(
+        "config_empty",
+        ["fit", "--config", "{root}/c.yaml"],
+        2,
+        ["c.yaml", "empty"],
+        setup=_write("c.yaml", "# nothing\n"),
+    ),
+    Case(
+        "config_includes_itself",
+        ["fit", "--config", "{root}/c.yaml"],
+        2,
+        ["c.yaml", "includes itself"],
+        setup=_write("c.yaml", "config: c.yaml\n"),
+    ),
+    # ---- checkpoints restore state, never configuration
+    fit(
+        "ckpt_of_another_concept",
+        ["--ckpt_path", "{ws}/good.ckpt", *d("concept", "gore"), *d("allow_prompts_without_concept", "true")],
+        2,
+        ["data.concept", "another run", "--allow_config_mismatch"],
+    ),
+    fit(
+        "ckpt_hparams_name_hub_weights",
+        ["--ckpt_path", "{root}/x.ckpt"],
+        2,
+        ["model.pretrained", "attacker/backdoored-cogvideox"],
+        setup=_ckpt(_hparams(pretrained="attacker/backdoored-cogvideox", tiny=False)),
+    ),
+    fit(
+        "ckpt_hparams_name_a_class",
+        ["--ckpt_path", "{root}/x.ckpt"],
+        2,
+        ["model._class_path", "RefusalVectorUnlearning"],
+        setup=_ckpt(_hparams(_class_path="unlearn.methods.refusal.RefusalVectorUnlearning")),
+    ),
+    fit(
+        "ckpt_hparams_adapter_dim",
+        ["--ckpt_path", "{root}/x.ckpt"],
+        2,
+        ["model.adapter_dim", "8", "4"],
+        setup=_ckpt(_hparams(adapter_dim=8)),
+    ),
+    fit(
+        "ckpt_path_last_without_checkpointing",
+        ["--ckpt_path", "last"],
+        2,
+        ["writes no checkpoint", "nothing to resume"],
+    ),
+    fit(
+        "ckpt_path_last_nothing_yet",
+        [
+            "--ckpt_path",
+            "last",
+            "--trainer.enable_checkpointing=true",
+            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+            "--trainer.callbacks.dirpath={root}/checkpoints",
+            "--trainer.callbacks.save_last=true",
+        ],
+        2,
+        ["checkpoints", "nothing to resume"],
+    ),
+    # ---- run folders
+    fit("run_folder_of_another_config", [], 2, ["another config", "run_record.json"], setup=_other_config_record),
+    fit("run_folder_in_use", [], 2, ["in use by another", "pid 4242"], setup=_folder_in_use, verify=_release_lock),
+    Case(
+        "default_root_dir_below_a_file",
+        _fit_argv(Path("{ws}"), Path("{root}/f/run")),
+        2,
+        ["default_root_dir", "file"],
+        setup=_write("f", "x"),
+    ),
+    # ---- data: exclusive options, ranges, sizes, file kinds
+    fit(
+        "prompts_and_prompt_file",
+        d("prompt_file", "{ws}/toy_suite.jsonl"),
+        2,
+        ["data.prompts", "data.prompt_file", "both"],
+    ),
+    fit("seed_huge", d("seed", "1000000000000000000000000000000"), 2, ["data.seed", "32-bit"]),
+    fit("num_frames_huge", d("num_frames", "1000001"), 2, ["data.num_frames", "258"]),
+    fit(
+        "video_larger_than_memory",
+        [*d("num_frames", "257"), *d("height", "8192"), *d("width", "8192")],
+        2,
+        ["num_frames", "height", "memory"],
+    ),
+    fit(
+        "prompt_file_links_to_a_device",
+        pf("{root}/endless.jsonl"),
+        2,
+        ["endless.jsonl", "not a regular file"],
+        setup=lambda ws, root: os.symlink("/dev/zero", root / "endless.jsonl"),
+    ),
+    fit(
+        "prompt_file_deeply_nested",
+        pf("{root}/deep.json"),
+        2,
+        ["deep.json", "nested too deeply"],
+        setup=_write("deep.json", "[" * 200_000),
+    ),
+    fit("init_adapters_nan", m("init_adapters", "{root}/a"), 2, ["adapters.safetensors", "NaN"], setup=_nan_adapters),
+    ev(
+        "evaluate_nan_adapters", ["t2vunlearning={root}/a"], 2, ["adapters.safetensors", "NaN"], setup=_nan_toy_adapters
+    ),
+    # ---- publishing
+    pu("push_failed_run", "{root}/run/adapters", 2, ["failed", "--allow-unfinished"], setup=_failed_run_status),
+    pu("push_nan_adapters", "{root}/a", 2, ["adapters.safetensors", "NaN"], setup=_nan_adapters),
+    Case(
+        "push_repo_path_traversal",
+        ["push", "{ws}/good/adapters", "--repo", "../..", "--dry-run"],
+        2,
+        ["--repo", "not a Hub repository id"],
+    ),
 ]
 
 

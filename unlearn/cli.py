@@ -479,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     # wandb must never block on a login prompt; offline unless the user says otherwise
     os.environ.setdefault("WANDB_MODE", "offline")
     from unlearn import signals
+    from unlearn.safe_text import one_line
 
     previous = signals.install()  # SIGTERM / SIGINT: exit 143 / 130 with one line (unlearn.signals)
     try:
@@ -498,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         else:
             print(f"(full traceback: add --debug or set {DEBUG_ENV}=1)", file=sys.stderr)
-        print(f"error: {explain(exc)}", file=sys.stderr)
+        print(f"error: {one_line(explain(exc))}", file=sys.stderr)  # file text shown, never run by a terminal
         return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
     finally:
         signals.restore(previous)

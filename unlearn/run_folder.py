@@ -124,7 +124,7 @@ def _now() -> str:
 
 def _show(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _finished_or_unknown(folder: Path) -> bool:
@@ -159,9 +159,13 @@ def claim_run_folder(folder: str | os.PathLike, config: dict[str, Any], resuming
             record = {}
     if record and record.get("config_sha256") != digest and not resuming and _finished_or_unknown(folder):
         old, new = _flatten(record.get("config") or {}), _flatten(cfg)
-        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        shown = "; ".join(f"{k}: {_show(old.get(k))} there, {_show(new.get(k))} now" for k in keys[:4])
-        more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
+        # keys set on both sides first: the values a user changed, before keys one side lacks
+        keys = sorted(
+            (k for k in set(old) | set(new) if old.get(k) != new.get(k)),
+            key=lambda k: (k not in old or k not in new, k),
+        )
+        shown = "; ".join(f"{k}: {_show(old.get(k))} there, {_show(new.get(k))} now" for k in keys[:3])
+        more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
         release_all()
         raise RunFolderError(
             f"run folder {folder} holds a run of another config ({shown}{more}; recorded in {record_path}). "
