@@ -379,7 +379,7 @@ def _lightning_cli(args: list[str] | None) -> None:
             return super()._instantiate_trainer(config, [*callbacks, self.run_status, record])
 
         def before_fit(self) -> None:
-            from unlearn.resume import prepare_fit
+            from unlearn.run_folder import prepare_fit
 
             # the checkpoint checked and the run folder claimed (unlearn.resume / unlearn.run_folder), then the
             # status written first: before the data module's setup, the config copy or any pseudo data

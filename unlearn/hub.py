@@ -9,6 +9,7 @@ provenance when one is found, and how to load the adapters. ``attach_adapters(pi
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn.evaluation.tables import markdown_table, results_markdown
-from unlearn.io import require_finished
+from unlearn.io import find_run_status, require_finished
 from unlearn.methods.t2vunlearning.export import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -50,10 +51,6 @@ def find_metrics(adapters_dir: str | os.PathLike) -> Path | None:
 def _not_this_run(adapters_dir: str | os.PathLike, metrics: Path) -> str | None:
     """Why ``metrics`` (found beside the adapters) is not the evaluation of the run that wrote them: written
     before that run started (a reused run folder), or of another concept."""
-    import datetime
-
-    from unlearn.io import find_run_status
-
     found = find_run_status(adapters_dir)
     started = (found[1].get("started") if found else None) or ""
     try:

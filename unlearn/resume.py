@@ -241,26 +241,3 @@ def note(lines: list[str]) -> None:
             f"unlearn: resuming with this run's configuration, which differs from the checkpoint's in {text}",
             file=sys.stderr,
         )
-
-
-def prepare_fit(trainer: pl.Trainer, model: pl.LightningModule, fit_config: Any, config: dict[str, Any]) -> None:
-    """What ``unlearn fit`` checks before it writes anything: ``--ckpt_path`` resolved
-    (:func:`resolve_ckpt_path`; the file replaces ``last`` in ``fit_config``) and checked against this run
-    (:func:`check_checkpoint_identity`), then the run folder claimed
-    (:func:`unlearn.run_folder.claim_run_folder`) by the first process."""
-    from unlearn.run_folder import claim_run_folder
-
-    ckpt = fit_config.get("ckpt_path")
-    resolved = resolve_ckpt_path(ckpt, trainer)
-    if resolved and Path(resolved).is_file():
-        notes = check_checkpoint_identity(
-            resolved,
-            dict(getattr(model, "hparams", {}) or {}),
-            config.get("data"),
-            allow_mismatch=bool(fit_config.get("allow_config_mismatch")),
-        )
-        note(notes)
-        fit_config["ckpt_path"] = resolved
-    first = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-    if first and trainer.is_global_zero:
-        claim_run_folder(trainer.default_root_dir, config, resuming=bool(ckpt))

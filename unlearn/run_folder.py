@@ -25,15 +25,18 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unlearn.checks import InputError
-from unlearn.io import atomic_write_text
-from unlearn.resume import code_version, config_sha256
+from unlearn.io import atomic_write_text, run_problem
+from unlearn.resume import check_checkpoint_identity, code_version, config_sha256, note, resolve_ckpt_path
 
 LOCK_FILE = ".unlearn-fit.lock"
 RECORD_FILE = "run_record.json"
 RECORD_FORMAT = "t2v-unlearn-run-record/1"
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 #: top-level keys that say how a run starts, not what it is
 START_KEYS = ("ckpt_path", "config", "allow_config_mismatch", "weights_only")
 
@@ -130,8 +133,6 @@ def _show(value: Any) -> str:
 def _finished_or_unknown(folder: Path) -> bool:
     # a run that failed or was interrupted may be followed by another config (the fix of its error); its files
     # are marked unfinished until the new run writes its own
-    from unlearn.io import run_problem
-
     problem = run_problem(folder)
     return problem is None or not problem[1]
 
@@ -183,3 +184,24 @@ def claim_run_folder(folder: str | os.PathLike, config: dict[str, Any], resuming
     }
     atomic_write_text(record_path, json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     return record_path
+
+
+def prepare_fit(trainer: pl.Trainer, model: pl.LightningModule, fit_config: Any, config: dict[str, Any]) -> None:
+    """What ``unlearn fit`` checks before it writes anything: ``--ckpt_path`` resolved
+    (:func:`resolve_ckpt_path`; the file replaces ``last`` in ``fit_config``) and checked against this run
+    (:func:`check_checkpoint_identity`), then the run folder claimed
+    (:func:`claim_run_folder`) by the first process."""
+    ckpt = fit_config.get("ckpt_path")
+    resolved = resolve_ckpt_path(ckpt, trainer)
+    if resolved and Path(resolved).is_file():
+        notes = check_checkpoint_identity(
+            resolved,
+            dict(getattr(model, "hparams", {}) or {}),
+            config.get("data"),
+            allow_mismatch=bool(fit_config.get("allow_config_mismatch")),
+        )
+        note(notes)
+        fit_config["ckpt_path"] = resolved
+    first = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if first and trainer.is_global_zero:
+        claim_run_folder(trainer.default_root_dir, config, resuming=bool(ckpt))
