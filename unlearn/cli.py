@@ -4,7 +4,10 @@
 ``lightning fit --config X.yaml``: lightning 2.6 installs no such script). ``--config`` takes a path, or the
 name of a config shipped with t2v-unlearn (``unlearn fit --config cogx2b_imagenet.yaml`` from any folder; a
 file of that name in the current folder wins); ``--ckpt_path last`` resumes a killed run from its checkpoint
-(read without unpickling anything; URLs are refused). Other subcommands: ``unlearn export`` (checkpoint →
+(read without unpickling anything; URLs are refused). A checkpoint restores state, never configuration: the
+config comes from the files and the command line, and a checkpoint of another run is refused
+(:mod:`unlearn.resume`; ``--allow_config_mismatch true`` accepts it); the run folder is locked and recorded
+(:mod:`unlearn.run_folder`). Other subcommands: ``unlearn export`` (checkpoint →
 adapters), ``unlearn push`` (adapters → the Hugging Face Hub, with a model card), ``unlearn augment`` (prompt
 suites), ``unlearn evaluate`` (resumable generation + evaluation of a prompt suite with several methods),
 ``unlearn attack`` (concept-recovery attacks against every row: ``--config configs/attack_toy.yaml``),
@@ -17,12 +20,12 @@ the final config (parser mode ``omegaconf+``), so they follow keys set in any fi
 Errors: every subcommand ends a failure with one line on stderr, ``error: <what is wrong, which key or file,
 the fix>``, and a non-zero exit status: 2 when the input was refused before the run started (a config key,
 a value out of its domain, a missing or malformed file), 1 when the run itself failed (a diverging loss, a
-crash). The full traceback is printed only with ``--debug`` (anywhere on the command line) or the environment
-variable ``UNLEARN_DEBUG=1``.
+crash), 143 after SIGTERM and 130 after SIGINT (Ctrl-C) (:mod:`unlearn.signals`). The full traceback is printed
+only with ``--debug`` (anywhere on the command line) or the environment variable ``UNLEARN_DEBUG=1``.
 
 ``unlearn fit`` also keeps ``run_status.json`` in the run's output folders (``unlearn.callbacks.RunStatus``):
-"running", then "finished" or "failed"; ``unlearn evaluate`` and ``unlearn export`` refuse the files of a
-run that did not finish (``--allow-unfinished`` overrides).
+"running", then "finished", "failed" or "interrupted"; ``unlearn evaluate``, ``unlearn export`` and
+``unlearn push`` refuse the files of a run that did not finish (``--allow-unfinished`` overrides).
 """
 
 from __future__ import annotations
