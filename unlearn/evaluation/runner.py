@@ -29,6 +29,7 @@ Errors (each one clear message, raised before anything is written): a malformed 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.metadata
 import json
@@ -536,7 +537,7 @@ def build_parser():
     p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
     p.add_argument(
         "--row-options",
-        type=json.loads,
+        type=_json_object("--row-options", of_objects=True),
         help="options of baseline rows as JSON, by row name or kind, "
         'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'',
     )
@@ -546,7 +547,7 @@ def build_parser():
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument(
         "--backbone-kwargs",
-        type=json.loads,
+        type=_json_object("--backbone-kwargs"),
         help="family-specific loading options as JSON, e.g. '{\"embedded_guidance_scale\": 6.0}'",
     )
     p.add_argument("--concept", help="the erased concept / class / identity")
@@ -651,6 +652,34 @@ def runner_kwargs(a) -> dict[str, Any]:
         clip_pretrained=a.clip_pretrained,
         allow_unfinished=a.allow_unfinished,
     )
+
+
+def _json_object(flag: str, of_objects: bool = False):  # noqa: ANN202 - an argparse type
+    """An argparse ``type`` reading a JSON object (``of_objects``: whose values are objects too); a malformed
+    or mistyped value is an error naming ``flag``, the problem and the expected shape."""
+    example = '{"negprompt": {"guidance_scale": 6.0}}' if of_objects else '{"key": value}'
+
+    def parse(text: str) -> dict:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(
+                f"{flag} is not valid JSON ({e.msg} at column {e.colno}); give an object like {example}"
+            ) from None
+        except RecursionError:
+            raise argparse.ArgumentTypeError(f"{flag} nests too deeply; give an object like {example}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a JSON object like {example}; got a {type(value).__name__}"
+            )
+        bad = [k for k, v in value.items() if not isinstance(v, dict)] if of_objects else []
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{flag}: the options of {bad[0]!r} must be an object like {example}; got {value[bad[0]]!r}"
+            )
+        return value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
