@@ -1038,6 +1038,20 @@ CASES: list[Case] = [
     ev(
         "evaluate_nan_adapters", ["t2vunlearning={root}/a"], 2, ["adapters.safetensors", "NaN"], setup=_nan_toy_adapters
     ),
+    ev(
+        "evaluate_row_options_bad_json",
+        ["original", "negprompt"],
+        2,
+        ["--row-options", "not valid JSON"],
+        extra=["--row-options", '{"negprompt": {"guidance_scale": 6.0}'],
+    ),
+    ev(
+        "evaluate_row_options_not_objects",
+        ["original", "negprompt"],
+        2,
+        ["--row-options", "negprompt", "object"],
+        extra=["--row-options", '{"negprompt": 6.0}'],
+    ),
     # ---- publishing
     pu("push_failed_run", "{root}/run/adapters", 2, ["failed", "--allow-unfinished"], setup=_failed_run_status),
     pu("push_nan_adapters", "{root}/a", 2, ["adapters.safetensors", "NaN"], setup=_nan_adapters),

@@ -41,7 +41,9 @@ def test_bad_input(case, ws):
     assert out.outcome == "clear", (out.outcome, out.problem, out.last_line)
     assert not out.lost, "the earlier run's adapters in the folder were destroyed"
     if case.code:
-        assert out.last_line.startswith(("error:", "unlearn augment: error:", "unlearn push: error:")), out.last_line
+        assert out.last_line.startswith(
+            ("error:", "unlearn augment: error:", "unlearn push: error:", "unlearn evaluate: error:")
+        ), out.last_line
 
 
 def test_debug_flag_and_env_show_the_traceback(ws):
