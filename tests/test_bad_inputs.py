@@ -42,7 +42,7 @@ def test_bad_input(case, ws):
     assert not out.lost, "the earlier run's adapters in the folder were destroyed"
     if case.code:
         assert out.last_line.startswith(
-            ("error:", "unlearn augment: error:", "unlearn push: error:", "unlearn evaluate: error:")
+            ("error:", "unlearn augment: error:", "unlearn push: error:", "python -m unlearn.evaluation: error:")
         ), out.last_line
 
 
