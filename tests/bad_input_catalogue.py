@@ -1002,7 +1002,7 @@ CASES: list[Case] = [
         "default_root_dir_below_a_file",
         _fit_argv(Path("{ws}"), Path("{root}/f/run")),
         2,
-        ["default_root_dir", "file"],
+        ["trainer.default_root_dir", "not a folder"],
         setup=_write("f", "x"),
     ),
     # ---- data: exclusive options, ranges, sizes, file kinds
