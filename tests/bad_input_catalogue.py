@@ -948,6 +948,15 @@ CASES: list[Case] = [
         ["c.yaml", "includes itself"],
         setup=_write("c.yaml", "config: c.yaml\n"),
     ),
+    Case(
+        "config_nested_block_drops_class_path",
+        ["fit", "--config", "{root}/c.yaml"],
+        2,
+        ["eta", "class_path", "dotted key"],
+        setup=lambda ws, root: (root / "c.yaml").write_text(
+            f"config: {ws}/tiny.yaml\nmodel:\n  init_args:\n    eta: 3.0\n"
+        ),
+    ),
     # ---- checkpoints restore state, never configuration
     fit(
         "ckpt_of_another_concept",

@@ -224,6 +224,13 @@ def clean_parse_message(message: str) -> str:
         hint = _close_parameter(cls, m[1])
         if hint:
             text += f". Did you mean {hint!r}?"
+        elif cls.rsplit(".", 1)[-1] in ("LightningModule", "LightningDataModule"):  # no class_path left (#27)
+            key = "model" if cls.endswith("LightningModule") else "data"
+            text += (
+                f". No {key} class_path is set: a nested `{key}:` block in a config replaces the included one "
+                f"whole, class_path included. Fix: write the override as a dotted key, e.g. "
+                f"`{key}.init_args.{m[1]}: ...`"
+            )
     while keys and keys[-1] == "init_args":
         keys.pop()
     where = ("--" + ".".join(keys)) if keys else ""
