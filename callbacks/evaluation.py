@@ -302,11 +302,24 @@ class ErasureEvaluation(pl.Callback):
                 continue
             import wandb
 
-            # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent)
+            # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent), each with its 95% interval
+            names = ("ESR-1", "ESR-5", "PSR-1", "PSR-5")
             logger.log_table(
                 key="eval/table",
-                columns=["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"],
-                data=[[erased, row] + [r[k] for k in keys] for row, r in shown.items()],
+                columns=["erased class", "method", *(f"{n}{s}" for n in names for s in ("", " low", " high"))],
+                data=[
+                    [erased, row]
+                    + [
+                        x
+                        for k in keys
+                        for x in (
+                            r[k],
+                            ((r.get("intervals") or {}).get(k) or {}).get("low"),
+                            ((r.get("intervals") or {}).get(k) or {}).get("high"),
+                        )
+                    ]
+                    for row, r in shown.items()
+                ],
                 step=trainer.global_step,
             )
             classes = sorted({c for r in shown.values() for c in r.get("per_class_top1", {})})
@@ -317,11 +330,15 @@ class ErasureEvaluation(pl.Callback):
                 step=trainer.global_step,
             )
             media: dict[str, Any] = {f"eval/plots/{p.stem}": wandb.Image(str(p), caption=p.stem) for p in plots}
-            for row, items in videos.items():
-                media[f"eval/videos/{row}"] = [
-                    wandb.Video(str(path), caption=caption, format="mp4") for caption, path in items
-                ]
             logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
+            for row, items in videos.items():
+                logger.log_video(
+                    key=f"eval/videos/{row}",
+                    videos=[str(path) for _, path in items],
+                    step=trainer.global_step,
+                    caption=[caption for caption, _ in items],
+                    format=["mp4"] * len(items),
+                )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         if self.period.step_due(trainer):  # every rank: its share of the suite

@@ -42,36 +42,59 @@ def dry_run(capsys, folder, *extra):
     return rc, out.out, out.err
 
 
-def snippet_calls(card: str) -> dict[str, ast.Call]:
-    code = card.split("```python", 1)[1].split("```", 1)[0]
-    tree = ast.parse(code)  # the snippet is one valid Python program
-    calls = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
-            calls[name] = node
-    return calls
+def snippet_keywords(card: str) -> tuple[list[str], list[str]]:
+    """Keyword argument names of every call in the card's Python snippets, and their string constants."""
+    keywords, strings = [], []
+    for block in card.split("```python")[1:]:
+        tree = ast.parse(block.split("```", 1)[0])  # each snippet is one valid Python program
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                keywords += [kw.arg for kw in node.keywords]
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                strings.append(node.value)
+    return keywords, strings
 
 
-def test_file_text_cannot_add_arguments_to_the_loading_snippet(tmp_path, capsys):
-    folder, _ = adapter_folder(tmp_path, backbone_source=EVIL_SOURCE, backbone_hub_id=None, backbone_revision=None)
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"backbone_source": EVIL_SOURCE, "backbone_hub_id": None, "backbone_revision": None},
+        {"backbone_source": "x", "backbone_hub_id": EVIL_SOURCE, "backbone_revision": None},
+        {"backbone_hub_id": "THUDM/CogVideoX-2b", "backbone_revision": EVIL_SOURCE},
+    ],
+    ids=["source", "hub_id", "revision"],
+)
+def test_file_text_cannot_add_arguments_to_the_loading_snippet(tmp_path, capsys, fields):
+    folder, _ = adapter_folder(tmp_path, **fields)
     rc, card, err = dry_run(capsys, folder)
     assert rc == 0, err
-    call = snippet_calls(card)["from_pretrained"]
-    assert [kw.arg for kw in call.keywords] == ["torch_dtype"]  # before #27: trust_remote_code, custom_pipeline too
-    assert len(call.args) == 1 and isinstance(call.args[0], ast.Constant)
-    assert "trust_remote_code" in call.args[0].value  # the whole value stays one string argument
+    keywords, strings = snippet_keywords(card)
+    assert keywords and not {"trust_remote_code", "custom_pipeline"} & set(keywords), keywords
+    if EVIL_SOURCE in card.split("```python", 1)[-1].split("```", 1)[0]:
+        assert EVIL_SOURCE in strings  # the whole value stays one string argument
+
+
+def card_shape(card: str) -> tuple:
+    """Headings, table rows (cells per row, escaped pipes not counted) and code fences of a card."""
+    lines = card.splitlines()
+    return (
+        [ln for ln in lines if ln.startswith("#")],
+        [ln.count("|") - ln.count("\\|") for ln in lines if ln.startswith("|")],
+        card.count("```"),
+    )
 
 
 def test_file_text_cannot_break_the_card_markup(tmp_path, capsys):
+    benign, _ = adapter_folder(tmp_path / "benign", concept="golf ball", preserve_concept="ab")
+    _, reference, _ = dry_run(capsys, benign)
     concept = "golf ball\n## Injected\n<script>alert(1)</script> | x | ```"
     folder, _ = adapter_folder(tmp_path, concept=concept, preserve_concept="a`b")
     rc, card, err = dry_run(capsys, folder)
     assert rc == 0, err
     assert "<script>" not in card and "\n## Injected" not in card
-    assert card.count("```") == 2  # the snippet's own fence only
-    rows = [ln for ln in card.splitlines() if ln.startswith("| concept erased")]
-    assert len(rows) == 1 and rows[0].count("|") == 3, rows  # one row of two cells
+    shape, ref = card_shape(card), card_shape(reference)
+    assert shape[1:] == ref[1:], (shape, ref)  # the same table rows and cells, the same fences
+    assert len(shape[0]) == len(ref[0])  # no heading added
 
 
 def test_push_refuses_a_failed_or_interrupted_run(tmp_path, capsys):

@@ -309,6 +309,7 @@ def _lightning_cli(args: list[str] | None) -> None:
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     from unlearn.callbacks.checkpoint import install_safe_checkpoint_io
+    from unlearn.callbacks.progress import default_callbacks
     from unlearn.callbacks.status import RunStatus
     from unlearn.io import refuse_remote_checkpoint
     from unlearn.resume import RunRecord
@@ -386,7 +387,11 @@ def _lightning_cli(args: list[str] | None) -> None:
             self.run_status = RunStatus()
             resolved = self.resolved_config()
             record = RunRecord(data_config=resolved.get("data"), config=resolved)
-            return super()._instantiate_trainer(config, [*callbacks, self.run_status, record])
+            configured = config.get("callbacks") or []
+            configured = list(configured) if isinstance(configured, list) else [configured]
+            # telemetry (lr, step time, throughput, GPU memory) and plain progress lines in log files
+            added = default_callbacks([*configured, *callbacks], config.get("enable_progress_bar"))
+            return super()._instantiate_trainer(config, [*callbacks, self.run_status, record, *added])
 
         def before_fit(self) -> None:
             from unlearn.run_folder import prepare_fit
@@ -486,8 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     if debug:
         os.environ[DEBUG_ENV] = "1"  # processes that DDP starts from this command line print tracebacks too
-    # wandb must never block on a login prompt; offline unless the user says otherwise
-    os.environ.setdefault("WANDB_MODE", "offline")
+    # wandb keeps its own default (online) where it has credentials; without any it would stop at a login
+    # prompt: offline then, said in one line (unlearn/tracking.py)
+    from unlearn.tracking import offline_without_credentials
+
+    note = offline_without_credentials()
+    if note and args and args[0] in (*LIGHTNING_SUBCOMMANDS, "evaluate", "attack"):
+        print(note, file=sys.stderr)
     from unlearn import signals
     from unlearn.safe_text import one_line
 
@@ -513,6 +523,32 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
     finally:
         signals.restore(previous)
+
+
+#: subcommands of ``unlearn`` that are not LightningCLI's (``lightning`` refuses them, naming ``unlearn``)
+UNLEARN_ONLY = ("export", "push", "augment", "evaluate", "attack", "toyworld")
+
+
+def lightning_main(argv: list[str] | None = None) -> int:
+    """The ``lightning`` command t2v-unlearn installs: ``lightning fit|validate|test|predict --config X.yaml`` is
+    ``unlearn fit|...`` (the same LightningCLI, config resolution, run status and errors).
+
+    Lightning itself installs no ``lightning`` script since 2.4 (only ``fabric``); the Lightning Apps package of
+    lightning < 2.4 did, for ``lightning run app``: whichever package was installed last owns the command, and
+    ``unlearn fit`` always reaches this one. The other ``unlearn`` subcommands are refused with that hint.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if a != "--debug"), None)
+    if first in UNLEARN_ONLY or (
+        first is not None and not first.startswith("-") and first not in LIGHTNING_SUBCOMMANDS
+    ):
+        print(
+            f"error: `lightning {first}` is not a LightningCLI subcommand ({', '.join(LIGHTNING_SUBCOMMANDS)}). "
+            + (f"Fix: run `unlearn {first}`" if first in UNLEARN_ONLY else "Fix: e.g. `lightning fit --config X.yaml`"),
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    return main(argv)
 
 
 if __name__ == "__main__":

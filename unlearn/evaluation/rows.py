@@ -3,7 +3,9 @@
 A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt:
 :class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
 ``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``t2vunlearning`` (exported adapters,
-``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
+``adapters.safetensors`` + ``t2v_adapter_config.json``), ``t2vunlearning_official`` (the T2VUnlearning authors'
+released adapters, ``eraser_weights.pt`` + ``eraser_config.json``: :mod:`unlearn.methods.t2vunlearning.official`)
+and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
 ``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
 on only for their row, and a refusal edit is applied for its row and undone (bit-exact) right after.
@@ -30,10 +32,20 @@ from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting
+from unlearn.methods.baselines.keywords import safree_keywords
 from unlearn.methods.refusal import load_delta
 from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, read_adapter_config
+from unlearn.methods.t2vunlearning.official import (
+    OFFICIAL_WEIGHTS,
+    infer_backbone,
+    is_official_folder,
+    load_official,
+    read_official,
+)
 
-METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
+METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "t2vunlearning_official", "refusal_vector")
+#: rows whose model is adapters on the backbone: this package's, or the authors' released ones
+_ADAPTER_KINDS = ("t2vunlearning", "t2vunlearning_official")
 _ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")
@@ -62,12 +74,15 @@ class MethodSpec:
     """One row of a table.
 
     Args:
-        kind: ``original``, ``negprompt``, ``safree``, ``t2vunlearning`` or ``refusal_vector``.
+        kind: ``original``, ``negprompt``, ``safree``, ``t2vunlearning``, ``t2vunlearning_official`` or
+            ``refusal_vector``.
         name: row name and video folder name (default: ``kind``); letters, digits, ``_@+-``.
         concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
             default the run's concept.
-        keywords: negative-prompt / SAFREE keywords (default ``[concept]``).
-        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``.
+        keywords: negative-prompt / SAFREE keywords (default: negprompt ``[concept]``; SAFREE the authors' list
+            of the concept where they give one, e.g. six for nudity, else ``[concept]``).
+        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``t2v_adapter_config.json``;
+            ``t2vunlearning_official``: the authors' folder with ``eraser_weights.pt`` + ``eraser_config.json``.
         refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
         scale: adapter output scale (1 = as trained).
         live: the row is the model being trained or edited in this process (a ``t2vunlearning`` or
@@ -115,12 +130,12 @@ class MethodSpec:
         kind = _ALIASES.get(kind.strip(), kind.strip())
         path = path.strip() or None
         spec = cls(kind=kind, name=name.strip() or None)
-        if spec.kind == "t2vunlearning":
-            spec.adapters = path or adapters
+        if spec.kind in _ADAPTER_KINDS:
+            spec.adapters = path or (adapters if spec.kind == "t2vunlearning" else None)
         elif spec.kind == "refusal_vector":
             spec.refusal = path or refusal
         elif path:
-            raise ValueError(f"method {text!r}: only t2vunlearning and refusal_vector take a path")
+            raise ValueError(f"method {text!r}: only t2vunlearning(_official) and refusal_vector take a path")
         return spec
 
     def resolve_concept(self, concept: str | None) -> str | None:
@@ -145,6 +160,17 @@ class MethodSpec:
             trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
             if backbone and trained_on not in (None, "unknown", backbone):
                 raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
+        if self.kind == "t2vunlearning_official":
+            if not self.adapters or not is_official_folder(self.adapters):
+                raise ValueError(
+                    f"method {self.name!r} needs the authors' adapter folder (eraser_weights.pt + eraser_config.json; "
+                    f"t2vunlearning_official=PATH); got {self.adapters!r}"
+                )
+            state, _ = read_official(self.adapters)  # every check of the file, before any video is made
+            if backbone in ("cogvideox-2b", "cogvideox-5b", "hunyuanvideo"):
+                made_for = infer_backbone(state)  # from the site names and widths of the full-size models
+                if made_for not in ("unknown", backbone):  # unknown: not a published width (tiny test models)
+                    raise ValueError(f"the authors' adapters in {self.adapters} are for {made_for!r}, not {backbone!r}")
         if self.kind == "refusal_vector":
             if not self.refusal:
                 raise ValueError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
@@ -159,13 +185,17 @@ class MethodSpec:
         """What the row's videos depend on (for the per-video manifest key)."""
         fp: dict[str, Any] = {"kind": self.kind, "name": self.name}
         if self.kind in ("negprompt", "safree"):
-            fp["keywords"] = self.keywords or [self.resolve_concept(concept)]
+            concept = self.resolve_concept(concept)
+            fp["keywords"] = self.keywords or (safree_keywords(concept) if self.kind == "safree" else [concept])
             fp["options"] = dict(sorted((self.options or {}).items()))
             fp["baseline_version"] = _BASELINE_VERSION
         if self.live:
             fp["live"] = True
         elif self.kind == "t2vunlearning":
             fp["adapters_sha256"] = file_sha256(Path(self.adapters) / "adapters.safetensors")
+            fp["scale"] = self.scale
+        elif self.kind == "t2vunlearning_official":
+            fp["adapters_sha256"] = file_sha256(Path(self.adapters) / OFFICIAL_WEIGHTS)
             fp["scale"] = self.scale
         if self.kind == "refusal_vector" and not self.live:
             fp["refusal_delta_sha256"] = file_sha256(self.refusal_delta_path())
@@ -181,7 +211,7 @@ class MethodSpec:
 #: row kinds implemented by a baseline class of :mod:`unlearn.methods.baselines` (they take ``options``)
 _BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE}
 #: bumped when a baseline's computation changes, so that stored videos of the old one are not reused
-_BASELINE_VERSION = 2
+_BASELINE_VERSION = 3
 
 
 def parse_methods(
@@ -263,6 +293,12 @@ class MethodGenerator(nn.Module):
                     )
                 check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")
                 self.adapters[m.name] = controller.to(backbone.device)
+            elif m.kind == "t2vunlearning_official":
+                sites = backbone.attention_sites()
+                controller, _ = load_official(
+                    m.adapters, backbone.name, [s.name for s in sites], [s.video_dim for s in sites]
+                )
+                self.adapters[m.name] = controller.to(backbone.device)
         self._baselines: dict[str, Any] = {}
         self._edits: dict[str, Any] = {}
         for m in methods:
@@ -270,8 +306,14 @@ class MethodGenerator(nn.Module):
                 self.baseline(m.name)  # bad options fail here, before any video is made
 
     def keywords(self, method: str) -> list[str]:
+        """The row's keywords: its own, else SAFREE's per-concept default (the authors' list where they give
+        one, :func:`~unlearn.methods.baselines.keywords.safree_keywords`), else the concept (negprompt:
+        the T2VUnlearning authors' negative prompt is the concept's name, test_hunyuan_negprompt.py:90)."""
         spec = self.specs[method]
-        return list(spec.keywords or [spec.resolve_concept(self.concept)])
+        if spec.keywords:
+            return list(spec.keywords)
+        concept = spec.resolve_concept(self.concept)
+        return safree_keywords(concept) if spec.kind == "safree" else [concept]
 
     def baseline(self, method: str) -> Any:
         """The :class:`NegativePrompting` / :class:`SAFREE` object of a baseline row (built once)."""
@@ -312,7 +354,7 @@ class MethodGenerator(nn.Module):
         if spec.live:
             with self.switch.scaled(spec.scale):
                 return bb.decode(bb.sample(prompts, seeds, **self.sampling))
-        if spec.kind == "t2vunlearning":
+        if spec.kind in _ADAPTER_KINDS:
             controller = self.adapters[method]
             if getattr(bb, "controller", None) is not controller:
                 bb.attach_controller(controller)
@@ -346,7 +388,7 @@ class MethodGenerator(nn.Module):
         bb = self.backbone
         if spec.live:
             ctx = self.switch.scaled(spec.scale)
-        elif spec.kind == "t2vunlearning":
+        elif spec.kind in _ADAPTER_KINDS:
             controller = self.adapters[method]
             if getattr(bb, "controller", None) is not controller:
                 bb.attach_controller(controller)
