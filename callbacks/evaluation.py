@@ -21,13 +21,17 @@ from unlearn.evaluation import (
 )
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
+from unlearn.evaluation.store import video_stem
 from unlearn.evaluation.tables import read_metrics, write_metrics
+from unlearn.methods.baselines.keywords import authors_keywords
 from unlearn.video import write_mp4
 
 from .periods import Period
 
-#: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
-CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
+#: rows this callback can evaluate; ``t2vunlearning``, ``refusal_vector``, ``uce`` and ``esd_x`` all mean "the
+#: model of this run" (the module's switch turns its method on and off)
+LIVE_ROWS = ("t2vunlearning", "refusal_vector", "uce", "esd_x")
+CALLBACK_ROWS = ("original", *LIVE_ROWS, "negprompt", "safree", "videoeraser")
 #: toy world suite: in-grammar prompts per class of the erased class(es) and their neighbours (ESR: 32 x 4 =
 #: 128 frames), and the out-of-grammar split's prompts per class
 DEFAULT_PER_GROUP = {"erased": 32, "neighbour": 4}
@@ -52,8 +56,8 @@ class ErasureEvaluation(pl.Callback):
         erased_class: the class whose ESR is reported (default: the data module's concept); a list (default
             when the data module erases several concepts, ``data.concept: [a, b]``) reports each class's ESR and
             one PSR over the other classes (the row ``erased`` holds the per-class ESR; ``esr@k`` is their mean).
-        rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
-            safree.
+        rows: methods to evaluate: original, t2vunlearning (or refusal_vector / uce / esd_x: the model of
+            this run), negprompt, safree, videoeraser.
         per_class: in-grammar prompts per class (toy world suite only), where ``per_group`` says nothing.
         per_group: toy world only: in-grammar prompts per class of the erased class(es), their neighbours and
             the other classes, ``{"erased": n, "neighbour": n, "other": n}`` (missing keys: ``per_class``).
@@ -121,9 +125,18 @@ class ErasureEvaluation(pl.Callback):
         """The rows over the module's one backbone; the module's controller switches its method on and off."""
         specs = []
         for row in self.rows:
-            live = row in ("t2vunlearning", "refusal_vector")
+            live = row in LIVE_ROWS
             specs.append(
-                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
+                MethodSpec(
+                    kind=row,
+                    concept=concept,
+                    live=live,
+                    # the SAFREE authors' list where they give one for the concept (None: the row's default,
+                    # e.g. six for nudity), else the concept and the data module's synonyms
+                    keywords=list(keywords)
+                    if row in ("safree", "videoeraser") and not authors_keywords(concept)
+                    else None,
+                )
             )
         apply_row_options(specs, self.row_options)
         return MethodGenerator(
@@ -194,7 +207,7 @@ class ErasureEvaluation(pl.Callback):
             if row == "original":
                 self._original = (rows[row], settings)
         compare_rows(rows, erased_list)  # paired ΔPSR-1 and the classes that lost most, against the original
-        for method_row in ("t2vunlearning", "refusal_vector"):
+        for method_row in LIVE_ROWS:
             if method_row in rows:
                 rows["unlearned"] = rows[method_row]
         meta = {
@@ -254,7 +267,7 @@ class ErasureEvaluation(pl.Callback):
         for row in self.rows:
             videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks]).cpu()
             for i, (v, it) in enumerate(zip(videos, picks)):
-                path = write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
+                path = write_mp4(v, out / "videos" / f"{video_stem(row, i, it.label)}.mp4", fps=4)
                 written.setdefault(row, []).append((f"{it.label}: {it.prompt}", path))
                 frames.setdefault(row, []).append(v.numpy())
         return written, frames

@@ -505,7 +505,7 @@ def _corrupt_video(ws: Path, root: Path) -> None:
     rc, err = _run_setup(_evaluate(ws, root / "out"))
     if rc != 0:
         raise RuntimeError(err[-2000:])
-    v = root / "out" / "videos" / "original" / "0.mp4"
+    v = _video0(root)
     data = bytearray(v.read_bytes())
     mid = len(data) // 2
     data[mid : mid + 64] = bytes(64)  # same size, other bytes
@@ -513,8 +513,13 @@ def _corrupt_video(ws: Path, root: Path) -> None:
     (root / "corrupted.sha256").write_text(hashlib.sha256(bytes(data)).hexdigest())
 
 
+def _video0(root: Path) -> Path:
+    """The original row's video of prompt 0 (``videos/original_0_<label>.mp4``, the fit callback's names)."""
+    return next((root / "out" / "videos").glob("original_0_*.mp4"))
+
+
 def _video_verify(ws: Path, root: Path, rc: int, err: str) -> str | None:
-    v = root / "out" / "videos" / "original" / "0.mp4"
+    v = _video0(root)
     if hashlib.sha256(v.read_bytes()).hexdigest() == (root / "corrupted.sha256").read_text():
         return "the corrupted video was reused and scored"
     return None
@@ -568,7 +573,7 @@ def ev(name: str, methods: list[str], code: int, words: list[str], extra: list[s
         *methods,
         *extra,
     ]
-    kw.setdefault("verify", _no_output("out/results.json"))
+    kw.setdefault("verify", _no_output("out/metrics.json"))
     return Case(name, argv, code, words, **kw)
 
 

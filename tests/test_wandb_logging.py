@@ -2,6 +2,7 @@
 evaluation, mask and sample callbacks; the offline run's transaction log and media files are read back."""
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -82,6 +83,10 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     main(["fit", "--config", str(path)])
+    # the callback's sample videos: <row>_<i>_<label>.mp4, the names `unlearn evaluate` gives its videos
+    names = sorted(p.name for p in (tmp_path / "run" / "eval" / "videos").glob("*.mp4"))
+    assert len(names) == 4 and {"original_0_red_ring.mp4", "t2vunlearning_0_red_ring.mp4"} <= set(names), names
+    assert all(re.fullmatch(r"(original|t2vunlearning)_[01]_\w+\.mp4", n) for n in names), names
     import wandb
 
     print("wandb.run at the end of fit:", wandb.run)

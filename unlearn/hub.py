@@ -35,7 +35,8 @@ ADAPTER_FILES = (WEIGHTS_NAME, CONFIG_NAME)
 
 def find_metrics(adapters_dir: str | os.PathLike) -> Path | None:
     """The evaluation written next to the adapters by the same run (``<run>/eval/metrics.json`` of the
-    ErasureEvaluation callback, or ``results.json`` of ``unlearn evaluate`` in that folder), if any."""
+    ErasureEvaluation callback or of ``unlearn evaluate --out <run>/eval``; ``results.json``, which
+    ``unlearn evaluate`` wrote before, still read), if any."""
     run = Path(adapters_dir).resolve().parent
     for candidate in (run / "eval" / "metrics.json", run / "eval" / "results.json"):
         if candidate.is_file():
@@ -217,7 +218,7 @@ def _evaluation_section(metrics: dict[str, Any] | None, source: str | None) -> s
             "callback, or run `unlearn evaluate`, then push with `--metrics`).\n"
         )
     safe = _escaped(metrics)
-    if "suite" in metrics and "backbone" in metrics:  # results.json of `unlearn evaluate`
+    if "suite" in metrics and "backbone" in metrics:  # metrics.json (earlier: results.json) of `unlearn evaluate`
         # the runner's own page, its headings one level down
         page = "\n".join("##" + line if line.startswith("#") else line for line in results_markdown(safe).splitlines())
         return "## Evaluation\n\n" + page + "\n"

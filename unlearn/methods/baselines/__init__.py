@@ -1,8 +1,9 @@
-"""Inference-time baselines evaluated beside the methods: negative prompting and SAFREE."""
+"""Inference-time baselines evaluated beside the methods: negative prompting, SAFREE and VideoEraser."""
 
 from .keywords import AUTHORS_CONCEPT_KEYWORDS, safree_keywords
 from .negprompt import DISTILLED_EMBEDDED_GUIDANCE, DISTILLED_TRUE_CFG_SCALE, NegativePrompting, negative_guidance_scale
 from .safree import SAFREE, LatentReattention, TriggerDetection
+from .videoeraser import VideoEraser
 
 __all__ = [
     "AUTHORS_CONCEPT_KEYWORDS",
@@ -12,6 +13,7 @@ __all__ = [
     "NegativePrompting",
     "SAFREE",
     "TriggerDetection",
+    "VideoEraser",
     "negative_guidance_scale",
     "safree_keywords",
 ]
