@@ -180,6 +180,10 @@ def _kind(hint: Any) -> str:
         return "bool"
     for a in args:
         origin = typing.get_origin(a) or a
+        if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+            return "dict"
+    for a in args:
+        origin = typing.get_origin(a) or a
         if origin in (list, tuple, Sequence, typing.Sequence) or (
             isinstance(origin, type) and issubclass(origin, Sequence) and origin is not str
         ):
@@ -299,6 +303,29 @@ def legacy_argv(command: Command, argv: Sequence[str], kinds: Mapping[str, str] 
     return out
 
 
+def _check_json_objects(command: Command, argv: Sequence[str], kinds: Mapping[str, str]) -> None:
+    """One clear error, naming the flag as it was written, for a JSON object flag whose value is not JSON."""
+    from unlearn.cli import ConfigError
+
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if not flag.startswith("--"):
+            continue
+        name = command.renames.get(flag, flag)[2:].replace("-", "_")
+        if kinds.get(name) != "dict":
+            continue
+        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+        if not value.lstrip().startswith("{"):
+            continue
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ConfigError(
+                f"{flag}: {value!r} is not valid JSON ({e.msg} at column {e.colno}). Fix: one quoted JSON object, "
+                f'e.g. {flag} \'{{"key": 1}}\''
+            ) from None
+
+
 def run(name: str, argv: Sequence[str]) -> int:
     """Parse ``argv`` for the subcommand ``name`` and run it; returns the exit status. A refused command line
     raises :class:`unlearn.cli.ConfigError` (one line)."""
@@ -309,6 +336,7 @@ def run(name: str, argv: Sequence[str]) -> int:
     command = COMMANDS[name]
     spec = _spec(command)
     parser = build_parser(command)
+    _check_json_objects(command, argv, flag_kinds(parser))
     try:
         cfg = parser.parse_args(resolve_config_args(legacy_argv(command, argv, flag_kinds(parser))))
     except ArgumentError as e:

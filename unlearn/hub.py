@@ -8,9 +8,11 @@ provenance when one is found, and how to load the adapters. ``attach_adapters(pi
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,12 @@ from unlearn.backbones import UnknownBackboneError, backbone_class
 from unlearn.checks import InputError
 from unlearn.evaluation.tables import markdown_table, results_markdown
 from unlearn.evaluation.to_loggers import scored_numbers
+from unlearn.io import find_run_status, require_finished
 from unlearn.methods.t2vunlearning.export import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     backbone_provenance,
+    load_adapters,
     read_adapter_config,
 )
 
@@ -36,7 +40,35 @@ def find_metrics(adapters_dir: str | os.PathLike) -> Path | None:
     run = Path(adapters_dir).resolve().parent
     for candidate in (run / "eval" / "metrics.json", run / "eval" / "results.json"):
         if candidate.is_file():
+            stale = _not_this_run(adapters_dir, candidate)
+            if stale:
+                print(
+                    f"unlearn push: {candidate} not attached: {stale}. Fix: --metrics FILE attaches a file you checked",
+                    file=sys.stderr,
+                )
+                continue
             return candidate
+    return None
+
+
+def _not_this_run(adapters_dir: str | os.PathLike, metrics: Path) -> str | None:
+    """Why ``metrics`` (found beside the adapters) is not the evaluation of the run that wrote them: written
+    before that run started (a reused run folder), or of another concept (#27)."""
+    found = find_run_status(adapters_dir)
+    started = (found[1].get("started") if found else None) or ""
+    try:
+        start = datetime.datetime.fromisoformat(started).timestamp()
+    except ValueError:
+        start = None
+    if start is not None and metrics.stat().st_mtime < start:
+        return f"it is older than the run that wrote the adapters (started {started}): an earlier run's result"
+    try:
+        concept = json.loads(metrics.read_text()).get("concept")
+    except (OSError, ValueError, AttributeError):
+        return "it is not readable JSON"
+    ours = read_adapter_config(adapters_dir).get("concept")
+    if concept and ours and concept != ours:
+        return f"it evaluates concept {concept!r}, the adapters erase {ours!r}"
     return None
 
 
@@ -427,6 +459,7 @@ def push_command(
     token: str | None = None,
     license: str | None = None,
     dry_run: bool = False,
+    allow_unfinished: bool = False,
 ) -> int:
     """Adapters + model card to the Hugging Face Hub: ``unlearn push ADAPTERS_DIR --repo user/name``.
 
@@ -442,10 +475,18 @@ def push_command(
         license: the card's licence (a Hub licence id, e.g. apache-2.0; default: the base model's, see
             ``unlearn.hub.BASE_MODEL_LICENSES``).
         dry_run: print the model card and upload nothing.
+        allow_unfinished: push adapters of a run that failed or was interrupted.
     """
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise InputError(f"--repo {repo!r} is not a Hub repository id of the form user/name")
-    read_adapter_config(adapters)  # one clear error for a folder that is not an adapter folder
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:  # the same check in a dry run as in a real one
+        validate_repo_id(repo)
+        if repo.count("/") != 1:
+            raise HFValidationError("it has no owner")
+    except HFValidationError as e:
+        raise InputError(f"--repo {repo!r} is not a Hub repository id of the form user/name ({e})") from None
+    load_adapters(adapters)  # one clear error for a folder that is not an adapter folder, or NaN weights
+    require_finished(adapters, "adapters", allow_unfinished)  # a failed/interrupted run is not published
     metrics = metrics or find_metrics(adapters)
     if dry_run:
         print(model_card(adapters, repo, metrics, license))

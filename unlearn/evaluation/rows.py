@@ -280,6 +280,12 @@ def apply_row_options(specs: Sequence[RowSpec], row_options: dict[str, dict[str,
     name wins over its kind). A key that names no row is an error."""
     if not row_options:
         return
+    for key, opts in row_options.items():
+        if not isinstance(opts, dict):
+            raise InputError(
+                f"row options (--row-options) for {key!r} must be a JSON object of that row's options, e.g. "
+                f"{{{key!r}: {{'guidance_scale': 6.0}}}}; got {opts!r}"
+            )
     names = {s.name for s in specs} | {s.kind for s in specs}
     unknown = sorted(set(row_options) - names)
     if unknown:

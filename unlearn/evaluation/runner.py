@@ -179,7 +179,7 @@ class EvaluationRunner:
         adapters: str | None = None,
         refusal: str | None = None,
         safree_keywords: Sequence[str] | None = None,
-        row_options: dict[str, dict[str, Any]] | None = None,
+        row_options: dict[str, Any] | None = None,
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,

@@ -310,6 +310,7 @@ from unlearn.io.checkpoint import (  # noqa: E402 - they build on the writers ab
 from unlearn.io.run_status import (  # noqa: E402
     RUN_STATUS_FILE,
     RUN_STATUS_FORMAT,
+    RUN_STATUSES,
     UnfinishedRunError,
     find_run_status,
     require_finished,
@@ -322,6 +323,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "RUN_STATUS_FILE",
     "RUN_STATUS_FORMAT",
+    "RUN_STATUSES",
     "UnfinishedRunError",
     "UnsafeCheckpointError",
     "atomic_entries",

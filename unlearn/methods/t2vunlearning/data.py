@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.io import cache_dir as unlearn_cache_dir
+from unlearn.limits import check_video_size
 from unlearn.prompts import PromptSuite, find_concept_words
 from unlearn.prompts.augment import AugmentationError, PromptAugmenter, TemplateSource, build_source
 from unlearn.toyworld.grammar import (
@@ -272,6 +273,14 @@ class ConceptDataModule(pl.LightningDataModule):
         ):
             check_int(f"data.{key}", value, low=1, optional=True, fix="Leave it unset for the backbone's default")
         check_range("data.guidance_scale", guidance_scale, low=0, optional=True)
+        if prompts and prompt_file:  # one source of training prompts; neither is silently dropped
+            raise InputError(
+                f"data.prompts ({len(prompts)} prompts) and data.prompt_file ({prompt_file!r}) are both given; the "
+                "training prompts come from one of them. Fix: drop one (--data.init_args.prompts null to train on "
+                "the file)"
+            )
+        check_int("data.seed", seed, low=0, high=2**32 - 1, fix="a seed is a 32-bit number")
+        check_video_size("data", num_frames, height, width)
         if record_steps is not None and (
             not record_steps or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in record_steps)
         ):
