@@ -322,7 +322,7 @@ def _check_json_objects(command: Command, argv: Sequence[str], kinds: Mapping[st
         except json.JSONDecodeError as e:
             raise ConfigError(
                 f"{flag}: {value!r} is not valid JSON ({e.msg} at column {e.colno}). Fix: one quoted JSON object, "
-                f'e.g. {flag} \'{{"key": 1}}\''
+                f"e.g. {flag} '{{\"key\": 1}}'"
             ) from None
 
 
