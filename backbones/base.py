@@ -211,7 +211,8 @@ class VideoBackbone(nn.Module, abc.ABC):
 
         Args:
             pretrained: a local diffusers folder or a hub id (default ``hub_id``).
-            tiny: with no ``pretrained``, a random test-sized model (no download, CPU-sized).
+            tiny: a random test-sized model (no download, CPU-sized). It wins over ``pretrained``, so a shipped
+                full-size config runs as a smoke test with one key (``--model.init_args.tiny true``).
             torch_dtype: ``"bfloat16"``, ``"float32"``, ... (a ``torch.dtype`` passes through).
             hub_id: the weights when ``pretrained`` is not given (the registry passes each name's).
             seed: seed of the tiny model's random weights.
@@ -219,7 +220,7 @@ class VideoBackbone(nn.Module, abc.ABC):
                 ``max_text_length``, HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``.
         """
         dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
+        if tiny:
             return cls.tiny(seed=seed, torch_dtype=dtype, **options)
         if not (pretrained or hub_id):
             raise ValueError(
