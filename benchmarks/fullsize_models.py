@@ -289,9 +289,12 @@ def build_random_backbone(
     text_layers: int = 2,
     seed: int = 0,
     num_layers: int | None = None,
+    vae: bool = False,
 ):
     """The full-size denoiser ``name`` (a key of :data:`FULLSIZE`) with random weights on ``device``, a text
-    encoder of the real width with ``text_layers`` layers (none on ``meta``), the real scheduler, no VAE.
+    encoder of the real width with ``text_layers`` layers (none on ``meta``), the real scheduler, no VAE
+    (``vae=True``, CogVideoX only: the published VAE configuration, diffusers' ``AutoencoderKLCogVideoX``
+    defaults, with random weights, for runs whose callbacks decode videos).
     ``num_layers`` keeps only that many transformer blocks (of the real width), for CPU-sized ratios."""
     spec = FULLSIZE[name]
     dtype = getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype
@@ -307,8 +310,19 @@ def build_random_backbone(
 
         tok = tiny_t5_tokenizer(max_length=spec.text_len)
         enc = None if meta else _text_encoder(spec, text_layers, len(tok), device, dtype)
+        decoder = None
+        if vae:
+            from diffusers import AutoencoderKLCogVideoX
+
+            with torch.device(device):
+                decoder = AutoencoderKLCogVideoX().to(dtype).requires_grad_(False).eval()
         return CogVideoXBackbone(
-            den, CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULERS[spec.family_kwargs["variant"]]), enc, tok, None, **common
+            den,
+            CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULERS[spec.family_kwargs["variant"]]),
+            enc,
+            tok,
+            decoder,
+            **common,
         )
     if spec.family is HunyuanVideoBackbone:
         from diffusers import FlowMatchEulerDiscreteScheduler
@@ -358,10 +372,11 @@ def _register() -> None:
             text_layers: int = 2,
             seed: int = 0,
             num_layers: int | None = None,
+            vae: bool = False,
             _name: str = name,
             **_: Any,
         ):
-            return build_random_backbone(_name, device, torch_dtype, text_layers, seed, num_layers)
+            return build_random_backbone(_name, device, torch_dtype, text_layers, seed, num_layers, vae)
 
         cls = type(f"Random{spec.family.__name__}", (spec.family,), {"load": classmethod(load)})
         register_backbone(f"random-{name}")(cls)

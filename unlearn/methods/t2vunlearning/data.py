@@ -473,7 +473,10 @@ class ConceptDataModule(pl.LightningDataModule):
                 pre = []
             strategy = self.trainer.strategy
             hits, misses = self.cache.hits, self.cache.misses
-            with module.controller.disabled():
+            # every prompt encoded once, then the text encoders and the VAE off the device while the denoiser
+            # samples (pseudo data needs no decoding): the denoiser's phase holds it alone
+            texts = [t for r in un + pre for t in (r.prompt, r.loss_prompt)] + [settings.negative_prompt]
+            with module.controller.disabled(), backbone.prompts_encoded_then_parked(texts):
                 paths = self.cache.build(
                     backbone,
                     un + pre,

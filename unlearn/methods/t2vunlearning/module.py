@@ -430,9 +430,10 @@ class T2VUnlearning(pl.LightningModule):
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) with the adapters on (unlearned) or off (original)."""
         ctx = self.controller.scaled(1.0) if adapters else self.controller.disabled()
-        with ctx, self.backbone.side_modules_on_device(vae_tiling=True):
-            latents = self.backbone.sample(prompts, seeds, **sampling)
-            return self.backbone.decode(latents)
+        with ctx:
+            # phase by phase (VideoBackbone.generate_offloaded): prompts encoded once with only the text encoders on
+            # the device, denoising with the denoiser alone, decoding with only the VAE (tiled, one video at a time)
+            return self.backbone.generate_offloaded(prompts, seeds, **sampling)
 
     def adapter_norm(self) -> float:
         return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.controller.parameters()))
