@@ -17,13 +17,23 @@ counter knows). Per backbone at the geometry of its config:
   sampler settings, × the FLOPs of one full-size forward) + training steps (``trainer.max_steps``; a config
   still in epochs runs ``max_epochs`` passes over its cached samples) × s/step.
 
+- the whole run, phase by phase (``whole_run``): weights read from disk, pseudo data (+ encoding every prompt
+  once and moving the text encoder and VAE off the GPU), training (+ the ConceptMaskCallback's forwards), sample
+  videos as the config's SampleVideoCallback makes them (renders × prompts × sampler steps × CFG forwards, one VAE
+  decode per video counted on meta, the encoder/VAE moves per render), evaluation; and the peak GiB of each phase:
+  training under bf16-mixed (autocast saves every LayerNorm input in float32: counted by hooks on a meta forward),
+  pseudo data and samples with the phase-wise residency of ``VideoBackbone.prompts_encoded_then_parked`` /
+  ``generate_offloaded`` (and, for comparison, with every module resident). Bandwidths and the VAE's MFU are the
+  constants ``LOAD_GBPS``, ``PCIE_GBPS``, ``VAE_MFU``.
+
 These are projections: FLOPs are exact for the architectures, the 40 % MFU is an assumption (``--mfu``), and
 elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures the same step on a GPU.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b ...] [--mfu 0.4]
        [--set trainer.max_steps=500 --set data.augment=32] [--json out.json] [--markdown out.md]
 ``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
-CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes: <x>``.
+CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line:
+``cogx2b_nudity_h100_minutes: <x>``, the whole run of configs/cogx2b_nudity.yaml.
 """
 
 from __future__ import annotations
@@ -512,7 +522,7 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
     lines = [
         f"| backbone (config) | frames×H×W (video tokens) | α, β, ckpt | fwd/step | TFLOP/step | mask: share of step / "
         f"of adapted fwd (chunked route before) | peak GiB no ckpt / ckpt | s/step (H100 @{mfu:.0%}) | pseudo data: "
-        "trajectories × s | steps | whole run (min) |",
+        "trajectories × s | steps | pseudo data + training (min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -550,7 +560,8 @@ def markdown_run(rows: list[dict[str, Any]], mfu: float) -> str:
             f"{ph['pseudo_data']['minutes']:.1f} | "
             f"{ph['training']['minutes']:.1f} (+{ph['training']['mask_callback_minutes']:.2f}) | "
             f"{samples} | "
-            f"**{r['whole_run_minutes']:.1f}** | {pk['pseudo_data']:.1f} / {pk['training']:.1f} / {pk['samples']:.1f} | "
+            f"**{r['whole_run_minutes']:.1f}** | "
+            f"{pk['pseudo_data']:.1f} / {pk['training']:.1f} / {pk['samples']:.1f} | "
             f"**{r['run_peak_gib']:.1f}** ({alls['pseudo_data']:.1f} / {alls['samples']:.1f}) |"
         )
     return "\n".join(lines)
