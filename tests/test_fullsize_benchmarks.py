@@ -33,7 +33,7 @@ def test_meta_step_counts_real_flops_and_the_map_is_a_sliver(name):
 
 def test_fullsize_models_match_the_published_parameter_counts():
     """The configurations build the published model sizes (CogVideoX-2B 1.69 B, Wan 2.1 1.3B 1.42 B)."""
-    from fullsize_models import build_random_backbone
+    from unlearn.backbones.fullsize import build_random_backbone
 
     assert sum(p.numel() for p in build_random_backbone("cogvideox-2b").denoiser.parameters()) == 1_693_783_872
     assert sum(p.numel() for p in build_random_backbone("wan2.1-t2v-1.3b").denoiser.parameters()) == 1_418_996_800
