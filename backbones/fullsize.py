@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.utils import logging as diffusers_logging
 
-from .base import SamplingDefaults
+from .base import PromptEmbedding, SamplingDefaults
 from .cogvideox import SCHEDULER_CONFIG as COGVIDEOX_SCHEDULERS
 from .cogvideox import CogVideoXBackbone
 from .common import tiny_clip_tokenizer, tiny_llama_tokenizer, tiny_t5_tokenizer
@@ -440,7 +440,6 @@ def training_batch(
 
     On ``meta`` the tensors are empty (shapes only) and the concept tokens a fixed CPU mask; elsewhere latents
     and targets are seeded Gaussian noise and the conditioning comes from the backbone's own text encoder."""
-    from .base import PromptEmbedding
 
     spec = FULLSIZE[name]
     shape = backbone.latent_shape(*(geometry or spec.geometry))

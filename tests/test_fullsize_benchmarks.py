@@ -40,13 +40,16 @@ def test_fullsize_models_match_the_published_parameter_counts():
 
 
 def test_the_whole_run_counts_the_sample_videos_the_config_switches_on():
-    """cogx2b_nudity.yaml's SampleVideoCallback: the original videos plus one render every 100 of 500 steps, 2
-    prompts x 50 sampler steps x 2 (CFG) forwards each: 1,200 full forwards and 12 decoded videos (the hand count
-    of #21); without the callback, none."""
+    """cogx2b_nudity.yaml's SampleVideoCallback renders before training and after its 500th step: 2 renders x 2
+    prompts x 50 sampler steps x 2 (CFG) = 400 forwards, 4 decoded videos; at every 100 steps (the config before)
+    the hand count of #21: 6 renders, 1,200 forwards; without the callback, none."""
     from fullsize_cost import callbacks_of, load_config, sample_counts
 
     cfg = load_config("configs/cogx2b_nudity.yaml", [])
     assert set(callbacks_of(cfg)) >= {"SampleVideoCallback", "ConceptMaskCallback", "AdapterCheckpoint"}
+    assert sample_counts(cfg, "cogvideox-2b", 500) == (2, 400, 4)
+    samples = next(c for c in cfg["trainer"]["callbacks"] if "SampleVideo" in c["class_path"])
+    samples["init_args"]["every_n_steps"] = 100
     assert sample_counts(cfg, "cogvideox-2b", 500) == (6, 1200, 12)
     cfg["trainer"]["callbacks"] = [c for c in cfg["trainer"]["callbacks"] if "SampleVideo" not in c["class_path"]]
     assert sample_counts(cfg, "cogvideox-2b", 500) == (0, 0, 0)
