@@ -1,7 +1,7 @@
 """The full-size backbones without weights: their published configurations, built in code with random weights
 (or on the ``meta`` device, where no memory is allocated and no kernel runs). Not imported by the package itself:
-``import unlearn.backbones.fullsize`` registers the ``random-<name>`` backbones (``benchmarks/fullsize_models.py``
-re-exports this module for the scripts).
+``register_random_backbones()`` registers the ``random-<name>`` backbones (``benchmarks/fullsize_models.py``
+re-exports this module for the scripts and registers them).
 
 Used by ``memory_plan.py`` and ``fullsize_cost.py`` (meta device), ``fullsize_smoke.py`` (CPU, random bf16
 weights) and ``gpu_step.py`` (GPU, random weights). The configurations are written from the ``config.json``
@@ -32,7 +32,7 @@ from .cogvideox import CogVideoXBackbone
 from .common import tiny_clip_tokenizer, tiny_llama_tokenizer, tiny_t5_tokenizer
 from .hunyuanvideo import SCHEDULER_CONFIG as HUNYUAN_SCHEDULER
 from .hunyuanvideo import TINY_PROMPT_TEMPLATE, HunyuanVideoBackbone
-from .registry import register_backbone
+from .registry import available_backbones, register_backbone
 from .wan import SCHEDULER_CONFIG as WAN_SCHEDULER
 from .wan import WanBackbone
 
@@ -354,7 +354,11 @@ def build_random_backbone(
     return WanBackbone(den, UniPCMultistepScheduler(**WAN_SCHEDULER), enc, tok, None, **common)
 
 
-def _register() -> None:
+def register_random_backbones() -> None:
+    """Register ``random-<name>`` for every row of :data:`FULLSIZE` (idempotent). Not done on import: the package's
+    own listings (``available_backbones()``) stay the real families."""
+    if f"random-{next(iter(FULLSIZE))}" in available_backbones():
+        return
     for name, spec in FULLSIZE.items():
 
         def load(
@@ -374,9 +378,6 @@ def _register() -> None:
 
         cls = type(f"Random{spec.family.__name__}", (spec.family,), {"load": classmethod(load)})
         register_backbone(f"random-{name}")(cls)
-
-
-_register()
 
 
 # ------------------------------------------------------------------------------------------------ attention on meta
