@@ -156,6 +156,9 @@ class VideoBackbone(nn.Module, abc.ABC):
     #: True for guidance-distilled models (HunyuanVideo): their stock sampling uses no classifier-free
     #: guidance (``SamplingDefaults.guidance_scale`` 1.0), so a negative prompt needs an explicit true-CFG scale
     guidance_distilled: ClassVar[bool] = False
+    #: name prefix of the attention sites whose concept maps make T2VUnlearning's averaged concept mask (None:
+    #: every site); HunyuanVideo: the single-stream blocks, the only ones the authors' mask code hooks
+    concept_map_sites: ClassVar[str | None] = None
 
     # loading: what a family declares (the shared control flow is :meth:`load` and what it calls)
     #: the weights folder, entry by entry, in loading order: checked, loaded and named in errors from this table
@@ -571,6 +574,17 @@ class VideoBackbone(nn.Module, abc.ABC):
         denoiser._t2v_unlearn_adapter_hooks = handles
         cls.install_context_hooks(denoiser, controller)
         return handles
+
+    @classmethod
+    def remove_adapter_hooks(cls, denoiser: nn.Module) -> None:
+        """Undo :meth:`install_adapter_hooks`: the output hooks and the context hooks are removed."""
+        for handle in denoiser.__dict__.pop("_t2v_unlearn_adapter_hooks", []):
+            handle.remove()
+        cls.remove_context_hooks(denoiser)
+
+    @classmethod
+    def remove_context_hooks(cls, denoiser: nn.Module) -> None:
+        """Undo :meth:`install_context_hooks` (nothing by default)."""
 
     def attach_controller(self, controller: Any) -> None:
         # a plain reference, not a submodule: the adapters belong to the method, and the backbone's

@@ -350,6 +350,34 @@ class CogVideoXBackbone(VideoBackbone):
     def guidance_settings(self) -> dict[str, Any]:
         return {"use_dynamic_cfg": self.use_dynamic_cfg}
 
+    def initial_noise(self, seeds: Sequence[int], num_frames: int, height: int, width: int) -> Tensor:
+        """Per-seed noise as the base class draws it; each seed's generator is kept for the stochastic
+        ``CogVideoXDPMScheduler`` steps of the same sampling run (the stock pipeline draws the initial latents
+        and every DPM step's noise from one generator)."""
+        shape = self.latent_shape(num_frames, height, width)
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
+        self._step_generators = gens
+        return noise.to(self.device, self.dtype)
+
+    def scheduler_step(self, scheduler: Any, model_output: Tensor, t: Tensor, latents: Tensor) -> Tensor:
+        """``CogVideoXDPMScheduler`` steps need the previous step's x0 prediction and timestep (as the stock
+        pipeline's loop passes them) and draw noise: from each seed's generator, as the stock pipeline with
+        ``generator=torch.Generator().manual_seed(seed)`` does, so a seed gives the same video. Other schedulers
+        step as usual."""
+        from diffusers import CogVideoXDPMScheduler
+
+        if not isinstance(scheduler, CogVideoXDPMScheduler):
+            return super().scheduler_step(scheduler, model_output, t, latents)
+        gens = getattr(self, "_step_generators", None)
+        if gens is None or len(gens) != latents.shape[0]:
+            raise RuntimeError("CogVideoXDPMScheduler steps need the seeds' generators: sample through .sample()")
+        old, prev_t = getattr(scheduler, "_unlearn_state", (None, None))
+        # a list of generators: one draw per batch row from its own generator (diffusers' randn_tensor)
+        out, pred_x0 = scheduler.step(model_output, old, t, prev_t, latents, generator=list(gens), return_dict=False)
+        scheduler._unlearn_state = (pred_x0, t)
+        return out
+
     def guidance_scale_at(self, guidance_scale: float, step: int, t: Tensor, num_inference_steps: int) -> float:
         """The stock ``CogVideoXPipeline`` formula when ``use_dynamic_cfg`` (timestep value ``t``, as there)."""
         if not self.use_dynamic_cfg:

@@ -481,6 +481,15 @@ def training_batch(
         "concept_tokens": concept,
         **{f"cond.{k}": v for k, v in emb(PROMPT).to_dict().items()},
     }
+    controller = getattr(backbone, "controller", None)
+    if controller is not None:
+        # the frozen model's concept maps, as the pseudo data records them (T2VUnlearning's mask_source "frozen")
+        cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
+        meta = device.type == "meta"
+        on_meta = cuda_attention_on_meta() if meta else contextlib.nullcontext()
+        with torch.no_grad(), controller.disabled(), controller.capturing(concept), on_meta:
+            backbone.predict(batch["x_t"], batch["timesteps"], cond)
+        batch.update({f"concept_maps.{i}": m for i, m in enumerate(controller.take()[1])})
     if preserve:
         batch.update(
             {

@@ -259,6 +259,9 @@ class HunyuanVideoBackbone(VideoBackbone):
 
     prediction_type = "flow"
     processor_class = HunyuanVideoUnlearnAttnProcessor
+    # the authors' map capture hooks single_transformer_blocks only (TobisawaMisakii/T2VUnlearning
+    # receler/concept_reg_hunyuan.py:134), where their erasers sit too (receler/erasers/hunyuan_erasers.py:61-68)
+    concept_map_sites = "single_transformer_blocks."
     token_layout = "joint: [video | text], text last (dual-stream and single-stream blocks)"
     guidance_distilled = True
     pipeline_class = "HunyuanVideoPipeline"

@@ -294,6 +294,12 @@ class ZeroScopeBackbone(VideoBackbone):
         denoiser._t2v_unlearn_frames_hook = denoiser.register_forward_pre_hook(set_frames, with_kwargs=True)
 
     @classmethod
+    def remove_context_hooks(cls, denoiser: nn.Module) -> None:
+        old = denoiser.__dict__.pop("_t2v_unlearn_frames_hook", None)
+        if old is not None:
+            old.remove()
+
+    @classmethod
     def adapt_attention_output(cls, output: Tensor, controller: Any, site_index: int) -> Tensor:
         """The UNet folds frames into the batch (``[B·F, H·W, C]``): unfold them so the adapter sees
         ``[B, F·H·W, C]`` like every other family's, then fold back."""

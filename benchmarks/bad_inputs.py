@@ -576,8 +576,8 @@ CASES: list[Case] = [
         "init_adapters_bad_json",
         m("init_adapters", "{root}/a"),
         2,
-        ["adapter_config.json", "json"],
-        setup=_broken_adapters("adapter_config.json", b"{oops"),
+        ["t2v_adapter_config.json", "json"],
+        setup=_broken_adapters("t2v_adapter_config.json", b"{oops"),
     ),
     fit(
         "init_adapters_of_failed_run",

@@ -124,25 +124,32 @@ def data_module(cfg: dict[str, Any]):
 
 
 # ------------------------------------------------------------------------------------------------ counting
-def meta_model(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> T2VUnlearning:
-    """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width)."""
+def meta_model(
+    name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None, mask_source: str = "frozen"
+) -> T2VUnlearning:
+    """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width).
+    ``mask_source`` "frozen" (the default): the concept maps come with the pseudo data and cost the step nothing;
+    "adapted": the step's own forward records them (the earlier route, whose share of the step this counts)."""
     model = T2VUnlearning(
         backbone=f"random-{name}",
         backbone_kwargs={"device": "meta", "num_layers": num_layers},
         alpha=alpha,
         beta=beta,
         gradient_checkpointing=ckpt,
+        mask_source=mask_source,
     )
     model.controller.to("meta")
     return model
 
 
-def count_step(name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None) -> dict[str, float]:
+def count_step(
+    name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None, mask_source: str = "frozen"
+) -> dict[str, float]:
     """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total)."""
-    model = meta_model(name, alpha, beta, ckpt, num_layers)
+    model = meta_model(name, alpha, beta, ckpt, num_layers, mask_source)
     calls = []
+    batch = training_batch(model.backbone, name, preserve=beta > 0)  # (its frozen maps' forward is not the step's)
     model.backbone.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
-    batch = training_batch(model.backbone, name, preserve=beta > 0)
     with cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
         losses = model.compute_losses(batch)
         losses["total"].backward()
@@ -448,11 +455,13 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     ckpt = bool(hp.get("gradient_checkpointing", False))
     flops_s = mfu * H100_BF16_DENSE
     t0 = time.time()
-    step = count_step(name, alpha, beta, ckpt)
+    step = count_step(name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen"))
     no_map = count_step(name, 0.0, beta, ckpt)
     fwd = count_forward(name, adapters=True)
     frozen = count_forward(name, adapters=False)
-    mask = step["flops"] - no_map["flops"]
+    # what the concept map costs one forward, wherever it is recorded (mask_source "frozen": in the pseudo data's
+    # frozen forward at each recorded step; "adapted": in the training step)
+    mask = count_step(name, alpha, beta, ckpt, mask_source="adapted")["flops"] - no_map["flops"]
     old_map = chunked_map_flops(name)
     mem = memory(name)
     # pseudo data and schedule of the config

@@ -1,5 +1,7 @@
 """The T2VUnlearning paper's tables, one command each, on the resumable runner (``unlearn.evaluation``).
 
+    python benchmarks/paper_tables.py table1  --backbone cogvideox-2b --data T2VUnlearning/evaluation/data \\
+            --adapters runs/cogx2b_nudity/adapters --official cogvideox2b_nudity_erasure
     python benchmarks/paper_tables.py toy     [--adapters runs/toy_shapes/adapters] [--concept "red ring"]
     python benchmarks/paper_tables.py nudity  --backbone cogvideox-2b --adapters ADAPTERS \\
             --suites gen=gen_prompts.jsonl ring-a-bell=ring_a_bell:rab.csv safesora=safesora:safesora.jsonl
@@ -184,6 +186,7 @@ def table_nudity(a) -> int:
             concept=a.concept or "nudity",
             metrics=["nudity"],
             nudity_threshold=a.nudity_threshold,
+            nudity_protocol=a.nudity_protocol,
             suite_options={"limit": a.limit} if a.limit else None,
             **_common(a),
         )
@@ -302,7 +305,108 @@ def table_benign(a) -> int:
     return 0
 
 
+#: Table 1 of the paper (nudity rate %, per backbone and prompt set; "Ours" is the paper's T2VUnlearning), for the
+#: ``table1`` command's "paper" and "difference" columns. Object Class / Subject Consistency (VBench, HunyuanVideo
+#: only) are not measured here.
+PAPER_TABLE1: dict[str, dict[str, dict[str, float]]] = {
+    "cogvideox-2b": {
+        "gen": {"original": 57.10, "negprompt": 36.00, "safree": 32.43, "ours": 19.73},
+        "ring_a_bell": {"original": 30.25, "negprompt": 11.75, "safree": 14.23, "ours": 6.97},
+    },
+    "cogvideox-5b": {
+        "gen": {"original": 61.80, "negprompt": 46.35, "safree": 35.12, "ours": 16.47},
+        "ring_a_bell": {"original": 42.50, "negprompt": 14.91, "safree": 10.64, "ours": 2.74},
+    },
+    "hunyuanvideo": {
+        "gen": {"original": 78.08, "negprompt": 55.35, "safree": 48.37, "ours": 12.73},
+        "ring_a_bell": {"original": 69.85, "negprompt": 56.73, "safree": 50.48, "ours": 20.71},
+    },
+}
+TABLE1_ROWS = ["original", "negprompt", "safree", "t2vunlearning", "t2vunlearning_official"]
+
+
+def table1(a) -> int:
+    """Table 1 as the paper lays it out for one backbone: nudity rate (%) on Gen and Ring-A-Bell for the rows
+    original, negprompt, safree, t2vunlearning (ours, ``--adapters``) and t2vunlearning_official (the authors'
+    released adapters, ``--official``), with the paper's number and the difference beside each. Prompt sets: the
+    authors' ``evaluation/data`` (``--data``, your clone: Gen = ``gen_cogvideox`` or ``gen_hunyuan``); nudity counted
+    as the authors do (``--nudity-protocol paper``)."""
+    from unlearn.evaluation import run_evaluation
+
+    if not a.data:
+        raise SystemExit(
+            "error: table1 needs --data: the authors' evaluation/data folder (clone "
+            "github.com/TobisawaMisakii/T2VUnlearning; its prompts are not shipped)"
+        )
+    backbone = a.backbone
+    family = "hunyuanvideo" if "hunyuan" in backbone else "cogvideox-5b" if backbone.endswith("5b") else "cogvideox-2b"
+    paper = PAPER_TABLE1[family]
+    sets = {"gen": "gen_hunyuan" if family == "hunyuanvideo" else "gen_cogvideox", "ring_a_bell": "ring_a_bell"}
+    adapters = a.adapters[0] if a.adapters else None
+    rows = [r for r in (a.rows or TABLE1_ROWS) if r in TABLE1_ROWS]
+    if adapters is None:
+        rows = [r for r in rows if r != "t2vunlearning"]
+    rows = [
+        r if r != "t2vunlearning_official" else f"t2vunlearning_official={a.official}"
+        for r in rows
+        if r != "t2vunlearning_official" or a.official
+    ]
+    out = Path(a.out or f"runs/tables/table1_{_slug(backbone)}")
+    results: dict[str, dict[str, Any]] = {}
+    settings: dict[str, Any] = {}
+    for column, name in sets.items():
+        options: dict[str, Any] = {"set": name}
+        if a.limit:
+            options["limit"] = a.limit
+        r = run_evaluation(
+            out / column,
+            f"t2vunlearning:{a.data}",
+            rows,
+            adapters=adapters,
+            safree_keywords=a.safree_keywords,
+            concept="nudity",
+            metrics=["nudity"],
+            nudity_protocol=a.nudity_protocol,
+            nudity_threshold=a.nudity_threshold,
+            suite_options=options,
+            **_common(a),
+        )
+        results[column] = {m: row["nudity"] for m, row in r["rows"].items()}
+        settings[column] = r["settings"]["nudity"]
+    head = ["method"]
+    for column in sets:
+        label = {"gen": "Gen", "ring_a_bell": "Ring-A-Bell"}[column]
+        head += [f"{label} ours ↓", f"{label} paper", f"{label} Δ"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    data: dict[str, Any] = {}
+    order = [r.split("=")[0] for r in rows]  # the paper's row order
+    for method in sorted(dict.fromkeys(m for col in results.values() for m in col), key=order.index):
+        cells, data[method] = [method], {}
+        for column in sets:
+            row = results[column].get(method, {})
+            ours = row.get("nudity_rate")
+            key = "ours" if method.startswith("t2vunlearning") else method
+            ref = paper[column].get(key)
+            diff = None if ours is None or ref is None else ours - ref
+            cells += [
+                "–" if ours is None else f"{ours:.2f}",
+                "–" if ref is None else f"{ref:.2f}",
+                "–" if diff is None else f"{diff:+.2f}",
+            ]
+            data[method][column] = {"ours": ours, "paper": ref, "difference": diff, "frames": row.get("frames")}
+        lines.append("| " + " | ".join(cells) + " |")
+    md = "\n".join(lines) + "\n"
+    md += (
+        f"\nBackbone {backbone}; prompt sets: the authors' {sets['gen']} and ring_a_bell (evaluation/data); "
+        f"nudity rate = % of frames, protocol {a.nudity_protocol!r}. The paper's Object Class / Subject Consistency (VBench) are "
+        "not measured here.\n"
+    )
+    _write_table(out, f"Table 1 ({backbone}): nudity rate (%)", md, {"table1": data, "settings": settings})
+    return 0
+
+
 TABLES = {
+    "table1": table1,
     "toy": table_toy,
     "nudity": table_nudity,
     "objects": table_objects,
@@ -343,7 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", default="sface", choices=["sface", "arcface"])
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai", help="open_clip tag or local checkpoint file")
-    p.add_argument("--nudity-threshold", type=float, default=0.6)
+    p.add_argument(
+        "--nudity-protocol",
+        default="paper",
+        choices=["paper", "exposed9_0.6"],
+        help="nudity count: paper = the authors' 8 labels at NudeNet's floor (Table 1); exposed9_0.6 the stricter",
+    )
+    p.add_argument("--nudity-threshold", type=float, default=None, help="score cut (default: the protocol's)")
+    p.add_argument("--data", help="table1: the T2VUnlearning authors' evaluation/data folder (your clone)")
+    p.add_argument("--official", help="table1: the authors' released adapters (eraser_weights.pt + eraser_config.json)")
     p.add_argument("--per-class", type=int, default=2, help="toy: in-grammar prompts per class outside --per-group")
     p.add_argument(
         "--per-group",

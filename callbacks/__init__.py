@@ -11,6 +11,7 @@ if __name__ != "unlearn.callbacks":  # the folder callbacks/ is the package unle
 from .checkpoint import AdapterCheckpoint, SafeCheckpointIO, install_safe_checkpoint_io
 from .evaluation import ErasureEvaluation
 from .masks import ConceptMaskCallback
+from .progress import PlainProgressBar, TrainingTelemetry
 from .samples import SampleVideoCallback
 from .status import RunStatus
 
@@ -22,4 +23,6 @@ __all__ = [
     "ConceptMaskCallback",
     "SampleVideoCallback",
     "RunStatus",
+    "PlainProgressBar",
+    "TrainingTelemetry",
 ]

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from unlearn.io import load_checkpoint_file, save_checkpoint_file
-from unlearn.methods.t2vunlearning.export import backbone_provenance, save_adapters
+from unlearn.methods.t2vunlearning.export import CONFIG_NAME, backbone_provenance, save_adapters
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -53,7 +54,7 @@ from .periods import Period
 
 
 class AdapterCheckpoint(pl.Callback):
-    """Write ``adapters.safetensors`` + ``adapter_config.json`` every ``every_n_steps`` optimizer steps (and/or
+    """Write ``adapters.safetensors`` + ``t2v_adapter_config.json`` every ``every_n_steps`` optimizer steps (and/or
     every ``every_n_epochs`` epochs) and at the end of fit.
 
     Args:
@@ -111,3 +112,19 @@ class AdapterCheckpoint(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._save(trainer, pl_module)
+        if trainer.is_global_zero and self.last_path is not None:
+            self._log_artifact(trainer)
+
+    def _log_artifact(self, trainer: pl.Trainer) -> None:
+        """The final adapters as a wandb artifact (type ``model``, the adapter config as its metadata, aliases
+        ``latest`` and ``step-N``) when wandb is a logger: the run's page links to the files."""
+        for logger in trainer.loggers:
+            if type(logger).__name__ != "WandbLogger":
+                continue
+            import wandb
+
+            run = logger.experiment
+            config = json.loads((self.last_path / CONFIG_NAME).read_text(encoding="utf-8"))
+            artifact = wandb.Artifact(f"adapters-{run.id}", type="model", metadata=config)
+            artifact.add_dir(str(self.last_path))
+            run.log_artifact(artifact, aliases=["latest", f"step-{trainer.global_step}"])

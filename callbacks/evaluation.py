@@ -22,12 +22,15 @@ from unlearn.evaluation import (
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.tables import read_metrics, write_metrics
+from unlearn.methods.baselines.keywords import authors_keywords
 from unlearn.video import write_mp4
 
 from .periods import Period
 
-#: rows this callback can evaluate; ``t2vunlearning`` and ``refusal_vector`` both mean "the model of this run"
-CALLBACK_ROWS = ("original", "t2vunlearning", "refusal_vector", "negprompt", "safree")
+#: rows this callback can evaluate; ``t2vunlearning``, ``refusal_vector``, ``uce`` and ``esd_x`` all mean "the
+#: model of this run" (the module's switch turns its method on and off)
+LIVE_ROWS = ("t2vunlearning", "refusal_vector", "uce", "esd_x")
+CALLBACK_ROWS = ("original", *LIVE_ROWS, "negprompt", "safree", "videoeraser")
 #: toy world suite: in-grammar prompts per class of the erased class(es) and their neighbours (ESR: 32 x 4 =
 #: 128 frames), and the out-of-grammar split's prompts per class
 DEFAULT_PER_GROUP = {"erased": 32, "neighbour": 4}
@@ -52,8 +55,8 @@ class ErasureEvaluation(pl.Callback):
         erased_class: the class whose ESR is reported (default: the data module's concept); a list (default
             when the data module erases several concepts, ``data.concept: [a, b]``) reports each class's ESR and
             one PSR over the other classes (the row ``erased`` holds the per-class ESR; ``esr@k`` is their mean).
-        rows: methods to evaluate: original, t2vunlearning (or refusal_vector: the edited model), negprompt,
-            safree.
+        rows: methods to evaluate: original, t2vunlearning (or refusal_vector / uce / esd_x: the model of
+            this run), negprompt, safree, videoeraser.
         per_class: in-grammar prompts per class (toy world suite only), where ``per_group`` says nothing.
         per_group: toy world only: in-grammar prompts per class of the erased class(es), their neighbours and
             the other classes, ``{"erased": n, "neighbour": n, "other": n}`` (missing keys: ``per_class``).
@@ -121,9 +124,18 @@ class ErasureEvaluation(pl.Callback):
         """The rows over the module's one backbone; the module's controller switches its method on and off."""
         specs = []
         for row in self.rows:
-            live = row in ("t2vunlearning", "refusal_vector")
+            live = row in LIVE_ROWS
             specs.append(
-                MethodSpec(kind=row, concept=concept, live=live, keywords=list(keywords) if row == "safree" else None)
+                MethodSpec(
+                    kind=row,
+                    concept=concept,
+                    live=live,
+                    # the SAFREE authors' list where they give one for the concept (None: the row's default,
+                    # e.g. six for nudity), else the concept and the data module's synonyms
+                    keywords=list(keywords)
+                    if row in ("safree", "videoeraser") and not authors_keywords(concept)
+                    else None,
+                )
             )
         apply_row_options(specs, self.row_options)
         return MethodGenerator(
@@ -194,7 +206,7 @@ class ErasureEvaluation(pl.Callback):
             if row == "original":
                 self._original = (rows[row], settings)
         compare_rows(rows, erased_list)  # paired ΔPSR-1 and the classes that lost most, against the original
-        for method_row in ("t2vunlearning", "refusal_vector"):
+        for method_row in LIVE_ROWS:
             if method_row in rows:
                 rows["unlearned"] = rows[method_row]
         meta = {
@@ -302,11 +314,24 @@ class ErasureEvaluation(pl.Callback):
                 continue
             import wandb
 
-            # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent)
+            # Table 2 of the paper: erased class, method, ESR-1/5, PSR-1/5 (percent), each with its 95% interval
+            names = ("ESR-1", "ESR-5", "PSR-1", "PSR-5")
             logger.log_table(
                 key="eval/table",
-                columns=["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"],
-                data=[[erased, row] + [r[k] for k in keys] for row, r in shown.items()],
+                columns=["erased class", "method", *(f"{n}{s}" for n in names for s in ("", " low", " high"))],
+                data=[
+                    [erased, row]
+                    + [
+                        x
+                        for k in keys
+                        for x in (
+                            r[k],
+                            ((r.get("intervals") or {}).get(k) or {}).get("low"),
+                            ((r.get("intervals") or {}).get(k) or {}).get("high"),
+                        )
+                    ]
+                    for row, r in shown.items()
+                ],
                 step=trainer.global_step,
             )
             classes = sorted({c for r in shown.values() for c in r.get("per_class_top1", {})})
@@ -317,11 +342,15 @@ class ErasureEvaluation(pl.Callback):
                 step=trainer.global_step,
             )
             media: dict[str, Any] = {f"eval/plots/{p.stem}": wandb.Image(str(p), caption=p.stem) for p in plots}
-            for row, items in videos.items():
-                media[f"eval/videos/{row}"] = [
-                    wandb.Video(str(path), caption=caption, format="mp4") for caption, path in items
-                ]
             logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
+            for row, items in videos.items():
+                logger.log_video(
+                    key=f"eval/videos/{row}",
+                    videos=[str(path) for _, path in items],
+                    step=trainer.global_step,
+                    caption=[caption for caption, _ in items],
+                    format=["mp4"] * len(items),
+                )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         if self.period.step_due(trainer):  # every rank: its share of the suite

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
 
 from unlearn.checks import InputError, check_int, check_range
+from unlearn.io import atomic_write_text
 from unlearn.video import write_mp4
 
 from .periods import Period
+
+#: the index of the videos in a samples folder (prompt, seed, step of each)
+INDEX_NAME = "samples.json"
 
 
 class SampleVideoCallback(pl.Callback):
@@ -19,8 +24,9 @@ class SampleVideoCallback(pl.Callback):
     for the duration (T2VUnlearning parks them after the pseudo-data cache is built) and decodes with VAE
     tiling and slicing.
 
-    Videos go to ``dirpath`` as ``step=N_<i>.mp4`` / ``epoch=N_<i>.mp4`` and to wandb (``wandb.Video``) or
-    TensorBoard (``add_video``) when one is the logger.
+    Videos go to ``dirpath`` as ``step=N_<i>.mp4`` / ``epoch=N_<i>.mp4``, listed with their prompts in
+    ``samples.json`` (the model card's gallery), and to wandb (``WandbLogger.log_video``) or TensorBoard (``add_video``)
+    when one is the logger.
 
     Args:
         prompts: prompts to sample.
@@ -107,21 +113,42 @@ class SampleVideoCallback(pl.Callback):
         for i, v in enumerate(videos):
             path = write_mp4(v, self._dir(trainer) / f"{tag}_{i}.mp4", fps=self.fps)
             self.written.append(path)
+            self._index(path, tag, i, adapters, trainer.global_step)
             for logger in trainer.loggers:
                 name = type(logger).__name__
                 if name == "WandbLogger":
-                    import wandb
-
-                    logger.experiment.log(
-                        {
-                            f"samples/{i}": wandb.Video(str(path), caption=f"{tag}: {self.prompts[i]}", format="mp4"),
-                            "trainer/global_step": trainer.global_step,
-                        }
+                    logger.log_video(
+                        key=f"samples/{i}",
+                        videos=[str(path)],
+                        step=trainer.global_step,
+                        caption=[f"{tag}: {self.prompts[i]}"],
+                        format=["mp4"],
                     )
                 elif name == "TensorBoardLogger":
                     logger.experiment.add_video(
                         f"samples/{i}", v.permute(0, 3, 1, 2)[None], trainer.global_step, fps=self.fps
                     )
+
+    def _index(self, path: Path, tag: str, i: int, adapters: bool, step: int) -> None:
+        """Record the video in ``samples.json`` beside it (its prompt, seed and step): the model card's gallery
+        (``unlearn push``) reads the prompts from there."""
+        index_file = path.parent / INDEX_NAME
+        try:
+            index = json.loads(index_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            index = {}
+        videos = [v for v in index.get("videos", []) if isinstance(v, dict) and v.get("file") != path.name]
+        videos.append(
+            {
+                "file": path.name,
+                "tag": tag,
+                "prompt": self.prompts[i],
+                "seed": self.seed + i,
+                "adapters": adapters,
+                "global_step": step,
+            }
+        )
+        atomic_write_text(index_file, json.dumps({"fps": self.fps, "videos": videos}, indent=2))
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # a size the backbone cannot generate fails now, not after the first epoch of training

@@ -26,6 +26,8 @@ ALLOWED = {
         "unlearn.prompts",
         "unlearn.toyworld",
     },
+    # the shared lower room of the weight-editing methods (sites, activations, edits and their files)
+    "unlearn.methods.weight_edits": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
     "unlearn.methods.refusal": {
         "unlearn.backbones",
         "unlearn.io",
@@ -33,6 +35,25 @@ ALLOWED = {
         "unlearn.video",
         "unlearn.prompts",
         "unlearn.toyworld",
+        "unlearn.methods.weight_edits",
+    },
+    "unlearn.methods.uce": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+        "unlearn.methods.weight_edits",
+    },
+    "unlearn.methods.esd": {
+        "unlearn.backbones",
+        "unlearn.io",
+        "unlearn.checks",
+        "unlearn.video",
+        "unlearn.prompts",
+        "unlearn.toyworld",
+        "unlearn.methods.weight_edits",
     },
     "unlearn.methods.baselines": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
     "unlearn.methods": set(),  # the package docstring only
@@ -46,6 +67,9 @@ ALLOWED = {
         "unlearn.methods.t2vunlearning",
         "unlearn.methods.refusal",
         "unlearn.methods.baselines",
+        "unlearn.methods.weight_edits",
+        "unlearn.methods.uce",
+        "unlearn.methods.esd",
     },
     "unlearn.attacks": {
         "unlearn.backbones",
@@ -57,6 +81,9 @@ ALLOWED = {
         "unlearn.methods.t2vunlearning",
         "unlearn.methods.refusal",
         "unlearn.methods.baselines",
+        "unlearn.methods.weight_edits",
+        "unlearn.methods.uce",
+        "unlearn.methods.esd",
         "unlearn.evaluation",
     },
     # publishing adapters with a model card that shows their evaluation
@@ -77,10 +104,14 @@ ALLOWED = {
         "unlearn.methods.t2vunlearning",
         "unlearn.methods.refusal",
         "unlearn.methods.baselines",
+        "unlearn.methods.weight_edits",
+        "unlearn.methods.uce",
+        "unlearn.methods.esd",
         "unlearn.evaluation",
         "unlearn.attacks",
     },
     "unlearn.cli": {"*"},
+    "unlearn.tracking": set(),  # wandb's mode from its credentials (read by the CLI)
     "unlearn": set(),  # unlearn/__init__.py
 }
 #: function-level imports of project modules that are there on purpose (start-up time), not to dodge a cycle

@@ -91,7 +91,12 @@ def test_callback_records_what_each_row_computed(tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["rows"]) >= {"original", "negprompt", "safree", "t2vunlearning"}
     methods = metrics["methods"]
-    assert methods["negprompt"]["settings"] == {"negative_prompt": "red ring", "guidance_scale": 5.0, "true_cfg": False}
+    assert methods["negprompt"]["settings"] == {
+        "negative_prompt": "red ring",
+        "guidance_scale": 5.0,
+        "true_cfg": False,
+        "embedded_guidance_scale": None,
+    }
     assert methods["safree"]["settings"]["schedule"] == "self_validating"
     assert methods["safree"]["options"] == {"schedule": "self_validating"}
     assert "crimson hoop" in methods["safree"]["keywords"]

@@ -21,7 +21,7 @@ def test_exported_adapters_change_stock_pipeline_only_when_scaled_in(tmp_path):
     for a in ctl.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
     save_adapters(ctl, bb.name, tmp_path / "adapters", extra={"eta": 7.0})
-    cfg = json.loads((tmp_path / "adapters" / "adapter_config.json").read_text())
+    cfg = json.loads((tmp_path / "adapters" / "t2v_adapter_config.json").read_text())
     assert cfg["backbone"] == "cogvideox-2b" and cfg["site_names"] == [s.name for s in sites]
 
     # a stock pipeline from the tiny components, loaded back from disk like a user's download

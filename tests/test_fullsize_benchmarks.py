@@ -22,10 +22,15 @@ def test_meta_step_counts_real_flops_and_the_map_is_a_sliver(name):
     adds a forward (and doubles the FLOPs), and the concept map adds less than 0.1 % to the step."""
     from fullsize_cost import count_step, meta_model
 
-    with_map, without, with_pre = (count_step(name, a, b, False, num_layers=1) for a, b in ((1, 0), (0, 0), (1, 1)))
+    with_map, without, with_pre = (
+        count_step(name, a, b, False, num_layers=1, mask_source="adapted") for a, b in ((1, 0), (0, 0), (1, 1))
+    )
     assert with_map["forwards"] == 1 and with_pre["forwards"] == 2
     assert with_pre["flops"] > 1.9 * with_map["flops"]
     assert 0 < with_map["flops"] - without["flops"] < 1e-3 * with_map["flops"]
+    # the default (mask_source "frozen"): the maps come with the pseudo data, the step computes none
+    frozen = count_step(name, 1, 0, False, num_layers=1)
+    assert frozen["forwards"] == 1 and frozen["flops"] == without["flops"]
     assert with_map["flops"] > 1e12  # a full-geometry step of one real-width block: teraFLOPs
     cfg = meta_model(name, 1.0, 0.0, False, num_layers=1).backbone.denoiser.config
     assert cfg.num_attention_heads * cfg.attention_head_dim in (1920, 1536)  # the real width

@@ -23,8 +23,13 @@ REVISION = "1f0e5c1a2b3c4d5e6f708192a3b4c5d6e7f80912"
 
 
 @pytest.fixture
-def hub():
-    """The three Hub endpoints an upload uses (create repo, preupload, commit), recording what arrives."""
+def hub(monkeypatch):
+    """The three Hub endpoints an upload uses (create repo, preupload, commit), recording what arrives. The Hub
+    is this local server, so the upload goes through even where ``HF_HUB_OFFLINE=1`` keeps the real one away."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     state = {"repos": [], "commits": [], "files": {}}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -163,7 +168,7 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
     commit = hub["commits"][0]
     assert commit["path"] == "/api/models/alice/cogx2b-no-golf-ball/commit/main"
     assert commit["auth"] == "Bearer hf_test_token"
-    assert sorted(hub["files"]) == ["README.md", "adapter_config.json", "adapters.safetensors", "eval/metrics.json"]
+    assert sorted(hub["files"]) == ["README.md", "adapters.safetensors", "eval/metrics.json", "t2v_adapter_config.json"]
     assert hub["files"]["adapters.safetensors"] == (adapters / "adapters.safetensors").read_bytes()
 
     # the model card
@@ -182,8 +187,8 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
         "efficientnet-lite2",
         "cd" * 32,
         "builtin:imagenet10_video",
-        'attach_adapters(pipe, "alice/cogx2b-no-golf-ball")',
-        f'DiffusionPipeline.from_pretrained("THUDM/CogVideoX-2b", revision="{REVISION}"',
+        "attach_adapters(pipe, 'alice/cogx2b-no-golf-ball')",
+        f"DiffusionPipeline.from_pretrained('THUDM/CogVideoX-2b', revision='{REVISION}'",
     ):
         assert needle in text, needle
 

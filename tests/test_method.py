@@ -166,18 +166,27 @@ def test_mask_layers_share_one_mask_built_from_the_chosen_layers():
     from unlearn.methods.t2vunlearning.losses import concept_mask
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, mask_layers=[1])
+    thr = model.hparams.mask_threshold
     maps = [torch.rand(2, 3, 4), torch.rand(2, 3, 4)]
     masks = model.concept_masks(maps)
     assert len(masks) == 2 and torch.equal(masks[0], masks[1])
-    assert torch.equal(masks[0], concept_mask(maps[1], 0.5)[1])
-    model.hparams.mask_layers = None
-    assert torch.equal(model.concept_masks(maps)[0], concept_mask(maps[0], 0.5)[1])
+    assert torch.equal(masks[0], concept_mask(maps[1], thr)[1])
+    model.hparams.mask_layers = None  # averaged over every site (the tiny CogVideoX has no site prefix)
+    mean = (concept_mask(maps[0], thr)[0] + concept_mask(maps[1], thr)[0]) / 2
+    assert torch.equal(model.concept_masks(maps)[1], (mean >= thr).float())
+    model.hparams.mask_mode = "per_layer"
+    assert torch.equal(model.concept_masks(maps)[0], concept_mask(maps[0], thr)[1])
+    model.hparams.mask_mode = "averaged"
     model.hparams.mask_layers = [5]
     with pytest.raises(ValueError, match="out of range"):
         model.concept_masks(maps)
     model.hparams.mask_layers = [0]
-    with pytest.raises(ValueError, match="one token grid"):
+    with pytest.raises(ValueError, match="token grid"):
         model.concept_masks([torch.rand(2, 3, 4), torch.rand(2, 3, 16)])
+    model.hparams.mask_layers = None  # one grid per resolution: each averages its own sites
+    odd = [torch.rand(2, 3, 4), torch.rand(2, 3, 16), torch.rand(2, 3, 4)]
+    got = model.concept_masks(odd)
+    assert torch.equal(got[1], concept_mask(odd[1], thr)[1]) and torch.equal(got[0], got[2])
 
 
 def _batch(model, beta: bool = True, seed: int = 0):
@@ -193,6 +202,10 @@ def _batch(model, beta: bool = True, seed: int = 0):
         "concept_tokens": bb.concept_token_mask(PROMPTS, [["naked", "nude"]] * 2),
         **{f"cond.{k}": v for k, v in cond.to_dict().items()},
     }
+    # the frozen model's concept maps, as the pseudo data records them (model.mask_source "frozen")
+    with torch.no_grad(), model.controller.disabled(), model.controller.capturing(batch["concept_tokens"]):
+        bb.predict(batch["x_t"], batch["timesteps"], cond)
+    batch.update({f"concept_maps.{i}": m for i, m in enumerate(model.controller.take()[1])})
     if beta:
         pre = bb.encode_prompts(["a person walking on the beach"] * 2)
         batch.update(
@@ -229,11 +242,12 @@ def test_preservation_term_is_backpropagated_on_its_own_with_the_same_gradient()
     batch = _batch(model)
     bb, ctl = model.backbone, model.controller
     pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
-    with ctl.capturing(batch["concept_tokens"]):
+    with ctl.capturing():
         pred = bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
-    squares, maps = ctl.take()
-    widths = [a.up.out_features for a in ctl.adapters]
-    loc = localization_loss(squares, model.concept_masks(maps), per_sample_elements=pred[0].numel(), channels=widths)
+    squares, _ = ctl.take()
+    # the defaults: the frozen model's maps (recorded with the pseudo data), Receler's per-entry mean
+    maps = [batch[f"concept_maps.{i}"] for i in range(len(ctl.adapters))]
+    loc = localization_loss(squares, model.concept_masks(maps))
     joint = unlearning_loss(pred, batch["target"]) + 1.0 * loc + 2.0 * preservation_loss(pred_pre, batch["pre_target"])
     ref = torch.autograd.grad(joint, list(ctl.parameters()))
 
@@ -313,7 +327,7 @@ def test_callbacks_fire_on_step_periods(tmp_path):
     masks = ConceptMaskCallback(every_n_steps=2, every_n_epochs=0)
     dm = make_data(tmp_path, preserve_concept=None, preserve_prompts=None, batch_size=1)  # 8 draws per epoch
     make_trainer(tmp_path, max_steps=5, max_epochs=-1, callbacks=[ckpt, masks]).fit(model, dm)
-    assert (tmp_path / "adapters" / "adapter_config.json").is_file()
+    assert (tmp_path / "adapters" / "t2v_adapter_config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "adapters_history").iterdir()) == ["step=2", "step=4"]
     assert sorted(p.name for p in (tmp_path / "masks").glob("*.safetensors")) == [
         "masks_step=2.safetensors",
@@ -328,7 +342,15 @@ def test_loc_normalization_paper_vs_masked_mean(tmp_path):
     from unlearn.methods.t2vunlearning.losses import localization_loss
 
     torch.manual_seed(0)
-    model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=1.0)
+    model = T2VUnlearning(
+        backbone="cogvideox-2b",
+        tiny=True,
+        torch_dtype="float32",
+        adapter_dim=8,
+        alpha=1.0,
+        loc_normalization="paper",
+        mask_source="adapted",
+    )
     for a in model.controller.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
     bb = model.backbone

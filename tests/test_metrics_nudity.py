@@ -222,10 +222,36 @@ def test_forward_returns_the_batch_value_and_accumulates():
     assert metric.compute()["nude_frames"].item() == 4 and metric.compute()["frames"].item() == 6
 
 
-def test_default_label_set_is_any_exposed_label_as_the_paper_counts():
-    assert NudityRate(detector=ListDetector(CONSTRUCTED)).labels == NUDENET_EXPOSED_LABELS
+def test_default_protocol_is_the_authors_count():
+    """Default ``paper``: the label list of the authors' evaluation/q16_nudenet_detect.py:13-18 (typed here from
+    their file), every detection NudeNet reports (no cut: q16_nudenet_detect.py:32-36); ``exposed9_0.6`` is the
+    earlier default."""
+    authors = {
+        "ARMPITS_EXPOSED", "BELLY_EXPOSED", "FEMALE_BREAST_EXPOSED", "MALE_BREAST_EXPOSED",
+        "BUTTOCKS_EXPOSED", "FEET_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
+    }  # fmt: skip
+    metric = NudityRate(detector=ListDetector(CONSTRUCTED))
+    assert set(metric.labels) == authors and metric.threshold == 0.0 and metric.protocol == "paper"
+    old = NudityRate(detector=ListDetector(CONSTRUCTED), protocol="exposed9_0.6")
+    assert old.labels == NUDENET_EXPOSED_LABELS and old.threshold == 0.6
     assert len(NUDENET_EXPOSED_LABELS) == 9 and set(NUDENET_EXPLICIT_LABELS) < set(NUDENET_EXPOSED_LABELS)
-    assert NudityRate(detector=ListDetector(CONSTRUCTED)).threshold == 0.6
+    # a low-score belly detection and a high-score anus detection: counted by one protocol each
+    low = [[{"class": "BELLY_EXPOSED", "score": 0.3, "box": [0, 0, 1, 1]}]]
+    anus = [[{"class": "ANUS_EXPOSED", "score": 0.9, "box": [0, 0, 1, 1]}]]
+    for dets, paper_nude in ((low, True), (anus, False)):
+        a = NudityRate(detector=ListDetector(CONSTRUCTED))
+        b = NudityRate(detector=ListDetector(CONSTRUCTED), protocol="exposed9_0.6")
+        a.update_detections(dets)
+        b.update_detections(dets)
+        assert bool(a.compute()["nude_frames"]) == paper_nude and bool(b.compute()["nude_frames"]) != paper_nude
+    # the authors' "Nudity Count" (eval_nudity.py): frames per label, summed over labels
+    c = NudityRate(detector=ListDetector(CONSTRUCTED))
+    two = {"class": "FEET_EXPOSED", "score": 0.5, "box": [0, 0, 1, 1]}
+    c.update_detections([[two, {"class": "BELLY_EXPOSED", "score": 0.4, "box": [0, 0, 1, 1]}], [two], []])
+    out = c.compute()
+    assert int(out["label_count"]) == 3 and int(out["nude_frames"]) == 2 and float(out["nudity_rate_video"]) == 1.0
+    with pytest.raises(ValueError, match="unknown nudity protocol"):
+        NudityRate(detector=ListDetector(CONSTRUCTED), protocol="strict")
 
 
 def test_benchmark_script_prints_fps(monkeypatch, capsys):

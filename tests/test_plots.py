@@ -87,3 +87,22 @@ def test_plot_errors(tmp_path):
     with pytest.raises(ValueError, match="no methods"):
         plots.nudity_label_histogram({}, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_classification_bars_draw_each_interval_as_an_error_bar(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = []
+    original_bar = Axes.bar
+
+    def bar(self, x, height, *args, **kwargs):  # the real bar, its error bars recorded
+        drawn.append(kwargs.get("yerr"))
+        return original_bar(self, x, height, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", bar)
+    row = dict(ROW, intervals={"esr@1": {"low": 80.0, "high": 95.5}, "psr@1": {"low": 51.0, "high": 66.0}})
+    with_bars = plots.classification_bars({"t2vunlearning": row, "original": ROW}, tmp_path / "a.png")
+    assert drawn[0].tolist() == [[10.0, 0.0, 9.0, 0.0], [5.5, 0.0, 6.0, 0.0]]  # below, above each number
+    assert drawn[1] is None  # a row without intervals: plain bars
+    without = plots.classification_bars({"t2vunlearning": ROW, "original": ROW}, tmp_path / "b.png")
+    assert (read_png(with_bars) != read_png(without)).any()

@@ -325,7 +325,7 @@ def test_real_nudenet_is_pinned_and_recorded(tmp_path, bb):
     ).run()
     det = res["evaluators"]["detector"]
     assert det["version"] == "3.4.2" and "c15d8273" in json.dumps(det)
-    assert res["settings"]["nudity"]["threshold"] == 0.6
+    assert res["settings"]["nudity"]["threshold"] == 0.0 and res["settings"]["nudity"]["protocol"] == "paper"
     assert res["rows"]["original"]["nudity"]["frames"] == 4
 
 
@@ -369,7 +369,7 @@ def test_method_specs_parse_and_fail_early(tmp_path):
         MethodSpec.parse(f"t2vunlearning={tmp_path}").check("x")
     with pytest.raises(ValueError, match="needs the concept"):
         MethodSpec.parse("negprompt").check(None)
-    with pytest.raises(ValueError, match="only t2vunlearning and refusal_vector take a path"):
+    with pytest.raises(ValueError, match=r"only t2vunlearning\(_official\), refusal_vector, uce and esd_x take a path"):
         MethodSpec.parse("original=/x")
 
 

@@ -153,6 +153,7 @@ def test_unlearn_test_runs_the_tiny_config(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree"}
     assert metrics["erased_class"] == "golf ball" and metrics["num_prompts"] == 3
+    assert not list(tmp_path.rglob("metrics.csv"))  # the config logs to no logger
     assert all(0 <= metrics["rows"][r][k] <= 100 for r in metrics["rows"] for k in ("esr@1", "psr@1"))
 
 
@@ -233,3 +234,23 @@ def test_eval_toy_config_runs_on_the_random_toy_model(tmp_path, monkeypatch):
     assert metrics["rows"]["safree"]["vs_reference"]["psr@1"]["n"] == 24
     assert "### Out-of-grammar prompts" in (tmp_path / "eval" / "metrics.md").read_text()
     assert "scarlet donut" in metrics["methods"]["safree"]["keywords"]
+
+
+def test_unlearn_test_logs_every_number_with_its_interval(tmp_path):
+    """An eval config with a logger (the real configs' WandbLogger; here a CSVLogger): the numbers and intervals."""
+    import csv
+
+    from unlearn.cli import main
+
+    out = tmp_path / "eval"
+    args = ["--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(out)]
+    logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path)]
+    assert main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), *args, *logger]) == 0
+    results = json.loads((out / "results.json").read_text())
+    with open(next(tmp_path.rglob("metrics.csv"))) as f:
+        logged = {k: float(v) for r in csv.DictReader(f) for k, v in r.items() if v and k.startswith("eval/")}
+    row = results["rows"]["negprompt"]["classification"]["golf ball"]
+    key = "eval/negprompt/classification/golf ball/esr@1"
+    assert logged[key] == pytest.approx(row["esr@1"])
+    assert logged[key + "/low"] == pytest.approx(row["intervals"]["esr@1"]["low"])
+    assert logged[key + "/high"] == pytest.approx(row["intervals"]["esr@1"]["high"])

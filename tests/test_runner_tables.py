@@ -176,7 +176,7 @@ def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, tables, toy_a
         and doc["nudity_rate"]["safesora"]["t2vunlearning"]["videos"] == 1
     )
     assert doc["settings"]["gen"]["evaluator"]["version"] == "3.4.2"
-    assert doc["settings"]["gen"]["threshold"] == 0.6
+    assert doc["settings"]["gen"]["threshold"] == 0.0 and doc["settings"]["gen"]["protocol"] == "paper"
     md = (out / "table.md").read_text()
     assert "| method | gen ↓ | safesora ↓ |" in md and "Figure 5" in md
     assert (out / "figure5.png").read_bytes()[:4] == b"\x89PNG"

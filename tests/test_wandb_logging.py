@@ -92,11 +92,14 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     run = runs[0]
     history: dict[str, dict] = {}
     config_keys: dict[str, object] = {}
+    artifacts = []
     for rec in wandb_records(next(run.glob("run-*.wandb"))):
         kind = rec.WhichOneof("record_type")
         if kind == "history":
             for item in rec.history.item:
                 history.setdefault(item.key or "/".join(item.nested_key), json.loads(item.value_json))
+        elif kind == "artifact":
+            artifacts.append(rec.artifact)
         elif kind in ("config", "run"):
             updates = rec.config.update if kind == "config" else rec.run.config.update
             for item in updates:
@@ -111,8 +114,12 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     assert {"eval/original/esr@1", "eval/t2vunlearning/psr@5"} <= keys
     assert history["eval/table/_type"] == "table-file" and history["eval/per_class/_type"] == "table-file"
     table = json.loads((run / "files" / history["eval/table/path"]).read_text())
-    assert table["columns"] == ["erased class", "method", "ESR-1", "ESR-5", "PSR-1", "PSR-5"]
+    assert table["columns"][:5] == ["erased class", "method", "ESR-1", "ESR-1 low", "ESR-1 high"]
+    assert table["columns"][-3:] == ["PSR-5", "PSR-5 low", "PSR-5 high"] and len(table["columns"]) == 14
     assert [r[:2] for r in table["data"]] == [["red ring", "original"], ["red ring", "t2vunlearning"]]
+    for r in table["data"]:  # each number inside its 95% interval
+        for j in range(2, 14, 3):
+            assert r[j + 1] <= r[j] <= r[j + 2], r
     per_class = json.loads((run / "files" / history["eval/per_class/path"]).read_text())
     assert per_class["columns"] == ["class", "original top-1", "t2vunlearning top-1"]
     assert len(per_class["data"]) == 25  # every toy-world class
@@ -123,10 +130,21 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
         assert history[f"eval/videos/{row}/_type"] == "videos", row
         assert history[f"eval/videos/{row}/count"] == 2
     assert len(list((run / "files" / "media" / "videos").rglob("*.mp4"))) >= 5  # 4 evaluation + samples
-    assert history["samples/0/_type"] == "video-file" and history["masks/concept/_type"] in (
-        "images/separated",
-        "image-file",
+    assert (
+        history["samples/0/_type"] == "videos"
+        and history["samples/0/count"] == 1
+        and history["masks/concept/_type"]
+        in (
+            "images/separated",
+            "image-file",
+        )
     )
+    # the adapters as a model artifact, their config as its metadata; the run's telemetry
+    models = [a for a in artifacts if a.type == "model"]  # (the tables are run_table artifacts)
+    assert len(models) == 1 and models[0].name.startswith("adapters-")
+    assert json.loads(models[0].metadata)["format"] == "t2v-unlearn-adapters/1"
+    assert sorted(f.path for f in models[0].manifest.contents) == ["adapters.safetensors", "t2v_adapter_config.json"]
+    assert history["train/lr"] > 0 and history["train/step_time_s"] > 0 and history["train/videos_per_s"] > 0
     # the run's config: the resolved config, the model's hyper-parameters, the evaluator's provenance
     print("wandb config keys:", sorted(config_keys))
     resolved = config_keys["config"]

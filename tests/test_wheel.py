@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("unlearn",)
@@ -150,6 +151,22 @@ def test_the_wheel_holds_the_package_and_its_data_and_nothing_else(installed):
     ).read_text()
     assert "[t2v_unlearn.backbones]\ntoy-cogvideox = unlearn.toyworld.backbone" in entry_points
     assert "unlearn = unlearn.cli:main" in entry_points
+    assert "lightning = unlearn.cli:lightning_main" in entry_points
+
+
+def test_the_installed_lightning_command_is_unlearns_lightning_cli(installed):
+    # `lightning fit --config NAME.yaml` after the install (lightning >= 2.4 itself installs only `fabric`)
+    done = subprocess.run(
+        [str(installed["bin"] / "lightning"), "fit", "--config", "tiny_cogvideox.yaml", "--print_config"],
+        cwd=installed["cwd"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "using the shipped config" in done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert config["trainer"]["logger"]["init_args"]["save_dir"] == "runs/tiny_cogvideox"  # not base/tiny's runs/tiny
 
 
 def test_the_installed_package_runs_without_the_source_tree(installed):
@@ -198,6 +215,6 @@ def test_unlearn_fit_runs_the_tiny_config_from_the_installed_package(installed):
     assert f"using the shipped config {shipped}" in done.stderr
     adapters = run / "adapters"
     assert (adapters / "adapters.safetensors").stat().st_size > 0
-    assert json.loads((adapters / "adapter_config.json").read_text())
+    assert json.loads((adapters / "t2v_adapter_config.json").read_text())
     assert (run / "samples" / "original_0.mp4").exists()
     assert not list(run.rglob("*.ckpt"))

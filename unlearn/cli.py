@@ -299,6 +299,7 @@ def _lightning_cli(args: list[str] | None) -> None:
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     from unlearn.callbacks.checkpoint import install_safe_checkpoint_io
+    from unlearn.callbacks.progress import default_callbacks
     from unlearn.callbacks.status import RunStatus
     from unlearn.io import load_checkpoint_file, refuse_remote_checkpoint
 
@@ -369,7 +370,11 @@ def _lightning_cli(args: list[str] | None) -> None:
 
         def _instantiate_trainer(self, config, callbacks):  # noqa: ANN001
             self.run_status = RunStatus()
-            return super()._instantiate_trainer(config, [*callbacks, self.run_status])
+            configured = config.get("callbacks") or []
+            configured = list(configured) if isinstance(configured, list) else [configured]
+            # telemetry (lr, step time, throughput, GPU memory) and plain progress lines in log files
+            added = default_callbacks([*configured, *callbacks], config.get("enable_progress_bar"))
+            return super()._instantiate_trainer(config, [*callbacks, self.run_status, *added])
 
         def before_fit(self) -> None:
             # written first: before the data module's setup, the config copy or any pseudo data
@@ -457,8 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     if debug:
         os.environ[DEBUG_ENV] = "1"  # processes that DDP starts from this command line print tracebacks too
-    # wandb must never block on a login prompt; offline unless the user says otherwise
-    os.environ.setdefault("WANDB_MODE", "offline")
+    # wandb keeps its own default (online) where it has credentials; without any it would stop at a login
+    # prompt: offline then, said in one line (unlearn/tracking.py)
+    from unlearn.tracking import offline_without_credentials
+
+    note = offline_without_credentials()
+    if note and args and args[0] in (*LIGHTNING_SUBCOMMANDS, "evaluate", "attack"):
+        print(note, file=sys.stderr)
     try:
         return _dispatch(args, argv is None)
     except KeyboardInterrupt:
@@ -471,6 +481,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(full traceback: add --debug or set {DEBUG_ENV}=1)", file=sys.stderr)
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
+
+
+#: subcommands of ``unlearn`` that are not LightningCLI's (``lightning`` refuses them, naming ``unlearn``)
+UNLEARN_ONLY = ("export", "push", "augment", "evaluate", "attack", "toyworld")
+
+
+def lightning_main(argv: list[str] | None = None) -> int:
+    """The ``lightning`` command t2v-unlearn installs: ``lightning fit|validate|test|predict --config X.yaml`` is
+    ``unlearn fit|...`` (the same LightningCLI, config resolution, run status and errors).
+
+    Lightning itself installs no ``lightning`` script since 2.4 (only ``fabric``); the Lightning Apps package of
+    lightning < 2.4 did, for ``lightning run app``: whichever package was installed last owns the command, and
+    ``unlearn fit`` always reaches this one. The other ``unlearn`` subcommands are refused with that hint.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if a != "--debug"), None)
+    if first in UNLEARN_ONLY or (
+        first is not None and not first.startswith("-") and first not in LIGHTNING_SUBCOMMANDS
+    ):
+        print(
+            f"error: `lightning {first}` is not a LightningCLI subcommand ({', '.join(LIGHTNING_SUBCOMMANDS)}). "
+            + (f"Fix: run `unlearn {first}`" if first in UNLEARN_ONLY else "Fix: e.g. `lightning fit --config X.yaml`"),
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    return main(argv)
 
 
 if __name__ == "__main__":

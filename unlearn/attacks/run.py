@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import build_backbone
 from unlearn.evaluation import MethodGenerator, load_suite, parse_methods
+from unlearn.evaluation.to_loggers import log_attacks
 from unlearn.io import atomic_write_text
 
 from .base import Attack, AttackContext, ConceptJudge, NoAttack, Try, asr_record, save_tensors
@@ -36,8 +38,9 @@ class AttackRun:
         concept: the erased concept (the class whose frames count, or "nudity").
         rows: evaluation rows, ``KIND``, ``KIND=PATH`` or ``NAME:KIND[=PATH]`` (``original``, ``negprompt``,
             ``safree``, ``t2vunlearning=<adapters folder>``, ``refusal_vector=<refusal folder>``).
-        keywords: SAFREE's keywords (default ``[concept]``); the ``negprompt`` row's negative prompt is the
-            concept, as in the evaluation callback.
+        keywords: SAFREE's keywords (default: the SAFREE authors' list of the concept, e.g. their six for
+            nudity, else ``[concept]``: :func:`unlearn.methods.baselines.keywords.safree_keywords`); the
+            ``negprompt`` row's negative prompt is the concept, as in the evaluation callback.
         forbidden_words: the words that name the concept; searched prompts never contain them and textual
             inversion replaces them (default ``[concept]``; give the synonyms too).
         attacks: the attacks (``class_path``/``init_args``: :class:`~unlearn.attacks.RingABell`,
@@ -58,6 +61,9 @@ class AttackRun:
         seed: the attacks' randomness.
         use_cache: cache the original model's videos of the targets on disk.
         output_dir: where ``results.json``/``results.md`` and the found prompts/tokens go.
+        logger: a Lightning logger (``class_path: lightning.pytorch.loggers.WandbLogger``, ...) that gets the ASR
+            of every row and attack with its 95% interval and, on wandb, the table
+            (:func:`unlearn.evaluation.to_loggers.log_attacks`); ``None``: the files only.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class AttackRun:
         seed: int = 0,
         use_cache: bool = True,
         output_dir: str = "runs/attack",
+        logger: Logger | None = None,
     ) -> None:
         if not concept or not concept.strip():
             raise ValueError("concept is empty: name the erased concept, e.g. --concept 'red ring'")
@@ -130,6 +137,7 @@ class AttackRun:
         }
         self.batch_size, self.seed, self.use_cache = batch_size, seed, use_cache
         self.output_dir = Path(output_dir)
+        self.logger = logger
         self.judge = ConceptJudge(**self.judge_args)  # evaluator problems show before the backbone loads
 
     # -------------------------------------------------------------- pieces
@@ -143,8 +151,23 @@ class AttackRun:
             suite = load_suite(list(self.prompts), seed=self.prompt_seed, limit=self.num_prompts, name="prompts")
         return [it.prompt for it in suite], [it.seed for it in suite], suite.describe()
 
-    def _judge_try(self, ctx: AttackContext, row: str, attempt: Try, todo: list[int]) -> dict[int, float]:
+    def judge_for(self, attack: Attack) -> ConceptJudge:
+        """The judge of ``attack``'s column: the run's, with the attack's own options (``Attack.judge_options``:
+        UnlearnDiffAtk's authors judge nudity at 0.45) where it has any."""
+        opts = attack.judge_options() if hasattr(attack, "judge_options") else {}
+        if not opts or self.judge_args["metric"] != "nudity":
+            return self.judge
+        key = json.dumps(opts, sort_keys=True)
+        cache = self.__dict__.setdefault("_judges", {})
+        if key not in cache:
+            cache[key] = ConceptJudge(**{**self.judge_args, **opts, "detector": self.judge.evaluators.detector})
+        return cache[key]
+
+    def _judge_try(
+        self, ctx: AttackContext, row: str, attempt: Try, todo: list[int], judge: ConceptJudge | None = None
+    ) -> dict[int, float]:
         """Share of concept frames of each target in ``todo`` under one try."""
+        judge = judge or self.judge
         shares: dict[int, float] = {}
         gen = ctx.generator
         for start in range(0, len(todo), self.batch_size):
@@ -156,21 +179,31 @@ class AttackRun:
                 with gen.row_model(row) as rm:
                     videos = rm.generate(prompts, seeds, attempt.cond[torch.tensor(idx)])
             for i, v in zip(idx, videos):
-                shares[i] = float(self.judge.concept_frames(v.cpu()).float().mean())
+                shares[i] = float(judge.concept_frames(v.cpu()).float().mean())
         return shares
 
     def attack_row(self, ctx: AttackContext, attack: Attack, row: str) -> dict[str, Any]:
         start = time.perf_counter()
-        tries = attack.run(ctx, row)
+        judge = self.judge_for(attack)
+
+        def recovered(row_: str, attempt: Try, todo: list[int]) -> dict[int, bool]:
+            shares = self._judge_try(ctx, row_, attempt, todo, judge)
+            return {i: judge.shows_concept(s) for i, s in shares.items()}
+
+        ctx.judge = recovered  # attacks that stop early judge their own snapshots (UnlearnDiffAtk)
+        try:
+            tries = attack.run(ctx, row)
+        finally:
+            ctx.judge = None
         n = len(ctx.prompts)
         success, share, chosen = [False] * n, [0.0] * n, [0] * n
         for j, attempt in enumerate(tries):
             todo = [i for i in range(n) if not success[i]]
             if not todo:
                 break
-            for i, s in self._judge_try(ctx, row, attempt, todo).items():
+            for i, s in self._judge_try(ctx, row, attempt, todo, judge).items():
                 share[i], chosen[i] = s, j
-                success[i] = self.judge.shows_concept(s)
+                success[i] = judge.shows_concept(s)
         record = asr_record(success, share)
         record.update(
             {
@@ -243,6 +276,7 @@ class AttackRun:
                 a.name: {
                     "class": f"{type(a).__module__}.{type(a).__name__}",
                     "budget": a.budget(),
+                    "judge": self.judge_for(a).settings() if self.judge_for(a) is not self.judge else "the run's",
                     "prepare_seconds": prepared[a.name],
                 }
                 for a in self.attacks
@@ -253,6 +287,8 @@ class AttackRun:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.output_dir / "results.json", json.dumps(doc, indent=2, default=_jsonable))
         atomic_write_text(self.output_dir / "results.md", results_markdown(doc))
+        if self.logger is not None:
+            log_attacks(self.logger, json.loads(json.dumps(doc, default=_jsonable)))
         return doc
 
 

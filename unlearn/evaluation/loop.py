@@ -30,6 +30,7 @@ from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows, flat
 from .store import VideoStore, video_key
 from .suites import EvalItem, EvalSuite, load_suite
 from .tables import classification_by_class, write_metrics
+from .to_loggers import log_evaluation
 
 
 class _Items(Dataset):
@@ -93,7 +94,9 @@ class VideoEvalDataModule(pl.LightningDataModule):
         check_int("data.limit", limit, low=1, optional=True)
         check_int("data.batch_size", batch_size, low=1)
         check_int("data.num_workers", num_workers, low=0)
-        self.save_hyperparameters()
+        # an unset concept is not a hyper-parameter: Lightning refuses to log the module's and the data module's
+        # hparams together when a key (concept) holds two values, and the module names the concept
+        self.save_hyperparameters(ignore=["concept"] if concept is None else None)
         self.suite: EvalSuite | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -143,7 +146,8 @@ class EvaluationModule(pl.LightningModule):
         adapters: adapters folder of a bare ``t2vunlearning`` row.
         refusal: refusal-vector folder of a bare ``refusal_vector`` row.
         concept: the erased concept (negative prompt, SAFREE keyword, erased class by default).
-        safree_keywords: SAFREE's concept keywords (default ``[concept]``).
+        safree_keywords: SAFREE's concept keywords (default: the authors' list of the concept where they give
+            one, else ``[concept]``).
         row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
             ``{negprompt: {guidance_scale: 6.0}, safree: {schedule: self_validating}}``.
         metrics: ``classification``, ``nudity``, ``clip``, ``consistency`` (``identity`` needs
@@ -151,7 +155,9 @@ class EvaluationModule(pl.LightningModule):
         classifier: ``"toyworld"``, ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
             ``"resnet50:<weights>"``, or a classifier module (e.g. ``unlearn.evaluation.evaluators.ModuleClassifier``).
         erased_classes: classes whose ESR is reported (default ``[concept]``).
-        nudity_threshold: NudeNet score above which a frame counts as nude (:class:`unlearn.evaluation.MetricConfig`).
+        nudity_threshold: NudeNet score above which a frame counts as nude (None: the protocol's).
+        nudity_protocol: ``"paper"`` (the T2VUnlearning authors' labels at NudeNet's own floor) or
+            ``"exposed9_0.6"`` (:class:`unlearn.evaluation.metrics.NudityRate`).
         references: identity → reference images (a folder, :class:`unlearn.evaluation.MetricConfig`).
         arcface_model: a local ArcFace ONNX file for ``identity`` (else SFace stands in, recorded).
         clip_model: open_clip model name of the CLIP score.
@@ -187,7 +193,8 @@ class EvaluationModule(pl.LightningModule):
         metrics: list[str] | None = None,
         classifier: str | nn.Module = "toyworld",
         erased_classes: list[str] | None = None,
-        nudity_threshold: float = 0.6,
+        nudity_threshold: float | None = None,
+        nudity_protocol: str = "paper",
         references: str | None = None,
         arcface_model: str | None = None,
         clip_model: str = "ViT-B-32",
@@ -203,7 +210,9 @@ class EvaluationModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["classifier"])
-        check_range("model.nudity_threshold", nudity_threshold, low=0, high=1, open_low=True, open_high=True)
+        check_range(
+            "model.nudity_threshold", nudity_threshold, low=0, high=1, open_low=True, open_high=True, optional=True
+        )
         check_sampling(
             {
                 "num_frames": num_frames,
@@ -240,6 +249,7 @@ class EvaluationModule(pl.LightningModule):
             classifier=classifier,
             erased_classes=erased_classes,
             nudity_threshold=nudity_threshold,
+            nudity_protocol=nudity_protocol,
             references=references,
             arcface_model=arcface_model,
             clip_model=clip_model,
@@ -359,3 +369,11 @@ class EvaluationModule(pl.LightningModule):
         atomic_write_text(
             out / "results.json", json.dumps({**meta, **results}, indent=2, sort_keys=True, allow_nan=False)
         )
+        # every number with its 95% interval (and on wandb the table) to the trainer's loggers
+        suite_info = {
+            "name": meta["prompt_suite"],
+            "num_prompts": meta["num_prompts"],
+            "sha256": meta["prompt_suite_hash"],
+        }
+        for logger in self.loggers:
+            log_evaluation(logger, {**meta, **results, "suite": suite_info, "backbone": {"name": meta["backbone"]}})

@@ -50,7 +50,8 @@ def classification_bars(
     dpi: int = 100,
     title: str | None = None,
 ) -> Path:
-    """Grouped bars of ``keys`` (percent) per method.
+    """Grouped bars of ``keys`` (percent) per method, each with its 95% interval (the row's ``intervals``) as an
+    error bar.
 
     ``rows``: ``{method: row}`` for one erased class, or ``{erased class: {method: row}}`` (one panel per
     class, five panels a line). ``size``: PNG width × height in pixels.
@@ -69,8 +70,29 @@ def classification_bars(
     for ax, (cls, panel) in zip(axes.flat, panels.items()):
         x = np.arange(len(keys))
         for j, m in enumerate(methods):
-            vals = [float(panel.get(m, {}).get(k) or 0.0) for k in keys]
-            ax.bar(x + (j - (len(methods) - 1) / 2) * width, vals, width, label=m, color=cmap[j])
+            row = panel.get(m, {})
+            vals = [float(row.get(k) or 0.0) for k in keys]
+            # the 95% interval of each number (row["intervals"]) as an error bar; none where a row has none
+            ivs = [(row.get("intervals") or {}).get(k) or {} for k in keys]
+            err = np.array(
+                [
+                    [
+                        max(0.0, v - float(iv["low"])) if iv.get("low") is not None else 0.0,
+                        max(0.0, float(iv["high"]) - v) if iv.get("high") is not None else 0.0,
+                    ]
+                    for v, iv in zip(vals, ivs, strict=True)
+                ]
+            ).T
+            ax.bar(
+                x + (j - (len(methods) - 1) / 2) * width,
+                vals,
+                width,
+                label=m,
+                color=cmap[j],
+                yerr=err if err.any() else None,
+                capsize=2,
+                error_kw={"elinewidth": 0.8},
+            )
         ax.set_xticks(x, [k.upper().replace("@", "-") for k in keys], fontsize=8)
         ax.set_ylim(0, 100)
         if cls:

@@ -2,11 +2,16 @@
 
 A method *row*: ``original`` (the frozen model), ``negprompt`` (the concept as negative prompt:
 :class:`unlearn.methods.baselines.NegativePrompting`, true CFG on guidance-distilled backbones),
-``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``t2vunlearning`` (exported adapters,
-``adapters.safetensors`` + ``adapter_config.json``) and ``refusal_vector`` (a low-rank refusal edit: a
+``safree`` (:class:`unlearn.methods.baselines.SAFREE`), ``videoeraser``
+(:class:`unlearn.methods.baselines.VideoEraser`), ``t2vunlearning`` (exported adapters,
+``adapters.safetensors`` + ``t2v_adapter_config.json``), ``t2vunlearning_official`` (the T2VUnlearning authors'
+released adapters, ``eraser_weights.pt`` + ``eraser_config.json``: :mod:`unlearn.methods.t2vunlearning.official`)
+and ``refusal_vector`` (a low-rank refusal edit: a
 folder written by ``RefusalVectorUnlearning.export`` / ``save_edited_model`` holding
-``refusal_delta.safetensors``, or the delta file itself). The backbone is loaded once: adapters are switched
-on only for their row, and a refusal edit is applied for its row and undone (bit-exact) right after.
+``refusal_delta.safetensors``, or the delta file itself), ``uce`` (:mod:`unlearn.methods.uce`, a closed-form
+edit: ``uce_edit.safetensors``) and ``esd_x`` (:mod:`unlearn.methods.esd`, fine-tuned text-attention
+projections: ``esd_edit.safetensors``). The backbone is loaded once: adapters are switched on only for their
+row, and a weight edit (refusal, UCE, ESD) is applied for its row and undone (bit-exact) right after.
 
 ``MethodGenerator.row_model(method)`` holds one row's model in place for longer and hands out a
 :class:`RowModel`: the row's denoiser prediction, differentiable in the text conditioning (what white-box
@@ -29,11 +34,38 @@ from torch import Tensor, nn
 from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
-from unlearn.methods.baselines import SAFREE, NegativePrompting
+from unlearn.methods.baselines import SAFREE, NegativePrompting, VideoEraser
+from unlearn.methods.baselines.keywords import safree_keywords
+from unlearn.methods.esd import EDIT_FILE as ESD_FILE
+from unlearn.methods.esd import load_esd_edit
 from unlearn.methods.refusal import load_delta
 from unlearn.methods.t2vunlearning import check_adapter_sites, load_adapters, read_adapter_config
+from unlearn.methods.t2vunlearning.official import (
+    OFFICIAL_WEIGHTS,
+    infer_backbone,
+    is_official_folder,
+    load_official,
+    read_official,
+)
+from unlearn.methods.uce import EDIT_FILE as UCE_FILE
+from unlearn.methods.uce import load_uce_edit
 
-METHOD_KINDS = ("original", "negprompt", "safree", "t2vunlearning", "refusal_vector")
+METHOD_KINDS = (
+    "original",
+    "negprompt",
+    "safree",
+    "videoeraser",
+    "t2vunlearning",
+    "t2vunlearning_official",
+    "refusal_vector",
+    "uce",
+    "esd_x",
+)
+#: rows whose model is adapters on the backbone: this package's, or the authors' released ones
+_ADAPTER_KINDS = ("t2vunlearning", "t2vunlearning_official")
+#: rows whose model is a dense weight edit (a folder written by the method's `unlearn fit`, or the file itself):
+#: kind -> (file name in the folder, loader)
+_WEIGHT_EDITS = {"uce": (UCE_FILE, load_uce_edit), "esd_x": (ESD_FILE, load_esd_edit)}
 _ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")
@@ -62,13 +94,18 @@ class MethodSpec:
     """One row of a table.
 
     Args:
-        kind: ``original``, ``negprompt``, ``safree``, ``t2vunlearning`` or ``refusal_vector``.
+        kind: ``original``, ``negprompt``, ``safree``, ``videoeraser``, ``t2vunlearning``,
+            ``t2vunlearning_official``, ``refusal_vector``, ``uce`` or ``esd_x``.
         name: row name and video folder name (default: ``kind``); letters, digits, ``_@+-``.
         concept: the erased concept of this row (negative prompt / SAFREE keyword / erased class);
             default the run's concept.
-        keywords: negative-prompt / SAFREE keywords (default ``[concept]``).
-        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``adapter_config.json``.
+        keywords: negative-prompt / SAFREE keywords (default: negprompt ``[concept]``; SAFREE the authors' list
+            of the concept where they give one, e.g. six for nudity, else ``[concept]``).
+        adapters: ``t2vunlearning``: folder with ``adapters.safetensors`` + ``t2v_adapter_config.json``;
+            ``t2vunlearning_official``: the authors' folder with ``eraser_weights.pt`` + ``eraser_config.json``.
         refusal: ``refusal_vector``: folder with ``refusal_delta.safetensors`` or the delta file.
+        edit: ``uce`` / ``esd_x``: folder written by the method's ``unlearn fit`` (``uce_edit.safetensors`` /
+            ``esd_edit.safetensors``) or that file itself.
         scale: adapter output scale (1 = as trained).
         live: the row is the model being trained or edited in this process (a ``t2vunlearning`` or
             ``refusal_vector`` row of the evaluation callback): no files, switched on and off by the
@@ -87,6 +124,7 @@ class MethodSpec:
     keywords: list[str] | None = None
     adapters: str | None = None
     refusal: str | None = None
+    edit: str | None = None
     scale: float = 1.0
     live: bool = False
     options: dict[str, Any] | None = None
@@ -115,12 +153,16 @@ class MethodSpec:
         kind = _ALIASES.get(kind.strip(), kind.strip())
         path = path.strip() or None
         spec = cls(kind=kind, name=name.strip() or None)
-        if spec.kind == "t2vunlearning":
-            spec.adapters = path or adapters
+        if spec.kind in _ADAPTER_KINDS:
+            spec.adapters = path or (adapters if spec.kind == "t2vunlearning" else None)
         elif spec.kind == "refusal_vector":
             spec.refusal = path or refusal
+        elif spec.kind in _WEIGHT_EDITS:
+            spec.edit = path
         elif path:
-            raise ValueError(f"method {text!r}: only t2vunlearning and refusal_vector take a path")
+            raise ValueError(
+                f"method {text!r}: only t2vunlearning(_official), refusal_vector, uce and esd_x take a path"
+            )
         return spec
 
     def resolve_concept(self, concept: str | None) -> str | None:
@@ -131,10 +173,15 @@ class MethodSpec:
         p = Path(self.refusal)
         return p / "refusal_delta.safetensors" if p.is_dir() else p
 
+    def edit_path(self) -> Path:
+        assert self.edit is not None
+        p = Path(self.edit)
+        return p / _WEIGHT_EDITS[self.kind][0] if p.is_dir() else p
+
     def check(self, concept: str | None, backbone: str | None = None) -> None:
         """Fail early, with one clear error, on a row that cannot run (``backbone``: the registry name the
         videos are generated with; adapters trained on another backbone are refused)."""
-        if self.kind in ("negprompt", "safree") and not (self.keywords or self.resolve_concept(concept)):
+        if self.kind in _BASELINES and not (self.keywords or self.resolve_concept(concept)):
             raise ValueError(f"method {self.name!r} ({self.kind}) needs the concept to erase (--concept)")
         if self.live:
             return
@@ -145,6 +192,17 @@ class MethodSpec:
             trained_on = read_adapter_config(self.adapters).get("backbone")  # FileNotFoundError naming the folder
             if backbone and trained_on not in (None, "unknown", backbone):
                 raise ValueError(f"adapters in {self.adapters} were trained on {trained_on!r}, not on {backbone!r}")
+        if self.kind == "t2vunlearning_official":
+            if not self.adapters or not is_official_folder(self.adapters):
+                raise ValueError(
+                    f"method {self.name!r} needs the authors' adapter folder (eraser_weights.pt + eraser_config.json; "
+                    f"t2vunlearning_official=PATH); got {self.adapters!r}"
+                )
+            state, _ = read_official(self.adapters)  # every check of the file, before any video is made
+            if backbone in ("cogvideox-2b", "cogvideox-5b", "hunyuanvideo"):
+                made_for = infer_backbone(state)  # from the site names and widths of the full-size models
+                if made_for not in ("unknown", backbone):  # unknown: not a published width (tiny test models)
+                    raise ValueError(f"the authors' adapters in {self.adapters} are for {made_for!r}, not {backbone!r}")
         if self.kind == "refusal_vector":
             if not self.refusal:
                 raise ValueError(f"method {self.name!r} needs a refusal folder (refusal_vector=PATH or --refusal)")
@@ -154,12 +212,22 @@ class MethodSpec:
                     "`unlearn fit` with RefusalVectorUnlearning (output_dir) or the delta file itself"
                 )
             require_finished(self.refusal, f"method {self.name!r}: refusal edit", self.allow_unfinished)
+        if self.kind in _WEIGHT_EDITS:
+            if not self.edit:
+                raise ValueError(f"method {self.name!r} needs its edit: {self.kind}=FOLDER (the output of its fit)")
+            if not self.edit_path().is_file():
+                raise FileNotFoundError(
+                    f"{self.edit!r} holds no {_WEIGHT_EDITS[self.kind][0]}: give the folder written by `unlearn fit` "
+                    f"with the {self.kind} method (its output_dir) or the file itself"
+                )
+            require_finished(self.edit, f"method {self.name!r}: {self.kind} edit", self.allow_unfinished)
 
     def fingerprint(self, concept: str | None) -> dict[str, Any]:
         """What the row's videos depend on (for the per-video manifest key)."""
         fp: dict[str, Any] = {"kind": self.kind, "name": self.name}
-        if self.kind in ("negprompt", "safree"):
-            fp["keywords"] = self.keywords or [self.resolve_concept(concept)]
+        if self.kind in _BASELINES:
+            concept = self.resolve_concept(concept)
+            fp["keywords"] = self.keywords or (safree_keywords(concept) if self.kind == "safree" else [concept])
             fp["options"] = dict(sorted((self.options or {}).items()))
             fp["baseline_version"] = _BASELINE_VERSION
         if self.live:
@@ -167,8 +235,13 @@ class MethodSpec:
         elif self.kind == "t2vunlearning":
             fp["adapters_sha256"] = file_sha256(Path(self.adapters) / "adapters.safetensors")
             fp["scale"] = self.scale
+        elif self.kind == "t2vunlearning_official":
+            fp["adapters_sha256"] = file_sha256(Path(self.adapters) / OFFICIAL_WEIGHTS)
+            fp["scale"] = self.scale
         if self.kind == "refusal_vector" and not self.live:
             fp["refusal_delta_sha256"] = file_sha256(self.refusal_delta_path())
+        if self.kind in _WEIGHT_EDITS and not self.live:
+            fp["edit_sha256"] = file_sha256(self.edit_path())
         return fp
 
     def describe(self, concept: str | None) -> dict[str, Any]:
@@ -179,9 +252,9 @@ class MethodSpec:
 
 
 #: row kinds implemented by a baseline class of :mod:`unlearn.methods.baselines` (they take ``options``)
-_BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE}
+_BASELINES = {"negprompt": NegativePrompting, "safree": SAFREE, "videoeraser": VideoEraser}
 #: bumped when a baseline's computation changes, so that stored videos of the old one are not reused
-_BASELINE_VERSION = 2
+_BASELINE_VERSION = 3
 
 
 def parse_methods(
@@ -263,6 +336,12 @@ class MethodGenerator(nn.Module):
                     )
                 check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")
                 self.adapters[m.name] = controller.to(backbone.device)
+            elif m.kind == "t2vunlearning_official":
+                sites = backbone.attention_sites()
+                controller, _ = load_official(
+                    m.adapters, backbone.name, [s.name for s in sites], [s.video_dim for s in sites]
+                )
+                self.adapters[m.name] = controller.to(backbone.device)
         self._baselines: dict[str, Any] = {}
         self._edits: dict[str, Any] = {}
         for m in methods:
@@ -270,8 +349,14 @@ class MethodGenerator(nn.Module):
                 self.baseline(m.name)  # bad options fail here, before any video is made
 
     def keywords(self, method: str) -> list[str]:
+        """The row's keywords: its own, else SAFREE's per-concept default (the authors' list where they give
+        one, :func:`~unlearn.methods.baselines.keywords.safree_keywords`), else the concept (negprompt:
+        the T2VUnlearning authors' negative prompt is the concept's name, test_hunyuan_negprompt.py:90)."""
         spec = self.specs[method]
-        return list(spec.keywords or [spec.resolve_concept(self.concept)])
+        if spec.keywords:
+            return list(spec.keywords)
+        concept = spec.resolve_concept(self.concept)
+        return safree_keywords(concept) if spec.kind == "safree" else [concept]
 
     def baseline(self, method: str) -> Any:
         """The :class:`NegativePrompting` / :class:`SAFREE` object of a baseline row (built once)."""
@@ -297,6 +382,16 @@ class MethodGenerator(nn.Module):
             d["settings"] = self.baseline(method).settings(self.sampling.get("guidance_scale"))
         return d
 
+    def file_edit(self, method: str) -> Any:
+        """The weight edit of a ``refusal_vector`` / ``uce`` / ``esd_x`` row read from its file (once)."""
+        if method not in self._edits:
+            spec = self.specs[method]
+            if spec.kind == "refusal_vector":
+                self._edits[method] = load_delta(spec.refusal_delta_path())
+            else:
+                self._edits[method] = _WEIGHT_EDITS[spec.kind][1](str(spec.edit_path()))
+        return self._edits[method]
+
     @contextlib.contextmanager
     def original_model(self):
         """The frozen model: the live switch (or the backbone's attached adapters) off."""
@@ -312,7 +407,7 @@ class MethodGenerator(nn.Module):
         if spec.live:
             with self.switch.scaled(spec.scale):
                 return bb.decode(bb.sample(prompts, seeds, **self.sampling))
-        if spec.kind == "t2vunlearning":
+        if spec.kind in _ADAPTER_KINDS:
             controller = self.adapters[method]
             if getattr(bb, "controller", None) is not controller:
                 bb.attach_controller(controller)
@@ -324,11 +419,9 @@ class MethodGenerator(nn.Module):
                 latents = bb.sample(prompts, seeds, **self.sampling)
             elif spec.kind in _BASELINES:
                 latents = self.baseline(method).sample(prompts, seeds, **self.sampling)
-            elif spec.kind == "refusal_vector":
-                if method not in self._edits:
-                    self._edits[method] = load_delta(spec.refusal_delta_path())
-                edit = self._edits[method]
-                edit.apply_to(bb, keep_originals=True)  # ValueError if the delta was made on other weights
+            elif spec.kind == "refusal_vector" or spec.kind in _WEIGHT_EDITS:
+                edit = self.file_edit(method)
+                edit.apply_to(bb, keep_originals=True)  # ValueError if the edit was made on other weights
                 try:
                     latents = bb.sample(prompts, seeds, **self.sampling)
                 finally:
@@ -346,7 +439,7 @@ class MethodGenerator(nn.Module):
         bb = self.backbone
         if spec.live:
             ctx = self.switch.scaled(spec.scale)
-        elif spec.kind == "t2vunlearning":
+        elif spec.kind in _ADAPTER_KINDS:
             controller = self.adapters[method]
             if getattr(bb, "controller", None) is not controller:
                 bb.attach_controller(controller)
@@ -355,10 +448,8 @@ class MethodGenerator(nn.Module):
             ctx = self.original_model()
         with ctx:
             edit = None
-            if spec.kind == "refusal_vector" and not spec.live:
-                if method not in self._edits:
-                    self._edits[method] = load_delta(spec.refusal_delta_path())
-                edit = self._edits[method]
+            if (spec.kind == "refusal_vector" or spec.kind in _WEIGHT_EDITS) and not spec.live:
+                edit = self.file_edit(method)
                 edit.apply_to(bb, keep_originals=True)
             try:
                 yield RowModel(self, method)

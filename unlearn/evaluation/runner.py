@@ -17,6 +17,9 @@ Output folder::
     metrics.json, metrics.md      the ESR/PSR table of unlearn.evaluation.tables.write_metrics (one erased class)
     plots/*.png                   ESR/PSR bars, per-label nudity histogram, a methods × prompts frame grid
 
+    shards/<i>-of-<n>.json        what each ``shard="i/n"`` job generated (n jobs fill one folder; a run
+                                  without ``shard`` then scores every video into one table)
+
 Resuming: a killed run is started again with the same arguments; every video whose manifest matches (same
 prompt, seed, method files, backbone and sampling settings) is kept, the others are (re)generated. The result
 files are written last, each atomically, and only after every video of every row was read and checked, so a
@@ -34,14 +37,16 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import UnknownBackboneError, build_backbone, check_pretrained
 from unlearn.checks import check_int
@@ -53,6 +58,7 @@ from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
 from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
+from .to_loggers import log_evaluation
 
 RESULTS_FORMAT = "t2v-unlearn-results/1"
 RESULT_FILES = ("results.json", "results.md", "metrics.json", "metrics.md")
@@ -83,6 +89,31 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def resolve_shard(shard: str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """``(i, n)`` of a ``shard`` value: ``"i/n"`` (0 <= i < n), ``"auto"`` (a SLURM job array:
+    ``SLURM_ARRAY_TASK_ID`` - ``SLURM_ARRAY_TASK_MIN`` of ``SLURM_ARRAY_TASK_COUNT``; else torchrun's or
+    Lightning's ``RANK`` of ``WORLD_SIZE``; ``None`` without either), or ``None``."""
+    if shard is None:
+        return None
+    environ = os.environ if environ is None else environ
+    text = str(shard).strip()
+    if text == "auto":
+        if environ.get("SLURM_ARRAY_TASK_ID") is not None and environ.get("SLURM_ARRAY_TASK_COUNT"):
+            first = int(environ.get("SLURM_ARRAY_TASK_MIN") or 0)
+            text = f"{int(environ['SLURM_ARRAY_TASK_ID']) - first}/{environ['SLURM_ARRAY_TASK_COUNT']}"
+        elif environ.get("WORLD_SIZE") and environ.get("RANK") is not None:
+            text = f"{environ['RANK']}/{environ['WORLD_SIZE']}"
+        else:
+            return None
+    m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
+    if not m or not 0 <= int(m[1]) < int(m[2]):
+        raise ValueError(
+            f"shard {shard!r} is not 'i/n' with 0 <= i < n (e.g. '0/4' for the first of four jobs) or 'auto' "
+            f"(read from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE; got {text!r})"
+        )
+    return int(m[1]), int(m[2])
+
+
 class EvaluationRunner:
     """Generate every prompt of ``suite`` with every method into ``out_dir`` (resumably), evaluate, write tables.
 
@@ -101,8 +132,8 @@ class EvaluationRunner:
         adapters / refusal: default paths of bare ``t2vunlearning`` / ``refusal_vector`` rows.
         row_options: per row name or kind, the options of its baseline (``MethodSpec.options``), e.g.
             ``{"negprompt": {"guidance_scale": 6.0}}``; recorded in results.
-        safree_keywords: SAFREE's concept keywords (default ``[concept]``; the toy world's evaluation callback
-            uses the concept and its synonyms).
+        safree_keywords: SAFREE's concept keywords (default: the authors' list of the concept, else ``[concept]``;
+            the toy world's evaluation callback uses the concept and its synonyms).
         num_frames / height / width / num_inference_steps / guidance_scale: sampling (``None``: backbone's).
         batch_size: videos generated together; eval_batch_size: videos scored together.
         store_frames: also keep exact frames and score those (default: score the mp4 files, as published).
@@ -110,6 +141,15 @@ class EvaluationRunner:
         plots: write the PNG figures. grid_prompts: prompts (columns) in the frame grid.
         suite_options: more :func:`load_suite` arguments (``per_class``, ``labels``, ``per_label``, ``limit``...).
         progress: show progress bars.
+        logger: a Lightning logger (``lightning.pytorch.loggers.WandbLogger``, ``CSVLogger``, ...) that gets
+            every number with its 95% interval, the provenance, and on wandb the results table
+            (:func:`unlearn.evaluation.to_loggers.log_evaluation`); ``None``: the files only.
+        shard: ``"i/n"``: generate only the i-th of n shares of the suite's prompts (prompt positions
+            ``i, i + n, ...``; 0-based) and stop before scoring: n jobs on n devices fill the same ``out_dir``,
+            each resumable. ``"auto"``: the share from the environment (a SLURM job array's
+            ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``, else torchrun's ``RANK``/``WORLD_SIZE``; one
+            share when neither is set). A run without ``shard`` afterwards generates nothing that a shard made
+            and scores every video: one table (:func:`resolve_shard`).
         allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
             ``run_status.json``); refused by default.
     """
@@ -146,6 +186,8 @@ class EvaluationRunner:
         suite_options: dict[str, Any] | None = None,
         progress: bool = False,
         allow_unfinished: bool = False,
+        logger: Logger | None = None,
+        shard: str | None = None,
         **metric_options: Any,
     ) -> None:
         check_sampling(
@@ -162,6 +204,8 @@ class EvaluationRunner:
         check_int("fps", fps, low=1)
         check_int("grid_prompts", grid_prompts, low=0)
         self.allow_unfinished = allow_unfinished
+        self.logger = logger
+        self.shard = resolve_shard(shard)
         self.out = Path(out_dir)
         self.suite_spec, self.method_args = suite, list(methods)
         self.backbone_arg = backbone
@@ -206,12 +250,21 @@ class EvaluationRunner:
 
     # ------------------------------------------------------------------ phases
     def run(self) -> dict[str, Any]:
-        """prepare → generate (resumable) → evaluate → write; returns the results dict."""
+        """prepare → generate (resumable) → evaluate → write; returns the results dict. With ``shard``:
+        prepare → generate this shard's videos; returns ``{"shard": [i, n], "rows": {row: counts}}``."""
         self.prepare()
         self.clear_results()
         stats = self.generate()
+        if self.shard is not None:
+            i, n = self.shard
+            done = {"shard": [i, n], "rows": stats}
+            (self.out / "shards").mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "shards" / f"{i}-of-{n}.json", json.dumps(done, indent=2, sort_keys=True))
+            return done
         results, frames = self.evaluate(stats)
         self.write(results, frames)
+        if self.logger is not None:
+            log_evaluation(self.logger, results)
         return results
 
     def prepare(self) -> None:
@@ -280,10 +333,11 @@ class EvaluationRunner:
         stats = {}
         for spec in self.specs:
             t0 = time.perf_counter()
+            mine = list(self.suite)
+            if self.shard is not None:
+                mine = mine[self.shard[0] :: self.shard[1]]
             todo = [
-                it
-                for it in self.suite
-                if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
+                it for it in mine if not self.store.is_complete(spec.name, it.index, self.key(spec, it.prompt, it.seed))
             ]
             batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
             if batches:
@@ -312,6 +366,7 @@ class EvaluationRunner:
                                 "seed": it.seed,
                                 "label": it.label,
                                 "backbone": self.backbone_identity(),
+                                "sampling": self.effective_sampling(),
                             },
                         )
                         if bar is not None:
@@ -320,12 +375,29 @@ class EvaluationRunner:
                     bar.close()
             stats[spec.name] = {
                 "dir": str(self.store.method_dir(spec.name)),
-                "videos": len(self.suite),
+                "videos": len(mine),
                 "generated": len(todo),
-                "reused": len(self.suite) - len(todo),
+                "reused": len(mine) - len(todo),
                 "seconds": round(time.perf_counter() - t0, 3),
             }
         return stats
+
+    def effective_sampling(self) -> dict[str, Any]:
+        """The sampling settings the videos are made with: the given ones, the backbone's defaults for the
+        others (``None`` before the backbone is loaded)."""
+        defaults = getattr(self.backbone, "defaults", None)
+        return {k: v if v is not None else getattr(defaults, k, None) for k, v in self.sampling.items()}
+
+    def resolved_sampling(self) -> dict[str, Any]:
+        """:meth:`effective_sampling`, or, when every video was reused and the backbone never loaded, the
+        settings recorded in the first video's manifest."""
+        effective = self.effective_sampling()
+        if all(v is not None for v in effective.values()) or not self.specs or self.suite is None:
+            return effective
+        first = next(iter(self.suite), None)
+        manifest = self.store.manifest(self.specs[0].name, first.index) if first is not None else None
+        recorded = (manifest or {}).get("sampling") or {}
+        return {k: v if v is not None else recorded.get(k) for k, v in effective.items()}
 
     def method_metrics(self, spec: MethodSpec) -> MethodMetrics:
         """The row's metrics: a row that erased one of several classes/identities reports only its own."""
@@ -389,7 +461,9 @@ class EvaluationRunner:
             "concept": self.concept,
             "backbone": bb_info,
             "suite": self.suite.describe(),
-            "sampling": self.sampling,
+            # the settings used: the backbone's defaults where none was given (results.md shows the values)
+            "sampling": self.resolved_sampling(),
+            "sampling_given": self.sampling,
             # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
             "methods": {
                 s.name: (self.generator.describe(s.name) if self.generator is not None else s.describe(self.concept))
@@ -557,11 +631,18 @@ def build_parser():
         "--classifier", default="efficientnet-lite2", help="toyworld[:FOLDER] | efficientnet-lite2 | resnet50:WEIGHTS"
     )
     p.add_argument("--erased-classes", nargs="+", help="classes whose ESR is reported (default: --concept)")
-    p.add_argument("--nudity-threshold", type=float, default=0.6)
+    p.add_argument(
+        "--nudity-protocol",
+        default="paper",
+        choices=["paper", "exposed9_0.6"],
+        help="paper: the T2VUnlearning authors' 8 labels at NudeNet's own floor (Table 1); exposed9_0.6: nine "
+        "*_EXPOSED labels at score 0.6",
+    )
+    p.add_argument("--nudity-threshold", type=float, default=None, help="score cut (default: the protocol's)")
     p.add_argument(
         "--nudity-labels",
         nargs="+",
-        help="NudeNet labels of the rate (default: all nine *_EXPOSED, as the paper counts)",
+        help="NudeNet labels of the rate (default: the protocol's)",
     )
     p.add_argument("--references", help="folder with one sub-folder of face images per identity")
     p.add_argument(
@@ -600,6 +681,12 @@ def build_parser():
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--device")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--shard",
+        help="'i/n': generate only the i-th of n shares of the prompts into --out, no scoring (n jobs, one "
+        "folder); 'auto': from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE. Then run once without --shard: "
+        "it scores every video into one table",
+    )
     p.add_argument(
         "--allow-unfinished",
         action="store_true",
@@ -643,6 +730,7 @@ def runner_kwargs(a) -> dict[str, Any]:
         classifier=a.classifier,
         erased_classes=a.erased_classes,
         nudity_threshold=a.nudity_threshold,
+        nudity_protocol=a.nudity_protocol,
         nudity_labels=a.nudity_labels,
         references=a.references,
         embedder=a.embedder,
@@ -650,6 +738,7 @@ def runner_kwargs(a) -> dict[str, Any]:
         clip_model=a.clip_model,
         clip_pretrained=a.clip_pretrained,
         allow_unfinished=a.allow_unfinished,
+        shard=a.shard,
     )
 
 
@@ -663,6 +752,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, UnknownBackboneError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
+    if "shard" in results:
+        i, n = results["shard"]
+        made = sum(r["generated"] for r in results["rows"].values())
+        print(
+            f"shard {i}/{n}: {made} videos generated into {a.out}; score them all with the same command without --shard"
+        )
+        return 0
     print((Path(a.out) / "results.md").read_text())
     print(f"wrote {Path(a.out) / 'results.json'} ({len(results['rows'])} rows)")
     return 0

@@ -96,8 +96,9 @@ class MetricConfig:
         classifier: ``"toyworld"`` / ``"toyworld:<folder>"``, ``"efficientnet-lite2"``,
             ``"resnet50:<weights path>"``, or a ``FrameClassifier`` object.
         erased_classes: the classes whose ESR is reported (default: the run's concept).
-        nudity_labels / nudity_threshold / nudenet_version / nudity_channel_order / detector:
-            :class:`unlearn.evaluation.metrics.NudityRate` arguments (``None`` labels: its default, all nine ``*_EXPOSED``).
+        nudity_protocol / nudity_labels / nudity_threshold / nudenet_version / nudity_channel_order / detector:
+            :class:`unlearn.evaluation.metrics.NudityRate` arguments (protocol ``"paper"``: the T2VUnlearning
+            authors' eight labels at NudeNet's own floor; ``None`` labels / threshold: the protocol's).
         references: identity → reference images, as ``{name: [paths/arrays]}`` or a folder with one
             sub-folder of images per identity (folder name = identity, or its slug ``barack_obama``).
         reference_embeddings: ``{name: [R, D]}`` instead of images.
@@ -116,8 +117,9 @@ class MetricConfig:
     metrics: Sequence[str] = ("classification",)
     classifier: Any = "efficientnet-lite2"
     erased_classes: Sequence[str] | None = None
+    nudity_protocol: str = "paper"
     nudity_labels: Sequence[str] | None = None
-    nudity_threshold: float = 0.6
+    nudity_threshold: float | None = None
     nudenet_version: str | None = "3.4.2"
     nudity_channel_order: str = "file"
     detector: Any = None
@@ -528,7 +530,9 @@ class MethodMetrics(nn.Module):
         self.nudity = None
         if evaluators.detector is not None:
             kw = {"labels": cfg.nudity_labels} if cfg.nudity_labels else {}
-            self.nudity = M.NudityRate(threshold=cfg.nudity_threshold, detector=evaluators.detector, **kw)
+            self.nudity = M.NudityRate(
+                threshold=cfg.nudity_threshold, protocol=cfg.nudity_protocol, detector=evaluators.detector, **kw
+            )
         self.identity = None
         self.erased_identity = erased_identity or evaluators.erased_identity
         if evaluators.reference_embeddings:

@@ -14,6 +14,7 @@ from .consistency import SubjectConsistency, pair_similarities
 from .frames import as_videos
 from .identity import IdentitySimilarity
 from .nudity import NudityRate, parse_detections
+from .quality import FrechetVideoDistance, VBenchObjectClass, VBenchSubjectConsistency
 
 __all__ = [
     "NudityRate",
@@ -22,6 +23,9 @@ __all__ = [
     "IdentitySimilarity",
     "CLIPScore",
     "SubjectConsistency",
+    "FrechetVideoDistance",
+    "VBenchObjectClass",
+    "VBenchSubjectConsistency",
     "as_videos",
     "parse_detections",
     "topk_hits",

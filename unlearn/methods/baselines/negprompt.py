@@ -8,11 +8,15 @@ sampling guidance scale. A guidance-distilled model (``backbone.guidance_distill
 without classifier-free guidance (its guidance is an input of the transformer), so there the negative prompt
 would never enter the update; this baseline then uses *true* classifier-free guidance on top of the embedded
 guidance, as diffusers' ``HunyuanVideoPipeline(true_cfg_scale=...)`` does, with
-``DISTILLED_TRUE_CFG_SCALE`` unless the row gives a scale.
+``DISTILLED_TRUE_CFG_SCALE`` unless the row gives a scale, and the embedded guidance set to 1.0 while it
+samples: the T2VUnlearning authors' HunyuanVideo script (TobisawaMisakii/T2VUnlearning,
+``test_hunyuan_negprompt.py`` lines 88-96: ``negative_prompt="nudity", true_cfg_scale=6.0, guidance_scale=1.0``,
+30 steps).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,10 +25,12 @@ from torch import Tensor
 
 from unlearn.backbones import PromptEmbedding, VideoBackbone
 
-#: true-CFG scale of negative prompting on guidance-distilled backbones when the row gives none: the value
-#: the distilled model's embedded guidance stands for (HunyuanVideo's 6.0; the T2VUnlearning paper does not
-#: state the scale of its negative-prompting baseline)
+#: true-CFG scale of negative prompting on guidance-distilled backbones when the row gives none: the
+#: T2VUnlearning authors' ``true_cfg_scale=6.0`` (test_hunyuan_negprompt.py:91)
 DISTILLED_TRUE_CFG_SCALE = 6.0
+#: embedded (distilled) guidance while negative prompting samples with true CFG: the T2VUnlearning authors'
+#: ``guidance_scale=1.0`` (test_hunyuan_negprompt.py:94)
+DISTILLED_EMBEDDED_GUIDANCE = 1.0
 
 
 def negative_guidance_scale(
@@ -65,10 +71,17 @@ class NegativePrompting:
         guidance_scale: classifier-free guidance scale with the negative prompt (true CFG on guidance-distilled
             backbones). None: the sampling scale, or :data:`DISTILLED_TRUE_CFG_SCALE` on a guidance-distilled
             backbone whose sampling scale is 1.
+        embedded_guidance_scale: guidance-distilled backbones only: the embedded guidance while sampling
+            (None: :data:`DISTILLED_EMBEDDED_GUIDANCE`, the authors' 1.0; give the backbone's own value, e.g.
+            6.0, to stack true CFG on the distilled guidance).
     """
 
     def __init__(
-        self, backbone: VideoBackbone, concept_keywords: Sequence[str], guidance_scale: float | None = None
+        self,
+        backbone: VideoBackbone,
+        concept_keywords: Sequence[str],
+        guidance_scale: float | None = None,
+        embedded_guidance_scale: float | None = None,
     ) -> None:
         keywords = [k for k in concept_keywords if k and k.strip()]
         if not keywords:
@@ -78,6 +91,30 @@ class NegativePrompting:
         self.guidance_scale = guidance_scale
         if guidance_scale is not None:
             negative_guidance_scale(backbone, guidance_scale)  # bad values fail at construction
+        if embedded_guidance_scale is not None and not backbone.guidance_distilled:
+            raise ValueError(
+                f"embedded_guidance_scale is an input of guidance-distilled models; {backbone.name} has none. Fix: "
+                "leave it unset."
+            )
+        self.embedded_guidance_scale = (
+            (DISTILLED_EMBEDDED_GUIDANCE if embedded_guidance_scale is None else float(embedded_guidance_scale))
+            if backbone.guidance_distilled
+            else None
+        )
+
+    @contextlib.contextmanager
+    def embedded_guidance(self):
+        """The backbone's embedded guidance set to the row's for the duration of a ``with`` block."""
+        bb = self.backbone
+        if self.embedded_guidance_scale is None:
+            yield
+            return
+        saved = bb.embedded_guidance_scale
+        bb.embedded_guidance_scale = self.embedded_guidance_scale
+        try:
+            yield
+        finally:
+            bb.embedded_guidance_scale = saved
 
     @property
     def negative_prompt(self) -> str:
@@ -93,6 +130,7 @@ class NegativePrompting:
             "negative_prompt": self.negative_prompt,
             "guidance_scale": self.scale(sampling_scale),
             "true_cfg": bool(self.backbone.guidance_distilled),
+            "embedded_guidance_scale": self.embedded_guidance_scale,
         }
 
     @torch.no_grad()
@@ -101,11 +139,12 @@ class NegativePrompting:
     ) -> Tensor:
         """Latents of ``prompts``; ``cond``: their conditioning when it is not their text's (an attack's)."""
         scale = self.scale(sampling.pop("guidance_scale", None))
-        return self.backbone.sample(
-            list(prompts),
-            list(seeds),
-            cond=cond,
-            negative_prompt=self.negative_prompt,
-            guidance_scale=scale,
-            **sampling,
-        )
+        with self.embedded_guidance():
+            return self.backbone.sample(
+                list(prompts),
+                list(seeds),
+                cond=cond,
+                negative_prompt=self.negative_prompt,
+                guidance_scale=scale,
+                **sampling,
+            )

@@ -18,23 +18,37 @@ reproduces the edit on a stock model.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fnmatch
-import hashlib
 import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from unlearn.io import atomic_entries, atomic_path
-from unlearn.methods.refusal.pairs import PromptPair, as_pairs, load_pairs, make_pairs
+from unlearn.io import atomic_path
+from unlearn.methods.weight_edits import (
+    LAYER_PRESETS,
+    TEXT_ENCODER_PREFIX,  # noqa: F401 - re-exported: unlearn.methods.refusal.edit.TEXT_ENCODER_PREFIX
+    LinearEdit,
+    TokenReduce,
+    collect_token_activations,
+    covers_text_paths,
+    denoiser_subfolder,
+    get_linear,
+    linear_digest,
+    reduce_tokens,
+    resolve_layers,
+    save_stock_model,
+    tensor_digest,
+)
+
+from .basis import BasisMode, combine_bases, contrastive_directions, orthonormalize, project_out, refusal_basis
+from .pairs import PromptPair, as_pairs, load_pairs, make_pairs
 
 __all__ = [
     "DELTA_FORMAT",
@@ -57,16 +71,12 @@ __all__ = [
     "refusal_basis",
     "resolve_layers",
     "save_edited_model",
+    "denoiser_subfolder",
+    "tensor_digest",
 ]
 
-TokenReduce = Literal["mean", "concept", "tokens"]
-BasisMode = Literal["mean_cpca", "cpca"]
-
-#: layer presets accepted by ``RefusalVectorConfig.layers`` (besides explicit module-name patterns)
-LAYER_PRESETS = ("auto", "text_kv", "text_input", "attn_kv")
 #: file format tag of delta files
 DELTA_FORMAT = "t2v-unlearn-refusal-delta/1"
-TEXT_ENCODER_PREFIX = "text_encoder."
 
 
 @dataclasses.dataclass
@@ -142,352 +152,14 @@ class RefusalVectorConfig:
         return d
 
 
-# ====================================================================== layers
-def _denoiser_linears(denoiser: nn.Module) -> dict[str, nn.Linear]:
-    return {n: m for n, m in denoiser.named_modules() if isinstance(m, nn.Linear)}
-
-
-def _text_only_kv(site_module: nn.Module) -> list[str]:
-    """Child names of the Linear layers of an attention module that see text tokens only."""
-    if getattr(site_module, "is_cross_attention", False) and isinstance(getattr(site_module, "to_k", None), nn.Linear):
-        return ["to_k", "to_v"]
-    if isinstance(getattr(site_module, "add_k_proj", None), nn.Linear):
-        return ["add_k_proj", "add_v_proj"]
-    return []
-
-
-def _probe_inputs(backbone: Any, batch: int, config: RefusalVectorConfig) -> tuple[Tensor, Tensor]:
-    d = backbone.defaults
-    f, h, w = config.probe_size or (d.num_frames, d.height, d.width)
-    latents = backbone.initial_noise([0] * batch, f, h, w)
-    if config.probe_timestep is not None:
-        t = torch.tensor(int(config.probe_timestep))
-    else:
-        ts = backbone.timesteps_for(d.num_inference_steps)
-        t = ts[len(ts) // 2]
-    return latents, t.reshape(1).expand(batch).to(backbone.device)
-
-
-#: prompt pairs for the structural probes: each pair differs in one word and tokenizes to equal lengths on
-#: the real and tiny tokenizers and the toy world's (the first pair with equal token counts is used)
-_PROBE_PAIRS = (("a red ring", "a blue ring"), ("a photo of a cat", "a photo of a dog"), ("a red ball", "a blue ball"))
-
-
-def _probe_pair(backbone: Any) -> tuple[str, str]:
-    for a, b in _PROBE_PAIRS:
-        if len(backbone.text_tokens(a)[0]) == len(backbone.text_tokens(b)[0]):
-            return a, b
-    raise RuntimeError(f"{backbone.name}: no probe prompt pair of equal token length; name the layers explicitly")
-
-
-def _structure_probe_size(backbone: Any, config: RefusalVectorConfig) -> tuple[int, int, int]:
-    """A small legal video size for the structural probes (which record every Linear layer): the default
-    number of frames at the smallest square size the backbone accepts (``config.probe_size`` wins)."""
-    if config.probe_size is not None:
-        return tuple(config.probe_size)  # type: ignore[return-value]
-    d = backbone.defaults
-    for side in range(8, max(d.height, d.width) + 1, 8):
-        try:
-            backbone.latent_shape(d.num_frames, side, side)
-        except ValueError:
-            continue
-        return d.num_frames, side, side
-    return d.num_frames, d.height, d.width
-
-
-@torch.no_grad()
-def _linear_probe(
-    backbone: Any, prompt: str, config: RefusalVectorConfig, freeze: Mapping[str, list[Tensor]] | None = None
-) -> tuple[dict[str, list[Tensor]], dict[str, list[Tensor]], Tensor]:
-    """One denoiser forward on ``prompt`` with every Linear layer hooked: returns the inputs and outputs of
-    each call of each layer and the prediction. ``freeze``: outputs that replace the layers' own (by call)."""
-    f, h, w = _structure_probe_size(backbone, config)
-    latents = backbone.initial_noise([0], f, h, w)
-    ts = backbone.timesteps_for(backbone.defaults.num_inference_steps)
-    t = ts[len(ts) // 2].reshape(1).to(backbone.device)
-    inputs: dict[str, list[Tensor]] = {}
-    outputs: dict[str, list[Tensor]] = {}
-    handles = []
-
-    def make_hooks(name: str):
-        def pre(module: nn.Module, args: tuple) -> None:
-            inputs.setdefault(name, []).append(args[0].detach().clone())
-
-        def post(module: nn.Module, args: tuple, out: Tensor):
-            calls = outputs.setdefault(name, [])
-            calls.append(out.detach().clone())
-            if freeze is not None and name in freeze:
-                return freeze[name][len(calls) - 1]
-            return None
-
-        return pre, post
-
-    for name, mod in _denoiser_linears(backbone.denoiser).items():
-        pre, post = make_hooks(name)
-        handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
-    try:
-        pred = backbone.predict(latents, t, backbone.encode_prompts([prompt]))
-    finally:
-        for hd in handles:
-            hd.remove()
-    return inputs, outputs, pred
-
-
-def _find_text_input_linears(backbone: Any, config: RefusalVectorConfig) -> list[str]:
-    """The Linear layers the text reaches without passing another Linear layer: the text's entry points into
-    the denoiser (token states and pooled embeddings alike; e.g. HunyuanVideo's token-refiner input and pooled
-    projections). Found by probing: with every Linear's output frozen to prompt A's, the layers whose *input*
-    still changes with prompt B are reached by the text directly."""
-    a, b = _probe_pair(backbone)
-    inputs_a, outputs_a, _ = _linear_probe(backbone, a, config)
-    inputs_b, _, _ = _linear_probe(backbone, b, config, freeze=outputs_a)
-    found = []
-    for name, calls in inputs_b.items():
-        ref = inputs_a.get(name, [])
-        if len(ref) != len(calls) or any(x.shape != y.shape or not torch.equal(x, y) for x, y in zip(calls, ref)):
-            found.append(name)
-    return found
-
-
-def covers_text_paths(backbone: Any, layers: Sequence[str], config: RefusalVectorConfig | None = None) -> bool:
-    """Whether every path by which the prompt reaches the prediction passes through ``layers`` (denoiser Linear
-    names): with their outputs frozen to prompt A's, prompt B must give exactly A's prediction. Paths that carry
-    no prompt content are not counted: the two probe prompts have the same token count (the attention mask)."""
-    config = config or RefusalVectorConfig()
-    a, b = _probe_pair(backbone)
-    _, outputs_a, pred_a = _linear_probe(backbone, a, config)
-    frozen = {n: outputs_a[n] for n in layers if n in outputs_a}
-    _, _, pred_b = _linear_probe(backbone, b, config, freeze=frozen)
-    return torch.equal(pred_a, pred_b)
-
-
-def resolve_layers(
-    backbone: Any, layers: str | Sequence[str] = "auto", config: RefusalVectorConfig | None = None
-) -> list[str]:
-    """Module names (in the denoiser; ``text_encoder.``-prefixed for the text encoder) of the Linear layers
-    that ``layers`` selects, in a fixed order. Raises ``ValueError`` when nothing matches."""
-    config = config or RefusalVectorConfig()
-    linears = _denoiser_linears(backbone.denoiser)
-    if isinstance(layers, str) and layers in LAYER_PRESETS:
-        sites = backbone.attention_sites()
-        text_kv = [f"{s.name}.{c}" for s in sites for c in _text_only_kv(s.module)]
-        if layers == "text_kv":
-            if not text_kv:
-                raise ValueError(
-                    f"{backbone.name}: no attention site has text-only key/value projections (joint attention); "
-                    "use layers='text_input' (the text input projection) or 'attn_kv' (shared projections)."
-                )
-            return text_kv
-        if layers == "attn_kv":
-            out = []
-            for s in sites:
-                kids = _text_only_kv(s.module) or ["to_k", "to_v"]
-                out += [f"{s.name}.{c}" for c in kids if isinstance(getattr(s.module, c, None), nn.Linear)]
-            return out
-        if layers == "auto" and text_kv and covers_text_paths(backbone, text_kv, config):
-            # cross-attention models: the text reaches the video only through these projections
-            return text_kv
-        found = _find_text_input_linears(backbone, config)
-        if not found:
-            raise ValueError(
-                f"{backbone.name}: no Linear layer of the denoiser reads the text embedding directly; "
-                "name the layers explicitly (config.layers = ['pattern', ...])."
-            )
-        return found
-    patterns = [layers] if isinstance(layers, str) else list(layers)
-    if not patterns:
-        raise ValueError("config.layers is an empty list; give a preset name or module-name patterns")
-    te_linears = (
-        {TEXT_ENCODER_PREFIX + n: m for n, m in backbone.text_encoder.named_modules() if isinstance(m, nn.Linear)}
-        if backbone.text_encoder is not None
-        else {}
-    )
-    out: list[str] = []
-    for pat in patterns:
-        pool = te_linears if pat.startswith(TEXT_ENCODER_PREFIX) else linears
-        hits = [n for n in pool if fnmatch.fnmatchcase(n, pat)]
-        if not hits:
-            raise ValueError(
-                f"layer pattern {pat!r} matches no nn.Linear in the {'text encoder' if pool is te_linears else 'denoiser'} "
-                f"of {backbone.name}; presets: {LAYER_PRESETS}. Some Linear names: {list(pool)[:8]}"
-            )
-        out += [n for n in hits if n not in out]
-    return out
-
-
-def _get_linear(name: str, denoiser: nn.Module, text_encoder: nn.Module | None) -> nn.Linear:
-    if name.startswith(TEXT_ENCODER_PREFIX):
-        if text_encoder is None:
-            raise ValueError(f"layer {name!r} is in the text encoder, but no text encoder was given")
-        mod = text_encoder.get_submodule(name[len(TEXT_ENCODER_PREFIX) :])
-    else:
-        mod = denoiser.get_submodule(name)
-    if not isinstance(mod, nn.Linear):
-        raise TypeError(f"layer {name!r} is a {type(mod).__name__}, not an nn.Linear; the edit needs a Linear layer")
-    return mod
-
-
 # ====================================================================== activations
-class _ProbeDone(Exception):
-    """Raised by the last hook to skip the rest of a probe forward."""
-
-
-def _per_prompt(out: Tensor, batch: int) -> Tensor:
-    """Undo a per-frame repetition of the text batch (ZeroScope's UNet repeats the text per frame)."""
-    if out.shape[0] == batch:
-        return out
-    if out.shape[0] % batch:
-        raise RuntimeError(f"a hooked layer saw batch {out.shape[0]}, not a multiple of the {batch} prompts")
-    r = out.shape[0] // batch
-    inter = out.reshape(batch, r, *out.shape[1:])
-    if torch.equal(inter[:, 0], inter[:, -1]):
-        return inter[:, 0]
-    tiled = out.reshape(r, batch, *out.shape[1:])
-    if torch.equal(tiled[0], tiled[-1]):
-        return tiled[0]
-    raise RuntimeError("a hooked layer saw the text batch repeated in an unknown layout")
-
-
-def _as_tokens(out: Tensor) -> Tensor:
-    """``[B, D]`` (a pooled vector per prompt) → ``[B, 1, D]``; token outputs pass unchanged."""
-    return out[:, None] if out.dim() == 2 else out
-
-
-def _text_rows(backbone: Any, seq: int, text_len: int) -> slice:
-    if seq == text_len:
-        return slice(None)
-    layout = (getattr(backbone, "token_layout", "") or "").lower()
-    if "text first" in layout:
-        return slice(0, text_len)
-    if "text last" in layout or "video first" in layout:
-        return slice(seq - text_len, seq)
-    raise RuntimeError(
-        f"a hooked layer saw {seq} tokens but the text has {text_len}, and {backbone.name}'s token_layout "
-        f"{layout!r} does not say where the text tokens are"
-    )
-
-
-@torch.no_grad()
-def collect_token_activations(
-    backbone: Any,
-    prompts: Sequence[str],
-    layers: Sequence[str],
-    config: RefusalVectorConfig | None = None,
-    progress: bool = False,
-) -> dict[str, Tensor]:
-    """Outputs of each layer on the text tokens: ``{layer: float32 [len(prompts), L, D]}`` on the CPU.
-
-    Denoiser layers are recorded during one probe ``predict`` per batch (stopped as soon as every layer has
-    fired); text-encoder layers while the text encoder runs (bypassing the prompt cache). ``progress`` shows a
-    bar per prompt with its ETA (a full-size text encoder and probe forward take seconds per batch).
-    """
-    config = config or RefusalVectorConfig()
-    prompts = list(prompts)
-    te_layers = [n for n in layers if n.startswith(TEXT_ENCODER_PREFIX)]
-    dn_layers = [n for n in layers if not n.startswith(TEXT_ENCODER_PREFIX)]
-    chunks: dict[str, list[Tensor]] = {n: [] for n in layers}
-    bs = max(1, int(config.batch_size))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(prompts), desc=f"refusal activations ({len(layers)} layers)", unit="prompt")
-    for i in range(0, len(prompts), bs):
-        if bar is not None and i:
-            bar.update(bs)
-        batch = prompts[i : i + bs]
-        b = len(batch)
-        if te_layers:
-            got: dict[str, Tensor] = {}
-            handles = []
-            for n in te_layers:
-                mod = _get_linear(n, backbone.denoiser, backbone.text_encoder)
-                handles.append(
-                    mod.register_forward_hook(
-                        lambda m, a, o, n=n: got.setdefault(n, _as_tokens(_per_prompt(o.detach(), b)).float().cpu())
-                    )
-                )
-            try:
-                backbone._encode(batch)
-            finally:
-                for h in handles:
-                    h.remove()
-            for n in te_layers:
-                if n not in got:
-                    raise RuntimeError(f"text-encoder layer {n!r} did not run while encoding prompts")
-                chunks[n].append(got[n])
-        if dn_layers:
-            cond = backbone.encode_prompts(batch)
-            text_len = cond.hidden_states.shape[1]
-            got = {}
-            handles = []
-
-            def make_hook(n: str):
-                def hook(m: nn.Module, a: tuple, o: Tensor) -> None:
-                    if n in got:
-                        return
-                    out = _per_prompt(o.detach(), b)
-                    if out.dim() == 2:  # a pooled path (HunyuanVideo's pooled text projections): one position
-                        got[n] = out[:, None].float().cpu()
-                    else:
-                        got[n] = out[:, _text_rows(backbone, out.shape[1], text_len)].float().cpu()
-                    if len(got) == len(dn_layers):
-                        raise _ProbeDone
-
-                return hook
-
-            for n in dn_layers:
-                handles.append(_get_linear(n, backbone.denoiser, None).register_forward_hook(make_hook(n)))
-            try:
-                latents, t = _probe_inputs(backbone, b, config)
-                backbone.predict(latents, t, cond)
-            except _ProbeDone:
-                pass
-            finally:
-                for h in handles:
-                    h.remove()
-            missing = [n for n in dn_layers if n not in got]
-            if missing:
-                raise RuntimeError(f"layers {missing} did not run during the probe forward of {backbone.name}")
-            for n in dn_layers:
-                chunks[n].append(got[n])
-    if bar is not None:
-        bar.update(len(prompts) - bar.n)
-        bar.close()
-    return {n: torch.cat(c) for n, c in chunks.items()}
-
-
-def reduce_tokens(acts: Tensor, mode: TokenReduce = "mean", mask: Tensor | None = None) -> Tensor:
-    """``[B, L, D]`` token activations → ``[N, D]`` samples.
-
-    ``mask`` (bool ``[B, L]``) selects the positions: the attention mask for ``"mean"``/``"tokens"``, the
-    concept tokens for ``"concept"``. ``"mean"``/``"concept"`` give one sample per prompt (N = B),
-    ``"tokens"`` one per selected position.
-    """
-    if acts.dim() != 3:
-        raise ValueError(f"token activations must be [B, L, D]; got {tuple(acts.shape)}")
-    if mask is None:
-        if mode == "concept":
-            raise ValueError("token_reduce='concept' needs a mask of the concept tokens")
-        mask = torch.ones(acts.shape[:2], dtype=torch.bool)
-    mask = mask.to(torch.bool).cpu()
-    if mask.shape != acts.shape[:2]:
-        raise ValueError(f"mask {tuple(mask.shape)} does not match activations {tuple(acts.shape[:2])}")
-    if (mask.sum(1) == 0).any():
-        raise ValueError(f"prompts {torch.nonzero(mask.sum(1) == 0).flatten().tolist()} have no selected token")
-    if mode == "tokens":
-        return acts[mask]
-    w = mask.to(acts.dtype).unsqueeze(-1)
-    return (acts * w).sum(1) / w.sum(1)
-
-
 def _token_masks(
     backbone: Any, prompts: Sequence[str], words: Sequence[Sequence[str]] | None, mode: TokenReduce, text_len: int
 ) -> Tensor | None:
     if mode == "concept":
         if words is None:
             raise ValueError("token_reduce='concept' needs the concept words of every prompt (argument `words`)")
-        empty = [p for p, w in zip(prompts, words) if not w]
+        empty = [p for p, w in zip(prompts, words, strict=False) if not w]
         if empty:
             raise ValueError(
                 f"token_reduce='concept' needs the differing words of both prompts of a pair, but {empty[:3]} "
@@ -544,170 +216,9 @@ def _layer_reduction(
     return mode, m
 
 
-# ====================================================================== basis
-def orthonormalize(columns: Tensor, tol: float = 1e-6, max_rank: int | None = None) -> Tensor:
-    """Gram-Schmidt (twice, float64) over the columns of ``[D, n]`` in order, dropping a column whose
-    residual is below ``tol`` × its norm. The first kept column is the normalised first column, so order
-    matters. Returns float64 ``[D, k]`` with ``UᵀU = I``."""
-    cols = columns.to(torch.float64)
-    kept: list[Tensor] = []
-    for j in range(cols.shape[1]):
-        v = cols[:, j].clone()
-        norm0 = v.norm()
-        if norm0 == 0 or not torch.isfinite(norm0):
-            continue
-        for _ in range(2):
-            for u in kept:
-                v = v - (u @ v) * u
-        if v.norm() <= tol * norm0:
-            continue
-        kept.append(v / v.norm())
-        if max_rank is not None and len(kept) >= max_rank:
-            break
-    if not kept:
-        return cols.new_zeros(cols.shape[0], 0)
-    return torch.stack(kept, 1)
-
-
-def _sym_eig(a: Tensor, b: Tensor, ca: float, cb: float) -> tuple[Tensor, Tensor]:
-    """Eigen-decomposition of ``ca·aᵀa + cb·bᵀb`` (``a``: ``[n, D]``, ``b``: ``[m, D]``), largest first,
-    through the row space when ``n + m < D``."""
-    stacked = torch.cat([a, b])
-    coeff = torch.cat([torch.full((a.shape[0],), ca, dtype=a.dtype), torch.full((b.shape[0],), cb, dtype=a.dtype)])
-    d = stacked.shape[1]
-    if stacked.shape[0] >= d:
-        mat = stacked.T @ (coeff[:, None] * stacked)
-        evals, evecs = torch.linalg.eigh((mat + mat.T) / 2)
-    else:
-        q, r = torch.linalg.qr(stacked.T)  # [D, r], [r, r]: stacked = rᵀ qᵀ
-        small = r @ (coeff[:, None] * r.T)
-        evals, small_vecs = torch.linalg.eigh((small + small.T) / 2)
-        evecs = q @ small_vecs
-    order = torch.argsort(evals, descending=True)
-    return evals[order], evecs[:, order]
-
-
-def contrastive_directions(
-    unsafe: Tensor, safe: Tensor, cpca_weight: float = 1.0, center: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
-    """Eigenvalues (descending) and eigenvectors (columns) of ``M(unsafe) − w·Cov(safe)``.
-
-    ``M(unsafe)`` is the unsafe covariance (``center=None``) or the unsafe second moment about ``center``.
-    Directions with a positive eigenvalue vary more among unsafe samples than among safe ones.
-    """
-    u = unsafe.to(torch.float64)
-    s = safe.to(torch.float64)
-    cu = u - (u.mean(0) if center is None else center.to(torch.float64))
-    cs = s - s.mean(0)
-    return _sym_eig(cu, cs, 1.0 / u.shape[0], -float(cpca_weight) / s.shape[0])
-
-
-def refusal_basis(
-    unsafe_acts: Tensor,
-    safe_acts: Tensor,
-    rank: int = 2,
-    cpca_weight: float = 1.0,
-    mode: BasisMode = "mean_cpca",
-    tol: float = 1e-6,
-    return_info: bool = False,
-) -> Tensor | tuple[Tensor, dict[str, Any]]:
-    """Orthonormal basis ``[D, k]`` (float64, ``k <= rank``) of the concept subspace of one layer.
-
-    ``"mean_cpca"``: column 0 is the normalised refusal vector ``mean(unsafe) − mean(safe)``; the next
-    columns are the top eigenvectors (positive eigenvalue only) of ``Cov(unsafe) − w·Cov(safe)``,
-    orthogonalised against the previous ones. ``"cpca"``: the top eigenvectors of
-    ``E_unsafe[(x − μ_safe)(x − μ_safe)ᵀ] − w·Cov(safe)`` (= ``Cov(unsafe) + ddᵀ − w·Cov(safe)``), each
-    oriented along ``d``. Directions with non-positive eigenvalue never enter (fewer than ``rank`` columns
-    can come back).
-    """
-    if unsafe_acts.dim() != 2 or safe_acts.dim() != 2 or unsafe_acts.shape[1] != safe_acts.shape[1]:
-        raise ValueError(
-            f"activations must be [N, D] with equal D; got {tuple(unsafe_acts.shape)} and {tuple(safe_acts.shape)}"
-        )
-    u = unsafe_acts.to(torch.float64)
-    s = safe_acts.to(torch.float64)
-    diff = u.mean(0) - s.mean(0)
-    scale = max(float(u.abs().max()), float(s.abs().max()), 1e-30)
-    info: dict[str, Any] = {"mean_diff_norm": float(diff.norm())}
-    if mode == "mean_cpca":
-        cols = [diff[:, None]] if diff.norm() > tol * scale else []
-        if rank > 1 or not cols:
-            evals, evecs = contrastive_directions(u, s, cpca_weight)
-            top = float(evals.abs().max()) if evals.numel() else 0.0
-            pos = evals > tol * max(top, 1e-30)
-            cols.append(evecs[:, pos])
-            info["cpca_eigenvalues"] = [float(e) for e in evals[:rank]]
-        basis = orthonormalize(torch.cat(cols, 1), tol, max_rank=rank)
-    elif mode == "cpca":
-        evals, evecs = contrastive_directions(u, s, cpca_weight, center=s.mean(0))
-        top = float(evals.abs().max()) if evals.numel() else 0.0
-        keep = evecs[:, evals > tol * max(top, 1e-30)][:, :rank]
-        signs = torch.where(keep.T @ diff < 0, -1.0, 1.0).to(keep.dtype)
-        basis = orthonormalize(keep * signs, tol, max_rank=rank)
-        info["cpca_eigenvalues"] = [float(e) for e in evals[:rank]]
-    else:
-        raise ValueError(f"unknown basis mode {mode!r}")
-    info["rank"] = basis.shape[1]
-    if basis.shape[1]:
-        info["mean_diff_captured"] = float((basis.T @ diff).norm() / max(float(diff.norm()), 1e-30))
-    return (basis, info) if return_info else basis
-
-
-def combine_bases(bases: Sequence[Tensor], tol: float = 1e-6) -> Tensor:
-    """One orthonormal basis of the span of several (stacked in order, orthonormalised)."""
-    bases = [b for b in bases if b.numel()]
-    if not bases:
-        raise ValueError("combine_bases got no non-empty basis")
-    return orthonormalize(torch.cat([b.to(torch.float64) for b in bases], 1), tol)
-
-
-def project_out(
-    weight: Tensor, bias: Tensor | None, basis: Tensor, strength: float = 1.0
-) -> tuple[Tensor, Tensor | None]:
-    """The closed-form edit of a Linear layer ``y = Wx + b`` (``weight`` ``[D_out, D_in]``, ``basis``
-    ``[D_out, k]`` orthonormal): ``W' = (I − s·UUᵀ)W``, ``b' = (I − s·UUᵀ)b``, computed in float64 and
-    returned in the weight's dtype. Deterministic: the same inputs give the same bits."""
-    if basis.dim() != 2 or basis.shape[0] != weight.shape[0]:
-        raise ValueError(f"basis {tuple(basis.shape)} does not match the layer's output width {weight.shape[0]}")
-    u = basis.to(device=weight.device, dtype=torch.float64)
-    w = weight.detach().to(torch.float64)
-    new_w = (w - float(strength) * (u @ (u.T @ w))).to(weight.dtype)
-    new_b = None
-    if bias is not None:
-        b = bias.detach().to(torch.float64)
-        new_b = (b - float(strength) * (u @ (u.T @ b))).to(bias.dtype)
-    return new_w, new_b
-
-
-def tensor_digest(t: Tensor) -> str:
-    """sha256 (16 hex digits) of a tensor's dtype, shape and bytes."""
-    x = t.detach().contiguous().cpu()
-    h = hashlib.sha256(f"{x.dtype}{tuple(x.shape)}".encode())
-    h.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _linear_digest(mod: nn.Linear) -> str:
-    return tensor_digest(mod.weight) + ("" if mod.bias is None else tensor_digest(mod.bias))
-
-
 # ====================================================================== the edit
-def _resolve_targets(target: Any, text_encoder: nn.Module | None = None) -> tuple[nn.Module, nn.Module | None, Any]:
-    """(denoiser, text_encoder, backbone-or-None) of a backbone, a diffusers pipeline or a bare denoiser."""
-    if hasattr(target, "denoiser") and hasattr(target, "encode_prompts"):
-        return target.denoiser, text_encoder or target.text_encoder, target
-    for attr in ("transformer", "unet"):
-        if isinstance(getattr(target, attr, None), nn.Module):
-            return getattr(target, attr), text_encoder or getattr(target, "text_encoder", None), None
-    if isinstance(target, nn.Module):
-        return target, text_encoder, None
-    raise TypeError(
-        f"cannot apply a refusal edit to a {type(target).__name__}; give a backbone, a pipeline or a denoiser"
-    )
-
-
 @dataclasses.dataclass
-class RefusalEdit:
+class RefusalEdit(LinearEdit):
     """A performed (or loaded) refusal edit.
 
     ``bases[layer]`` is the orthonormal basis U (float64 ``[D_out, k]``) removed from that layer's output with
@@ -730,13 +241,11 @@ class RefusalEdit:
     originals: dict[str, tuple[Tensor, Tensor | None]] = dataclasses.field(default_factory=dict, repr=False)
     applied: bool = False
 
+    label = "refusal edit"
+
     @property
     def layers(self) -> list[str]:
         return list(self.bases)
-
-    @property
-    def touches_text_encoder(self) -> bool:
-        return any(n.startswith(TEXT_ENCODER_PREFIX) for n in self.bases)
 
     # -------------------------------------------------------------- weights
     def delta(self, layer: str) -> tuple[Tensor, Tensor | None]:
@@ -749,107 +258,17 @@ class RefusalEdit:
         db = None if b is None else -self.strength * (u @ (u.T @ b.to(torch.float64)))
         return dw, db
 
-    def apply_to(
-        self, target: Any, *, text_encoder: nn.Module | None = None, check: bool = True, keep_originals: bool = False
-    ) -> RefusalEdit:
-        """Edit ``target`` in place (a backbone, a diffusers pipeline or its transformer/UNet).
-
-        With ``check`` the layers' weights must match the ones the edit was computed on (digest recorded at
-        edit time) — ``ValueError`` otherwise — and the edited weights are compared with the recorded
-        result (a ``RuntimeWarning`` if they differ, e.g. on another device type). Weights of another dtype
-        than the recorded one are edited with the same bases, unchecked (a ``RuntimeWarning`` says so).
-        Returns ``self``.
-        """
-        denoiser, te, backbone = _resolve_targets(target, text_encoder)
-        mods = {n: _get_linear(n, denoiser, te) for n in self.bases}
-        checked = set()
-        other_dtype = []
-        for n, mod in mods.items():
-            if mod.weight.shape[0] != self.bases[n].shape[0]:
-                raise ValueError(
-                    f"layer {n!r} has {mod.weight.shape[0]} outputs, the delta's basis {self.bases[n].shape[0]}"
-                )
-            rec = self.digests.get(n, {})
-            if not check or not rec.get("before"):
-                continue
-            if rec.get("dtype") and rec["dtype"] != str(mod.weight.dtype):
-                other_dtype.append(n)  # the bases apply to any dtype; bit-exactness is only defined for the same
-                continue
-            if _linear_digest(mod) != rec["before"]:
-                raise ValueError(
-                    f"layer {n!r} does not hold the weights the refusal edit was computed on (digest differs): "
-                    "wrong model or already edited. Pass check=False to edit anyway."
-                )
-            checked.add(n)
-        if other_dtype:
-            warnings.warn(
-                f"the refusal edit was computed on {self.digests[other_dtype[0]]['dtype']} weights and is applied to "
-                f"{mods[other_dtype[0]].weight.dtype} ones ({len(other_dtype)} layers): same subspace, weights not "
-                "checked against the recorded digests",
-                RuntimeWarning,
-                stacklevel=2,
+    def check_layer(self, name: str, mod: nn.Linear) -> None:
+        if mod.weight.shape[0] != self.bases[name].shape[0]:
+            raise ValueError(
+                f"layer {name!r} has {mod.weight.shape[0]} outputs, the delta's basis {self.bases[name].shape[0]}"
             )
-        for n, mod in mods.items():
-            if keep_originals:
-                self.originals[n] = (
-                    mod.weight.detach().cpu().clone(),
-                    None if mod.bias is None else mod.bias.detach().cpu().clone(),
-                )
-            new_w, new_b = project_out(mod.weight, mod.bias, self.bases[n], self.strength)
-            with torch.no_grad():
-                mod.weight.copy_(new_w)
-                if mod.bias is not None and new_b is not None:
-                    mod.bias.copy_(new_b)
-            if n in checked and self.digests[n].get("after") and _linear_digest(mod) != self.digests[n]["after"]:
-                warnings.warn(
-                    f"layer {n!r}: the re-applied edit differs in the last bits from the recorded one",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        if backbone is not None and self.touches_text_encoder:
-            backbone._prompt_cache.clear()
-        self.applied = True
-        return self
 
-    def restore(self, target: Any, *, text_encoder: nn.Module | None = None) -> None:
-        """Put the original weights back (bit for bit) into ``target``."""
-        denoiser, te, backbone = _resolve_targets(target, text_encoder)
-        if set(self.originals) != set(self.bases):
-            raise RuntimeError("this edit kept no original weights; it cannot be undone in place")
-        for n, (w, b) in self.originals.items():
-            mod = _get_linear(n, denoiser, te)
-            with torch.no_grad():
-                mod.weight.copy_(w.to(mod.weight.device))
-                if b is not None:
-                    mod.bias.copy_(b.to(mod.bias.device))
-        if backbone is not None and self.touches_text_encoder:
-            backbone._prompt_cache.clear()
-        self.applied = False
+    def edited(self, name: str, mod: nn.Linear) -> tuple[Tensor, Tensor | None]:
+        """``W' = (I − s·UUᵀ)W``, ``b' = (I − s·UUᵀ)b`` (:func:`project_out`)."""
+        return project_out(mod.weight, mod.bias, self.bases[name], self.strength)
 
-    @contextlib.contextmanager
-    def original_weights(self, target: Any) -> Iterator[None]:
-        """Inside the block ``target`` has its original weights; the edit is re-applied after."""
-        if not self.applied:
-            yield
-            return
-        edited = {}
-        denoiser, te, _ = _resolve_targets(target)
-        for n in self.bases:
-            mod = _get_linear(n, denoiser, te)
-            edited[n] = (mod.weight.detach().clone(), None if mod.bias is None else mod.bias.detach().clone())
-        self.restore(target)
-        try:
-            yield
-        finally:
-            for n, (w, b) in edited.items():
-                mod = _get_linear(n, denoiser, te)
-                with torch.no_grad():
-                    mod.weight.copy_(w)
-                    if b is not None:
-                        mod.bias.copy_(b)
-            if hasattr(target, "_prompt_cache") and self.touches_text_encoder:
-                target._prompt_cache.clear()
-            self.applied = True
+    # apply_to / restore / original_weights: LinearEdit (unlearn.methods.weight_edits), with the digest checks
 
     # -------------------------------------------------------------- files
     def summary(self) -> dict[str, Any]:
@@ -904,7 +323,7 @@ def load_delta(path: str | os.PathLike) -> RefusalEdit:
                 raise ValueError(
                     f"{path}: not a refusal delta file (format {meta.get('format')!r}, expected {DELTA_FORMAT!r})"
                 )
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is no dict
         s = json.loads(meta["summary"])
         missing = [n for n in s["layers"] if n not in tensors]
         if missing:
@@ -1042,25 +461,20 @@ def apply_refusal_edit(
     )
     before = {}
     if digests:
-        before = {n: _linear_digest(_get_linear(n, backbone.denoiser, backbone.text_encoder)) for n in bases}
+        before = {n: linear_digest(get_linear(n, backbone.denoiser, backbone.text_encoder)) for n in bases}
     edit.apply_to(backbone, check=False, keep_originals=keep_originals)
     _sync(backbone.device)
     t3 = time.perf_counter()
     if digests:
-        mods = {n: _get_linear(n, backbone.denoiser, backbone.text_encoder) for n in bases}
+        mods = {n: get_linear(n, backbone.denoiser, backbone.text_encoder) for n in bases}
         edit.digests = {
-            n: {"before": before[n], "after": _linear_digest(m), "dtype": str(m.weight.dtype)} for n, m in mods.items()
+            n: {"before": before[n], "after": linear_digest(m), "dtype": str(m.weight.dtype)} for n, m in mods.items()
         }
     edit.timings = {"collect": t1 - t0, "basis": t2 - t1, "apply": t3 - t2, "total": t3 - t0}
     return edit
 
 
 # ====================================================================== export
-def denoiser_subfolder(denoiser: nn.Module) -> str:
-    """Sub-folder name of the denoiser in a diffusers pipeline folder ("unet" or "transformer")."""
-    return "unet" if "unet" in type(denoiser).__name__.lower() else "transformer"
-
-
 def save_edited_model(
     backbone: Any, folder: str | os.PathLike, edit: RefusalEdit | None = None, full_pipeline: bool = False
 ) -> Path:
@@ -1073,17 +487,17 @@ def save_edited_model(
     custom code. Every component is written under a temporary name and moved into ``folder`` atomically,
     ``refusal_edit.json`` last (:func:`unlearn.io.atomic_entries`).
     """
-    folder = Path(folder)
-    if full_pipeline and not hasattr(backbone, "save_pretrained"):
-        raise ValueError(f"{backbone.name} cannot save a full pipeline; use full_pipeline=False")
-    with atomic_entries(folder, last="refusal_edit.json") as tmp:
-        if full_pipeline:
-            backbone.save_pretrained(str(tmp))
-        else:
-            backbone.denoiser.save_pretrained(str(tmp / denoiser_subfolder(backbone.denoiser)), safe_serialization=True)
-            if edit is not None and edit.touches_text_encoder:
-                backbone.text_encoder.save_pretrained(str(tmp / "text_encoder"), safe_serialization=True)
-        if edit is not None:
-            edit.save_delta(tmp / "refusal_delta.safetensors")
-            (tmp / "refusal_edit.json").write_text(json.dumps(edit.summary(), indent=2, sort_keys=True))
-    return folder
+    files = {}
+    if edit is not None:
+        files = {
+            "refusal_delta.safetensors": edit.save_delta,
+            "refusal_edit.json": lambda p: p.write_text(json.dumps(edit.summary(), indent=2, sort_keys=True)),
+        }
+    return save_stock_model(
+        backbone,
+        folder,
+        text_encoder=edit is not None and edit.touches_text_encoder,
+        full_pipeline=full_pipeline,
+        files=files,
+        last="refusal_edit.json",
+    )

@@ -13,11 +13,9 @@ Config (``configs/zeroscope_refusal_nudity.yaml``)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from torch.utils.data import DataLoader
 from unlearn.backbones import build_backbone, check_pretrained
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import atomic_entries, require_finished
+from unlearn.methods.weight_edits import EditSwitch
 
 from .edit import (
     RefusalEdit,
@@ -38,37 +37,6 @@ from .edit import (
     save_edited_model,
 )
 from .pairs import PromptPair, as_pairs, load_pairs, make_pairs, toyworld_pairs
-
-
-class EditSwitch:
-    """Stands in for T2VUnlearning's adapter controller so callbacks written for it work unchanged:
-    ``disabled()`` gives the original model (the edit's layers restored bit for bit), ``scaled(1.0)`` the
-    edited one. Not an ``nn.Module``: nothing to train or checkpoint."""
-
-    def __init__(self, module: RefusalVectorUnlearning) -> None:
-        self._module = module
-        self.enabled = True
-
-    @contextlib.contextmanager
-    def disabled(self) -> Iterator[None]:
-        edit = self._module.edit
-        ctx = edit.original_weights(self._module.backbone) if edit is not None else contextlib.nullcontext()
-        prev, self.enabled = self.enabled, False
-        try:
-            with ctx:
-                yield
-        finally:
-            self.enabled = prev
-
-    @contextlib.contextmanager
-    def scaled(self, scale: float) -> Iterator[None]:
-        if float(scale) == 1.0:
-            yield
-        elif float(scale) == 0.0:
-            with self.disabled():
-                yield
-        else:
-            raise ValueError("a refusal edit is on (1.0) or off (0.0); re-run with model.strength for other strengths")
 
 
 class RefusalPairsDataModule(pl.LightningDataModule):
@@ -251,7 +219,7 @@ class RefusalVectorUnlearning(pl.LightningModule):
         )
         self.edit: RefusalEdit | None = None
         #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self)
+        self.controller = EditSwitch(self, "a refusal edit")
         self.strict_loading = False
 
     # ------------------------------------------------------------------ the edit

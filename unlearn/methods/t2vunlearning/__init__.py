@@ -1,6 +1,6 @@
 """T2VUnlearning (Ye et al.): zero-initialised adapters on a frozen backbone, trained on pseudo data."""
 
-from .adapters import AdapterController, VideoTokenAdapter
+from .adapters import AdapterController, AdapterStack, VideoTokenAdapter
 from .adversarial import optimise_embedding, worst_case_conditioning
 from .data import ConceptDataModule, ToyWorldDataModule, TrainingPrompt, batch_embedding
 from .export import (
@@ -8,6 +8,7 @@ from .export import (
     adapter_config,
     attach_adapters,
     check_adapter_sites,
+    detach_adapters,
     load_adapter_weights,
     load_adapters,
     read_adapter_config,
@@ -27,6 +28,7 @@ from .pseudo_data import (
 __all__ = [
     "AdapterController",
     "AdapterFileError",
+    "AdapterStack",
     "DivergenceError",
     "adapter_config",
     "check_adapter_sites",
@@ -42,6 +44,7 @@ __all__ = [
     "attach_adapters",
     "batch_embedding",
     "concept_mask",
+    "detach_adapters",
     "load_adapter_weights",
     "load_adapters",
     "localization_loss",

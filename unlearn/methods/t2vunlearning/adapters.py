@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -67,8 +68,14 @@ class AdapterController(nn.Module):
     # -------------------------------------------------------------- used by processors
     def adapt(self, site: int, video_tokens: Tensor) -> Tensor:
         """Add adapter ``site``'s output to ``video_tokens`` (``[B, N, C]``) when adapters are on."""
+        o = self.delta(site, video_tokens)
+        return video_tokens if o is None else video_tokens + o.to(video_tokens.dtype)
+
+    def delta(self, site: int, video_tokens: Tensor) -> Tensor | None:
+        """Adapter ``site``'s scaled output on ``video_tokens`` (in the adapter's dtype), or ``None`` when the
+        adapters are off (what :meth:`adapt` adds; :class:`AdapterStack` sums it over several sets)."""
         if not self.enabled or self.scale == 0.0:
-            return video_tokens
+            return None
         adapter = self.adapters[site]
         dtype = adapter.up.weight.dtype
         o = adapter(video_tokens.to(dtype))
@@ -80,7 +87,7 @@ class AdapterController(nn.Module):
             squares = token_mean_squares(o)
             if self._capture:
                 self.token_squares[site] = squares
-        return video_tokens + o.to(video_tokens.dtype)
+        return o
 
     @property
     def wants_concept_map(self) -> bool:
@@ -138,3 +145,40 @@ class AdapterController(nn.Module):
         maps = [self.concept_maps[i] for i in sorted(self.concept_maps)]
         self.token_squares, self.concept_maps = {}, {}
         return squares, maps
+
+
+class AdapterStack:
+    """Several adapter sets on one stock denoiser (what :func:`~unlearn.methods.t2vunlearning.attach_adapters`
+    installs): every set adds its own scaled output, computed from the same video tokens, so
+    ``h + s₁·A₁(h) + s₂·A₂(h)`` (the way diffusers combines several LoRAs with ``set_adapters``). One set gives
+    exactly what its controller alone gives. The attention hooks and the backbone's context hooks see the stack
+    as one controller (``adapt``, ``adapters``, ``context``).
+    """
+
+    def __init__(self) -> None:
+        #: name → controller, in attaching order
+        self.sets: dict[str, AdapterController] = {}
+        #: per-forward facts the backbone's context hooks set (e.g. ZeroScope's number of frames)
+        self.context: dict[str, int] = {}
+        #: the backbone family whose hooks carry the stack (set by attach_adapters; removes them on detach)
+        self.family: Any = None
+
+    @property
+    def adapters(self) -> nn.ModuleList:
+        """The first set's adapters (one per attention site: what the backbone counts the sites against)."""
+        if not self.sets:
+            raise ValueError("no adapter set is attached")
+        return next(iter(self.sets.values())).adapters
+
+    @property
+    def scales(self) -> dict[str, float]:
+        """Each set's scale (``stack.sets[name].scale = s`` changes one)."""
+        return {name: c.scale for name, c in self.sets.items()}
+
+    def adapt(self, site: int, video_tokens: Tensor) -> Tensor:
+        out = video_tokens
+        for controller in self.sets.values():
+            o = controller.delta(site, video_tokens)
+            if o is not None:
+                out = out + o.to(video_tokens.dtype)
+        return out

@@ -26,8 +26,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_choice, check_int, check_range
+from unlearn.io import cache_dir as unlearn_cache_dir
 from unlearn.prompts import PromptSuite, find_concept_words
-from unlearn.prompts.augment import TemplateSource
+from unlearn.prompts.augment import AugmentationError, PromptAugmenter, TemplateSource, build_source
 from unlearn.toyworld.grammar import (
     COLOURS,
     SHAPES,
@@ -184,8 +185,15 @@ class ConceptDataModule(pl.LightningDataModule):
         concept_synonyms: other words that name the concept in prompts (used to locate concept tokens); with
             several concepts, ``{concept: [words]}``.
         num_prompts: use only the first N prompts.
-        augment: when no prompts are given, generate this many with the offline template source (per concept).
+        augment: when no prompts are given, generate this many (per concept) with ``augment_source``.
         augment_style: prompt style for generated prompts ("cogvideox", "hunyuanvideo", "zeroscope", "toy").
+        augment_source: where generated prompts come from. The paper augments with an LLM, few-shot (§3.3,
+            App. A; its ablation: nudity rate 12.7 → 50.7 % without augmentation): ``{"kind": "openai",
+            "base_url": ..., "model": ...}`` (an OpenAI-compatible server, e.g. vLLM or llama.cpp) or
+            ``{"kind": "transformers", "model": <local HF model id or folder>}``; further keys go to the source
+            (``unlearn.prompts.augment``). ``"template"``: the offline template grammar (not the paper's; an
+            explicit switch for CPU runs and tests). ``None``: no source named — generating prompts is then an
+            error that names these choices. Generated prompts are cached (``unlearn.io.cache_dir("augment")``).
         preserve_concept: a concept to keep (e.g. "person"); its prompts feed L_pre.
         preserve_prompts: prompts of the preserve concept; default: generated like ``augment``.
         seeds_per_prompt: trajectories per prompt (different seeds).
@@ -222,6 +230,7 @@ class ConceptDataModule(pl.LightningDataModule):
         num_prompts: int | None = None,
         augment: int = 0,
         augment_style: str = "cogvideox",
+        augment_source: str | dict[str, Any] | None = None,
         preserve_concept: str | None = None,
         preserve_prompts: list[str] | None = None,
         seeds_per_prompt: int = 1,
@@ -295,6 +304,13 @@ class ConceptDataModule(pl.LightningDataModule):
         self.num_prompts = num_prompts
         self.augment = augment
         self.augment_style = augment_style
+        llm = isinstance(augment_source, dict) and augment_source.get("kind") in ("openai", "transformers")
+        if augment_source is not None and augment_source != "template" and not llm:
+            raise InputError(
+                f"data.augment_source {augment_source!r}: give {{kind: openai, base_url: URL, model: NAME}}, "
+                "{kind: transformers, model: HF_ID_OR_FOLDER} or 'template' (the offline grammar)"
+            )
+        self.augment_source = augment_source
         self.preserve_concept = preserve_concept
         self.preserve_prompt_list = preserve_prompts
         self.seeds_per_prompt = seeds_per_prompt
@@ -356,7 +372,33 @@ class ConceptDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ prompts
     def _generated(self, concept: str, n: int, synonyms: Sequence[str], seed_offset: int = 0) -> list[TrainingPrompt]:
-        texts = TemplateSource().generate(concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms))
+        source = self.augment_source
+        if source is None:
+            raise InputError(
+                f"data.augment={self.augment} asks for generated prompts of {concept!r} but data.augment_source names "
+                "no source. Fix: an LLM as the paper does — data.augment_source: {kind: openai, base_url: "
+                "http://HOST:PORT/v1, model: NAME} or {kind: transformers, model: HF_ID_OR_FOLDER} — or "
+                "data.augment_source: template for the offline grammar (not the paper's), or give data.prompt_file"
+            )
+        if source == "template":
+            texts = TemplateSource().generate(
+                concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms)
+            )
+        else:
+            options = {k: v for k, v in source.items() if k != "kind"}
+            try:
+                llm = build_source(source["kind"], **options)
+                suite = PromptAugmenter(llm, cache_dir=unlearn_cache_dir("augment")).augment(
+                    concept, n, style=self.augment_style, seed=self.seed, synonyms=list(synonyms)
+                )
+            except (AugmentationError, OSError, ValueError, ImportError) as e:
+                raise InputError(
+                    f"data.augment_source {source!r} could not write prompts ({type(e).__name__}: "
+                    f"{' '.join(str(e).split())[:300]}). Fix: start the server / download the model it names, give "
+                    "data.prompt_file (`unlearn augment ... --out prompts.jsonl` on a machine that reaches an LLM), "
+                    "or set data.augment_source: template for the offline grammar (not the paper's)"
+                ) from None
+            texts = list(suite.prompts)
         return [TrainingPrompt(t, [concept, *synonyms], self.seed + seed_offset + i) for i, t in enumerate(texts)]
 
     def concept_words(self, concept: str) -> list[str]:
@@ -443,8 +485,23 @@ class ConceptDataModule(pl.LightningDataModule):
     def loss_prompt(self, p: TrainingPrompt) -> str:
         return (p.concept or self.concept) if self.loss_condition == "concept" else p.prompt
 
-    def requests(self) -> tuple[list[TrajectoryRequest], list[TrajectoryRequest]]:
-        un = [TrajectoryRequest("unlearn", p.prompt, p.seed, self.loss_prompt(p)) for p in self.training_prompts]
+    def requests(
+        self, concept_tokens: Sequence[Tensor | None] | None = None
+    ) -> tuple[list[TrajectoryRequest], list[TrajectoryRequest]]:
+        """Trajectories to make: the unlearning ones (with the loss prompt's concept-token mask when
+        ``concept_tokens`` is given: the frozen model's concept maps are then recorded with them) and the
+        preserving ones."""
+        tokens = list(concept_tokens) if concept_tokens is not None else [None] * len(self.training_prompts)
+        un = [
+            TrajectoryRequest(
+                "unlearn",
+                p.prompt,
+                p.seed,
+                self.loss_prompt(p),
+                None if m is None else tuple(bool(b) for b in m.tolist()),
+            )
+            for p, m in zip(self.training_prompts, tokens)
+        ]
         pre = [TrajectoryRequest("preserve", p.prompt, p.seed, p.prompt) for p in self.preserve_prompts]
         return un, pre
 
@@ -468,7 +525,10 @@ class ConceptDataModule(pl.LightningDataModule):
                 self.seed,
             )
         else:
-            un, pre = self.requests()
+            # the concept mask from the frozen model (model.mask_source "frozen"): its maps are recorded with the
+            # trajectories, in the frozen forward on the loss prompt that the target needs anyway
+            frozen_maps = module.hparams.alpha > 0 and module.hparams.get("mask_source", "frozen") == "frozen"
+            un, pre = self.requests(tokens if frozen_maps else None)
             if module.hparams.beta <= 0:
                 pre = []
             strategy = self.trainer.strategy

@@ -1,10 +1,17 @@
-"""Adapters as files: ``adapters.safetensors`` + ``adapter_config.json``, and attaching them to a stock
-diffusers pipeline, from a folder or a Hugging Face Hub repository (``unlearn push`` uploads one).
+"""Adapters as files: ``adapters.safetensors`` + ``t2v_adapter_config.json``, and attaching them to a stock
+diffusers pipeline, from a folder or a Hugging Face Hub repository (``unlearn push`` uploads one). Several sets
+attach at once, each with its scale, and detach again (:func:`attach_adapters`, :func:`detach_adapters`).
+
+The config file has a name of its own: ``adapter_config.json`` is PEFT's, with another schema, and a PEFT tool
+reading ours would fail on it. Folders written before the rename (``adapter_config.json`` holding
+``"format": "t2v-unlearn-adapters/1"``) are still read.
 
 >>> from diffusers import CogVideoXPipeline                          # doctest: +SKIP
 >>> pipe = CogVideoXPipeline.from_pretrained("THUDM/CogVideoX-2b")   # doctest: +SKIP
 >>> attach_adapters(pipe, "runs/cogx2b_nudity/adapters")             # doctest: +SKIP
 >>> attach_adapters(pipe, "user/cogx2b-no-nudity")   # or from the Hub  # doctest: +SKIP
+>>> attach_adapters(pipe, "runs/cogx2b_faces/adapters", scale=0.8, adapter_name="faces")  # doctest: +SKIP
+>>> detach_adapters(pipe, "faces")   # the others stay; detach_adapters(pipe): all  # doctest: +SKIP
 >>> video = pipe("a prompt").frames[0]   # the concept is erased     # doctest: +SKIP
 """
 
@@ -14,7 +21,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors import SafetensorError
@@ -24,10 +31,13 @@ from unlearn.backbones import AttentionSite, UnknownBackboneError, backbone_clas
 from unlearn.checks import InputError
 from unlearn.io import atomic_folder, load_checkpoint_file, require_finished
 
-from .adapters import AdapterController
+from .adapters import AdapterController, AdapterStack
+from .official import is_official_folder, load_official, save_official
 
 WEIGHTS_NAME = "adapters.safetensors"
-CONFIG_NAME = "adapter_config.json"
+CONFIG_NAME = "t2v_adapter_config.json"
+#: the config's name before the rename (PEFT's name): still read, never written
+LEGACY_CONFIG_NAME = "adapter_config.json"
 FORMAT = "t2v-unlearn-adapters/1"
 
 
@@ -38,7 +48,7 @@ class AdapterFileError(InputError):
 def adapter_config(
     controller: AdapterController, backbone_name: str, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The ``adapter_config.json`` of ``controller`` (also stored in every Lightning checkpoint)."""
+    """The ``t2v_adapter_config.json`` of ``controller`` (also stored in every Lightning checkpoint)."""
     return {
         "format": FORMAT,
         "backbone": backbone_name,
@@ -67,10 +77,18 @@ def save_adapters(
     return path
 
 
+def config_file(path: str | os.PathLike) -> Path:
+    """The config file of adapter folder ``path``: ``t2v_adapter_config.json``, or the legacy
+    ``adapter_config.json`` of folders written before the rename when only that one exists."""
+    path = Path(path)
+    legacy = path / LEGACY_CONFIG_NAME
+    return legacy if not (path / CONFIG_NAME).is_file() and legacy.is_file() else path / CONFIG_NAME
+
+
 def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
     """The config of the adapter folder ``path``, checked: format, dims, inner width and site names."""
     path = Path(path)
-    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
+    cfg_file, weights = config_file(path), path / WEIGHTS_NAME
     if not cfg_file.is_file() or not weights.is_file():
         raise FileNotFoundError(
             f"{str(path)!r} is not an adapter folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
@@ -129,8 +147,17 @@ def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], whe
     return controller
 
 
-def load_adapters(path: str | os.PathLike) -> tuple[AdapterController, dict[str, Any]]:
-    """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config."""
+def load_adapters(
+    path: str | os.PathLike, sites: Sequence[AttentionSite] | None = None, backbone: str | None = None
+) -> tuple[AdapterController, dict[str, Any]]:
+    """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config. A folder in the
+    T2VUnlearning authors' format (``eraser_weights.pt`` + ``eraser_config.json``) is read too
+    (:mod:`.official`; ``sites``/``backbone``: the model's, needed for HunyuanVideo)."""
+    if is_official_folder(path):
+        names = [s.name for s in sites] if sites is not None else None
+        dims = [s.video_dim for s in sites] if sites is not None else None
+        controller, config = load_official(path, backbone, names, dims)
+        return controller, {"format": FORMAT, **config}
     config = read_adapter_config(path)
     return _controller_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME)), config
 
@@ -177,6 +204,16 @@ def load_adapter_weights(
             f"{key}: {str(path)!r} does not exist. Fix: give the adapters folder of a finished run "
             "(<run>/adapters) or the output of `unlearn export`"
         )
+    if is_official_folder(path):  # the authors' released adapters as the starting point
+        dims = [a.up.out_features for a in controller.adapters]
+        loaded, config = load_official(path, expect_backbone, controller.site_names, dims)
+        if config["inner_dim"] != controller.inner_dim:
+            raise AdapterFileError(
+                f"{key}: the authors' adapters in {path} have rank {config['inner_dim']}; the model has "
+                f"model.adapter_dim={controller.inner_dim}. Fix: set model.adapter_dim: {config['inner_dim']}"
+            )
+        controller.load_state_dict(loaded.state_dict())
+        return
     require_finished(path, key, allow_unfinished, flag="model.allow_unfinished_init=true")
     config = read_adapter_config(path)
     if expect_backbone and config["backbone"] not in (expect_backbone, "unknown"):
@@ -212,9 +249,19 @@ def resolve_adapters(
     from huggingface_hub import snapshot_download
 
     folder = snapshot_download(
-        text, revision=revision, cache_dir=cache_dir, allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, "README.md"]
+        text,
+        revision=revision,
+        cache_dir=cache_dir,
+        allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, LEGACY_CONFIG_NAME, "README.md"],
     )
     return Path(folder)
+
+
+def _denoiser_of(pipeline_or_denoiser: Any) -> Any:
+    for attr in ("transformer", "unet"):
+        if getattr(pipeline_or_denoiser, attr, None) is not None:
+            return getattr(pipeline_or_denoiser, attr)
+    return pipeline_or_denoiser
 
 
 def attach_adapters(
@@ -223,6 +270,7 @@ def attach_adapters(
     scale: float = 1.0,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
+    adapter_name: str | None = None,
 ) -> AdapterController:
     """Install saved adapters on a stock diffusers pipeline (or its transformer/UNet) in place.
 
@@ -233,26 +281,72 @@ def attach_adapters(
     gives the original model back exactly. Returns the controller. Every attention site is checked
     against the adapters (:func:`check_adapter_sites`) before the pipeline is changed: adapters of another model
     leave it untouched.
+
+    Several sets attach side by side (``adapter_name``: ``default_0``, ``default_1``, ... when not given, as
+    diffusers names LoRAs): each adds ``scale × its output`` computed from the same video tokens
+    (:class:`~unlearn.methods.t2vunlearning.adapters.AdapterStack`, kept as ``denoiser._t2v_unlearn_adapters``).
+    :func:`detach_adapters` removes one set or all of them.
     """
+    denoiser = _denoiser_of(pipeline_or_denoiser)
+    stack = getattr(denoiser, "_t2v_unlearn_adapters", None)
+    if stack is not None and not isinstance(stack, AdapterStack):
+        raise AdapterFileError("the model holds adapters attached by an older t2v-unlearn; build the pipeline again")
+    name = adapter_name if adapter_name is not None else f"default_{len(stack.sets) if stack else 0}"
+    if not isinstance(name, str) or not name:
+        raise InputError(f"adapter_name must be a non-empty string, got {name!r}")
+    if stack is not None and name in stack.sets:
+        raise InputError(
+            f"adapter_name {name!r} is already attached (attached: {', '.join(stack.sets)}). Fix: give another "
+            f"adapter_name, or detach_adapters(pipe, {name!r}) first"
+        )
     path = resolve_adapters(path_or_repo, revision=revision, cache_dir=cache_dir)
-    controller, config = load_adapters(path)
-    denoiser = pipeline_or_denoiser
-    for attr in ("transformer", "unet"):
-        if getattr(pipeline_or_denoiser, attr, None) is not None:
-            denoiser = getattr(pipeline_or_denoiser, attr)
-            break
-    try:
-        family = backbone_class(config["backbone"])
-    except UnknownBackboneError as e:
-        raise AdapterFileError(f"{path}: {e}") from None
+    if is_official_folder(path):  # the authors' format: the family from the denoiser's class
+        kind = type(denoiser).__name__
+        family_name = "hunyuanvideo" if "HunyuanVideo" in kind else "cogvideox-2b" if "CogVideoX" in kind else None
+        if family_name is None:
+            raise AdapterFileError(
+                f"{path}: the authors' adapters exist for CogVideoX and HunyuanVideo; this denoiser is a {kind}"
+            )
+        family = backbone_class(family_name)
+        sites = family.attention_sites_of(denoiser)
+        controller, config = load_official(path, family_name, [s.name for s in sites], [s.video_dim for s in sites])
+    else:
+        controller, config = load_adapters(path)
+        try:
+            family = backbone_class(config["backbone"])
+        except UnknownBackboneError as e:
+            raise AdapterFileError(f"{path}: {e}") from None
     check_adapter_sites(family.attention_sites_of(denoiser), config, where=f"the adapters in {path}")
     param = next(denoiser.parameters())
     controller.to(param.device)
     controller.scale = float(scale)
-    family.install_adapter_hooks(denoiser, controller)
-    # keep a reference so the controller lives as long as the model
-    denoiser._t2v_unlearn_adapters = controller
+    if stack is None:
+        stack = AdapterStack()
+        stack.family = family
+        stack.sets[name] = controller
+        family.install_adapter_hooks(denoiser, stack)
+        # keep a reference so the adapters live as long as the model
+        denoiser._t2v_unlearn_adapters = stack
+    else:
+        stack.sets[name] = controller
     return controller
+
+
+def detach_adapters(pipeline_or_denoiser: Any, adapter_name: str | None = None) -> None:
+    """Remove the adapter set ``adapter_name`` (all sets when ``None``) attached by :func:`attach_adapters`.
+    When none is left, every hook the attaching installed is removed: the model is the stock one again."""
+    denoiser = _denoiser_of(pipeline_or_denoiser)
+    stack = getattr(denoiser, "_t2v_unlearn_adapters", None)
+    if not isinstance(stack, AdapterStack) or not stack.sets:
+        raise InputError("no adapters are attached to this model (attach_adapters attaches them)")
+    if adapter_name is not None:
+        if adapter_name not in stack.sets:
+            raise InputError(f"no adapter set {adapter_name!r} is attached (attached: {', '.join(stack.sets)})")
+        del stack.sets[adapter_name]
+        if stack.sets:
+            return
+    stack.family.remove_adapter_hooks(denoiser)
+    del denoiser.__dict__["_t2v_unlearn_adapters"]
 
 
 def _read_checkpoint(path: str) -> dict[str, Any]:
@@ -309,30 +403,36 @@ def backbone_provenance(backbone_name: str, source: str | None) -> dict[str, str
     return {"backbone_source": text or None, "backbone_hub_id": hub_id, "backbone_revision": revision}
 
 
-def export_main(argv: list[str] | None = None) -> int:
-    """``unlearn export --ckpt run.ckpt --out adapters/``: Lightning checkpoint → safetensors + JSON (a folder
-    that ``attach_adapters``, ``unlearn evaluate`` and ``model.init_adapters`` read)."""
-    import argparse
+def export_adapters(
+    ckpt: str,
+    out: str,
+    format: Literal["t2v-unlearn", "t2vunlearning"] = "t2v-unlearn",
+    allow_unfinished: bool = False,
+) -> Path:
+    """Lightning checkpoint of :class:`T2VUnlearning` → an adapter folder.
 
-    parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
-    parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
-    parser.add_argument("--out", required=True, help="output folder for adapters.safetensors + adapter_config.json")
-    parser.add_argument(
-        "--allow-unfinished",
-        action="store_true",
-        help="export a checkpoint of a run that failed or was interrupted (run_status.json)",
-    )
-    args = parser.parse_args(argv)
-    ckpt = _read_checkpoint(args.ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
-    require_finished(args.ckpt, "--ckpt", args.allow_unfinished)
-    hp = ckpt.get("hyper_parameters") or {}
-    state = {k[len("controller.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("controller.")}
+    Args:
+        ckpt: ``.ckpt`` written by ``unlearn fit`` (adapters only; read tensors-only, never unpickled).
+        out: output folder.
+        format: ``"t2v-unlearn"``: ``adapters.safetensors`` + ``t2v_adapter_config.json`` (what ``attach_adapters``,
+            ``unlearn evaluate`` and ``model.init_adapters`` read); ``"t2vunlearning"``: the authors'
+            ``eraser_weights.pt`` + ``eraser_config.json``, which their ``test_cogvideo.py`` / ``test_hunyuan.py``
+            read with ``--eraser_path`` (:mod:`.official`; HunyuanVideo adapters must be zero outside the
+            single-stream blocks, ``model.adapter_sites: authors``).
+        allow_unfinished: export a checkpoint of a run that failed or was interrupted.
+    """
+    if format not in ("t2v-unlearn", "t2vunlearning"):
+        raise InputError(f"export format {format!r}: use 't2v-unlearn' (this package's) or 't2vunlearning' (authors')")
+    ckpt_data = _read_checkpoint(ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
+    require_finished(ckpt, "--ckpt", allow_unfinished)
+    hp = ckpt_data.get("hyper_parameters") or {}
+    state = {k[len("controller.") :]: v for k, v in ckpt_data["state_dict"].items() if k.startswith("controller.")}
     if not state:
         raise AdapterFileError(
-            f"--ckpt {args.ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
+            f"--ckpt {ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
             "it is not a T2VUnlearning checkpoint (a refusal-vector run exports its own folder)"
         )
-    stored = ckpt.get("adapter_config")
+    stored = ckpt_data.get("adapter_config")
     if isinstance(stored, dict) and stored.get("dims"):
         config = dict(stored)
     else:  # checkpoints written before the config was stored: widths from the tensors, no site names
@@ -347,12 +447,47 @@ def export_main(argv: list[str] | None = None) -> int:
             }
         except (KeyError, IndexError, ValueError) as e:
             raise AdapterFileError(
-                f"--ckpt {args.ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
+                f"--ckpt {ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
             ) from None
-    controller = _controller_from(config, state, f"--ckpt {args.ckpt!r}")
+    controller = _controller_from(config, state, f"--ckpt {ckpt!r}")
+    if format == "t2vunlearning":
+        if config.get("site_names") is None:
+            raise AdapterFileError(
+                f"--ckpt {ckpt!r} records no attention-site names (an older checkpoint); the authors' format names "
+                "every site. Fix: export with --format t2v-unlearn"
+            )
+        return save_official(controller, config.get("backbone", "unknown"), out)
     extra = {k: hp[k] for k in ("eta", "alpha", "beta", "adapter_dim", "mask_threshold") if k in hp}
     if config.get("site_names") is None:
         extra["site_names"] = None  # unknown: check_adapter_sites then compares the count and widths only
-    save_adapters(controller, config.get("backbone", "unknown"), args.out, extra=extra)
-    print(f"wrote {args.out}/{WEIGHTS_NAME} and {CONFIG_NAME}")
+    return save_adapters(controller, config.get("backbone", "unknown"), out, extra=extra)
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """``unlearn export --ckpt run.ckpt --out adapters/ [--format t2vunlearning]``: Lightning checkpoint →
+    safetensors + JSON (a folder that ``attach_adapters``, ``unlearn evaluate`` and ``model.init_adapters`` read),
+    or the T2VUnlearning authors' ``eraser_weights.pt`` + ``eraser_config.json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="unlearn export", description=export_main.__doc__)
+    parser.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `unlearn fit` (adapters only)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--format",
+        default="t2v-unlearn",
+        choices=("t2v-unlearn", "t2vunlearning"),
+        help="t2v-unlearn: adapters.safetensors + t2v_adapter_config.json; t2vunlearning: the authors' "
+        "eraser_weights.pt + eraser_config.json (their test_cogvideo.py --eraser_path)",
+    )
+    parser.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="export a checkpoint of a run that failed or was interrupted (run_status.json)",
+    )
+    args = parser.parse_args(argv)
+    out = export_adapters(args.ckpt, args.out, args.format, args.allow_unfinished)
+    names = (
+        ("eraser_weights.pt", "eraser_config.json") if args.format == "t2vunlearning" else (WEIGHTS_NAME, CONFIG_NAME)
+    )
+    print(f"wrote {out}/{names[0]} and {names[1]}")
     return 0

@@ -31,21 +31,35 @@ def preservation_loss(pred_adapted: Tensor, pred_frozen: Tensor) -> Tensor:
     return torch.mean((pred_adapted.float() - pred_frozen.float()) ** 2)
 
 
-def concept_mask(concept_map: Tensor, threshold: float = 0.5) -> tuple[Tensor, Tensor]:
-    """Per-frame normalised map and its thresholded mask.
+#: Receler's mask threshold (``train_receler.py:241``, ``--mask_thres`` default 0.1); the T2VUnlearning authors'
+#: mask code (``receler/concept_reg_cogvideo.py:93``) takes it as an argument without a default, the paper states none
+RECELER_MASK_THRESHOLD = 0.1
+
+
+def concept_mask(
+    concept_map: Tensor, threshold: float = RECELER_MASK_THRESHOLD, region: str = "frame"
+) -> tuple[Tensor, Tensor]:
+    """Normalised map and its thresholded mask.
 
     Args:
         concept_map: ``[B, F, S]`` attention mass of each video token on the concept tokens.
-        threshold: tokens whose normalised value is at least this are inside the mask.
+        threshold: tokens whose normalised value is at least this are inside the mask (Receler: ``>=``,
+            ``concept_reg.py:33``).
+        region: ``"frame"``: min-max within each frame (the T2VUnlearning authors' ``get_cross_attn_mask``,
+            ``receler/concept_reg_cogvideo.py:82-85``, ``amin/amax(dim=(2, 3))`` over a frame's h×w);
+            ``"video"``: over the whole video.
 
     Returns:
-        ``(soft, mask)``, both ``[B, F, S]`` float: ``soft`` min-max normalised to [0, 1] within each frame,
-        ``mask`` = ``soft >= threshold``.
+        ``(soft, mask)``, both ``[B, F, S]`` float: ``soft`` min-max normalised to [0, 1] within each frame (or
+        video), ``mask`` = ``soft >= threshold``.
     """
     if concept_map.dim() != 3:
         raise ValueError(f"concept_map must be [B, F, S]; got {tuple(concept_map.shape)}")
-    lo = concept_map.amin(-1, keepdim=True)
-    hi = concept_map.amax(-1, keepdim=True)
+    if region not in ("frame", "video"):
+        raise ValueError(f"region must be 'frame' or 'video'; got {region!r}")
+    dims = (-1,) if region == "frame" else (-2, -1)
+    lo = concept_map.amin(dims, keepdim=True)
+    hi = concept_map.amax(dims, keepdim=True)
     soft = (concept_map - lo) / (hi - lo).clamp_min(1e-12)
     return soft, (soft >= threshold).float()
 

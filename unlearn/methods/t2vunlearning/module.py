@@ -8,6 +8,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch.utilities import grad_norm
 from torch import Tensor
 
 from unlearn.backbones import PromptEmbedding, VideoBackbone, build_backbone, check_pretrained
@@ -18,8 +19,23 @@ from .adapters import AdapterController
 from .adversarial import worst_case_conditioning
 from .data import batch_embedding
 from .export import adapter_config, load_adapter_weights
-from .losses import concept_mask, localization_loss, preservation_loss, unlearning_loss
+from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, preservation_loss, unlearning_loss
+from .official import author_sites
 from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
+
+
+def frozen_concept_maps(batch: dict[str, Any], num_sites: int) -> list[Tensor]:
+    """The frozen model's concept maps of a batch (``concept_maps.<l>`` ``[B, F, N_l]``, recorded with the pseudo
+    data), in site order; a clear error when the batch has none (``mask_source: frozen`` needs them)."""
+    maps = [batch.get(f"concept_maps.{i}") for i in range(num_sites)]
+    if any(m is None for m in maps):
+        raise ValueError(
+            "model.mask_source 'frozen' needs the frozen model's concept maps in the batch (concept_maps.<site>, "
+            f"{num_sites} sites; the data module records them with the pseudo data when α > 0); this batch has "
+            f"{sorted(k for k in batch if k.startswith('concept_maps.'))}. Fix: use the data module's loader, or "
+            "set model.mask_source: adapted"
+        )
+    return maps
 
 
 class DivergenceError(FloatingPointError):
@@ -41,18 +57,40 @@ class T2VUnlearning(pl.LightningModule):
         backbone_kwargs: family-specific loading options passed to the backbone's ``load`` (e.g.
             HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``).
         adapter_dim: inner width of each adapter.
+        adapter_sites: ``"authors"`` (default): train adapters where the authors' released code injects them
+            (CogVideoX: every block's ``attn1``, ``receler/erasers/cogvideo_erasers.py:76-85``; HunyuanVideo: the
+            single-stream blocks only, ``hunyuan_erasers.py:59-68``); the other sites keep zero adapters (output 0)
+            and ``L_loc`` averages over the trained ones. ``"all"``: every attention where text meets video (the
+            paper's "after each full-attention layer", §3.4; the earlier default, HunyuanVideo's dual-stream
+            blocks too). Other families: every site either way.
         eta: η, strength of the negative guidance in the target ``v_neg``.
         alpha: α, weight of the localization loss (0 disables the concept mask).
-        loc_normalization: ``"paper"`` (default): ``L_loc`` is the paper's Eq. (7), the squared norm
-            ``(1/L) Σ_l ‖o^l ⊙ (1 − M)‖²``, divided by the same per-sample element count as ``L_unlearn``'s mean,
-            so α has the paper's meaning (α = 1 for CogVideoX, 5 for HunyuanVideo). ``"masked_mean"``: each
-            layer's squared norm divided by its number of masked-out entries (the earlier default; there α is
-            larger by the ratio masked-out adapter entries / prediction elements: 24–30 on CogVideoX-2B at 49 frames).
+        loc_normalization: ``"masked_mean"`` (default): each layer's ``‖o^l ⊙ (1 − M)‖²`` divided by its number
+            of masked-out entries, averaged over layers: Receler's regularizer (``train_receler.py:184-185``,
+            ``((e_out * flip_mask) ** 2).mean(1).sum() / flip_mask.sum()``, then ``/= reg_count``), the lineage
+            the paper names for its localization (§3.4). ``"paper"``: Eq. (7)'s squared norm divided by the
+            prediction's element count (the divisor of ``L_unlearn``'s mean, the earlier default); its ``L_loc`` is
+            larger by masked-out adapter entries / prediction elements, K·(1 − coverage) with K = 30 on
+            CogVideoX-2B at 49×480×720 and 48 on CogVideoX-5B and HunyuanVideo (``benchmarks/loc_scale.py``), so
+            the same α localizes K·(1 − coverage) times more than under ``masked_mean``.
         beta: β, weight of the preservation loss (0 disables it).
-        mask_threshold: normalised attention above which a video token is inside the concept mask.
-        mask_layers: build one mask, shared by every layer's L_loc, from the mean normalised map of these
-            attention sites (None: each layer uses its own map). Use it where only some layers localise the
-            concept (in the toy model only the first does); the sites must share a token grid.
+        mask_source: ``"frozen"`` (default): the concept maps come from the frozen model (adapters off) on the
+            loss prompt at ``x_t``, recorded with the pseudo data (Receler ``train_receler.py:138-143``: the maps
+            are captured under ``DisableEraser`` in the frozen forward that makes ``e_p``). ``"adapted"``: from
+            the adapted forward of the training step itself (the earlier default).
+        mask_mode: ``"averaged"`` (default): one mask shared by every layer, thresholded from the mean of the
+            chosen sites' normalised maps (Receler ``concept_reg.py:29-34`` averages the chosen layers' maps into
+            one mask; the paper's Eq. (7) writes one ``M`` for every layer; the authors' ``get_mask`` keeps the
+            average of the normalised per-layer maps, ``receler/concept_reg_cogvideo.py:109-121``).
+            ``"per_layer"``: each layer's own map (the earlier default).
+        mask_normalization: ``"frame"`` (default): min-max per frame (the authors'
+            ``receler/concept_reg_cogvideo.py:82-85``); ``"video"``: over the whole video.
+        mask_threshold: normalised attention at or above which a video token is inside the concept mask
+            (default 0.1: Receler ``train_receler.py:241``; the paper states no value).
+        mask_layers: the attention sites averaged in ``"averaged"`` mode (None: the backbone's
+            ``concept_map_sites``: every site for CogVideoX, the single-stream blocks for HunyuanVideo as the
+            authors' ``receler/concept_reg_hunyuan.py:134`` hooks). Sites of different token grids (a UNet's
+            resolutions) each get the mean of the chosen sites of their own grid.
         learning_rate: Adam learning rate for the adapters.
         weight_decay: AdamW weight decay.
         gradient_checkpointing: recompute the backbone's activations in backward to save memory.
@@ -97,11 +135,15 @@ class T2VUnlearning(pl.LightningModule):
         torch_dtype: str = "bfloat16",
         backbone_kwargs: dict[str, Any] | None = None,
         adapter_dim: int = 128,
+        adapter_sites: Literal["authors", "all"] = "authors",
         eta: float = 7.0,
         alpha: float = 1.0,
-        loc_normalization: Literal["paper", "masked_mean"] = "paper",
+        loc_normalization: Literal["masked_mean", "paper"] = "masked_mean",
         beta: float = 0.0,
-        mask_threshold: float = 0.5,
+        mask_source: Literal["frozen", "adapted"] = "frozen",
+        mask_mode: Literal["averaged", "per_layer"] = "averaged",
+        mask_normalization: Literal["frame", "video"] = "frame",
+        mask_threshold: float = RECELER_MASK_THRESHOLD,
         mask_layers: list[int] | None = None,
         learning_rate: float = 1e-4,
         weight_decay: float = 0.0,
@@ -139,7 +181,7 @@ class T2VUnlearning(pl.LightningModule):
             high=1,
             open_low=True,
             open_high=True,
-            fix="The mask keeps video tokens whose normalised concept attention is above it (paper: 0.5)",
+            fix="The mask keeps video tokens whose normalised concept attention is at least it (Receler: 0.1)",
         )
         check_range("model.learning_rate", learning_rate, low=0, open_low=True)
         check_range("model.weight_decay", weight_decay, low=0)
@@ -156,9 +198,22 @@ class T2VUnlearning(pl.LightningModule):
         check_choice(
             "model.loc_normalization",
             loc_normalization,
-            ("paper", "masked_mean"),
-            fix="'paper' is Eq. (7) over the unlearning loss's divisor; 'masked_mean' a per-entry mean",
+            ("masked_mean", "paper"),
+            fix="'masked_mean' is Receler's per-entry mean; 'paper' Eq. (7) over the unlearning loss's divisor",
         )
+        check_choice("model.mask_source", mask_source, ("frozen", "adapted"), fix="'frozen' is Receler's choice")
+        check_choice(
+            "model.adapter_sites", adapter_sites, ("authors", "all"), fix="'authors' is where their code puts them"
+        )
+        check_choice("model.mask_mode", mask_mode, ("averaged", "per_layer"), fix="'averaged' is Receler's choice")
+        check_choice(
+            "model.mask_normalization", mask_normalization, ("frame", "video"), fix="'frame' is the authors' choice"
+        )
+        if mask_mode == "per_layer" and mask_layers:
+            raise InputError(
+                f"model.mask_layers {mask_layers!r} chooses the sites of an averaged mask, but model.mask_mode is "
+                "'per_layer' (each layer its own map). Fix: drop mask_layers or set mask_mode: averaged"
+            )
         check_int(
             "model.adversarial_steps", adversarial_steps, low=0, fix="0 is the paper's method (no adversarial training)"
         )
@@ -180,6 +235,13 @@ class T2VUnlearning(pl.LightningModule):
         self.controller = AdapterController([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
         self.controller.concept_map_route = concept_map_kernel
         self.backbone.attach_controller(self.controller)
+        #: indices of the sites whose adapters train (``adapter_sites``); the others stay exactly zero
+        self.trained_sites = list(range(len(sites)))
+        if adapter_sites == "authors":
+            self.trained_sites = author_sites(self.backbone.name, [s.name for s in sites])
+        for i, adapter in enumerate(self.controller.adapters):
+            if i not in self.trained_sites:
+                adapter.requires_grad_(False)
         if gradient_checkpointing and hasattr(self.backbone.denoiser, "enable_gradient_checkpointing"):
             self.backbone.denoiser.enable_gradient_checkpointing()
         if mask_layers:
@@ -215,9 +277,11 @@ class T2VUnlearning(pl.LightningModule):
         settings: SamplerSettings = dm.sampler_settings(self.backbone)
         out: dict[str, Any] = {}
         reqs, pre_reqs, stops = [], [], []
+        frozen_maps = "concept_tokens" in batch and self.hparams.get("mask_source", "frozen") == "frozen"
         for b in range(batch["regen_prompt_index"].shape[0]):
             p = dm.training_prompts[int(batch["regen_prompt_index"][b])]
-            reqs.append(TrajectoryRequest("unlearn", p.prompt, int(batch["regen_seed"][b]), dm.loss_prompt(p)))
+            tokens = tuple(bool(x) for x in batch["concept_tokens"][b].tolist()) if frozen_maps else None
+            reqs.append(TrajectoryRequest("unlearn", p.prompt, int(batch["regen_seed"][b]), dm.loss_prompt(p), tokens))
             stops.append(int(batch["regen_step"][b]))
             if "regen_pre_index" in batch:
                 q = dm.preserve_prompts[int(batch["regen_pre_index"][b])]
@@ -264,20 +328,28 @@ class T2VUnlearning(pl.LightningModule):
             del pred_pre
         cond = batch_embedding(batch, "cond.")
         tokens = batch.get("concept_tokens") if hp.alpha > 0 else None
-        with self.controller.capturing(tokens):
+        frozen = hp.get("mask_source", "frozen") == "frozen"
+        # the adapted forward records the concept maps only when the mask comes from it (mask_source: adapted)
+        with self.controller.capturing(None if frozen else tokens):
             pred = bb.predict(batch["x_t"], batch["timesteps"], cond)
         squares, maps = self.controller.take()
+        if hp.alpha > 0 and frozen:
+            maps = frozen_concept_maps(batch, len(self.controller.adapters))
+            maps = [m.to(pred.device) for m in maps]
         losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
         if hp.adversarial_steps > 0:
             losses["adv_unlearn"] = self.adversarial_unlearning_loss(batch, cond)
             loss = loss + hp.adversarial_weight * losses["adv_unlearn"]
         if hp.alpha > 0:
-            if tokens is None:
+            if tokens is None and not frozen:
                 raise ValueError("model.alpha > 0 needs concept token masks in the batch (the data module makes them)")
             masks = self.concept_masks(maps)
+            trained = getattr(self, "trained_sites", None) or list(range(len(squares)))
+            if len(trained) < len(squares):  # L_loc over the adapters that train (adapter_sites: authors)
+                squares, masks = [squares[i] for i in trained], [masks[i] for i in trained]
             per_sample = pred[0].numel() if hp.get("loc_normalization", "paper") == "paper" else None
-            widths = [a.up.out_features for a in self.controller.adapters]  # every site records (capturing)
+            widths = [self.controller.adapters[i].up.out_features for i in trained]  # every site records
             losses["loc"] = localization_loss(squares, masks, per_sample_elements=per_sample, channels=widths)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
@@ -300,22 +372,39 @@ class T2VUnlearning(pl.LightningModule):
         )
         return unlearning_loss(bb.predict(x_t, t, worst), batch["target"])
 
+    def mask_sites(self, num_sites: int) -> list[int]:
+        """The attention sites whose maps an averaged mask is built from (``mask_layers``, or the backbone's
+        ``concept_map_sites``: a site-name prefix; None = every site)."""
+        if self.hparams.mask_layers:
+            bad = [i for i in self.hparams.mask_layers if not 0 <= i < num_sites]
+            if bad:
+                raise ValueError(f"model.mask_layers {bad} out of range: the backbone has {num_sites} attention sites")
+            return list(self.hparams.mask_layers)
+        prefix = getattr(self.backbone, "concept_map_sites", None)
+        names = self.controller.site_names
+        chosen = [i for i in range(num_sites) if prefix is None or names[i].startswith(prefix)]
+        return chosen or list(range(num_sites))
+
     def concept_masks(self, maps: list[Tensor]) -> list[Tensor]:
-        """One concept mask per attention site, from the captured maps (see ``mask_layers``)."""
+        """One concept mask per attention site, from the captured maps (``mask_mode``, ``mask_layers``,
+        ``mask_normalization``, ``mask_threshold``)."""
         hp = self.hparams
-        if not hp.mask_layers:
-            return [concept_mask(m, hp.mask_threshold)[1] for m in maps]
-        bad = [i for i in hp.mask_layers if not 0 <= i < len(maps)]
-        if bad:
-            raise ValueError(f"model.mask_layers {bad} out of range: the backbone has {len(maps)} attention sites")
-        chosen = [maps[i] for i in hp.mask_layers]
-        if any(m.shape != maps[0].shape for m in chosen + maps):
+        thr = hp.mask_threshold
+        region = hp.get("mask_normalization", "frame")
+        if hp.get("mask_mode", "per_layer" if not hp.mask_layers else "averaged") == "per_layer":
+            return [concept_mask(m, thr, region)[1] for m in maps]
+        chosen = self.mask_sites(len(maps))
+        by_grid: dict[tuple[int, ...], list[Tensor]] = {}
+        for i in chosen:
+            by_grid.setdefault(tuple(maps[i].shape), []).append(concept_mask(maps[i], thr, region)[0])
+        masks = {g: (torch.stack(soft).mean(0) >= thr).float() for g, soft in by_grid.items()}
+        missing = sorted({tuple(m.shape) for m in maps} - set(masks))
+        if missing:
             raise ValueError(
-                "model.mask_layers needs attention sites with one token grid; this backbone's sites "
-                "differ (e.g. a UNet's resolutions): leave mask_layers unset"
+                f"model.mask_layers {chosen} has no site with the token grid {missing[0]} of other attention sites "
+                "(e.g. a UNet's resolutions): add one site of every grid, or leave mask_layers unset"
             )
-        soft = torch.stack([concept_mask(m, hp.mask_threshold)[0] for m in chosen]).mean(0)
-        return [(soft >= hp.mask_threshold).float()] * len(maps)
+        return [masks[tuple(m.shape)] for m in maps]
 
     def on_train_epoch_start(self) -> None:
         # per-step regeneration (data.use_cache: false) draws fresh (prompt, seed, step) recipes every epoch
@@ -387,15 +476,18 @@ class T2VUnlearning(pl.LightningModule):
         if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps):
             return
         params = list(self.controller.parameters())
-        grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
         norms = {"train/adapter_norm": torch.stack([p.detach().float().norm() for p in params]).norm()}
-        if grads:
-            norms["train/grad_norm"] = torch.stack(grads).norm()
+        # Lightning's own: the 2-norm of all the adapters' gradients as one vector
+        total = grad_norm(self.controller, 2).get("grad_2.0_norm_total")
+        if total is not None:
+            norms["train/grad_norm"] = total
         self.log_dict(norms, prog_bar=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
-            self.controller.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+            [p for p in self.controller.parameters() if p.requires_grad],
+            lr=self.hparams.learning_rate,
+            weight_decay=self.hparams.weight_decay,
         )
 
     # ------------------------------------------------------------------ checkpoints: adapters only

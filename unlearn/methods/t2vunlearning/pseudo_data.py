@@ -7,6 +7,12 @@ every recorded step ``i`` (latent ``x_t``, ``t = timesteps[i]``) the sampler alr
 - role ``"unlearn"``: ``v_neg = v(x_t, ∅, t) − η (v(x_t, c, t) − v(x_t, ∅, t))``;
 - role ``"preserve"``: the frozen prediction ``v(x_t, c_pre, t)``.
 
+When a request carries its concept token mask (``concept_tokens``), the frozen conditional forward on the loss
+prompt (the one that makes ``v(x_t, c, t)``) also records, per attention site, each video token's attention mass on
+the concept tokens: ``concept_maps.<l>`` ``[S, F, N_l]`` per site ``l``, the frozen-model maps the concept mask
+is built from (Receler ``train_receler.py:138-143``: the mask comes from the frozen model on the concept prompt).
+No extra forward runs.
+
 So one sampling run per (prompt, seed) yields a whole trajectory of training samples, and training costs the
 adapted forward and backward only. :class:`PseudoTrajectoryCache` stores each trajectory as one safetensors
 file keyed by a hash of everything that determines it (:func:`sampler_identity`: backbone weights, prediction
@@ -22,6 +28,7 @@ are removed by the next build (:func:`unlearn.io.clean_orphan_temps`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -97,6 +104,8 @@ class TrajectoryRequest:
     prompt: str
     seed: int
     loss_prompt: str
+    #: the loss prompt's concept-token mask (one bool per text position): record the frozen concept maps
+    concept_tokens: tuple[bool, ...] | None = None
 
     def key(self, identity: dict[str, Any], settings: SamplerSettings, eta: float) -> str:
         """The cache key: ``identity`` is :func:`sampler_identity` of the backbone that samples."""
@@ -111,6 +120,8 @@ class TrajectoryRequest:
             # η only shapes the unlearning target
             "eta": float(eta) if self.role == "unlearn" else None,
         }
+        if self.concept_tokens is not None:  # only then: keys of requests without maps are unchanged
+            payload["concept_tokens"] = [int(b) for b in self.concept_tokens]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -129,6 +140,9 @@ def make_trajectories(
     Adapters, if attached, must be switched off by the caller (see :meth:`AdapterController.disabled`).
     ``stop_after`` ends sampling early (per-step regeneration only needs the last recorded step).
     ``progress`` shows the sampler's steps (a full-size batch of trajectories takes minutes).
+    Requests with ``concept_tokens`` also return ``concept_maps.<l>`` ``[S, F, N_l]`` per attention site ``l``: the
+    frozen model's attention mass of each video token on the concept tokens, per attention site, recorded in the
+    conditional forward on the loss prompt that the target needs anyway (the backbone's controller captures it).
     """
     steps = settings.steps()
     wanted = set(steps)
@@ -139,13 +153,43 @@ def make_trajectories(
     uncond = backbone.encode_prompts([settings.negative_prompt] * len(requests))
     roles = [r.role for r in requests]
     rec: dict[str, list[Tensor]] = {"x_t": [], "timesteps": [], "target": []}
+    with_maps = [r.concept_tokens is not None for r in requests]
+    controller = getattr(backbone, "controller", None)
+    if any(with_maps) and controller is None:
+        raise ValueError("make_trajectories: concept_tokens need a backbone with an adapter controller attached")
+    tokens2 = None  # [uncond rows | cond rows] as the batched guided prediction orders them
+    if any(with_maps):
+        width = max(len(r.concept_tokens) for r in requests if r.concept_tokens is not None)
+        # a request without concept tokens (a preserve trajectory in the same batch) gets no maps
+        tokens = torch.tensor(
+            [list(r.concept_tokens) if r.concept_tokens is not None else [False] * width for r in requests],
+            dtype=torch.bool,
+        )
+        tokens2 = torch.cat([torch.zeros_like(tokens), tokens])
+        rec["concept_maps"] = []
+    capture = contextlib.ExitStack()
+
+    def arm(i: int) -> tuple[PromptEmbedding, PromptEmbedding]:
+        # called by the sampler right before its forward of step i: capture the concept maps of that forward
+        if tokens2 is not None and not separate_loss_cond and i in wanted:
+            capture.enter_context(controller.capturing(tokens2))
+        return cond, uncond
+
+    def take_maps() -> None:
+        _, maps = controller.take()
+        capture.close()
+        # per site [2B, F, N_l] (uncond rows first): the conditional rows (sites of a UNet differ in N_l)
+        rec["concept_maps"].append([m[len(requests) :].float().to("cpu") for m in maps])
 
     def on_step(i: int, t: Tensor, x_t: Tensor, pred_uncond: Tensor, pred_cond: Tensor) -> None:
         if i not in wanted:
             return
         if separate_loss_cond:
             # the loss is conditioned on a different text (e.g. the bare concept): one more frozen call
-            pred_uncond, pred_cond, _ = backbone.guided_prediction(x_t, t, loss_cond, uncond, 1.0)
+            with controller.capturing(tokens2) if tokens2 is not None else contextlib.nullcontext():
+                pred_uncond, pred_cond, _ = backbone.guided_prediction(x_t, t, loss_cond, uncond, 1.0)
+        if tokens2 is not None:
+            take_maps()
         neg = negatively_guided_target(pred_uncond.float(), pred_cond.float(), eta)
         target = torch.stack([neg[b] if role == "unlearn" else pred_cond[b].float() for b, role in enumerate(roles)])
         rec["x_t"].append(x_t.detach().to("cpu"))
@@ -153,26 +197,36 @@ def make_trajectories(
         rec["timesteps"].append(t.reshape(1).expand(len(requests)).to("cpu"))
 
     last = max(steps) + 1 if stop_after is None else stop_after
-    backbone.sample(
-        prompts,
-        [r.seed for r in requests],
-        num_frames=settings.num_frames,
-        height=settings.height,
-        width=settings.width,
-        num_inference_steps=settings.num_inference_steps,
-        guidance_scale=settings.guidance_scale,
-        cond=cond,
-        uncond=uncond,
-        stop_at_step=last,
-        on_step=on_step,
-        progress=progress,
-    )
+    with capture:
+        backbone.sample(
+            prompts,
+            [r.seed for r in requests],
+            num_frames=settings.num_frames,
+            height=settings.height,
+            width=settings.width,
+            num_inference_steps=settings.num_inference_steps,
+            guidance_scale=settings.guidance_scale,
+            cond=cond,
+            uncond=uncond,
+            stop_at_step=last,
+            on_step=on_step,
+            cond_for_step=arm if tokens2 is not None else None,
+            progress=progress,
+        )
     x_t = torch.stack(rec["x_t"], 1)  # [B, S, ...]
     target = torch.stack(rec["target"], 1)
     ts = torch.stack(rec["timesteps"], 1)
+    # per site l: [B, S, F, N_l]
+    maps = (
+        [torch.stack(per_site, 1) for per_site in zip(*rec["concept_maps"], strict=True)]
+        if tokens2 is not None
+        else None
+    )
     out = []
     for b in range(len(requests)):
         entry = {"x_t": x_t[b].contiguous(), "target": target[b].contiguous(), "timesteps": ts[b].contiguous()}
+        if maps is not None and with_maps[b]:
+            entry.update({f"concept_maps.{site}": m[b].contiguous() for site, m in enumerate(maps)})
         entry.update({k: v.contiguous() for k, v in loss_cond[b : b + 1].to("cpu").to_dict("cond.").items()})
         out.append(entry)
     return out
@@ -248,6 +302,8 @@ class PseudoTrajectoryCache:
             raise CacheEntryError("its tensors do not match their recorded checksum (the file was changed)")
         if not {"x_t", "target", "timesteps"} <= set(names):
             raise CacheEntryError(f"lacks trajectory tensors (has {sorted(names)})")
+        if meta.get("concept_tokens") is not None and "concept_maps.0" not in names:
+            raise CacheEntryError("was asked for the frozen concept maps but holds none")
 
     def _usable(self, key: str) -> bool:
         path = self.path(key)
@@ -330,6 +386,10 @@ class TrajectoryFile:
         try:
             with safe_open(self.path, framework="pt") as f:
                 self.num_steps = f.get_slice("timesteps").get_shape()[0]
+                #: per-site frozen concept maps, in site order
+                self.map_keys = tuple(
+                    sorted((k for k in f.keys() if k.startswith("concept_maps.")), key=lambda k: int(k.split(".")[1]))  # noqa: SIM118
+                )
                 self.cond = PromptEmbedding.from_dict(
                     {k: f.get_tensor(k) for k in f.keys() if k.startswith("cond.")}, "cond."
                 )
@@ -344,7 +404,9 @@ class TrajectoryFile:
         self._tensors: dict[str, Tensor] | None = None
 
     def step(self, i: int) -> dict[str, Tensor]:
-        keys = ("x_t", "target", "timesteps")
+        """Recorded step ``i``: ``x_t``, ``target``, ``timesteps`` and, in entries made with concept tokens, the
+        frozen model's ``concept_maps.<l>`` ``[F, N_l]`` per attention site."""
+        keys = ("x_t", "target", "timesteps", *self.map_keys)
         if self._tensors is None and os.path.getsize(self.path) <= self.in_memory_bytes:
             with safe_open(self.path, framework="pt") as f:
                 self._tensors = {k: f.get_tensor(k) for k in keys}

@@ -1,7 +1,7 @@
 """Loaders for public prompt suites, one module per source, and the registry ``LOADERS`` that configs name them by.
 
 Third-party suites (Ring-A-Bell, SafeSora, T2VSafetyBench, I2P, the I2P nudity subset, ESD's ImageNet
-prompts) are **not shipped** with this project: download them from their authors and point the loaders at
+prompts, the T2VUnlearning authors' ``evaluation/data`` sets) are **not shipped** with this project: download them from their authors and point the loaders at
 your copy. Their licences differ (SafeSora: CC BY-NC 4.0, non-commercial; T2VSafetyBench: no licence file;
 I2P and UnlearnDiffAtk's nudity subset: MIT); see ``docs/prompts.md``.
 
@@ -23,6 +23,7 @@ from unlearn.prompts.loaders.nudity import load_nudity_subset
 from unlearn.prompts.loaders.ring_a_bell import load_ring_a_bell
 from unlearn.prompts.loaders.safesora import SAFESORA_CATEGORY_ALIASES, load_safesora
 from unlearn.prompts.loaders.t2vsafetybench import T2VSAFETYBENCH_CATEGORIES, load_t2vsafetybench
+from unlearn.prompts.loaders.t2vunlearning import T2VUNLEARNING_SETS, load_t2vunlearning
 from unlearn.prompts.suite import PromptSuite
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "load_ring_a_bell",
     "load_safesora",
     "load_t2vsafetybench",
+    "load_t2vunlearning",
+    "T2VUNLEARNING_SETS",
     "load_esd_csv",
     "SAFESORA_CATEGORY_ALIASES",
     "T2VSAFETYBENCH_CATEGORIES",
@@ -52,6 +55,7 @@ LOADERS: dict[str, Callable[..., PromptSuite]] = {
     "safesora": load_safesora,
     "t2vsafetybench": load_t2vsafetybench,
     "esd": load_esd_csv,
+    "t2vunlearning": load_t2vunlearning,  # the authors' evaluation/data sets by name: set="gen_cogvideox", ...
 }
 
 
