@@ -114,16 +114,20 @@ def _fit(tmp_path, **model_kwargs) -> T2VUnlearning:
     return model
 
 
-def test_the_first_training_step_checks_one_layers_map(tmp_path):
-    model = _fit(tmp_path)
+@pytest.mark.parametrize("mask_source", ["frozen", "adapted"])
+def test_the_first_map_of_a_run_is_checked(tmp_path, mask_source):
+    """frozen: the first map the pseudo data records; adapted: the first training step's."""
+    model = _fit(tmp_path, mask_source=mask_source)
     (result,) = model.map_check
     assert result["kernel"] == "flash" and result["max_abs"] < MAP_CHECK_ATOL
 
 
 def test_a_mismatch_stops_training_and_one_key_runs_the_chunked_route(tmp_path, shifted_lse):
-    with pytest.raises(ConceptMapKernelError, match="first training step.*concept_map_kernel: chunked"):
-        _fit(tmp_path / "fused")
-    model = _fit(tmp_path / "chunked", concept_map_kernel="chunked")
-    assert model.map_check == []  # every map came from the chunked route: nothing fused to compare
+    for source in ("frozen", "adapted"):
+        with pytest.raises(ConceptMapKernelError, match="first concept map|first training step"):
+            _fit(tmp_path / f"fused_{source}", mask_source=source)
+    for source in ("frozen", "adapted"):
+        model = _fit(tmp_path / f"chunked_{source}", concept_map_kernel="chunked", mask_source=source)
+        assert model.map_check == []  # every map came from the chunked route: nothing fused to compare
     with pytest.raises(Exception, match="concept_map_kernel"):
         T2VUnlearning(backbone="cogvideox-2b", tiny=True, concept_map_kernel="cudnn")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -113,8 +115,9 @@ class T2VUnlearning(pl.LightningModule):
             cuDNN) and adds only the concept columns' logits; ``"chunked"`` recomputes every key's logits in
             query chunks (exact, one more pass over the keys per mapped layer). The fallback when the check
             below fails.
-        check_concept_map: at the first training step (α > 0), compare the first mapped layer's fused-kernel
-            map with the chunked recompute of the same call; a difference above
+        check_concept_map: where a run first makes concept maps (α > 0: the pseudo data with ``mask_source:
+            frozen``, else the first training step), compare the first mapped layer's fused-kernel map with the
+            chunked recompute of the same call; a difference above
             ``unlearn.backbones.attention.MAP_CHECK_ATOL`` stops the run with
             :class:`~unlearn.backbones.attention.ConceptMapKernelError` (the result is logged as
             ``train/map_check_max_abs`` and kept in ``map_check``).
@@ -427,6 +430,25 @@ class T2VUnlearning(pl.LightningModule):
             logged.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "total"})
             self.log_dict(logged, prog_bar=False, batch_size=batch["x_t"].shape[0])
         return losses["total"]
+
+    @contextlib.contextmanager
+    def guarded_concept_maps(self) -> Iterator[None]:
+        """Around the first concept maps a run makes (the data module's pseudo-data build: ``mask_source: frozen``
+        records them there): the first mapped layer's fused-kernel map is compared with the chunked recompute of
+        the same call and a mismatch stops the run (``check_concept_map``). Nothing is checked when no map is made
+        inside (a full cache): the first training step then checks its own maps, if it makes any."""
+        hp = self.hparams
+        if self.map_check is not None or not hp.get("check_concept_map", True) or hp.alpha <= 0:
+            yield
+            return
+        with checking_concept_map(layers=1, atol=MAP_CHECK_ATOL) as check:
+            yield
+        if check.results:
+            self.map_check = check.results
+            check.verify(
+                what=f"model: {self.backbone.name}'s first concept map (pseudo data)",
+                fix="set model.concept_map_kernel: chunked",
+            )
 
     def _checked_first_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """The first training step with its concept-map kernel guarded (``check_concept_map``): the first mapped
