@@ -116,6 +116,9 @@ def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
 def data_module(cfg: dict[str, Any]):
     """The config's data module, built for real (prompts, preserve prompts, trajectory requests)."""
     args = {k: v for k, v in cfg["data"].items() if k != "class_path"}
+    if "augment_source" in args:
+        # only the number of prompts counts here: the offline grammar writes as many as the configured LLM would
+        args["augment_source"] = "template"
     module, _, cls = (cfg["data"].get("class_path") or "unlearn.methods.t2vunlearning.ConceptDataModule").rpartition(
         "."
     )

@@ -54,6 +54,7 @@ SIZE = [
     "--model.init_args.pretrained", "null",
     "--model.init_args.backbone_kwargs", "{device: cpu, vae: true}",
     "--data.init_args.num_frames", "1",
+    "--data.init_args.augment_source", "template",  # the configs' LLM server is not reachable here
     "--data.init_args.augment", "1",
     "--data.init_args.num_inference_steps", "2",
     "--data.init_args.record_steps", "[0]",

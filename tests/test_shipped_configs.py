@@ -42,6 +42,8 @@ RUN = ["--trainer.accelerator", "cpu", "--trainer.precision", "32-true", "--trai
 #: pseudo data of a full-size T2VUnlearning config at the tiny model's size: 2 augmented prompts, 9 frames of
 #: 32x32, 4 sampler steps (record steps inside them); the tiny_*.yaml's size (configs/base/tiny.yaml)
 SMALL_DATA = [
+    # the configs' augmenting LLM is a server the tests cannot reach: the offline grammar writes the 2 prompts
+    "--data.init_args.augment_source", "template",
     "--data.init_args.augment", "2",
     "--data.init_args.num_frames", "9",
     "--data.init_args.height", "32",
@@ -55,12 +57,18 @@ SIZE: dict[str, list[str]] = {
     # the tiny T5 reads 16 tokens (the real one 226): CogVideoX-style paragraphs name "golf ball" past them
     "cogx2b_imagenet.yaml": [*SMALL_DATA, "--data.init_args.prompts", '["A golf ball in a sunny field"]'],
     "cogx2b_nudity.yaml": SMALL_DATA,
+    "cogx2b_esd_nudity.yaml": SMALL_DATA,
     "cogx5b_nudity.yaml": SMALL_DATA,
     "hunyuan_faces.yaml": SMALL_DATA,
     "hunyuan_nudity.yaml": SMALL_DATA,
     # ZeroScope's VAE downsamples by 8 and its UNet by 8 more: 64x64 is its smallest size (tiny_zeroscope.yaml)
-    "zeroscope_nudity.yaml": SMALL_DATA[:2] + ["--data.init_args.num_frames", "4", "--data.init_args.height", "64",
-                                               "--data.init_args.width", "64"] + SMALL_DATA[8:],
+    "zeroscope_nudity.yaml": [
+        *SMALL_DATA[:4],
+        "--data.init_args.num_frames", "4",
+        "--data.init_args.height", "64",
+        "--data.init_args.width", "64",
+        *SMALL_DATA[10:],
+    ],
     # the toy world runs at its own size; fewer prompts and sampler steps
     "toy_shapes.yaml": ["--data.init_args.num_prompts", "4", "--data.init_args.record_steps", "[2, 5]"],
     # the evaluation suites: 2 sampler steps; the toy suite at one prompt per group
