@@ -125,7 +125,7 @@ def measure(
     from fullsize_models import FULLSIZE, PROMPT, training_batch
 
     from unlearn.backbones.attention import MAP_CHECK_ATOL, checking_concept_map
-    from unlearn.methods.t2vunlearning import T2VUnlearning
+    from unlearn.methods.t2vunlearning import T2VUnlearning, batch_embedding
     from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
 
     spec = FULLSIZE[name]
@@ -176,19 +176,20 @@ def measure(
         opt.step()
         return float(losses["total"].detach())
 
+    # the map of the first mapped layer as the run makes it (the frozen forward of the pseudo data, no grad, under
+    # autocast): the fused kernel's map against the chunked recompute of the same call
+    with torch.no_grad(), autocast(), checking_concept_map(layers=1) as check:
+        with model.controller.disabled(), model.controller.capturing(batch["concept_tokens"]):
+            bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
+        model.controller.take()
+    first = check.results[0] if check.results else {"kernel": "chunked", "max_abs": 0.0}
+    out["attention_backend"] = first["kernel"]
+    out["map_max_abs"] = first["max_abs"]
+    out["map_tolerance"] = MAP_CHECK_ATOL
+    out["map_ok"] = first["max_abs"] <= MAP_CHECK_ATOL
+
     for with_map in (True, False):
-        if with_map:
-            # warm-up (kernels chosen, allocator primed) with the map of the first mapped layer checked: the fused
-            # kernel's map against the chunked recompute of the same call, in the training step itself
-            with checking_concept_map(layers=1) as check:
-                step(True)
-            first = check.results[0] if check.results else {"kernel": "chunked", "max_abs": 0.0}
-            out["attention_backend"] = first["kernel"]
-            out["map_max_abs"] = first["max_abs"]
-            out["map_tolerance"] = MAP_CHECK_ATOL
-            out["map_ok"] = first["max_abs"] <= MAP_CHECK_ATOL
-        else:
-            step(False)  # warm-up
+        step(with_map)  # warm-up: kernels chosen, allocator primed
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times = [timed(device, lambda m=with_map: step(m))[0] for _ in range(steps)]
