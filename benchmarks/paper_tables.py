@@ -13,7 +13,8 @@
             --clip-pretrained /models/open_clip_vit_b32.bin
 
 Every command writes ``<out>/table.md`` + ``<out>/table.json`` (the paper's layout), and one runner folder per
-run (``videos/<row>/<index>.mp4``, ``results.json``, ``results.md``, ``plots/``). A killed command is resumed by
+run (``videos/<row>_<index>_<label>.mp4``, ``metrics.json``, ``metrics.md``, ``plots/``: the files of
+``unlearn evaluate``). A killed command is resumed by
 running it again. ``--rows`` picks the rows (default: original negprompt safree t2vunlearning, plus
 refusal_vector when ``--refusal`` is given). See ``benchmarks/README.md`` for what each needs (GPU, weights).
 """
@@ -225,7 +226,7 @@ def table_objects(a) -> int:
         suite_options={"per_label": a.per_label} if a.per_label else None,
         **{**_common(a), "num_frames": a.num_frames or (None if a.tiny else 17)},
     )
-    by_class = classification_by_class(r["rows"])
+    by_class = classification_by_class(r["rows"], r.get("erased_class"))
     table = {c: {r["methods"][m]["kind"]: row for m, row in rows.items()} for c, rows in by_class.items()}
     _write_table(out, "Table 2: object erasure (%)", table2_objects(table), {"rows": table, "settings": r["settings"]})
     return 0

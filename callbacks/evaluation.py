@@ -21,6 +21,7 @@ from unlearn.evaluation import (
 )
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
+from unlearn.evaluation.store import video_stem
 from unlearn.evaluation.tables import read_metrics, write_metrics
 from unlearn.methods.baselines.keywords import authors_keywords
 from unlearn.video import write_mp4
@@ -266,7 +267,7 @@ class ErasureEvaluation(pl.Callback):
         for row in self.rows:
             videos = generator.generate(row, [it.prompt for it in picks], [it.seed for it in picks]).cpu()
             for i, (v, it) in enumerate(zip(videos, picks)):
-                path = write_mp4(v, out / "videos" / f"{row}_{i}_{it.label.replace(' ', '_')}.mp4", fps=4)
+                path = write_mp4(v, out / "videos" / f"{video_stem(row, i, it.label)}.mp4", fps=4)
                 written.setdefault(row, []).append((f"{it.label}: {it.prompt}", path))
                 frames.setdefault(row, []).append(v.numpy())
         return written, frames

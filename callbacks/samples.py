@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import atomic_write_text
+from unlearn.limits import check_video_size
 from unlearn.video import write_mp4
 
 from .periods import Period
@@ -68,6 +69,7 @@ class SampleVideoCallback(pl.Callback):
             check_int(f"SampleVideoCallback.{key}", value, low=1, optional=True)
         check_range("SampleVideoCallback.guidance_scale", guidance_scale, low=0, optional=True)
         check_int("SampleVideoCallback.fps", fps, low=1)
+        check_video_size("SampleVideoCallback", num_frames, height, width)
         self.prompts = prompts
         self.dirpath = dirpath
         self.seed = seed

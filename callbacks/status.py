@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from unlearn.io import write_run_status
+from unlearn.signals import Interrupted
 
 
 class RunStatus(pl.Callback):
     """Write ``run_status.json`` into the run's output folders: ``"running"`` before anything else of the fit
     is written, ``"finished"`` after the last callback's ``on_fit_end``, ``"failed"`` (with the error) when the
-    fit raises or is interrupted. ``unlearn evaluate``, ``unlearn export`` and ``model.init_adapters`` refuse
+    fit raises, ``"interrupted"`` (with the signal) after SIGTERM/SIGINT. A status that cannot be written (a
+    full disk) is said on stderr. ``unlearn evaluate``, ``unlearn export`` and ``model.init_adapters`` refuse
     files under a folder whose run failed or was killed (:func:`unlearn.io.require_finished`), so the
     adapters or metrics of an earlier run in the same folder are never mistaken for this run's.
 
@@ -53,7 +57,14 @@ class RunStatus(pl.Callback):
 
     def _write(self, status: str, **info: Any) -> None:
         for f in self.folders:
-            write_run_status(f, status, run_id=self.run_id, **info)
+            try:
+                write_run_status(f, status, run_id=self.run_id, **info)
+            except OSError as e:  # a full disk, a read-only folder: the old status stays; say so, once per folder
+                print(
+                    f"unlearn: could not write {Path(f) / 'run_status.json'} ({status!r}): {e.strerror or e}. Readers "
+                    "treat the folder as not finished (the writer's process is gone); free space and rerun",
+                    file=sys.stderr,
+                )
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -71,5 +82,9 @@ class RunStatus(pl.Callback):
         if self.run_id is None:
             self.start(trainer, pl_module)
         error = " ".join(f"{type(exception).__name__}: {exception}".split())
-        self._write("failed", error=error[:2000], global_step=trainer.global_step)
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):  # SIGINT / SIGTERM (unlearn.signals)
+            signal_name = str(exception) if isinstance(exception, Interrupted) else type(exception).__name__
+            self._write("interrupted", signal=signal_name, global_step=trainer.global_step)
+        else:
+            self._write("failed", error=error[:2000], global_step=trainer.global_step)
         self.run_id = None

@@ -113,6 +113,7 @@ def test_interpolations_follow_keys_set_on_the_command_line():
     tiny = yaml.safe_load(print_config(ROOT / "configs/tiny_wan.yaml", "--trainer.default_root_dir", "/tmp/elsewhere"))
     assert tiny["trainer"]["logger"]["init_args"]["save_dir"] == "/tmp/elsewhere"
     assert [c["init_args"]["dirpath"] for c in tiny["trainer"]["callbacks"]] == [
+        "/tmp/elsewhere/checkpoints",  # last.ckpt: `--ckpt_path last` (#27)
         "/tmp/elsewhere/adapters",
         "/tmp/elsewhere/masks",
         "/tmp/elsewhere/samples",

@@ -22,8 +22,12 @@ def test_two_shards_then_a_merge_equal_one_run(tmp_path, suite_file, bb, clf, ad
     out = tmp_path / "sharded"
     first = runner(out, suite_file, bb, clf, methods, shard="0/2").run()
     assert first["shard"] == [0, 2] and first["rows"]["original"]["generated"] == 2  # prompts 0 and 2 of 3
-    assert sorted(p.name for p in (out / "videos" / "original").glob("*.mp4")) == ["0.mp4", "2.mp4"]
-    assert not (out / "results.json").exists()  # a shard does not score
+    # the fit callback's names, <row>_<prompt index>_<label>.mp4
+    assert sorted(p.name for p in (out / "videos").glob("original_*.mp4")) == [
+        "original_0_red_ring.mp4",
+        "original_2_blue_square.mp4",
+    ]
+    assert not (out / "metrics.json").exists()  # a shard does not score
     again = runner(out, suite_file, bb, clf, methods, shard="0/2").run()  # a restarted job: nothing to redo
     assert again["rows"]["original"]["generated"] == 0 and again["rows"]["original"]["reused"] == 2
     second = runner(out, suite_file, bb, clf, methods, shard="1/2").run()
@@ -34,9 +38,9 @@ def test_two_shards_then_a_merge_equal_one_run(tmp_path, suite_file, bb, clf, ad
     assert [r["generated"] for r in merged["videos"].values()] == [0, 0]  # every video came from the shards
     assert _rows(merged) == _rows(single)  # one table, the numbers of one run
     # the header states the values used, the backbone's defaults included (not "default")
-    md = (out / "results.md").read_text()
+    md = (out / "metrics.md").read_text()
     assert "num_frames=4, height=16, width=16, num_inference_steps=2" in md and "=default" not in md
-    manifest = json.loads((out / "videos" / "original" / "1.json").read_text())
+    manifest = json.loads((out / "videos" / "original_1_red_ring.json").read_text())
     assert manifest["sampling"] == {k: merged["sampling"][k] for k in manifest["sampling"]}
 
 

@@ -55,7 +55,9 @@ def test_lightning_fit_from_the_command_line_by_shipped_name(tmp_path):
     config = yaml.safe_load(out.stdout)
     assert config["trainer"]["default_root_dir"] == "runs/tiny_cogvideox"
     assert config["trainer"]["logger"]["init_args"]["save_dir"] == "runs/tiny_cogvideox"
-    assert config["trainer"]["callbacks"][0]["init_args"]["dirpath"] == "runs/tiny_cogvideox/adapters"
+    dirpaths = {c["class_path"].rsplit(".", 1)[-1]: c["init_args"]["dirpath"] for c in config["trainer"]["callbacks"]}
+    assert dirpaths["AdapterCheckpoint"] == "runs/tiny_cogvideox/adapters"
+    assert dirpaths["ModelCheckpoint"] == "runs/tiny_cogvideox/checkpoints"  # --ckpt_path last (#27)
 
 
 @pytest.mark.parametrize("sub", ["export", "evaluate", "run"])

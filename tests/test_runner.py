@@ -21,8 +21,10 @@ from unlearn.evaluation import (
     parse_methods,
 )
 from unlearn.evaluation.evaluators import ModuleClassifier
-from unlearn.evaluation.runner import RESULT_FILES, main
+from unlearn.evaluation.runner import LEGACY_RESULT_FILES, RESULT_FILES, main
 from unlearn.evaluation.scoring import compare_rows
+from unlearn.evaluation.store import VideoStore, video_stem
+from unlearn.evaluation.tables import markdown_table, read_metrics
 from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptFileError, PromptSuite
@@ -79,22 +81,67 @@ def runner(out, suite, bb, clf, methods=("original",), **kw):
 
 
 def no_results(out):
-    return not any((out / name).exists() for name in RESULT_FILES) and not (out / "plots").exists()
+    files = (*RESULT_FILES, *LEGACY_RESULT_FILES)
+    return not any((out / name).exists() for name in files) and not (out / "plots").exists()
+
+
+def vid(out, row, i, ext="mp4"):
+    """The runner's file of prompt i: ``videos/<row>_<i>_<label>.<ext>``, the fit callback's names."""
+    return out / "videos" / f"{video_stem(row, i, PROMPTS[i]['concept'])}.{ext}"
+
+
+def stored_videos(out, suite_file, **kw):
+    """The run's videos, read back (the store names files by the suite's labels)."""
+    return VideoStore(out, labels={it.index: it.label for it in load_suite(suite_file)}, **kw)
+
+
+# the top-level fields of the ErasureEvaluation callback's metrics.json (unlearn fit) other than its training
+# state (epoch, global_step, hyperparameters): `unlearn evaluate` writes the same file names with these fields
+FIT_FIELDS = {
+    "rows",
+    "concept",
+    "erased_class",
+    "backbone",
+    "backbone_source",
+    "prompt_suite",
+    "prompt_suite_hash",
+    "num_prompts",
+    "prompts_per_split",
+    "seeds",
+    "evaluator",
+    "seconds_per_row",
+    "units",
+    "methods",
+    "metrics_md_sha256",
+}
 
 
 def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_file, bb, clf, adapters):
     out = tmp_path / "out"
     res = runner(out, suite_file, bb, clf, ["original", f"t2vunlearning={adapters}"]).run()
+    # one folder of videos named like the fit callback's samples: <row>_<prompt index>_<label>.mp4
+    assert sorted(p.name for p in (out / "videos").glob("*.mp4")) == sorted(
+        f"{m}_{i}_{PROMPTS[i]['concept'].replace(' ', '_')}.mp4"
+        for m in ("original", "t2vunlearning")
+        for i in range(3)
+    )
     for method in ("original", "t2vunlearning"):
         for i in range(3):
-            assert (out / "videos" / method / f"{i}.mp4").stat().st_size > 0
-            man = json.loads((out / "videos" / method / f"{i}.json").read_text())
+            assert vid(out, method, i).stat().st_size > 0
+            man = json.loads(vid(out, method, i, "json").read_text())
             assert (man["frames"], man["height"], man["width"]) == (4, 16, 16)
             assert man["prompt"] == PROMPTS[i]["prompt"] and man["seed"] == PROMPTS[i]["seed"]
-    doc = json.loads((out / "results.json").read_text())
+    # one result pair, the fit callback's file names: metrics.json + metrics.md, nothing else
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["metrics.json", "metrics.md"]
+    doc, md = read_metrics(out)  # the pair checks (metrics.json records metrics.md's sha256)
     assert doc == res
+    # the callback's schema: its fields, with its types (backbone: the name, ESR/PSR rows at the top of each row)
+    assert set(doc) >= FIT_FIELDS and doc["units"] == "percent" and doc["concept"] == "red ring"
+    assert set(doc["seconds_per_row"]) == {"original", "t2vunlearning"}
     # provenance: backbone, suite hash (same as the callback's suite_hash), seeds, sampling, evaluator, files
-    assert doc["backbone"]["name"] == "toy-cogvideox" and len(doc["backbone"]["fingerprint"]) == 16
+    assert doc["backbone"] == "toy-cogvideox" and len(doc["backbone_info"]["fingerprint"]) == 16
+    assert doc["prompt_suite_hash"] == doc["suite"]["sha256"] and doc["seeds"] == [1, 2, 3]
+    assert doc["evaluator"] == doc["settings"]["classification"]["esr"]
     assert doc["suite"]["sha256"] == load_suite(suite_file).sha256()
     assert doc["suite"]["seeds"] == [1, 2, 3]
     assert doc["sampling"]["num_inference_steps"] == STEPS
@@ -103,7 +150,7 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     assert len(doc["methods"]["t2vunlearning"]["adapters_sha256"]) == 64
     assert doc["videos"]["original"] == {**doc["videos"]["original"], "generated": 3, "reused": 0}
     # numbers: the runner's rows equal the metrics run on the stored videos
-    store = EvaluationRunner(out, suite_file, ["original"]).store
+    store = stored_videos(out, suite_file)
     refs = {}
     for method in ("original", "t2vunlearning"):
         stored = {p["prompt"]: torch.from_numpy(store.read(method, i)) for i, p in enumerate(PROMPTS)}
@@ -112,23 +159,26 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
         )
     compare_rows(refs, "red ring")  # the paired difference against the original row
     for method, ref in refs.items():
-        row = doc["rows"][method]["classification"]["red ring"]
+        row = doc["rows"][method]  # the callback's row: the ESR/PSR fields themselves
         assert row == ref
         assert row["erased_frames"] == 8 and row["preserved_frames"] == 4
         assert all(0 <= row[k] <= 100 for k in ("esr@1", "esr@5", "psr@1", "psr@5"))
     # the adapters change the videos
     assert not np.array_equal(store.read("original", 0), store.read("t2vunlearning", 0))
-    # metrics.json (the callback's writer) with the row names; results.md in the paper's Table 2 layout
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["rows"]) == {"original", "t2vunlearning"} and metrics["erased_class"] == "red ring"
-    assert set(metrics["rows"]["original"]) >= {"esr@1", "esr@5", "psr@1", "psr@5"}
-    md = (out / "results.md").read_text()
-    assert (
-        "| erased class | method | ESR-1 ↑ | ESR-5 ↑ | PSR-1 ↑ | PSR-5 ↑ |" in md
-        and "| red ring | t2vunlearning |" in md
-    )
+    assert set(doc["rows"]) == {"original", "t2vunlearning"} and doc["erased_class"] == "red ring"
+    assert set(doc["rows"]["original"]) >= {"esr@1", "esr@5", "psr@1", "psr@5"}
+    # metrics.md: the header with the values used, then the callback's ESR/PSR tables of these rows
+    assert md.startswith("# Evaluation: red ring on `toy-cogvideox`") and f"num_inference_steps={STEPS}" in md
+    assert markdown_table(doc["rows"], doc) in md and "| t2vunlearning |" in md
     assert (out / "plots" / "classification.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "plots" / "frames.png").is_file()
+
+
+def test_video_names_are_the_fit_callbacks():
+    """``unlearn evaluate`` and the ErasureEvaluation callback of ``unlearn fit`` name videos the same way."""
+    assert video_stem("t2vunlearning", 0, "red ring") == "t2vunlearning_0_red_ring"  # the callback's naming
+    assert video_stem("original", 12, "AC/DC: live") == "original_12_AC_DC_live"  # no folder, no odd characters
+    assert video_stem("negprompt", 3, None) == video_stem("negprompt", 3, "") == "negprompt_3"  # unlabelled prompt
 
 
 def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_file, bb, clf, monkeypatch):
@@ -145,45 +195,71 @@ def test_killed_run_resumes_and_generates_only_what_is_missing(tmp_path, suite_f
     monkeypatch.setattr(MethodGenerator, "generate", dies_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         runner(out, suite_file, bb, clf).run()
-    done = sorted(p.name for p in (out / "videos" / "original").iterdir())
-    assert done == ["0.json", "0.mp4", "1.json", "1.mp4"]  # the first batch is complete, nothing else
+    done = sorted(p.name for p in (out / "videos").iterdir())
+    # the first batch is complete, nothing else
+    assert done == sorted(vid(out, "original", i, ext).name for i in (0, 1) for ext in ("json", "mp4"))
     assert no_results(out)
-    first = (out / "videos" / "original" / "0.mp4").stat().st_mtime_ns
+    first = vid(out, "original", 0).stat().st_mtime_ns
 
     monkeypatch.setattr(MethodGenerator, "generate", real)
     res = runner(out, suite_file, bb, clf).run()
     assert res["videos"]["original"]["generated"] == 1 and res["videos"]["original"]["reused"] == 2
-    assert (out / "videos" / "original" / "0.mp4").stat().st_mtime_ns == first
+    assert vid(out, "original", 0).stat().st_mtime_ns == first
     # a third run generates nothing and gives the same numbers
     again = runner(out, suite_file, bb, clf).run()
     assert again["videos"]["original"]["generated"] == 0
     assert again["rows"] == res["rows"]
+    # the resumed run's table is the table of a run that was never interrupted
+    whole = runner(tmp_path / "whole", suite_file, bb, clf).run()
+    assert res["rows"] == whole["rows"]
+    assert markdown_table(res["rows"], res) == markdown_table(whole["rows"], whole)
+    assert markdown_table(res["rows"], res) in (out / "metrics.md").read_text()
+
+
+def test_a_folder_of_the_earlier_layout_resumes_without_regenerating(tmp_path, suite_file, bb, clf):
+    """Earlier versions wrote videos/<row>/<index>.mp4 (+ .json) and results.json/md: a rerun moves the videos
+    to their names here, reuses them (the manifests' keys still decide) and writes only metrics.json/md."""
+    out = tmp_path / "out"
+    first = runner(out, suite_file, bb, clf).run()
+    old = out / "videos" / "original"
+    old.mkdir()
+    for i in range(3):
+        for ext in ("mp4", "json"):
+            vid(out, "original", i, ext).rename(old / f"{i}.{ext}")
+    (out / "results.json").write_text("{}")
+    (out / "results.md").write_text("old")
+    again = runner(out, suite_file, bb, clf).run()
+    assert again["videos"]["original"]["generated"] == 0 and again["videos"]["original"]["reused"] == 3
+    assert again["rows"] == first["rows"]
+    assert not old.exists() and vid(out, "original", 2).is_file()
+    assert json.loads(vid(out, "original", 2, "json").read_text())["mp4"] == vid(out, "original", 2).name
+    assert not (out / "results.json").exists() and not (out / "results.md").exists()
 
 
 def test_half_written_videos_are_regenerated_never_evaluated(tmp_path, suite_file, bb, clf):
     out = tmp_path / "out"
     runner(out, suite_file, bb, clf).run()
-    d = out / "videos" / "original"
-    (d / "0.json").unlink()  # killed between the mp4 and its manifest
-    (d / "1.mp4").write_bytes((d / "1.mp4").read_bytes()[:100])  # truncated after the manifest was written
-    (d / ".2.abc123.mp4").write_bytes(b"partial")  # a temporary file of a killed write
+    vid(out, "original", 0, "json").unlink()  # killed between the mp4 and its manifest
+    one = vid(out, "original", 1)
+    one.write_bytes(one.read_bytes()[:100])  # truncated after the manifest was written
+    (out / "videos" / ".original_2_blue_square.abc123.mp4").write_bytes(
+        b"partial"
+    )  # a temporary file of a killed write
     with pytest.raises(VideoFileError, match="never finished"):
-        EvaluationRunner(out, suite_file, ["original"]).store.read("original", 0)
+        stored_videos(out, suite_file).read("original", 0)
     r = runner(out, suite_file, bb, clf)
     r.prepare()
-    with pytest.raises(VideoFileError, match="0.mp4: missing, unfinished"):
+    with pytest.raises(VideoFileError, match="original_0_red_ring.mp4: missing, unfinished"):
         r.evaluate()  # scoring without generating first never reads the unfinished videos
     res = runner(out, suite_file, bb, clf).run()
     assert res["videos"]["original"]["generated"] == 2  # 0 and 1; 2 is complete and kept
-    assert EvaluationRunner(out, suite_file, ["original"]).store.read("original", 1).shape == (4, 16, 16, 3)
+    assert stored_videos(out, suite_file).read("original", 1).shape == (4, 16, 16, 3)
     # the store decodes exactly what unlearn.video.read_video decodes (then undoes write_mp4's enlargement)
     from unlearn.video import read_video
 
-    big = read_video(d / "2.mp4").astype(np.float32)
+    big = read_video(vid(out, "original", 2)).astype(np.float32)
     small = big.reshape(4, 16, big.shape[1] // 16, 16, big.shape[2] // 16, 3).mean((2, 4))
-    assert np.array_equal(
-        EvaluationRunner(out, suite_file, ["original"]).store.read("original", 2), np.rint(small).astype(np.uint8)
-    )
+    assert np.array_equal(stored_videos(out, suite_file).read("original", 2), np.rint(small).astype(np.uint8))
 
 
 def test_changed_adapters_regenerate_only_their_row(tmp_path, suite_file, bb, clf, adapters):
@@ -208,7 +284,7 @@ def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, cl
     out = tmp_path / "out"
     methods = ["original", "negprompt", "safree", f"t2vunlearning={adapters}"]
     res = runner(out, suite_file, bb, clf, methods, store_frames=True).run()
-    assert (out / "videos" / "safree" / "0.npz").is_file()
+    assert vid(out, "safree", 0, "npz").is_file()
     specs = parse_methods(methods)
     gen = MethodGenerator(bb, specs, concept="red ring", sampling={"num_inference_steps": STEPS})
     refs = {
@@ -219,7 +295,7 @@ def test_lossless_frames_give_the_in_memory_numbers(tmp_path, suite_file, bb, cl
     }
     compare_rows(refs, "red ring")
     for name, ref in refs.items():
-        assert res["rows"][name]["classification"]["red ring"] == ref
+        assert res["rows"][name] == ref
     assert set(json.loads((out / "metrics.json").read_text())["rows"]) == {
         "original",
         "negprompt",
@@ -281,7 +357,7 @@ def test_nudity_identity_and_benign_metrics(tmp_path, suite_file, bb):
         clip=tiny_clip,
         device="cpu",
     ).run()
-    store = EvaluationRunner(out, suite_file, ["original"]).store
+    store = stored_videos(out, suite_file)
     frames = [store.read("original", i) for i in range(3)]
     det = FakeNudeNet()
     breast = sum(any(d["class"] == "FEMALE_BREAST_EXPOSED" for d in det.detect(f)) for v in frames for f in v)
@@ -302,7 +378,7 @@ def test_nudity_identity_and_benign_metrics(tmp_path, suite_file, bb):
     for i, v in enumerate(frames):
         clip.update(v, [PROMPTS[i]["prompt"]])
     assert row["clip"]["clip_score"] == pytest.approx(clip.compute()["clip_score"].item(), rel=1e-5)
-    md = (out / "results.md").read_text()
+    md = (out / "metrics.md").read_text()
     assert "## Nudity rate (%) (Table 1)" in md and "| FEMALE_BREAST_EXPOSED |" in md
     assert (
         "| erased identity | method | ID sim. erased ↓ |" in md
@@ -344,7 +420,7 @@ def test_refusal_vector_row_edits_then_restores_the_weights(tmp_path, suite_file
         out, suite_file, bb, clf, ["original", f"refusal_vector={folder}", "original2:original"], store_frames=True
     ).run()
     assert all(torch.equal(before[k], v) for k, v in bb.denoiser.state_dict().items())
-    store = EvaluationRunner(out, suite_file, ["original"], store_frames=True).store
+    store = stored_videos(out, suite_file, store_frames=True)
     assert not np.array_equal(store.read("original", 0), store.read("refusal_vector", 0))
     assert np.array_equal(store.read("original", 0), store.read("original2", 0))  # restored bit-exactly
     assert len(res["methods"]["refusal_vector"]["refusal_delta_sha256"]) == 64
@@ -419,13 +495,12 @@ def test_zero_frame_video_from_the_generator_is_an_error(tmp_path, suite_file, b
 def test_zero_frame_video_on_disk_is_an_error_and_earlier_results_are_gone(tmp_path, suite_file, bb, clf):
     out = tmp_path / "out"
     runner(out, suite_file, bb, clf).run()
-    assert (out / "results.json").is_file()
-    d = out / "videos" / "original"
-    man = json.loads((d / "1.json").read_text())
-    (d / "1.mp4").write_bytes(b"")  # a zero-frame (empty) video whose manifest was rewritten to match
+    assert (out / "metrics.json").is_file()
+    man = json.loads(vid(out, "original", 1, "json").read_text())
+    vid(out, "original", 1).write_bytes(b"")  # a zero-frame (empty) video whose manifest was rewritten to match
     man.update(mp4_bytes=0, mp4_sha256=hashlib.sha256(b"").hexdigest())
-    (d / "1.json").write_text(json.dumps(man))
-    with pytest.raises(VideoFileError, match="1.mp4"):
+    vid(out, "original", 1, "json").write_text(json.dumps(man))
+    with pytest.raises(VideoFileError, match="original_1_red_ring.mp4"):
         runner(out, suite_file, bb, clf).run()
     assert no_results(out)
 
@@ -461,3 +536,20 @@ def test_suites_toyworld_hash_and_filters():
     assert sorted(it.label for it in golf) == ["church", "church", "golf ball", "golf ball"]
     assert [it.index for it in golf] == [0, 1, 2, 3]
     assert load_suite(["a", "b"], seed=10).items[1].seed == 11
+
+
+def test_the_hub_card_reads_the_runners_metrics_json_like_the_callbacks(tmp_path, suite_file, bb, clf, adapters):
+    """`unlearn push --metrics DIR/metrics.json` after `unlearn evaluate`: model-index from the adapters' row with
+    its intervals (as for fit's eval/metrics.json) and the runner's page in the card."""
+    from unlearn.hub import _evaluation_section, eval_results
+
+    out = tmp_path / "eval"
+    res = runner(out, suite_file, bb, clf, ["original", f"t2vunlearning={adapters}"]).run()
+    found = {r.metric_type: r for r in eval_results(json.loads((out / "metrics.json").read_text()))}
+    row = res["rows"]["t2vunlearning"]
+    assert {"esr@1", "esr@5", "psr@1", "psr@5"} <= set(found)
+    assert found["esr@1"].metric_value == round(row["esr@1"], 4)
+    assert found["esr@1"].metric_args["ci95_low"] == row["intervals"]["esr@1"]["low"]
+    assert found["esr@1"].dataset_revision == res["prompt_suite_hash"]
+    section = _evaluation_section(res, str(out / "metrics.json"))
+    assert "### Erasure of red ring (ESR/PSR, %)" in section and "| t2vunlearning |" in section

@@ -102,7 +102,7 @@ def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     assert metrics["rows"]["original"]["esr@1"] == pytest.approx(logged["original/esr@1"].item())
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["settings"]["classification"]["esr"]["evaluator"]["name"] == "tiny-random"
-    assert len(list((tmp_path / "eval" / "videos" / "t2vunlearning").glob("*.mp4"))) == 4
+    assert len(list((tmp_path / "eval" / "videos").glob("t2vunlearning_*_*.mp4"))) == 4
     # the metric states were reset: a second test epoch gives the same numbers, not doubled counts
     trainer(tmp_path).test(module, datamodule=dm)
     assert module.results["rows"]["original"]["classification"]["golf ball"]["erased_frames"] == 18

@@ -89,7 +89,8 @@ def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, 
     assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27 and metrics["units"] == "percent"
     assert metrics["prompts_per_split"] == {"in_grammar": 26, "out_of_grammar": 1}
     assert metrics["evaluator"]["evaluator"]["name"] == "tiny-random-toy"
-    results = json.loads((out / "results.json").read_text())
+    results = metrics  # one result pair: the runner's own fields beside the callback's
+    assert not (out / "results.json").exists() and not (out / "results.md").exists()
     assert results["store_frames"] is True and results["suite"]["name"] == "toyworld"
     # SAFREE gets the concept and its synonyms, as the ErasureEvaluation callback gives it
     assert (
@@ -133,7 +134,8 @@ def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapt
     table = json.loads((out / "table.json").read_text())["rows"]
     assert set(table) == {"red ring", "blue square"}
     assert set(table["red ring"]) == {"original", "negprompt", "safree", "t2vunlearning"}
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["erased_class"] is None and results["erased_classes"] == ["red ring", "blue square"]
     # the original videos are generated once and scored for both erased classes
     assert results["videos"]["original"]["generated"] == 3
     assert set(results["rows"]["original"]["classification"]) == {"red ring", "blue square"}
@@ -180,7 +182,8 @@ def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, tables, toy_a
     md = (out / "table.md").read_text()
     assert "| method | gen ↓ | safesora ↓ |" in md and "Figure 5" in md
     assert (out / "figure5.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "gen" / "results.json").is_file() and (out / "safesora" / "videos" / "negprompt" / "0.mp4").is_file()
+    # unlabelled prompts: videos/<row>_<index>.mp4
+    assert (out / "gen" / "metrics.json").is_file() and (out / "safesora" / "videos" / "negprompt_0.mp4").is_file()
 
 
 def test_faces_table_with_real_sface(tmp_path, tables):
@@ -249,7 +252,7 @@ def test_table_errors_exit_2_and_write_nothing(tmp_path, tables, toy_adapters, c
         ]
     )
     assert code == 2 and "missing_clip.bin" in capsys.readouterr().err
-    assert not (out / "table.md").exists() and not (out / "results.json").exists() and not (out / "videos").exists()
+    assert not (out / "table.md").exists() and not (out / "metrics.json").exists() and not (out / "videos").exists()
     bad = tmp_path / "s.jsonl"
     PromptSuite([{"prompt": "a red ring", "concept": "red ring"}]).save(bad)
     code = tables.main(

@@ -2,7 +2,9 @@
 evaluation, mask and sample callbacks; the offline run's transaction log and media files are read back."""
 
 import json
+import re
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -82,10 +84,16 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     main(["fit", "--config", str(path)])
+    # the callback's sample videos: <row>_<i>_<label>.mp4, the names `unlearn evaluate` gives its videos
+    names = sorted(p.name for p in (tmp_path / "run" / "eval" / "videos").glob("*.mp4"))
+    assert len(names) == 4 and {"original_0_red_ring.mp4", "t2vunlearning_0_red_ring.mp4"} <= set(names), names
+    assert all(re.fullmatch(r"(original|t2vunlearning)_[01]_\w+\.mp4", n) for n in names), names
     import wandb
 
     print("wandb.run at the end of fit:", wandb.run)
-    wandb.teardown()  # what the end of the `unlearn` process does: every run is flushed and closed
+    # wandb.finish() closes the run (its service writes the file shortly after); not wandb.teardown(), after
+    # which wandb cannot start again in this process and a later test's run would fail (AlreadyJoinedError)
+    wandb.finish()
 
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -93,17 +101,23 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     history: dict[str, dict] = {}
     config_keys: dict[str, object] = {}
     artifacts = []
-    for rec in wandb_records(next(run.glob("run-*.wandb"))):
-        kind = rec.WhichOneof("record_type")
-        if kind == "history":
-            for item in rec.history.item:
-                history.setdefault(item.key or "/".join(item.nested_key), json.loads(item.value_json))
-        elif kind == "artifact":
-            artifacts.append(rec.artifact)
-        elif kind in ("config", "run"):
-            updates = rec.config.update if kind == "config" else rec.run.config.update
-            for item in updates:
-                config_keys[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        history, config_keys, artifacts = {}, {}, []
+        for rec in wandb_records(next(run.glob("run-*.wandb"))):
+            kind = rec.WhichOneof("record_type")
+            if kind == "history":
+                for item in rec.history.item:
+                    history.setdefault(item.key or "/".join(item.nested_key), json.loads(item.value_json))
+            elif kind == "artifact":
+                artifacts.append(rec.artifact)
+            elif kind in ("config", "run"):
+                updates = rec.config.update if kind == "config" else rec.run.config.update
+                for item in updates:
+                    config_keys[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        if artifacts and "eval/per_class/_type" in history:
+            break
+        time.sleep(0.5)
 
     keys = set(history)
     print("wandb history keys:", sorted(k for k in keys if not k.startswith("_") and k.count("/") <= 2))

@@ -217,4 +217,6 @@ def test_unlearn_fit_runs_the_tiny_config_from_the_installed_package(installed):
     assert (adapters / "adapters.safetensors").stat().st_size > 0
     assert json.loads((adapters / "t2v_adapter_config.json").read_text())
     assert (run / "samples" / "original_0.mp4").exists()
-    assert not list(run.rglob("*.ckpt"))
+    # the resumable last checkpoint every training config writes (#27): safetensors + JSON, not a pickle
+    assert [p.relative_to(run).as_posix() for p in run.rglob("*.ckpt")] == ["checkpoints/last.ckpt"]
+    assert not (run / "checkpoints" / "last.ckpt").read_bytes().startswith(b"PK")

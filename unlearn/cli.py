@@ -4,7 +4,10 @@
 ``lightning fit --config X.yaml``: lightning 2.6 installs no such script). ``--config`` takes a path, or the
 name of a config shipped with t2v-unlearn (``unlearn fit --config cogx2b_imagenet.yaml`` from any folder; a
 file of that name in the current folder wins); ``--ckpt_path last`` resumes a killed run from its checkpoint
-(read without unpickling anything; URLs are refused). Other subcommands: ``unlearn export`` (checkpoint →
+(read without unpickling anything; URLs are refused). A checkpoint restores state, never configuration: the
+config comes from the files and the command line, and a checkpoint of another run is refused
+(:mod:`unlearn.resume`; ``--allow_config_mismatch true`` accepts it); the run folder is locked and recorded
+(:mod:`unlearn.run_folder`). Other subcommands: ``unlearn export`` (checkpoint →
 adapters), ``unlearn push`` (adapters → the Hugging Face Hub, with a model card), ``unlearn augment`` (prompt
 suites), ``unlearn evaluate`` (resumable generation + evaluation of a prompt suite with several methods),
 ``unlearn attack`` (concept-recovery attacks against every row: ``--config configs/attack_toy.yaml``),
@@ -17,12 +20,12 @@ the final config (parser mode ``omegaconf+``), so they follow keys set in any fi
 Errors: every subcommand ends a failure with one line on stderr, ``error: <what is wrong, which key or file,
 the fix>``, and a non-zero exit status: 2 when the input was refused before the run started (a config key,
 a value out of its domain, a missing or malformed file), 1 when the run itself failed (a diverging loss, a
-crash). The full traceback is printed only with ``--debug`` (anywhere on the command line) or the environment
-variable ``UNLEARN_DEBUG=1``.
+crash), 143 after SIGTERM and 130 after SIGINT (Ctrl-C) (:mod:`unlearn.signals`). The full traceback is printed
+only with ``--debug`` (anywhere on the command line) or the environment variable ``UNLEARN_DEBUG=1``.
 
 ``unlearn fit`` also keeps ``run_status.json`` in the run's output folders (``unlearn.callbacks.RunStatus``):
-"running", then "finished" or "failed"; ``unlearn evaluate`` and ``unlearn export`` refuse the files of a
-run that did not finish (``--allow-unfinished`` overrides).
+"running", then "finished", "failed" or "interrupted"; ``unlearn evaluate``, ``unlearn export`` and
+``unlearn push`` refuse the files of a run that did not finish (``--allow-unfinished`` overrides).
 """
 
 from __future__ import annotations
@@ -221,6 +224,13 @@ def clean_parse_message(message: str) -> str:
         hint = _close_parameter(cls, m[1])
         if hint:
             text += f". Did you mean {hint!r}?"
+        elif cls.rsplit(".", 1)[-1] in ("LightningModule", "LightningDataModule"):  # no class_path left (#27)
+            key = "model" if cls.endswith("LightningModule") else "data"
+            text += (
+                f". No {key} class_path is set: a nested `{key}:` block in a config replaces the included one "
+                f"whole, class_path included. Fix: write the override as a dotted key, e.g. "
+                f"`{key}.init_args.{m[1]}: ...`"
+            )
     while keys and keys[-1] == "init_args":
         keys.pop()
     where = ("--" + ".".join(keys)) if keys else ""
@@ -301,7 +311,8 @@ def _lightning_cli(args: list[str] | None) -> None:
     from unlearn.callbacks.checkpoint import install_safe_checkpoint_io
     from unlearn.callbacks.progress import default_callbacks
     from unlearn.callbacks.status import RunStatus
-    from unlearn.io import load_checkpoint_file, refuse_remote_checkpoint
+    from unlearn.io import refuse_remote_checkpoint
+    from unlearn.resume import RunRecord
 
     # the frozen backbone is in eval mode on purpose; only the adapters train
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
@@ -328,22 +339,22 @@ def _lightning_cli(args: list[str] | None) -> None:
             return {k: v | {"weights_only"} for k, v in LightningCLI.subcommands().items()}
 
         def _parse_ckpt_path(self) -> None:
-            # LightningCLI reads the checkpoint's hyper-parameters into the model config before building it; it
-            # does so with torch.load, which cannot read the safe format: the same logic with the safe reader
+            # LightningCLI copies the checkpoint's hyper-parameters over the config here (a checkpoint could
+            # name weights to download or a class to import): a checkpoint restores state, never configuration
+            # (unlearn.resume); only a URL is refused this early
             subcommand = self.config.get("subcommand")
             ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-            if not ckpt_path:
-                return
-            refuse_remote_checkpoint(ckpt_path)
-            if not Path(ckpt_path).is_file():
-                return  # "last", "best", "hpc": resolved by the trainer
-            hparams = dict(load_checkpoint_file(ckpt_path).get("hyper_parameters") or {})
-            hparams.pop("_instantiator", None)
-            if not hparams:
-                return
-            if "_class_path" in hparams:
-                hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+            if ckpt_path:
+                refuse_remote_checkpoint(ckpt_path)
+
+        def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
+            parser.add_argument(
+                "--allow_config_mismatch",
+                type=bool,
+                default=False,
+                help="resume from a checkpoint whose backbone, weights, concept or adapter shape differ from this "
+                "config (its state is loaded into this config)",
+            )
 
         def instantiate_trainer(self, **kwargs):
             trainer = super().instantiate_trainer(**kwargs)
@@ -368,29 +379,44 @@ def _lightning_cli(args: list[str] | None) -> None:
             except Exception as e:  # noqa: BLE001 - any constructor's error is an input error
                 raise ConfigError(explain(e)) from e
 
+        def resolved_config(self) -> dict:
+            full = yaml.safe_load(self.parser.dump(self.config, skip_none=False, skip_check=True))
+            return full.get(self.subcommand, full) if self.subcommand else full
+
         def _instantiate_trainer(self, config, callbacks):  # noqa: ANN001
             self.run_status = RunStatus()
+            resolved = self.resolved_config()
+            record = RunRecord(data_config=resolved.get("data"), config=resolved)
             configured = config.get("callbacks") or []
             configured = list(configured) if isinstance(configured, list) else [configured]
             # telemetry (lr, step time, throughput, GPU memory) and plain progress lines in log files
             added = default_callbacks([*configured, *callbacks], config.get("enable_progress_bar"))
-            return super()._instantiate_trainer(config, [*callbacks, self.run_status, *added])
+            return super()._instantiate_trainer(config, [*callbacks, self.run_status, record, *added])
 
         def before_fit(self) -> None:
-            # written first: before the data module's setup, the config copy or any pseudo data
+            from unlearn.run_folder import prepare_fit
+
+            # the checkpoint checked and the run folder claimed (unlearn.resume / unlearn.run_folder), then the
+            # status written first: before the data module's setup, the config copy or any pseudo data
+            prepare_fit(self.trainer, self.model, self.config_init["fit"], self.resolved_config())
             self.run_status.start(self.trainer, self.model)
 
-    UnlearnCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "exit_on_error": False},
-        save_config_callback=LoggedConfig,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        seed_everything_default=0,
-    )
+    from unlearn.run_folder import release_all
+
+    try:
+        UnlearnCLI(
+            pl.LightningModule,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "exit_on_error": False},
+            save_config_callback=LoggedConfig,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            seed_everything_default=0,
+        )
+    finally:
+        release_all()
 
 
 def _dispatch(args: list[str], from_sys_argv: bool) -> int:
@@ -423,6 +449,9 @@ def _dispatch(args: list[str], from_sys_argv: bool) -> int:
             args = [args[0], *resolve_config_args(args[1:])]
         except FileNotFoundError as e:
             raise ConfigError(f"--config: {e}") from e
+        from unlearn.config_files import check_config_files
+
+        check_config_files(args[1:])  # each file and include: regular UTF-8 YAML of keys (one line naming it)
     if from_sys_argv:
         # LightningCLI reads sys.argv itself (and DDP re-runs this command line in each new process): the
         # resolved config paths, without --debug (UNLEARN_DEBUG carries it to those processes)
@@ -469,18 +498,31 @@ def main(argv: list[str] | None = None) -> int:
     note = offline_without_credentials()
     if note and args and args[0] in (*LIGHTNING_SUBCOMMANDS, "evaluate", "attack"):
         print(note, file=sys.stderr)
+    from unlearn import signals
+    from unlearn.safe_text import one_line
+
+    previous = signals.install()  # SIGTERM / SIGINT: exit 143 / 130 with one line (unlearn.signals)
     try:
         return _dispatch(args, argv is None)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print(signals.message(signals.received()), file=sys.stderr)
+        return signals.exit_status(signals.received())
+    except SystemExit as exc:
+        if signals.received() is None:  # argparse's usage errors, --help
+            raise
+        # Lightning's shutdown after an interrupt ends in sys.exit(1) (SIGTERM: a SystemExit without a code)
+        del exc
+        print(signals.message(signals.received()), file=sys.stderr)
+        return signals.exit_status(signals.received())
     except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into one line
         if debug:
             traceback.print_exc()
         else:
             print(f"(full traceback: add --debug or set {DEBUG_ENV}=1)", file=sys.stderr)
-        print(f"error: {explain(exc)}", file=sys.stderr)
+        print(f"error: {one_line(explain(exc))}", file=sys.stderr)  # file text shown, never run by a terminal
         return EXIT_INPUT if _is_input_error(exc) else EXIT_FAILED
+    finally:
+        signals.restore(previous)
 
 
 #: subcommands of ``unlearn`` that are not LightningCLI's (``lightning`` refuses them, naming ``unlearn``)

@@ -9,19 +9,23 @@ provenance when one is found, and how to load the adapters. ``attach_adapters(pi
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from unlearn.backbones import UnknownBackboneError, backbone_class
 from unlearn.evaluation.tables import markdown_table, results_markdown
 from unlearn.evaluation.to_loggers import scored_numbers
+from unlearn.io import find_run_status, require_finished
 from unlearn.methods.t2vunlearning.export import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     backbone_provenance,
+    load_adapters,
     read_adapter_config,
 )
 
@@ -31,11 +35,40 @@ ADAPTER_FILES = (WEIGHTS_NAME, CONFIG_NAME)
 
 def find_metrics(adapters_dir: str | os.PathLike) -> Path | None:
     """The evaluation written next to the adapters by the same run (``<run>/eval/metrics.json`` of the
-    ErasureEvaluation callback, or ``results.json`` of ``unlearn evaluate`` in that folder), if any."""
+    ErasureEvaluation callback or of ``unlearn evaluate --out <run>/eval``; ``results.json``, which
+    ``unlearn evaluate`` wrote before, still read), if any."""
     run = Path(adapters_dir).resolve().parent
     for candidate in (run / "eval" / "metrics.json", run / "eval" / "results.json"):
         if candidate.is_file():
+            stale = _not_this_run(adapters_dir, candidate)
+            if stale:
+                print(
+                    f"unlearn push: {candidate} not attached: {stale}. Fix: --metrics FILE attaches a file you checked",
+                    file=sys.stderr,
+                )
+                continue
             return candidate
+    return None
+
+
+def _not_this_run(adapters_dir: str | os.PathLike, metrics: Path) -> str | None:
+    """Why ``metrics`` (found beside the adapters) is not the evaluation of the run that wrote them: written
+    before that run started (a reused run folder), or of another concept (#27)."""
+    found = find_run_status(adapters_dir)
+    started = (found[1].get("started") if found else None) or ""
+    try:
+        start = datetime.datetime.fromisoformat(started).timestamp()
+    except ValueError:
+        start = None
+    if start is not None and metrics.stat().st_mtime < start:
+        return f"it is older than the run that wrote the adapters (started {started}): an earlier run's result"
+    try:
+        concept = json.loads(metrics.read_text()).get("concept")
+    except (OSError, ValueError, AttributeError):
+        return "it is not readable JSON"
+    ours = read_adapter_config(adapters_dir).get("concept")
+    if concept and ours and concept != ours:
+        return f"it evaluates concept {concept!r}, the adapters erase {ours!r}"
     return None
 
 
@@ -185,7 +218,7 @@ def _evaluation_section(metrics: dict[str, Any] | None, source: str | None) -> s
             "callback, or run `unlearn evaluate`, then push with `--metrics`).\n"
         )
     safe = _escaped(metrics)
-    if "suite" in metrics and "backbone" in metrics:  # results.json of `unlearn evaluate`
+    if "suite" in metrics and "backbone" in metrics:  # metrics.json (earlier: results.json) of `unlearn evaluate`
         # the runner's own page, its headings one level down
         page = "\n".join("##" + line if line.startswith("#") else line for line in results_markdown(safe).splitlines())
         return "## Evaluation\n\n" + page + "\n"
@@ -436,10 +469,20 @@ def push_main(argv: list[str] | None = None) -> int:
         "unlearn.hub.BASE_MODEL_LICENSES)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the model card and upload nothing")
+    parser.add_argument(
+        "--allow-unfinished", action="store_true", help="push adapters of a run that failed or was interrupted"
+    )
     args = parser.parse_args(argv)
-    if args.repo.count("/") != 1 or not all(args.repo.split("/")):
-        parser.error(f"--repo {args.repo!r} is not a Hub repository id of the form user/name")
-    read_adapter_config(args.adapters)  # one clear error for a folder that is not an adapter folder
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:  # the same check in a dry run as in a real one
+        validate_repo_id(args.repo)
+        if args.repo.count("/") != 1:
+            raise HFValidationError("it has no owner")
+    except HFValidationError as e:
+        parser.error(f"--repo {args.repo!r} is not a Hub repository id of the form user/name ({e})")
+    load_adapters(args.adapters)  # one clear error for a folder that is not an adapter folder, or NaN weights
+    require_finished(args.adapters, "adapters", args.allow_unfinished)  # a failed/interrupted run is not published
     metrics = args.metrics or find_metrics(args.adapters)
     if args.dry_run:
         print(model_card(args.adapters, args.repo, metrics, args.license))

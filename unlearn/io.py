@@ -50,6 +50,8 @@ CACHE_ENV = "T2V_UNLEARN_CACHE"
 #: the run-status file a training run keeps in each of its output folders
 RUN_STATUS_FILE = "run_status.json"
 RUN_STATUS_FORMAT = "t2v-unlearn-run-status/1"
+#: the values of ``run_status.json``'s ``status``
+RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 
 
 def cache_dir(kind: str) -> Path:
@@ -312,11 +314,11 @@ def _now() -> str:
 
 
 def write_run_status(folder: str | os.PathLike, status: str, **info: Any) -> Path:
-    """Write ``<folder>/run_status.json`` (atomically): ``status`` is ``"running"``, ``"finished"`` or
-    ``"failed"``; ``info`` adds fields (``error``, ``run_id``, ...). The host and pid of the writer are
-    recorded so that a reader can tell a run in progress from one that was killed."""
-    if status not in ("running", "finished", "failed"):
-        raise ValueError(f"run status must be running, finished or failed; got {status!r}")
+    """Write ``<folder>/run_status.json`` (atomically): ``status`` is ``"running"``, ``"finished"``,
+    ``"failed"`` or ``"interrupted"`` (SIGTERM / SIGINT); ``info`` adds fields (``error``, ``run_id``, ...).
+    The host and pid of the writer are recorded so that a reader can tell a run in progress from one that was killed."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
     path = Path(folder) / RUN_STATUS_FILE
     doc: dict[str, Any] = {}
     try:
@@ -371,6 +373,13 @@ def run_problem(path: str | os.PathLike) -> tuple[str, bool] | None:
         return (
             f"the run that writes {file.parent} failed ({when}{err}); its files there may be partial or "
             "older than the failure",
+            True,
+        )
+    if status == "interrupted":
+        why = f" by {doc['signal']}" if doc.get("signal") else ""
+        return (
+            f"the run that writes {file.parent} was interrupted{why} ({when}); its files there may be partial or "
+            "older than the interruption (resume it with --ckpt_path last)",
             True,
         )
     if status == "running":

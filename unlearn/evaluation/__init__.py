@@ -1,7 +1,8 @@
 """Generation + evaluation of the paper's tables: a resumable file-based runner and a Lightning test loop.
 
-* :class:`EvaluationRunner` / :func:`run_evaluation` — generate ``videos/<method>/<index>.mp4`` for a prompt
-  suite and each method row, score them, write ``results.json`` + ``results.md`` (+ plots). Also
+* :class:`EvaluationRunner` / :func:`run_evaluation` — generate ``videos/<row>_<index>_<label>.mp4`` for a
+  prompt suite and each method row, score them, write ``metrics.json`` + ``metrics.md`` (+ plots), the pair
+  ``unlearn fit``'s evaluation callback writes. Also
   ``python -m unlearn.evaluation --help``.
 * :class:`EvaluationModule` + :class:`VideoEvalDataModule` — the same evaluation inside Lightning's test loop
   (``unlearn test --config configs/eval_toy.yaml``); the metrics are torchmetrics and sync across ranks.

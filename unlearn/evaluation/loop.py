@@ -169,7 +169,8 @@ class EvaluationModule(pl.LightningModule):
         guidance_scale: CFG scale (``None``: the backbone's default).
         output_dir: where rank 0 writes metrics.json/md and results.json (default
             ``<default_root_dir>/eval_test``).
-        save_videos: also write every video as ``output_dir/videos/<row>/<index>.mp4`` (+ manifest).
+        save_videos: also write every video as ``output_dir/videos/<row>_<index>_<label>.mp4`` (+ manifest), the
+            names of ``unlearn evaluate`` and of the fit callback's samples.
         allow_unfinished: use adapters / refusal folders of runs that failed or were interrupted (their
             ``run_status.json``); refused by default.
 
@@ -299,7 +300,7 @@ class EvaluationModule(pl.LightningModule):
                 self._save(name, batch, videos)
 
     def _save(self, name: str, batch: dict[str, Any], videos: torch.Tensor) -> None:
-        store = VideoStore(self.output_dir())
+        store = VideoStore(self.output_dir(), labels=dict(zip(batch["index"].tolist(), batch["label"], strict=True)))
         spec = self.generator.specs[name]
         hp = self.hparams
         ident = {

@@ -9,12 +9,19 @@
 
 Output folder::
 
-    videos/<method>/<index>.mp4   one video per prompt (+ <index>.json manifest, written after the video;
-                                  + <index>.npz exact frames with store_frames)
-    results.json                  every number, with backbone, suite hash, seeds, sampling settings, method
-                                  files' sha256, evaluator names/versions/weights and thresholds
-    results.md                    the paper-layout tables (Tables 1, 2, 3, 6)
-    metrics.json, metrics.md      the ESR/PSR table of unlearn.evaluation.tables.write_metrics (one erased class)
+    videos/<row>_<index>_<label>.mp4  one video per prompt, named like the samples of ``unlearn fit``'s
+                                  evaluation callback (+ .json manifest, written after the video; + .npz exact
+                                  frames with store_frames; :func:`unlearn.evaluation.store.video_stem`)
+    metrics.json, metrics.md      one pair, the file names and schema of ``unlearn fit``'s ``eval/`` folder
+                                  (:func:`unlearn.evaluation.tables.write_metrics`, checked by ``read_metrics``):
+                                  ``rows`` (per row the callback's ESR/PSR fields for one erased class, or
+                                  ``classification: {class: row}`` for several; ``nudity``, ``identity``,
+                                  ``clip``, ``consistency`` beside them), the callback's provenance fields
+                                  (``concept``, ``erased_class``, ``backbone``, ``prompt_suite_hash``, ``seeds``,
+                                  ``evaluator``, ``methods`` ...) and the runner's own (``suite``, ``sampling``,
+                                  ``backbone_info``, ``settings``, ``evaluators``, ``videos``, ``versions`` ...);
+                                  metrics.md: the header, then the paper-layout tables (Tables 1, 2, 3, 6; one
+                                  erased class: the callback's ESR/PSR tables)
     plots/*.png                   ESR/PSR bars, per-label nudity histogram, a methods × prompts frame grid
 
     shards/<i>-of-<n>.json        what each ``shard="i/n"`` job generated (n jobs fill one folder; a run
@@ -32,6 +39,7 @@ Errors (each one clear message, raised before anything is written): a malformed 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.metadata
 import json
@@ -57,11 +65,13 @@ from .rows import MethodGenerator, MethodSpec, apply_row_options, check_sampling
 from .scoring import Evaluators, MethodMetrics, MetricConfig, compare_rows
 from .store import VideoFileError, VideoStore, video_key
 from .suites import EvalSuite, load_suite
-from .tables import classification_by_class, markdown_table, results_markdown, write_metrics
+from .tables import classification_by_class, read_metrics, results_markdown, write_metrics
 from .to_loggers import log_evaluation
 
-RESULTS_FORMAT = "t2v-unlearn-results/1"
-RESULT_FILES = ("results.json", "results.md", "metrics.json", "metrics.md")
+RESULTS_FORMAT = "t2v-unlearn-results/2"  # 2: metrics.json in the schema of the fit callback
+RESULT_FILES = ("metrics.json", "metrics.md")
+#: what earlier versions wrote beside metrics.*; removed with the result files when a run starts
+LEGACY_RESULT_FILES = ("results.json", "results.md")
 
 
 def json_ready(obj: Any) -> Any:
@@ -263,6 +273,7 @@ class EvaluationRunner:
             return done
         results, frames = self.evaluate(stats)
         self.write(results, frames)
+        results = read_metrics(self.out)[0]  # what the files hold (+ metrics_md_sha256)
         if self.logger is not None:
             log_evaluation(self.logger, results)
         return results
@@ -274,6 +285,7 @@ class EvaluationRunner:
             # an unknown name or a damaged weights folder fails here, before any file is touched
             check_pretrained(self.backbone_arg, self.backbone_options.get("pretrained"))
         self.suite = load_suite(self.suite_spec, **self.suite_options)
+        self.store.labels = {it.index: it.label for it in self.suite}  # the video file names carry the label
         self.specs = parse_methods(self.method_args, adapters=self.adapters, refusal=self.refusal)
         for spec in self.specs:
             spec.allow_unfinished = spec.allow_unfinished or self.allow_unfinished
@@ -296,7 +308,7 @@ class EvaluationRunner:
 
     def clear_results(self) -> None:
         """Remove the result files of an earlier run in this folder (they would describe other videos)."""
-        for name in RESULT_FILES:
+        for name in (*RESULT_FILES, *LEGACY_RESULT_FILES):
             (self.out / name).unlink(missing_ok=True)
         shutil.rmtree(self.out / "plots", ignore_errors=True)
 
@@ -461,7 +473,7 @@ class EvaluationRunner:
             "concept": self.concept,
             "backbone": bb_info,
             "suite": self.suite.describe(),
-            # the settings used: the backbone's defaults where none was given (results.md shows the values)
+            # the settings used: the backbone's defaults where none was given (metrics.md shows the values)
             "sampling": self.resolved_sampling(),
             "sampling_given": self.sampling,
             # what each baseline computed (resolved guidance scale, SAFREE settings) when this run built the rows
@@ -484,47 +496,27 @@ class EvaluationRunner:
                 "subject_consistency": "cosine",
             },
         }
-        return json_ready(results), grid
+        return metrics_document(json_ready(results)), grid
 
     def write(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]] | None = None) -> Path:
-        """Plots, metrics.json/md (one erased class), results.md, then results.json, each atomically."""
+        """Plots, then metrics.md + metrics.json as one pair (:func:`write_metrics`), each atomically."""
         self.out.mkdir(parents=True, exist_ok=True)
-        by_class = classification_by_class(results["rows"])
-        rows = meta = None
-        if len(by_class) == 1:
-            erased, rows = next(iter(by_class.items()))
-            meta = {
-                "concept": self.concept,
-                "erased_class": erased,
-                "backbone": results["backbone"]["name"],
-                "backbone_source": results["backbone"].get("source") or results["backbone"].get("pretrained"),
-                "prompt_suite": results["suite"]["source"] or results["suite"]["name"],
-                "prompt_suite_hash": results["suite"]["sha256"],
-                "num_prompts": results["suite"]["num_prompts"],
-                "prompts_per_split": results["suite"].get("prompts_per_split"),
-                "seeds": results["suite"]["seeds"],
-                "evaluator": results["settings"]["classification"]["esr"],
-                "units": "percent",
-                "sampling": results["sampling"],
-            }
-            markdown_table(rows, meta)  # fail here, before anything is written, if a row is malformed
+        rows = results["rows"]
+        meta = {k: v for k, v in results.items() if k not in ("rows", "metrics_md_sha256")}
+        page = results_markdown(results)  # fails here, before anything is written, if a row is malformed
         if self.plots:
             with atomic_folder(self.out / "plots") as tmp:
                 self._plots(results, frames or {}, tmp)
-        if rows is not None:
-            write_metrics(self.out, rows, meta)
-        atomic_write_text(self.out / "results.md", results_markdown(results))
-        atomic_write_text(self.out / "results.json", json.dumps(results, indent=2, sort_keys=True, allow_nan=False))
-        return self.out / "results.json"
+        return write_metrics(self.out, rows, meta, markdown=page)
 
     def _plots(self, results: dict[str, Any], frames: dict[str, list[np.ndarray]], folder: Path) -> list[Path]:
 
         made = []
-        by_class = classification_by_class(results["rows"])
+        by_class = classification_by_class(results["rows"], results.get("erased_class"))
         if by_class:
             made.append(
                 plots.classification_bars(
-                    by_class, folder / "classification.png", title=f"{results['backbone']['name']}: ESR/PSR (%)"
+                    by_class, folder / "classification.png", title=f"{results['backbone']}: ESR/PSR (%)"
                 )
             )
         nud = {m: r["nudity"]["label_frames"] for m, r in results["rows"].items() if "nudity" in r}
@@ -538,6 +530,64 @@ class EvaluationRunner:
             prompts = [it.prompt for it in self.suite][: self.grid_prompts]
             made.append(plots.frame_grid(frames, folder / "frames.png", prompts=prompts))
         return made
+
+
+def metrics_document(results: dict[str, Any]) -> dict[str, Any]:
+    """The runner's results in the schema of ``unlearn fit``'s ``eval/metrics.json`` (the ``ErasureEvaluation``
+    callback): ``rows[row]`` holds the callback's ESR/PSR fields when one class is erased (``classification:
+    {class: row}`` with several) beside the other metrics (``nudity``, ``identity``, ``clip``,
+    ``consistency``); the callback's provenance fields at the top, the runner's own fields beside them
+    (``backbone_info``: the backbone's identity, fingerprint and defaults; ``units_by_metric``)."""
+    by_class = classification_by_class(results["rows"])
+    erased = next(iter(by_class)) if len(by_class) == 1 else None
+    rows = {}
+    for name, r in results["rows"].items():
+        row = {k: v for k, v in r.items() if k != "classification"}
+        cls = r.get("classification") or {}
+        if erased is not None and erased in cls:
+            row.update(cls[erased])  # the callback's row: esr@1 ... at the top
+        elif cls:
+            row["classification"] = cls
+        rows[name] = row
+    bb, suite = results["backbone"], results["suite"]
+    videos = results.get("videos") or {}
+    timings = results.get("timings_s") or {}
+    return {
+        "rows": rows,
+        # the ErasureEvaluation callback's fields (unlearn/callbacks/evaluation.py, its metrics.json)
+        "concept": results.get("concept"),
+        "erased_class": erased,
+        "erased_classes": list(by_class) or None,
+        "backbone": bb.get("name"),
+        "backbone_source": bb.get("source") or bb.get("pretrained"),
+        "prompt_suite": suite.get("source") or suite.get("name"),
+        "prompt_suite_hash": suite.get("sha256"),
+        "num_prompts": suite.get("num_prompts"),
+        "prompts_per_split": suite.get("prompts_per_split"),
+        "seeds": suite.get("seeds"),
+        "evaluator": ((results.get("settings") or {}).get("classification") or {}).get("esr"),
+        "seconds_per_row": {
+            name: round((videos.get(name) or {}).get("seconds", 0.0) + timings.get(f"evaluate_{name}", 0.0), 2)
+            for name in rows
+        },
+        "units": "percent",
+        "methods": results.get("methods"),
+        # the runner's own
+        "format": results.get("format"),
+        "created": results.get("created"),
+        "backbone_info": bb,
+        "suite": suite,
+        "sampling": results.get("sampling"),
+        "sampling_given": results.get("sampling_given"),
+        "metrics": results.get("metrics"),
+        "settings": results.get("settings"),
+        "evaluators": results.get("evaluators"),
+        "videos": videos,
+        "store_frames": results.get("store_frames"),
+        "timings_s": timings,
+        "versions": results.get("versions"),
+        "units_by_metric": results.get("units"),
+    }
 
 
 def score_in_memory(
@@ -593,9 +643,9 @@ def build_parser():
 
     p = argparse.ArgumentParser(
         prog="python -m unlearn.evaluation",
-        description="Generate a prompt suite with each method (resumably) and evaluate it: results.json + results.md.",
+        description="Generate a prompt suite with each method (resumably) and evaluate it: metrics.json + metrics.md.",
     )
-    p.add_argument("--out", required=True, help="output folder (videos/, results.json, results.md, plots/)")
+    p.add_argument("--out", required=True, help="output folder (videos/, metrics.json, metrics.md, plots/)")
     p.add_argument(
         "--suite", required=True, help="toyworld | builtin:NAME | suite file | LOADER:PATH (ring_a_bell:x.csv)"
     )
@@ -610,7 +660,7 @@ def build_parser():
     p.add_argument("--safree-keywords", nargs="+", help="SAFREE's concept keywords (default: --concept)")
     p.add_argument(
         "--row-options",
-        type=json.loads,
+        type=_json_object("--row-options", of_objects=True),
         help="options of baseline rows as JSON, by row name or kind, "
         'e.g. \'{"negprompt": {"guidance_scale": 6.0}, "safree": {"schedule": "self_validating"}}\'',
     )
@@ -620,7 +670,7 @@ def build_parser():
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument(
         "--backbone-kwargs",
-        type=json.loads,
+        type=_json_object("--backbone-kwargs"),
         help="family-specific loading options as JSON, e.g. '{\"embedded_guidance_scale\": 6.0}'",
     )
     p.add_argument("--concept", help="the erased concept / class / identity")
@@ -742,6 +792,34 @@ def runner_kwargs(a) -> dict[str, Any]:
     )
 
 
+def _json_object(flag: str, of_objects: bool = False):  # noqa: ANN202 - an argparse type
+    """An argparse ``type`` reading a JSON object (``of_objects``: whose values are objects too); a malformed
+    or mistyped value is an error naming ``flag``, the problem and the expected shape."""
+    example = '{"negprompt": {"guidance_scale": 6.0}}' if of_objects else '{"key": value}'
+
+    def parse(text: str) -> dict:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(
+                f"{flag} is not valid JSON ({e.msg} at column {e.colno}); give an object like {example}"
+            ) from None
+        except RecursionError:
+            raise argparse.ArgumentTypeError(f"{flag} nests too deeply; give an object like {example}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a JSON object like {example}; got a {type(value).__name__}"
+            )
+        bad = [k for k, v in value.items() if not isinstance(v, dict)] if of_objects else []
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{flag}: the options of {bad[0]!r} must be an object like {example}; got {value[bad[0]]!r}"
+            )
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit status 0 on success, 2 for bad input (one line on stderr), 1 for other failures."""
     import sys
@@ -759,6 +837,6 @@ def main(argv: list[str] | None = None) -> int:
             f"shard {i}/{n}: {made} videos generated into {a.out}; score them all with the same command without --shard"
         )
         return 0
-    print((Path(a.out) / "results.md").read_text())
-    print(f"wrote {Path(a.out) / 'results.json'} ({len(results['rows'])} rows)")
+    print((Path(a.out) / "metrics.md").read_text())
+    print(f"wrote {Path(a.out) / 'metrics.json'} ({len(results['rows'])} rows)")
     return 0

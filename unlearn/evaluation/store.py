@@ -1,7 +1,9 @@
 """Generated videos on disk, written so that a killed run resumes and a half-written video is never read.
 
-Layout: ``<root>/videos/<method>/<index>.mp4`` (H.264, for viewing and for evaluation), ``<index>.json``
-(the manifest, written *after* the video) and, with ``store_frames``, ``<index>.npz`` (lossless frames).
+Layout: ``<root>/videos/<row>_<index>_<label>.mp4`` (H.264, for viewing and for evaluation; the names of the
+``ErasureEvaluation`` callback's sample videos, :func:`video_stem`), ``<row>_<index>_<label>.json`` (the
+manifest, written *after* the video) and, with ``store_frames``, ``<row>_<index>_<label>.npz`` (lossless
+frames). Folders of earlier versions (``videos/<row>/<index>.*``) are moved to these names when a run resumes.
 Every file is written to a temporary name in the same folder and renamed into place, so a file that exists
 is complete. A video counts as done only when its manifest exists, names the same *key* (prompt, seed,
 method, backbone, sampling settings) and the video file (and the frames file, if kept) still has the sha256
@@ -17,6 +19,8 @@ import hashlib
 import io
 import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,14 @@ from unlearn.io import atomic_write_bytes, atomic_write_text, file_sha256
 from unlearn.video import write_mp4
 
 MANIFEST_FORMAT = "t2v-unlearn-video/1"
+
+
+def video_stem(row: str, index: int, label: str | None) -> str:
+    """``<row>_<index>_<label>`` (spaces and other characters a file name should not hold → ``_``;
+    ``<row>_<index>`` for an unlabelled prompt): the name of a video in ``videos/``, shared by
+    ``unlearn evaluate`` and the ``ErasureEvaluation`` callback of ``unlearn fit``."""
+    slug = re.sub(r"[^\w.-]+", "_", str(label).strip()) if label else ""
+    return f"{row}_{int(index)}_{slug}" if slug else f"{row}_{int(index)}"
 
 
 class VideoFileError(ValueError):
@@ -62,23 +74,54 @@ class VideoStore:
     """The videos of one evaluation run.
 
     Args:
-        root: the run's output folder (videos go to ``root/videos/<method>/``).
+        root: the run's output folder (videos go to ``root/videos/``, named by :func:`video_stem`).
         store_frames: also keep the exact frames (``.npz``) and evaluate those instead of the decoded mp4
             (H.264 is lossy: the published protocols score saved videos, which is the default here).
         fps: frame rate of the mp4 files.
+        labels: ``{prompt index: label}`` of the suite (the file names carry the label; the runner sets it
+            from its suite). An index without a label gets ``<row>_<index>``.
     """
 
-    def __init__(self, root: str | os.PathLike, store_frames: bool = False, fps: int = 8) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        store_frames: bool = False,
+        fps: int = 8,
+        labels: Mapping[int, str | None] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.store_frames = bool(store_frames)
         self.fps = int(fps)
+        self.labels: dict[int, str | None] = dict(labels or {})
 
     def method_dir(self, method: str) -> Path:
-        return self.root / "videos" / method
+        """The folder of the row's videos (one folder for every row: the file names carry the row)."""
+        return self.root / "videos"
 
     def paths(self, method: str, index: int) -> dict[str, Path]:
-        d = self.method_dir(method)
-        return {"mp4": d / f"{index}.mp4", "manifest": d / f"{index}.json", "frames": d / f"{index}.npz"}
+        d, stem = self.root / "videos", video_stem(method, index, self.labels.get(int(index)))
+        return {"mp4": d / f"{stem}.mp4", "manifest": d / f"{stem}.json", "frames": d / f"{stem}.npz"}
+
+    def adopt_legacy(self, method: str, index: int) -> bool:
+        """Move a video of the earlier layout (``videos/<row>/<index>.*``) to its name here, so that a folder
+        written by an older version resumes instead of regenerating; True when one was moved. The manifest
+        moves last (a video counts as done only with its manifest); the key check still decides reuse."""
+        old = self.root / "videos" / method
+        new = self.paths(method, index)
+        if not (old / f"{index}.json").is_file() or new["manifest"].exists():
+            return False
+        for kind, suffix in (("mp4", ".mp4"), ("frames", ".npz"), ("manifest", ".json")):
+            if (old / f"{index}{suffix}").is_file():
+                os.replace(old / f"{index}{suffix}", new[kind])
+        m = self.manifest(method, index)
+        if m is not None:  # the manifest names its files
+            m["mp4"] = new["mp4"].name
+            if "frames_file" in m:
+                m["frames_file"] = new["frames"].name
+            atomic_write_text(new["manifest"], json.dumps(m, indent=1, sort_keys=True))
+        with contextlib.suppress(OSError):
+            old.rmdir()  # once empty
+        return True
 
     def manifest(self, method: str, index: int) -> dict[str, Any] | None:
         path = self.paths(method, index)["manifest"]
@@ -104,6 +147,7 @@ class VideoStore:
 
     def is_complete(self, method: str, index: int, key: str) -> bool:
         """Done = manifest with this key, video file with the recorded sha256 (and the frames file if kept)."""
+        self.adopt_legacy(method, index)
         m = self.manifest(method, index)
         if m is None or m.get("key") != key:
             return False

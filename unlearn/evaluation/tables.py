@@ -5,9 +5,9 @@
 * Table 3 — faces: ID similarity on the erased identity (lower is better) and on the preserved ones (higher).
 * Table 6 — benign content: CLIPScore and subject consistency per method.
 * ``metrics.json`` + ``metrics.md`` — the ESR/PSR table of one erased class (:func:`write_metrics`), written by
-  the evaluation callback, the runner and the Lightning test loop alike: one table per split of the suite (the
-  toy world's in-grammar and out-of-grammar prompts), what the erased class's prompts drew instead, and the
-  classes that lost most.
+  the evaluation callback, the runner (its page: :func:`results_markdown`) and the Lightning test loop alike:
+  one table per split of the suite (the toy world's in-grammar and out-of-grammar prompts), what the erased
+  class's prompts drew instead, and the classes that lost most.
 
 Every number is shown with its 95% interval in brackets where the row carries one (``intervals``), and the
 sample sizes are stated above each table (``docs/evaluation.md`` lists which interval each number carries).
@@ -51,12 +51,18 @@ def by_section(rows: Mapping[str, Mapping[str, Any]], section: str) -> dict[str,
     return {m: r[section] for m, r in rows.items() if section in r}
 
 
-def classification_by_class(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{erased class: {method: ESR/PSR row}}`` from the runner's ``{method: {"classification": {class: row}}}``."""
+def classification_by_class(
+    rows: Mapping[str, Mapping[str, Any]], erased_class: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{erased class: {method: ESR/PSR row}}`` from rows ``{method: {"classification": {class: row}}}`` (the
+    metrics in memory; metrics.json with several erased classes) or, given ``erased_class``, rows that hold the
+    ESR/PSR fields themselves (metrics.json with one erased class, as the fit callback writes it)."""
     out: dict[str, dict[str, Any]] = {}
     for method, r in rows.items():
         for cls, row in r.get("classification", {}).items():
             out.setdefault(cls, {})[method] = row
+        if erased_class is not None and "classification" not in r and "esr@1" in r:
+            out.setdefault(erased_class, {})[method] = r
     return out
 
 
@@ -144,9 +150,11 @@ def table6_benign(rows: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def results_markdown(results: Mapping[str, Any]) -> str:
-    """``results.md`` of one runner run: the provenance line, then one table per metric."""
+    """``metrics.md`` of one runner run (``results.md`` of earlier versions, whose ``results.json`` it also
+    reads): the provenance line, then one table per metric; one erased class: the fit callback's ESR/PSR
+    tables (:func:`markdown_table`), several: the paper's Table 2."""
     rows = results["rows"]
-    suite, bb = results["suite"], results["backbone"]
+    suite, bb = results["suite"], results.get("backbone_info") or results["backbone"]
     lines = [
         f"# Evaluation: {results.get('concept') or 'no concept'} on `{bb.get('name')}`",
         "",
@@ -173,15 +181,25 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     if "classification" in ms:
         s = results["settings"].get("classification", {}).get("esr", {})
         ev = s.get("evaluator", {})
-        lines += [
-            "## Object erasure (Table 2)",
-            "",
-            f"Classifier {ev.get('name')}"
-            + (f" ({ev['version']})" if ev.get("version") else "")
-            + f", top-k {s.get('top_k')}, per frame. {INTERVAL_NOTE}",
-            "",
-            table2_objects(classification_by_class(rows)),
-        ]
+        by_class = classification_by_class(rows, results.get("erased_class"))
+        classifier = f"Classifier {ev.get('name')}" + (f" ({ev['version']})" if ev.get("version") else "")
+        if results.get("erased_class") is not None and len(by_class) == 1:  # metrics.json of one erased class
+            lines += [
+                f"## Erasure of {results['erased_class']} (ESR/PSR, %)",
+                "",
+                f"{classifier}, top-k {s.get('top_k')}, per frame.",
+                "",
+                markdown_table(next(iter(by_class.values())), results),
+                "",
+            ]
+        else:
+            lines += [
+                "## Object erasure (Table 2)",
+                "",
+                f"{classifier}, top-k {s.get('top_k')}, per frame. {INTERVAL_NOTE}",
+                "",
+                table2_objects(by_class),
+            ]
     if "identity" in ms:
         lines += ["## Faces (Table 3)", "", table3_faces(identity_by_erased(rows))]
     if "clip" in ms or "consistency" in ms:
@@ -189,12 +207,16 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_metrics(out_dir: str | os.PathLike, rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> Path:
+def write_metrics(
+    out_dir: str | os.PathLike, rows: dict[str, dict[str, Any]], meta: dict[str, Any], markdown: str | None = None
+) -> Path:
     """``metrics.md`` and ``metrics.json`` in ``out_dir``, written as a pair (:func:`unlearn.io.atomic_write_files`):
     both are complete before either replaces an older one, and ``metrics.json`` (renamed last) records the
-    sha256 of the ``metrics.md`` it belongs to, which :func:`read_metrics` checks."""
+    sha256 of the ``metrics.md`` it belongs to, which :func:`read_metrics` checks. ``markdown``: the page
+    (default: :func:`markdown_table` of ``rows``, the fit callback's; ``unlearn evaluate`` passes
+    :func:`results_markdown`)."""
     out = Path(out_dir)
-    md = markdown_table(rows, meta)
+    md = markdown_table(rows, meta) if markdown is None else markdown
     doc = {"rows": rows, **meta, "metrics_md_sha256": hashlib.sha256(md.encode("utf-8")).hexdigest()}
     atomic_write_files({out / "metrics.md": md, out / "metrics.json": json.dumps(doc, indent=2, sort_keys=True)})
     return out / "metrics.json"

@@ -33,7 +33,8 @@ def _is_wandb(logger: Any) -> bool:
 
 
 def log_evaluation(logger: Any, results: dict[str, Any], prefix: str = "eval") -> dict[str, float]:
-    """Log ``results`` (``results.json`` of the runner) to ``logger``; returns the numbers logged."""
+    """Log ``results`` (``metrics.json`` of the runner, ``results.json`` of the test loop) to ``logger``; returns the
+    numbers logged."""
     flat: dict[str, float] = {}
     table = []
     for row, r in results.get("rows", {}).items():

@@ -495,6 +495,10 @@ def format_from_suffix(path: Path, default: str | None = None) -> str:
     )
 
 
+#: the largest prompt file read (bytes; a .gz file: after decompression): 100 000 prompts are ~30 MiB
+MAX_PROMPT_FILE_BYTES = 256 << 20
+
+
 def read_text(path: Path, errors: str = "strict") -> str:
     """The file's text (UTF-8, a BOM dropped, ``.gz`` decompressed); :class:`PromptFileError` with a fix when
     it is missing, a folder, unreadable or not UTF-8 (``errors="replace"`` keeps undecodable bytes as U+FFFD).
@@ -507,10 +511,29 @@ def read_text(path: Path, errors: str = "strict") -> str:
         )
     if path.is_dir():
         raise PromptFileError(path, "is a folder, not a prompt file", fix="give the path of a .jsonl/.csv file")
+    if not path.is_file():  # a device, a pipe, a socket (or a link to one): it may never end
+        raise PromptFileError(
+            path, "is not a regular file (a device or a pipe)", fix="save the prompts to a .jsonl/.csv file"
+        )
     try:
-        raw = path.read_bytes()
+        if path.stat().st_size > MAX_PROMPT_FILE_BYTES:
+            raise PromptFileError(
+                path,
+                f"is {path.stat().st_size / 2**20:.0f} MiB; a prompt file is read whole (limit "
+                f"{MAX_PROMPT_FILE_BYTES >> 20} MiB)",
+                fix="split the suite or keep the prompts you train/evaluate on",
+            )
         if path.suffix.lower() == ".gz":
-            raw = gzip.decompress(raw)
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_PROMPT_FILE_BYTES + 1)
+            if len(raw) > MAX_PROMPT_FILE_BYTES:
+                raise PromptFileError(
+                    path,
+                    f"decompresses to more than {MAX_PROMPT_FILE_BYTES >> 20} MiB",
+                    fix="split the suite or keep the prompts you train/evaluate on",
+                )
+        else:
+            raw = path.read_bytes()
         return raw.decode("utf-8-sig", errors=errors)
     except (OSError, EOFError) as e:
         raise PromptFileError(path, f"cannot read the file ({e})", fix="check that it is a complete, readable file")
@@ -526,6 +549,10 @@ def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None
     if fmt == "json" or (stripped.startswith("[") and fmt != "jsonl"):
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise PromptFileError(
+                path, "JSON nested too deeply to read", fix="write a JSON list of flat objects"
+            ) from None
         except json.JSONDecodeError as e:
             raise PromptFileError(
                 path,
@@ -548,6 +575,10 @@ def iter_json_rows(path: Path, text: str, fmt: str) -> Iterator[tuple[int | None
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise PromptFileError(
+                path, "JSON nested too deeply to read", line=lineno, fix='one flat object a line: {"prompt": "..."}'
+            ) from None
         except json.JSONDecodeError as e:
             raise PromptFileError(
                 path,

@@ -48,6 +48,7 @@ from unlearn.methods.weight_edits import (
 )
 
 from .basis import BasisMode, combine_bases, contrastive_directions, orthonormalize, project_out, refusal_basis
+from .keep import COMBINE_MODES, whiten_against_kept
 from .pairs import PromptPair, as_pairs, load_pairs, make_pairs
 
 __all__ = [
@@ -118,6 +119,12 @@ class RefusalVectorConfig:
         probe_timestep: timestep of the probe forward (None: the middle of the default schedule).
         batch_size: prompts per probe forward.
         eig_tol: relative tolerance below which basis directions are dropped as dependent/noise.
+        combine: how the concepts' bases become one per layer: ``"stack"`` (default) = stacked and
+            orthonormalised; ``"kept_whitened"`` = each basis first multiplied by ``(S + λI)⁻¹``, ``S`` the second
+            moment of the safe prompts' token outputs (of every concept), so the edit removes as little as it
+            can of what the kept prompts use (:mod:`unlearn.methods.refusal.keep`; issue #28).
+        kept_ridge: ``λ`` of ``"kept_whitened"`` relative to the mean eigenvalue of ``S`` (large: the plain
+            stacked edit; small: directions orthogonal to every kept output).
     """
 
     layers: str | list[str] = "auto"
@@ -131,8 +138,14 @@ class RefusalVectorConfig:
     probe_timestep: int | None = None
     batch_size: int = 4
     eig_tol: float = 1e-6
+    combine: str = "stack"
+    kept_ridge: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.combine not in COMBINE_MODES:
+            raise ValueError(f"combine must be one of {', '.join(COMBINE_MODES)}; got {self.combine!r}")
+        if not self.kept_ridge > 0:
+            raise ValueError(f"kept_ridge must be > 0; got {self.kept_ridge}")
         if self.rank < 1:
             raise ValueError(f"rank must be >= 1; got {self.rank}")
         if self.cpca_weight < 0:
@@ -371,6 +384,17 @@ def _pairs_by_concept(pairs: Any, config: RefusalVectorConfig) -> dict[str, list
     return out
 
 
+def _kept_outputs(backbone: Any, prompts: list[str], acts: Tensor, masks: dict[int, Tensor | None]) -> Tensor:
+    """The kept prompts' outputs of one layer as samples ``[n, D]``: every attended token (one per prompt on
+    a pooled path)."""
+    if acts.shape[1] == 1:
+        return acts[:, 0]
+    key = -acts.shape[1]  # cache apart from the pairs' masks (same length, other prompts)
+    if key not in masks:
+        masks[key] = _token_masks(backbone, prompts, None, "mean", acts.shape[1])
+    return reduce_tokens(acts, "tokens", masks[key])
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -384,6 +408,7 @@ def apply_refusal_edit(
     keep_originals: bool = True,
     digests: bool = True,
     progress: bool = False,
+    kept_prompts: Sequence[str] = (),
     **overrides: Any,
 ) -> RefusalEdit:
     """Compute the refusal subspaces of one or more concepts and remove them from ``backbone`` in place.
@@ -397,8 +422,11 @@ def apply_refusal_edit(
         keep_originals: keep CPU copies of the edited layers' original weights (``restore``, ``delta``).
         digests: record sha256 digests of the layers before/after (checked by ``apply_to``).
         progress: show the activation capture's progress (per prompt, with ETA).
+        kept_prompts: ``combine="kept_whitened"`` only: prompts whose outputs the edit should leave alone, added
+            to the pairs' safe prompts (e.g. the classes to preserve); collected in the same pass.
     """
     config = dataclasses.replace(config or RefusalVectorConfig(), **overrides)
+    kept_prompts = list(kept_prompts) if config.combine == "kept_whitened" else []
     t0 = time.perf_counter()
     groups = _pairs_by_concept(pairs, config)
     layers = resolve_layers(backbone, config.layers, config)
@@ -409,7 +437,9 @@ def apply_refusal_edit(
         for p in ps:
             prompts += [p.unsafe, p.safe]
             words += [p.unsafe_words, p.safe_words]
-    acts = collect_token_activations(backbone, prompts, layers, config, progress=progress)
+    acts = collect_token_activations(backbone, prompts + kept_prompts, layers, config, progress=progress)
+    kept_acts = {n: a[len(prompts) :] for n, a in acts.items()}
+    acts = {n: a[: len(prompts)] for n, a in acts.items()}
     samples: dict[str, list[Tensor]] = {}
     masks: dict[int, Tensor | None] = {}
     for n, a in acts.items():
@@ -435,6 +465,18 @@ def apply_refusal_edit(
             )
             concept_bases[c][n] = basis
             stats[n][c] = info
+    if config.combine == "kept_whitened":
+        safe = [i for i in range(len(prompts)) if i % 2 == 1]
+        kept_text = [prompts[i] for i in safe] + kept_prompts
+        for n in layers:
+            kept = _kept_outputs(backbone, kept_text, torch.cat([acts[n][safe], kept_acts[n]]), masks)
+            for c in groups:
+                if concept_bases[c][n].numel():
+                    concept_bases[c][n] = orthonormalize(
+                        whiten_against_kept(concept_bases[c][n], kept, config.kept_ridge), config.eig_tol
+                    )
+            stats[n]["kept_tokens"] = kept.shape[0]
+            stats[n]["kept_prompts"] = len(kept_text)
     bases = {}
     for n in layers:
         per = [concept_bases[c][n] for c in groups if concept_bases[c][n].numel()]

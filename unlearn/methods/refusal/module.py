@@ -25,9 +25,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from unlearn.backbones import build_backbone, check_pretrained
-from unlearn.checks import InputError, check_int, check_range
+from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.io import atomic_entries, require_finished
 from unlearn.methods.weight_edits import EditSwitch
+from unlearn.toyworld.grammar import class_contains, class_names, prompts_for_concept
 
 from .edit import (
     RefusalEdit,
@@ -36,6 +37,7 @@ from .edit import (
     load_delta,
     save_edited_model,
 )
+from .keep import COMBINE_MODES
 from .pairs import PromptPair, as_pairs, load_pairs, make_pairs, toyworld_pairs
 
 
@@ -56,6 +58,10 @@ class RefusalPairsDataModule(pl.LightningDataModule):
             "toyworld" (the toy world's grammar, :func:`unlearn.methods.refusal.pairs.toyworld_pairs`; ``substitute``
             is then "neighbours" by default or a class such as "green square").
         seed: seed of the toy-world grammar.
+        kept_prompts: prompts the edit should leave alone (``model.combine: kept_whitened`` only), beside the
+            pairs' safe prompts.
+        kept_per_class: toy world only: also keep this many TRAIN-split prompts of every class that shows none of
+            the erased concepts (``model.combine: kept_whitened`` only; 0 = the safe prompts alone).
     """
 
     def __init__(
@@ -69,9 +75,18 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         templates: str | list[str] | None = None,
         source: str = "templates",
         seed: int = 0,
+        kept_prompts: list[str] | None = None,
+        kept_per_class: int = 0,
     ) -> None:
         super().__init__()
         check_int("data.num_pairs", num_pairs, low=1)
+        check_int("data.kept_per_class", kept_per_class, low=0)
+        if kept_per_class and source != "toyworld":
+            raise InputError("data.kept_per_class needs data.source=toyworld; give data.kept_prompts otherwise")
+        self._kept = [str(p) for p in (kept_prompts or [])]
+        if any(not p.strip() for p in self._kept):
+            raise InputError("data.kept_prompts holds an empty prompt; remove it")
+        self.kept_per_class = kept_per_class
         if source not in ("templates", "toyworld"):
             raise ValueError(f"data.source must be 'templates' or 'toyworld'; got {source!r}")
         self.source, self.seed = source, seed
@@ -116,6 +131,19 @@ class RefusalPairsDataModule(pl.LightningDataModule):
     def pairs_by_concept(self) -> dict[str, list[PromptPair]]:
         return {c: list(ps) for c, ps in self._groups.items()}
 
+    def kept_prompts(self) -> list[str]:
+        """Prompts whose outputs ``combine="kept_whitened"`` protects, beside the pairs' safe prompts."""
+        out = list(self._kept)
+        if self.kept_per_class:
+            for k, cls in enumerate(class_names()):
+                if any(class_contains(cls, c) for c in self.concepts):
+                    continue
+                recs = prompts_for_concept(
+                    cls, self.kept_per_class, split="train", style="rich", seed=self.seed + 100 + k
+                )
+                out += [r.text for r in recs]
+        return out
+
     def train_dataloader(self) -> DataLoader:
         # the edit needs no data loop; one placeholder batch lets the epoch-end callbacks run once
         return DataLoader([{"placeholder": torch.zeros(1)}], batch_size=1)
@@ -142,6 +170,10 @@ class RefusalVectorUnlearning(pl.LightningModule):
         strength: s in ``W' = (I − s·UUᵀ)W`` (1 = remove the subspace fully; 0 = no edit).
         token_reduce: how a prompt's text tokens become samples: ``"mean"``, ``"concept"`` or ``"tokens"``.
         basis: ``"mean_cpca"`` (mean difference first, then cPCA directions) or ``"cpca"``.
+        combine: how the concepts' bases become one: ``"stack"`` (orthonormalised union) or ``"kept_whitened"``
+            (each basis times ``(S + λI)⁻¹``, ``S`` the kept prompts' output second moment; issue #28,
+            :mod:`unlearn.methods.refusal.keep`).
+        kept_ridge: ``λ`` of ``"kept_whitened"`` relative to the mean eigenvalue of ``S``.
         probe_size: ``(frames, height, width)`` of the probe latents (None: the backbone's default size).
         probe_timestep: timestep of the probe forward (None: the middle of the default schedule).
         batch_size: prompts per probe forward.
@@ -166,6 +198,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
         strength: float = 1.0,
         token_reduce: str = "mean",
         basis: str = "mean_cpca",
+        combine: str = "stack",
+        kept_ridge: float = 0.1,
         probe_size: list[int] | None = None,
         probe_timestep: int | None = None,
         batch_size: int = 4,
@@ -177,6 +211,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
     ) -> None:
         super().__init__()
         check_int("model.rank", rank, low=1)
+        check_choice("model.combine", combine, COMBINE_MODES)
+        check_range("model.kept_ridge", kept_ridge, low=0, open_low=True)
         check_range("model.cpca_weight", cpca_weight, low=0)
         check_range(
             "model.strength",
@@ -209,6 +245,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
             strength=strength,
             token_reduce=token_reduce,  # type: ignore[arg-type]
             basis=basis,
+            combine=combine,
+            kept_ridge=kept_ridge,
             probe_size=tuple(probe_size) if probe_size else None,  # type: ignore[arg-type]
             probe_timestep=probe_timestep,
             batch_size=batch_size,
@@ -239,7 +277,11 @@ class RefusalVectorUnlearning(pl.LightningModule):
                 "unlearn.methods.refusal.RefusalPairsDataModule (or give model.delta_file)."
             )
         self.edit = apply_refusal_edit(
-            self.backbone, dm.pairs_by_concept(), self.refusal_config, progress=self.trainer.is_global_zero
+            self.backbone,
+            dm.pairs_by_concept(),
+            self.refusal_config,
+            progress=self.trainer.is_global_zero,
+            kept_prompts=dm.kept_prompts() if hasattr(dm, "kept_prompts") else (),
         )
         return self.edit
 

@@ -28,12 +28,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from unlearn.backbones import PromptEmbedding
 from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.io import cache_dir as unlearn_cache_dir
+from unlearn.limits import check_video_size
 from unlearn.prompts import PromptSuite, find_concept_words
 from unlearn.prompts.augment import AugmentationError, PromptAugmenter, TemplateSource, build_source
 from unlearn.toyworld.grammar import (
     COLOURS,
     SHAPES,
     class_contains,
+    class_names,
     concept_name_prompt,
     neighbour_classes,
     parse_concept,
@@ -270,6 +272,14 @@ class ConceptDataModule(pl.LightningDataModule):
         ):
             check_int(f"data.{key}", value, low=1, optional=True, fix="Leave it unset for the backbone's default")
         check_range("data.guidance_scale", guidance_scale, low=0, optional=True)
+        if prompts and prompt_file:  # one source of training prompts; neither is silently dropped
+            raise InputError(
+                f"data.prompts ({len(prompts)} prompts) and data.prompt_file ({prompt_file!r}) are both given; the "
+                "training prompts come from one of them. Fix: drop one (--data.init_args.prompts null to train on "
+                "the file)"
+            )
+        check_int("data.seed", seed, low=0, high=2**32 - 1, fix="a seed is a 32-bit number")
+        check_video_size("data", num_frames, height, width)
         if record_steps is not None and (
             not record_steps or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in record_steps)
         ):
@@ -663,6 +673,13 @@ class ToyWorldDataModule(ConceptDataModule):
         preserve_classes: classes whose prompts feed L_pre (default: the neighbours sharing shape or colour of
             each concept, without the classes of any erased concept).
         preserve_prompts_per_class: prompts per preserved class.
+        preserve_rule: how ``preserve_classes`` is chosen when it is not given: ``"neighbours"`` (default: the
+            classes sharing shape or colour) or ``"conditioning"``: the ``preserve_top_k`` classes whose text
+            conditioning (the model's own, prompt-mean of the encoder output, centred over all classes) has the
+            largest absolute cosine with the erased concept's (:func:`conditioning_neighbours`). Both signs count:
+            to first order an update that moves the concept's conditioning response moves ``c`` and ``−c`` alike
+            (measured: erasing "red ring" cost most on the green classes, its most *anti*-aligned ones; issue #28).
+        preserve_top_k: classes kept by ``"conditioning"`` (per erased concept; the union is used).
         seed: grammar and noise seed.
         num_inference_steps: sampler steps of the pseudo data (None: the backbone's default).
         guidance_scale: CFG scale of the pseudo data (None: the backbone's default).
@@ -682,6 +699,8 @@ class ToyWorldDataModule(ConceptDataModule):
         prompt_style: Literal["rich", "bare", "concept"] = "rich",
         preserve_classes: list[str] | None = None,
         preserve_prompts_per_class: int = 2,
+        preserve_rule: Literal["neighbours", "conditioning"] = "neighbours",
+        preserve_top_k: int = 16,
         seed: int = 0,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
@@ -693,6 +712,15 @@ class ToyWorldDataModule(ConceptDataModule):
         num_workers: int = 0,
     ) -> None:
         check_int("data.num_prompts", num_prompts, low=1)
+        check_choice("data.preserve_rule", preserve_rule, ("neighbours", "conditioning"))
+        check_int("data.preserve_top_k", preserve_top_k, low=1)
+        if preserve_rule == "conditioning" and preserve_classes is not None:
+            raise InputError(
+                "data.preserve_rule=conditioning chooses the preserved classes itself; drop data.preserve_classes "
+                "or use preserve_rule=neighbours"
+            )
+        self.preserve_rule = preserve_rule
+        self.preserve_top_k = preserve_top_k
         check_choice("data.prompt_style", prompt_style, ("rich", "bare", "concept"))
         try:
             for one in concept_list(concept):
@@ -754,6 +782,24 @@ class ToyWorldDataModule(ConceptDataModule):
             ]
         return out
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        backbone = getattr(module, "backbone", None)
+        if self.preserve_rule == "conditioning" and backbone is not None:
+            self.choose_preserve_classes(backbone)
+
+    def choose_preserve_classes(self, backbone: Any) -> list[str]:
+        """``preserve_rule="conditioning"``: rank the classes by the model's own text conditioning (see the
+        class docstring) and set ``preserve_classes``/``preserve_prompts`` from the top ``preserve_top_k``."""
+        ranked = {k: conditioning_neighbours(backbone, k, self.concepts, seed=self.seed) for k in self.concepts}
+        chosen = dict.fromkeys(c for k in self.concepts for c, _ in ranked[k][: self.preserve_top_k])
+        self.preserve_ranking = {k: [[c, round(v, 4)] for c, v in r] for k, r in ranked.items()}
+        self.preserve_classes = list(chosen)
+        self.preserve_concept = ", ".join(self.preserve_classes) or None
+        self.preserve_prompts = self._preserve_prompts()
+        return self.preserve_classes
+
     def _preserve_prompts(self) -> list[TrainingPrompt]:
         out = []
         for k, cls in enumerate(self.preserve_classes):
@@ -763,6 +809,33 @@ class ToyWorldDataModule(ConceptDataModule):
             ):
                 out.append(TrainingPrompt(r.text, [], 50_000 + 100 * k + j))
         return out
+
+
+@torch.no_grad()
+def conditioning_neighbours(
+    backbone: Any, concept: str, erased: Sequence[str] = (), prompts_per_class: int = 8, seed: int = 0
+) -> list[tuple[str, float]]:
+    """The toy classes that do not show an erased concept, ranked by ``|cos|`` between their centred text
+    conditioning and ``concept``'s, largest first, as ``(class, signed cosine)``.
+
+    A class's conditioning is the mean over its ``prompts_per_class`` TRAIN-split rich prompts of the prompt-mean
+    of ``backbone.encode_prompts`` (the encoder output the denoiser reads); every class's vector is centred by
+    the mean over all classes, so a cosine says whether a class lies on the concept's side of the average
+    prompt or opposite to it."""
+    names = class_names()
+    vecs = []
+    for k, cls in enumerate(names):
+        records = prompts_for_concept(cls, prompts_per_class, split="train", style="rich", seed=seed + 300 + k)
+        h = backbone.encode_prompts([r.text for r in records]).hidden_states.float()
+        vecs.append(h.mean(1).mean(0))
+    table = torch.stack(vecs)
+    table = table - table.mean(0)
+    target = table[names.index(concept)] if concept in names else None
+    if target is None:  # a one-word concept ("ring"): the mean of the classes that express it
+        target = table[[i for i, c in enumerate(names) if class_contains(c, concept)]].mean(0)
+    cos = torch.nn.functional.cosine_similarity(table, target[None], dim=1)
+    keep = [i for i, c in enumerate(names) if not any(class_contains(c, e) for e in [concept, *erased])]
+    return sorted(((names[i], float(cos[i])) for i in keep), key=lambda t: -abs(t[1]))
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

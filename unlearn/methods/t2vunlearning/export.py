@@ -120,12 +120,20 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
     file = path / WEIGHTS_NAME
     try:
-        return load_file(file)
+        state = load_file(file)
     except (SafetensorError, OSError, ValueError) as e:
         raise AdapterFileError(
             f"{file}: cannot read the adapter weights ({type(e).__name__}: {e}); the file is "
             "truncated or corrupt. Fix: export the adapters again"
         ) from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # refused wherever adapters are loaded (init_adapters, evaluate, attach, push)
+        raise AdapterFileError(
+            f"{file}: {len(bad)} adapter tensor(s) hold NaN or infinite values (e.g. {bad[0]}); a run that "
+            "diverged wrote them. Fix: use the adapters of a run that finished (lower model.learning_rate and "
+            "train again)"
+        )
+    return state
 
 
 def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> AdapterController:
