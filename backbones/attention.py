@@ -15,13 +15,23 @@ the log-sum-exp of the query's row. Two routes, one result:
 
 Both run in float32 with autocast switched off (under ``bf16-mixed`` autocast would otherwise turn the map's
 matmul into bf16 and flip mask tokens near the threshold).
+
+The fused route rests on each kernel's log-sum-exp convention (flash, memory-efficient and cuDNN return it in
+different layouts, and a kernel or PyTorch release may change them), so it is guarded at run time:
+:func:`checking_concept_map` compares the fused map of the next attention call(s) with the chunked recompute of
+the same inputs and :meth:`ConceptMapCheck.verify` stops the run on a mismatch (:class:`ConceptMapKernelError`).
+:func:`concept_map_route` ``("chunked")`` is the fallback: every map from the chunked route (exact, slower).
+Whoever computes concept maps can wrap the forward in both; T2VUnlearning checks its first training step and
+sets the route from ``model.concept_map_kernel``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -52,6 +62,92 @@ DEFAULT_CHUNK_ELEMENTS = 2**26
 
 #: ``torch._fused_sdp_choice`` codes (``torch.nn.attention.SDPBackend``; called through ``unlearn.compat``)
 _FLASH, _EFFICIENT, _CUDNN = 1, 2, 3
+#: what each code is called in check results and benchmark rows (None: no fused kernel, the chunked route)
+KERNEL_NAMES = {_FLASH: "flash", _EFFICIENT: "efficient", _CUDNN: "cudnn", None: "chunked"}
+#: the two routes of the concept map (``model.concept_map_kernel``)
+CONCEPT_MAP_ROUTES = ("fused", "chunked")
+#: largest |fused − chunked| the run-time check accepts, on the map itself (a probability mass in [0, 1]). Both
+#: routes take fp32 logits of the same (bf16) q and k; they differ by the kernel's accumulation order (measured on
+#: the CPU kernel: < 1e-6). A wrong log-sum-exp convention (log2 vs natural log, a padded row, another layout)
+#: is off by O(0.1..1); mask thresholds are 0.5 of the normalised map.
+MAP_CHECK_ATOL = 1e-3
+
+_ROUTE: ContextVar[str] = ContextVar("concept_map_route", default="fused")
+
+
+class ConceptMapKernelError(RuntimeError):
+    """The fused kernel's concept map differs from the chunked recompute of the same attention call."""
+
+
+@contextlib.contextmanager
+def concept_map_route(route: str) -> Iterator[None]:
+    """Within the block every concept map comes from ``route``: ``"fused"`` (the layer's fused kernel's
+    log-sum-exp, the default) or ``"chunked"`` (:func:`concept_attention_probs`; exact, a second pass over the
+    keys). The layer's attention output is the same either way."""
+    if route not in CONCEPT_MAP_ROUTES:
+        raise ValueError(f"concept map route must be one of {CONCEPT_MAP_ROUTES}; got {route!r}")
+    token = _ROUTE.set(route)
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
+@dataclass
+class ConceptMapCheck:
+    """What :func:`checking_concept_map` found: one entry per compared attention call (``kernel``, ``max_abs``
+    = max |fused − chunked| over the call's map, ``rows`` compared, ``device``, ``dtype``)."""
+
+    layers: int = 1
+    atol: float = MAP_CHECK_ATOL
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return len(self.results) < self.layers
+
+    @property
+    def max_abs(self) -> float | None:
+        return max((r["max_abs"] for r in self.results), default=None)
+
+    def compare(self, fused: Tensor, reference: Tensor, kernel: int | None, query: Tensor) -> None:
+        diff = (fused.float() - reference.float().to(fused.device)).abs()
+        self.results.append(
+            {
+                "kernel": KERNEL_NAMES.get(kernel, str(kernel)),
+                "max_abs": float(diff.max()) if diff.numel() else 0.0,
+                "rows": int(reference.shape[-1]),
+                "device": str(query.device),
+                "dtype": str(query.dtype).replace("torch.", ""),
+            }
+        )
+
+    def verify(self, what: str = "the concept map", fix: str = "set model.concept_map_kernel: chunked") -> None:
+        """Raise :class:`ConceptMapKernelError` naming the kernel, the difference and ``fix`` on a mismatch."""
+        for r in self.results:
+            if not r["max_abs"] <= self.atol:  # NaN fails too
+                raise ConceptMapKernelError(
+                    f"{what} from the fused attention kernel ({r['kernel']}, {r['device']}, {r['dtype']}) differs "
+                    f"from the chunked recompute of the same attention call by {r['max_abs']:.3g} (tolerance "
+                    f"{self.atol:g}): the concept masks would be wrong. Fix: {fix} (the exact chunked route, "
+                    f"slower), and report the kernel and torch {torch.__version__}"
+                )
+
+
+_CHECK: ContextVar[ConceptMapCheck | None] = ContextVar("concept_map_check", default=None)
+
+
+@contextlib.contextmanager
+def checking_concept_map(layers: int = 1, atol: float = MAP_CHECK_ATOL) -> Iterator[ConceptMapCheck]:
+    """Compare the fused-kernel map of the next ``layers`` attention calls that take it with the chunked
+    recompute of the same inputs (one extra chunked pass per compared call); inspect or :meth:`~ConceptMapCheck.
+    verify` the yielded :class:`ConceptMapCheck` after the forward. Calls on the chunked route are not compared."""
+    check = ConceptMapCheck(layers=layers, atol=atol)
+    token = _CHECK.set(check)
+    try:
+        yield check
+    finally:
+        _CHECK.reset(token)
 
 
 def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
@@ -177,7 +273,7 @@ def attention_with_concept_map(
     mask = _as_4d(attn_mask, b, nk)
     query, key, value = _sdpa_dtype(query, key, value)
     logit_scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    kernel = _fused_kernel(query, key, value, mask)
+    kernel = _fused_kernel(query, key, value, mask) if _ROUTE.get() == "fused" else None
     if kernel is None:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale)
         with torch.no_grad():
@@ -197,6 +293,19 @@ def attention_with_concept_map(
             m = mask.expand(b, -1, query.shape[2], -1)[:, :, rows].index_select(-1, cols)
             logits = logits.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else logits + m.float()
         probs = logits.sub_(lse[:, :, rows].float()[..., None]).exp_().mul_(weights).sum(-1).mean(1)
+    check = _CHECK.get()
+    if check is not None and check.pending:
+        with torch.no_grad():
+            try:
+                padding = _key_padding(mask, b, nk)
+            except ValueError:  # a mask the chunked route does not take: compare a later call
+                return out, probs
+            check.compare(
+                probs,
+                concept_attention_probs(query[:, :, rows], key, concept_keys, logit_scale, None, padding),
+                kernel,
+                query,
+            )
     return out, probs
 
 

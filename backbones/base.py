@@ -197,6 +197,8 @@ class VideoBackbone(nn.Module, abc.ABC):
         self.eval()
         self._prompt_cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
         self._prompt_cache_size = 4096
+        #: side modules parked off the denoiser's device (park_side_modules / side_modules_on_device)
+        self._parked: set[str] = set()
         self.controller: Any = None
 
     # ------------------------------------------------------------------ loading (shared control flow)
@@ -214,7 +216,8 @@ class VideoBackbone(nn.Module, abc.ABC):
 
         Args:
             pretrained: a local diffusers folder or a hub id (default ``hub_id``).
-            tiny: with no ``pretrained``, a random test-sized model (no download, CPU-sized).
+            tiny: a random test-sized model (no download, CPU-sized). It wins over ``pretrained``, so a shipped
+                full-size config runs as a smoke test with one key (``--model.init_args.tiny true``).
             torch_dtype: ``"bfloat16"``, ``"float32"``, ... (a ``torch.dtype`` passes through).
             hub_id: the weights when ``pretrained`` is not given (the registry passes each name's).
             seed: seed of the tiny model's random weights.
@@ -222,7 +225,7 @@ class VideoBackbone(nn.Module, abc.ABC):
                 ``max_text_length``, HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``.
         """
         dtype = resolve_dtype(torch_dtype)
-        if tiny and pretrained is None:
+        if tiny:
             return cls.tiny(seed=seed, torch_dtype=dtype, **options)
         if not (pretrained or hub_id):
             raise ValueError(
@@ -429,22 +432,35 @@ class VideoBackbone(nn.Module, abc.ABC):
         a training step on cached pseudo data."""
         return {name: m for name, m in self.named_children() if name != "denoiser"}
 
-    def park_side_modules(self, device: torch.device | str = "cpu") -> None:
-        """Move the text encoders and the VAE to ``device`` (default the CPU), off the training device. Prompt
-        encoding still works there (embeddings are moved to the denoiser's device); decoding needs
-        :meth:`side_modules_on_device`."""
-        for module in self.side_modules().values():
-            module.to(device)
+    def park_side_modules(self, device: torch.device | str = "cpu", only: Sequence[str] | None = None) -> None:
+        """Move the text encoders and the VAE (``only``: those named) to ``device`` (default the CPU), off the
+        training device. Prompt encoding still works there (embeddings are moved to the denoiser's device);
+        decoding needs :meth:`side_modules_on_device`."""
+        for name, module in self.side_modules().items():
+            if only is None or name in only:
+                module.to(device)
+                self._parked.add(name)
+
+    def resident_side_modules(self) -> set[str]:
+        """Names of the side modules not parked off the denoiser's device (what each phase keeps beside it)."""
+        return set(self.side_modules()) - self._parked
+
+    def text_encoder_names(self) -> list[str]:
+        """The side modules that encode prompts (every one but the VAE)."""
+        return [name for name in self.side_modules() if name != "vae"]
 
     @contextlib.contextmanager
-    def side_modules_on_device(self, vae_tiling: bool = False) -> Iterator[None]:
-        """Text encoders and VAE on the denoiser's device for the duration (e.g. a sampling callback), then back
-        where they were. ``vae_tiling`` decodes in tiles and one video at a time where the VAE offers it
-        (diffusers' ``enable_tiling``/``enable_slicing``), which bounds the decoder's memory at full size."""
-        parts = self.side_modules()
+    def side_modules_on_device(self, vae_tiling: bool = False, only: Sequence[str] | None = None) -> Iterator[None]:
+        """Text encoders and VAE (``only``: those named) on the denoiser's device for the duration (e.g. a
+        sampling callback), then back where they were. ``vae_tiling`` decodes in tiles and one video at a time
+        where the VAE offers it (diffusers' ``enable_tiling``/``enable_slicing``), which bounds the decoder's
+        memory at full size."""
+        parts = {n: m for n, m in self.side_modules().items() if only is None or n in only}
         where = {name: _module_device(m) for name, m in parts.items()}
+        parked = set(self._parked)
         for module in parts.values():
             module.to(self.device)
+        self._parked -= set(parts)
         vae = parts.get("vae")
         saved = None
         if vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
@@ -460,6 +476,47 @@ class VideoBackbone(nn.Module, abc.ABC):
             for name, module in parts.items():
                 if where[name] is not None:
                     module.to(where[name])
+            self._parked = parked
+
+    @contextlib.contextmanager
+    def side_modules_parked(self, device: torch.device | str = "cpu") -> Iterator[None]:
+        """Every side module off the denoiser's device for the duration, then back where it was."""
+        parts = self.side_modules()
+        where = {name: _module_device(m) for name, m in parts.items()}
+        parked = set(self._parked)
+        self.park_side_modules(device)
+        try:
+            yield
+        finally:
+            for name, module in parts.items():
+                if where[name] is not None:
+                    module.to(where[name])
+            self._parked = parked
+
+    @torch.no_grad()
+    def generate_offloaded(self, prompts: Sequence[str], seeds: Sequence[int], **sampling: Any) -> Tensor:
+        """Videos (uint8 ``[B, F, H, W, 3]``) made phase by phase, so that the denoiser never shares the device
+        with the text encoders or the VAE: the prompts (and the empty negative prompt) are encoded once with only
+        the text encoders brought to the device (the embeddings stay in the prompt cache), the latents are
+        denoised with every side module parked, and decoded with only the VAE on the device, tiled and one
+        video at a time. At full size this is what keeps CogVideoX-5B's sample videos under 24 GiB (T5-XXL alone
+        is 8.9 GiB of bf16 weights; docs/results/fullsize_cost.md)."""
+        negative = sampling.get("negative_prompt", "")
+        negatives = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
+        with self.prompts_encoded_then_parked([*prompts, *negatives]):
+            latents = self.sample(prompts, seeds, **sampling)
+            with self.side_modules_on_device(vae_tiling=True, only=["vae"]):
+                return self.decode(latents)
+
+    @contextlib.contextmanager
+    def prompts_encoded_then_parked(self, prompts: Sequence[str]) -> Iterator[None]:
+        """Encode ``prompts`` once with only the text encoders on the denoiser's device (the embeddings stay in
+        the prompt cache, so :meth:`encode_prompts` of them costs nothing later), then park every side module for
+        the duration: a denoising phase (pseudo data, sample videos) holds the denoiser alone."""
+        with self.side_modules_parked():
+            with self.side_modules_on_device(only=self.text_encoder_names()):
+                self.encode_prompts(list(dict.fromkeys(prompts)))
+            yield
 
     @classmethod
     def _sites_for_controller(cls, denoiser: nn.Module, controller: Any) -> list[AttentionSite]:

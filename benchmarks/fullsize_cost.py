@@ -17,14 +17,23 @@ counter knows). Per backbone at the geometry of its config:
   sampler settings, × the FLOPs of one full-size forward) + training steps (``trainer.max_steps``; a config
   still in epochs runs ``max_epochs`` passes over its cached samples) × s/step.
 
+- the whole run, phase by phase (``whole_run``): weights read from disk, pseudo data (+ encoding every prompt
+  once and moving the text encoder and VAE off the GPU), training (+ the ConceptMaskCallback's forwards), sample
+  videos as the config's SampleVideoCallback makes them (renders × prompts × sampler steps × CFG forwards, one VAE
+  decode per video counted on meta, the encoder/VAE moves per render), evaluation; and the peak GiB of each phase:
+  training under bf16-mixed (autocast saves every LayerNorm input in float32: counted by hooks on a meta forward),
+  pseudo data and samples with the phase-wise residency of ``VideoBackbone.prompts_encoded_then_parked`` /
+  ``generate_offloaded`` (and, for comparison, with every module resident). Bandwidths and the VAE's MFU are the
+  constants ``LOAD_GBPS``, ``PCIE_GBPS``, ``VAE_MFU``.
+
 These are projections: FLOPs are exact for the architectures, the 40 % MFU is an assumption (``--mfu``), and
 elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures the same step on a GPU.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b ...] [--mfu 0.4]
        [--set trainer.max_steps=500 --set data.augment=32] [--json out.json] [--markdown out.md]
 ``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
-CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line: ``cogx2b_nudity_h100_minutes:
-<x>``.
+CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line:
+``cogx2b_nudity_h100_minutes: <x>``, the whole run of configs/cogx2b_nudity.yaml.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.utils._python_dispatch
+import torch.utils._pytree
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -105,6 +116,9 @@ def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
 def data_module(cfg: dict[str, Any]):
     """The config's data module, built for real (prompts, preserve prompts, trajectory requests)."""
     args = {k: v for k, v in cfg["data"].items() if k != "class_path"}
+    if "augment_source" in args:
+        # only the number of prompts counts here: the offline grammar writes as many as the configured LLM would
+        args["augment_source"] = "template"
     module, _, cls = (cfg["data"].get("class_path") or "unlearn.methods.t2vunlearning.ConceptDataModule").rpartition(
         "."
     )
@@ -213,11 +227,226 @@ def _plan(name: str) -> mp.Plan:
     return next(p for p in mp.PLANS if p.registry == name)
 
 
-def memory(name: str) -> dict[str, float]:
+def memory(name: str) -> dict[str, Any]:
     plan = _plan(name)
     meta = mp.build_meta(plan)
     m = mp.measure(plan, meta, *FULLSIZE[name].geometry)
-    return {**mp.estimate(plan, meta, m), "video_tokens": m["video_tokens"]}
+    weights = {
+        "denoiser": mp.n_params(meta["denoiser"]) * mp.BF16,
+        "text_encoders": sum(n for _, n in meta["text_encoders"]) * mp.BF16,
+        "vae": meta["vae_params"] * mp.BF16,
+    }
+    return {**mp.estimate(plan, meta, m), "video_tokens": m["video_tokens"], "weights": weights}
+
+
+# ------------------------------------------------------------------------------------------------ the whole run
+#: bandwidths of the whole-run model (assumptions, printed with the result): reading safetensors from a local NVMe
+#: disk (the hub download is not counted) and moving a module between host and device memory (pageable copies)
+LOAD_GBPS = 2.0
+PCIE_GBPS = 10.0
+#: MFU assumed for the VAE's 3D convolutions (cuDNN conv3d in bf16 reaches far less than the matmuls' 40 %)
+VAE_MFU = 0.2
+
+
+class LiveBytes(torch.utils._python_dispatch.TorchDispatchMode):
+    """Peak bytes of the tensors an operation sequence creates and keeps alive at once (meta tensors are freed
+    like real ones when their last reference goes): the transient working set of a no-grad forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+
+    def _free(self, n: int) -> None:
+        self.live -= n
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        import weakref
+
+        out = func(*args, **(kwargs or {}))
+        inputs = {id(a) for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)}
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and id(t) not in inputs and not t._is_view():
+                n = t.numel() * t.element_size()
+                self.live += n
+                self.peak = max(self.peak, self.live)
+                weakref.finalize(t, self._free, n)
+        return out
+
+
+def inference_working_set(name: str) -> float:
+    """Bytes of the largest transient working set of one frozen no-grad forward at batch 1 (meta, CUDA-style
+    attention: no N×N matrix); sampling at batch B (CFG doubles it) needs about B times this."""
+    model = meta_model(name, 0.0, 0.0, False)
+    batch = training_batch(model.backbone, name)
+    cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
+    with torch.no_grad(), model.controller.disabled(), cuda_attention_on_meta(), LiveBytes() as live:
+        model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
+    return float(live.peak)
+
+
+def layernorm_input_elements(name: str) -> tuple[int, int]:
+    """(elements entering every ``nn.LayerNorm`` of one adapted forward, number of transformer blocks): under
+    bf16-mixed autocast ``layer_norm`` runs in float32 and saves its input as float32, 2 bytes more per element
+    than the bf16 run ``memory_plan.py`` counts."""
+    model = meta_model(name, 0.0, 0.0, False)
+    batch = training_batch(model.backbone, name)
+    cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
+    seen = [0]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, a: seen.__setitem__(0, seen[0] + a[0].numel()))
+        for m in model.backbone.denoiser.modules()
+        if isinstance(m, torch.nn.LayerNorm)
+    ]
+    with cuda_attention_on_meta():
+        model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
+    for h in hooks:
+        h.remove()
+    cfg = model.backbone.denoiser.config
+    return seen[0], int(cfg.num_layers + getattr(cfg, "num_single_layers", 0))
+
+
+_VAE_DECODE: dict[tuple, float] = {}
+
+
+def vae_decode_flops(name: str) -> float:
+    """FLOPs of decoding one video at the row's geometry (CogVideoX's VAE, tiled and sliced as the sample callback
+    decodes; counted on meta). Other families: 0 (their random full-size builds carry no VAE here)."""
+    spec = FULLSIZE[name]
+    if not name.startswith("cogvideox"):
+        return 0.0
+    key = (name, spec.geometry)
+    if key not in _VAE_DECODE:
+        from diffusers import AutoencoderKLCogVideoX
+
+        with torch.device("meta"):
+            vae = AutoencoderKLCogVideoX().to(torch.bfloat16)
+        vae.enable_tiling()
+        vae.enable_slicing()
+        bb = meta_model(name, 0.0, 0.0, False, num_layers=1).backbone
+        f, c, h, w = bb.latent_shape(*spec.geometry)
+        z = torch.empty(1, c, f, h, w, dtype=torch.bfloat16, device="meta")
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            vae.decode(z)
+        _VAE_DECODE[key] = float(fc.get_total_flops())
+    return _VAE_DECODE[key]
+
+
+def callbacks_of(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{class name: init_args}`` of the config's trainer callbacks."""
+    return {
+        cb["class_path"].rsplit(".", 1)[-1]: dict(cb.get("init_args") or {})
+        for cb in cfg["trainer"].get("callbacks") or []
+    }
+
+
+def renders(args: dict[str, Any], steps: int, at_start: bool) -> int:
+    """How often a periodic callback acts in a run of ``steps`` optimizer steps (+1 for one at fit start)."""
+    every = int(args.get("every_n_steps") or 0)
+    return (steps // every if every else 0) + (1 if at_start else 0)
+
+
+def sample_counts(cfg: dict[str, Any], name: str, steps: int) -> tuple[int, int, int]:
+    """(renders, denoiser sample-forwards, decoded videos) of the config's SampleVideoCallback in a run of
+    ``steps`` optimizer steps: the original model's videos at fit start plus one render every ``every_n_steps``,
+    each ``prompts × sampler steps × 2`` forwards with classifier-free guidance (1× without)."""
+    sample = callbacks_of(cfg).get("SampleVideoCallback")
+    if not sample:
+        return 0, 0, 0
+    spec = FULLSIZE[name]
+    data = cfg["data"]
+    guidance = float(data.get("guidance_scale") if data.get("guidance_scale") is not None else spec.sampling[1])
+    n = renders(sample, steps, at_start=True)
+    prompts = len(sample.get("prompts") or [])
+    sampler = int(sample.get("num_inference_steps") or spec.sampling[0])
+    return n, n * prompts * sampler * (2 if guidance > 1 else 1), n * prompts
+
+
+def whole_run(name: str, cfg: dict[str, Any], base: dict[str, Any], mem: dict[str, Any], mfu: float) -> dict[str, Any]:
+    """Minutes of every phase the config switches on and the peak GiB of each (see the module docstring)."""
+    spec = FULLSIZE[name]
+    flops_s = mfu * H100_BF16_DENSE
+    gib = 2**30
+    w = mem["weights"]  # bytes: denoiser, text encoders, vae
+    steps = base["training_steps"]
+    cbs = callbacks_of(cfg)
+    data = cfg["data"]
+    adapted = base["adapted_forward_tflop"] * 1e12
+    guidance = float(data.get("guidance_scale") if data.get("guidance_scale") is not None else spec.sampling[1])
+    cfg_factor = 2 if guidance > 1 else 1
+    phases: dict[str, dict[str, float]] = {}
+    # weights from disk
+    phases["load"] = {"minutes": (w["denoiser"] + w["text_encoders"] + w["vae"]) / (LOAD_GBPS * 1e9) / 60}
+    # sample videos: renders x prompts x sampler steps x CFG forwards, one VAE decode per video, T5 on and off
+    sample = cbs.get("SampleVideoCallback")
+    sample_min = 0.0
+    n_renders = 0
+    if sample:
+        n_renders, forwards, videos = sample_counts(cfg, name, steps)
+        decode = videos * vae_decode_flops(name) / (VAE_MFU * H100_BF16_DENSE)
+        moves = n_renders * 2 * (w["text_encoders"] + w["vae"]) / (PCIE_GBPS * 1e9)
+        sample_min = (forwards * adapted / flops_s + decode + moves) / 60
+        phases["samples"] = {
+            "minutes": sample_min,
+            "renders": n_renders,
+            "forwards": forwards,
+            "vae_decode_minutes": decode / 60,
+            "module_moves_minutes": moves / 60,
+        }
+    # pseudo data: the trajectories (base row) + encoding every prompt once + T5 on and off once
+    pseudo_min = base["pseudo_data_minutes"] + 2 * (w["text_encoders"] + w["vae"]) / (PCIE_GBPS * 1e9) / 60
+    phases["pseudo_data"] = {"minutes": pseudo_min}
+    # training: the steps (base row) + the concept-mask callback's forwards + the first step's map check (one
+    # layer's chunked map: < 0.1 s, not counted)
+    masks = cbs.get("ConceptMaskCallback")
+    mask_min = (renders(masks, steps, at_start=False) * adapted / flops_s / 60) if masks else 0.0
+    phases["training"] = {"minutes": base["training_minutes"] + mask_min, "mask_callback_minutes": mask_min}
+    evaluation = cbs.get("ErasureEvaluation")
+    phases["evaluation"] = {"minutes": 0.0, "note": "configured" if evaluation else "not in this config"}
+    total = sum(p["minutes"] for p in phases.values())
+    # peaks (GiB, what the allocator holds + 1.5 GiB CUDA context and workspaces, x1.1 fragmentation, as
+    # memory_plan.py): per phase, with the phase-wise residency of VideoBackbone.prompts_encoded_then_parked /
+    # generate_offloaded, and with every module resident (the code before it) for comparison
+    work = inference_working_set(name)
+    gen_batch = int(data.get("generation_batch_size", 1)) * cfg_factor
+    sample_batch = (len(sample.get("prompts") or []) if sample else 1) * cfg_factor
+    ctx = 1.5 * gib
+
+    def peak(*parts: float) -> float:
+        return (sum(parts) + ctx) * 1.1 / gib
+
+    vae_work = 2.0 * gib  # tiled decode of one video (tiles of 60x90 latents, 2 latent frames at a time): ~2 GiB
+    ln_elems, blocks = layernorm_input_elements(name)
+    autocast_extra = 2 * ln_elems  # bytes: fp32 instead of bf16 LayerNorm inputs saved
+    if base["gradient_checkpointing"]:
+        autocast_extra = 2 * autocast_extra / max(1, blocks)  # only the recomputed block holds them
+    train_key = "peak_gib_ckpt" if base["gradient_checkpointing"] else "peak_gib_no_ckpt"
+    peaks = {
+        "pseudo_data": max(peak(w["denoiser"], w["text_encoders"]), peak(w["denoiser"], gen_batch * work)),
+        "training": base[train_key] + autocast_extra * 1.1 / gib,
+        "samples": max(
+            peak(w["denoiser"], w["text_encoders"]),
+            peak(w["denoiser"], sample_batch * work),
+            peak(w["denoiser"], w["vae"], vae_work),
+        )
+        if sample
+        else 0.0,
+    }
+    resident = w["denoiser"] + w["text_encoders"] + w["vae"]
+    peaks_all_resident = {
+        "pseudo_data": peak(resident, gen_batch * work),
+        "samples": peak(resident, sample_batch * work, vae_work) if sample else 0.0,
+    }
+    return {
+        "phases": phases,
+        "whole_run_minutes": total,
+        "peak_gib": peaks,
+        "run_peak_gib": max(peaks.values()),
+        "peak_gib_all_resident": peaks_all_resident,
+        "autocast_extra_gib": autocast_extra / gib,
+        "inference_working_set_gib": work / gib,
+        "vae_decode_tflop": vae_decode_flops(name) / 1e12,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ one row
@@ -294,6 +523,7 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
         "run_minutes": (pseudo_s + steps * step_s) / 60,
         "count_seconds": round(time.time() - t0, 1),
     }
+    out.update(whole_run(name, cfg, out, mem, mfu))
     if name in PAPER_SECONDS_PER_EPOCH:
         out["v100_seconds_per_step"] = step["flops"] / (0.4 * V100_FP16_TENSOR)
         out["paper_seconds_per_epoch"] = PAPER_SECONDS_PER_EPOCH[name]
@@ -304,7 +534,7 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
     lines = [
         f"| backbone (config) | frames×H×W (video tokens) | α, β, ckpt | fwd/step | TFLOP/step | mask: share of step / "
         f"of adapted fwd (chunked route before) | peak GiB no ckpt / ckpt | s/step (H100 @{mfu:.0%}) | pseudo data: "
-        "trajectories × s | steps | whole run (min) |",
+        "trajectories × s | steps | pseudo data + training (min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -317,6 +547,36 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
             f"{r['peak_gib_no_ckpt']:.0f} / {r['peak_gib_ckpt']:.0f} | {r['seconds_per_step']:.2f} | "
             f"{r['trajectories']} × {r['seconds_per_trajectory']:.0f} = {r['pseudo_data_minutes']:.1f} min | "
             f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |"
+        )
+    return "\n".join(lines)
+
+
+def markdown_run(rows: list[dict[str, Any]], mfu: float) -> str:
+    """The whole run of each config, phase by phase (minutes on one H100 at ``mfu``) and the peak GiB of each."""
+    lines = [
+        f"| backbone (config) | load | pseudo data | training (+ mask callback) | sample videos: renders × forwards, "
+        f"VAE decode, T5/VAE moves | whole run (min, H100 @{mfu:.0%}) | peak GiB: pseudo data / training "
+        "(bf16-mixed) / samples | run peak GiB (all modules resident: pseudo data / samples) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ph, pk = r["phases"], r["peak_gib"]
+        s = ph.get("samples")
+        samples = (
+            f"{s['minutes']:.1f} ({s['renders']} renders, {s['forwards']:,} fwd; decode {s['vae_decode_minutes']:.1f}, "
+            f"moves {s['module_moves_minutes']:.1f})"
+            if s
+            else "—"
+        )
+        alls = r["peak_gib_all_resident"]
+        lines.append(
+            f"| {r['backbone']} (`{r['config']}`) | {ph['load']['minutes']:.1f} | "
+            f"{ph['pseudo_data']['minutes']:.1f} | "
+            f"{ph['training']['minutes']:.1f} (+{ph['training']['mask_callback_minutes']:.2f}) | "
+            f"{samples} | "
+            f"**{r['whole_run_minutes']:.1f}** | "
+            f"{pk['pseudo_data']:.1f} / {pk['training']:.1f} / {pk['samples']:.1f} | "
+            f"**{r['run_peak_gib']:.1f}** ({alls['pseudo_data']:.1f} / {alls['samples']:.1f}) |"
         )
     return "\n".join(lines)
 
@@ -350,15 +610,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['cached_samples']} cached samples",
                 flush=True,
             )
-    table = markdown(rows, args.mfu)
+    table = markdown(rows, args.mfu) + "\n\n" + markdown_run(rows, args.mfu)
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"mfu": args.mfu, "overrides": args.overrides, "rows": rows}, indent=2))
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
     cog = next((r for r in rows if r["backbone"] == "cogvideox-2b"), None)
+    for r in rows:
+        print(
+            f"{r['backbone']}: whole run {r['whole_run_minutes']:.1f} min ("
+            + ", ".join(f"{k} {v['minutes']:.1f}" for k, v in r["phases"].items())
+            + "); peak GiB "
+            + ", ".join(f"{k} {v:.1f}" for k, v in r["peak_gib"].items())
+            + f"; run peak {r['run_peak_gib']:.1f} GiB"
+        )
     if cog is not None:
-        print(f"cogx2b_nudity_h100_minutes: {cog['run_minutes']:.1f}")
+        print(f"cogx2b_nudity_h100_minutes: {cog['whole_run_minutes']:.1f}")
     return 0
 
 

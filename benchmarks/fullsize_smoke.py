@@ -1,130 +1,145 @@
-"""The full-size path on a CPU: the real full-size denoiser with random bf16 weights, one pseudo-data step and
-one training step (α > 0) at one latent frame of the real resolution.
+"""The shipped ``configs/cogx2b_nudity.yaml`` through ``unlearn fit`` (the code path of a user's run) with the
+real full-size CogVideoX-2B (random bf16 weights, no download) at a reduced number of frames, on the CPU.
 
-Builds ``random-<backbone>`` (``fullsize_models.py``: the published transformer configuration, every block, random
-bf16 weights; a text encoder of the real width with 2 layers) inside the real ``T2VUnlearning`` module, then
+What is the user's: the CLI (``unlearn.cli.main``), the config file with its includes, every callback it
+configures (Lightning's ModelCheckpoint, AdapterCheckpoint, ConceptMaskCallback, SampleVideoCallback), its
+precision (bf16-mixed), its wandb logger (offline), the ConceptDataModule and its pseudo-data cache, the
+T2VUnlearning module with the first-step concept-map check. What is changed, all of it size:
 
-1. makes one pseudo-data trajectory step with the real sampler (``make_trajectories``: classifier-free guidance,
-   the negatively guided target) at one latent frame of the backbone's resolution;
-2. runs one training step on it (``compute_losses`` with the concept map and L_loc, backward);
-3. checks shapes, that everything is finite, that the concept map found the concept tokens, and that only
-   the adapters received gradients;
-4. for CogVideoX, runs the patch embedding at the full 49 frames (13 latent frames), the positional-embedding
-   path the one-frame step does not reach.
+- ``model.backbone: random-cogvideox-2b`` (``fullsize_models.py``: the published transformer configuration, all
+  30 blocks, 1.69 B random bf16 parameters; a T5 of the real width with 2 layers; the published VAE
+  configuration with random weights), ``model.pretrained: null``;
+- 1 frame (one latent frame) of the real 480×720, 1 augmented prompt, 2 sampler steps (record step 0), 1
+  optimizer step, sample videos at 1 sampler step, callback periods of 1 (so that each acts within the run);
+- ``trainer.accelerator: cpu``, a temporary run folder.
 
-Measured (CogVideoX-2B, 2 threads on a shared 2-core machine): 8 min 41 s, peak RSS 9.2 GB (build 53 s, pseudo-data
-step 199 s, training step 239 s). CogVideoX-5B needs about 14 GB (11 GB of bf16 weights) and HunyuanVideo more than
-26 GB (12.8 B parameters): the first only on a machine to itself, the second not on 24 GiB.
+Checks: exit status 0, and the run's artefacts: pseudo-data trajectory, adapters, last.ckpt, mask maps, sample
+videos (original and after step 1), the offline wandb run. ``--until-first-step`` stops after the first
+optimizer step has been taken and logged (a ``max_steps`` of 1 does that anyway; the flag skips the sample
+videos, the slowest part on a CPU).
 
-Usage: OMP_NUM_THREADS=2 python benchmarks/fullsize_smoke.py --backbone cogvideox-2b [--threads 2] [--json out.json]
-Exit status 0 and ``fullsize_smoke: ok`` on the last line when every check holds; minutes, not hours.
+Usage: OMP_NUM_THREADS=2 python benchmarks/fullsize_smoke.py [--threads 2] [--until-first-step] [--json out.json]
+Last line ``fullsize_smoke: ok`` when every check holds. On a shared 2-core machine: tens of minutes, ~10 GB RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from fullsize_models import FULLSIZE, PROMPT, training_batch  # noqa: E402
+import fullsize_models  # noqa: E402,F401  (registers random-<name>)
 
-from unlearn.methods.t2vunlearning import T2VUnlearning  # noqa: E402
-from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories  # noqa: E402
+from unlearn.cli import main as unlearn  # noqa: E402
 
-
-def one_frame(name: str) -> tuple[int, int, int]:
-    """Video frames giving one latent frame (CogVideoX and the 4k+1 families: 1 frame) at the real resolution."""
-    _, height, width = FULLSIZE[name].geometry
-    return 1, height, width
+CONFIG = ROOT / "configs" / "cogx2b_nudity.yaml"
+SIZE = [
+    "--trainer.accelerator", "cpu",
+    "--trainer.max_steps", "1",
+    "--model.init_args.backbone", "random-cogvideox-2b",
+    "--model.init_args.pretrained", "null",
+    "--model.init_args.backbone_kwargs", "{device: cpu, vae: true}",
+    "--data.init_args.num_frames", "1",
+    "--data.init_args.augment_source", "template",  # the configs' LLM server is not reachable here
+    "--data.init_args.augment", "1",
+    "--data.init_args.num_inference_steps", "2",
+    "--data.init_args.record_steps", "[0]",
+    "--data.init_args.generation_batch_size", "1",
+]  # fmt: skip
 
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def smoke(name: str) -> dict:
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    model = T2VUnlearning(
-        backbone=f"random-{name}", backbone_kwargs={"device": "cpu"}, torch_dtype="bfloat16", alpha=1.0, beta=0.0
-    )
-    bb = model.backbone
-    timings["build"] = time.perf_counter() - t
-    frames, height, width = one_frame(name)
-    shape = bb.latent_shape(frames, height, width)
+def shipped_config(root: Path, until_first_step: bool) -> dict:
+    """The shipped config as the CLI parses it, with the size overrides above."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            unlearn(["fit", "--config", str(CONFIG), *SIZE, "--trainer.default_root_dir", str(root), "--print_config"])
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+    cfg = yaml.safe_load(out.getvalue())
+    callbacks = []
+    for cb in cfg["trainer"]["callbacks"]:
+        args = cb.setdefault("init_args", {})
+        for key in ("every_n_steps", "every_n_train_steps"):
+            if isinstance(args.get(key), int) and args[key] > 1:
+                args[key] = 1
+        if cb["class_path"].endswith("SampleVideoCallback"):
+            if until_first_step:
+                continue
+            args["num_inference_steps"] = 1
+        callbacks.append(cb)
+    cfg["trainer"]["callbacks"] = callbacks
+    return cfg
 
-    # 1. one pseudo-data step: CFG prediction and the negatively guided target at sampler step 0
-    t = time.perf_counter()
-    settings = SamplerSettings(
-        frames, height, width, num_inference_steps=50, guidance_scale=bb.defaults.guidance_scale, record_steps=(0,)
-    )
-    with model.controller.disabled():
-        (traj,) = make_trajectories(bb, [TrajectoryRequest("unlearn", PROMPT, 0, PROMPT)], settings, eta=7.0)
-    timings["pseudo_data_step"] = time.perf_counter() - t
-    assert tuple(traj["x_t"].shape) == (1, *shape) and tuple(traj["target"].shape) == (1, *shape), traj["x_t"].shape
-    assert torch.isfinite(traj["x_t"]).all() and torch.isfinite(traj["target"].float()).all(), "non-finite pseudo data"
 
-    # 2. one training step on it (α > 0: concept map and L_loc in every layer)
+def smoke(root: Path, until_first_step: bool) -> dict:
+    cfg = shipped_config(root, until_first_step)
+    path = root / "cogx2b_nudity.smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     t = time.perf_counter()
-    batch = training_batch(bb, name, (frames, height, width))
-    batch.update(x_t=traj["x_t"], target=traj["target"], timesteps=traj["timesteps"].to(torch.long))
-    for a in model.controller.adapters:  # zero-initialised Up gives L_loc = 0; a small Up gives it a gradient
-        torch.nn.init.normal_(a.up.weight, std=1e-3, generator=torch.Generator().manual_seed(0))
-    losses = model.compute_losses(batch)
-    losses["total"].backward()
-    timings["training_step"] = time.perf_counter() - t
-
-    # 3. checks
-    assert all(torch.isfinite(v).all() for v in losses.values()), {k: float(v) for k, v in losses.items()}
-    assert float(losses["loc"]) > 0 and 0 < float(losses["mask_coverage"]) < 1, losses
-    grads = [p.grad for p in model.controller.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads), "every adapter needs a finite gradient"
-    assert any(float(g.abs().max()) > 0 for g in grads)
-    leaked = [n for n, p in bb.named_parameters() if p.grad is not None or p.requires_grad]
-    assert not leaked, f"backbone parameters with gradients: {leaked[:5]}"
+    code = unlearn(["fit", "--config", str(path)])
+    seconds = time.perf_counter() - t
+    assert code == 0, f"unlearn fit --config {CONFIG.name} (full size, reduced frames) exited {code}"
     out = {
-        "backbone": name,
-        "latent_shape": list(shape),
-        "params": sum(p.numel() for p in bb.denoiser.parameters()),
-        "losses": {k: float(v.detach()) for k, v in losses.items()},
-        "seconds": timings,
+        "config": str(CONFIG.relative_to(ROOT)),
+        "backbone": "random-cogvideox-2b",
+        "precision": cfg["trainer"]["precision"],
+        "geometry": [1, cfg["data"]["init_args"]["height"], cfg["data"]["init_args"]["width"]],
+        "fit_seconds": round(seconds, 1),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
     }
+    trajectories = list(Path(os.environ["T2V_UNLEARN_CACHE"]).rglob("*.safetensors"))
+    assert trajectories, "no pseudo-data trajectory was cached"
+    assert (root / "adapters" / "adapters.safetensors").is_file(), "no adapters written"
+    assert (root / "checkpoints" / "last.ckpt").is_file(), "no last.ckpt"
+    assert list((root / "masks").glob("masks_step=1.safetensors")), "no concept maps after step 1"
+    assert list((root / "wandb").glob("offline-run-*/run-*.wandb")), "no offline wandb run"
+    if not until_first_step:
+        videos = sorted(p.name for p in (root / "samples").glob("*.mp4"))
+        assert "original_0.mp4" in videos and "step=1_0.mp4" in videos, videos
+        out["videos"] = videos
+    from safetensors.torch import load_file
 
-    # 4. CogVideoX: the positional embedding at the full 49 frames (13 latent frames)
-    if hasattr(bb.denoiser, "patch_embed"):
-        full = bb.latent_shape(*FULLSIZE[name].geometry)
-        with torch.no_grad():
-            emb = bb.denoiser.patch_embed(batch["cond.hidden_states"], torch.randn(1, *full).to(bb.dtype))
-        p = bb.denoiser.config.patch_size
-        tokens = FULLSIZE[name].text_len + full[0] * (full[2] // p) * (full[3] // p)
-        assert tuple(emb.shape) == (
-            1,
-            tokens,
-            bb.denoiser.config.num_attention_heads * bb.denoiser.config.attention_head_dim,
-        )
-        assert torch.isfinite(emb.float()).all()
-        out["full_frames_patch_embed"] = list(emb.shape)
-    out["peak_rss_gib"] = peak_rss_gib()
+    adapters = load_file(str(root / "adapters" / "adapters.safetensors"))
+    out["adapter_tensors"] = len(adapters)
+    out["adapters_moved"] = any(float(v.float().abs().max()) > 0 for k, v in adapters.items() if "up" in k)
+    out["trajectory_files"] = len(trajectories)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbone", default="cogvideox-2b", choices=list(FULLSIZE))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--until-first-step", action="store_true", help="leave out the sample videos (slowest part)")
+    ap.add_argument("--dir", default=None, help="run folder (default: a temporary one)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    res = smoke(args.backbone)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.dir or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        os.environ["T2V_UNLEARN_CACHE"] = str(root / "cache")
+        res = smoke(root, args.until_first_step)
     print(json.dumps(res, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

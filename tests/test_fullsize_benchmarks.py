@@ -5,6 +5,7 @@ run (random bf16 weights, ≈9 GiB, minutes) is marked slow.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,64 +38,82 @@ def test_meta_step_counts_real_flops_and_the_map_is_a_sliver(name):
 
 def test_fullsize_models_match_the_published_parameter_counts():
     """The configurations build the published model sizes (CogVideoX-2B 1.69 B, Wan 2.1 1.3B 1.42 B)."""
-    from fullsize_models import build_random_backbone
+    from unlearn.backbones.fullsize import build_random_backbone
 
     assert sum(p.numel() for p in build_random_backbone("cogvideox-2b").denoiser.parameters()) == 1_693_783_872
     assert sum(p.numel() for p in build_random_backbone("wan2.1-t2v-1.3b").denoiser.parameters()) == 1_418_996_800
 
 
-def test_gpu_step_dry_run_on_cpu(tmp_path):
-    """benchmarks/gpu_step.py runs end to end (CPU, one real-width block, toy geometry): step times, the map of the
-    fused route equal to the chunked route's, a trajectory."""
+def test_the_whole_run_counts_the_sample_videos_the_config_switches_on():
+    """cogx2b_nudity.yaml's SampleVideoCallback renders before training and after its 500th step: 2 renders x 2
+    prompts x 50 sampler steps x 2 (CFG) = 400 forwards, 4 decoded videos; at every 100 steps (the config before)
+    the hand count of #21: 6 renders, 1,200 forwards; without the callback, none."""
+    from fullsize_cost import callbacks_of, load_config, sample_counts
+
+    cfg = load_config("configs/cogx2b_nudity.yaml", [])
+    assert set(callbacks_of(cfg)) >= {"SampleVideoCallback", "ConceptMaskCallback", "AdapterCheckpoint"}
+    assert sample_counts(cfg, "cogvideox-2b", 500) == (2, 400, 4)
+    samples = next(c for c in cfg["trainer"]["callbacks"] if "SampleVideo" in c["class_path"])
+    samples["init_args"]["every_n_steps"] = 100
+    assert sample_counts(cfg, "cogvideox-2b", 500) == (6, 1200, 12)
+    cfg["trainer"]["callbacks"] = [c for c in cfg["trainer"]["callbacks"] if "SampleVideo" not in c["class_path"]]
+    assert sample_counts(cfg, "cogvideox-2b", 500) == (0, 0, 0)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU would run the rows for real")
+def test_gpu_step_keeps_every_row_when_one_fails(tmp_path):
+    """Each backbone runs in its own process: rows that fail (here: no CUDA device) are recorded with their error,
+    the JSON holds every row, a parsable line per row, exit status 1."""
     out = tmp_path / "gpu_step.json"
     res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "gpu_step.py"),
-            "--device",
-            "cpu",
-            "--num-layers",
-            "1",
-            "--geometry",
-            "1",
-            "32",
-            "48",
-            "--sampler-steps",
-            "2",
-            "--steps",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    (row,) = json.loads(out.read_text())["rows"]
-    assert row["seconds_per_step_with_map"] > 0 and row["seconds_per_trajectory"] > 0
-    assert row["map_max_abs_difference"] < 1e-5
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_step.py"), "--backbone", "cogvideox-2b", "wan2.1-t2v-1.3b",
+         "--no-projection", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["backbone"] for r in rows] == ["cogvideox-2b", "wan2.1-t2v-1.3b"]
+    assert all("no CUDA device" in r["error"] for r in rows)
+    lines = res.stdout.strip().splitlines()[-2:]
+    assert lines[0].startswith("gpu_step: cogvideox-2b error=") and lines[1].startswith("gpu_step: wan2.1-t2v-1.3b")
 
 
 @pytest.mark.slow
-def test_fullsize_smoke_cogvideox_2b(tmp_path):
-    """The real full-size CogVideoX-2B (random bf16 weights): one pseudo-data step and one training step at one
-    latent frame of 480×720, only adapters get gradients, and the 49-frame patch embedding (≈9 GiB, minutes)."""
+def test_gpu_step_dry_run_on_cpu(tmp_path):
+    """benchmarks/gpu_step.py --dry-run end to end (CPU, one real-width block, toy geometry): step times next to
+    their projection, the fused kernel's map within tolerance of the chunked recompute, a trajectory, the final
+    parsable line."""
+    out = tmp_path / "gpu_step.json"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_step.py"), "--dry-run", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["seconds_per_step_with_map"] > 0 and row["seconds_per_trajectory"] > 0
+    assert row["map_ok"] and row["map_max_abs"] < 1e-5 and row["attention_backend"] == "flash"
+    assert row["projected_s"] > 0 and row["measured_gib"] is None
+    last = res.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"gpu_step: cogvideox-2b measured_s/projected_s=[0-9.]+ measured_gib/projected_gib=n/a map_max_abs=\S+", last
+    ), last
+
+
+@pytest.mark.slow
+def test_fullsize_smoke_runs_the_shipped_config_through_unlearn_fit(tmp_path):
+    """benchmarks/fullsize_smoke.py: configs/cogx2b_nudity.yaml through `unlearn fit` with the real full-size
+    CogVideoX-2B (random bf16 weights) at one frame of 480x720, to the first optimizer step and its callbacks
+    (sample videos left out: --until-first-step; ~9 min and ~9 GB RSS on a shared 2-core machine)."""
     out = tmp_path / "smoke.json"
     res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "fullsize_smoke.py"),
-            "--backbone",
-            "cogvideox-2b",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / "fullsize_smoke.py"), "--until-first-step", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=3600,
     )
     assert res.returncode == 0 and res.stdout.strip().endswith("fullsize_smoke: ok"), res.stderr[-3000:]
     smoke = json.loads(out.read_text())
-    assert smoke["params"] == 1_693_783_872 and smoke["latent_shape"] == [1, 16, 60, 90]
-    assert smoke["full_frames_patch_embed"] == [1, 226 + 13 * 30 * 45, 1920]
+    assert smoke["config"] == "configs/cogx2b_nudity.yaml" and smoke["precision"] == "bf16-mixed"
+    assert smoke["geometry"] == [1, 480, 720] and smoke["adapters_moved"] and smoke["trajectory_files"] == 1

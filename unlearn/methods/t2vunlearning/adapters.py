@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unlearn.backbones.attention import concept_map_route
+
 from .losses import token_mean_squares
 
 
@@ -59,6 +61,9 @@ class AdapterController(nn.Module):
         self.concept_maps: dict[int, Tensor] = {}
         #: per-forward facts a processor may need (e.g. number of latent frames); set by the backbone
         self.context: dict[str, int] = {}
+        #: where the concept maps come from inside :meth:`capturing` ("fused" kernel or "chunked" recompute;
+        #: unlearn.backbones.attention.concept_map_route); T2VUnlearning sets it from model.concept_map_kernel
+        self.concept_map_route = "fused"
 
     # -------------------------------------------------------------- used by processors
     def adapt(self, site: int, video_tokens: Tensor) -> Tensor:
@@ -128,7 +133,8 @@ class AdapterController(nn.Module):
         self.concept_tokens = None if concept_tokens is None else concept_tokens.to("cpu", torch.bool)
         self.token_squares, self.concept_maps = {}, {}
         try:
-            yield
+            with concept_map_route(self.concept_map_route):
+                yield
         finally:
             self._capture = False
             self.concept_tokens = None

@@ -12,6 +12,7 @@ run resumed from a checkpoint continues with the batch it would have trained on 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import re
@@ -545,7 +546,12 @@ class ConceptDataModule(pl.LightningDataModule):
                 pre = []
             strategy = self.trainer.strategy
             hits, misses = self.cache.hits, self.cache.misses
-            with module.controller.disabled():
+            # every prompt encoded once, then the text encoders and the VAE off the device while the denoiser
+            # samples (pseudo data needs no decoding): the denoiser's phase holds it alone
+            texts = [t for r in un + pre for t in (r.prompt, r.loss_prompt)] + [settings.negative_prompt]
+            # the first concept map made (mask_source: frozen) is checked against an exact recompute
+            guard = getattr(module, "guarded_concept_maps", contextlib.nullcontext)
+            with module.controller.disabled(), backbone.prompts_encoded_then_parked(texts), guard():
                 paths = self.cache.build(
                     backbone,
                     un + pre,

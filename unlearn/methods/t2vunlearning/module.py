@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -19,6 +21,7 @@ from unlearn.backbones import (
     build_backbone,
     check_pretrained,
 )
+from unlearn.backbones.attention import CONCEPT_MAP_ROUTES, MAP_CHECK_ATOL, checking_concept_map
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
 from .adapters import AdapterController
@@ -114,6 +117,17 @@ class T2VUnlearning(pl.LightningModule):
         adversarial_epsilon: radius of the perturbation per entry (L∞), in units of the conditioning's
             standard deviation.
         adversarial_weight: weight of the worst-case ``L_unlearn`` next to the clean one.
+        concept_map_kernel: where the concept maps come from: ``"fused"`` (default) takes the per-row
+            log-sum-exp of the attention kernel the layer runs anyway (CPU flash; CUDA flash, memory-efficient or
+            cuDNN) and adds only the concept columns' logits; ``"chunked"`` recomputes every key's logits in
+            query chunks (exact, one more pass over the keys per mapped layer). The fallback when the check
+            below fails.
+        check_concept_map: where a run first makes concept maps (α > 0: the pseudo data with ``mask_source:
+            frozen``, else the first training step), compare the first mapped layer's fused-kernel map with the
+            chunked recompute of the same call; a difference above
+            ``unlearn.backbones.attention.MAP_CHECK_ATOL`` stops the run with
+            :class:`~unlearn.backbones.attention.ConceptMapKernelError` (the result is logged as
+            ``train/map_check_max_abs`` and kept in ``map_check``).
 
     Raises:
         UnknownBackboneError: unknown ``backbone`` name (the message lists the known ones).
@@ -150,8 +164,16 @@ class T2VUnlearning(pl.LightningModule):
         adversarial_steps: int = 0,
         adversarial_epsilon: float = 1.0,
         adversarial_weight: float = 1.0,
+        concept_map_kernel: Literal["fused", "chunked"] = "fused",
+        check_concept_map: bool = True,
     ) -> None:
         super().__init__()
+        check_choice(
+            "model.concept_map_kernel",
+            concept_map_kernel,
+            CONCEPT_MAP_ROUTES,
+            fix="'fused' reads the attention kernel's log-sum-exp; 'chunked' recomputes the map exactly (slower)",
+        )
         check_int("model.adapter_dim", adapter_dim, low=1)
         check_range(
             "model.eta",
@@ -221,6 +243,7 @@ class T2VUnlearning(pl.LightningModule):
         )
         sites = self.backbone.attention_sites()
         self.controller = AdapterController([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
+        self.controller.concept_map_route = concept_map_kernel
         self.backbone.attach_controller(self.controller)
         #: indices of the sites whose adapters train (``adapter_sites``); the others stay exactly zero
         self.trained_sites = list(range(len(sites)))
@@ -250,6 +273,8 @@ class T2VUnlearning(pl.LightningModule):
         self.strict_loading = False
         #: loss of the first training step of this fit (the divergence check's reference)
         self._first_loss: float | None = None
+        #: the first training step's concept-map check (``check_concept_map``): one dict per compared layer
+        self.map_check: list[dict[str, Any]] | None = None
 
     @property
     def eta(self) -> float:
@@ -400,7 +425,10 @@ class T2VUnlearning(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if "regen_prompt_index" in batch:
             batch = self._regenerate(batch)
-        losses = self.compute_losses(batch)
+        if self.map_check is None and self.hparams.get("check_concept_map", True) and self.hparams.alpha > 0:
+            losses = self._checked_first_step(batch)
+        else:
+            losses = self.compute_losses(batch)
         self.check_divergence(losses)
         # Lightning writes step metrics every `log_every_n_steps`; logging only then keeps its per-call
         # bookkeeping (sizeable next to a small model's step) off the other steps
@@ -409,6 +437,39 @@ class T2VUnlearning(pl.LightningModule):
             logged.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "total"})
             self.log_dict(logged, prog_bar=False, batch_size=batch["x_t"].shape[0])
         return losses["total"]
+
+    @contextlib.contextmanager
+    def guarded_concept_maps(self) -> Iterator[None]:
+        """Around the first concept maps a run makes (the data module's pseudo-data build: ``mask_source: frozen``
+        records them there): the first mapped layer's fused-kernel map is compared with the chunked recompute of
+        the same call and a mismatch stops the run (``check_concept_map``). Nothing is checked when no map is made
+        inside (a full cache): the first training step then checks its own maps, if it makes any."""
+        hp = self.hparams
+        if self.map_check is not None or not hp.get("check_concept_map", True) or hp.alpha <= 0:
+            yield
+            return
+        with checking_concept_map(layers=1, atol=MAP_CHECK_ATOL) as check:
+            yield
+        if check.results:
+            self.map_check = check.results
+            check.verify(
+                what=f"model: {self.backbone.name}'s first concept map (pseudo data)",
+                fix="set model.concept_map_kernel: chunked",
+            )
+
+    def _checked_first_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The first training step with its concept-map kernel guarded (``check_concept_map``): the first mapped
+        layer's fused-kernel map against the chunked recompute of the same call; a mismatch stops the run."""
+        with checking_concept_map(layers=1, atol=MAP_CHECK_ATOL) as check:
+            losses = self.compute_losses(batch)
+        self.map_check = check.results
+        check.verify(
+            what=f"model: at the first training step, {self.backbone.name}'s concept map",
+            fix="set model.concept_map_kernel: chunked",
+        )
+        if check.results:
+            self.log("train/map_check_max_abs", float(check.max_abs), batch_size=batch["x_t"].shape[0])
+        return losses
 
     def check_divergence(self, losses: dict[str, Tensor]) -> None:
         """Raise :class:`DivergenceError` when the loss is not finite or exceeds ``divergence_factor`` × the first
@@ -490,9 +551,10 @@ class T2VUnlearning(pl.LightningModule):
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) with the adapters on (unlearned) or off (original)."""
         ctx = self.controller.scaled(1.0) if adapters else self.controller.disabled()
-        with ctx, self.backbone.side_modules_on_device(vae_tiling=True):
-            latents = self.backbone.sample(prompts, seeds, **sampling)
-            return self.backbone.decode(latents)
+        with ctx:
+            # phase by phase (VideoBackbone.generate_offloaded): prompts encoded once with only the text encoders on
+            # the device, denoising with the denoiser alone, decoding with only the VAE (tiled, one video at a time)
+            return self.backbone.generate_offloaded(prompts, seeds, **sampling)
 
     def adapter_norm(self) -> float:
         return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.controller.parameters()))
