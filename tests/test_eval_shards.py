@@ -7,7 +7,7 @@ import json
 import pytest
 from test_runner import adapters, bb, clf, runner, suite_file  # noqa: F401 - fixtures
 
-from unlearn.evaluation.runner import main as evaluate_main
+from unlearn.cli import main as unlearn_main
 from unlearn.evaluation.runner import resolve_shard
 
 
@@ -67,5 +67,7 @@ def test_shard_values_and_the_launchers(value, environ, expected):
 def test_bad_shards_are_refused_naming_the_form(bad, tmp_path, capsys):
     with pytest.raises(ValueError, match="is not 'i/n' with 0 <= i < n"):
         resolve_shard(bad, {})
-    code = evaluate_main(["--out", str(tmp_path), "--suite", "toyworld", "--methods", "original", f"--shard={bad}"])
+    code = unlearn_main(
+        ["evaluate", "--out", str(tmp_path), "--suite", "toyworld", "--methods", "original", f"--shard={bad}"]
+    )
     assert code == 2 and "is not 'i/n'" in capsys.readouterr().err

@@ -56,7 +56,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 
 from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
-from unlearn.checks import check_int
+from unlearn.checks import InputError, check_int
 from unlearn.io import atomic_folder, atomic_write_text
 
 from . import plots
@@ -116,7 +116,7 @@ def resolve_shard(shard: str | None, environ: Mapping[str, str] | None = None) -
             return None
     m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
     if not m or not 0 <= int(m[1]) < int(m[2]):
-        raise ValueError(
+        raise InputError(
             f"shard {shard!r} is not 'i/n' with 0 <= i < n (e.g. '0/4' for the first of four jobs) or 'auto' "
             f"(read from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE; got {text!r})"
         )
