@@ -216,8 +216,10 @@ class VideoBackbone(nn.Module, abc.ABC):
 
         Args:
             pretrained: a local diffusers folder or a hub id (default ``hub_id``).
-            tiny: a random test-sized model (no download, CPU-sized). It wins over ``pretrained``, so a shipped
-                full-size config runs as a smoke test with one key (``--model.init_args.tiny true``).
+            tiny: a random test-sized model (no download, CPU-sized). It wins over a hub id in ``pretrained``, so
+                a shipped full-size config runs as a smoke test with one key (``--model.init_args.tiny true``); a
+                local path in ``pretrained`` (an existing folder, or a path starting with ``/``, ``.`` or ``~``)
+                is loaded and checked instead.
             torch_dtype: ``"bfloat16"``, ``"float32"``, ... (a ``torch.dtype`` passes through).
             hub_id: the weights when ``pretrained`` is not given (the registry passes each name's).
             seed: seed of the tiny model's random weights.
@@ -225,7 +227,9 @@ class VideoBackbone(nn.Module, abc.ABC):
                 ``max_text_length``, HunyuanVideo's ``embedded_guidance_scale``, ZeroScope's ``scheduler_class``.
         """
         dtype = resolve_dtype(torch_dtype)
-        if tiny:
+        # tiny replaces hub weights (a shipped config's hub id) but never a local folder the user named: weights
+        # they point at are loaded and checked, not silently swapped for a random model
+        if tiny and not (pretrained and _names_local_path(pretrained)):
             return cls.tiny(seed=seed, torch_dtype=dtype, **options)
         if not (pretrained or hub_id):
             raise ValueError(
@@ -880,3 +884,10 @@ def frames_to_uint8(video: Tensor) -> Tensor:
     """``[B, C, F, H, W]`` in [-1, 1] → uint8 ``[B, F, H, W, C]``."""
     video = (video.float().clamp(-1, 1) + 1) * 127.5
     return video.round().to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
+
+
+def _names_local_path(pretrained: str) -> bool:
+    """``pretrained`` names a local folder rather than a hub id: it exists, or it is written as a path (diffusers'
+    own rule is "an existing folder"; a path that does not exist must fail as one, not be fetched or ignored)."""
+    text = str(pretrained)
+    return Path(text).expanduser().exists() or text.startswith(("/", ".", "~"))

@@ -165,8 +165,9 @@ def test_round_trip_ours_theirs_ours_is_exact(tmp_path):
 def test_export_writes_their_format_from_a_checkpoint(tmp_path):
     """`unlearn export --format t2vunlearning` on a checkpoint as `unlearn fit` writes it (the module's own
     on_save_checkpoint, saved tensors-only): the same adapters as the default format, bit for bit."""
+    from unlearn.cli import main as unlearn_main
     from unlearn.io import save_checkpoint_file
-    from unlearn.methods.t2vunlearning.export import export_adapters, export_main
+    from unlearn.methods.t2vunlearning.export import export_adapters
     from unlearn.methods.t2vunlearning.module import T2VUnlearning
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
@@ -178,8 +179,16 @@ def test_export_writes_their_format_from_a_checkpoint(tmp_path):
     save_checkpoint_file(ckpt, tmp_path / "run.ckpt")
     export_adapters(str(tmp_path / "run.ckpt"), str(tmp_path / "ours"))
     assert (
-        export_main(
-            ["--ckpt", str(tmp_path / "run.ckpt"), "--out", str(tmp_path / "theirs"), "--format", "t2vunlearning"]
+        unlearn_main(
+            [
+                "export",
+                "--ckpt",
+                str(tmp_path / "run.ckpt"),
+                "--out",
+                str(tmp_path / "theirs"),
+                "--format",
+                "t2vunlearning",
+            ]
         )
         == 0
     )
