@@ -42,20 +42,8 @@ SCHEDULER_CONFIG: dict[str, dict[str, Any]] = {
         steps_offset=0,
         timestep_spacing="trailing",
     ),
-    "5b": dict(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        num_train_timesteps=1000,
-        prediction_type="v_prediction",
-        rescale_betas_zero_snr=True,
-        set_alpha_to_one=True,
-        snr_shift_scale=1.0,
-        steps_offset=0,
-        timestep_spacing="trailing",
-    ),
 }
+SCHEDULER_CONFIG["5b"] = {**SCHEDULER_CONFIG["2b"], "snr_shift_scale": 1.0}  # the one key the 5B file changes
 
 #: tiny random transformers for tests: the 2B flavour uses sincos positions, the 5B flavour rotary ones
 TINY_TRANSFORMER_CONFIG: dict[str, dict[str, Any]] = {

@@ -11,6 +11,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 #: room -> rooms it may import (besides itself); the order is the direction of the house
+#: what every method room and the rooms above may import: the contract, files, checks, videos, prompts, the toy
+#: world (the weight-editing methods add their shared room)
+_BELOW_METHODS = {
+    "unlearn.backbones",
+    "unlearn.io",
+    "unlearn.checks",
+    "unlearn.video",
+    "unlearn.prompts",
+    "unlearn.toyworld",
+}
+_EDITING_METHOD = _BELOW_METHODS | {"unlearn.methods.weight_edits"}
+_METHODS = {f"unlearn.methods.{m}" for m in ("t2vunlearning", "refusal", "baselines", "weight_edits", "uce", "esd")}
+_EVALUATION = _BELOW_METHODS | _METHODS
+
 ALLOWED = {
     "unlearn.backbones": set(),
     "unlearn.io": set(),
@@ -25,75 +39,16 @@ ALLOWED = {
     "unlearn.run_folder": {"unlearn.io", "unlearn.checks", "unlearn.resume"},
     "unlearn.prompts": {"unlearn.io", "unlearn.checks"},
     "unlearn.toyworld": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
-    "unlearn.methods.t2vunlearning": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.limits",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-    },
+    "unlearn.methods.t2vunlearning": _BELOW_METHODS | {"unlearn.limits"},
     # the shared lower room of the weight-editing methods (sites, activations, edits and their files)
     "unlearn.methods.weight_edits": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
-    "unlearn.methods.refusal": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-        "unlearn.methods.weight_edits",
-    },
-    "unlearn.methods.uce": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-        "unlearn.methods.weight_edits",
-    },
-    "unlearn.methods.esd": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-        "unlearn.methods.weight_edits",
-    },
+    "unlearn.methods.refusal": _EDITING_METHOD,
+    "unlearn.methods.uce": _EDITING_METHOD,
+    "unlearn.methods.esd": _EDITING_METHOD,
     "unlearn.methods.baselines": {"unlearn.backbones", "unlearn.io", "unlearn.checks"},
     "unlearn.methods": set(),  # the package docstring only
-    "unlearn.evaluation": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-        "unlearn.methods.t2vunlearning",
-        "unlearn.methods.refusal",
-        "unlearn.methods.baselines",
-        "unlearn.methods.weight_edits",
-        "unlearn.methods.uce",
-        "unlearn.methods.esd",
-    },
-    "unlearn.attacks": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-        "unlearn.methods.t2vunlearning",
-        "unlearn.methods.refusal",
-        "unlearn.methods.baselines",
-        "unlearn.methods.weight_edits",
-        "unlearn.methods.uce",
-        "unlearn.methods.esd",
-        "unlearn.evaluation",
-    },
+    "unlearn.evaluation": _EVALUATION,
+    "unlearn.attacks": _EVALUATION | {"unlearn.evaluation"},
     # publishing adapters with a model card that shows their evaluation
     "unlearn.hub": {
         "unlearn.backbones",
@@ -102,24 +57,7 @@ ALLOWED = {
         "unlearn.methods.t2vunlearning",
         "unlearn.evaluation",
     },
-    "unlearn.callbacks": {
-        "unlearn.backbones",
-        "unlearn.io",
-        "unlearn.checks",
-        "unlearn.limits",
-        "unlearn.signals",
-        "unlearn.video",
-        "unlearn.prompts",
-        "unlearn.toyworld",
-        "unlearn.methods.t2vunlearning",
-        "unlearn.methods.refusal",
-        "unlearn.methods.baselines",
-        "unlearn.methods.weight_edits",
-        "unlearn.methods.uce",
-        "unlearn.methods.esd",
-        "unlearn.evaluation",
-        "unlearn.attacks",
-    },
+    "unlearn.callbacks": _EVALUATION | {"unlearn.limits", "unlearn.signals", "unlearn.evaluation", "unlearn.attacks"},
     "unlearn.cli": {"*"},
     "unlearn.commands": {"*"},  # the subcommands' parsers: unlearn.cli's other half
     "unlearn.compat": set(),
@@ -127,9 +65,9 @@ ALLOWED = {
     "unlearn": set(),  # unlearn/__init__.py
 }
 # unlearn.compat (the private framework calls, behind version checks) is a leaf every room may use
-for _room, _allowed in ALLOWED.items():
+for _room in ALLOWED:
     if _room not in ("unlearn.compat", "unlearn"):
-        _allowed.add("unlearn.compat")
+        ALLOWED[_room] = ALLOWED[_room] | {"unlearn.compat"}
 #: function-level imports of project modules that are there on purpose (start-up time), not to dodge a cycle
 LAZY_ON_PURPOSE = {
     "unlearn/cli.py",  # `unlearn --help` must not import torch, lightning and diffusers
