@@ -1,30 +1,38 @@
-"""Does the erased concept come back? The toy world's robustness tables (issue #18), over training seeds.
+"""Does the erased concept come back, and what else goes with it? The toy world's robustness tables (issues #18,
+#24, #28), over training seeds.
 
-Per training seed ``s`` (``seed_everything`` and the data seed: prompts drawn, pseudo-data noise, pairs):
+Per training seed ``s`` (``seed_everything`` and the data seed: prompts drawn, pseudo-data noise, pairs) every
+step of :data:`STEPS` writes into its own folder ``<out>/seed{s}/<step>/``:
 
-1. ``plain``: ``unlearn fit --config configs/toy_shapes.yaml`` (T2VUnlearning, "red ring").
-2. ``adversarial``: the same with adversarial training (``--model.init_args.adversarial_steps`` ...).
-3. ``refusal``: ``unlearn fit --config configs/toy_shapes_refusal.yaml`` (the refusal vector).
-4. ``attack``: ``unlearn attack --config configs/attack_toy.yaml --seed s`` against original, negprompt,
-   safree and the three trained rows.
-5. ``multi`` / ``multi_refusal``: both methods erasing {red ring, blue square, green cross} at once.
+- fit steps (``unlearn fit``, the config's evaluation suite; result ``eval/metrics.json``): ``plain``
+  (T2VUnlearning, "red ring"), ``persistent`` (the same with the flags of :data:`PERSISTENT`), ``preserve``
+  (the conditioning preservation rule, #28 point 4), ``refusal`` (the refusal vector), and three concepts at
+  once: ``multi`` (T2VUnlearning), ``multi_refusal`` (refusal vector, stacked directions) and
+  ``multi_refusal_whitened`` (refusal vector, kept-whitened directions, #28 point 3); ``adversarial`` (2 PGD
+  steps at ε = 1 std) is kept but not run by default;
+- attack steps (``unlearn attack --config configs/attack_toy.yaml``, one per row group so a new row never reruns
+  the others; result ``results.json``): ``attack_baselines`` (original, negprompt, safree), ``attack_plain``,
+  ``attack_persistent``, ``attack_refusal`` (and ``attack_adversarial``, not by default).
 
-Tables (``runs/toy_robustness/robustness.md`` + ``.json``; ``--publish`` also writes
-``docs/results/toy_robustness.md``, the raw numbers ``benchmarks/results/toy_robustness.json``):
+Tables (``<out>/robustness.md`` + ``.json``; ``--publish`` also writes ``docs/results/toy_robustness.md`` and the
+raw numbers ``benchmarks/results/toy_robustness.json``); a table whose steps are missing is left out with a note:
 
 - rows × attacks: ASR pooled over seeds (recovered / targets, 95% Wilson interval) and per seed;
-- the adversarial ablation: ESR-1 / PSR-1 of plain and adversarial T2VUnlearning next to the original model,
-  and textual inversion's ASR at the same budget (target: adversarial ≤ half of plain);
-- several concepts: each concept's ESR-1 and the PSR-1 on the 22 other classes, against the original model's.
+- adversarial robustness (plain vs persistent): ESR-1, PSR-1, ΔPSR-1 vs the original, every attack's ASR, and
+  #28's targets (embedding ASR ≤ 10 %, textual-inversion ASR ≤ 5 %, ΔPSR-1 ≥ −5) marked met / not met;
+- preservation (plain vs preserve): ESR-1, in-grammar PSR-1, ΔPSR-1 with its paired interval over classes, the
+  classes that lose most;
+- several concepts (multi, multi_refusal, multi_refusal_whitened): each concept's ESR-1, PSR-1 on the 22 other
+  classes, ΔPSR-1 (targets: ESR-1 ≥ 90 each, ΔPSR-1 ≥ −10).
 
 Usage: python benchmarks/toy_robustness.py [--seeds 0 1 2] [--out runs/toy_robustness] [--reuse] [--publish]
-       [--only plain adversarial refusal attack multi multi_refusal]
-Every step writes into its own folder; ``--reuse`` keeps the steps whose results exist (resume).
+       [--only STEP ...]   (``--only`` with no step: no step runs, the tables are built from what exists)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -37,57 +45,155 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from unlearn.attacks import wilson_interval  # noqa: E402
+from unlearn.evaluation.intervals import paired_class_delta  # noqa: E402
 from unlearn.io import atomic_write_text  # noqa: E402
 
 THREE = ["red ring", "blue square", "green cross"]
-#: the adversarially trained variant: 2 PGD steps per adapter step, radius 1 std of the conditioning per entry
+T2V, REFUSAL = "configs/toy_shapes.yaml", "configs/toy_shapes_refusal.yaml"
+
+#: the persistent adversary's flags (issue #28 point 1; the coordinator fills them in from the chosen variant);
+#: empty: the ``persistent`` step is skipped with a message
+PERSISTENT: list[str] = []
+#: the PGD variant of the first robustness table: 2 PGD steps per adapter step, radius 1 std of the conditioning
 ADVERSARIAL = ["--model.init_args.adversarial_steps", "2", "--model.init_args.adversarial_epsilon", "1.0"]
+#: #28 point 4: the preserved classes ranked by |cos| of the model's text conditioning (16 classes x 2 prompts)
+PRESERVE = ["--data.init_args.preserve_rule", "conditioning"]
 #: several concepts: the three classes, 16 training prompts each (the single-concept run uses 32)
 MULTI = ["--data.init_args.concept", "[" + ", ".join(THREE) + "]", "--data.init_args.num_prompts", "16"]
 MULTI_REFUSAL = ["--data.init_args.concept", "[" + ", ".join(THREE) + "]"]
-STEPS = ("plain", "adversarial", "refusal", "attack", "multi", "multi_refusal")
+#: #28 point 3, the best erase-all setting of research/notes/28.md ("kept classes, ridge 0.1, strength 3")
+WHITENED = [
+    *MULTI_REFUSAL,
+    "--model.init_args.combine",
+    "kept_whitened",
+    "--data.init_args.kept_per_class",
+    "2",
+    "--model.init_args.kept_ridge",
+    "0.1",
+    "--model.init_args.strength",
+    "3",
+]
+#: #28's targets
+TARGETS = {"embedding": 10.0, "textual_inversion": 5.0, "delta_psr": -5.0, "multi_esr": 90.0, "multi_delta": -10.0}
 
 
-def fit(config: str, run_dir: Path, seed: int, rows: list[str], extra: list[str]) -> list[str]:
-    """``unlearn fit`` of one variant and seed; the evaluation suite is the config's (ErasureEvaluation)."""
-    return [
-        sys.executable,
-        "-m",
-        "unlearn.cli",
-        "fit",
-        "--config",
-        config,
-        "--seed_everything",
-        str(seed),
-        "--data.init_args.seed",
-        str(seed),
-        "--trainer.default_root_dir",
-        str(run_dir),
-        "--trainer.logger.init_args.save_dir",
-        str(run_dir),
-        "--trainer.callbacks.rows",
-        "[" + ", ".join(rows) + "]",
-        "--trainer.callbacks.sample_videos",
-        "0",
-        *extra,
-    ]
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """``unlearn fit --config <config> <extra>`` scoring ``row`` (and the original model on the first seed when
+    ``original``: it is the same for every seed, and the row cache makes it free after the first run)."""
+
+    config: str
+    row: str
+    extra: list[str]
+    original: bool = False
+    needs_flags: bool = False  # skipped while ``extra`` is empty (flags not chosen yet)
+
+    result = "eval/metrics.json"
+
+    def command(self, d: Path, step: str, seed: int, first: bool) -> list[str]:
+        rows = ["original", self.row] if self.original and first else [self.row]
+        run_dir = str(d / step)
+        return [
+            sys.executable,
+            "-m",
+            "unlearn.cli",
+            "fit",
+            "--config",
+            self.config,
+            "--seed_everything",
+            str(seed),
+            "--data.init_args.seed",
+            str(seed),
+            "--trainer.default_root_dir",
+            run_dir,
+            "--trainer.logger.init_args.save_dir",
+            run_dir,
+            "--trainer.callbacks.rows",
+            "[" + ", ".join(rows) + "]",
+            "--trainer.callbacks.sample_videos",
+            "0",
+            *self.extra,
+        ]
+
+    def missing(self, d: Path) -> str | None:
+        return "its flags are not chosen yet (PERSISTENT is empty)" if self.needs_flags and not self.extra else None
 
 
-def run(cmd: list[str], done: Path, reuse: bool, log: Path) -> float:
-    """Run ``cmd`` unless ``done`` exists and ``reuse``; its output goes to ``log``; returns seconds."""
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """``unlearn attack --config configs/attack_toy.yaml`` against ``rows`` (``{d}``: the seed's folder); the
+    files the rows read come from the fit steps ``needs``."""
+
+    rows: list[str]
+    needs: list[str] = dataclasses.field(default_factory=list)
+
+    result = "results.json"
+
+    def command(self, d: Path, step: str, seed: int, first: bool) -> list[str]:
+        rows = [r.format(d=d) for r in self.rows]
+        return [
+            sys.executable,
+            "-m",
+            "unlearn.cli",
+            "attack",
+            "--config",
+            "configs/attack_toy.yaml",
+            "--seed",
+            str(seed),
+            "--output_dir",
+            str(d / step),
+            "--rows",
+            "[" + ", ".join(rows) + "]",
+        ]
+
+    def missing(self, d: Path) -> str | None:
+        absent = [n for n in self.needs if not (d / n / Fit.result).is_file()]
+        return f"needs the fit step(s) {absent} first" if absent else None
+
+
+#: every step, in the order they run; a new row is one entry here
+STEPS: dict[str, Fit | Attack] = {
+    "plain": Fit(T2V, "t2vunlearning", [], original=True),
+    "persistent": Fit(T2V, "t2vunlearning", PERSISTENT, needs_flags=True),
+    "preserve": Fit(T2V, "t2vunlearning", PRESERVE),
+    "refusal": Fit(REFUSAL, "refusal_vector", []),
+    "multi": Fit(T2V, "t2vunlearning", MULTI, original=True),
+    "multi_refusal": Fit(REFUSAL, "refusal_vector", MULTI_REFUSAL),
+    "multi_refusal_whitened": Fit(REFUSAL, "refusal_vector", WHITENED, original=True),
+    "adversarial": Fit(T2V, "t2vunlearning", ADVERSARIAL),
+    "attack_baselines": Attack(["original", "negprompt", "safree"]),
+    "attack_plain": Attack(["t2vunlearning={d}/plain/adapters"], ["plain"]),
+    "attack_persistent": Attack(["t2vunlearning_persistent:t2vunlearning={d}/persistent/adapters"], ["persistent"]),
+    "attack_refusal": Attack(["refusal_vector={d}/refusal/refusal"], ["refusal"]),
+    "attack_adversarial": Attack(["t2vunlearning_adv:t2vunlearning={d}/adversarial/adapters"], ["adversarial"]),
+}
+#: run by default (the PGD ``adversarial`` rows are kept available: ``--only adversarial attack_adversarial``)
+DEFAULT = [s for s in STEPS if s not in ("adversarial", "attack_adversarial")]
+#: the fit step and row whose attack step scores it, per row of the adversarial table
+ROBUST_ROWS = {"plain": "t2vunlearning", "persistent": "t2vunlearning_persistent", "adversarial": "t2vunlearning_adv"}
+MULTI_ROWS = {"multi": "t2vunlearning", "multi_refusal": "refusal_vector", "multi_refusal_whitened": "refusal_vector"}
+
+
+def run(cmd: list[str], d: Path, step: str, reuse: bool) -> float:
+    """Run ``cmd`` unless its result exists and ``reuse``; output to ``<d>/<step>.log``, wall time to
+    ``<d>/<step>.time.json``; returns seconds (0 when reused)."""
+    done = d / step / STEPS[step].result
     if reuse and done.is_file():
         print(f"  reusing {done}", flush=True)
         return 0.0
     print("  " + " ".join(cmd[2:]), flush=True)
-    start = time.perf_counter()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
+    start, began = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / f"{step}.log", "w") as out:
         subprocess.run(
             cmd, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
-    return round(time.perf_counter() - start, 1)
+    seconds = round(time.perf_counter() - start, 1)
+    atomic_write_text(d / f"{step}.time.json", json.dumps({"started": began, "seconds": seconds}))
+    return seconds
 
 
+# ----------------------------------------------------------------------------------------------- statistics
 def pooled(cells: list[dict]) -> dict:
     """Successes and targets summed over seeds, with the Wilson interval of the pooled rate."""
     k, n = sum(c["successes"] for c in cells), sum(c["n"] for c in cells)
@@ -105,22 +211,89 @@ def mean(xs: list[float]) -> float:
     return statistics.mean(xs)
 
 
-def psr_on(row: dict, classes: list[str]) -> float:
-    return mean([row["per_class_top1"][c] for c in classes])
+def mark(ok: bool) -> str:
+    return "met" if ok else "not met"
 
 
-def tables(res: dict, seeds: list[int]) -> tuple[str, dict]:
-    out: dict = {"seeds": seeds}
-    # ---- rows × attacks
-    attack_docs = [res[s]["attack"] for s in seeds]
-    attacks = list(attack_docs[0]["attacks"])
-    rows = list(attack_docs[0]["results"])
-    grid = {r: {a: pooled([d["results"][r][a] for d in attack_docs]) for a in attacks} for r in rows}
+def without(row: dict, classes: list[str]) -> dict:
+    """``row`` with ``classes`` left out of its per-class scores (the paired delta over the other classes)."""
+    return {"per_class_top1": {c: v for c, v in row["per_class_top1"].items() if c not in classes}}
+
+
+def delta_vs(rows: list[dict], orig: dict, erased: list[str]) -> dict:
+    """ΔPSR-1 of ``rows`` (one per seed) against the original row, paired over the kept classes (each class's
+    difference averaged over seeds first), 95 % t interval; plus the classes that lose most."""
+    d = paired_class_delta([without(r, erased) for r in rows], [without(orig, erased)] * len(rows), None)
+    kept = [c for c in orig["per_class_top1"] if c not in erased and all(c in r["per_class_top1"] for r in rows)]
+    per = {c: mean([r["per_class_top1"][c] for r in rows]) - orig["per_class_top1"][c] for c in kept}
+    d["lost_most"] = [[c, per[c]] for c in sorted(per, key=per.get)[:4] if per[c] < 0]
+    return d
+
+
+def fmt_delta(d: dict) -> str:
+    return f"{d['delta']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
+
+
+def per_seed(xs: list[float], digits: int = 0) -> str:
+    return " / ".join(f"{x:.{digits}f}" for x in xs)
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def original_row(res: dict, seeds: list[int], step: str) -> dict | None:
+    """The original model's row scored on the same suite as ``step`` (same ``prompt_suite_hash``), from any
+    fit step of any seed that scored it."""
+    want = next(res[s][step].get("prompt_suite_hash") for s in seeds if step in res[s])
+    for s in seeds:
+        for name, doc in res[s].items():
+            fit_step = isinstance(STEPS.get(name), Fit)
+            if fit_step and "original" in doc["rows"] and doc.get("prompt_suite_hash") == want:
+                return doc["rows"]["original"]
+    return None
+
+
+def have(res: dict, seeds: list[int], *steps: str) -> bool:
+    return all(step in res[s] for s in seeds for step in steps)
+
+
+def attack_table(res: dict, seeds: list[int], out: dict) -> list[str]:
+    steps = [s for s in STEPS if isinstance(STEPS[s], Attack) and have(res, seeds, s)]
+    if not steps:
+        return ["### Attacks", "", "Not built: no attack step has results for every seed.", ""]
+    docs = {step: [res[s][step] for s in seeds] for step in steps}
+    first = docs[steps[0]][0]
+    attacks = list(first["attacks"])
+    budgets = {a: first["attacks"][a]["budget"] for a in attacks}
+    differ = sorted(
+        {
+            f"{step} seed {s}"
+            for step in steps
+            for s, d in zip(seeds, docs[step], strict=True)
+            if {a: d["attacks"][a]["budget"] for a in d["attacks"]} != budgets
+        }
+    )
+    rows = {r: step for step in steps for r in docs[step][0]["results"]}
+    grid = {r: {a: pooled([d["results"][r][a] for d in docs[step]]) for a in attacks} for r, step in rows.items()}
     out["attacks"] = {
         "grid": grid,
-        "budgets": {a: attack_docs[0]["attacks"][a]["budget"] for a in attacks},
-        "targets_per_seed": attack_docs[0]["targets"]["num_prompts"],
-        "judge": attack_docs[0]["judge"]["min_frame_share"],
+        "steps": rows,
+        "budgets": budgets,
+        "budgets_differ": differ,
+        "targets_per_seed": first["targets"]["num_prompts"],
+        "judge": first["judge"]["min_frame_share"],
+        "seconds": {
+            step: {
+                "run": [d["seconds"] for d in docs[step]],
+                **{
+                    a: [
+                        sum(d["results"][r][a]["seconds"] for r in d["results"])
+                        + d["attacks"][a].get("prepare_seconds", 0)
+                        for d in docs[step]
+                    ]
+                    for a in attacks
+                },
+            }
+            for step in steps
+        },
     }
     lines = [
         f"### Attacks: ASR % pooled over training seeds {seeds} (recovered / targets, 95% Wilson interval; "
@@ -135,7 +308,7 @@ def tables(res: dict, seeds: list[int]) -> tuple[str, dict]:
             g = grid[r][a]
             cells.append(
                 f"{g['asr']:.1f} ({g['successes']}/{g['n']}, {g['asr_ci95'][0]:.0f}–{g['asr_ci95'][1]:.0f}) "
-                f"[{' / '.join(f'{x:.0f}' for x in g['per_seed'])}]"
+                f"[{per_seed(g['per_seed'])}]"
             )
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     lines += [
@@ -144,92 +317,235 @@ def tables(res: dict, seeds: list[int]) -> tuple[str, dict]:
         f'toy classifier\'s top-1 class is "red ring" in ≥ {out["attacks"]["judge"]:.0%} of its frames. Budgets:',
         "",
     ]
-    for a, b in out["attacks"]["budgets"].items():
+    for a, b in budgets.items():
         if a != "none":
             lines.append(f"- {a}: " + ", ".join(f"{k}={v}" for k, v in b.items()))
-    # ---- the adversarial ablation
-    orig = res[seeds[0]]["plain"]["rows"]["original"]
-    abl = {}
-    for name in ("plain", "adversarial"):
-        rs = [res[s][name]["rows"]["t2vunlearning"] for s in seeds]
-        abl[name] = {"esr@1": [r["esr@1"] for r in rs], "psr@1": [r["psr@1"] for r in rs]}
-    ti = {n: grid["t2vunlearning" if n == "plain" else "t2vunlearning_adv"]["textual_inversion"] for n in abl}
-    ratio = ti["adversarial"]["asr"] / ti["plain"]["asr"] if ti["plain"]["asr"] else float("nan")
-    out["adversarial"] = {
-        "original": {"esr@1": orig["esr@1"], "psr@1": orig["psr@1"]},
-        **abl,
-        "ti_asr": {n: ti[n]["asr"] for n in ti},
-        "ti_ratio": ratio,
-        "psr_gap": orig["psr@1"] - mean(abl["adversarial"]["psr@1"]),
-    }
-    others = [a for a in attacks if a not in ("none", "textual_inversion")]
-    lines += [
+    if differ:
+        lines += ["", f"**Budgets differ** from the first step's in: {', '.join(differ)}."]
+    missing = [s for s in STEPS if isinstance(STEPS[s], Attack) and s in DEFAULT and s not in steps]
+    if missing:
+        lines += ["", f"Not in this table (no results for every seed): {', '.join(missing)}."]
+    return [*lines, ""]
+
+
+def adversarial_table(res: dict, seeds: list[int], out: dict) -> list[str]:
+    names = [n for n, r in ROBUST_ROWS.items() if have(res, seeds, n) and r in out.get("attacks", {}).get("grid", {})]
+    if not names or "original" not in out.get("attacks", {}).get("grid", {}):
+        return [
+            "### Adversarial robustness",
+            "",
+            "Not built: needs the fit step plain (or persistent) and its attack step, and attack_baselines, for "
+            "every seed.",
+            "",
+        ]
+    grid = out["attacks"]["grid"]
+    attacks = [a for a in grid["original"] if a != "none"]
+    orig = original_row(res, seeds, names[0])
+    table: dict = {}
+    lines = [
+        f'### Adversarial robustness (toy "red ring", seeds {seeds})',
         "",
-        f'### Adversarial training (toy "red ring", seeds {seeds})',
-        "",
-        "| row | ESR-1 | PSR-1 | textual-inversion ASR | " + " | ".join(f"{a} ASR" for a in others) + " |",
-        "|---|---|---|---|" + "---|" * len(others),
-        f"| original model | {orig['esr@1']:.1f} | {orig['psr@1']:.1f} | "
-        f"{grid['original']['textual_inversion']['asr']:.1f} | "
-        + " | ".join(f"{grid['original'][a]['asr']:.1f}" for a in others)
-        + " |",
+        "| row | ESR-1 | PSR-1 | ΔPSR-1 vs original [95% paired t over classes] | "
+        + " | ".join(f"{a} ASR" for a in attacks)
+        + " | targets (embedding ≤ 10, TI ≤ 5, ΔPSR-1 ≥ −5) |",
+        "|---|---|---|---|" + "---|" * (len(attacks) + 1),
     ]
-    for name, row in (("plain", "t2vunlearning"), ("adversarial", "t2vunlearning_adv")):
-        a = abl[name]
+    if orig is not None:
         lines.append(
-            f"| t2vunlearning ({name}) | {mean(a['esr@1']):.1f} | {mean(a['psr@1']):.1f} | "
-            f"{ti[name]['asr']:.1f} | " + " | ".join(f"{grid[row][o]['asr']:.1f}" for o in others) + " |"
+            f"| original model | {orig['esr@1']:.1f} | {orig['psr@1']:.1f} | – | "
+            + " | ".join(f"{grid['original'][a]['asr']:.1f}" for a in attacks)
+            + " | – |"
         )
+    for name in names:
+        row = ROBUST_ROWS[name]
+        rs = [res[s][name]["rows"]["t2vunlearning"] for s in seeds]
+        delta = delta_vs(rs, orig, ["red ring"]) if orig is not None else None
+        asr = {a: grid[row][a]["asr"] for a in attacks}
+        met = {
+            "embedding": asr.get("embedding", float("inf")) <= TARGETS["embedding"],
+            "textual_inversion": asr.get("textual_inversion", float("inf")) <= TARGETS["textual_inversion"],
+            "delta_psr": delta is not None and delta["delta"] >= TARGETS["delta_psr"],
+        }
+        table[name] = {
+            "row": row,
+            "esr@1": [r["esr@1"] for r in rs],
+            "psr@1": [r["psr@1"] for r in rs],
+            "delta_psr@1": delta,
+            "asr": asr,
+            "targets_met": met,
+        }
+        lines.append(
+            f"| t2vunlearning ({name}) | {mean(table[name]['esr@1']):.1f} ({per_seed(table[name]['esr@1'])}) | "
+            f"{mean(table[name]['psr@1']):.1f} ({per_seed(table[name]['psr@1'], 1)}) | "
+            f"{fmt_delta(delta) if delta else '?'} | "
+            + " | ".join(f"{asr[a]:.1f}" for a in attacks)
+            + " | "
+            + ", ".join(f"{k} {mark(v)}" for k, v in met.items())
+            + " |"
+        )
+    out["adversarial"] = {"original": orig and {"esr@1": orig["esr@1"], "psr@1": orig["psr@1"]}, **table}
     lines += [
         "",
-        f"Target: textual-inversion ASR of the adversarial variant ≤ half of plain's (ratio "
-        f"{ratio:.2f}); PSR-1 within 10 points of the original (gap {out['adversarial']['psr_gap']:.1f}).",
+        "ESR-1 / PSR-1: mean of seeds (per seed in brackets), in-grammar held-out prompts. ASR pooled over seeds "
+        "(the attack table). Targets of issue #28: embedding-attack ASR ≤ 10 %, textual-inversion ASR ≤ 5 %, "
+        "ΔPSR-1 (in-grammar, against the original) ≥ −5.",
     ]
-    # ---- several concepts (every run scores the same suite: the original row of the first seed's run)
-    morig = res[seeds[0]]["multi"]["rows"]["original"]
-    others = [c for c in morig["per_class_top1"] if c not in THREE]
-    multi = {
-        "classes": len(others),
-        "original": {"psr@1": morig["psr@1"], "esr@1": {c: morig["erased"][c]["esr@1"] for c in THREE}},
-    }
+    if "persistent" not in names:
+        why = STEPS["persistent"].missing(Path()) or "no results for every seed (persistent, attack_persistent)"
+        lines.append(f"The persistent adversary is not in this table: {why}.")
+    return [*lines, ""]
+
+
+def preservation_table(res: dict, seeds: list[int], out: dict) -> list[str]:
+    names = [n for n in ("plain", "preserve") if have(res, seeds, n)]
+    orig = original_row(res, seeds, names[0]) if names else None
+    if "preserve" not in names or orig is None:
+        return ["### Preservation set", "", "Not built: needs the fit steps plain and preserve for every seed.", ""]
+    lines = [
+        f'### Preservation set: which classes L_pre holds (toy "red ring", seeds {seeds})',
+        "",
+        "| run | ESR-1 | PSR-1 (in-grammar) | ΔPSR-1 vs original [95% paired t over classes] | lost most (mean of "
+        "seeds) |",
+        "|---|---|---|---|---|",
+        f"| original model | {orig['esr@1']:.1f} | {orig['psr@1']:.1f} | – | – |",
+    ]
+    table = {}
+    for name in names:
+        rs = [res[s][name]["rows"]["t2vunlearning"] for s in seeds]
+        delta = delta_vs(rs, orig, ["red ring"])
+        table[name] = {"esr@1": [r["esr@1"] for r in rs], "psr@1": [r["psr@1"] for r in rs], "delta_psr@1": delta}
+        rule = "neighbours (default)" if name == "plain" else "conditioning (|cos|, top 16 × 2 prompts)"
+        lines.append(
+            f"| {name}: {rule} | {mean(table[name]['esr@1']):.1f} ({per_seed(table[name]['esr@1'])}) | "
+            f"{mean(table[name]['psr@1']):.1f} ({per_seed(table[name]['psr@1'], 1)}) | {fmt_delta(delta)} | "
+            + ", ".join(f"{c} {v:+.0f}" for c, v in delta["lost_most"])
+            + " |"
+        )
+    out["preservation"] = table
     lines += [
         "",
+        "Issue #28 point 4's target: ΔPSR-1 ≥ −5 at ESR-1 ≥ 99: "
+        + mark(mean(table["preserve"]["esr@1"]) >= 99 and table["preserve"]["delta_psr@1"]["delta"] >= -5)
+        + " for the conditioning rule.",
+    ]
+    return [*lines, ""]
+
+
+def multi_table(res: dict, seeds: list[int], out: dict) -> list[str]:
+    names = [n for n in MULTI_ROWS if have(res, seeds, n)]
+    orig = original_row(res, seeds, names[0]) if names else None
+    if not names or orig is None:
+        return [
+            "### Several concepts",
+            "",
+            "Not built: needs a several-concepts fit step for every seed and the original row on its suite.",
+            "",
+        ]
+    others = [c for c in orig["per_class_top1"] if c not in THREE]
+    multi: dict = {
+        "classes": len(others),
+        "original": {
+            "psr@1": mean([orig["per_class_top1"][c] for c in others]),
+            "esr@1": {c: orig["erased"][c]["esr@1"] for c in THREE},
+        },
+    }
+    lines = [
         f"### Several concepts erased at once ({', '.join(THREE)}; seeds {seeds})",
         "",
         "| row | " + " | ".join(f"ESR-1 {c}" for c in THREE) + f" | PSR-1 on the other {len(others)} classes | "
-        "ΔPSR-1 vs original (paired over classes, mean of seeds) |",
-        "|---|" + "---|" * (len(THREE) + 2),
+        "ΔPSR-1 vs original [95% paired t over classes] | targets (ESR-1 ≥ 90 each, ΔPSR-1 ≥ −10) |",
+        "|---|" + "---|" * (len(THREE) + 3),
         "| original model | "
         + " | ".join(f"{multi['original']['esr@1'][c]:.1f}" for c in THREE)
-        + f" | {multi['original']['psr@1']:.1f} | – |",
+        + f" | {multi['original']['psr@1']:.1f} | – | – |",
     ]
-    for step, row in (("multi", "t2vunlearning"), ("multi_refusal", "refusal_vector")):
-        rs = [res[s][step]["rows"][row] for s in seeds]
+    for step in names:
+        rs = [res[s][step]["rows"][MULTI_ROWS[step]] for s in seeds]
         esr = {c: [r["erased"][c]["esr@1"] for r in rs] for c in THREE}
-        psr = [r["psr@1"] for r in rs]
-        delta = mean([psr_on(r, others) - psr_on(morig, others) for r in rs])
-        multi[row] = {"esr@1": esr, "psr@1": psr, "psr_gap": multi["original"]["psr@1"] - mean(psr)}
+        psr = [mean([r["per_class_top1"][c] for c in others]) for r in rs]
+        delta = delta_vs(rs, orig, THREE)
+        met = {
+            "esr": all(mean(esr[c]) >= TARGETS["multi_esr"] for c in THREE),
+            "delta_psr": delta["delta"] >= TARGETS["multi_delta"],
+        }
+        multi[step] = {"row": MULTI_ROWS[step], "esr@1": esr, "psr@1": psr, "delta_psr@1": delta, "targets_met": met}
         lines.append(
-            f"| {row} | "
-            + " | ".join(f"{mean(esr[c]):.1f} ({' / '.join(f'{x:.0f}' for x in esr[c])})" for c in THREE)
-            + f" | {mean(psr):.1f} ({' / '.join(f'{x:.1f}' for x in psr)}) | {delta:+.1f} |"
+            f"| {step} ({MULTI_ROWS[step]}) | "
+            + " | ".join(f"{mean(esr[c]):.1f} ({per_seed(esr[c])})" for c in THREE)
+            + f" | {mean(psr):.1f} ({per_seed(psr, 1)}) | {fmt_delta(delta)} | ESR-1 {mark(met['esr'])}, "
+            f"ΔPSR-1 {mark(met['delta_psr'])} |"
         )
     lines += [
         "",
-        "Means over seeds (per seed in brackets); in-grammar held-out prompts of the evaluation suite "
-        f"({morig.get('erased_frames', '?')} frames of the three erased classes). Targets: each ESR-1 ≥ 80, "
-        "PSR-1 within 10 points of the original model's on the same classes.",
+        "Means over seeds (per seed in brackets); in-grammar held-out prompts of the evaluation suite. "
+        "multi_refusal stacks the three directions (the default `combine: stack`); multi_refusal_whitened "
+        "whitens them against the kept classes' outputs (`combine: kept_whitened`, 2 train prompts of each kept "
+        "class, ridge 0.1, strength 3: research/notes/28.md).",
     ]
+    left = [n for n in MULTI_ROWS if n not in names]
+    if left:
+        lines.append(f"Not in this table (no results for every seed): {', '.join(left)}.")
     out["multi"] = multi
+    return [*lines, ""]
+
+
+def wall_times(out_dir: Path, seeds: list[int]) -> tuple[list[str], dict]:
+    """Each step's wall time as its last run recorded it (``<step>.time.json``)."""
+    times = {}
+    for step in STEPS:
+        got = [out_dir / f"seed{s}" / f"{step}.time.json" for s in seeds]
+        if any(p.is_file() for p in got):
+            times[step] = [json.loads(p.read_text())["seconds"] if p.is_file() else None for p in got]
+    if not times:
+        return [], {}
+    lines = [
+        "### Wall time of each step (last run, minutes per seed; 2 CPU cores shared with other work)",
+        "",
+        "| step | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|" + "---|" * len(seeds),
+    ]
+    for step, t in times.items():
+        lines.append(f"| {step} | " + " | ".join("–" if x is None else f"{x / 60:.1f}" for x in t) + " |")
+    return [*lines, ""], times
+
+
+def tables(res: dict, seeds: list[int], out_dir: Path | None = None) -> tuple[str, dict]:
+    out: dict = {"seeds": seeds}
+    lines = attack_table(res, seeds, out)
+    lines += adversarial_table(res, seeds, out)
+    lines += preservation_table(res, seeds, out)
+    lines += multi_table(res, seeds, out)
+    if out_dir is not None:
+        more, out["step_seconds"] = wall_times(out_dir, seeds)
+        lines += more
+    lines += [
+        "The PGD adversarial variant (2 PGD steps at ε = 1 std, `--only adversarial attack_adversarial`) is not in "
+        "the default steps; its last 3-seed numbers are in `benchmarks/results/toy_robustness.json` as of commit "
+        "b62f08f (`git show b62f08f:benchmarks/results/toy_robustness.json`).",
+    ]
     return "\n".join(lines) + "\n", out
+
+
+def load(out: Path, seeds: list[int]) -> dict[int, dict]:
+    res: dict[int, dict] = {}
+    for s in seeds:
+        res[s] = {}
+        for step, spec in STEPS.items():
+            done = out / f"seed{s}" / step / spec.result
+            if done.is_file():
+                res[s][step] = json.loads(done.read_text())
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", default="runs/toy_robustness")
-    ap.add_argument("--only", nargs="*", choices=STEPS, default=None, help="run only these steps (tables need all)")
+    ap.add_argument(
+        "--only", nargs="*", choices=list(STEPS), default=None, help=f"run only these steps (default: {DEFAULT})"
+    )
     ap.add_argument("--reuse", action="store_true", help="keep steps whose results exist")
+    ap.add_argument("--print-commands", action="store_true", help="print every step's command as JSON and exit")
     ap.add_argument(
         "--publish",
         action="store_true",
@@ -237,62 +553,37 @@ def main() -> None:
     )
     args = ap.parse_args()
     out = (ROOT / args.out) if not Path(args.out).is_absolute() else Path(args.out)
+    steps = DEFAULT if args.only is None else args.only
+    if args.print_commands:
+        cmds = {
+            f"seed{s}/{step}": spec.command(out / f"seed{s}", step, s, i == 0)
+            for i, s in enumerate(args.seeds)
+            for step, spec in STEPS.items()
+        }
+        print(json.dumps(cmds, indent=1))
+        return
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    res: dict[int, dict] = {}
-    steps = args.only or list(STEPS)
     for i, s in enumerate(args.seeds):
         d = out / f"seed{s}"
-        first = i == 0
-        with_original = ["original"] if first else []  # the original model is the same for every seed
-        plan = {
-            "plain": fit("configs/toy_shapes.yaml", d / "plain", s, [*with_original, "t2vunlearning"], []),
-            "adversarial": fit("configs/toy_shapes.yaml", d / "adversarial", s, ["t2vunlearning"], ADVERSARIAL),
-            "refusal": fit("configs/toy_shapes_refusal.yaml", d / "refusal", s, ["refusal_vector"], []),
-            "multi": fit("configs/toy_shapes.yaml", d / "multi", s, [*with_original, "t2vunlearning"], MULTI),
-            "multi_refusal": fit(
-                "configs/toy_shapes_refusal.yaml", d / "multi_refusal", s, ["refusal_vector"], MULTI_REFUSAL
-            ),
-            "attack": [
-                sys.executable,
-                "-m",
-                "unlearn.cli",
-                "attack",
-                "--config",
-                "configs/attack_toy.yaml",
-                "--seed",
-                str(s),
-                "--output_dir",
-                str(d / "attack"),
-                "--rows",
-                "[original, negprompt, safree, t2vunlearning="
-                + str(d / "plain" / "adapters")
-                + ", t2vunlearning_adv:t2vunlearning="
-                + str(d / "adversarial" / "adapters")
-                + ", refusal_vector="
-                + str(d / "refusal" / "refusal")
-                + "]",
-            ],
-        }
-        res[s] = {}
-        for step in STEPS:
-            done = d / step / ("results.json" if step == "attack" else "eval/metrics.json")
-            if step in steps:
-                print(f"[seed {s}] {step}", flush=True)
-                seconds[f"seed{s}/{step}"] = run(plan[step], done, args.reuse, d / f"{step}.log")
-            if done.is_file():
-                res[s][step] = json.loads(done.read_text())
-    if any(set(STEPS) - set(res[s]) for s in args.seeds):
-        missing = {s: sorted(set(STEPS) - set(res[s])) for s in args.seeds}
-        print(f"steps still missing for the tables: {missing}")
-        return
-    md, doc = tables(res, args.seeds)
+        for step, spec in STEPS.items():
+            if step not in steps:
+                continue
+            why = spec.missing(d)
+            if why:
+                print(f"[seed {s}] {step}: skipped, {why}", flush=True)
+                continue
+            print(f"[seed {s}] {step}", flush=True)
+            seconds[f"seed{s}/{step}"] = run(spec.command(d, step, s, i == 0), d, step, args.reuse)
+    res = load(out, args.seeds)
+    md, doc = tables(res, args.seeds, out)
     total = round(time.perf_counter() - started, 1)
     command = "python benchmarks/toy_robustness.py " + " ".join(sys.argv[1:])
     header = (
-        f"# Toy-world robustness: attacks on every row, adversarial training, several concepts\n\n"
-        f"`{command.strip()}`: {total / 60:.1f} min of wall time for the steps run now "
-        f"({sum(seconds.values()) / 60:.1f} min in their subprocesses; reused steps cost 0) on this machine.\n\n"
+        "# Toy-world robustness: attacks on every row, adversarial robustness, preservation, several concepts\n\n"
+        f"`{command.strip()}`: {total / 60:.1f} min of wall time for the steps run by this command "
+        f"({sum(seconds.values()) / 60:.1f} min in their subprocesses; reused steps cost 0; each step's own "
+        "time is in the last table).\n\n"
     )
     doc.update({"command": command.strip(), "seconds": seconds, "wall_seconds": total})
     atomic_write_text(out / "robustness.md", header + md)
