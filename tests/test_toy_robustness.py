@@ -1,107 +1,213 @@
 """benchmarks/toy_robustness.py: its commands are the product's commands, and its tables are built right from
-(synthetic) step results: pooled ASR over seeds, the adversarial ratio, the several-concepts rows."""
+(synthetic) step results: ASR pooled over seeds, #28's targets marked met / not met, the paired ΔPSR-1, the
+original row taken from the run that scored the same suite, tables with missing steps left out.
+
+The script is run as a subprocess (``--only`` with no step: nothing runs, the tables are built from the folders),
+so the tests depend on the package and the script's command line only."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from unlearn.attacks import wilson_interval
 from unlearn.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import toy_robustness as tr  # noqa: E402
-
+SCRIPT = ROOT / "benchmarks" / "toy_robustness.py"
 ATTACKS = ["none", "ring_a_bell", "unlearndiffatk", "textual_inversion", "embedding"]
+THREE = ["red ring", "blue square", "green cross"]
+KEPT = {"blue ring": 100.0, "green bar": 100.0, "white dot": 80.0, "yellow square": 90.0}
+MULTI_KEPT = {"red bar": 100.0, "white dot": 80.0, "yellow square": 90.0, "green bar": 60.0}
 
 
-def _attack_doc(success: dict[str, dict[str, int]]) -> dict:
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _write(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def _attack(successes: dict[str, dict[str, int]]) -> dict:
     return {
-        "attacks": {a: {"budget": {"steps": 1}} for a in ATTACKS},
+        "attacks": {a: {"budget": {"steps": 1}, "prepare_seconds": 1.0} for a in ATTACKS},
         "targets": {"num_prompts": 4},
         "judge": {"min_frame_share": 0.5},
         "results": {
-            row: {a: {"successes": k, "n": 4, "asr": 25.0 * k} for a, k in by.items()} for row, by in success.items()
+            row: {a: {"successes": k, "n": 4, "asr": 25.0 * k, "seconds": 2.0} for a, k in by.items()}
+            for row, by in successes.items()
         },
+        "seconds": 30.0,
     }
 
 
-def _row(esr: float, psr: float, per_class: dict[str, float], erased: dict | None = None) -> dict:
-    out = {"esr@1": esr, "psr@1": psr, "per_class_top1": per_class, "erased_frames": 12}
-    if erased:
+def _row(esr: float, per_class: dict[str, float], erased: dict[str, float] | None = None) -> dict:
+    out = {"esr@1": esr, "psr@1": sum(per_class.values()) / len(per_class), "per_class_top1": dict(per_class)}
+    if erased is not None:
         out["erased"] = {c: {"esr@1": v} for c, v in erased.items()}
     return out
 
 
-def _seed(ti_plain: int, ti_adv: int) -> dict:
-    classes = {c: 80.0 for c in ["red ring", "blue square", "green cross", "blue bar", "white dot"]}
-    base = {a: 0 for a in ATTACKS}
-    return {
-        "attack": _attack_doc(
-            {
-                "original": {a: 4 for a in ATTACKS},
-                "t2vunlearning": {**base, "textual_inversion": ti_plain},
-                "t2vunlearning_adv": {**base, "textual_inversion": ti_adv},
-            }
-        ),
-        "plain": {"rows": {"original": _row(0, 88, classes), "t2vunlearning": _row(100, 85, classes)}},
-        "adversarial": {"rows": {"t2vunlearning": _row(100, 80, classes)}},
-        "multi": {
-            "rows": {
-                "original": _row(0, 80, classes, {c: 0 for c in tr.THREE}),
-                "t2vunlearning": _row(100, 78, {**classes, "blue bar": 76.0}, {c: 100 for c in tr.THREE}),
-            }
-        },
-        "multi_refusal": {
-            "rows": {"refusal_vector": _row(90, 30, classes, {"red ring": 70, "blue square": 100, "green cross": 100})}
-        },
-    }
+def _fit(suite: str, rows: dict) -> dict:
+    return {"prompt_suite_hash": suite, "rows": rows}
 
 
-def test_tables_pool_seeds_and_compute_the_targets():
-    res = {0: _seed(2, 1), 1: _seed(2, 0)}
-    md, doc = tr.tables(res, [0, 1])
-    grid = doc["attacks"]["grid"]
-    assert grid["t2vunlearning"]["textual_inversion"] == {
-        "asr": 50.0,
-        "successes": 4,
+def _results(root: Path, seeds=(0, 1), skip: tuple[str, ...] = ()) -> None:
+    """Two seeds of every default step. Seed-dependent numbers so pooling is visible: the plain row's textual
+    inversion recovers 2 of 4 targets at seed 0 and 1 of 4 at seed 1."""
+    none = dict.fromkeys(ATTACKS, 0)
+    for s in seeds:
+        d = root / f"seed{s}"
+        first = s == seeds[0]
+        steps = {
+            "plain/eval/metrics.json": _fit(
+                "single",
+                {
+                    **({"original": _row(0.0, KEPT)} if first else {}),
+                    "t2vunlearning": _row(100.0, {**KEPT, "green bar": 50.0 if s == 0 else 30.0}),
+                },
+            ),
+            "persistent/eval/metrics.json": _fit("single", {"t2vunlearning": _row(100.0, {**KEPT, "white dot": 76.0})}),
+            "preserve/eval/metrics.json": _fit("single", {"t2vunlearning": _row(99.0, {**KEPT, "blue ring": 90.0})}),
+            "multi_refusal/eval/metrics.json": _fit(
+                "multi", {"refusal_vector": _row(0, dict.fromkeys(MULTI_KEPT, 30.0), {c: 100.0 for c in THREE})}
+            ),
+            "multi_refusal_whitened/eval/metrics.json": _fit(
+                "multi",
+                {
+                    **(
+                        {"original": _row(0.0, MULTI_KEPT, {"red ring": 0.0, "blue square": 0.0, "green cross": 40})}
+                        if first
+                        else {}
+                    ),
+                    "refusal_vector": _row(
+                        0, {**MULTI_KEPT, "red bar": 94.0}, {"red ring": 92.0, "blue square": 100, "green cross": 95}
+                    ),
+                },
+            ),
+            "attack_baselines/results.json": _attack(
+                {"original": dict.fromkeys(ATTACKS, 4), "negprompt": {**none, "none": 2}, "safree": none}
+            ),
+            "attack_plain/results.json": _attack(
+                {"t2vunlearning": {**none, "textual_inversion": 2 if s == 0 else 1, "embedding": 2}}
+            ),
+            "attack_persistent/results.json": _attack({"t2vunlearning_persistent": none}),
+        }
+        for rel, doc in steps.items():
+            if rel.split("/")[0] not in skip:
+                _write(d / rel, doc)
+
+
+def _tables(root: Path, seeds=("0", "1")) -> tuple[str, dict]:
+    done = _script("--seeds", *seeds, "--out", str(root), "--only", "--reuse")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return (root / "robustness.md").read_text(), json.loads((root / "robustness.json").read_text())
+
+
+def test_tables_pool_seeds_and_mark_the_targets(tmp_path):
+    _results(tmp_path)
+    md, doc = _tables(tmp_path)
+    # pooled over seeds: 2/4 + 1/4 = 3/8, with the Wilson interval of 3/8
+    ti = doc["attacks"]["grid"]["t2vunlearning"]["textual_inversion"]
+    lo, hi = wilson_interval(3, 8)
+    assert ti == {
+        "asr": 37.5,
+        "successes": 3,
         "n": 8,
-        "asr_ci95": pytest.approx(grid["t2vunlearning"]["textual_inversion"]["asr_ci95"]),
-        "per_seed": [50.0, 50.0],
+        "asr_ci95": pytest.approx([100 * lo, 100 * hi]),
+        "per_seed": [50.0, 25.0],
     }
-    lo, hi = grid["t2vunlearning"]["textual_inversion"]["asr_ci95"]
-    assert lo < 50 < hi
-    assert doc["adversarial"]["ti_ratio"] == pytest.approx(12.5 / 50.0)
-    assert doc["adversarial"]["psr_gap"] == pytest.approx(8.0)
-    assert doc["multi"]["refusal_vector"]["esr@1"]["red ring"] == [70, 70]
-    assert doc["multi"]["t2vunlearning"]["psr_gap"] == pytest.approx(2.0)
-    assert (
-        "| t2vunlearning | 100.0 (100 / 100) | 100.0 (100 / 100) | 100.0 (100 / 100) | 78.0 (78.0 / 78.0) | -2.0 |"
-        in md
-    )
-    assert "ratio 0.25" in md
+    assert "| t2vunlearning | " in md and "37.5 (3/8, " in md and "[50 / 25]" in md
+    assert list(doc["attacks"]["grid"]) == [
+        "original",
+        "negprompt",
+        "safree",
+        "t2vunlearning",
+        "t2vunlearning_persistent",
+    ]
+    # #28's targets: the plain row misses all three (embedding 50 %, TI 37.5 %, ΔPSR-1: green bar (50 + 30) / 2 -
+    # 100 = -60 over 4 classes = -15); the persistent one meets all three (white dot -4 over 4 classes = -1)
+    adv = doc["adversarial"]
+    assert adv["plain"]["asr"]["embedding"] == 50.0
+    assert adv["plain"]["delta_psr@1"]["delta"] == pytest.approx(-15.0)
+    assert adv["plain"]["targets_met"] == {"embedding": False, "textual_inversion": False, "delta_psr": False}
+    assert adv["persistent"]["delta_psr@1"]["delta"] == pytest.approx(-1.0)
+    assert adv["persistent"]["targets_met"] == {"embedding": True, "textual_inversion": True, "delta_psr": True}
+    assert "embedding not met, textual_inversion not met, delta_psr not met" in md
+    assert "embedding met, textual_inversion met, delta_psr met" in md
+    # preservation: blue ring -10 in every seed -> -2.5 over the 4 classes, the class that lost most named
+    pre = doc["preservation"]["preserve"]["delta_psr@1"]
+    assert pre["delta"] == pytest.approx(-2.5) and pre["lost_most"] == [["blue ring", -10.0]]
+    assert pre["low"] < -2.5 < pre["high"]
+    # several concepts: the original row is the one scored on the multi suite (not plain's), the stacked edit
+    # fails the preservation target, the whitened one meets both
+    multi = doc["multi"]
+    assert multi["original"]["psr@1"] == pytest.approx(82.5)
+    assert multi["multi_refusal"]["targets_met"] == {"esr": True, "delta_psr": False}
+    assert multi["multi_refusal"]["delta_psr@1"]["delta"] == pytest.approx(30.0 - 82.5)
+    assert multi["multi_refusal_whitened"]["targets_met"] == {"esr": True, "delta_psr": True}
+    assert multi["multi_refusal_whitened"]["delta_psr@1"]["delta"] == pytest.approx(-1.5)
+    assert "Not in this table (no results for every seed): multi." in md
 
 
-def test_benchmark_commands_parse():
-    """Every `unlearn fit` override of the benchmark is a key of the configs it runs."""
-    for config, extra in (
-        ("configs/toy_shapes.yaml", tr.ADVERSARIAL),
-        ("configs/toy_shapes.yaml", tr.MULTI),
-        ("configs/toy_shapes_refusal.yaml", tr.MULTI_REFUSAL),
-    ):
-        cmd = tr.fit(config, Path("/tmp/x"), 1, ["t2vunlearning"], extra)
+def test_missing_steps_leave_their_table_out(tmp_path):
+    _results(tmp_path, skip=("preserve", "attack_persistent"))
+    (tmp_path / "seed1" / "multi_refusal_whitened" / "eval" / "metrics.json").unlink()
+    md, doc = _tables(tmp_path)
+    assert "preservation" not in doc and "Not built: needs the fit steps plain and preserve" in md
+    assert "persistent" not in doc["adversarial"] and "The persistent adversary is not in this table" in md
+    assert "multi_refusal_whitened" not in doc["multi"]
+    # the original row of the multi suite still comes from seed 0's whitened run
+    assert doc["multi"]["original"]["psr@1"] == pytest.approx(82.5)
+    (tmp_path / "seed0" / "multi_refusal_whitened" / "eval" / "metrics.json").unlink()
+    md, doc = _tables(tmp_path)
+    assert "multi" not in doc and "Not built: needs a several-concepts fit step" in md
+
+
+def _commands(tmp_path) -> dict[str, list[str]]:
+    done = _script("--seeds", "3", "4", "--out", str(tmp_path), "--print-commands")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_attack_steps_attack_their_own_rows(tmp_path):
+    cmds = _commands(tmp_path)
+    rows = {k: c[c.index("--rows") + 1] for k, c in cmds.items() if "attack" in c[:4]}
+    assert rows["seed3/attack_baselines"] == "[original, negprompt, safree]"
+    assert rows["seed4/attack_plain"] == f"[t2vunlearning={tmp_path}/seed4/plain/adapters]"
+    assert rows["seed3/attack_refusal"] == f"[refusal_vector={tmp_path}/seed3/refusal/refusal]"
+    # the original model is scored on the first seed only, by the steps whose tables need it
+    fit_rows = {k: c[c.index("--trainer.callbacks.rows") + 1] for k, c in cmds.items() if "fit" in c[:4]}
+    assert fit_rows["seed3/plain"] == "[original, t2vunlearning]" and fit_rows["seed4/plain"] == "[t2vunlearning]"
+    assert fit_rows["seed3/multi_refusal_whitened"] == "[original, refusal_vector]"
+
+
+def test_benchmark_overrides_reach_the_model_and_data(tmp_path, capsys):
+    """Every `unlearn fit` step of the benchmark parses, and its overrides are the keys it means."""
+    cmds = _commands(tmp_path)
+    printed = {}
+    for key, cmd in cmds.items():
+        if not key.startswith("seed3/") or "fit" not in cmd[:4]:
+            continue
+        capsys.readouterr()
         with pytest.raises(SystemExit) as done:
             main([*cmd[3:], "--print_config"])
-        assert done.value.code in (0, None)
-
-
-def test_benchmark_overrides_reach_the_model_and_data(capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", "configs/toy_shapes.yaml", *tr.ADVERSARIAL, *tr.MULTI, "--print_config"])
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["init_args"]["adversarial_steps"] == 2
-    assert printed["data"]["init_args"]["concept"] == tr.THREE
+        assert done.value.code in (0, None), key
+        printed[key.split("/")[1]] = yaml.safe_load(capsys.readouterr().out)
+    assert printed["adversarial"]["model"]["init_args"]["adversarial_steps"] == 2
+    assert printed["preserve"]["data"]["init_args"]["preserve_rule"] == "conditioning"
+    assert printed["multi"]["data"]["init_args"]["concept"] == THREE
+    w = printed["multi_refusal_whitened"]
+    assert w["model"]["init_args"]["combine"] == "kept_whitened"
+    assert (w["model"]["init_args"]["kept_ridge"], w["model"]["init_args"]["strength"]) == (0.1, 3.0)
+    assert w["data"]["init_args"]["kept_per_class"] == 2 and w["data"]["init_args"]["concept"] == THREE
+    assert printed["multi_refusal"]["model"]["init_args"]["combine"] == "stack"
