@@ -320,6 +320,11 @@ def attack_table(res: dict, seeds: list[int], out: dict) -> list[str]:
     for a, b in budgets.items():
         if a != "none":
             lines.append(f"- {a}: " + ", ".join(f"{k}={v}" for k, v in b.items()))
+    lines += [
+        "",
+        "The authors' budgets next to these (what they run, what we run and why: `docs/attacks.md`; their cost on "
+        "this CPU: `research/notes/24_budgets.md`).",
+    ]
     if differ:
         lines += ["", f"**Budgets differ** from the first step's in: {', '.join(differ)}."]
     missing = [s for s in STEPS if isinstance(STEPS[s], Attack) and s in DEFAULT and s not in steps]
@@ -506,6 +511,12 @@ def wall_times(out_dir: Path, seeds: list[int]) -> tuple[list[str], dict]:
     ]
     for step, t in times.items():
         lines.append(f"| {step} | " + " | ".join("–" if x is None else f"{x / 60:.1f}" for x in t) + " |")
+    sources = sorted(
+        {json.loads(p.read_text()).get("source", "") for s in seeds for p in out_dir.glob(f"seed{s}/*.time.json")}
+        - {""}
+    )
+    total = sum(x for t in times.values() for x in t if x is not None)
+    lines += ["", f"{total / 60:.0f} min in all, one step at a time." + "".join(f" Some times: {x}." for x in sources)]
     return [*lines, ""], times
 
 
@@ -582,8 +593,9 @@ def main() -> None:
     header = (
         "# Toy-world robustness: attacks on every row, adversarial robustness, preservation, several concepts\n\n"
         f"`{command.strip()}`: {total / 60:.1f} min of wall time for the steps run by this command "
-        f"({sum(seconds.values()) / 60:.1f} min in their subprocesses; reused steps cost 0; each step's own "
-        "time is in the last table).\n\n"
+        f"({sum(seconds.values()) / 60:.1f} min in their subprocesses; reused steps cost 0); each step's own "
+        "time from its last run is in the last table. Results per seed and step under "
+        f"`{args.out}/seed<s>/<step>/`.\n\n"
     )
     doc.update({"command": command.strip(), "seconds": seconds, "wall_seconds": total})
     atomic_write_text(out / "robustness.md", header + md)
