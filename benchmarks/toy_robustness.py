@@ -419,7 +419,11 @@ def preservation_table(res: dict, seeds: list[int], out: dict) -> list[str]:
         rs = [res[s][name]["rows"]["t2vunlearning"] for s in seeds]
         delta = delta_vs(rs, orig, ["red ring"])
         table[name] = {"esr@1": [r["esr@1"] for r in rs], "psr@1": [r["psr@1"] for r in rs], "delta_psr@1": delta}
-        rule = "neighbours (default)" if name == "plain" else "conditioning (|cos|, top 16 × 2 prompts)"
+        rule = (
+            "neighbours (default)"
+            if name == "plain"
+            else "conditioning (largest absolute cosine, 16 classes × 2 prompts)"
+        )
         lines.append(
             f"| {name}: {rule} | {mean(table[name]['esr@1']):.1f} ({per_seed(table[name]['esr@1'])}) | "
             f"{mean(table[name]['psr@1']):.1f} ({per_seed(table[name]['psr@1'], 1)}) | {fmt_delta(delta)} | "
