@@ -121,6 +121,7 @@ class CachedTrajectoryDataset(Dataset):
         item: dict[str, Any] = dict(tf.step(s))
         item.update(tf.cond.to_dict("cond."))
         item = {k: (v[0] if k.startswith("cond.") else v) for k, v in item.items()}
+        item["prompt_index"] = f  # the training prompt (T2VUnlearning's persistent adversary keeps one entry each)
         if self.concept_tokens[f] is not None:
             item["concept_tokens"] = self.concept_tokens[f]
         if self.preserve_index:

@@ -25,7 +25,14 @@ from unlearn.backbones.attention import CONCEPT_MAP_ROUTES, MAP_CHECK_ATOL, chec
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
 from .adapters import AdapterController
-from .adversarial import worst_case_conditioning
+from .adversarial import (
+    RECELER_ADVERSARY_LR,
+    RECELER_ADVERSARY_WEIGHT_DECAY,
+    ConditioningBank,
+    bank_conditioning,
+    persistent_adversary_steps,
+    worst_case_conditioning,
+)
 from .data import batch_embedding
 from .export import adapter_config, load_adapter_weights
 from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, preservation_loss, unlearning_loss
@@ -45,6 +52,14 @@ def frozen_concept_maps(batch: dict[str, Any], num_sites: int) -> list[Tensor]:
             "set model.mask_source: adapted"
         )
     return maps
+
+
+def _sum_grads(a: list[tuple[Tensor, Tensor]], b: list[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """Two lists of ``(parameter, gradient)`` as one, the gradients of a parameter in both added."""
+    out = {id(p): (p, g) for p, g in a}
+    for p, g in b:
+        out[id(p)] = (p, out[id(p)][1] + g) if id(p) in out else (p, g)
+    return list(out.values())
 
 
 class DivergenceError(FloatingPointError):
@@ -109,14 +124,33 @@ class T2VUnlearning(pl.LightningModule):
         divergence_factor: stop with :class:`DivergenceError` when the loss exceeds this multiple of the
             first step's loss (None: never; the loss of a healthy run falls or stays within a few times its
             start).
-        adversarial_steps: adversarial training (AdvUnlearn-style; 0 = off, the paper's method): before each
-            adapter step, this many PGD steps find the text conditioning within ``adversarial_epsilon`` of the
-            batch's under which the adapted model best predicts the concept (the frozen model's conditional
-            prediction); ``L_unlearn`` on that worst case is added to the loss. Each step then costs about
-            ``adversarial_steps + 2`` times a plain one.
-        adversarial_epsilon: radius of the perturbation per entry (L∞), in units of the conditioning's
-            standard deviation.
-        adversarial_weight: weight of the worst-case ``L_unlearn`` next to the clean one.
+        adversarial_steps: adversarial training (0 = off, the paper's method): before each adapter step, this
+            many inner steps of the adversary (``adversary``) on the text conditioning, towards the conditioning
+            under which the adapted model best predicts the concept (the frozen model's conditional prediction);
+            ``L_unlearn`` under the adversary's conditioning (same target ``v_neg``) is added to the loss with
+            weight ``adversarial_weight``. Each step then costs about ``adversarial_steps + 2`` times a plain one.
+        adversarial_epsilon: ``adversary: pgd`` only: radius of the perturbation per entry (L∞), in units of the
+            conditioning's standard deviation.
+        adversarial_weight: weight of ``L_unlearn`` under the adversary's conditioning next to the clean one.
+        adversary: ``"pgd"`` (default, AdvUnlearn-style): a fresh perturbation in every batch, random start in the
+            ``adversarial_epsilon`` ball, signed steps. ``"persistent"`` (after Receler, ``train_receler.py:
+            104-168``): a bank of unbounded perturbations (every token state, in units of the conditioning's
+            standard deviation: the space of ``unlearn.attacks.EmbeddingAttack``), one per training prompt
+            (``adversary_bank``), warm-started across steps with its own Adam state (Receler keeps its adversarial
+            embeddings and their optimiser for the whole run, lines 104-107; AdvUnlearn's ``--attack_init latest``,
+            ``train-scripts/AdvUnlearn.py:257``), saved in checkpoints (``adversary.*``). Entries start at the
+            clean conditioning (Receler: uniform random tokens, line 104: there the tokens are *added* to the
+            prompt, here the perturbation is added to it). Unlike Receler the clean ``L_unlearn`` is kept next to
+            the adversarial one (Receler's erase loss is the adversarial one only, line 168). Receler's released
+            line 149 writes its adversarial embeddings through an advanced-indexing copy and so never feeds them
+            to the model; here they are fed. With data-parallel training each process keeps its own bank.
+        adversary_lr: ``persistent``: Adam's learning rate of the bank, in conditioning standard deviations
+            (Receler: 0.1, ``train_receler.py:106``).
+        adversary_weight_decay: ``persistent``: Adam's L2 weight decay of the bank (Receler: 0.1, same line): the
+            only pull back towards the clean conditioning (no ε ball).
+        adversary_bank: ``persistent``: ``"prompt"`` (default): one perturbation per training prompt (the batch's
+            ``prompt_index``); ``"shared"``: one perturbation for every prompt (Receler keeps one set per erased
+            word, lines 104-105; here one per run).
         concept_map_kernel: where the concept maps come from: ``"fused"`` (default) takes the per-row
             log-sum-exp of the attention kernel the layer runs anyway (CPU flash; CUDA flash, memory-efficient or
             cuDNN) and adds only the concept columns' logits; ``"chunked"`` recomputes every key's logits in
@@ -164,6 +198,10 @@ class T2VUnlearning(pl.LightningModule):
         adversarial_steps: int = 0,
         adversarial_epsilon: float = 1.0,
         adversarial_weight: float = 1.0,
+        adversary: Literal["pgd", "persistent"] = "pgd",
+        adversary_lr: float = RECELER_ADVERSARY_LR,
+        adversary_weight_decay: float = RECELER_ADVERSARY_WEIGHT_DECAY,
+        adversary_bank: Literal["prompt", "shared"] = "prompt",
         concept_map_kernel: Literal["fused", "chunked"] = "fused",
         check_concept_map: bool = True,
     ) -> None:
@@ -227,7 +265,27 @@ class T2VUnlearning(pl.LightningModule):
         check_int(
             "model.adversarial_steps", adversarial_steps, low=0, fix="0 is the paper's method (no adversarial training)"
         )
-        if adversarial_steps > 0:
+        check_choice(
+            "model.adversary",
+            adversary,
+            ("pgd", "persistent"),
+            fix="'pgd' is a fresh ε-ball attack per batch; 'persistent' a bank of unbounded perturbations (Receler)",
+        )
+        check_range(
+            "model.adversary_lr",
+            adversary_lr,
+            low=0,
+            open_low=True,
+            fix="Adam's learning rate of the persistent adversary, in conditioning std (Receler: 0.1)",
+        )
+        check_range("model.adversary_weight_decay", adversary_weight_decay, low=0, fix="Receler: 0.1")
+        check_choice(
+            "model.adversary_bank",
+            adversary_bank,
+            ("prompt", "shared"),
+            fix="'prompt' keeps one perturbation per training prompt, 'shared' one for all",
+        )
+        if adversarial_steps > 0 and adversary == "pgd":
             check_range(
                 "model.adversarial_epsilon",
                 adversarial_epsilon,
@@ -275,6 +333,10 @@ class T2VUnlearning(pl.LightningModule):
         self._first_loss: float | None = None
         #: the first training step's concept-map check (``check_concept_map``): one dict per compared layer
         self.map_check: list[dict[str, Any]] | None = None
+        #: the persistent adversary's bank (``adversary: persistent``), saved in checkpoints as ``adversary.*``
+        self.adversary: ConditioningBank | None = None
+        if adversary == "persistent" and adversarial_steps > 0:
+            self.adversary = ConditioningBank()
 
     @property
     def eta(self) -> float:
@@ -311,6 +373,7 @@ class T2VUnlearning(pl.LightningModule):
                 out[prefix + k] = torch.stack([e[k][0] for e in entries]).to(self.device)
         if "concept_tokens" in batch:
             out["concept_tokens"] = batch["concept_tokens"]
+        out["prompt_index"] = batch["regen_prompt_index"]  # the persistent adversary's bank row
         return out
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
@@ -337,6 +400,12 @@ class T2VUnlearning(pl.LightningModule):
                 losses["pre"] = losses["pre"].detach()
             del pred_pre
         cond = batch_embedding(batch, "cond.")
+        if self.adversary is not None:
+            # before the clean forward: the inner steps' graphs and the adversarial forward's are freed (its
+            # gradient taken at once, like L_pre's) before the clean forward builds the graph of `total`
+            adv_losses, adv_grads = self.persistent_adversary_losses(batch, cond)
+            losses.update(adv_losses)
+            pre_grads = _sum_grads(pre_grads, adv_grads)
         tokens = batch.get("concept_tokens") if hp.alpha > 0 else None
         frozen = hp.get("mask_source", "frozen") == "frozen"
         # the adapted forward records the concept maps only when the mask comes from it (mask_source: adapted)
@@ -348,7 +417,7 @@ class T2VUnlearning(pl.LightningModule):
             maps = [m.to(pred.device) for m in maps]
         losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
-        if hp.adversarial_steps > 0:
+        if hp.adversarial_steps > 0 and self.adversary is None:
             losses["adv_unlearn"] = self.adversarial_unlearning_loss(batch, cond)
             loss = loss + hp.adversarial_weight * losses["adv_unlearn"]
         if hp.alpha > 0:
@@ -365,6 +434,8 @@ class T2VUnlearning(pl.LightningModule):
             loss = loss + hp.alpha * losses["loc"]
         if "pre" in losses:
             loss = loss + hp.beta * losses["pre"]
+        if self.adversary is not None:
+            loss = loss + hp.adversarial_weight * losses["adv_unlearn"]  # its gradient comes with pre_grads
         if pre_grads:
             injected = sum((p * g).sum() for p, g in pre_grads)
             loss = loss + (injected - injected.detach())
@@ -381,6 +452,63 @@ class T2VUnlearning(pl.LightningModule):
             lambda c: bb.predict(x_t, t, c), cond, concept, hp.adversarial_steps, hp.adversarial_epsilon
         )
         return unlearning_loss(bb.predict(x_t, t, worst), batch["target"])
+
+    def bank_rows(self, batch: dict[str, Any]) -> Tensor:
+        """The persistent adversary's bank entry of every video of the batch (``adversary_bank``)."""
+        n = batch["x_t"].shape[0]
+        if self.hparams.get("adversary_bank", "prompt") == "shared":
+            return torch.zeros(n, dtype=torch.long, device=self.adversary.delta.device)
+        rows = batch.get("prompt_index")
+        if rows is None:
+            raise ValueError(
+                "model.adversary 'persistent' with adversary_bank 'prompt' needs each sample's training prompt "
+                "(prompt_index) in the batch: the data module's loaders give it. Fix: use them, or set "
+                "model.adversary_bank: shared"
+            )
+        return torch.as_tensor(rows, dtype=torch.long).reshape(n).to(self.adversary.delta.device)
+
+    def persistent_adversary_losses(
+        self, batch: dict[str, Any], cond: PromptEmbedding
+    ) -> tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]]:
+        """``adversary: persistent``: ``adversarial_steps`` Adam steps of the batch's bank entries, then
+        ``L_unlearn`` under the perturbed conditioning, differentiated at once (its gradient, times
+        ``adversarial_weight``, is returned for injection into ``total``; the loss value comes back detached).
+        Also logged: the inner objective before the first and after the last step (``adv_inner_first``,
+        ``adv_inner_last``: the latter measured in the adversarial forward itself) and the bank's RMS."""
+        hp, bb = self.hparams, self.backbone
+        x_t, t = batch["x_t"], batch["timesteps"]
+        rows = self.bank_rows(batch)
+        entries = None
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if hp.get("adversary_bank", "prompt") == "prompt" and dm is not None:
+            entries = len(getattr(dm, "training_prompts", []) or [])
+        self.adversary.ensure(rows, cond.hidden_states, entries)
+        with torch.no_grad(), self.controller.disabled():
+            concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning (Receler's e_p)
+        inner = persistent_adversary_steps(
+            lambda c: bb.predict(x_t, t, c),
+            cond,
+            concept,
+            self.adversary,
+            rows,
+            hp.adversarial_steps,
+            hp.adversary_lr,
+            hp.adversary_weight_decay,
+        )
+        pred = bb.predict(x_t, t, bank_conditioning(cond, self.adversary, rows))
+        adv = unlearning_loss(pred, batch["target"])
+        out = {
+            "adv_inner_first": torch.tensor(inner[0]),
+            "adv_inner_last": torch.mean((pred.detach().float() - concept.float()) ** 2),
+            "adv_delta_rms": self.adversary.delta[rows].pow(2).mean().sqrt(),
+        }
+        grads: list[tuple[Tensor, Tensor]] = []
+        params = [p for p in self.controller.parameters() if p.requires_grad]
+        if adv.requires_grad and params and hp.adversarial_weight > 0:
+            gs = torch.autograd.grad(hp.adversarial_weight * adv, params, allow_unused=True)
+            grads = [(p, g) for p, g in zip(params, gs) if g is not None]
+        out["adv_unlearn"] = adv.detach()
+        return out, grads
 
     def mask_sites(self, num_sites: int) -> list[int]:
         """The attention sites whose maps an averaged mask is built from (``mask_layers``, or the backbone's
@@ -523,13 +651,22 @@ class T2VUnlearning(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the frozen backbone is rebuilt from its name and weights: a checkpoint is adapter-sized. The optimizer,
         # step, loops and the sampler position are Lightning's part; the RNG states are added here.
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("controller.")}
+        # (and the persistent adversary's bank, `adversary.*`, which a resumed run continues from)
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if k.startswith(("controller.", "adversary."))
+        }
         # what `unlearn export` needs to write an adapter folder that loads back as model.init_adapters
         checkpoint["adapter_config"] = adapter_config(self.controller, self.backbone.name)
         checkpoint["rng_states"] = compat.collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._resumed_rng_states = checkpoint.get("rng_states")
+        # Lightning loads the state dict after this hook: size the bank's buffers (they grow on first use) to the
+        # checkpoint's, so that they load instead of failing on a shape mismatch
+        state = checkpoint.get("state_dict") or {}
+        if self.adversary is not None and "adversary.delta" in state:
+            delta = state["adversary.delta"]
+            self.adversary.resize(int(delta.shape[0]), tuple(delta.shape[1:]), self.adversary.delta.device)
 
     def on_train_start(self) -> None:
         # with the pseudo-data cache the text encoders and the VAE have done their work (the cache holds the
