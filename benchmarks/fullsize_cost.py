@@ -26,6 +26,13 @@ counter knows). Per backbone at the geometry of its config:
   ``generate_offloaded`` (and, for comparison, with every module resident). Bandwidths and the VAE's MFU are the
   constants ``LOAD_GBPS``, ``PCIE_GBPS``, ``VAE_MFU``.
 
+- the adversarial variant (``model.adversary`` / ``model.adversarial_steps`` in the config, or ``--set
+  model.adversary=persistent --set model.adversarial_steps=K``): the step is counted with the adversary on (the
+  inner steps, the frozen concept forward and the adversarial erase forward all run in ``compute_losses``), next
+  to the plain step; its memory is the plain step's (the inner steps' and the adversarial forward's graphs are
+  freed before the clean forward builds the step's graph) plus the persistent bank (perturbation + two Adam
+  moments, float32, per training prompt), added to the training peak.
+
 These are projections: FLOPs are exact for the architectures, the 40 % MFU is an assumption (``--mfu``), and
 elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures the same step on a GPU.
 
@@ -71,6 +78,15 @@ from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, Trajector
 
 H100_BF16_DENSE = 989.4e12  # FLOP/s, SXM, without sparsity
 V100_FP16_TENSOR = 125e12  # FLOP/s, SXM2 (the paper's GPU; it has no bf16 tensor cores)
+#: model keys of the adversarial variant, passed from the config to the counted step
+ADVERSARY_KEYS = (
+    "adversary",
+    "adversarial_steps",
+    "adversarial_epsilon",
+    "adversarial_weight",
+    "adversary_lr",
+    "adversary_weight_decay",
+)
 #: the paper's appendix: 500 epochs take ≈2 h (CogVideoX-2B, HunyuanVideo) and ≈4 h (CogVideoX-5B) on one V100
 PAPER_SECONDS_PER_EPOCH = {
     "cogvideox-2b": 2 * 3600 / 500,
@@ -128,11 +144,22 @@ def data_module(cfg: dict[str, Any]):
 
 # ------------------------------------------------------------------------------------------------ counting
 def meta_model(
-    name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None, mask_source: str = "frozen"
+    name: str,
+    alpha: float,
+    beta: float,
+    ckpt: bool,
+    num_layers: int | None = None,
+    mask_source: str = "frozen",
+    adversary: dict[str, Any] | None = None,
 ) -> T2VUnlearning:
     """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width).
     ``mask_source`` "frozen" (the default): the concept maps come with the pseudo data and cost the step nothing;
-    "adapted": the step's own forward records them (the earlier route, whose share of the step this counts)."""
+    "adapted": the step's own forward records them (the earlier route, whose share of the step this counts).
+    ``adversary``: the adversarial variant's model keys (:data:`ADVERSARY_KEYS`); a persistent bank is counted
+    with one shared entry (the same FLOPs as one per prompt: the batch's entries are what the step touches)."""
+    extra = dict(adversary or {})
+    if extra.get("adversary") == "persistent":
+        extra["adversary_bank"] = "shared"
     model = T2VUnlearning(
         backbone=f"random-{name}",
         backbone_kwargs={"device": "meta", "num_layers": num_layers},
@@ -140,16 +167,24 @@ def meta_model(
         beta=beta,
         gradient_checkpointing=ckpt,
         mask_source=mask_source,
+        **extra,
     )
     model.controller.to("meta")
     return model
 
 
 def count_step(
-    name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None, mask_source: str = "frozen"
+    name: str,
+    alpha: float,
+    beta: float,
+    ckpt: bool,
+    num_layers: int | None = None,
+    mask_source: str = "frozen",
+    adversary: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total)."""
-    model = meta_model(name, alpha, beta, ckpt, num_layers, mask_source)
+    """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total);
+    ``adversary``: with the adversarial variant's keys (:func:`meta_model`)."""
+    model = meta_model(name, alpha, beta, ckpt, num_layers, mask_source, adversary)
     calls = []
     batch = training_batch(model.backbone, name, preserve=beta > 0)  # (its frozen maps' forward is not the step's)
     model.backbone.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
@@ -157,7 +192,8 @@ def count_step(
         losses = model.compute_losses(batch)
         losses["total"].backward()
     assert all(p.grad is not None for p in model.controller.parameters()), "every adapter must get a gradient"
-    return {"flops": fc.get_total_flops(), "forwards": len(calls)}
+    cond = batch["cond.hidden_states"]
+    return {"flops": fc.get_total_flops(), "forwards": len(calls), "cond_shape": tuple(cond.shape[1:])}
 
 
 def count_forward(name: str, adapters: bool) -> float:
@@ -423,7 +459,7 @@ def whole_run(name: str, cfg: dict[str, Any], base: dict[str, Any], mem: dict[st
     train_key = "peak_gib_ckpt" if base["gradient_checkpointing"] else "peak_gib_no_ckpt"
     peaks = {
         "pseudo_data": max(peak(w["denoiser"], w["text_encoders"]), peak(w["denoiser"], gen_batch * work)),
-        "training": base[train_key] + autocast_extra * 1.1 / gib,
+        "training": base[train_key] + autocast_extra * 1.1 / gib + base.get("adversary_bank_gib", 0.0) * 1.1,
         "samples": max(
             peak(w["denoiser"], w["text_encoders"]),
             peak(w["denoiser"], sample_batch * work),
@@ -458,7 +494,14 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     ckpt = bool(hp.get("gradient_checkpointing", False))
     flops_s = mfu * H100_BF16_DENSE
     t0 = time.time()
-    step = count_step(name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen"))
+    adversary = {k: hp[k] for k in ADVERSARY_KEYS if k in hp and hp[k] is not None}
+    adversarial = int(adversary.get("adversarial_steps") or 0) > 0
+    step = count_step(
+        name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen"), adversary=adversary or None
+    )
+    plain = (
+        count_step(name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen")) if adversarial else step
+    )
     no_map = count_step(name, 0.0, beta, ckpt)
     fwd = count_forward(name, adapters=True)
     frozen = count_forward(name, adapters=False)
@@ -523,6 +566,25 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
         "run_minutes": (pseudo_s + steps * step_s) / 60,
         "count_seconds": round(time.time() - t0, 1),
     }
+    if adversarial:
+        kind = str(adversary.get("adversary", "pgd"))
+        entries = (len(un) if hp.get("adversary_bank", "prompt") == "prompt" else 1) if kind == "persistent" else 0
+        tokens, width = step["cond_shape"]
+        bank = entries * tokens * width * 4 * 3 + entries * 8  # float32 perturbation + 2 Adam moments, int64 steps
+        out.update(
+            {
+                "adversary": kind,
+                "adversarial_steps": int(adversary["adversarial_steps"]),
+                "plain_forwards_per_step": plain["forwards"],
+                "plain_step_tflop": plain["flops"] / 1e12,
+                "plain_seconds_per_step": plain["flops"] / flops_s,
+                "adversary_step_ratio": step["flops"] / plain["flops"],
+                "adversary_bank_entries": entries,
+                "adversary_bank_shape": [tokens, width],
+                "adversary_bank_gib": bank / 2**30,
+                "plain_training_minutes": steps * plain["flops"] / flops_s / 60,
+            }
+        )
     out.update(whole_run(name, cfg, out, mem, mfu))
     if name in PAPER_SECONDS_PER_EPOCH:
         out["v100_seconds_per_step"] = step["flops"] / (0.4 * V100_FP16_TENSOR)
@@ -547,6 +609,29 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
             f"{r['peak_gib_no_ckpt']:.0f} / {r['peak_gib_ckpt']:.0f} | {r['seconds_per_step']:.2f} | "
             f"{r['trajectories']} × {r['seconds_per_trajectory']:.0f} = {r['pseudo_data_minutes']:.1f} min | "
             f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |"
+        )
+    return "\n".join(lines)
+
+
+def markdown_adversary(rows: list[dict[str, Any]], mfu: float) -> str:
+    """The adversarial variant against the plain step: forwards, FLOPs, seconds, training minutes, the bank."""
+    lines = [
+        f"| backbone (config) | adversary, inner steps K | fwd/step plain → adversarial | TFLOP/step plain → "
+        f"adversarial (×) | s/step (H100 @{mfu:.0%}) | training minutes plain → adversarial | bank: entries × "
+        "tokens × width (GiB, + to the training peak) | training peak GiB (bf16-mixed) | whole run (min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "adversary" not in r:
+            continue
+        e, (tok, wid) = r["adversary_bank_entries"], r["adversary_bank_shape"]
+        lines.append(
+            f"| {r['backbone']} (`{r['config']}`) | {r['adversary']}, {r['adversarial_steps']} | "
+            f"{r['plain_forwards_per_step']} → {r['forwards_per_step']} | {r['plain_step_tflop']:.0f} → "
+            f"{r['step_tflop']:.0f} ({r['adversary_step_ratio']:.1f}×) | {r['plain_seconds_per_step']:.2f} → "
+            f"{r['seconds_per_step']:.2f} | {r['plain_training_minutes']:.1f} → {r['training_minutes']:.1f} | "
+            f"{e} × {tok} × {wid} ({r['adversary_bank_gib']:.2f}) | {r['peak_gib']['training']:.1f} | "
+            f"**{r['whole_run_minutes']:.1f}** |"
         )
     return "\n".join(lines)
 
@@ -611,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     table = markdown(rows, args.mfu) + "\n\n" + markdown_run(rows, args.mfu)
+    if any("adversary" in r for r in rows):
+        table += "\n\n" + markdown_adversary(rows, args.mfu)
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"mfu": args.mfu, "overrides": args.overrides, "rows": rows}, indent=2))

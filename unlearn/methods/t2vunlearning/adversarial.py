@@ -173,17 +173,20 @@ class ConditioningBank(nn.Module):
     def ensure(self, rows: Tensor, hidden_states: Tensor, entries: int | None = None) -> None:
         """Size the bank for ``rows`` (and at least ``entries``) and fix ``scale`` from ``hidden_states`` on first
         use."""
-        need = max(int(rows.max()) + 1, int(entries or 0))
+        need = max(1 if rows.is_meta else int(rows.max()) + 1, int(entries or 0))  # meta: the FLOP projection
         self.resize(need, tuple(hidden_states.shape[1:]), hidden_states.device)
-        if float(self.scale) <= 0:
-            self.scale = hidden_states.detach().float().std().to(self.scale.device)
+        if self.scale.is_meta or float(self.scale) <= 0:
+            self.scale = hidden_states.detach().float().std().to(self.delta.device)
 
     def adam_step(self, rows: Tensor, grad: Tensor, lr: float, weight_decay: float) -> None:
         """One ``torch.optim.Adam`` step (L2 weight decay added to the gradient, bias correction by each entry's
         own step count) on the entries ``rows`` with gradients ``grad`` (``[B, L, D]``); rows that occur twice in
         a batch get their gradients summed and one step."""
         beta1, beta2 = ADAM_BETAS
-        unique, inverse = torch.unique(rows, return_inverse=True)
+        if rows.is_meta:  # the FLOP projection (benchmarks/fullsize_cost.py): one bank entry per video
+            unique, inverse = rows, torch.arange(len(rows), device=rows.device)
+        else:
+            unique, inverse = torch.unique(rows, return_inverse=True)
         g = torch.zeros(len(unique), *grad.shape[1:], device=grad.device, dtype=torch.float32)
         g.index_add_(0, inverse, grad.float())
         with torch.no_grad():
@@ -212,12 +215,12 @@ def persistent_adversary_steps(
     steps: int,
     lr: float,
     weight_decay: float,
-) -> list[float]:
+) -> list[Tensor]:
     """``steps`` Adam steps of the bank entries ``rows`` towards the conditioning under which the adapted model
     predicts the frozen model's concept prediction (Receler's ``loss_adv``, ``train_receler.py:157``: the MSE
     between the erased model's prediction on the adversarial conditioning and the frozen one's on the concept).
     Only the bank gets gradients (``torch.autograd.grad``): the adapters' ``.grad`` stays untouched and each
-    step's graph is freed before the next. Returns the objective before each step."""
+    step's graph is freed before the next. Returns the objective before each step (detached scalars)."""
     h = cond.hidden_states.detach()
     bank.ensure(rows, h)
     target = concept_prediction.detach().float()
@@ -229,7 +232,7 @@ def persistent_adversary_steps(
             pred = predict(PromptEmbedding((h.float() + scale * d).to(h.dtype), cond.attention_mask, cond.pooled))
             loss = torch.mean((pred.float() - target) ** 2)
             (grad,) = torch.autograd.grad(loss, [d])
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
         bank.adam_step(rows, grad, lr, weight_decay)
     return losses
 

@@ -457,7 +457,7 @@ class T2VUnlearning(pl.LightningModule):
         """The persistent adversary's bank entry of every video of the batch (``adversary_bank``)."""
         n = batch["x_t"].shape[0]
         if self.hparams.get("adversary_bank", "prompt") == "shared":
-            return torch.zeros(n, dtype=torch.long, device=self.adversary.delta.device)
+            return torch.zeros(n, dtype=torch.long, device=batch["x_t"].device)
         rows = batch.get("prompt_index")
         if rows is None:
             raise ValueError(
@@ -465,7 +465,7 @@ class T2VUnlearning(pl.LightningModule):
                 "(prompt_index) in the batch: the data module's loaders give it. Fix: use them, or set "
                 "model.adversary_bank: shared"
             )
-        return torch.as_tensor(rows, dtype=torch.long).reshape(n).to(self.adversary.delta.device)
+        return torch.as_tensor(rows, dtype=torch.long).reshape(n).to(batch["x_t"].device)
 
     def persistent_adversary_losses(
         self, batch: dict[str, Any], cond: PromptEmbedding
@@ -498,7 +498,7 @@ class T2VUnlearning(pl.LightningModule):
         pred = bb.predict(x_t, t, bank_conditioning(cond, self.adversary, rows))
         adv = unlearning_loss(pred, batch["target"])
         out = {
-            "adv_inner_first": torch.tensor(inner[0]),
+            "adv_inner_first": inner[0],
             "adv_inner_last": torch.mean((pred.detach().float() - concept.float()) ** 2),
             "adv_delta_rms": self.adversary.delta[rows].pow(2).mean().sqrt(),
         }
