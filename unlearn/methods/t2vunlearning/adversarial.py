@@ -113,7 +113,10 @@ def worst_case_conditioning(
 #: the persistent adversary's Adam learning rate, in units of the conditioning's standard deviation: Receler's
 #: ``torch.optim.Adam([advrs_prompt_embs[idx]], lr=0.1, weight_decay=0.1)`` (``train_receler.py:106``)
 RECELER_ADVERSARY_LR = 0.1
-#: its (L2) weight decay, pulling each perturbation back towards the clean conditioning (same line)
+#: its (L2, coupled: added to the gradient) weight decay (same line). Not this repository's default: Adam
+#: normalises the gradient but not the decay, and the adversary's MSE over a whole video gives each conditioning
+#: entry a gradient of ~1e-6, so a decay of 0.1 pins the bank at ~1e-3 std (toy run p_k5, research/notes/
+#: 28_adversary.md: bank RMS 3e-4 to 2e-2 std, where the embedding attack ends at 0.87 std)
 RECELER_ADVERSARY_WEIGHT_DECAY = 0.1
 #: Adam's moment decays and epsilon: ``torch.optim.Adam``'s defaults, which Receler keeps (same line)
 ADAM_BETAS = (0.9, 0.999)

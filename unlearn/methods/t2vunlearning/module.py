@@ -27,7 +27,6 @@ from unlearn.checks import InputError, check_choice, check_int, check_range
 from .adapters import AdapterController
 from .adversarial import (
     RECELER_ADVERSARY_LR,
-    RECELER_ADVERSARY_WEIGHT_DECAY,
     ConditioningBank,
     bank_conditioning,
     persistent_adversary_steps,
@@ -146,8 +145,10 @@ class T2VUnlearning(pl.LightningModule):
             to the model; here they are fed. With data-parallel training each process keeps its own bank.
         adversary_lr: ``persistent``: Adam's learning rate of the bank, in conditioning standard deviations
             (Receler: 0.1, ``train_receler.py:106``).
-        adversary_weight_decay: ``persistent``: Adam's L2 weight decay of the bank (Receler: 0.1, same line): the
-            only pull back towards the clean conditioning (no ε ball).
+        adversary_weight_decay: ``persistent``: Adam's (coupled, L2) weight decay of the bank, the only pull back
+            towards the clean conditioning (no ε ball). Default 0: unbounded, like the ``embedding`` attack it
+            should close. Receler's 0.1 (same line, ``RECELER_ADVERSARY_WEIGHT_DECAY``) pins the bank near the clean
+            conditioning here: Adam normalises the gradient (~1e-6 per entry) but not the decay.
         adversary_bank: ``persistent``: ``"prompt"`` (default): one perturbation per training prompt (the batch's
             ``prompt_index``); ``"shared"``: one perturbation for every prompt (Receler keeps one set per erased
             word, lines 104-105; here one per run).
@@ -200,7 +201,7 @@ class T2VUnlearning(pl.LightningModule):
         adversarial_weight: float = 1.0,
         adversary: Literal["pgd", "persistent"] = "pgd",
         adversary_lr: float = RECELER_ADVERSARY_LR,
-        adversary_weight_decay: float = RECELER_ADVERSARY_WEIGHT_DECAY,
+        adversary_weight_decay: float = 0.0,
         adversary_bank: Literal["prompt", "shared"] = "prompt",
         concept_map_kernel: Literal["fused", "chunked"] = "fused",
         check_concept_map: bool = True,
@@ -278,7 +279,7 @@ class T2VUnlearning(pl.LightningModule):
             open_low=True,
             fix="Adam's learning rate of the persistent adversary, in conditioning std (Receler: 0.1)",
         )
-        check_range("model.adversary_weight_decay", adversary_weight_decay, low=0, fix="Receler: 0.1")
+        check_range("model.adversary_weight_decay", adversary_weight_decay, low=0, fix="0 = unbounded (the default)")
         check_choice(
             "model.adversary_bank",
             adversary_bank,
