@@ -36,6 +36,21 @@ def test_meta_step_counts_real_flops_and_the_map_is_a_sliver(name):
     assert cfg.num_attention_heads * cfg.attention_head_dim in (1920, 1536)  # the real width
 
 
+def test_meta_step_counts_the_persistent_adversary():
+    """The adversarial variant's step (#28) on meta, real width, 1 block: the frozen concept forward, K inner
+    steps, the adversarial erase forward and the clean one: K + 3 forwards, and more than K + 1 plain steps of
+    FLOPs (each inner step is a forward and a backward to the conditioning)."""
+    from fullsize_cost import count_step
+
+    plain = count_step("cogvideox-2b", 1, 0, False, num_layers=1)
+    adv = count_step(
+        "cogvideox-2b", 1, 0, False, num_layers=1, adversary={"adversary": "persistent", "adversarial_steps": 2}
+    )
+    assert plain["forwards"] == 1 and adv["forwards"] == 2 + 3
+    assert adv["flops"] > 3 * plain["flops"]
+    assert adv["cond_shape"] == (226, 4096)  # the bank's entry: T5's 226 token states of width 4096
+
+
 def test_fullsize_models_match_the_published_parameter_counts():
     """The configurations build the published model sizes (CogVideoX-2B 1.69 B, Wan 2.1 1.3B 1.42 B)."""
     from unlearn.backbones.fullsize import build_random_backbone
