@@ -28,7 +28,7 @@ from diffusers.utils import logging as diffusers_logging
 
 import unlearn.compat as compat
 
-from .base import PromptEmbedding, SamplingDefaults
+from .base import PromptEmbedding, SamplingSettings
 from .cogvideox import SCHEDULER_CONFIG as COGVIDEOX_SCHEDULERS
 from .cogvideox import CogVideoXBackbone
 from .common import tiny_clip_tokenizer, tiny_llama_tokenizer, tiny_t5_tokenizer
@@ -298,7 +298,7 @@ def build_random_backbone(
     den = _denoiser(spec, device, dtype, **({} if num_layers is None else {"num_layers": num_layers}))
     frames, height, width = spec.geometry
     steps, guidance = spec.sampling
-    defaults = SamplingDefaults(frames, height, width, steps, guidance)
+    defaults = SamplingSettings(frames, height, width, steps, guidance)
     meta = torch.device(device).type == "meta"
     common = dict(defaults=defaults, source=f"random-{name}-seed{seed}", max_text_length=spec.text_len)
     if spec.family is CogVideoXBackbone:
@@ -481,15 +481,15 @@ def training_batch(
         "concept_tokens": concept,
         **{f"cond.{k}": v for k, v in emb(PROMPT).to_dict().items()},
     }
-    controller = getattr(backbone, "controller", None)
-    if controller is not None:
+    switch = getattr(backbone, "switch", None)
+    if switch is not None:
         # the frozen model's concept maps, as the pseudo data records them (T2VUnlearning's mask_source "frozen")
         cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
         meta = device.type == "meta"
         on_meta = cuda_attention_on_meta() if meta else contextlib.nullcontext()
-        with torch.no_grad(), controller.disabled(), controller.capturing(concept), on_meta:
+        with torch.no_grad(), switch.disabled(), switch.capturing(concept), on_meta:
             backbone.predict(batch["x_t"], batch["timesteps"], cond)
-        batch.update({f"concept_maps.{i}": m for i, m in enumerate(controller.take()[1])})
+        batch.update({f"concept_maps.{i}": m for i, m in enumerate(switch.take()[1])})
     if preserve:
         batch.update(
             {

@@ -161,10 +161,10 @@ def evaluate(
                 rows[name] = c["row"]
                 print(f"[{name}] cached: ESR-1 {rows[name]['esr@1']:.1f}  PSR-1 {rows[name]['psr@1']:.1f}", flush=True)
                 continue
-        controller, _ = load_adapters(run / "adapters")
-        bb.attach_controller(controller)
+        switch, _ = load_adapters(run / "adapters")
+        bb.attach_switch(switch)
         if "original model" not in rows:
-            with controller.disabled():
+            with switch.disabled():
                 rows["original model"] = score(bb.sample)
         rows[name] = score(bb.sample)
         cached.write_text(

@@ -132,7 +132,7 @@ class ErasureEvaluation(pl.Callback):
         self._original: tuple[dict, Any] | None = None
 
     def generator(self, module: pl.LightningModule, concept: str, keywords: list[str]) -> RowGenerator:
-        """The rows over the module's one backbone; the module's controller switches its method on and off."""
+        """The rows over the module's one backbone; the module's switch switches its method on and off."""
         specs = []
         for row in self.rows:
             live = row in LIVE_ROWS
@@ -153,7 +153,7 @@ class ErasureEvaluation(pl.Callback):
         if self.row_cache and row_cache_enabled():
             cache = RowVideoCache(None if self.row_cache is True else self.row_cache)
         return RowGenerator(
-            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.controller, cache=cache
+            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.switch, cache=cache
         )
 
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:

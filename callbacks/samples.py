@@ -89,8 +89,8 @@ class SampleVideoCallback(pl.Callback):
     def _settings(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict:
         s = dict(self.sampling)
         dm = trainer.datamodule
-        if dm is not None and hasattr(dm, "sampler_settings"):
-            d = dm.sampler_settings(module.backbone)
+        if dm is not None and hasattr(dm, "pseudo_data_settings"):
+            d = dm.pseudo_data_settings(module.backbone)
             for k in ("num_frames", "height", "width", "num_inference_steps", "guidance_scale"):
                 if s[k] is None:
                     s[k] = getattr(d, k)

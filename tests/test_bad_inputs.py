@@ -85,7 +85,7 @@ def test_export_output_loads_as_init_adapters(ws, tmp_path):
         init_adapters=str(tmp_path / "exported"),
     )
     for k, v in good.state_dict().items():
-        assert torch.equal(model.controller.state_dict()[k], v)
+        assert torch.equal(model.switch.state_dict()[k], v)
 
 
 def test_export_of_a_checkpoint_without_stored_config_still_loads(ws, tmp_path):

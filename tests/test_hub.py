@@ -89,7 +89,7 @@ def trained_run(tmp_path: Path):
     """An adapter folder and its evaluation as a training run leaves them (AdapterCheckpoint + ErasureEvaluation),
     trained from a backbone loaded out of the Hugging Face cache."""
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    ctl = random_adapters(bb)
+    switch = random_adapters(bb)
     source = str(tmp_path / "hf" / "models--THUDM--CogVideoX-2b" / "snapshots" / REVISION)
     extra = {
         "eta": 7.0,
@@ -103,7 +103,7 @@ def trained_run(tmp_path: Path):
         "preserve_concept": None,
         **backbone_provenance("cogvideox-2b", source),
     }
-    save_adapters(ctl, bb.name, tmp_path / "run" / "adapters", extra=extra)
+    save_adapters(switch, bb.name, tmp_path / "run" / "adapters", extra=extra)
     rows = {
         "original": {"esr@1": 12.5, "esr@5": 3.1, "psr@1": 81.0, "psr@5": 97.0},
         "t2vunlearning": {"esr@1": 93.8, "esr@5": 71.9, "psr@1": 77.5, "psr@5": 95.2},
@@ -123,7 +123,7 @@ def trained_run(tmp_path: Path):
         },
     }
     write_metrics(tmp_path / "run" / "eval", rows, meta)
-    return bb, ctl
+    return bb, switch
 
 
 def test_provenance_from_a_hub_cache_snapshot_or_a_cached_hub_id(tmp_path, monkeypatch):
@@ -145,7 +145,7 @@ def test_provenance_from_a_hub_cache_snapshot_or_a_cached_hub_id(tmp_path, monke
 
 
 def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hub, monkeypatch, capsys):
-    bb, ctl = trained_run(tmp_path)
+    bb, switch = trained_run(tmp_path)
     adapters = tmp_path / "run" / "adapters"
     assert (
         main(
@@ -224,7 +224,7 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
     ):
         pipe = CogVideoXPipeline.from_pretrained(str(tmp_path / "pipe"))
         loaded = attach_adapters(pipe, **where)
-        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ctl.state_dict().values()))
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), switch.state_dict().values()))
         outputs[name] = pipe(**run, generator=torch.Generator().manual_seed(0)).frames
     assert torch.equal(outputs["hub"], outputs["folder"])
     with pytest.raises(Exception, match="(?i)cache|offline|snapshot"):

@@ -26,7 +26,7 @@ from unlearn.evaluation.runner import LEGACY_RESULT_FILES, RESULT_FILES
 from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.store import VideoStore, video_stem
 from unlearn.evaluation.tables import markdown_table, read_metrics
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptFileError, PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -56,10 +56,10 @@ def clf():
 def adapters(bb, tmp_path_factory):
     torch.manual_seed(1)
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    for a in ctl.adapters:
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+    for a in switch.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
-    return str(save_adapters(ctl, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
+    return str(save_adapters(switch, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
 
 
 @pytest.fixture
@@ -275,9 +275,9 @@ def test_changed_adapters_regenerate_only_their_row(tmp_path, suite_file, bb, cl
     mine = tmp_path / "adapters"
     shutil.copytree(adapters, mine)
     runner(out, suite_file, bb, clf, ["original", "t2vunlearning"], adapters=str(mine)).run()
-    ctl, cfg = load_adapters(mine)
-    torch.nn.init.normal_(ctl.adapters[0].up.weight)
-    save_adapters(ctl, cfg["backbone"], mine)
+    switch, cfg = load_adapters(mine)
+    torch.nn.init.normal_(switch.adapters[0].up.weight)
+    save_adapters(switch, cfg["backbone"], mine)
     res = runner(out, suite_file, bb, clf, ["original", "t2vunlearning"], adapters=str(mine)).run()
     assert res["videos"]["original"]["generated"] == 0 and res["videos"]["t2vunlearning"]["generated"] == 3
 

@@ -15,7 +15,7 @@ from conftest import classification_reference
 from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.evaluation.scoring import compare_rows
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -44,10 +44,10 @@ def adapters(tmp_path_factory):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     torch.manual_seed(1)
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    for a in ctl.adapters:
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+    for a in switch.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
-    return str(save_adapters(ctl, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
+    return str(save_adapters(switch, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
 
 
 def trainer(tmp_path, **kw):

@@ -10,7 +10,7 @@ import torch
 
 from unlearn.backbones import build_backbone
 from unlearn.evaluation.evaluators import ModuleClassifier
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -40,10 +40,10 @@ def toy_adapters(tmp_path_factory):
     for seed in (1, 2):
         torch.manual_seed(seed)
         sites = bb.attention_sites()
-        ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-        for a in ctl.adapters:
+        switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+        for a in switch.adapters:
             torch.nn.init.normal_(a.up.weight, std=0.5)
-        out.append(str(save_adapters(ctl, bb.name, folder / f"adapters{seed}")))
+        out.append(str(save_adapters(switch, bb.name, folder / f"adapters{seed}")))
     return out
 
 

@@ -8,13 +8,13 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from unlearn.backbones import build_backbone
+from unlearn.backbones import SamplingSettings, build_backbone
 from unlearn.methods.t2vunlearning import T2VUnlearning
 from unlearn.methods.t2vunlearning.data import ConceptDataModule, RegenerationDataset, TrainingPrompt
-from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, sampler_identity
+from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, TrajectoryRequest, sampler_identity
 
-SETTINGS = SamplerSettings(
-    num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0, record_steps=(1, 2)
+SETTINGS = PseudoDataSettings(
+    SamplingSettings(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0), record_steps=(1, 2)
 )
 REQUEST = TrajectoryRequest("unlearn", "a naked person on the beach", 3, "a naked person on the beach")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from unlearn.backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.methods.t2vunlearning.official import save_official
 
@@ -36,8 +36,8 @@ def test_table1_on_the_tiny_cogvideox(tmp_path):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
     torch.manual_seed(0)
-    ours = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    theirs = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    ours = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+    theirs = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
     for a in [*ours.adapters, *theirs.adapters]:
         torch.nn.init.normal_(a.up.weight, std=0.5)
     save_adapters(ours, bb.name, tmp_path / "adapters")

@@ -13,12 +13,12 @@ pytestmark = pytest.mark.skipif(not WEIGHTS.exists(), reason="toy world weights 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def _controller():
+def _switch():
     from unlearn.backbones import build_backbone
-    from unlearn.methods.t2vunlearning.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 
     sites = build_backbone("toy-cogvideox").attention_sites()
-    return AdapterController([s.video_dim for s in sites], 8)
+    return AdapterSwitch([s.video_dim for s in sites], 8)
 
 
 def test_locality_is_zero_for_zero_adapters_and_grows_when_they_act(tmp_path):
@@ -26,9 +26,9 @@ def test_locality_is_zero_for_zero_adapters_and_grows_when_they_act(tmp_path):
 
     from unlearn.methods.t2vunlearning.export import save_adapters
 
-    zero = _controller()
+    zero = _switch()
     save_adapters(zero, "toy-cogvideox", tmp_path / "zero" / "adapters")
-    acting = _controller()
+    acting = _switch()
     with torch.no_grad():
         for p in acting.parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
@@ -65,7 +65,7 @@ def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
     from unlearn.methods.t2vunlearning.export import save_adapters
 
     prompts = [p for p in eval_prompts("ring", 1, 1) if p[1] in ("red ring", "blue ring", "red square", "green bar")]
-    save_adapters(_controller(), "toy-cogvideox", tmp_path / "run" / "adapters")
+    save_adapters(_switch(), "toy-cogvideox", tmp_path / "run" / "adapters")
     res = evaluate({"run": tmp_path / "run"}, "ring", prompts, name_samples=1)
     rows = res["rows"]
     assert rows["run"] == rows["original model"]  # zero-initialised adapters: the original's frames exactly
@@ -76,7 +76,7 @@ def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
     first = json.loads(cache.read_text())
     assert first["row"] == rows["run"]
 
-    acting = _controller()
+    acting = _switch()
     with torch.no_grad():
         for p in acting.parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, Switch, build_backbone, check_pretrained
 from unlearn.checks import check_int, check_range
 from unlearn.io import atomic_write_text
 
@@ -266,8 +266,8 @@ class EvaluationModule(pl.LightningModule):
         return self.generator.backbone
 
     @property
-    def controller(self) -> Any:
-        return getattr(self.backbone, "controller", None)
+    def switch(self) -> Switch | None:
+        return getattr(self.backbone, "switch", None)
 
     def setup(self, stage: str) -> None:
         if self.evaluators is not None:

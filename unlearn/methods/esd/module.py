@@ -155,8 +155,8 @@ class ESDUnlearning(pl.LightningModule):
             self.edit.apply_to(self.backbone, keep_originals=True)
         else:
             self._start_live_edit()
-        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self, "an ESD edit")
+        #: adapter-switch look-alike: ``switch.disabled()`` = the original model
+        self.switch = EditSwitch(self, "an ESD edit")
         self.strict_loading = False
         self._train_time = 0.0
 
@@ -269,5 +269,5 @@ class ESDUnlearning(pl.LightningModule):
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) of the fine-tuned model (``adapters=True``) or the original one."""
         sampling = {k: v for k, v in sampling.items() if v is not None}
-        with self.controller.scaled(1.0 if adapters else 0.0), self.backbone.side_modules_on_device():
+        with self.switch.scaled(1.0 if adapters else 0.0), self.backbone.side_modules_on_device():
             return self.backbone.decode(self.backbone.sample(prompts, seeds, **sampling))

@@ -256,8 +256,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
         )
         self.edit: RefusalEdit | None = None
-        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self, "a refusal edit")
+        #: adapter-switch look-alike: ``switch.disabled()`` = the original model
+        self.switch = EditSwitch(self, "a refusal edit")
         self.strict_loading = False
 
     # ------------------------------------------------------------------ the edit

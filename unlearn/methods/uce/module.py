@@ -149,8 +149,8 @@ class UCEUnlearning(pl.LightningModule):
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
         )
         self.edit: WeightEdit | None = None
-        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self, "a UCE edit")
+        #: adapter-switch look-alike: ``switch.disabled()`` = the original model
+        self.switch = EditSwitch(self, "a UCE edit")
         self.strict_loading = False
 
     def perform_edit(self) -> WeightEdit:
@@ -234,5 +234,5 @@ class UCEUnlearning(pl.LightningModule):
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) of the edited model (``adapters=True``) or the original one."""
         sampling = {k: v for k, v in sampling.items() if v is not None}
-        with self.controller.scaled(1.0 if adapters else 0.0):
+        with self.switch.scaled(1.0 if adapters else 0.0):
             return self.backbone.decode(self.backbone.sample(prompts, seeds, **sampling))

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unlearn.backbones import Switch
 from unlearn.io import atomic_entries, atomic_path
 
 from .sites import TEXT_ENCODER_PREFIX, get_linear, resolve_targets
@@ -344,8 +345,8 @@ def load_weight_edit(path: str | os.PathLike, method: str | None = None) -> Weig
     )
 
 
-class EditSwitch:
-    """Stands in for T2VUnlearning's adapter controller so callbacks written for it work unchanged:
+class EditSwitch(Switch):
+    """The :class:`~unlearn.backbones.Switch` of a weight edit (UCE, ESD, the refusal vector):
     ``disabled()`` gives the original model (the edit's layers restored bit for bit), ``scaled(1.0)`` the
     edited one. ``module`` has ``.edit`` (a :class:`LinearEdit` or None) and ``.backbone``. Not an
     ``nn.Module``: nothing to train or checkpoint."""
