@@ -26,7 +26,7 @@ def test_first_layer_concept_map_covers_the_object():
 def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
     from conftest import classification_reference
 
-    from unlearn.evaluation import EvalItem
+    from unlearn.evaluation import EvalVideo
     from unlearn.evaluation.evaluators import toyworld_classifier
     from unlearn.methods.t2vunlearning import T2VUnlearning, ToyWorldDataModule
     from unlearn.toyworld.grammar import prompts_for_concept
@@ -69,7 +69,7 @@ def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
         ["red ring", "red ring", "green ring", "red square", "blue cross", "yellow bar", "white dot"]
     ):
         for j, r in enumerate(prompts_for_concept(cls, 2, split="heldout", seed=100 + k)):
-            suite.append(EvalItem(len(suite), r.text, 1000 * k + j, cls))
+            suite.append(EvalVideo(len(suite), r.text, 1000 * k + j, cls))
     clf = toyworld_classifier()
     before = classification_reference(
         lambda p, s: model.generate(p, s, adapters=False, num_inference_steps=20),

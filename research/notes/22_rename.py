@@ -13,6 +13,8 @@ The on/off object of a row is a *switch* (``unlearn.backbones.Switch``): T2VUnle
 local that held one (``controller``, ``ctl``) is ``switch``. The backbone's own sampling settings and the rows'
 are one dataclass, ``SamplingSettings`` (was ``SamplingDefaults``); pseudo-data generation holds one plus its own
 fields in ``PseudoDataSettings`` (was ``SamplerSettings``: that step is a hand edit, the constructors changed).
+A ``PromptSuite`` (the records of a prompt file) becomes, in an evaluation, ``EvalVideos`` (was ``EvalSuite``),
+a list of ``EvalVideo`` (was ``EvalItem``): the videos to make, each with its index, seed, label and split.
 
 A line that must keep an old word (reading files written before a rename) carries the marker ``rename: keep``.
 """
@@ -45,6 +47,10 @@ RENAMES = {
     "SamplingDefaults": "SamplingSettings",
     "SamplerSettings": "PseudoDataSettings",
     "sampler_settings": "pseudo_data_settings",
+    # a prompt suite (the records of a file) and what an evaluation makes of it (the videos to make) are two
+    # stages: only the first is a suite
+    "EvalSuite": "EvalVideos",
+    "EvalItem": "EvalVideo",
 }
 KEEP = "rename: keep"
 SUFFIXES = {".py", ".yaml", ".yml", ".md"}

@@ -28,23 +28,23 @@ from .rows import SAMPLING_KEYS, RowGenerator, apply_row_options, check_sampling
 from .runner import json_ready
 from .scoring import Evaluators, MetricConfig, RowMetrics, compare_rows, flatten_row
 from .store import VideoStore, video_key
-from .suites import EvalItem, EvalSuite, load_suite
+from .suites import EvalVideo, EvalVideos, load_suite
 from .tables import classification_by_class, write_metrics
 from .to_loggers import log_evaluation
 
 
 class _Items(Dataset):
-    def __init__(self, items: list[EvalItem]) -> None:
+    def __init__(self, items: list[EvalVideo]) -> None:
         self.items = items
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> EvalItem:
+    def __getitem__(self, i: int) -> EvalVideo:
         return self.items[i]
 
 
-def collate_items(items: list[EvalItem]) -> dict[str, Any]:
+def collate_items(items: list[EvalVideo]) -> dict[str, Any]:
     return {
         "index": torch.tensor([it.index for it in items]),
         "prompt": [it.prompt for it in items],
@@ -97,7 +97,7 @@ class VideoEvalDataModule(pl.LightningDataModule):
         # an unset concept is not a hyper-parameter: Lightning refuses to log the module's and the data module's
         # hparams together when a key (concept) holds two values, and the module names the concept
         self.save_hyperparameters(ignore=["concept"] if concept is None else None)
-        self.suite: EvalSuite | None = None
+        self.suite: EvalVideos | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.suite is None:

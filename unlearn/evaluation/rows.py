@@ -69,10 +69,17 @@ _ADAPTER_KINDS = ("t2vunlearning", "t2vunlearning_official")
 #: rows whose model is a dense weight edit (a folder written by the method's `unlearn fit`, or the file itself):
 #: kind -> (file name in the folder, loader)
 _WEIGHT_EDITS = {"uce": (UCE_FILE, load_uce_edit), "esd_x": (ESD_FILE, load_esd_edit)}
-_ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
+#: earlier names of row kinds: still read (users' configs and command lines, results written before #22), never
+#: written; code, docs and new results use the canonical kind (:func:`canonical_kind`)
+ROW_KIND_ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
 #: the sampling settings a row may set: the fields of the backbone's own settings (``SamplingSettings``)
 SAMPLING_KEYS = tuple(f.name for f in dataclasses.fields(SamplingSettings))
+
+
+def canonical_kind(kind: str) -> str:
+    """The canonical name of a row kind (``unlearned`` → ``t2vunlearning``, ...); other names unchanged."""
+    return ROW_KIND_ALIASES.get(kind, kind)
 
 
 def check_sampling(sampling: dict[str, Any], backbone: Any = None, prefix: str = "") -> None:
@@ -135,7 +142,7 @@ class RowSpec:
     allow_unfinished: bool = False
 
     def __post_init__(self) -> None:
-        self.kind = _ALIASES.get(self.kind, self.kind)
+        self.kind = canonical_kind(self.kind)
         if self.kind not in ROW_KINDS:
             raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(ROW_KINDS)}")
         if self.options and self.kind not in _BASELINES:
@@ -154,7 +161,7 @@ class RowSpec:
             return text
         head, _, path = str(text).partition("=")
         name, _, kind = head.partition(":") if ":" in head else ("", "", head)
-        kind = _ALIASES.get(kind.strip(), kind.strip())
+        kind = canonical_kind(kind.strip())
         path = path.strip() or None
         spec = cls(kind=kind, name=name.strip() or None)
         if spec.kind in _ADAPTER_KINDS:
