@@ -130,3 +130,20 @@ def test_one_sampling_settings_type():
     own = {f.name for f in dataclasses.fields(PseudoDataSettings)} - {"sampling"}
     assert not own & set(SAMPLING_KEYS)  # pseudo data adds fields, never spells a sampling key again
     assert pseudo.flat() == {**dataclasses.asdict(sampling), "negative_prompt": "", "record_steps": (1,)}
+
+
+def test_a_checkpoint_written_before_the_switch_was_named_so_still_loads():
+    """Lightning checkpoints of T2VUnlearning before #22 keyed the adapters ``controller.*``; resume and export
+    read them as ``switch.*``."""
+    from types import SimpleNamespace
+
+    from unlearn.methods.t2vunlearning import T2VUnlearning
+    from unlearn.methods.t2vunlearning.export import checkpoint_adapter_state
+
+    w = torch.ones(2)
+    old = {"state_dict": {"controller.adapters.0.up.weight": w}, "rng_states": {"torch": 1}}
+    assert checkpoint_adapter_state(old["state_dict"]) == {"adapters.0.up.weight": w}
+    assert checkpoint_adapter_state({"switch.adapters.0.up.weight": w, "backbone.x": w}) == {"adapters.0.up.weight": w}
+    module = SimpleNamespace()
+    T2VUnlearning.on_load_checkpoint(module, old)
+    assert old["state_dict"] == {"switch.adapters.0.up.weight": w} and module._resumed_rng_states == {"torch": 1}

@@ -138,7 +138,7 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
             height=32,
             width=32,
             num_inference_steps=4,
-            guidance_scale=settings.guidance_scale,
+            guidance_scale=settings.sampling.guidance_scale,
             stop_at_step=2,
         )
     assert torch.allclose(tf.step(2)["x_t"], x2[0], atol=1e-6)

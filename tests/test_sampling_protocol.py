@@ -16,6 +16,7 @@ from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, Trajec
 SETTINGS = PseudoDataSettings(
     SamplingSettings(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0), record_steps=(1, 2)
 )
+SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingSettings)}
 REQUEST = TrajectoryRequest("unlearn", "a naked person on the beach", 3, "a naked person on the beach")
 
 
@@ -74,7 +75,10 @@ def test_cache_key_changes_with_guidance_settings():
 )
 def test_cache_key_changes_with_sampler_settings(change):
     bb = build_backbone("zeroscope", tiny=True, torch_dtype="float32")
-    assert key(bb, dataclasses.replace(SETTINGS, **change)) != key(bb)
+    sampling = {k: v for k, v in change.items() if k in SAMPLING_FIELDS}
+    own = {k: v for k, v in change.items() if k not in SAMPLING_FIELDS}
+    changed = dataclasses.replace(SETTINGS, sampling=dataclasses.replace(SETTINGS.sampling, **sampling), **own)
+    assert key(bb, changed) != key(bb)
 
 
 def test_cache_key_changes_with_eta_for_unlearning_targets_only():
