@@ -7,7 +7,7 @@ tokens with that of the background tokens. A ratio above 1 means the map localis
 mask of a layer with a ratio below 1 covers the background instead.
 
 Usage: python benchmarks/toy_mask_quality.py [--weights unlearn/toyworld/weights] [--concept "red ring"]
-       [--prompts 16] [--timesteps 100 300 600 900]
+       [--prompts 16] [--timesteps 100 300 600 900] [--seed 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ def main() -> None:
     ap.add_argument("--concept", default="red ring")
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--timesteps", type=int, nargs="+", default=[100, 300, 600, 900])
+    ap.add_argument("--seed", type=int, default=3, help="seed of the held-out prompts drawn")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    res = layer_ratios(args.weights, args.concept, args.prompts, args.timesteps)
+    res = layer_ratios(args.weights, args.concept, args.prompts, args.timesteps, seed=args.seed)
     print(f"object/background concept attention, median over {args.prompts} rich '{args.concept}' prompts")
     print(
         "| t | "
