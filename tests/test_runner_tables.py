@@ -239,6 +239,9 @@ def test_table_errors_exit_2_and_write_nothing(tmp_path, toy_adapters):
     )  # toy adapters, cogvideox-2b backbone
     assert proc.returncode == 2 and "trained on 'toy-cogvideox', not on 'cogvideox-2b'" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_table_without_its_inputs_names_the_missing_option():
     for table, message in (("nudity", "needs --suites"), ("objects", "CLASS=FOLDER")):
         proc = run_tables(table, *FAST)
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]

@@ -66,7 +66,7 @@ def test_shape_concept_benchmark_prompts_and_config(tmp_path):
     assert [c["class_path"] for c in cfg["trainer"]["callbacks"]] == ["unlearn.callbacks.AdapterCheckpoint"]
 
 
-def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
+def test_shape_concept_rows_score_saved_adapters_and_are_cached(tmp_path):
     out, run = tmp_path / "out", tmp_path / "out" / "full" / "seed0"
     _adapters(run / "adapters", acting=False)
     args = ["--concept", "ring", "--per-colour", "1", "--per-class", "1", "--name-samples", "1", "--out", str(out)]
@@ -79,10 +79,18 @@ def test_shape_concept_rows_are_scored_once_per_prompts_and_adapters(tmp_path):
     assert rows["full/seed0"]["erased_frames"] == 5 * 4
     assert len(res["kept_classes"]) == 20 and not any(c.endswith("ring") for c in res["kept_classes"])
     assert set(rows["full/seed0"]["per_class_top1"]) == set(res["kept_classes"])
+    assert json.loads((run / "shape_eval.json").read_text())["row"] == rows["full/seed0"]  # cached beside the adapters
+
+
+@pytest.mark.slow
+def test_shape_concept_rows_are_scored_again_when_the_adapters_change(tmp_path):
+    out, run = tmp_path / "out", tmp_path / "out" / "full" / "seed0"
+    _adapters(run / "adapters", acting=False)
+    args = ["--concept", "ring", "--per-colour", "1", "--per-class", "1", "--name-samples", "1", "--out", str(out)]
+    args += ["--only", "full", "--reuse"]
+    _run("toy_shape_concept.py", *args)
     cache = run / "shape_eval.json"
     first = json.loads(cache.read_text())
-    assert first["row"] == rows["full/seed0"]
-
     acting = tmp_path / "acting"
     _adapters(acting / "adapters", acting=True)
     shutil.copy(acting / "adapters" / "adapters.safetensors", run / "adapters")
