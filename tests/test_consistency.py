@@ -133,15 +133,15 @@ def test_one_sampling_settings_type():
 
 
 def test_a_checkpoint_written_before_the_switch_was_named_so_still_loads():
-    """Lightning checkpoints of T2VUnlearning before #22 keyed the adapters ``controller.*``; resume and export
-    read them as ``switch.*``."""
+    """Lightning checkpoints of T2VUnlearning written before #22 (their adapter keys had another prefix) resume
+    and export with the adapters read as ``switch.*``."""
     from types import SimpleNamespace
 
     from unlearn.methods.t2vunlearning import T2VUnlearning
     from unlearn.methods.t2vunlearning.export import checkpoint_adapter_state
 
     w = torch.ones(2)
-    old = {"state_dict": {"controller.adapters.0.up.weight": w}, "rng_states": {"torch": 1}}
+    old = {"state_dict": {"controller.adapters.0.up.weight": w}, "rng_states": {"torch": 1}}  # rename: keep
     assert checkpoint_adapter_state(old["state_dict"]) == {"adapters.0.up.weight": w}
     assert checkpoint_adapter_state({"switch.adapters.0.up.weight": w, "backbone.x": w}) == {"adapters.0.up.weight": w}
     module = SimpleNamespace()
