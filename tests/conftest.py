@@ -17,7 +17,7 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 def classification_reference(generate, items, classifier, erased_class, batch_size=32):
-    """ESR/PSR of the videos ``generate(prompts, seeds)`` makes for ``items`` (EvalItems), scored by the
+    """ESR/PSR of the videos ``generate(prompts, seeds)`` makes for ``items`` (``EvalVideo`` items), scored by the
     torchmetrics metrics directly, batch by batch: the reference the drivers' numbers are checked against."""
     from unlearn.evaluation.metrics import ErasureSuccessRate, PreservationSuccessRate
     from unlearn.evaluation.scoring import classification_summary

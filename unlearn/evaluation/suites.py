@@ -152,7 +152,7 @@ def load_suite(
         EmptySuiteError: nothing is left to evaluate.
     """
     source = str(suite) if isinstance(suite, (str, os.PathLike)) else type(suite).__name__
-    # the suite's prompts as EvalItems (index: position in the unfiltered suite; seed None where the source gives
+    # the suite's prompts as EvalVideo items (index: position in the unfiltered suite; seed None where the source gives
     # none), filtered and renumbered below
     rows: list[EvalVideo] = []
     toy_options = {
