@@ -132,7 +132,7 @@ def test_attach_adapters_checks_every_site_before_changing_the_pipeline(ws, tmp_
 
 # ------------------------------------------------------------------------------------------------ credentials
 def test_url_credentials_never_reach_messages_or_the_cache(tmp_path):
-    from test_augment_openai import ChatServer
+    from fake_servers import ChatServer
 
     from unlearn.prompts.augment import OpenAIChatSource, PromptAugmenter
     from unlearn.prompts.augment.openai_chat import redact_url

@@ -8,9 +8,9 @@ import re
 
 import torch
 import yaml
+from backbone_checks import random_adapters
+from hub_run import trained_run
 from huggingface_hub import ModelCard
-from test_attach_hooks import _switch as random_adapters
-from test_hub import trained_run
 
 from unlearn.backbones import build_backbone
 from unlearn.cli import main

@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
-from test_backbone_contract import get_bundle
+from backbone_checks import get_bundle
 
 from unlearn.backbones import available_backbones, build_backbone
 from unlearn.cli import main
