@@ -62,22 +62,12 @@ TINY_TRANSFORMER_CONFIG: dict[str, dict[str, Any]] = {
         temporal_compression_ratio=4,
         max_text_seq_length=16,
     ),
-    "5b": dict(  # rotary embeddings split the head dim in 3 even parts: 16 is the smallest that works
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=4,
-        out_channels=4,
-        time_embed_dim=2,
-        text_embed_dim=32,
-        num_layers=2,
-        sample_width=4,
-        sample_height=4,
-        sample_frames=9,
-        patch_size=2,
-        temporal_compression_ratio=4,
-        max_text_seq_length=16,
-        use_rotary_positional_embeddings=True,
-    ),
+}
+# rotary embeddings split the head dim in 3 even parts: 16 is the smallest that works
+TINY_TRANSFORMER_CONFIG["5b"] = {
+    **TINY_TRANSFORMER_CONFIG["2b"],
+    "attention_head_dim": 16,
+    "use_rotary_positional_embeddings": True,
 }
 
 FULL_DEFAULTS = SamplingSettings(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0)
