@@ -197,26 +197,24 @@ class FullSize:
 
 #: the four rows of ``fullsize_cost.py`` (HunyuanVideo at the size its configs train at: the native
 #: 129×720×1280 does not fit one GPU for training, see docs/results/memory_plan.md)
+_COGVIDEOX_2B = FullSize(
+    CogVideoXBackbone,
+    ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
+    ("T5EncoderModel", "T5Config", T5_XXL),
+    (49, 480, 720),
+    226,
+    (50, 6.0),
+    "configs/cogx2b_nudity.yaml",
+    {"variant": "2b"},
+)
 FULLSIZE: dict[str, FullSize] = {
-    "cogvideox-2b": FullSize(
-        CogVideoXBackbone,
-        ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
-        ("T5EncoderModel", "T5Config", T5_XXL),
-        (49, 480, 720),
-        226,
-        (50, 6.0),
-        "configs/cogx2b_nudity.yaml",
-        {"variant": "2b"},
-    ),
-    "cogvideox-5b": FullSize(
-        CogVideoXBackbone,
-        ("CogVideoXTransformer3DModel", COGVIDEOX_5B),
-        ("T5EncoderModel", "T5Config", T5_XXL),
-        (49, 480, 720),
-        226,
-        (50, 6.0),
-        "configs/cogx5b_nudity.yaml",
-        {"variant": "5b"},
+    "cogvideox-2b": _COGVIDEOX_2B,
+    # CogVideoX-5B trains like the 2B (same text encoder, geometry, text length and sampling); its transformer differs
+    "cogvideox-5b": dataclasses.replace(
+        _COGVIDEOX_2B,
+        denoiser=("CogVideoXTransformer3DModel", COGVIDEOX_5B),
+        config="configs/cogx5b_nudity.yaml",
+        family_kwargs={"variant": "5b"},
     ),
     "hunyuanvideo": FullSize(
         HunyuanVideoBackbone,
@@ -240,19 +238,25 @@ FULLSIZE: dict[str, FullSize] = {
 
 
 # ------------------------------------------------------------------------------------------------ building
+@contextlib.contextmanager
+def _created_in(dtype: torch.dtype, device: str | torch.device) -> Iterator[None]:
+    """Parameters created inside are made in ``dtype`` on ``device`` (a 5B model initialised in float32 first would
+    need 2x the memory)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def _denoiser(spec: FullSize, device: str | torch.device, dtype: torch.dtype, **overrides: Any) -> torch.nn.Module:
     import diffusers
 
     cls_name, cfg = spec.denoiser
-    cfg = {**cfg, **overrides}
-    previous = torch.get_default_dtype()
-    # parameters are created in the target dtype (a 5B model initialised in float32 first would need 2x the memory)
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = getattr(diffusers, cls_name)(**cfg)
-    finally:
-        torch.set_default_dtype(previous)
+    with _created_in(dtype, device):
+        model = getattr(diffusers, cls_name)(**{**cfg, **overrides})
     model = model.to(dtype)
     # as from_pretrained(torch_dtype=...) does: the modules the class declares precision-critical stay float32
     keep = getattr(model, "_keep_in_fp32_modules", None) or []
@@ -268,13 +272,8 @@ def _text_encoder(spec: FullSize, layers: int, vocab: int, device: str | torch.d
     model_cls, config_cls, cfg = spec.text_encoder
     cfg = dict(cfg, vocab_size=vocab)
     cfg["num_hidden_layers" if "hidden_size" in cfg else "num_layers"] = layers
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**cfg))
-    finally:
-        torch.set_default_dtype(previous)
+    with _created_in(dtype, device):
+        model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**cfg))
     return model.to(dtype).requires_grad_(False).eval()
 
 
