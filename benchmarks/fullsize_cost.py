@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import io
 import json
@@ -71,10 +72,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import memory_plan as mp  # noqa: E402
 from fullsize_models import FULLSIZE, cuda_attention_on_meta, training_batch  # noqa: E402
 
-from unlearn.backbones import PromptEmbedding, build_backbone  # noqa: E402
+from unlearn.backbones import PromptEmbedding, SamplingSettings, build_backbone  # noqa: E402
 from unlearn.backbones.attention import concept_attention_probs  # noqa: E402
 from unlearn.methods.t2vunlearning import T2VUnlearning  # noqa: E402
-from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories  # noqa: E402
+from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, TrajectoryRequest, make_trajectories  # noqa: E402
 
 H100_BF16_DENSE = 989.4e12  # FLOP/s, SXM, without sparsity
 V100_FP16_TENSOR = 125e12  # FLOP/s, SXM2 (the paper's GPU; it has no bf16 tensor cores)
@@ -169,7 +170,7 @@ def meta_model(
         mask_source=mask_source,
         **extra,
     )
-    model.controller.to("meta")
+    model.switch.to("meta")
     return model
 
 
@@ -191,7 +192,7 @@ def count_step(
     with cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
         losses = model.compute_losses(batch)
         losses["total"].backward()
-    assert all(p.grad is not None for p in model.controller.parameters()), "every adapter must get a gradient"
+    assert all(p.grad is not None for p in model.switch.parameters()), "every adapter must get a gradient"
     cond = batch["cond.hidden_states"]
     return {"flops": fc.get_total_flops(), "forwards": len(calls), "cond_shape": tuple(cond.shape[1:])}
 
@@ -205,7 +206,7 @@ def count_forward(name: str, adapters: bool) -> float:
         if adapters:
             model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
         else:
-            with torch.no_grad(), model.controller.disabled():
+            with torch.no_grad(), model.switch.disabled():
                 model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
     return fc.get_total_flops()
 
@@ -229,20 +230,16 @@ def chunked_map_flops(name: str) -> float:
 
 
 def pseudo_forwards_per_trajectory(
-    name: str, settings: SamplerSettings, generation_batch_size: int, loss_prompt_differs: bool
+    name: str, settings: PseudoDataSettings, generation_batch_size: int, loss_prompt_differs: bool
 ) -> float:
     """Denoiser sample-forwards (batch elements) per trajectory: the family's tiny model runs the real
     ``make_trajectories`` with the config's sampler settings (steps, guidance, recorded steps), counted by a hook;
     the count depends on the sampler, not on the model's size."""
     bb = build_backbone(name, tiny=True, torch_dtype="float32")
     d = bb.defaults
-    tiny = SamplerSettings(
-        d.num_frames,
-        d.height,
-        d.width,
-        settings.num_inference_steps,
-        settings.guidance_scale,
-        record_steps=settings.record_steps,
+    tiny = dataclasses.replace(
+        settings,
+        sampling=dataclasses.replace(settings.sampling, num_frames=d.num_frames, height=d.height, width=d.width),
     )
     n = generation_batch_size
     reqs = [
@@ -316,7 +313,7 @@ def inference_working_set(name: str) -> float:
     model = meta_model(name, 0.0, 0.0, False)
     batch = training_batch(model.backbone, name)
     cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
-    with torch.no_grad(), model.controller.disabled(), cuda_attention_on_meta(), LiveBytes() as live:
+    with torch.no_grad(), model.switch.disabled(), cuda_attention_on_meta(), LiveBytes() as live:
         model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
     return float(live.peak)
 
@@ -515,10 +512,14 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     un, pre = dm.requests()
     if beta <= 0:
         pre = []
-    settings = SamplerSettings(
-        *spec.geometry,
-        int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
-        float(cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None else spec.sampling[1]),
+    settings = PseudoDataSettings(
+        SamplingSettings(
+            *spec.geometry,
+            int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
+            float(
+                cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None else spec.sampling[1]
+            ),
+        ),
         record_steps=tuple(cfg["data"]["record_steps"]) if cfg["data"].get("record_steps") else None,
     )
     per_traj = pseudo_forwards_per_trajectory(

@@ -68,7 +68,7 @@ def _randomise_adapters(model: T2VUnlearning, seed: int = 0) -> None:
     """Give the zero-initialised ``Up`` layers weights, so that the adapted model differs from the frozen one."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for p in model.controller.parameters():
+        for p in model.switch.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.3)
 
 
@@ -102,7 +102,7 @@ def test_the_inner_objective_falls_and_the_bank_keeps_its_adam_state(tmp_path):
     rows = torch.as_tensor(batch["prompt_index"])
     cond = batch_embedding(batch, "cond.")
     x_t, t = batch["x_t"], batch["timesteps"]
-    with torch.no_grad(), model.controller.disabled():
+    with torch.no_grad(), model.switch.disabled():
         concept = bb.predict(x_t, t, cond)
     losses = persistent_adversary_steps(lambda c: bb.predict(x_t, t, c), cond, concept, bank, rows, 20, 0.05, 0.0)
     # the adversary's objective (the adapted model's prediction vs the frozen concept prediction) falls
@@ -128,7 +128,7 @@ def test_zero_adversary_steps_is_the_plain_method(tmp_path):
     pl.seed_everything(0)
     off = _model(adversary="persistent", adversarial_steps=0)
     assert off.adversary is None
-    off.controller.load_state_dict(plain.controller.state_dict())
+    off.switch.load_state_dict(plain.switch.state_dict())
     a, b = plain.compute_losses(batch), off.compute_losses(batch)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -142,7 +142,7 @@ def test_the_adversarial_erase_gradient_reaches_the_adapters(tmp_path):
     model = _model(adversary="persistent", adversarial_steps=2, adversarial_weight=0.5)
     batch = _batch(model, dm, tmp_path)
     _randomise_adapters(model)
-    params = [p for p in model.controller.parameters() if p.requires_grad]
+    params = [p for p in model.switch.parameters() if p.requires_grad]
     losses = model.compute_losses(batch)
     got = torch.autograd.grad(losses["total"], params, allow_unused=True)
     # the same gradient written out, with the bank as it is now (after the inner steps)
@@ -231,7 +231,7 @@ def test_the_bank_is_saved_in_checkpoints_and_a_resumed_run_continues_it(tmp_pat
     assert main(["fit", "--config", str(_config(run, cache)), "--ckpt_path", str(ckpts / "epoch=0-step=2.ckpt")]) == 0
     resumed = load_checkpoint_file(run / "checkpoints" / "last.ckpt")["state_dict"]
     for k, v in end["state_dict"].items():
-        if k.startswith(("adversary.", "controller.")):
+        if k.startswith(("adversary.", "switch.")):
             assert torch.allclose(resumed[k].float(), v.float(), atol=1e-6), k
 
     # the test can fail: a run that starts its bank afresh at step 2 ends elsewhere

@@ -10,7 +10,7 @@ logger are the shipped ones. Each case then checks what the run left behind:
 - every configured callback fired at least once (its own artefact: ``FIRED`` maps each class to it; a new
   callback class in a shipped config fails here until its evidence is added),
 - the data module's pseudo-data cache was built (data modules with a cache),
-- the evaluation rows the config names were evaluated (``metrics.json``/``results.json``),
+- the evaluation rows the config names were evaluated (``metrics.json``; an attack's ``results.json``),
 - the logger the config names wrote (wandb offline files, CSV metrics).
 
 A shipped config that cannot run (a parse error, a callback refusing its shipped arguments, a missing file the

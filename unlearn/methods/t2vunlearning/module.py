@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from unlearn.backbones import (
 from unlearn.backbones.attention import CONCEPT_MAP_ROUTES, MAP_CHECK_ATOL, checking_concept_map
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
-from .adapters import AdapterController
+from .adapters import AdapterSwitch
 from .adversarial import (
     RECELER_ADVERSARY_LR,
     ConditioningBank,
@@ -33,10 +34,10 @@ from .adversarial import (
     worst_case_conditioning,
 )
 from .data import batch_embedding
-from .export import adapter_config, load_adapter_weights
+from .export import CHECKPOINT_PREFIX, adapter_config, checkpoint_adapter_state, load_adapter_weights
 from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, preservation_loss, unlearning_loss
 from .official import author_sites
-from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
+from .pseudo_data import PseudoDataSettings, TrajectoryRequest, make_trajectories
 
 
 def frozen_concept_maps(batch: dict[str, Any], num_sites: int) -> list[Tensor]:
@@ -59,6 +60,10 @@ def _sum_grads(a: list[tuple[Tensor, Tensor]], b: list[tuple[Tensor, Tensor]]) -
     for p, g in b:
         out[id(p)] = (p, out[id(p)][1] + g) if id(p) in out else (p, g)
     return list(out.values())
+
+
+#: the persistent adversary's bank in a checkpoint's ``state_dict`` (``T2VUnlearning.adversary``)
+BANK_PREFIX = "adversary."
 
 
 class DivergenceError(FloatingPointError):
@@ -301,14 +306,14 @@ class T2VUnlearning(pl.LightningModule):
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
         )
         sites = self.backbone.attention_sites()
-        self.controller = AdapterController([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
-        self.controller.concept_map_route = concept_map_kernel
-        self.backbone.attach_controller(self.controller)
+        self.switch = AdapterSwitch([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
+        self.switch.concept_map_route = concept_map_kernel
+        self.backbone.attach_switch(self.switch)
         #: indices of the sites whose adapters train (``adapter_sites``); the others stay exactly zero
         self.trained_sites = list(range(len(sites)))
         if adapter_sites == "authors":
             self.trained_sites = author_sites(self.backbone.name, [s.name for s in sites])
-        for i, adapter in enumerate(self.controller.adapters):
+        for i, adapter in enumerate(self.switch.adapters):
             if i not in self.trained_sites:
                 adapter.requires_grad_(False)
         if gradient_checkpointing and hasattr(self.backbone.denoiser, "enable_gradient_checkpointing"):
@@ -322,7 +327,7 @@ class T2VUnlearning(pl.LightningModule):
                 )
         if init_adapters:
             load_adapter_weights(
-                self.controller,
+                self.switch,
                 init_adapters,
                 expect_backbone=self.backbone.name,
                 allow_unfinished=allow_unfinished_init,
@@ -347,7 +352,7 @@ class T2VUnlearning(pl.LightningModule):
     def _regenerate(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Per-step regeneration (cache off): sample x_t with the frozen model now, ESD/Receler style."""
         dm = self.trainer.datamodule
-        settings: SamplerSettings = dm.sampler_settings(self.backbone)
+        settings: PseudoDataSettings = dm.pseudo_data_settings(self.backbone)
         out: dict[str, Any] = {}
         reqs, pre_reqs, stops = [], [], []
         frozen_maps = "concept_tokens" in batch and self.hparams.get("mask_source", "frozen") == "frozen"
@@ -359,10 +364,10 @@ class T2VUnlearning(pl.LightningModule):
             if "regen_pre_index" in batch:
                 q = dm.preserve_prompts[int(batch["regen_pre_index"][b])]
                 pre_reqs.append(TrajectoryRequest("preserve", q.prompt, int(batch["regen_seed"][b]) + 1, q.prompt))
-        with self.controller.disabled():
+        with self.switch.disabled():
             made, pre_made = [], []
             for i, r in enumerate(reqs):
-                one = SamplerSettings(**{**settings.__dict__, "record_steps": (stops[i],)})
+                one = dataclasses.replace(settings, record_steps=(stops[i],))
                 made.append(make_trajectories(self.backbone, [r], one, self.eta)[0])
                 if pre_reqs:
                     pre_made.append(make_trajectories(self.backbone, [pre_reqs[i]], one, self.eta)[0])
@@ -394,7 +399,7 @@ class T2VUnlearning(pl.LightningModule):
         if hp.beta > 0 and "pre_x_t" in batch:
             pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
             losses["pre"] = preservation_loss(pred_pre, batch["pre_target"])
-            params = [p for p in self.controller.parameters() if p.requires_grad]
+            params = [p for p in self.switch.parameters() if p.requires_grad]
             if losses["pre"].requires_grad and params:
                 grads = torch.autograd.grad(hp.beta * losses["pre"], params, allow_unused=True)
                 pre_grads = [(p, g) for p, g in zip(params, grads) if g is not None]
@@ -410,11 +415,11 @@ class T2VUnlearning(pl.LightningModule):
         tokens = batch.get("concept_tokens") if hp.alpha > 0 else None
         frozen = hp.get("mask_source", "frozen") == "frozen"
         # the adapted forward records the concept maps only when the mask comes from it (mask_source: adapted)
-        with self.controller.capturing(None if frozen else tokens):
+        with self.switch.capturing(None if frozen else tokens):
             pred = bb.predict(batch["x_t"], batch["timesteps"], cond)
-        squares, maps = self.controller.take()
+        squares, maps = self.switch.take()
         if hp.alpha > 0 and frozen:
-            maps = frozen_concept_maps(batch, len(self.controller.adapters))
+            maps = frozen_concept_maps(batch, len(self.switch.adapters))
             maps = [m.to(pred.device) for m in maps]
         losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
@@ -429,7 +434,7 @@ class T2VUnlearning(pl.LightningModule):
             if len(trained) < len(squares):  # L_loc over the adapters that train (adapter_sites: authors)
                 squares, masks = [squares[i] for i in trained], [masks[i] for i in trained]
             per_sample = pred[0].numel() if hp.get("loc_normalization", "paper") == "paper" else None
-            widths = [self.controller.adapters[i].up.out_features for i in trained]  # every site records
+            widths = [self.switch.adapters[i].up.out_features for i in trained]  # every site records
             losses["loc"] = localization_loss(squares, masks, per_sample_elements=per_sample, channels=widths)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
@@ -447,7 +452,7 @@ class T2VUnlearning(pl.LightningModule):
         """``L_unlearn`` under the worst-case conditioning near ``cond`` (see ``adversarial_steps``)."""
         hp, bb = self.hparams, self.backbone
         x_t, t = batch["x_t"], batch["timesteps"]
-        with torch.no_grad(), self.controller.disabled():
+        with torch.no_grad(), self.switch.disabled():
             concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning
         worst = worst_case_conditioning(
             lambda c: bb.predict(x_t, t, c), cond, concept, hp.adversarial_steps, hp.adversarial_epsilon
@@ -484,7 +489,7 @@ class T2VUnlearning(pl.LightningModule):
         if hp.get("adversary_bank", "prompt") == "prompt" and dm is not None:
             entries = len(getattr(dm, "training_prompts", []) or [])
         self.adversary.ensure(rows, cond.hidden_states, entries)
-        with torch.no_grad(), self.controller.disabled():
+        with torch.no_grad(), self.switch.disabled():
             concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning (Receler's e_p)
         inner = persistent_adversary_steps(
             lambda c: bb.predict(x_t, t, c),
@@ -504,7 +509,7 @@ class T2VUnlearning(pl.LightningModule):
             "adv_delta_rms": self.adversary.delta[rows].pow(2).mean().sqrt(),
         }
         grads: list[tuple[Tensor, Tensor]] = []
-        params = [p for p in self.controller.parameters() if p.requires_grad]
+        params = [p for p in self.switch.parameters() if p.requires_grad]
         if adv.requires_grad and params and hp.adversarial_weight > 0:
             gs = torch.autograd.grad(hp.adversarial_weight * adv, params, allow_unused=True)
             grads = [(p, g) for p, g in zip(params, gs) if g is not None]
@@ -520,7 +525,7 @@ class T2VUnlearning(pl.LightningModule):
                 raise ValueError(f"model.mask_layers {bad} out of range: the backbone has {num_sites} attention sites")
             return list(self.hparams.mask_layers)
         prefix = getattr(self.backbone, "concept_map_sites", None)
-        names = self.controller.site_names
+        names = self.switch.site_names
         chosen = [i for i in range(num_sites) if prefix is None or names[i].startswith(prefix)]
         return chosen or list(range(num_sites))
 
@@ -633,17 +638,17 @@ class T2VUnlearning(pl.LightningModule):
         # only: one pass over the adapters, small next to the step
         if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps):
             return
-        params = list(self.controller.parameters())
+        params = list(self.switch.parameters())
         norms = {"train/adapter_norm": torch.stack([p.detach().float().norm() for p in params]).norm()}
         # Lightning's own: the 2-norm of all the adapters' gradients as one vector
-        total = grad_norm(self.controller, 2).get("grad_2.0_norm_total")
+        total = grad_norm(self.switch, 2).get("grad_2.0_norm_total")
         if total is not None:
             norms["train/grad_norm"] = total
         self.log_dict(norms, prog_bar=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
-            [p for p in self.controller.parameters() if p.requires_grad],
+            [p for p in self.switch.parameters() if p.requires_grad],
             lr=self.hparams.learning_rate,
             weight_decay=self.hparams.weight_decay,
         )
@@ -653,14 +658,17 @@ class T2VUnlearning(pl.LightningModule):
         # the frozen backbone is rebuilt from its name and weights: a checkpoint is adapter-sized. The optimizer,
         # step, loops and the sampler position are Lightning's part; the RNG states are added here.
         # (and the persistent adversary's bank, `adversary.*`, which a resumed run continues from)
-        checkpoint["state_dict"] = {
-            k: v for k, v in checkpoint["state_dict"].items() if k.startswith(("controller.", "adversary."))
-        }
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if k.startswith((CHECKPOINT_PREFIX, BANK_PREFIX))}
         # what `unlearn export` needs to write an adapter folder that loads back as model.init_adapters
-        checkpoint["adapter_config"] = adapter_config(self.controller, self.backbone.name)
+        checkpoint["adapter_config"] = adapter_config(self.switch, self.backbone.name)
         checkpoint["rng_states"] = compat.collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before the adapters' attribute was named `switch` (#22) resume too
+        adapters = checkpoint_adapter_state(checkpoint["state_dict"])
+        bank = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(BANK_PREFIX)}
+        checkpoint["state_dict"] = {**{CHECKPOINT_PREFIX + k: v for k, v in adapters.items()}, **bank}
         self._resumed_rng_states = checkpoint.get("rng_states")
         # Lightning loads the state dict after this hook: size the bank's buffers (they grow on first use) to the
         # checkpoint's, so that they load instead of failing on a shape mismatch
@@ -682,17 +690,17 @@ class T2VUnlearning(pl.LightningModule):
             self._resumed_rng_states = None
 
     def adapter_state_dict(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.controller.state_dict().items()}
+        return {k: v.detach().cpu().contiguous() for k, v in self.switch.state_dict().items()}
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) with the adapters on (unlearned) or off (original)."""
-        ctx = self.controller.scaled(1.0) if adapters else self.controller.disabled()
+        ctx = self.switch.scaled(1.0) if adapters else self.switch.disabled()
         with ctx:
             # phase by phase (VideoBackbone.generate_offloaded): prompts encoded once with only the text encoders on
             # the device, denoising with the denoiser alone, decoding with only the VAE (tiled, one video at a time)
             return self.backbone.generate_offloaded(prompts, seeds, **sampling)
 
     def adapter_norm(self) -> float:
-        return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.controller.parameters()))
+        return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.switch.parameters()))
