@@ -673,9 +673,10 @@ class T2VUnlearning(pl.LightningModule):
         # Lightning loads the state dict after this hook: size the bank's buffers (they grow on first use) to the
         # checkpoint's, so that they load instead of failing on a shape mismatch
         state = checkpoint.get("state_dict") or {}
-        if self.adversary is not None and "adversary.delta" in state:
-            delta = state["adversary.delta"]
-            self.adversary.resize(int(delta.shape[0]), tuple(delta.shape[1:]), self.adversary.delta.device)
+        bank = getattr(self, "adversary", None)
+        if bank is not None and BANK_PREFIX + "delta" in state:
+            delta = state[BANK_PREFIX + "delta"]
+            bank.resize(int(delta.shape[0]), tuple(delta.shape[1:]), bank.delta.device)
 
     def on_train_start(self) -> None:
         # with the pseudo-data cache the text encoders and the VAE have done their work (the cache holds the
