@@ -41,6 +41,11 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b
 ``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
 CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line:
 ``cogx2b_nudity_h100_minutes: <x>``, the whole run of configs/cogx2b_nudity.yaml.
+
+Parts of a row alone (seconds; a JSON line each, ``--json`` writes them all):
+``--count-step alpha=1,beta=1,mask_source=adapted [--count-step ...] [--num-layers 1]``: the training step with
+these model keys (the others: the row's config), at N blocks of the real width; ``--sample-videos CONFIG ...``:
+each config's callbacks and its sample videos (renders, forwards, videos) in a run of its ``trainer.max_steps``.
 """
 
 from __future__ import annotations
@@ -194,7 +199,13 @@ def count_step(
         losses["total"].backward()
     assert all(p.grad is not None for p in model.switch.parameters()), "every adapter must get a gradient"
     cond = batch["cond.hidden_states"]
-    return {"flops": fc.get_total_flops(), "forwards": len(calls), "cond_shape": tuple(cond.shape[1:])}
+    cfg = model.backbone.denoiser.config
+    return {
+        "flops": fc.get_total_flops(),
+        "forwards": len(calls),
+        "cond_shape": tuple(cond.shape[1:]),
+        "width": cfg.num_attention_heads * cfg.attention_head_dim,  # the denoiser's hidden width, as counted
+    }
 
 
 def count_forward(name: str, adapters: bool) -> float:
@@ -593,6 +604,75 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ parts of a row
+#: model keys a ``--count-step`` variant may set (the others of the step are the row's)
+STEP_KEYS = ("alpha", "beta", "gradient_checkpointing", "mask_source", *ADVERSARY_KEYS)
+
+
+def step_variant(text: str) -> dict[str, Any]:
+    """``KEY=VALUE,KEY=VALUE`` of :data:`STEP_KEYS` (values read as YAML: ``1``, ``adapted``, ``true``)."""
+    keys = {}
+    for item in filter(None, text.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in STEP_KEYS:
+            raise SystemExit(f"--count-step {text!r}: {item!r} is not KEY=VALUE with KEY one of {', '.join(STEP_KEYS)}")
+        keys[key] = yaml.safe_load(value)
+    return keys
+
+
+def count_steps(names: list[str], overrides: list[str], variants: list[str], num_layers: int | None) -> list[dict]:
+    """``--count-step``: the training step alone (:func:`count_step`), for every row and every variant; a key the
+    variant does not set takes the row config's value (with ``--set``). ``num_layers``: blocks of the real width."""
+    configs: dict[str, dict[str, Any]] = {}
+    out = []
+    for name in names:
+        path = FULLSIZE[name].config or FULLSIZE["cogvideox-2b"].config
+        if path not in configs:
+            configs[path] = load_config(path, overrides)["model"]
+        hp = configs[path]
+        for variant in variants:
+            keys = {**{k: hp[k] for k in STEP_KEYS if hp.get(k) is not None}, **step_variant(variant)}
+            adversary = {k: keys[k] for k in ADVERSARY_KEYS if k in keys}
+            step = count_step(
+                name,
+                float(keys.get("alpha", 1.0)),
+                float(keys.get("beta", 0.0)),
+                bool(keys.get("gradient_checkpointing", False)),
+                num_layers,
+                str(keys.get("mask_source") or "frozen"),
+                adversary or None,
+            )
+            out.append({"backbone": name, "variant": variant, "num_layers": num_layers, **keys, **step})
+    return out
+
+
+def count_sample_videos(names: list[str], configs: list[str], overrides: list[str]) -> list[dict]:
+    """``--sample-videos``: each config's trainer callbacks and its SampleVideoCallback's renders, denoiser
+    sample-forwards and decoded videos (:func:`sample_counts`) in a run of its ``trainer.max_steps``, per row."""
+    out = []
+    for path in configs:
+        cfg = load_config(path, overrides)
+        steps = int(cfg["trainer"].get("max_steps") or -1)
+        if steps <= 0:
+            raise SystemExit(
+                f"--sample-videos {path}: the config has no trainer.max_steps; add --set trainer.max_steps=N"
+            )
+        for name in names:
+            n, forwards, videos = sample_counts(cfg, name, steps)
+            out.append(
+                {
+                    "config": path,
+                    "backbone": name,
+                    "callbacks": list(callbacks_of(cfg)),
+                    "steps": steps,
+                    "renders": n,
+                    "forwards": forwards,
+                    "videos": videos,
+                }
+            )
+    return out
+
+
 def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
     lines = [
         f"| backbone (config) | frames×H×W (video tokens) | α, β, ckpt | fwd/step | TFLOP/step | mask: share of step / "
@@ -681,10 +761,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
+    ap.add_argument(
+        "--count-step",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
+        help="only count the training step of each row with these model keys (repeatable, one step each; e.g. "
+        f"alpha=1,beta=1,mask_source=adapted; keys: {', '.join(STEP_KEYS)}; the others: the row's config)",
+    )
+    ap.add_argument(
+        "--num-layers", type=int, default=None, help="with --count-step: this many blocks of the real width"
+    )
+    ap.add_argument(
+        "--sample-videos",
+        nargs="+",
+        default=None,
+        metavar="CONFIG",
+        help="only count the sample videos (SampleVideoCallback) of these configs in a run of trainer.max_steps",
+    )
     args = ap.parse_args(argv)
+    if args.num_layers is not None and (not args.variants or args.num_layers < 1):
+        ap.error("--num-layers N (N >= 1) counts a reduced step: give it with --count-step")
+    if args.variants and args.sample_videos:
+        ap.error("--count-step and --sample-videos are separate modes: give one")
     torch.set_grad_enabled(True)
+    names = args.only or list(FULLSIZE)
+    if args.variants or args.sample_videos:
+        key, parts = (
+            ("steps", count_steps(names, args.overrides, args.variants, args.num_layers))
+            if args.variants
+            else ("sample_videos", count_sample_videos(names, args.sample_videos, args.overrides))
+        )
+        for part in parts:
+            print(json.dumps(part), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"overrides": args.overrides, key: parts}, indent=2))
+        return 0
     rows = []
-    for name in args.only or list(FULLSIZE):
+    for name in names:
         r = row(name, args.overrides, args.mfu)
         rows.append(r)
         print(json.dumps(r), flush=True)
