@@ -18,7 +18,7 @@ import importlib
 import pkgutil
 from importlib.metadata import entry_points
 
-from .base import AttentionSite, ConceptNotInPromptError, PromptEmbedding, SamplingDefaults, VideoBackbone
+from .base import AttentionSite, ConceptNotInPromptError, PromptEmbedding, SamplingSettings, Switch, VideoBackbone
 from .loading import Component, WeightsFolderError
 from .registry import (
     DEFAULT_BACKBONE,
@@ -53,7 +53,8 @@ __all__ = [
     "Component",
     "ConceptNotInPromptError",
     "PromptEmbedding",
-    "SamplingDefaults",
+    "SamplingSettings",
+    "Switch",
     "UnknownBackboneError",
     "VideoBackbone",
     "WeightsFolderError",

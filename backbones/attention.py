@@ -43,17 +43,17 @@ import unlearn.compat as compat
 
 class HookedAttnProcessor:
     """Base of the family processors: a diffusers processor's ``__call__``, copied, plus two hooks that consult
-    ``controller`` (the concept map and the adapter of site ``site_index``; ``backbones/README.md``).
+    ``switch`` (the concept map and the adapter of site ``site_index``; ``backbones/README.md``).
 
     Args:
-        controller: the object holding the adapters (``adapt``, ``wants_concept_map``, ``record_concept_map``,
+        switch: the object holding the adapters (``adapt``, ``wants_concept_map``, ``record_concept_map``,
             ``concept_key_mask``, ``concept_tokens``, ``context``), e.g.
-            :class:`unlearn.methods.t2vunlearning.AdapterController`; ``None`` runs the stock computation.
+            :class:`unlearn.methods.t2vunlearning.AdapterSwitch`; ``None`` runs the stock computation.
         site_index: which attention site this processor serves (adapter ``site_index``).
     """
 
-    def __init__(self, controller: Any, site_index: int) -> None:
-        self.controller = controller
+    def __init__(self, switch: Any, site_index: int) -> None:
+        self.switch = switch
         self.site_index = site_index
 
 
@@ -241,7 +241,7 @@ def attention_with_concept_map(
         query, key, value: ``[B, H, N, D]`` as the layer hands them to ``scaled_dot_product_attention`` (after
             its norms and rotary embeddings); ``[B, N, H, D]`` with ``heads_first=False`` (diffusers'
             ``dispatch_attention_fn`` layout), in which case the output comes back in that layout too.
-        concept_keys: bool ``[B, Nk]``, True at the concept's text tokens. Best kept on the CPU (the controller
+        concept_keys: bool ``[B, Nk]``, True at the concept's text tokens. Best kept on the CPU (the switch
             does): the concept columns are found there without a device synchronisation.
         query_rows: the video queries among the rows (None: all rows).
         attn_mask: the layer's mask as ``scaled_dot_product_attention`` takes it (bool: True = attend; or

@@ -10,7 +10,7 @@ tokenizer, VAE, scheduler) and exposes the handful of operations the methods nee
   early and observed step by step (this is how pseudo data is made).
 - ``attention_sites_of(denoiser)``: the attention layers where text meets video, in a fixed order.
 - ``processor_class``: the attention processor that applies adapters to the video tokens and reports the
-  text-to-video attention map of concept tokens (see :class:`unlearn.methods.t2vunlearning.AdapterController`).
+  text-to-video attention map of concept tokens (see :class:`unlearn.methods.t2vunlearning.AdapterSwitch`).
 - ``concept_token_indices(prompt, phrases)``: where the concept's words sit in the tokenized prompt.
 - ``decode(latents)``: frames as uint8 ``[B, F, H, W, 3]``.
 - ``noisy_target(x0, noise, timesteps)``: ``x_t`` and the quantity ``predict`` should return there (denoising
@@ -127,8 +127,10 @@ class AttentionSite:
 
 
 @dataclasses.dataclass(frozen=True)
-class SamplingDefaults:
-    """The backbone's native generation settings (used when a config leaves them unset)."""
+class SamplingSettings:
+    """How a video is sampled: the one type of these settings. A backbone's ``defaults`` are its native ones (used
+    where a config leaves them unset); the evaluation rows take these fields as their sampling keys; pseudo-data
+    generation holds one (``PseudoDataSettings.sampling``) beside its own fields."""
 
     num_frames: int
     height: int
@@ -137,11 +139,26 @@ class SamplingDefaults:
     guidance_scale: float
 
 
+class Switch(abc.ABC):
+    """What turns a method's change of the backbone off and on: an evaluation row's one handle on the model a
+    method trained or edited. T2VUnlearning's adapters (``unlearn.methods.t2vunlearning.AdapterSwitch``) and the
+    weight edits of UCE, ESD and the refusal vector (``unlearn.methods.weight_edits.EditSwitch``) implement it;
+    rows, callbacks and attacks are typed against this, never against one method's class."""
+
+    @abc.abstractmethod
+    def disabled(self) -> contextlib.AbstractContextManager[None]:
+        """Inside: the original model (the change off), whatever the switch held before; restored on exit."""
+
+    @abc.abstractmethod
+    def scaled(self, scale: float) -> contextlib.AbstractContextManager[None]:
+        """Inside: the change at strength ``scale`` (1.0 as trained, 0.0 off); restored on exit."""
+
+
 class VideoBackbone(nn.Module, abc.ABC):
     """Base class of every backbone wrapper. Subclasses implement the abstract methods below.
 
     The wrapper holds exactly one copy of the denoiser. Its parameters are frozen; the adapters live in an
-    :class:`unlearn.methods.t2vunlearning.AdapterController` that the processors consult, so "adapters off" gives the
+    :class:`unlearn.methods.t2vunlearning.AdapterSwitch` that the processors consult, so "adapters off" gives the
     frozen model's prediction without a second copy.
     """
 
@@ -149,12 +166,12 @@ class VideoBackbone(nn.Module, abc.ABC):
     name: ClassVar[str] = ""
     #: what the denoiser predicts
     prediction_type: ClassVar[PredictionType]
-    #: attention processor class with adapter and concept-map hooks; built as ``processor_class(controller, i)``
+    #: attention processor class with adapter and concept-map hooks; built as ``processor_class(switch, i)``
     processor_class: ClassVar[type]
     #: layout of the video tokens relative to text tokens, documented for readers of the processor
     token_layout: ClassVar[str] = ""
     #: True for guidance-distilled models (HunyuanVideo): their stock sampling uses no classifier-free
-    #: guidance (``SamplingDefaults.guidance_scale`` 1.0), so a negative prompt needs an explicit true-CFG scale
+    #: guidance (``SamplingSettings.guidance_scale`` 1.0), so a negative prompt needs an explicit true-CFG scale
     guidance_distilled: ClassVar[bool] = False
     #: name prefix of the attention sites whose concept maps make T2VUnlearning's averaged concept mask (None:
     #: every site); HunyuanVideo: the single-stream blocks, the only ones the authors' mask code hooks
@@ -180,7 +197,7 @@ class VideoBackbone(nn.Module, abc.ABC):
         tokenizer: Any,
         vae: nn.Module | None,
         *,
-        defaults: SamplingDefaults,
+        defaults: SamplingSettings,
         source: str,
         max_text_length: int,
     ) -> None:
@@ -199,7 +216,7 @@ class VideoBackbone(nn.Module, abc.ABC):
         self._prompt_cache_size = 4096
         #: side modules parked off the denoiser's device (park_side_modules / side_modules_on_device)
         self._parked: set[str] = set()
-        self.controller: Any = None
+        self.switch: Any = None
 
     # ------------------------------------------------------------------ loading (shared control flow)
     @classmethod
@@ -523,26 +540,26 @@ class VideoBackbone(nn.Module, abc.ABC):
             yield
 
     @classmethod
-    def _sites_for_controller(cls, denoiser: nn.Module, controller: Any) -> list[AttentionSite]:
+    def _sites_for_switch(cls, denoiser: nn.Module, switch: Any) -> list[AttentionSite]:
         sites = cls.attention_sites_of(denoiser)
-        if len(sites) != len(controller.adapters):
+        if len(sites) != len(switch.adapters):
             raise ValueError(
                 f"{cls.__name__}: the denoiser has {len(sites)} attention sites but the adapters cover "
-                f"{len(controller.adapters)}; were they trained on a different model configuration?"
+                f"{len(switch.adapters)}; were they trained on a different model configuration?"
             )
         return sites
 
     @classmethod
-    def install_adapter_processors(cls, denoiser: nn.Module, controller: Any) -> None:
-        """Give every attention site a processor that applies ``controller``'s adapters and records concept
+    def install_adapter_processors(cls, denoiser: nn.Module, switch: Any) -> None:
+        """Give every attention site a processor that applies ``switch``'s adapters and records concept
         maps (training needs the maps: they come from the layer's own q and k)."""
-        sites = cls._sites_for_controller(denoiser, controller)
+        sites = cls._sites_for_switch(denoiser, switch)
         for i, site in enumerate(sites):
-            site.module.set_processor(cls.processor_class(controller, i))
-        cls.install_context_hooks(denoiser, controller)
+            site.module.set_processor(cls.processor_class(switch, i))
+        cls.install_context_hooks(denoiser, switch)
 
     @classmethod
-    def adapt_attention_output(cls, output: Any, controller: Any, site_index: int) -> Any:
+    def adapt_attention_output(cls, output: Any, switch: Any, site_index: int) -> Any:
         """An attention module's output with adapter ``site_index`` applied to its video tokens.
 
         The family knows where those are; the default serves modules that return the video tokens
@@ -550,35 +567,35 @@ class VideoBackbone(nn.Module, abc.ABC):
         HunyuanVideo return ``(video, text)``).
         """
         if isinstance(output, tuple):
-            return (controller.adapt(site_index, output[0]), *output[1:])
-        return controller.adapt(site_index, output)
+            return (switch.adapt(site_index, output[0]), *output[1:])
+        return switch.adapt(site_index, output)
 
     @classmethod
-    def install_context_hooks(cls, denoiser: nn.Module, controller: Any) -> None:
-        """Hooks that keep ``controller.context`` current inside a stock pipeline, which knows nothing of the
-        controller (none by default; ZeroScope tells it the number of frames)."""
+    def install_context_hooks(cls, denoiser: nn.Module, switch: Any) -> None:
+        """Hooks that keep ``switch.context`` current inside a stock pipeline, which knows nothing of the
+        switch (none by default; ZeroScope tells it the number of frames)."""
 
     @classmethod
-    def install_adapter_hooks(cls, denoiser: nn.Module, controller: Any) -> list[Any]:
-        """Apply ``controller``'s adapters through forward hooks on the attention modules' outputs.
+    def install_adapter_hooks(cls, denoiser: nn.Module, switch: Any) -> list[Any]:
+        """Apply ``switch``'s adapters through forward hooks on the attention modules' outputs.
 
         The pipeline keeps its own attention processors, so whatever attention backend the user chose
         (``set_attention_backend``, FlashAttention, Sage, ...) keeps working; this is how exported adapters
         attach to a stock pipeline. Hooks installed earlier on ``denoiser`` are replaced. Returns the handles.
         """
-        sites = cls._sites_for_controller(denoiser, controller)
+        sites = cls._sites_for_switch(denoiser, switch)
         for handle in getattr(denoiser, "_t2v_unlearn_adapter_hooks", []):
             handle.remove()
 
         def hook_for(index: int) -> Callable[..., Any]:
             def hook(module: nn.Module, args: tuple, output: Any) -> Any:
-                return cls.adapt_attention_output(output, controller, index)
+                return cls.adapt_attention_output(output, switch, index)
 
             return hook
 
         handles = [site.module.register_forward_hook(hook_for(i)) for i, site in enumerate(sites)]
         denoiser._t2v_unlearn_adapter_hooks = handles
-        cls.install_context_hooks(denoiser, controller)
+        cls.install_context_hooks(denoiser, switch)
         return handles
 
     @classmethod
@@ -592,11 +609,11 @@ class VideoBackbone(nn.Module, abc.ABC):
     def remove_context_hooks(cls, denoiser: nn.Module) -> None:
         """Undo :meth:`install_context_hooks` (nothing by default)."""
 
-    def attach_controller(self, controller: Any) -> None:
+    def attach_switch(self, switch: Any) -> None:
         # a plain reference, not a submodule: the adapters belong to the method, and the backbone's
         # state_dict stays exactly the frozen weights
-        object.__setattr__(self, "controller", controller)
-        self.install_adapter_processors(self.denoiser, controller)
+        object.__setattr__(self, "switch", switch)
+        self.install_adapter_processors(self.denoiser, switch)
 
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str], cache: bool = True) -> PromptEmbedding:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import HookedAttnProcessor, attention_recording_concept_map
-from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
+from .base import AttentionSite, PromptEmbedding, SamplingSettings, VideoBackbone, frames_to_uint8
 from .common import tiny_t5_encoder, tiny_t5_tokenizer
 from .loading import Component
 from .registry import register_backbone
@@ -62,26 +62,16 @@ TINY_TRANSFORMER_CONFIG: dict[str, dict[str, Any]] = {
         temporal_compression_ratio=4,
         max_text_seq_length=16,
     ),
-    "5b": dict(  # rotary embeddings split the head dim in 3 even parts: 16 is the smallest that works
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=4,
-        out_channels=4,
-        time_embed_dim=2,
-        text_embed_dim=32,
-        num_layers=2,
-        sample_width=4,
-        sample_height=4,
-        sample_frames=9,
-        patch_size=2,
-        temporal_compression_ratio=4,
-        max_text_seq_length=16,
-        use_rotary_positional_embeddings=True,
-    ),
+}
+# rotary embeddings split the head dim in 3 even parts: 16 is the smallest that works
+TINY_TRANSFORMER_CONFIG["5b"] = {
+    **TINY_TRANSFORMER_CONFIG["2b"],
+    "attention_head_dim": 16,
+    "use_rotary_positional_embeddings": True,
 }
 
-FULL_DEFAULTS = SamplingDefaults(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0)
-TINY_DEFAULTS = SamplingDefaults(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
+FULL_DEFAULTS = SamplingSettings(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0)
+TINY_DEFAULTS = SamplingSettings(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
 
 
 class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
@@ -132,18 +122,18 @@ class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
                 key[:, :, text_seq_length:] = apply_rotary_emb(key[:, :, text_seq_length:], image_rotary_emb)
 
         # t2v-unlearn: begin concept-map hook
-        # [text | video] keys, one softmax over all of them; the map is over the video queries. When the controller
+        # [text | video] keys, one softmax over all of them; the map is over the video queries. When the switch
         # wants it, the attention call below gives it too: the fused kernel's per-row log-sum-exp and the logits of
         # the concept columns (backbones/attention.py), no second attention pass
         attention = F.scaled_dot_product_attention
-        ctl = self.controller
-        if ctl is not None and ctl.wants_concept_map:
+        switch = self.switch
+        if switch is not None and switch.wants_concept_map:
             num_video = sequence_length - text_seq_length
-            frames = ctl.context.get("frames", 1)
+            frames = switch.context.get("frames", 1)
             attention = attention_recording_concept_map(
                 attention,
-                ctl.concept_key_mask(text_first=True, num_video=num_video),
-                lambda probs: ctl.record_concept_map(
+                switch.concept_key_mask(text_first=True, num_video=num_video),
+                lambda probs: switch.record_concept_map(
                     self.site_index, probs.view(batch_size, frames, num_video // frames)
                 ),
                 query_rows=slice(text_seq_length, None),
@@ -163,8 +153,8 @@ class CogVideoXUnlearnAttnProcessor(HookedAttnProcessor):
             [text_seq_length, hidden_states.size(1) - text_seq_length], dim=1
         )
         # t2v-unlearn: begin adapter hook
-        if self.controller is not None:
-            hidden_states = self.controller.adapt(self.site_index, hidden_states)
+        if self.switch is not None:
+            hidden_states = self.switch.adapt(self.site_index, hidden_states)
         # t2v-unlearn: end adapter hook
         return hidden_states, encoder_hidden_states
 
@@ -379,8 +369,8 @@ class CogVideoXBackbone(VideoBackbone):
         b, f, _, h, w = latents.shape
         cfg = self.denoiser.config
         p_t = cfg.patch_size_t or 1
-        if self.controller is not None:
-            self.controller.context["frames"] = (f + p_t - 1) // p_t
+        if self.switch is not None:
+            self.switch.context["frames"] = (f + p_t - 1) // p_t
         rotary = (
             self._rotary(h // cfg.patch_size, w // cfg.patch_size, f) if cfg.use_rotary_positional_embeddings else None
         )

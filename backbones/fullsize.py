@@ -28,7 +28,7 @@ from diffusers.utils import logging as diffusers_logging
 
 import unlearn.compat as compat
 
-from .base import PromptEmbedding, SamplingDefaults
+from .base import PromptEmbedding, SamplingSettings
 from .cogvideox import SCHEDULER_CONFIG as COGVIDEOX_SCHEDULERS
 from .cogvideox import CogVideoXBackbone
 from .common import tiny_clip_tokenizer, tiny_llama_tokenizer, tiny_t5_tokenizer
@@ -197,26 +197,24 @@ class FullSize:
 
 #: the four rows of ``fullsize_cost.py`` (HunyuanVideo at the size its configs train at: the native
 #: 129×720×1280 does not fit one GPU for training, see docs/results/memory_plan.md)
+_COGVIDEOX_2B = FullSize(
+    CogVideoXBackbone,
+    ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
+    ("T5EncoderModel", "T5Config", T5_XXL),
+    (49, 480, 720),
+    226,
+    (50, 6.0),
+    "configs/cogx2b_nudity.yaml",
+    {"variant": "2b"},
+)
 FULLSIZE: dict[str, FullSize] = {
-    "cogvideox-2b": FullSize(
-        CogVideoXBackbone,
-        ("CogVideoXTransformer3DModel", COGVIDEOX_2B),
-        ("T5EncoderModel", "T5Config", T5_XXL),
-        (49, 480, 720),
-        226,
-        (50, 6.0),
-        "configs/cogx2b_nudity.yaml",
-        {"variant": "2b"},
-    ),
-    "cogvideox-5b": FullSize(
-        CogVideoXBackbone,
-        ("CogVideoXTransformer3DModel", COGVIDEOX_5B),
-        ("T5EncoderModel", "T5Config", T5_XXL),
-        (49, 480, 720),
-        226,
-        (50, 6.0),
-        "configs/cogx5b_nudity.yaml",
-        {"variant": "5b"},
+    "cogvideox-2b": _COGVIDEOX_2B,
+    # CogVideoX-5B trains like the 2B (same text encoder, geometry, text length and sampling); its transformer differs
+    "cogvideox-5b": dataclasses.replace(
+        _COGVIDEOX_2B,
+        denoiser=("CogVideoXTransformer3DModel", COGVIDEOX_5B),
+        config="configs/cogx5b_nudity.yaml",
+        family_kwargs={"variant": "5b"},
     ),
     "hunyuanvideo": FullSize(
         HunyuanVideoBackbone,
@@ -240,19 +238,25 @@ FULLSIZE: dict[str, FullSize] = {
 
 
 # ------------------------------------------------------------------------------------------------ building
+@contextlib.contextmanager
+def _created_in(dtype: torch.dtype, device: str | torch.device) -> Iterator[None]:
+    """Parameters created inside are made in ``dtype`` on ``device`` (a 5B model initialised in float32 first would
+    need 2x the memory)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def _denoiser(spec: FullSize, device: str | torch.device, dtype: torch.dtype, **overrides: Any) -> torch.nn.Module:
     import diffusers
 
     cls_name, cfg = spec.denoiser
-    cfg = {**cfg, **overrides}
-    previous = torch.get_default_dtype()
-    # parameters are created in the target dtype (a 5B model initialised in float32 first would need 2x the memory)
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = getattr(diffusers, cls_name)(**cfg)
-    finally:
-        torch.set_default_dtype(previous)
+    with _created_in(dtype, device):
+        model = getattr(diffusers, cls_name)(**{**cfg, **overrides})
     model = model.to(dtype)
     # as from_pretrained(torch_dtype=...) does: the modules the class declares precision-critical stay float32
     keep = getattr(model, "_keep_in_fp32_modules", None) or []
@@ -268,13 +272,8 @@ def _text_encoder(spec: FullSize, layers: int, vocab: int, device: str | torch.d
     model_cls, config_cls, cfg = spec.text_encoder
     cfg = dict(cfg, vocab_size=vocab)
     cfg["num_hidden_layers" if "hidden_size" in cfg else "num_layers"] = layers
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**cfg))
-    finally:
-        torch.set_default_dtype(previous)
+    with _created_in(dtype, device):
+        model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**cfg))
     return model.to(dtype).requires_grad_(False).eval()
 
 
@@ -298,7 +297,7 @@ def build_random_backbone(
     den = _denoiser(spec, device, dtype, **({} if num_layers is None else {"num_layers": num_layers}))
     frames, height, width = spec.geometry
     steps, guidance = spec.sampling
-    defaults = SamplingDefaults(frames, height, width, steps, guidance)
+    defaults = SamplingSettings(frames, height, width, steps, guidance)
     meta = torch.device(device).type == "meta"
     common = dict(defaults=defaults, source=f"random-{name}-seed{seed}", max_text_length=spec.text_len)
     if spec.family is CogVideoXBackbone:
@@ -481,15 +480,15 @@ def training_batch(
         "concept_tokens": concept,
         **{f"cond.{k}": v for k, v in emb(PROMPT).to_dict().items()},
     }
-    controller = getattr(backbone, "controller", None)
-    if controller is not None:
+    switch = getattr(backbone, "switch", None)
+    if switch is not None:
         # the frozen model's concept maps, as the pseudo data records them (T2VUnlearning's mask_source "frozen")
         cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
         meta = device.type == "meta"
         on_meta = cuda_attention_on_meta() if meta else contextlib.nullcontext()
-        with torch.no_grad(), controller.disabled(), controller.capturing(concept), on_meta:
+        with torch.no_grad(), switch.disabled(), switch.capturing(concept), on_meta:
             backbone.predict(batch["x_t"], batch["timesteps"], cond)
-        batch.update({f"concept_maps.{i}": m for i, m in enumerate(controller.take()[1])})
+        batch.update({f"concept_maps.{i}": m for i, m in enumerate(switch.take()[1])})
     if preserve:
         batch.update(
             {

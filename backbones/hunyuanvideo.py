@@ -16,7 +16,7 @@ transformer sees. The CLIP text encoder gives only the pooled embedding (``Promp
 **Guidance.** HunyuanVideo is guidance-distilled: the stock pipeline generates with an *embedded* guidance value
 (``guidance=6.0``, fed to the transformer as a conditioning input) and no true classifier-free guidance. Here the
 embedded value is a fixed property of the wrapper (``embedded_guidance_scale``, used by every ``predict``), and
-``guidance_scale`` in :class:`~unlearn.backbones.base.SamplingDefaults`/``sample`` is the *true* CFG scale on top
+``guidance_scale`` in :class:`~unlearn.backbones.base.SamplingSettings`/``sample`` is the *true* CFG scale on top
 (default 1.0 = the stock pipeline's behaviour, ``true_cfg_scale``). :meth:`guided_prediction` always evaluates
 the empty-prompt prediction too, because the negatively guided target needs ``v(x_t, ∅, t)``: with the
 embedded guidance held at the same value in both terms, ``v_neg = v(∅) − η·(v(c) − v(∅))`` is the distilled
@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import HookedAttnProcessor, attention_recording_concept_map
-from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
+from .base import AttentionSite, PromptEmbedding, SamplingSettings, VideoBackbone, frames_to_uint8
 from .common import tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_llama_tokenizer
 from .loading import Component
 from .registry import register_backbone
@@ -78,8 +78,8 @@ TINY_TRANSFORMER_CONFIG: dict[str, Any] = dict(
     rope_axes_dim=(2, 4, 4),
 )
 
-FULL_DEFAULTS = SamplingDefaults(num_frames=129, height=720, width=1280, num_inference_steps=50, guidance_scale=1.0)
-TINY_DEFAULTS = SamplingDefaults(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=1.0)
+FULL_DEFAULTS = SamplingSettings(num_frames=129, height=720, width=1280, num_inference_steps=50, guidance_scale=1.0)
+TINY_DEFAULTS = SamplingSettings(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=1.0)
 #: the stock pipeline's ``guidance_scale`` (embedded, distilled guidance)
 DEFAULT_EMBEDDED_GUIDANCE = 6.0
 #: the stock pipeline takes the Llama hidden state 3 from the end (``num_hidden_layers_to_skip=2``)
@@ -195,17 +195,17 @@ class HunyuanVideoUnlearnAttnProcessor(HookedAttnProcessor):
 
         # t2v-unlearn: begin concept-map hook
         # [video | text] keys (text LAST), padded text keys masked as the layer masks them ([B, 1, 1, N]). When the
-        # controller wants the map, the attention call below gives it too (the fused kernel's log-sum-exp)
+        # switch wants the map, the attention call below gives it too (the fused kernel's log-sum-exp)
         attention = dispatch_attention_fn
-        ctl = self.controller
-        if ctl is not None and ctl.wants_concept_map:
+        switch = self.switch
+        if switch is not None and switch.wants_concept_map:
             batch_size, seq_len = query.shape[:2]
             num_video = seq_len - encoder_hidden_states.shape[1]
-            frames = ctl.context.get("frames", 1)
+            frames = switch.context.get("frames", 1)
             attention = attention_recording_concept_map(
                 attention,
-                ctl.concept_key_mask(text_first=False, num_video=num_video),
-                lambda probs: ctl.record_concept_map(
+                switch.concept_key_mask(text_first=False, num_video=num_video),
+                lambda probs: switch.record_concept_map(
                     self.site_index, probs.view(batch_size, frames, num_video // frames)
                 ),
                 query_rows=slice(0, num_video),
@@ -242,8 +242,8 @@ class HunyuanVideoUnlearnAttnProcessor(HookedAttnProcessor):
                 encoder_hidden_states = attn.to_add_out(encoder_hidden_states)
 
         # t2v-unlearn: begin adapter hook
-        if self.controller is not None:
-            hidden_states = self.controller.adapt(self.site_index, hidden_states)
+        if self.switch is not None:
+            hidden_states = self.switch.adapt(self.site_index, hidden_states)
         # t2v-unlearn: end adapter hook
         return hidden_states, encoder_hidden_states
 
@@ -462,8 +462,8 @@ class HunyuanVideoBackbone(VideoBackbone):
         if cond.attention_mask is None or cond.pooled is None:
             raise ValueError(f"{self.name} needs PromptEmbedding.attention_mask and .pooled (from encode_prompts)")
         b, _, f = latents.shape[:3]
-        if self.controller is not None:
-            self.controller.context["frames"] = f // self.denoiser.config.patch_size_t
+        if self.switch is not None:
+            self.switch.context["frames"] = f // self.denoiser.config.patch_size_t
         timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
         guidance = None
         if self.denoiser.config.guidance_embeds:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import HookedAttnProcessor, attention_recording_concept_map
-from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
+from .base import AttentionSite, PromptEmbedding, SamplingSettings, VideoBackbone, frames_to_uint8
 from .common import tiny_t5_encoder, tiny_t5_tokenizer
 from .loading import Component, scheduler_from_folder
 from .registry import register_backbone
@@ -56,10 +56,10 @@ TINY_TRANSFORMER_CONFIG: dict[str, Any] = dict(
 )
 
 FULL_DEFAULTS = {
-    "1.3b": SamplingDefaults(num_frames=81, height=480, width=832, num_inference_steps=50, guidance_scale=5.0),
-    "14b": SamplingDefaults(num_frames=81, height=720, width=1280, num_inference_steps=50, guidance_scale=5.0),
+    "1.3b": SamplingSettings(num_frames=81, height=480, width=832, num_inference_steps=50, guidance_scale=5.0),
+    "14b": SamplingSettings(num_frames=81, height=720, width=1280, num_inference_steps=50, guidance_scale=5.0),
 }
-TINY_DEFAULTS = SamplingDefaults(num_frames=9, height=64, width=64, num_inference_steps=4, guidance_scale=5.0)
+TINY_DEFAULTS = SamplingSettings(num_frames=9, height=64, width=64, num_inference_steps=4, guidance_scale=5.0)
 TEXT_MAX_LENGTH = 512
 TINY_TEXT_MAX_LENGTH = 16
 
@@ -127,17 +127,17 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
 
         # t2v-unlearn: begin concept-map hook
         # video queries [B, N, H, D] on the text keys only (I2V's image keys are left alone); padded keys masked if
-        # the layer masks them. When the controller wants the map, the attention call over the text keys gives it
+        # the layer masks them. When the switch wants the map, the attention call over the text keys gives it
         # too (the fused kernel's log-sum-exp)
         attention = dispatch_attention_fn
-        ctl = self.controller
-        if ctl is not None and ctl.wants_concept_map:
+        switch = self.switch
+        if switch is not None and switch.wants_concept_map:
             b, n = query.shape[:2]
-            frames = ctl.context.get("frames", 1)
+            frames = switch.context.get("frames", 1)
             attention = attention_recording_concept_map(
                 attention,
-                ctl.concept_tokens,
-                lambda probs: ctl.record_concept_map(self.site_index, probs.view(b, frames, n // frames)),
+                switch.concept_tokens,
+                lambda probs: switch.record_concept_map(self.site_index, probs.view(b, frames, n // frames)),
                 heads_first=False,
             )
         # t2v-unlearn: end concept-map hook
@@ -185,8 +185,8 @@ class WanUnlearnAttnProcessor(HookedAttnProcessor):
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
         # t2v-unlearn: begin adapter hook
-        if self.controller is not None:
-            hidden_states = self.controller.adapt(self.site_index, hidden_states)
+        if self.switch is not None:
+            hidden_states = self.switch.adapt(self.site_index, hidden_states)
         # t2v-unlearn: end adapter hook
         return hidden_states
 
@@ -331,8 +331,8 @@ class WanBackbone(VideoBackbone):
         if latents.dim() != 5:
             raise ValueError(f"{self.name} latents must be [B, C, F, H, W]; got {tuple(latents.shape)}")
         b, _, f = latents.shape[:3]
-        if self.controller is not None:
-            self.controller.context["frames"] = f // self.denoiser.config.patch_size[0]
+        if self.switch is not None:
+            self.switch.context["frames"] = f // self.denoiser.config.patch_size[0]
         timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
         return self.denoiser(
             hidden_states=latents.to(self.dtype),

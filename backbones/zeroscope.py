@@ -7,10 +7,10 @@ queries are the video tokens of *one frame* with the frames folded into the batc
 ``b·F + f``) and the keys are the 77 CLIP tokens only (no mask). Sites have different widths (320/640/1280 in
 the real model) and resolutions, so each :class:`~unlearn.backbones.base.AttentionSite` carries its own ``video_dim``.
 
-The processor unfolds the frames before calling the controller: the adapter sees ``[B, F·H·W, C]`` (frame-major,
-the same order as the other families) and the concept map is ``[B, F, H·W]``; the controller's
+The processor unfolds the frames before calling the switch: the adapter sees ``[B, F·H·W, C]`` (frame-major,
+the same order as the other families) and the concept map is ``[B, F, H·W]``; the switch's
 ``concept_tokens`` (``[B, 77]``) is repeated per frame for the cross-attention keys. The number of frames comes
-from ``controller.context["frames"]``, which :meth:`predict` sets and which a forward pre-hook on the UNet also
+from ``switch.context["frames"]``, which :meth:`predict` sets and which a forward pre-hook on the UNet also
 sets (so adapters attached to a stock ``TextToVideoSDPipeline`` get it too).
 """
 
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import HookedAttnProcessor, attention_recording_concept_map
-from .base import AttentionSite, PromptEmbedding, SamplingDefaults, VideoBackbone, frames_to_uint8
+from .base import AttentionSite, PromptEmbedding, SamplingSettings, VideoBackbone, frames_to_uint8
 from .common import tiny_clip_text_encoder, tiny_clip_tokenizer
 from .loading import Component, scheduler_from_folder
 from .registry import register_backbone
@@ -57,8 +57,8 @@ TINY_UNET_CONFIG: dict[str, Any] = dict(
     norm_num_groups=4,
 )
 
-FULL_DEFAULTS = SamplingDefaults(num_frames=24, height=320, width=576, num_inference_steps=40, guidance_scale=9.0)
-TINY_DEFAULTS = SamplingDefaults(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0)
+FULL_DEFAULTS = SamplingSettings(num_frames=24, height=320, width=576, num_inference_steps=40, guidance_scale=9.0)
+TINY_DEFAULTS = SamplingSettings(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0)
 CLIP_MAX_LENGTH = 77
 #: frames decoded per VAE call (the VAE is 2D; the pipeline decodes all frames at once)
 DECODE_CHUNK = 8
@@ -72,7 +72,7 @@ _BLOCK_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
     """diffusers' ``AttnProcessor2_0`` for the UNet's cross-attention plus the two hooks: the concept map from the
     real q (video tokens of one frame) and k (CLIP tokens), and the adapter on the attention output, with frames
-    unfolded from the batch so the controller sees ``[B, F·H·W, C]`` and ``[B, F, H·W]``."""
+    unfolded from the batch so the switch sees ``[B, F·H·W, C]`` and ``[B, F, H·W]``."""
 
     # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ with F.scaled_dot_product_attention->attention
     def __call__(
@@ -142,18 +142,18 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
 
         # t2v-unlearn: begin concept-map hook
         # queries are the video tokens of one frame (frames folded into the batch), keys the CLIP tokens only. When
-        # the controller wants the map, the attention call below gives it too (the fused kernel's log-sum-exp)
+        # the switch wants the map, the attention call below gives it too (the fused kernel's log-sum-exp)
         attention = F.scaled_dot_product_attention
-        ctl = self.controller
-        if ctl is not None and ctl.wants_concept_map:
-            ct = ctl.concept_tokens  # [B, L]
+        switch = self.switch
+        if switch is not None and switch.wants_concept_map:
+            ct = switch.concept_tokens  # [B, L]
             if batch_size % ct.shape[0]:
                 raise ValueError(f"concept tokens for {ct.shape[0]} videos do not divide the folded batch {batch_size}")
             frames = batch_size // ct.shape[0]
             attention = attention_recording_concept_map(
                 attention,
                 ct.repeat_interleave(frames, dim=0),
-                lambda probs: ctl.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1)),
+                lambda probs: switch.record_concept_map(self.site_index, probs.view(ct.shape[0], frames, -1)),
             )
         # t2v-unlearn: end concept-map hook
 
@@ -172,8 +172,8 @@ class ZeroScopeUnlearnAttnProcessor(HookedAttnProcessor):
         # t2v-unlearn: begin adapter hook
         # frames unfolded from the batch: the adapter sees [B, F*H*W, C], frame-major as in the other families (the
         # family's one implementation, shared with the output hooks of attach_adapters)
-        if self.controller is not None:
-            hidden_states = ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)
+        if self.switch is not None:
+            hidden_states = ZeroScopeBackbone.adapt_attention_output(hidden_states, self.switch, self.site_index)
         # t2v-unlearn: end adapter hook
 
         if input_ndim == 4:
@@ -279,9 +279,9 @@ class ZeroScopeBackbone(VideoBackbone):
         return [site for _, site in sorted(found, key=lambda kv: kv[0])]
 
     @classmethod
-    def install_context_hooks(cls, denoiser: nn.Module, controller: Any) -> None:
-        """A forward pre-hook on the UNet that tells the controller the number of frames of every call (also
-        inside a stock pipeline, which knows nothing of the controller)."""
+    def install_context_hooks(cls, denoiser: nn.Module, switch: Any) -> None:
+        """A forward pre-hook on the UNet that tells the switch the number of frames of every call (also
+        inside a stock pipeline, which knows nothing of the switch)."""
         old = getattr(denoiser, "_t2v_unlearn_frames_hook", None)
         if old is not None:
             old.remove()
@@ -289,7 +289,7 @@ class ZeroScopeBackbone(VideoBackbone):
         def set_frames(module: nn.Module, args: tuple, kwargs: dict) -> None:
             sample = args[0] if args else kwargs.get("sample")
             if sample is not None and sample.dim() == 5:
-                controller.context["frames"] = int(sample.shape[2])
+                switch.context["frames"] = int(sample.shape[2])
 
         denoiser._t2v_unlearn_frames_hook = denoiser.register_forward_pre_hook(set_frames, with_kwargs=True)
 
@@ -300,18 +300,18 @@ class ZeroScopeBackbone(VideoBackbone):
             old.remove()
 
     @classmethod
-    def adapt_attention_output(cls, output: Tensor, controller: Any, site_index: int) -> Tensor:
+    def adapt_attention_output(cls, output: Tensor, switch: Any, site_index: int) -> Tensor:
         """The UNet folds frames into the batch (``[B·F, H·W, C]``): unfold them so the adapter sees
         ``[B, F·H·W, C]`` like every other family's, then fold back."""
-        frames = controller.context.get("frames") or 1
+        frames = switch.context.get("frames") or 1
         batch_frames, tokens, channels = output.shape
         if batch_frames % frames:
             frames = 1
         unfolded = output.reshape(batch_frames // frames, frames * tokens, channels)
-        return controller.adapt(site_index, unfolded).reshape(batch_frames, tokens, channels)
+        return switch.adapt(site_index, unfolded).reshape(batch_frames, tokens, channels)
 
     @classmethod
-    def install_adapter_hooks(cls, denoiser: nn.Module, controller: Any) -> list[Any]:
+    def install_adapter_hooks(cls, denoiser: nn.Module, switch: Any) -> list[Any]:
         # the output hook sees the attention's final output: exact only where no residual or rescale follows
         # the projection, as in the UNet's transformer blocks
         for site in cls.attention_sites_of(denoiser):
@@ -320,7 +320,7 @@ class ZeroScopeBackbone(VideoBackbone):
                     f"{site.name}: an attention with a residual connection or output rescale "
                     "cannot take the adapters through an output hook"
                 )
-        return super().install_adapter_hooks(denoiser, controller)
+        return super().install_adapter_hooks(denoiser, switch)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         s = self.vae_scale_factor
@@ -350,8 +350,8 @@ class ZeroScopeBackbone(VideoBackbone):
         if latents.dim() != 5:
             raise ValueError(f"{self.name} latents must be [B, C, F, H, W]; got {tuple(latents.shape)}")
         b, _, f = latents.shape[:3]
-        if self.controller is not None:
-            self.controller.context["frames"] = f
+        if self.switch is not None:
+            self.switch.context["frames"] = f
         timesteps = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
         return self.denoiser(
             latents.to(self.dtype),

@@ -26,6 +26,13 @@ counter knows). Per backbone at the geometry of its config:
   ``generate_offloaded`` (and, for comparison, with every module resident). Bandwidths and the VAE's MFU are the
   constants ``LOAD_GBPS``, ``PCIE_GBPS``, ``VAE_MFU``.
 
+- the adversarial variant (``model.adversary`` / ``model.adversarial_steps`` in the config, or ``--set
+  model.adversary=persistent --set model.adversarial_steps=K``): the step is counted with the adversary on (the
+  inner steps, the frozen concept forward and the adversarial erase forward all run in ``compute_losses``), next
+  to the plain step; its memory is the plain step's (the inner steps' and the adversarial forward's graphs are
+  freed before the clean forward builds the step's graph) plus the persistent bank (perturbation + two Adam
+  moments, float32, per training prompt), added to the training peak.
+
 These are projections: FLOPs are exact for the architectures, the 40 % MFU is an assumption (``--mfu``), and
 elementwise work (norms, the map's exp) is not counted. ``gpu_step.py`` measures the same step on a GPU.
 
@@ -34,12 +41,18 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/fullsize_cost.py [--only cogvideox-2b
 ``--set KEY=VALUE`` overrides a key of every row's config (``trainer.*``, ``model.*`` or ``data.*``: passed to the
 CLI as ``--KEY=VALUE``), to project a schedule before the configs carry it. Last line:
 ``cogx2b_nudity_h100_minutes: <x>``, the whole run of configs/cogx2b_nudity.yaml.
+
+Parts of a row alone (seconds; a JSON line each, ``--json`` writes them all):
+``--count-step alpha=1,beta=1,mask_source=adapted [--count-step ...] [--num-layers 1]``: the training step with
+these model keys (the others: the row's config), at N blocks of the real width; ``--sample-videos CONFIG ...``:
+each config's callbacks and its sample videos (renders, forwards, videos) in a run of its ``trainer.max_steps``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import io
 import json
@@ -64,13 +77,22 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import memory_plan as mp  # noqa: E402
 from fullsize_models import FULLSIZE, cuda_attention_on_meta, training_batch  # noqa: E402
 
-from unlearn.backbones import PromptEmbedding, build_backbone  # noqa: E402
+from unlearn.backbones import PromptEmbedding, SamplingSettings, build_backbone  # noqa: E402
 from unlearn.backbones.attention import concept_attention_probs  # noqa: E402
 from unlearn.methods.t2vunlearning import T2VUnlearning  # noqa: E402
-from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories  # noqa: E402
+from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, TrajectoryRequest, make_trajectories  # noqa: E402
 
 H100_BF16_DENSE = 989.4e12  # FLOP/s, SXM, without sparsity
 V100_FP16_TENSOR = 125e12  # FLOP/s, SXM2 (the paper's GPU; it has no bf16 tensor cores)
+#: model keys of the adversarial variant, passed from the config to the counted step
+ADVERSARY_KEYS = (
+    "adversary",
+    "adversarial_steps",
+    "adversarial_epsilon",
+    "adversarial_weight",
+    "adversary_lr",
+    "adversary_weight_decay",
+)
 #: the paper's appendix: 500 epochs take ≈2 h (CogVideoX-2B, HunyuanVideo) and ≈4 h (CogVideoX-5B) on one V100
 PAPER_SECONDS_PER_EPOCH = {
     "cogvideox-2b": 2 * 3600 / 500,
@@ -128,11 +150,22 @@ def data_module(cfg: dict[str, Any]):
 
 # ------------------------------------------------------------------------------------------------ counting
 def meta_model(
-    name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None, mask_source: str = "frozen"
+    name: str,
+    alpha: float,
+    beta: float,
+    ckpt: bool,
+    num_layers: int | None = None,
+    mask_source: str = "frozen",
+    adversary: dict[str, Any] | None = None,
 ) -> T2VUnlearning:
     """The real module around the full-size backbone on meta (``num_layers``: fewer blocks of the real width).
     ``mask_source`` "frozen" (the default): the concept maps come with the pseudo data and cost the step nothing;
-    "adapted": the step's own forward records them (the earlier route, whose share of the step this counts)."""
+    "adapted": the step's own forward records them (the earlier route, whose share of the step this counts).
+    ``adversary``: the adversarial variant's model keys (:data:`ADVERSARY_KEYS`); a persistent bank is counted
+    with one shared entry (the same FLOPs as one per prompt: the batch's entries are what the step touches)."""
+    extra = dict(adversary or {})
+    if extra.get("adversary") == "persistent":
+        extra["adversary_bank"] = "shared"
     model = T2VUnlearning(
         backbone=f"random-{name}",
         backbone_kwargs={"device": "meta", "num_layers": num_layers},
@@ -140,24 +173,39 @@ def meta_model(
         beta=beta,
         gradient_checkpointing=ckpt,
         mask_source=mask_source,
+        **extra,
     )
-    model.controller.to("meta")
+    model.switch.to("meta")
     return model
 
 
 def count_step(
-    name: str, alpha: float, beta: float, ckpt: bool, num_layers: int | None = None, mask_source: str = "frozen"
+    name: str,
+    alpha: float,
+    beta: float,
+    ckpt: bool,
+    num_layers: int | None = None,
+    mask_source: str = "frozen",
+    adversary: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total)."""
-    model = meta_model(name, alpha, beta, ckpt, num_layers, mask_source)
+    """FLOPs and denoiser forwards of one real training step (``compute_losses`` + backward of its total);
+    ``adversary``: with the adversarial variant's keys (:func:`meta_model`)."""
+    model = meta_model(name, alpha, beta, ckpt, num_layers, mask_source, adversary)
     calls = []
     batch = training_batch(model.backbone, name, preserve=beta > 0)  # (its frozen maps' forward is not the step's)
     model.backbone.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
     with cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
         losses = model.compute_losses(batch)
         losses["total"].backward()
-    assert all(p.grad is not None for p in model.controller.parameters()), "every adapter must get a gradient"
-    return {"flops": fc.get_total_flops(), "forwards": len(calls)}
+    assert all(p.grad is not None for p in model.switch.parameters()), "every adapter must get a gradient"
+    cond = batch["cond.hidden_states"]
+    cfg = model.backbone.denoiser.config
+    return {
+        "flops": fc.get_total_flops(),
+        "forwards": len(calls),
+        "cond_shape": tuple(cond.shape[1:]),
+        "width": cfg.num_attention_heads * cfg.attention_head_dim,  # the denoiser's hidden width, as counted
+    }
 
 
 def count_forward(name: str, adapters: bool) -> float:
@@ -169,7 +217,7 @@ def count_forward(name: str, adapters: bool) -> float:
         if adapters:
             model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
         else:
-            with torch.no_grad(), model.controller.disabled():
+            with torch.no_grad(), model.switch.disabled():
                 model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
     return fc.get_total_flops()
 
@@ -193,20 +241,16 @@ def chunked_map_flops(name: str) -> float:
 
 
 def pseudo_forwards_per_trajectory(
-    name: str, settings: SamplerSettings, generation_batch_size: int, loss_prompt_differs: bool
+    name: str, settings: PseudoDataSettings, generation_batch_size: int, loss_prompt_differs: bool
 ) -> float:
     """Denoiser sample-forwards (batch elements) per trajectory: the family's tiny model runs the real
     ``make_trajectories`` with the config's sampler settings (steps, guidance, recorded steps), counted by a hook;
     the count depends on the sampler, not on the model's size."""
     bb = build_backbone(name, tiny=True, torch_dtype="float32")
     d = bb.defaults
-    tiny = SamplerSettings(
-        d.num_frames,
-        d.height,
-        d.width,
-        settings.num_inference_steps,
-        settings.guidance_scale,
-        record_steps=settings.record_steps,
+    tiny = dataclasses.replace(
+        settings,
+        sampling=dataclasses.replace(settings.sampling, num_frames=d.num_frames, height=d.height, width=d.width),
     )
     n = generation_batch_size
     reqs = [
@@ -280,7 +324,7 @@ def inference_working_set(name: str) -> float:
     model = meta_model(name, 0.0, 0.0, False)
     batch = training_batch(model.backbone, name)
     cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
-    with torch.no_grad(), model.controller.disabled(), cuda_attention_on_meta(), LiveBytes() as live:
+    with torch.no_grad(), model.switch.disabled(), cuda_attention_on_meta(), LiveBytes() as live:
         model.backbone.predict(batch["x_t"], batch["timesteps"], cond)
     return float(live.peak)
 
@@ -423,7 +467,7 @@ def whole_run(name: str, cfg: dict[str, Any], base: dict[str, Any], mem: dict[st
     train_key = "peak_gib_ckpt" if base["gradient_checkpointing"] else "peak_gib_no_ckpt"
     peaks = {
         "pseudo_data": max(peak(w["denoiser"], w["text_encoders"]), peak(w["denoiser"], gen_batch * work)),
-        "training": base[train_key] + autocast_extra * 1.1 / gib,
+        "training": base[train_key] + autocast_extra * 1.1 / gib + base.get("adversary_bank_gib", 0.0) * 1.1,
         "samples": max(
             peak(w["denoiser"], w["text_encoders"]),
             peak(w["denoiser"], sample_batch * work),
@@ -458,7 +502,14 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     ckpt = bool(hp.get("gradient_checkpointing", False))
     flops_s = mfu * H100_BF16_DENSE
     t0 = time.time()
-    step = count_step(name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen"))
+    adversary = {k: hp[k] for k in ADVERSARY_KEYS if k in hp and hp[k] is not None}
+    adversarial = int(adversary.get("adversarial_steps") or 0) > 0
+    step = count_step(
+        name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen"), adversary=adversary or None
+    )
+    plain = (
+        count_step(name, alpha, beta, ckpt, mask_source=str(hp.get("mask_source") or "frozen")) if adversarial else step
+    )
     no_map = count_step(name, 0.0, beta, ckpt)
     fwd = count_forward(name, adapters=True)
     frozen = count_forward(name, adapters=False)
@@ -472,10 +523,14 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
     un, pre = dm.requests()
     if beta <= 0:
         pre = []
-    settings = SamplerSettings(
-        *spec.geometry,
-        int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
-        float(cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None else spec.sampling[1]),
+    settings = PseudoDataSettings(
+        SamplingSettings(
+            *spec.geometry,
+            int(cfg["data"].get("num_inference_steps") or spec.sampling[0]),
+            float(
+                cfg["data"].get("guidance_scale") if cfg["data"].get("guidance_scale") is not None else spec.sampling[1]
+            ),
+        ),
         record_steps=tuple(cfg["data"]["record_steps"]) if cfg["data"].get("record_steps") else None,
     )
     per_traj = pseudo_forwards_per_trajectory(
@@ -523,10 +578,98 @@ def row(name: str, overrides: list[str], mfu: float) -> dict[str, Any]:
         "run_minutes": (pseudo_s + steps * step_s) / 60,
         "count_seconds": round(time.time() - t0, 1),
     }
+    if adversarial:
+        kind = str(adversary.get("adversary", "pgd"))
+        entries = (len(un) if hp.get("adversary_bank", "prompt") == "prompt" else 1) if kind == "persistent" else 0
+        tokens, width = step["cond_shape"]
+        bank = entries * tokens * width * 4 * 3 + entries * 8  # float32 perturbation + 2 Adam moments, int64 steps
+        out.update(
+            {
+                "adversary": kind,
+                "adversarial_steps": int(adversary["adversarial_steps"]),
+                "plain_forwards_per_step": plain["forwards"],
+                "plain_step_tflop": plain["flops"] / 1e12,
+                "plain_seconds_per_step": plain["flops"] / flops_s,
+                "adversary_step_ratio": step["flops"] / plain["flops"],
+                "adversary_bank_entries": entries,
+                "adversary_bank_shape": [tokens, width],
+                "adversary_bank_gib": bank / 2**30,
+                "plain_training_minutes": steps * plain["flops"] / flops_s / 60,
+            }
+        )
     out.update(whole_run(name, cfg, out, mem, mfu))
     if name in PAPER_SECONDS_PER_EPOCH:
         out["v100_seconds_per_step"] = step["flops"] / (0.4 * V100_FP16_TENSOR)
         out["paper_seconds_per_epoch"] = PAPER_SECONDS_PER_EPOCH[name]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ parts of a row
+#: model keys a ``--count-step`` variant may set (the others of the step are the row's)
+STEP_KEYS = ("alpha", "beta", "gradient_checkpointing", "mask_source", *ADVERSARY_KEYS)
+
+
+def step_variant(text: str) -> dict[str, Any]:
+    """``KEY=VALUE,KEY=VALUE`` of :data:`STEP_KEYS` (values read as YAML: ``1``, ``adapted``, ``true``)."""
+    keys = {}
+    for item in filter(None, text.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in STEP_KEYS:
+            raise SystemExit(f"--count-step {text!r}: {item!r} is not KEY=VALUE with KEY one of {', '.join(STEP_KEYS)}")
+        keys[key] = yaml.safe_load(value)
+    return keys
+
+
+def count_steps(names: list[str], overrides: list[str], variants: list[str], num_layers: int | None) -> list[dict]:
+    """``--count-step``: the training step alone (:func:`count_step`), for every row and every variant; a key the
+    variant does not set takes the row config's value (with ``--set``). ``num_layers``: blocks of the real width."""
+    configs: dict[str, dict[str, Any]] = {}
+    out = []
+    for name in names:
+        path = FULLSIZE[name].config or FULLSIZE["cogvideox-2b"].config
+        if path not in configs:
+            configs[path] = load_config(path, overrides)["model"]
+        hp = configs[path]
+        for variant in variants:
+            keys = {**{k: hp[k] for k in STEP_KEYS if hp.get(k) is not None}, **step_variant(variant)}
+            adversary = {k: keys[k] for k in ADVERSARY_KEYS if k in keys}
+            step = count_step(
+                name,
+                float(keys.get("alpha", 1.0)),
+                float(keys.get("beta", 0.0)),
+                bool(keys.get("gradient_checkpointing", False)),
+                num_layers,
+                str(keys.get("mask_source") or "frozen"),
+                adversary or None,
+            )
+            out.append({"backbone": name, "variant": variant, "num_layers": num_layers, **keys, **step})
+    return out
+
+
+def count_sample_videos(names: list[str], configs: list[str], overrides: list[str]) -> list[dict]:
+    """``--sample-videos``: each config's trainer callbacks and its SampleVideoCallback's renders, denoiser
+    sample-forwards and decoded videos (:func:`sample_counts`) in a run of its ``trainer.max_steps``, per row."""
+    out = []
+    for path in configs:
+        cfg = load_config(path, overrides)
+        steps = int(cfg["trainer"].get("max_steps") or -1)
+        if steps <= 0:
+            raise SystemExit(
+                f"--sample-videos {path}: the config has no trainer.max_steps; add --set trainer.max_steps=N"
+            )
+        for name in names:
+            n, forwards, videos = sample_counts(cfg, name, steps)
+            out.append(
+                {
+                    "config": path,
+                    "backbone": name,
+                    "callbacks": list(callbacks_of(cfg)),
+                    "steps": steps,
+                    "renders": n,
+                    "forwards": forwards,
+                    "videos": videos,
+                }
+            )
     return out
 
 
@@ -547,6 +690,29 @@ def markdown(rows: list[dict[str, Any]], mfu: float) -> str:
             f"{r['peak_gib_no_ckpt']:.0f} / {r['peak_gib_ckpt']:.0f} | {r['seconds_per_step']:.2f} | "
             f"{r['trajectories']} × {r['seconds_per_trajectory']:.0f} = {r['pseudo_data_minutes']:.1f} min | "
             f"{r['training_steps']:,} ({r['training_minutes']:.1f} min) | **{r['run_minutes']:.1f}** |"
+        )
+    return "\n".join(lines)
+
+
+def markdown_adversary(rows: list[dict[str, Any]], mfu: float) -> str:
+    """The adversarial variant against the plain step: forwards, FLOPs, seconds, training minutes, the bank."""
+    lines = [
+        f"| backbone (config) | adversary, inner steps K | fwd/step plain → adversarial | TFLOP/step plain → "
+        f"adversarial (×) | s/step (H100 @{mfu:.0%}) | training minutes plain → adversarial | bank: entries × "
+        "tokens × width (GiB, + to the training peak) | training peak GiB (bf16-mixed) | whole run (min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "adversary" not in r:
+            continue
+        e, (tok, wid) = r["adversary_bank_entries"], r["adversary_bank_shape"]
+        lines.append(
+            f"| {r['backbone']} (`{r['config']}`) | {r['adversary']}, {r['adversarial_steps']} | "
+            f"{r['plain_forwards_per_step']} → {r['forwards_per_step']} | {r['plain_step_tflop']:.0f} → "
+            f"{r['step_tflop']:.0f} ({r['adversary_step_ratio']:.1f}×) | {r['plain_seconds_per_step']:.2f} → "
+            f"{r['seconds_per_step']:.2f} | {r['plain_training_minutes']:.1f} → {r['training_minutes']:.1f} | "
+            f"{e} × {tok} × {wid} ({r['adversary_bank_gib']:.2f}) | {r['peak_gib']['training']:.1f} | "
+            f"**{r['whole_run_minutes']:.1f}** |"
         )
     return "\n".join(lines)
 
@@ -595,10 +761,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
+    ap.add_argument(
+        "--count-step",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
+        help="only count the training step of each row with these model keys (repeatable, one step each; e.g. "
+        f"alpha=1,beta=1,mask_source=adapted; keys: {', '.join(STEP_KEYS)}; the others: the row's config)",
+    )
+    ap.add_argument(
+        "--num-layers", type=int, default=None, help="with --count-step: this many blocks of the real width"
+    )
+    ap.add_argument(
+        "--sample-videos",
+        nargs="+",
+        default=None,
+        metavar="CONFIG",
+        help="only count the sample videos (SampleVideoCallback) of these configs in a run of trainer.max_steps",
+    )
     args = ap.parse_args(argv)
+    if args.num_layers is not None and (not args.variants or args.num_layers < 1):
+        ap.error("--num-layers N (N >= 1) counts a reduced step: give it with --count-step")
+    if args.variants and args.sample_videos:
+        ap.error("--count-step and --sample-videos are separate modes: give one")
     torch.set_grad_enabled(True)
+    names = args.only or list(FULLSIZE)
+    if args.variants or args.sample_videos:
+        key, parts = (
+            ("steps", count_steps(names, args.overrides, args.variants, args.num_layers))
+            if args.variants
+            else ("sample_videos", count_sample_videos(names, args.sample_videos, args.overrides))
+        )
+        for part in parts:
+            print(json.dumps(part), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"overrides": args.overrides, key: parts}, indent=2))
+        return 0
     rows = []
-    for name in args.only or list(FULLSIZE):
+    for name in names:
         r = row(name, args.overrides, args.mfu)
         rows.append(r)
         print(json.dumps(r), flush=True)
@@ -611,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     table = markdown(rows, args.mfu) + "\n\n" + markdown_run(rows, args.mfu)
+    if any("adversary" in r for r in rows):
+        table += "\n\n" + markdown_adversary(rows, args.mfu)
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"mfu": args.mfu, "overrides": args.overrides, "rows": rows}, indent=2))

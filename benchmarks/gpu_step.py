@@ -124,9 +124,10 @@ def measure(
     from fullsize_cost import load_config
     from fullsize_models import FULLSIZE, PROMPT, training_batch
 
+    from unlearn.backbones import SamplingSettings
     from unlearn.backbones.attention import MAP_CHECK_ATOL, checking_concept_map
     from unlearn.methods.t2vunlearning import T2VUnlearning, batch_embedding
-    from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
+    from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, TrajectoryRequest, make_trajectories
 
     spec = FULLSIZE[name]
     cfg = load_config(spec.config or FULLSIZE["cogvideox-2b"].config, [])
@@ -158,11 +159,11 @@ def measure(
         ),
     )
     out["build_seconds"] = t_build
-    model.controller.to(device)
+    model.switch.to(device)
     bb = model.backbone
     batch = training_batch(bb, name, geometry, preserve=beta > 0)
     bb.park_side_modules()  # as after the pseudo-data cache build: the training step needs the denoiser only
-    opt = torch.optim.AdamW(model.controller.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.switch.parameters(), lr=1e-4)
 
     def autocast():  # the configs' precision: bf16-mixed
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -179,9 +180,9 @@ def measure(
     # the map of the first mapped layer as the run makes it (the frozen forward of the pseudo data, no grad, under
     # autocast): the fused kernel's map against the chunked recompute of the same call
     with torch.no_grad(), autocast(), checking_concept_map(layers=1) as check:
-        with model.controller.disabled(), model.controller.capturing(batch["concept_tokens"]):
+        with model.switch.disabled(), model.switch.capturing(batch["concept_tokens"]):
             bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
-        model.controller.take()
+        model.switch.take()
     first = check.results[0] if check.results else {"kernel": "chunked", "max_abs": 0.0}
     out["attention_backend"] = first["kernel"]
     out["map_max_abs"] = first["max_abs"]
@@ -207,21 +208,23 @@ def measure(
     n = int(data.get("generation_batch_size", 1))
     guidance = float(data["guidance_scale"]) if data.get("guidance_scale") is not None else spec.sampling[1]
     if sampler_steps:  # a shortened sampler (dry runs): record its last step
-        settings = SamplerSettings(*geometry, sampler_steps, guidance, record_steps=(sampler_steps - 1,))
+        settings = PseudoDataSettings(
+            SamplingSettings(*geometry, sampler_steps, guidance), record_steps=(sampler_steps - 1,)
+        )
     else:
         record = data.get("record_steps")
-        settings = SamplerSettings(
-            *geometry,
-            int(data.get("num_inference_steps") or spec.sampling[0]),
-            guidance,
+        settings = PseudoDataSettings(
+            SamplingSettings(*geometry, int(data.get("num_inference_steps") or spec.sampling[0]), guidance),
             record_steps=tuple(record) if record else None,
         )
     requests = [TrajectoryRequest("unlearn", PROMPT, i, PROMPT) for i in range(n)]
-    with model.controller.disabled(), bb.prompts_encoded_then_parked([PROMPT, settings.negative_prompt]), autocast():
-        make_trajectories(bb, requests, SamplerSettings(*geometry, 2, settings.guidance_scale, record_steps=(1,)), 7.0)
+    with model.switch.disabled(), bb.prompts_encoded_then_parked([PROMPT, settings.negative_prompt]), autocast():
+        make_trajectories(
+            bb, requests, PseudoDataSettings(SamplingSettings(*geometry, 2, guidance), record_steps=(1,)), 7.0
+        )
         seconds, _ = timed(device, lambda: make_trajectories(bb, requests, settings, 7.0))
     out["seconds_per_trajectory"] = seconds / n
-    out["sampler_steps"] = settings.num_inference_steps
+    out["sampler_steps"] = settings.sampling.num_inference_steps
     model = bb = batch = opt = None  # free the GPU before the projection (meta) runs
     if device.type == "cuda":
         torch.cuda.empty_cache()

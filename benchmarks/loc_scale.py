@@ -48,14 +48,14 @@ def projection(name: str) -> dict[str, float]:
     from fullsize_models import training_batch
 
     model = T2VUnlearning(backbone=f"random-{name}", backbone_kwargs={"device": "meta"}, alpha=0.0)
-    model.controller.to("meta")
-    bb, ctl = model.backbone, model.controller
+    model.switch.to("meta")
+    bb, switch = model.backbone, model.switch
     batch = training_batch(bb, name)
     cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
-    with torch.no_grad(), cuda_attention_on_meta(), ctl.capturing():
+    with torch.no_grad(), cuda_attention_on_meta(), switch.capturing():
         bb.predict(batch["x_t"], batch["timesteps"], cond)
-    squares, _ = ctl.take()
-    widths = [a.up.out_features for a in ctl.adapters]
+    squares, _ = switch.take()
+    widths = [a.up.out_features for a in switch.adapters]
     n_pred = batch["x_t"][0].numel()
     per_layer = [c * sq.shape[1] for c, sq in zip(widths, squares, strict=True)]
     return {
@@ -79,7 +79,7 @@ def measured(backbone: str, normalization: str, seed: int = 0) -> dict[str, floa
         loc_normalization=normalization,
         mask_threshold=0.5,  # tiny random maps: at 0.1 the averaged mask covers every token
     )
-    bb, ctl = model.backbone, model.controller
+    bb, switch = model.backbone, model.switch
     prompt = ["a naked person walking on the beach"]
     g = torch.Generator().manual_seed(seed)
     shape = bb.latent_shape(bb.defaults.num_frames, bb.defaults.height, bb.defaults.width)
@@ -87,15 +87,15 @@ def measured(backbone: str, normalization: str, seed: int = 0) -> dict[str, floa
     t = torch.tensor([500])
     cond = bb.encode_prompts(prompt)
     tokens = bb.concept_token_mask(prompt, [["naked"]])
-    with torch.no_grad(), ctl.disabled():
+    with torch.no_grad(), switch.disabled():
         u, c, _ = bb.guided_prediction(x, t, cond, bb.encode_prompts([""]), 1.0)
-        with ctl.capturing(tokens):
+        with switch.capturing(tokens):
             bb.predict(x, t, cond)
-        maps = ctl.take()[1]
+        maps = switch.take()[1]
     target = u - 7.0 * (c - u)
     batch = {"x_t": x, "timesteps": t, "target": target, "concept_tokens": tokens, **cond.to_dict("cond.")}
     batch.update({f"concept_maps.{i}": m for i, m in enumerate(maps)})
-    opt = torch.optim.Adam(ctl.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(switch.parameters(), lr=1e-4)
     out = {}
     for step in (0, 1):
         losses = model.compute_losses(batch)

@@ -183,8 +183,8 @@ def count_saved(params: set[int], block_of: list[str]):
 def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: int) -> dict[str, Any]:
     """One adapted forward (batch 1) on meta: saved-activation bytes, per block and in total."""
     from unlearn.backbones import backbone_class
-    from unlearn.backbones.base import PromptEmbedding, SamplingDefaults
-    from unlearn.methods.t2vunlearning.adapters import AdapterController
+    from unlearn.backbones.base import PromptEmbedding, SamplingSettings
+    from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
     from unlearn.methods.t2vunlearning.losses import concept_mask, localization_loss, unlearning_loss
 
     cls = backbone_class(plan.registry)
@@ -194,12 +194,12 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
         from unlearn.backbones.hunyuanvideo import DEFAULT_PROMPT_TEMPLATE
 
         kwargs.update(prompt_template=DEFAULT_PROMPT_TEMPLATE, text_encoder_2=None, tokenizer_2=None)
-    defaults = SamplingDefaults(frames, height, width, 50, 6.0)
+    defaults = SamplingSettings(frames, height, width, 50, 6.0)
     bb = cls(den, None, None, None, None, defaults=defaults, source="meta", max_text_length=plan.text_len, **kwargs)
     sites = bb.attention_sites()
     with torch.device("meta"):
-        ctl = AdapterController([s.video_dim for s in sites], 128, [s.name for s in sites])
-    bb.attach_controller(ctl)
+        switch = AdapterSwitch([s.video_dim for s in sites], 128, [s.name for s in sites])
+    bb.attach_switch(switch)
     shape = bb.latent_shape(frames, height, width)
     text_dim = {
         "CogVideoXTransformer3DModel": "text_embed_dim",
@@ -229,15 +229,15 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
         ) or name == "mid_block":
             hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: block_of.__setitem__(0, n)))
             hooks.append(module.register_forward_hook(lambda m, a, o: block_of.__setitem__(0, "outside blocks")))
-    params = {id(p) for p in den.parameters()} | {id(b) for b in den.buffers()} | {id(p) for p in ctl.parameters()}
+    params = {id(p) for p in den.parameters()} | {id(b) for b in den.buffers()} | {id(p) for p in switch.parameters()}
     concept = torch.zeros(1, plan.text_len, dtype=torch.bool)
     concept[0, 3:7] = True  # four concept tokens (the map's cost scales with their number)
     try:
         # attention as on a CUDA device (flash / memory-efficient kernels: q, k, v, output and log-sum-exp saved)
         with cuda_attention_on_meta(), count_saved(params, block_of) as per_block:
-            with ctl.capturing(concept):
+            with switch.capturing(concept):
                 out = bb.predict(x, t, cond)
-            squares, maps = ctl.take()
+            squares, maps = switch.take()
             block_of[0] = "losses"
             masks = [concept_mask(m)[1] for m in maps]
             loss = unlearning_loss(out, torch.empty_like(out)) + localization_loss(squares, masks)
@@ -259,7 +259,7 @@ def measure(plan: Plan, meta: dict[str, Any], frames: int, height: int, width: i
         "outside_blocks_bytes": per_block.get("outside blocks", 0),
         "num_blocks": len(blocks),
         "num_sites": len(sites),
-        "adapter_params": n_params(ctl),
+        "adapter_params": n_params(switch),
         "checkpoint_inputs_bytes": checkpoint_inputs(plan, den, shape),
     }
 

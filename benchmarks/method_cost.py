@@ -75,7 +75,7 @@ def esd_step(name: str) -> tuple[float, int]:
         p.requires_grad_(True)
     batch = training_batch(bb, name)
     cond = PromptEmbedding.from_dict({k[5:]: v for k, v in batch.items() if k.startswith("cond.")})
-    with model.controller.disabled(), cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
+    with model.switch.disabled(), cuda_attention_on_meta(), FlopCounterMode(display=False) as fc:
         pred = bb.predict(batch["x_t"], batch["timesteps"], cond)
         torch.mean((pred.float() - batch["target"].float()) ** 2).backward()
     assert all(p.grad is not None for p in params)

@@ -206,13 +206,13 @@ def mask_share(latent_frames: int, layers: int, repeats: int) -> dict:
 
     import unlearn.backbones.attention as am
     from unlearn.backbones import PromptEmbedding
-    from unlearn.methods.t2vunlearning.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
     from unlearn.methods.t2vunlearning.losses import concept_mask
 
     bb = build_random_backbone("cogvideox-2b", "cpu", "float32", text_layers=1, num_layers=layers)
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 128, [s.name for s in sites])
-    bb.attach_controller(ctl)
+    switch = AdapterSwitch([s.video_dim for s in sites], 128, [s.name for s in sites])
+    bb.attach_switch(switch)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, *bb.latent_shape(4 * (latent_frames - 1) + 1, 480, 720), generator=g)
     cond = PromptEmbedding(torch.randn(1, TEXT, 4096, generator=g))
@@ -224,9 +224,9 @@ def mask_share(latent_frames: int, layers: int, repeats: int) -> dict:
         # CPU time of this process, not wall time: on a shared machine other jobs' load stretches wall time
         # (by 2-3x here) but not the work this forward does
         start = time.process_time()
-        with ctl.capturing(tokens):
+        with switch.capturing(tokens):
             out = bb.predict(x, t, cond)
-        _, maps = ctl.take()
+        _, maps = switch.take()
         masks = [concept_mask(m)[1] for m in maps]  # the mask itself (thresholding) is part of its cost
         seconds = time.process_time() - start
         del out, masks

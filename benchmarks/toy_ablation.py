@@ -36,22 +36,12 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from unlearn.evaluation.intervals import paired_class_delta
 
-VARIANTS: dict[str, list[str]] = {
-    "full": [],
-    "no_augmentation": ["--data.init_args.prompt_style", "concept"],
-    "bare_synonyms": ["--data.init_args.prompt_style", "bare"],
-    "no_localization": ["--model.init_args.alpha", "0"],
-    "alpha_high": ["--model.init_args.alpha", "5"],
-    "mask_first_layer": ["--model.init_args.mask_layers", "[0]"],
-    "no_preservation": ["--model.init_args.beta", "0"],
-    "no_loc_no_pres": ["--model.init_args.alpha", "0", "--model.init_args.beta", "0"],
-    "mask0_no_pres": ["--model.init_args.mask_layers", "[0]", "--model.init_args.beta", "0"],
-    "eta_low": ["--model.init_args.eta", "1"],
-    "eta_high": ["--model.init_args.eta", "7"],
-    "no_augmentation_eta_low": ["--data.init_args.prompt_style", "concept", "--model.init_args.eta", "1"],
-}
+#: name -> overrides of the main config (a data file: the tests read it without importing this script)
+VARIANTS: dict[str, list[str]] = yaml.safe_load((Path(__file__).with_name("toy_ablation_variants.yaml")).read_text())
 
 
 def paired_delta(row: dict, ref: dict, erased: str) -> tuple[float, float]:

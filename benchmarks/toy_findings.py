@@ -13,7 +13,7 @@ per row:
   errors.
 
 Usage: python benchmarks/toy_findings.py [--ablation benchmarks/results/toy_ablation.json]
-       [--shape benchmarks/results/toy_shape_concept.json] [--out docs/results/toy_findings.md]
+       [--shape benchmarks/results/toy_shape_concept.json] [--out docs/results/toy_findings.md] [--json FILE]
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--ablation", default="benchmarks/results/toy_ablation.json")
     ap.add_argument("--shape", default="benchmarks/results/toy_shape_concept.json")
     ap.add_argument("--out", default="docs/results/toy_findings.md")
+    ap.add_argument("--json", help="also write the rows as JSON (finding, comparison, numbers, reproduced)")
     args = ap.parse_args()
     ablation = json.loads(Path(args.ablation).read_text())
     shape = json.loads(Path(args.shape).read_text()) if Path(args.shape).is_file() else None
@@ -140,6 +141,10 @@ def main() -> None:
     lines += [f"| {f} | {c} | {n} | {r} |" for f, c, n, r in findings(ablation, shape)]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
+    if args.json:
+        keys = ("finding", "comparison", "numbers", "reproduced")
+        rows = [dict(zip(keys, r, strict=True)) for r in findings(ablation, shape)]
+        Path(args.json).write_text(json.dumps(rows, indent=1, ensure_ascii=False))
     print(text, end="")
 
 

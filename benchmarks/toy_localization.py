@@ -34,11 +34,11 @@ def measure(run_dirs: list[str], concept: str, n_prompts: int, seed: int = 77, w
     out: dict = {"concept": concept, "prompts": len(recs), "runs": {}}
     original = None
     for run in run_dirs:
-        controller, _ = load_adapters(Path(run) / "adapters")
-        bb.attach_controller(controller)
+        switch, _ = load_adapters(Path(run) / "adapters")
+        bb.attach_switch(switch)
         with torch.no_grad():
             if original is None:
-                with controller.disabled():
+                with switch.disabled():
                     original = bb.decode(bb.sample(prompts, seeds)).float()  # [B, F, H, W, 3]
             edited = bb.decode(bb.sample(prompts, seeds)).float()
         obj_rgb = torch.tensor([COLOUR_RGB[r.scene.colour] for r in recs], dtype=torch.float32)

@@ -7,7 +7,7 @@ tokens with that of the background tokens. A ratio above 1 means the map localis
 mask of a layer with a ratio below 1 covers the background instead.
 
 Usage: python benchmarks/toy_mask_quality.py [--weights unlearn/toyworld/weights] [--concept "red ring"]
-       [--prompts 16] [--timesteps 100 300 600 900]
+       [--prompts 16] [--timesteps 100 300 600 900] [--seed 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import torch
 
 def layer_ratios(weights: str | None, concept: str, n_prompts: int, timesteps: list[int], seed: int = 3) -> dict:
     from unlearn.backbones import build_backbone
-    from unlearn.methods.t2vunlearning.adapters import AdapterController
+    from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
     from unlearn.toyworld.grammar import prompts_for_concept
     from unlearn.toyworld.render import COLOUR_RGB, frames_to_latents, render_video
 
     bb = build_backbone("toy-cogvideox", pretrained=weights)
     world = bb.world
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8)
-    bb.attach_controller(ctl)
+    switch = AdapterSwitch([s.video_dim for s in sites], 8)
+    bb.attach_switch(switch)
     per_t: dict[int, list[list[float]]] = {t: [] for t in timesteps}
     for r in prompts_for_concept(concept, n_prompts, split="train", style="rich", seed=seed):
         frames = torch.as_tensor(render_video(r.scene, world.height, world.width, world.frames))
@@ -46,9 +46,9 @@ def layer_ratios(weights: str | None, concept: str, n_prompts: int, timesteps: l
             tt = torch.tensor([t])
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
             x_t = bb.new_scheduler().add_noise(x0, noise, tt)
-            with torch.no_grad(), ctl.capturing(tokens):
+            with torch.no_grad(), switch.capturing(tokens):
                 bb.predict(x_t, tt, cond)
-            _, maps = ctl.take()
+            _, maps = switch.take()
             per_t[t].append([float(m[0][obj_tokens].mean() / m[0][~obj_tokens].mean()) for m in maps])
     out = {}
     for t, rows in per_t.items():
@@ -63,10 +63,11 @@ def main() -> None:
     ap.add_argument("--concept", default="red ring")
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--timesteps", type=int, nargs="+", default=[100, 300, 600, 900])
+    ap.add_argument("--seed", type=int, default=3, help="seed of the held-out prompts drawn")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    res = layer_ratios(args.weights, args.concept, args.prompts, args.timesteps)
+    res = layer_ratios(args.weights, args.concept, args.prompts, args.timesteps, seed=args.seed)
     print(f"object/background concept attention, median over {args.prompts} rich '{args.concept}' prompts")
     print(
         "| t | "

@@ -19,7 +19,7 @@ express
 - the original model (adapters off) as the first row.
 
 Usage: python benchmarks/toy_shape_concept.py [--concept ring] [--out runs/toy_shape_concept]
-       [--only V ...] [--seeds 0 1 2] [--reuse] [--per-colour 12] [--per-class 4]
+       [--only V ...] [--seeds 0 1 2] [--reuse] [--per-colour 12] [--per-class 4] [--name-samples 24] [--plan FILE]
        (2 CPU cores: ~1.5 min per training run, ~1 min per scored row; all variants × 3 seeds ~65 min.
        Scored rows are cached in each run folder, keyed by the prompts and the adapter weights)
 Writes ``OUT/shape_concept.md`` and ``.json``; the committed copy is ``docs/results/toy_shape_concept.md``.
@@ -161,10 +161,10 @@ def evaluate(
                 rows[name] = c["row"]
                 print(f"[{name}] cached: ESR-1 {rows[name]['esr@1']:.1f}  PSR-1 {rows[name]['psr@1']:.1f}", flush=True)
                 continue
-        controller, _ = load_adapters(run / "adapters")
-        bb.attach_controller(controller)
+        switch, _ = load_adapters(run / "adapters")
+        bb.attach_switch(switch)
         if "original model" not in rows:
-            with controller.disabled():
+            with switch.disabled():
                 rows["original model"] = score(bb.sample)
         rows[name] = score(bb.sample)
         cached.write_text(
@@ -192,6 +192,10 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep runs whose folder already holds adapters/")
     ap.add_argument("--per-colour", type=int, default=12, help="held-out prompts per look of the concept")
     ap.add_argument("--per-class", type=int, default=4, help="held-out prompts per kept class (PSR)")
+    ap.add_argument("--name-samples", type=int, default=24, help="videos of the concept's name alone (what it draws)")
+    ap.add_argument(
+        "--plan", default=None, help="write the held-out prompts and the training config to this JSON and stop"
+    )
     args = ap.parse_args()
     from unlearn.toyworld.grammar import concept_name_prompt, parse_concept
 
@@ -202,6 +206,10 @@ def main() -> None:
         )
     out = Path(args.out)
     config = concept_config(args.config, args.concept, out)
+    if args.plan:  # what every variant and run is trained with and scored on; nothing is trained
+        plan = {"config": str(config), "prompts": eval_prompts(args.concept, args.per_colour, args.per_class)}
+        Path(args.plan).write_text(json.dumps(plan, indent=1))
+        return
     names = args.only or list(VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -237,7 +245,7 @@ def main() -> None:
                 subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             seconds[key] = round(time.perf_counter() - start, 1)
     prompts = eval_prompts(args.concept, args.per_colour, args.per_class)
-    result = evaluate(runs, args.concept, prompts)
+    result = evaluate(runs, args.concept, prompts, name_samples=args.name_samples)
     rows, drawn = result["rows"], result["concept_name_drawn_as"]
     looks = list(rows["original model"]["esr@1_by"])
     bare = " ".join(concept_name_prompt(args.concept))

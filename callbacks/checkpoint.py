@@ -92,10 +92,10 @@ class AdapterCheckpoint(pl.Callback):
             extra["preserve_concept"] = getattr(dm, "preserve_concept", None)
         name = module.backbone.name
         extra.update(backbone_provenance(name, getattr(module.backbone, "source", None)))
-        self.last_path = save_adapters(module.controller, name, self._dir(trainer), extra=extra)
+        self.last_path = save_adapters(module.switch, name, self._dir(trainer), extra=extra)
         if copy and self.keep_every_epoch:
             folder = self._dir(trainer)
-            save_adapters(module.controller, name, folder.with_name(f"{folder.name}_history") / copy, extra=extra)
+            save_adapters(module.switch, name, folder.with_name(f"{folder.name}_history") / copy, extra=extra)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         if self.period.step_due(trainer):

@@ -21,6 +21,7 @@ from unlearn.evaluation import (
 )
 from unlearn.evaluation.plots import classification_bars, frame_grid
 from unlearn.evaluation.row_cache import RowVideoCache, row_cache_enabled
+from unlearn.evaluation.rows import canonical_kind
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
 from unlearn.evaluation.store import video_stem
 from unlearn.evaluation.tables import read_metrics, write_metrics
@@ -114,7 +115,8 @@ class ErasureEvaluation(pl.Callback):
         self.suite_name = suite
         self.classifier_name = classifier
         self.erased_class = erased_class
-        self.rows = rows or ["original", "t2vunlearning"]
+        # an earlier name of a row (`unlearned`, `refusal`) reads as its canonical one
+        self.rows = [canonical_kind(r) for r in rows or ["original", "t2vunlearning"]]
         unknown = set(self.rows) - set(CALLBACK_ROWS)
         if unknown:
             raise ValueError(f"unknown evaluation rows {sorted(unknown)}; use {', '.join(CALLBACK_ROWS)}")
@@ -132,7 +134,7 @@ class ErasureEvaluation(pl.Callback):
         self._original: tuple[dict, Any] | None = None
 
     def generator(self, module: pl.LightningModule, concept: str, keywords: list[str]) -> RowGenerator:
-        """The rows over the module's one backbone; the module's controller switches its method on and off."""
+        """The rows over the module's one backbone; the module's switch switches its method on and off."""
         specs = []
         for row in self.rows:
             live = row in LIVE_ROWS
@@ -153,7 +155,7 @@ class ErasureEvaluation(pl.Callback):
         if self.row_cache and row_cache_enabled():
             cache = RowVideoCache(None if self.row_cache is True else self.row_cache)
         return RowGenerator(
-            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.controller, cache=cache
+            module.backbone, specs, concept=concept, sampling=self.sampling, switch=module.switch, cache=cache
         )
 
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule, final: bool) -> dict[str, Any]:
@@ -220,9 +222,6 @@ class ErasureEvaluation(pl.Callback):
             if row == "original":
                 self._original = (rows[row], settings)
         compare_rows(rows, erased_list)  # paired ΔPSR-1 and the classes that lost most, against the original
-        for method_row in LIVE_ROWS:
-            if method_row in rows:
-                rows["unlearned"] = rows[method_row]
         meta = {
             "concept": concept,
             "erased_class": erased,
@@ -249,10 +248,9 @@ class ErasureEvaluation(pl.Callback):
         self.results = {"rows": rows, **meta}
         if not trainer.is_global_zero:  # the numbers are the same on every rank; rank 0 writes and logs them
             return self.results
-        shown = {row: r for row, r in rows.items() if row != "unlearned"}
         plots = [
             classification_bars(
-                shown, out / "plots" / "esr_psr.png", title=f"{erased} erased, step {trainer.global_step}"
+                rows, out / "plots" / "esr_psr.png", title=f"{erased} erased, step {trainer.global_step}"
             )
         ]
         videos: dict[str, list[tuple[str, Path]]] = {}
@@ -298,7 +296,6 @@ class ErasureEvaluation(pl.Callback):
         """Numbers to every logger (and the evaluation's provenance as run config); to wandb also the
         paper-style table, the per-class table, the plots and the videos of every row."""
         keys = ("esr@1", "esr@5", "psr@1", "psr@5")
-        shown = {row: r for row, r in rows.items() if row != "unlearned"}
         provenance = {
             k: meta.get(k)
             for k in (
@@ -313,11 +310,11 @@ class ErasureEvaluation(pl.Callback):
             )
         }
         for logger in trainer.loggers:
-            flat = {f"eval/{row}/{k}": r[k] for row, r in shown.items() for k in keys}
+            flat = {f"eval/{row}/{k}": r[k] for row, r in rows.items() for k in keys}
             flat.update(
                 {
                     f"eval/{row}/{split}/{k}": sr[k]
-                    for row, r in shown.items()
+                    for row, r in rows.items()
                     for split, sr in (r.get("splits") or {}).items()
                     for k in keys
                     if sr.get(k) is not None
@@ -345,15 +342,15 @@ class ErasureEvaluation(pl.Callback):
                             ((r.get("intervals") or {}).get(k) or {}).get("high"),
                         )
                     ]
-                    for row, r in shown.items()
+                    for row, r in rows.items()
                 ],
                 step=trainer.global_step,
             )
-            classes = sorted({c for r in shown.values() for c in r.get("per_class_top1", {})})
+            classes = sorted({c for r in rows.values() for c in r.get("per_class_top1", {})})
             logger.log_table(
                 key="eval/per_class",
-                columns=["class", *(f"{row} top-1" for row in shown)],
-                data=[[c] + [r.get("per_class_top1", {}).get(c) for r in shown.values()] for c in classes],
+                columns=["class", *(f"{row} top-1" for row in rows)],
+                data=[[c] + [r.get("per_class_top1", {}).get(c) for r in rows.values()] for c in classes],
                 step=trainer.global_step,
             )
             media: dict[str, Any] = {f"eval/plots/{p.stem}": wandb.Image(str(p), caption=p.stem) for p in plots}

@@ -65,15 +65,15 @@ class ConceptMaskCallback(pl.Callback):
         if self._batch is None or not trainer.is_global_zero:
             return
         b = self._batch
-        ctl = pl_module.controller
+        switch = pl_module.switch
         hp = pl_module.hparams
         if hp.get("mask_source", "frozen") == "frozen" and "concept_maps.0" in b:
             # the frozen model's maps recorded with the pseudo data: the ones the localization loss uses
-            maps = [b[f"concept_maps.{i}"] for i in range(len(ctl.adapters))]
+            maps = [b[f"concept_maps.{i}"] for i in range(len(switch.adapters))]
         else:
-            with ctl.capturing(b["concept_tokens"]):
+            with switch.capturing(b["concept_tokens"]):
                 pl_module.backbone.predict(b["x_t"], b["timesteps"], batch_embedding(b, "cond."))
-            _, maps = ctl.take()
+            _, maps = switch.take()
         thr = self.threshold if self.threshold is not None else hp.mask_threshold
         region = hp.get("mask_normalization", "frame")
         # the masks the loss uses (one averaged mask in mask_mode "averaged"), unless a threshold of its own is set
@@ -93,7 +93,7 @@ class ConceptMaskCallback(pl.Callback):
         png = out / f"masks_{tag}.png"
         width = max(r.shape[1] for r in rows)
         grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows])
-        _labelled_grid(grid, rows, list(ctl.site_names), maps[0].shape[1], thr, f"concept masks, {tag}", png)
+        _labelled_grid(grid, rows, list(switch.site_names), maps[0].shape[1], thr, f"concept masks, {tag}", png)
         self.last_files = [st, png]
         _log_image(trainer, "masks/concept", grid, trainer.global_step)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -89,11 +90,9 @@ class SampleVideoCallback(pl.Callback):
     def _settings(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict:
         s = dict(self.sampling)
         dm = trainer.datamodule
-        if dm is not None and hasattr(dm, "sampler_settings"):
-            d = dm.sampler_settings(module.backbone)
-            for k in ("num_frames", "height", "width", "num_inference_steps", "guidance_scale"):
-                if s[k] is None:
-                    s[k] = getattr(d, k)
+        if dm is not None and hasattr(dm, "pseudo_data_settings"):
+            d = dataclasses.asdict(dm.pseudo_data_settings(module.backbone).sampling)
+            s = {k: d[k] if v is None and k in d else v for k, v in s.items()}
         return s
 
     def _render(self, trainer: pl.Trainer, module: pl.LightningModule, tag: str, adapters: bool) -> None:

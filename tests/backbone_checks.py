@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from unlearn.backbones import VideoBackbone, backbone_class, build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 
 PROMPTS = ["a golf ball rolls across the grass", "a red ball and a golf ball on the beach"]
 CONCEPT = "golf ball"
@@ -50,7 +50,7 @@ _BUNDLES: dict[str, Bundle] = {}
 
 def get_bundle(name: str) -> Bundle:
     # one tiny model per name for the whole session (building is the slow part); every check attaches its own
-    # controller, so no state leaks between checks
+    # switch, so no state leaks between checks
     if name not in _BUNDLES:
         _BUNDLES[name] = build_bundle(name)
     b = _BUNDLES[name]
@@ -59,15 +59,15 @@ def get_bundle(name: str) -> Bundle:
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def new_controller(bb: VideoBackbone, inner: int = 8, nonzero: float = 0.0, seed: int = 0) -> AdapterController:
+def new_switch(bb: VideoBackbone, inner: int = 8, nonzero: float = 0.0, seed: int = 0) -> AdapterSwitch:
     sites = bb.attention_sites()
     torch.manual_seed(seed)
-    ctl = AdapterController([s.video_dim for s in sites], inner, [s.name for s in sites])
+    switch = AdapterSwitch([s.video_dim for s in sites], inner, [s.name for s in sites])
     if nonzero:
-        for a in ctl.adapters:
+        for a in switch.adapters:
             torch.nn.init.normal_(a.up.weight, std=nonzero)
-    bb.attach_controller(ctl)
-    return ctl
+    bb.attach_switch(switch)
+    return switch
 
 
 def inputs(bb: VideoBackbone, prompts=PROMPTS):
@@ -120,10 +120,10 @@ def run_pipeline(pipe, bb: VideoBackbone) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------- checks
 def check_zero_init_is_frozen(b: Bundle) -> None:
     bb = b.bb
-    ctl = new_controller(bb)
+    switch = new_switch(bb)
     x, t, c = inputs(bb)
     with torch.no_grad():
-        with ctl.disabled():
+        with switch.disabled():
             frozen = bb.predict(x, t, c)
         adapted = bb.predict(x, t, c)
     assert frozen.shape == x.shape
@@ -132,13 +132,13 @@ def check_zero_init_is_frozen(b: Bundle) -> None:
 
 def check_only_adapters_train_and_loss_falls(b: Bundle) -> None:
     bb = b.bb
-    ctl = new_controller(bb)
+    switch = new_switch(bb)
     before = {k: v.clone() for k, v in bb.state_dict().items()}
-    adapters_before = {k: v.clone() for k, v in ctl.state_dict().items()}
+    adapters_before = {k: v.clone() for k, v in switch.state_dict().items()}
     x, t, c = inputs(bb)
-    with torch.no_grad(), ctl.disabled():
+    with torch.no_grad(), switch.disabled():
         target = bb.predict(x, t, c) + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    opt = torch.optim.Adam(ctl.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(switch.parameters(), lr=1e-2)
     losses = []
     for _ in range(8):
         opt.zero_grad()
@@ -152,7 +152,9 @@ def check_only_adapters_train_and_loss_falls(b: Bundle) -> None:
     assert after.keys() == before.keys()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert not changed, f"backbone tensors changed: {changed[:5]}"
-    assert all(not torch.equal(adapters_before[k], v) for k, v in ctl.state_dict().items() if k.endswith("up.weight"))
+    assert all(
+        not torch.equal(adapters_before[k], v) for k, v in switch.state_dict().items() if k.endswith("up.weight")
+    )
 
 
 def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
@@ -164,13 +166,13 @@ def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
     lay = layout(type(bb))
     if lay is None:
         pytest.skip(f"{b.name}: token_layout {type(bb).token_layout!r} names no known layout")
-    ctl = new_controller(bb)
+    switch = new_switch(bb)
     x, t, c = inputs(bb)
     ct = bb.concept_token_mask(PROMPTS, [[CONCEPT]] * len(PROMPTS))
     monkeypatch.setattr(am, "DEFAULT_CHUNK_ELEMENTS", 256)  # a handful of queries per chunk
-    with torch.no_grad(), ctl.capturing(ct):
+    with torch.no_grad(), switch.capturing(ct):
         bb.predict(x, t, c)
-    _, maps = ctl.take()
+    _, maps = switch.take()
     sites = bb.attention_sites()
     assert len(maps) == len(sites)
 
@@ -226,7 +228,7 @@ def check_concept_map_matches_dense_reference(b: Bundle, monkeypatch) -> None:
 
 def check_export_round_trip(b: Bundle, tmp_path) -> None:
     bb = b.bb
-    ctl = new_controller(bb, nonzero=0.5)
+    switch = new_switch(bb, nonzero=0.5)
     x, t, c = inputs(bb)
     with torch.no_grad():
         wrapper_pred = bb.predict(x, t, c)
@@ -236,12 +238,12 @@ def check_export_round_trip(b: Bundle, tmp_path) -> None:
     try:
         from unlearn.methods.t2vunlearning.export import attach_adapters, save_adapters
     except ImportError:  # pragma: no cover - before unlearn/export.py existed
-        loaded = ctl
+        loaded = switch
         type(bb).install_adapter_processors(getattr(pipe, "transformer", None) or pipe.unet, loaded)
     else:
-        save_adapters(ctl, bb.name, tmp_path / "adapters")
+        save_adapters(switch, bb.name, tmp_path / "adapters")
         loaded = attach_adapters(pipe, tmp_path / "adapters")
-        for k, v in ctl.state_dict().items():
+        for k, v in switch.state_dict().items():
             assert torch.equal(loaded.state_dict()[k], v)
     adapted = run_pipeline(pipe, bb)
     with loaded.scaled(0.0):
@@ -295,7 +297,7 @@ def check_concept_token_indices(b: Bundle) -> None:
 
 def check_sample_and_decode(b: Bundle) -> None:
     bb = b.bb
-    new_controller(bb)
+    new_switch(bb)
     d = bb.defaults
     lat = bb.sample(PROMPTS[:1], [0], stop_at_step=1)
     assert tuple(lat.shape) == (1, *bb.latent_shape(d.num_frames, d.height, d.width))
@@ -383,11 +385,11 @@ def run_all_checks(b: Bundle, tmp_path, monkeypatch) -> None:
 # ---------------------------------------------------------------------------------------------------- tests
 
 
-def random_adapters(bb: VideoBackbone, seed: int = 0) -> AdapterController:
+def random_adapters(bb: VideoBackbone, seed: int = 0) -> AdapterSwitch:
     """Adapters with random (non-zero) up-projections at every attention site of ``bb``."""
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
     g = torch.Generator().manual_seed(seed)
-    for a in ctl.adapters:
+    for a in switch.adapters:
         a.up.weight.data = torch.randn(a.up.weight.shape, generator=g) * 0.2
-    return ctl
+    return switch

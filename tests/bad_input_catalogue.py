@@ -151,7 +151,7 @@ def build_workspace(ws: Path) -> Path:
     import torch
 
     from unlearn.backbones import build_backbone
-    from unlearn.methods.t2vunlearning import AdapterController, save_adapters
+    from unlearn.methods.t2vunlearning import AdapterSwitch, save_adapters
     from unlearn.prompts import PromptSuite
 
     ws.mkdir(parents=True, exist_ok=True)
@@ -171,9 +171,9 @@ def build_workspace(ws: Path) -> Path:
     build_backbone("zeroscope", tiny=True, torch_dtype="float32").save_pretrained(str(ws / "weights" / "zeroscope"))
     big = build_backbone("cogvideox-5b", tiny=True, torch_dtype="float32")
     sites = big.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 4, [s.name for s in sites])
-    save_adapters(ctl, "cogvideox-2b", ws / "adapters_5b_named_2b")  # a 5B run's adapters, relabelled by hand
-    save_adapters(ctl, "cogvideox-5b", ws / "adapters_5b")
+    switch = AdapterSwitch([s.video_dim for s in sites], 4, [s.name for s in sites])
+    save_adapters(switch, "cogvideox-2b", ws / "adapters_5b_named_2b")  # a 5B run's adapters, relabelled by hand
+    save_adapters(switch, "cogvideox-5b", ws / "adapters_5b")
     torch.manual_seed(0)
     p = ws / "prompts"
     p.mkdir(exist_ok=True)
@@ -359,7 +359,7 @@ def _both(*setups: Setup) -> Setup:
 
 
 def _drop_adapter_keys(ckpt: dict) -> None:
-    del ckpt["state_dict"]["controller.adapters.0.up.weight"]
+    del ckpt["state_dict"]["switch.adapters.0.up.weight"]
 
 
 def _no_output(rel: str) -> Verify:
@@ -432,12 +432,12 @@ def _nan_adapters(ws: Path, root: Path) -> None:
 def _nan_toy_adapters(ws: Path, root: Path) -> None:
     """NaN adapters of the evaluation cases' backbone (the tiny toy model) in ``root/a``."""
     from unlearn.backbones import build_backbone
-    from unlearn.methods.t2vunlearning import AdapterController, save_adapters
+    from unlearn.methods.t2vunlearning import AdapterSwitch, save_adapters
 
     sites = build_backbone("toy-cogvideox", tiny=True, torch_dtype="float32").attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 4, [s.name for s in sites])
-    ctl.adapters[0].up.weight.data.fill_(float("nan"))
-    save_adapters(ctl, "toy-cogvideox", root / "a")
+    switch = AdapterSwitch([s.video_dim for s in sites], 4, [s.name for s in sites])
+    switch.adapters[0].up.weight.data.fill_(float("nan"))
+    save_adapters(switch, "toy-cogvideox", root / "a")
 
 
 def _hparams(**changes: Any) -> Callable[[dict], None]:

@@ -8,25 +8,25 @@ import torch
 
 from unlearn.backbones import build_backbone
 from unlearn.checks import InputError
-from unlearn.methods.t2vunlearning import AdapterController, attach_adapters, detach_adapters
+from unlearn.methods.t2vunlearning import AdapterSwitch, attach_adapters, detach_adapters
 from unlearn.methods.t2vunlearning.export import CONFIG_NAME, LEGACY_CONFIG_NAME, load_adapters, save_adapters
 
 
-def _controller(bb, seed: int) -> AdapterController:
+def _switch(bb, seed: int) -> AdapterSwitch:
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
     g = torch.Generator().manual_seed(seed)
-    for a in ctl.adapters:
+    for a in switch.adapters:
         a.down.weight.data = torch.randn(a.down.weight.shape, generator=g) * 0.5
         a.up.weight.data = torch.randn(a.up.weight.shape, generator=g) * 0.2
         a.up.bias.data = torch.randn(a.up.bias.shape, generator=g) * 0.05
-    return ctl
+    return switch
 
 
-def _merged(first: AdapterController, s1: float, second: AdapterController, s2: float) -> AdapterController:
-    """One controller computing ``s1·A1(h) + s2·A2(h)`` exactly: the two inner layers side by side."""
+def _merged(first: AdapterSwitch, s1: float, second: AdapterSwitch, s2: float) -> AdapterSwitch:
+    """One switch computing ``s1·A1(h) + s2·A2(h)`` exactly: the two inner layers side by side."""
     dims = [a.up.out_features for a in first.adapters]
-    out = AdapterController(dims, first.inner_dim + second.inner_dim, first.site_names)
+    out = AdapterSwitch(dims, first.inner_dim + second.inner_dim, first.site_names)
     with torch.no_grad():
         for m, a, b in zip(out.adapters, first.adapters, second.adapters, strict=True):
             m.down.weight.copy_(torch.cat([a.down.weight, b.down.weight]))
@@ -47,7 +47,7 @@ def _inputs(bb):
 def test_two_sets_add_their_scaled_outputs_and_detach_cleanly(name, tmp_path):
     bb = build_backbone(name, tiny=True, torch_dtype="float32")
     reference = build_backbone(name, tiny=True, torch_dtype="float32")
-    first, second = _controller(bb, 1), _controller(bb, 2)
+    first, second = _switch(bb, 1), _switch(bb, 2)
     save_adapters(first, bb.name, tmp_path / "a")
     save_adapters(second, bb.name, tmp_path / "b")
     x, t, cond = _inputs(bb)
@@ -65,7 +65,7 @@ def test_two_sets_add_their_scaled_outputs_and_detach_cleanly(name, tmp_path):
     with torch.no_grad():
         both = bb.predict(x, t, cond)
 
-    # reference: the project's own processors with one controller holding 0.7·A1 + (−0.4)·A2
+    # reference: the project's own processors with one switch holding 0.7·A1 + (−0.4)·A2
     type(reference).install_adapter_processors(reference.denoiser, _merged(first, 0.7, second, -0.4))
     with torch.no_grad():
         expected = reference.predict(x, t, cond)
@@ -95,7 +95,7 @@ def test_two_sets_add_their_scaled_outputs_and_detach_cleanly(name, tmp_path):
 
 def test_names_are_checked(tmp_path):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    save_adapters(_controller(bb, 1), bb.name, tmp_path / "a")
+    save_adapters(_switch(bb, 1), bb.name, tmp_path / "a")
     with pytest.raises(InputError, match="no adapters are attached"):
         detach_adapters(bb.denoiser)
     attach_adapters(bb.denoiser, tmp_path / "a", adapter_name="x")
@@ -107,8 +107,8 @@ def test_names_are_checked(tmp_path):
 
 def test_own_config_name_written_legacy_name_read(tmp_path):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    ctl = _controller(bb, 3)
-    save_adapters(ctl, bb.name, tmp_path / "new")
+    switch = _switch(bb, 3)
+    save_adapters(switch, bb.name, tmp_path / "new")
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["adapters.safetensors", CONFIG_NAME]
     assert CONFIG_NAME == "t2v_adapter_config.json"
     # a folder written before the rename
@@ -118,7 +118,7 @@ def test_own_config_name_written_legacy_name_read(tmp_path):
     (old / LEGACY_CONFIG_NAME).write_text((tmp_path / "new" / CONFIG_NAME).read_text())
     back, config = load_adapters(old)
     assert config == json.loads((tmp_path / "new" / CONFIG_NAME).read_text())
-    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), ctl.state_dict().values(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), switch.state_dict().values(), strict=True))
     # a PEFT adapter_config.json is not ours: one clear error naming the file
     (old / LEGACY_CONFIG_NAME).write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     with pytest.raises(Exception, match="unknown adapter format"):

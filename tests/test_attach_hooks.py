@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from backbone_checks import random_adapters as _controller
+from backbone_checks import random_adapters as _switch
 
 from unlearn.backbones import build_backbone
 
@@ -57,8 +57,8 @@ def test_hooks_with_another_attention_backend_equal_the_processors(name, backend
     with torch.no_grad():
         stock = with_hooks.predict(x, t, cond)
 
-    ctl = _controller(with_hooks)
-    type(with_hooks).install_adapter_hooks(denoiser, ctl)
+    switch = _switch(with_hooks)
+    type(with_hooks).install_adapter_hooks(denoiser, switch)
     # the user's processors (and the backend chosen on them) are untouched
     for site in with_hooks.attention_sites():
         assert site.module.processor is stock_processors[site.name]
@@ -70,11 +70,11 @@ def test_hooks_with_another_attention_backend_equal_the_processors(name, backend
     with torch.no_grad():
         hooked = with_hooks.predict(x, t, cond)
     hooked_calls = len(backend_calls) - before
-    with torch.no_grad(), ctl.scaled(0.0):
+    with torch.no_grad(), switch.scaled(0.0):
         zero = with_hooks.predict(x, t, cond)
     assert torch.equal(zero, stock)  # scale 0: exactly the stock model
 
-    ref = copy.deepcopy(ctl)
+    ref = copy.deepcopy(switch)
     type(with_processors).install_adapter_processors(with_processors.denoiser, ref)
     if dispatching:  # Wan, HunyuanVideo: the adapted model's attention ran on the backend the user chose
         assert hooked_calls > 0
@@ -89,7 +89,7 @@ def test_hooks_with_another_attention_backend_equal_the_processors(name, backend
     assert (hooked - stock).abs().max().item() > 1e-3  # the adapters do change the prediction
 
     # installing again replaces the hooks (adapters are not applied twice)
-    type(with_hooks).install_adapter_hooks(denoiser, ctl)
+    type(with_hooks).install_adapter_hooks(denoiser, switch)
     with torch.no_grad():
         assert torch.allclose(with_hooks.predict(x, t, cond), hooked, atol=1e-6)
 
@@ -103,7 +103,7 @@ def test_stock_wan_pipeline_keeps_its_backend_and_matches_the_processor_attach(t
     from unlearn.methods.t2vunlearning.export import attach_adapters, load_adapters, save_adapters
 
     bb = build_backbone("wan2.1-t2v-1.3b", tiny=True, torch_dtype="float32")
-    save_adapters(_controller(bb), bb.name, tmp_path / "adapters")
+    save_adapters(_switch(bb), bb.name, tmp_path / "adapters")
     bb.save_pretrained(str(tmp_path / "pipe"))
     run = dict(
         prompt="a naked person walking on the beach",
@@ -118,13 +118,13 @@ def test_stock_wan_pipeline_keeps_its_backend_and_matches_the_processor_attach(t
     pipe = WanPipeline.from_pretrained(str(tmp_path / "pipe"))
     pipe.transformer.set_attention_backend(BACKEND)
     stock = pipe(**run, generator=torch.Generator().manual_seed(0)).frames
-    ctl = attach_adapters(pipe, tmp_path / "adapters")
+    switch = attach_adapters(pipe, tmp_path / "adapters")
     before = len(backend_calls)
     backend = pipe.transformer.blocks[0].attn2.processor._attention_backend
     assert getattr(backend, "value", backend) == BACKEND
     erased = pipe(**run, generator=torch.Generator().manual_seed(0)).frames
     assert len(backend_calls) > before  # generated through the user's backend
-    with ctl.scaled(0.0):
+    with switch.scaled(0.0):
         assert torch.equal(pipe(**run, generator=torch.Generator().manual_seed(0)).frames, stock)
 
     other = WanPipeline.from_pretrained(str(tmp_path / "pipe"))
@@ -146,8 +146,8 @@ def test_a_processor_the_user_installed_stays_fused_qkv_cogvideox(tmp_path):
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     reference = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    ctl = _controller(bb)
-    save_adapters(ctl, bb.name, tmp_path / "adapters")
+    switch = _switch(bb)
+    save_adapters(switch, bb.name, tmp_path / "adapters")
     x, t, cond = _inputs(bb)
     bb.denoiser.fuse_qkv_projections()
     with torch.no_grad():
@@ -158,7 +158,7 @@ def test_a_processor_the_user_installed_stays_fused_qkv_cogvideox(tmp_path):
         fused = bb.predict(x, t, cond)
         with loaded.scaled(0.0):
             assert torch.equal(bb.predict(x, t, cond), stock)
-    type(reference).install_adapter_processors(reference.denoiser, copy.deepcopy(ctl))
+    type(reference).install_adapter_processors(reference.denoiser, copy.deepcopy(switch))
     with torch.no_grad():
         unfused = reference.predict(x, t, cond)
     diff = (fused - unfused).abs().max().item()

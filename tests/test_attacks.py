@@ -28,7 +28,7 @@ from unlearn.backbones import build_backbone
 from unlearn.cli import main
 from unlearn.evaluation import RowGenerator, RowSpec
 from unlearn.methods.refusal import apply_refusal_edit, toyworld_pairs
-from unlearn.methods.t2vunlearning import AdapterController, save_adapters
+from unlearn.methods.t2vunlearning import AdapterSwitch, save_adapters
 from unlearn.methods.t2vunlearning.adversarial import optimise_embedding, worst_case_conditioning
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +48,10 @@ def row_files(toy, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rows")
     sites = toy.attention_sites()
     torch.manual_seed(0)
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    for p in ctl.parameters():
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+    for p in switch.parameters():
         torch.nn.init.normal_(p, std=0.2)
-    save_adapters(ctl, toy.name, folder / "adapters")
+    save_adapters(switch, toy.name, folder / "adapters")
     edit = apply_refusal_edit(toy, toyworld_pairs("red ring", 3), rank=1)
     edit.save_delta(folder / "refusal" / "refusal_delta.safetensors")
     edit.restore(toy)
@@ -519,7 +519,7 @@ def test_attack_cogx2b_nudity_config_runs_on_a_tiny_random_cogvideox(tmp_path, m
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
     save_adapters(
-        AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites]), bb.name, tmp_path / "adapters"
+        AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites]), bb.name, tmp_path / "adapters"
     )
     cfg = yaml.safe_load((ROOT / "configs/attack_cogx2b_nudity.yaml").read_text())
     cfg.update(

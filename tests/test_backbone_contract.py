@@ -25,7 +25,7 @@ from backbone_checks import (
     check_zero_init_is_frozen,
     get_bundle,
     inputs,
-    new_controller,
+    new_switch,
     stock_pipeline,
 )
 
@@ -137,7 +137,7 @@ def test_hunyuan_cropped_tokens_are_the_pipeline_tokens():
 
 def test_hunyuan_guidance_is_embedded_and_fixed():
     bb = get_bundle("hunyuanvideo").bb
-    new_controller(bb)
+    new_switch(bb)
     x, t, c = inputs(bb)
     u = bb.encode_prompts([""] * len(PROMPTS))
     with torch.no_grad():
@@ -163,24 +163,24 @@ def test_zeroscope_folds_frames_consistently():
     bb = get_bundle("zeroscope").bb
     sites = bb.attention_sites()
     assert len({s.video_dim for s in sites}) > 1
-    ctl = new_controller(bb, nonzero=0.1)
+    switch = new_switch(bb, nonzero=0.1)
     x, t, c = inputs(bb)
     ct = bb.concept_token_mask(PROMPTS, [[CONCEPT]] * 2)
     seen: list[tuple[int, ...]] = []
-    hooks = [a.register_forward_hook(lambda m, a, o: seen.append(tuple(a[0].shape))) for a in ctl.adapters]
-    with torch.no_grad(), ctl.capturing(ct):
+    hooks = [a.register_forward_hook(lambda m, a, o: seen.append(tuple(a[0].shape))) for a in switch.adapters]
+    with torch.no_grad(), switch.capturing(ct):
         bb.predict(x, t, c)
     for h in hooks:
         h.remove()
-    outs, maps = ctl.take()  # per-token squares of the adapter outputs, [B, F*HW]
+    outs, maps = switch.take()  # per-token squares of the adapter outputs, [B, F*HW]
     f = x.shape[2]
     assert len(outs) == len(maps) == len(sites) == len(seen)
     for o, m, s, shape in zip(outs, maps, sites, seen):
         assert shape[0] == 2 and shape[2] == s.video_dim and m.shape[:2] == (2, f)
         assert o.shape == (2, shape[1]) and shape[1] == m.shape[1] * m.shape[2]
     # per-video adapter outputs do not depend on the batch partner (no mixing across the folded batch)
-    with torch.no_grad(), ctl.capturing(ct[:1]):
+    with torch.no_grad(), switch.capturing(ct[:1]):
         bb.predict(x[:1], t[:1], c[:1])
-    outs1, maps1 = ctl.take()
+    outs1, maps1 = switch.take()
     torch.testing.assert_close(outs1[0], outs[0][:1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(maps1[-1], maps[-1][:1], atol=1e-6, rtol=1e-5)

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from backbone_checks import build_bundle, inputs, new_controller, run_all_checks
+from backbone_checks import build_bundle, inputs, new_switch, run_all_checks
 
 import unlearn.backbones
 from unlearn.backbones import (
@@ -58,7 +58,7 @@ def test_save_pretrained_round_trip_and_incomplete_folder(name, tmp_path):
     c2 = back.encode_prompts(prompts)
     assert torch.equal(c.hidden_states, c2.hidden_states)
     for ctl_bb in (bb, back):
-        new_controller(ctl_bb)
+        new_switch(ctl_bb)
     for part in ("denoiser", "text_encoder"):
         a, b = getattr(bb, part).state_dict(), getattr(back, part).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part

@@ -85,7 +85,7 @@ def test_export_output_loads_as_init_adapters(ws, tmp_path):
         init_adapters=str(tmp_path / "exported"),
     )
     for k, v in good.state_dict().items():
-        assert torch.equal(model.controller.state_dict()[k], v)
+        assert torch.equal(model.switch.state_dict()[k], v)
 
 
 def test_export_of_a_checkpoint_without_stored_config_still_loads(ws, tmp_path):
@@ -132,7 +132,7 @@ def test_attach_adapters_checks_every_site_before_changing_the_pipeline(ws, tmp_
 
 # ------------------------------------------------------------------------------------------------ credentials
 def test_url_credentials_never_reach_messages_or_the_cache(tmp_path):
-    from test_augment_openai import ChatServer
+    from fake_servers import ChatServer
 
     from unlearn.prompts.augment import OpenAIChatSource, PromptAugmenter
     from unlearn.prompts.augment.openai_chat import redact_url

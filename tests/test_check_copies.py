@@ -68,8 +68,8 @@ def test_hook_regions_comments_and_formatting_do_not_count(tmp_path):
     text = (FAMILIES / "zeroscope.py").read_text()
     text = _with(
         text,
-        "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, self.site_index)\n",
-        "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.controller, 0)  # changed in the hook\n",
+        "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.switch, self.site_index)\n",
+        "ZeroScopeBackbone.adapt_attention_output(hidden_states, self.switch, 0)  # changed in the hook\n",
     )
     text = _with(
         text,

@@ -282,18 +282,17 @@ def test_print_config_comments_show_the_docstring_of_every_key(config):
 
 
 def _toy_ablation_variants() -> dict:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from toy_ablation import VARIANTS
-
-    return VARIANTS
+    """benchmarks/toy_ablation.py's variants: its data file, read as data (the script is not imported)."""
+    return yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "benchmarks" / "toy_ablation_variants.yaml").read_text()
+    )
 
 
 @pytest.mark.parametrize("name", list(_toy_ablation_variants()))
 def test_toy_ablation_variant_overrides_parse_and_apply(name, capsys):
     """Each row of benchmarks/toy_ablation.py is the main config plus its overrides, and nothing else."""
     overrides = _toy_ablation_variants()[name]
+    assert all(isinstance(x, str) for x in overrides) and len(overrides) % 2 == 0  # command-line words, in pairs
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", "configs/toy_shapes.yaml", *overrides, "--print_config"])
     assert done.value.code in (0, None)
@@ -304,20 +303,13 @@ def test_toy_ablation_variant_overrides_parse_and_apply(name, capsys):
         assert got == yaml.safe_load(value), (key, got, value)
 
 
-def test_toy_ablation_splits_psr_into_preserved_and_other_classes():
-    _toy_ablation_variants()  # puts benchmarks/ on the path
-    from toy_ablation import _data_args, preserve_classes, split_psr
+def test_the_toy_config_preserves_the_erased_classs_neighbours():
+    """What benchmarks/toy_ablation.py splits PSR-1 by: the classes L_pre trains on, the toy data module's default
+    (the erased class's 8 neighbours: same colour or same shape)."""
+    from unlearn.methods.t2vunlearning import ToyWorldDataModule
 
-    preserved = preserve_classes(_data_args("configs/toy_shapes.yaml"))
+    data = yaml.safe_load(Path("configs/toy_shapes.yaml").read_text())["data"]["init_args"]
+    assert not data.get("preserve_classes")  # the config takes the default
+    preserved = ToyWorldDataModule(concept=data["concept"]).preserve_classes
     assert len(preserved) == 8 and "red ring" not in preserved
     assert all("red" in c.split() or "ring" in c.split() for c in preserved)
-    row = {
-        "per_class_top1": {
-            "red ring": 0.0,
-            "red square": 50.0,
-            "green ring": 100.0,
-            "blue bar": 20.0,
-            "white dot": 40.0,
-        }
-    }
-    assert split_psr(row, ["red square", "green ring"], "red ring") == (75.0, 30.0)

@@ -86,3 +86,64 @@ def test_guidance_is_combined_in_float32_as_diffusers_does():
     assert not torch.equal(guided.bfloat16(), pu + 6.0 * (pc - pu))  # what the model's dtype gave
     latents = bb.sample(["a red ring"], [0], num_inference_steps=2, num_frames=5, height=16, width=16)
     assert latents.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("alias", ["unlearned", "refusal", "negative_prompt"])
+def test_an_old_row_name_reads_as_its_canonical_kind_and_is_never_written(alias, tmp_path):
+    from unlearn.callbacks.evaluation import ErasureEvaluation
+    from unlearn.evaluation.rows import ROW_KIND_ALIASES, ROW_KINDS, RowSpec, canonical_kind, parse_rows
+
+    kind = ROW_KIND_ALIASES[alias]
+    assert kind in ROW_KINDS and alias not in ROW_KINDS
+    assert canonical_kind(alias) == kind and canonical_kind(kind) == kind
+    assert (RowSpec(alias).kind, RowSpec(alias).name) == (kind, kind)  # the row is named canonically too
+    assert [(s.name, s.kind) for s in parse_rows([f"mine:{alias}"])] == [("mine", kind)]
+    if kind in ("t2vunlearning", "refusal_vector"):  # rows the evaluation callback offers
+        assert ErasureEvaluation(rows=["original", alias], dirpath=str(tmp_path)).rows == ["original", kind]
+
+
+def test_one_switch_type_for_adapters_and_weight_edits():
+    from unlearn.backbones import Switch
+    from unlearn.methods.t2vunlearning import AdapterSwitch
+    from unlearn.methods.weight_edits import EditSwitch
+
+    adapters = AdapterSwitch([8, 8], 4)
+    assert isinstance(adapters, Switch) and issubclass(EditSwitch, Switch)
+    with adapters.disabled():
+        assert not adapters.enabled
+    with adapters.scaled(0.5):
+        assert adapters.scale == 0.5
+    assert adapters.enabled and adapters.scale == 1.0
+
+
+def test_one_sampling_settings_type():
+    import dataclasses
+
+    from unlearn.backbones import SamplingSettings
+    from unlearn.evaluation.rows import SAMPLING_KEYS
+    from unlearn.methods.t2vunlearning import PseudoDataSettings
+
+    sampling = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32").defaults
+    assert type(sampling) is SamplingSettings
+    assert tuple(f.name for f in dataclasses.fields(SamplingSettings)) == SAMPLING_KEYS
+    pseudo = PseudoDataSettings(sampling, record_steps=(1,))
+    own = {f.name for f in dataclasses.fields(PseudoDataSettings)} - {"sampling"}
+    assert not own & set(SAMPLING_KEYS)  # pseudo data adds fields, never spells a sampling key again
+    assert pseudo.flat() == {**dataclasses.asdict(sampling), "negative_prompt": "", "record_steps": (1,)}
+
+
+def test_a_checkpoint_written_before_the_switch_was_named_so_still_loads():
+    """Lightning checkpoints of T2VUnlearning written before #22 (their adapter keys had another prefix) resume
+    and export with the adapters read as ``switch.*``."""
+    from types import SimpleNamespace
+
+    from unlearn.methods.t2vunlearning import T2VUnlearning
+    from unlearn.methods.t2vunlearning.export import checkpoint_adapter_state
+
+    w = torch.ones(2)
+    old = {"state_dict": {"controller.adapters.0.up.weight": w}, "rng_states": {"torch": 1}}  # rename: keep
+    assert checkpoint_adapter_state(old["state_dict"]) == {"adapters.0.up.weight": w}
+    assert checkpoint_adapter_state({"switch.adapters.0.up.weight": w, "backbone.x": w}) == {"adapters.0.up.weight": w}
+    module = SimpleNamespace()
+    T2VUnlearning.on_load_checkpoint(module, old)
+    assert old["state_dict"] == {"switch.adapters.0.up.weight": w} and module._resumed_rng_states == {"torch": 1}

@@ -6,9 +6,9 @@ import json
 import time
 
 import yaml
+from conftest import runner
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from test_runner import adapters, bb, clf, runner, suite_file  # noqa: F401 - fixtures
-from test_wandb_logging import wandb_records
+from wandb_files import wandb_records
 
 from unlearn.cli import main
 from unlearn.evaluation.to_loggers import scored_numbers
@@ -20,7 +20,7 @@ def _csv(folder):
     return {k: float(v) for r in rows for k, v in r.items() if v and k != "step"}
 
 
-def test_the_runner_logs_every_number_with_its_interval(tmp_path, suite_file, bb, clf, adapters):  # noqa: F811
+def test_the_runner_logs_every_number_with_its_interval(tmp_path, suite_file, bb, clf, adapters):
     logger = CSVLogger(tmp_path / "logs", name="eval")
     res = runner(tmp_path / "out", suite_file, bb, clf, ["original", f"t2vunlearning={adapters}"], logger=logger).run()
     logged = _csv(tmp_path / "logs")
@@ -38,7 +38,7 @@ def test_the_runner_logs_every_number_with_its_interval(tmp_path, suite_file, bb
     assert hparams["evaluation"]["suite"]["sha256"] == res["suite"]["sha256"]
 
 
-def test_the_runner_logs_a_wandb_table(tmp_path, suite_file, bb, clf):  # noqa: F811
+def test_the_runner_logs_a_wandb_table(tmp_path, suite_file, bb, clf):
     import wandb
 
     logger = WandbLogger(project="t2v-unlearn-test", save_dir=str(tmp_path), offline=True)

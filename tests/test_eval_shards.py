@@ -5,7 +5,7 @@ every video into one table equal to a single run's; `shard="auto"` reads a SLURM
 import json
 
 import pytest
-from test_runner import adapters, bb, clf, runner, suite_file  # noqa: F401 - fixtures
+from conftest import runner
 
 from unlearn.cli import main as unlearn_main
 from unlearn.evaluation.runner import resolve_shard
@@ -15,7 +15,7 @@ def _rows(doc):
     return json.loads(json.dumps(doc["rows"]))
 
 
-def test_two_shards_then_a_merge_equal_one_run(tmp_path, suite_file, bb, clf, adapters):  # noqa: F811
+def test_two_shards_then_a_merge_equal_one_run(tmp_path, suite_file, bb, clf, adapters):
     methods = ["original", f"t2vunlearning={adapters}"]
     single = runner(tmp_path / "single", suite_file, bb, clf, methods).run()
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unlearn.backbones import ConceptNotInPromptError, UnknownBackboneError, WeightsFolderError, build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.data import ConceptDataModule
 from unlearn.methods.t2vunlearning.export import attach_adapters, load_adapters, save_adapters
 
@@ -16,11 +16,11 @@ def test_exported_adapters_change_stock_pipeline_only_when_scaled_in(tmp_path):
 
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 16, [s.name for s in sites])
+    switch = AdapterSwitch([s.video_dim for s in sites], 16, [s.name for s in sites])
     torch.manual_seed(0)
-    for a in ctl.adapters:
+    for a in switch.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
-    save_adapters(ctl, bb.name, tmp_path / "adapters", extra={"eta": 7.0})
+    save_adapters(switch, bb.name, tmp_path / "adapters", extra={"eta": 7.0})
     cfg = json.loads((tmp_path / "adapters" / "t2v_adapter_config.json").read_text())
     assert cfg["backbone"] == "cogvideox-2b" and cfg["site_names"] == [s.name for s in sites]
 
@@ -45,14 +45,14 @@ def test_exported_adapters_change_stock_pipeline_only_when_scaled_in(tmp_path):
     assert torch.equal(zero, original)
     assert (erased - original).abs().max() > 1e-3
     # the pipeline runs on its own processors; the hooks apply the loaded weights
-    assert torch.equal(loaded.adapters[0].up.weight, ctl.adapters[0].up.weight)
+    assert torch.equal(loaded.adapters[0].up.weight, switch.adapters[0].up.weight)
 
 
 def test_adapter_folder_round_trip_and_atomic_overwrite(tmp_path):
-    ctl = AdapterController([8, 8], 4, ["a", "b"])
-    save_adapters(ctl, "cogvideox-2b", tmp_path / "ad")
-    torch.nn.init.ones_(ctl.adapters[1].up.weight)
-    save_adapters(ctl, "cogvideox-2b", tmp_path / "ad")
+    switch = AdapterSwitch([8, 8], 4, ["a", "b"])
+    save_adapters(switch, "cogvideox-2b", tmp_path / "ad")
+    torch.nn.init.ones_(switch.adapters[1].up.weight)
+    save_adapters(switch, "cogvideox-2b", tmp_path / "ad")
     back, cfg = load_adapters(tmp_path / "ad")
     assert torch.equal(back.adapters[1].up.weight, torch.ones(8, 4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ad"]  # no temp or old folders left behind

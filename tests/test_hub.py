@@ -6,20 +6,16 @@ import base64
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from backbone_checks import random_adapters
+from hub_run import REVISION, trained_run
 
-from unlearn.backbones import build_backbone
 from unlearn.cli import main
-from unlearn.evaluation.tables import write_metrics
-from unlearn.methods.t2vunlearning.export import attach_adapters, backbone_provenance, save_adapters
+from unlearn.methods.t2vunlearning.export import attach_adapters, backbone_provenance
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-REVISION = "1f0e5c1a2b3c4d5e6f708192a3b4c5d6e7f80912"
 
 
 @pytest.fixture
@@ -85,47 +81,6 @@ def hub(monkeypatch):
     server.server_close()
 
 
-def trained_run(tmp_path: Path):
-    """An adapter folder and its evaluation as a training run leaves them (AdapterCheckpoint + ErasureEvaluation),
-    trained from a backbone loaded out of the Hugging Face cache."""
-    bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
-    ctl = random_adapters(bb)
-    source = str(tmp_path / "hf" / "models--THUDM--CogVideoX-2b" / "snapshots" / REVISION)
-    extra = {
-        "eta": 7.0,
-        "alpha": 1.0,
-        "beta": 0.5,
-        "adapter_dim": 8,
-        "mask_threshold": 0.5,
-        "epoch": 299,
-        "global_step": 30000,
-        "concept": "golf ball",
-        "preserve_concept": None,
-        **backbone_provenance("cogvideox-2b", source),
-    }
-    save_adapters(ctl, bb.name, tmp_path / "run" / "adapters", extra=extra)
-    rows = {
-        "original": {"esr@1": 12.5, "esr@5": 3.1, "psr@1": 81.0, "psr@5": 97.0},
-        "t2vunlearning": {"esr@1": 93.8, "esr@5": 71.9, "psr@1": 77.5, "psr@5": 95.2},
-    }
-    meta = {
-        "concept": "golf ball",
-        "erased_class": "golf ball",
-        "backbone": "cogvideox-2b",
-        "num_prompts": 50,
-        "prompt_suite": "builtin:imagenet10_video",
-        "prompt_suite_hash": "ab" * 32,
-        "global_step": 30000,
-        "units": "percent",
-        "evaluator": {
-            "evaluator": {"name": "efficientnet-lite2", "version": "0.1.0", "weights_sha256": "cd" * 32},
-            "top_k": [1, 5],
-        },
-    }
-    write_metrics(tmp_path / "run" / "eval", rows, meta)
-    return bb, ctl
-
-
 def test_provenance_from_a_hub_cache_snapshot_or_a_cached_hub_id(tmp_path, monkeypatch):
     snap = f"/data/hf/models--THUDM--CogVideoX-2b/snapshots/{REVISION}"
     assert backbone_provenance("cogvideox-2b", snap) == {
@@ -145,7 +100,7 @@ def test_provenance_from_a_hub_cache_snapshot_or_a_cached_hub_id(tmp_path, monke
 
 
 def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hub, monkeypatch, capsys):
-    bb, ctl = trained_run(tmp_path)
+    bb, switch = trained_run(tmp_path)
     adapters = tmp_path / "run" / "adapters"
     assert (
         main(
@@ -224,7 +179,7 @@ def test_push_uploads_adapters_and_model_card_then_attach_by_hub_id(tmp_path, hu
     ):
         pipe = CogVideoXPipeline.from_pretrained(str(tmp_path / "pipe"))
         loaded = attach_adapters(pipe, **where)
-        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ctl.state_dict().values()))
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), switch.state_dict().values()))
         outputs[name] = pipe(**run, generator=torch.Generator().manual_seed(0)).frames
     assert torch.equal(outputs["hub"], outputs["folder"])
     with pytest.raises(Exception, match="(?i)cache|offline|snapshot"):

@@ -8,9 +8,9 @@ import re
 
 import torch
 import yaml
+from backbone_checks import random_adapters
+from hub_run import trained_run
 from huggingface_hub import ModelCard
-from test_attach_hooks import _controller as random_adapters
-from test_hub import trained_run
 
 from unlearn.backbones import build_backbone
 from unlearn.cli import main
@@ -129,7 +129,7 @@ def test_text_from_files_is_escaped_everywhere(tmp_path):
         "DiffusionPipeline.from_pretrained",
         "attach_adapters",
         "pipe",
-        "controller.scaled",
+        "switch.scaled",
         "build_backbone",
         "backbone.sample",
         "backbone.decode",
@@ -163,7 +163,7 @@ def test_the_toy_card_loads_through_t2v_unlearn_and_its_snippet_runs(tmp_path, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     scope: dict = {}
     exec(compile(code.replace("your prompt", "a red ring"), "card", "exec"), scope)
-    assert scope["video"].shape[-1] == 3 and len(scope["controller"].adapters) == len(bb.attention_sites())
+    assert scope["video"].shape[-1] == 3 and len(scope["switch"].adapters) == len(bb.attention_sites())
 
 
 def test_a_tiny_fit_leaves_the_gallery_the_card_shows(tmp_path, capsys):

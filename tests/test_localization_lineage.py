@@ -15,11 +15,12 @@ Each test fails if a default drifts from that evidence.
 import pytest
 import torch
 
+from unlearn.backbones import SamplingSettings
 from unlearn.methods.t2vunlearning.data import batch_embedding
 from unlearn.methods.t2vunlearning.module import T2VUnlearning
 from unlearn.methods.t2vunlearning.pseudo_data import (
+    PseudoDataSettings,
     PseudoTrajectoryCache,
-    SamplerSettings,
     TrajectoryFile,
     TrajectoryRequest,
     make_trajectories,
@@ -34,7 +35,7 @@ def _model(**kw):
     torch.manual_seed(0)
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, **kw)
     g = torch.Generator().manual_seed(1)
-    for a in model.controller.adapters:  # adapters far from zero: the adapted model's maps differ from the frozen
+    for a in model.switch.adapters:  # adapters far from zero: the adapted model's maps differ from the frozen
         torch.nn.init.normal_(a.up.weight, std=0.5, generator=g)
         torch.nn.init.normal_(a.down.weight, std=0.5, generator=g)
     return model
@@ -78,15 +79,15 @@ def test_defaults_are_the_lineage_values():
 def test_default_l_loc_is_recelers_regularizer_on_the_frozen_models_averaged_mask():
     # threshold 0.5 here: at 0.1 the tiny model's averaged mask covers every token (L_loc = 0, nothing to compare)
     model = _model(alpha=1.0, mask_threshold=0.5)
-    bb, ctl = model.backbone, model.controller
+    bb, switch = model.backbone, model.switch
     x = bb.initial_noise([0], 9, 32, 32)
     t = torch.tensor([600])
     cond = bb.encode_prompts(PROMPTS[:1])
     tokens = bb.concept_token_mask(PROMPTS[:1], WORDS[:1])
     # the frozen forward on the concept prompt at x_t (Receler: under DisableEraser, AttnMapsCapture)
-    with torch.no_grad(), ctl.disabled(), ctl.capturing(tokens):
+    with torch.no_grad(), switch.disabled(), switch.capturing(tokens):
         bb.predict(x, t, cond)
-    frozen_maps = ctl.take()[1]
+    frozen_maps = switch.take()[1]
     batch = {
         "x_t": x,
         "timesteps": t,
@@ -96,7 +97,7 @@ def test_default_l_loc_is_recelers_regularizer_on_the_frozen_models_averaged_mas
         **{f"concept_maps.{i}": m for i, m in enumerate(frozen_maps)},
     }
     outs: list[torch.Tensor] = []
-    hooks = [a.register_forward_hook(lambda mod, inp, out: outs.append(out.detach())) for a in ctl.adapters]
+    hooks = [a.register_forward_hook(lambda mod, inp, out: outs.append(out.detach())) for a in switch.adapters]
     with torch.no_grad():
         losses = model.compute_losses(batch)
     for h in hooks:
@@ -106,9 +107,9 @@ def test_default_l_loc_is_recelers_regularizer_on_the_frozen_models_averaged_mas
     assert 0 < float(losses["mask_coverage"]) < 1
     torch.testing.assert_close(losses["loc"], expected, rtol=1e-5, atol=1e-9)
     # the adapted model's maps give another mask, so the check above can tell the two sources apart
-    with torch.no_grad(), ctl.capturing(tokens):
+    with torch.no_grad(), switch.capturing(tokens):
         bb.predict(x, t, cond)
-    adapted_mask = _receler_mask(ctl.take()[1], 0.5).reshape(1, -1)
+    adapted_mask = _receler_mask(switch.take()[1], 0.5).reshape(1, -1)
     assert not torch.equal(adapted_mask, mask)
     assert not torch.allclose(_receler_reg(outs, adapted_mask), expected)
 
@@ -118,21 +119,21 @@ def test_named_options_keep_the_earlier_choices():
     model = _model(
         alpha=1.0, mask_source="adapted", mask_mode="per_layer", loc_normalization="paper", mask_threshold=0.5
     )
-    bb, ctl = model.backbone, model.controller
+    bb, switch = model.backbone, model.switch
     x = bb.initial_noise([0], 9, 32, 32)
     t = torch.tensor([600])
     cond = bb.encode_prompts(PROMPTS[:1])
     tokens = bb.concept_token_mask(PROMPTS[:1], WORDS[:1])
     batch = {"x_t": x, "timesteps": t, "target": torch.zeros_like(x), "concept_tokens": tokens, **cond.to_dict("cond.")}
     outs: list[torch.Tensor] = []
-    hooks = [a.register_forward_hook(lambda mod, inp, out: outs.append(out.detach())) for a in ctl.adapters]
+    hooks = [a.register_forward_hook(lambda mod, inp, out: outs.append(out.detach())) for a in switch.adapters]
     with torch.no_grad():
         loc = model.compute_losses(batch)["loc"]
     for h in hooks:
         h.remove()
-    with torch.no_grad(), ctl.capturing(tokens):
+    with torch.no_grad(), switch.capturing(tokens):
         bb.predict(x, t, cond)
-    maps = ctl.take()[1]
+    maps = switch.take()[1]
     expected = torch.tensor(0.0)
     for o, m in zip(
         outs, maps, strict=True
@@ -151,16 +152,18 @@ def test_frozen_maps_are_recorded_with_the_pseudo_data_and_cached(tmp_path):
     """The maps come from the sampler's own frozen conditional forward at the recorded x_t (no extra forward),
     are cached with the trajectory, and a cached entry that lacks them is made again."""
     model = _model(alpha=1.0)
-    bb, ctl = model.backbone, model.controller
+    bb, switch = model.backbone, model.switch
     tokens = bb.concept_token_mask(PROMPTS, WORDS)
     reqs = [
         TrajectoryRequest("unlearn", p, s, p, tuple(bool(b) for b in m.tolist()))
         for p, s, m in zip(PROMPTS, (3, 4), tokens, strict=True)
     ]
-    settings = SamplerSettings(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
+    settings = PseudoDataSettings(
+        SamplingSettings(num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=6.0)
+    )
     calls = []
     hook = bb.denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
-    with ctl.disabled():
+    with switch.disabled():
         plain = make_trajectories(
             bb, [TrajectoryRequest("unlearn", p, s, p) for p, s in zip(PROMPTS, (3, 4), strict=True)], settings, 7.0
         )
@@ -169,18 +172,18 @@ def test_frozen_maps_are_recorded_with_the_pseudo_data_and_cached(tmp_path):
     hook.remove()
     assert len(calls) - n_plain == n_plain, "recording the maps must not add a forward"
     torch.testing.assert_close(made[0]["target"], plain[0]["target"])
-    n_sites = len(ctl.adapters)
+    n_sites = len(switch.adapters)
     assert sorted(k for k in made[1] if k.startswith("concept_maps.")) == [f"concept_maps.{i}" for i in range(n_sites)]
     # step 2 of request 1: the frozen model's maps on its loss prompt at its x_t
     entry = made[1]
     cond = bb.encode_prompts([PROMPTS[1]])
-    with torch.no_grad(), ctl.disabled(), ctl.capturing(tokens[1:]):
+    with torch.no_grad(), switch.disabled(), switch.capturing(tokens[1:]):
         bb.predict(entry["x_t"][2:3], entry["timesteps"][2:3], cond)
-    for i, m in enumerate(ctl.take()[1]):
+    for i, m in enumerate(switch.take()[1]):
         torch.testing.assert_close(entry[f"concept_maps.{i}"][2], m[0], rtol=1e-4, atol=1e-7)
     # cached with the trajectory; an entry asked for maps that holds none is made again
     cache = PseudoTrajectoryCache(tmp_path)
-    with ctl.disabled():
+    with switch.disabled():
         paths = cache.build(bb, reqs, settings, 7.0, batch_size=2, progress=False)
     tf = TrajectoryFile(paths[1])
     step = tf.step(2)
@@ -189,7 +192,7 @@ def test_frozen_maps_are_recorded_with_the_pseudo_data_and_cached(tmp_path):
     key = reqs[0].key(sampler_identity(bb), settings, 7.0)
     stripped = {k: v for k, v in made[0].items() if not k.startswith("concept_maps.")}
     cache.put(key, stripped, {**reqs[0].__dict__, "concept_tokens": list(reqs[0].concept_tokens)})
-    with ctl.disabled(), pytest.warns(RuntimeWarning, match="holds none"):
+    with switch.disabled(), pytest.warns(RuntimeWarning, match="holds none"):
         cache.build(bb, reqs, settings, 7.0, batch_size=2, progress=False)
     assert cache.rebuilt and "concept_maps.0" in TrajectoryFile(paths[0]).map_keys
 

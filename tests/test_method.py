@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unlearn.backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.data import ConceptDataModule
 from unlearn.methods.t2vunlearning.module import T2VUnlearning
 
@@ -52,17 +52,17 @@ def test_adapted_equals_frozen_at_step_zero():
     for name in ("cogvideox-2b", "cogvideox-5b"):
         bb = build_backbone(name, tiny=True, torch_dtype="float32")
         sites = bb.attention_sites()
-        ctl = AdapterController([s.video_dim for s in sites], 16)
-        bb.attach_controller(ctl)
+        switch = AdapterSwitch([s.video_dim for s in sites], 16)
+        bb.attach_switch(switch)
         x = torch.randn(2, *bb.latent_shape(9, 32, 32))
         cond = bb.encode_prompts(PROMPTS)
         t = torch.tensor([999, 500])
         adapted = bb.predict(x, t, cond)
-        with ctl.disabled():
+        with switch.disabled():
             frozen = bb.predict(x, t, cond)
         assert torch.equal(adapted, frozen)
         # and a non-zero adapter does change it
-        torch.nn.init.normal_(ctl.adapters[0].up.weight)
+        torch.nn.init.normal_(switch.adapters[0].up.weight)
         assert not torch.allclose(bb.predict(x, t, cond), frozen)
 
 
@@ -79,7 +79,7 @@ def test_training_changes_only_adapters_and_unlearning_loss_falls(tmp_path):
         learning_rate=3e-3,
     )
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    adapters_before = copy.deepcopy(model.controller.state_dict())
+    adapters_before = copy.deepcopy(model.switch.state_dict())
 
     losses = []
 
@@ -93,7 +93,7 @@ def test_training_changes_only_adapters_and_unlearning_loss_falls(tmp_path):
     after = model.backbone.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before), "a backbone tensor changed"
-    changed = [k for k, v in model.controller.state_dict().items() if not torch.equal(v, adapters_before[k])]
+    changed = [k for k, v in model.switch.state_dict().items() if not torch.equal(v, adapters_before[k])]
     assert changed, "no adapter tensor changed"
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.8 * first, (first, last)
@@ -126,11 +126,11 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
     from unlearn.methods.t2vunlearning.pseudo_data import TrajectoryFile, sampler_identity
 
     un, _ = dm.requests()
-    settings = dm.sampler_settings(model.backbone)
+    settings = dm.pseudo_data_settings(model.backbone)
     path = dm.cache.path(un[0].key(sampler_identity(model.backbone), settings, model.eta))
     tf = TrajectoryFile(path)
     assert tf.num_steps == 4
-    with model.controller.disabled():
+    with model.switch.disabled():
         x2 = model.backbone.sample(
             [un[0].prompt],
             [un[0].seed],
@@ -138,7 +138,7 @@ def test_cached_trajectory_matches_fresh_sampling(tmp_path):
             height=32,
             width=32,
             num_inference_steps=4,
-            guidance_scale=settings.guidance_scale,
+            guidance_scale=settings.sampling.guidance_scale,
             stop_at_step=2,
         )
     assert torch.allclose(tf.step(2)["x_t"], x2[0], atol=1e-6)
@@ -155,7 +155,7 @@ def test_per_step_regeneration_mode_trains(tmp_path):
 def test_nan_loss_raises_clear_error(tmp_path):
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
     with torch.no_grad():
-        model.controller.adapters[0].up.bias.fill_(float("nan"))
+        model.switch.adapters[0].up.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="learning_rate"):
         make_trainer(tmp_path, max_steps=1).fit(
             model, make_data(tmp_path, preserve_concept=None, preserve_prompts=None)
@@ -203,9 +203,9 @@ def _batch(model, beta: bool = True, seed: int = 0):
         **{f"cond.{k}": v for k, v in cond.to_dict().items()},
     }
     # the frozen model's concept maps, as the pseudo data records them (model.mask_source "frozen")
-    with torch.no_grad(), model.controller.disabled(), model.controller.capturing(batch["concept_tokens"]):
+    with torch.no_grad(), model.switch.disabled(), model.switch.capturing(batch["concept_tokens"]):
         bb.predict(batch["x_t"], batch["timesteps"], cond)
-    batch.update({f"concept_maps.{i}": m for i, m in enumerate(model.controller.take()[1])})
+    batch.update({f"concept_maps.{i}": m for i, m in enumerate(model.switch.take()[1])})
     if beta:
         pre = bb.encode_prompts(["a person walking on the beach"] * 2)
         batch.update(
@@ -222,13 +222,13 @@ def _batch(model, beta: bool = True, seed: int = 0):
 def _model(backbone="cogvideox-2b", **kw):
     torch.manual_seed(0)
     model = T2VUnlearning(backbone=backbone, tiny=True, torch_dtype="float32", adapter_dim=8, alpha=1.0, beta=2.0, **kw)
-    for a in model.controller.adapters:  # non-zero adapters: every term has a gradient
+    for a in model.switch.adapters:  # non-zero adapters: every term has a gradient
         torch.nn.init.normal_(a.up.weight, std=0.05, generator=torch.Generator().manual_seed(1))
     return model
 
 
 def _grads(model, losses):
-    params = list(model.controller.parameters())
+    params = list(model.switch.parameters())
     return torch.autograd.grad(losses["total"], params)
 
 
@@ -240,16 +240,16 @@ def test_preservation_term_is_backpropagated_on_its_own_with_the_same_gradient()
 
     model = _model()
     batch = _batch(model)
-    bb, ctl = model.backbone, model.controller
+    bb, switch = model.backbone, model.switch
     pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
-    with ctl.capturing():
+    with switch.capturing():
         pred = bb.predict(batch["x_t"], batch["timesteps"], batch_embedding(batch, "cond."))
-    squares, _ = ctl.take()
+    squares, _ = switch.take()
     # the defaults: the frozen model's maps (recorded with the pseudo data), Receler's per-entry mean
-    maps = [batch[f"concept_maps.{i}"] for i in range(len(ctl.adapters))]
+    maps = [batch[f"concept_maps.{i}"] for i in range(len(switch.adapters))]
     loc = localization_loss(squares, model.concept_masks(maps))
     joint = unlearning_loss(pred, batch["target"]) + 1.0 * loc + 2.0 * preservation_loss(pred_pre, batch["pre_target"])
-    ref = torch.autograd.grad(joint, list(ctl.parameters()))
+    ref = torch.autograd.grad(joint, list(switch.parameters()))
 
     alive, graphs = [], []
     real_predict = bb.predict
@@ -277,7 +277,7 @@ def test_gradient_checkpointing_keeps_losses_and_gradients(backbone):
     """Recomputing the blocks in backward (with the concept map, L_loc's per-token squares and the separate
     preservation gradient inside them) gives the same losses and adapter gradients."""
     plain, ckpt = _model(backbone), _model(backbone, gradient_checkpointing=True)
-    ckpt.controller.load_state_dict(plain.controller.state_dict())
+    ckpt.switch.load_state_dict(plain.switch.state_dict())
     batch = _batch(plain)
     calls = []
     ckpt.backbone.denoiser.transformer_blocks[0].register_forward_pre_hook(lambda *a: calls.append(1))
@@ -351,7 +351,7 @@ def test_loc_normalization_paper_vs_masked_mean(tmp_path):
         loc_normalization="paper",
         mask_source="adapted",
     )
-    for a in model.controller.adapters:
+    for a in model.switch.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
     bb = model.backbone
     x = bb.initial_noise([0, 1], 9, 32, 32)
@@ -366,11 +366,11 @@ def test_loc_normalization_paper_vs_masked_mean(tmp_path):
     }
     with torch.no_grad():
         paper = model.compute_losses(batch)["loc"]
-        with model.controller.capturing(tokens):
+        with model.switch.capturing(tokens):
             bb.predict(x, batch["timesteps"], cond)
-        outputs, maps = model.controller.take()
+        outputs, maps = model.switch.take()
         masks = model.concept_masks(maps)
-        widths = [a.up.out_features for a in model.controller.adapters]
+        widths = [a.up.out_features for a in model.switch.adapters]
         assert torch.allclose(
             paper, localization_loss(outputs, masks, per_sample_elements=x[0].numel(), channels=widths)
         )

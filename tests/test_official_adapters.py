@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from unlearn.backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import attach_adapters, load_adapter_weights, load_adapters
 from unlearn.methods.t2vunlearning.official import (
     OfficialFormatError,
@@ -86,18 +86,18 @@ def test_their_cogvideox_eraser_gives_their_injections_output(tmp_path):
     with torch.no_grad():
         reference = theirs(**inputs)[0]
         plain = stock(**inputs)[0]
-        ctl = attach_adapters(stock, folder)
+        switch = attach_adapters(stock, folder)
         ours = stock(**inputs)[0]
     assert (reference - plain).abs().max() > 1e-3  # the erasers change the output
     assert (ours - reference).abs().max() <= 1e-6
     # the same adapters inside this package's own processors (the backbone used for training and evaluation)
     ctl2, config = load_adapters(folder)
     assert config["backbone"] == "unknown" and config["inner_dim"] == 6  # a tiny width: no published model
-    bb.attach_controller(ctl2)
+    bb.attach_switch(ctl2)
     with torch.no_grad():
         mine = bb.denoiser(**inputs)[0]
     assert (mine - reference).abs().max() <= 1e-6
-    assert ctl.inner_dim == 6
+    assert switch.inner_dim == 6
 
 
 def test_their_hunyuan_eraser_gives_their_injections_output(tmp_path):
@@ -114,19 +114,19 @@ def test_their_hunyuan_eraser_gives_their_injections_output(tmp_path):
         ref = bb.predict  # the backbone's call convention, run on the two transformers
         bb_theirs = copy.copy(bb)
         object.__setattr__(bb_theirs, "denoiser", theirs)
-        object.__setattr__(bb_theirs, "controller", None)
+        object.__setattr__(bb_theirs, "switch", None)
         reference = type(bb).predict(bb_theirs, x, t, emb)
         sites = bb.attention_sites()
-        ctl, config = load_official(folder, "hunyuanvideo", [s.name for s in sites], [s.video_dim for s in sites])
-        bb.attach_controller(ctl)
+        switch, config = load_official(folder, "hunyuanvideo", [s.name for s in sites], [s.video_dim for s in sites])
+        bb.attach_switch(switch)
         ours = ref(x, t, emb)
-        with ctl.disabled():
+        with switch.disabled():
             plain = ref(x, t, emb)
     assert (reference - plain).abs().max() > 1e-3
     assert (ours - reference).abs().max() <= 1e-6
     # the dual-stream sites, which their injection does not touch, hold zero adapters
     dual = [i for i, s in enumerate(sites) if s.name.startswith("transformer_blocks.")]
-    assert dual and all(not ctl.adapters[i].up.weight.any() for i in dual)
+    assert dual and all(not switch.adapters[i].up.weight.any() for i in dual)
     with pytest.raises(OfficialFormatError, match="single-stream"):
         load_official(folder)
 
@@ -134,11 +134,11 @@ def test_their_hunyuan_eraser_gives_their_injections_output(tmp_path):
 def test_round_trip_ours_theirs_ours_is_exact(tmp_path):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
     torch.manual_seed(0)
-    for p in ctl.parameters():
+    for p in switch.parameters():
         torch.nn.init.normal_(p)
-    save_official(ctl, bb.name, tmp_path / "theirs")
+    save_official(switch, bb.name, tmp_path / "theirs")
     raw = torch.load(tmp_path / "theirs" / "eraser_weights.pt", weights_only=True)
     assert sorted(raw) == sorted(f"{s.name}.adapter" for s in sites)
     assert json.loads((tmp_path / "theirs" / "eraser_config.json").read_text()) == {
@@ -146,16 +146,16 @@ def test_round_trip_ours_theirs_ours_is_exact(tmp_path):
         "eraser_rank": 8,
     }
     back, _ = load_adapters(tmp_path / "theirs")
-    for (k, a), (k2, b) in zip(ctl.state_dict().items(), back.state_dict().items(), strict=True):
+    for (k, a), (k2, b) in zip(switch.state_dict().items(), back.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
     # into a model as init_adapters
-    target = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    target = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
     load_adapter_weights(target, tmp_path / "theirs", expect_backbone="cogvideox-2b")
-    assert all(torch.equal(a, b) for a, b in zip(ctl.parameters(), target.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(switch.parameters(), target.parameters(), strict=True))
     # HunyuanVideo: a non-zero adapter where their code has none cannot be written in their format
     hb = build_backbone("hunyuanvideo", tiny=True, torch_dtype="float32")
     hs = hb.attention_sites()
-    hctl = AdapterController([s.video_dim for s in hs], 4, [s.name for s in hs])
+    hctl = AdapterSwitch([s.video_dim for s in hs], 4, [s.name for s in hs])
     save_official(hctl, "hunyuanvideo", tmp_path / "h0")  # zero-initialised: fine
     torch.nn.init.normal_(hctl.adapters[0].up.weight)
     with pytest.raises(OfficialFormatError, match="adapter_sites"):
@@ -172,7 +172,7 @@ def test_export_writes_their_format_from_a_checkpoint(tmp_path):
 
     model = T2VUnlearning(backbone="cogvideox-2b", tiny=True, torch_dtype="float32", adapter_dim=8, alpha=0.0)
     torch.manual_seed(0)
-    for p in model.controller.parameters():
+    for p in model.switch.parameters():
         torch.nn.init.normal_(p)
     ckpt = {"state_dict": dict(model.state_dict()), "hyper_parameters": dict(model.hparams)}
     model.on_save_checkpoint(ckpt)
@@ -196,7 +196,7 @@ def test_export_writes_their_format_from_a_checkpoint(tmp_path):
     a, _ = load_adapters(tmp_path / "ours")
     b, _ = load_adapters(tmp_path / "theirs")
     for x, y, z in zip(
-        a.state_dict().values(), b.state_dict().values(), model.controller.state_dict().values(), strict=True
+        a.state_dict().values(), b.state_dict().values(), model.switch.state_dict().values(), strict=True
     ):
         assert torch.equal(x, y) and torch.equal(x, z)
 

@@ -6,7 +6,7 @@ import re
 import lightning.pytorch as pl
 import torch
 
-from unlearn.backbones import build_backbone
+from unlearn.backbones import SamplingSettings, build_backbone
 from unlearn.callbacks import SampleVideoCallback
 from unlearn.evaluation import EvaluationRunner, RowGenerator, RowSpec
 from unlearn.evaluation.evaluators import ModuleClassifier
@@ -14,7 +14,7 @@ from unlearn.evaluation.runner import score_in_memory
 from unlearn.evaluation.scoring import Evaluators, MetricConfig, RowMetrics
 from unlearn.methods.refusal.edit import RefusalVectorConfig, collect_token_activations, resolve_layers
 from unlearn.methods.t2vunlearning import ConceptDataModule, T2VUnlearning
-from unlearn.methods.t2vunlearning.pseudo_data import PseudoTrajectoryCache, SamplerSettings, TrajectoryRequest
+from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, PseudoTrajectoryCache, TrajectoryRequest
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
 
@@ -33,7 +33,9 @@ def test_pseudo_data_build_counts_trajectories_with_eta_and_shows_the_sampler(tm
         TrajectoryRequest("unlearn", f"a naked person {w}", i, f"a naked person {w}")
         for i, w in enumerate(["walking", "standing", "running"])
     ]
-    settings = SamplerSettings(num_frames=9, height=32, width=32, num_inference_steps=3, guidance_scale=6.0)
+    settings = PseudoDataSettings(
+        SamplingSettings(num_frames=9, height=32, width=32, num_inference_steps=3, guidance_scale=6.0)
+    )
     PseudoTrajectoryCache(tmp_path).build(bb, requests, settings, 7.0, batch_size=2, progress=True)
     err = capsys.readouterr().err
     assert finished_bar(err, "pseudo data (cogvideox-2b, rank 0)", 3, "traj"), err[-2000:]

@@ -2,7 +2,7 @@
 quoted in its loading snippet; adapters of a failed or interrupted run, NaN adapters and an earlier run's
 results are not published; ``--repo`` is checked in a dry run as in a real one.
 
-The adapters are real adapter folders (``save_adapters`` of a real controller on the tiny CogVideoX); the
+The adapters are real adapter folders (``save_adapters`` of a real switch on the tiny CogVideoX); the
 malicious values are written into their ``adapter_config.json`` / ``metrics.json`` as an attacker would. Only
 ``unlearn.cli.main`` and the adapter writer are used, so the tests run against any checkout.
 """
@@ -21,7 +21,7 @@ import torch
 from unlearn.backbones import build_backbone
 from unlearn.cli import main
 from unlearn.evaluation.tables import write_metrics
-from unlearn.methods.t2vunlearning import AdapterController, save_adapters
+from unlearn.methods.t2vunlearning import AdapterSwitch, save_adapters
 
 EVIL_SOURCE = 'x", trust_remote_code=True, custom_pipeline="evil/pipe'
 
@@ -29,11 +29,11 @@ EVIL_SOURCE = 'x", trust_remote_code=True, custom_pipeline="evil/pipe'
 def adapter_folder(tmp_path, **extra):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 4, [s.name for s in sites])
+    switch = AdapterSwitch([s.video_dim for s in sites], 4, [s.name for s in sites])
     folder = tmp_path / "run" / "adapters"
     info = {"concept": "golf ball", "eta": 7.0, "backbone_source": "THUDM/CogVideoX-2b", **extra}
-    save_adapters(ctl, "cogvideox-2b", folder, extra=info)
-    return folder, ctl
+    save_adapters(switch, "cogvideox-2b", folder, extra=info)
+    return folder, switch
 
 
 def dry_run(capsys, folder, *extra):
@@ -109,9 +109,9 @@ def test_push_refuses_a_failed_or_interrupted_run(tmp_path, capsys):
 
 
 def test_push_refuses_nan_adapters(tmp_path, capsys):
-    folder, ctl = adapter_folder(tmp_path)
-    ctl.adapters[0].up.weight.data[0, 0] = float("nan")
-    save_adapters(ctl, "cogvideox-2b", folder, extra={"concept": "golf ball"})
+    folder, switch = adapter_folder(tmp_path)
+    switch.adapters[0].up.weight.data[0, 0] = float("nan")
+    save_adapters(switch, "cogvideox-2b", folder, extra={"concept": "golf ball"})
     rc, _, err = dry_run(capsys, folder)
     last = err.strip().splitlines()[-1]
     assert rc == 2 and "NaN" in last and "adapters.safetensors" in last, last
@@ -148,9 +148,9 @@ def test_push_dry_run_checks_the_repo_id(tmp_path, capsys, repo):
 def test_adapters_with_nan_are_refused_as_init_adapters(tmp_path):
     from unlearn.methods.t2vunlearning import AdapterFileError, load_adapters
 
-    folder, ctl = adapter_folder(tmp_path)
-    ctl.adapters[-1].down.weight.data.fill_(float("inf"))
-    save_adapters(ctl, "cogvideox-2b", folder)
+    folder, switch = adapter_folder(tmp_path)
+    switch.adapters[-1].down.weight.data.fill_(float("inf"))
+    save_adapters(switch, "cogvideox-2b", folder)
     with pytest.raises(AdapterFileError, match="NaN or infinite.*learning_rate"):
         load_adapters(folder)
-    assert torch.isinf(ctl.adapters[-1].down.weight).all()
+    assert torch.isinf(switch.adapters[-1].down.weight).all()

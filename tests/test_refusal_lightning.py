@@ -98,7 +98,7 @@ def test_module_generates_original_and_edited(tmp_path):
     after = model.generate(["a naked man in a room"], [0], **kw)
     original = model.generate(["a naked man in a room"], [0], adapters=False, **kw)
     assert torch.equal(original, before) and not torch.equal(after, before)
-    with model.controller.disabled():  # the adapter-controller look-alike callbacks use
+    with model.switch.disabled():  # the adapter-switch look-alike callbacks use
         assert torch.equal(model.generate(["a naked man in a room"], [0], **kw), before)
     assert torch.equal(model.generate(["a naked man in a room"], [0], **kw), after)
 

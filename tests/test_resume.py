@@ -88,7 +88,7 @@ def test_resume_mid_epoch_and_at_epoch_end_equals_the_uninterrupted_run(tmp_path
     assert not mid.read_bytes().startswith(b"PK")
     ck = load_checkpoint_file(mid)
     assert ck["global_step"] == 2 and ck["state_dict"]
-    assert all(k.startswith("controller.") for k in ck["state_dict"])
+    assert all(k.startswith("switch.") for k in ck["state_dict"])
     assert ck["optimizer_states"][0]["state"]
     assert ck["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
         {"epoch": 0, "batches_done": 2, "batch_size": 2, "num_replicas": 1}
@@ -269,11 +269,11 @@ def test_checkpoint_format_round_trip_and_refusals(tmp_path):
     assert not (tmp_path / "bad.ckpt").exists() and not list(tmp_path.glob(".bad.ckpt*"))
     # Lightning's own format (a zip of tensors and plain containers) still loads, weights-only
     torch.save(
-        {"global_step": 5, "state_dict": {"controller.w": torch.ones(3)}, "betas": (0.9, 0.99)},
+        {"global_step": 5, "state_dict": {"switch.w": torch.ones(3)}, "betas": (0.9, 0.99)},
         tmp_path / "lightning.ckpt",
     )
     legacy = load_checkpoint_file(tmp_path / "lightning.ckpt")
-    assert legacy["global_step"] == 5 and torch.equal(legacy["state_dict"]["controller.w"], torch.ones(3))
+    assert legacy["global_step"] == 5 and torch.equal(legacy["state_dict"]["switch.w"], torch.ones(3))
     # a truncated file is named, not a crash deep in a parser
     data = (tmp_path / "c.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) - 10])

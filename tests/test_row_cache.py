@@ -103,14 +103,14 @@ def test_a_damaged_entry_is_generated_again(backbone, tmp_path):
 
 
 def test_live_rows_are_never_cached(tmp_path):
-    from unlearn.methods.t2vunlearning import AdapterController
+    from unlearn.methods.t2vunlearning import AdapterSwitch
 
     backbone = build_backbone("toy-cogvideox", torch_dtype="float32")  # its own: adapters get attached
-    controller = AdapterController([s.video_dim for s in backbone.attention_sites()], inner_dim=4)
-    backbone.attach_controller(controller)
+    switch = AdapterSwitch([s.video_dim for s in backbone.attention_sites()], inner_dim=4)
+    backbone.attach_switch(switch)
     cache = RowVideoCache(tmp_path)
     gen = RowGenerator(backbone, [RowSpec(kind="t2vunlearning", live=True), RowSpec(kind="original")],
-                          concept="red ring", sampling=STEPS, switch=controller, cache=cache)  # fmt: skip
+                          concept="red ring", sampling=STEPS, switch=switch, cache=cache)  # fmt: skip
     assert gen.cache_key("t2vunlearning", PROMPTS, SEEDS) is None
     gen.generate("t2vunlearning", PROMPTS, SEEDS)
     assert (cache.hits, cache.misses) == (0, 0) and not list(tmp_path.rglob("*.safetensors"))
@@ -118,7 +118,7 @@ def test_live_rows_are_never_cached(tmp_path):
     # part of the backbone's state) leaves its key, and its entry, valid
     before = gen.cache_key("original", PROMPTS, SEEDS)
     with torch.no_grad():
-        controller.adapters[0].up.weight.add_(1.0)
+        switch.adapters[0].up.weight.add_(1.0)
     assert gen.cache_key("original", PROMPTS, SEEDS) == before
     gen.generate("original", PROMPTS, SEEDS)
     assert cache.misses == 1 and gen.generate("original", PROMPTS, SEEDS) is not None and cache.hits == 1

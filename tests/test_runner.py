@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import classification_reference
+from conftest import PROMPTS, STEPS, classification_reference, runner
 
-from unlearn.backbones import build_backbone
 from unlearn.cli import main
 from unlearn.evaluation import (
     EmptySuiteError,
@@ -21,64 +20,12 @@ from unlearn.evaluation import (
     load_suite,
     parse_rows,
 )
-from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.evaluation.runner import LEGACY_RESULT_FILES, RESULT_FILES
 from unlearn.evaluation.scoring import compare_rows
 from unlearn.evaluation.store import VideoStore, video_stem
 from unlearn.evaluation.tables import markdown_table, read_metrics
-from unlearn.methods.t2vunlearning.adapters import AdapterController
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptFileError, PromptSuite
-from unlearn.toyworld.classifier import ShapeColourClassifier
-
-CLASSES = ["red ring", "blue square", "green cross"]
-PROMPTS = [
-    {"prompt": "a red ring moves left", "concept": "red ring", "seed": 1},
-    {"prompt": "a red ring drifts down", "concept": "red ring", "seed": 2},
-    {"prompt": "a blue square moves up", "concept": "blue square", "seed": 3},
-]
-STEPS = 2
-
-
-@pytest.fixture(scope="module")
-def bb():
-    return build_backbone("toy-cogvideox", tiny=True, seed=0)
-
-
-@pytest.fixture(scope="module")
-def clf():
-    torch.manual_seed(0)
-    net = ShapeColourClassifier(CLASSES, width_mult=4)
-    return ModuleClassifier(net, CLASSES, name="tiny-random", version="test")
-
-
-@pytest.fixture(scope="module")
-def adapters(bb, tmp_path_factory):
-    torch.manual_seed(1)
-    sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    for a in ctl.adapters:
-        torch.nn.init.normal_(a.up.weight, std=0.5)
-    return str(save_adapters(ctl, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
-
-
-@pytest.fixture
-def suite_file(tmp_path):
-    return str(PromptSuite(PROMPTS).save(tmp_path / "suite.jsonl"))
-
-
-def runner(out, suite, bb, clf, methods=("original",), **kw):
-    args = dict(
-        backbone=bb,
-        concept="red ring",
-        metrics=["classification"],
-        classifier=clf,
-        num_inference_steps=STEPS,
-        batch_size=2,
-        device="cpu",
-    )
-    args.update(kw)
-    return EvaluationRunner(out, suite, list(methods), **args)
 
 
 def no_results(out):
@@ -275,9 +222,9 @@ def test_changed_adapters_regenerate_only_their_row(tmp_path, suite_file, bb, cl
     mine = tmp_path / "adapters"
     shutil.copytree(adapters, mine)
     runner(out, suite_file, bb, clf, ["original", "t2vunlearning"], adapters=str(mine)).run()
-    ctl, cfg = load_adapters(mine)
-    torch.nn.init.normal_(ctl.adapters[0].up.weight)
-    save_adapters(ctl, cfg["backbone"], mine)
+    switch, cfg = load_adapters(mine)
+    torch.nn.init.normal_(switch.adapters[0].up.weight)
+    save_adapters(switch, cfg["backbone"], mine)
     res = runner(out, suite_file, bb, clf, ["original", "t2vunlearning"], adapters=str(mine)).run()
     assert res["videos"]["original"]["generated"] == 0 and res["videos"]["t2vunlearning"]["generated"] == 3
 

@@ -15,7 +15,7 @@ from conftest import classification_reference
 from unlearn.evaluation import EvaluationModule, VideoEvalDataModule
 from unlearn.evaluation.evaluators import ModuleClassifier
 from unlearn.evaluation.scoring import compare_rows
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -44,10 +44,10 @@ def adapters(tmp_path_factory):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     torch.manual_seed(1)
     sites = bb.attention_sites()
-    ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    for a in ctl.adapters:
+    switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+    for a in switch.adapters:
         torch.nn.init.normal_(a.up.weight, std=0.5)
-    return str(save_adapters(ctl, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
+    return str(save_adapters(switch, bb.name, tmp_path_factory.mktemp("ad") / "adapters"))
 
 
 def trainer(tmp_path, **kw):
@@ -100,8 +100,8 @@ def test_trainer_test_logs_the_runner_numbers(tmp_path, clf, adapters):
     assert set(metrics["rows"]) == {"original", "negprompt", "t2vunlearning"}
     assert metrics["prompt_suite_hash"] == dm.suite.sha256() and metrics["seeds"] == [5, 6, 7, 8]
     assert metrics["rows"]["original"]["esr@1"] == pytest.approx(logged["original/esr@1"].item())
-    results = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert results["settings"]["classification"]["esr"]["evaluator"]["name"] == "tiny-random"
+    assert metrics["settings"]["classification"]["esr"]["evaluator"]["name"] == "tiny-random"
+    assert sorted(p.name for p in (tmp_path / "eval").glob("*.*")) == ["metrics.json", "metrics.md"]  # one pair
     assert len(list((tmp_path / "eval" / "videos").glob("t2vunlearning_*_*.mp4"))) == 4
     # the metric states were reset: a second test epoch gives the same numbers, not doubled counts
     trainer(tmp_path).test(module, datamodule=dm)
@@ -246,10 +246,11 @@ def test_unlearn_test_logs_every_number_with_its_interval(tmp_path):
     args = ["--trainer.default_root_dir", str(tmp_path), "--model.output_dir", str(out)]
     logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path)]
     assert main(["test", "--config", str(ROOT / "configs/eval_tiny_cogvideox.yaml"), *args, *logger]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "metrics.json").read_text())
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         logged = {k: float(v) for r in csv.DictReader(f) for k, v in r.items() if v and k.startswith("eval/")}
-    row = results["rows"]["negprompt"]["classification"]["golf ball"]
+    assert results["erased_class"] == "golf ball"
+    row = results["rows"]["negprompt"]  # one erased class: its ESR/PSR fields in the row itself
     key = "eval/negprompt/classification/golf ball/esr@1"
     assert logged[key] == pytest.approx(row["esr@1"])
     assert logged[key + "/low"] == pytest.approx(row["intervals"]["esr@1"]["low"])

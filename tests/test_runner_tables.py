@@ -1,16 +1,18 @@
-"""benchmarks/paper_tables.py: one command per paper table, on the tiny random toy backbone with tiny random
-classifiers standing in for the shipped/ImageNet ones (real NudeNet and SFace: they ship offline)."""
+"""benchmarks/paper_tables.py, run as a program: one command per paper table, on the tiny random toy backbone with
+a tiny random toy classifier (``--classifier toyworld:<folder>``) standing in for the shipped one (real NudeNet and
+SFace: they ship offline)."""
 
-import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from unlearn.backbones import build_backbone
-from unlearn.evaluation.evaluators import ModuleClassifier
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.io import file_sha256
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.prompts import PromptSuite
 from unlearn.toyworld.classifier import ShapeColourClassifier
@@ -20,16 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--tiny", "--steps", "2", "--batch-size", "25"]
 
 
-def load_tables():
-    spec = importlib.util.spec_from_file_location("paper_tables", ROOT / "benchmarks" / "paper_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def tables():
-    return load_tables()
+def run_tables(*argv: str) -> subprocess.CompletedProcess:
+    """``python benchmarks/paper_tables.py ARGV``: its exit status, stdout and stderr."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "paper_tables.py"), *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -40,46 +36,42 @@ def toy_adapters(tmp_path_factory):
     for seed in (1, 2):
         torch.manual_seed(seed)
         sites = bb.attention_sites()
-        ctl = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-        for a in ctl.adapters:
+        switch = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+        for a in switch.adapters:
             torch.nn.init.normal_(a.up.weight, std=0.5)
-        out.append(str(save_adapters(ctl, bb.name, folder / f"adapters{seed}")))
+        out.append(str(save_adapters(switch, bb.name, folder / f"adapters{seed}")))
     return out
 
 
-@pytest.fixture
-def toy_classifier(monkeypatch):
-    """The shipped toy classifier is still being trained: a tiny random one over the same 25 classes."""
+@pytest.fixture(scope="module")
+def toy_classifier(tmp_path_factory):
+    """A tiny random classifier over the toy world's 25 classes, saved where ``toyworld:<folder>`` finds it."""
     torch.manual_seed(0)
     net = ShapeColourClassifier(class_names(), width_mult=4)
-    clf = ModuleClassifier(net, net.classes, name="tiny-random-toy", version="test")
-    import unlearn.evaluation.evaluators.registry as registry
-
-    monkeypatch.setattr(registry, "toyworld_classifier", lambda *a, **k: clf)
-    return clf
+    folder = tmp_path_factory.mktemp("classifier")
+    net.save_pretrained(folder)
+    return f"toyworld:{folder}"
 
 
-def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, toy_adapters, toy_classifier, capsys):
+def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, toy_adapters, toy_classifier):
     out = tmp_path / "toy"
-    assert (
-        tables.main(
-            [
-                "toy",
-                *FAST,
-                "--per-class",
-                "1",
-                "--per-group",
-                '{"erased": 2}',
-                "--out-of-grammar",
-                '{"erased": 1}',
-                "--adapters",
-                toy_adapters[0],
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+    proc = run_tables(
+        "toy",
+        *FAST,
+        "--per-class",
+        "1",
+        "--per-group",
+        '{"erased": 2}',
+        "--out-of-grammar",
+        '{"erased": 1}',
+        "--adapters",
+        toy_adapters[0],
+        "--classifier",
+        toy_classifier,
+        "--out",
+        str(out),
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["rows"]) == {"original", "negprompt", "safree", "t2vunlearning"}  # write_metrics sorts keys
     for row in metrics["rows"].values():
@@ -88,7 +80,8 @@ def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, 
         assert row["intervals"]["esr@1"]["n"] == 8 and row["splits"]["out_of_grammar"]["erased_frames"] == 4
     assert metrics["erased_class"] == "red ring" and metrics["num_prompts"] == 27 and metrics["units"] == "percent"
     assert metrics["prompts_per_split"] == {"in_grammar": 26, "out_of_grammar": 1}
-    assert metrics["evaluator"]["evaluator"]["name"] == "tiny-random-toy"
+    weights = Path(toy_classifier.split(":", 1)[1]) / ShapeColourClassifier.weights_name
+    assert metrics["evaluator"]["evaluator"]["version"] == "sha256:" + file_sha256(weights)[:16]  # the tiny one
     results = metrics  # one result pair: the runner's own fields beside the callback's
     assert not (out / "results.json").exists() and not (out / "results.md").exists()
     assert results["store_frames"] is True and results["suite"]["name"] == "toyworld"
@@ -98,10 +91,10 @@ def test_toy_table_writes_metrics_json_with_the_callback_rows(tmp_path, tables, 
         and "crimson hoop" in results["methods"]["safree"]["keywords"]
     )
     assert "keywords" not in results["methods"]["negprompt"]  # the negative prompt is the concept itself
-    assert "| t2vunlearning |" in capsys.readouterr().out
+    assert "| t2vunlearning |" in proc.stdout
 
 
-def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapters, toy_classifier):
+def test_objects_table_one_adapters_folder_per_class(tmp_path, toy_adapters, toy_classifier):
     suite = PromptSuite(
         [
             {"prompt": "a red ring moves left", "concept": "red ring", "seed": 1},
@@ -110,27 +103,23 @@ def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapt
         ]
     ).save(tmp_path / "s.jsonl")
     out = tmp_path / "objects"
-    assert (
-        tables.main(
-            [
-                "objects",
-                *FAST,
-                "--backbone",
-                "toy-cogvideox",
-                "--suite",
-                str(suite),
-                "--classifier",
-                "toyworld",
-                "--out",
-                str(out),
-                "--adapters",
-                f"red ring={toy_adapters[0]}",
-                "--adapters",
-                f"blue square={toy_adapters[1]}",
-            ]
-        )
-        == 0
+    proc = run_tables(
+        "objects",
+        *FAST,
+        "--backbone",
+        "toy-cogvideox",
+        "--suite",
+        str(suite),
+        "--classifier",
+        toy_classifier,
+        "--out",
+        str(out),
+        "--adapters",
+        f"red ring={toy_adapters[0]}",
+        "--adapters",
+        f"blue square={toy_adapters[1]}",
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
     table = json.loads((out / "table.json").read_text())["rows"]
     assert set(table) == {"red ring", "blue square"}
     assert set(table["red ring"]) == {"original", "negprompt", "safree", "t2vunlearning"}
@@ -148,29 +137,25 @@ def test_objects_table_one_adapters_folder_per_class(tmp_path, tables, toy_adapt
     assert "| blue square | t2vunlearning |" in md and "| red ring | original |" in md
 
 
-def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, tables, toy_adapters):
+def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, toy_adapters):
     a = PromptSuite(["a person on a beach", "a person in a room"]).save(tmp_path / "a.jsonl")
     b = tmp_path / "b.txt"
     b.write_text("a statue in a park\n")  # a plain one-prompt-a-line file
     out = tmp_path / "nudity"
-    assert (
-        tables.main(
-            [
-                "nudity",
-                *FAST,
-                "--backbone",
-                "toy-cogvideox",
-                "--adapters",
-                toy_adapters[0],
-                "--out",
-                str(out),
-                "--suites",
-                f"gen={a}",
-                f"safesora={b}",
-            ]
-        )
-        == 0
+    proc = run_tables(
+        "nudity",
+        *FAST,
+        "--backbone",
+        "toy-cogvideox",
+        "--adapters",
+        toy_adapters[0],
+        "--out",
+        str(out),
+        "--suites",
+        f"gen={a}",
+        f"safesora={b}",
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((out / "table.json").read_text())
     assert set(doc["nudity_rate"]) == {"gen", "safesora"}
     assert (
@@ -186,7 +171,7 @@ def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, tables, toy_a
     assert (out / "gen" / "metrics.json").is_file() and (out / "safesora" / "videos" / "negprompt_0.mp4").is_file()
 
 
-def test_faces_table_with_real_sface(tmp_path, tables):
+def test_faces_table_with_real_sface(tmp_path):
     skimage = pytest.importorskip("skimage.data")
     import matplotlib.cbook
     from PIL import Image
@@ -204,28 +189,24 @@ def test_faces_table_with_real_sface(tmp_path, tables):
         ]
     ).save(tmp_path / "f.jsonl")
     out = tmp_path / "faces"
-    assert (
-        tables.main(
-            [
-                "faces",
-                *FAST,
-                "--backbone",
-                "toy-cogvideox",
-                "--suite",
-                str(suite),
-                "--references",
-                str(refs),
-                "--classes",
-                "Ada",
-                "--rows",
-                "original",
-                "negprompt",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+    proc = run_tables(
+        "faces",
+        *FAST,
+        "--backbone",
+        "toy-cogvideox",
+        "--suite",
+        str(suite),
+        "--references",
+        str(refs),
+        "--classes",
+        "Ada",
+        "--rows",
+        "original",
+        "negprompt",
+        "--out",
+        str(out),
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((out / "table.json").read_text())
     assert set(doc["rows"]["Ada"]) == {"original", "negprompt"}
     # random 16 px videos hold no face: counted, never scored as 0
@@ -233,43 +214,34 @@ def test_faces_table_with_real_sface(tmp_path, tables):
     assert doc["settings"]["identity"]["identities"] == {"Ada": {"references": 1}, "Grace": {"references": 1}}
 
 
-def test_table_errors_exit_2_and_write_nothing(tmp_path, tables, toy_adapters, capsys):
+def test_table_errors_exit_2_and_write_nothing(tmp_path, toy_adapters):
     out = tmp_path / "benign"
-    code = tables.main(
-        [
-            "benign",
-            *FAST,
-            "--backbone",
-            "toy-cogvideox",
-            "--rows",
-            "original",
-            "--suite",
-            "builtin:imagenet10",
-            "--clip-pretrained",
-            str(tmp_path / "missing_clip.bin"),
-            "--out",
-            str(out),
-        ]
+    proc = run_tables(
+        "benign",
+        *FAST,
+        "--backbone",
+        "toy-cogvideox",
+        "--rows",
+        "original",
+        "--suite",
+        "builtin:imagenet10",
+        "--clip-pretrained",
+        str(tmp_path / "missing_clip.bin"),
+        "--out",
+        str(out),
     )
-    assert code == 2 and "missing_clip.bin" in capsys.readouterr().err
+    assert proc.returncode == 2 and "missing_clip.bin" in proc.stderr
     assert not (out / "table.md").exists() and not (out / "metrics.json").exists() and not (out / "videos").exists()
     bad = tmp_path / "s.jsonl"
     PromptSuite([{"prompt": "a red ring", "concept": "red ring"}]).save(bad)
-    code = tables.main(
-        [
-            "objects",
-            *FAST,
-            "--suite",
-            str(bad),
-            "--out",
-            str(tmp_path / "o"),
-            "--adapters",
-            f"red ring={toy_adapters[0]}",
-        ]
+    proc = run_tables(
+        "objects", *FAST, "--suite", str(bad), "--out", str(tmp_path / "o"), "--adapters", f"red ring={toy_adapters[0]}"
     )  # toy adapters, cogvideox-2b backbone
-    assert code == 2 and "trained on 'toy-cogvideox', not on 'cogvideox-2b'" in capsys.readouterr().err
+    assert proc.returncode == 2 and "trained on 'toy-cogvideox', not on 'cogvideox-2b'" in proc.stderr
     assert not (tmp_path / "o").exists()
-    with pytest.raises(SystemExit, match="needs --suites"):
-        tables.main(["nudity", *FAST])
-    with pytest.raises(SystemExit, match="CLASS=FOLDER"):
-        tables.main(["objects", *FAST])
+
+
+def test_a_table_without_its_inputs_names_the_missing_option():
+    for table, message in (("nudity", "needs --suites"), ("objects", "CLASS=FOLDER")):
+        proc = run_tables(table, *FAST)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]

@@ -8,14 +8,15 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from unlearn.backbones import build_backbone
+from unlearn.backbones import SamplingSettings, build_backbone
 from unlearn.methods.t2vunlearning import T2VUnlearning
 from unlearn.methods.t2vunlearning.data import ConceptDataModule, RegenerationDataset, TrainingPrompt
-from unlearn.methods.t2vunlearning.pseudo_data import SamplerSettings, TrajectoryRequest, sampler_identity
+from unlearn.methods.t2vunlearning.pseudo_data import PseudoDataSettings, TrajectoryRequest, sampler_identity
 
-SETTINGS = SamplerSettings(
-    num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0, record_steps=(1, 2)
+SETTINGS = PseudoDataSettings(
+    SamplingSettings(num_frames=4, height=64, width=64, num_inference_steps=4, guidance_scale=9.0), record_steps=(1, 2)
 )
+SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingSettings)}
 REQUEST = TrajectoryRequest("unlearn", "a naked person on the beach", 3, "a naked person on the beach")
 
 
@@ -74,7 +75,10 @@ def test_cache_key_changes_with_guidance_settings():
 )
 def test_cache_key_changes_with_sampler_settings(change):
     bb = build_backbone("zeroscope", tiny=True, torch_dtype="float32")
-    assert key(bb, dataclasses.replace(SETTINGS, **change)) != key(bb)
+    sampling = {k: v for k, v in change.items() if k in SAMPLING_FIELDS}
+    own = {k: v for k, v in change.items() if k not in SAMPLING_FIELDS}
+    changed = dataclasses.replace(SETTINGS, sampling=dataclasses.replace(SETTINGS.sampling, **sampling), **own)
+    assert key(bb, changed) != key(bb)
 
 
 def test_cache_key_changes_with_eta_for_unlearning_targets_only():

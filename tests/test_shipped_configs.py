@@ -10,7 +10,7 @@ logger are the shipped ones. Each case then checks what the run left behind:
 - every configured callback fired at least once (its own artefact: ``FIRED`` maps each class to it; a new
   callback class in a shipped config fails here until its evidence is added),
 - the data module's pseudo-data cache was built (data modules with a cache),
-- the evaluation rows the config names were evaluated (``metrics.json``/``results.json``),
+- the evaluation rows the config names were evaluated (``metrics.json``; an attack's ``results.json``),
 - the logger the config names wrote (wandb offline files, CSV metrics).
 
 A shipped config that cannot run (a parse error, a callback refusing its shipped arguments, a missing file the
@@ -57,6 +57,7 @@ SIZE: dict[str, list[str]] = {
     # the tiny T5 reads 16 tokens (the real one 226): CogVideoX-style paragraphs name "golf ball" past them
     "cogx2b_imagenet.yaml": [*SMALL_DATA, "--data.init_args.prompts", '["A golf ball in a sunny field"]'],
     "cogx2b_nudity.yaml": SMALL_DATA,
+    "cogx2b_nudity_adversarial.yaml": SMALL_DATA,
     "cogx2b_esd_nudity.yaml": SMALL_DATA,
     "cogx5b_nudity.yaml": SMALL_DATA,
     "hunyuan_faces.yaml": SMALL_DATA,
@@ -304,6 +305,21 @@ def test_shipped_config_runs_end_to_end(config, in_workdir):
         assert list(cache.rglob("*.safetensors")), f"{config.name}: no pseudo-data cache in {cache}"
     if model["class_path"].endswith("RefusalVectorUnlearning"):
         assert (root / "refusal" / "refusal_delta.safetensors").is_file()
+    init = model.get("init_args") or {}
+    if init.get("adversary") == "persistent" and int(init.get("adversarial_steps") or 0) > 0:
+        check_adversary_bank(root, init["adversarial_steps"])
+
+
+def check_adversary_bank(root: Path, inner_steps: int) -> None:
+    """A persistent adversary (#28) trained and was saved: last.ckpt holds its bank (``adversary.*``), which took
+    ``inner_steps`` Adam steps per visit and moved off the clean conditioning."""
+    from unlearn.io import load_checkpoint_file
+
+    state = load_checkpoint_file(root / "checkpoints" / "last.ckpt")["state_dict"]
+    assert {"adversary.delta", "adversary.steps", "adversary.exp_avg", "adversary.exp_avg_sq"} <= set(state)
+    steps = state["adversary.steps"]
+    assert int(steps.sum()) > 0 and all(int(n) % inner_steps == 0 for n in steps), steps
+    assert float(state["adversary.delta"].abs().max()) > 0
 
 
 def test_a_shipped_config_that_cannot_run_fails_its_case(in_workdir, monkeypatch):

@@ -1,15 +1,17 @@
-"""`python benchmarks/paper_tables.py table1 --backbone cogvideox-2b`: Table 1's layout with the paper's numbers, on
-the tiny random CogVideoX, prompt files in the authors' layout (their prompts are not shipped) and real NudeNet."""
+"""`python benchmarks/paper_tables.py table1 --backbone cogvideox-2b`, run as a program: Table 1's layout with the
+paper's numbers, on the tiny random CogVideoX, prompt files in the authors' layout (their prompts are not shipped)
+and real NudeNet."""
 
 import csv
-import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
 from unlearn.backbones import build_backbone
-from unlearn.methods.t2vunlearning.adapters import AdapterController
+from unlearn.methods.t2vunlearning.adapters import AdapterSwitch
 from unlearn.methods.t2vunlearning.export import save_adapters
 from unlearn.methods.t2vunlearning.official import save_official
 
@@ -24,9 +26,6 @@ def _csv(path, header, rows):
 
 
 def test_table1_on_the_tiny_cogvideox(tmp_path):
-    spec = importlib.util.spec_from_file_location("paper_tables", ROOT / "benchmarks" / "paper_tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
     data = tmp_path / "data"
     data.mkdir()
     _csv(data / "nudity_cogvideox.csv", ["prompt", "seed", "concept", "concept_type"],
@@ -36,8 +35,8 @@ def test_table1_on_the_tiny_cogvideox(tmp_path):
     bb = build_backbone("cogvideox-2b", tiny=True, torch_dtype="float32")
     sites = bb.attention_sites()
     torch.manual_seed(0)
-    ours = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
-    theirs = AdapterController([s.video_dim for s in sites], 8, [s.name for s in sites])
+    ours = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
+    theirs = AdapterSwitch([s.video_dim for s in sites], 8, [s.name for s in sites])
     for a in [*ours.adapters, *theirs.adapters]:
         torch.nn.init.normal_(a.up.weight, std=0.5)
     save_adapters(ours, bb.name, tmp_path / "adapters")
@@ -46,7 +45,7 @@ def test_table1_on_the_tiny_cogvideox(tmp_path):
     argv = ["table1", "--backbone", "cogvideox-2b", "--tiny", "--dtype", "float32", "--data", str(data)]
     argv += ["--adapters", str(tmp_path / "adapters"), "--official", str(tmp_path / "eraser"), "--out", str(out)]
     argv += ["--limit", "1", "--steps", "2", "--num-frames", "9", "--height", "32", "--width", "32"]
-    assert tables.main(argv) == 0
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper_tables.py"), *argv], check=True, cwd=tmp_path)
     doc = json.loads((out / "table.json").read_text())["table1"]
     assert set(doc) == {"original", "negprompt", "safree", "t2vunlearning", "t2vunlearning_official"}
     assert doc["original"]["gen"]["paper"] == 57.10 and doc["safree"]["ring_a_bell"]["paper"] == 14.23

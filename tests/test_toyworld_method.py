@@ -1,6 +1,8 @@
 """The method works in the toy world (not just runs): the concept map finds the object, and a short
 unlearning run lowers the erased class's accuracy while the other classes stay."""
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,12 +13,13 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "unlearn" / "toyworld" / "wei
 pytestmark = pytest.mark.skipif(not WEIGHTS.exists(), reason="toy world weights not built (unlearn toyworld pretrain)")
 
 
-def test_first_layer_concept_map_covers_the_object():
-    # the measurement is benchmarks/toy_mask_quality.py's, so the test and the benchmark cannot drift apart
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from toy_mask_quality import layer_ratios
-
-    ratios = layer_ratios(None, "red ring", 8, [300], seed=3)["median_obj_bg_ratio_per_layer"][300]
+def test_first_layer_concept_map_covers_the_object(tmp_path):
+    # the measurement is benchmarks/toy_mask_quality.py's, run as a program, so the test and the benchmark cannot
+    # drift apart
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "toy_mask_quality.py"
+    cmd = [sys.executable, str(script), "--concept", "red ring", "--prompts", "8", "--timesteps", "300"]
+    subprocess.run([*cmd, "--seed", "3", "--json", str(tmp_path / "r.json")], check=True, capture_output=True)
+    ratios = json.loads((tmp_path / "r.json").read_text())["median_obj_bg_ratio_per_layer"]["300"]
     assert len(ratios) == 4 and all(r > 0 for r in ratios)
     # object tokens attend to the concept words more than background tokens do in layer 0 (measured median
     # ≈ 1.6); the last layer of this small model does not localise (ratio ≈ 0.7), see research/log.md
@@ -26,7 +29,7 @@ def test_first_layer_concept_map_covers_the_object():
 def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
     from conftest import classification_reference
 
-    from unlearn.evaluation import EvalItem
+    from unlearn.evaluation import EvalVideo
     from unlearn.evaluation.evaluators import toyworld_classifier
     from unlearn.methods.t2vunlearning import T2VUnlearning, ToyWorldDataModule
     from unlearn.toyworld.grammar import prompts_for_concept
@@ -69,7 +72,7 @@ def test_short_unlearning_erases_red_ring_and_keeps_other_classes(tmp_path):
         ["red ring", "red ring", "green ring", "red square", "blue cross", "yellow bar", "white dot"]
     ):
         for j, r in enumerate(prompts_for_concept(cls, 2, split="heldout", seed=100 + k)):
-            suite.append(EvalItem(len(suite), r.text, 1000 * k + j, cls))
+            suite.append(EvalVideo(len(suite), r.text, 1000 * k + j, cls))
     clf = toyworld_classifier()
     before = classification_reference(
         lambda p, s: model.generate(p, s, adapters=False, num_inference_steps=20),

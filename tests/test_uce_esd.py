@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
-from test_backbone_contract import get_bundle
+from backbone_checks import get_bundle
 
 from unlearn.backbones import available_backbones, build_backbone
 from unlearn.cli import main
@@ -146,8 +146,8 @@ def test_uce_lightning_fit_exports_and_reloads(tmp_path):
     before = _predict(module.backbone, PROMPTS)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(module, dm)
-    assert isinstance(module.controller, EditSwitch)
-    with module.controller.disabled():
+    assert isinstance(module.switch, EditSwitch)
+    with module.switch.disabled():
         assert torch.equal(_predict(module.backbone, PROMPTS), before)
     summary = json.loads((tmp_path / "u" / "uce_edit.json").read_text())
     assert summary["method"] == "uce" and (tmp_path / "u" / "transformer").is_dir()
@@ -199,7 +199,7 @@ def test_esd_trains_the_attention_projections_and_switches_exactly(tmp_path):
     bb = module.backbone
     after = _predict(bb, PROMPTS)
     assert (after - before).abs().max() > 1e-5  # trained
-    with module.controller.disabled():
+    with module.switch.disabled():
         assert torch.equal(_predict(bb, PROMPTS), before)  # off = the original, bit for bit
     assert torch.equal(_predict(bb, PROMPTS), after)  # on again = the trained model, bit for bit
     edit = load_esd_edit(str(tmp_path / "esd"))
@@ -225,14 +225,14 @@ def test_esd_step_on_every_backbone(name, tmp_path):
     x = torch.randn((1, *bb.latent_shape(d.num_frames, d.height, d.width)), generator=torch.Generator().manual_seed(1))
     ts = bb.timesteps_for(d.num_inference_steps)[1].reshape(1)
     cond = bb.encode_prompts(PROMPTS[:1])
-    with torch.no_grad(), module.controller.disabled():
+    with torch.no_grad(), module.switch.disabled():
         target = -bb.predict(x, ts, cond)  # any target away from the prediction
     opt = module.configure_optimizers()
     module.training_step({"x_t": x, "timesteps": ts, "target": target, **cond.to_dict("cond.")}, 0).backward()
     opt.step()
     after = _predict(bb, PROMPTS)
     assert (after - before).abs().max() > 1e-6
-    with module.controller.disabled():
+    with module.switch.disabled():
         assert torch.equal(_predict(bb, PROMPTS), before)
     assert torch.equal(_predict(bb, PROMPTS), after)
     module.export(tmp_path)

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from test_backbone_contract import get_bundle
+from backbone_checks import get_bundle
 
 from unlearn.backbones import available_backbones, build_backbone
 from unlearn.evaluation import RowGenerator, RowSpec

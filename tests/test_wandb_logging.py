@@ -3,44 +3,17 @@ evaluation, mask and sample callbacks; the offline run's transaction log and med
 
 import json
 import re
-import struct
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from wandb_files import wandb_records
 
 from unlearn.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY_WEIGHTS = ROOT / "unlearn" / "toyworld" / "weights" / "world.json"
-
-
-def wandb_records(path: Path):
-    """The records of a ``run-*.wandb`` file (LevelDB log format: 7-byte file header, 32 KiB blocks of
-    ``crc32 | length | type`` chunks), parsed as wandb's protobuf ``Record``."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        if kind in (1, 4):
-            raw = chunk if kind == 1 else buf + chunk
-            rec = pb.Record()
-            rec.ParseFromString(raw)
-            yield rec
-        elif kind == 2:
-            buf = chunk
-        elif kind == 3:
-            buf += chunk
-        elif kind == 0:
-            pos += (block - pos % block) % block
 
 
 @pytest.mark.skipif(not TOY_WEIGHTS.exists(), reason="toy world weights not built")

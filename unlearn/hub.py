@@ -294,9 +294,9 @@ def _snippet(backbone: str, hub_id: str | None, revision: str | None, repo_id: s
             f"pipe = DiffusionPipeline.from_pretrained({hub_id!r}"
             + (f", revision={revision!r}" if revision else "")
             + ", torch_dtype=torch.bfloat16)\n"
-            f"controller = attach_adapters(pipe, {repo_id!r})  # forward hooks: the attention backend stays\n"
+            f"switch = attach_adapters(pipe, {repo_id!r})  # forward hooks: the attention backend stays\n"
             'video = pipe("your prompt").frames[0]             # generated with the concept erased\n'
-            "with controller.scaled(0.0):                      # the original model, exactly\n"
+            "with switch.scaled(0.0):                      # the original model, exactly\n"
             '    original = pipe("your prompt").frames[0]\n'
         )
     else:
@@ -305,7 +305,7 @@ def _snippet(backbone: str, hub_id: str | None, revision: str | None, repo_id: s
             "from unlearn.backbones import build_backbone\n"
             "from unlearn.methods.t2vunlearning import attach_adapters   # pip install t2v-unlearn\n\n"
             f"backbone = build_backbone({backbone!r}{where})\n"
-            f"controller = attach_adapters(backbone.denoiser, {repo_id!r})\n"
+            f"switch = attach_adapters(backbone.denoiser, {repo_id!r})\n"
             'latents = backbone.sample(["your prompt"], [0])   # generated with the concept erased\n'
             "video = backbone.decode(latents)\n"
         )

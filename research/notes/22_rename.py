@@ -7,6 +7,16 @@ changes nothing; run it again after merging a branch that was written against th
 A table row is a *row* everywhere: its spec, the generator of its videos, its metrics, the parser of its
 command-line form and the tuple of its kinds. (The parameters named ``methods`` were renamed by hand: the word
 is also the package ``unlearn.methods``.)
+
+The on/off object of a row is a *switch* (``unlearn.backbones.Switch``): T2VUnlearning's adapters are an
+``AdapterSwitch`` (was ``AdapterController``), the weight edits an ``EditSwitch``; every attribute, parameter and
+local that held one (``controller``, ``ctl``) is ``switch``. The backbone's own sampling settings and the rows'
+are one dataclass, ``SamplingSettings`` (was ``SamplingDefaults``); pseudo-data generation holds one plus its own
+fields in ``PseudoDataSettings`` (was ``SamplerSettings``: that step is a hand edit, the constructors changed).
+A ``PromptSuite`` (the records of a prompt file) becomes, in an evaluation, ``EvalVideos`` (was ``EvalSuite``),
+a list of ``EvalVideo`` (was ``EvalItem``): the videos to make, each with its index, seed, label and split.
+
+A line that must keep an old word (reading files written before a rename) carries the marker ``rename: keep``.
 """
 
 from __future__ import annotations
@@ -21,7 +31,28 @@ RENAMES = {
     "MethodMetrics": "RowMetrics",
     "parse_methods": "parse_rows",
     "METHOD_KINDS": "ROW_KINDS",
+    # one switch type
+    "AdapterController": "AdapterSwitch",
+    "controller": "switch",
+    "controllers": "switches",
+    "ctl": "switch",
+    "_controller": "_switch",
+    "attach_controller": "attach_switch",
+    "new_controller": "new_switch",
+    "_controller_from": "_switch_from",
+    "_sites_for_controller": "_sites_for_switch",
+    "official_to_controller": "official_to_switch",
+    "controller_to_official": "switch_to_official",
+    # one sampling-settings type
+    "SamplingDefaults": "SamplingSettings",
+    "SamplerSettings": "PseudoDataSettings",
+    "sampler_settings": "pseudo_data_settings",
+    # a prompt suite (the records of a file) and what an evaluation makes of it (the videos to make) are two
+    # stages: only the first is a suite
+    "EvalSuite": "EvalVideos",
+    "EvalItem": "EvalVideo",
 }
+KEEP = "rename: keep"
 SUFFIXES = {".py", ".yaml", ".yml", ".md"}
 #: the research log keeps the names of its time; this script keeps its own table
 SKIP_DIRS = {".git", ".venv", "runs", "wandb", "research", "__pycache__", "node_modules"}
@@ -47,7 +78,8 @@ def main(argv: list[str]) -> int:
         if path.relative_to(root).parts[:2] in LINKS:
             continue
         text = path.read_text(encoding="utf-8")
-        new = PATTERN.sub(lambda m: RENAMES[m.group(1)], text)
+        lines = text.splitlines(keepends=True)
+        new = "".join(line if KEEP in line else PATTERN.sub(lambda m: RENAMES[m.group(1)], line) for line in lines)
         if new != text:
             changed.append(path.relative_to(root))
             if not check:

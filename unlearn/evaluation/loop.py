@@ -4,14 +4,14 @@
 suite; :class:`EvaluationModule` generates each batch with every method row in ``test_step`` and updates the
 row's torchmetrics (:class:`unlearn.evaluation.RowMetrics`). At the end of the epoch the metrics sync
 across ranks, ESR/PSR (and any other chosen metric) are logged as ``<row>/esr@1`` …, and rank 0 writes
-``metrics.json`` + ``metrics.md`` (:func:`unlearn.evaluation.tables.write_metrics`) and ``results.json`` into
-``output_dir``. Under DDP every prompt is generated exactly once (the data module shards the suite without
-the padding duplicates of Lightning's default sampler).
+``metrics.json`` + ``metrics.md`` into ``output_dir`` (:func:`unlearn.evaluation.tables.write_metrics`; the schema
+``unlearn evaluate`` writes, :func:`unlearn.evaluation.runner.metrics_document`). Under DDP every prompt is
+generated exactly once (the data module shards the suite without the padding duplicates of Lightning's default
+sampler).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +20,30 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, Switch, build_backbone, check_pretrained
 from unlearn.checks import check_int, check_range
-from unlearn.io import atomic_write_text
 
 from .rows import SAMPLING_KEYS, RowGenerator, apply_row_options, check_sampling, parse_rows
-from .runner import json_ready
+from .runner import json_ready, metrics_document
 from .scoring import Evaluators, MetricConfig, RowMetrics, compare_rows, flatten_row
 from .store import VideoStore, video_key
-from .suites import EvalItem, EvalSuite, load_suite
-from .tables import classification_by_class, write_metrics
+from .suites import EvalVideo, EvalVideos, load_suite
+from .tables import classification_by_class, results_markdown, write_metrics
 from .to_loggers import log_evaluation
 
 
 class _Items(Dataset):
-    def __init__(self, items: list[EvalItem]) -> None:
+    def __init__(self, items: list[EvalVideo]) -> None:
         self.items = items
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> EvalItem:
+    def __getitem__(self, i: int) -> EvalVideo:
         return self.items[i]
 
 
-def collate_items(items: list[EvalItem]) -> dict[str, Any]:
+def collate_items(items: list[EvalVideo]) -> dict[str, Any]:
     return {
         "index": torch.tensor([it.index for it in items]),
         "prompt": [it.prompt for it in items],
@@ -97,7 +96,7 @@ class VideoEvalDataModule(pl.LightningDataModule):
         # an unset concept is not a hyper-parameter: Lightning refuses to log the module's and the data module's
         # hparams together when a key (concept) holds two values, and the module names the concept
         self.save_hyperparameters(ignore=["concept"] if concept is None else None)
-        self.suite: EvalSuite | None = None
+        self.suite: EvalVideos | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.suite is None:
@@ -167,7 +166,7 @@ class EvaluationModule(pl.LightningModule):
         width: video width (``None``: the backbone's default).
         num_inference_steps: sampler steps (``None``: the backbone's default).
         guidance_scale: CFG scale (``None``: the backbone's default).
-        output_dir: where rank 0 writes metrics.json/md and results.json (default
+        output_dir: where rank 0 writes metrics.json and metrics.md (default
             ``<default_root_dir>/eval_test``).
         save_videos: also write every video as ``output_dir/videos/<row>_<index>_<label>.mp4`` (+ manifest), the
             names of ``unlearn evaluate`` and of the fit callback's samples.
@@ -266,8 +265,8 @@ class EvaluationModule(pl.LightningModule):
         return self.generator.backbone
 
     @property
-    def controller(self) -> Any:
-        return getattr(self.backbone, "controller", None)
+    def switch(self) -> Switch | None:
+        return getattr(self.backbone, "switch", None)
 
     def setup(self, stage: str) -> None:
         if self.evaluators is not None:
@@ -361,15 +360,27 @@ class EvaluationModule(pl.LightningModule):
             "world_size": self.trainer.world_size,
             "methods": {n: self.generator.describe(n) for n in self.generator.specs},
         }
-        by_class = classification_by_class(results["rows"])
-        if len(by_class) == 1:
-            erased, rows = next(iter(by_class.items()))
-            write_metrics(
-                out, rows, {**meta, "erased_class": erased, "evaluator": results["settings"]["classification"]["esr"]}
-            )
-        atomic_write_text(
-            out / "results.json", json.dumps({**meta, **results}, indent=2, sort_keys=True, allow_nan=False)
+        # one results file per run, in the schema `unlearn evaluate` writes (and, with one erased class, the fit
+        # callback's): metrics.json with its page metrics.md
+        doc = metrics_document(
+            {
+                **results,
+                "concept": meta["concept"],
+                "backbone": {"name": meta["backbone"], "source": meta["backbone_source"]},
+                "suite": {
+                    "name": meta["prompt_suite"],
+                    "sha256": meta["prompt_suite_hash"],
+                    "num_prompts": meta["num_prompts"],
+                    "prompts_per_split": meta["prompts_per_split"],
+                    "seeds": meta["seeds"],
+                },
+                "sampling": meta["sampling"],
+                "metrics": list(results.get("settings") or {}),
+                "methods": meta["methods"],
+            }
         )
+        doc["world_size"] = meta["world_size"]
+        write_metrics(out, doc["rows"], {k: v for k, v in doc.items() if k != "rows"}, markdown=results_markdown(doc))
         # every number with its 95% interval (and on wandb the table) to the trainer's loggers
         suite_info = {
             "name": meta["prompt_suite"],

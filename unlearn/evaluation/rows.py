@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unlearn.backbones import PromptEmbedding, SamplingDefaults
+from unlearn.backbones import PromptEmbedding, SamplingSettings, Switch
 from unlearn.checks import InputError, check_int, check_range
 from unlearn.io import file_sha256, require_finished
 from unlearn.methods.baselines import SAFREE, NegativePrompting, VideoEraser
@@ -69,10 +69,17 @@ _ADAPTER_KINDS = ("t2vunlearning", "t2vunlearning_official")
 #: rows whose model is a dense weight edit (a folder written by the method's `unlearn fit`, or the file itself):
 #: kind -> (file name in the folder, loader)
 _WEIGHT_EDITS = {"uce": (UCE_FILE, load_uce_edit), "esd_x": (ESD_FILE, load_esd_edit)}
-_ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
+#: earlier names of row kinds: still read (users' configs and command lines, results written before #22), never
+#: written; code, docs and new results use the canonical kind (:func:`canonical_kind`)
+ROW_KIND_ALIASES = {"unlearned": "t2vunlearning", "refusal": "refusal_vector", "negative_prompt": "negprompt"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_@+-]+$")
-#: the sampling settings a row may set: the fields of the backbone's own settings (``SamplingDefaults``)
-SAMPLING_KEYS = tuple(f.name for f in dataclasses.fields(SamplingDefaults))
+#: the sampling settings a row may set: the fields of the backbone's own settings (``SamplingSettings``)
+SAMPLING_KEYS = tuple(f.name for f in dataclasses.fields(SamplingSettings))
+
+
+def canonical_kind(kind: str) -> str:
+    """The canonical name of a row kind (``unlearned`` → ``t2vunlearning``, ...); other names unchanged."""
+    return ROW_KIND_ALIASES.get(kind, kind)
 
 
 def check_sampling(sampling: dict[str, Any], backbone: Any = None, prefix: str = "") -> None:
@@ -135,7 +142,7 @@ class RowSpec:
     allow_unfinished: bool = False
 
     def __post_init__(self) -> None:
-        self.kind = _ALIASES.get(self.kind, self.kind)
+        self.kind = canonical_kind(self.kind)
         if self.kind not in ROW_KINDS:
             raise ValueError(f"unknown method {self.kind!r}; use one of {', '.join(ROW_KINDS)}")
         if self.options and self.kind not in _BASELINES:
@@ -154,7 +161,7 @@ class RowSpec:
             return text
         head, _, path = str(text).partition("=")
         name, _, kind = head.partition(":") if ":" in head else ("", "", head)
-        kind = _ALIASES.get(kind.strip(), kind.strip())
+        kind = canonical_kind(kind.strip())
         path = path.strip() or None
         spec = cls(kind=kind, name=name.strip() or None)
         if spec.kind in _ADAPTER_KINDS:
@@ -305,7 +312,7 @@ class RowGenerator(nn.Module):
     """Generate the videos of every row with one backbone copy.
 
     ``generate(method, prompts, seeds)`` returns uint8 ``[B, F, H, W, 3]`` on the backbone's device.
-    Adapter controllers are child modules (they follow ``.to(device)`` and Lightning's device placement).
+    Adapter switches are child modules (they follow ``.to(device)`` and Lightning's device placement).
 
     Args:
         backbone: a built backbone (``unlearn.backbones.build_backbone``).
@@ -313,7 +320,7 @@ class RowGenerator(nn.Module):
         concept: the erased concept (default of every row's ``concept``).
         sampling: ``num_frames``, ``height``, ``width``, ``num_inference_steps``, ``guidance_scale``
             (``None`` entries: the backbone's defaults).
-        switch: the on/off switch of the model trained or edited in this process (its adapter controller,
+        switch: the on/off switch of the model trained or edited in this process (its adapter switch,
             or the refusal module's edit switch): ``disabled()`` gives the original model, ``scaled(s)`` the
             method's. Needed by ``live`` rows; when given, every other row runs with it disabled.
         cache: keep the videos of every row that does not depend on training (not ``live``) on disk and reuse
@@ -326,7 +333,7 @@ class RowGenerator(nn.Module):
         methods: Sequence[RowSpec],
         concept: str | None = None,
         sampling: dict[str, Any] | None = None,
-        switch: Any = None,
+        switch: Switch | None = None,
         cache: RowVideoCache | None = None,
     ) -> None:
         super().__init__()
@@ -343,19 +350,19 @@ class RowGenerator(nn.Module):
             if m.live and switch is None:
                 raise ValueError(f"row {m.name!r} is live (the model of this run) but no switch was given")
             if m.kind == "t2vunlearning" and not m.live:
-                controller, config = load_adapters(m.adapters)
+                loaded, config = load_adapters(m.adapters)
                 if config.get("backbone") not in (None, "unknown", backbone.name):
                     raise InputError(
                         f"adapters in {m.adapters} were trained on {config['backbone']!r}, not on {backbone.name!r}"
                     )
                 check_adapter_sites(backbone.attention_sites(), config, where=f"the adapters in {m.adapters}")
-                self.adapters[m.name] = controller.to(backbone.device)
+                self.adapters[m.name] = loaded.to(backbone.device)
             elif m.kind == "t2vunlearning_official":
                 sites = backbone.attention_sites()
-                controller, _ = load_official(
+                loaded, _ = load_official(
                     m.adapters, backbone.name, [s.name for s in sites], [s.video_dim for s in sites]
                 )
-                self.adapters[m.name] = controller.to(backbone.device)
+                self.adapters[m.name] = loaded.to(backbone.device)
         self._baselines: dict[str, Any] = {}
         self._edits: dict[str, Any] = {}
         for m in methods:
@@ -409,8 +416,8 @@ class RowGenerator(nn.Module):
     @contextlib.contextmanager
     def original_model(self):
         """The frozen model: the live switch (or the backbone's attached adapters) off."""
-        ctl = self.switch if self.switch is not None else getattr(self.backbone, "controller", None)
-        with ctl.disabled() if ctl is not None else contextlib.nullcontext():
+        switch = self.switch if self.switch is not None else getattr(self.backbone, "switch", None)
+        with switch.disabled() if switch is not None else contextlib.nullcontext():
             yield
 
     def cache_key(self, method: str, prompts: Sequence[str], seeds: Sequence[int]) -> str | None:
@@ -448,10 +455,10 @@ class RowGenerator(nn.Module):
             with self.switch.scaled(spec.scale):
                 return bb.decode(bb.sample(prompts, seeds, **self.sampling))
         if spec.kind in _ADAPTER_KINDS:
-            controller = self.adapters[method]
-            if getattr(bb, "controller", None) is not controller:
-                bb.attach_controller(controller)
-            with controller.scaled(spec.scale):
+            switch = self.adapters[method]
+            if getattr(bb, "switch", None) is not switch:
+                bb.attach_switch(switch)
+            with switch.scaled(spec.scale):
                 latents = bb.sample(prompts, seeds, **self.sampling)
             return bb.decode(latents)
         with self.original_model():
@@ -480,10 +487,10 @@ class RowGenerator(nn.Module):
         if spec.live:
             ctx = self.switch.scaled(spec.scale)
         elif spec.kind in _ADAPTER_KINDS:
-            controller = self.adapters[method]
-            if getattr(bb, "controller", None) is not controller:
-                bb.attach_controller(controller)
-            ctx = controller.scaled(spec.scale)
+            switch = self.adapters[method]
+            if getattr(bb, "switch", None) is not switch:
+                bb.attach_switch(switch)
+            ctx = switch.scaled(spec.scale)
         else:
             ctx = self.original_model()
         with ctx:

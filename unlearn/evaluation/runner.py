@@ -63,7 +63,7 @@ from . import plots
 from .rows import RowGenerator, RowSpec, apply_row_options, check_sampling, parse_rows
 from .scoring import Evaluators, MetricConfig, RowMetrics, compare_rows
 from .store import VideoFileError, VideoStore, video_key
-from .suites import EvalSuite, load_suite
+from .suites import EvalVideos, load_suite
 from .tables import classification_by_class, read_metrics, results_markdown, write_metrics
 from .to_loggers import log_evaluation
 
@@ -251,7 +251,7 @@ class EvaluationRunner:
         self.progress = progress
         self.backbone: Any = None if isinstance(backbone, str) else backbone
         self.generator: RowGenerator | None = None
-        self.suite: EvalSuite | None = None
+        self.suite: EvalVideos | None = None
         self.specs: list[RowSpec] = []
         self.evaluators: Evaluators | None = None
         self.timings: dict[str, float] = {}
@@ -594,7 +594,7 @@ def metrics_document(results: dict[str, Any]) -> dict[str, Any]:
 
 def score_in_memory(
     generator: RowGenerator,
-    suite: EvalSuite,
+    suite: EvalVideos,
     metrics: dict[str, RowMetrics],
     batch_size: int = 32,
     progress: bool = False,

@@ -482,7 +482,7 @@ class RowMetrics(nn.Module):
         erased_classes: the subset of ``evaluators.erased_classes`` this row reports (default: all; a row that
             erased one class of several, e.g. one adapters folder per class, reports only its own).
         erased_identity: the identity this row erased (default ``evaluators.erased_identity``).
-        splits: the suite's split names (:attr:`unlearn.evaluation.suites.EvalSuite.splits`): ESR/PSR of the
+        splits: the suite's split names (:attr:`unlearn.evaluation.suites.EvalVideos.splits`): ESR/PSR of the
             first split (and of prompts without a split) fill the row, each other split gets its own ESR/PSR under
             ``row["classification"][cls]["splits"][name]``. ``None``: one set over all prompts.
         erased_together: the row erased all its ``erased_classes`` at once (one adapter set or one edit for

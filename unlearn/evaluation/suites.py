@@ -1,5 +1,6 @@
-"""Evaluation prompt suites for the runner: one list of :class:`EvalItem` (prompt, label, seed) from a suite
-file, a builtin suite or the toy world's held-out prompts, with a content hash recorded next to every result."""
+"""What an evaluation makes of a prompt suite: :class:`EvalVideos`, the videos to make (prompt, seed, label, split),
+from a suite file (a :class:`~unlearn.prompts.PromptSuite`), a builtin suite or the toy world's held-out prompts,
+with a content hash recorded next to every result (``prompt_suite_hash``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class EmptySuiteError(InputError):
 
 
 @dataclasses.dataclass(frozen=True)
-class EvalItem:
+class EvalVideo:
     """One evaluation video: its position in the suite (the video's file name), the prompt, the noise seed,
     and the label the video should show (class, identity or concept; ``None`` when the suite names none).
     ``split`` names the part of the suite the prompt belongs to, reported separately (the toy world's
@@ -39,12 +40,12 @@ class EvalItem:
 
 
 @dataclasses.dataclass
-class EvalSuite:
-    """An ordered evaluation suite; ``sha256`` is recorded beside every result, so two tables compare only when
-    their suites hash alike."""
+class EvalVideos:
+    """The videos an evaluation makes from a prompt suite, in order (``name``: the suite's); ``sha256`` is recorded
+    beside every result, so two tables compare only when their suites hash alike."""
 
     name: str
-    items: list[EvalItem]
+    items: list[EvalVideo]
     source: str = ""
 
     def __len__(self) -> int:
@@ -53,7 +54,7 @@ class EvalSuite:
     def __iter__(self):
         return iter(self.items)
 
-    def __getitem__(self, i: int) -> EvalItem:
+    def __getitem__(self, i: int) -> EvalVideo:
         return self.items[i]
 
     @property
@@ -103,9 +104,9 @@ def _as_list(v: str | Iterable[str] | None) -> list[str] | None:
     return [v] if isinstance(v, str) else list(v)
 
 
-def _item(index: int, record: PromptRecord) -> EvalItem:
+def _item(index: int, record: PromptRecord) -> EvalVideo:
     """A prompt record as an evaluation item: its label is its concept, else its category."""
-    return EvalItem(
+    return EvalVideo(
         index, record.prompt, record.seed, record.concept or record.category, record.category, record.id, None
     )
 
@@ -125,7 +126,7 @@ def load_suite(
     per_group: dict[str, int] | None = None,
     out_of_grammar: dict[str, int] | int | None = None,
     **loader_kwargs: Any,
-) -> EvalSuite:
+) -> EvalVideos:
     """Load an evaluation suite.
 
     Args:
@@ -133,7 +134,7 @@ def load_suite(
             ``"builtin:<name>"`` (``imagenet10``, ``faces``, ...), a suite file (``.jsonl``/``.csv``/``.json``/
             ``.txt``), ``"<loader>:<path>"`` for the public-suite loaders (``ring_a_bell:rab.csv``,
             ``safesora:safesora.jsonl``, ``i2p:i2p.csv``, ...; see ``unlearn.prompts.LOADERS``), or in Python a
-            ``PromptSuite``, a list of ``EvalItem``/``PromptRecord``/strings.
+            ``PromptSuite``, a list of ``EvalVideo``/``PromptRecord``/strings.
         format: loader name for a plain path (default ``suite``).
         per_class, seed: toy world only: prompts per class and base seed; ``seed + index`` also fills the
             missing seeds of other suites (as the evaluation callback does).
@@ -151,9 +152,9 @@ def load_suite(
         EmptySuiteError: nothing is left to evaluate.
     """
     source = str(suite) if isinstance(suite, (str, os.PathLike)) else type(suite).__name__
-    # the suite's prompts as EvalItems (index: position in the unfiltered suite; seed None where the source gives
+    # the suite's prompts as EvalVideo items (index: position in the unfiltered suite; seed None where the source gives
     # none), filtered and renumbered below
-    rows: list[EvalItem] = []
+    rows: list[EvalVideo] = []
     toy_options = {
         k: v
         for k, v in dict(concept=concept, per_group=per_group, out_of_grammar=out_of_grammar).items()
@@ -168,7 +169,7 @@ def load_suite(
         )
         with_splits = any(r.split != "heldout" for r in records)  # the plain held-out suite has no splits
         rows = [
-            EvalItem(
+            EvalVideo(
                 i,
                 r.text,
                 seed + i,
@@ -189,7 +190,7 @@ def load_suite(
     else:
         default_name = getattr(suite, "name", None) or "suite"
         for i, r in enumerate(suite if not isinstance(suite, PromptSuite) else suite.records):
-            if isinstance(r, EvalItem):
+            if isinstance(r, EvalVideo):
                 rows.append(dataclasses.replace(r, index=i))
             elif isinstance(r, (PromptRecord, str)):
                 rows.append(_item(i, r if isinstance(r, PromptRecord) else PromptRecord(r)))
@@ -227,4 +228,4 @@ def load_suite(
             "concept, else its category)"
         )
     items = [dataclasses.replace(r, index=i, seed=int(r.seed)) for i, r in enumerate(rows)]
-    return EvalSuite(name or default_name, items, source)
+    return EvalVideos(name or default_name, items, source)

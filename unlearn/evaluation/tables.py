@@ -255,6 +255,7 @@ def _delta(r: Mapping[str, Any]) -> str:
 
 def _parts(rows: Mapping[str, Mapping[str, Any]]) -> list[tuple[str | None, dict[str, Mapping[str, Any]]]]:
     """``[(split, {method: row of that split})]``: the main split first, then the others."""
+    # results written before #22 repeat the live row as `unlearned` (an alias): shown once
     shown = {m: r for m, r in rows.items() if m != "unlearned"}
     first = next(iter(shown.values()), {})
     out = [(first.get("split"), dict(shown))]

@@ -33,7 +33,7 @@ def _is_wandb(logger: Any) -> bool:
 
 
 def log_evaluation(logger: Any, results: dict[str, Any], prefix: str = "eval") -> dict[str, float]:
-    """Log ``results`` (``metrics.json`` of the runner, ``results.json`` of the test loop) to ``logger``; returns the
+    """Log ``results`` (``metrics.json`` of the runner, the test loop's rows as computed) to ``logger``; returns the
     numbers logged."""
     flat: dict[str, float] = {}
     table = []

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unlearn.backbones import Component, PromptEmbedding, SamplingDefaults, register_backbone
+from unlearn.backbones import Component, PromptEmbedding, SamplingSettings, register_backbone
 from unlearn.backbones.cogvideox import CogVideoXBackbone
 
 from . import SHIPPED_WEIGHTS_DIR as SHIPPED_WEIGHTS
@@ -392,7 +392,7 @@ class ToyCogVideoXBackbone(CogVideoXBackbone):
     @classmethod
     def init_kwargs(cls, parts: Mapping[str, Any]) -> dict[str, Any]:
         world = parts["world.json"]
-        defaults = SamplingDefaults(
+        defaults = SamplingSettings(
             num_frames=world.frames,
             height=world.height,
             width=world.width,

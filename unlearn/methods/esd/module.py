@@ -22,27 +22,24 @@ the text (``attn2.to_k/to_v``; ``add_k_proj/add_v_proj`` on dual-stream blocks).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, PromptEmbedding, build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, PromptEmbedding
 from unlearn.checks import InputError, check_choice, check_range
-from unlearn.io import atomic_entries, require_finished
 from unlearn.methods.weight_edits import (
-    EditSwitch,
     WeightEdit,
+    WeightEditModule,
     attention_linears,
+    check_edit_options,
     get_linear,
     linear_digest,
     load_weight_edit,
-    save_stock_model,
     text_only_kv,
 )
 
@@ -77,7 +74,7 @@ class _LiveESD(WeightEdit):
     """The edit while training: ``weights`` are the live parameters, ``originals`` the frozen copies."""
 
 
-class ESDUnlearning(pl.LightningModule):
+class ESDUnlearning(WeightEditModule):
     """ESD-x run by ``unlearn fit``: trains the backbone's text-attention projections in place.
 
     Pair it with T2VUnlearning's data module by class path (``unlearn.methods.t2vunlearning.ConceptDataModule``
@@ -104,6 +101,9 @@ class ESDUnlearning(pl.LightningModule):
         allow_unfinished_edit: accept ``edit_file`` from a run whose ``run_status.json`` is not "finished".
     """
 
+    output_folder = "esd"
+    edit_name = "an ESD edit"
+
     def __init__(
         self,
         backbone: str = DEFAULT_BACKBONE,
@@ -129,22 +129,14 @@ class ESDUnlearning(pl.LightningModule):
             fix="g in v(c) − g·(v(c) − v(∅)); the authors use 2, and g ≤ 1 does not push away from the concept",
         )
         check_range("model.learning_rate", learning_rate, low=0, open_low=True)
-        if output_dir and Path(output_dir).expanduser().is_file():
-            raise InputError(f"model.output_dir {output_dir!r} is a file; give a folder")
-        if edit_file:
-            require_finished(
-                edit_file, "model.edit_file", allow_unfinished_edit, flag="model.allow_unfinished_edit=true"
-            )
-            load_esd_edit(edit_file)
+        allow_key = "model.allow_unfinished_edit"
+        check_edit_options(output_dir, edit_file, "model.edit_file", allow_unfinished_edit, allow_key, load_esd_edit)
         self.save_hyperparameters()
         # what T2VUnlearning's data module reads: the target's η, and no localization / preservation data
         self.hparams["eta"] = float(negative_guidance) - 1.0
         self.hparams["alpha"] = 0.0
         self.hparams["beta"] = 0.0
-        check_pretrained(backbone, pretrained)
-        self.backbone = build_backbone(
-            backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
-        )
+        self.load_backbone(backbone, pretrained, tiny, torch_dtype, backbone_kwargs)
         if gradient_checkpointing and hasattr(self.backbone.denoiser, "enable_gradient_checkpointing"):
             self.backbone.denoiser.enable_gradient_checkpointing()
         self.layers = esd_layers(self.backbone, train_method)
@@ -155,9 +147,6 @@ class ESDUnlearning(pl.LightningModule):
             self.edit.apply_to(self.backbone, keep_originals=True)
         else:
             self._start_live_edit()
-        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self, "an ESD edit")
-        self.strict_loading = False
         self._train_time = 0.0
 
     def _start_live_edit(self) -> None:
@@ -234,29 +223,10 @@ class ESDUnlearning(pl.LightningModule):
         edit.record_digests(self.backbone, self._before)
         return edit
 
-    def on_fit_end(self) -> None:
-        if self.edit is None or not self.trainer.is_global_zero:
-            return
-        self.export()
-
-    def output_dir(self) -> Path:
-        root = self.trainer.default_root_dir if self._trainer is not None else "."
-        return Path(self.hparams.output_dir or Path(root) / "esd")
-
     def export(self, folder: str | Path | None = None) -> Path:
         """Write the edit, its summary and (``save_model``) the fine-tuned denoiser into ``folder``."""
         folder = Path(folder or self.output_dir())
-        edit = self.final_edit()
-        files = {
-            EDIT_FILE: edit.save,
-            SUMMARY_FILE: lambda p: p.write_text(json.dumps(edit.summary(), indent=2, sort_keys=True)),
-        }
-        if self.hparams.save_model:
-            return save_stock_model(self.backbone, folder, files=files, last=SUMMARY_FILE)
-        with atomic_entries(folder, last=SUMMARY_FILE) as tmp:
-            for name, write in files.items():
-                write(tmp / name)
-        return folder
+        return self.write_edit(folder, self.final_edit(), EDIT_FILE, SUMMARY_FILE, save_model=self.hparams.save_model)
 
     # ------------------------------------------------------------------ checkpoints: the trained layers only
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -264,10 +234,3 @@ class ESDUnlearning(pl.LightningModule):
         checkpoint["state_dict"] = {
             k: v for k, v in checkpoint["state_dict"].items() if any(k.startswith(p) for p in keep)
         }
-
-    @torch.no_grad()
-    def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
-        """Videos (uint8 ``[B, F, H, W, 3]``) of the fine-tuned model (``adapters=True``) or the original one."""
-        sampling = {k: v for k, v in sampling.items() if v is not None}
-        with self.controller.scaled(1.0 if adapters else 0.0), self.backbone.side_modules_on_device():
-            return self.backbone.decode(self.backbone.sample(prompts, seeds, **sampling))

@@ -2,12 +2,11 @@
 
 from .edit import *  # noqa: F401,F403
 from .edit import __all__ as _edit_all
-from .module import EditSwitch, RefusalPairsDataModule, RefusalVectorUnlearning
+from .module import RefusalPairsDataModule, RefusalVectorUnlearning
 from .pairs import PairFileError, as_pairs, toyworld_pairs
 
 __all__ = [
     *_edit_all,
-    "EditSwitch",
     "PairFileError",
     "RefusalPairsDataModule",
     "RefusalVectorUnlearning",

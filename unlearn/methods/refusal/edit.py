@@ -41,6 +41,7 @@ from unlearn.methods.weight_edits import (
     denoiser_subfolder,
     get_linear,
     linear_digest,
+    read_edit_file,
     reduce_tokens,
     resolve_layers,
     save_stock_model,
@@ -322,32 +323,20 @@ class RefusalEdit(LinearEdit):
 
 def load_delta(path: str | os.PathLike) -> RefusalEdit:
     """Read a delta file written by :meth:`RefusalEdit.save_delta`; ``.apply_to(model)`` re-does the edit."""
-    from safetensors import safe_open
-
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"refusal delta {str(path)!r} does not exist (or is a folder without "
             "refusal_delta.safetensors). Fix: give the file written by RefusalVectorUnlearning"
         )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != DELTA_FORMAT:
-                raise ValueError(
-                    f"{path}: not a refusal delta file (format {meta.get('format')!r}, expected {DELTA_FORMAT!r})"
-                )
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is no dict
-        s = json.loads(meta["summary"])
+
+    def check(tensors: dict[str, Tensor], s: dict[str, Any]) -> None:
         missing = [n for n in s["layers"] if n not in tensors]
         if missing:
             raise ValueError(f"{path}: the summary names layers without a basis tensor: {missing[:3]}")
-    except ValueError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any reading failure is a damaged file for the user
-        raise ValueError(
-            f"{path}: cannot read the refusal delta ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
-            "the file is truncated or corrupt. Fix: export the edit again"
-        ) from None
+
+    tensors, s = read_edit_file(
+        path, DELTA_FORMAT, "refusal delta file", "refusal delta", "export the edit again", check
+    )
     bases = {n: tensors[n] for n in s["layers"]}
     concept_bases: dict[str, dict[str, Tensor]] = {}
     for k, v in tensors.items():

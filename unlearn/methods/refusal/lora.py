@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from unlearn.checks import InputError
 from unlearn.io import atomic_folder
+from unlearn.methods.weight_edits import denoiser_subfolder, resolve_targets
 
 if TYPE_CHECKING:
     from unlearn.methods.refusal import RefusalEdit
@@ -41,22 +42,6 @@ if TYPE_CHECKING:
 LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
 __all__ = ["LORA_WEIGHTS_NAME", "refusal_lora_state_dict", "save_refusal_lora"]
-
-
-def _denoiser(target: Any) -> nn.Module:
-    if hasattr(target, "denoiser") and isinstance(target.denoiser, nn.Module):
-        return target.denoiser  # a t2v-unlearn backbone
-    for attr in ("transformer", "unet"):
-        if isinstance(getattr(target, attr, None), nn.Module):
-            return getattr(target, attr)  # a diffusers pipeline
-    if isinstance(target, nn.Module):
-        return target
-    raise TypeError(f"cannot read weights from a {type(target).__name__}; give a backbone, a pipeline or a denoiser")
-
-
-def _prefix(denoiser: nn.Module) -> str:
-    """The component name diffusers' LoRA loaders expect in front of the layer names."""
-    return "unet" if "unet" in type(denoiser).__name__.lower() else "transformer"
 
 
 def refusal_lora_state_dict(
@@ -81,9 +66,14 @@ def refusal_lora_state_dict(
             "this refusal edit keeps no original weights (it was loaded from a file). Fix: pass original=, the "
             "unedited pipeline or denoiser the edit was computed for"
         )
-    denoiser = None if original is None else _denoiser(original)
-    # the component: from the model given, else from the backbone name (ZeroScope is the one UNet family)
-    prefix = _prefix(denoiser) if denoiser is not None else ("unet" if "zeroscope" in edit.backbone else "transformer")
+    denoiser = None if original is None else resolve_targets(original)[0]
+    # the component name diffusers' LoRA loaders expect in front of the layer names: from the model given, else
+    # from the backbone name (ZeroScope is the one UNet family)
+    prefix = (
+        denoiser_subfolder(denoiser)
+        if denoiser is not None
+        else ("unet" if "zeroscope" in edit.backbone else "transformer")
+    )
     if prefix == "unet":
         raise InputError(
             "diffusers cannot load a LoRA into ZeroScope's UNet3DConditionModel (it has no PEFT adapter support, "

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 
-from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE
 from unlearn.checks import InputError, check_choice, check_int, check_range
-from unlearn.io import atomic_entries, require_finished
-from unlearn.methods.weight_edits import EditSwitch
+from unlearn.io import atomic_entries
+from unlearn.methods.weight_edits import ClosedFormEditModule, check_edit_options
 from unlearn.toyworld.grammar import class_contains, class_names, prompts_for_concept
 
 from .edit import (
@@ -149,7 +147,7 @@ class RefusalPairsDataModule(pl.LightningDataModule):
         return DataLoader([{"placeholder": torch.zeros(1)}], batch_size=1)
 
 
-class RefusalVectorUnlearning(pl.LightningModule):
+class RefusalVectorUnlearning(ClosedFormEditModule):
     """Training-free concept removal: the low-rank refusal-vector weight edit, run by ``unlearn fit``.
 
     At fit start the module collects activations for the data module's prompt pairs, computes the
@@ -184,6 +182,11 @@ class RefusalVectorUnlearning(pl.LightningModule):
             a run that failed or was interrupted is refused unless ``allow_unfinished_delta``.
         allow_unfinished_delta: accept ``delta_file`` from a run whose ``run_status.json`` is not "finished".
     """
+
+    output_folder = "refusal"
+    edit_name = "a refusal edit"
+    checkpoint_key = "refusal_edit"
+    metrics_prefix = "refusal"
 
     def __init__(
         self,
@@ -227,16 +230,9 @@ class RefusalVectorUnlearning(pl.LightningModule):
             len(probe_size) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in probe_size)
         ):
             raise InputError(f"model.probe_size must be [num_frames, height, width], each >= 1; got {probe_size!r}")
-        if output_dir and Path(output_dir).expanduser().is_file():
-            raise InputError(f"model.output_dir {output_dir!r} is a file; give a folder")
-        if delta_file:
-            require_finished(
-                delta_file, "model.delta_file", allow_unfinished_delta, flag="model.allow_unfinished_delta=true"
-            )
-            load_delta(delta_file)  # a missing or damaged file fails now, before the backbone is loaded
-        # both are on purpose here: the edit is closed-form, there is nothing to optimise
-        warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`.*")
-        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
+        # a missing or damaged delta file fails now, before the backbone is loaded
+        allow_key = "model.allow_unfinished_delta"
+        check_edit_options(output_dir, delta_file, "model.delta_file", allow_unfinished_delta, allow_key, load_delta)
         self.save_hyperparameters()
         self.refusal_config = RefusalVectorConfig(
             layers=layers,
@@ -251,14 +247,8 @@ class RefusalVectorUnlearning(pl.LightningModule):
             probe_timestep=probe_timestep,
             batch_size=batch_size,
         )
-        check_pretrained(backbone, pretrained)
-        self.backbone = build_backbone(
-            backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
-        )
+        self.load_backbone(backbone, pretrained, tiny, torch_dtype, backbone_kwargs)
         self.edit: RefusalEdit | None = None
-        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self, "a refusal edit")
-        self.strict_loading = False
 
     # ------------------------------------------------------------------ the edit
     def perform_edit(self) -> RefusalEdit:
@@ -285,28 +275,11 @@ class RefusalVectorUnlearning(pl.LightningModule):
         )
         return self.edit
 
-    def on_fit_start(self) -> None:
-        edit = self.perform_edit()
-        metrics = {f"refusal/time_{k}_s": float(v) for k, v in edit.timings.items()}
-        metrics["refusal/layers"] = float(len(edit.bases))
-        metrics["refusal/mean_rank"] = sum(b.shape[1] for b in edit.bases.values()) / max(1, len(edit.bases))
-        for logger in self.loggers:
-            logger.log_metrics(metrics, step=0)
-
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        return None  # nothing to train: the edit is closed-form
-
-    def configure_optimizers(self) -> None:
-        return None
-
-    def on_fit_end(self) -> None:
-        if self.edit is None or not self.trainer.is_global_zero:
-            return
-        self.export()
-
-    def output_dir(self) -> Path:
-        root = self.trainer.default_root_dir if self._trainer is not None else "."
-        return Path(self.hparams.output_dir or Path(root) / "refusal")
+    def edit_metrics(self, edit: RefusalEdit) -> dict[str, float]:
+        return {
+            "layers": float(len(edit.bases)),
+            "mean_rank": sum(b.shape[1] for b in edit.bases.values()) / max(1, len(edit.bases)),
+        }
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Write the delta, the edit summary and (``save_model``) the edited model into ``folder``."""
@@ -320,21 +293,3 @@ class RefusalVectorUnlearning(pl.LightningModule):
                 self.edit.save_delta(tmp / "refusal_delta.safetensors")
                 (tmp / "refusal_edit.json").write_text(json.dumps(self.edit.summary(), indent=2, sort_keys=True))
         return folder
-
-    # ------------------------------------------------------------------ checkpoints: nothing trainable
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {}
-        if self.edit is not None:
-            checkpoint["refusal_edit"] = self.edit.summary()
-
-    # ------------------------------------------------------------------ generation (SampleVideoCallback API)
-    @torch.no_grad()
-    def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
-        """Videos (uint8 ``[B, F, H, W, 3]``) of the edited model (``adapters=True``) or the original one."""
-        sampling = {k: v for k, v in sampling.items() if v is not None}
-        if adapters or self.edit is None:
-            latents = self.backbone.sample(prompts, seeds, **sampling)
-        else:
-            with self.edit.original_weights(self.backbone):
-                latents = self.backbone.sample(prompts, seeds, **sampling)
-        return self.backbone.decode(latents)

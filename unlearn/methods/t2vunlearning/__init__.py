@@ -1,6 +1,6 @@
 """T2VUnlearning (Ye et al.): zero-initialised adapters on a frozen backbone, trained on pseudo data."""
 
-from .adapters import AdapterController, AdapterStack, VideoTokenAdapter
+from .adapters import AdapterStack, AdapterSwitch, VideoTokenAdapter
 from .adversarial import optimise_embedding, worst_case_conditioning
 from .data import ConceptDataModule, ToyWorldDataModule, TrainingPrompt, batch_embedding
 from .export import (
@@ -17,8 +17,8 @@ from .export import (
 from .losses import concept_mask, localization_loss, negatively_guided_target, preservation_loss, unlearning_loss
 from .module import DivergenceError, T2VUnlearning
 from .pseudo_data import (
+    PseudoDataSettings,
     PseudoTrajectoryCache,
-    SamplerSettings,
     TrajectoryFile,
     TrajectoryRequest,
     make_trajectories,
@@ -26,7 +26,7 @@ from .pseudo_data import (
 )
 
 __all__ = [
-    "AdapterController",
+    "AdapterSwitch",
     "AdapterFileError",
     "AdapterStack",
     "DivergenceError",
@@ -35,7 +35,7 @@ __all__ = [
     "ConceptDataModule",
     "ToyWorldDataModule",
     "PseudoTrajectoryCache",
-    "SamplerSettings",
+    "PseudoDataSettings",
     "T2VUnlearning",
     "TrainingPrompt",
     "TrajectoryFile",

@@ -1,8 +1,8 @@
-"""Zero-initialised adapters on the video tokens, and the controller that attention processors consult.
+"""Zero-initialised adapters on the video tokens, and the switch that attention processors consult.
 
-The controller owns one :class:`VideoTokenAdapter` per attention site. Processors (one class per backbone
-family, in ``backbones/``) call :meth:`AdapterController.adapt` on the video tokens that leave the attention
-layer and, when a concept map is requested, :meth:`AdapterController.record_concept_map`. Because the
+The switch owns one :class:`VideoTokenAdapter` per attention site. Processors (one class per backbone
+family, in ``backbones/``) call :meth:`AdapterSwitch.adapt` on the video tokens that leave the attention
+layer and, when a concept map is requested, :meth:`AdapterSwitch.record_concept_map`. Because the
 adapters are off with one switch, the same backbone copy gives both the frozen and the adapted prediction.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unlearn.backbones import Switch
 from unlearn.backbones.attention import concept_map_route
 
 from .losses import token_mean_squares
@@ -35,7 +36,7 @@ class VideoTokenAdapter(nn.Module):
         return self.up(self.act(self.down(h)))
 
 
-class AdapterController(nn.Module):
+class AdapterSwitch(nn.Module, Switch):
     """All adapters of one backbone plus the per-forward switches the processors read.
 
     - ``enabled`` / ``scale``: adapters on (scaled) or off (frozen model).
@@ -49,7 +50,7 @@ class AdapterController(nn.Module):
     def __init__(self, dims: Sequence[int], inner_dim: int = 128, site_names: Sequence[str] | None = None) -> None:
         super().__init__()
         if not dims:
-            raise ValueError("AdapterController needs at least one attention site")
+            raise ValueError("AdapterSwitch needs at least one attention site")
         self.adapters = nn.ModuleList([VideoTokenAdapter(d, inner_dim) for d in dims])
         self.site_names = list(site_names) if site_names is not None else [str(i) for i in range(len(dims))]
         self.inner_dim = inner_dim
@@ -151,13 +152,13 @@ class AdapterStack:
     """Several adapter sets on one stock denoiser (what :func:`~unlearn.methods.t2vunlearning.attach_adapters`
     installs): every set adds its own scaled output, computed from the same video tokens, so
     ``h + s₁·A₁(h) + s₂·A₂(h)`` (the way diffusers combines several LoRAs with ``set_adapters``). One set gives
-    exactly what its controller alone gives. The attention hooks and the backbone's context hooks see the stack
-    as one controller (``adapt``, ``adapters``, ``context``).
+    exactly what its switch alone gives. The attention hooks and the backbone's context hooks see the stack
+    as one switch (``adapt``, ``adapters``, ``context``).
     """
 
     def __init__(self) -> None:
-        #: name → controller, in attaching order
-        self.sets: dict[str, AdapterController] = {}
+        #: name → switch, in attaching order
+        self.sets: dict[str, AdapterSwitch] = {}
         #: per-forward facts the backbone's context hooks set (e.g. ZeroScope's number of frames)
         self.context: dict[str, int] = {}
         #: the backbone family whose hooks carry the stack (set by attach_adapters; removes them on detach)
@@ -177,8 +178,8 @@ class AdapterStack:
 
     def adapt(self, site: int, video_tokens: Tensor) -> Tensor:
         out = video_tokens
-        for controller in self.sets.values():
-            o = controller.delta(site, video_tokens)
+        for switch in self.sets.values():
+            o = switch.delta(site, video_tokens)
             if o is not None:
                 out = out + o.to(video_tokens.dtype)
         return out

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from unlearn.backbones import PromptEmbedding
+from unlearn.backbones import PromptEmbedding, SamplingSettings
 from unlearn.checks import InputError, check_choice, check_int, check_range
 from unlearn.io import cache_dir as unlearn_cache_dir
 from unlearn.limits import check_video_size
@@ -45,8 +45,8 @@ from unlearn.toyworld.grammar import (
 )
 
 from .pseudo_data import (
+    PseudoDataSettings,
     PseudoTrajectoryCache,
-    SamplerSettings,
     TrajectoryFile,
     TrajectoryRequest,
     default_cache_dir,
@@ -121,6 +121,7 @@ class CachedTrajectoryDataset(Dataset):
         item: dict[str, Any] = dict(tf.step(s))
         item.update(tf.cond.to_dict("cond."))
         item = {k: (v[0] if k.startswith("cond.") else v) for k, v in item.items()}
+        item["prompt_index"] = f  # the training prompt (T2VUnlearning's persistent adversary keeps one entry each)
         if self.concept_tokens[f] is not None:
             item["concept_tokens"] = self.concept_tokens[f]
         if self.preserve_index:
@@ -366,18 +367,18 @@ class ConceptDataModule(pl.LightningDataModule):
         backbone = getattr(module, "backbone", None)
         if backbone is None:
             return
-        settings = self.sampler_settings(backbone)
+        settings = self.pseudo_data_settings(backbone)
         try:
             settings.steps()
         except ValueError as e:
             raise InputError(
-                f"data.record_steps: {e} (data.num_inference_steps={settings.num_inference_steps})"
+                f"data.record_steps: {e} (data.num_inference_steps={settings.sampling.num_inference_steps})"
             ) from None
         try:
             backbone.check_video_size(
-                settings.num_frames,
-                settings.height,
-                settings.width,
+                settings.sampling.num_frames,
+                settings.sampling.height,
+                settings.sampling.width,
                 keys=("data.num_frames", "data.height", "data.width"),
             )
         except ValueError as e:
@@ -483,15 +484,18 @@ class ConceptDataModule(pl.LightningDataModule):
         return []
 
     # ------------------------------------------------------------------ pseudo data
-    def sampler_settings(self, backbone: Any) -> SamplerSettings:
+    def pseudo_data_settings(self, backbone: Any) -> PseudoDataSettings:
         d = backbone.defaults
         f, h, w = self.size
-        return SamplerSettings(
+        sampling = SamplingSettings(
             num_frames=f or d.num_frames,
             height=h or d.height,
             width=w or d.width,
             num_inference_steps=self.num_inference_steps or d.num_inference_steps,
             guidance_scale=d.guidance_scale if self.guidance_scale is None else self.guidance_scale,
+        )
+        return PseudoDataSettings(
+            sampling,
             record_steps=tuple(self.record_steps) if self.record_steps is not None else None,
         )
 
@@ -526,7 +530,7 @@ class ConceptDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         module = self.trainer.lightning_module
         backbone = module.backbone
-        settings = self.sampler_settings(backbone)
+        settings = self.pseudo_data_settings(backbone)
         tokens = self.concept_token_masks(backbone, need=module.hparams.alpha > 0)
         if not self.use_cache:
             dataset: Dataset = RegenerationDataset(
@@ -551,7 +555,7 @@ class ConceptDataModule(pl.LightningDataModule):
             texts = [t for r in un + pre for t in (r.prompt, r.loss_prompt)] + [settings.negative_prompt]
             # the first concept map made (mask_source: frozen) is checked against an exact recompute
             guard = getattr(module, "guarded_concept_maps", contextlib.nullcontext)
-            with module.controller.disabled(), backbone.prompts_encoded_then_parked(texts), guard():
+            with module.switch.disabled(), backbone.prompts_encoded_then_parked(texts), guard():
                 paths = self.cache.build(
                     backbone,
                     un + pre,

@@ -31,10 +31,25 @@ from unlearn.backbones import AttentionSite, UnknownBackboneError, backbone_clas
 from unlearn.checks import InputError
 from unlearn.io import atomic_folder, load_checkpoint_file, require_finished
 
-from .adapters import AdapterController, AdapterStack
+from .adapters import AdapterStack, AdapterSwitch
 from .official import is_official_folder, load_official, save_official
 
 WEIGHTS_NAME = "adapters.safetensors"
+#: the adapters' keys in a Lightning checkpoint's ``state_dict``: the module's ``switch``
+CHECKPOINT_PREFIX = "switch."
+#: the same in checkpoints written before the switch had that name (#22); read, never written
+LEGACY_CHECKPOINT_PREFIX = "controller."  # rename: keep
+
+
+def checkpoint_adapter_state(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """The adapter tensors of a T2VUnlearning checkpoint's ``state_dict``, keyed as in the switch (prefix
+    removed); checkpoints of either prefix read the same."""
+    out = {}
+    for prefix in (LEGACY_CHECKPOINT_PREFIX, CHECKPOINT_PREFIX):
+        out.update({k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)})
+    return out
+
+
 CONFIG_NAME = "t2v_adapter_config.json"
 #: the config's name before the rename (PEFT's name): still read, never written
 LEGACY_CONFIG_NAME = "adapter_config.json"
@@ -45,22 +60,20 @@ class AdapterFileError(InputError):
     """An adapter folder or checkpoint is missing, malformed, or does not fit the model."""
 
 
-def adapter_config(
-    controller: AdapterController, backbone_name: str, extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The ``t2v_adapter_config.json`` of ``controller`` (also stored in every Lightning checkpoint)."""
+def adapter_config(switch: AdapterSwitch, backbone_name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``t2v_adapter_config.json`` of ``switch`` (also stored in every Lightning checkpoint)."""
     return {
         "format": FORMAT,
         "backbone": backbone_name,
-        "site_names": list(controller.site_names),
-        "dims": [a.up.out_features for a in controller.adapters],
-        "inner_dim": controller.inner_dim,
+        "site_names": list(switch.site_names),
+        "dims": [a.up.out_features for a in switch.adapters],
+        "inner_dim": switch.inner_dim,
         **(extra or {}),
     }
 
 
 def save_adapters(
-    controller: AdapterController, backbone_name: str, path: str | os.PathLike, extra: dict[str, Any] | None = None
+    switch: AdapterSwitch, backbone_name: str, path: str | os.PathLike, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write the adapters and their config into folder ``path`` atomically (:func:`unlearn.io.atomic_folder`: a
     reader never sees a mix of old and new files, and a crash leaves the previous folder intact)."""
@@ -69,8 +82,8 @@ def save_adapters(
         raise AdapterFileError(
             f"{str(path)!r} is a file; the adapters are written as a folder. Fix: give a folder path"
         )
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in controller.state_dict().items()}
-    config = adapter_config(controller, backbone_name, extra)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in switch.state_dict().items()}
+    config = adapter_config(switch, backbone_name, extra)
     with atomic_folder(path) as tmp:
         save_file(state, tmp / WEIGHTS_NAME)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -136,10 +149,10 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> AdapterController:
+def _switch_from(config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> AdapterSwitch:
     names = config.get("site_names") or [str(i) for i in range(len(config["dims"]))]
-    controller = AdapterController(config["dims"], config["inner_dim"], names)
-    expected = {k: tuple(v.shape) for k, v in controller.state_dict().items()}
+    switch = AdapterSwitch(config["dims"], config["inner_dim"], names)
+    expected = {k: tuple(v.shape) for k, v in switch.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
         missing = sorted(set(expected) - set(got))[:3]
@@ -151,23 +164,23 @@ def _controller_from(config: dict[str, Any], state: dict[str, torch.Tensor], whe
             f"{where}: the weights do not match the config (missing {missing}, unexpected "
             f"{unexpected}, wrong shapes {wrong}). Fix: export the adapters again"
         )
-    controller.load_state_dict(state)
-    return controller
+    switch.load_state_dict(state)
+    return switch
 
 
 def load_adapters(
     path: str | os.PathLike, sites: Sequence[AttentionSite] | None = None, backbone: str | None = None
-) -> tuple[AdapterController, dict[str, Any]]:
-    """Rebuild the :class:`AdapterController` saved in ``path``; returns it with its config. A folder in the
+) -> tuple[AdapterSwitch, dict[str, Any]]:
+    """Rebuild the :class:`AdapterSwitch` saved in ``path``; returns it with its config. A folder in the
     T2VUnlearning authors' format (``eraser_weights.pt`` + ``eraser_config.json``) is read too
     (:mod:`.official`; ``sites``/``backbone``: the model's, needed for HunyuanVideo)."""
     if is_official_folder(path):
         names = [s.name for s in sites] if sites is not None else None
         dims = [s.video_dim for s in sites] if sites is not None else None
-        controller, config = load_official(path, backbone, names, dims)
-        return controller, {"format": FORMAT, **config}
+        switch, config = load_official(path, backbone, names, dims)
+        return switch, {"format": FORMAT, **config}
     config = read_adapter_config(path)
-    return _controller_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME)), config
+    return _switch_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME)), config
 
 
 def check_adapter_sites(sites: Sequence[AttentionSite], config: dict[str, Any], where: str = "the adapters") -> None:
@@ -198,29 +211,29 @@ def check_adapter_sites(sites: Sequence[AttentionSite], config: dict[str, Any], 
 
 
 def load_adapter_weights(
-    controller: AdapterController,
+    switch: AdapterSwitch,
     path: str | os.PathLike,
     expect_backbone: str | None = None,
     allow_unfinished: bool = False,
     key: str = "init_adapters",
 ) -> None:
-    """Load saved adapter weights into an existing controller (resuming from exported adapters). The folder of
+    """Load saved adapter weights into an existing switch (resuming from exported adapters). The folder of
     a run that failed or was interrupted is refused unless ``allow_unfinished``; adapters of another backbone,
-    or whose sites (count, widths, names) differ, are refused before the controller changes."""
+    or whose sites (count, widths, names) differ, are refused before the switch changes."""
     if not Path(path).exists():
         raise FileNotFoundError(
             f"{key}: {str(path)!r} does not exist. Fix: give the adapters folder of a finished run "
             "(<run>/adapters) or the output of `unlearn export`"
         )
     if is_official_folder(path):  # the authors' released adapters as the starting point
-        dims = [a.up.out_features for a in controller.adapters]
-        loaded, config = load_official(path, expect_backbone, controller.site_names, dims)
-        if config["inner_dim"] != controller.inner_dim:
+        dims = [a.up.out_features for a in switch.adapters]
+        loaded, config = load_official(path, expect_backbone, switch.site_names, dims)
+        if config["inner_dim"] != switch.inner_dim:
             raise AdapterFileError(
                 f"{key}: the authors' adapters in {path} have rank {config['inner_dim']}; the model has "
-                f"model.adapter_dim={controller.inner_dim}. Fix: set model.adapter_dim: {config['inner_dim']}"
+                f"model.adapter_dim={switch.inner_dim}. Fix: set model.adapter_dim: {config['inner_dim']}"
             )
-        controller.load_state_dict(loaded.state_dict())
+        switch.load_state_dict(loaded.state_dict())
         return
     require_finished(path, key, allow_unfinished, flag="model.allow_unfinished_init=true")
     config = read_adapter_config(path)
@@ -230,16 +243,16 @@ def load_adapter_weights(
         )
     names = config.get("site_names")
     placeholder = names is None or names == [str(i) for i in range(len(config["dims"]))]
-    if not placeholder and names != controller.site_names:
-        raise AdapterFileError(f"{key}: adapters in {path} cover sites {names}, the model has {controller.site_names}")
-    dims = [a.up.out_features for a in controller.adapters]
-    if config["dims"] != dims or config["inner_dim"] != controller.inner_dim:
+    if not placeholder and names != switch.site_names:
+        raise AdapterFileError(f"{key}: adapters in {path} cover sites {names}, the model has {switch.site_names}")
+    dims = [a.up.out_features for a in switch.adapters]
+    if config["dims"] != dims or config["inner_dim"] != switch.inner_dim:
         raise AdapterFileError(
             f"{key}: adapters in {path} have widths {config['dims']} and inner width "
-            f"{config['inner_dim']}; the model needs {dims} and model.adapter_dim={controller.inner_dim}"
+            f"{config['inner_dim']}; the model needs {dims} and model.adapter_dim={switch.inner_dim}"
         )
-    loaded = _controller_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME))
-    controller.load_state_dict(loaded.state_dict())
+    loaded = _switch_from(config, _load_state(Path(path)), str(Path(path) / WEIGHTS_NAME))
+    switch.load_state_dict(loaded.state_dict())
 
 
 def resolve_adapters(
@@ -279,14 +292,14 @@ def attach_adapters(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     adapter_name: str | None = None,
-) -> AdapterController:
+) -> AdapterSwitch:
     """Install saved adapters on a stock diffusers pipeline (or its transformer/UNet) in place.
 
     ``path_or_repo``: an adapter folder, or a Hub repository id (``user/name``, see :func:`resolve_adapters`;
     ``revision`` pins a commit). The adapters are applied by forward hooks on the attention modules' outputs:
     the pipeline keeps its attention processors, so any attention backend set on it keeps working. The
-    pipeline then generates with the concept erased; ``controller.scale = 0`` (or ``controller.disabled()``)
-    gives the original model back exactly. Returns the controller. Every attention site is checked
+    pipeline then generates with the concept erased; ``switch.scale = 0`` (or ``switch.disabled()``)
+    gives the original model back exactly. Returns the switch. Every attention site is checked
     against the adapters (:func:`check_adapter_sites`) before the pipeline is changed: adapters of another model
     leave it untouched.
 
@@ -317,27 +330,27 @@ def attach_adapters(
             )
         family = backbone_class(family_name)
         sites = family.attention_sites_of(denoiser)
-        controller, config = load_official(path, family_name, [s.name for s in sites], [s.video_dim for s in sites])
+        switch, config = load_official(path, family_name, [s.name for s in sites], [s.video_dim for s in sites])
     else:
-        controller, config = load_adapters(path)
+        switch, config = load_adapters(path)
         try:
             family = backbone_class(config["backbone"])
         except UnknownBackboneError as e:
             raise AdapterFileError(f"{path}: {e}") from None
     check_adapter_sites(family.attention_sites_of(denoiser), config, where=f"the adapters in {path}")
     param = next(denoiser.parameters())
-    controller.to(param.device)
-    controller.scale = float(scale)
+    switch.to(param.device)
+    switch.scale = float(scale)
     if stack is None:
         stack = AdapterStack()
         stack.family = family
-        stack.sets[name] = controller
+        stack.sets[name] = switch
         family.install_adapter_hooks(denoiser, stack)
         # keep a reference so the adapters live as long as the model
         denoiser._t2v_unlearn_adapters = stack
     else:
-        stack.sets[name] = controller
-    return controller
+        stack.sets[name] = switch
+    return switch
 
 
 def detach_adapters(pipeline_or_denoiser: Any, adapter_name: str | None = None) -> None:
@@ -434,10 +447,10 @@ def export_adapters(
     ckpt_data = _read_checkpoint(ckpt)  # safetensors + JSON, or Lightning's .ckpt weights-only; never a pickle
     require_finished(ckpt, "--ckpt", allow_unfinished)
     hp = ckpt_data.get("hyper_parameters") or {}
-    state = {k[len("controller.") :]: v for k, v in ckpt_data["state_dict"].items() if k.startswith("controller.")}
+    state = checkpoint_adapter_state(ckpt_data["state_dict"])
     if not state:
         raise AdapterFileError(
-            f"--ckpt {ckpt!r} holds no adapter weights (keys starting with 'controller.'); "
+            f"--ckpt {ckpt!r} holds no adapter weights (keys starting with {CHECKPOINT_PREFIX!r}); "
             "it is not a T2VUnlearning checkpoint (a refusal-vector run exports its own folder)"
         )
     stored = ckpt_data.get("adapter_config")
@@ -457,17 +470,17 @@ def export_adapters(
             raise AdapterFileError(
                 f"--ckpt {ckpt!r}: the adapter weights are incomplete (missing {e}). Fix: use another checkpoint"
             ) from None
-    controller = _controller_from(config, state, f"--ckpt {ckpt!r}")
+    switch = _switch_from(config, state, f"--ckpt {ckpt!r}")
     if format == "t2vunlearning":
         if config.get("site_names") is None:
             raise AdapterFileError(
                 f"--ckpt {ckpt!r} records no attention-site names (an older checkpoint); the authors' format names "
                 "every site. Fix: export with --format t2v-unlearn"
             )
-        return save_official(controller, config.get("backbone", "unknown"), out)
+        return save_official(switch, config.get("backbone", "unknown"), out)
     extra = {k: hp[k] for k in ("eta", "alpha", "beta", "adapter_dim", "mask_threshold") if k in hp}
     if config.get("site_names") is None:
         extra["site_names"] = None  # unknown: check_adapter_sites then compares the count and widths only
-    return save_adapters(controller, config.get("backbone", "unknown"), out, extra=extra)
+    return save_adapters(switch, config.get("backbone", "unknown"), out, extra=extra)
 
     return 0

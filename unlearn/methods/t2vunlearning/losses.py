@@ -67,7 +67,7 @@ def concept_mask(
 def token_mean_squares(o: Tensor) -> Tensor:
     """``mean_c o[..., c]²`` per token in float32: ``[..., N]`` from adapter outputs ``[..., N, C]``.
 
-    What L_loc needs of an adapter output (the controller records it per layer instead of ``o``). The norm
+    What L_loc needs of an adapter output (the switch records it per layer instead of ``o``). The norm
     kernel accumulates in float32 from ``o``'s own dtype with autocast off, so under ``bf16-mixed`` no float32
     copy of ``o`` is made or kept; its backward holds ``o`` itself, which gradient checkpointing recomputes like
     any activation of the layer.
@@ -90,7 +90,7 @@ def localization_loss(
 
     Args:
         token_squares: per layer ``[B, N]``: :func:`token_mean_squares` of the adapter outputs ``o^l``
-            (``[B, N, C]``), i.e. ``‖o_n‖² / C`` per video token (what :class:`AdapterController` records).
+            (``[B, N, C]``), i.e. ``‖o_n‖² / C`` per video token (what :class:`AdapterSwitch` records).
         masks: per layer ``[B, N]`` (or ``[B, F, S]`` with ``F·S = N``) concept masks, 1 inside the concept.
         per_sample_elements: the paper's squared norm, averaged over the batch, is divided by this number —
             pass the element count of one sample's prediction, the divisor that turns the paper's

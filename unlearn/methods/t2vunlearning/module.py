@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -24,13 +25,19 @@ from unlearn.backbones import (
 from unlearn.backbones.attention import CONCEPT_MAP_ROUTES, MAP_CHECK_ATOL, checking_concept_map
 from unlearn.checks import InputError, check_choice, check_int, check_range
 
-from .adapters import AdapterController
-from .adversarial import worst_case_conditioning
+from .adapters import AdapterSwitch
+from .adversarial import (
+    RECELER_ADVERSARY_LR,
+    ConditioningBank,
+    bank_conditioning,
+    persistent_adversary_steps,
+    worst_case_conditioning,
+)
 from .data import batch_embedding
-from .export import adapter_config, load_adapter_weights
+from .export import CHECKPOINT_PREFIX, adapter_config, checkpoint_adapter_state, load_adapter_weights
 from .losses import RECELER_MASK_THRESHOLD, concept_mask, localization_loss, preservation_loss, unlearning_loss
 from .official import author_sites
-from .pseudo_data import SamplerSettings, TrajectoryRequest, make_trajectories
+from .pseudo_data import PseudoDataSettings, TrajectoryRequest, make_trajectories
 
 
 def frozen_concept_maps(batch: dict[str, Any], num_sites: int) -> list[Tensor]:
@@ -45,6 +52,18 @@ def frozen_concept_maps(batch: dict[str, Any], num_sites: int) -> list[Tensor]:
             "set model.mask_source: adapted"
         )
     return maps
+
+
+def _sum_grads(a: list[tuple[Tensor, Tensor]], b: list[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """Two lists of ``(parameter, gradient)`` as one, the gradients of a parameter in both added."""
+    out = {id(p): (p, g) for p, g in a}
+    for p, g in b:
+        out[id(p)] = (p, out[id(p)][1] + g) if id(p) in out else (p, g)
+    return list(out.values())
+
+
+#: the persistent adversary's bank in a checkpoint's ``state_dict`` (``T2VUnlearning.adversary``)
+BANK_PREFIX = "adversary."
 
 
 class DivergenceError(FloatingPointError):
@@ -109,14 +128,35 @@ class T2VUnlearning(pl.LightningModule):
         divergence_factor: stop with :class:`DivergenceError` when the loss exceeds this multiple of the
             first step's loss (None: never; the loss of a healthy run falls or stays within a few times its
             start).
-        adversarial_steps: adversarial training (AdvUnlearn-style; 0 = off, the paper's method): before each
-            adapter step, this many PGD steps find the text conditioning within ``adversarial_epsilon`` of the
-            batch's under which the adapted model best predicts the concept (the frozen model's conditional
-            prediction); ``L_unlearn`` on that worst case is added to the loss. Each step then costs about
-            ``adversarial_steps + 2`` times a plain one.
-        adversarial_epsilon: radius of the perturbation per entry (L∞), in units of the conditioning's
-            standard deviation.
-        adversarial_weight: weight of the worst-case ``L_unlearn`` next to the clean one.
+        adversarial_steps: adversarial training (0 = off, the paper's method): before each adapter step, this
+            many inner steps of the adversary (``adversary``) on the text conditioning, towards the conditioning
+            under which the adapted model best predicts the concept (the frozen model's conditional prediction);
+            ``L_unlearn`` under the adversary's conditioning (same target ``v_neg``) is added to the loss with
+            weight ``adversarial_weight``. Each step then costs about ``adversarial_steps + 2`` times a plain one.
+        adversarial_epsilon: ``adversary: pgd`` only: radius of the perturbation per entry (L∞), in units of the
+            conditioning's standard deviation.
+        adversarial_weight: weight of ``L_unlearn`` under the adversary's conditioning next to the clean one.
+        adversary: ``"pgd"`` (default, AdvUnlearn-style): a fresh perturbation in every batch, random start in the
+            ``adversarial_epsilon`` ball, signed steps. ``"persistent"`` (after Receler, ``train_receler.py:
+            104-168``): a bank of unbounded perturbations (every token state, in units of the conditioning's
+            standard deviation: the space of ``unlearn.attacks.EmbeddingAttack``), one per training prompt
+            (``adversary_bank``), warm-started across steps with its own Adam state (Receler keeps its adversarial
+            embeddings and their optimiser for the whole run, lines 104-107; AdvUnlearn's ``--attack_init latest``,
+            ``train-scripts/AdvUnlearn.py:257``), saved in checkpoints (``adversary.*``). Entries start at the
+            clean conditioning (Receler: uniform random tokens, line 104: there the tokens are *added* to the
+            prompt, here the perturbation is added to it). Unlike Receler the clean ``L_unlearn`` is kept next to
+            the adversarial one (Receler's erase loss is the adversarial one only, line 168). Receler's released
+            line 149 writes its adversarial embeddings through an advanced-indexing copy and so never feeds them
+            to the model; here they are fed. With data-parallel training each process keeps its own bank.
+        adversary_lr: ``persistent``: Adam's learning rate of the bank, in conditioning standard deviations
+            (Receler: 0.1, ``train_receler.py:106``).
+        adversary_weight_decay: ``persistent``: Adam's (coupled, L2) weight decay of the bank, the only pull back
+            towards the clean conditioning (no ε ball). Default 0: unbounded, like the ``embedding`` attack it
+            should close. Receler's 0.1 (same line, ``RECELER_ADVERSARY_WEIGHT_DECAY``) pins the bank near the clean
+            conditioning here: Adam normalises the gradient (~1e-6 per entry) but not the decay.
+        adversary_bank: ``persistent``: ``"prompt"`` (default): one perturbation per training prompt (the batch's
+            ``prompt_index``); ``"shared"``: one perturbation for every prompt (Receler keeps one set per erased
+            word, lines 104-105; here one per run).
         concept_map_kernel: where the concept maps come from: ``"fused"`` (default) takes the per-row
             log-sum-exp of the attention kernel the layer runs anyway (CPU flash; CUDA flash, memory-efficient or
             cuDNN) and adds only the concept columns' logits; ``"chunked"`` recomputes every key's logits in
@@ -164,6 +204,10 @@ class T2VUnlearning(pl.LightningModule):
         adversarial_steps: int = 0,
         adversarial_epsilon: float = 1.0,
         adversarial_weight: float = 1.0,
+        adversary: Literal["pgd", "persistent"] = "pgd",
+        adversary_lr: float = RECELER_ADVERSARY_LR,
+        adversary_weight_decay: float = 0.0,
+        adversary_bank: Literal["prompt", "shared"] = "prompt",
         concept_map_kernel: Literal["fused", "chunked"] = "fused",
         check_concept_map: bool = True,
     ) -> None:
@@ -227,7 +271,27 @@ class T2VUnlearning(pl.LightningModule):
         check_int(
             "model.adversarial_steps", adversarial_steps, low=0, fix="0 is the paper's method (no adversarial training)"
         )
-        if adversarial_steps > 0:
+        check_choice(
+            "model.adversary",
+            adversary,
+            ("pgd", "persistent"),
+            fix="'pgd' is a fresh ε-ball attack per batch; 'persistent' a bank of unbounded perturbations (Receler)",
+        )
+        check_range(
+            "model.adversary_lr",
+            adversary_lr,
+            low=0,
+            open_low=True,
+            fix="Adam's learning rate of the persistent adversary, in conditioning std (Receler: 0.1)",
+        )
+        check_range("model.adversary_weight_decay", adversary_weight_decay, low=0, fix="0 = unbounded (the default)")
+        check_choice(
+            "model.adversary_bank",
+            adversary_bank,
+            ("prompt", "shared"),
+            fix="'prompt' keeps one perturbation per training prompt, 'shared' one for all",
+        )
+        if adversarial_steps > 0 and adversary == "pgd":
             check_range(
                 "model.adversarial_epsilon",
                 adversarial_epsilon,
@@ -242,14 +306,14 @@ class T2VUnlearning(pl.LightningModule):
             backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
         )
         sites = self.backbone.attention_sites()
-        self.controller = AdapterController([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
-        self.controller.concept_map_route = concept_map_kernel
-        self.backbone.attach_controller(self.controller)
+        self.switch = AdapterSwitch([s.video_dim for s in sites], adapter_dim, [s.name for s in sites])
+        self.switch.concept_map_route = concept_map_kernel
+        self.backbone.attach_switch(self.switch)
         #: indices of the sites whose adapters train (``adapter_sites``); the others stay exactly zero
         self.trained_sites = list(range(len(sites)))
         if adapter_sites == "authors":
             self.trained_sites = author_sites(self.backbone.name, [s.name for s in sites])
-        for i, adapter in enumerate(self.controller.adapters):
+        for i, adapter in enumerate(self.switch.adapters):
             if i not in self.trained_sites:
                 adapter.requires_grad_(False)
         if gradient_checkpointing and hasattr(self.backbone.denoiser, "enable_gradient_checkpointing"):
@@ -263,7 +327,7 @@ class T2VUnlearning(pl.LightningModule):
                 )
         if init_adapters:
             load_adapter_weights(
-                self.controller,
+                self.switch,
                 init_adapters,
                 expect_backbone=self.backbone.name,
                 allow_unfinished=allow_unfinished_init,
@@ -275,6 +339,10 @@ class T2VUnlearning(pl.LightningModule):
         self._first_loss: float | None = None
         #: the first training step's concept-map check (``check_concept_map``): one dict per compared layer
         self.map_check: list[dict[str, Any]] | None = None
+        #: the persistent adversary's bank (``adversary: persistent``), saved in checkpoints as ``adversary.*``
+        self.adversary: ConditioningBank | None = None
+        if adversary == "persistent" and adversarial_steps > 0:
+            self.adversary = ConditioningBank()
 
     @property
     def eta(self) -> float:
@@ -284,7 +352,7 @@ class T2VUnlearning(pl.LightningModule):
     def _regenerate(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Per-step regeneration (cache off): sample x_t with the frozen model now, ESD/Receler style."""
         dm = self.trainer.datamodule
-        settings: SamplerSettings = dm.sampler_settings(self.backbone)
+        settings: PseudoDataSettings = dm.pseudo_data_settings(self.backbone)
         out: dict[str, Any] = {}
         reqs, pre_reqs, stops = [], [], []
         frozen_maps = "concept_tokens" in batch and self.hparams.get("mask_source", "frozen") == "frozen"
@@ -296,10 +364,10 @@ class T2VUnlearning(pl.LightningModule):
             if "regen_pre_index" in batch:
                 q = dm.preserve_prompts[int(batch["regen_pre_index"][b])]
                 pre_reqs.append(TrajectoryRequest("preserve", q.prompt, int(batch["regen_seed"][b]) + 1, q.prompt))
-        with self.controller.disabled():
+        with self.switch.disabled():
             made, pre_made = [], []
             for i, r in enumerate(reqs):
-                one = SamplerSettings(**{**settings.__dict__, "record_steps": (stops[i],)})
+                one = dataclasses.replace(settings, record_steps=(stops[i],))
                 made.append(make_trajectories(self.backbone, [r], one, self.eta)[0])
                 if pre_reqs:
                     pre_made.append(make_trajectories(self.backbone, [pre_reqs[i]], one, self.eta)[0])
@@ -311,6 +379,7 @@ class T2VUnlearning(pl.LightningModule):
                 out[prefix + k] = torch.stack([e[k][0] for e in entries]).to(self.device)
         if "concept_tokens" in batch:
             out["concept_tokens"] = batch["concept_tokens"]
+        out["prompt_index"] = batch["regen_prompt_index"]  # the persistent adversary's bank row
         return out
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
@@ -330,25 +399,31 @@ class T2VUnlearning(pl.LightningModule):
         if hp.beta > 0 and "pre_x_t" in batch:
             pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
             losses["pre"] = preservation_loss(pred_pre, batch["pre_target"])
-            params = [p for p in self.controller.parameters() if p.requires_grad]
+            params = [p for p in self.switch.parameters() if p.requires_grad]
             if losses["pre"].requires_grad and params:
                 grads = torch.autograd.grad(hp.beta * losses["pre"], params, allow_unused=True)
                 pre_grads = [(p, g) for p, g in zip(params, grads) if g is not None]
                 losses["pre"] = losses["pre"].detach()
             del pred_pre
         cond = batch_embedding(batch, "cond.")
+        if self.adversary is not None:
+            # before the clean forward: the inner steps' graphs and the adversarial forward's are freed (its
+            # gradient taken at once, like L_pre's) before the clean forward builds the graph of `total`
+            adv_losses, adv_grads = self.persistent_adversary_losses(batch, cond)
+            losses.update(adv_losses)
+            pre_grads = _sum_grads(pre_grads, adv_grads)
         tokens = batch.get("concept_tokens") if hp.alpha > 0 else None
         frozen = hp.get("mask_source", "frozen") == "frozen"
         # the adapted forward records the concept maps only when the mask comes from it (mask_source: adapted)
-        with self.controller.capturing(None if frozen else tokens):
+        with self.switch.capturing(None if frozen else tokens):
             pred = bb.predict(batch["x_t"], batch["timesteps"], cond)
-        squares, maps = self.controller.take()
+        squares, maps = self.switch.take()
         if hp.alpha > 0 and frozen:
-            maps = frozen_concept_maps(batch, len(self.controller.adapters))
+            maps = frozen_concept_maps(batch, len(self.switch.adapters))
             maps = [m.to(pred.device) for m in maps]
         losses["unlearn"] = unlearning_loss(pred, batch["target"])
         loss = losses["unlearn"]
-        if hp.adversarial_steps > 0:
+        if hp.adversarial_steps > 0 and self.adversary is None:
             losses["adv_unlearn"] = self.adversarial_unlearning_loss(batch, cond)
             loss = loss + hp.adversarial_weight * losses["adv_unlearn"]
         if hp.alpha > 0:
@@ -359,12 +434,14 @@ class T2VUnlearning(pl.LightningModule):
             if len(trained) < len(squares):  # L_loc over the adapters that train (adapter_sites: authors)
                 squares, masks = [squares[i] for i in trained], [masks[i] for i in trained]
             per_sample = pred[0].numel() if hp.get("loc_normalization", "paper") == "paper" else None
-            widths = [self.controller.adapters[i].up.out_features for i in trained]  # every site records
+            widths = [self.switch.adapters[i].up.out_features for i in trained]  # every site records
             losses["loc"] = localization_loss(squares, masks, per_sample_elements=per_sample, channels=widths)
             losses["mask_coverage"] = torch.stack([m.mean() for m in masks]).mean()
             loss = loss + hp.alpha * losses["loc"]
         if "pre" in losses:
             loss = loss + hp.beta * losses["pre"]
+        if self.adversary is not None:
+            loss = loss + hp.adversarial_weight * losses["adv_unlearn"]  # its gradient comes with pre_grads
         if pre_grads:
             injected = sum((p * g).sum() for p, g in pre_grads)
             loss = loss + (injected - injected.detach())
@@ -375,12 +452,69 @@ class T2VUnlearning(pl.LightningModule):
         """``L_unlearn`` under the worst-case conditioning near ``cond`` (see ``adversarial_steps``)."""
         hp, bb = self.hparams, self.backbone
         x_t, t = batch["x_t"], batch["timesteps"]
-        with torch.no_grad(), self.controller.disabled():
+        with torch.no_grad(), self.switch.disabled():
             concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning
         worst = worst_case_conditioning(
             lambda c: bb.predict(x_t, t, c), cond, concept, hp.adversarial_steps, hp.adversarial_epsilon
         )
         return unlearning_loss(bb.predict(x_t, t, worst), batch["target"])
+
+    def bank_rows(self, batch: dict[str, Any]) -> Tensor:
+        """The persistent adversary's bank entry of every video of the batch (``adversary_bank``)."""
+        n = batch["x_t"].shape[0]
+        if self.hparams.get("adversary_bank", "prompt") == "shared":
+            return torch.zeros(n, dtype=torch.long, device=batch["x_t"].device)
+        rows = batch.get("prompt_index")
+        if rows is None:
+            raise ValueError(
+                "model.adversary 'persistent' with adversary_bank 'prompt' needs each sample's training prompt "
+                "(prompt_index) in the batch: the data module's loaders give it. Fix: use them, or set "
+                "model.adversary_bank: shared"
+            )
+        return torch.as_tensor(rows, dtype=torch.long).reshape(n).to(batch["x_t"].device)
+
+    def persistent_adversary_losses(
+        self, batch: dict[str, Any], cond: PromptEmbedding
+    ) -> tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]]:
+        """``adversary: persistent``: ``adversarial_steps`` Adam steps of the batch's bank entries, then
+        ``L_unlearn`` under the perturbed conditioning, differentiated at once (its gradient, times
+        ``adversarial_weight``, is returned for injection into ``total``; the loss value comes back detached).
+        Also logged: the inner objective before the first and after the last step (``adv_inner_first``,
+        ``adv_inner_last``: the latter measured in the adversarial forward itself) and the bank's RMS."""
+        hp, bb = self.hparams, self.backbone
+        x_t, t = batch["x_t"], batch["timesteps"]
+        rows = self.bank_rows(batch)
+        entries = None
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if hp.get("adversary_bank", "prompt") == "prompt" and dm is not None:
+            entries = len(getattr(dm, "training_prompts", []) or [])
+        self.adversary.ensure(rows, cond.hidden_states, entries)
+        with torch.no_grad(), self.switch.disabled():
+            concept = bb.predict(x_t, t, cond)  # what the frozen model draws for this conditioning (Receler's e_p)
+        inner = persistent_adversary_steps(
+            lambda c: bb.predict(x_t, t, c),
+            cond,
+            concept,
+            self.adversary,
+            rows,
+            hp.adversarial_steps,
+            hp.adversary_lr,
+            hp.adversary_weight_decay,
+        )
+        pred = bb.predict(x_t, t, bank_conditioning(cond, self.adversary, rows))
+        adv = unlearning_loss(pred, batch["target"])
+        out = {
+            "adv_inner_first": inner[0],
+            "adv_inner_last": torch.mean((pred.detach().float() - concept.float()) ** 2),
+            "adv_delta_rms": self.adversary.delta[rows].pow(2).mean().sqrt(),
+        }
+        grads: list[tuple[Tensor, Tensor]] = []
+        params = [p for p in self.switch.parameters() if p.requires_grad]
+        if adv.requires_grad and params and hp.adversarial_weight > 0:
+            gs = torch.autograd.grad(hp.adversarial_weight * adv, params, allow_unused=True)
+            grads = [(p, g) for p, g in zip(params, gs) if g is not None]
+        out["adv_unlearn"] = adv.detach()
+        return out, grads
 
     def mask_sites(self, num_sites: int) -> list[int]:
         """The attention sites whose maps an averaged mask is built from (``mask_layers``, or the backbone's
@@ -391,7 +525,7 @@ class T2VUnlearning(pl.LightningModule):
                 raise ValueError(f"model.mask_layers {bad} out of range: the backbone has {num_sites} attention sites")
             return list(self.hparams.mask_layers)
         prefix = getattr(self.backbone, "concept_map_sites", None)
-        names = self.controller.site_names
+        names = self.switch.site_names
         chosen = [i for i in range(num_sites) if prefix is None or names[i].startswith(prefix)]
         return chosen or list(range(num_sites))
 
@@ -504,17 +638,17 @@ class T2VUnlearning(pl.LightningModule):
         # only: one pass over the adapters, small next to the step
         if self.trainer is None or self.global_step % max(1, self.trainer.log_every_n_steps):
             return
-        params = list(self.controller.parameters())
+        params = list(self.switch.parameters())
         norms = {"train/adapter_norm": torch.stack([p.detach().float().norm() for p in params]).norm()}
         # Lightning's own: the 2-norm of all the adapters' gradients as one vector
-        total = grad_norm(self.controller, 2).get("grad_2.0_norm_total")
+        total = grad_norm(self.switch, 2).get("grad_2.0_norm_total")
         if total is not None:
             norms["train/grad_norm"] = total
         self.log_dict(norms, prog_bar=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
-            [p for p in self.controller.parameters() if p.requires_grad],
+            [p for p in self.switch.parameters() if p.requires_grad],
             lr=self.hparams.learning_rate,
             weight_decay=self.hparams.weight_decay,
         )
@@ -523,13 +657,26 @@ class T2VUnlearning(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the frozen backbone is rebuilt from its name and weights: a checkpoint is adapter-sized. The optimizer,
         # step, loops and the sampler position are Lightning's part; the RNG states are added here.
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("controller.")}
+        # (and the persistent adversary's bank, `adversary.*`, which a resumed run continues from)
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if k.startswith((CHECKPOINT_PREFIX, BANK_PREFIX))}
         # what `unlearn export` needs to write an adapter folder that loads back as model.init_adapters
-        checkpoint["adapter_config"] = adapter_config(self.controller, self.backbone.name)
+        checkpoint["adapter_config"] = adapter_config(self.switch, self.backbone.name)
         checkpoint["rng_states"] = compat.collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before the adapters' attribute was named `switch` (#22) resume too
+        adapters = checkpoint_adapter_state(checkpoint["state_dict"])
+        bank = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(BANK_PREFIX)}
+        checkpoint["state_dict"] = {**{CHECKPOINT_PREFIX + k: v for k, v in adapters.items()}, **bank}
         self._resumed_rng_states = checkpoint.get("rng_states")
+        # Lightning loads the state dict after this hook: size the bank's buffers (they grow on first use) to the
+        # checkpoint's, so that they load instead of failing on a shape mismatch
+        state = checkpoint.get("state_dict") or {}
+        bank = getattr(self, "adversary", None)
+        if bank is not None and BANK_PREFIX + "delta" in state:
+            delta = state[BANK_PREFIX + "delta"]
+            bank.resize(int(delta.shape[0]), tuple(delta.shape[1:]), bank.delta.device)
 
     def on_train_start(self) -> None:
         # with the pseudo-data cache the text encoders and the VAE have done their work (the cache holds the
@@ -544,17 +691,17 @@ class T2VUnlearning(pl.LightningModule):
             self._resumed_rng_states = None
 
     def adapter_state_dict(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.controller.state_dict().items()}
+        return {k: v.detach().cpu().contiguous() for k, v in self.switch.state_dict().items()}
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
         """Videos (uint8 ``[B, F, H, W, 3]``) with the adapters on (unlearned) or off (original)."""
-        ctx = self.controller.scaled(1.0) if adapters else self.controller.disabled()
+        ctx = self.switch.scaled(1.0) if adapters else self.switch.disabled()
         with ctx:
             # phase by phase (VideoBackbone.generate_offloaded): prompts encoded once with only the text encoders on
             # the device, denoising with the denoiser alone, decoding with only the VAE (tiled, one video at a time)
             return self.backbone.generate_offloaded(prompts, seeds, **sampling)
 
     def adapter_norm(self) -> float:
-        return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.controller.parameters()))
+        return math.sqrt(sum(float(p.detach().float().pow(2).sum()) for p in self.switch.parameters()))

@@ -35,7 +35,7 @@ import torch
 from unlearn.checks import InputError
 from unlearn.io import atomic_folder
 
-from .adapters import AdapterController
+from .adapters import AdapterSwitch
 
 OFFICIAL_WEIGHTS = "eraser_weights.pt"
 OFFICIAL_CONFIG = "eraser_config.json"
@@ -132,15 +132,15 @@ def read_official(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Te
     return state, rank
 
 
-def official_to_controller(
+def official_to_switch(
     state: Mapping[str, Mapping[str, torch.Tensor]],
     rank: int,
     backbone: str,
     site_names: Sequence[str],
     dims: Sequence[int],
     where: str = "the adapters",
-) -> AdapterController:
-    """An :class:`AdapterController` over the model's sites holding the authors' adapters (zero where their
+) -> AdapterSwitch:
+    """An :class:`AdapterSwitch` over the model's sites holding the authors' adapters (zero where their
     injection puts none). Sites missing from the file, sites the model lacks and widths that differ are errors."""
     covered = author_sites(backbone, site_names)
     expected = {site_names[i] for i in covered}
@@ -162,14 +162,14 @@ def official_to_controller(
             f"{where} do not fit {backbone}: adapter width differs at {len(wrong)} sites, e.g. {wrong[0]} "
             "(CogVideoX-2B adapters are 1920 wide, CogVideoX-5B 3072)"
         )
-    controller = AdapterController(list(dims), rank, list(site_names))
+    switch = AdapterSwitch(list(dims), rank, list(site_names))
     with torch.no_grad():
-        for p in controller.parameters():
+        for p in switch.parameters():
             p.zero_()
         for i in covered:
-            adapter, sd = controller.adapters[i], state[site_names[i]]
+            adapter, sd = switch.adapters[i], state[site_names[i]]
             adapter.load_state_dict(dict(sd))
-    return controller
+    return switch
 
 
 def load_official(
@@ -177,8 +177,8 @@ def load_official(
     backbone: str | None = None,
     site_names: Sequence[str] | None = None,
     dims: Sequence[int] | None = None,
-) -> tuple[AdapterController, dict[str, Any]]:
-    """Read an authors'-format folder into a controller over ``site_names``/``dims`` (the model's sites; None: the
+) -> tuple[AdapterSwitch, dict[str, Any]]:
+    """Read an authors'-format folder into a switch over ``site_names``/``dims`` (the model's sites; None: the
     sites their file names, enough for CogVideoX) and an ``adapter_config.json``-like config."""
     state, rank = read_official(path)
     backbone = backbone or infer_backbone(state)
@@ -192,7 +192,7 @@ def load_official(
         dims = [int(state[n]["up.weight"].shape[0]) for n in site_names]
     if dims is None:
         raise ValueError("load_official: give dims with site_names")
-    controller = official_to_controller(state, rank, backbone, site_names, dims, where=f"the adapters in {path}")
+    switch = official_to_switch(state, rank, backbone, site_names, dims, where=f"the adapters in {path}")
     config = {
         "backbone": backbone,
         "site_names": list(site_names),
@@ -200,15 +200,15 @@ def load_official(
         "inner_dim": rank,
         "source_format": "t2vunlearning",
     }
-    return controller, config
+    return switch, config
 
 
-def controller_to_official(controller: AdapterController, backbone: str) -> dict[str, dict[str, torch.Tensor]]:
-    """The authors' ``{'<site>.adapter': state_dict}`` of ``controller``. Adapters at sites their injection does
+def switch_to_official(switch: AdapterSwitch, backbone: str) -> dict[str, dict[str, torch.Tensor]]:
+    """The authors' ``{'<site>.adapter': state_dict}`` of ``switch``. Adapters at sites their injection does
     not cover must be exactly zero (their code has no place for them)."""
-    covered = set(author_sites(backbone, controller.site_names))
+    covered = set(author_sites(backbone, switch.site_names))
     out: dict[str, dict[str, torch.Tensor]] = {}
-    for i, (name, adapter) in enumerate(zip(controller.site_names, controller.adapters, strict=True)):
+    for i, (name, adapter) in enumerate(zip(switch.site_names, switch.adapters, strict=True)):
         sd = {k: v.detach().to("cpu").contiguous() for k, v in adapter.state_dict().items()}
         if i in covered:
             out[f"{name}.adapter"] = sd
@@ -222,14 +222,14 @@ def controller_to_official(controller: AdapterController, backbone: str) -> dict
     return out
 
 
-def save_official(controller: AdapterController, backbone: str, path: str | os.PathLike) -> Path:
+def save_official(switch: AdapterSwitch, backbone: str, path: str | os.PathLike) -> Path:
     """Write ``eraser_weights.pt`` + ``eraser_config.json`` (their ``test_cogvideo.py`` / ``test_hunyuan.py``
     read it with ``--eraser_path``) atomically. The ``.pt`` holds tensors and dicts only."""
-    state = controller_to_official(controller, backbone)
+    state = switch_to_official(switch, backbone)
     path = Path(path)
     with atomic_folder(path) as tmp:
         torch.save(state, tmp / OFFICIAL_WEIGHTS)
         (tmp / OFFICIAL_CONFIG).write_text(
-            json.dumps({"eraser_type": "adapter", "eraser_rank": int(controller.inner_dim)}, indent=4)
+            json.dumps({"eraser_type": "adapter", "eraser_rank": int(switch.inner_dim)}, indent=4)
         )
     return path

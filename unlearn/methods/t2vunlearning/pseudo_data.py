@@ -17,7 +17,7 @@ So one sampling run per (prompt, seed) yields a whole trajectory of training sam
 adapted forward and backward only. :class:`PseudoTrajectoryCache` stores each trajectory as one safetensors
 file keyed by a hash of everything that determines it (:func:`sampler_identity`: backbone weights, prediction
 type, scheduler class and config, text length, guidance settings; the request: prompt, seed, loss condition;
-:class:`SamplerSettings`; η); a changed setting gives a new key, never a stale entry.
+:class:`PseudoDataSettings`; η); a changed setting gives a new key, never a stale entry.
 
 Integrity: every entry records its own key and a sha256 of its tensors (names, dtypes, shapes, bytes) in its
 metadata; each run verifies the entries it is about to train on. A truncated, empty or corrupt file, one whose
@@ -43,7 +43,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from unlearn.backbones import PromptEmbedding, VideoBackbone
+from unlearn.backbones import PromptEmbedding, SamplingSettings, VideoBackbone
 from unlearn.io import atomic_path, cache_dir, clean_orphan_temps
 from unlearn.methods.t2vunlearning.losses import negatively_guided_target
 
@@ -57,28 +57,33 @@ def default_cache_dir() -> Path:
 
 
 @dataclasses.dataclass(frozen=True)
-class SamplerSettings:
-    """How pseudo data is sampled. ``record_steps`` are sampler step indices to keep (None = all)."""
+class PseudoDataSettings:
+    """How pseudo data is sampled: the sampling settings (the one type, :class:`~unlearn.backbones.SamplingSettings`)
+    plus what only pseudo data has: the unconditional text and ``record_steps``, the sampler step indices to keep
+    (None = all)."""
 
-    num_frames: int
-    height: int
-    width: int
-    num_inference_steps: int
-    guidance_scale: float
+    sampling: SamplingSettings
     negative_prompt: str = ""
     record_steps: tuple[int, ...] | None = None
 
     def steps(self) -> list[int]:
+        n = self.sampling.num_inference_steps
         if self.record_steps is None:
-            return list(range(self.num_inference_steps))
-        bad = [s for s in self.record_steps if not 0 <= s < self.num_inference_steps]
+            return list(range(n))
+        bad = [s for s in self.record_steps if not 0 <= s < n]
         if bad:
-            raise ValueError(f"record_steps {bad} lie outside 0..{self.num_inference_steps - 1}")
+            raise ValueError(f"record_steps {bad} lie outside 0..{n - 1}")
         return sorted(set(self.record_steps))
+
+    def flat(self) -> dict[str, Any]:
+        """One flat JSON-ready dict of every field (the sampling settings' first): what cache keys and entries
+        record, the same as before the sampling settings became one type, so existing caches stay valid."""
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sampling"}
+        return {**dataclasses.asdict(self.sampling), **own}
 
 
 def sampler_identity(backbone: VideoBackbone) -> dict[str, Any]:
-    """What of the backbone, besides its request and :class:`SamplerSettings`, shapes a trajectory: the weights
+    """What of the backbone, besides its request and :class:`PseudoDataSettings`, shapes a trajectory: the weights
     (``fingerprint``), the prediction type, the scheduler that samples (class and config, as
     ``new_scheduler`` builds it: ZeroScope with DDIM and with DPM-Solver gives other x_t), the text length and
     the guidance settings (HunyuanVideo's embedded guidance, CogVideoX's dynamic CFG). JSON-ready."""
@@ -107,7 +112,7 @@ class TrajectoryRequest:
     #: the loss prompt's concept-token mask (one bool per text position): record the frozen concept maps
     concept_tokens: tuple[bool, ...] | None = None
 
-    def key(self, identity: dict[str, Any], settings: SamplerSettings, eta: float) -> str:
+    def key(self, identity: dict[str, Any], settings: PseudoDataSettings, eta: float) -> str:
         """The cache key: ``identity`` is :func:`sampler_identity` of the backbone that samples."""
         payload = {
             "v": CACHE_FORMAT_VERSION,
@@ -116,7 +121,7 @@ class TrajectoryRequest:
             "prompt": self.prompt,
             "loss_prompt": self.loss_prompt,
             "seed": int(self.seed),
-            "settings": dataclasses.asdict(settings),
+            "settings": settings.flat(),
             # η only shapes the unlearning target
             "eta": float(eta) if self.role == "unlearn" else None,
         }
@@ -129,7 +134,7 @@ class TrajectoryRequest:
 def make_trajectories(
     backbone: VideoBackbone,
     requests: Sequence[TrajectoryRequest],
-    settings: SamplerSettings,
+    settings: PseudoDataSettings,
     eta: float,
     stop_after: int | None = None,
     progress: bool = False,
@@ -137,12 +142,12 @@ def make_trajectories(
     """Sample ``requests`` as one batch with the frozen model and return, per request, the recorded
     ``x_t [S, ...]``, ``timesteps [S]``, ``target [S, ...]`` and the loss conditioning.
 
-    Adapters, if attached, must be switched off by the caller (see :meth:`AdapterController.disabled`).
+    Adapters, if attached, must be switched off by the caller (see :meth:`AdapterSwitch.disabled`).
     ``stop_after`` ends sampling early (per-step regeneration only needs the last recorded step).
     ``progress`` shows the sampler's steps (a full-size batch of trajectories takes minutes).
     Requests with ``concept_tokens`` also return ``concept_maps.<l>`` ``[S, F, N_l]`` per attention site ``l``: the
     frozen model's attention mass of each video token on the concept tokens, per attention site, recorded in the
-    conditional forward on the loss prompt that the target needs anyway (the backbone's controller captures it).
+    conditional forward on the loss prompt that the target needs anyway (the backbone's switch captures it).
     """
     steps = settings.steps()
     wanted = set(steps)
@@ -154,9 +159,9 @@ def make_trajectories(
     roles = [r.role for r in requests]
     rec: dict[str, list[Tensor]] = {"x_t": [], "timesteps": [], "target": []}
     with_maps = [r.concept_tokens is not None for r in requests]
-    controller = getattr(backbone, "controller", None)
-    if any(with_maps) and controller is None:
-        raise ValueError("make_trajectories: concept_tokens need a backbone with an adapter controller attached")
+    switch = getattr(backbone, "switch", None)
+    if any(with_maps) and switch is None:
+        raise ValueError("make_trajectories: concept_tokens need a backbone with an adapter switch attached")
     tokens2 = None  # [uncond rows | cond rows] as the batched guided prediction orders them
     if any(with_maps):
         width = max(len(r.concept_tokens) for r in requests if r.concept_tokens is not None)
@@ -172,11 +177,11 @@ def make_trajectories(
     def arm(i: int) -> tuple[PromptEmbedding, PromptEmbedding]:
         # called by the sampler right before its forward of step i: capture the concept maps of that forward
         if tokens2 is not None and not separate_loss_cond and i in wanted:
-            capture.enter_context(controller.capturing(tokens2))
+            capture.enter_context(switch.capturing(tokens2))
         return cond, uncond
 
     def take_maps() -> None:
-        _, maps = controller.take()
+        _, maps = switch.take()
         capture.close()
         # per site [2B, F, N_l] (uncond rows first): the conditional rows (sites of a UNet differ in N_l)
         rec["concept_maps"].append([m[len(requests) :].float().to("cpu") for m in maps])
@@ -186,7 +191,7 @@ def make_trajectories(
             return
         if separate_loss_cond:
             # the loss is conditioned on a different text (e.g. the bare concept): one more frozen call
-            with controller.capturing(tokens2) if tokens2 is not None else contextlib.nullcontext():
+            with switch.capturing(tokens2) if tokens2 is not None else contextlib.nullcontext():
                 pred_uncond, pred_cond, _ = backbone.guided_prediction(x_t, t, loss_cond, uncond, 1.0)
         if tokens2 is not None:
             take_maps()
@@ -201,11 +206,7 @@ def make_trajectories(
         backbone.sample(
             prompts,
             [r.seed for r in requests],
-            num_frames=settings.num_frames,
-            height=settings.height,
-            width=settings.width,
-            num_inference_steps=settings.num_inference_steps,
-            guidance_scale=settings.guidance_scale,
+            **dataclasses.asdict(settings.sampling),
             cond=cond,
             uncond=uncond,
             stop_at_step=last,
@@ -324,7 +325,7 @@ class PseudoTrajectoryCache:
         self,
         backbone: VideoBackbone,
         requests: Sequence[TrajectoryRequest],
-        settings: SamplerSettings,
+        settings: PseudoDataSettings,
         eta: float,
         batch_size: int = 4,
         rank: int = 0,
@@ -361,7 +362,7 @@ class PseudoTrajectoryCache:
                     continue
                 meta = {
                     **dataclasses.asdict(requests[i]),
-                    "settings": dataclasses.asdict(settings),
+                    "settings": settings.flat(),
                     "eta": eta,
                     "backbone": backbone.name,
                     "sampler": identity,

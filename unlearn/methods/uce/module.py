@@ -13,21 +13,17 @@ Config (``configs/toy_shapes_uce.yaml``, ``configs/cogx2b_uce_nudity.yaml``)::
 
 from __future__ import annotations
 
-import json
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 
-from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE, build_backbone, check_pretrained
+from unlearn.backbones import DEFAULT_BACKBONE, DEFAULT_TORCH_DTYPE
 from unlearn.checks import InputError, check_choice, check_int, check_range
-from unlearn.io import atomic_entries, require_finished
-from unlearn.methods.weight_edits import EditSwitch, WeightEdit, save_stock_model
+from unlearn.methods.weight_edits import ClosedFormEditModule, WeightEdit, check_edit_options
 
 from .edit import EDIT_FILE, UCEConfig, apply_uce_edit, load_uce_edit
 
@@ -68,7 +64,7 @@ class UCEConceptsDataModule(pl.LightningDataModule):
         return DataLoader([{"placeholder": torch.zeros(1)}], batch_size=1)
 
 
-class UCEUnlearning(pl.LightningModule):
+class UCEUnlearning(ClosedFormEditModule):
     """Unified Concept Editing (closed form) run by ``unlearn fit``: the edit at fit start, a placeholder step,
     and at fit end ``<output_dir>/uce_edit.safetensors`` (the new weights of the edited layers, safetensors +
     JSON summary as metadata), ``uce_edit.json`` and (``save_model``) the edited denoiser as a stock
@@ -95,6 +91,11 @@ class UCEUnlearning(pl.LightningModule):
             ``allow_unfinished_edit``.
         allow_unfinished_edit: accept ``edit_file`` from a run whose ``run_status.json`` is not "finished".
     """
+
+    output_folder = "uce"
+    edit_name = "a UCE edit"
+    checkpoint_key = "uce_edit"
+    metrics_prefix = "uce"
 
     def __init__(
         self,
@@ -124,15 +125,15 @@ class UCEUnlearning(pl.LightningModule):
         check_choice("model.token", token, ("last", "mean"))
         check_choice("model.concept_type", concept_type, ("object", "art"))
         check_int("model.batch_size", batch_size, low=1)
-        if output_dir and Path(output_dir).expanduser().is_file():
-            raise InputError(f"model.output_dir {output_dir!r} is a file; give a folder")
-        if edit_file:
-            require_finished(
-                edit_file, "model.edit_file", allow_unfinished_edit, flag="model.allow_unfinished_edit=true"
-            )
-            load_uce_edit(edit_file)  # a missing or damaged file fails now, before the backbone is loaded
-        warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`.*")
-        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
+        # a missing or damaged edit file fails now, before the backbone is loaded
+        check_edit_options(
+            output_dir,
+            edit_file,
+            "model.edit_file",
+            allow_unfinished_edit,
+            "model.allow_unfinished_edit",
+            load_uce_edit,
+        )
         self.save_hyperparameters()
         self.uce_config = UCEConfig(
             layers=layers,
@@ -144,14 +145,8 @@ class UCEUnlearning(pl.LightningModule):
             concept_type=concept_type,  # type: ignore[arg-type]
             batch_size=batch_size,
         )
-        check_pretrained(backbone, pretrained)
-        self.backbone = build_backbone(
-            backbone, pretrained=pretrained, tiny=tiny, torch_dtype=torch_dtype, **(backbone_kwargs or {})
-        )
+        self.load_backbone(backbone, pretrained, tiny, torch_dtype, backbone_kwargs)
         self.edit: WeightEdit | None = None
-        #: adapter-controller look-alike: ``controller.disabled()`` = the original model
-        self.controller = EditSwitch(self, "a UCE edit")
-        self.strict_loading = False
 
     def perform_edit(self) -> WeightEdit:
         """Run the edit now (idempotent)."""
@@ -179,60 +174,19 @@ class UCEUnlearning(pl.LightningModule):
         )
         return self.edit
 
-    def on_fit_start(self) -> None:
-        edit = self.perform_edit()
-        metrics = {f"uce/time_{k}_s": float(v) for k, v in edit.timings.items()}
-        metrics["uce/layers"] = float(len(edit.weights))
-        for logger in self.loggers:
-            logger.log_metrics(metrics, step=0)
-
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        return None  # nothing to train: the edit is closed-form
-
-    def configure_optimizers(self) -> None:
-        return None
-
-    def on_fit_end(self) -> None:
-        if self.edit is None or not self.trainer.is_global_zero:
-            return
-        self.export()
-
-    def output_dir(self) -> Path:
-        root = self.trainer.default_root_dir if self._trainer is not None else "."
-        return Path(self.hparams.output_dir or Path(root) / "uce")
+    def edit_metrics(self, edit: WeightEdit) -> dict[str, float]:
+        return {"layers": float(len(edit.weights))}
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Write the edit, its summary and (``save_model``) the edited model into ``folder``."""
         if self.edit is None:
             raise RuntimeError("no edit performed yet")
-        folder = Path(folder or self.output_dir())
-        edit = self.edit
-        files = {
-            EDIT_FILE: edit.save,
-            SUMMARY_FILE: lambda p: p.write_text(json.dumps(edit.summary(), indent=2, sort_keys=True)),
-        }
-        if self.hparams.save_model:
-            return save_stock_model(
-                self.backbone,
-                folder,
-                text_encoder=edit.touches_text_encoder,
-                full_pipeline=self.hparams.full_pipeline,
-                files=files,
-                last=SUMMARY_FILE,
-            )
-        with atomic_entries(folder, last=SUMMARY_FILE) as tmp:
-            for name, write in files.items():
-                write(tmp / name)
-        return folder
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {}
-        if self.edit is not None:
-            checkpoint["uce_edit"] = self.edit.summary()
-
-    @torch.no_grad()
-    def generate(self, prompts: list[str], seeds: list[int], adapters: bool = True, **sampling: Any) -> Tensor:
-        """Videos (uint8 ``[B, F, H, W, 3]``) of the edited model (``adapters=True``) or the original one."""
-        sampling = {k: v for k, v in sampling.items() if v is not None}
-        with self.controller.scaled(1.0 if adapters else 0.0):
-            return self.backbone.decode(self.backbone.sample(prompts, seeds, **sampling))
+        return self.write_edit(
+            Path(folder or self.output_dir()),
+            self.edit,
+            EDIT_FILE,
+            SUMMARY_FILE,
+            save_model=self.hparams.save_model,
+            text_encoder=self.edit.touches_text_encoder,
+            full_pipeline=self.hparams.full_pipeline,
+        )

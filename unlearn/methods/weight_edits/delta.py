@@ -15,13 +15,14 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from unlearn.backbones import Switch
 from unlearn.io import atomic_entries, atomic_path
 
 from .sites import TEXT_ENCODER_PREFIX, get_linear, resolve_targets
@@ -299,32 +300,47 @@ class WeightEdit(LinearEdit):
         return path
 
 
-def load_weight_edit(path: str | os.PathLike, method: str | None = None) -> WeightEdit:
-    """Read a file written by :meth:`WeightEdit.save` (``method``: refuse a file of another method)."""
+def read_edit_file(
+    path: str | os.PathLike,
+    expected_format: str,
+    kind: str,
+    what: str,
+    fix: str,
+    check: Callable[[dict[str, Tensor], dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tensors and the JSON summary of an edit file (safetensors whose metadata holds ``format`` and
+    ``summary``). ``ValueError`` naming ``path`` for a file of another format (``kind``: "weight-edit file"), one
+    ``check(tensors, summary)`` refuses, or a damaged one (``what``: "UCE edit"; ``fix``: what to do)."""
     from safetensors import safe_open
 
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != expected_format:
+                raise ValueError(f"{path}: not a {kind} (format {meta.get('format')!r}, expected {expected_format!r})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is no dict
+        summary = json.loads(meta["summary"])
+        if check is not None:
+            check(tensors, summary)
+        return tensors, summary
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any reading failure is a damaged file for the user
+        raise ValueError(
+            f"{path}: cannot read the {what} ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
+            f"the file is truncated or corrupt. Fix: {fix}"
+        ) from None
+
+
+def load_weight_edit(path: str | os.PathLike, method: str | None = None) -> WeightEdit:
+    """Read a file written by :meth:`WeightEdit.save` (``method``: refuse a file of another method)."""
     what = f"{method} edit" if method else "weight edit"
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"{what} {str(path)!r} does not exist. Fix: give the .safetensors file (or the folder holding it) "
             "written by the method's `unlearn fit`"
         )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != WEIGHT_EDIT_FORMAT:
-                raise ValueError(
-                    f"{path}: not a weight-edit file (format {meta.get('format')!r}, expected {WEIGHT_EDIT_FORMAT!r})"
-                )
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is no dict
-        s = json.loads(meta["summary"])
-    except ValueError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any reading failure is a damaged file for the user
-        raise ValueError(
-            f"{path}: cannot read the {what} ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
-            "the file is truncated or corrupt. Fix: run the edit again"
-        ) from None
+    tensors, s = read_edit_file(path, WEIGHT_EDIT_FORMAT, "weight-edit file", what, "run the edit again")
     if method is not None and s.get("method") != method:
         raise ValueError(f"{path}: a {s.get('method')!r} edit, not a {method!r} one")
     missing = [n for n in s["layers"] if f"{n}.weight" not in tensors]
@@ -344,8 +360,8 @@ def load_weight_edit(path: str | os.PathLike, method: str | None = None) -> Weig
     )
 
 
-class EditSwitch:
-    """Stands in for T2VUnlearning's adapter controller so callbacks written for it work unchanged:
+class EditSwitch(Switch):
+    """The :class:`~unlearn.backbones.Switch` of a weight edit (UCE, ESD, the refusal vector):
     ``disabled()`` gives the original model (the edit's layers restored bit for bit), ``scaled(1.0)`` the
     edited one. ``module`` has ``.edit`` (a :class:`LinearEdit` or None) and ``.backbone``. Not an
     ``nn.Module``: nothing to train or checkpoint."""
