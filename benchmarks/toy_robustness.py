@@ -51,9 +51,22 @@ from unlearn.io import atomic_write_text  # noqa: E402
 THREE = ["red ring", "blue square", "green cross"]
 T2V, REFUSAL = "configs/toy_shapes.yaml", "configs/toy_shapes_refusal.yaml"
 
-#: the persistent adversary's flags (issue #28 point 1; the coordinator fills them in from the chosen variant);
-#: empty: the ``persistent`` step is skipped with a message
-PERSISTENT: list[str] = []
+#: the persistent adversary's flags (issue #28 point 1: the setting chosen on seed 0 by the sweep in
+#: research/notes/28_adversary.md); an empty list skips the ``persistent`` step with a message
+PERSISTENT: list[str] = [
+    "--model.init_args.adversary",
+    "persistent",  # a bank of conditioning perturbations per training prompt
+    "--model.init_args.adversarial_steps",
+    "10",  # K inner Adam steps per training step (research/notes/28_adversary.md)
+    "--model.init_args.adversary_lr",
+    "0.1",  # Receler train_receler.py:106
+    "--model.init_args.adversary_weight_decay",
+    "0",  # Receler's 0.1 pins the bank at ~1e-3 std (measured)
+    "--model.init_args.adversarial_weight",
+    "4",  # L_unlearn under the bank, 4x the clean one (seed-0 sweep)
+    "--model.init_args.beta",
+    "10",  # L_pre twice the toy config's (keeps PSR with w = 4)
+]
 #: the PGD variant of the first robustness table: 2 PGD steps per adapter step, radius 1 std of the conditioning
 ADVERSARIAL = ["--model.init_args.adversarial_steps", "2", "--model.init_args.adversarial_epsilon", "1.0"]
 #: #28 point 4: the preserved classes ranked by |cos| of the model's text conditioning (16 classes x 2 prompts)
