@@ -228,15 +228,10 @@ def mark(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
-def without(row: dict, classes: list[str]) -> dict:
-    """``row`` with ``classes`` left out of its per-class scores (the paired delta over the other classes)."""
-    return {"per_class_top1": {c: v for c, v in row["per_class_top1"].items() if c not in classes}}
-
-
 def delta_vs(rows: list[dict], orig: dict, erased: list[str]) -> dict:
     """ΔPSR-1 of ``rows`` (one per seed) against the original row, paired over the kept classes (each class's
     difference averaged over seeds first), 95 % t interval; plus the classes that lose most."""
-    d = paired_class_delta([without(r, erased) for r in rows], [without(orig, erased)] * len(rows), None)
+    d = paired_class_delta(rows, [orig] * len(rows), erased)
     kept = [c for c in orig["per_class_top1"] if c not in erased and all(c in r["per_class_top1"] for r in rows)]
     per = {c: mean([r["per_class_top1"][c] for r in rows]) - orig["per_class_top1"][c] for c in kept}
     d["lost_most"] = [[c, per[c]] for c in sorted(per, key=per.get)[:4] if per[c] < 0]

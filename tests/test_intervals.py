@@ -54,6 +54,10 @@ def test_paired_class_delta_is_the_ablation_difference_with_a_t_interval():
     se = np.std(diffs, ddof=1) / math.sqrt(10)
     assert d["delta"] == pytest.approx(-9.5) and d["se"] == pytest.approx(se) and d["n"] == 10
     assert d["high"] - d["delta"] == pytest.approx(2.2622 * se, rel=1e-4)  # t(0.975, 9)
+    # several concepts erased together: each is left out (c0 and c1 differ by -10 and -9: the mean stays -9.5)
+    several = paired_class_delta([row], [ref], ["red ring", "c0", "c1"])
+    assert several["n"] == 8 and several["delta"] == pytest.approx(-9.5)
+    assert paired_class_delta([row], [ref], None)["n"] == 11  # nothing left out: red ring's -100 counts
 
 
 class OutcomeLogits:

@@ -138,11 +138,12 @@ def bootstrap_record(
 def paired_class_delta(
     rows: Sequence[Mapping[str, Any]],
     refs: Sequence[Mapping[str, Any]],
-    erased: str | None,
+    erased: str | Sequence[str] | None,
     key: str = "per_class_top1",
     confidence: float = CONFIDENCE,
 ) -> dict[str, Any]:
-    """Paired per-class difference ``rows - refs`` over the classes both score, except ``erased``.
+    """Paired per-class difference ``rows - refs`` over the classes both score, except ``erased`` (one class, or
+    several erased together).
 
     ``rows[i]`` pairs with ``refs[i]`` (one per training seed; each class's difference is averaged over the
     seeds first, since every seed is scored on the same prompts and seeds are not independent samples of a
@@ -150,7 +151,8 @@ def paired_class_delta(
     freedom. Returns ``{"delta", "se", "low", "high", "n", "unit": "classes", "method", "confidence"}``."""
     if len(rows) != len(refs) or not rows:
         raise ValueError("give one reference row per row (and at least one)")
-    classes = [k for k in refs[0][key] if k != erased and all(k in r[key] for r in (*rows, *refs))]
+    left_out = {erased} if isinstance(erased, str) else set(erased or ())
+    classes = [k for k in refs[0][key] if k not in left_out and all(k in r[key] for r in (*rows, *refs))]
     d = [statistics.mean(r[key][k] - f[key][k] for r, f in zip(rows, refs)) for k in classes]
     if not d:
         raise ValueError("the rows have no preserved class in common")
