@@ -224,15 +224,14 @@ def persistent_adversary_steps(
     between the erased model's prediction on the adversarial conditioning and the frozen one's on the concept).
     Only the bank gets gradients (``torch.autograd.grad``): the adapters' ``.grad`` stays untouched and each
     step's graph is freed before the next. Returns the objective before each step (detached scalars)."""
-    h = cond.hidden_states.detach()
-    bank.ensure(rows, h)
+    bank.ensure(rows, cond.hidden_states)
     target = concept_prediction.detach().float()
-    scale = bank.scale.to(h.device)
+    scale = bank.scale.to(cond.hidden_states.device)
     losses = []
     for _ in range(steps):
         with torch.enable_grad():
             d = bank.delta[rows].clone().requires_grad_(True)
-            pred = predict(PromptEmbedding((h.float() + scale * d).to(h.dtype), cond.attention_mask, cond.pooled))
+            pred = predict(perturbed_conditioning(cond, scale * d))
             loss = torch.mean((pred.float() - target) ** 2)
             (grad,) = torch.autograd.grad(loss, [d])
         losses.append(loss.detach())
@@ -240,8 +239,12 @@ def persistent_adversary_steps(
     return losses
 
 
+def perturbed_conditioning(cond: PromptEmbedding, perturbation: Tensor) -> PromptEmbedding:
+    """``cond`` with ``perturbation`` added to its (detached) token states, in float32, cast back to their dtype."""
+    h = cond.hidden_states.detach()
+    return PromptEmbedding((h.float() + perturbation).to(h.dtype), cond.attention_mask, cond.pooled)
+
+
 def bank_conditioning(cond: PromptEmbedding, bank: ConditioningBank, rows: Tensor) -> PromptEmbedding:
     """``cond`` with the bank's perturbations of ``rows`` added (no gradient to the bank)."""
-    h = cond.hidden_states.detach()
-    scale = bank.scale.to(h.device)
-    return PromptEmbedding((h.float() + scale * bank.delta[rows]).to(h.dtype), cond.attention_mask, cond.pooled)
+    return perturbed_conditioning(cond, bank.scale.to(cond.hidden_states.device) * bank.delta[rows])

@@ -399,10 +399,9 @@ class T2VUnlearning(pl.LightningModule):
         if hp.beta > 0 and "pre_x_t" in batch:
             pred_pre = bb.predict(batch["pre_x_t"], batch["pre_timesteps"], batch_embedding(batch, "pre_cond."))
             losses["pre"] = preservation_loss(pred_pre, batch["pre_target"])
-            params = [p for p in self.switch.parameters() if p.requires_grad]
-            if losses["pre"].requires_grad and params:
-                grads = torch.autograd.grad(hp.beta * losses["pre"], params, allow_unused=True)
-                pre_grads = [(p, g) for p, g in zip(params, grads) if g is not None]
+            grads = self.adapter_grads(hp.beta * losses["pre"])
+            if grads is not None:
+                pre_grads = grads
                 losses["pre"] = losses["pre"].detach()
             del pred_pre
         cond = batch_embedding(batch, "cond.")
@@ -508,13 +507,19 @@ class T2VUnlearning(pl.LightningModule):
             "adv_inner_last": torch.mean((pred.detach().float() - concept.float()) ** 2),
             "adv_delta_rms": self.adversary.delta[rows].pow(2).mean().sqrt(),
         }
-        grads: list[tuple[Tensor, Tensor]] = []
-        params = [p for p in self.switch.parameters() if p.requires_grad]
-        if adv.requires_grad and params and hp.adversarial_weight > 0:
-            gs = torch.autograd.grad(hp.adversarial_weight * adv, params, allow_unused=True)
-            grads = [(p, g) for p, g in zip(params, gs) if g is not None]
+        grads = self.adapter_grads(hp.adversarial_weight * adv) if hp.adversarial_weight > 0 else None
         out["adv_unlearn"] = adv.detach()
-        return out, grads
+        return out, grads or []
+
+    def adapter_grads(self, loss: Tensor) -> list[tuple[Tensor, Tensor]] | None:
+        """``(parameter, gradient)`` of ``loss`` for every trainable adapter it reaches, taken now so that its
+        graph is freed before the next forward (the gradient is injected into the step's loss later); None when
+        ``loss`` has no graph or no adapter trains."""
+        params = [p for p in self.switch.parameters() if p.requires_grad]
+        if not (loss.requires_grad and params):
+            return None
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return [(p, g) for p, g in zip(params, grads) if g is not None]
 
     def mask_sites(self, num_sites: int) -> list[int]:
         """The attention sites whose maps an averaged mask is built from (``mask_layers``, or the backbone's
@@ -667,15 +672,14 @@ class T2VUnlearning(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # checkpoints written before the adapters' attribute was named `switch` (#22) resume too
         adapters = checkpoint_adapter_state(checkpoint["state_dict"])
-        bank = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(BANK_PREFIX)}
-        checkpoint["state_dict"] = {**{CHECKPOINT_PREFIX + k: v for k, v in adapters.items()}, **bank}
+        bank_state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(BANK_PREFIX)}
+        checkpoint["state_dict"] = {**{CHECKPOINT_PREFIX + k: v for k, v in adapters.items()}, **bank_state}
         self._resumed_rng_states = checkpoint.get("rng_states")
         # Lightning loads the state dict after this hook: size the bank's buffers (they grow on first use) to the
         # checkpoint's, so that they load instead of failing on a shape mismatch
-        state = checkpoint.get("state_dict") or {}
         bank = getattr(self, "adversary", None)
-        if bank is not None and BANK_PREFIX + "delta" in state:
-            delta = state[BANK_PREFIX + "delta"]
+        delta = bank_state.get(BANK_PREFIX + "delta")
+        if bank is not None and delta is not None:
             bank.resize(int(delta.shape[0]), tuple(delta.shape[1:]), bank.delta.device)
 
     def on_train_start(self) -> None:
