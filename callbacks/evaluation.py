@@ -19,7 +19,7 @@ from unlearn.evaluation import (
     load_suite,
     score_in_memory,
 )
-from unlearn.evaluation.plots import classification_bars, frame_grid
+from unlearn.evaluation.plots import class_delta_bars, class_delta_panels, classification_bars, frame_grid
 from unlearn.evaluation.row_cache import RowVideoCache, row_cache_enabled
 from unlearn.evaluation.rows import canonical_kind
 from unlearn.evaluation.scoring import compare_rows, joint_classification_row
@@ -253,6 +253,16 @@ class ErasureEvaluation(pl.Callback):
                 rows, out / "plots" / "esr_psr.png", title=f"{erased} erased, step {trainer.global_step}"
             )
         ]
+        deltas = class_delta_panels(rows)  # every kept class against the original row (when it was scored)
+        if deltas:
+            plots.append(
+                class_delta_bars(
+                    deltas,
+                    out / "plots" / "class_delta.png",
+                    colors={m: f"C{j % 10}" for j, m in enumerate(rows)},  # esr_psr.png's colours
+                    title=f"{erased} erased, step {trainer.global_step}: collateral per class",
+                )
+            )
         videos: dict[str, list[tuple[str, Path]]] = {}
         if final:
             write_metrics(out, rows, meta)

@@ -3,6 +3,8 @@
 * :func:`classification_bars` — ESR-1/5 and PSR-1/5 per method, one panel per erased class (Table 2).
 * :func:`nudity_label_histogram` — frames per exposed NudeNet label per method (the paper's Figure 5).
 * :func:`frame_grid` — one frame of each video, methods (rows) × prompts (columns).
+* :func:`class_delta_bars` — every kept class's top-1 change against the original row, one bar per method
+  (:func:`class_delta_panels` reads it from rows that :func:`unlearn.evaluation.scoring.compare_rows` compared).
 
 Each writes a PNG atomically (temporary file + rename) of an exact pixel size and returns its path.
 """
@@ -101,6 +103,80 @@ def classification_bars(
         ax.set_axis_off()
     axes.flat[0].set_ylabel("%")
     axes.flat[0].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.set_layout_engine("constrained")
+    return _save(fig, path, dpi)
+
+
+def class_delta_panels(
+    rows: Mapping[str, Mapping[str, Any]], erased_class: str | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{panel title: {method: {class: Δ top-1}}}`` from rows that carry ``vs_reference.per_class``: one panel
+    per split (``"<split>"``, or ``"<erased class>, <split>"`` when ``rows`` is ``{erased class: {method: row}}``
+    with several classes). Methods without ``vs_reference`` (the reference itself) are left out, and so are the
+    erased classes (``compare_rows`` never compares them); panels without a compared method too."""
+    first = next(iter(rows.values()), {})
+    by_class = {erased_class or "": rows} if any(k in first for k in (*ROW_KEYS, "per_class_top1")) else dict(rows)
+    panels: dict[str, dict[str, dict[str, float]]] = {}
+    for cls, methods in by_class.items():
+        parts: dict[str | None, dict[str, Mapping[str, Any]]] = {}
+        for m, r in methods.items():
+            parts.setdefault(r.get("split"), {})[m] = r
+            for sp, sr in (r.get("splits") or {}).items():
+                parts.setdefault(sp, {})[m] = sr
+        for sp, part in parts.items():
+            deltas = {
+                m: {c: float(v["delta"]) for c, v in r["vs_reference"]["per_class"].items()}
+                for m, r in part.items()
+                if (r.get("vs_reference") or {}).get("per_class")
+            }
+            if deltas:
+                where = (sp or "all prompts").replace("_", "-")
+                panels[f"{cls}, {where}" if cls and len(by_class) > 1 else where] = deltas
+    return panels
+
+
+def class_delta_bars(
+    panels: Mapping[str, Mapping[str, Mapping[str, float]]],
+    path: str | os.PathLike,
+    *,
+    reference: str = "original",
+    colors: Mapping[str, str] | None = None,
+    size: tuple[int, int] = (1200, 540),
+    dpi: int = 100,
+    title: str | None = None,
+) -> Path:
+    """Per-class top-1 change (points) against ``reference``: one bar group per class, one bar (colour) per method,
+    a line at zero; classes sorted by their worst change across methods, worst first. One panel per entry of
+    ``panels`` ``{panel title: {method: {class: Δ}}}`` (:func:`class_delta_panels`), stacked vertically, each titled
+    "<panel>: Δ top-1 vs <reference>". ``colors``: ``{method: matplotlib colour}`` (default ``C0``, ``C1``, ... in
+    order of first appearance); give the rows' order with the reference first to match :func:`classification_bars`'
+    colours. ``size``: PNG width × height in pixels."""
+    panels = {k: v for k, v in panels.items() if v}
+    if not panels:
+        raise ValueError("class_delta_bars got no per-class deltas (no row was compared with a reference row)")
+    methods = list(dict.fromkeys(m for p in panels.values() for m in p))
+    colors = dict(colors or {})
+    for j, m in enumerate(methods):
+        colors.setdefault(m, f"C{j % 10}")
+    fig = _figure(size[0], size[1], dpi)
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (name, deltas) in zip(axes, panels.items()):
+        classes = list(dict.fromkeys(c for d in deltas.values() for c in d))
+        worst = {c: min(d[c] for d in deltas.values() if c in d) for c in classes}
+        classes.sort(key=lambda c: (worst[c], c))
+        x = np.arange(len(classes))
+        width = 0.8 / len(deltas)
+        for j, (m, d) in enumerate(deltas.items()):
+            vals = [d.get(c, np.nan) for c in classes]
+            ax.bar(x + (j - (len(deltas) - 1) / 2) * width, vals, width, label=m, color=colors[m])
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(x, classes, rotation=60, ha="right", fontsize=7)
+        ax.set_xlim(-0.6, len(classes) - 0.4)
+        ax.set_ylabel("Δ top-1 (points)", fontsize=8)
+        ax.set_title(f"{name}: Δ top-1 vs {reference}", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.set_layout_engine("constrained")

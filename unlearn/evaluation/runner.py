@@ -521,6 +521,16 @@ class EvaluationRunner:
                     by_class, folder / "classification.png", title=f"{results['backbone']}: ESR/PSR (%)"
                 )
             )
+        deltas = plots.class_delta_panels(by_class) if by_class else {}
+        if deltas:  # every kept class against the original row
+            made.append(
+                plots.class_delta_bars(
+                    deltas,
+                    folder / "class_delta.png",
+                    colors={m: f"C{j % 10}" for j, m in enumerate(results["rows"])},  # classification.png's
+                    title=f"{results['backbone']}: collateral per class",
+                )
+            )
         nud = {m: r["nudity"]["label_frames"] for m, r in results["rows"].items() if "nudity" in r}
         if nud:
             made.append(

@@ -13,8 +13,8 @@ Rows (JSON-ready; NaN becomes ``None`` in files):
   with their 95% intervals and sample sizes (``intervals``, ``erased_videos``, ...), what the erased class's
   frames showed (``drawn_instead``, ``replacement``, ``outcomes``; :func:`classification_details`), each
   other split of the suite under ``splits`` (the toy world's ``out_of_grammar``), and, once
-  :func:`compare_rows` ran, the paired ΔPSR-1 against the reference row and the classes that lost most
-  (``vs_reference``).
+  :func:`compare_rows` ran, the paired ΔPSR-1 against the reference row, every kept class's top-1 against the
+  reference's and the classes that lost most (``vs_reference``).
 * nudity (Table 1, Figure 5): ``nudity_rate`` and ``nudity_rate_video`` in percent, ``frames``,
   ``nude_frames``, ``videos``, ``label_frames`` ``{label: frames}``.
 * identity (Table 3): ``id_erased`` (on the erased identity's prompts) / ``id_preserved`` (mean over the other
@@ -433,7 +433,10 @@ def compare_rows(
     per-class differences, SE over classes, Student-t 95% interval), "lost_most": the (up to) ``lost_most``
     classes with the largest top-1 drop (classes that did not drop are left out), each ``{"class", "reference",
     "value", "delta", "frames"}``}``. Rows are scored on the same prompts and seeds, so the paired difference is
-    what tells an effect from evaluation noise."""
+    what tells an effect from evaluation noise. ``"per_class"``: every compared class (all the row's classes the
+    reference also scored, the erased ones left out) ``{class: {"reference", "value", "delta", "frames"}}``, in
+    the row's class order: the collateral measured where it lands (``metrics.md``'s per-class table and
+    ``plots/class_delta.png``)."""
     ref = rows.get(reference)
     if ref is None:
         return
@@ -456,17 +459,20 @@ def compare_rows(
                 )
                 if len(common) > 1
                 else None,
-                "lost_most": [
-                    {
-                        "class": c,
-                        "reference": ref_part["per_class_top1"][c],
-                        "value": part["per_class_top1"][c],
-                        "delta": part["per_class_top1"][c] - ref_part["per_class_top1"][c],
-                        "frames": part.get("per_class_frames", {}).get(c),
-                    }
-                    for c in deltas[:lost_most]
-                ],
+                "lost_most": [{"class": c, **_class_vs(part, ref_part, c)} for c in deltas[:lost_most]],
+                "per_class": {c: _class_vs(part, ref_part, c) for c in common},
             }
+
+
+def _class_vs(part: Mapping[str, Any], ref_part: Mapping[str, Any], c: str) -> dict[str, Any]:
+    """Class ``c``'s top-1 (%) in ``part`` against ``ref_part``: ``{"reference", "value", "delta", "frames"}``."""
+    value, ref_value = part["per_class_top1"][c], ref_part["per_class_top1"][c]
+    return {
+        "reference": ref_value,
+        "value": value,
+        "delta": value - ref_value,
+        "frames": part.get("per_class_frames", {}).get(c),
+    }
 
 
 def _f(x: Any) -> float | None:

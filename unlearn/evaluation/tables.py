@@ -7,7 +7,8 @@
 * ``metrics.json`` + ``metrics.md`` — the ESR/PSR table of one erased class (:func:`write_metrics`), written by
   the evaluation callback, the runner (its page: :func:`results_markdown`) and the Lightning test loop alike:
   one table per split of the suite (the toy world's in-grammar and out-of-grammar prompts), what the erased
-  class's prompts drew instead, and the classes that lost most.
+  class's prompts drew instead, the classes that lost most and every kept class's top-1 change against the
+  original row (:func:`class_delta_table`).
 
 Every number is shown with its 95% interval in brackets where the row carries one (``intervals``), and the
 sample sizes are stated above each table (``docs/evaluation.md`` lists which interval each number carries).
@@ -200,6 +201,8 @@ def results_markdown(results: Mapping[str, Any]) -> str:
                 "",
                 table2_objects(by_class),
             ]
+            for cls, methods in by_class.items():  # every kept class against the original row, per erased class
+                lines += class_delta_sections(_parts(methods), f"{cls} erased: per-class")
     if "identity" in ms:
         lines += ["## Faces (Table 3)", "", table3_faces(identity_by_erased(rows))]
     if "clip" in ms or "consistency" in ms:
@@ -370,6 +373,43 @@ def lost_most_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]
     return "\n".join(lines) + "\n" if found else ""
 
 
+def class_delta_table(part: Mapping[str, Mapping[str, Any]]) -> str:
+    """Every kept class's top-1 change against the reference row (``vs_reference.per_class``, points): one line
+    per class, the reference's top-1 then one ΔPSR-1 column per method, sorted by the worst delta across the
+    methods (ties by name); ``""`` when no row was compared."""
+    per = {m: r["vs_reference"]["per_class"] for m, r in part.items() if (r.get("vs_reference") or {}).get("per_class")}
+    if not per:
+        return ""
+    ref = next(part[m]["vs_reference"].get("reference") or "reference" for m in per)
+    classes = list(dict.fromkeys(c for cells in per.values() for c in cells))
+    worst = {c: min(cells[c]["delta"] for cells in per.values() if c in cells) for c in classes}
+    classes.sort(key=lambda c: (worst[c], c))
+    lines = [f"| class | {ref} top-1 | " + " | ".join(f"Δ {m}" for m in per) + " |", "|---|---|" + "---|" * len(per)]
+    for c in classes:
+        ref_value = next(cells[c]["reference"] for cells in per.values() if c in cells)
+        deltas = (f"{per[m][c]['delta']:+.1f}" if c in per[m] else "–" for m in per)
+        lines.append(f"| {c} | {_fmt(ref_value)} | " + " | ".join(deltas) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def class_delta_sections(
+    parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]], what: str = "Per-class"
+) -> list[str]:
+    """The per-class tables of :func:`class_delta_table`, one per split, each under its heading."""
+    lines: list[str] = []
+    for sp, part in parts:
+        table = class_delta_table(part)
+        if table:
+            where = SPLIT_TITLES.get(sp, sp) if sp else "all prompts"
+            where = where[:1].lower() + where[1:]
+            lines += [
+                f"### {what} top-1 against the original row ({where}; Δ in points, worst first)",
+                "",
+                table,
+            ]
+    return lines
+
+
 def erased_concepts_table(parts: list[tuple[str | None, dict[str, Mapping[str, Any]]]]) -> str:
     """Each erased concept's ESR, for rows that erased several together (their ``erased`` part)."""
     lines = ["| method | split | erased concept | ESR-1 ↑ | ESR-5 ↑ | frames |", "|---|---|---|---|---|---|"]
@@ -387,7 +427,8 @@ def erased_concepts_table(parts: list[tuple[str | None, dict[str, Mapping[str, A
 
 def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     """``metrics.md``: the provenance line, a summary with the suite's splits side by side, one full table per
-    split, what the erased class's prompts drew instead, and the classes that lost most."""
+    split, what the erased class's prompts drew instead, the classes that lost most, and every kept class's top-1
+    against the original row per split (:func:`class_delta_table`)."""
     per_split = meta.get("prompts_per_split")
     counts = f" ({', '.join(f'{k} {v}' for k, v in per_split.items())})" if per_split else ""
     lines = [
@@ -422,4 +463,5 @@ def markdown_table(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str
     lost = lost_most_table(parts)
     if lost:
         lines += ["### Classes that lost most (top-1 %, against the original row)", "", lost]
+    lines += class_delta_sections(parts)
     return "\n".join(lines)
