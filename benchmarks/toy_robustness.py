@@ -22,6 +22,9 @@ raw numbers ``benchmarks/results/toy_robustness.json``); a table whose steps are
   #28's targets (embedding ASR ≤ 10 %, textual-inversion ASR ≤ 5 %, ΔPSR-1 ≥ −5) marked met / not met;
 - preservation (plain vs preserve): ESR-1, in-grammar PSR-1, ΔPSR-1 with its paired interval over classes, the
   classes that lose most;
+- per-class ΔPSR-1 (plain, preserve, persistent: :data:`CLASS_DELTA_ROWS`): every kept class's top-1 change
+  against the original row, mean over seeds, worst class first; as bars in ``<out>/class_delta.png`` (published:
+  ``docs/results/toy_robustness_class_delta.png``);
 - several concepts (multi, multi_refusal, multi_refusal_whitened): each concept's ESR-1, PSR-1 on the 22 other
   classes, ΔPSR-1 (targets: ESR-1 ≥ 90 each, ΔPSR-1 ≥ −10).
 
@@ -185,6 +188,10 @@ DEFAULT = [s for s in STEPS if s not in ("adversarial", "attack_adversarial")]
 #: the fit step and row whose attack step scores it, per row of the adversarial table
 ROBUST_ROWS = {"plain": "t2vunlearning", "persistent": "t2vunlearning_persistent", "adversarial": "t2vunlearning_adv"}
 MULTI_ROWS = {"multi": "t2vunlearning", "multi_refusal": "refusal_vector", "multi_refusal_whitened": "refusal_vector"}
+#: the single-concept ("red ring") fit steps of the per-class table, and the row each scores; a new step is one entry
+CLASS_DELTA_ROWS = {"plain": "t2vunlearning", "preserve": "t2vunlearning", "persistent": "t2vunlearning"}
+#: the per-class plot beside robustness.md, and its name when published beside docs/results/toy_robustness.md
+CLASS_DELTA_PNG, PUBLISHED_CLASS_DELTA_PNG = "class_delta.png", "toy_robustness_class_delta.png"
 
 
 def run(cmd: list[str], d: Path, step: str, reuse: bool) -> float:
@@ -235,6 +242,7 @@ def delta_vs(rows: list[dict], orig: dict, erased: list[str]) -> dict:
     kept = [c for c in orig["per_class_top1"] if c not in erased and all(c in r["per_class_top1"] for r in rows)]
     per = {c: mean([r["per_class_top1"][c] for r in rows]) - orig["per_class_top1"][c] for c in kept}
     d["lost_most"] = [[c, per[c]] for c in sorted(per, key=per.get)[:4] if per[c] < 0]
+    d["per_class"] = per  # every kept class's mean-over-seeds delta (the per-class table and its plot)
     return d
 
 
@@ -506,6 +514,56 @@ def multi_table(res: dict, seeds: list[int], out: dict) -> list[str]:
     return [*lines, ""]
 
 
+def class_delta_table(res: dict, seeds: list[int], out: dict) -> list[str]:
+    """Every kept class's top-1 change against the original row, per single-concept step of
+    :data:`CLASS_DELTA_ROWS` with results for every seed: the mean over seeds of each seed's per-class delta
+    (``delta_vs``), classes × steps, sorted by the worst mean delta across the steps (ties by name)."""
+    per: dict[str, dict[str, float]] = {}
+    for step, row in CLASS_DELTA_ROWS.items():
+        orig = original_row(res, seeds, step) if have(res, seeds, step) else None
+        if orig is not None:
+            per[step] = delta_vs([res[s][step]["rows"][row] for s in seeds], orig, ["red ring"])["per_class"]
+    if not per:
+        return [
+            "### Per-class ΔPSR-1",
+            "",
+            f"Not built: needs one of the fit steps {', '.join(CLASS_DELTA_ROWS)} for every seed and the original row.",
+            "",
+        ]
+    classes = list(dict.fromkeys(c for d in per.values() for c in d))
+    worst = {c: min(d[c] for d in per.values() if c in d) for c in classes}
+    classes.sort(key=lambda c: (worst[c], c))
+    out["class_delta"] = {"rows": {step: CLASS_DELTA_ROWS[step] for step in per}, "classes": classes, "delta": per}
+    lines = [
+        f'### Per-class ΔPSR-1 (mean over seeds {seeds}; toy "red ring", in-grammar, top-1 points against the '
+        "original row)",
+        "",
+        "| class | " + " | ".join(f"{step} ({CLASS_DELTA_ROWS[step]})" for step in per) + " |",
+        "|---|" + "---|" * len(per),
+    ]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(f"{per[s][c]:+.1f}" if c in per[s] else "–" for s in per) + " |")
+    lines += ["", f"Worst class first. The same as bars: ![per-class ΔPSR-1]({CLASS_DELTA_PNG})."]
+    left = [s for s in CLASS_DELTA_ROWS if s not in per]
+    if left:
+        lines.append(f"Not in this table (no results for every seed): {', '.join(left)}.")
+    return [*lines, ""]
+
+
+def class_delta_plot(doc: dict, path: Path) -> Path | None:
+    """The per-class table of ``doc`` (:func:`class_delta_table`) as bars, one colour per step; None without it."""
+    cd = doc.get("class_delta")
+    if not cd:
+        return None
+    from unlearn.evaluation.plots import class_delta_bars
+
+    return class_delta_bars(
+        {f"in-grammar, mean over seeds {doc['seeds']}": cd["delta"]},
+        path,
+        title='toy "red ring": collateral per class',
+    )
+
+
 def wall_times(out_dir: Path, seeds: list[int]) -> tuple[list[str], dict]:
     """Each step's wall time as its last run recorded it (``<step>.time.json``)."""
     times = {}
@@ -537,6 +595,7 @@ def tables(res: dict, seeds: list[int], out_dir: Path | None = None) -> tuple[st
     lines = attack_table(res, seeds, out)
     lines += adversarial_table(res, seeds, out)
     lines += preservation_table(res, seeds, out)
+    lines += class_delta_table(res, seeds, out)
     lines += multi_table(res, seeds, out)
     if out_dir is not None:
         more, out["step_seconds"] = wall_times(out_dir, seeds)
@@ -610,9 +669,12 @@ def main() -> None:
         f"`{args.out}/seed<s>/<step>/`.\n\n"
     )
     doc.update({"command": command.strip(), "seconds": seconds, "wall_seconds": total})
+    class_delta_plot(doc, out / CLASS_DELTA_PNG)
     atomic_write_text(out / "robustness.md", header + md)
     atomic_write_text(out / "robustness.json", json.dumps(doc, indent=2))
     if args.publish:
+        if class_delta_plot(doc, ROOT / "docs/results" / PUBLISHED_CLASS_DELTA_PNG):
+            md = md.replace(f"]({CLASS_DELTA_PNG})", f"]({PUBLISHED_CLASS_DELTA_PNG})")
         atomic_write_text(ROOT / "docs/results/toy_robustness.md", header + md)
         atomic_write_text(ROOT / "benchmarks/results/toy_robustness.json", json.dumps(doc, indent=2))
     print(header + md)
