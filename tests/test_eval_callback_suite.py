@@ -102,3 +102,18 @@ def test_callback_records_what_each_row_computed(tmp_path):
     assert methods["safree"]["options"] == {"schedule": "self_validating"}
     assert "crimson hoop" in methods["safree"]["keywords"]
     assert metrics["rows"]["original"]["erased_frames"] == 4  # one prompt of the erased class, four frames
+    # collateral where it lands: every kept class of every row against the original, in metrics.json and .md
+    orig = metrics["rows"]["original"]["per_class_top1"]
+    for row in ("negprompt", "safree", "t2vunlearning"):
+        r = metrics["rows"][row]
+        per = r["vs_reference"]["per_class"]
+        assert set(per) == set(orig) - {"red ring"} and len(per) == 24
+        assert all(per[c]["delta"] == pytest.approx(r["per_class_top1"][c] - orig[c]) for c in per)
+    md = (tmp_path / "eval" / "metrics.md").read_text()
+    table = md.split("### Per-class top-1 against the original row")[1].split("\n\n")[1].splitlines()
+    assert table[0] == "| class | original top-1 | Δ negprompt | Δ safree | Δ t2vunlearning |" and len(table) == 2 + 24
+    # ... and as bars, beside esr_psr.png
+    from PIL import Image
+
+    with Image.open(tmp_path / "eval" / "plots" / "class_delta.png") as im:
+        assert im.format == "PNG" and im.size == (1200, 540)

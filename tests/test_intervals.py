@@ -195,3 +195,66 @@ def test_splits_tables_and_breakdown_from_method_metrics():
     assert "| t2vunlearning | in_grammar | 0.0 |" in md  # breakdown: prompted class 0 %, then the other groups
     assert "| 100.0 [86.2, 100.0] |" in md  # ESR-1 with its Wilson interval over 24 frames
     assert "nothing 33" in md  # most frequent labels, % of the erased frames
+
+
+def _scored(per_class: dict[str, float], out_of_grammar: dict[str, float] | None = None) -> dict:
+    """A crafted ESR/PSR row (the fields markdown_table reads) with its per-class top-1 and frames."""
+    row = {
+        "esr@1": 0.0,
+        "esr@5": 0.0,
+        "psr@1": 0.0,
+        "psr@5": 0.0,
+        "per_class_top1": dict(per_class),
+        "per_class_frames": dict.fromkeys(per_class, 8),
+        "split": "in_grammar",
+    }
+    if out_of_grammar is not None:
+        row["splits"] = {"out_of_grammar": _scored(out_of_grammar) | {"split": None}}
+    return row
+
+
+def test_per_class_deltas_of_every_kept_class_in_metrics_json_and_md():
+    from unlearn.evaluation.tables import class_delta_table, markdown_table
+
+    orig = {"apple": 100.0, "bird": 80.0, "car": 60.0, "dog": 40.0, "eel": 90.0}
+    rows = {
+        "original": _scored(orig, {"bird": 50.0, "car": 75.0}),
+        "t2vunlearning": _scored(
+            {"apple": 0.0, "bird": 70.0, "car": 65.0, "dog": 40.0, "eel": 45.0}, {"bird": 25.0, "car": 75.0}
+        ),
+        "negprompt": _scored({"apple": 30.0, "bird": 80.0, "car": 20.0, "dog": 42.5, "eel": 90.0}, {"bird": 50.0}),
+    }
+    compare_rows(rows, "apple")
+    assert "vs_reference" not in rows["original"]
+    for method in ("t2vunlearning", "negprompt"):
+        per = rows[method]["vs_reference"]["per_class"]
+        assert list(per) == ["bird", "car", "dog", "eel"]  # every kept class, the erased one left out
+        for c, cell in per.items():
+            assert cell == {
+                "reference": orig[c],
+                "value": rows[method]["per_class_top1"][c],
+                "delta": rows[method]["per_class_top1"][c] - orig[c],
+                "frames": 8,
+            }
+        # the paired ΔPSR-1 is the mean of these deltas; lost_most is unchanged beside them
+        assert rows[method]["vs_reference"]["psr@1"]["delta"] == pytest.approx(
+            sum(c["delta"] for c in per.values()) / 4
+        )
+    assert [c["class"] for c in rows["t2vunlearning"]["vs_reference"]["lost_most"]] == ["eel", "bird"]
+    oog = rows["t2vunlearning"]["splits"]["out_of_grammar"]["vs_reference"]["per_class"]
+    assert {c: v["delta"] for c, v in oog.items()} == {"bird": -25.0, "car": 0.0}
+    # metrics.md: one table per split, classes x methods, sorted by the worst delta across the methods
+    md = markdown_table(rows, {"concept": "apple", "backbone": "toy", "num_prompts": 10})
+    assert "### Classes that lost most" in md
+    head = "### Per-class top-1 against the original row (in-grammar held-out prompts; Δ in points, worst first)"
+    table = md.split(head)[1].split("###")[0].strip().splitlines()
+    assert table[0] == "| class | original top-1 | Δ t2vunlearning | Δ negprompt |"
+    assert table[2:] == [
+        "| eel | 90.0 | -45.0 | +0.0 |",
+        "| car | 60.0 | +5.0 | -40.0 |",
+        "| bird | 80.0 | -10.0 | +0.0 |",
+        "| dog | 40.0 | +0.0 | +2.5 |",
+    ]
+    oog_table = md.split("### Per-class top-1 against the original row (out-of-grammar prompts")[1].splitlines()
+    assert oog_table[4:6] == ["| bird | 50.0 | -25.0 | +0.0 |", "| car | 75.0 | +0.0 | – |"]
+    assert class_delta_table({"original": rows["original"]}) == ""  # nothing compared: no table

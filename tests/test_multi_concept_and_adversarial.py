@@ -196,3 +196,6 @@ def test_several_concepts_train_and_the_callback_reports_each(tmp_path):
     assert doc["erased_class"] == "red ring, blue square, green cross"
     assert "vs_reference" in doc["rows"]["t2vunlearning"]  # ΔPSR-1 against the original, over the 22 classes
     assert doc["rows"]["t2vunlearning"]["vs_reference"]["psr@1"]["n"] == 22
+    # every kept class against the original, none of the three erased ones (in the file and the plot's data)
+    assert set(doc["rows"]["t2vunlearning"]["vs_reference"]["per_class"]) == set(kept)
+    assert (tmp_path / "eval" / "plots" / "class_delta.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -106,3 +106,44 @@ def test_classification_bars_draw_each_interval_as_an_error_bar(tmp_path, monkey
     assert drawn[1] is None  # a row without intervals: plain bars
     without = plots.classification_bars({"t2vunlearning": ROW, "original": ROW}, tmp_path / "b.png")
     assert (read_png(with_bars) != read_png(without)).any()
+
+
+def test_class_delta_panels_take_every_compared_row_and_split():
+    def row(delta_in, delta_out=None):
+        r = {**ROW, "split": "in_grammar"}
+        if delta_in is not None:
+            r["vs_reference"] = {"per_class": {c: {"delta": d} for c, d in delta_in.items()}}
+        if delta_out is not None:
+            r["splits"] = {"out_of_grammar": {**ROW, "vs_reference": {"per_class": {"a": {"delta": delta_out}}}}}
+        return r
+
+    rows = {"original": row(None), "t2v": row({"a": -5.0, "b": 2.0}, -1.0), "neg": row({"a": 0.0, "b": -8.0})}
+    assert plots.class_delta_panels(rows) == {
+        "in-grammar": {"t2v": {"a": -5.0, "b": 2.0}, "neg": {"a": 0.0, "b": -8.0}},
+        "out-of-grammar": {"t2v": {"a": -1.0}},
+    }
+    # several erased classes (the runner's {erased class: {method: row}}): one panel per class and split
+    two = plots.class_delta_panels({"golf ball": rows, "church": {"original": row(None), "t2v": row({"a": 1.0})}})
+    assert list(two) == ["golf ball, in-grammar", "golf ball, out-of-grammar", "church, in-grammar"]
+    assert plots.class_delta_panels({"original": row(None)}) == {}  # the reference alone: nothing to plot
+
+
+def test_class_delta_bars_draw_each_class_below_or_above_zero_worst_first(tmp_path):
+    """One method (colour C0), two classes: the worse class (b, -50) is drawn first, below the zero line; a
+    (+50) second, above it. Read back from the PNG's pixels."""
+    path = plots.class_delta_bars(
+        {"in-grammar": {"t2v": {"a": 50.0, "b": -50.0}}}, tmp_path / "d.png", size=(800, 400), title="x erased"
+    )
+    assert png_size(path) == (800, 400)
+    img = read_png(path).astype(int)
+    c0 = np.abs(img - np.array([31, 119, 180])).sum(axis=-1) < 30  # matplotlib's C0, #1f77b4
+    rows_left, rows_right = np.nonzero(c0[:, :400])[0], np.nonzero(c0[:, 400:])[0]
+    assert len(rows_left) > 5000 and len(rows_right) > 5000  # two big bars, one in each half
+    assert np.median(rows_left) > np.median(rows_right) + 100  # b hangs below zero, a stands above it
+    from PIL import Image
+
+    with Image.open(path) as im:  # a valid PNG for PIL too
+        assert im.size == (800, 400)
+    with pytest.raises(ValueError, match="no per-class deltas"):
+        plots.class_delta_bars({"in-grammar": {}}, tmp_path / "e.png")
+    assert not (tmp_path / "e.png").exists()

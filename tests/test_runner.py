@@ -122,6 +122,15 @@ def test_run_writes_videos_manifests_results_and_paper_tables(tmp_path, suite_fi
     assert md.startswith("# Evaluation: red ring on `toy-cogvideox`") and f"num_inference_steps={STEPS}" in md
     assert markdown_table(doc["rows"], doc) in md and "| t2vunlearning |" in md
     assert (out / "plots" / "classification.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every kept class against the original row: in metrics.json, metrics.md and plots/class_delta.png
+    per = doc["rows"]["t2vunlearning"]["vs_reference"]["per_class"]
+    assert set(per) == set(doc["rows"]["original"]["per_class_top1"]) - {"red ring"} and per
+    assert "### Per-class top-1 against the original row" in md
+    assert all(f"| {c} | " in md.split("### Per-class top-1")[1] for c in per)
+    from PIL import Image
+
+    with Image.open(out / "plots" / "class_delta.png") as im:
+        assert im.format == "PNG" and im.size == (1200, 540)
     assert (out / "plots" / "frames.png").is_file()
 
 

@@ -135,6 +135,12 @@ def test_objects_table_one_adapters_folder_per_class(tmp_path, toy_adapters, toy
     )
     md = (out / "table.md").read_text()
     assert "| blue square | t2vunlearning |" in md and "| red ring | original |" in md
+    # every kept class against the original row, per erased class (metrics.md and plots/class_delta.png)
+    page = (out / "metrics.md").read_text()
+    for cls, kept in (("red ring", "blue square"), ("blue square", "red ring")):
+        part = page.split(f"### {cls} erased: per-class top-1 against the original row")[1].split("###")[0]
+        assert f"| {kept} | " in part and f"| {cls} | " not in part and "green cross" in part
+    assert (out / "plots" / "class_delta.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_nudity_table_columns_per_prompt_set_and_figure5(tmp_path, toy_adapters):
