@@ -157,6 +157,34 @@ def test_tables_pool_seeds_and_mark_the_targets(tmp_path):
     assert multi["multi_refusal_whitened"]["targets_met"] == {"esr": True, "delta_psr": True}
     assert multi["multi_refusal_whitened"]["delta_psr@1"]["delta"] == pytest.approx(-1.5)
     assert "Not in this table (no results for every seed): multi." in md
+    # per-class ΔPSR-1, mean over seeds of each seed's delta against the original row: every kept class of every
+    # single-concept step, worst class first (green bar: plain (50 + 30) / 2 - 100 = -60; blue ring: preserve -10;
+    # white dot: persistent -4; yellow square unchanged)
+    cd = doc["class_delta"]
+    assert list(cd["delta"]) == ["plain", "preserve", "persistent"]
+    assert cd["classes"] == ["green bar", "blue ring", "white dot", "yellow square"]
+    assert cd["delta"]["plain"] == pytest.approx(
+        {"green bar": -60.0, "blue ring": 0, "white dot": 0, "yellow square": 0}
+    )
+    assert cd["delta"]["preserve"]["blue ring"] == pytest.approx(-10.0)
+    assert cd["delta"]["persistent"] == pytest.approx(
+        {"green bar": 0, "blue ring": 0, "white dot": -4.0, "yellow square": 0}
+    )
+    table = md.split("### Per-class ΔPSR-1 (mean over seeds [0, 1]")[1].split("\n\n")[1].splitlines()
+    assert table == [
+        "| class | plain (t2vunlearning) | preserve (t2vunlearning) | persistent (t2vunlearning) |",
+        "|---|---|---|---|",
+        "| green bar | -60.0 | +0.0 | +0.0 |",
+        "| blue ring | +0.0 | -10.0 | +0.0 |",
+        "| white dot | +0.0 | +0.0 | -4.0 |",
+        "| yellow square | +0.0 | +0.0 | +0.0 |",
+    ]
+    # ... and as bars beside robustness.md, linked from it
+    from PIL import Image
+
+    assert "](class_delta.png)" in md
+    with Image.open(tmp_path / "class_delta.png") as im:
+        assert im.format == "PNG" and im.size == (1200, 540)
 
 
 def test_missing_steps_leave_their_table_out(tmp_path):
@@ -166,11 +194,20 @@ def test_missing_steps_leave_their_table_out(tmp_path):
     assert "preservation" not in doc and "Not built: needs the fit steps plain and preserve" in md
     assert "persistent" not in doc["adversarial"] and "The persistent adversary is not in this table" in md
     assert "multi_refusal_whitened" not in doc["multi"]
+    # the per-class table keeps the steps with results for every seed
+    assert list(doc["class_delta"]["delta"]) == ["plain", "persistent"]
+    assert "Not in this table (no results for every seed): preserve." in md
     # the original row of the multi suite still comes from seed 0's whitened run
     assert doc["multi"]["original"]["psr@1"] == pytest.approx(82.5)
     (tmp_path / "seed0" / "multi_refusal_whitened" / "eval" / "metrics.json").unlink()
     md, doc = _tables(tmp_path)
     assert "multi" not in doc and "Not built: needs a several-concepts fit step" in md
+    for step in ("plain", "persistent"):
+        (tmp_path / "seed1" / step / "eval" / "metrics.json").unlink()
+    (tmp_path / "class_delta.png").unlink()
+    md, doc = _tables(tmp_path)
+    assert "class_delta" not in doc and "### Per-class ΔPSR-1\n\nNot built" in md
+    assert not (tmp_path / "class_delta.png").exists()
 
 
 def _commands(tmp_path) -> dict[str, list[str]]:
