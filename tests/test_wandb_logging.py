@@ -110,7 +110,7 @@ def test_offline_run_has_videos_tables_plots_norms_and_config(tmp_path):
     per_class = json.loads((run / "files" / history["eval/per_class/path"]).read_text())
     assert per_class["columns"] == ["class", "original top-1", "t2vunlearning top-1"]
     assert len(per_class["data"]) == 25  # every toy-world class
-    for plot in ("eval/plots/esr_psr", "eval/plots/frames"):
+    for plot in ("eval/plots/esr_psr", "eval/plots/class_delta", "eval/plots/frames"):
         assert history[f"{plot}/_type"] == "image-file", plot
         assert (run / "files" / history[f"{plot}/path"]).stat().st_size > 1000
     for row in ("original", "t2vunlearning"):
