@@ -144,6 +144,8 @@ def test_class_delta_bars_draw_each_class_below_or_above_zero_worst_first(tmp_pa
 
     with Image.open(path) as im:  # a valid PNG for PIL too
         assert im.size == (800, 400)
+    three = {f"class {i}, in-grammar": {"t2v": {"a": -1.0}} for i in range(3)}
+    assert png_size(plots.class_delta_bars(three, tmp_path / "three.png")) == (1200, 960)  # 320 px a panel
     with pytest.raises(ValueError, match="no per-class deltas"):
         plots.class_delta_bars({"in-grammar": {}}, tmp_path / "e.png")
     assert not (tmp_path / "e.png").exists()

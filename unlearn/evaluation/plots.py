@@ -143,7 +143,7 @@ def class_delta_bars(
     *,
     reference: str = "original",
     colors: Mapping[str, str] | None = None,
-    size: tuple[int, int] = (1200, 540),
+    size: tuple[int, int] | None = None,
     dpi: int = 100,
     title: str | None = None,
 ) -> Path:
@@ -152,7 +152,7 @@ def class_delta_bars(
     ``panels`` ``{panel title: {method: {class: Δ}}}`` (:func:`class_delta_panels`), stacked vertically, each titled
     "<panel>: Δ top-1 vs <reference>". ``colors``: ``{method: matplotlib colour}`` (default ``C0``, ``C1``, ... in
     order of first appearance); give the rows' order with the reference first to match :func:`classification_bars`'
-    colours. ``size``: PNG width × height in pixels."""
+    colours. ``size``: PNG width × height in pixels (default 1200 × max(540, 320 · panels))."""
     panels = {k: v for k, v in panels.items() if v}
     if not panels:
         raise ValueError("class_delta_bars got no per-class deltas (no row was compared with a reference row)")
@@ -160,6 +160,7 @@ def class_delta_bars(
     colors = dict(colors or {})
     for j, m in enumerate(methods):
         colors.setdefault(m, f"C{j % 10}")
+    size = size or (1200, max(540, 320 * len(panels)))
     fig = _figure(size[0], size[1], dpi)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (name, deltas) in zip(axes, panels.items()):
