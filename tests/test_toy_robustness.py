@@ -24,6 +24,8 @@ ATTACKS = ["none", "ring_a_bell", "unlearndiffatk", "textual_inversion", "embedd
 THREE = ["red ring", "blue square", "green cross"]
 KEPT = {"blue ring": 100.0, "green bar": 100.0, "white dot": 80.0, "yellow square": 90.0}
 MULTI_KEPT = {"red bar": 100.0, "white dot": 80.0, "yellow square": 90.0, "green bar": 60.0}
+#: the kept classes when "blue square" is erased (its own suite: red ring is one of them)
+SQUARE_KEPT = {"red ring": 100.0, "green bar": 100.0, "white dot": 80.0, "yellow square": 90.0}
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
@@ -78,6 +80,20 @@ def _results(root: Path, seeds=(0, 1), skip: tuple[str, ...] = ()) -> None:
             ),
             "persistent/eval/metrics.json": _fit("single", {"t2vunlearning": _row(100.0, {**KEPT, "white dot": 76.0})}),
             "preserve/eval/metrics.json": _fit("single", {"t2vunlearning": _row(99.0, {**KEPT, "blue ring": 90.0})}),
+            "preserve_top16/eval/metrics.json": _fit(
+                "single", {"t2vunlearning": _row(100.0, {**KEPT, "blue ring": 70.0})}
+            ),
+            "plain_blue_square/eval/metrics.json": _fit(
+                "square",
+                {
+                    **({"original": _row(2.0, SQUARE_KEPT)} if first else {}),
+                    "t2vunlearning": _row(100.0, {**SQUARE_KEPT, "red ring": 60.0}),
+                },
+            ),
+            # ESR-1 98.5 over the seeds: misses point 4's ESR-1 >= 99 although its delta (-2.5) would pass
+            "preserve_blue_square/eval/metrics.json": _fit(
+                "square", {"t2vunlearning": _row(98.0 if s == 0 else 99.0, {**SQUARE_KEPT, "red ring": 90.0})}
+            ),
             "multi_refusal/eval/metrics.json": _fit(
                 "multi", {"refusal_vector": _row(0, dict.fromkeys(MULTI_KEPT, 30.0), {c: 100.0 for c in THREE})}
             ),
@@ -148,6 +164,22 @@ def test_tables_pool_seeds_and_mark_the_targets(tmp_path):
     pre = doc["preservation"]["preserve"]["delta_psr@1"]
     assert pre["delta"] == pytest.approx(-2.5) and pre["lost_most"] == [["blue ring", -10.0]]
     assert pre["low"] < -2.5 < pre["high"]
+    assert doc["preservation"]["preserve_top16"]["delta_psr@1"]["delta"] == pytest.approx(-7.5)
+    # the second concept is scored against the original row of its own suite, with "red ring" a kept class
+    square = doc["preservation"]["preserve_blue_square"]
+    assert square["concept"] == "blue square" and square["delta_psr@1"]["delta"] == pytest.approx(-2.5)
+    assert square["delta_psr@1"]["lost_most"] == [["red ring", -10.0]]
+    assert doc["preservation"]["plain_blue_square"]["delta_psr@1"]["delta"] == pytest.approx(-10.0)
+    assert list(doc["preservation"]) == [
+        "plain",
+        "preserve_top16",
+        "preserve",
+        "plain_blue_square",
+        "preserve_blue_square",
+    ]
+    assert "| **blue square**: original model | 2.0 | 92.5 | – | – |" in md
+    # only each concept's chosen setting is judged: red ring meets it, blue square misses ESR-1 (98.5 < 99)
+    assert "(the chosen setting): met for red ring (preserve); not met for blue square (preserve_blue_square)." in md
     # several concepts: the original row is the one scored on the multi suite (not plain's), the stacked edit
     # fails the preservation target, the whitened one meets both
     multi = doc["multi"]
@@ -188,10 +220,14 @@ def test_tables_pool_seeds_and_mark_the_targets(tmp_path):
 
 
 def test_missing_steps_leave_their_table_out(tmp_path):
-    _results(tmp_path, skip=("preserve", "attack_persistent"))
+    _results(tmp_path, skip=("preserve", "attack_persistent", "plain_blue_square"))
     (tmp_path / "seed1" / "multi_refusal_whitened" / "eval" / "metrics.json").unlink()
     md, doc = _tables(tmp_path)
-    assert "preservation" not in doc and "Not built: needs the fit steps plain and preserve" in md
+    # red ring without its chosen setting: the other rows stay, the target is not judged; blue square without its
+    # default run: left out
+    assert list(doc["preservation"]) == ["plain", "preserve_top16"]
+    assert "not judged for red ring (preserve has no results for every seed)." in md
+    assert "blue square" not in md.split("### Preservation set")[1].split("###")[0]
     assert "persistent" not in doc["adversarial"] and "The persistent adversary is not in this table" in md
     assert "multi_refusal_whitened" not in doc["multi"]
     # the per-class table keeps the steps with results for every seed
@@ -226,6 +262,9 @@ def test_attack_steps_attack_their_own_rows(tmp_path):
     fit_rows = {k: c[c.index("--trainer.callbacks.rows") + 1] for k, c in cmds.items() if "fit" in c[:4]}
     assert fit_rows["seed3/plain"] == "[original, t2vunlearning]" and fit_rows["seed4/plain"] == "[t2vunlearning]"
     assert fit_rows["seed3/multi_refusal_whitened"] == "[original, refusal_vector]"
+    # the second concept's suite needs its own original row
+    assert fit_rows["seed3/plain_blue_square"] == "[original, t2vunlearning]"
+    assert fit_rows["seed4/preserve_blue_square"] == "[t2vunlearning]"
 
 
 def test_benchmark_overrides_reach_the_model_and_data(tmp_path, capsys):
@@ -241,7 +280,19 @@ def test_benchmark_overrides_reach_the_model_and_data(tmp_path, capsys):
         assert done.value.code in (0, None), key
         printed[key.split("/")[1]] = yaml.safe_load(capsys.readouterr().out)
     assert printed["adversarial"]["model"]["init_args"]["adversarial_steps"] == 2
-    assert printed["preserve"]["data"]["init_args"]["preserve_rule"] == "conditioning"
+    pre = printed["preserve"]
+    assert pre["data"]["init_args"]["preserve_rule"] == "conditioning"
+    assert (pre["data"]["init_args"]["preserve_top_k"], pre["model"]["init_args"]["beta"]) == (24, 20.0)
+    assert pre["trainer"]["max_epochs"] == 12 and pre["data"]["init_args"]["concept"] == "red ring"
+    assert printed["preserve_top16"]["data"]["init_args"]["preserve_top_k"] == 16
+    square = printed["preserve_blue_square"]
+    assert square["data"]["init_args"]["concept"] == "blue square"
+    assert {k: square["data"]["init_args"][k] for k in ("preserve_rule", "preserve_top_k")} == {
+        "preserve_rule": "conditioning",
+        "preserve_top_k": 24,
+    }
+    assert printed["plain_blue_square"]["data"]["init_args"]["concept"] == "blue square"
+    assert printed["plain_blue_square"]["data"]["init_args"]["preserve_rule"] == "neighbours"
     assert printed["multi"]["data"]["init_args"]["concept"] == THREE
     w = printed["multi_refusal_whitened"]
     assert w["model"]["init_args"]["combine"] == "kept_whitened"
