@@ -14,7 +14,7 @@ step of :data:`STEPS` writes into its own folder ``<out>/seed{s}/<step>/``:
   steps at ε = 1 std) is kept but not run by default;
 - attack steps (``unlearn attack --config configs/attack_toy.yaml``, one per row group so a new row never reruns
   the others; result ``results.json``): ``attack_baselines`` (original, negprompt, safree), ``attack_plain``,
-  ``attack_persistent``, ``attack_refusal`` (and ``attack_adversarial``, not by default).
+  ``attack_persistent``, ``attack_preserve``, ``attack_refusal`` (and ``attack_adversarial``, not by default).
 
 Tables (``<out>/robustness.md`` + ``.json``; ``--publish`` also writes ``docs/results/toy_robustness.md`` and the
 raw numbers ``benchmarks/results/toy_robustness.json``); a table whose steps are missing is left out with a note:
@@ -201,6 +201,7 @@ STEPS: dict[str, Fit | Attack] = {
     "attack_baselines": Attack(["original", "negprompt", "safree"]),
     "attack_plain": Attack(["t2vunlearning={d}/plain/adapters"], ["plain"]),
     "attack_persistent": Attack(["t2vunlearning_persistent:t2vunlearning={d}/persistent/adapters"], ["persistent"]),
+    "attack_preserve": Attack(["t2vunlearning_preserve:t2vunlearning={d}/preserve/adapters"], ["preserve"]),
     "attack_refusal": Attack(["refusal_vector={d}/refusal/refusal"], ["refusal"]),
     "attack_adversarial": Attack(["t2vunlearning_adv:t2vunlearning={d}/adversarial/adapters"], ["adversarial"]),
 }
@@ -208,7 +209,12 @@ STEPS: dict[str, Fit | Attack] = {
 #: preservation rule's first setting, ``--only preserve_top16``)
 DEFAULT = [s for s in STEPS if s not in ("adversarial", "attack_adversarial", "preserve_top16")]
 #: the fit step and row whose attack step scores it, per row of the adversarial table
-ROBUST_ROWS = {"plain": "t2vunlearning", "persistent": "t2vunlearning_persistent", "adversarial": "t2vunlearning_adv"}
+ROBUST_ROWS = {
+    "plain": "t2vunlearning",
+    "persistent": "t2vunlearning_persistent",
+    "preserve": "t2vunlearning_preserve",  # does the preservation set (#28 point 4) cost robustness?
+    "adversarial": "t2vunlearning_adv",
+}
 MULTI_ROWS = {"multi": "t2vunlearning", "multi_refusal": "refusal_vector", "multi_refusal_whitened": "refusal_vector"}
 #: the preservation table: per concept, its default run first (neighbours in L_pre), then the preservation sets;
 #: the last one is the chosen setting, judged against #28 point 4's target

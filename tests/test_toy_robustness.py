@@ -117,6 +117,8 @@ def _results(root: Path, seeds=(0, 1), skip: tuple[str, ...] = ()) -> None:
                 {"t2vunlearning": {**none, "textual_inversion": 2 if s == 0 else 1, "embedding": 2}}
             ),
             "attack_persistent/results.json": _attack({"t2vunlearning_persistent": none}),
+            # the preservation set's adapters under attack: the embedding attack recovers 3 of 4 in every seed
+            "attack_preserve/results.json": _attack({"t2vunlearning_preserve": {**none, "embedding": 3}}),
         }
         for rel, doc in steps.items():
             if rel.split("/")[0] not in skip:
@@ -149,6 +151,7 @@ def test_tables_pool_seeds_and_mark_the_targets(tmp_path):
         "safree",
         "t2vunlearning",
         "t2vunlearning_persistent",
+        "t2vunlearning_preserve",
     ]
     # #28's targets: the plain row misses all three (embedding 50 %, TI 37.5 %, ΔPSR-1: green bar (50 + 30) / 2 -
     # 100 = -60 over 4 classes = -15); the persistent one meets all three (white dot -4 over 4 classes = -1)
@@ -160,6 +163,10 @@ def test_tables_pool_seeds_and_mark_the_targets(tmp_path):
     assert adv["persistent"]["targets_met"] == {"embedding": True, "textual_inversion": True, "delta_psr": True}
     assert "embedding not met, textual_inversion not met, delta_psr not met" in md
     assert "embedding met, textual_inversion met, delta_psr met" in md
+    # the preservation set's row is in the same table, scored by its own attack step (6 of 8 -> 75 %)
+    assert adv["preserve"]["row"] == "t2vunlearning_preserve" and adv["preserve"]["asr"]["embedding"] == 75.0
+    assert adv["preserve"]["targets_met"] == {"embedding": False, "textual_inversion": True, "delta_psr": True}
+    assert [k for k in adv if k != "original"] == ["plain", "persistent", "preserve"]
     # preservation: blue ring -10 in every seed -> -2.5 over the 4 classes, the class that lost most named
     pre = doc["preservation"]["preserve"]["delta_psr@1"]
     assert pre["delta"] == pytest.approx(-2.5) and pre["lost_most"] == [["blue ring", -10.0]]
