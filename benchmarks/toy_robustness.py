@@ -120,7 +120,6 @@ class Fit:
     extra: list[str]
     original: bool = False
     needs_flags: bool = False  # skipped while ``extra`` is empty (flags not chosen yet)
-    concept: str = "red ring"  # the class it erases (tables only: ``extra`` names any other one)
 
     result = "eval/metrics.json"
 
@@ -191,8 +190,8 @@ STEPS: dict[str, Fit | Attack] = {
     "persistent": Fit(T2V, "t2vunlearning", PERSISTENT, needs_flags=True),
     "preserve": Fit(T2V, "t2vunlearning", PRESERVE),
     "preserve_top16": Fit(T2V, "t2vunlearning", PRESERVE_TOP16),
-    "plain_blue_square": Fit(T2V, "t2vunlearning", BLUE_SQUARE, original=True, concept="blue square"),
-    "preserve_blue_square": Fit(T2V, "t2vunlearning", [*BLUE_SQUARE, *PRESERVE], concept="blue square"),
+    "plain_blue_square": Fit(T2V, "t2vunlearning", BLUE_SQUARE, original=True),
+    "preserve_blue_square": Fit(T2V, "t2vunlearning", [*BLUE_SQUARE, *PRESERVE]),
     "refusal": Fit(REFUSAL, "refusal_vector", []),
     "multi": Fit(T2V, "t2vunlearning", MULTI, original=True),
     "multi_refusal": Fit(REFUSAL, "refusal_vector", MULTI_REFUSAL),
@@ -222,12 +221,16 @@ PRESERVE_GROUPS = {
     "red ring": ["plain", "preserve_top16", "preserve"],
     "blue square": ["plain_blue_square", "preserve_blue_square"],
 }
+_NEIGHBOURS, _CHOSEN = (
+    "neighbours (default: 8 classes × 2 prompts, β 5)",
+    "conditioning: all 24 classes × 2 prompts, β 20, 12 epochs",
+)
 PRESERVE_RULES = {
-    "plain": "neighbours (default: 8 classes × 2 prompts, β 5)",
-    "plain_blue_square": "neighbours (default: 8 classes × 2 prompts, β 5)",
+    "plain": _NEIGHBOURS,
+    "plain_blue_square": _NEIGHBOURS,
     "preserve_top16": "conditioning: 16 classes × 2 prompts, β 5",
-    "preserve": "conditioning: all 24 classes × 2 prompts, β 20, 12 epochs",
-    "preserve_blue_square": "conditioning: all 24 classes × 2 prompts, β 20, 12 epochs",
+    "preserve": _CHOSEN,
+    "preserve_blue_square": _CHOSEN,
 }
 #: the single-concept ("red ring") fit steps of the per-class table, and the row each scores; a new step is one entry
 CLASS_DELTA_ROWS = {"plain": "t2vunlearning", "preserve": "t2vunlearning", "persistent": "t2vunlearning"}
