@@ -8,6 +8,7 @@ import json
 import lightning.pytorch as pl
 import pytest
 import torch
+from toy_training import quiet_trainer, tiny_toy_data, tiny_toy_model
 
 from unlearn.callbacks import ErasureEvaluation
 from unlearn.evaluation import Evaluators, MetricConfig, RowMetrics, joint_classification_row
@@ -98,43 +99,10 @@ def test_erased_together_psr_leaves_out_every_erased_class():
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _trainer(tmp_path, callbacks=(), **kw):
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-        callbacks=list(callbacks),
-        **kw,
-    )
-
-
 def test_adversarial_training_step_adds_the_worst_case_term(tmp_path):
     pl.seed_everything(0)
-    model = T2VUnlearning(
-        backbone="toy-cogvideox",
-        tiny=True,
-        torch_dtype="float32",
-        adapter_dim=8,
-        eta=3.0,
-        alpha=0.0,
-        beta=1.0,
-        learning_rate=1e-2,
-        adversarial_steps=2,
-        adversarial_epsilon=0.5,
-    )
-    dm = ToyWorldDataModule(
-        concept="red ring",
-        num_prompts=2,
-        preserve_prompts_per_class=1,
-        num_inference_steps=4,
-        record_steps=[1, 2],
-        cache_dir=str(tmp_path / "cache"),
-        batch_size=4,
-    )
+    model = tiny_toy_model(adversarial_steps=2, adversarial_epsilon=0.5)
+    dm = tiny_toy_data(tmp_path, num_prompts=2)
     seen = []
 
     class Record(pl.Callback):
@@ -142,7 +110,7 @@ def test_adversarial_training_step_adds_the_worst_case_term(tmp_path):
             losses = pl_module.compute_losses(batch)
             seen.append({k: float(v) for k, v in losses.items()})
 
-    _trainer(tmp_path, [Record()], max_steps=3).fit(model, dm)
+    quiet_trainer(tmp_path, [Record()], max_steps=3).fit(model, dm)
     assert seen and all("adv_unlearn" in s for s in seen)
     # the worst case near the batch's conditioning is at least as bad for the adapters as the clean one
     assert all(s["adv_unlearn"] >= s["unlearn"] - 1e-6 for s in seen)
@@ -155,25 +123,8 @@ def test_adversarial_training_step_adds_the_worst_case_term(tmp_path):
 
 def test_several_concepts_train_and_the_callback_reports_each(tmp_path):
     pl.seed_everything(0)
-    model = T2VUnlearning(
-        backbone="toy-cogvideox",
-        tiny=True,
-        torch_dtype="float32",
-        adapter_dim=8,
-        eta=3.0,
-        alpha=1.0,
-        beta=1.0,
-        learning_rate=1e-2,
-    )
-    dm = ToyWorldDataModule(
-        concept=THREE,
-        num_prompts=1,
-        preserve_prompts_per_class=1,
-        num_inference_steps=2,
-        record_steps=[1],
-        cache_dir=str(tmp_path / "cache"),
-        batch_size=4,
-    )
+    model = tiny_toy_model(alpha=1.0)
+    dm = tiny_toy_data(tmp_path, concept=THREE, num_prompts=1, num_inference_steps=2, record_steps=[1])
     cb = ErasureEvaluation(
         rows=["original", "t2vunlearning", "negprompt"],
         per_class=1,
@@ -183,7 +134,7 @@ def test_several_concepts_train_and_the_callback_reports_each(tmp_path):
         sample_videos=0,
         dirpath=str(tmp_path / "eval"),
     )
-    _trainer(tmp_path, [cb], max_steps=1).fit(model, dm)
+    quiet_trainer(tmp_path, [cb], max_steps=1).fit(model, dm)
     doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for row in ("original", "t2vunlearning", "negprompt"):
         r = doc["rows"][row]

@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
+from toy_training import quiet_trainer, tiny_toy_data, tiny_toy_model
 
 from unlearn.checks import InputError
 from unlearn.cli import main
@@ -23,47 +24,6 @@ from unlearn.methods.t2vunlearning.losses import unlearning_loss
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _model(**kw) -> T2VUnlearning:
-    args = dict(
-        backbone="toy-cogvideox",
-        tiny=True,
-        torch_dtype="float32",
-        adapter_dim=8,
-        eta=3.0,
-        alpha=0.0,
-        beta=1.0,
-        learning_rate=1e-2,
-    )
-    args.update(kw)
-    return T2VUnlearning(**args)
-
-
-def _dm(tmp_path) -> ToyWorldDataModule:
-    return ToyWorldDataModule(
-        concept="red ring",
-        num_prompts=3,
-        preserve_prompts_per_class=1,
-        num_inference_steps=4,
-        record_steps=[1, 2],
-        cache_dir=str(tmp_path / "cache"),
-        batch_size=4,
-    )
-
-
-def _trainer(tmp_path, callbacks=(), **kw) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-        callbacks=list(callbacks),
-        **kw,
-    )
-
-
 def _randomise_adapters(model: T2VUnlearning, seed: int = 0) -> None:
     """Give the zero-initialised ``Up`` layers weights, so that the adapted model differs from the frozen one."""
     g = torch.Generator().manual_seed(seed)
@@ -73,7 +33,7 @@ def _randomise_adapters(model: T2VUnlearning, seed: int = 0) -> None:
 
 
 def _batch(model: T2VUnlearning, dm: ToyWorldDataModule, tmp_path) -> dict:
-    trainer = _trainer(tmp_path, max_steps=0)
+    trainer = quiet_trainer(tmp_path, max_steps=0)
     trainer.fit(model, dm)  # builds the pseudo data; no step
     return next(iter(dm.train_dataloader()))
 
@@ -90,13 +50,13 @@ def _batch(model: T2VUnlearning, dm: ToyWorldDataModule, tmp_path) -> dict:
 )
 def test_bad_adversary_settings_are_refused(kw, match):
     with pytest.raises(InputError, match=match):
-        _model(**kw)
+        tiny_toy_model(**kw)
 
 
 def test_the_inner_objective_falls_and_the_bank_keeps_its_adam_state(tmp_path):
     pl.seed_everything(0)
-    model = _model(adversary="persistent", adversarial_steps=3)
-    batch = _batch(model, _dm(tmp_path), tmp_path)
+    model = tiny_toy_model(adversary="persistent", adversarial_steps=3)
+    batch = _batch(model, tiny_toy_data(tmp_path), tmp_path)
     _randomise_adapters(model)
     bank, bb = ConditioningBank(), model.backbone
     rows = torch.as_tensor(batch["prompt_index"])
@@ -121,12 +81,12 @@ def test_the_inner_objective_falls_and_the_bank_keeps_its_adam_state(tmp_path):
 
 
 def test_zero_adversary_steps_is_the_plain_method(tmp_path):
-    dm = _dm(tmp_path)
+    dm = tiny_toy_data(tmp_path)
     pl.seed_everything(0)
-    plain = _model()
+    plain = tiny_toy_model()
     batch = _batch(plain, dm, tmp_path)
     pl.seed_everything(0)
-    off = _model(adversary="persistent", adversarial_steps=0)
+    off = tiny_toy_model(adversary="persistent", adversarial_steps=0)
     assert off.adversary is None
     off.switch.load_state_dict(plain.switch.state_dict())
     a, b = plain.compute_losses(batch), off.compute_losses(batch)
@@ -137,9 +97,9 @@ def test_zero_adversary_steps_is_the_plain_method(tmp_path):
 def test_the_adversarial_erase_gradient_reaches_the_adapters(tmp_path):
     """``total``'s gradient is that of ``L_unlearn + β L_pre + w · L_unlearn(cond + bank)`` with the bank after
     its inner steps (the injected gradient is the adversarial forward's, taken before the clean forward)."""
-    dm = _dm(tmp_path)
+    dm = tiny_toy_data(tmp_path)
     pl.seed_everything(0)
-    model = _model(adversary="persistent", adversarial_steps=2, adversarial_weight=0.5)
+    model = tiny_toy_model(adversary="persistent", adversarial_steps=2, adversarial_weight=0.5)
     batch = _batch(model, dm, tmp_path)
     _randomise_adapters(model)
     params = [p for p in model.switch.parameters() if p.requires_grad]
